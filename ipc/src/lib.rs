@@ -1,0 +1,1 @@
+//! Supervisor ⇄ node wire protocol.
