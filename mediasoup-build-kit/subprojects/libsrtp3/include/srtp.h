@@ -18,6 +18,9 @@
 extern "C" {
 #endif
 
+/* The longest authentication tag of any profile (AEAD GCM: 16 bytes). */
+#define SRTP_MAX_TAG_LEN 16
+
 /* Room the caller must leave after an RTP or RTCP packet for srtp_protect(_rtcp):
  * 2.x tag (16) + MKI (128) + the SRTCP index (4). */
 #define SRTP_MAX_TRAILER_LEN (16 + 128 + 4)
