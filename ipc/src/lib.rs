@@ -1,1 +1,22 @@
-//! Supervisor ⇄ node wire protocol.
+//! The supervisor ⇄ node wire.
+//!
+//! - [`frame`]: length-prefixed postcard frames with a hard size cap, a sans-IO decoder and
+//!   async read/write helpers;
+//! - [`messages`]: what travels: the hello with its protocol version, requests and their
+//!   answers, node events and load reports;
+//! - [`socket`]: the Unix-domain (interprocess local socket) transport;
+//! - [`rpc`]: the supervisor's side of request/answer: ids, one answer each, timeouts, and
+//!   failing everything in flight when the node goes away.
+//!
+//! mediasoup's own types (RTP parameters, ICE/DTLS parameters) cross this wire as JSON
+//! strings: the supervisor passes them between client and node without interpreting them,
+//! and postcard cannot carry self-describing JSON values.
+
+pub mod error;
+pub mod frame;
+pub mod messages;
+pub mod rpc;
+pub mod socket;
+
+pub use error::{FrameError, RpcError};
+pub use messages::PROTOCOL_VERSION;

@@ -1,1 +1,120 @@
-fn main() {}
+//! `node`: hosts mediasoup workers for the supervisor, which starts it; not meant to be run
+//! by hand. See `node --help`.
+
+mod media_config;
+mod rooms;
+mod service;
+mod workers;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Parser;
+
+use crate::media_config::MediaListen;
+use crate::rooms::Rooms;
+use crate::service::Stop;
+
+const BUILD_INFO: &str = include_str!(concat!(env!("OUT_DIR"), "/build_info.txt"));
+
+/// A media node of the SFU: runs mediasoup workers and does what the supervisor asks over
+/// a Unix socket. Started by `supervisor`; exits when the supervisor goes away.
+#[derive(Debug, Parser)]
+#[command(name = "node", version = BUILD_INFO.lines().next().unwrap_or("unknown"), long_version = BUILD_INFO)]
+struct Args {
+    /// Unix socket of the supervisor to connect to.
+    #[arg(long)]
+    socket: PathBuf,
+    /// Number of mediasoup workers (one per core the node is given).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    workers: u32,
+    /// Local address media (UDP/TCP) sockets listen on.
+    #[arg(long, env = "RTC_IP", default_value = "127.0.0.1")]
+    rtc_ip: IpAddr,
+    /// Address announced in ICE candidates, for a node behind NAT (defaults to --rtc-ip).
+    #[arg(long, env = "PUBLIC_IP")]
+    public_ip: Option<String>,
+    /// Lowest port of media sockets.
+    #[arg(long, env = "RTC_MIN_PORT", default_value_t = 40000)]
+    rtc_min_port: u16,
+    /// Highest port of media sockets.
+    #[arg(long, env = "RTC_MAX_PORT", default_value_t = 49999)]
+    rtc_max_port: u16,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,mediasoup=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    if args.rtc_min_port > args.rtc_max_port {
+        eprintln!(
+            "node: error: --rtc-min-port {} is above --rtc-max-port {}",
+            args.rtc_min_port, args.rtc_max_port
+        );
+        return ExitCode::from(2);
+    }
+    die_with_parent();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("node: error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(Stop::SupervisorGone) => {
+            tracing::info!("supervisor gone, exiting");
+            ExitCode::SUCCESS
+        }
+        Ok(Stop::Shutdown) => {
+            tracing::info!("shut down by the supervisor");
+            ExitCode::SUCCESS
+        }
+        Ok(Stop::WorkerDied) => ExitCode::FAILURE,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A node must not outlive its supervisor, even one killed with SIGKILL.
+fn die_with_parent() {
+    if let Err(e) = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL) {
+        tracing::warn!("cannot ask to die with the supervisor: {e}");
+    }
+    // The supervisor may have died before the line above: then we are re-parented already.
+    if nix::unistd::getppid().as_raw() == 1 {
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<Stop> {
+    let manager = mediasoup::worker_manager::WorkerManager::new();
+    let ports = args.rtc_min_port..=args.rtc_max_port;
+    let workers = workers::start_workers(&manager, args.workers, ports.clone())
+        .await
+        .context("starting mediasoup workers")?;
+    tracing::info!(
+        pid = std::process::id(),
+        workers = args.workers,
+        "node started"
+    );
+    let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let listen = MediaListen {
+        ip: args.rtc_ip,
+        announced_address: args.public_ip.clone(),
+        ports,
+    };
+    let rooms = Arc::new(Rooms::new(workers, listen, events_tx));
+    let version = BUILD_INFO.lines().next().unwrap_or("unknown").to_string();
+    service::serve(&args.socket, rooms, events_rx, version).await
+}

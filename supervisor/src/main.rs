@@ -1,1 +1,198 @@
-fn main() {}
+//! `supervisor`: the SFU's public entry point. See `supervisor --help` and the design page.
+
+mod config;
+mod http;
+mod node_link;
+mod node_pool;
+mod placement;
+mod protocol;
+mod rooms;
+mod signaling;
+mod tls;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::node_link::LinkEvent;
+use crate::node_pool::{NodePool, NodeSpec};
+use crate::rooms::{Limits, Rooms};
+
+fn main() -> ExitCode {
+    let config = Config::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = config.validate() {
+        eprintln!("supervisor: error: {e}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("supervisor: error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("supervisor: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn sibling_node_binary() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot locate the supervisor executable")?;
+    Ok(exe.with_file_name("node"))
+}
+
+fn default_web_dir() -> PathBuf {
+    // target/<profile>/supervisor → <checkout>/web/dist; else ./web/dist.
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.join("web/dist")))
+        .filter(|dir| dir.is_dir())
+        .unwrap_or_else(|| PathBuf::from("web/dist"))
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let tls = if config.tls_mode {
+        // validate() made sure both paths are there.
+        let (cert, key) = match (&config.tls_cert_path, &config.tls_key_path) {
+            (Some(cert), Some(key)) => (cert, key),
+            _ => anyhow::bail!("TLS_MODE=1 needs TLS_CERT_PATH and TLS_KEY_PATH"),
+        };
+        Some(tls::server_config(cert, key)?)
+    } else {
+        None
+    };
+    let node_binary = match &config.node_binary {
+        Some(path) => path.clone(),
+        None => sibling_node_binary()?,
+    };
+    if !node_binary.is_file() {
+        anyhow::bail!(
+            "node executable not found at {} (build it with cargo build, or pass --node-binary)",
+            node_binary.display()
+        );
+    }
+    let listener = tokio::net::TcpListener::bind((config.bind, config.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", config.bind, config.port))?;
+
+    let socket_dir = std::env::temp_dir().join(format!("sfu-supervisor-{}", std::process::id()));
+    let spec = NodeSpec {
+        binary: node_binary,
+        workers: config.workers_per_node,
+        rtc_ip: config.rtc_ip(),
+        public_ip: config.public_ip.clone(),
+        rtc_ports: (config.rtc_min_port, config.rtc_max_port),
+        socket_dir: socket_dir.clone(),
+        request_timeout: Duration::from_millis(config.node_request_timeout_ms),
+        start_timeout: Duration::from_secs(30),
+    };
+    let (link_events, mut link_rx) = mpsc::unbounded_channel();
+    let pool = Arc::new(NodePool::new(spec, link_events));
+    for _ in 0..config.nodes {
+        pool.spawn().await.context("starting a media node")?;
+    }
+    let rooms = Arc::new(Rooms::new(
+        pool.clone(),
+        Limits {
+            max_peers_per_room: config.max_peers_per_room,
+            max_producers_per_peer: config.max_producers_per_peer,
+        },
+    ));
+
+    // Node events and deaths: relay the former, replace nodes after the latter.
+    tokio::spawn({
+        let (pool, rooms) = (pool.clone(), rooms.clone());
+        async move {
+            while let Some(event) = link_rx.recv().await {
+                match event {
+                    LinkEvent::Event(node, event) => rooms.on_node_event(node, event),
+                    LinkEvent::Closed(node, reason) => {
+                        if !pool.remove(node) {
+                            continue;
+                        }
+                        tracing::error!(%node, "media node lost: {reason}");
+                        rooms.on_node_lost(node, &reason);
+                        let pool = pool.clone();
+                        tokio::spawn(async move {
+                            let mut delay = Duration::from_millis(100);
+                            while let Err(e) = pool.spawn().await {
+                                tracing::error!(
+                                    "respawning a media node failed: {e:#}; retrying in {delay:?}"
+                                );
+                                tokio::time::sleep(delay).await;
+                                delay = (delay * 2).min(Duration::from_secs(10));
+                            }
+                        });
+                    }
+                }
+            }
+        }
+    });
+
+    let web_dir = config.web_dir.clone().unwrap_or_else(default_web_dir);
+    let app = http::router(
+        http::AppState {
+            rooms: rooms.clone(),
+            pool: pool.clone(),
+        },
+        web_dir,
+    );
+    let shutdown = {
+        let (rooms, pool) = (rooms.clone(), pool.clone());
+        async move {
+            wait_for_stop_signal().await;
+            tracing::info!("stopping: no new joins, closing nodes");
+            rooms.start_shutdown();
+            rooms.notify_all("shuttingDown", serde_json::json!({}));
+            pool.shutdown_all();
+        }
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!("listening on {scheme}://{}:{}", config.bind, config.port);
+    let result = match tls {
+        Some(tls) => {
+            let listener = tls::TlsListener::new(listener, tls)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
+    let _ = std::fs::remove_dir_all(&socket_dir);
+    result.context("HTTP server failed")
+}
+
+async fn wait_for_stop_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -155,6 +155,12 @@ srtp_err_status_t srtp_create(srtp_t *session, const struct srtp_kit_policy *pol
     return srtp2_create(session, &policy->v2);
 }
 
+srtp_err_status_t srtp_stream_remove(srtp_t session, unsigned int ssrc)
+{
+    /* Same meaning and byte order (network) as 2.x's srtp_remove_stream. */
+    return srtp_remove_stream(session, ssrc);
+}
+
 /* Copies `in` to `out` when they differ and checks that `needed` bytes fit in `capacity`
  * and in an int (the 2.x length type). */
 static srtp_err_status_t kit_prepare(const uint8_t *in, size_t in_len, uint8_t *out,

@@ -107,9 +107,10 @@ srtp_err_status_t srtp_shutdown(void);
 srtp_err_status_t srtp_install_event_handler(srtp_event_handler_func_t func);
 const char *srtp_get_version_string(void);
 srtp_err_status_t srtp_dealloc(srtp_t session);
-srtp_err_status_t srtp_stream_remove(srtp_t session, unsigned int ssrc);
 
 /* 3.x only, or a 3.x signature: implemented in srtp3_compat.c. */
+/* 2.x's srtp_remove_stream renamed; `ssrc` in network byte order in both. */
+srtp_err_status_t srtp_stream_remove(srtp_t session, unsigned int ssrc);
 srtp_err_status_t srtp_policy_create(srtp_policy_t *policy);
 void srtp_policy_destroy(srtp_policy_t policy);
 srtp_err_status_t srtp_policy_set_ssrc(srtp_policy_t policy, srtp_ssrc_t ssrc);

@@ -1,0 +1,456 @@
+//! What travels between the supervisor and a node.
+//!
+//! The connection starts with each side sending its hello ([`ToNode::Hello`],
+//! [`FromNode::Hello`]); both check [`PROTOCOL_VERSION`] and close on a mismatch. Then the
+//! supervisor sends [`ToNode::Request`]s, each answered exactly once by a
+//! [`FromNode::Answer`] with the same id, and the node pushes [`FromNode::Event`]s and a
+//! [`FromNode::Load`] report every [`LOAD_REPORT_INTERVAL`], which doubles as its heartbeat.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Version of this wire protocol; bump it on any change to the types of this module.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// How often a node sends its load report. The supervisor treats silence of several
+/// intervals as a hung node.
+pub const LOAD_REPORT_INTERVAL: Duration = Duration::from_millis(500);
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub struct $name(pub Uuid);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = uuid::Error;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Uuid::parse_str(s).map(Self)
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// A mediasoup WebRTC transport, as mediasoup numbers it.
+    TransportId
+);
+uuid_id!(
+    /// A mediasoup producer.
+    ProducerId
+);
+uuid_id!(
+    /// A mediasoup consumer.
+    ConsumerId
+);
+
+/// A room, by the name clients join it with (validated by the supervisor).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RoomId(pub String);
+
+impl fmt::Display for RoomId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A mediasoup structure (RTP parameters or capabilities, ICE or DTLS parameters, scores)
+/// serialised as JSON in mediasoup's own shape. The supervisor relays it to and from clients
+/// untouched; the node parses it with mediasoup's types.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Json(pub String);
+
+/// Audio or video.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MediaKind {
+    /// Audio.
+    Audio,
+    /// Video.
+    Video,
+}
+
+impl MediaKind {
+    /// `"audio"` or `"video"`, as mediasoup and browsers spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaKind::Audio => "audio",
+            MediaKind::Video => "video",
+        }
+    }
+}
+
+/// Supervisor → node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ToNode {
+    /// First message of the supervisor.
+    Hello {
+        /// [`PROTOCOL_VERSION`] of the supervisor.
+        protocol_version: u32,
+    },
+    /// A request, to be answered once with the same id.
+    Request {
+        /// Chosen by the supervisor, unique on this connection.
+        id: u64,
+        /// What to do.
+        request: Request,
+    },
+    /// Close every room and exit.
+    Shutdown,
+}
+
+/// Node → supervisor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum FromNode {
+    /// First message of the node.
+    Hello(NodeHello),
+    /// The answer to the request `id`.
+    Answer {
+        /// Id of the request.
+        id: u64,
+        /// What happened.
+        result: Result<Response, NodeError>,
+    },
+    /// Something happened in a room without being asked.
+    Event(NodeEvent),
+    /// Periodic load (and heartbeat).
+    Load(LoadReport),
+}
+
+/// A node introduces itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeHello {
+    /// [`PROTOCOL_VERSION`] of the node.
+    pub protocol_version: u32,
+    /// Process id of the node.
+    pub pid: u32,
+    /// Number of mediasoup workers running.
+    pub workers: u32,
+    /// Version of the node binary and of its mediasoup worker.
+    pub version: String,
+}
+
+/// What the supervisor asks of a node. Every id names an object of `room`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    /// Creates the room's router on worker `worker` (index below the hello's `workers`).
+    CreateRouter {
+        /// The room.
+        room: RoomId,
+        /// The worker to host it.
+        worker: u32,
+    },
+    /// Closes the room's router and everything in it.
+    CloseRouter {
+        /// The room.
+        room: RoomId,
+    },
+    /// Creates a WebRTC transport in the room.
+    CreateWebRtcTransport {
+        /// The room.
+        room: RoomId,
+    },
+    /// Gives a transport the client's DTLS parameters.
+    ConnectWebRtcTransport {
+        /// The room.
+        room: RoomId,
+        /// The transport.
+        transport: TransportId,
+        /// mediasoup `DtlsParameters`.
+        dtls_parameters: Json,
+    },
+    /// New ICE credentials for a transport.
+    RestartIce {
+        /// The room.
+        room: RoomId,
+        /// The transport.
+        transport: TransportId,
+    },
+    /// Closes a transport with its producers and consumers.
+    CloseTransport {
+        /// The room.
+        room: RoomId,
+        /// The transport.
+        transport: TransportId,
+    },
+    /// Creates a producer on a transport.
+    Produce {
+        /// The room.
+        room: RoomId,
+        /// The transport.
+        transport: TransportId,
+        /// Audio or video.
+        kind: MediaKind,
+        /// mediasoup `RtpParameters`.
+        rtp_parameters: Json,
+    },
+    /// Creates a paused consumer of `producer` on a transport.
+    Consume {
+        /// The room.
+        room: RoomId,
+        /// The transport.
+        transport: TransportId,
+        /// What to consume.
+        producer: ProducerId,
+        /// mediasoup `RtpCapabilities` of the receiving device.
+        rtp_capabilities: Json,
+    },
+    /// Pauses a producer.
+    PauseProducer {
+        /// The room.
+        room: RoomId,
+        /// The producer.
+        producer: ProducerId,
+    },
+    /// Resumes a producer.
+    ResumeProducer {
+        /// The room.
+        room: RoomId,
+        /// The producer.
+        producer: ProducerId,
+    },
+    /// Closes a producer (its consumers close too).
+    CloseProducer {
+        /// The room.
+        room: RoomId,
+        /// The producer.
+        producer: ProducerId,
+    },
+    /// Pauses a consumer.
+    PauseConsumer {
+        /// The room.
+        room: RoomId,
+        /// The consumer.
+        consumer: ConsumerId,
+    },
+    /// Resumes a consumer.
+    ResumeConsumer {
+        /// The room.
+        room: RoomId,
+        /// The consumer.
+        consumer: ConsumerId,
+    },
+    /// Closes a consumer.
+    CloseConsumer {
+        /// The room.
+        room: RoomId,
+        /// The consumer.
+        consumer: ConsumerId,
+    },
+    /// Chooses the simulcast/SVC layers a consumer should receive.
+    SetConsumerPreferredLayers {
+        /// The room.
+        room: RoomId,
+        /// The consumer.
+        consumer: ConsumerId,
+        /// Spatial layer.
+        spatial_layer: u8,
+        /// Temporal layer; the highest when absent.
+        temporal_layer: Option<u8>,
+    },
+}
+
+impl Request {
+    /// The room the request is about.
+    pub fn room(&self) -> &RoomId {
+        match self {
+            Request::CreateRouter { room, .. }
+            | Request::CloseRouter { room }
+            | Request::CreateWebRtcTransport { room }
+            | Request::ConnectWebRtcTransport { room, .. }
+            | Request::RestartIce { room, .. }
+            | Request::CloseTransport { room, .. }
+            | Request::Produce { room, .. }
+            | Request::Consume { room, .. }
+            | Request::PauseProducer { room, .. }
+            | Request::ResumeProducer { room, .. }
+            | Request::CloseProducer { room, .. }
+            | Request::PauseConsumer { room, .. }
+            | Request::ResumeConsumer { room, .. }
+            | Request::CloseConsumer { room, .. }
+            | Request::SetConsumerPreferredLayers { room, .. } => room,
+        }
+    }
+}
+
+/// A successful answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    /// Done; nothing to report.
+    Done,
+    /// The router of a room exists.
+    RouterCreated {
+        /// mediasoup `RtpCapabilitiesFinalized` of the router.
+        rtp_capabilities: Json,
+    },
+    /// A WebRTC transport was created.
+    TransportCreated {
+        /// Its id.
+        transport: TransportId,
+        /// mediasoup `IceParameters`.
+        ice_parameters: Json,
+        /// mediasoup `Vec<IceCandidate>`.
+        ice_candidates: Json,
+        /// mediasoup `DtlsParameters`.
+        dtls_parameters: Json,
+    },
+    /// ICE was restarted.
+    IceRestarted {
+        /// mediasoup `IceParameters`.
+        ice_parameters: Json,
+    },
+    /// A producer was created.
+    Produced {
+        /// Its id.
+        producer: ProducerId,
+    },
+    /// A consumer was created, paused.
+    Consumed {
+        /// Its id.
+        consumer: ConsumerId,
+        /// Audio or video.
+        kind: MediaKind,
+        /// mediasoup `RtpParameters` for the receiving device.
+        rtp_parameters: Json,
+        /// `simple`, `simulcast`, `svc` or `pipe`.
+        consumer_type: String,
+        /// Whether the producer is paused.
+        producer_paused: bool,
+    },
+}
+
+/// Why a node refused a request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct NodeError {
+    /// The class of failure.
+    pub code: NodeErrorCode,
+    /// What happened, for the log and the client.
+    pub message: String,
+}
+
+impl NodeError {
+    /// An error of class `code`.
+    pub fn new(code: NodeErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Classes of [`NodeError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeErrorCode {
+    /// No such room, transport, producer or consumer.
+    NotFound,
+    /// A parameter could not be parsed or is not acceptable.
+    InvalidArgument,
+    /// mediasoup refused the request.
+    Media,
+    /// The node is out of order (a worker died, a bug).
+    Internal,
+}
+
+/// What a node reports without being asked.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum NodeEvent {
+    /// A consumer closed because its producer or transport went away.
+    ConsumerClosed {
+        /// The room.
+        room: RoomId,
+        /// The consumer.
+        consumer: ConsumerId,
+        /// Its producer.
+        producer: ProducerId,
+    },
+    /// A consumer's producer was paused.
+    ConsumerPaused {
+        /// The room.
+        room: RoomId,
+        /// The consumer.
+        consumer: ConsumerId,
+    },
+    /// A consumer's producer was resumed.
+    ConsumerResumed {
+        /// The room.
+        room: RoomId,
+        /// The consumer.
+        consumer: ConsumerId,
+    },
+    /// A consumer's score changed.
+    ConsumerScore {
+        /// The room.
+        room: RoomId,
+        /// The consumer.
+        consumer: ConsumerId,
+        /// mediasoup `ConsumerScore`.
+        score: Json,
+    },
+    /// A consumer switched simulcast/SVC layers (`None`: no layer is being sent).
+    ConsumerLayersChanged {
+        /// The room.
+        room: RoomId,
+        /// The consumer.
+        consumer: ConsumerId,
+        /// Spatial layer.
+        spatial_layer: Option<u8>,
+        /// Temporal layer.
+        temporal_layer: Option<u8>,
+    },
+    /// A producer's score changed.
+    ProducerScore {
+        /// The room.
+        room: RoomId,
+        /// The producer.
+        producer: ProducerId,
+        /// mediasoup `Vec<ProducerScore>`.
+        score: Json,
+    },
+    /// The loudest audio producer of a room changed.
+    ActiveSpeaker {
+        /// The room.
+        room: RoomId,
+        /// The producer.
+        producer: ProducerId,
+    },
+    /// A mediasoup worker died; its rooms are gone and the node exits.
+    WorkerDied {
+        /// Index of the worker.
+        worker: u32,
+        /// What mediasoup said.
+        message: String,
+    },
+}
+
+/// Periodic load of a node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadReport {
+    /// One entry per worker, by index.
+    pub workers: Vec<WorkerLoad>,
+}
+
+/// Load of one mediasoup worker.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkerLoad {
+    /// Index of the worker in its node.
+    pub worker: u32,
+    /// Routers (rooms) on the worker.
+    pub routers: u32,
+    /// WebRTC transports.
+    pub transports: u32,
+    /// Producers.
+    pub producers: u32,
+    /// Consumers.
+    pub consumers: u32,
+    /// CPU time the worker used, user + system, in milliseconds (mediasoup resource usage).
+    pub cpu_time_ms: u64,
+}

@@ -1,0 +1,88 @@
+//! What the node offers: the codecs of every router and where transports listen.
+
+use std::net::IpAddr;
+use std::num::{NonZeroU32, NonZeroU8};
+use std::ops::RangeInclusive;
+
+use mediasoup::prelude::*;
+
+/// Codecs of every room's router: Opus for audio; VP8, VP9 and H.264 for video, which
+/// covers every browser. Feedback (NACK, PLI, transport-cc) is added by mediasoup.
+pub fn router_codecs() -> Vec<RtpCodecCapability> {
+    let hz = |rate| NonZeroU32::new(rate).expect("non-zero clock rate");
+    vec![
+        RtpCodecCapability::Audio {
+            mime_type: MimeTypeAudio::Opus,
+            preferred_payload_type: None,
+            clock_rate: hz(48_000),
+            channels: NonZeroU8::new(2).expect("two channels"),
+            parameters: RtpCodecParametersParameters::from_iter([("useinbandfec", 1_u32.into())]),
+            rtcp_feedback: vec![],
+        },
+        RtpCodecCapability::Video {
+            mime_type: MimeTypeVideo::Vp8,
+            preferred_payload_type: None,
+            clock_rate: hz(90_000),
+            parameters: RtpCodecParametersParameters::default(),
+            rtcp_feedback: vec![],
+        },
+        RtpCodecCapability::Video {
+            mime_type: MimeTypeVideo::Vp9,
+            preferred_payload_type: None,
+            clock_rate: hz(90_000),
+            parameters: RtpCodecParametersParameters::from_iter([("profile-id", 2_u32.into())]),
+            rtcp_feedback: vec![],
+        },
+        RtpCodecCapability::Video {
+            mime_type: MimeTypeVideo::H264,
+            preferred_payload_type: None,
+            clock_rate: hz(90_000),
+            parameters: RtpCodecParametersParameters::from_iter([
+                ("packetization-mode", 1_u32.into()),
+                ("profile-level-id", "42e01f".into()),
+                ("level-asymmetry-allowed", 1_u32.into()),
+            ]),
+            rtcp_feedback: vec![],
+        },
+    ]
+}
+
+/// Where WebRTC transports listen and what address they announce.
+#[derive(Clone, Debug)]
+pub struct MediaListen {
+    /// Local address the UDP and TCP sockets bind.
+    pub ip: IpAddr,
+    /// Address put in ICE candidates (the public one behind NAT); `ip` when absent.
+    pub announced_address: Option<String>,
+    /// Ports the sockets may take.
+    pub ports: RangeInclusive<u16>,
+}
+
+impl MediaListen {
+    fn listen_info(&self, protocol: Protocol) -> ListenInfo {
+        ListenInfo {
+            protocol,
+            ip: self.ip,
+            announced_address: self.announced_address.clone(),
+            expose_internal_ip: false,
+            port: None,
+            port_range: Some(self.ports.clone()),
+            flags: None,
+            send_buffer_size: None,
+            recv_buffer_size: None,
+        }
+    }
+
+    /// Options of a client's WebRTC transport: UDP preferred, TCP as a fallback for
+    /// networks that block UDP.
+    pub fn webrtc_transport_options(&self) -> WebRtcTransportOptions {
+        let infos = WebRtcTransportListenInfos::new(self.listen_info(Protocol::Udp))
+            .insert(self.listen_info(Protocol::Tcp));
+        let mut options = WebRtcTransportOptions::new(infos);
+        options.enable_udp = true;
+        options.enable_tcp = true;
+        options.prefer_udp = true;
+        options.initial_available_outgoing_bitrate = 1_000_000;
+        options
+    }
+}

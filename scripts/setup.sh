@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Installs or builds what the SFU and its tests need, from package registries only:
+#   Debian packages (as root; otherwise prints the apt-get line to run), the mediasoup
+#   build kit's tools (mediasoup-build-kit/prepare), and the npm packages of the demo page
+#   and of the browser tests, into the project's own folders. Safe to run again.
+#   scripts/setup.sh            what running the SFU needs
+#   scripts/setup.sh --tests    plus what the test suite needs (Chromium)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+want_tests=0
+[ "${1:-}" = "--tests" ] && want_tests=1
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+command -v cargo >/dev/null || die "cargo is missing: install Rust from https://rustup.rs (1.85 or newer)"
+
+debs=()
+for cmd_pkg in node:nodejs npm:npm pkg-config:pkg-config; do
+    command -v "${cmd_pkg%%:*}" >/dev/null 2>&1 || debs+=("${cmd_pkg#*:}")
+done
+# OpenSSL headers: the test peer's DTLS (and the build kit's static libraries).
+dpkg-query -W -f='${Status}' libssl-dev 2>/dev/null | grep -q "ok installed" || debs+=(libssl-dev)
+if [ "$want_tests" = 1 ]; then
+    for cmd_pkg in chromium:chromium tmux:tmux; do
+        command -v "${cmd_pkg%%:*}" >/dev/null 2>&1 || debs+=("${cmd_pkg#*:}")
+    done
+fi
+if [ "${#debs[@]}" -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        say "installing Debian packages: ${debs[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >&2 || die "apt-get update failed"
+        apt-get install -y -qq "${debs[@]}" >&2 || die "apt-get install ${debs[*]} failed"
+    else
+        die "missing Debian packages; run as root: apt-get install -y ${debs[*]}"
+    fi
+fi
+
+# The mediasoup worker's build tools (cargo would run this too; doing it here reports
+# problems before a long build starts).
+mediasoup-build-kit/prepare
+
+# The demo page, bundled with mediasoup-client from npm (pinned by web/package-lock.json).
+if [ -f web/package.json ]; then
+    stamp=web/node_modules/.setup-stamp
+    if [ ! -f "$stamp" ] || [ web/package-lock.json -nt "$stamp" ]; then
+        say "installing the demo page's npm packages"
+        (cd web && npm ci --no-audit --no-fund --loglevel=error) >&2
+        touch "$stamp"
+    fi
+    (cd web && npm run --silent build) >&2 || die "building the demo page failed"
+fi
+if [ "$want_tests" = 1 ] && [ -f tests/browser/package.json ]; then
+    stamp=tests/browser/node_modules/.setup-stamp
+    if [ ! -f "$stamp" ] || [ tests/browser/package-lock.json -nt "$stamp" ]; then
+        say "installing the browser tests' npm packages"
+        (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error) >&2
+        touch "$stamp"
+    fi
+fi

@@ -1,0 +1,157 @@
+//! The supervisor's settings: every one a flag and an environment variable.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::builder::BoolishValueParser;
+use clap::Parser;
+
+/// The SFU's public entry point: serves the demo page (`/`), WebSocket signaling (`/ws`) and
+/// `/healthz` on one port, places rooms on media nodes, and spawns, watches and respawns the
+/// `node` processes that run mediasoup.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "supervisor", version)]
+pub struct Config {
+    /// TCP port of HTTP(S) and WebSocket signaling.
+    #[arg(long, env = "PORT", default_value_t = 8000)]
+    pub port: u16,
+    /// Address to listen on.
+    #[arg(long, env = "BIND", default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+    /// Serve HTTPS and WSS only (1) or plain HTTP (0). Needs the certificate, key and PUBLIC_IP.
+    #[arg(long, env = "TLS_MODE", default_value = "0", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub tls_mode: bool,
+    /// PEM certificate chain for TLS mode.
+    #[arg(long, env = "TLS_CERT_PATH")]
+    pub tls_cert_path: Option<PathBuf>,
+    /// PEM private key of the certificate, for TLS mode.
+    #[arg(long, env = "TLS_KEY_PATH")]
+    pub tls_key_path: Option<PathBuf>,
+    /// Address announced to clients in ICE candidates (the server's public IP). Required in
+    /// TLS mode; defaults to --rtc-ip otherwise.
+    #[arg(long, env = "PUBLIC_IP")]
+    pub public_ip: Option<String>,
+    /// Local address media sockets bind (default: 0.0.0.0 with PUBLIC_IP, else 127.0.0.1).
+    #[arg(long, env = "RTC_IP")]
+    pub rtc_ip: Option<IpAddr>,
+    /// Lowest UDP/TCP port for media.
+    #[arg(long, env = "RTC_MIN_PORT", default_value_t = 40000)]
+    pub rtc_min_port: u16,
+    /// Highest UDP/TCP port for media.
+    #[arg(long, env = "RTC_MAX_PORT", default_value_t = 49999)]
+    pub rtc_max_port: u16,
+    /// Node processes started at launch and kept running.
+    #[arg(long, env = "NODES", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub nodes: u32,
+    /// mediasoup workers per node (one per core the node should use).
+    #[arg(long, env = "WORKERS_PER_NODE", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub workers_per_node: u32,
+    /// The `node` executable (default: `node` next to this executable).
+    #[arg(long, env = "NODE_BINARY")]
+    pub node_binary: Option<PathBuf>,
+    /// Folder of the built demo page (default: web/dist of this checkout).
+    #[arg(long, env = "WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
+    /// Peers allowed in one room.
+    #[arg(long, env = "MAX_PEERS_PER_ROOM", default_value_t = 50)]
+    pub max_peers_per_room: usize,
+    /// Producers (tracks) one peer may publish.
+    #[arg(long, env = "MAX_PRODUCERS_PER_PEER", default_value_t = 4)]
+    pub max_producers_per_peer: usize,
+    /// How long a node may take to answer a request, in milliseconds.
+    #[arg(long, env = "NODE_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    pub node_request_timeout_ms: u64,
+}
+
+/// A setting that cannot work.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// TLS mode without certificate or key.
+    #[error(
+        "TLS_MODE=1 needs TLS_CERT_PATH and TLS_KEY_PATH (or --tls-cert-path and --tls-key-path)"
+    )]
+    TlsFilesMissing,
+    /// TLS (public) mode without the address to announce.
+    #[error(
+        "TLS_MODE=1 needs PUBLIC_IP (or --public-ip): the address clients reach the media ports on"
+    )]
+    PublicIpMissing,
+    /// Empty port range.
+    #[error("--rtc-min-port {0} is above --rtc-max-port {1}")]
+    PortRange(u16, u16),
+}
+
+impl Config {
+    /// Checks settings that depend on each other.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.tls_mode {
+            if self.tls_cert_path.is_none() || self.tls_key_path.is_none() {
+                return Err(ConfigError::TlsFilesMissing);
+            }
+            if self.public_ip.is_none() {
+                return Err(ConfigError::PublicIpMissing);
+            }
+        }
+        if self.rtc_min_port > self.rtc_max_port {
+            return Err(ConfigError::PortRange(self.rtc_min_port, self.rtc_max_port));
+        }
+        Ok(())
+    }
+
+    /// The address media sockets bind.
+    pub fn rtc_ip(&self) -> IpAddr {
+        self.rtc_ip.unwrap_or(if self.public_ip.is_some() {
+            IpAddr::from([0, 0, 0, 0])
+        } else {
+            IpAddr::from([127, 0, 0, 1])
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        Config::try_parse_from(std::iter::once("supervisor").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn tls_mode_needs_files_and_public_ip() {
+        assert_eq!(
+            parse(&["--tls-mode", "1"]).validate(),
+            Err(ConfigError::TlsFilesMissing)
+        );
+        let c = parse(&[
+            "--tls-mode",
+            "1",
+            "--tls-cert-path",
+            "c",
+            "--tls-key-path",
+            "k",
+        ]);
+        assert_eq!(c.validate(), Err(ConfigError::PublicIpMissing));
+        let c = parse(&[
+            "--tls-mode",
+            "true",
+            "--tls-cert-path",
+            "c",
+            "--tls-key-path",
+            "k",
+            "--public-ip",
+            "1.2.3.4",
+        ]);
+        assert_eq!(c.validate(), Ok(()));
+        assert_eq!(c.rtc_ip(), IpAddr::from([0, 0, 0, 0]));
+    }
+
+    #[test]
+    fn plain_mode_defaults_to_loopback_media() {
+        let c = parse(&[]);
+        assert_eq!(c.validate(), Ok(()));
+        assert!(!c.tls_mode);
+        assert_eq!(c.port, 8000);
+        assert_eq!(c.rtc_ip(), IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(parse(&["--tls-mode", "0"]).tls_mode, false);
+    }
+}

@@ -1,0 +1,138 @@
+//! The node processes: spawning them, connecting to them, and noticing their death.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context as _};
+use tokio::process::Command;
+use tokio::sync::mpsc;
+
+use crate::node_link::{LinkEvent, NodeId, NodeLink};
+
+/// How nodes are started.
+#[derive(Clone, Debug)]
+pub struct NodeSpec {
+    /// The `node` executable.
+    pub binary: PathBuf,
+    /// mediasoup workers per node.
+    pub workers: u32,
+    /// Local address of media sockets.
+    pub rtc_ip: IpAddr,
+    /// Address announced in ICE candidates.
+    pub public_ip: Option<String>,
+    /// Media port range.
+    pub rtc_ports: (u16, u16),
+    /// Folder of the nodes' Unix sockets.
+    pub socket_dir: PathBuf,
+    /// How long a node may take to answer a request.
+    pub request_timeout: Duration,
+    /// How long a node may take to start and say hello.
+    pub start_timeout: Duration,
+}
+
+/// The running nodes.
+pub struct NodePool {
+    spec: NodeSpec,
+    next_id: AtomicU32,
+    nodes: Mutex<BTreeMap<NodeId, Arc<NodeLink>>>,
+    events: mpsc::UnboundedSender<LinkEvent>,
+}
+
+impl NodePool {
+    /// An empty pool whose nodes report to `events`.
+    pub fn new(spec: NodeSpec, events: mpsc::UnboundedSender<LinkEvent>) -> Self {
+        Self {
+            spec,
+            next_id: AtomicU32::new(1),
+            nodes: Mutex::new(BTreeMap::new()),
+            events,
+        }
+    }
+
+    fn nodes(&self) -> std::sync::MutexGuard<'_, BTreeMap<NodeId, Arc<NodeLink>>> {
+        self.nodes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Ready nodes.
+    pub fn ready(&self) -> Vec<Arc<NodeLink>> {
+        self.nodes().values().cloned().collect()
+    }
+
+    /// Forgets a node (it died); `false` if it was already forgotten.
+    pub fn remove(&self, id: NodeId) -> bool {
+        self.nodes().remove(&id).is_some()
+    }
+
+    /// Asks every node to stop.
+    pub fn shutdown_all(&self) {
+        for link in self.nodes().values() {
+            link.shutdown();
+        }
+    }
+
+    /// Starts one node process and waits until it is connected and has said hello.
+    pub async fn spawn(&self) -> anyhow::Result<Arc<NodeLink>> {
+        let id = NodeId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let spec = &self.spec;
+        std::fs::create_dir_all(&spec.socket_dir)
+            .with_context(|| format!("cannot create {}", spec.socket_dir.display()))?;
+        let socket = spec.socket_dir.join(format!("{id}.sock"));
+        let listener = ipc::socket::listen(&socket)
+            .with_context(|| format!("cannot listen on {}", socket.display()))?;
+        let mut command = Command::new(&spec.binary);
+        command
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--workers")
+            .arg(spec.workers.to_string())
+            .arg("--rtc-ip")
+            .arg(spec.rtc_ip.to_string())
+            .arg("--rtc-min-port")
+            .arg(spec.rtc_ports.0.to_string())
+            .arg("--rtc-max-port")
+            .arg(spec.rtc_ports.1.to_string())
+            .env_remove("PUBLIC_IP")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        if let Some(public_ip) = &spec.public_ip {
+            command.arg("--public-ip").arg(public_ip);
+        }
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("cannot start {}", spec.binary.display()))?;
+        let pid = child.id().unwrap_or(0);
+        let connection = tokio::select! {
+            accepted = ipc::socket::accept(&listener) => accepted.context("accepting the node's connection")?,
+            status = child.wait() => {
+                return Err(anyhow!("{id} (pid {pid}) exited before connecting: {}", status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string())));
+            }
+            _ = tokio::time::sleep(spec.start_timeout) => {
+                return Err(anyhow!("{id} (pid {pid}) did not connect within {:?}", spec.start_timeout));
+            }
+        };
+        drop(listener);
+        let _ = std::fs::remove_file(&socket);
+        let link = NodeLink::establish(id, connection, spec.request_timeout, self.events.clone())
+            .await
+            .with_context(|| format!("{id} (pid {pid})"))?;
+        tracing::info!(node = %id, pid, workers = link.hello.workers, "node ready");
+        self.nodes().insert(id, link.clone());
+        // The process is watched apart from its socket: an exit is seen even if the socket
+        // lingers, and `kill_on_drop` reaps it when the supervisor goes.
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let status = child.wait().await;
+            let reason = match status {
+                Ok(status) => format!("process exited: {status}"),
+                Err(e) => format!("cannot wait for the process: {e}"),
+            };
+            let _ = events.send(LinkEvent::Closed(id, reason));
+        });
+        Ok(link)
+    }
+}

@@ -1,0 +1,829 @@
+//! The rooms the supervisor knows: which node hosts each, its peers and what each peer owns
+//! (transports, producers, consumers). Every client method lands here, is checked against
+//! this directory, and is forwarded to the room's node; node events come back here and are
+//! relayed to the peers concerned.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ipc::messages::{
+    ConsumerId, Json, MediaKind, NodeErrorCode, NodeEvent, ProducerId, Request, Response, RoomId,
+    TransportId,
+};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::node_link::{LinkError, NodeId, NodeLink};
+use crate::node_pool::NodePool;
+use crate::placement::{least_loaded_worker, NodeView, WorkerView};
+use crate::protocol::{
+    parse_id, validate_display_name, validate_room, ClientError, ConsumeArgs, Direction, ErrorCode,
+    JoinArgs, Kind, ProduceArgs,
+};
+
+/// A connected client, for the life of its WebSocket.
+pub type PeerId = Uuid;
+
+/// Limits on what clients may do.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Peers in one room.
+    pub max_peers_per_room: usize,
+    /// Producers of one peer.
+    pub max_producers_per_peer: usize,
+}
+
+/// Where a session's outgoing frames go (bounded: a client that does not read loses
+/// notifications rather than growing the supervisor's memory).
+pub type Outbox = mpsc::Sender<String>;
+
+struct Room {
+    node: NodeId,
+    link: Arc<NodeLink>,
+    worker: u32,
+    rtp_capabilities: Value,
+    peers: BTreeMap<PeerId, Peer>,
+}
+
+struct Peer {
+    display_name: String,
+    outbox: Outbox,
+    transports: HashMap<TransportId, Direction>,
+    producers: HashMap<ProducerId, (Kind, TransportId)>,
+    consumers: HashMap<ConsumerId, (ProducerId, TransportId)>,
+}
+
+#[derive(Default)]
+struct Directory {
+    rooms: HashMap<RoomId, Room>,
+    peer_room: HashMap<PeerId, RoomId>,
+}
+
+/// The rooms of the SFU.
+pub struct Rooms {
+    pool: Arc<NodePool>,
+    limits: Limits,
+    directory: Mutex<Directory>,
+    /// Serialises joins and leaves, so a room is created once and closed when really empty.
+    membership: tokio::sync::Mutex<()>,
+    shutting_down: AtomicBool,
+}
+
+fn send(outbox: &Outbox, frame: String) {
+    if outbox.try_send(frame).is_err() {
+        tracing::warn!("dropping a notification for a client that does not keep up");
+    }
+}
+
+fn notify(peer: &Peer, name: &str, data: Value) {
+    send(&peer.outbox, crate::protocol::notification(name, data));
+}
+
+fn link_error(error: LinkError) -> ClientError {
+    match error {
+        LinkError::Rpc(e) => ClientError::new(ErrorCode::NodeUnavailable, e.to_string()),
+        LinkError::Node(e) => {
+            let code = match e.code {
+                NodeErrorCode::NotFound => ErrorCode::NotFound,
+                NodeErrorCode::InvalidArgument => ErrorCode::InvalidArgument,
+                NodeErrorCode::Media => ErrorCode::MediaError,
+                NodeErrorCode::Internal => ErrorCode::Internal,
+            };
+            ClientError::new(code, e.message)
+        }
+    }
+}
+
+fn json_value(json: &Json) -> Result<Value, ClientError> {
+    serde_json::from_str(&json.0)
+        .map_err(|e| ClientError::new(ErrorCode::Internal, format!("node sent invalid JSON: {e}")))
+}
+
+fn unexpected(response: Response) -> ClientError {
+    ClientError::new(
+        ErrorCode::Internal,
+        format!("unexpected node answer {response:?}"),
+    )
+}
+
+fn not_joined() -> ClientError {
+    ClientError::new(ErrorCode::NotJoined, "join a room first")
+}
+
+fn not_found(what: &str, id: impl std::fmt::Display) -> ClientError {
+    ClientError::new(ErrorCode::NotFound, format!("no {what} {id}"))
+}
+
+impl Rooms {
+    /// No rooms yet; new ones go on the nodes of `pool`.
+    pub fn new(pool: Arc<NodePool>, limits: Limits) -> Self {
+        Self {
+            pool,
+            limits,
+            directory: Mutex::new(Directory::default()),
+            membership: tokio::sync::Mutex::new(()),
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+
+    fn directory(&self) -> MutexGuard<'_, Directory> {
+        self.directory.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The room of `peer`, its node, and what `f` reads from the peer's state.
+    fn with_peer<T>(
+        &self,
+        peer: PeerId,
+        f: impl FnOnce(&mut Peer) -> Result<T, ClientError>,
+    ) -> Result<(RoomId, Arc<NodeLink>, T), ClientError> {
+        let mut directory = self.directory();
+        let room_id = directory
+            .peer_room
+            .get(&peer)
+            .cloned()
+            .ok_or_else(not_joined)?;
+        let room = directory.rooms.get_mut(&room_id).ok_or_else(not_joined)?;
+        let link = room.link.clone();
+        let peer_state = room.peers.get_mut(&peer).ok_or_else(not_joined)?;
+        let value = f(peer_state)?;
+        Ok((room_id, link, value))
+    }
+
+    /// Refuses new joins from now on.
+    pub fn start_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// Joins `peer` to a room, creating the room on the least-loaded worker if needed.
+    pub async fn join(
+        &self,
+        peer: PeerId,
+        outbox: Outbox,
+        args: JoinArgs,
+    ) -> Result<Value, ClientError> {
+        validate_room(&args.room)?;
+        let display_name = validate_display_name(&args.display_name)?;
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(ClientError::new(
+                ErrorCode::ShuttingDown,
+                "the SFU is stopping",
+            ));
+        }
+        let room_id = RoomId(args.room.clone());
+        let _membership = self.membership.lock().await;
+        if self.directory().peer_room.contains_key(&peer) {
+            return Err(ClientError::new(
+                ErrorCode::AlreadyJoined,
+                "this connection is already in a room; leave first",
+            ));
+        }
+        let exists = self.directory().rooms.contains_key(&room_id);
+        if !exists {
+            self.create_room(&room_id).await?;
+        }
+        let mut directory = self.directory();
+        let room = directory.rooms.get_mut(&room_id).ok_or_else(|| {
+            ClientError::new(
+                ErrorCode::NodeUnavailable,
+                "the room's node failed while joining; retry",
+            )
+        })?;
+        if room.peers.len() >= self.limits.max_peers_per_room {
+            return Err(ClientError::new(
+                ErrorCode::RoomFull,
+                format!(
+                    "room {} has {} peers, the limit",
+                    room_id, self.limits.max_peers_per_room
+                ),
+            ));
+        }
+        let others: Vec<Value> = room
+            .peers
+            .iter()
+            .map(|(id, p)| {
+                json!({
+                    "peerId": id,
+                    "displayName": p.display_name,
+                    "producers": p.producers.iter().map(|(pid, (kind, _))| json!({"producerId": pid, "kind": kind})).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        for other in room.peers.values() {
+            notify(
+                other,
+                "peerJoined",
+                json!({"peerId": peer, "displayName": display_name}),
+            );
+        }
+        room.peers.insert(
+            peer,
+            Peer {
+                display_name: display_name.clone(),
+                outbox,
+                transports: HashMap::new(),
+                producers: HashMap::new(),
+                consumers: HashMap::new(),
+            },
+        );
+        let answer = json!({
+            "peerId": peer,
+            "room": room_id.0,
+            "routerRtpCapabilities": room.rtp_capabilities,
+            "peers": others,
+        });
+        directory.peer_room.insert(peer, room_id.clone());
+        tracing::info!(room = %room_id, %peer, name = %display_name, "peer joined");
+        Ok(answer)
+    }
+
+    async fn create_room(&self, room_id: &RoomId) -> Result<(), ClientError> {
+        let links = self.pool.ready();
+        let views: Vec<NodeView> = {
+            let directory = self.directory();
+            links
+                .iter()
+                .map(|link| {
+                    let (load, _) = link.load();
+                    NodeView {
+                        id: link.id,
+                        workers: (0..link.hello.workers)
+                            .map(|index| WorkerView {
+                                index,
+                                consumers: load
+                                    .workers
+                                    .get(index as usize)
+                                    .map_or(0, |w| w.consumers),
+                                rooms: directory
+                                    .rooms
+                                    .values()
+                                    .filter(|r| r.node == link.id && r.worker == index)
+                                    .count() as u32,
+                            })
+                            .collect(),
+                    }
+                })
+                .collect()
+        };
+        let (node, worker) = least_loaded_worker(&views).ok_or_else(|| {
+            ClientError::new(
+                ErrorCode::NodeUnavailable,
+                "no media node is ready; retry shortly",
+            )
+        })?;
+        let link = links
+            .into_iter()
+            .find(|l| l.id == node)
+            .ok_or_else(|| ClientError::new(ErrorCode::Internal, "placed on an unknown node"))?;
+        let response = link
+            .request(Request::CreateRouter {
+                room: room_id.clone(),
+                worker,
+            })
+            .await
+            .map_err(link_error)?;
+        let Response::RouterCreated { rtp_capabilities } = response else {
+            return Err(unexpected(response));
+        };
+        let rtp_capabilities = json_value(&rtp_capabilities)?;
+        tracing::info!(room = %room_id, %node, worker, "room created");
+        self.directory().rooms.insert(
+            room_id.clone(),
+            Room {
+                node,
+                link,
+                worker,
+                rtp_capabilities,
+                peers: BTreeMap::new(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Takes `peer` out of its room: closes its transports (and so its producers and
+    /// consumers), tells the others, and closes the room when it is empty.
+    pub async fn leave(&self, peer: PeerId) -> Result<Value, ClientError> {
+        let _membership = self.membership.lock().await;
+        let (room_id, link, transports, empty) = {
+            let mut directory = self.directory();
+            let room_id = directory.peer_room.remove(&peer).ok_or_else(not_joined)?;
+            let Some(room) = directory.rooms.get_mut(&room_id) else {
+                return Ok(json!({}));
+            };
+            let Some(gone) = room.peers.remove(&peer) else {
+                return Ok(json!({}));
+            };
+            for other in room.peers.values() {
+                notify(other, "peerLeft", json!({"peerId": peer}));
+            }
+            let empty = room.peers.is_empty();
+            let link = room.link.clone();
+            if empty {
+                directory.rooms.remove(&room_id);
+            }
+            (
+                room_id,
+                link,
+                gone.transports.into_keys().collect::<Vec<_>>(),
+                empty,
+            )
+        };
+        tracing::info!(room = %room_id, %peer, "peer left");
+        if empty {
+            // Closing the router closes every transport in it.
+            if let Err(e) = link
+                .request(Request::CloseRouter {
+                    room: room_id.clone(),
+                })
+                .await
+            {
+                tracing::warn!(room = %room_id, "closing the room on its node failed: {e}");
+            } else {
+                tracing::info!(room = %room_id, "room closed");
+            }
+        } else {
+            for transport in transports {
+                let request = Request::CloseTransport {
+                    room: room_id.clone(),
+                    transport,
+                };
+                if let Err(e) = link.request(request).await {
+                    tracing::warn!(room = %room_id, %transport, "closing a transport failed: {e}");
+                }
+            }
+        }
+        Ok(json!({}))
+    }
+
+    /// The router RTP capabilities of the peer's room.
+    pub fn router_rtp_capabilities(&self, peer: PeerId) -> Result<Value, ClientError> {
+        let directory = self.directory();
+        let room_id = directory.peer_room.get(&peer).ok_or_else(not_joined)?;
+        let room = directory.rooms.get(room_id).ok_or_else(not_joined)?;
+        Ok(json!({"routerRtpCapabilities": room.rtp_capabilities}))
+    }
+
+    /// Creates a WebRTC transport for `peer`.
+    pub async fn create_transport(
+        &self,
+        peer: PeerId,
+        direction: Direction,
+    ) -> Result<Value, ClientError> {
+        let (room, link, ()) = self.with_peer(peer, |_| Ok(()))?;
+        let response = link
+            .request(Request::CreateWebRtcTransport { room: room.clone() })
+            .await
+            .map_err(link_error)?;
+        let Response::TransportCreated {
+            transport,
+            ice_parameters,
+            ice_candidates,
+            dtls_parameters,
+        } = response
+        else {
+            return Err(unexpected(response));
+        };
+        let answer = json!({
+            "transportId": transport,
+            "iceParameters": json_value(&ice_parameters)?,
+            "iceCandidates": json_value(&ice_candidates)?,
+            "dtlsParameters": json_value(&dtls_parameters)?,
+        });
+        let recorded = self.with_peer(peer, |p| {
+            p.transports.insert(transport, direction);
+            Ok(())
+        });
+        if recorded.is_err() {
+            // The peer left meanwhile: do not leak the transport.
+            let _ = link
+                .request(Request::CloseTransport { room, transport })
+                .await;
+            return Err(not_joined());
+        }
+        Ok(answer)
+    }
+
+    fn own_transport(
+        p: &Peer,
+        id: TransportId,
+        want: Option<Direction>,
+    ) -> Result<(), ClientError> {
+        match p.transports.get(&id) {
+            None => Err(not_found("transport", id)),
+            Some(d) if want.is_some_and(|w| w != *d) => Err(ClientError::new(
+                ErrorCode::InvalidArgument,
+                format!("transport {id} is a {d:?} transport"),
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Gives the transport the client's DTLS parameters.
+    pub async fn connect_transport(
+        &self,
+        peer: PeerId,
+        transport: &str,
+        dtls_parameters: serde_json::Map<String, Value>,
+    ) -> Result<Value, ClientError> {
+        let transport: TransportId = parse_id("transport", transport)?;
+        let (room, link, ()) = self.with_peer(peer, |p| Self::own_transport(p, transport, None))?;
+        let dtls_parameters = Json(Value::Object(dtls_parameters).to_string());
+        link.request(Request::ConnectWebRtcTransport {
+            room,
+            transport,
+            dtls_parameters,
+        })
+        .await
+        .map_err(link_error)?;
+        Ok(json!({}))
+    }
+
+    /// New ICE credentials for a transport.
+    pub async fn restart_ice(&self, peer: PeerId, transport: &str) -> Result<Value, ClientError> {
+        let transport: TransportId = parse_id("transport", transport)?;
+        let (room, link, ()) = self.with_peer(peer, |p| Self::own_transport(p, transport, None))?;
+        match link
+            .request(Request::RestartIce { room, transport })
+            .await
+            .map_err(link_error)?
+        {
+            Response::IceRestarted { ice_parameters } => {
+                Ok(json!({"iceParameters": json_value(&ice_parameters)?}))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Closes one of the peer's transports.
+    pub async fn close_transport(
+        &self,
+        peer: PeerId,
+        transport: &str,
+    ) -> Result<Value, ClientError> {
+        let transport: TransportId = parse_id("transport", transport)?;
+        let (room, link, ()) = self.with_peer(peer, |p| {
+            Self::own_transport(p, transport, None)?;
+            p.transports.remove(&transport);
+            p.producers.retain(|_, (_, t)| *t != transport);
+            p.consumers.retain(|_, (_, t)| *t != transport);
+            Ok(())
+        })?;
+        link.request(Request::CloseTransport { room, transport })
+            .await
+            .map_err(link_error)?;
+        Ok(json!({}))
+    }
+
+    /// Creates a producer and tells the other peers.
+    pub async fn produce(&self, peer: PeerId, args: ProduceArgs) -> Result<Value, ClientError> {
+        let transport: TransportId = parse_id("transport", &args.transport_id)?;
+        let max = self.limits.max_producers_per_peer;
+        let (room, link, ()) = self.with_peer(peer, |p| {
+            Self::own_transport(p, transport, Some(Direction::Send))?;
+            if p.producers.len() >= max {
+                return Err(ClientError::new(
+                    ErrorCode::TooManyProducers,
+                    format!("a peer may have at most {max} producers"),
+                ));
+            }
+            Ok(())
+        })?;
+        let kind = match args.kind {
+            Kind::Audio => MediaKind::Audio,
+            Kind::Video => MediaKind::Video,
+        };
+        let rtp_parameters = Json(Value::Object(args.rtp_parameters).to_string());
+        let response = link
+            .request(Request::Produce {
+                room: room.clone(),
+                transport,
+                kind,
+                rtp_parameters,
+            })
+            .await
+            .map_err(link_error)?;
+        let Response::Produced { producer } = response else {
+            return Err(unexpected(response));
+        };
+        let mut directory = self.directory();
+        let Some(r) = directory.rooms.get_mut(&room) else {
+            return Err(not_joined());
+        };
+        let Some(p) = r.peers.get_mut(&peer) else {
+            return Err(not_joined());
+        };
+        p.producers.insert(producer, (args.kind, transport));
+        for (id, other) in &r.peers {
+            if *id != peer {
+                notify(
+                    other,
+                    "newProducer",
+                    json!({"peerId": peer, "producerId": producer, "kind": args.kind}),
+                );
+            }
+        }
+        Ok(json!({"producerId": producer}))
+    }
+
+    /// Creates a paused consumer of another peer's producer.
+    pub async fn consume(&self, peer: PeerId, args: ConsumeArgs) -> Result<Value, ClientError> {
+        let transport: TransportId = parse_id("transport", &args.transport_id)?;
+        let producer: ProducerId = parse_id("producer", &args.producer_id)?;
+        let (room, link, ()) = self.with_peer(peer, |p| {
+            Self::own_transport(p, transport, Some(Direction::Recv))
+        })?;
+        {
+            let directory = self.directory();
+            let owner = directory.rooms.get(&room).and_then(|r| {
+                r.peers
+                    .iter()
+                    .find(|(_, p)| p.producers.contains_key(&producer))
+                    .map(|(id, _)| *id)
+            });
+            match owner {
+                None => return Err(not_found("producer", producer)),
+                Some(owner) if owner == peer => {
+                    return Err(ClientError::new(
+                        ErrorCode::InvalidArgument,
+                        "a peer does not consume its own producer",
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        let rtp_capabilities = Json(Value::Object(args.rtp_capabilities).to_string());
+        let response = link
+            .request(Request::Consume {
+                room: room.clone(),
+                transport,
+                producer,
+                rtp_capabilities,
+            })
+            .await
+            .map_err(link_error)?;
+        let Response::Consumed {
+            consumer,
+            kind,
+            rtp_parameters,
+            consumer_type,
+            producer_paused,
+        } = response
+        else {
+            return Err(unexpected(response));
+        };
+        let answer = json!({
+            "consumerId": consumer,
+            "producerId": producer,
+            "kind": kind.as_str(),
+            "rtpParameters": json_value(&rtp_parameters)?,
+            "type": consumer_type,
+            "producerPaused": producer_paused,
+        });
+        let recorded = self.with_peer(peer, |p| {
+            p.consumers.insert(consumer, (producer, transport));
+            Ok(())
+        });
+        if recorded.is_err() {
+            let _ = link
+                .request(Request::CloseConsumer { room, consumer })
+                .await;
+            return Err(not_joined());
+        }
+        Ok(answer)
+    }
+
+    /// Pauses, resumes or closes one of the peer's producers.
+    pub async fn producer_action(
+        &self,
+        peer: PeerId,
+        producer: &str,
+        action: ProducerAction,
+    ) -> Result<Value, ClientError> {
+        let producer: ProducerId = parse_id("producer", producer)?;
+        let (room, link, ()) = self.with_peer(peer, |p| {
+            if !p.producers.contains_key(&producer) {
+                return Err(not_found("producer", producer));
+            }
+            if action == ProducerAction::Close {
+                p.producers.remove(&producer);
+            }
+            Ok(())
+        })?;
+        let request = match action {
+            ProducerAction::Pause => Request::PauseProducer { room, producer },
+            ProducerAction::Resume => Request::ResumeProducer { room, producer },
+            ProducerAction::Close => Request::CloseProducer { room, producer },
+        };
+        link.request(request).await.map_err(link_error)?;
+        Ok(json!({}))
+    }
+
+    /// Pauses, resumes or closes one of the peer's consumers, or sets its preferred layers.
+    pub async fn consumer_action(
+        &self,
+        peer: PeerId,
+        consumer: &str,
+        action: ConsumerAction,
+    ) -> Result<Value, ClientError> {
+        let consumer: ConsumerId = parse_id("consumer", consumer)?;
+        let (room, link, ()) = self.with_peer(peer, |p| {
+            if !p.consumers.contains_key(&consumer) {
+                return Err(not_found("consumer", consumer));
+            }
+            if action == ConsumerAction::Close {
+                p.consumers.remove(&consumer);
+            }
+            Ok(())
+        })?;
+        let request = match action {
+            ConsumerAction::Pause => Request::PauseConsumer { room, consumer },
+            ConsumerAction::Resume => Request::ResumeConsumer { room, consumer },
+            ConsumerAction::Close => Request::CloseConsumer { room, consumer },
+            ConsumerAction::PreferredLayers { spatial, temporal } => {
+                Request::SetConsumerPreferredLayers {
+                    room,
+                    consumer,
+                    spatial_layer: spatial,
+                    temporal_layer: temporal,
+                }
+            }
+        };
+        link.request(request).await.map_err(link_error)?;
+        Ok(json!({}))
+    }
+
+    /// Relays what a node reported to the peers it concerns.
+    pub fn on_node_event(&self, node: NodeId, event: NodeEvent) {
+        let mut directory = self.directory();
+        let room_id = match &event {
+            NodeEvent::ConsumerClosed { room, .. }
+            | NodeEvent::ConsumerPaused { room, .. }
+            | NodeEvent::ConsumerResumed { room, .. }
+            | NodeEvent::ConsumerScore { room, .. }
+            | NodeEvent::ConsumerLayersChanged { room, .. }
+            | NodeEvent::ProducerScore { room, .. }
+            | NodeEvent::ActiveSpeaker { room, .. } => room.clone(),
+            NodeEvent::WorkerDied { worker, message } => {
+                tracing::error!(%node, worker, "mediasoup worker died: {message}");
+                return;
+            }
+        };
+        let Some(room) = directory.rooms.get_mut(&room_id) else {
+            return;
+        };
+        if room.node != node {
+            return;
+        }
+        match event {
+            NodeEvent::ConsumerClosed {
+                consumer, producer, ..
+            } => {
+                if let Some(p) = consumer_owner(room, consumer) {
+                    p.consumers.remove(&consumer);
+                    notify(
+                        p,
+                        "consumerClosed",
+                        json!({"consumerId": consumer, "producerId": producer}),
+                    );
+                }
+            }
+            NodeEvent::ConsumerPaused { consumer, .. } => {
+                if let Some(p) = consumer_owner(room, consumer) {
+                    notify(p, "consumerPaused", json!({"consumerId": consumer}));
+                }
+            }
+            NodeEvent::ConsumerResumed { consumer, .. } => {
+                if let Some(p) = consumer_owner(room, consumer) {
+                    notify(p, "consumerResumed", json!({"consumerId": consumer}));
+                }
+            }
+            NodeEvent::ConsumerScore {
+                consumer, score, ..
+            } => {
+                if let (Some(p), Ok(score)) = (consumer_owner(room, consumer), json_value(&score)) {
+                    notify(
+                        p,
+                        "consumerScore",
+                        json!({"consumerId": consumer, "score": score}),
+                    );
+                }
+            }
+            NodeEvent::ConsumerLayersChanged {
+                consumer,
+                spatial_layer,
+                temporal_layer,
+                ..
+            } => {
+                if let Some(p) = consumer_owner(room, consumer) {
+                    notify(
+                        p,
+                        "consumerLayersChanged",
+                        json!({"consumerId": consumer, "spatialLayer": spatial_layer, "temporalLayer": temporal_layer}),
+                    );
+                }
+            }
+            NodeEvent::ProducerScore {
+                producer, score, ..
+            } => {
+                let owner = room
+                    .peers
+                    .values()
+                    .find(|p| p.producers.contains_key(&producer));
+                if let (Some(p), Ok(score)) = (owner, json_value(&score)) {
+                    notify(
+                        p,
+                        "producerScore",
+                        json!({"producerId": producer, "score": score}),
+                    );
+                }
+            }
+            NodeEvent::ActiveSpeaker { producer, .. } => {
+                let owner = room
+                    .peers
+                    .iter()
+                    .find(|(_, p)| p.producers.contains_key(&producer))
+                    .map(|(id, _)| *id);
+                if let Some(owner) = owner {
+                    for p in room.peers.values() {
+                        notify(
+                            p,
+                            "activeSpeaker",
+                            json!({"peerId": owner, "producerId": producer}),
+                        );
+                    }
+                }
+            }
+            NodeEvent::WorkerDied { .. } => {}
+        }
+    }
+
+    /// A node is gone: every room on it is lost. Its peers are told (`roomMoved`) and are no
+    /// longer joined; re-joining re-creates the room on a healthy node.
+    pub fn on_node_lost(&self, node: NodeId, reason: &str) {
+        let mut directory = self.directory();
+        let lost: Vec<RoomId> = directory
+            .rooms
+            .iter()
+            .filter(|(_, r)| r.node == node)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for room_id in lost {
+            if let Some(room) = directory.rooms.remove(&room_id) {
+                tracing::warn!(room = %room_id, %node, peers = room.peers.len(), "room lost with its node");
+                for (peer, p) in &room.peers {
+                    directory.peer_room.remove(peer);
+                    notify(
+                        p,
+                        "roomMoved",
+                        json!({"room": room_id.0, "reason": format!("media node failed: {reason}")}),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Sends `name` to every joined peer (used at shutdown).
+    pub fn notify_all(&self, name: &str, data: Value) {
+        for room in self.directory().rooms.values() {
+            for p in room.peers.values() {
+                notify(p, name, data.clone());
+            }
+        }
+    }
+}
+
+fn consumer_owner(room: &mut Room, consumer: ConsumerId) -> Option<&mut Peer> {
+    room.peers
+        .values_mut()
+        .find(|p| p.consumers.contains_key(&consumer))
+}
+
+/// What to do to a producer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProducerAction {
+    /// Pause.
+    Pause,
+    /// Resume.
+    Resume,
+    /// Close.
+    Close,
+}
+
+/// What to do to a consumer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsumerAction {
+    /// Pause.
+    Pause,
+    /// Resume.
+    Resume,
+    /// Close.
+    Close,
+    /// Prefer these layers.
+    PreferredLayers {
+        /// Spatial layer.
+        spatial: u8,
+        /// Temporal layer.
+        temporal: Option<u8>,
+    },
+}

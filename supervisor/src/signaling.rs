@@ -1,0 +1,179 @@
+//! One client's WebSocket session on `/ws`: reads requests, answers each one, and pushes
+//! the notifications [`Rooms`] queues for the peer. Leaving (or dropping the socket)
+//! closes what the peer had.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::protocol::{
+    error_answer, ok_answer, parse_data, parse_envelope, ClientError, ConnectTransportArgs,
+    ConsumerArgs, CreateTransportArgs, ErrorCode, PreferredLayersArgs, ProducerArgs, TransportArgs,
+    MAX_MESSAGE_BYTES,
+};
+use crate::rooms::{ConsumerAction, Outbox, PeerId, ProducerAction, Rooms};
+
+/// Frames a session may have queued for its client before notifications are dropped.
+const OUTBOX_CAPACITY: usize = 1024;
+
+/// Serves one client until its socket closes.
+pub async fn serve(socket: WebSocket, rooms: Arc<Rooms>) {
+    let peer: PeerId = Uuid::new_v4();
+    let (mut sink, mut stream) = socket.split();
+    let (outbox, mut queued) = mpsc::channel::<String>(OUTBOX_CAPACITY);
+    let (close_tx, mut close_rx) = oneshot::channel::<CloseFrame>();
+    let writer = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                frame = queued.recv() => match frame {
+                    Some(text) => {
+                        if sink.send(Message::Text(text.into())).await.is_err() {
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+                Ok(frame) = &mut close_rx => {
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    break;
+                }
+            }
+        }
+    });
+    tracing::debug!(%peer, "client connected");
+    let mut close_tx = Some(close_tx);
+    let mut close = |code, reason: &str| {
+        if let Some(tx) = close_tx.take() {
+            let _ = tx.send(CloseFrame {
+                code,
+                reason: reason.to_string().into(),
+            });
+        }
+    };
+    while let Some(message) = stream.next().await {
+        let message = match message {
+            Ok(message) => message,
+            Err(e) => {
+                // Frames above the WebSocket layer's own cap end up here.
+                tracing::debug!(%peer, "WebSocket error: {e}");
+                close(close_code::SIZE, "message too big or malformed");
+                break;
+            }
+        };
+        let answer = match message {
+            Message::Text(text) if text.len() > MAX_MESSAGE_BYTES => {
+                tracing::info!(%peer, bytes = text.len(), "closing a client that sent an oversized message");
+                close(close_code::SIZE, "message larger than 64 KiB");
+                break;
+            }
+            Message::Text(text) => handle(&rooms, peer, &outbox, text.as_str()).await,
+            Message::Binary(_) => error_answer(
+                None,
+                &ClientError::new(
+                    ErrorCode::BadRequest,
+                    "binary frames are not part of the protocol",
+                ),
+            ),
+            Message::Close(_) => break,
+            Message::Ping(_) | Message::Pong(_) => continue,
+        };
+        if outbox.send(answer).await.is_err() {
+            break;
+        }
+    }
+    // Whatever the reason the socket ended, the peer leaves its room.
+    let _ = rooms.leave(peer).await;
+    drop(outbox);
+    drop(close);
+    let _ = writer.await;
+    tracing::debug!(%peer, "client disconnected");
+}
+
+async fn handle(rooms: &Rooms, peer: PeerId, outbox: &Outbox, text: &str) -> String {
+    let envelope = match parse_envelope(text) {
+        Ok(envelope) => envelope,
+        Err((id, error)) => {
+            tracing::debug!(%peer, "bad request: {error}");
+            return error_answer(id, &error);
+        }
+    };
+    match dispatch(rooms, peer, outbox, &envelope.method, envelope.data).await {
+        Ok(data) => ok_answer(envelope.id, data),
+        Err(error) => {
+            tracing::debug!(%peer, method = %envelope.method, "request refused: {error}");
+            error_answer(Some(envelope.id), &error)
+        }
+    }
+}
+
+async fn dispatch(
+    rooms: &Rooms,
+    peer: PeerId,
+    outbox: &Outbox,
+    method: &str,
+    data: Value,
+) -> Result<Value, ClientError> {
+    match method {
+        "join" => {
+            rooms
+                .join(peer, outbox.clone(), parse_data(method, data)?)
+                .await
+        }
+        "leave" => rooms.leave(peer).await,
+        "getRouterRtpCapabilities" => rooms.router_rtp_capabilities(peer),
+        "createWebRtcTransport" => {
+            let args: CreateTransportArgs = parse_data(method, data)?;
+            rooms.create_transport(peer, args.direction).await
+        }
+        "connectWebRtcTransport" => {
+            let args: ConnectTransportArgs = parse_data(method, data)?;
+            rooms
+                .connect_transport(peer, &args.transport_id, args.dtls_parameters)
+                .await
+        }
+        "restartIce" => {
+            let args: TransportArgs = parse_data(method, data)?;
+            rooms.restart_ice(peer, &args.transport_id).await
+        }
+        "closeTransport" => {
+            let args: TransportArgs = parse_data(method, data)?;
+            rooms.close_transport(peer, &args.transport_id).await
+        }
+        "produce" => rooms.produce(peer, parse_data(method, data)?).await,
+        "consume" => rooms.consume(peer, parse_data(method, data)?).await,
+        "pauseProducer" | "resumeProducer" | "closeProducer" => {
+            let args: ProducerArgs = parse_data(method, data)?;
+            let action = match method {
+                "pauseProducer" => ProducerAction::Pause,
+                "resumeProducer" => ProducerAction::Resume,
+                _ => ProducerAction::Close,
+            };
+            rooms.producer_action(peer, &args.producer_id, action).await
+        }
+        "pauseConsumer" | "resumeConsumer" | "closeConsumer" => {
+            let args: ConsumerArgs = parse_data(method, data)?;
+            let action = match method {
+                "pauseConsumer" => ConsumerAction::Pause,
+                "resumeConsumer" => ConsumerAction::Resume,
+                _ => ConsumerAction::Close,
+            };
+            rooms.consumer_action(peer, &args.consumer_id, action).await
+        }
+        "setConsumerPreferredLayers" => {
+            let args: PreferredLayersArgs = parse_data(method, data)?;
+            let action = ConsumerAction::PreferredLayers {
+                spatial: args.spatial_layer,
+                temporal: args.temporal_layer,
+            };
+            rooms.consumer_action(peer, &args.consumer_id, action).await
+        }
+        _ => Err(ClientError::new(
+            ErrorCode::UnknownMethod,
+            format!("unknown method {method:?} (see docs/protocol.md)"),
+        )),
+    }
+}
