@@ -56,7 +56,7 @@ impl FrameDecoder {
 
     /// The next whole message, `Ok(None)` when more bytes are needed. An error means the
     /// stream is unusable from here on.
-    pub fn next<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
+    pub fn next_message<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
         let Some(len) = self.announced_len()? else {
             return Ok(None);
         };
@@ -172,9 +172,12 @@ mod tests {
         bytes.extend(encode(&Msg::Text("hi".into()), 64).unwrap());
         let mut decoder = FrameDecoder::new(64);
         decoder.push(&bytes);
-        assert_eq!(decoder.next::<Msg>().unwrap(), Some(Msg::Ping(7)));
-        assert_eq!(decoder.next::<Msg>().unwrap(), Some(Msg::Text("hi".into())));
-        assert_eq!(decoder.next::<Msg>().unwrap(), None);
+        assert_eq!(decoder.next_message::<Msg>().unwrap(), Some(Msg::Ping(7)));
+        assert_eq!(
+            decoder.next_message::<Msg>().unwrap(),
+            Some(Msg::Text("hi".into()))
+        );
+        assert_eq!(decoder.next_message::<Msg>().unwrap(), None);
         decoder.finish().unwrap();
     }
 
@@ -183,7 +186,7 @@ mod tests {
         let mut decoder = FrameDecoder::new(16);
         decoder.push(&(1_000_000u32).to_le_bytes());
         assert!(matches!(
-            decoder.next::<Msg>(),
+            decoder.next_message::<Msg>(),
             Err(FrameError::TooLarge {
                 len: 1_000_000,
                 max: 16
@@ -202,7 +205,7 @@ mod tests {
         let bytes = encode(&Msg::Text("hello".into()), 64).unwrap();
         let mut decoder = FrameDecoder::new(64);
         decoder.push(&bytes[..bytes.len() - 1]);
-        assert_eq!(decoder.next::<Msg>().unwrap(), None);
+        assert_eq!(decoder.next_message::<Msg>().unwrap(), None);
         assert!(matches!(
             decoder.finish(),
             Err(FrameError::Truncated { .. })
@@ -213,7 +216,10 @@ mod tests {
     fn garbage_body_is_a_decode_error() {
         let mut decoder = FrameDecoder::new(64);
         decoder.push(&[3, 0, 0, 0, 0xff, 0xff, 0xff]);
-        assert!(matches!(decoder.next::<Msg>(), Err(FrameError::Decode(_))));
+        assert!(matches!(
+            decoder.next_message::<Msg>(),
+            Err(FrameError::Decode(_))
+        ));
     }
 
     #[tokio::test]

@@ -34,7 +34,7 @@ proptest! {
         decoder.push(&bytes);
         // Whatever comes out, an error or messages, it must come out without a panic, and
         // an error ends the stream.
-        while let Ok(Some(_)) = decoder.next::<FromNode>() {}
+        while let Ok(Some(_)) = decoder.next_message::<FromNode>() {}
         prop_assert!(decoder.buffered() <= bytes.len());
     }
 
@@ -53,7 +53,7 @@ proptest! {
         let mut got = Vec::new();
         for chunk in wire.chunks(cut_every) {
             decoder.push(chunk);
-            while let Some(m) = decoder.next::<FromNode>().unwrap() {
+            while let Some(m) = decoder.next_message::<FromNode>().unwrap() {
                 got.push(m);
             }
         }
@@ -65,7 +65,7 @@ proptest! {
     fn announced_length_over_cap_is_refused(len in 1025u32..) {
         let mut decoder = FrameDecoder::new(1024);
         decoder.push(&len.to_le_bytes());
-        let refused = matches!(decoder.next::<FromNode>(), Err(ipc::FrameError::TooLarge { .. }));
+        let refused = matches!(decoder.next_message::<FromNode>(), Err(ipc::FrameError::TooLarge { .. }));
         prop_assert!(refused);
     }
 }

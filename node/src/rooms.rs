@@ -145,10 +145,12 @@ impl Rooms {
                 })
             }
             Request::CloseTransport { room, transport } => self.with_room(&room, |r| {
-                r.transports
+                let closed = r
+                    .transports
                     .remove(&transport)
                     .ok_or_else(|| not_found("transport", transport))?;
-                // Closing the transport closed its producers and consumers in the worker.
+                // Dropping closes it, and with it its producers and consumers in the worker.
+                drop(closed);
                 r.producers.retain(|_, e| e.transport != transport);
                 r.consumers.retain(|_, e| e.transport != transport);
                 Ok(Response::Done)

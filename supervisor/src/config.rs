@@ -52,6 +52,9 @@ pub struct Config {
     /// Folder of the built demo page (default: web/dist of this checkout).
     #[arg(long, env = "WEB_DIR")]
     pub web_dir: Option<PathBuf>,
+    /// Token every `join` must carry; without it any client may join any room.
+    #[arg(long, env = "JOIN_TOKEN", hide_env_values = true)]
+    pub join_token: Option<String>,
     /// Peers allowed in one room.
     #[arg(long, env = "MAX_PEERS_PER_ROOM", default_value_t = 50)]
     pub max_peers_per_room: usize,
@@ -152,6 +155,6 @@ mod tests {
         assert!(!c.tls_mode);
         assert_eq!(c.port, 8000);
         assert_eq!(c.rtc_ip(), IpAddr::from([127, 0, 0, 1]));
-        assert_eq!(parse(&["--tls-mode", "0"]).tls_mode, false);
+        assert!(!parse(&["--tls-mode", "0"]).tls_mode);
     }
 }

@@ -112,6 +112,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         Limits {
             max_peers_per_room: config.max_peers_per_room,
             max_producers_per_peer: config.max_producers_per_peer,
+            join_token: config.join_token.clone(),
         },
     ));
 

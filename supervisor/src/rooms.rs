@@ -33,6 +33,8 @@ pub struct Limits {
     pub max_peers_per_room: usize,
     /// Producers of one peer.
     pub max_producers_per_peer: usize,
+    /// Token a `join` must carry, if any.
+    pub join_token: Option<String>,
 }
 
 /// Where a session's outgoing frames go (bounded: a client that does not read loses
@@ -170,6 +172,19 @@ impl Rooms {
                 ErrorCode::ShuttingDown,
                 "the SFU is stopping",
             ));
+        }
+        if let Some(expected) = &self.limits.join_token {
+            let given = args.token.as_deref().unwrap_or("");
+            // Constant time: the comparison must not tell how much of a guess was right.
+            let same: bool =
+                subtle::ConstantTimeEq::ct_eq(given.as_bytes(), expected.as_bytes()).into();
+            if !same {
+                tracing::warn!(room = %args.room, "join refused: wrong or missing token");
+                return Err(ClientError::new(
+                    ErrorCode::Unauthorized,
+                    "wrong or missing token",
+                ));
+            }
         }
         let room_id = RoomId(args.room.clone());
         let _membership = self.membership.lock().await;

@@ -88,7 +88,6 @@ pub async fn serve(socket: WebSocket, rooms: Arc<Rooms>) {
     // Whatever the reason the socket ended, the peer leaves its room.
     let _ = rooms.leave(peer).await;
     drop(outbox);
-    drop(close);
     let _ = writer.await;
     tracing::debug!(%peer, "client disconnected");
 }
