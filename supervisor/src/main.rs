@@ -125,6 +125,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
                     LinkEvent::Event(node, event) => rooms.on_node_event(node, event),
                     LinkEvent::Closed(node, reason) => {
                         if !pool.remove(node) {
+                            // The second report of the same death (socket EOF, then exit).
+                            tracing::info!(%node, "{reason}");
                             continue;
                         }
                         tracing::error!(%node, "media node lost: {reason}");
@@ -154,30 +156,44 @@ async fn run(config: Config) -> anyhow::Result<()> {
         },
         web_dir,
     );
+    let stopping = Arc::new(tokio::sync::Notify::new());
     let shutdown = {
-        let (rooms, pool) = (rooms.clone(), pool.clone());
+        let (rooms, pool, stopping) = (rooms.clone(), pool.clone(), stopping.clone());
         async move {
             wait_for_stop_signal().await;
             tracing::info!("stopping: no new joins, closing nodes");
             rooms.start_shutdown();
             rooms.notify_all("shuttingDown", serde_json::json!({}));
             pool.shutdown_all();
+            stopping.notify_one();
         }
+    };
+    // Open WebSockets would hold a graceful shutdown forever: give them a few seconds.
+    let deadline = async move {
+        stopping.notified().await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        tracing::info!("closing the remaining connections");
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("listening on {scheme}://{}:{}", config.bind, config.port);
-    let result = match tls {
-        Some(tls) => {
-            let listener = tls::TlsListener::new(listener, tls)?;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
+    let serve = async move {
+        match tls {
+            Some(tls) => {
+                let listener = tls::TlsListener::new(listener, tls)?;
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
         }
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
+    };
+    let result = tokio::select! {
+        result = serve => result,
+        () = deadline => Ok(()),
     };
     let _ = std::fs::remove_dir_all(&socket_dir);
     result.context("HTTP server failed")

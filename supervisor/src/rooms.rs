@@ -153,6 +153,11 @@ impl Rooms {
         Ok((room_id, link, value))
     }
 
+    /// Whether `peer` is in a room.
+    pub fn is_joined(&self, peer: PeerId) -> bool {
+        self.directory().peer_room.contains_key(&peer)
+    }
+
     /// Refuses new joins from now on.
     pub fn start_shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);

@@ -17,6 +17,26 @@ use crate::protocol::{
 };
 use crate::rooms::{ConsumerAction, Outbox, PeerId, ProducerAction, Rooms};
 
+/// Every method of docs/protocol.md.
+const KNOWN_METHODS: &[&str] = &[
+    "join",
+    "leave",
+    "getRouterRtpCapabilities",
+    "createWebRtcTransport",
+    "connectWebRtcTransport",
+    "restartIce",
+    "closeTransport",
+    "produce",
+    "consume",
+    "pauseProducer",
+    "resumeProducer",
+    "closeProducer",
+    "pauseConsumer",
+    "resumeConsumer",
+    "closeConsumer",
+    "setConsumerPreferredLayers",
+];
+
 /// Frames a session may have queued for its client before notifications are dropped.
 const OUTBOX_CAPACITY: usize = 1024;
 
@@ -116,6 +136,13 @@ async fn dispatch(
     method: &str,
     data: Value,
 ) -> Result<Value, ClientError> {
+    // Every method but `join` needs a room; say so before looking at ids.
+    if !matches!(method, "join" | "leave")
+        && KNOWN_METHODS.contains(&method)
+        && !rooms.is_joined(peer)
+    {
+        return Err(ClientError::new(ErrorCode::NotJoined, "join a room first"));
+    }
     match method {
         "join" => {
             rooms

@@ -1,0 +1,173 @@
+//! Startup settings: TLS without its files, a key that does not match, TLS without
+//! PUBLIC_IP each stop the supervisor at once with one clear line and a non-zero exit; a
+//! plain-HTTP request to the TLS port gets no page; `--help` explains every flag.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{free_port, Sfu, TestCert};
+
+/// Runs the supervisor with `envs`, expecting it to exit by itself; returns (code, stderr).
+fn run_to_exit(envs: &[(&str, &str)]) -> (i32, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_supervisor"))
+        .args(["--port", &free_port().to_string(), "--bind", "127.0.0.1"])
+        .env_remove("PUBLIC_IP")
+        .env_remove("TLS_MODE")
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start supervisor");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("supervisor kept running with {envs:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    (status.code().unwrap_or(-1), stderr)
+}
+
+fn error_line(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .find(|l| l.starts_with("supervisor: error:"))
+        .unwrap_or_else(|| panic!("no error line in:\n{stderr}"))
+}
+
+#[test]
+fn tls_mode_without_files_or_public_ip_refuses_to_start() {
+    let (code, stderr) = run_to_exit(&[("TLS_MODE", "1"), ("PUBLIC_IP", "127.0.0.1")]);
+    assert_ne!(code, 0);
+    assert!(error_line(&stderr).contains("TLS_CERT_PATH"), "{stderr}");
+
+    let cert = TestCert::new("startup-nopublic");
+    let (cert_path, key_path) = (cert.dir.join("cert.pem"), cert.dir.join("key.pem"));
+    let (code, stderr) = run_to_exit(&[
+        ("TLS_MODE", "1"),
+        ("TLS_CERT_PATH", cert_path.to_str().unwrap()),
+        ("TLS_KEY_PATH", key_path.to_str().unwrap()),
+    ]);
+    assert_ne!(code, 0);
+    assert!(error_line(&stderr).contains("PUBLIC_IP"), "{stderr}");
+}
+
+#[test]
+fn unreadable_or_mismatched_tls_files_refuse_to_start() {
+    let cert = TestCert::new("startup-files");
+    let other = TestCert::new("startup-other");
+    let cert_path = cert.dir.join("cert.pem");
+    let cases = [
+        (
+            cert.dir.join("missing.pem"),
+            cert.dir.join("key.pem"),
+            "TLS_CERT_PATH",
+        ),
+        (
+            cert_path.clone(),
+            cert.dir.join("missing.pem"),
+            "TLS_KEY_PATH",
+        ),
+        (cert_path.clone(), cert_path.clone(), "TLS_KEY_PATH"),
+        (
+            cert_path.clone(),
+            other.dir.join("key.pem"),
+            "do not go together",
+        ),
+    ];
+    for (cert_file, key_file, expected) in cases {
+        let (code, stderr) = run_to_exit(&[
+            ("TLS_MODE", "1"),
+            ("PUBLIC_IP", "127.0.0.1"),
+            ("TLS_CERT_PATH", cert_file.to_str().unwrap()),
+            ("TLS_KEY_PATH", key_file.to_str().unwrap()),
+        ]);
+        assert_ne!(code, 0);
+        let line = error_line(&stderr);
+        assert!(
+            line.contains(expected),
+            "{cert_file:?} {key_file:?}: {line}"
+        );
+        assert_eq!(
+            stderr.lines().filter(|l| l.contains("error")).count(),
+            1,
+            "one line: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn plain_http_to_the_tls_port_gets_no_page() {
+    let cert = TestCert::new("startup-plain");
+    let sfu = Sfu::start_tls(&cert, &[]);
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", sfu.port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .expect("write");
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    assert!(
+        !String::from_utf8_lossy(&reply).contains("HTTP/1.1 200"),
+        "plain HTTP got a page: {:?}",
+        String::from_utf8_lossy(&reply)
+    );
+}
+
+#[test]
+fn help_explains_every_flag() {
+    let out = Command::new(env!("CARGO_BIN_EXE_supervisor"))
+        .arg("--help")
+        .output()
+        .expect("run --help");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--port",
+        "--tls-mode",
+        "--tls-cert-path",
+        "--tls-key-path",
+        "--public-ip",
+        "--rtc-ip",
+        "--rtc-min-port",
+        "--rtc-max-port",
+        "--nodes",
+        "--workers-per-node",
+        "--node-binary",
+        "--web-dir",
+        "--join-token",
+        "--max-peers-per-room",
+        "--max-producers-per-peer",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+    }
+    for var in [
+        "PORT",
+        "TLS_MODE",
+        "TLS_CERT_PATH",
+        "TLS_KEY_PATH",
+        "PUBLIC_IP",
+    ] {
+        assert!(
+            help.contains(&format!("env: {var}")),
+            "--help lacks {var}:\n{help}"
+        );
+    }
+}

@@ -1,0 +1,176 @@
+//! Test harness: the real `supervisor` binary (which spawns real `node` processes), a
+//! signaling client on `/ws`, and WebRTC peers written with str0m that send RTP and count
+//! what comes back out of mediasoup.
+#![allow(dead_code)] // each test file uses a different part
+
+pub mod peer;
+pub mod rtc;
+pub mod signaling;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub use signaling::Signaling;
+
+/// A TLS certificate made for a test.
+pub struct TestCert {
+    /// Folder holding cert.pem and key.pem.
+    pub dir: PathBuf,
+    /// PEM of the certificate.
+    pub cert_pem: String,
+}
+
+impl TestCert {
+    /// A self-signed certificate for 127.0.0.1 and localhost.
+    pub fn new(name: &str) -> TestCert {
+        let certified =
+            rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+                .expect("generate certificate");
+        let dir = std::env::temp_dir().join(format!("sfu-test-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let cert_pem = certified.cert.pem();
+        std::fs::write(dir.join("cert.pem"), &cert_pem).expect("write cert");
+        std::fs::write(dir.join("key.pem"), certified.signing_key.serialize_pem())
+            .expect("write key");
+        TestCert { dir, cert_pem }
+    }
+}
+
+/// A running supervisor, killed (with its nodes) when dropped.
+pub struct Sfu {
+    child: Child,
+    /// Its HTTP(S) port.
+    pub port: u16,
+    /// Whether it serves TLS.
+    pub tls: bool,
+    /// Where its log goes.
+    pub log: PathBuf,
+}
+
+/// A free TCP port on loopback (the small race with another process is acceptable in tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn node_binary() -> PathBuf {
+    let supervisor = PathBuf::from(env!("CARGO_BIN_EXE_supervisor"));
+    let node = supervisor.with_file_name("node");
+    assert!(
+        node.is_file(),
+        "{} is missing: build the workspace first (cargo build --workspace)",
+        node.display()
+    );
+    node
+}
+
+impl Sfu {
+    /// Starts a plain-HTTP supervisor with `args` added.
+    pub fn start(args: &[&str]) -> Sfu {
+        Self::start_with(args, None)
+    }
+
+    /// Starts a supervisor in TLS mode with `cert`.
+    pub fn start_tls(cert: &TestCert, args: &[&str]) -> Sfu {
+        Self::start_with(args, Some(cert))
+    }
+
+    fn start_with(args: &[&str], cert: Option<&TestCert>) -> Sfu {
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("sfu-test-supervisor-{port}.log"));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_supervisor"));
+        command
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .arg("--node-binary")
+            .arg(
+                std::env::var("TEST_NODE_BINARY")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|_| node_binary()),
+            )
+            .args(args)
+            .env("RUST_LOG", "info,supervisor=debug")
+            .env_remove("PUBLIC_IP")
+            .env_remove("TLS_MODE")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log"))
+            .stderr(log_file);
+        if let Some(cert) = cert {
+            command
+                .env("TLS_MODE", "1")
+                .env("TLS_CERT_PATH", cert.dir.join("cert.pem"))
+                .env("TLS_KEY_PATH", cert.dir.join("key.pem"))
+                .env("PUBLIC_IP", "127.0.0.1")
+                .args(["--rtc-ip", "127.0.0.1"]);
+        }
+        let child = command.spawn().expect("start supervisor");
+        let sfu = Sfu {
+            child,
+            port,
+            tls: cert.is_some(),
+            log,
+        };
+        sfu.wait_ready();
+        sfu
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if std::fs::read_to_string(&self.log).is_ok_and(|l| l.contains("listening on")) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("supervisor did not start; log:\n{}", self.log_text());
+    }
+
+    /// What the supervisor (and its nodes) logged.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The signaling URL.
+    pub fn ws_url(&self) -> String {
+        let scheme = if self.tls { "wss" } else { "ws" };
+        format!("{scheme}://127.0.0.1:{}/ws", self.port)
+    }
+
+    /// Pids of this supervisor's node processes.
+    pub fn node_pids(&self) -> Vec<u32> {
+        let parent = self.child.id().to_string();
+        let mut pids = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+                continue;
+            };
+            let ppid = rest.split_whitespace().nth(1);
+            if ppid == Some(parent.as_str()) && stat.contains("(node)") {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    /// Whether the supervisor process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Sfu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
