@@ -1,0 +1,94 @@
+// Two Chromium pages open the demo page in one room; each must decode the other's video
+// and receive the other's audio (read from getStats through window.demo.stats()).
+//
+//   SFU_URL=http://127.0.0.1:8000 node call.mjs      (SFU_INSECURE=1 for a self-signed cert)
+//
+// Exits non-zero on failure, after printing what each page saw and its console.
+import { chromium } from 'playwright-core';
+
+const base = process.env.SFU_URL;
+if (!base) {
+  console.error('set SFU_URL, e.g. http://127.0.0.1:8000');
+  process.exit(2);
+}
+const insecure = process.env.SFU_INSECURE === '1';
+const room = `browser-${process.pid}`;
+const WANT = 30; // frames decoded and audio packets received, each
+
+const args = [
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--autoplay-policy=no-user-gesture-required',
+];
+if (insecure) args.push('--ignore-certificate-errors');
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args,
+});
+const logs = { alice: [], bob: [] };
+let failed = false;
+try {
+  const context = await browser.newContext({ ignoreHTTPSErrors: insecure });
+  const pages = {};
+  for (const name of ['alice', 'bob']) {
+    const page = await context.newPage();
+    page.on('console', (m) => logs[name].push(`${m.type()}: ${m.text()}`));
+    page.on('pageerror', (e) => logs[name].push(`pageerror: ${e.message}`));
+    await page.goto(`${base}/?room=${room}&name=${name}`);
+    const prefilled = await page.inputValue('#room');
+    if (prefilled !== room) throw new Error(`${name}: room field is ${prefilled}, not ${room}`);
+    await page.click('[data-testid=join]');
+    pages[name] = page;
+  }
+  const deadline = Date.now() + 45_000;
+  const last = {};
+  for (;;) {
+    let done = true;
+    for (const [name, page] of Object.entries(pages)) {
+      const stats = await page.evaluate(() => window.demo.stats());
+      const grew = last[name] && stats.framesDecoded > last[name].framesDecoded
+        && stats.audioPacketsReceived > last[name].audioPacketsReceived;
+      last[name] = stats;
+      if (!(stats.framesDecoded >= WANT && stats.audioPacketsReceived >= WANT && grew)) done = false;
+    }
+    if (done) break;
+    if (Date.now() > deadline) {
+      failed = true;
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  for (const [name, page] of Object.entries(pages)) {
+    const status = await page.textContent('[data-testid=status]');
+    const tiles = await page.locator('[data-testid=remote-tile]').count();
+    console.log(`${name}: ${JSON.stringify(last[name])}; remote tiles: ${tiles}; status: ${status}`);
+    if (process.env.SFU_SCREENSHOT_DIR) {
+      await page.screenshot({ path: `${process.env.SFU_SCREENSHOT_DIR}/${name}.png` });
+    }
+    if (failed) {
+      const shot = `/tmp/sfu-browser-${name}-${process.pid}.png`;
+      await page.screenshot({ path: shot });
+      console.log(`${name}: screenshot ${shot}; console:\n  ${logs[name].join('\n  ')}`);
+    }
+  }
+} catch (e) {
+  failed = true;
+  console.error(e);
+  for (const [name, lines] of Object.entries(logs)) console.log(`${name} console:\n  ${lines.join('\n  ')}`);
+} finally {
+  await browser.close();
+}
+if (failed) {
+  console.error(`FAILED: both pages must decode ${WANT}+ video frames and receive ${WANT}+ audio packets`);
+  process.exit(1);
+}
+console.log('ok: both pages see and hear each other');
