@@ -61,6 +61,10 @@ pub struct Config {
     /// Producers (tracks) one peer may publish.
     #[arg(long, env = "MAX_PRODUCERS_PER_PEER", default_value_t = 4)]
     pub max_producers_per_peer: usize,
+    /// A node silent (no load report) this long, in milliseconds, is hung: it is killed and
+    /// replaced.
+    #[arg(long, env = "NODE_HEARTBEAT_TIMEOUT_MS", default_value_t = 3_000)]
+    pub node_heartbeat_timeout_ms: u64,
     /// How long a node may take to answer a request, in milliseconds.
     #[arg(long, env = "NODE_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
     pub node_request_timeout_ms: u64,

@@ -148,6 +148,19 @@ async fn run(config: Config) -> anyhow::Result<()> {
         }
     });
 
+    // Hung nodes (SIGSTOP, deadlock) stop sending load reports.
+    tokio::spawn({
+        let pool = pool.clone();
+        let timeout = Duration::from_millis(config.node_heartbeat_timeout_ms);
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                pool.kill_silent_nodes(timeout);
+            }
+        }
+    });
+
     let web_dir = config.web_dir.clone().unwrap_or_else(default_web_dir);
     let app = http::router(
         http::AppState {

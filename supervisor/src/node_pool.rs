@@ -41,6 +41,7 @@ pub struct NodePool {
     next_id: AtomicU32,
     nodes: Mutex<BTreeMap<NodeId, Arc<NodeLink>>>,
     events: mpsc::UnboundedSender<LinkEvent>,
+    node_ready: tokio::sync::Notify,
 }
 
 impl NodePool {
@@ -51,6 +52,7 @@ impl NodePool {
             next_id: AtomicU32::new(1),
             nodes: Mutex::new(BTreeMap::new()),
             events,
+            node_ready: tokio::sync::Notify::new(),
         }
     }
 
@@ -63,9 +65,42 @@ impl NodePool {
         self.nodes().values().cloned().collect()
     }
 
+    /// Ready nodes, waiting up to `patience` for one when there is none (a replacement being
+    /// spawned after a crash).
+    pub async fn ready_within(&self, patience: Duration) -> Vec<Arc<NodeLink>> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let notified = self.node_ready.notified();
+            let ready = self.ready();
+            if !ready.is_empty() {
+                return ready;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Vec::new();
+            }
+        }
+    }
+
     /// Forgets a node (it died); `false` if it was already forgotten.
     pub fn remove(&self, id: NodeId) -> bool {
         self.nodes().remove(&id).is_some()
+    }
+
+    /// Kills every node whose last load report (its heartbeat) is older than `timeout`: a
+    /// stopped or deadlocked node. Its exit is then handled like any other death.
+    pub fn kill_silent_nodes(&self, timeout: Duration) {
+        let now = std::time::Instant::now();
+        for link in self.ready() {
+            let (_, last_heard) = link.load();
+            let silent = now.saturating_duration_since(last_heard);
+            if silent > timeout {
+                tracing::error!(node = %link.id, pid = link.hello.pid, ?silent, "node missed its heartbeats; killing it");
+                let pid = nix::unistd::Pid::from_raw(link.hello.pid as i32);
+                if let Err(e) = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL) {
+                    tracing::warn!(node = %link.id, "cannot kill: {e}");
+                }
+            }
+        }
     }
 
     /// Asks every node to stop.
@@ -122,6 +157,7 @@ impl NodePool {
             .with_context(|| format!("{id} (pid {pid})"))?;
         tracing::info!(node = %id, pid, workers = link.hello.workers, "node ready");
         self.nodes().insert(id, link.clone());
+        self.node_ready.notify_waiters();
         // The process is watched apart from its socket: an exit is seen even if the socket
         // lingers, and `kill_on_drop` reaps it when the supervisor goes.
         let events = self.events.clone();

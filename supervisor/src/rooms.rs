@@ -23,6 +23,9 @@ use crate::protocol::{
     JoinArgs, Kind, ProduceArgs,
 };
 
+/// How long a join waits for a media node when none is ready.
+const NODE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A connected client, for the life of its WebSocket.
 pub type PeerId = Uuid;
 
@@ -259,7 +262,8 @@ impl Rooms {
     }
 
     async fn create_room(&self, room_id: &RoomId) -> Result<(), ClientError> {
-        let links = self.pool.ready();
+        // Right after a node died its replacement may still be starting: wait for it.
+        let links = self.pool.ready_within(NODE_WAIT).await;
         let views: Vec<NodeView> = {
             let directory = self.directory();
             links

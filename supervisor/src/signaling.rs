@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::protocol::{
@@ -45,10 +45,16 @@ pub async fn serve(socket: WebSocket, rooms: Arc<Rooms>) {
     let peer: PeerId = Uuid::new_v4();
     let (mut sink, mut stream) = socket.split();
     let (outbox, mut queued) = mpsc::channel::<String>(OUTBOX_CAPACITY);
-    let (close_tx, mut close_rx) = oneshot::channel::<CloseFrame>();
+    let (close_tx, mut close_rx) = mpsc::channel::<CloseFrame>(1);
     let writer = tokio::spawn(async move {
         loop {
             tokio::select! {
+                // A close decided by the reader wins over the end of the queue it implies.
+                biased;
+                Some(frame) = close_rx.recv() => {
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    break;
+                }
                 frame = queued.recv() => match frame {
                     Some(text) => {
                         if sink.send(Message::Text(text.into())).await.is_err() {
@@ -57,10 +63,6 @@ pub async fn serve(socket: WebSocket, rooms: Arc<Rooms>) {
                     }
                     None => break,
                 },
-                Ok(frame) = &mut close_rx => {
-                    let _ = sink.send(Message::Close(Some(frame))).await;
-                    break;
-                }
             }
         }
     });
@@ -68,7 +70,7 @@ pub async fn serve(socket: WebSocket, rooms: Arc<Rooms>) {
     let mut close_tx = Some(close_tx);
     let mut close = |code, reason: &str| {
         if let Some(tx) = close_tx.take() {
-            let _ = tx.send(CloseFrame {
+            let _ = tx.try_send(CloseFrame {
                 code,
                 reason: reason.to_string().into(),
             });

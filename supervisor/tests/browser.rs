@@ -19,14 +19,20 @@ fn repo() -> PathBuf {
 fn check_prerequisites() {
     let missing: Vec<&str> = [
         ("web/dist/index.html", "the demo page build"),
-        ("tests/browser/node_modules/playwright-core", "playwright-core"),
+        (
+            "tests/browser/node_modules/playwright-core",
+            "playwright-core",
+        ),
     ]
     .into_iter()
     .filter(|(path, _)| !repo().join(path).exists())
     .map(|(_, what)| what)
     .chain((!Path::new("/usr/bin/chromium").exists()).then_some("Debian's chromium"))
     .collect();
-    assert!(missing.is_empty(), "missing {missing:?}: run scripts/setup.sh --tests");
+    assert!(
+        missing.is_empty(),
+        "missing {missing:?}: run scripts/setup.sh --tests"
+    );
 }
 
 fn run_browser_call(url: &str, insecure: bool) {
@@ -40,7 +46,10 @@ fn run_browser_call(url: &str, insecure: bool) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}{stderr}");
-    assert!(out.status.success(), "browser call failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "browser call failed:\n{stdout}\n{stderr}"
+    );
 }
 
 #[test]

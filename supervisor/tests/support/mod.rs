@@ -155,17 +155,65 @@ impl Sfu {
                 continue;
             };
             let ppid = rest.split_whitespace().nth(1);
-            if ppid == Some(parent.as_str()) && stat.contains("(node)") {
+            let zombie = rest.starts_with('Z');
+            if ppid == Some(parent.as_str()) && stat.contains("(node)") && !zombie {
                 pids.push(pid);
             }
         }
         pids
     }
 
+    /// The supervisor's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits until the supervisor has exactly `count` node processes, at most `within`.
+    pub fn wait_nodes(&self, count: usize, within: Duration) -> Vec<u32> {
+        let deadline = Instant::now() + within;
+        loop {
+            let mut pids = self.node_pids();
+            if pids.len() == count {
+                pids.sort_unstable();
+                return pids;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} nodes instead of {count}; log:\n{}",
+                pids.len(),
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Whether the supervisor process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+}
+
+/// Sends `signal` to `pid`.
+pub fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// Whether process `pid` exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            !stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
 }
 
 impl Drop for Sfu {

@@ -1,0 +1,118 @@
+//! Fault injection with real processes: nodes killed or stopped in the middle of calls, and
+//! the supervisor killed. The supervisor stays up, the affected clients are told and recover,
+//! other rooms are untouched, and no process is left behind.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::peer::{exchange_media, TestPeer};
+use support::{alive, signal, Sfu};
+
+async fn call(url: &str, room: &str, ssrc_base: u32) -> (TestPeer, TestPeer) {
+    let mut a = TestPeer::join(url, None, room, "A", ssrc_base).await;
+    let mut b = TestPeer::join(url, None, room, "B", ssrc_base + 10).await;
+    for producer in b.joined["peers"][0]["producers"]
+        .as_array()
+        .expect("producers")
+        .clone()
+    {
+        b.consume(producer["producerId"].as_str().expect("id"))
+            .await;
+    }
+    a.consume_announced(2).await;
+    exchange_media(&mut [&mut a, &mut b], Duration::from_millis(400)).await;
+    (a, b)
+}
+
+fn total(peer: &TestPeer) -> u64 {
+    peer.received().iter().map(|(_, n)| n).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_node_rooms_recover_and_other_rooms_lose_nothing() {
+    let mut sfu = Sfu::start(&["--nodes", "2"]);
+    let url = sfu.ws_url();
+    let nodes = sfu.wait_nodes(2, Duration::from_secs(10));
+    // The first room goes to the first node, the second to the other (fewer rooms).
+    let (mut a, mut b) = call(&url, "doomed", 100).await;
+    let (mut c, mut d) = call(&url, "steady", 200).await;
+    assert!(
+        total(&a) > 0 && total(&c) > 0,
+        "media flows before the kill"
+    );
+
+    let before = (total(&c), total(&d));
+    // The other room keeps sending through the kill and the recovery: 100 packets per track.
+    let steady = tokio::spawn(async move {
+        exchange_media(&mut [&mut c, &mut d], Duration::from_secs(2)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        (c, d)
+    });
+    let killed_at = Instant::now();
+    signal(nodes[0], "KILL");
+    for peer in [&mut a, &mut b] {
+        let moved = peer.signaling.notification("roomMoved").await;
+        assert_eq!(moved["room"], "doomed");
+    }
+    // The doomed room's peers re-join (as docs/protocol.md says) and media flows again.
+    drop((a, b));
+    let (mut a, mut b) = call(&url, "doomed", 300).await;
+    let mut recovered = None;
+    for _ in 0..100 {
+        if total(&a) > 0 && total(&b) > 0 {
+            recovered = Some(killed_at.elapsed());
+            break;
+        }
+        exchange_media(&mut [&mut a, &mut b], Duration::from_millis(20)).await;
+    }
+    let recovered = recovered.expect("media flows again after the re-join");
+    println!("media back {recovered:?} after SIGKILL of the node");
+
+    let (c, d) = steady.await.expect("steady room task");
+    assert_eq!(total(&c) - before.0, 200, "steady room lost packets");
+    assert_eq!(total(&d) - before.1, 200, "steady room lost packets");
+    assert!(sfu.is_running(), "supervisor survived");
+    let replaced = sfu.wait_nodes(2, Duration::from_secs(10));
+    assert!(!replaced.contains(&nodes[0]), "the dead node was replaced");
+    assert!(!alive(nodes[0]), "no zombie left");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_node_is_detected_by_heartbeat_and_replaced() {
+    let mut sfu = Sfu::start(&["--node-heartbeat-timeout-ms", "1500"]);
+    let url = sfu.ws_url();
+    let node = sfu.wait_nodes(1, Duration::from_secs(10))[0];
+    let (mut a, _b) = call(&url, "frozen", 400).await;
+    let stopped_at = Instant::now();
+    signal(node, "STOP");
+    a.signaling.notification("roomMoved").await;
+    println!("SIGSTOP detected after {:?}", stopped_at.elapsed());
+    assert!(stopped_at.elapsed() < Duration::from_secs(6));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(node) {
+        assert!(Instant::now() < deadline, "the hung node was not killed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let replaced = sfu.wait_nodes(1, Duration::from_secs(10));
+    assert_ne!(replaced[0], node);
+    drop(a);
+    let (a, _b) = call(&url, "frozen", 500).await;
+    assert!(total(&a) > 0, "media flows on the new node");
+    assert!(sfu.is_running());
+}
+
+#[test]
+fn nodes_die_with_a_killed_supervisor() {
+    let sfu = Sfu::start(&["--nodes", "2"]);
+    let nodes = sfu.wait_nodes(2, Duration::from_secs(10));
+    signal(sfu.pid(), "KILL");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while nodes.iter().any(|&pid| alive(pid)) {
+        assert!(
+            Instant::now() < deadline,
+            "node processes outlived the supervisor: {nodes:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
