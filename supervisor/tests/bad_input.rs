@@ -191,3 +191,29 @@ async fn join_token_is_enforced_when_configured() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_room_refuses_the_next_peer() {
+    let sfu = Sfu::start(&["--max-peers-per-room", "1"]);
+    let mut first = Signaling::connect(&sfu.ws_url(), None).await;
+    first
+        .ok("join", json!({"room": "tiny", "displayName": "One"}))
+        .await;
+    let mut second = Signaling::connect(&sfu.ws_url(), None).await;
+    assert_error(
+        &mut second,
+        "join",
+        json!({"room": "tiny", "displayName": "Two"}),
+        "room_full",
+    )
+    .await;
+    // Another room is fine, and the full one opens up when its peer leaves.
+    second
+        .ok("join", json!({"room": "other", "displayName": "Two"}))
+        .await;
+    second.ok("leave", json!({})).await;
+    first.ok("leave", json!({})).await;
+    second
+        .ok("join", json!({"room": "tiny", "displayName": "Two"}))
+        .await;
+}
