@@ -68,3 +68,24 @@ fn two_browser_tabs_see_and_hear_each_other_over_tls() {
     let sfu = Sfu::start_tls(&cert, &["--web-dir", web.to_str().expect("utf-8 path")]);
     run_browser_call(&format!("https://127.0.0.1:{}", sfu.port), true);
 }
+
+#[test]
+fn browser_tabs_recover_by_themselves_when_every_node_is_killed() {
+    check_prerequisites();
+    let web = repo().join("web/dist");
+    let sfu = Sfu::start(&["--web-dir", web.to_str().expect("utf-8 path")]);
+    let pids: Vec<String> = sfu.node_pids().iter().map(u32::to_string).collect();
+    assert!(!pids.is_empty());
+    let out = Command::new("node")
+        .arg("call.mjs")
+        .current_dir(repo().join("tests/browser"))
+        .env("SFU_URL", format!("http://127.0.0.1:{}", sfu.port))
+        .env("SFU_KILL_PIDS", pids.join(","))
+        .output()
+        .expect("run node tests/browser/call.mjs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}{stderr}");
+    assert!(out.status.success(), "browser recovery failed:\n{stdout}\n{stderr}\n{}", sfu.log_text());
+    assert!(stdout.contains("recovered"), "{stdout}");
+}

@@ -67,6 +67,34 @@ try {
     }
     await new Promise((r) => setTimeout(r, 1000));
   }
+  // SFU_KILL_PIDS: kill these (every node) once the call works; the pages must recover by
+  // themselves (roomMoved, re-join) and decode each other's video again.
+  if (!failed && process.env.SFU_KILL_PIDS) {
+    const before = { ...last };
+    for (const pid of process.env.SFU_KILL_PIDS.split(',')) process.kill(Number(pid), 'SIGKILL');
+    const killedAt = Date.now();
+    console.log(`killed nodes ${process.env.SFU_KILL_PIDS}`);
+    const recoverBy = Date.now() + 45_000;
+    for (;;) {
+      let done = true;
+      for (const [name, page] of Object.entries(pages)) {
+        const stats = await page.evaluate(() => window.demo.stats());
+        last[name] = stats;
+        // Only a page that joined again counts (its new consumers count from zero).
+        if (!(stats.joins > before[name].joins && stats.framesDecoded >= WANT
+          && stats.audioPacketsReceived >= WANT)) done = false;
+      }
+      if (done) {
+        console.log(`recovered: both pages decode again ${Date.now() - killedAt} ms after the kill`);
+        break;
+      }
+      if (Date.now() > recoverBy) {
+        failed = true;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
   for (const [name, page] of Object.entries(pages)) {
     const status = await page.textContent('[data-testid=status]');
     const tiles = await page.locator('[data-testid=remote-tile]').count();

@@ -12,6 +12,7 @@ const state = {
   socket: 'closed', // signaling WebSocket: closed | connecting | open
   wantJoined: false, // the user pressed Join and not Leave
   joined: false,
+  joins: 0, // successful joins, re-joins after a failure included
   room: null,
   transports: { send: 'new', recv: 'new' },
 };
@@ -131,6 +132,7 @@ async function join() {
     await connectSocket();
     const info = await request('join', { room: $('room').value.trim(), displayName: $('name').value });
     state.joined = true;
+    state.joins += 1;
     state.room = info.room;
     device = new Device();
     await device.load({ routerRtpCapabilities: info.routerRtpCapabilities });
@@ -151,7 +153,9 @@ async function join() {
     }
     $('local-video').srcObject = localStream;
     $('local-tile').hidden = false;
-    for (const track of localStream.getTracks()) await sendTransport.produce({ track });
+    // stopTracks: false keeps the camera and microphone alive when a transport closes, so a
+    // re-join (after roomMoved or a reconnect) publishes the same tracks again.
+    for (const track of localStream.getTracks()) await sendTransport.produce({ track, stopTracks: false });
     render();
   } catch (e) {
     console.warn('join failed', e);
@@ -344,6 +348,9 @@ window.demo = {
         else audioPacketsReceived += s.packetsReceived || 0;
       });
     }
-    return { framesDecoded, audioPacketsReceived, videoConsumers, audioConsumers, joined: state.joined };
+    return {
+      framesDecoded, audioPacketsReceived, videoConsumers, audioConsumers,
+      joined: state.joined, joins: state.joins,
+    };
   },
 };
