@@ -86,6 +86,10 @@ fn browser_tabs_recover_by_themselves_when_every_node_is_killed() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}{stderr}");
-    assert!(out.status.success(), "browser recovery failed:\n{stdout}\n{stderr}\n{}", sfu.log_text());
+    assert!(
+        out.status.success(),
+        "browser recovery failed:\n{stdout}\n{stderr}\n{}",
+        sfu.log_text()
+    );
     assert!(stdout.contains("recovered"), "{stdout}");
 }

@@ -116,3 +116,65 @@ fn nodes_die_with_a_killed_supervisor() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_in_flight_to_a_killed_node_gets_an_answer_not_a_hang() {
+    let sfu = Sfu::start(&[]);
+    let node = sfu.wait_nodes(1, Duration::from_secs(10))[0];
+    let mut sig = support::Signaling::connect(&sfu.ws_url(), None).await;
+    sig.ok(
+        "join",
+        serde_json::json!({"room": "inflight", "displayName": "A"}),
+    )
+    .await;
+    // Requests race the kill: each must be answered promptly, whatever the outcome.
+    let started = Instant::now();
+    signal(node, "KILL");
+    for _ in 0..5 {
+        let answer = sig
+            .request_raw(
+                "createWebRtcTransport",
+                serde_json::json!({"direction": "send"}),
+            )
+            .await;
+        let code = answer["error"]["code"].as_str().unwrap_or("ok");
+        assert!(
+            ["ok", "node_unavailable", "not_joined"].contains(&code),
+            "{answer}"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answers took {:?}",
+        started.elapsed()
+    );
+    sig.notification("roomMoved").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_kills_in_a_row_the_pool_comes_back_each_time_without_zombies() {
+    let sfu = Sfu::start(&["--nodes", "2"]);
+    let url = sfu.ws_url();
+    for round in 0..5 {
+        let nodes = sfu.wait_nodes(2, Duration::from_secs(10));
+        let (a, _b) = call(&url, &format!("round-{round}"), 600 + round * 100).await;
+        assert!(total(&a) > 0, "round {round}: media flows");
+        signal(nodes[0], "KILL");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = sfu.node_pids();
+            if now.len() == 2 && !now.contains(&nodes[0]) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: pool did not come back: {now:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            !alive(nodes[0]),
+            "round {round}: killed node is a zombie or alive"
+        );
+    }
+}
