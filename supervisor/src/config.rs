@@ -43,6 +43,14 @@ pub struct Config {
     /// Node processes started at launch and kept running.
     #[arg(long, env = "NODES", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub nodes: u32,
+    /// Most node processes the pool grows to when every worker is full (default: cores /
+    /// workers per node, at least --nodes).
+    #[arg(long, env = "MAX_NODES", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub max_nodes: Option<u32>,
+    /// Consumers a mediasoup worker takes before it counts as full (mediasoup's guidance:
+    /// about 500 per worker, one worker per core).
+    #[arg(long, env = "MAX_CONSUMERS_PER_WORKER", default_value_t = 500)]
+    pub max_consumers_per_worker: u32,
     /// mediasoup workers per node (one per core the node should use).
     #[arg(long, env = "WORKERS_PER_NODE", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub workers_per_node: u32,
@@ -103,6 +111,14 @@ impl Config {
             return Err(ConfigError::PortRange(self.rtc_min_port, self.rtc_max_port));
         }
         Ok(())
+    }
+
+    /// The cap of the node pool.
+    pub fn max_nodes(&self) -> u32 {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        self.max_nodes
+            .unwrap_or(cores / self.workers_per_node)
+            .max(self.nodes)
     }
 
     /// The address media sockets bind.

@@ -113,6 +113,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
             max_peers_per_room: config.max_peers_per_room,
             max_producers_per_peer: config.max_producers_per_peer,
             join_token: config.join_token.clone(),
+            max_consumers_per_worker: config.max_consumers_per_worker,
+            max_nodes: config.max_nodes(),
         },
     ));
 

@@ -39,6 +39,7 @@ pub struct NodeSpec {
 pub struct NodePool {
     spec: NodeSpec,
     next_id: AtomicU32,
+    starting: AtomicU32,
     nodes: Mutex<BTreeMap<NodeId, Arc<NodeLink>>>,
     events: mpsc::UnboundedSender<LinkEvent>,
     node_ready: tokio::sync::Notify,
@@ -50,6 +51,7 @@ impl NodePool {
         Self {
             spec,
             next_id: AtomicU32::new(1),
+            starting: AtomicU32::new(0),
             nodes: Mutex::new(BTreeMap::new()),
             events,
             node_ready: tokio::sync::Notify::new(),
@@ -63,6 +65,11 @@ impl NodePool {
     /// Ready nodes.
     pub fn ready(&self) -> Vec<Arc<NodeLink>> {
         self.nodes().values().cloned().collect()
+    }
+
+    /// Nodes running or starting (what counts against `--max-nodes`).
+    pub fn running(&self) -> u32 {
+        self.nodes().len() as u32 + self.starting.load(Ordering::Relaxed)
     }
 
     /// Ready nodes, waiting up to `patience` for one when there is none (a replacement being
@@ -112,6 +119,13 @@ impl NodePool {
 
     /// Starts one node process and waits until it is connected and has said hello.
     pub async fn spawn(&self) -> anyhow::Result<Arc<NodeLink>> {
+        self.starting.fetch_add(1, Ordering::Relaxed);
+        let result = self.spawn_inner().await;
+        self.starting.fetch_sub(1, Ordering::Relaxed);
+        result
+    }
+
+    async fn spawn_inner(&self) -> anyhow::Result<Arc<NodeLink>> {
         let id = NodeId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let spec = &self.spec;
         std::fs::create_dir_all(&spec.socket_dir)

@@ -32,6 +32,8 @@ pub enum ErrorCode {
     RoomFull,
     /// The peer has too many producers.
     TooManyProducers,
+    /// Every worker is full and the node pool is at its cap.
+    Capacity,
     /// The node hosting the room failed or timed out.
     NodeUnavailable,
     /// mediasoup refused the request.
@@ -55,6 +57,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::RoomFull => "room_full",
             ErrorCode::TooManyProducers => "too_many_producers",
+            ErrorCode::Capacity => "capacity",
             ErrorCode::NodeUnavailable => "node_unavailable",
             ErrorCode::MediaError => "media_error",
             ErrorCode::ShuttingDown => "shutting_down",

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::node_link::{LinkError, NodeId, NodeLink};
 use crate::node_pool::NodePool;
-use crate::placement::{least_loaded_worker, NodeView, WorkerView};
+use crate::placement::{place_room, NodeView, Placement, WorkerView};
 use crate::protocol::{
     parse_id, validate_display_name, validate_room, ClientError, ConsumeArgs, Direction, ErrorCode,
     JoinArgs, Kind, ProduceArgs,
@@ -38,6 +38,10 @@ pub struct Limits {
     pub max_producers_per_peer: usize,
     /// Token a `join` must carry, if any.
     pub join_token: Option<String>,
+    /// Consumers one mediasoup worker takes before it counts as full.
+    pub max_consumers_per_worker: u32,
+    /// Node processes the pool may grow to.
+    pub max_nodes: u32,
 }
 
 /// Where a session's outgoing frames go (bounded: a client that does not read loses
@@ -207,12 +211,31 @@ impl Rooms {
             self.create_room(&room_id).await?;
         }
         let mut directory = self.directory();
-        let room = directory.rooms.get_mut(&room_id).ok_or_else(|| {
+        let lost = || {
             ClientError::new(
                 ErrorCode::NodeUnavailable,
                 "the room's node failed while joining; retry",
             )
-        })?;
+        };
+        let (node, worker) = directory
+            .rooms
+            .get(&room_id)
+            .map(|r| (r.node, r.worker))
+            .ok_or_else(lost)?;
+        let worker_consumers: usize = directory
+            .rooms
+            .values()
+            .filter(|r| r.node == node && r.worker == worker)
+            .flat_map(|r| r.peers.values())
+            .map(|p| p.consumers.len())
+            .sum();
+        let room = directory.rooms.get_mut(&room_id).ok_or_else(lost)?;
+        if worker_consumers >= self.limits.max_consumers_per_worker as usize {
+            return Err(ClientError::new(
+                ErrorCode::Capacity,
+                format!("the worker hosting room {room_id} is full"),
+            ));
+        }
         if room.peers.len() >= self.limits.max_peers_per_room {
             return Err(ClientError::new(
                 ErrorCode::RoomFull,
@@ -263,39 +286,38 @@ impl Rooms {
 
     async fn create_room(&self, room_id: &RoomId) -> Result<(), ClientError> {
         // Right after a node died its replacement may still be starting: wait for it.
-        let links = self.pool.ready_within(NODE_WAIT).await;
-        let views: Vec<NodeView> = {
+        let mut links = self.pool.ready_within(NODE_WAIT).await;
+        let placement = {
             let directory = self.directory();
-            links
-                .iter()
-                .map(|link| {
-                    let (load, _) = link.load();
-                    NodeView {
-                        id: link.id,
-                        workers: (0..link.hello.workers)
-                            .map(|index| WorkerView {
-                                index,
-                                consumers: load
-                                    .workers
-                                    .get(index as usize)
-                                    .map_or(0, |w| w.consumers),
-                                rooms: directory
-                                    .rooms
-                                    .values()
-                                    .filter(|r| r.node == link.id && r.worker == index)
-                                    .count() as u32,
-                            })
-                            .collect(),
-                    }
-                })
-                .collect()
-        };
-        let (node, worker) = least_loaded_worker(&views).ok_or_else(|| {
-            ClientError::new(
-                ErrorCode::NodeUnavailable,
-                "no media node is ready; retry shortly",
+            let views: Vec<NodeView> = links.iter().map(|l| worker_views(&directory, l)).collect();
+            place_room(
+                &views,
+                self.limits.max_consumers_per_worker,
+                self.pool.running(),
+                self.limits.max_nodes,
             )
-        })?;
+        };
+        let (node, worker) = match placement {
+            Placement::Worker(node, worker) => (node, worker),
+            Placement::SpawnNode => {
+                tracing::info!(room = %room_id, "every worker is full: starting another node");
+                let link = self.pool.spawn().await.map_err(|e| {
+                    ClientError::new(ErrorCode::NodeUnavailable, format!("cannot start a media node: {e:#}"))
+                })?;
+                let node = link.id;
+                links.push(link);
+                (node, 0)
+            }
+            Placement::Full => {
+                return Err(ClientError::new(
+                    ErrorCode::Capacity,
+                    format!(
+                        "every media worker is full ({} consumers each) and the pool is at --max-nodes {}",
+                        self.limits.max_consumers_per_worker, self.limits.max_nodes
+                    ),
+                ))
+            }
+        };
         let link = links
             .into_iter()
             .find(|l| l.id == node)
@@ -814,6 +836,30 @@ impl Rooms {
                 notify(p, name, data.clone());
             }
         }
+    }
+}
+
+/// What placement sees of `link`'s workers: consumers and rooms as this directory counts
+/// them (exact and immediate, unlike the periodic load reports).
+fn worker_views(directory: &Directory, link: &NodeLink) -> NodeView {
+    let on = |index: u32| {
+        directory
+            .rooms
+            .values()
+            .filter(move |r| r.node == link.id && r.worker == index)
+    };
+    NodeView {
+        id: link.id,
+        workers: (0..link.hello.workers)
+            .map(|index| WorkerView {
+                index,
+                consumers: on(index)
+                    .flat_map(|r| r.peers.values())
+                    .map(|p| p.consumers.len() as u32)
+                    .sum(),
+                rooms: on(index).count() as u32,
+            })
+            .collect(),
     }
 }
 

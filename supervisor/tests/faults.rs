@@ -178,3 +178,37 @@ async fn five_kills_in_a_row_the_pool_comes_back_each_time_without_zombies() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_workers_grow_the_pool_up_to_max_nodes_then_joins_get_capacity() {
+    let sfu = Sfu::start(&[
+        "--nodes",
+        "1",
+        "--max-nodes",
+        "2",
+        "--max-consumers-per-worker",
+        "2",
+    ]);
+    let url = sfu.ws_url();
+    sfu.wait_nodes(1, Duration::from_secs(10));
+    // Two peers consuming each other: 4 consumers fill the first node's worker.
+    let (_a, _b) = call(&url, "first", 700).await;
+    assert_eq!(sfu.node_pids().len(), 1);
+    // A new room cannot go there: a second node is started and the room lands on it.
+    let (c, _d) = call(&url, "second", 800).await;
+    assert!(total(&c) > 0, "media flows in the room on the new node");
+    assert_eq!(sfu.node_pids().len(), 2, "a second node was spawned");
+    // Both workers are full and the pool is at --max-nodes: new and full rooms are refused.
+    let mut late = support::Signaling::connect(&url, None).await;
+    for room in ["third", "first"] {
+        let refused = late
+            .request(
+                "join",
+                serde_json::json!({"room": room, "displayName": "Late"}),
+            )
+            .await
+            .expect_err("join refused");
+        assert_eq!(refused.0, "capacity", "{room}: {refused:?}");
+    }
+    assert_eq!(sfu.node_pids().len(), 2, "no node beyond --max-nodes");
+}

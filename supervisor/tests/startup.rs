@@ -155,6 +155,9 @@ fn help_explains_every_flag() {
         "--join-token",
         "--max-peers-per-room",
         "--max-producers-per-peer",
+        "--max-nodes",
+        "--max-consumers-per-worker",
+        "--node-heartbeat-timeout-ms",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }

@@ -7,6 +7,7 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 $('room').value = params.get('room') || 'demo';
 $('name').value = params.get('name') || `guest-${Math.floor(1000 + Math.random() * 9000)}`;
+const token = params.get('token'); // for an SFU started with JOIN_TOKEN
 
 const state = {
   socket: 'closed', // signaling WebSocket: closed | connecting | open
@@ -15,6 +16,7 @@ const state = {
   joins: 0, // successful joins, re-joins after a failure included
   room: null,
   transports: { send: 'new', recv: 'new' },
+  retryAt: 0, // when the next reconnect attempt starts (ms since epoch), 0 when none
 };
 let ws = null;
 let nextId = 1;
@@ -23,13 +25,26 @@ let device = null;
 let sendTransport = null;
 let recvTransport = null;
 let localStream = null;
+const producers = new Map(); // producerId -> mediasoup-client Producer
 const consumers = new Map(); // consumerId -> { consumer, peerId }
-const peers = new Map(); // peerId -> { displayName, tile, video, audio }
+const peers = new Map(); // peerId -> { displayName, tile, video, audio, caption }
 let queuedProducers = []; // announced before the receive transport existed
 let reconnectDelay = 500;
+let retryTimer = null;
+// Bumped by teardown(). A join (or consume) that started in an older generation is stale:
+// the room it worked on is gone, so it must stop and touch nothing. Without this, a join
+// still in flight when `roomMoved`, a socket drop or Leave arrives would act on the new state.
+let generation = 0;
+let joinInFlight = -1; // generation of the join running now, -1 when none
+let retriedAlreadyJoined = false;
 
 function render() {
-  const parts = [`signaling: ${state.socket}`];
+  let socket = `signaling: ${state.socket}`;
+  if (state.socket === 'closed' && state.retryAt) {
+    const secs = Math.max(0, Math.ceil((state.retryAt - Date.now()) / 1000));
+    socket += ` (cannot connect to ${wsUrl()}; retrying in ${secs} s)`;
+  }
+  const parts = [socket];
   if (state.joined) {
     parts.push(`room: ${state.room} (${peers.size + 1} here)`);
     parts.push(`send: ${state.transports.send}`, `receive: ${state.transports.recv}`);
@@ -37,14 +52,21 @@ function render() {
     parts.push('joining…');
   }
   $('status').textContent = parts.join(' · ');
+  $('status').dataset.state = state.joined ? 'joined' : state.wantJoined ? 'joining' : 'idle';
   $('join').disabled = state.wantJoined;
   $('leave').disabled = !state.wantJoined;
   $('room').disabled = $('name').disabled = state.wantJoined;
 }
+// Keeps the "retrying in N s" countdown current.
+setInterval(() => state.retryAt && render(), 1000);
 
 function showError(message) {
   $('error').textContent = message;
   $('error').hidden = !message;
+}
+
+function describe(e) {
+  return e.code ? `${e.code}: ${e.message}` : e.message || String(e);
 }
 
 // --- signaling ------------------------------------------------------------------------
@@ -67,33 +89,34 @@ function connectSocket() {
     ws = socket;
     socket.onopen = () => {
       state.socket = 'open';
-      reconnectDelay = 500;
+      state.retryAt = 0;
       render();
       resolve();
     };
     socket.onmessage = (event) => onFrame(event.data);
     socket.onclose = (event) => {
       if (ws !== socket) return;
+      ws = null;
       state.socket = 'closed';
       for (const { reject: fail } of pending.values()) fail(new Error('connection closed'));
       pending.clear();
       const wasJoined = state.joined;
       teardown();
-      render();
       reject(new Error('cannot connect to the server'));
       if (event.code === 1009) showError('The server closed the connection: message too big.');
-      if (state.wantJoined) {
-        if (wasJoined) showError('Connection lost, reconnecting…');
-        setTimeout(rejoin, reconnectDelay);
-        reconnectDelay = Math.min(reconnectDelay * 2, 10000);
-      }
+      else if (wasJoined) showError('Connection lost; reconnecting…');
+      // The socket is the only thing that reconnects and re-joins after a drop; join()
+      // leaves that to it, so there is one retry timer at a time.
+      if (state.wantJoined) scheduleRejoin(reconnectDelay);
+      reconnectDelay = Math.min(reconnectDelay * 2, 10000);
+      render();
     };
   });
 }
 
 function request(method, data = {}) {
   if (!ws || ws.readyState !== WebSocket.OPEN) {
-    return Promise.reject(new Error('not connected'));
+    return Promise.reject(new Error('connection closed'));
   }
   const id = nextId++;
   ws.send(JSON.stringify({ id, method, data }));
@@ -108,71 +131,165 @@ function onFrame(text) {
     return;
   }
   if (msg.notification) {
-    onNotification(msg.notification, msg.data || {}).catch((e) => console.warn(msg.notification, e));
+    onNotification(msg.notification, msg.data || {}).catch((e) => {
+      console.warn(msg.notification, e);
+      if (e.message !== 'connection closed' && !e.stale) showError(`${msg.notification}: ${describe(e)}`);
+    });
     return;
   }
   const waiter = pending.get(msg.id);
-  if (!waiter) return;
+  if (!waiter) {
+    if (msg.ok === false) console.warn('server error', msg.error);
+    return;
+  }
   pending.delete(msg.id);
-  if (msg.ok) waiter.resolve(msg.data);
+  if (msg.ok) waiter.resolve(msg.data || {});
   else {
-    const error = new Error(msg.error.message);
-    error.code = msg.error.code;
+    const error = new Error(msg.error?.message || 'request failed');
+    error.code = msg.error?.code || 'unknown';
     waiter.reject(error);
   }
 }
 
 // --- joining and media ----------------------------------------------------------------
 
-async function join() {
-  showError('');
-  state.wantJoined = true;
-  render();
-  try {
-    await connectSocket();
-    const info = await request('join', { room: $('room').value.trim(), displayName: $('name').value });
-    state.joined = true;
-    state.joins += 1;
-    state.room = info.room;
-    device = new Device();
-    await device.load({ routerRtpCapabilities: info.routerRtpCapabilities });
-    for (const peer of info.peers) {
-      addPeer(peer.peerId, peer.displayName);
-      for (const p of peer.producers) queuedProducers.push({ producerId: p.producerId, peerId: peer.peerId });
-    }
-    recvTransport = await createTransport('recv');
-    const queued = queuedProducers;
-    queuedProducers = [];
-    for (const p of queued) await consume(p.producerId, p.peerId);
-    sendTransport = await createTransport('send');
-    if (!localStream) {
-      localStream = await navigator.mediaDevices.getUserMedia({
-        audio: true,
-        video: { width: { ideal: 640 }, height: { ideal: 360 } },
-      });
-    }
-    $('local-video').srcObject = localStream;
-    $('local-tile').hidden = false;
-    // stopTracks: false keeps the camera and microphone alive when a transport closes, so a
-    // re-join (after roomMoved or a reconnect) publishes the same tracks again.
-    for (const track of localStream.getTracks()) await sendTransport.produce({ track, stopTracks: false });
-    render();
-  } catch (e) {
-    console.warn('join failed', e);
-    if (e.code === 'node_unavailable' || e.message === 'connection closed') {
-      showError(`${e.message}; retrying…`);
-      teardown();
-      setTimeout(rejoin, 1000);
-    } else if (state.socket === 'open' || e.code) {
-      showError(e.code ? `${e.code}: ${e.message}` : e.message);
-      await leave();
-    }
-    // Otherwise the socket closed: its handler reconnects and re-joins.
+function scheduleRejoin(delay) {
+  clearTimeout(retryTimer);
+  state.retryAt = state.socket === 'closed' ? Date.now() + delay : 0;
+  retryTimer = setTimeout(() => {
+    retryTimer = null;
+    state.retryAt = 0;
+    join();
+  }, delay);
+}
+
+class Stale extends Error {
+  constructor() {
+    super('superseded');
+    this.stale = true;
   }
 }
 
-function rejoin() {
-  if (state.wantJoined && !state.joined) join();
+// Joins the room of the form and publishes; safe to call at any time: it does nothing when
+// the user left, when already joined, or when a join of this generation is running.
+async function join() {
+  if (!state.wantJoined || state.joined || joinInFlight === generation) return;
+  const gen = generation;
+  joinInFlight = gen;
+  const check = () => {
+    if (gen !== generation) throw new Stale();
+  };
+  render();
+  try {
+    // Camera and microphone first: a permission prompt should not hold a room seat, and the
+    // same tracks are published again after every re-join.
+    if (!localStream) {
+      let stream = null;
+      try {
+        stream = await navigator.mediaDevices.getUserMedia({
+          audio: true,
+          video: { width: { ideal: 640 }, height: { ideal: 360 } },
+        });
+      } catch (e) {
+        showError(`No camera or microphone (${e.name}: ${e.message}); joining to watch only.`);
+      }
+      // Adopt the stream unless the user left meanwhile or another join got one first.
+      if (state.wantJoined && !localStream) localStream = stream;
+      else stream?.getTracks().forEach((t) => t.stop());
+      check();
+      if (localStream) {
+        $('local-video').srcObject = localStream;
+        $('local-tile').hidden = false;
+      }
+    }
+    await connectSocket();
+    check();
+    const data = { room: $('room').value.trim(), displayName: $('name').value };
+    if (token) data.token = token;
+    const info = await request('join', data);
+    check();
+    state.joined = true;
+    state.joins += 1;
+    retriedAlreadyJoined = false;
+    state.room = info.room || data.room;
+    reconnectDelay = 500;
+    showError('');
+    render();
+    device = new Device();
+    await device.load({ routerRtpCapabilities: info.routerRtpCapabilities });
+    check();
+    for (const peer of info.peers || []) {
+      addPeer(peer.peerId, peer.displayName);
+      for (const p of peer.producers || []) queuedProducers.push({ producerId: p.producerId, peerId: peer.peerId });
+    }
+    const recv = await createTransport('recv');
+    if (gen !== generation) recv.close();
+    check();
+    recvTransport = recv;
+    // Producers announced by newProducer while the transport was being created are queued too.
+    while (queuedProducers.length) {
+      const p = queuedProducers.shift();
+      await consume(p.producerId, p.peerId).catch((e) => {
+        if (e.stale || e.message === 'connection closed') throw e;
+        console.warn('consume failed', e);
+        showError(`Cannot receive a stream: ${describe(e)}`);
+      });
+    }
+    if (localStream) {
+      const send = await createTransport('send');
+      if (gen !== generation) send.close();
+      check();
+      sendTransport = send;
+      for (const track of localStream.getTracks()) {
+        // stopTracks: false keeps the camera and microphone alive when the transport closes,
+        // so a re-join (after roomMoved or a reconnect) publishes the same tracks again.
+        const producer = await send.produce({ track, stopTracks: false });
+        check();
+        producers.set(producer.id, producer);
+      }
+    }
+    render();
+  } catch (e) {
+    // Superseded (roomMoved, socket drop, Leave): whatever did that decides what comes next.
+    // Errors of requests sent for the old room (not_joined, not_found…) land here too.
+    if (e.stale || gen !== generation) return;
+    console.warn('join failed', e);
+    if (state.socket !== 'open' || e.message === 'connection closed') {
+      // The socket closed: its close handler reconnects and re-joins.
+    } else if (e.code === 'node_unavailable' && !state.joined) {
+      // The room's node is being replaced; the join itself can be tried again.
+      showError(`${describe(e)}; retrying…`);
+      teardown();
+      scheduleRejoin(1000);
+    } else if (e.code === 'already_joined' && !retriedAlreadyJoined) {
+      // The server still has this connection in a room this page forgot (a Leave that
+      // raced a join): leave it and join again, once.
+      retriedAlreadyJoined = true;
+      restart();
+    } else if (e.code === 'node_unavailable') {
+      // Joined, but the node failed under us: the server sends roomMoved once the room is
+      // re-created, and that re-joins. Should it never come, start over by hand.
+      showError(`${describe(e)}; waiting for the room to move…`);
+      const stuck = generation;
+      setTimeout(() => {
+        if (stuck === generation && state.wantJoined) restart();
+      }, 15000);
+    } else {
+      showError(`Cannot join: ${describe(e)}`);
+      await leave();
+    }
+  } finally {
+    if (joinInFlight === gen) joinInFlight = -1;
+    render();
+  }
+}
+
+// Leaves the room on the server and joins it again (keeping the local tracks).
+async function restart() {
+  await request('leave').catch(() => {});
+  teardown();
+  render();
+  join();
 }
 
 async function createTransport(direction) {
@@ -194,9 +311,10 @@ async function createTransport(direction) {
     });
   }
   transport.on('connectionstatechange', (connectionState) => {
+    if (transport.closed) return;
     state.transports[direction] = connectionState;
     render();
-    if (connectionState === 'failed' && !transport.closed) {
+    if (connectionState === 'failed') {
       request('restartIce', { transportId: transport.id })
         .then(({ iceParameters }) => transport.restartIce({ iceParameters }))
         .catch((e) => console.warn('ICE restart failed', e));
@@ -210,33 +328,45 @@ async function consume(producerId, peerId) {
     queuedProducers.push({ producerId, peerId });
     return;
   }
+  const gen = generation;
+  const transport = recvTransport;
   const info = await request('consume', {
-    transportId: recvTransport.id,
+    transportId: transport.id,
     producerId,
     rtpCapabilities: device.rtpCapabilities,
   });
-  const consumer = await recvTransport.consume({
+  if (gen !== generation) throw new Stale();
+  const consumer = await transport.consume({
     id: info.consumerId,
     producerId: info.producerId,
     kind: info.kind,
     rtpParameters: info.rtpParameters,
   });
+  if (gen !== generation) {
+    consumer.close();
+    throw new Stale();
+  }
   consumers.set(consumer.id, { consumer, peerId });
   const peer = peers.get(peerId) || addPeer(peerId, '…');
   const element = consumer.kind === 'video' ? peer.video : peer.audio;
   const stream = element.srcObject || new MediaStream();
   stream.addTrack(consumer.track);
   element.srcObject = stream;
-  element.play().catch(() => {});
+  element.play().catch(() => {}); // autoplay may need a gesture; Join was one
   await request('resumeConsumer', { consumerId: consumer.id });
 }
 
 function addPeer(peerId, displayName) {
   const existing = peers.get(peerId);
-  if (existing) return existing;
+  if (existing) {
+    // A newProducer can come before its peerJoined: the tile then has a placeholder name.
+    if (displayName !== '…') existing.caption.textContent = existing.displayName = displayName;
+    return existing;
+  }
   const tile = document.createElement('figure');
   tile.className = 'tile';
   tile.dataset.testid = 'remote-tile';
+  tile.dataset.peerId = peerId;
   const video = document.createElement('video');
   video.autoplay = true;
   video.playsInline = true;
@@ -247,7 +377,7 @@ function addPeer(peerId, displayName) {
   caption.textContent = displayName;
   tile.append(video, audio, caption);
   $('tiles').append(tile);
-  const peer = { displayName, tile, video, audio };
+  const peer = { displayName, tile, video, audio, caption };
   peers.set(peerId, peer);
   render();
   return peer;
@@ -264,17 +394,20 @@ function removePeer(peerId) {
 function removeConsumer(consumerId) {
   const entry = consumers.get(consumerId);
   if (!entry) return;
-  entry.consumer.close();
   consumers.delete(consumerId);
+  const peer = peers.get(entry.peerId);
+  for (const element of peer ? [peer.video, peer.audio] : []) element.srcObject?.removeTrack(entry.consumer.track);
+  entry.consumer.close();
 }
 
 async function onNotification(name, data) {
   switch (name) {
     case 'peerJoined':
-      addPeer(data.peerId, data.displayName);
+      if (state.joined) addPeer(data.peerId, data.displayName);
       break;
     case 'peerLeft':
       for (const [id, entry] of consumers) if (entry.peerId === data.peerId) removeConsumer(id);
+      queuedProducers = queuedProducers.filter((p) => p.peerId !== data.peerId);
       removePeer(data.peerId);
       break;
     case 'newProducer':
@@ -283,15 +416,20 @@ async function onNotification(name, data) {
     case 'consumerClosed':
       removeConsumer(data.consumerId);
       break;
+    case 'producerClosed':
+      producers.get(data.producerId)?.close();
+      producers.delete(data.producerId);
+      break;
     case 'activeSpeaker':
       for (const [id, peer] of peers) peer.tile.classList.toggle('speaking', id === data.peerId);
       break;
     case 'roomMoved':
-      // The room's media node failed and the room was re-created elsewhere: start over.
-      showError('The media server restarted; reconnecting…');
+      // The room's media node failed and the room was re-created elsewhere. The server has
+      // already dropped this peer from it: start over with the same tracks.
+      showError('The media server failed; moving to a new one…');
       teardown();
       render();
-      rejoin();
+      join();
       break;
     case 'shuttingDown':
       showError('The server is shutting down.');
@@ -303,21 +441,30 @@ async function onNotification(name, data) {
 
 // Forgets everything of the room on this side; keeps the camera and microphone.
 function teardown() {
+  generation += 1;
   state.joined = false;
   state.transports = { send: 'new', recv: 'new' };
   for (const id of [...consumers.keys()]) removeConsumer(id);
   for (const id of [...peers.keys()]) removePeer(id);
+  producers.clear();
   queuedProducers = [];
-  sendTransport?.close();
+  sendTransport?.close(); // closes its producers too; the tracks stay (stopTracks: false)
   recvTransport?.close();
   sendTransport = recvTransport = null;
 }
 
 async function leave() {
   state.wantJoined = false;
-  if (state.joined) await request('leave').catch(() => {});
+  clearTimeout(retryTimer);
+  state.retryAt = 0;
+  // Also when not joined yet: a join answer may be on its way. The server handles one
+  // connection's requests in order, so this leave comes after that join.
+  const answer = request('leave').catch(() => {});
   teardown();
+  render();
+  await answer;
   $('local-tile').hidden = true;
+  $('local-video').srcObject = null;
   localStream?.getTracks().forEach((t) => t.stop());
   localStream = null;
   render();
@@ -325,9 +472,15 @@ async function leave() {
 
 $('join-form').addEventListener('submit', (event) => {
   event.preventDefault();
+  showError('');
+  reconnectDelay = 500;
+  state.wantJoined = true;
   join();
 });
-$('leave').addEventListener('click', () => leave());
+$('leave').addEventListener('click', () => {
+  showError('');
+  leave();
+});
 render();
 
 // For tests and curious users: what is being received.
@@ -338,10 +491,11 @@ window.demo = {
     let audioPacketsReceived = 0;
     let videoConsumers = 0;
     let audioConsumers = 0;
-    for (const { consumer } of consumers.values()) {
+    for (const { consumer } of [...consumers.values()]) {
+      if (consumer.closed) continue;
       if (consumer.kind === 'video') videoConsumers++;
       else audioConsumers++;
-      const report = await consumer.getStats();
+      const report = await consumer.getStats().catch(() => new Map());
       report.forEach((s) => {
         if (s.type !== 'inbound-rtp') return;
         if (s.kind === 'video') framesDecoded += s.framesDecoded || 0;
