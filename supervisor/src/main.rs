@@ -2,6 +2,7 @@
 
 mod config;
 mod http;
+mod node_lifecycle;
 mod node_link;
 mod node_pool;
 mod placement;
@@ -20,6 +21,7 @@ use clap::Parser;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
+use crate::node_lifecycle::{Action, Input, Lifecycle, SpawnOrigin};
 use crate::node_link::LinkEvent;
 use crate::node_pool::{NodePool, NodeSpec};
 use crate::rooms::{Limits, Rooms};
@@ -104,8 +106,18 @@ async fn run(config: Config) -> anyhow::Result<()> {
     };
     let (link_events, mut link_rx) = mpsc::unbounded_channel();
     let pool = Arc::new(NodePool::new(spec, link_events));
-    for _ in 0..config.nodes {
-        pool.spawn().await.context("starting a media node")?;
+    let mut lifecycle = Lifecycle::new(
+        config.nodes,
+        Duration::from_millis(config.node_heartbeat_timeout_ms),
+    );
+    // The warm nodes start before the port opens: a node that cannot start stops the
+    // supervisor with the reason.
+    for action in lifecycle.start() {
+        if let Action::Spawn { .. } = action {
+            pool.spawn(SpawnOrigin::Lifecycle)
+                .await
+                .context("starting a media node")?;
+        }
     }
     let rooms = Arc::new(Rooms::new(
         pool.clone(),
@@ -118,47 +130,67 @@ async fn run(config: Config) -> anyhow::Result<()> {
         },
     ));
 
-    // Node events and deaths: relay the former, replace nodes after the latter.
+    // The pool's lifecycle: node events, deaths and heartbeats go into the state machine;
+    // its actions are carried out here.
     tokio::spawn({
         let (pool, rooms) = (pool.clone(), rooms.clone());
         async move {
-            while let Some(event) = link_rx.recv().await {
-                match event {
-                    LinkEvent::Event(node, event) => rooms.on_node_event(node, event),
-                    LinkEvent::Closed(node, reason) => {
-                        if !pool.remove(node) {
-                            // The second report of the same death (socket EOF, then exit).
-                            tracing::info!(%node, "{reason}");
-                            continue;
-                        }
-                        tracing::error!(%node, "media node lost: {reason}");
-                        rooms.on_node_lost(node, &reason);
-                        let pool = pool.clone();
-                        tokio::spawn(async move {
-                            let mut delay = Duration::from_millis(100);
-                            while let Err(e) = pool.spawn().await {
-                                tracing::error!(
-                                    "respawning a media node failed: {e:#}; retrying in {delay:?}"
-                                );
-                                tokio::time::sleep(delay).await;
-                                delay = (delay * 2).min(Duration::from_secs(10));
-                            }
-                        });
-                    }
-                }
-            }
-        }
-    });
-
-    // Hung nodes (SIGSTOP, deadlock) stop sending load reports.
-    tokio::spawn({
-        let pool = pool.clone();
-        let timeout = Duration::from_millis(config.node_heartbeat_timeout_ms);
-        async move {
+            let (spawn_failed, mut spawn_failures) = mpsc::unbounded_channel::<()>();
+            let mut reasons = std::collections::HashMap::new();
             let mut tick = tokio::time::interval(Duration::from_millis(250));
             loop {
-                tick.tick().await;
-                pool.kill_silent_nodes(timeout);
+                let now = std::time::Instant::now();
+                let actions = tokio::select! {
+                    event = link_rx.recv() => match event {
+                        None => break,
+                        Some(LinkEvent::Event(node, event)) => {
+                            rooms.on_node_event(node, event);
+                            continue;
+                        }
+                        Some(LinkEvent::Ready(node, origin)) => {
+                            lifecycle.handle(Input::NodeReady(node, origin), now)
+                        }
+                        Some(LinkEvent::Closed(node, reason)) => {
+                            if pool.remove(node) {
+                                tracing::error!(%node, "media node lost: {reason}");
+                                reasons.insert(node, reason);
+                            } else {
+                                // The second report of the same death (socket EOF, then exit).
+                                tracing::info!(%node, "{reason}");
+                            }
+                            lifecycle.handle(Input::NodeExited(node), now)
+                        }
+                    },
+                    Some(()) = spawn_failures.recv() => lifecycle.handle(Input::SpawnFailed, now),
+                    _ = tick.tick() => {
+                        for link in pool.ready() {
+                            lifecycle.handle(Input::Heartbeat(link.id, link.load().1), now);
+                        }
+                        lifecycle.handle(Input::Tick, now)
+                    }
+                };
+                for action in actions {
+                    match action {
+                        Action::Spawn { delay } => {
+                            let (pool, failed) = (pool.clone(), spawn_failed.clone());
+                            tokio::spawn(async move {
+                                tokio::time::sleep(delay).await;
+                                if let Err(e) = pool.spawn(SpawnOrigin::Lifecycle).await {
+                                    tracing::error!("starting a media node failed: {e:#}");
+                                    let _ = failed.send(());
+                                }
+                            });
+                        }
+                        Action::Kill(node) => {
+                            tracing::error!(%node, "node missed its heartbeats; killing it");
+                            pool.kill(node);
+                        }
+                        Action::RoomsLost(node) => {
+                            let reason = reasons.remove(&node).unwrap_or_default();
+                            rooms.on_node_lost(node, &reason);
+                        }
+                    }
+                }
             }
         }
     });

@@ -37,6 +37,8 @@ pub enum LinkError {
 /// What a node link reports to the pool.
 #[derive(Debug)]
 pub enum LinkEvent {
+    /// A node is connected and ready, started for this reason.
+    Ready(NodeId, crate::node_lifecycle::SpawnOrigin),
     /// Something happened on the node.
     Event(NodeId, NodeEvent),
     /// The connection ended: the node exited, crashed, or sent garbage.

@@ -12,6 +12,7 @@ use anyhow::{anyhow, Context as _};
 use tokio::process::Command;
 use tokio::sync::mpsc;
 
+use crate::node_lifecycle::SpawnOrigin;
 use crate::node_link::{LinkEvent, NodeId, NodeLink};
 
 /// How nodes are started.
@@ -93,20 +94,14 @@ impl NodePool {
         self.nodes().remove(&id).is_some()
     }
 
-    /// Kills every node whose last load report (its heartbeat) is older than `timeout`: a
-    /// stopped or deadlocked node. Its exit is then handled like any other death.
-    pub fn kill_silent_nodes(&self, timeout: Duration) {
-        let now = std::time::Instant::now();
-        for link in self.ready() {
-            let (_, last_heard) = link.load();
-            let silent = now.saturating_duration_since(last_heard);
-            if silent > timeout {
-                tracing::error!(node = %link.id, pid = link.hello.pid, ?silent, "node missed its heartbeats; killing it");
-                let pid = nix::unistd::Pid::from_raw(link.hello.pid as i32);
-                if let Err(e) = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL) {
-                    tracing::warn!(node = %link.id, "cannot kill: {e}");
-                }
-            }
+    /// Kills a node (a hung one: SIGKILL works on a stopped process too).
+    pub fn kill(&self, id: NodeId) {
+        let Some(link) = self.nodes().get(&id).cloned() else {
+            return;
+        };
+        let pid = nix::unistd::Pid::from_raw(link.hello.pid as i32);
+        if let Err(e) = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL) {
+            tracing::warn!(node = %id, "cannot kill: {e}");
         }
     }
 
@@ -118,10 +113,13 @@ impl NodePool {
     }
 
     /// Starts one node process and waits until it is connected and has said hello.
-    pub async fn spawn(&self) -> anyhow::Result<Arc<NodeLink>> {
+    pub async fn spawn(&self, origin: SpawnOrigin) -> anyhow::Result<Arc<NodeLink>> {
         self.starting.fetch_add(1, Ordering::Relaxed);
         let result = self.spawn_inner().await;
         self.starting.fetch_sub(1, Ordering::Relaxed);
+        if let Ok(link) = &result {
+            let _ = self.events.send(LinkEvent::Ready(link.id, origin));
+        }
         result
     }
 

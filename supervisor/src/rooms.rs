@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use crate::node_lifecycle::SpawnOrigin;
 use crate::node_link::{LinkError, NodeId, NodeLink};
 use crate::node_pool::NodePool;
 use crate::placement::{place_room, NodeView, Placement, WorkerView};
@@ -301,7 +302,7 @@ impl Rooms {
             Placement::Worker(node, worker) => (node, worker),
             Placement::SpawnNode => {
                 tracing::info!(room = %room_id, "every worker is full: starting another node");
-                let link = self.pool.spawn().await.map_err(|e| {
+                let link = self.pool.spawn(SpawnOrigin::Placement).await.map_err(|e| {
                     ClientError::new(ErrorCode::NodeUnavailable, format!("cannot start a media node: {e:#}"))
                 })?;
                 let node = link.id;

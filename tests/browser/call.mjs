@@ -12,8 +12,10 @@ if (!base) {
   process.exit(2);
 }
 const insecure = process.env.SFU_INSECURE === '1';
-const room = `browser-${process.pid}`;
-const WANT = 30; // frames decoded and audio packets received, each
+const room = `browser-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+const WANT = 30; // more than this many frames decoded and audio packets received, each
+// Generous on a loaded 2-core machine: a call normally gets there in 3 to 5 s.
+const timeoutMs = Number(process.env.SFU_CALL_TIMEOUT_MS || 45_000);
 
 const args = [
   '--use-fake-device-for-media-stream',
@@ -49,7 +51,9 @@ try {
     await page.click('[data-testid=join]');
     pages[name] = page;
   }
-  const deadline = Date.now() + 45_000;
+  console.log(`checking: room ${room} at ${base}; each page must decode more than ${WANT} video`
+    + ` frames and receive more than ${WANT} audio packets, both still growing, within ${timeoutMs} ms`);
+  const deadline = Date.now() + timeoutMs;
   const last = {};
   for (;;) {
     let done = true;
@@ -58,9 +62,22 @@ try {
       const grew = last[name] && stats.framesDecoded > last[name].framesDecoded
         && stats.audioPacketsReceived > last[name].audioPacketsReceived;
       last[name] = stats;
-      if (!(stats.framesDecoded >= WANT && stats.audioPacketsReceived >= WANT && grew)) done = false;
+      if (!(stats.framesDecoded > WANT && stats.audioPacketsReceived > WANT && grew)) done = false;
     }
-    if (done) break;
+    if (done) {
+      console.log(`call: both pages decode each other (${JSON.stringify(last)})`);
+      // Each remote tile carries the other peer's display name.
+      for (const [name, page] of Object.entries(pages)) {
+        const other = name === 'alice' ? 'bob' : 'alice';
+        const captions = await page.locator('[data-testid=remote-tile] figcaption').allTextContents();
+        if (captions.length !== 1 || captions[0] !== other) {
+          console.log(`${name}: remote tiles are ${JSON.stringify(captions)}, want ["${other}"]`);
+          failed = true;
+        }
+      }
+      if (!failed) console.log('tiles: each page shows one remote tile named after the other peer');
+      break;
+    }
     if (Date.now() > deadline) {
       failed = true;
       break;
@@ -81,8 +98,8 @@ try {
         const stats = await page.evaluate(() => window.demo.stats());
         last[name] = stats;
         // Only a page that joined again counts (its new consumers count from zero).
-        if (!(stats.joins > before[name].joins && stats.framesDecoded >= WANT
-          && stats.audioPacketsReceived >= WANT)) done = false;
+        if (!(stats.joins > before[name].joins && stats.framesDecoded > WANT
+          && stats.audioPacketsReceived > WANT)) done = false;
       }
       if (done) {
         console.log(`recovered: both pages decode again ${Date.now() - killedAt} ms after the kill`);
@@ -116,7 +133,8 @@ try {
   await browser.close();
 }
 if (failed) {
-  console.error(`FAILED: both pages must decode ${WANT}+ video frames and receive ${WANT}+ audio packets`);
+  console.error(`FAILED: both pages must decode more than ${WANT} video frames and receive more than ${WANT}`
+    + ' audio packets, and show one tile named after the other');
   process.exit(1);
 }
 console.log('ok: both pages see and hear each other');

@@ -37,6 +37,7 @@ let retryTimer = null;
 let generation = 0;
 let joinInFlight = -1; // generation of the join running now, -1 when none
 let retriedAlreadyJoined = false;
+let mediaError = ''; // why there is no local media, reset by each Join click
 
 function render() {
   let socket = `signaling: ${state.socket}`;
@@ -133,7 +134,7 @@ function onFrame(text) {
   if (msg.notification) {
     onNotification(msg.notification, msg.data || {}).catch((e) => {
       console.warn(msg.notification, e);
-      if (e.message !== 'connection closed' && !e.stale) showError(`${msg.notification}: ${describe(e)}`);
+      if (!ignorable(e)) showError(`${msg.notification}: ${describe(e)}`);
     });
     return;
   }
@@ -170,6 +171,12 @@ class Stale extends Error {
   }
 }
 
+// Errors not worth showing: superseded work, a dropped socket (the status line says so), and
+// a producer that closed between its newProducer and our consume.
+function ignorable(e) {
+  return e.stale || e.message === 'connection closed' || e.code === 'not_found';
+}
+
 // Joins the room of the form and publishes; safe to call at any time: it does nothing when
 // the user left, when already joined, or when a join of this generation is running.
 async function join() {
@@ -183,7 +190,7 @@ async function join() {
   try {
     // Camera and microphone first: a permission prompt should not hold a room seat, and the
     // same tracks are published again after every re-join.
-    if (!localStream) {
+    if (!localStream && !mediaError) {
       let stream = null;
       try {
         stream = await navigator.mediaDevices.getUserMedia({
@@ -191,7 +198,9 @@ async function join() {
           video: { width: { ideal: 640 }, height: { ideal: 360 } },
         });
       } catch (e) {
-        showError(`No camera or microphone (${e.name}: ${e.message}); joining to watch only.`);
+        // Not fatal: join to watch only (and don't ask again until the next Join click).
+        mediaError = `No camera or microphone (${e.name}: ${e.message}); watching only.`;
+        showError(mediaError);
       }
       // Adopt the stream unless the user left meanwhile or another join got one first.
       if (state.wantJoined && !localStream) localStream = stream;
@@ -213,7 +222,7 @@ async function join() {
     retriedAlreadyJoined = false;
     state.room = info.room || data.room;
     reconnectDelay = 500;
-    showError('');
+    showError(mediaError);
     render();
     device = new Device();
     await device.load({ routerRtpCapabilities: info.routerRtpCapabilities });
@@ -230,8 +239,8 @@ async function join() {
     while (queuedProducers.length) {
       const p = queuedProducers.shift();
       await consume(p.producerId, p.peerId).catch((e) => {
-        if (e.stale || e.message === 'connection closed') throw e;
-        console.warn('consume failed', e);
+        if (ignorable(e) || e.code === 'node_unavailable') throw e;
+        console.warn('consume failed', e); // one stream missing: say so and go on
         showError(`Cannot receive a stream: ${describe(e)}`);
       });
     }
@@ -260,7 +269,8 @@ async function join() {
       // The room's node is being replaced; the join itself can be tried again.
       showError(`${describe(e)}; retrying…`);
       teardown();
-      scheduleRejoin(1000);
+      scheduleRejoin(reconnectDelay);
+      reconnectDelay = Math.min(reconnectDelay * 2, 10000);
     } else if (e.code === 'already_joined' && !retriedAlreadyJoined) {
       // The server still has this connection in a room this page forgot (a Leave that
       // raced a join): leave it and join again, once.
@@ -330,18 +340,24 @@ async function consume(producerId, peerId) {
   }
   const gen = generation;
   const transport = recvTransport;
-  const info = await request('consume', {
-    transportId: transport.id,
-    producerId,
-    rtpCapabilities: device.rtpCapabilities,
-  });
-  if (gen !== generation) throw new Stale();
-  const consumer = await transport.consume({
-    id: info.consumerId,
-    producerId: info.producerId,
-    kind: info.kind,
-    rtpParameters: info.rtpParameters,
-  });
+  let consumer;
+  try {
+    const info = await request('consume', {
+      transportId: transport.id,
+      producerId,
+      rtpCapabilities: device.rtpCapabilities,
+    });
+    if (gen !== generation) throw new Stale();
+    consumer = await transport.consume({
+      id: info.consumerId,
+      producerId: info.producerId,
+      kind: info.kind,
+      rtpParameters: info.rtpParameters,
+    });
+  } catch (e) {
+    // A teardown meanwhile (closed transport, answers for the old room) makes any error moot.
+    throw gen !== generation ? new Stale() : e;
+  }
   if (gen !== generation) {
     consumer.close();
     throw new Stale();
@@ -473,6 +489,7 @@ async function leave() {
 $('join-form').addEventListener('submit', (event) => {
   event.preventDefault();
   showError('');
+  mediaError = '';
   reconnectDelay = 500;
   state.wantJoined = true;
   join();

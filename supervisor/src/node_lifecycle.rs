@@ -1,0 +1,299 @@
+//! The life of the node pool as a state machine without I/O: inputs are what happened
+//! (nodes ready, heartbeats, exits, spawn failures, the clock), outputs are what to do
+//! (spawn, kill, recover the rooms of a lost node). `main` carries the actions out.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::node_link::NodeId;
+
+/// Who asked for a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpawnOrigin {
+    /// This machine (warm count, replacement).
+    Lifecycle,
+    /// Room placement, because every worker was full.
+    Placement,
+}
+
+/// What happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// A node connected and said hello.
+    NodeReady(NodeId, SpawnOrigin),
+    /// A spawn this machine asked for failed.
+    SpawnFailed,
+    /// A load report (the heartbeat) of a node arrived at this instant.
+    Heartbeat(NodeId, Instant),
+    /// A node's process exited or its socket closed (reported once or twice).
+    NodeExited(NodeId),
+    /// Time passed.
+    Tick,
+}
+
+/// What to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Start a node after `delay`.
+    Spawn {
+        /// Backoff before starting it.
+        delay: Duration,
+    },
+    /// Kill a hung node (its exit comes back as [`Input::NodeExited`]).
+    Kill(NodeId),
+    /// The node is gone: tell the peers of its rooms (`roomMoved`) and forget them.
+    RoomsLost(NodeId),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NodeState {
+    Ready { last_heard: Instant },
+    Killing,
+}
+
+/// Deaths closer together than this count towards the backoff.
+const DEATH_WINDOW: Duration = Duration::from_secs(10);
+/// Deaths in the window that are replaced at once; later ones wait.
+const FREE_RESPAWNS: usize = 3;
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// The pool's lifecycle.
+#[derive(Debug)]
+pub struct Lifecycle {
+    warm: u32,
+    heartbeat_timeout: Duration,
+    nodes: BTreeMap<NodeId, NodeState>,
+    starting: u32,
+    deaths: VecDeque<Instant>,
+}
+
+impl Lifecycle {
+    /// A pool that keeps `warm` nodes and kills one silent for `heartbeat_timeout`.
+    pub fn new(warm: u32, heartbeat_timeout: Duration) -> Self {
+        Self {
+            warm,
+            heartbeat_timeout,
+            nodes: BTreeMap::new(),
+            starting: 0,
+            deaths: VecDeque::new(),
+        }
+    }
+
+    /// The first actions: start the warm nodes.
+    pub fn start(&mut self) -> Vec<Action> {
+        self.top_up(Duration::ZERO)
+    }
+
+    /// Nodes ready or being started by this machine.
+    pub fn nodes(&self) -> usize {
+        self.nodes.len() + self.starting as usize
+    }
+
+    /// Feeds one input at `now`; returns the actions to carry out, in order.
+    pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Action> {
+        match input {
+            Input::NodeReady(id, origin) => {
+                if origin == SpawnOrigin::Lifecycle {
+                    self.starting = self.starting.saturating_sub(1);
+                }
+                self.nodes.insert(id, NodeState::Ready { last_heard: now });
+                Vec::new()
+            }
+            Input::SpawnFailed => {
+                self.starting = self.starting.saturating_sub(1);
+                self.deaths.push_back(now);
+                let delay = self.backoff(now);
+                self.top_up(delay)
+            }
+            Input::Heartbeat(id, at) => {
+                if let Some(NodeState::Ready { last_heard }) = self.nodes.get_mut(&id) {
+                    *last_heard = (*last_heard).max(at);
+                }
+                Vec::new()
+            }
+            Input::NodeExited(id) => {
+                if self.nodes.remove(&id).is_none() {
+                    // The second report of the same death, or a node never seen ready.
+                    return Vec::new();
+                }
+                self.deaths.push_back(now);
+                let delay = self.backoff(now);
+                let mut actions = vec![Action::RoomsLost(id)];
+                actions.extend(self.top_up(delay));
+                actions
+            }
+            Input::Tick => {
+                let timeout = self.heartbeat_timeout;
+                let mut actions = Vec::new();
+                for (id, state) in &mut self.nodes {
+                    if let NodeState::Ready { last_heard } = *state {
+                        if now.saturating_duration_since(last_heard) > timeout {
+                            *state = NodeState::Killing;
+                            actions.push(Action::Kill(*id));
+                        }
+                    }
+                }
+                actions
+            }
+        }
+    }
+
+    fn top_up(&mut self, delay: Duration) -> Vec<Action> {
+        let mut actions = Vec::new();
+        while (self.nodes() as u32) < self.warm {
+            self.starting += 1;
+            actions.push(Action::Spawn { delay });
+        }
+        actions
+    }
+
+    fn backoff(&mut self, now: Instant) -> Duration {
+        while self
+            .deaths
+            .front()
+            .is_some_and(|&t| now.saturating_duration_since(t) > DEATH_WINDOW)
+        {
+            self.deaths.pop_front();
+        }
+        match self.deaths.len().checked_sub(FREE_RESPAWNS) {
+            None | Some(0) => Duration::ZERO,
+            Some(extra) => {
+                let factor = 1u32 << (extra.min(16) as u32 - 1);
+                (Duration::from_millis(250) * factor).min(MAX_BACKOFF)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HB: Duration = Duration::from_secs(3);
+
+    fn spawn_now() -> Action {
+        Action::Spawn {
+            delay: Duration::ZERO,
+        }
+    }
+
+    fn ready_pool(warm: u32, t0: Instant) -> Lifecycle {
+        let mut pool = Lifecycle::new(warm, HB);
+        assert_eq!(pool.start(), vec![spawn_now(); warm as usize]);
+        for id in 1..=warm {
+            pool.handle(Input::NodeReady(NodeId(id), SpawnOrigin::Lifecycle), t0);
+        }
+        assert_eq!(pool.nodes(), warm as usize);
+        pool
+    }
+
+    #[test]
+    fn starts_the_warm_nodes_and_nothing_more() {
+        let t0 = Instant::now();
+        let mut pool = ready_pool(2, t0);
+        assert!(pool
+            .handle(Input::Tick, t0 + Duration::from_secs(1))
+            .is_empty());
+    }
+
+    #[test]
+    fn an_exit_loses_the_rooms_and_replaces_the_node_once() {
+        let t0 = Instant::now();
+        let mut pool = ready_pool(2, t0);
+        let actions = pool.handle(Input::NodeExited(NodeId(1)), t0);
+        assert_eq!(actions, vec![Action::RoomsLost(NodeId(1)), spawn_now()]);
+        // The same death reported again (socket EOF, then process exit) changes nothing.
+        assert!(pool.handle(Input::NodeExited(NodeId(1)), t0).is_empty());
+        assert_eq!(pool.nodes(), 2);
+    }
+
+    #[test]
+    fn a_silent_node_is_killed_once_then_replaced_when_it_exits() {
+        let t0 = Instant::now();
+        let mut pool = ready_pool(2, t0);
+        pool.handle(Input::Heartbeat(NodeId(2), t0 + Duration::from_secs(3)), t0);
+        let actions = pool.handle(Input::Tick, t0 + Duration::from_millis(3500));
+        assert_eq!(actions, vec![Action::Kill(NodeId(1))]);
+        assert!(
+            pool.handle(Input::Tick, t0 + Duration::from_secs(5))
+                .is_empty(),
+            "killed once"
+        );
+        let actions = pool.handle(Input::NodeExited(NodeId(1)), t0 + Duration::from_secs(5));
+        assert_eq!(actions, vec![Action::RoomsLost(NodeId(1)), spawn_now()]);
+    }
+
+    #[test]
+    fn a_node_that_dies_while_starting_is_started_again() {
+        let t0 = Instant::now();
+        let mut pool = Lifecycle::new(1, HB);
+        assert_eq!(pool.start(), vec![spawn_now()]);
+        assert_eq!(pool.handle(Input::SpawnFailed, t0), vec![spawn_now()]);
+        // Its exit, if reported, is of a node never seen ready: nothing to recover.
+        assert!(pool.handle(Input::NodeExited(NodeId(1)), t0).is_empty());
+        pool.handle(Input::NodeReady(NodeId(2), SpawnOrigin::Lifecycle), t0);
+        assert_eq!(pool.nodes(), 1);
+    }
+
+    #[test]
+    fn two_deaths_at_once_are_both_replaced() {
+        let t0 = Instant::now();
+        let mut pool = ready_pool(2, t0);
+        let mut actions = pool.handle(Input::NodeExited(NodeId(1)), t0);
+        actions.extend(pool.handle(Input::NodeExited(NodeId(2)), t0));
+        assert_eq!(
+            actions,
+            vec![
+                Action::RoomsLost(NodeId(1)),
+                spawn_now(),
+                Action::RoomsLost(NodeId(2)),
+                spawn_now()
+            ]
+        );
+    }
+
+    #[test]
+    fn nodes_that_keep_dying_are_replaced_with_growing_backoff() {
+        let t0 = Instant::now();
+        let mut pool = ready_pool(1, t0);
+        let mut delays = Vec::new();
+        for i in 0..6u32 {
+            let now = t0 + Duration::from_millis(100 * u64::from(i));
+            for action in pool.handle(Input::NodeExited(NodeId(i + 1)), now) {
+                if let Action::Spawn { delay } = action {
+                    delays.push(delay);
+                }
+            }
+            pool.handle(Input::NodeReady(NodeId(i + 2), SpawnOrigin::Lifecycle), now);
+        }
+        let ms: Vec<u128> = delays.iter().map(Duration::as_millis).collect();
+        assert_eq!(ms, vec![0, 0, 0, 250, 500, 1000]);
+        // Quiet for a while: replacements are immediate again.
+        let later = t0 + Duration::from_secs(30);
+        assert_eq!(
+            pool.handle(Input::NodeExited(NodeId(7)), later)[1],
+            spawn_now()
+        );
+    }
+
+    #[test]
+    fn nodes_added_for_capacity_are_not_replaced_beyond_the_warm_count() {
+        let t0 = Instant::now();
+        let mut pool = ready_pool(1, t0);
+        pool.handle(Input::NodeReady(NodeId(9), SpawnOrigin::Placement), t0);
+        assert_eq!(pool.nodes(), 2);
+        assert_eq!(
+            pool.handle(Input::NodeExited(NodeId(9)), t0),
+            vec![Action::RoomsLost(NodeId(9))]
+        );
+        assert_eq!(pool.nodes(), 1);
+    }
+
+    #[test]
+    fn heartbeats_of_unknown_nodes_are_ignored() {
+        let t0 = Instant::now();
+        let mut pool = ready_pool(1, t0);
+        assert!(pool.handle(Input::Heartbeat(NodeId(42), t0), t0).is_empty());
+        assert!(pool.handle(Input::Tick, t0).is_empty());
+    }
+}
