@@ -212,3 +212,29 @@ async fn full_workers_grow_the_pool_up_to_max_nodes_then_joins_get_capacity() {
     }
     assert_eq!(sfu.node_pids().len(), 2, "no node beyond --max-nodes");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_tells_clients_stops_nodes_and_exits_zero() {
+    let mut sfu = Sfu::start(&["--nodes", "2"]);
+    let nodes = sfu.wait_nodes(2, Duration::from_secs(10));
+    let mut sig = support::Signaling::connect(&sfu.ws_url(), None).await;
+    sig.ok(
+        "join",
+        serde_json::json!({"room": "bye", "displayName": "A"}),
+    )
+    .await;
+    let started = Instant::now();
+    signal(sfu.pid(), "TERM");
+    sig.notification("shuttingDown").await;
+    let code = tokio::task::block_in_place(|| sfu.wait_exit(Duration::from_secs(8)));
+    assert_eq!(code, Some(0), "exit code; log:\n{}", sfu.log_text());
+    println!("stopped in {:?}", started.elapsed());
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while nodes.iter().any(|&pid| alive(pid)) {
+        assert!(
+            Instant::now() < deadline,
+            "nodes outlived a stopped supervisor"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
