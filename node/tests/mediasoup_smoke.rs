@@ -171,6 +171,19 @@ fn local_port(tuple: &TransportTuple) -> u16 {
     }
 }
 
+/// Points `transport` at the test's `socket`, whose SRTP key is `params`.
+async fn connect_to(transport: &PlainTransport, socket: &UdpSocket, params: &SrtpParameters) {
+    transport
+        .connect(PlainTransportRemoteParameters {
+            ip: Some(LOCALHOST),
+            port: Some(socket.local_addr().expect("addr").port()),
+            rtcp_port: None,
+            srtp_parameters: Some(params.clone()),
+        })
+        .await
+        .expect("connect plain transport");
+}
+
 fn plain_transport_options(suite: SrtpCryptoSuite) -> PlainTransportOptions {
     let mut options = PlainTransportOptions::new(ListenInfo {
         protocol: Protocol::Udp,
@@ -280,15 +293,7 @@ async fn forwards_media_with(suite: SrtpCryptoSuite) {
                 .collect::<Vec<_>>(),
         ),
     };
-    send_transport
-        .connect(PlainTransportRemoteParameters {
-            ip: Some(LOCALHOST),
-            port: Some(sender.local_addr().expect("addr").port()),
-            rtcp_port: None,
-            srtp_parameters: Some(sender_params.clone()),
-        })
-        .await
-        .expect("connect producer transport");
+    connect_to(&send_transport, &sender, &sender_params).await;
     let audio_producer = send_transport
         .produce(ProducerOptions::new(
             MediaKind::Audio,
@@ -312,15 +317,7 @@ async fn forwards_media_with(suite: SrtpCryptoSuite) {
         .create_plain_transport(plain_transport_options(suite))
         .await
         .expect("consumer plain transport");
-    recv_transport
-        .connect(PlainTransportRemoteParameters {
-            ip: Some(LOCALHOST),
-            port: Some(receiver.local_addr().expect("addr").port()),
-            rtcp_port: None,
-            srtp_parameters: Some(sender_params.clone()),
-        })
-        .await
-        .expect("connect consumer transport");
+    connect_to(&recv_transport, &receiver, &sender_params).await;
     let consumer_key = recv_transport
         .srtp_parameters()
         .expect("SRTP is enabled on the transport");

@@ -35,12 +35,13 @@ fn check_prerequisites() {
     );
 }
 
-fn run_browser_call(url: &str, insecure: bool) {
+/// Runs tests/browser/call.mjs against `url` with `envs`; its output.
+fn run_browser_call(url: &str, envs: &[(&str, &str)]) -> String {
     let out = Command::new("node")
         .arg("call.mjs")
         .current_dir(repo().join("tests/browser"))
         .env("SFU_URL", url)
-        .env("SFU_INSECURE", if insecure { "1" } else { "0" })
+        .envs(envs.iter().copied())
         .output()
         .expect("run node tests/browser/call.mjs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -50,6 +51,7 @@ fn run_browser_call(url: &str, insecure: bool) {
         out.status.success(),
         "browser call failed:\n{stdout}\n{stderr}"
     );
+    stdout.into_owned()
 }
 
 #[test]
@@ -57,7 +59,7 @@ fn two_browser_tabs_see_and_hear_each_other() {
     check_prerequisites();
     let web = repo().join("web/dist");
     let sfu = Sfu::start(&["--web-dir", web.to_str().expect("utf-8 path")]);
-    run_browser_call(&format!("http://127.0.0.1:{}", sfu.port), false);
+    run_browser_call(&format!("http://127.0.0.1:{}", sfu.port), &[]);
 }
 
 #[test]
@@ -66,7 +68,10 @@ fn two_browser_tabs_see_and_hear_each_other_over_tls() {
     let cert = TestCert::new("browser");
     let web = repo().join("web/dist");
     let sfu = Sfu::start_tls(&cert, &["--web-dir", web.to_str().expect("utf-8 path")]);
-    run_browser_call(&format!("https://127.0.0.1:{}", sfu.port), true);
+    run_browser_call(
+        &format!("https://127.0.0.1:{}", sfu.port),
+        &[("SFU_INSECURE", "1")],
+    );
 }
 
 #[test]
@@ -76,20 +81,7 @@ fn browser_tabs_recover_by_themselves_when_every_node_is_killed() {
     let sfu = Sfu::start(&["--web-dir", web.to_str().expect("utf-8 path")]);
     let pids: Vec<String> = sfu.node_pids().iter().map(u32::to_string).collect();
     assert!(!pids.is_empty());
-    let out = Command::new("node")
-        .arg("call.mjs")
-        .current_dir(repo().join("tests/browser"))
-        .env("SFU_URL", format!("http://127.0.0.1:{}", sfu.port))
-        .env("SFU_KILL_PIDS", pids.join(","))
-        .output()
-        .expect("run node tests/browser/call.mjs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}{stderr}");
-    assert!(
-        out.status.success(),
-        "browser recovery failed:\n{stdout}\n{stderr}\n{}",
-        sfu.log_text()
-    );
+    let url = format!("http://127.0.0.1:{}", sfu.port);
+    let stdout = run_browser_call(&url, &[("SFU_KILL_PIDS", &pids.join(","))]);
     assert!(stdout.contains("recovered"), "{stdout}");
 }
