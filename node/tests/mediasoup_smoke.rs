@@ -184,8 +184,9 @@ async fn connect_to(transport: &PlainTransport, socket: &UdpSocket, params: &Srt
         .expect("connect plain transport");
 }
 
-fn plain_transport_options(suite: SrtpCryptoSuite) -> PlainTransportOptions {
-    let mut options = PlainTransportOptions::new(ListenInfo {
+/// UDP on 127.0.0.1, any port.
+fn loopback_udp() -> ListenInfo {
+    ListenInfo {
         protocol: Protocol::Udp,
         ip: LOCALHOST,
         announced_address: None,
@@ -195,7 +196,11 @@ fn plain_transport_options(suite: SrtpCryptoSuite) -> PlainTransportOptions {
         flags: None,
         send_buffer_size: None,
         recv_buffer_size: None,
-    });
+    }
+}
+
+fn plain_transport_options(suite: SrtpCryptoSuite) -> PlainTransportOptions {
+    let mut options = PlainTransportOptions::new(loopback_udp());
     options.rtcp_mux = true;
     options.comedia = false;
     options.enable_srtp = true;
@@ -390,17 +395,7 @@ async fn webrtc_transport_has_ice_and_dtls_parameters() {
         .create_router(RouterOptions::new(media_codecs()))
         .await
         .expect("router");
-    let listen = ListenInfo {
-        protocol: Protocol::Udp,
-        ip: LOCALHOST,
-        announced_address: None,
-        expose_internal_ip: false,
-        port: None,
-        port_range: None,
-        flags: None,
-        send_buffer_size: None,
-        recv_buffer_size: None,
-    };
+    let listen = loopback_udp();
     let transport = router
         .create_webrtc_transport(WebRtcTransportOptions::new(
             WebRtcTransportListenInfos::new(listen),
