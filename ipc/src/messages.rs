@@ -4,7 +4,8 @@
 //! [`FromNode::Hello`]); both check [`PROTOCOL_VERSION`] and close on a mismatch. Then the
 //! supervisor sends [`ToNode::Request`]s, each answered exactly once by a
 //! [`FromNode::Answer`] with the same id, and the node pushes [`FromNode::Event`]s and a
-//! [`FromNode::Load`] report every [`LOAD_REPORT_INTERVAL`], which doubles as its heartbeat.
+//! [`FromNode::Load`] report every [`LOAD_REPORT_INTERVAL`], which doubles as its heartbeat,
+//! and [`FromNode::Stats`] every [`STATS_REPORT_INTERVAL`].
 
 use std::fmt;
 use std::time::Duration;
@@ -13,11 +14,15 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// Version of this wire protocol; bump it on any change to the types of this module.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// How often a node sends its load report. The supervisor treats silence of several
 /// intervals as a hung node.
 pub const LOAD_REPORT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// How often a node sends the media statistics of its rooms ([`FromNode::Stats`]). Slower
+/// than the load report: collecting them is one worker request per producer and consumer.
+pub const STATS_REPORT_INTERVAL: Duration = Duration::from_secs(2);
 
 macro_rules! uuid_id {
     ($(#[$doc:meta])* $name:ident) => {
@@ -123,6 +128,8 @@ pub enum FromNode {
     Event(NodeEvent),
     /// Periodic load (and heartbeat).
     Load(LoadReport),
+    /// Periodic media statistics of every room.
+    Stats(StatsReport),
 }
 
 /// A node introduces itself.
@@ -259,6 +266,27 @@ pub enum Request {
 }
 
 impl Request {
+    /// The request's kind, in snake case (a metrics label).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::CreateRouter { .. } => "create_router",
+            Request::CloseRouter { .. } => "close_router",
+            Request::CreateWebRtcTransport { .. } => "create_webrtc_transport",
+            Request::ConnectWebRtcTransport { .. } => "connect_webrtc_transport",
+            Request::RestartIce { .. } => "restart_ice",
+            Request::CloseTransport { .. } => "close_transport",
+            Request::Produce { .. } => "produce",
+            Request::Consume { .. } => "consume",
+            Request::PauseProducer { .. } => "pause_producer",
+            Request::ResumeProducer { .. } => "resume_producer",
+            Request::CloseProducer { .. } => "close_producer",
+            Request::PauseConsumer { .. } => "pause_consumer",
+            Request::ResumeConsumer { .. } => "resume_consumer",
+            Request::CloseConsumer { .. } => "close_consumer",
+            Request::SetConsumerPreferredLayers { .. } => "set_consumer_preferred_layers",
+        }
+    }
+
     /// The room the request is about.
     pub fn room(&self) -> &RoomId {
         match self {
@@ -453,4 +481,53 @@ pub struct WorkerLoad {
     pub consumers: u32,
     /// CPU time the worker used, user + system, in milliseconds (mediasoup resource usage).
     pub cpu_time_ms: u64,
+}
+
+/// Media statistics of a node's rooms: what mediasoup's `getStats` and scores say of every
+/// producer and consumer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatsReport {
+    /// One entry per room of the node.
+    pub rooms: Vec<RoomStats>,
+}
+
+/// Media statistics of one room.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoomStats {
+    /// The room.
+    pub room: RoomId,
+    /// Its producers.
+    pub producers: Vec<ProducerStats>,
+    /// Its consumers.
+    pub consumers: Vec<ConsumerStats>,
+}
+
+/// Statistics of one producer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProducerStats {
+    /// The producer.
+    pub producer: ProducerId,
+    /// Paused by its client.
+    pub paused: bool,
+    /// Best score (0–10) of its RTP streams; `None` before any RTP arrived.
+    pub score: Option<u8>,
+    /// Bitrate received, all streams together, in bits per second.
+    pub bitrate_bps: u64,
+}
+
+/// Statistics of one consumer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConsumerStats {
+    /// The consumer.
+    pub consumer: ConsumerId,
+    /// Paused by its client (consumers start paused until the client resumes them).
+    pub paused: bool,
+    /// Its producer is paused.
+    pub producer_paused: bool,
+    /// Score (0–10) of the stream sent to the client.
+    pub score: u8,
+    /// Score (0–10) of the producer stream it forwards.
+    pub producer_score: u8,
+    /// Bitrate sent, in bits per second.
+    pub bitrate_bps: u64,
 }

@@ -9,9 +9,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use event_listener_primitives::HandlerId;
 use ipc::messages::{
-    ConsumerId, Json, LoadReport, MediaKind, NodeError, NodeErrorCode, NodeEvent, ProducerId,
-    Request, Response, RoomId, TransportId, WorkerLoad,
+    ConsumerId, ConsumerStats, Json, LoadReport, MediaKind, NodeError, NodeErrorCode, NodeEvent,
+    ProducerId, ProducerStats, Request, Response, RoomId, RoomStats, StatsReport, TransportId,
+    WorkerLoad,
 };
+use mediasoup::consumer::ConsumerRtpStreamStat;
 use mediasoup::prelude::*;
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::sync::mpsc;
@@ -532,6 +534,68 @@ impl Rooms {
             }
         }
         LoadReport { workers }
+    }
+
+    /// Scores, pause states and bitrates of every producer and consumer. Objects closed
+    /// while their stats are being read are left out.
+    pub async fn stats(&self) -> StatsReport {
+        // Clones of the handles, so that no lock is held while the workers answer.
+        type Handles = (
+            RoomId,
+            Vec<(ProducerId, Producer)>,
+            Vec<(ConsumerId, Consumer)>,
+        );
+        let rooms: Vec<Handles> = self
+            .state()
+            .iter()
+            .map(|(id, r)| {
+                let producers = r.producers.iter().map(|(id, e)| (*id, e.object.clone()));
+                let consumers = r.consumers.iter().map(|(id, e)| (*id, e.object.clone()));
+                (id.clone(), producers.collect(), consumers.collect())
+            })
+            .collect();
+        let mut report = StatsReport::default();
+        for (room, producers, consumers) in rooms {
+            let mut stats = RoomStats {
+                room,
+                producers: Vec::with_capacity(producers.len()),
+                consumers: Vec::with_capacity(consumers.len()),
+            };
+            for (id, producer) in producers {
+                let Ok(streams) = producer.get_stats().await else {
+                    continue;
+                };
+                stats.producers.push(ProducerStats {
+                    producer: id,
+                    paused: producer.paused(),
+                    score: producer.score().iter().map(|s| s.score).max(),
+                    bitrate_bps: streams.iter().map(|s| s.bitrate).sum(),
+                });
+            }
+            for (id, consumer) in consumers {
+                let Ok(streams) = consumer.get_stats().await else {
+                    continue;
+                };
+                let score = consumer.score();
+                stats.consumers.push(ConsumerStats {
+                    consumer: id,
+                    paused: consumer.paused(),
+                    producer_paused: consumer.producer_paused(),
+                    score: score.score,
+                    producer_score: score.producer_score,
+                    // The outbound streams: what this consumer sends to its client.
+                    bitrate_bps: streams
+                        .iter()
+                        .map(|s| match s {
+                            ConsumerRtpStreamStat::Outbound(s) => s.bitrate,
+                            ConsumerRtpStreamStat::Inbound(_) => 0,
+                        })
+                        .sum(),
+                });
+            }
+            report.rooms.push(stats);
+        }
+        report
     }
 
     /// Closes every room.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context as _};
 use ipc::messages::{
     FromNode, NodeEvent, NodeHello, ToNode, LOAD_REPORT_INTERVAL, PROTOCOL_VERSION,
+    STATS_REPORT_INTERVAL,
 };
 use tokio::sync::mpsc;
 
@@ -85,6 +86,10 @@ pub async fn serve(
         .collect();
 
     let mut load_timer = tokio::time::interval(LOAD_REPORT_INTERVAL);
+    let mut stats_timer = tokio::time::interval(STATS_REPORT_INTERVAL);
+    // At most one collection at a time: a busy worker answers slowly, and stats
+    // requests must not pile up behind each other.
+    let mut collecting: Option<tokio::task::JoinHandle<()>> = None;
     let stop = loop {
         tokio::select! {
             message = reader.recv::<ToNode>() => match message {
@@ -115,6 +120,14 @@ pub async fn serve(
             }
             _ = load_timer.tick() => {
                 let _ = out_tx.send(FromNode::Load(rooms.load()));
+            }
+            _ = stats_timer.tick() => {
+                if collecting.as_ref().is_none_or(|task| task.is_finished()) {
+                    let (rooms, out) = (rooms.clone(), out_tx.clone());
+                    collecting = Some(tokio::spawn(async move {
+                        let _ = out.send(FromNode::Stats(rooms.stats().await));
+                    }));
+                }
             }
             Some(()) = died_rx.recv() => break Stop::WorkerDied,
         }

@@ -63,6 +63,10 @@ pub struct Config {
     /// Token every `join` must carry; without it any client may join any room.
     #[arg(long, env = "JOIN_TOKEN", hide_env_values = true)]
     pub join_token: Option<String>,
+    /// Admin token of the monitor API (`/monitor`); without it the API is off. Visible
+    /// ASCII without spaces, as it travels in an HTTP header.
+    #[arg(long, env = "MONITOR_TOKEN", hide_env_values = true)]
+    pub monitor_token: Option<String>,
     /// Peers allowed in one room.
     #[arg(long, env = "MAX_PEERS_PER_ROOM", default_value_t = 50)]
     pub max_peers_per_room: usize,
@@ -94,6 +98,11 @@ pub enum ConfigError {
     /// Empty port range.
     #[error("--rtc-min-port {0} is above --rtc-max-port {1}")]
     PortRange(u16, u16),
+    /// A monitor token that cannot travel in an HTTP header.
+    #[error(
+        "MONITOR_TOKEN (--monitor-token) must be 1 or more visible ASCII characters without spaces"
+    )]
+    MonitorToken,
 }
 
 impl Config {
@@ -109,6 +118,11 @@ impl Config {
         }
         if self.rtc_min_port > self.rtc_max_port {
             return Err(ConfigError::PortRange(self.rtc_min_port, self.rtc_max_port));
+        }
+        if let Some(token) = &self.monitor_token {
+            if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(ConfigError::MonitorToken);
+            }
         }
         Ok(())
     }
@@ -176,5 +190,17 @@ mod tests {
         assert_eq!(c.port, 8000);
         assert_eq!(c.rtc_ip(), IpAddr::from([127, 0, 0, 1]));
         assert!(!parse(&["--tls-mode", "0"]).tls_mode);
+    }
+
+    #[test]
+    fn monitor_tokens_must_fit_in_a_header() {
+        assert_eq!(parse(&["--monitor-token", "a-Z_9.~"]).validate(), Ok(()));
+        for bad in ["has space", "tab\t", "é"] {
+            assert_eq!(
+                parse(&["--monitor-token", bad]).validate(),
+                Err(ConfigError::MonitorToken),
+                "{bad:?}"
+            );
+        }
     }
 }

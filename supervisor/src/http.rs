@@ -1,17 +1,41 @@
-//! The HTTP routes of the supervisor's one port: the demo page, `/ws`, `/healthz`.
+//! The HTTP routes of the supervisor's one port: the demo page, `/ws`, `/monitor`,
+//! `/metrics`, `/healthz`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::extract::{State, WebSocketUpgrade};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use tower_http::services::ServeDir;
 
+use crate::metrics::Metrics;
+use crate::monitor_socket::{self, Access, Monitor};
 use crate::node_pool::NodePool;
 use crate::rooms::Rooms;
+
+/// The address of the client of a connection, plain or TLS.
+#[derive(Clone, Copy, Debug)]
+pub struct RemoteAddr(pub SocketAddr);
+
+macro_rules! remote_addr_of {
+    ($listener:ty) => {
+        impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, $listener>>
+            for RemoteAddr
+        {
+            fn connect_info(stream: axum::serve::IncomingStream<'_, $listener>) -> Self {
+                RemoteAddr(*stream.remote_addr())
+            }
+        }
+    };
+}
+
+// One impl per listener: a generic one would overlap axum's own `Connected` impls.
+remote_addr_of!(tokio::net::TcpListener);
+remote_addr_of!(crate::tls::TlsListener);
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -20,6 +44,12 @@ pub struct AppState {
     pub rooms: Arc<Rooms>,
     /// The nodes.
     pub pool: Arc<NodePool>,
+    /// Counters.
+    pub metrics: Metrics,
+    /// What `/metrics` shows.
+    pub registry: Arc<prometheus_client::registry::Registry>,
+    /// The monitor API.
+    pub monitor: Monitor,
 }
 
 /// The WebSocket layer's own cap. Frames above [`crate::protocol::MAX_MESSAGE_BYTES`] and up
@@ -45,6 +75,8 @@ pub fn router(state: AppState, web_dir: PathBuf) -> Router {
     };
     Router::new()
         .route("/ws", get(websocket))
+        .route("/monitor", get(monitor))
+        .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .with_state(state)
         .merge(page)
@@ -54,7 +86,42 @@ async fn websocket(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> 
     upgrade
         .max_message_size(WS_LAYER_MAX)
         .max_frame_size(WS_LAYER_MAX)
-        .on_upgrade(move |socket| crate::signaling::serve(socket, state.rooms))
+        .on_upgrade(move |socket| crate::signaling::serve(socket, state.rooms, state.metrics))
+}
+
+async fn monitor(
+    State(state): State<AppState>,
+    ConnectInfo(RemoteAddr(remote)): ConnectInfo<RemoteAddr>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let enabled = match monitor_socket::check_access(state.monitor.token.as_deref(), &headers) {
+        Access::Granted => true,
+        // Accepted, so that every request can say how to turn the API on.
+        Access::Disabled => false,
+        Access::Refused => return monitor_socket::refusal(remote),
+    };
+    upgrade
+        .max_message_size(monitor_socket::MAX_REQUEST_BYTES)
+        .on_upgrade(move |socket| monitor_socket::serve(socket, state.monitor, remote, enabled))
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    match crate::metrics::render(&state.registry) {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode the metrics: {e}\n"),
+        )
+            .into_response(),
+    }
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

@@ -1,7 +1,10 @@
 //! `supervisor`: the SFU's public entry point. See `supervisor --help` and the design page.
 
 mod config;
+mod event_bus;
 mod http;
+mod metrics;
+mod monitor_socket;
 mod node_lifecycle;
 mod node_link;
 mod node_pool;
@@ -9,6 +12,7 @@ mod placement;
 mod protocol;
 mod rooms;
 mod signaling;
+mod stats;
 mod tls;
 
 use std::path::PathBuf;
@@ -21,10 +25,14 @@ use clap::Parser;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
-use crate::node_lifecycle::{Action, Input, Lifecycle, SpawnOrigin};
+use crate::event_bus::EventBus;
+use crate::metrics::Metrics;
+use crate::monitor_socket::Monitor;
+use crate::node_lifecycle::{Action, Input, Lifecycle};
 use crate::node_link::LinkEvent;
 use crate::node_pool::{NodePool, NodeSpec};
 use crate::rooms::{Limits, Rooms};
+use crate::stats::Stats;
 
 fn main() -> ExitCode {
     let config = Config::parse();
@@ -105,7 +113,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
         start_timeout: Duration::from_secs(30),
     };
     let (link_events, mut link_rx) = mpsc::unbounded_channel();
-    let pool = Arc::new(NodePool::new(spec, link_events));
+    let monitor_events = EventBus::default();
+    let metrics = Metrics::default();
+    let pool = Arc::new(NodePool::new(
+        spec,
+        link_events,
+        monitor_events.clone(),
+        metrics.clone(),
+    ));
     let mut lifecycle = Lifecycle::new(
         config.nodes,
         Duration::from_millis(config.node_heartbeat_timeout_ms),
@@ -113,10 +128,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
     // The warm nodes start before the port opens: a node that cannot start stops the
     // supervisor with the reason.
     for action in lifecycle.start() {
-        if let Action::Spawn { .. } = action {
-            pool.spawn(SpawnOrigin::Lifecycle)
-                .await
-                .context("starting a media node")?;
+        if let Action::Spawn { origin, .. } = action {
+            pool.spawn(origin).await.context("starting a media node")?;
         }
     }
     let rooms = Arc::new(Rooms::new(
@@ -128,12 +141,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
             max_consumers_per_worker: config.max_consumers_per_worker,
             max_nodes: config.max_nodes(),
         },
+        monitor_events.clone(),
+        metrics.clone(),
     ));
 
     // The pool's lifecycle: node events, deaths and heartbeats go into the state machine;
     // its actions are carried out here.
     tokio::spawn({
-        let (pool, rooms) = (pool.clone(), rooms.clone());
+        let (pool, rooms, monitor_events) = (pool.clone(), rooms.clone(), monitor_events.clone());
         async move {
             let (spawn_failed, mut spawn_failures) = mpsc::unbounded_channel::<()>();
             let mut reasons = std::collections::HashMap::new();
@@ -153,6 +168,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
                         Some(LinkEvent::Closed(node, reason)) => {
                             if pool.remove(node) {
                                 tracing::error!(%node, "media node lost: {reason}");
+                                monitor_events.publish(monitor_api::EventKind::NodeExited {
+                                    node: node.to_string(),
+                                    reason: reason.clone(),
+                                });
                                 reasons.insert(node, reason);
                             } else {
                                 // The second report of the same death (socket EOF, then exit).
@@ -164,18 +183,18 @@ async fn run(config: Config) -> anyhow::Result<()> {
                     Some(()) = spawn_failures.recv() => lifecycle.handle(Input::SpawnFailed, now),
                     _ = tick.tick() => {
                         for link in pool.ready() {
-                            lifecycle.handle(Input::Heartbeat(link.id, link.load().1), now);
+                            lifecycle.handle(Input::Heartbeat(link.id, link.last_heard()), now);
                         }
                         lifecycle.handle(Input::Tick, now)
                     }
                 };
                 for action in actions {
                     match action {
-                        Action::Spawn { delay } => {
+                        Action::Spawn { delay, origin } => {
                             let (pool, failed) = (pool.clone(), spawn_failed.clone());
                             tokio::spawn(async move {
                                 tokio::time::sleep(delay).await;
-                                if let Err(e) = pool.spawn(SpawnOrigin::Lifecycle).await {
+                                if let Err(e) = pool.spawn(origin).await {
                                     tracing::error!("starting a media node failed: {e:#}");
                                     let _ = failed.send(());
                                 }
@@ -196,13 +215,25 @@ async fn run(config: Config) -> anyhow::Result<()> {
     });
 
     let web_dir = config.web_dir.clone().unwrap_or_else(default_web_dir);
+    let stats = Arc::new(Stats::new(rooms.clone(), pool.clone(), metrics.clone()));
+    if config.monitor_token.is_none() {
+        tracing::info!("monitor API off: set MONITOR_TOKEN (or --monitor-token) to enable it");
+    }
     let app = http::router(
         http::AppState {
             rooms: rooms.clone(),
             pool: pool.clone(),
+            registry: Arc::new(metrics::registry(&metrics, stats.clone())),
+            metrics,
+            monitor: Monitor {
+                token: config.monitor_token.clone(),
+                stats,
+                events: monitor_events,
+            },
         },
         web_dir,
-    );
+    )
+    .into_make_service_with_connect_info::<http::RemoteAddr>();
     let stopping = Arc::new(tokio::sync::Notify::new());
     let shutdown = {
         let (rooms, pool, stopping) = (rooms.clone(), pool.clone(), stopping.clone());

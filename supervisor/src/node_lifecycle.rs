@@ -7,11 +7,13 @@ use std::time::{Duration, Instant};
 
 use crate::node_link::NodeId;
 
-/// Who asked for a node.
+/// Why a node is started.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SpawnOrigin {
-    /// This machine (warm count, replacement).
-    Lifecycle,
+    /// This machine, to keep the warm count.
+    Warm,
+    /// This machine, to replace a node that was lost (or failed to start).
+    Replacement,
     /// Room placement, because every worker was full.
     Placement,
 }
@@ -38,6 +40,8 @@ pub enum Action {
     Spawn {
         /// Backoff before starting it.
         delay: Duration,
+        /// Why.
+        origin: SpawnOrigin,
     },
     /// Kill a hung node (its exit comes back as [`Input::NodeExited`]).
     Kill(NodeId),
@@ -81,7 +85,7 @@ impl Lifecycle {
 
     /// The first actions: start the warm nodes.
     pub fn start(&mut self) -> Vec<Action> {
-        self.top_up(Duration::ZERO)
+        self.top_up(Duration::ZERO, SpawnOrigin::Warm)
     }
 
     /// Nodes ready or being started by this machine.
@@ -93,7 +97,7 @@ impl Lifecycle {
     pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Action> {
         match input {
             Input::NodeReady(id, origin) => {
-                if origin == SpawnOrigin::Lifecycle {
+                if origin != SpawnOrigin::Placement {
                     self.starting = self.starting.saturating_sub(1);
                 }
                 self.nodes.insert(id, NodeState::Ready { last_heard: now });
@@ -103,7 +107,7 @@ impl Lifecycle {
                 self.starting = self.starting.saturating_sub(1);
                 self.deaths.push_back(now);
                 let delay = self.backoff(now);
-                self.top_up(delay)
+                self.top_up(delay, SpawnOrigin::Replacement)
             }
             Input::Heartbeat(id, at) => {
                 if let Some(NodeState::Ready { last_heard }) = self.nodes.get_mut(&id) {
@@ -119,7 +123,7 @@ impl Lifecycle {
                 self.deaths.push_back(now);
                 let delay = self.backoff(now);
                 let mut actions = vec![Action::RoomsLost(id)];
-                actions.extend(self.top_up(delay));
+                actions.extend(self.top_up(delay, SpawnOrigin::Replacement));
                 actions
             }
             Input::Tick => {
@@ -138,11 +142,11 @@ impl Lifecycle {
         }
     }
 
-    fn top_up(&mut self, delay: Duration) -> Vec<Action> {
+    fn top_up(&mut self, delay: Duration, origin: SpawnOrigin) -> Vec<Action> {
         let mut actions = Vec::new();
         while (self.nodes() as u32) < self.warm {
             self.starting += 1;
-            actions.push(Action::Spawn { delay });
+            actions.push(Action::Spawn { delay, origin });
         }
         actions
     }
@@ -171,17 +175,25 @@ mod tests {
 
     const HB: Duration = Duration::from_secs(3);
 
-    fn spawn_now() -> Action {
+    fn warm_now() -> Action {
         Action::Spawn {
             delay: Duration::ZERO,
+            origin: SpawnOrigin::Warm,
+        }
+    }
+
+    fn replacement_now() -> Action {
+        Action::Spawn {
+            delay: Duration::ZERO,
+            origin: SpawnOrigin::Replacement,
         }
     }
 
     fn ready_pool(warm: u32, t0: Instant) -> Lifecycle {
         let mut pool = Lifecycle::new(warm, HB);
-        assert_eq!(pool.start(), vec![spawn_now(); warm as usize]);
+        assert_eq!(pool.start(), vec![warm_now(); warm as usize]);
         for id in 1..=warm {
-            pool.handle(Input::NodeReady(NodeId(id), SpawnOrigin::Lifecycle), t0);
+            pool.handle(Input::NodeReady(NodeId(id), SpawnOrigin::Warm), t0);
         }
         assert_eq!(pool.nodes(), warm as usize);
         pool
@@ -201,7 +213,10 @@ mod tests {
         let t0 = Instant::now();
         let mut pool = ready_pool(2, t0);
         let actions = pool.handle(Input::NodeExited(NodeId(1)), t0);
-        assert_eq!(actions, vec![Action::RoomsLost(NodeId(1)), spawn_now()]);
+        assert_eq!(
+            actions,
+            vec![Action::RoomsLost(NodeId(1)), replacement_now()]
+        );
         // The same death reported again (socket EOF, then process exit) changes nothing.
         assert!(pool.handle(Input::NodeExited(NodeId(1)), t0).is_empty());
         assert_eq!(pool.nodes(), 2);
@@ -220,18 +235,21 @@ mod tests {
             "killed once"
         );
         let actions = pool.handle(Input::NodeExited(NodeId(1)), t0 + Duration::from_secs(5));
-        assert_eq!(actions, vec![Action::RoomsLost(NodeId(1)), spawn_now()]);
+        assert_eq!(
+            actions,
+            vec![Action::RoomsLost(NodeId(1)), replacement_now()]
+        );
     }
 
     #[test]
     fn a_node_that_dies_while_starting_is_started_again() {
         let t0 = Instant::now();
         let mut pool = Lifecycle::new(1, HB);
-        assert_eq!(pool.start(), vec![spawn_now()]);
-        assert_eq!(pool.handle(Input::SpawnFailed, t0), vec![spawn_now()]);
+        assert_eq!(pool.start(), vec![warm_now()]);
+        assert_eq!(pool.handle(Input::SpawnFailed, t0), vec![replacement_now()]);
         // Its exit, if reported, is of a node never seen ready: nothing to recover.
         assert!(pool.handle(Input::NodeExited(NodeId(1)), t0).is_empty());
-        pool.handle(Input::NodeReady(NodeId(2), SpawnOrigin::Lifecycle), t0);
+        pool.handle(Input::NodeReady(NodeId(2), SpawnOrigin::Warm), t0);
         assert_eq!(pool.nodes(), 1);
     }
 
@@ -245,9 +263,9 @@ mod tests {
             actions,
             vec![
                 Action::RoomsLost(NodeId(1)),
-                spawn_now(),
+                replacement_now(),
                 Action::RoomsLost(NodeId(2)),
-                spawn_now()
+                replacement_now()
             ]
         );
     }
@@ -260,11 +278,11 @@ mod tests {
         for i in 0..6u32 {
             let now = t0 + Duration::from_millis(100 * u64::from(i));
             for action in pool.handle(Input::NodeExited(NodeId(i + 1)), now) {
-                if let Action::Spawn { delay } = action {
+                if let Action::Spawn { delay, .. } = action {
                     delays.push(delay);
                 }
             }
-            pool.handle(Input::NodeReady(NodeId(i + 2), SpawnOrigin::Lifecycle), now);
+            pool.handle(Input::NodeReady(NodeId(i + 2), SpawnOrigin::Warm), now);
         }
         let ms: Vec<u128> = delays.iter().map(Duration::as_millis).collect();
         assert_eq!(ms, vec![0, 0, 0, 250, 500, 1000]);
@@ -272,7 +290,7 @@ mod tests {
         let later = t0 + Duration::from_secs(30);
         assert_eq!(
             pool.handle(Input::NodeExited(NodeId(7)), later)[1],
-            spawn_now()
+            replacement_now()
         );
     }
 

@@ -1,17 +1,20 @@
 //! The supervisor's connection to one node process: the hello, requests with ids and
 //! timeouts, and the reader that delivers answers, events and load reports.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ipc::messages::{
-    FromNode, LoadReport, NodeError, NodeEvent, NodeHello, Request, Response, ToNode,
-    PROTOCOL_VERSION,
+    FromNode, LoadReport, NodeError, NodeEvent, NodeHello, Request, Response, RoomId, RoomStats,
+    ToNode, PROTOCOL_VERSION,
 };
 use ipc::rpc::Pending;
 use ipc::socket::{FramedReader, FramedWriter, StreamHalf};
 use ipc::RpcError;
 use tokio::sync::mpsc;
+
+use crate::metrics::Metrics;
 
 /// Identifies a node process for the life of the supervisor (a respawned node gets a new one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -62,16 +65,47 @@ pub enum HandshakeError {
     Unexpected(String),
 }
 
+/// The latest load report of a node and what it says about CPU use.
+#[derive(Clone, Debug)]
+struct LoadState {
+    report: LoadReport,
+    at: Instant,
+    cpu_percent: Vec<f64>,
+}
+
+/// CPU use of each worker between two load reports, in percent of one core: the CPU time
+/// each used divided by the time between the reports.
+pub fn cpu_percent(before: &LoadReport, after: &LoadReport, elapsed: Duration) -> Vec<f64> {
+    let wall_ms = elapsed.as_secs_f64() * 1000.0;
+    after
+        .workers
+        .iter()
+        .map(|now| {
+            let earlier = before.workers.iter().find(|w| w.worker == now.worker);
+            match earlier {
+                Some(earlier) if wall_ms > 0.0 => {
+                    now.cpu_time_ms.saturating_sub(earlier.cpu_time_ms) as f64 * 100.0 / wall_ms
+                }
+                _ => 0.0,
+            }
+        })
+        .collect()
+}
+
 /// A live connection to a node.
 pub struct NodeLink {
     /// The node.
     pub id: NodeId,
     /// What it said in its hello.
     pub hello: NodeHello,
+    /// When the hello was exchanged.
+    pub connected_at: Instant,
     out: mpsc::UnboundedSender<ToNode>,
     pending: Pending<Result<Response, NodeError>>,
-    load: Mutex<(LoadReport, Instant)>,
+    load: Mutex<LoadState>,
+    media: Mutex<HashMap<RoomId, RoomStats>>,
     timeout: Duration,
+    metrics: Metrics,
 }
 
 impl NodeLink {
@@ -81,6 +115,7 @@ impl NodeLink {
         (mut reader, mut writer): (FramedReader<StreamHalf>, FramedWriter<StreamHalf>),
         timeout: Duration,
         events: mpsc::UnboundedSender<LinkEvent>,
+        metrics: Metrics,
     ) -> Result<Arc<NodeLink>, HandshakeError> {
         let io = |e: ipc::FrameError| HandshakeError::Io(e.to_string());
         writer
@@ -103,10 +138,17 @@ impl NodeLink {
         let link = Arc::new(NodeLink {
             id,
             hello,
+            connected_at: Instant::now(),
             out,
             pending: Pending::new(),
-            load: Mutex::new((LoadReport::default(), Instant::now())),
+            load: Mutex::new(LoadState {
+                report: LoadReport::default(),
+                at: Instant::now(),
+                cpu_percent: Vec::new(),
+            }),
+            media: Mutex::new(HashMap::new()),
             timeout,
+            metrics,
         });
         tokio::spawn(async move {
             while let Some(message) = out_rx.recv().await {
@@ -142,7 +184,18 @@ impl NodeLink {
                     let _ = events.send(LinkEvent::Event(self.id, event));
                 }
                 Ok(Some(FromNode::Load(report))) => {
-                    *self.load.lock().unwrap_or_else(|p| p.into_inner()) = (report, Instant::now());
+                    let now = Instant::now();
+                    let mut load = self.load.lock().unwrap_or_else(|p| p.into_inner());
+                    let cpu_percent = cpu_percent(&load.report, &report, now - load.at);
+                    *load = LoadState {
+                        report,
+                        at: now,
+                        cpu_percent,
+                    };
+                }
+                Ok(Some(FromNode::Stats(report))) => {
+                    let rooms = report.rooms.into_iter().map(|r| (r.room.clone(), r));
+                    *self.media.lock().unwrap_or_else(|p| p.into_inner()) = rooms.collect();
                 }
                 Ok(Some(FromNode::Hello(_))) => {
                     tracing::warn!(node = %self.id, "ignoring a second hello")
@@ -157,19 +210,78 @@ impl NodeLink {
     pub async fn request(&self, request: Request) -> Result<Response, LinkError> {
         let ticket = self.pending.register()?;
         let id = ticket.id;
+        let (name, sent) = (request.name(), Instant::now());
         if self.out.send(ToNode::Request { id, request }).is_err() {
             return Err(RpcError::Disconnected.into());
         }
-        Ok(self.pending.wait(ticket, self.timeout).await??)
+        let answer = self.pending.wait(ticket, self.timeout).await;
+        self.metrics.node_request(name, sent.elapsed());
+        Ok(answer??)
     }
 
-    /// The last load report and when it arrived.
-    pub fn load(&self) -> (LoadReport, Instant) {
-        self.load.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    /// When the last load report (the heartbeat) arrived.
+    pub fn last_heard(&self) -> Instant {
+        self.load.lock().unwrap_or_else(|p| p.into_inner()).at
+    }
+
+    /// CPU use of each worker over the last load report interval, in percent of one core.
+    pub fn cpu_percent(&self) -> Vec<f64> {
+        let load = self.load.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cpu = load.cpu_percent.clone();
+        // Before the second report there is nothing to compare with.
+        cpu.resize(self.hello.workers as usize, 0.0);
+        cpu
+    }
+
+    /// The latest media statistics of `room` (every [`ipc::messages::STATS_REPORT_INTERVAL`]).
+    pub fn room_stats(&self, room: &RoomId) -> Option<RoomStats> {
+        self.media
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(room)
+            .cloned()
     }
 
     /// Asks the node to close its rooms and exit.
     pub fn shutdown(&self) {
         let _ = self.out.send(ToNode::Shutdown);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipc::messages::WorkerLoad;
+
+    fn report(cpu: &[u64]) -> LoadReport {
+        LoadReport {
+            workers: cpu
+                .iter()
+                .enumerate()
+                .map(|(i, &cpu_time_ms)| WorkerLoad {
+                    worker: i as u32,
+                    cpu_time_ms,
+                    ..WorkerLoad::default()
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn cpu_percent_is_cpu_time_over_wall_time() {
+        let half = Duration::from_millis(500);
+        let cpu = cpu_percent(&report(&[1000, 40]), &report(&[1250, 40]), half);
+        assert_eq!(cpu, vec![50.0, 0.0]);
+    }
+
+    #[test]
+    fn cpu_percent_without_a_previous_report_is_zero() {
+        let cpu = cpu_percent(&report(&[]), &report(&[900]), Duration::from_millis(500));
+        assert_eq!(cpu, vec![0.0]);
+        let cpu = cpu_percent(&report(&[5]), &report(&[9]), Duration::ZERO);
+        assert_eq!(cpu, vec![0.0]);
+        // A counter going backwards (it should not) does not give a negative load.
+        let cpu = cpu_percent(&report(&[9]), &report(&[5]), Duration::from_secs(1));
+        assert_eq!(cpu, vec![0.0]);
     }
 }

@@ -12,6 +12,10 @@ use anyhow::{anyhow, Context as _};
 use tokio::process::Command;
 use tokio::sync::mpsc;
 
+use monitor_api::EventKind;
+
+use crate::event_bus::EventBus;
+use crate::metrics::Metrics;
 use crate::node_lifecycle::SpawnOrigin;
 use crate::node_link::{LinkEvent, NodeId, NodeLink};
 
@@ -44,11 +48,19 @@ pub struct NodePool {
     nodes: Mutex<BTreeMap<NodeId, Arc<NodeLink>>>,
     events: mpsc::UnboundedSender<LinkEvent>,
     node_ready: tokio::sync::Notify,
+    monitor: EventBus,
+    metrics: Metrics,
 }
 
 impl NodePool {
-    /// An empty pool whose nodes report to `events`.
-    pub fn new(spec: NodeSpec, events: mpsc::UnboundedSender<LinkEvent>) -> Self {
+    /// An empty pool whose nodes report to `events`; starts are published on `monitor` and
+    /// counted in `metrics`.
+    pub fn new(
+        spec: NodeSpec,
+        events: mpsc::UnboundedSender<LinkEvent>,
+        monitor: EventBus,
+        metrics: Metrics,
+    ) -> Self {
         Self {
             spec,
             next_id: AtomicU32::new(1),
@@ -56,6 +68,8 @@ impl NodePool {
             nodes: Mutex::new(BTreeMap::new()),
             events,
             node_ready: tokio::sync::Notify::new(),
+            monitor,
+            metrics,
         }
     }
 
@@ -118,6 +132,23 @@ impl NodePool {
         let result = self.spawn_inner().await;
         self.starting.fetch_sub(1, Ordering::Relaxed);
         if let Ok(link) = &result {
+            let (node, pid) = (link.id.to_string(), link.hello.pid);
+            self.monitor.publish(match origin {
+                SpawnOrigin::Replacement => {
+                    self.metrics.node_restarted();
+                    EventKind::NodeRespawned { node, pid }
+                }
+                SpawnOrigin::Warm => EventKind::NodeSpawned {
+                    node,
+                    pid,
+                    reason: "warm".into(),
+                },
+                SpawnOrigin::Placement => EventKind::NodeSpawned {
+                    node,
+                    pid,
+                    reason: "capacity".into(),
+                },
+            });
             let _ = self.events.send(LinkEvent::Ready(link.id, origin));
         }
         result
@@ -164,9 +195,15 @@ impl NodePool {
         };
         drop(listener);
         let _ = std::fs::remove_file(&socket);
-        let link = NodeLink::establish(id, connection, spec.request_timeout, self.events.clone())
-            .await
-            .with_context(|| format!("{id} (pid {pid})"))?;
+        let link = NodeLink::establish(
+            id,
+            connection,
+            spec.request_timeout,
+            self.events.clone(),
+            self.metrics.clone(),
+        )
+        .await
+        .with_context(|| format!("{id} (pid {pid})"))?;
         tracing::info!(node = %id, pid, workers = link.hello.workers, "node ready");
         self.nodes().insert(id, link.clone());
         self.node_ready.notify_waiters();

@@ -6,15 +6,19 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use ipc::messages::{
     ConsumerId, Json, MediaKind, NodeErrorCode, NodeEvent, ProducerId, Request, Response, RoomId,
     TransportId,
 };
+use monitor_api::{ConsumerInfo, EventKind, Participant, ProducerInfo, RoomDetail};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use crate::event_bus::EventBus;
+use crate::metrics::Metrics;
 use crate::node_lifecycle::SpawnOrigin;
 use crate::node_link::{LinkError, NodeId, NodeLink};
 use crate::node_pool::NodePool;
@@ -54,15 +58,30 @@ struct Room {
     link: Arc<NodeLink>,
     worker: u32,
     rtp_capabilities: Value,
+    created_at: Instant,
     peers: BTreeMap<PeerId, Peer>,
 }
 
 struct Peer {
     display_name: String,
+    joined_at: Instant,
     outbox: Outbox,
     transports: HashMap<TransportId, Direction>,
-    producers: HashMap<ProducerId, (Kind, TransportId)>,
-    consumers: HashMap<ConsumerId, (ProducerId, TransportId)>,
+    producers: HashMap<ProducerId, ProducerEntry>,
+    consumers: HashMap<ConsumerId, ConsumerEntry>,
+}
+
+struct ProducerEntry {
+    kind: Kind,
+    transport: TransportId,
+    /// MIME type of the first codec of its RTP parameters (what it sends).
+    codec: String,
+}
+
+struct ConsumerEntry {
+    producer: ProducerId,
+    transport: TransportId,
+    kind: MediaKind,
 }
 
 #[derive(Default)]
@@ -79,6 +98,8 @@ pub struct Rooms {
     /// Serialises joins and leaves, so a room is created once and closed when really empty.
     membership: tokio::sync::Mutex<()>,
     shutting_down: AtomicBool,
+    monitor: EventBus,
+    metrics: Metrics,
 }
 
 fn send(outbox: &Outbox, frame: String) {
@@ -127,14 +148,17 @@ fn not_found(what: &str, id: impl std::fmt::Display) -> ClientError {
 }
 
 impl Rooms {
-    /// No rooms yet; new ones go on the nodes of `pool`.
-    pub fn new(pool: Arc<NodePool>, limits: Limits) -> Self {
+    /// No rooms yet; new ones go on the nodes of `pool`. What happens is published on
+    /// `monitor` and counted in `metrics`.
+    pub fn new(pool: Arc<NodePool>, limits: Limits, monitor: EventBus, metrics: Metrics) -> Self {
         Self {
             pool,
             limits,
             directory: Mutex::new(Directory::default()),
             membership: tokio::sync::Mutex::new(()),
             shutting_down: AtomicBool::new(false),
+            monitor,
+            metrics,
         }
     }
 
@@ -253,7 +277,7 @@ impl Rooms {
                 json!({
                     "peerId": id,
                     "displayName": p.display_name,
-                    "producers": p.producers.iter().map(|(pid, (kind, _))| json!({"producerId": pid, "kind": kind})).collect::<Vec<_>>(),
+                    "producers": p.producers.iter().map(|(pid, e)| json!({"producerId": pid, "kind": e.kind})).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -268,6 +292,7 @@ impl Rooms {
             peer,
             Peer {
                 display_name: display_name.clone(),
+                joined_at: Instant::now(),
                 outbox,
                 transports: HashMap::new(),
                 producers: HashMap::new(),
@@ -282,6 +307,12 @@ impl Rooms {
         });
         directory.peer_room.insert(peer, room_id.clone());
         tracing::info!(room = %room_id, %peer, name = %display_name, "peer joined");
+        self.metrics.joined();
+        self.monitor.publish(EventKind::PeerJoined {
+            room: room_id.0,
+            peer_id: peer.to_string(),
+            display_name,
+        });
         Ok(answer)
     }
 
@@ -342,9 +373,15 @@ impl Rooms {
                 link,
                 worker,
                 rtp_capabilities,
+                created_at: Instant::now(),
                 peers: BTreeMap::new(),
             },
         );
+        self.monitor.publish(EventKind::RoomCreated {
+            room: room_id.0.clone(),
+            node: node.to_string(),
+            worker,
+        });
         Ok(())
     }
 
@@ -377,7 +414,15 @@ impl Rooms {
             )
         };
         tracing::info!(room = %room_id, %peer, "peer left");
+        self.monitor.publish(EventKind::PeerLeft {
+            room: room_id.0.clone(),
+            peer_id: peer.to_string(),
+        });
         if empty {
+            self.monitor.publish(EventKind::RoomClosed {
+                room: room_id.0.clone(),
+                reason: "its last peer left".into(),
+            });
             // Closing the router closes every transport in it.
             if let Err(e) = link
                 .request(Request::CloseRouter {
@@ -509,13 +554,24 @@ impl Rooms {
         transport: &str,
     ) -> Result<Value, ClientError> {
         let transport: TransportId = parse_id("transport", transport)?;
-        let (room, link, ()) = self.with_peer(peer, |p| {
+        let (room, link, closed) = self.with_peer(peer, |p| {
             Self::own_transport(p, transport, None)?;
             p.transports.remove(&transport);
-            p.producers.retain(|_, (_, t)| *t != transport);
-            p.consumers.retain(|_, (_, t)| *t != transport);
-            Ok(())
+            let closed: Vec<ProducerId> = p
+                .producers
+                .iter()
+                .filter(|(_, e)| e.transport == transport)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in &closed {
+                p.producers.remove(id);
+            }
+            p.consumers.retain(|_, e| e.transport != transport);
+            Ok(closed)
         })?;
+        for producer in closed {
+            self.producer_closed(&room, peer, producer);
+        }
         link.request(Request::CloseTransport { room, transport })
             .await
             .map_err(link_error)?;
@@ -540,6 +596,12 @@ impl Rooms {
             Kind::Audio => MediaKind::Audio,
             Kind::Video => MediaKind::Video,
         };
+        let codec = args
+            .rtp_parameters
+            .get("codecs")
+            .and_then(|codecs| codecs.get(0)?.get("mimeType")?.as_str())
+            .unwrap_or_default()
+            .to_string();
         let rtp_parameters = Json(Value::Object(args.rtp_parameters).to_string());
         let response = link
             .request(Request::Produce {
@@ -560,7 +622,20 @@ impl Rooms {
         let Some(p) = r.peers.get_mut(&peer) else {
             return Err(not_joined());
         };
-        p.producers.insert(producer, (args.kind, transport));
+        p.producers.insert(
+            producer,
+            ProducerEntry {
+                kind: args.kind,
+                transport,
+                codec,
+            },
+        );
+        self.monitor.publish(EventKind::ProducerAdded {
+            room: room.0.clone(),
+            peer_id: peer.to_string(),
+            producer_id: producer.to_string(),
+            kind: kind.as_str().into(),
+        });
         for (id, other) in &r.peers {
             if *id != peer {
                 notify(
@@ -628,7 +703,12 @@ impl Rooms {
             "producerPaused": producer_paused,
         });
         let recorded = self.with_peer(peer, |p| {
-            p.consumers.insert(consumer, (producer, transport));
+            let entry = ConsumerEntry {
+                producer,
+                transport,
+                kind,
+            };
+            p.consumers.insert(consumer, entry);
             Ok(())
         });
         if recorded.is_err() {
@@ -657,6 +737,9 @@ impl Rooms {
             }
             Ok(())
         })?;
+        if action == ProducerAction::Close {
+            self.producer_closed(&room, peer, producer);
+        }
         let request = match action {
             ProducerAction::Pause => Request::PauseProducer { room, producer },
             ProducerAction::Resume => Request::ResumeProducer { room, producer },
@@ -713,6 +796,11 @@ impl Rooms {
             | NodeEvent::ActiveSpeaker { room, .. } => room.clone(),
             NodeEvent::WorkerDied { worker, message } => {
                 tracing::error!(%node, worker, "mediasoup worker died: {message}");
+                self.monitor.publish(EventKind::WorkerDied {
+                    node: node.to_string(),
+                    worker: *worker,
+                    message: message.clone(),
+                });
                 return;
             }
         };
@@ -825,9 +913,40 @@ impl Rooms {
                         "roomMoved",
                         json!({"room": room_id.0, "reason": format!("media node failed: {reason}")}),
                     );
+                    self.monitor.publish(EventKind::PeerLeft {
+                        room: room_id.0.clone(),
+                        peer_id: peer.to_string(),
+                    });
                 }
+                self.monitor.publish(EventKind::RoomClosed {
+                    room: room_id.0.clone(),
+                    reason: format!("its node {node} was lost: {reason}"),
+                });
             }
         }
+    }
+
+    fn producer_closed(&self, room: &RoomId, peer: PeerId, producer: ProducerId) {
+        self.monitor.publish(EventKind::ProducerClosed {
+            room: room.0.clone(),
+            peer_id: peer.to_string(),
+            producer_id: producer.to_string(),
+        });
+    }
+
+    /// Every room (or only the one named `only`) as the monitor shows it: placement, peers
+    /// in the order they joined, what each sends and receives, with the latest media
+    /// statistics of the room's node.
+    pub fn details(&self, only: Option<&str>) -> Vec<RoomDetail> {
+        let directory = self.directory();
+        let mut rooms: Vec<RoomDetail> = directory
+            .rooms
+            .iter()
+            .filter(|(id, _)| only.is_none_or(|name| id.0 == name))
+            .map(|(id, room)| room_detail(id, room))
+            .collect();
+        rooms.sort_by(|a, b| a.room.cmp(&b.room));
+        rooms
     }
 
     /// Sends `name` to every joined peer (used at shutdown).
@@ -859,6 +978,77 @@ fn worker_views(directory: &Directory, link: &NodeLink) -> NodeView {
                     .map(|p| p.consumers.len() as u32)
                     .sum(),
                 rooms: on(index).count() as u32,
+            })
+            .collect(),
+    }
+}
+
+fn room_detail(id: &RoomId, room: &Room) -> RoomDetail {
+    let stats = room.link.room_stats(id);
+    let producer_stats = |pid: &ProducerId| {
+        let s = stats.as_ref()?;
+        s.producers.iter().find(|p| p.producer == *pid)
+    };
+    let consumer_stats = |cid: &ConsumerId| {
+        let s = stats.as_ref()?;
+        s.consumers.iter().find(|c| c.consumer == *cid)
+    };
+    let mut peers: Vec<(&PeerId, &Peer)> = room.peers.iter().collect();
+    peers.sort_by_key(|(_, p)| p.joined_at);
+    RoomDetail {
+        room: id.0.clone(),
+        node: room.node.to_string(),
+        node_pid: room.link.hello.pid,
+        worker: room.worker,
+        age_secs: room.created_at.elapsed().as_secs(),
+        participants: peers
+            .into_iter()
+            .map(|(peer_id, p)| {
+                let mut producers: Vec<ProducerInfo> = p
+                    .producers
+                    .iter()
+                    .map(|(pid, e)| {
+                        let s = producer_stats(pid);
+                        ProducerInfo {
+                            id: pid.to_string(),
+                            kind: match e.kind {
+                                Kind::Audio => "audio".into(),
+                                Kind::Video => "video".into(),
+                            },
+                            codec: e.codec.clone(),
+                            score: s.and_then(|s| s.score),
+                            paused: s.map(|s| s.paused),
+                            bitrate_bps: s.map(|s| s.bitrate_bps),
+                        }
+                    })
+                    .collect();
+                producers.sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));
+                let mut consumers: Vec<ConsumerInfo> = p
+                    .consumers
+                    .iter()
+                    .map(|(cid, e)| {
+                        let s = consumer_stats(cid);
+                        ConsumerInfo {
+                            id: cid.to_string(),
+                            producer_id: e.producer.to_string(),
+                            kind: e.kind.as_str().into(),
+                            score: s.map(|s| s.score),
+                            producer_score: s.map(|s| s.producer_score),
+                            paused: s.map(|s| s.paused),
+                            producer_paused: s.map(|s| s.producer_paused),
+                            bitrate_bps: s.map(|s| s.bitrate_bps),
+                        }
+                    })
+                    .collect();
+                consumers.sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));
+                Participant {
+                    peer_id: peer_id.to_string(),
+                    display_name: p.display_name.clone(),
+                    joined_secs: p.joined_at.elapsed().as_secs(),
+                    transports: p.transports.len() as u32,
+                    producers,
+                    consumers,
+                }
             })
             .collect(),
     }

@@ -10,6 +10,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use crate::metrics::Metrics;
 use crate::protocol::{
     error_answer, ok_answer, parse_data, parse_envelope, ClientError, ConnectTransportArgs,
     ConsumerArgs, CreateTransportArgs, ErrorCode, PreferredLayersArgs, ProducerArgs, TransportArgs,
@@ -41,7 +42,7 @@ const KNOWN_METHODS: &[&str] = &[
 const OUTBOX_CAPACITY: usize = 1024;
 
 /// Serves one client until its socket closes.
-pub async fn serve(socket: WebSocket, rooms: Arc<Rooms>) {
+pub async fn serve(socket: WebSocket, rooms: Arc<Rooms>, metrics: Metrics) {
     let peer: PeerId = Uuid::new_v4();
     let (mut sink, mut stream) = socket.split();
     let (outbox, mut queued) = mpsc::channel::<String>(OUTBOX_CAPACITY);
@@ -92,14 +93,17 @@ pub async fn serve(socket: WebSocket, rooms: Arc<Rooms>) {
                 close(close_code::SIZE, "message larger than 64 KiB");
                 break;
             }
-            Message::Text(text) => handle(&rooms, peer, &outbox, text.as_str()).await,
-            Message::Binary(_) => error_answer(
-                None,
-                &ClientError::new(
-                    ErrorCode::BadRequest,
-                    "binary frames are not part of the protocol",
-                ),
-            ),
+            Message::Text(text) => handle(&rooms, &metrics, peer, &outbox, text.as_str()).await,
+            Message::Binary(_) => {
+                metrics.signaling_error(ErrorCode::BadRequest.as_str());
+                error_answer(
+                    None,
+                    &ClientError::new(
+                        ErrorCode::BadRequest,
+                        "binary frames are not part of the protocol",
+                    ),
+                )
+            }
             Message::Close(_) => break,
             Message::Ping(_) | Message::Pong(_) => continue,
         };
@@ -114,11 +118,18 @@ pub async fn serve(socket: WebSocket, rooms: Arc<Rooms>) {
     tracing::debug!(%peer, "client disconnected");
 }
 
-async fn handle(rooms: &Rooms, peer: PeerId, outbox: &Outbox, text: &str) -> String {
+async fn handle(
+    rooms: &Rooms,
+    metrics: &Metrics,
+    peer: PeerId,
+    outbox: &Outbox,
+    text: &str,
+) -> String {
     let envelope = match parse_envelope(text) {
         Ok(envelope) => envelope,
         Err((id, error)) => {
             tracing::debug!(%peer, "bad request: {error}");
+            metrics.signaling_error(error.code.as_str());
             return error_answer(id, &error);
         }
     };
@@ -126,6 +137,7 @@ async fn handle(rooms: &Rooms, peer: PeerId, outbox: &Outbox, text: &str) -> Str
         Ok(data) => ok_answer(envelope.id, data),
         Err(error) => {
             tracing::debug!(%peer, method = %envelope.method, "request refused: {error}");
+            metrics.signaling_error(error.code.as_str());
             error_answer(Some(envelope.id), &error)
         }
     }
