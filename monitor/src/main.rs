@@ -1,8 +1,184 @@
-//! `monitor`: the SFU's monitoring CLI. Not written yet: the issue "Monitor: stats
-//! aggregation, the monitor API over TLS, the monitor CLI, Prometheus metrics" builds it.
+//! `monitor`: a command-line view of a running SFU through the supervisor's monitor API
+//! (docs/monitor-api.md). It connects only when run, so an SFU nobody watches does no
+//! monitoring work.
+
+mod connection;
+mod dashboard;
+mod tables;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+use monitor_api::{NodeInfo, Query, RoomDetail, RoomInfo, ServerMessage, Summary};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::connection::{Client, ConnectError, Target, Trust};
+
+/// Watch a running SFU: SFU-wide stats, nodes, rooms, one room, live events.
+///
+/// Connects to the supervisor's monitor API over TLS and authenticates with the admin token
+/// the supervisor was started with (MONITOR_TOKEN). The certificate is checked against the
+/// system's roots, or against --ca for a self-signed one.
+///
+/// Examples:
+///   MONITOR_TOKEN=s3cret monitor --ca cert.pem summary
+///   monitor --ca cert.pem --token s3cret room demo
+///   monitor --ca cert.pem events --room demo --json
+///   monitor --url ws://127.0.0.1:8000/monitor watch
+#[derive(Debug, Parser)]
+#[command(name = "monitor", version, verbatim_doc_comment)]
+struct Cli {
+    /// The supervisor's monitor API. ws:// is accepted only for a loopback host.
+    #[arg(
+        long,
+        env = "MONITOR_URL",
+        default_value = "wss://127.0.0.1:8000/monitor",
+        global = true
+    )]
+    url: String,
+    /// The admin token (the supervisor's MONITOR_TOKEN).
+    #[arg(long, env = "MONITOR_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// Trust the certificate(s) in this PEM file (the supervisor's own certificate, or the
+    /// CA that signed it) instead of the system's roots.
+    #[arg(long, value_name = "FILE", global = true, conflicts_with = "insecure")]
+    ca: Option<PathBuf>,
+    /// Do not verify the supervisor's certificate (for a first try only: anyone on the path
+    /// could read the token).
+    #[arg(long, global = true)]
+    insecure: bool,
+    /// Print JSON (one document; JSON lines for `events`) instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// SFU-wide counts: nodes, workers, rooms, participants, producers, consumers, load.
+    Summary,
+    /// Each node process with its workers, their CPU use and what they host.
+    Nodes,
+    /// Each room with its placement and counts.
+    Rooms,
+    /// One room: participants with their producers and consumers, scores, bitrates.
+    Room {
+        /// The room's name.
+        room: String,
+    },
+    /// Follow events (rooms, peers, producers, nodes) until interrupted.
+    Events {
+        /// Only this room's events.
+        #[arg(long)]
+        room: Option<String>,
+    },
+    /// A live dashboard of nodes, workers, rooms, participants and events; q quits.
+    Watch,
+}
+
 fn main() -> ExitCode {
-    eprintln!("monitor: not available yet in this version of the SFU (see README.md)");
-    ExitCode::from(2)
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("monitor: error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("monitor: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn decode<T: DeserializeOwned>(data: Value) -> Result<T, ConnectError> {
+    serde_json::from_value(data)
+        .map_err(|e| ConnectError::Protocol(format!("unexpected answer from the supervisor: {e}")))
+}
+
+fn print_json(data: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(data).unwrap_or_else(|_| data.to_string())
+    );
+}
+
+/// Turns an answer's data into a table.
+type Render = fn(Value) -> Result<String, ConnectError>;
+
+async fn run(cli: Cli) -> Result<(), ConnectError> {
+    let trust = match (cli.insecure, cli.ca) {
+        (true, _) => Trust::Insecure,
+        (false, Some(ca)) => Trust::Ca(ca),
+        (false, None) => Trust::SystemRoots,
+    };
+    let target = Target {
+        url: cli.url,
+        token: cli.token,
+        trust,
+    };
+    let mut client = Client::connect(&target).await?;
+    let (query, show): (Query, Render) = match cli.command {
+        Command::Summary => (Query::Summary, |d| {
+            Ok(tables::summary(&decode::<Summary>(d)?))
+        }),
+        Command::Nodes => (Query::Nodes, |d| {
+            Ok(tables::nodes(&decode::<Vec<NodeInfo>>(d)?))
+        }),
+        Command::Rooms => (Query::Rooms, |d| {
+            Ok(tables::rooms(&decode::<Vec<RoomInfo>>(d)?))
+        }),
+        Command::Room { room } => (Query::Room { room }, |d| {
+            Ok(tables::room(&decode::<RoomDetail>(d)?))
+        }),
+        Command::Events { room } => return follow_events(&mut client, room, cli.json).await,
+        Command::Watch => return dashboard::run(client, &target.url).await,
+    };
+    let data = client.call(query).await?;
+    if cli.json {
+        print_json(&data);
+    } else {
+        println!("{}", show(data)?);
+    }
+    Ok(())
+}
+
+async fn follow_events(
+    client: &mut Client,
+    room: Option<String>,
+    json: bool,
+) -> Result<(), ConnectError> {
+    client.call(Query::Subscribe { room }).await?;
+    if !json {
+        eprintln!("following events (Ctrl-C stops)");
+    }
+    loop {
+        let message = tokio::select! {
+            message = client.next() => message?,
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        };
+        match message {
+            ServerMessage::Event(e) if json => {
+                println!("{}", serde_json::to_string(&e.event).unwrap_or_default())
+            }
+            ServerMessage::Event(e) => println!("{}", tables::event(&e.event)),
+            ServerMessage::Lagged(l) if json => {
+                println!("{}", serde_json::to_string(&l).unwrap_or_default())
+            }
+            ServerMessage::Lagged(l) => eprintln!(
+                "monitor: {} events were dropped because this terminal did not keep up",
+                l.lagged.missed
+            ),
+            ServerMessage::Answer(_) => {}
+        }
+    }
 }

@@ -1,0 +1,314 @@
+//! `monitor watch`: a live terminal dashboard. Counts refresh every second from the
+//! monitor queries; the event pane follows the event stream as it happens.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Duration;
+
+use monitor_api::{NodeInfo, Query, RoomDetail, RoomInfo, ServerMessage, Summary};
+use ratatui::crossterm::event::{self, Event as TermEvent, KeyCode, KeyEventKind, KeyModifiers};
+use ratatui::layout::{Constraint, Layout};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, List, ListItem, Paragraph, Row, Table};
+use ratatui::Frame;
+use tokio::sync::mpsc;
+
+use crate::connection::{answer_data, Client, ConnectError};
+use crate::tables;
+
+/// Events kept on screen.
+const EVENT_LINES: usize = 200;
+/// Rooms whose participants are fetched each refresh.
+const DETAILED_ROOMS: usize = 12;
+const REFRESH: Duration = Duration::from_secs(1);
+
+enum Asked {
+    Summary,
+    Nodes,
+    Rooms,
+    Room(String),
+}
+
+#[derive(Default)]
+struct Screen {
+    url: String,
+    summary: Option<Summary>,
+    nodes: Vec<NodeInfo>,
+    rooms: Vec<RoomInfo>,
+    details: BTreeMap<String, RoomDetail>,
+    events: VecDeque<String>,
+}
+
+/// Restores the terminal however the dashboard ends.
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        ratatui::restore();
+    }
+}
+
+/// Keys pressed, read on a thread of their own (crossterm's reads block).
+fn keys() -> mpsc::UnboundedReceiver<(KeyCode, KeyModifiers)> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        while !tx.is_closed() {
+            match event::poll(Duration::from_millis(100)) {
+                Ok(true) => {
+                    if let Ok(TermEvent::Key(key)) = event::read() {
+                        if key.kind == KeyEventKind::Press {
+                            let _ = tx.send((key.code, key.modifiers));
+                        }
+                    }
+                }
+                Ok(false) => {}
+                Err(_) => break,
+            }
+        }
+    });
+    rx
+}
+
+/// Runs the dashboard until `q` (or Esc, or Ctrl-C) or until the connection breaks.
+pub async fn run(mut client: Client, url: &str) -> Result<(), ConnectError> {
+    client.call(Query::Subscribe { room: None }).await?;
+    let mut terminal = ratatui::try_init()
+        .map_err(|e| ConnectError::Protocol(format!("watch needs an interactive terminal: {e}")))?;
+    let _guard = TerminalGuard;
+    let mut keys = keys();
+    let mut screen = Screen {
+        url: url.to_string(),
+        ..Screen::default()
+    };
+    let mut asked: HashMap<u64, Asked> = HashMap::new();
+    let mut refresh = tokio::time::interval(REFRESH);
+    loop {
+        let draw = terminal.draw(|frame| draw(frame, &screen));
+        draw.map_err(|e| ConnectError::Protocol(format!("cannot draw: {e}")))?;
+        tokio::select! {
+            key = keys.recv() => match key {
+                Some((KeyCode::Char('q') | KeyCode::Esc, _)) | None => return Ok(()),
+                Some((KeyCode::Char('c'), m)) if m.contains(KeyModifiers::CONTROL) => return Ok(()),
+                Some(_) => {}
+            },
+            _ = refresh.tick() => {
+                asked.insert(client.send(Query::Summary).await?, Asked::Summary);
+                asked.insert(client.send(Query::Nodes).await?, Asked::Nodes);
+                asked.insert(client.send(Query::Rooms).await?, Asked::Rooms);
+                for room in screen.rooms.iter().take(DETAILED_ROOMS) {
+                    let id = client.send(Query::Room { room: room.room.clone() }).await?;
+                    asked.insert(id, Asked::Room(room.room.clone()));
+                }
+            }
+            message = client.next() => match message? {
+                ServerMessage::Answer(answer) => {
+                    let what = answer.id.and_then(|id| asked.remove(&id));
+                    screen.take(what, answer_data(answer));
+                }
+                ServerMessage::Event(e) => screen.push_event(tables::event(&e.event)),
+                ServerMessage::Lagged(l) => {
+                    screen.push_event(format!("… {} events dropped (screen too slow)", l.lagged.missed))
+                }
+            },
+        }
+    }
+}
+
+impl Screen {
+    fn push_event(&mut self, line: String) {
+        if self.events.len() == EVENT_LINES {
+            self.events.pop_front();
+        }
+        self.events.push_back(line);
+    }
+
+    fn take(&mut self, what: Option<Asked>, data: Result<serde_json::Value, ConnectError>) {
+        let Some(what) = what else { return };
+        match (what, data) {
+            (Asked::Summary, Ok(d)) => self.summary = serde_json::from_value(d).ok(),
+            (Asked::Nodes, Ok(d)) => self.nodes = serde_json::from_value(d).unwrap_or_default(),
+            (Asked::Rooms, Ok(d)) => {
+                self.rooms = serde_json::from_value(d).unwrap_or_default();
+                let open: Vec<&str> = self.rooms.iter().map(|r| r.room.as_str()).collect();
+                self.details.retain(|name, _| open.contains(&name.as_str()));
+            }
+            (Asked::Room(name), Ok(d)) => {
+                if let Ok(detail) = serde_json::from_value(d) {
+                    self.details.insert(name, detail);
+                }
+            }
+            // The room closed between the two queries.
+            (Asked::Room(name), Err(_)) => {
+                self.details.remove(&name);
+            }
+            (_, Err(e)) => self.push_event(format!("query failed: {e}")),
+        }
+    }
+}
+
+/// `█████░░░░░` for a CPU percentage of one core.
+fn load_bar(percent: f64, width: usize) -> String {
+    let filled = ((percent / 100.0) * width as f64)
+        .round()
+        .clamp(0.0, width as f64) as usize;
+    format!("{}{}", "█".repeat(filled), "░".repeat(width - filled))
+}
+
+fn draw(frame: &mut Frame, screen: &Screen) {
+    let [header, nodes, rooms, people, events, footer] = Layout::vertical([
+        Constraint::Length(3),
+        Constraint::Length(screen.nodes.iter().map(|n| n.workers.len()).sum::<usize>() as u16 + 3),
+        Constraint::Length(screen.rooms.len().min(10) as u16 + 3),
+        Constraint::Min(4),
+        Constraint::Min(6),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+    let bold = Style::default().add_modifier(Modifier::BOLD);
+
+    let totals = match &screen.summary {
+        Some(s) => format!(
+            "{} nodes · {} workers · {} rooms · {} participants · {} producers · {} consumers · worker cpu mean {:.1} % max {:.1} % · up {}",
+            s.nodes, s.workers, s.rooms, s.participants, s.producers, s.consumers,
+            s.load.cpu_percent_mean, s.load.cpu_percent_max, tables::duration(s.uptime_secs)
+        ),
+        None => "waiting for the first answer…".to_string(),
+    };
+    frame.render_widget(
+        Paragraph::new(totals)
+            .block(Block::bordered().title(format!(" SFU monitor · {} ", screen.url))),
+        header,
+    );
+
+    let worker_rows = screen.nodes.iter().flat_map(|n| {
+        n.workers.iter().map(move |w| {
+            Row::new(vec![
+                format!("{} (pid {})", n.node, n.pid),
+                w.worker.to_string(),
+                format!("{} {:5.1} %", load_bar(w.cpu_percent, 10), w.cpu_percent),
+                w.rooms.len().to_string(),
+                w.participants.to_string(),
+                w.producers.to_string(),
+                w.consumers.to_string(),
+            ])
+        })
+    });
+    frame.render_widget(
+        Table::new(
+            worker_rows,
+            [
+                Constraint::Length(20),
+                Constraint::Length(6),
+                Constraint::Length(20),
+                Constraint::Length(6),
+                Constraint::Length(12),
+                Constraint::Length(10),
+                Constraint::Length(10),
+            ],
+        )
+        .header(
+            Row::new([
+                "NODE",
+                "WORKER",
+                "CPU",
+                "ROOMS",
+                "PARTICIPANTS",
+                "PRODUCERS",
+                "CONSUMERS",
+            ])
+            .style(bold),
+        )
+        .block(Block::bordered().title(" Nodes and workers ")),
+        nodes,
+    );
+
+    let room_rows = screen.rooms.iter().map(|r| {
+        Row::new(vec![
+            r.room.clone(),
+            format!("{} / {}", r.node, r.worker),
+            r.participants.to_string(),
+            r.producers.to_string(),
+            r.consumers.to_string(),
+            tables::duration(r.age_secs),
+        ])
+    });
+    frame.render_widget(
+        Table::new(
+            room_rows,
+            [
+                Constraint::Min(16),
+                Constraint::Length(14),
+                Constraint::Length(12),
+                Constraint::Length(10),
+                Constraint::Length(10),
+                Constraint::Length(8),
+            ],
+        )
+        .header(
+            Row::new([
+                "ROOM",
+                "NODE / WORKER",
+                "PARTICIPANTS",
+                "PRODUCERS",
+                "CONSUMERS",
+                "AGE",
+            ])
+            .style(bold),
+        )
+        .block(Block::bordered().title(" Rooms ")),
+        rooms,
+    );
+
+    let people_lines: Vec<ListItem> = screen
+        .details
+        .values()
+        .flat_map(|room| {
+            room.participants.iter().map(move |p| {
+                let sent: u64 = p.producers.iter().filter_map(|x| x.bitrate_bps).sum();
+                let received: u64 = p.consumers.iter().filter_map(|x| x.bitrate_bps).sum();
+                let codecs: Vec<&str> = p.producers.iter().map(|x| x.codec.as_str()).collect();
+                ListItem::new(Line::from(format!(
+                    "{:<16} {:<20} sends {} [{}] {:>12}   receives {} {:>12}",
+                    room.room,
+                    p.display_name,
+                    p.producers.len(),
+                    codecs.join(", "),
+                    tables::bitrate(Some(sent)),
+                    p.consumers.len(),
+                    tables::bitrate(Some(received)),
+                )))
+            })
+        })
+        .collect();
+    frame.render_widget(
+        List::new(people_lines).block(Block::bordered().title(" Participants ")),
+        people,
+    );
+
+    // The newest events at the bottom, as many as fit.
+    let visible = events.height.saturating_sub(2) as usize;
+    let skip = screen.events.len().saturating_sub(visible);
+    let event_lines: Vec<ListItem> = screen
+        .events
+        .iter()
+        .skip(skip)
+        .map(|line| ListItem::new(line.as_str()))
+        .collect();
+    frame.render_widget(
+        List::new(event_lines).block(Block::bordered().title(" Events ")),
+        events,
+    );
+    frame.render_widget(Paragraph::new(" q quits"), footer);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_bars_fill_with_the_load() {
+        assert_eq!(load_bar(0.0, 10), "░░░░░░░░░░");
+        assert_eq!(load_bar(50.0, 10), "█████░░░░░");
+        assert_eq!(load_bar(250.0, 4), "████");
+    }
+}

@@ -1,0 +1,350 @@
+//! Human output: aligned tables of the monitor API's answers, and one line per event.
+
+use monitor_api::{Event, EventKind, NodeInfo, RoomDetail, RoomInfo, Summary};
+
+/// Left-aligned columns separated by two spaces; the header row in capitals.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        padded.join("  ").trim_end().to_string()
+    };
+    let mut out = line(header.to_vec());
+    for row in rows {
+        out.push('\n');
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+/// `1h 02m`, `3m 05s`, `42s`.
+pub fn duration(secs: u64) -> String {
+    match secs {
+        0..=59 => format!("{secs}s"),
+        60..=3599 => format!("{}m {:02}s", secs / 60, secs % 60),
+        _ => format!("{}h {:02}m", secs / 3600, secs % 3600 / 60),
+    }
+}
+
+/// `512 kbit/s`, `1.5 Mbit/s`, `-` when unknown.
+pub fn bitrate(bps: Option<u64>) -> String {
+    match bps {
+        None => "-".into(),
+        Some(b) if b >= 1_000_000 => format!("{:.1} Mbit/s", b as f64 / 1e6),
+        Some(b) => format!("{} kbit/s", b / 1000),
+    }
+}
+
+fn opt<T: ToString>(value: Option<T>) -> String {
+    value.map_or_else(|| "-".into(), |v| v.to_string())
+}
+
+fn yes_no(value: Option<bool>) -> String {
+    match value {
+        None => "-".into(),
+        Some(true) => "yes".into(),
+        Some(false) => "no".into(),
+    }
+}
+
+/// The first 8 characters of an id: enough to tell them apart on one screen.
+pub fn short(id: &str) -> String {
+    id.chars().take(8).collect()
+}
+
+/// `monitor summary`.
+pub fn summary(s: &Summary) -> String {
+    let rows = [
+        ("nodes", s.nodes.to_string()),
+        ("workers", s.workers.to_string()),
+        ("rooms", s.rooms.to_string()),
+        ("participants", s.participants.to_string()),
+        ("producers", s.producers.to_string()),
+        ("consumers", s.consumers.to_string()),
+        (
+            "worker cpu",
+            format!(
+                "mean {:.1} %, max {:.1} %",
+                s.load.cpu_percent_mean, s.load.cpu_percent_max
+            ),
+        ),
+        ("joins", s.joins_total.to_string()),
+        ("node restarts", s.node_restarts_total.to_string()),
+        ("uptime", duration(s.uptime_secs)),
+        ("version", s.version.clone()),
+    ];
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|(k, v)| vec![k.to_string(), v])
+        .collect();
+    let per_worker: Vec<Vec<String>> = s
+        .consumers_per_worker
+        .iter()
+        .map(|w| {
+            vec![
+                w.node.clone(),
+                w.worker.to_string(),
+                w.consumers.to_string(),
+            ]
+        })
+        .collect();
+    format!(
+        "{}\n\n{}",
+        table(&["SFU", ""], &rows),
+        table(&["NODE", "WORKER", "CONSUMERS"], &per_worker)
+    )
+}
+
+/// `monitor nodes`.
+pub fn nodes(nodes: &[NodeInfo]) -> String {
+    let rows: Vec<Vec<String>> = nodes
+        .iter()
+        .flat_map(|n| {
+            n.workers.iter().map(move |w| {
+                vec![
+                    n.node.clone(),
+                    n.pid.to_string(),
+                    duration(n.uptime_secs),
+                    w.worker.to_string(),
+                    format!("{:.1} %", w.cpu_percent),
+                    w.rooms.len().to_string(),
+                    w.participants.to_string(),
+                    w.transports.to_string(),
+                    w.producers.to_string(),
+                    w.consumers.to_string(),
+                ]
+            })
+        })
+        .collect();
+    table(
+        &[
+            "NODE",
+            "PID",
+            "UPTIME",
+            "WORKER",
+            "CPU",
+            "ROOMS",
+            "PARTICIPANTS",
+            "TRANSPORTS",
+            "PRODUCERS",
+            "CONSUMERS",
+        ],
+        &rows,
+    )
+}
+
+/// `monitor rooms`.
+pub fn rooms(rooms: &[RoomInfo]) -> String {
+    let rows: Vec<Vec<String>> = rooms
+        .iter()
+        .map(|r| {
+            vec![
+                r.room.clone(),
+                r.node.clone(),
+                r.worker.to_string(),
+                r.participants.to_string(),
+                r.producers.to_string(),
+                r.consumers.to_string(),
+                duration(r.age_secs),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ROOM",
+            "NODE",
+            "WORKER",
+            "PARTICIPANTS",
+            "PRODUCERS",
+            "CONSUMERS",
+            "AGE",
+        ],
+        &rows,
+    )
+}
+
+/// `monitor room ID`.
+pub fn room(detail: &RoomDetail) -> String {
+    let owner = |producer: &str| {
+        detail
+            .participants
+            .iter()
+            .find(|p| p.producers.iter().any(|x| x.id == producer))
+            .map_or_else(|| short(producer), |p| p.display_name.clone())
+    };
+    let people: Vec<Vec<String>> = detail
+        .participants
+        .iter()
+        .map(|p| {
+            vec![
+                p.display_name.clone(),
+                short(&p.peer_id),
+                duration(p.joined_secs),
+                p.transports.to_string(),
+                p.producers.len().to_string(),
+                p.consumers.len().to_string(),
+            ]
+        })
+        .collect();
+    let mut media = Vec::new();
+    for p in &detail.participants {
+        for x in &p.producers {
+            media.push(vec![
+                p.display_name.clone(),
+                "sends".into(),
+                x.kind.clone(),
+                short(&x.id),
+                x.codec.clone(),
+                opt(x.score),
+                yes_no(x.paused),
+                bitrate(x.bitrate_bps),
+            ]);
+        }
+        for x in &p.consumers {
+            media.push(vec![
+                p.display_name.clone(),
+                "receives".into(),
+                x.kind.clone(),
+                short(&x.id),
+                format!("from {}", owner(&x.producer_id)),
+                opt(x.score),
+                yes_no(x.paused),
+                bitrate(x.bitrate_bps),
+            ]);
+        }
+    }
+    format!(
+        "room {} on {} (pid {}) worker {}, open {}\n\n{}\n\n{}",
+        detail.room,
+        detail.node,
+        detail.node_pid,
+        detail.worker,
+        duration(detail.age_secs),
+        table(
+            &[
+                "PARTICIPANT",
+                "PEER",
+                "JOINED",
+                "TRANSPORTS",
+                "PRODUCERS",
+                "CONSUMERS"
+            ],
+            &people
+        ),
+        table(
+            &[
+                "PARTICIPANT",
+                "DIRECTION",
+                "KIND",
+                "ID",
+                "CODEC/SOURCE",
+                "SCORE",
+                "PAUSED",
+                "BITRATE"
+            ],
+            &media
+        ),
+    )
+}
+
+/// `HH:MM:SS.mmm` (UTC) of a Unix time in milliseconds.
+pub fn clock(at_ms: u64) -> String {
+    let ms = at_ms % 1000;
+    let secs = at_ms / 1000 % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{ms:03}",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// One line for an event.
+pub fn event(event: &Event) -> String {
+    let what = match &event.kind {
+        EventKind::RoomCreated { room, node, worker } => {
+            format!("room created    {room} on {node} worker {worker}")
+        }
+        EventKind::RoomClosed { room, reason } => format!("room closed     {room}: {reason}"),
+        EventKind::PeerJoined {
+            room,
+            peer_id,
+            display_name,
+        } => format!(
+            "peer joined     {room}: {display_name} ({})",
+            short(peer_id)
+        ),
+        EventKind::PeerLeft { room, peer_id } => {
+            format!("peer left       {room}: {}", short(peer_id))
+        }
+        EventKind::ProducerAdded {
+            room,
+            peer_id,
+            producer_id,
+            kind,
+        } => format!(
+            "producer added  {room}: {kind} {} of {}",
+            short(producer_id),
+            short(peer_id)
+        ),
+        EventKind::ProducerClosed {
+            room,
+            peer_id,
+            producer_id,
+        } => format!(
+            "producer closed {room}: {} of {}",
+            short(producer_id),
+            short(peer_id)
+        ),
+        EventKind::NodeSpawned { node, pid, reason } => {
+            format!("node spawned    {node} (pid {pid}, {reason})")
+        }
+        EventKind::NodeRespawned { node, pid } => {
+            format!("node respawned  {node} (pid {pid})")
+        }
+        EventKind::NodeExited { node, reason } => format!("node exited     {node}: {reason}"),
+        EventKind::WorkerDied {
+            node,
+            worker,
+            message,
+        } => format!("worker died     {node} worker {worker}: {message}"),
+    };
+    format!("{}  {what}", clock(event.at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_are_aligned() {
+        let out = table(
+            &["ROOM", "PEERS"],
+            &[
+                vec!["a".into(), "2".into()],
+                vec!["longer-name".into(), "10".into()],
+            ],
+        );
+        assert_eq!(out, "ROOM         PEERS\na            2\nlonger-name  10");
+    }
+
+    #[test]
+    fn units_read_well() {
+        assert_eq!(duration(5), "5s");
+        assert_eq!(duration(125), "2m 05s");
+        assert_eq!(duration(7300), "2h 01m");
+        assert_eq!(bitrate(Some(512_400)), "512 kbit/s");
+        assert_eq!(bitrate(Some(1_540_000)), "1.5 Mbit/s");
+        assert_eq!(bitrate(None), "-");
+        assert_eq!(clock(86_400_000 + 3_723_004), "01:02:03.004");
+    }
+}
