@@ -127,19 +127,101 @@ fn tls_config(trust: &Trust) -> Result<rustls::ClientConfig, ConnectError> {
                 path: path.clone(),
                 reason,
             };
-            let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(path)
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
                 .map_err(|e| ca_error(e.to_string()))?
                 .collect::<Result<_, _>>()
                 .map_err(|e| ca_error(e.to_string()))?;
             if certs.is_empty() {
                 return Err(ca_error("no PEM certificate in it".into()));
             }
-            for cert in certs {
-                roots.add(cert).map_err(|e| ca_error(e.to_string()))?;
+            for cert in &certs {
+                roots
+                    .add(cert.clone())
+                    .map_err(|e| ca_error(e.to_string()))?;
             }
+            let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider(),
+            )
+            .build()
+            .map_err(|e| ca_error(e.to_string()))?;
+            let verifier = PinnedOrSigned {
+                pinned: certs,
+                webpki,
+                provider: provider(),
+            };
+            return Ok(builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier))
+                .with_no_client_auth());
         }
     }
     Ok(builder.with_root_certificates(roots).with_no_client_auth())
+}
+
+/// `--ca FILE`: the server's certificate is trusted when it is one of the file's
+/// certificates (a self-signed certificate, as `openssl req -x509` makes, which WebPKI
+/// refuses as an end entity because it is marked as a CA), or when one of them signed it.
+#[derive(Debug)]
+struct PinnedOrSigned {
+    pinned: Vec<CertificateDer<'static>>,
+    webpki: Arc<rustls::client::WebPkiServerVerifier>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinnedOrSigned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if self
+            .pinned
+            .iter()
+            .any(|cert| cert.as_ref() == end_entity.as_ref())
+        {
+            return Ok(ServerCertVerified::assertion());
+        }
+        self.webpki
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
 }
 
 /// `--insecure`: accepts any certificate, but still checks the handshake signatures.
@@ -286,10 +368,15 @@ impl Client {
             }
             Err(tungstenite::Error::Io(e)) => return Err(describe_io(&target.url, &e)),
             Err(e) => {
+                let hint = if target.url.starts_with("ws://") {
+                    " (if the supervisor runs with TLS_MODE=1, use wss://)"
+                } else {
+                    ""
+                };
                 return Err(ConnectError::Connect {
                     url: target.url.clone(),
-                    reason: e.to_string(),
-                })
+                    reason: format!("{e}{hint}"),
+                });
             }
         };
         Ok(Client {

@@ -158,9 +158,8 @@ async fn follow_events(
     json: bool,
 ) -> Result<(), ConnectError> {
     client.call(Query::Subscribe { room }).await?;
-    if !json {
-        eprintln!("following events (Ctrl-C stops)");
-    }
+    // On stderr, so that stdout stays data only; scripts can wait for this line.
+    eprintln!("monitor: following events (Ctrl-C stops)");
     loop {
         let message = tokio::select! {
             message = client.next() => message?,

@@ -68,6 +68,18 @@ fn node_binary() -> PathBuf {
     node
 }
 
+/// The `monitor` executable built with this workspace.
+pub fn monitor_binary() -> PathBuf {
+    let supervisor = PathBuf::from(env!("CARGO_BIN_EXE_supervisor"));
+    let monitor = supervisor.with_file_name("monitor");
+    assert!(
+        monitor.is_file(),
+        "{} is missing: build the workspace first (cargo build --workspace)",
+        monitor.display()
+    );
+    monitor
+}
+
 impl Sfu {
     /// Starts a plain-HTTP supervisor with `args` added.
     pub fn start(args: &[&str]) -> Sfu {
@@ -138,6 +150,12 @@ impl Sfu {
     pub fn ws_url(&self) -> String {
         let scheme = if self.tls { "wss" } else { "ws" };
         format!("{scheme}://127.0.0.1:{}/ws", self.port)
+    }
+
+    /// The monitor API's URL.
+    pub fn monitor_url(&self) -> String {
+        let scheme = if self.tls { "wss" } else { "ws" };
+        format!("{scheme}://127.0.0.1:{}/monitor", self.port)
     }
 
     /// Pids of this supervisor's node processes.

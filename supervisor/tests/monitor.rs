@@ -1,0 +1,597 @@
+//! The monitor API and CLI against a real SFU in TLS mode: the `monitor` binary reports
+//! exactly the participants, producers and consumers of a str0m call, follows its events,
+//! refuses bad credentials and untrusted certificates, `/metrics` agrees with it, and
+//! `monitor watch` shows the call in a real terminal (tmux).
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls_pki_types::pem::PemObject;
+
+use serde_json::{json, Value};
+use support::peer::{exchange_media, TestPeer};
+use support::{monitor_binary, Sfu, TestCert};
+
+const TOKEN: &str = "test-monitor-token";
+
+/// `monitor` with the test's URL, CA and `args`; no token or URL from the environment.
+fn monitor_command(sfu: &Sfu, cert: &TestCert, args: &[&str]) -> Command {
+    let mut command = Command::new(monitor_binary());
+    command
+        .arg("--url")
+        .arg(sfu.monitor_url())
+        .arg("--ca")
+        .arg(cert.dir.join("cert.pem"))
+        .args(args)
+        .env_remove("MONITOR_TOKEN")
+        .env_remove("MONITOR_URL")
+        .stdin(Stdio::null());
+    command
+}
+
+fn run(mut command: Command) -> Output {
+    command.output().expect("run monitor")
+}
+
+/// `monitor --token TOKEN --json <args>`, parsed.
+fn query(sfu: &Sfu, cert: &TestCert, args: &[&str]) -> Value {
+    let mut full = vec!["--token", TOKEN, "--json"];
+    full.extend_from_slice(args);
+    let output = run(monitor_command(sfu, cert, &full));
+    assert!(
+        output.status.success(),
+        "monitor {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("monitor --json prints JSON")
+}
+
+/// Asks `args` until `done` holds, at most `within`; the last answer.
+fn query_until(
+    sfu: &Sfu,
+    cert: &TestCert,
+    args: &[&str],
+    within: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let answer = query(sfu, cert, args);
+        if done(&answer) || Instant::now() > deadline {
+            return answer;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn counts(v: &Value) -> (u64, u64, u64) {
+    let n = |k: &str| v[k].as_u64().unwrap_or(u64::MAX);
+    (n("participants"), n("producers"), n("consumers"))
+}
+
+/// GET `path` over HTTPS, trusting `cert`; the body.
+async fn https_get(sfu: &Sfu, cert: &TestCert, path: &str) -> String {
+    let mut roots = rustls::RootCertStore::empty();
+    let der = rustls_pki_types::CertificateDer::from_pem_slice(cert.cert_pem.as_bytes())
+        .expect("cert PEM");
+    roots.add(der).expect("root");
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", sfu.port))
+        .await
+        .expect("connect");
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("name");
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("TLS");
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes()).await.expect("send");
+    let mut response = Vec::new();
+    // The server closes after the response (Connection: close); a TLS close_notify may be
+    // missing, which reads as an error after the data.
+    let _ = tls.read_to_end(&mut response).await;
+    let response = String::from_utf8(response).expect("UTF-8");
+    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_string()
+}
+
+/// Parses Prometheus/OpenMetrics text strictly: `# HELP`, `# TYPE`, `# EOF` last, and
+/// samples `name{label="value",…} number`. Returns samples by `name{labels}`.
+fn parse_metrics(text: &str) -> HashMap<String, f64> {
+    let mut samples = HashMap::new();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.last(), Some(&"# EOF"), "ends with # EOF");
+    let is_name = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+            && !s.starts_with(|c: char| c.is_ascii_digit())
+    };
+    for line in &lines[..lines.len() - 1] {
+        if let Some(rest) = line.strip_prefix("# ") {
+            let mut parts = rest.splitn(3, ' ');
+            let keyword = parts.next().unwrap_or("");
+            assert!(
+                matches!(keyword, "HELP" | "TYPE" | "UNIT"),
+                "bad comment {line:?}"
+            );
+            assert!(is_name(parts.next().unwrap_or("")), "bad name in {line:?}");
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("sample has a value");
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value {line:?}"));
+        let name = series.split('{').next().unwrap_or("");
+        assert!(is_name(name), "bad metric name in {line:?}");
+        if let Some(labels) = series.strip_prefix(name) {
+            if !labels.is_empty() {
+                let inner = labels
+                    .strip_prefix('{')
+                    .and_then(|l| l.strip_suffix('}'))
+                    .unwrap_or_else(|| panic!("bad labels {line:?}"));
+                for pair in inner.split(',') {
+                    let (key, quoted) = pair.split_once('=').expect("label=value");
+                    assert!(is_name(key), "bad label {line:?}");
+                    assert!(
+                        quoted.len() >= 2 && quoted.starts_with('"') && quoted.ends_with('"'),
+                        "unquoted label value {line:?}"
+                    );
+                }
+            }
+        }
+        samples.insert(series.to_string(), value);
+    }
+    samples
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_reports_a_call_exactly_and_follows_its_events() {
+    let cert = TestCert::new("monitor");
+    let sfu = Sfu::start_tls(&cert, &["--monitor-token", TOKEN]);
+    let url = sfu.ws_url();
+    let room = format!("monitored-{}", std::process::id());
+
+    // Follow the room's events from before anyone joins.
+    let mut events = monitor_command(
+        &sfu,
+        &cert,
+        &["--token", TOKEN, "--json", "events", "--room", &room],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("start monitor events");
+    let mut events_err = BufReader::new(events.stderr.take().expect("stderr"));
+    let mut first = String::new();
+    events_err.read_line(&mut first).expect("events stderr");
+    assert!(first.contains("following events"), "{first}");
+
+    let mut alice = TestPeer::join(&url, Some(&cert.cert_pem), &room, "Alice", 1000).await;
+    let mut bob = TestPeer::join(&url, Some(&cert.cert_pem), &room, "Bob", 2000).await;
+    let listed = bob.joined["peers"][0]["producers"]
+        .as_array()
+        .expect("Alice's producers")
+        .clone();
+    for producer in &listed {
+        bob.consume(producer["producerId"].as_str().expect("id"))
+            .await;
+    }
+    alice.consume_announced(2).await;
+    // One refused request, to be counted in the metrics.
+    let refused = alice.signaling.request("noSuchMethod", json!({})).await;
+    assert!(refused.is_err());
+
+    // Media flows while the monitor looks: bitrates and scores come from the node's
+    // periodic statistics.
+    let probe = {
+        let (sfu_url, ca) = (sfu.monitor_url(), cert.dir.join("cert.pem"));
+        let room = room.clone();
+        tokio::task::spawn_blocking(move || {
+            let deadline = Instant::now() + Duration::from_secs(8);
+            loop {
+                let output = Command::new(monitor_binary())
+                    .args(["--url", &sfu_url, "--token", TOKEN, "--json", "room", &room])
+                    .arg("--ca")
+                    .arg(&ca)
+                    .env_remove("MONITOR_TOKEN")
+                    .output()
+                    .expect("monitor room");
+                let detail: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+                let media: Vec<&Value> = detail["participants"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|p| {
+                        let producers = p["producers"].as_array().into_iter().flatten();
+                        producers.chain(p["consumers"].as_array().into_iter().flatten())
+                    })
+                    .collect();
+                let flowing = media.len() == 8
+                    && media
+                        .iter()
+                        .all(|m| m["bitrateBps"].as_u64().unwrap_or(0) > 0);
+                if flowing || Instant::now() > deadline {
+                    return detail;
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        })
+    };
+    exchange_media(&mut [&mut alice, &mut bob], Duration::from_secs(6)).await;
+    let detail = probe.await.expect("probe");
+    println!("monitor --json room {room}: {detail:#}");
+
+    assert_eq!(detail["room"], room.as_str());
+    assert!(detail["node"]
+        .as_str()
+        .is_some_and(|n| n.starts_with("node-")));
+    let participants = detail["participants"].as_array().expect("participants");
+    let names: Vec<&str> = participants
+        .iter()
+        .map(|p| p["displayName"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(names, ["Alice", "Bob"], "in join order");
+    for p in participants {
+        let producers = p["producers"].as_array().expect("producers");
+        let consumers = p["consumers"].as_array().expect("consumers");
+        assert_eq!((producers.len(), consumers.len()), (2, 2), "{p:#}");
+        let codecs: Vec<&str> = producers
+            .iter()
+            .map(|x| x["codec"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(codecs, ["audio/opus", "video/VP8"]);
+        for m in producers.iter().chain(consumers) {
+            assert!(m["bitrateBps"].as_u64().unwrap_or(0) > 0, "no bitrate: {m}");
+            assert!(m["score"].as_u64().is_some(), "no score: {m}");
+            assert_eq!(m["paused"], false, "{m}");
+        }
+    }
+
+    let summary = query(&sfu, &cert, &["summary"]);
+    println!("monitor --json summary: {summary}");
+    assert_eq!(counts(&summary), (2, 4, 4));
+    assert_eq!(summary["rooms"], 1);
+    assert_eq!(summary["nodes"], 1);
+    assert_eq!(summary["joinsTotal"], 2);
+    let per_worker: u64 = summary["consumersPerWorker"]
+        .as_array()
+        .expect("per worker")
+        .iter()
+        .map(|w| w["consumers"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(per_worker, 4);
+
+    let rooms = query(&sfu, &cert, &["rooms"]);
+    let rooms = rooms.as_array().expect("rooms");
+    assert_eq!(rooms.len(), 1);
+    assert_eq!(rooms[0]["room"], room.as_str());
+    assert_eq!(counts(&rooms[0]), (2, 4, 4));
+
+    let nodes = query(&sfu, &cert, &["nodes"]);
+    let worker = &nodes[0]["workers"][0];
+    assert_eq!(worker["rooms"], json!([room]));
+    assert_eq!(worker["transports"], 4);
+
+    // The Prometheus text agrees with the summary.
+    let metrics = parse_metrics(&https_get(&sfu, &cert, "/metrics").await);
+    for (gauge, key) in [
+        ("sfu_nodes", "nodes"),
+        ("sfu_workers", "workers"),
+        ("sfu_rooms", "rooms"),
+        ("sfu_participants", "participants"),
+        ("sfu_producers", "producers"),
+        ("sfu_consumers", "consumers"),
+    ] {
+        assert_eq!(
+            metrics.get(gauge).copied(),
+            summary[key].as_f64(),
+            "{gauge} vs summary.{key}"
+        );
+    }
+    let node = summary["consumersPerWorker"][0]["node"]
+        .as_str()
+        .expect("node");
+    let labels = format!("{{node=\"{node}\",worker=\"0\"}}");
+    assert_eq!(
+        metrics.get(&format!("sfu_worker_consumers{labels}")),
+        Some(&4.0)
+    );
+    assert_eq!(
+        metrics.get(&format!("sfu_worker_participants{labels}")),
+        Some(&2.0)
+    );
+    assert_eq!(metrics.get("sfu_joins_total"), Some(&2.0));
+    assert_eq!(metrics.get("sfu_node_restarts_total"), Some(&0.0));
+    assert_eq!(
+        metrics.get("sfu_signaling_errors_total{code=\"unknown_method\"}"),
+        Some(&1.0)
+    );
+    let consumes = metrics
+        .get("sfu_node_request_duration_seconds_count{request=\"consume\"}")
+        .copied();
+    assert_eq!(consumes, Some(4.0), "four consume requests timed");
+
+    // Bob leaves: his producers go, and with them Alice's consumers of them.
+    let bob_id = bob.peer_id.clone();
+    bob.signaling.close();
+    let summary = query_until(&sfu, &cert, &["summary"], Duration::from_secs(5), |s| {
+        counts(s) == (1, 2, 0)
+    });
+    assert_eq!(counts(&summary), (1, 2, 0), "{summary}");
+    let room_after = query(&sfu, &cert, &["room", &room]);
+    assert_eq!(room_after["participants"].as_array().map(Vec::len), Some(1));
+
+    // The event stream saw it all, and only this room's events.
+    support::signal(events.id(), "INT");
+    let status = events.wait().expect("monitor events exits");
+    assert!(status.success(), "events exits cleanly on Ctrl-C: {status}");
+    let mut out = String::new();
+    events
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .expect("events output");
+    let seen: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON lines"))
+        .collect();
+    let of_type = |t: &str| seen.iter().filter(|e| e["type"] == t).collect::<Vec<_>>();
+    assert_eq!(of_type("roomCreated").len(), 1, "{out}");
+    let joined: Vec<&str> = of_type("peerJoined")
+        .iter()
+        .map(|e| e["displayName"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(joined, ["Alice", "Bob"]);
+    assert_eq!(of_type("producerAdded").len(), 4);
+    let left = of_type("peerLeft");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["peerId"], bob_id.as_str());
+    assert!(seen.iter().all(|e| e["room"] == room.as_str()), "{out}");
+    assert!(seen.iter().all(|e| e["at"].as_u64().is_some()));
+}
+
+fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_refuses_bad_tokens_untrusted_certificates_and_plain_remote_urls() {
+    let cert = TestCert::new("monitor-refusals");
+    let sfu = Sfu::start_tls(&cert, &["--monitor-token", TOKEN]);
+
+    let wrong = run(monitor_command(
+        &sfu,
+        &cert,
+        &["--token", "not-the-token", "summary"],
+    ));
+    assert!(!wrong.status.success());
+    assert!(
+        stderr_of(&wrong).contains("refused the monitor token"),
+        "{}",
+        stderr_of(&wrong)
+    );
+    assert!(
+        sfu.log_text().contains("monitor connection refused"),
+        "refusal logged"
+    );
+
+    let missing = run(monitor_command(&sfu, &cert, &["summary"]));
+    assert!(!missing.status.success());
+    assert!(
+        stderr_of(&missing).contains("--token"),
+        "{}",
+        stderr_of(&missing)
+    );
+
+    // Without --ca the self-signed certificate is not trusted; the error says what to do.
+    let untrusted = run({
+        let mut c = Command::new(monitor_binary());
+        c.args(["--url", &sfu.monitor_url(), "--token", TOKEN, "summary"])
+            .env_remove("MONITOR_TOKEN");
+        c
+    });
+    assert!(!untrusted.status.success());
+    let message = stderr_of(&untrusted);
+    assert!(
+        message.contains("not trusted")
+            && message.contains("--ca")
+            && message.contains("--insecure"),
+        "{message}"
+    );
+    assert_eq!(message.lines().count(), 1, "one line: {message}");
+
+    // Plain ws:// to a non-loopback host is refused before any connection is made.
+    let plain = run({
+        let mut c = Command::new(monitor_binary());
+        c.args([
+            "--url",
+            "ws://192.0.2.10:8000/monitor",
+            "--token",
+            TOKEN,
+            "summary",
+        ]);
+        c
+    });
+    assert!(!plain.status.success());
+    assert!(
+        stderr_of(&plain).contains("refusing ws://"),
+        "{}",
+        stderr_of(&plain)
+    );
+
+    let unknown = run(monitor_command(
+        &sfu,
+        &cert,
+        &["--token", TOKEN, "room", "no-such-room"],
+    ));
+    assert!(!unknown.status.success());
+    assert!(
+        stderr_of(&unknown).contains("no room \"no-such-room\""),
+        "{}",
+        stderr_of(&unknown)
+    );
+
+    // --insecure connects without the certificate.
+    let insecure = run({
+        let mut c = Command::new(monitor_binary());
+        c.args([
+            "--url",
+            &sfu.monitor_url(),
+            "--token",
+            TOKEN,
+            "--insecure",
+            "summary",
+        ]);
+        c
+    });
+    assert!(insecure.status.success(), "{}", stderr_of(&insecure));
+    assert!(String::from_utf8_lossy(&insecure.stdout).contains("participants"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_configured_the_api_says_how_to_enable_it() {
+    let cert = TestCert::new("monitor-off");
+    let sfu = Sfu::start_tls(&cert, &[]);
+    let off = run(monitor_command(
+        &sfu,
+        &cert,
+        &["--token", "anything", "summary"],
+    ));
+    assert!(!off.status.success());
+    let message = stderr_of(&off);
+    assert!(
+        message.contains("disabled") && message.contains("MONITOR_TOKEN"),
+        "{message}"
+    );
+}
+
+/// A tmux session on its own server, killed when dropped.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn command(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &self.socket]);
+        c
+    }
+
+    fn screen(&self) -> String {
+        let output = self
+            .command()
+            .args(["capture-pane", "-p", "-t", "watch"])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    fn wait_for(&self, within: Duration, what: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let screen = self.screen();
+            if what(&screen) || Instant::now() > deadline {
+                return screen;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.command().arg("kill-server").output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_shows_the_room_live_in_a_terminal_and_q_quits() {
+    let available = Command::new("tmux").arg("-V").output();
+    assert!(
+        available.is_ok_and(|o| o.status.success()),
+        "tmux is needed for this test: run scripts/setup.sh --tests"
+    );
+    let cert = TestCert::new("monitor-watch");
+    let sfu = Sfu::start_tls(&cert, &["--monitor-token", TOKEN]);
+    let room = format!("watched-{}", std::process::id());
+    let _alice = TestPeer::join(&sfu.ws_url(), Some(&cert.cert_pem), &room, "Alice", 1000).await;
+
+    let tmux = Tmux {
+        socket: format!("sfu-test-{}", std::process::id()),
+    };
+    let script = format!(
+        "MONITOR_TOKEN={TOKEN} {} --url {} --ca {} watch; echo watch exited with $?; sleep 60",
+        monitor_binary().display(),
+        sfu.monitor_url(),
+        cert.dir.join("cert.pem").display()
+    );
+    let started = tmux
+        .command()
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            "watch",
+            "-x",
+            "160",
+            "-y",
+            "45",
+            &script,
+        ])
+        .status()
+        .expect("tmux new-session");
+    assert!(started.success());
+
+    let screen = tmux.wait_for(Duration::from_secs(15), |s| {
+        s.contains(&room) && s.contains("Alice") && s.contains("1 participants")
+    });
+    println!("monitor watch:\n{screen}");
+    assert!(screen.contains("Nodes and workers"), "{screen}");
+    assert!(screen.contains(&room), "the room is shown: {screen}");
+    assert!(
+        screen.contains("Alice"),
+        "the participant is shown: {screen}"
+    );
+    assert!(screen.contains("1 participants"), "{screen}");
+
+    // A second peer appears live, with its join in the events pane.
+    let _bob = TestPeer::join(&sfu.ws_url(), Some(&cert.cert_pem), &room, "Bob", 2000).await;
+    let screen = tmux.wait_for(Duration::from_secs(10), |s| {
+        s.contains("2 participants") && s.contains("Bob")
+    });
+    assert!(
+        screen.contains("2 participants") && screen.contains("Bob"),
+        "{screen}"
+    );
+    assert!(screen.contains("peer joined"), "events pane: {screen}");
+
+    tmux.command()
+        .args(["send-keys", "-t", "watch", "q"])
+        .status()
+        .expect("tmux send-keys");
+    let screen = tmux.wait_for(Duration::from_secs(5), |s| s.contains("watch exited with"));
+    assert!(
+        screen.contains("watch exited with 0"),
+        "q quits cleanly: {screen}"
+    );
+    // The terminal is back to the shell's screen: the dashboard is gone.
+    assert!(
+        !screen.contains("Nodes and workers"),
+        "terminal restored: {screen}"
+    );
+}
