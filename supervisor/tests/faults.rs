@@ -7,7 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::peer::{exchange_media, TestPeer};
-use support::{alive, signal, Sfu};
+use support::{alive, monitor_json, signal, Sfu};
 
 async fn call(url: &str, room: &str, ssrc_base: u32) -> (TestPeer, TestPeer) {
     let mut a = TestPeer::join(url, None, room, "A", ssrc_base).await;
@@ -153,7 +153,7 @@ async fn request_in_flight_to_a_killed_node_gets_an_answer_not_a_hang() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_kills_in_a_row_the_pool_comes_back_each_time_without_zombies() {
-    let sfu = Sfu::start(&["--nodes", "2"]);
+    let sfu = Sfu::start(&["--nodes", "2", "--monitor-token", "faults"]);
     let url = sfu.ws_url();
     for round in 0..5 {
         let nodes = sfu.wait_nodes(2, Duration::from_secs(10));
@@ -177,6 +177,17 @@ async fn five_kills_in_a_row_the_pool_comes_back_each_time_without_zombies() {
             "round {round}: killed node is a zombie or alive"
         );
     }
+    // The monitor counts the restarts (over plain ws://, allowed on loopback).
+    let monitor_url = sfu.monitor_url();
+    let args = ["--url", &monitor_url, "--token", "faults", "summary"];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut summary = monitor_json(&args);
+    while summary["nodeRestartsTotal"] != 5 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        summary = monitor_json(&args);
+    }
+    assert_eq!(summary["nodeRestartsTotal"], 5, "{summary}");
+    assert_eq!(summary["nodes"], 2, "{summary}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

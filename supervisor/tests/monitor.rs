@@ -15,7 +15,7 @@ use rustls_pki_types::pem::PemObject;
 
 use serde_json::{json, Value};
 use support::peer::{exchange_media, TestPeer};
-use support::{monitor_binary, Sfu, TestCert};
+use support::{monitor_binary, monitor_json, Sfu, TestCert};
 
 const TOKEN: &str = "test-monitor-token";
 
@@ -38,17 +38,14 @@ fn run(mut command: Command) -> Output {
     command.output().expect("run monitor")
 }
 
-/// `monitor --token TOKEN --json <args>`, parsed.
+/// `monitor --token TOKEN --json <args>` against `sfu`, parsed.
 fn query(sfu: &Sfu, cert: &TestCert, args: &[&str]) -> Value {
-    let mut full = vec!["--token", TOKEN, "--json"];
+    let url = sfu.monitor_url();
+    let ca = cert.dir.join("cert.pem");
+    let ca = ca.to_str().expect("UTF-8 path");
+    let mut full = vec!["--url", &url, "--ca", ca, "--token", TOKEN];
     full.extend_from_slice(args);
-    let output = run(monitor_command(sfu, cert, &full));
-    assert!(
-        output.status.success(),
-        "monitor {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("monitor --json prints JSON")
+    monitor_json(&full)
 }
 
 /// Asks `args` until `done` holds, at most `within`; the last answer.

@@ -80,6 +80,25 @@ pub fn monitor_binary() -> PathBuf {
     monitor
 }
 
+/// Runs `monitor --json <args>` (no token or URL from the environment) and parses what it
+/// prints; panics with its error line if it fails.
+pub fn monitor_json(args: &[&str]) -> serde_json::Value {
+    let output = Command::new(monitor_binary())
+        .arg("--json")
+        .args(args)
+        .env_remove("MONITOR_TOKEN")
+        .env_remove("MONITOR_URL")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run monitor");
+    assert!(
+        output.status.success(),
+        "monitor {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("monitor --json prints JSON")
+}
+
 impl Sfu {
     /// Starts a plain-HTTP supervisor with `args` added.
     pub fn start(args: &[&str]) -> Sfu {
