@@ -288,7 +288,7 @@ pub struct WorkerConsumers {
     pub consumers: u32,
 }
 
-/// CPU use of the workers, in percent of one core, over the last load reports.
+/// CPU use of the workers, in percent of one core, over the last 5 seconds.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Load {
@@ -320,7 +320,7 @@ pub struct NodeInfo {
 pub struct WorkerInfo {
     /// Index in its node.
     pub worker: u32,
-    /// CPU use in percent of one core, over the last load report interval.
+    /// CPU use in percent of one core, over the last 5 seconds.
     pub cpu_percent: f64,
     /// The rooms it hosts.
     pub rooms: Vec<String>,

@@ -82,6 +82,10 @@ pub async fn run(mut client: Client, url: &str) -> Result<(), ConnectError> {
     };
     let mut asked: HashMap<u64, Asked> = HashMap::new();
     let mut refresh = tokio::time::interval(REFRESH);
+    screen.push_event(format!(
+        "{}  watching; events appear here as they happen",
+        tables::clock(now_ms())
+    ));
     loop {
         let draw = terminal.draw(|frame| draw(frame, &screen));
         draw.map_err(|e| ConnectError::Protocol(format!("cannot draw: {e}")))?;
@@ -144,6 +148,12 @@ impl Screen {
             (_, Err(e)) => self.push_event(format!("query failed: {e}")),
         }
     }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// `█████░░░░░` for a CPU percentage of one core.

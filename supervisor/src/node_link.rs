@@ -65,11 +65,14 @@ pub enum HandshakeError {
     Unexpected(String),
 }
 
-/// The latest load report of a node and what it says about CPU use.
-#[derive(Clone, Debug)]
+/// CPU use is averaged over this long: the kernel counts CPU time in 10 ms ticks, too
+/// coarse to compare two reports 500 ms apart.
+const CPU_WINDOW: Duration = Duration::from_secs(5);
+
+/// The recent load reports of a node (the newest last) and what they say about CPU use.
+#[derive(Clone, Debug, Default)]
 struct LoadState {
-    report: LoadReport,
-    at: Instant,
+    history: std::collections::VecDeque<(Instant, LoadReport)>,
     cpu_percent: Vec<f64>,
 }
 
@@ -141,11 +144,7 @@ impl NodeLink {
             connected_at: Instant::now(),
             out,
             pending: Pending::new(),
-            load: Mutex::new(LoadState {
-                report: LoadReport::default(),
-                at: Instant::now(),
-                cpu_percent: Vec::new(),
-            }),
+            load: Mutex::new(LoadState::default()),
             media: Mutex::new(HashMap::new()),
             timeout,
             metrics,
@@ -186,12 +185,18 @@ impl NodeLink {
                 Ok(Some(FromNode::Load(report))) => {
                     let now = Instant::now();
                     let mut load = self.load.lock().unwrap_or_else(|p| p.into_inner());
-                    let cpu_percent = cpu_percent(&load.report, &report, now - load.at);
-                    *load = LoadState {
-                        report,
-                        at: now,
-                        cpu_percent,
+                    while load
+                        .history
+                        .front()
+                        .is_some_and(|(at, _)| now.duration_since(*at) > CPU_WINDOW)
+                    {
+                        load.history.pop_front();
+                    }
+                    load.cpu_percent = match load.history.front() {
+                        Some((at, oldest)) => cpu_percent(oldest, &report, now - *at),
+                        None => Vec::new(),
                     };
+                    load.history.push_back((now, report));
                 }
                 Ok(Some(FromNode::Stats(report))) => {
                     let rooms = report.rooms.into_iter().map(|r| (r.room.clone(), r));
@@ -219,12 +224,13 @@ impl NodeLink {
         Ok(answer??)
     }
 
-    /// When the last load report (the heartbeat) arrived.
+    /// When the last load report (the heartbeat) arrived (the hello, before any).
     pub fn last_heard(&self) -> Instant {
-        self.load.lock().unwrap_or_else(|p| p.into_inner()).at
+        let load = self.load.lock().unwrap_or_else(|p| p.into_inner());
+        load.history.back().map_or(self.connected_at, |(at, _)| *at)
     }
 
-    /// CPU use of each worker over the last load report interval, in percent of one core.
+    /// CPU use of each worker over the last few seconds, in percent of one core.
     pub fn cpu_percent(&self) -> Vec<f64> {
         let load = self.load.lock().unwrap_or_else(|p| p.into_inner());
         let mut cpu = load.cpu_percent.clone();

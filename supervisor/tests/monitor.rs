@@ -71,8 +71,8 @@ fn counts(v: &Value) -> (u64, u64, u64) {
     (n("participants"), n("producers"), n("consumers"))
 }
 
-/// GET `path` over HTTPS, trusting `cert`; the body.
-async fn https_get(sfu: &Sfu, cert: &TestCert, path: &str) -> String {
+/// A TLS client configuration trusting `cert`.
+fn client_tls(cert: &TestCert) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     let der = rustls_pki_types::CertificateDer::from_pem_slice(cert.cert_pem.as_bytes())
         .expect("cert PEM");
@@ -84,11 +84,16 @@ async fn https_get(sfu: &Sfu, cert: &TestCert, path: &str) -> String {
     .expect("TLS versions")
     .with_root_certificates(roots)
     .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// GET `path` over HTTPS, trusting `cert`; the body.
+async fn https_get(sfu: &Sfu, cert: &TestCert, path: &str) -> String {
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", sfu.port))
         .await
         .expect("connect");
     let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("name");
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    let mut tls = tokio_rustls::TlsConnector::from(client_tls(cert))
         .connect(name, tcp)
         .await
         .expect("TLS");
@@ -360,6 +365,86 @@ async fn monitor_reports_a_call_exactly_and_follows_its_events() {
     assert_eq!(left[0]["peerId"], bob_id.as_str());
     assert!(seen.iter().all(|e| e["room"] == room.as_str()), "{out}");
     assert!(seen.iter().all(|e| e["at"].as_u64().is_some()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_monitor_requests_get_error_answers_and_the_connection_stays_usable() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let cert = TestCert::new("monitor-bad-input");
+    let sfu = Sfu::start_tls(&cert, &["--monitor-token", TOKEN]);
+    let mut request = sfu.monitor_url().into_client_request().expect("request");
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {TOKEN}").parse().expect("header"),
+    );
+    let connector = tokio_tungstenite::Connector::Rustls(client_tls(&cert));
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector))
+            .await
+            .expect("connect to /monitor");
+    let mut ask = async |frame: Message| -> Value {
+        socket.send(frame).await.expect("send");
+        loop {
+            match socket.next().await.expect("an answer").expect("frame") {
+                Message::Text(text) => return serde_json::from_str(text.as_str()).expect("JSON"),
+                _ => continue,
+            }
+        }
+    };
+    let cases = [
+        (Message::text("garbage"), Value::Null, "bad_request"),
+        (Message::text("[1,2]"), Value::Null, "bad_request"),
+        (
+            Message::text(r#"{"id":"x","method":"summary"}"#),
+            Value::Null,
+            "bad_request",
+        ),
+        (
+            Message::text(r#"{"id":1,"method":"dropTables"}"#),
+            json!(1),
+            "unknown_method",
+        ),
+        (
+            Message::text(r#"{"id":2,"method":"room"}"#),
+            json!(2),
+            "bad_request",
+        ),
+        (
+            Message::text(r#"{"id":3,"method":"room","data":{"room":"nope"}}"#),
+            json!(3),
+            "not_found",
+        ),
+        (Message::binary(vec![1, 2, 3]), Value::Null, "bad_request"),
+    ];
+    for (frame, id, code) in cases {
+        let answer = ask(frame.clone()).await;
+        assert_eq!(answer["ok"], false, "{frame:?}: {answer}");
+        assert_eq!(answer["id"], id, "{frame:?}: {answer}");
+        assert_eq!(answer["error"]["code"], code, "{frame:?}: {answer}");
+        assert!(answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+    let answer = ask(Message::text(r#"{"id":9,"method":"summary"}"#)).await;
+    assert_eq!(answer["ok"], true, "{answer}");
+    assert_eq!(answer["data"]["nodes"], 1);
+
+    // Larger than the 16 KiB request cap: the connection is closed, the supervisor stays.
+    let _ = socket.send(Message::text("x".repeat(64 * 1024))).await;
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match socket.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "an oversized request closes the connection");
+    assert_eq!(query(&sfu, &cert, &["summary"])["nodes"], 1);
 }
 
 fn stderr_of(output: &Output) -> String {

@@ -153,6 +153,7 @@ fn help_explains_every_flag() {
         "--node-binary",
         "--web-dir",
         "--join-token",
+        "--monitor-token",
         "--max-peers-per-room",
         "--max-producers-per-peer",
         "--max-nodes",
@@ -167,6 +168,7 @@ fn help_explains_every_flag() {
         "TLS_CERT_PATH",
         "TLS_KEY_PATH",
         "PUBLIC_IP",
+        "MONITOR_TOKEN",
     ] {
         assert!(
             help.contains(&format!("env: {var}")),
