@@ -113,10 +113,14 @@ fn tls_config(trust: &Trust) -> Result<rustls::ClientConfig, ConnectError> {
     let mut roots = RootCertStore::empty();
     match trust {
         Trust::Insecure => {
+            let verifier = Verifier {
+                pinned: None,
+                provider: provider(),
+            };
             return Ok(builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider())))
-                .with_no_client_auth())
+                .with_custom_certificate_verifier(Arc::new(verifier))
+                .with_no_client_auth());
         }
         Trust::SystemRoots => {
             let found = rustls_native_certs::load_native_certs();
@@ -145,9 +149,8 @@ fn tls_config(trust: &Trust) -> Result<rustls::ClientConfig, ConnectError> {
             )
             .build()
             .map_err(|e| ca_error(e.to_string()))?;
-            let verifier = PinnedOrSigned {
-                pinned: certs,
-                webpki,
+            let verifier = Verifier {
+                pinned: Some((certs, webpki)),
                 provider: provider(),
             };
             return Ok(builder
@@ -159,17 +162,21 @@ fn tls_config(trust: &Trust) -> Result<rustls::ClientConfig, ConnectError> {
     Ok(builder.with_root_certificates(roots).with_no_client_auth())
 }
 
-/// `--ca FILE`: the server's certificate is trusted when it is one of the file's
-/// certificates (a self-signed certificate, as `openssl req -x509` makes, which WebPKI
-/// refuses as an end entity because it is marked as a CA), or when one of them signed it.
+/// The checks of a non-default trust: `--insecure` accepts any certificate; `--ca FILE`
+/// accepts the file's certificates themselves (a self-signed certificate as `openssl req
+/// -x509` makes, which WebPKI refuses as an end entity because it is marked as a CA) and
+/// what they signed. Handshake signatures are checked either way.
 #[derive(Debug)]
-struct PinnedOrSigned {
-    pinned: Vec<CertificateDer<'static>>,
-    webpki: Arc<rustls::client::WebPkiServerVerifier>,
+struct Verifier {
+    /// `None`: any certificate.
+    pinned: Option<(
+        Vec<CertificateDer<'static>>,
+        Arc<rustls::client::WebPkiServerVerifier>,
+    )>,
     provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for PinnedOrSigned {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -178,15 +185,16 @@ impl ServerCertVerifier for PinnedOrSigned {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if self
-            .pinned
+        let Some((pinned, webpki)) = &self.pinned else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        if pinned
             .iter()
             .any(|cert| cert.as_ref() == end_entity.as_ref())
         {
             return Ok(ServerCertVerified::assertion());
         }
-        self.webpki
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
     }
 
     fn verify_tls12_signature(
@@ -195,12 +203,8 @@ impl ServerCertVerifier for PinnedOrSigned {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
     }
 
     fn verify_tls13_signature(
@@ -209,67 +213,14 @@ impl ServerCertVerifier for PinnedOrSigned {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
-    }
-}
-
-/// `--insecure`: accepts any certificate, but still checks the handshake signatures.
-#[derive(Debug)]
-struct AcceptAnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -309,7 +260,9 @@ fn describe_io(url: &str, error: &std::io::Error) -> ConnectError {
                 CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
                     "expired".to_string()
                 }
-                other => format!("{other:?}"),
+                // WebPKI's own refusals, e.g. a self-signed certificate marked as a CA.
+                CertificateError::Other(_) => "self-signed, or not issued by a trusted CA".into(),
+                other => rustls::Error::InvalidCertificate(other.clone()).to_string(),
             };
             ConnectError::Untrusted(reason)
         }

@@ -8,13 +8,11 @@ mod support;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use rustls_pki_types::pem::PemObject;
 
 use serde_json::{json, Value};
 use support::peer::{exchange_media, TestPeer};
+use support::signaling::client_tls;
 use support::{monitor_binary, monitor_json, Sfu, TestCert};
 
 const TOKEN: &str = "test-monitor-token";
@@ -71,29 +69,13 @@ fn counts(v: &Value) -> (u64, u64, u64) {
     (n("participants"), n("producers"), n("consumers"))
 }
 
-/// A TLS client configuration trusting `cert`.
-fn client_tls(cert: &TestCert) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    let der = rustls_pki_types::CertificateDer::from_pem_slice(cert.cert_pem.as_bytes())
-        .expect("cert PEM");
-    roots.add(der).expect("root");
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("TLS versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Arc::new(config)
-}
-
 /// GET `path` over HTTPS, trusting `cert`; the body.
 async fn https_get(sfu: &Sfu, cert: &TestCert, path: &str) -> String {
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", sfu.port))
         .await
         .expect("connect");
     let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("name");
-    let mut tls = tokio_rustls::TlsConnector::from(client_tls(cert))
+    let mut tls = tokio_rustls::TlsConnector::from(client_tls(&cert.cert_pem))
         .connect(name, tcp)
         .await
         .expect("TLS");
@@ -380,7 +362,7 @@ async fn malformed_monitor_requests_get_error_answers_and_the_connection_stays_u
         "authorization",
         format!("Bearer {TOKEN}").parse().expect("header"),
     );
-    let connector = tokio_tungstenite::Connector::Rustls(client_tls(&cert));
+    let connector = tokio_tungstenite::Connector::Rustls(client_tls(&cert.cert_pem));
     let (mut socket, _) =
         tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector))
             .await

@@ -29,23 +29,26 @@ pub struct Signaling {
 /// An error answer: (code, message).
 pub type ErrorAnswer = (String, String);
 
+/// A TLS client configuration trusting the certificates of `ca_pem`.
+pub fn client_tls(ca_pem: &str) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.expect("PEM")).expect("trust anchor");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Arc::new(config)
+}
+
 impl Signaling {
     /// Connects to `url`; `ca_pem` is the certificate to trust for `wss://`.
     pub async fn connect(url: &str, ca_pem: Option<&str>) -> Signaling {
-        let connector = ca_pem.map(|pem| {
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(pem.as_bytes()) {
-                roots.add(cert.expect("PEM")).expect("trust anchor");
-            }
-            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .expect("TLS versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-            tokio_tungstenite::Connector::Rustls(Arc::new(config))
-        });
+        let connector = ca_pem.map(|pem| tokio_tungstenite::Connector::Rustls(client_tls(pem)));
         let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector)
             .await
             .unwrap_or_else(|e| panic!("connect {url}: {e}"));
