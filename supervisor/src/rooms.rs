@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use ipc::messages::{
-    ConsumerId, Json, MediaKind, NodeErrorCode, NodeEvent, ProducerId, Request, Response, RoomId,
-    TransportId,
+    ConsumerId, ConsumerStats, Json, MediaKind, NodeErrorCode, NodeEvent, ProducerId,
+    ProducerStats, Request, Response, RoomId, TransportId,
 };
 use monitor_api::{ConsumerInfo, EventKind, Participant, ProducerInfo, RoomDetail};
 use serde_json::{json, Value};
@@ -985,14 +985,17 @@ fn worker_views(directory: &Directory, link: &NodeLink) -> NodeView {
 
 fn room_detail(id: &RoomId, room: &Room) -> RoomDetail {
     let stats = room.link.room_stats(id);
-    let producer_stats = |pid: &ProducerId| {
-        let s = stats.as_ref()?;
-        s.producers.iter().find(|p| p.producer == *pid)
-    };
-    let consumer_stats = |cid: &ConsumerId| {
-        let s = stats.as_ref()?;
-        s.consumers.iter().find(|c| c.consumer == *cid)
-    };
+    // Indexed once: a full room has thousands of consumers.
+    let producer_stats: HashMap<ProducerId, &ProducerStats> = stats
+        .iter()
+        .flat_map(|s| s.producers.iter().map(|p| (p.producer, p)))
+        .collect();
+    let consumer_stats: HashMap<ConsumerId, &ConsumerStats> = stats
+        .iter()
+        .flat_map(|s| s.consumers.iter().map(|c| (c.consumer, c)))
+        .collect();
+    let producer_stats = |pid: &ProducerId| producer_stats.get(pid).copied();
+    let consumer_stats = |cid: &ConsumerId| consumer_stats.get(cid).copied();
     let mut peers: Vec<(&PeerId, &Peer)> = room.peers.iter().collect();
     peers.sort_by_key(|(_, p)| p.joined_at);
     RoomDetail {
