@@ -218,6 +218,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let stats = Arc::new(Stats::new(rooms.clone(), pool.clone(), metrics.clone()));
     if config.monitor_token.is_none() {
         tracing::info!("monitor API off: set MONITOR_TOKEN (or --monitor-token) to enable it");
+    } else if !config.tls_mode && !config.bind.is_loopback() {
+        tracing::warn!(
+            "the monitor API is served over plain HTTP on {}: its token is only safe from this              machine (ws://127.0.0.1); use TLS_MODE=1 for remote monitors",
+            config.bind
+        );
     }
     let app = http::router(
         http::AppState {
