@@ -220,7 +220,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!("monitor API off: set MONITOR_TOKEN (or --monitor-token) to enable it");
     } else if !config.tls_mode && !config.bind.is_loopback() {
         tracing::warn!(
-            "the monitor API is served over plain HTTP on {}: its token is only safe from this              machine (ws://127.0.0.1); use TLS_MODE=1 for remote monitors",
+            "the monitor API is served over plain HTTP on {}: its token is only safe from this machine (ws://127.0.0.1); use TLS_MODE=1 for remote monitors",
             config.bind
         );
     }
