@@ -3,16 +3,13 @@
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
+use client_tls::TlsError;
+pub use client_tls::Trust;
 use futures_util::{SinkExt, StreamExt};
 use monitor_api::{Answer, ApiError, Query, Request, ServerMessage, AUTHORIZATION_SCHEME};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use rustls_pki_types::pem::PemObject;
+use rustls::CertificateError;
 use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -26,14 +23,9 @@ pub enum ConnectError {
     /// The URL cannot be used.
     #[error("{0}")]
     Url(String),
-    /// The CA file cannot be read.
-    #[error("cannot read the CA certificate {path}: {reason}")]
-    Ca {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
+    /// No TLS configuration could be made (an unreadable `--ca` file).
+    #[error(transparent)]
+    TlsSetup(#[from] TlsError),
     /// The server's certificate is not trusted.
     #[error("the supervisor's TLS certificate is not trusted ({0}): pass --ca FILE with the certificate (or the CA that signed it), or --insecure to skip verification")]
     Untrusted(String),
@@ -64,17 +56,6 @@ pub enum ConnectError {
     Protocol(String),
 }
 
-/// How to trust the supervisor's certificate.
-#[derive(Clone, Debug)]
-pub enum Trust {
-    /// The system's root certificates.
-    SystemRoots,
-    /// The certificates of a PEM file (the server's own, or its CA).
-    Ca(PathBuf),
-    /// Anything (for tests and first setup).
-    Insecure,
-}
-
 /// Checks `url`: `wss://` anywhere, `ws://` only to a loopback host (a token and room names
 /// must not cross a network in clear).
 pub fn check_url(url: &str) -> Result<Uri, ConnectError> {
@@ -100,128 +81,6 @@ fn is_loopback(host: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-fn tls_config(trust: &Trust) -> Result<rustls::ClientConfig, ConnectError> {
-    let builder = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ConnectError::Protocol(format!("TLS setup: {e}")))?;
-    let mut roots = RootCertStore::empty();
-    match trust {
-        Trust::Insecure => {
-            let verifier = Verifier {
-                pinned: None,
-                provider: provider(),
-            };
-            return Ok(builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(verifier))
-                .with_no_client_auth());
-        }
-        Trust::SystemRoots => {
-            let found = rustls_native_certs::load_native_certs();
-            roots.add_parsable_certificates(found.certs);
-        }
-        Trust::Ca(path) => {
-            let ca_error = |reason: String| ConnectError::Ca {
-                path: path.clone(),
-                reason,
-            };
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                .map_err(|e| ca_error(e.to_string()))?
-                .collect::<Result<_, _>>()
-                .map_err(|e| ca_error(e.to_string()))?;
-            if certs.is_empty() {
-                return Err(ca_error("no PEM certificate in it".into()));
-            }
-            for cert in &certs {
-                roots
-                    .add(cert.clone())
-                    .map_err(|e| ca_error(e.to_string()))?;
-            }
-            let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider(),
-            )
-            .build()
-            .map_err(|e| ca_error(e.to_string()))?;
-            let verifier = Verifier {
-                pinned: Some((certs, webpki)),
-                provider: provider(),
-            };
-            return Ok(builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(verifier))
-                .with_no_client_auth());
-        }
-    }
-    Ok(builder.with_root_certificates(roots).with_no_client_auth())
-}
-
-/// The checks of a non-default trust: `--insecure` accepts any certificate; `--ca FILE`
-/// accepts the file's certificates themselves (a self-signed certificate as `openssl req
-/// -x509` makes, which WebPKI refuses as an end entity because it is marked as a CA) and
-/// what they signed. Handshake signatures are checked either way.
-#[derive(Debug)]
-struct Verifier {
-    /// `None`: any certificate.
-    pinned: Option<(
-        Vec<CertificateDer<'static>>,
-        Arc<rustls::client::WebPkiServerVerifier>,
-    )>,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for Verifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let Some((pinned, webpki)) = &self.pinned else {
-            return Ok(ServerCertVerified::assertion());
-        };
-        if pinned
-            .iter()
-            .any(|cert| cert.as_ref() == end_entity.as_ref())
-        {
-            return Ok(ServerCertVerified::assertion());
-        }
-        webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algorithms = &self.provider.signature_verification_algorithms;
-        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algorithms = &self.provider.signature_verification_algorithms;
-        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -301,7 +160,7 @@ impl Client {
             )?;
             request.headers_mut().insert("authorization", value);
         }
-        let connector = Connector::Rustls(Arc::new(tls_config(&target.trust)?));
+        let connector = Connector::Rustls(Arc::new(client_tls::client_config(&target.trust)?));
         let connected =
             tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector))
                 .await;

@@ -1,0 +1,141 @@
+//! What every simulated participant shares with the run, whatever the SFU it talks to: its
+//! plan (room, name, what it publishes) and its record (join time, error, transports).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::media::{publisher_tag, Kind};
+use crate::transport::{Layer, SendTrack, Shared};
+
+/// What one participant does.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The room it joins.
+    pub room: String,
+    /// Its display name (its payloads carry its hash).
+    pub name: String,
+    /// It publishes (everyone subscribes).
+    pub publish: bool,
+    /// What it publishes.
+    pub media: MediaPlan,
+}
+
+/// The media of a publisher.
+#[derive(Clone, Copy, Debug)]
+pub struct MediaPlan {
+    /// No video.
+    pub audio_only: bool,
+    /// Three VP8 layers.
+    pub simulcast: bool,
+    /// Video bit rate (the top layer with simulcast).
+    pub video_kbps: u32,
+}
+
+impl Plan {
+    /// The tag of this participant's payloads.
+    pub fn tag(&self) -> u32 {
+        publisher_tag(&self.name)
+    }
+
+    /// The kinds it publishes.
+    pub fn kinds(&self) -> Vec<Kind> {
+        match (self.publish, self.media.audio_only) {
+            (false, _) => vec![],
+            (true, true) => vec![Kind::Audio],
+            (true, false) => vec![Kind::Audio, Kind::Video],
+        }
+    }
+
+    /// The send track of `kind` with signalled SSRCs (the SFU's direct RTP mode), or with
+    /// SSRCs left to SDP (`signalled` false).
+    pub fn send_track(&self, kind: Kind, mid: &str, pt: u8, signalled: bool) -> SendTrack {
+        let tag = self.tag();
+        // Distinct per participant and stream; collisions across transports are harmless.
+        let ssrc = |n: u32| signalled.then(|| tag.wrapping_add(n.wrapping_mul(0x9e37_79b9)) | 1);
+        let layers = match kind {
+            Kind::Audio => vec![Layer {
+                ssrc: ssrc(1),
+                rtx: None,
+                rid: None,
+                kbps: 40,
+                size: (0, 0),
+            }],
+            Kind::Video if self.media.simulcast => {
+                [(16, (320, 180)), (4, (640, 360)), (1, (1280, 720))]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (div, size))| Layer {
+                        ssrc: ssrc(10 + 2 * i as u32),
+                        rtx: ssrc(11 + 2 * i as u32),
+                        rid: Some(["l", "m", "h"][i].to_string()),
+                        kbps: (self.media.video_kbps / div).max(30),
+                        size: *size,
+                    })
+                    .collect()
+            }
+            Kind::Video => vec![Layer {
+                ssrc: ssrc(2),
+                rtx: ssrc(3),
+                rid: None,
+                kbps: self.media.video_kbps,
+                size: (640, 360),
+            }],
+        };
+        SendTrack {
+            mid: mid.into(),
+            kind,
+            pt,
+            tag,
+            layers,
+        }
+    }
+}
+
+/// What happened to one participant, shared with the progress reports and the summary.
+#[derive(Debug)]
+pub struct Record {
+    /// Its plan.
+    pub plan: Plan,
+    /// When it started to join.
+    pub started: Instant,
+    /// Start → join answered.
+    pub join_latency: Mutex<Option<Duration>>,
+    /// The first error it met: (code, message).
+    pub error: Mutex<Option<(String, String)>>,
+    /// Its transports' counters.
+    pub transports: Mutex<Vec<Arc<Shared>>>,
+}
+
+impl Record {
+    /// A record for `plan`, starting now.
+    pub fn new(plan: Plan) -> Record {
+        Record {
+            plan,
+            started: Instant::now(),
+            join_latency: Mutex::new(None),
+            error: Mutex::new(None),
+            transports: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The join was answered now.
+    pub fn joined(&self) {
+        if let Ok(mut latency) = self.join_latency.lock() {
+            *latency = Some(self.started.elapsed());
+        }
+    }
+
+    /// Keeps the first error.
+    pub fn fail(&self, code: impl Into<String>, message: impl Into<String>) {
+        if let Ok(mut error) = self.error.lock() {
+            error.get_or_insert((code.into(), message.into()));
+        }
+    }
+
+    /// Counts a transport.
+    pub fn add_transport(&self, shared: Arc<Shared>) {
+        if let Ok(mut transports) = self.transports.lock() {
+            transports.push(shared);
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! The outcome of a run: what every subscriber should have received against what it did,
+//! latencies as percentiles, errors by code, and the loadgen's own CPU; as a table or JSON.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::cli::TargetKind;
+use crate::media::{publisher_tag, Kind};
+use crate::participant::Record;
+use crate::stream_stats::StreamStats;
+
+/// p50, p99 and max of a set of durations, in milliseconds.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile (nearest rank).
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Percentiles {
+    /// Of `values` (ms); `None` when empty.
+    pub fn of(mut values: Vec<f64>) -> Option<Percentiles> {
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_by(f64::total_cmp);
+        let rank = |p: f64| {
+            let index = ((p / 100.0) * values.len() as f64).ceil() as usize;
+            values[index.clamp(1, values.len()) - 1]
+        };
+        Some(Percentiles {
+            p50: rank(50.0),
+            p99: rank(99.0),
+            max: values[values.len() - 1],
+        })
+    }
+}
+
+/// The summary `--json` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// `sfu` or `janus`.
+    pub target: TargetKind,
+    /// Participants started.
+    pub peers: usize,
+    /// Participants whose join was answered.
+    pub peers_joined: usize,
+    /// (subscriber, publisher, kind) triples that should flow.
+    pub streams_expected: usize,
+    /// Of those, the ones that delivered their publisher's packets in the flowing window.
+    pub streams_received: usize,
+    /// Unique RTP packets received on expected streams.
+    pub packets_received: u64,
+    /// Their payload bytes.
+    pub bytes_received: u64,
+    /// Packets missing from sequence gaps.
+    pub packets_lost: u64,
+    /// Lost over (received + lost), in percent.
+    pub loss_pct: f64,
+    /// Packets that carried another publisher's payload, or none of ours.
+    pub foreign_packets: u64,
+    /// Packets on SSRCs no consumer announced.
+    pub unexpected_packets: u64,
+    /// RTP packets the publishers sent.
+    pub packets_sent: u64,
+    /// Key frame requests (PLI/FIR) the publishers answered.
+    pub key_frame_requests: u64,
+    /// Start of the join → join answered.
+    pub join_ms: Option<Percentiles>,
+    /// Join (or the producer's announcement) → first packet, every stream.
+    pub first_packet_ms: Option<Percentiles>,
+    /// Join (or announcement) → first key frame (video; audio: first packet when audio only).
+    pub first_frame_ms: Option<Percentiles>,
+    /// Participants that failed, by error code.
+    pub errors: BTreeMap<String, u64>,
+    /// A few of those errors in full.
+    pub error_examples: Vec<String>,
+    /// A few of the streams that did not flow.
+    pub missing_streams: Vec<String>,
+    /// Seconds from the first join to the end of the measurement.
+    pub duration_s: f64,
+    /// Packets received per second over the media period.
+    pub packets_per_s: f64,
+    /// The loadgen's CPU, percent of one core.
+    pub loadgen_cpu_pct: f64,
+    /// Cores it could use.
+    pub loadgen_cores: usize,
+    /// Its CPU was above 85 % of those cores: the numbers measure the loadgen.
+    pub loadgen_saturated: bool,
+}
+
+impl Summary {
+    /// Every stream flowed, nobody failed, every packet was its publisher's.
+    pub fn passed(&self) -> bool {
+        self.streams_received == self.streams_expected
+            && self.errors.is_empty()
+            && self.foreign_packets == 0
+    }
+}
+
+/// What the counting needs besides the records.
+pub struct Window {
+    /// Which SFU.
+    pub target: TargetKind,
+    /// First join started.
+    pub start: Instant,
+    /// Media period started (everyone joined).
+    pub media_start: Instant,
+    /// End of the measurement.
+    pub end: Instant,
+    /// A stream must have delivered after this.
+    pub flowing_since: Instant,
+    /// The loadgen's CPU over the run.
+    pub cpu_pct: f64,
+    /// Its cores.
+    pub cores: usize,
+}
+
+/// Counts `records` against the plan: each participant must receive every other publisher
+/// of its room.
+pub fn summarize(records: &[std::sync::Arc<Record>], window: &Window) -> Summary {
+    let mut rooms: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
+    for record in records {
+        rooms.entry(&record.plan.room).or_default().push(record);
+    }
+    let mut summary = Summary {
+        target: window.target,
+        peers: records.len(),
+        peers_joined: 0,
+        streams_expected: 0,
+        streams_received: 0,
+        packets_received: 0,
+        bytes_received: 0,
+        packets_lost: 0,
+        loss_pct: 0.0,
+        foreign_packets: 0,
+        unexpected_packets: 0,
+        packets_sent: 0,
+        key_frame_requests: 0,
+        join_ms: None,
+        first_packet_ms: None,
+        first_frame_ms: None,
+        errors: BTreeMap::new(),
+        error_examples: Vec::new(),
+        missing_streams: Vec::new(),
+        duration_s: window
+            .end
+            .saturating_duration_since(window.start)
+            .as_secs_f64(),
+        packets_per_s: 0.0,
+        loadgen_cpu_pct: window.cpu_pct,
+        loadgen_cores: window.cores,
+        loadgen_saturated: window.cpu_pct > crate::cpu::SATURATION_PERCENT * window.cores as f64,
+    };
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let (mut joins, mut first_packets, mut video_frames, mut audio_frames) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut media_packets = 0;
+    for members in rooms.values() {
+        for subscriber in members {
+            if let Ok(Some(latency)) = subscriber.join_latency.lock().map(|l| *l) {
+                summary.peers_joined += 1;
+                joins.push(ms(latency));
+            }
+            if let Ok(Some((code, message))) = subscriber.error.lock().map(|e| e.clone()) {
+                *summary.errors.entry(code).or_default() += 1;
+                if summary.error_examples.len() < 5 {
+                    summary
+                        .error_examples
+                        .push(format!("{}: {message}", subscriber.plan.name));
+                }
+            }
+            let streams: Vec<StreamStats> = subscriber
+                .transports
+                .lock()
+                .map(|transports| {
+                    transports
+                        .iter()
+                        .flat_map(|t| {
+                            summary.packets_sent +=
+                                t.packets_sent.load(std::sync::atomic::Ordering::Relaxed);
+                            summary.key_frame_requests += t
+                                .key_frame_requests
+                                .load(std::sync::atomic::Ordering::Relaxed);
+                            summary.unexpected_packets +=
+                                t.unexpected.load(std::sync::atomic::Ordering::Relaxed);
+                            t.streams
+                                .lock()
+                                .map(|s| s.values().cloned().collect::<Vec<_>>())
+                                .unwrap_or_default()
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            summary.foreign_packets += streams.iter().map(|s| s.foreign).sum::<u64>();
+            for publisher in members {
+                if publisher.plan.name == subscriber.plan.name {
+                    continue;
+                }
+                let tag = publisher_tag(&publisher.plan.name);
+                for kind in publisher.plan.kinds() {
+                    summary.streams_expected += 1;
+                    let got = streams
+                        .iter()
+                        .filter(|s| s.expected_tag == tag && s.kind == kind)
+                        .max_by_key(|s| s.packets);
+                    let flowing =
+                        got.is_some_and(|s| !s.closed && s.flowing_since(window.flowing_since));
+                    if flowing {
+                        summary.streams_received += 1;
+                    } else if summary.missing_streams.len() < 10 {
+                        summary.missing_streams.push(format!(
+                            "{} ← {} {}: {}",
+                            subscriber.plan.name,
+                            publisher.plan.name,
+                            kind.as_str(),
+                            match got {
+                                None => "never announced or consumed".to_string(),
+                                Some(s) if s.packets == 0 => "consumed, no packet".to_string(),
+                                Some(s) => format!("stopped ({} packets, then none)", s.packets),
+                            }
+                        ));
+                    }
+                    if let Some(s) = got {
+                        summary.packets_received += s.packets;
+                        summary.bytes_received += s.bytes;
+                        summary.packets_lost += s.lost();
+                        media_packets += s.packets;
+                        first_packets.extend(s.first_packet_delay().map(ms));
+                        let frames = match kind {
+                            Kind::Audio => &mut audio_frames,
+                            Kind::Video => &mut video_frames,
+                        };
+                        frames.extend(s.first_frame_delay().map(ms));
+                    }
+                }
+            }
+        }
+    }
+    let total = summary.packets_received + summary.packets_lost;
+    if total > 0 {
+        summary.loss_pct = summary.packets_lost as f64 * 100.0 / total as f64;
+    }
+    let media_secs = window
+        .end
+        .saturating_duration_since(window.media_start)
+        .as_secs_f64();
+    if media_secs > 0.0 {
+        summary.packets_per_s = media_packets as f64 / media_secs;
+    }
+    summary.join_ms = Percentiles::of(joins);
+    summary.first_packet_ms = Percentiles::of(first_packets);
+    summary.first_frame_ms = Percentiles::of(if video_frames.is_empty() {
+        audio_frames
+    } else {
+        video_frames
+    });
+    summary
+}
+
+fn percentiles(p: Option<Percentiles>) -> String {
+    p.map_or("–".into(), |p| {
+        format!("p50 {:.0} · p99 {:.0} · max {:.0} ms", p.p50, p.p99, p.max)
+    })
+}
+
+/// The human-readable summary.
+pub fn table(summary: &Summary) -> String {
+    let mut out = String::new();
+    let mut row = |name: &str, value: String| {
+        let _ = writeln!(out, "{name:<22} {value}");
+    };
+    row("target", format!("{:?}", summary.target).to_lowercase());
+    row(
+        "participants",
+        format!("{} joined of {}", summary.peers_joined, summary.peers),
+    );
+    row(
+        "streams",
+        format!(
+            "{} flowing of {} expected",
+            summary.streams_received, summary.streams_expected
+        ),
+    );
+    row(
+        "packets received",
+        format!(
+            "{} ({:.0}/s, {:.1} MB)",
+            summary.packets_received,
+            summary.packets_per_s,
+            summary.bytes_received as f64 / 1e6
+        ),
+    );
+    row(
+        "loss",
+        format!(
+            "{:.3} % ({} packets)",
+            summary.loss_pct, summary.packets_lost
+        ),
+    );
+    row("foreign packets", summary.foreign_packets.to_string());
+    row("join", percentiles(summary.join_ms));
+    row("join → first packet", percentiles(summary.first_packet_ms));
+    row("join → first frame", percentiles(summary.first_frame_ms));
+    row("key frame requests", summary.key_frame_requests.to_string());
+    row(
+        "loadgen CPU",
+        format!(
+            "{:.0} % of one core ({} usable){}",
+            summary.loadgen_cpu_pct,
+            summary.loadgen_cores,
+            if summary.loadgen_saturated {
+                " — SATURATED: these numbers measure the loadgen, not the SFU"
+            } else {
+                ""
+            }
+        ),
+    );
+    let errors = if summary.errors.is_empty() {
+        "none".to_string()
+    } else {
+        summary
+            .errors
+            .iter()
+            .map(|(code, n)| format!("{code} ×{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    row("errors", errors);
+    for example in &summary.error_examples {
+        row("", example.clone());
+    }
+    for missing in &summary.missing_streams {
+        row("missing", missing.clone());
+    }
+    row(
+        "result",
+        if summary.passed() {
+            "PASS".into()
+        } else {
+            "FAIL".into()
+        },
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let p = Percentiles::of((1..=100).map(f64::from).collect()).unwrap();
+        assert_eq!((p.p50, p.p99, p.max), (50.0, 99.0, 100.0));
+        let one = Percentiles::of(vec![7.0]).unwrap();
+        assert_eq!((one.p50, one.p99, one.max), (7.0, 7.0, 7.0));
+        assert_eq!(Percentiles::of(vec![]), None);
+    }
+}

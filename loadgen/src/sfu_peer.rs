@@ -1,0 +1,457 @@
+//! A participant of our SFU: joins over `/ws`, opens a send and a receive transport (str0m in
+//! direct RTP mode against mediasoup's WebRtcTransports, as the smoke tests do), publishes,
+//! and consumes every producer of its room as the demo page does.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use str0m::config::{DtlsVersion, Fingerprint as DtlsFingerprint};
+use str0m::format::{Codec, FormatParams};
+use str0m::media::{Frequency, Pt};
+use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+
+use crate::media::{publisher_tag, Kind};
+use crate::participant::Record;
+use crate::sfu_signaling::{
+    CodecParameters, Consumed, DtlsParameters, Empty, Encoding, Fingerprint, Joined, Notification,
+    Produced, Request, Rtcp, RtcpFeedback, RtpParameters, RtxSsrc, SfuSignaling, SignalingError,
+    TransportCreated,
+};
+use crate::transport::{RecvTrack, Transport};
+
+/// ICE and DTLS must be up within this.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where and how participants reach the SFU.
+#[derive(Clone)]
+pub struct SfuTarget {
+    /// `ws://…/ws` or `wss://…/ws`.
+    pub url: String,
+    /// TLS trust for `wss://`.
+    pub tls: Arc<rustls::ClientConfig>,
+    /// Join token.
+    pub token: Option<String>,
+    /// Local address of the media sockets.
+    pub local_ip: std::net::IpAddr,
+}
+
+/// Payload types the router gave our codecs.
+#[derive(Clone, Copy, Debug)]
+struct PayloadTypes {
+    opus: u8,
+    vp8: u8,
+    vp8_rtx: u8,
+}
+
+impl PayloadTypes {
+    fn from_router(caps: &Value) -> Result<PayloadTypes, String> {
+        let codecs = caps["codecs"].as_array().ok_or("router has no codecs")?;
+        let find = |mime: &str, apt: Option<u64>| {
+            codecs
+                .iter()
+                .find(|c| {
+                    c["mimeType"]
+                        .as_str()
+                        .is_some_and(|m| m.eq_ignore_ascii_case(mime))
+                        && apt.is_none_or(|apt| c["parameters"]["apt"].as_u64() == Some(apt))
+                })
+                .and_then(|c| c["preferredPayloadType"].as_u64())
+                .and_then(|pt| u8::try_from(pt).ok())
+                .ok_or(format!("router has no {mime}"))
+        };
+        let opus = find("audio/opus", None)?;
+        let vp8 = find("video/VP8", None)?;
+        let vp8_rtx = find("video/rtx", Some(u64::from(vp8)))?;
+        Ok(PayloadTypes { opus, vp8, vp8_rtx })
+    }
+
+    /// What this participant can receive: Opus, VP8 with RTX, no header extensions.
+    fn device_capabilities(&self) -> Value {
+        json!({
+            "codecs": [
+                {"kind": "audio", "mimeType": "audio/opus", "preferredPayloadType": self.opus,
+                 "clockRate": 48000, "channels": 2, "parameters": {}, "rtcpFeedback": []},
+                {"kind": "video", "mimeType": "video/VP8", "preferredPayloadType": self.vp8,
+                 "clockRate": 90000, "parameters": {},
+                 "rtcpFeedback": [{"type": "nack", "parameter": ""}, {"type": "nack", "parameter": "pli"}, {"type": "ccm", "parameter": "fir"}]},
+                {"kind": "video", "mimeType": "video/rtx", "preferredPayloadType": self.vp8_rtx,
+                 "clockRate": 90000, "parameters": {"apt": self.vp8}, "rtcpFeedback": []},
+            ],
+            "headerExtensions": [],
+        })
+    }
+}
+
+/// A failure of one step, with the code the report counts.
+struct Failed {
+    code: String,
+    message: String,
+}
+
+impl From<SignalingError> for Failed {
+    fn from(e: SignalingError) -> Self {
+        Failed {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+fn failed(code: &str, message: impl Into<String>) -> Failed {
+    Failed {
+        code: code.into(),
+        message: message.into(),
+    }
+}
+
+/// Runs one participant until `stop` turns true; what happens is written to `record`.
+pub async fn run(target: Arc<SfuTarget>, record: Arc<Record>, stop: watch::Receiver<bool>) {
+    if let Err(e) = participate(&target, &record, stop).await {
+        record.fail(e.code, e.message);
+    }
+}
+
+async fn participate(
+    target: &SfuTarget,
+    record: &Record,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), Failed> {
+    let plan = &record.plan;
+    let mut signaling = SfuSignaling::connect(&target.url, &target.tls).await?;
+    let joined: Joined = signaling
+        .call(Request::Join {
+            room: plan.room.clone(),
+            display_name: plan.name.clone(),
+            token: target.token.clone(),
+        })
+        .await?;
+    record.joined();
+    let pts = PayloadTypes::from_router(&joined.router_rtp_capabilities)
+        .map_err(|e| failed("malformed", e))?;
+    let mut names: HashMap<String, String> = HashMap::new();
+    let mut existing = Vec::new();
+    for peer in joined.peers {
+        for producer in peer.producers {
+            existing.push((producer.producer_id, peer.display_name.clone()));
+        }
+        names.insert(peer.peer_id, peer.display_name);
+    }
+    let _send = if plan.publish {
+        let (id, send) = open_transport(target, &mut signaling, "send", pts).await?;
+        record.add_transport(send.shared.clone());
+        for (i, kind) in plan.kinds().into_iter().enumerate() {
+            let mid = i.to_string();
+            let pt = match kind {
+                Kind::Audio => pts.opus,
+                Kind::Video => pts.vp8,
+            };
+            let track = plan.send_track(kind, &mid, pt, true);
+            let _: Produced = signaling
+                .call(Request::Produce {
+                    transport_id: id.clone(),
+                    kind: kind.as_str(),
+                    rtp_parameters: rtp_parameters(&track, pts, &plan.name),
+                })
+                .await?;
+            send.send(track).await;
+        }
+        Some(send)
+    } else {
+        None
+    };
+    let (recv_id, recv) = open_transport(target, &mut signaling, "recv", pts).await?;
+    record.add_transport(recv.shared.clone());
+    let mut receiver = Receiver {
+        transport_id: recv_id,
+        transport: recv,
+        pts,
+        mids: HashMap::new(),
+    };
+    for (producer, name) in existing {
+        receiver
+            .consume(&mut signaling, &producer, &name, record.started)
+            .await?;
+    }
+    loop {
+        tokio::select! {
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    break;
+                }
+            }
+            notification = signaling.notifications.recv() => {
+                let Some(notification) = notification else {
+                    return Err(failed("connection", "the SFU closed the signaling connection"));
+                };
+                match notification {
+                    Notification::PeerJoined { peer_id, display_name } => {
+                        names.insert(peer_id, display_name);
+                    }
+                    Notification::NewProducer { peer_id, producer_id } => {
+                        let name = names.get(&peer_id).cloned().unwrap_or_default();
+                        receiver.consume(&mut signaling, &producer_id, &name, Instant::now()).await?;
+                    }
+                    Notification::ConsumerClosed { consumer_id } => {
+                        if let Some(mid) = receiver.mids.remove(&consumer_id) {
+                            receiver.transport.forget(&mid).await;
+                        }
+                    }
+                    Notification::RoomMoved {} => {
+                        return Err(failed("roomMoved", "the room's node failed"));
+                    }
+                    Notification::ShuttingDown {} => {
+                        return Err(failed("shuttingDown", "the SFU is stopping"));
+                    }
+                    Notification::Other => {}
+                }
+            }
+        }
+    }
+    let _: Result<Empty, _> = signaling.call(Request::Leave).await;
+    Ok(())
+}
+
+struct Receiver {
+    transport_id: String,
+    transport: Transport,
+    pts: PayloadTypes,
+    /// Consumer id → mid.
+    mids: HashMap<String, String>,
+}
+
+impl Receiver {
+    async fn consume(
+        &mut self,
+        signaling: &mut SfuSignaling,
+        producer_id: &str,
+        publisher: &str,
+        reference: Instant,
+    ) -> Result<(), Failed> {
+        let consumed: Consumed = signaling
+            .call(Request::Consume {
+                transport_id: self.transport_id.clone(),
+                producer_id: producer_id.into(),
+                rtp_capabilities: self.pts.device_capabilities(),
+            })
+            .await?;
+        let kind = match consumed.kind.as_str() {
+            "audio" => Kind::Audio,
+            "video" => Kind::Video,
+            other => return Err(failed("malformed", format!("consumer kind {other}"))),
+        };
+        let encoding = consumed
+            .rtp_parameters
+            .encodings
+            .first()
+            .ok_or_else(|| failed("malformed", "consumer without encoding"))?;
+        let mid = consumed.rtp_parameters.mid.clone();
+        self.transport
+            .receive(RecvTrack {
+                mid: mid.clone(),
+                kind,
+                ssrc: Some((encoding.ssrc, encoding.rtx.as_ref().map(|r| r.ssrc))),
+                tag: publisher_tag(publisher),
+                reference,
+            })
+            .await;
+        self.mids.insert(consumed.consumer_id.clone(), mid);
+        let _: Empty = signaling
+            .call(Request::ResumeConsumer {
+                consumer_id: consumed.consumer_id,
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+fn rtp_parameters(
+    track: &crate::transport::SendTrack,
+    pts: PayloadTypes,
+    cname: &str,
+) -> RtpParameters {
+    let mut codecs = Vec::new();
+    match track.kind {
+        Kind::Audio => codecs.push(CodecParameters {
+            mime_type: "audio/opus".into(),
+            payload_type: pts.opus,
+            clock_rate: 48_000,
+            channels: Some(2),
+            parameters: HashMap::new(),
+            rtcp_feedback: vec![],
+        }),
+        Kind::Video => {
+            codecs.push(CodecParameters {
+                mime_type: "video/VP8".into(),
+                payload_type: pts.vp8,
+                clock_rate: 90_000,
+                channels: None,
+                parameters: HashMap::new(),
+                rtcp_feedback: vec![
+                    RtcpFeedback {
+                        kind: "nack",
+                        parameter: "",
+                    },
+                    RtcpFeedback {
+                        kind: "nack",
+                        parameter: "pli",
+                    },
+                    RtcpFeedback {
+                        kind: "ccm",
+                        parameter: "fir",
+                    },
+                ],
+            });
+            codecs.push(CodecParameters {
+                mime_type: "video/rtx".into(),
+                payload_type: pts.vp8_rtx,
+                clock_rate: 90_000,
+                channels: None,
+                parameters: HashMap::from([("apt".to_string(), json!(pts.vp8))]),
+                rtcp_feedback: vec![],
+            });
+        }
+    }
+    RtpParameters {
+        mid: track.mid.clone(),
+        codecs,
+        header_extensions: vec![],
+        encodings: track
+            .layers
+            .iter()
+            .filter_map(|layer| {
+                Some(Encoding {
+                    ssrc: layer.ssrc?,
+                    rtx: layer.rtx.map(|ssrc| RtxSsrc { ssrc }),
+                })
+            })
+            .collect(),
+        rtcp: Rtcp {
+            cname: cname.into(),
+            reduced_size: true,
+        },
+    }
+}
+
+/// Creates and connects a transport; returns its id and the running str0m side.
+async fn open_transport(
+    target: &SfuTarget,
+    signaling: &mut SfuSignaling,
+    direction: &'static str,
+    pts: PayloadTypes,
+) -> Result<(String, Transport), Failed> {
+    let server: TransportCreated = signaling
+        .call(Request::CreateWebRtcTransport { direction })
+        .await?;
+    let socket = UdpSocket::bind(SocketAddr::new(target.local_ip, 0))
+        .await
+        .map_err(|e| failed("socket", format!("bind UDP: {e}")))?;
+    let local = socket
+        .local_addr()
+        .map_err(|e| failed("socket", e.to_string()))?;
+    let (rtc, dtls_parameters) = direct_rtc(&server, pts, local)?;
+    let transport = Transport::spawn(rtc, socket);
+    let _: Empty = signaling
+        .call(Request::ConnectWebRtcTransport {
+            transport_id: server.transport_id.clone(),
+            dtls_parameters,
+        })
+        .await?;
+    transport
+        .wait_connected(CONNECT_TIMEOUT)
+        .await
+        .map_err(|e| failed("ice_dtls", e))?;
+    Ok((server.transport_id, transport))
+}
+
+/// A str0m `Rtc` set up against a mediasoup WebRtcTransport: we are ICE controlling (the
+/// server is ICE lite) and the DTLS client.
+fn direct_rtc(
+    server: &TransportCreated,
+    pts: PayloadTypes,
+    local: SocketAddr,
+) -> Result<(Rtc, DtlsParameters), Failed> {
+    let mut config = RtcConfig::new()
+        .set_ice_lite(false)
+        .set_rtp_mode(true)
+        .set_dtls_version(DtlsVersion::Dtls12)
+        .set_local_ice_credentials(IceCreds::new())
+        .clear_codecs();
+    config.codec_config().add_config(
+        Pt::from(pts.opus),
+        None,
+        Codec::Opus,
+        Frequency::FORTY_EIGHT_KHZ,
+        Some(2),
+        FormatParams::default(),
+    );
+    config.codec_config().add_config(
+        Pt::from(pts.vp8),
+        Some(Pt::from(pts.vp8_rtx)),
+        Codec::Vp8,
+        Frequency::NINETY_KHZ,
+        None,
+        FormatParams::default(),
+    );
+    let mut rtc = config.build(Instant::now());
+    let host = Candidate::host(local, "udp").map_err(|e| failed("ice_dtls", e.to_string()))?;
+    rtc.add_local_candidate(host);
+    let remote = server
+        .ice_candidates
+        .iter()
+        .find(|c| c.protocol == "udp")
+        .ok_or_else(|| failed("malformed", "the transport has no UDP candidate"))?;
+    let address: SocketAddr = format!("{}:{}", remote.address, remote.port)
+        .parse()
+        .map_err(|e| failed("malformed", format!("candidate address: {e}")))?;
+    let remote = Candidate::host(address, "udp").map_err(|e| failed("malformed", e.to_string()))?;
+    rtc.add_remote_candidate(remote);
+    let fingerprint = server
+        .dtls_parameters
+        .fingerprints
+        .iter()
+        .find(|f| f.algorithm == "sha-256")
+        .ok_or_else(|| failed("malformed", "no sha-256 fingerprint"))?;
+    let bytes = fingerprint
+        .value
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|e| failed("malformed", format!("fingerprint: {e}")))?;
+    let local_fingerprint = {
+        let mut api = rtc.direct_api();
+        api.set_ice_controlling(true);
+        api.set_remote_ice_credentials(IceCreds {
+            ufrag: server.ice_parameters.username_fragment.clone(),
+            pass: server.ice_parameters.password.clone(),
+        });
+        api.set_remote_fingerprint(DtlsFingerprint {
+            hash_func: "sha-256".into(),
+            bytes,
+        });
+        let local = api.local_dtls_fingerprint().clone();
+        api.start_dtls(true)
+            .map_err(|e| failed("ice_dtls", e.to_string()))?;
+        local
+    };
+    let value = local_fingerprint
+        .bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    Ok((
+        rtc,
+        DtlsParameters {
+            role: Some("client".into()),
+            fingerprints: vec![Fingerprint {
+                algorithm: local_fingerprint.hash_func,
+                value,
+            }],
+        },
+    ))
+}
