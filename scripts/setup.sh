@@ -4,7 +4,7 @@
 #   build kit's tools (mediasoup-build-kit/prepare), and the npm packages of the demo page
 #   and of the browser tests, into the project's own folders. Safe to run again.
 #   scripts/setup.sh            what running the SFU needs
-#   scripts/setup.sh --tests    plus what the test suite needs (Chromium)
+#   scripts/setup.sh --tests    plus what the test suite needs (Chromium, Janus, tmux)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -23,7 +23,8 @@ done
 # OpenSSL headers: the test peer's DTLS (and the build kit's static libraries).
 dpkg-query -W -f='${Status}' libssl-dev 2>/dev/null | grep -q "ok installed" || debs+=(libssl-dev)
 if [ "$want_tests" = 1 ]; then
-    for cmd_pkg in chromium:chromium tmux:tmux; do
+    # janus: the load tests compare with it (bench/janus.sh builds a small shim with cc).
+    for cmd_pkg in chromium:chromium tmux:tmux janus:janus cc:gcc; do
         command -v "${cmd_pkg%%:*}" >/dev/null 2>&1 || debs+=("${cmd_pkg#*:}")
     done
 fi

@@ -1,0 +1,213 @@
+//! The load generator as a test: real `loadgen` participants (str0m) against the real
+//! supervisor and node; every subscriber must receive every publisher's audio and video,
+//! every packet carrying its publisher's payload, and the loadgen must fail when forwarding
+//! stops.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{signal, Sfu, TestCert};
+
+fn loadgen_binary() -> PathBuf {
+    let supervisor = PathBuf::from(env!("CARGO_BIN_EXE_supervisor"));
+    let loadgen = supervisor.with_file_name("loadgen");
+    assert!(
+        loadgen.is_file(),
+        "{} is missing: build the workspace first (cargo build --workspace)",
+        loadgen.display()
+    );
+    loadgen
+}
+
+fn loadgen(args: &[&str]) -> Command {
+    let mut command = Command::new(loadgen_binary());
+    command
+        .args(args)
+        .env_remove("JOIN_TOKEN")
+        .stdin(Stdio::null());
+    command
+}
+
+fn summary(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "loadgen printed no JSON ({e}); stderr:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+/// Every expected stream flowed, with no loss and only its publisher's packets.
+fn assert_complete(summary: &Value, peers: u64, streams: u64, log: &str) {
+    let context = format!("summary: {summary:#}\nsupervisor log:\n{log}");
+    assert_eq!(summary["peers_joined"], peers, "{context}");
+    assert_eq!(summary["streams_expected"], streams, "{context}");
+    assert_eq!(summary["streams_received"], streams, "{context}");
+    assert_eq!(summary["loss_pct"], 0.0, "{context}");
+    assert_eq!(summary["foreign_packets"], 0, "{context}");
+    assert_eq!(summary["errors"], serde_json::json!({}), "{context}");
+    // 4 s of media: at least 3 s worth on each stream (audio 50/s, video ~90/s).
+    let packets = summary["packets_received"].as_u64().unwrap_or(0);
+    assert!(packets >= streams * 150, "{packets} packets; {context}");
+    assert!(
+        summary["first_frame_ms"]["max"].as_f64().is_some(),
+        "{context}"
+    );
+}
+
+#[test]
+fn two_rooms_of_three_receive_every_stream_without_loss() {
+    let sfu = Sfu::start(&[]);
+    let output = loadgen(&[
+        "--url",
+        &sfu.ws_url(),
+        "--rooms",
+        "2",
+        "--publishers",
+        "3",
+        "--duration",
+        "4",
+        "--json",
+        "--quiet",
+    ])
+    .output()
+    .expect("run loadgen");
+    let summary = summary(&output);
+    // 2 rooms × 3 subscribers × 2 other publishers × (audio + video).
+    assert_complete(&summary, 6, 24, &sfu.log_text());
+    assert!(output.status.success(), "loadgen failed: {summary:#}");
+    println!(
+        "loadgen: {} packets, join p99 {} ms, first frame p99 {} ms, loadgen CPU {:.0} %",
+        summary["packets_received"],
+        summary["join_ms"]["p99"],
+        summary["first_frame_ms"]["p99"],
+        summary["loadgen_cpu_pct"].as_f64().unwrap_or(0.0)
+    );
+}
+
+#[test]
+fn subscribers_over_tls_receive_simulcast() {
+    let cert = TestCert::new("load");
+    let sfu = Sfu::start_tls(&cert, &[]);
+    let ca = cert.dir.join("cert.pem");
+    let output = loadgen(&[
+        "--url",
+        &sfu.ws_url(),
+        "--ca",
+        &ca.to_string_lossy(),
+        "--publishers",
+        "2",
+        "--subscribers",
+        "2",
+        "--simulcast",
+        "--duration",
+        "4",
+        "--json",
+        "--quiet",
+    ])
+    .output()
+    .expect("run loadgen");
+    let summary = summary(&output);
+    // Publishers receive each other (2 × 1), subscribers both (2 × 2); audio and video.
+    assert_complete(&summary, 4, 12, &sfu.log_text());
+    assert!(output.status.success(), "loadgen failed: {summary:#}");
+}
+
+#[test]
+fn the_loadgen_fails_when_forwarding_stops() {
+    // A long heartbeat timeout: the stopped node stays stopped, nothing recovers.
+    let sfu = Sfu::start(&["--node-heartbeat-timeout-ms", "60000"]);
+    let mut child = loadgen(&[
+        "--url",
+        &sfu.ws_url(),
+        "--publishers",
+        "2",
+        "--duration",
+        "6",
+        "--json",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("start loadgen");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut progress = BufReader::new(stderr).lines();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    loop {
+        let line = progress
+            .next()
+            .unwrap_or_else(|| panic!("loadgen ended early: {seen:?}"))
+            .expect("read stderr");
+        seen.push(line.clone());
+        if line.contains("streams 4/4 flowing") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "media never flowed: {seen:?}");
+    }
+    let nodes = sfu.node_pids();
+    assert!(!nodes.is_empty(), "no node to stop");
+    for &pid in &nodes {
+        signal(pid, "STOP");
+    }
+    // Drain stderr so the loadgen never blocks on a full pipe.
+    let drain = std::thread::spawn(move || progress.map_while(Result::ok).collect::<Vec<_>>());
+    let output = child.wait_with_output().expect("loadgen exit");
+    for &pid in &nodes {
+        signal(pid, "CONT");
+    }
+    let rest = drain.join().unwrap_or_default();
+    let summary: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}); stderr: {rest:?}"));
+    assert_eq!(output.status.code(), Some(1), "summary: {summary:#}");
+    assert_eq!(summary["streams_expected"], 4, "{summary:#}");
+    assert_eq!(summary["streams_received"], 0, "{summary:#}");
+    let missing = summary["missing_streams"].to_string();
+    assert!(missing.contains("stopped"), "{summary:#}");
+}
+
+#[test]
+fn bad_arguments_are_refused_with_a_reason() {
+    for (args, reason) in [
+        (
+            &["--publishers", "0"][..],
+            "--publishers must be at least 1",
+        ),
+        (&["--ramp", "0"][..], "--ramp must be a positive"),
+        (
+            &["--url", "http://x/ws"][..],
+            "--url must be ws:// or wss://",
+        ),
+        (
+            &["--simulcast", "--audio-only"][..],
+            "--simulcast needs video",
+        ),
+    ] {
+        let output = loadgen(args).output().expect("run loadgen");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(reason), "{args:?}: {stderr}");
+    }
+    // Nobody listening: one error line per participant kind, exit 1, no hang.
+    let port = support::free_port();
+    let output = loadgen(&[
+        "--url",
+        &format!("ws://127.0.0.1:{port}/ws"),
+        "--duration",
+        "1",
+        "--flowing-window",
+        "1",
+        "--quiet",
+    ])
+    .output()
+    .expect("run loadgen");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("connection ×2"), "{stdout}");
+    assert!(stdout.contains("FAIL"), "{stdout}");
+}
