@@ -57,6 +57,9 @@ pub struct Args {
     /// Publish audio only.
     #[arg(long)]
     pub audio_only: bool,
+    /// Join and open transports, but publish nothing (the idle cost of participants).
+    #[arg(long, conflicts_with_all = ["audio_only", "simulcast"])]
+    pub idle: bool,
     /// Publish video as three simulcast layers (1/16, 1/4 and all of --video-kbps).
     #[arg(long)]
     pub simulcast: bool,
@@ -112,7 +115,7 @@ impl Args {
         if self.publishers == 0 {
             return Err("--publishers must be at least 1: nothing would flow".into());
         }
-        if self.publishers == 1 && self.subscribers == 0 {
+        if self.publishers == 1 && self.subscribers == 0 && !self.idle {
             return Err(
                 "one publisher alone receives nothing: add --subscribers or publishers".into(),
             );

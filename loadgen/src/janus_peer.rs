@@ -168,7 +168,8 @@ async fn participate(
     let joined = joined
         .videoroom_event()
         .ok_or_else(|| failed("malformed", "join answered without VideoRoom data"))?;
-    let _publishing = if plan.publish {
+    // Janus makes no PeerConnection without media: an idle participant is a joined handle.
+    let _publishing = if !plan.kinds().is_empty() {
         Some(publish(target, record, session, publisher_handle).await?)
     } else {
         None

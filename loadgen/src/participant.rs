@@ -29,6 +29,8 @@ pub struct MediaPlan {
     pub simulcast: bool,
     /// Video bit rate (the top layer with simulcast).
     pub video_kbps: u32,
+    /// Publish nothing (transports only).
+    pub idle: bool,
 }
 
 impl Plan {
@@ -39,7 +41,7 @@ impl Plan {
 
     /// The kinds it publishes.
     pub fn kinds(&self) -> Vec<Kind> {
-        match (self.publish, self.media.audio_only) {
+        match (self.publish && !self.media.idle, self.media.audio_only) {
             (false, _) => vec![],
             (true, true) => vec![Kind::Audio],
             (true, false) => vec![Kind::Audio, Kind::Video],

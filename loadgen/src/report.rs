@@ -353,6 +353,109 @@ pub fn table(summary: &Summary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::OpusSource;
+    use crate::participant::{MediaPlan, Plan};
+    use crate::transport::Shared;
+    use std::sync::Arc;
+
+    fn record(name: &str, publish: bool) -> Arc<Record> {
+        Arc::new(Record::new(Plan {
+            room: "r".into(),
+            name: name.into(),
+            publish,
+            media: MediaPlan {
+                audio_only: true,
+                simulcast: false,
+                video_kbps: 600,
+                idle: false,
+            },
+        }))
+    }
+
+    /// Gives `subscriber` a transport that received 10 audio packets of `publisher` at `at`.
+    fn received(subscriber: &Record, publisher: &str, at: Instant) {
+        let shared = Arc::new(Shared::default());
+        let tag = publisher_tag(publisher);
+        let mut stats = StreamStats::new(Kind::Audio, tag, at);
+        let mut source = OpusSource::new(tag);
+        for seq in 0..10 {
+            stats.handle_packet(at, seq, &source.next_packet().payload);
+        }
+        shared.streams.lock().unwrap().insert("0".into(), stats);
+        subscriber.joined();
+        subscriber.add_transport(shared);
+    }
+
+    fn window(start: Instant) -> Window {
+        Window {
+            target: TargetKind::Sfu,
+            start,
+            media_start: start,
+            end: start + Duration::from_secs(2),
+            flowing_since: start + Duration::from_secs(1),
+            cpu_pct: 10.0,
+            cores: 1,
+        }
+    }
+
+    #[test]
+    fn every_subscriber_must_receive_every_other_publisher() {
+        let start = Instant::now();
+        let (alice, bob, carol) = (
+            record("alice", true),
+            record("bob", true),
+            record("carol", false),
+        );
+        let late = start + Duration::from_millis(1500);
+        received(&alice, "bob", late);
+        received(&bob, "alice", late);
+        received(&carol, "alice", late);
+        // Carol never gets Bob's audio.
+        let summary = summarize(&[alice, bob, carol.clone()], &window(start));
+        assert_eq!((summary.streams_expected, summary.streams_received), (4, 3));
+        assert!(!summary.passed());
+        assert!(
+            summary.missing_streams[0].starts_with("carol ← bob audio"),
+            "{:?}",
+            summary.missing_streams
+        );
+        received(&carol, "bob", late);
+        let alice = record("alice", true);
+        let bob = record("bob", true);
+        received(&alice, "bob", late);
+        received(&bob, "alice", late);
+        let summary = summarize(&[alice, bob, carol], &window(start));
+        assert_eq!((summary.streams_expected, summary.streams_received), (4, 4));
+        assert!(summary.passed());
+        assert_eq!(summary.packets_received, 40);
+        assert_eq!(summary.loss_pct, 0.0);
+    }
+
+    #[test]
+    fn a_stream_that_stopped_before_the_window_is_missing() {
+        let start = Instant::now();
+        let (alice, bob) = (record("alice", true), record("bob", true));
+        received(&alice, "bob", start);
+        received(&bob, "alice", start + Duration::from_millis(1500));
+        let summary = summarize(&[alice, bob], &window(start));
+        assert_eq!(summary.streams_received, 1);
+        assert!(
+            summary.missing_streams[0].contains("stopped (10 packets"),
+            "{:?}",
+            summary.missing_streams
+        );
+    }
+
+    #[test]
+    fn a_saturated_loadgen_is_said() {
+        let start = Instant::now();
+        let mut w = window(start);
+        w.cpu_pct = 95.0;
+        assert!(summarize(&[], &w).loadgen_saturated);
+        w.cpu_pct = 95.0;
+        w.cores = 2;
+        assert!(!summarize(&[], &w).loadgen_saturated);
+    }
 
     #[test]
     fn percentiles_use_the_nearest_rank() {

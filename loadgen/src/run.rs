@@ -26,6 +26,7 @@ pub fn plans(args: &Args) -> Vec<Plan> {
         audio_only: args.audio_only,
         simulcast: args.simulcast,
         video_kbps: args.video_kbps,
+        idle: args.idle,
     };
     let mut plans = Vec::new();
     for r in 0..args.rooms {

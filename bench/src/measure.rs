@@ -1,0 +1,207 @@
+//! One measured step: a fresh SFU under test on its core, the loadgen on the other, CPU
+//! sampled over the media period (from the moment everyone has joined to the loadgen's last
+//! progress line), memory at the end.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use anyhow::Context;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::scenario::{Scenario, Step};
+use crate::sut::{clock_ticks, Running, Setup, Sfu};
+
+/// One row of a results table.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    /// Which scenario.
+    pub scenario: Scenario,
+    /// Which SFU.
+    pub sfu: Sfu,
+    /// The step.
+    pub step: String,
+    /// The chart's x.
+    pub x: u32,
+    /// Participants.
+    pub peers: u64,
+    /// Streams that flowed / were expected.
+    pub streams: (u64, u64),
+    /// Packets forwarded per second (received by the loadgen).
+    pub packets_per_s: f64,
+    /// CPU of the SFU under test, percent of one core, over the media period.
+    pub cpu_pct: f64,
+    /// The supervisor's part of it (ours only).
+    pub supervisor_cpu_pct: Option<f64>,
+    /// CPU per forwarded packet.
+    pub cpu_us_per_packet: Option<f64>,
+    /// Loss.
+    pub loss_pct: f64,
+    /// Join → first frame.
+    pub first_frame_ms: Option<(f64, f64)>,
+    /// Join answered.
+    pub join_ms: Option<(f64, f64)>,
+    /// Peak resident memory of the SFU's processes.
+    pub peak_rss_mb: f64,
+    /// The loadgen's CPU (percent of one core).
+    pub loadgen_cpu_pct: f64,
+    /// The loadgen was the bottleneck.
+    pub loadgen_saturated: bool,
+    /// Every stream flowed and nobody failed.
+    pub passed: bool,
+    /// The loadgen's summary, as printed.
+    pub raw: Value,
+}
+
+struct Sample {
+    at: Instant,
+    root: u64,
+    all: u64,
+}
+
+fn pair(v: &Value) -> Option<(f64, f64)> {
+    Some((v["p50"].as_f64()?, v["p99"].as_f64()?))
+}
+
+/// Runs `step` of `scenario` against `sfu`.
+pub fn run_step(setup: &Setup, scenario: Scenario, sfu: Sfu, step: &Step) -> anyhow::Result<Row> {
+    let mut running = Running::start(sfu, setup)?;
+    let target = match sfu {
+        Sfu::Ours => "sfu",
+        Sfu::Janus => "janus",
+    };
+    let mut child = Command::new("taskset")
+        .args(["-c", &setup.load_core.to_string()])
+        .arg(setup.bin_dir.join("loadgen"))
+        .args(["--target", target, "--url", &running.url, "--json"])
+        .args(["--room-prefix", &format!("bench-{}", std::process::id())])
+        .args(&step.args)
+        .env_remove("JOIN_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting the loadgen")?;
+    let stderr = child.stderr.take().context("loadgen stderr")?;
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Sample at each progress line once everyone has joined (or failed).
+    let mut first: Option<Sample> = None;
+    let mut last: Option<Sample> = None;
+    let mut log = Vec::new();
+    for line in lines.iter() {
+        if all_in(&line) {
+            let (root, all) = running.cpu_ticks();
+            let sample = Sample {
+                at: Instant::now(),
+                root,
+                all,
+            };
+            if first.is_none() {
+                first = Some(sample);
+            } else {
+                last = Some(sample);
+            }
+        }
+        log.push(line);
+    }
+    let _ = reader.join();
+    let output = child
+        .wait_with_output()
+        .context("waiting for the loadgen")?;
+    let peak_rss = running.peak_rss();
+    running.stop();
+    let raw: Value = serde_json::from_slice(&output.stdout).with_context(|| {
+        format!(
+            "the loadgen printed no summary; its last lines:\n{}",
+            log.iter()
+                .rev()
+                .take(5)
+                .rev()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })?;
+    let ticks = clock_ticks();
+    let (cpu_pct, supervisor_cpu_pct) = match (&first, &last) {
+        (Some(a), Some(b)) => {
+            let secs = b.at.duration_since(a.at).as_secs_f64().max(1e-3);
+            let pct = |t: u64| t as f64 / ticks / secs * 100.0;
+            (
+                pct(b.all - a.all),
+                (sfu == Sfu::Ours).then(|| pct(b.root - a.root)),
+            )
+        }
+        _ => (0.0, None),
+    };
+    let packets_per_s = raw["packets_per_s"].as_f64().unwrap_or(0.0);
+    let cpu_us_per_packet =
+        (packets_per_s > 0.0 && cpu_pct > 0.0).then(|| cpu_pct / 100.0 / packets_per_s * 1e6);
+    Ok(Row {
+        scenario,
+        sfu,
+        step: step.label.clone(),
+        x: step.x,
+        peers: raw["peers"].as_u64().unwrap_or(0),
+        streams: (
+            raw["streams_received"].as_u64().unwrap_or(0),
+            raw["streams_expected"].as_u64().unwrap_or(0),
+        ),
+        packets_per_s,
+        cpu_pct,
+        supervisor_cpu_pct,
+        cpu_us_per_packet,
+        loss_pct: raw["loss_pct"].as_f64().unwrap_or(0.0),
+        first_frame_ms: pair(&raw["first_frame_ms"]),
+        join_ms: pair(&raw["join_ms"]),
+        peak_rss_mb: peak_rss as f64 / 1e6,
+        loadgen_cpu_pct: raw["loadgen_cpu_pct"].as_f64().unwrap_or(0.0),
+        loadgen_saturated: raw["loadgen_saturated"].as_bool().unwrap_or(false),
+        passed: output.status.success(),
+        raw,
+    })
+}
+
+/// A progress line saying everyone has joined or failed: `joined J/T · failed F`.
+fn all_in(line: &str) -> bool {
+    let number = |after: &str| -> Option<(u64, Option<u64>)> {
+        let rest = &line[line.find(after)? + after.len()..];
+        let token = rest.split_whitespace().next()?;
+        let mut parts = token.split('/');
+        let a = parts.next()?.parse().ok()?;
+        let b = parts.next().and_then(|b| b.parse().ok());
+        Some((a, b))
+    };
+    match (number("joined "), number("failed ")) {
+        (Some((joined, Some(total))), Some((failed, _))) => joined + failed >= total,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_lines_tell_when_everyone_is_in() {
+        assert!(all_in(
+            "[   3s] joined 6/6 · failed 0 · streams 24/24 flowing"
+        ));
+        assert!(all_in(
+            "[   3s] joined 5/6 · failed 1 · streams 20/24 flowing"
+        ));
+        assert!(!all_in(
+            "[   1s] joined 4/6 · failed 0 · streams 8/8 flowing"
+        ));
+        assert!(!all_in("loadgen: error: something"));
+    }
+}

@@ -1,0 +1,179 @@
+//! The scenarios of the issue: what the loadgen does at each step, and when to stop stepping.
+
+use clap::ValueEnum;
+use serde::Serialize;
+
+/// A benchmark scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// 1 room, 5 audio-only publishers → N subscribers.
+    Audio,
+    /// 1 video publisher → N subscribers, N stepped up until loss > 1 % or the core saturates.
+    Fanout,
+    /// R rooms of 5 peers, everyone publishing audio and video.
+    Meetings,
+    /// 200 peers join within 2 s (20 rooms of 1 publisher + 9 subscribers).
+    JoinStorm,
+    /// 100 joined peers with transports and no media (10 rooms of 10).
+    Idle,
+}
+
+/// One step of a scenario.
+#[derive(Clone, Debug, Serialize)]
+pub struct Step {
+    /// What varies, for the table (`N=50`).
+    pub label: String,
+    /// The x of the chart (subscribers, rooms, peers).
+    pub x: u32,
+    /// The loadgen's arguments (URL and output flags are added).
+    pub args: Vec<String>,
+}
+
+fn step(label: String, x: u32, args: &[&str]) -> Step {
+    Step {
+        label,
+        x,
+        args: args.iter().map(|a| a.to_string()).collect(),
+    }
+}
+
+impl Scenario {
+    /// Every scenario, in the issue's order.
+    pub const ALL: [Scenario; 5] = [
+        Scenario::Audio,
+        Scenario::Fanout,
+        Scenario::Meetings,
+        Scenario::JoinStorm,
+        Scenario::Idle,
+    ];
+
+    /// Its title in the results.
+    pub fn title(self) -> &'static str {
+        match self {
+            Scenario::Audio => "Audio only: 1 room, 5 publishers → N subscribers",
+            Scenario::Fanout => {
+                "Video fan-out: 1 publisher (600 kbit/s VP8 + Opus) → N subscribers"
+            }
+            Scenario::Meetings => "Meetings: R rooms of 5, everyone publishes audio and video",
+            Scenario::JoinStorm => {
+                "Join storm: 200 peers join within 2 s (20 rooms × 1 publisher + 9 subscribers)"
+            }
+            Scenario::Idle => "Idle cost: 100 joined peers without media (10 rooms × 10)",
+        }
+    }
+
+    /// Whether the steps go on only while the previous one held (fan-out finds the limit).
+    pub fn steps_until_limit(self) -> bool {
+        self == Scenario::Fanout
+    }
+
+    /// Its steps; `quick` keeps the first ones, for a smoke run of the bench itself.
+    pub fn steps(self, quick: bool) -> Vec<Step> {
+        let duration = if quick { "4" } else { "10" };
+        match self {
+            Scenario::Audio => {
+                let ns: &[u32] = if quick { &[20] } else { &[20, 50, 100, 200] };
+                ns.iter()
+                    .map(|&n| {
+                        let subs = n.to_string();
+                        step(
+                            format!("N={n}"),
+                            n,
+                            &[
+                                "--publishers",
+                                "5",
+                                "--subscribers",
+                                &subs,
+                                "--audio-only",
+                                "--ramp",
+                                "50",
+                                "--duration",
+                                duration,
+                            ],
+                        )
+                    })
+                    .collect()
+            }
+            Scenario::Fanout => {
+                let ns: &[u32] = if quick {
+                    &[10, 50]
+                } else {
+                    &[10, 25, 50, 100, 200, 300, 400, 500, 600, 800, 1000]
+                };
+                ns.iter()
+                    .map(|&n| {
+                        let subs = n.to_string();
+                        step(
+                            format!("N={n}"),
+                            n,
+                            &[
+                                "--publishers",
+                                "1",
+                                "--subscribers",
+                                &subs,
+                                "--ramp",
+                                "100",
+                                "--duration",
+                                duration,
+                            ],
+                        )
+                    })
+                    .collect()
+            }
+            Scenario::Meetings => {
+                let rs: &[u32] = if quick { &[2] } else { &[2, 5, 10, 20] };
+                rs.iter()
+                    .map(|&r| {
+                        let rooms = r.to_string();
+                        step(
+                            format!("R={r}"),
+                            r,
+                            &[
+                                "--rooms",
+                                &rooms,
+                                "--publishers",
+                                "5",
+                                "--ramp",
+                                "50",
+                                "--duration",
+                                duration,
+                            ],
+                        )
+                    })
+                    .collect()
+            }
+            Scenario::JoinStorm => vec![step(
+                "200 in 2 s".into(),
+                200,
+                &[
+                    "--rooms",
+                    "20",
+                    "--publishers",
+                    "1",
+                    "--subscribers",
+                    "9",
+                    "--ramp",
+                    "100",
+                    "--duration",
+                    duration,
+                ],
+            )],
+            Scenario::Idle => vec![step(
+                "100 peers".into(),
+                100,
+                &[
+                    "--rooms",
+                    "10",
+                    "--publishers",
+                    "10",
+                    "--idle",
+                    "--ramp",
+                    "50",
+                    "--duration",
+                    duration,
+                ],
+            )],
+        }
+    }
+}
