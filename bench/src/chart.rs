@@ -37,6 +37,8 @@ pub fn fanout_svg(rows: &[Row], path: &Path, subtitle: &str) -> anyhow::Result<(
     chart
         .configure_mesh()
         .x_desc("subscribers of one publisher")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .y_desc("CPU µs per forwarded packet")
         .draw()?;
     for (points, color, name) in [

@@ -35,6 +35,8 @@ pub struct Row {
     pub cpu_pct: f64,
     /// The supervisor's part of it (ours only).
     pub supervisor_cpu_pct: Option<f64>,
+    /// The supervisor's share of the SFU's CPU over the whole step, joins included (ours).
+    pub supervisor_share_pct: Option<f64>,
     /// CPU per forwarded packet.
     pub cpu_us_per_packet: Option<f64>,
     /// Loss.
@@ -68,6 +70,7 @@ fn pair(v: &Value) -> Option<(f64, f64)> {
 /// Runs `step` of `scenario` against `sfu`.
 pub fn run_step(setup: &Setup, scenario: Scenario, sfu: Sfu, step: &Step) -> anyhow::Result<Row> {
     let mut running = Running::start(sfu, setup)?;
+    let at_start = running.cpu_ticks();
     let target = match sfu {
         Sfu::Ours => "sfu",
         Sfu::Janus => "janus",
@@ -93,12 +96,12 @@ pub fn run_step(setup: &Setup, scenario: Scenario, sfu: Sfu, step: &Step) -> any
             }
         }
     });
-    // Sample at each progress line once everyone has joined (or failed).
+    // Sample from the line that starts the media period, then at every progress line.
     let mut first: Option<Sample> = None;
     let mut last: Option<Sample> = None;
     let mut log = Vec::new();
     for line in lines.iter() {
-        if all_in(&line) {
+        if line.contains("media period of") || (first.is_some() && line.starts_with('[')) {
             let (root, all) = running.cpu_ticks();
             let sample = Sample {
                 at: Instant::now(),
@@ -118,6 +121,9 @@ pub fn run_step(setup: &Setup, scenario: Scenario, sfu: Sfu, step: &Step) -> any
         .wait_with_output()
         .context("waiting for the loadgen")?;
     let peak_rss = running.peak_rss();
+    let at_end = running.cpu_ticks();
+    let supervisor_share_pct = (sfu == Sfu::Ours && at_end.1 > at_start.1)
+        .then(|| (at_end.0 - at_start.0) as f64 * 100.0 / (at_end.1 - at_start.1) as f64);
     running.stop();
     let raw: Value = serde_json::from_slice(&output.stdout).with_context(|| {
         format!(
@@ -159,6 +165,7 @@ pub fn run_step(setup: &Setup, scenario: Scenario, sfu: Sfu, step: &Step) -> any
         packets_per_s,
         cpu_pct,
         supervisor_cpu_pct,
+        supervisor_share_pct,
         cpu_us_per_packet,
         loss_pct: raw["loss_pct"].as_f64().unwrap_or(0.0),
         first_frame_ms: pair(&raw["first_frame_ms"]),
@@ -169,39 +176,4 @@ pub fn run_step(setup: &Setup, scenario: Scenario, sfu: Sfu, step: &Step) -> any
         passed: output.status.success(),
         raw,
     })
-}
-
-/// A progress line saying everyone has joined or failed: `joined J/T · failed F`.
-fn all_in(line: &str) -> bool {
-    let number = |after: &str| -> Option<(u64, Option<u64>)> {
-        let rest = &line[line.find(after)? + after.len()..];
-        let token = rest.split_whitespace().next()?;
-        let mut parts = token.split('/');
-        let a = parts.next()?.parse().ok()?;
-        let b = parts.next().and_then(|b| b.parse().ok());
-        Some((a, b))
-    };
-    match (number("joined "), number("failed ")) {
-        (Some((joined, Some(total))), Some((failed, _))) => joined + failed >= total,
-        _ => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn progress_lines_tell_when_everyone_is_in() {
-        assert!(all_in(
-            "[   3s] joined 6/6 · failed 0 · streams 24/24 flowing"
-        ));
-        assert!(all_in(
-            "[   3s] joined 5/6 · failed 1 · streams 20/24 flowing"
-        ));
-        assert!(!all_in(
-            "[   1s] joined 4/6 · failed 0 · streams 8/8 flowing"
-        ));
-        assert!(!all_in("loadgen: error: something"));
-    }
 }

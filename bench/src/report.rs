@@ -21,16 +21,16 @@ pub fn table(scenario: Scenario, rows: &[Row]) -> String {
     let _ = writeln!(out, "### {}\n", scenario.title());
     let _ = writeln!(
         out,
-        "| SFU | step | peers | streams | packets/s out | CPU % of one core | CPU µs / packet | supervisor CPU % | loss % | join → first frame p50 / p99 ms | join p50 / p99 ms | peak RSS MB | loadgen CPU % | ok |"
+        "| SFU | step | peers | streams | packets/s out | CPU % of one core | CPU µs / packet | supervisor CPU % | supervisor share, joins included % | loss % | join → first frame p50 / p99 ms | join p50 / p99 ms | peak RSS MB | loadgen CPU % | ok |"
     );
     let _ = writeln!(
         out,
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     );
     for row in rows.iter().filter(|r| r.scenario == scenario) {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {}/{} | {:.0} | {:.1} | {} | {} | {:.2} | {} | {} | {:.0} | {:.0}{} | {} |",
+            "| {} | {} | {} | {}/{} | {:.0} | {:.1} | {} | {} | {} | {:.2} | {} | {} | {:.0} | {:.0}{} | {} |",
             row.sfu.label(),
             row.step,
             row.peers,
@@ -40,6 +40,7 @@ pub fn table(scenario: Scenario, rows: &[Row]) -> String {
             row.cpu_pct,
             opt(row.cpu_us_per_packet, 2),
             opt(row.supervisor_cpu_pct, 1),
+            opt(row.supervisor_share_pct, 1),
             row.loss_pct,
             latency(row.first_frame_ms),
             latency(row.join_ms),

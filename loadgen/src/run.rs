@@ -104,15 +104,38 @@ pub async fn run(args: &Args, tls: Arc<rustls::ClientConfig>) -> anyhow::Result<
             Target::Janus(t) => tasks.spawn(janus_peer::run(t.clone(), record, stop)),
         };
     }
-    // Media time starts when everyone has joined (or failed).
-    let join_deadline = Instant::now() + JOIN_DEADLINE;
-    while Instant::now() < join_deadline
-        && !records.iter().all(|r| {
+    // The media period starts once everyone has joined (or failed) and every expected stream
+    // has delivered its first packet: handshakes and consumer set-up stay out of it.
+    let expected = expected_streams(&records);
+    let settle_deadline = Instant::now() + JOIN_DEADLINE;
+    let settled = loop {
+        let everyone_in = records.iter().all(|r| {
             r.join_latency.lock().is_ok_and(|l| l.is_some())
                 || r.error.lock().is_ok_and(|e| e.is_some())
-        })
-    {
+        });
+        if everyone_in && started_streams(&records) >= expected {
+            break true;
+        }
+        if Instant::now() > settle_deadline {
+            break false;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    if !args.quiet {
+        eprintln!(
+            "[{:>4.0}s] {}: media period of {} s starts",
+            start.elapsed().as_secs_f64(),
+            if settled {
+                format!("all {expected} streams flowing")
+            } else {
+                format!(
+                    "not every stream started within {} s ({} of {expected})",
+                    JOIN_DEADLINE.as_secs(),
+                    started_streams(&records)
+                )
+            },
+            args.duration
+        );
     }
     let media_start = Instant::now();
     let duration = Duration::from_secs_f64(args.duration);
@@ -147,6 +170,36 @@ pub async fn run(args: &Args, tls: Arc<rustls::ClientConfig>) -> anyhow::Result<
         t.finish().await;
     }
     Ok(summary)
+}
+
+/// Streams the plan expects: every participant receives every other publisher of its room.
+fn expected_streams(records: &[Arc<Record>]) -> usize {
+    records
+        .iter()
+        .map(|subscriber| {
+            records
+                .iter()
+                .filter(|p| {
+                    p.plan.room == subscriber.plan.room && p.plan.name != subscriber.plan.name
+                })
+                .map(|p| p.plan.kinds().len())
+                .sum::<usize>()
+        })
+        .sum()
+}
+
+/// Streams that delivered at least one packet.
+fn started_streams(records: &[Arc<Record>]) -> usize {
+    records
+        .iter()
+        .filter_map(|r| r.transports.lock().ok().map(|t| t.clone()))
+        .flatten()
+        .map(|t| {
+            t.streams
+                .lock()
+                .map_or(0, |s| s.values().filter(|s| s.packets > 0).count())
+        })
+        .sum()
 }
 
 /// One line a second on stderr: joins, flowing streams, packet rate, loss, CPU.

@@ -112,6 +112,15 @@ fn notify(peer: &Peer, name: &str, data: Value) {
     send(&peer.outbox, crate::protocol::notification(name, data));
 }
 
+/// Sends one notification to many peers, serialized once: a join notifies every peer of the
+/// room, so this is quadratic in the room's size and dominates the supervisor under load.
+fn broadcast<'a>(peers: impl IntoIterator<Item = &'a Peer>, name: &str, data: Value) {
+    let frame = crate::protocol::notification(name, data);
+    for peer in peers {
+        send(&peer.outbox, frame.clone());
+    }
+}
+
 fn link_error(error: LinkError) -> ClientError {
     match error {
         LinkError::Rpc(e) => ClientError::new(ErrorCode::NodeUnavailable, e.to_string()),
@@ -281,13 +290,11 @@ impl Rooms {
                 })
             })
             .collect();
-        for other in room.peers.values() {
-            notify(
-                other,
-                "peerJoined",
-                json!({"peerId": peer, "displayName": display_name}),
-            );
-        }
+        broadcast(
+            room.peers.values(),
+            "peerJoined",
+            json!({"peerId": peer, "displayName": display_name}),
+        );
         room.peers.insert(
             peer,
             Peer {
@@ -398,9 +405,7 @@ impl Rooms {
             let Some(gone) = room.peers.remove(&peer) else {
                 return Ok(json!({}));
             };
-            for other in room.peers.values() {
-                notify(other, "peerLeft", json!({"peerId": peer}));
-            }
+            broadcast(room.peers.values(), "peerLeft", json!({"peerId": peer}));
             let empty = room.peers.is_empty();
             let link = room.link.clone();
             if empty {
@@ -636,15 +641,14 @@ impl Rooms {
             producer_id: producer.to_string(),
             kind: kind.as_str().into(),
         });
-        for (id, other) in &r.peers {
-            if *id != peer {
-                notify(
-                    other,
-                    "newProducer",
-                    json!({"peerId": peer, "producerId": producer, "kind": args.kind}),
-                );
-            }
-        }
+        broadcast(
+            r.peers
+                .iter()
+                .filter(|(id, _)| **id != peer)
+                .map(|(_, p)| p),
+            "newProducer",
+            json!({"peerId": peer, "producerId": producer, "kind": args.kind}),
+        );
         Ok(json!({"producerId": producer}))
     }
 

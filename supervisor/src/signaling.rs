@@ -40,6 +40,8 @@ const KNOWN_METHODS: &[&str] = &[
 
 /// Frames a session may have queued for its client before notifications are dropped.
 const OUTBOX_CAPACITY: usize = 1024;
+/// Frames written before one flush.
+const WRITE_BATCH: usize = 64;
 
 /// Serves one client until its socket closes.
 pub async fn serve(socket: WebSocket, rooms: Arc<Rooms>, metrics: Metrics) {
@@ -58,7 +60,20 @@ pub async fn serve(socket: WebSocket, rooms: Arc<Rooms>, metrics: Metrics) {
                 }
                 frame = queued.recv() => match frame {
                     Some(text) => {
-                        if sink.send(Message::Text(text.into())).await.is_err() {
+                        // Write what else is queued too, then flush once: one syscall for a
+                        // burst of notifications instead of one per frame.
+                        if sink.feed(Message::Text(text.into())).await.is_err() {
+                            break;
+                        }
+                        let mut batch = 1;
+                        while batch < WRITE_BATCH {
+                            let Ok(text) = queued.try_recv() else { break };
+                            if sink.feed(Message::Text(text.into())).await.is_err() {
+                                return;
+                            }
+                            batch += 1;
+                        }
+                        if sink.flush().await.is_err() {
                             break;
                         }
                     }
