@@ -4,7 +4,7 @@
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_main, Criterion};
 use ipc::frame::{encode, FrameDecoder, DEFAULT_MAX_FRAME_LEN};
 use ipc::messages::{
     ConsumerId, FromNode, Json, ProducerId, Request, Response, RoomId, ToNode, TransportId,
@@ -103,5 +103,9 @@ fn socket_round_trip(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-criterion_group!(benches, framing, socket_round_trip);
-criterion_main!(benches);
+// criterion's macro defines an undocumented `pub fn benches`.
+#[allow(missing_docs)]
+mod group {
+    criterion::criterion_group!(benches, super::framing, super::socket_round_trip);
+}
+criterion_main!(group::benches);

@@ -20,7 +20,7 @@ use crate::janus_api::{
     VideoRoomRequest,
 };
 use crate::media::{publisher_tag, Kind};
-use crate::participant::Record;
+use crate::participant::{failed, Failed, Record};
 use crate::transport::{RecvTrack, Transport};
 
 /// ICE and DTLS must be up within this.
@@ -101,11 +101,6 @@ impl JanusTarget {
     }
 }
 
-struct Failed {
-    code: String,
-    message: String,
-}
-
 impl From<JanusFailure> for Failed {
     fn from(e: JanusFailure) -> Self {
         Failed {
@@ -115,21 +110,14 @@ impl From<JanusFailure> for Failed {
     }
 }
 
-fn failed(code: &str, message: impl Into<String>) -> Failed {
-    Failed {
-        code: code.into(),
-        message: message.into(),
-    }
-}
-
 /// Runs one participant until `stop` turns true; what happens is written to `record`.
 pub async fn run(target: Arc<JanusTarget>, record: Arc<Record>, stop: watch::Receiver<bool>) {
     let mut session = match JanusSession::open(&target.url, &target.tls).await {
         Ok(session) => session,
-        Err(e) => return record.fail(e.code(), e.to_string()),
+        Err(e) => return record.fail(e.into()),
     };
     if let Err(e) = participate(&target, &record, &mut session, stop).await {
-        record.fail(e.code, e.message);
+        record.fail(e);
     }
     session.destroy().await;
 }

@@ -128,9 +128,9 @@ impl Record {
     }
 
     /// Keeps the first error.
-    pub fn fail(&self, code: impl Into<String>, message: impl Into<String>) {
+    pub fn fail(&self, failure: Failed) {
         if let Ok(mut error) = self.error.lock() {
-            error.get_or_insert((code.into(), message.into()));
+            error.get_or_insert((failure.code, failure.message));
         }
     }
 
@@ -139,5 +139,22 @@ impl Record {
         if let Ok(mut transports) = self.transports.lock() {
             transports.push(shared);
         }
+    }
+}
+
+/// Why a participant stopped: the code the report counts and what happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failed {
+    /// An error code (the SFU's, `janus_N`, or the loadgen's own: `connection`, `ice_dtls`, …).
+    pub code: String,
+    /// What happened.
+    pub message: String,
+}
+
+/// A [`Failed`] with `code`.
+pub fn failed(code: &str, message: impl Into<String>) -> Failed {
+    Failed {
+        code: code.into(),
+        message: message.into(),
     }
 }

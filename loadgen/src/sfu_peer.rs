@@ -16,7 +16,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
 use crate::media::{publisher_tag, Kind};
-use crate::participant::Record;
+use crate::participant::{failed, Failed, Record};
 use crate::sfu_signaling::{
     CodecParameters, Consumed, DtlsParameters, Empty, Encoding, Fingerprint, Joined, Notification,
     Produced, Request, Rtcp, RtcpFeedback, RtpParameters, RtxSsrc, SfuSignaling, SignalingError,
@@ -87,12 +87,6 @@ impl PayloadTypes {
     }
 }
 
-/// A failure of one step, with the code the report counts.
-struct Failed {
-    code: String,
-    message: String,
-}
-
 impl From<SignalingError> for Failed {
     fn from(e: SignalingError) -> Self {
         Failed {
@@ -102,17 +96,10 @@ impl From<SignalingError> for Failed {
     }
 }
 
-fn failed(code: &str, message: impl Into<String>) -> Failed {
-    Failed {
-        code: code.into(),
-        message: message.into(),
-    }
-}
-
 /// Runs one participant until `stop` turns true; what happens is written to `record`.
 pub async fn run(target: Arc<SfuTarget>, record: Arc<Record>, stop: watch::Receiver<bool>) {
     if let Err(e) = participate(&target, &record, stop).await {
-        record.fail(e.code, e.message);
+        record.fail(e);
     }
 }
 

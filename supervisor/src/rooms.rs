@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
 use ipc::messages::{
@@ -95,8 +95,9 @@ pub struct Rooms {
     pool: Arc<NodePool>,
     limits: Limits,
     directory: Mutex<Directory>,
-    /// Serialises joins and leaves, so a room is created once and closed when really empty.
-    membership: tokio::sync::Mutex<()>,
+    /// One lock per room: joins and leaves of a room are ordered (it is created once and
+    /// closed when really empty) while other rooms go on, even when this one waits for a node.
+    room_locks: Mutex<HashMap<RoomId, Weak<tokio::sync::Mutex<()>>>>,
     shutting_down: AtomicBool,
     monitor: EventBus,
     metrics: Metrics,
@@ -164,11 +165,24 @@ impl Rooms {
             pool,
             limits,
             directory: Mutex::new(Directory::default()),
-            membership: tokio::sync::Mutex::new(()),
+            room_locks: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
             monitor,
             metrics,
         }
+    }
+
+    /// The lock ordering the joins and leaves of `room`.
+    fn room_lock(&self, room: &RoomId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.room_locks.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(lock) = locks.get(room).and_then(Weak::upgrade) {
+            return lock;
+        }
+        // Forget the locks of rooms nobody is joining or leaving any more.
+        locks.retain(|_, lock| lock.strong_count() > 0);
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        locks.insert(room.clone(), Arc::downgrade(&lock));
+        lock
     }
 
     fn directory(&self) -> MutexGuard<'_, Directory> {
@@ -233,7 +247,8 @@ impl Rooms {
             }
         }
         let room_id = RoomId(args.room.clone());
-        let _membership = self.membership.lock().await;
+        let room_lock = self.room_lock(&room_id);
+        let _membership = room_lock.lock().await;
         if self.directory().peer_room.contains_key(&peer) {
             return Err(ClientError::new(
                 ErrorCode::AlreadyJoined,
@@ -395,7 +410,15 @@ impl Rooms {
     /// Takes `peer` out of its room: closes its transports (and so its producers and
     /// consumers), tells the others, and closes the room when it is empty.
     pub async fn leave(&self, peer: PeerId) -> Result<Value, ClientError> {
-        let _membership = self.membership.lock().await;
+        // A connection's requests come one at a time, so its room cannot change meanwhile.
+        let room_id = self
+            .directory()
+            .peer_room
+            .get(&peer)
+            .cloned()
+            .ok_or_else(not_joined)?;
+        let room_lock = self.room_lock(&room_id);
+        let _membership = room_lock.lock().await;
         let (room_id, link, transports, empty) = {
             let mut directory = self.directory();
             let room_id = directory.peer_room.remove(&peer).ok_or_else(not_joined)?;

@@ -2,12 +2,10 @@
 //! the supervisor killed. The supervisor stays up, the affected clients are told and recover,
 //! other rooms are untouched, and no process is left behind.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::peer::{exchange_media, TestPeer};
-use support::{alive, monitor_json, signal, Sfu};
+use crate::support::peer::{exchange_media, TestPeer};
+use crate::support::{alive, monitor_json, signal, Sfu};
 
 async fn call(url: &str, room: &str, ssrc_base: u32) -> (TestPeer, TestPeer) {
     let mut a = TestPeer::join(url, None, room, "A", ssrc_base).await;
@@ -121,7 +119,7 @@ fn nodes_die_with_a_killed_supervisor() {
 async fn request_in_flight_to_a_killed_node_gets_an_answer_not_a_hang() {
     let sfu = Sfu::start(&[]);
     let node = sfu.wait_nodes(1, Duration::from_secs(10))[0];
-    let mut sig = support::Signaling::connect(&sfu.ws_url(), None).await;
+    let mut sig = crate::support::Signaling::connect(&sfu.ws_url(), None).await;
     sig.ok(
         "join",
         serde_json::json!({"room": "inflight", "displayName": "A"}),
@@ -210,7 +208,7 @@ async fn full_workers_grow_the_pool_up_to_max_nodes_then_joins_get_capacity() {
     assert!(total(&c) > 0, "media flows in the room on the new node");
     assert_eq!(sfu.node_pids().len(), 2, "a second node was spawned");
     // Both workers are full and the pool is at --max-nodes: new and full rooms are refused.
-    let mut late = support::Signaling::connect(&url, None).await;
+    let mut late = crate::support::Signaling::connect(&url, None).await;
     for room in ["third", "first"] {
         let refused = late
             .request(
@@ -228,7 +226,7 @@ async fn full_workers_grow_the_pool_up_to_max_nodes_then_joins_get_capacity() {
 async fn sigterm_tells_clients_stops_nodes_and_exits_zero() {
     let mut sfu = Sfu::start(&["--nodes", "2"]);
     let nodes = sfu.wait_nodes(2, Duration::from_secs(10));
-    let mut sig = support::Signaling::connect(&sfu.ws_url(), None).await;
+    let mut sig = crate::support::Signaling::connect(&sfu.ws_url(), None).await;
     sig.ok(
         "join",
         serde_json::json!({"room": "bye", "displayName": "A"}),

@@ -2,13 +2,11 @@
 //! real `/ws` protocol, each publishes audio and video RTP, and each receives the other's
 //! packets through its consumers. Then one leaves and the other is told.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::peer::{exchange_media, TestPeer};
+use crate::support::{Sfu, TestCert};
 use serde_json::json;
-use support::peer::{exchange_media, TestPeer};
-use support::{Sfu, TestCert};
 
 async fn two_peers_exchange_media(url: &str, ca: Option<&str>) {
     let room = format!("call-{}", std::process::id());

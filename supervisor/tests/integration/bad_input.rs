@@ -2,10 +2,8 @@
 //! error answer (or, for an oversized frame, close code 1009), the connection stays usable,
 //! and the supervisor and its node live on.
 
-mod support;
-
+use crate::support::{Sfu, Signaling};
 use serde_json::json;
-use support::{Sfu, Signaling};
 
 async fn assert_error(sig: &mut Signaling, method: &str, data: serde_json::Value, code: &str) {
     let answer = sig.request(method, data.clone()).await;

@@ -3,15 +3,13 @@
 //! every packet carrying its publisher's payload, and the loadgen must fail when forwarding
 //! stops.
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::{signal, Sfu, TestCert};
 use serde_json::Value;
-use support::{signal, Sfu, TestCert};
 
 fn loadgen_binary() -> PathBuf {
     let supervisor = PathBuf::from(env!("CARGO_BIN_EXE_supervisor"));
@@ -194,7 +192,7 @@ fn bad_arguments_are_refused_with_a_reason() {
         assert!(stderr.contains(reason), "{args:?}: {stderr}");
     }
     // Nobody listening: one error line per participant kind, exit 1, no hang.
-    let port = support::free_port();
+    let port = crate::support::free_port();
     let output = loadgen(&[
         "--url",
         &format!("ws://127.0.0.1:{port}/ws"),

@@ -3,17 +3,15 @@
 //! refuses bad credentials and untrusted certificates, `/metrics` agrees with it, and
 //! `monitor watch` shows the call in a real terminal (tmux).
 
-mod support;
-
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::signaling::client_tls;
+use crate::support::peer::{exchange_media, TestPeer};
+use crate::support::{monitor_binary, monitor_json, Sfu, TestCert};
 use serde_json::{json, Value};
-use support::peer::{exchange_media, TestPeer};
-use support::signaling::client_tls;
-use support::{monitor_binary, monitor_json, Sfu, TestCert};
 
 const TOKEN: &str = "test-monitor-token";
 
@@ -320,7 +318,7 @@ async fn monitor_reports_a_call_exactly_and_follows_its_events() {
     assert_eq!(room_after["participants"].as_array().map(Vec::len), Some(1));
 
     // The event stream saw it all, and only this room's events.
-    support::signal(events.id(), "INT");
+    crate::support::signal(events.id(), "INT");
     let status = events.wait().expect("monitor events exits");
     assert!(status.success(), "events exits cleanly on Ctrl-C: {status}");
     let mut out = String::new();

@@ -1,7 +1,6 @@
 //! Test harness: the real `supervisor` binary (which spawns real `node` processes), a
 //! signaling client on `/ws`, and WebRTC peers written with str0m that send RTP and count
 //! what comes back out of mediasoup.
-#![allow(dead_code)] // each test file uses a different part
 
 pub mod peer;
 pub mod rtc;

@@ -2,13 +2,11 @@
 //! PUBLIC_IP each stop the supervisor at once with one clear line and a non-zero exit; a
 //! plain-HTTP request to the TLS port gets no page; `--help` explains every flag.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{free_port, Sfu, TestCert};
+use crate::support::{free_port, Sfu, TestCert};
 
 /// Runs the supervisor with `envs`, expecting it to exit by itself; returns (code, stderr).
 fn run_to_exit(envs: &[(&str, &str)]) -> (i32, String) {

@@ -5,12 +5,10 @@
 //! Needs `scripts/setup.sh --tests` (chromium, the page build, tests/browser/node_modules);
 //! the test fails with that hint when something is missing rather than skipping.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{Sfu, TestCert};
+use crate::support::{Sfu, TestCert};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -1,0 +1,12 @@
+//! The supervisor's integration tests, one binary with a module per area (as the mediasoup
+//! crate does): every test starts the real `supervisor`, which spawns real `node` processes,
+//! and talks to it as clients do (str0m peers, the `monitor` and `loadgen` binaries, Chromium).
+
+mod bad_input;
+mod browser;
+mod call;
+mod faults;
+mod load;
+mod monitor;
+mod startup;
+mod support;
