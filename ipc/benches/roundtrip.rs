@@ -5,9 +5,10 @@
 use std::hint::black_box;
 
 use criterion::{criterion_main, Criterion};
+use ipc::calls::{Consume, ResumeConsumer};
 use ipc::frame::{encode, FrameDecoder, DEFAULT_MAX_FRAME_LEN};
 use ipc::messages::{
-    ConsumerId, FromNode, Json, ProducerId, Request, Response, RoomId, ToNode, TransportId,
+    ConsumerId, FromNode, Json, ProducerId, Response, RoomId, ToNode, TransportId,
 };
 
 /// Roughly what Chrome sends as `rtpCapabilities` (about 1.5 KB of JSON).
@@ -29,22 +30,24 @@ fn capabilities() -> Json {
 fn consume(id: u64) -> ToNode {
     ToNode::Request {
         id,
-        request: Request::Consume {
+        request: Consume {
             room: RoomId("bench-room".into()),
             transport: TransportId(uuid::Uuid::new_v4()),
             producer: ProducerId(uuid::Uuid::new_v4()),
             rtp_capabilities: capabilities(),
-        },
+        }
+        .into(),
     }
 }
 
 fn resume(id: u64, consumer: ConsumerId) -> ToNode {
     ToNode::Request {
         id,
-        request: Request::ResumeConsumer {
+        request: ResumeConsumer {
             room: RoomId("bench-room".into()),
             consumer,
-        },
+        }
+        .into(),
     }
 }
 

@@ -12,6 +12,7 @@
 //! strings: the supervisor passes them between client and node without interpreting them,
 //! and postcard cannot carry self-describing JSON values.
 
+pub mod calls;
 pub mod error;
 pub mod frame;
 pub mod messages;

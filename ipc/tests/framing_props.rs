@@ -1,6 +1,7 @@
 //! Property tests: the frame decoder never panics, never allocates past its cap, and
 //! reassembles frames however the bytes are split.
 
+use ipc::calls::RouterCreated;
 use ipc::frame::{encode, FrameDecoder, DEFAULT_MAX_FRAME_LEN};
 use ipc::messages::{FromNode, Json, LoadReport, NodeError, NodeErrorCode, Response, WorkerLoad};
 use proptest::prelude::*;
@@ -16,9 +17,9 @@ fn message(i: u32, text: String) -> FromNode {
         }),
         1 => FromNode::Answer {
             id: u64::from(i),
-            result: Ok(Response::RouterCreated {
+            result: Ok(Response::RouterCreated(RouterCreated {
                 rtp_capabilities: Json(text),
-            }),
+            })),
         },
         _ => FromNode::Answer {
             id: u64::from(i),

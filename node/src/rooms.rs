@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use event_listener_primitives::HandlerId;
+use ipc::calls as call;
 use ipc::messages::{
     ConsumerId, ConsumerStats, Json, LoadReport, MediaKind, NodeError, NodeErrorCode, NodeEvent,
     ProducerId, ProducerStats, Request, Response, RoomId, RoomStats, StatsReport, TransportId,
@@ -115,20 +116,24 @@ impl Rooms {
     /// Carries out one request.
     pub async fn handle(self: &Arc<Self>, request: Request) -> Answer {
         match request {
-            Request::CreateRouter { room, worker } => self.create_router(room, worker).await,
-            Request::CloseRouter { room } => {
+            Request::CreateRouter(call::CreateRouter { room, worker }) => {
+                self.create_router(room, worker).await
+            }
+            Request::CloseRouter(call::CloseRouter { room }) => {
                 // Dropping the room closes the router and everything on it.
                 let removed = self.state().remove(&room);
                 removed
                     .map(|_| Response::Done)
                     .ok_or_else(|| not_found("room", &room))
             }
-            Request::CreateWebRtcTransport { room } => self.create_transport(room).await,
-            Request::ConnectWebRtcTransport {
+            Request::CreateWebRtcTransport(call::CreateWebRtcTransport { room }) => {
+                self.create_transport(room).await
+            }
+            Request::ConnectWebRtcTransport(call::ConnectWebRtcTransport {
                 room,
                 transport,
                 dtls_parameters,
-            } => {
+            }) => {
                 let dtls_parameters: DtlsParameters = parse("DTLS parameters", &dtls_parameters)?;
                 let t = self.transport(&room, transport)?;
                 t.connect(WebRtcTransportRemoteParameters { dtls_parameters })
@@ -136,88 +141,94 @@ impl Rooms {
                     .map_err(|e| media_error("connect", e))?;
                 Ok(Response::Done)
             }
-            Request::RestartIce { room, transport } => {
+            Request::RestartIce(call::RestartIce { room, transport }) => {
                 let t = self.transport(&room, transport)?;
                 let ice = t
                     .restart_ice()
                     .await
                     .map_err(|e| media_error("restart ICE", e))?;
-                Ok(Response::IceRestarted {
+                Ok(Response::IceRestarted(call::IceRestarted {
                     ice_parameters: to_json(&ice)?,
+                }))
+            }
+            Request::CloseTransport(call::CloseTransport { room, transport }) => {
+                self.with_room(&room, |r| {
+                    let closed = r
+                        .transports
+                        .remove(&transport)
+                        .ok_or_else(|| not_found("transport", transport))?;
+                    // Dropping closes it, and with it its producers and consumers in the worker.
+                    drop(closed);
+                    r.producers.retain(|_, e| e.transport != transport);
+                    r.consumers.retain(|_, e| e.transport != transport);
+                    Ok(Response::Done)
                 })
             }
-            Request::CloseTransport { room, transport } => self.with_room(&room, |r| {
-                let closed = r
-                    .transports
-                    .remove(&transport)
-                    .ok_or_else(|| not_found("transport", transport))?;
-                // Dropping closes it, and with it its producers and consumers in the worker.
-                drop(closed);
-                r.producers.retain(|_, e| e.transport != transport);
-                r.consumers.retain(|_, e| e.transport != transport);
-                Ok(Response::Done)
-            }),
-            Request::Produce {
+            Request::Produce(call::Produce {
                 room,
                 transport,
                 kind,
                 rtp_parameters,
-            } => self.produce(room, transport, kind, rtp_parameters).await,
-            Request::Consume {
+            }) => self.produce(room, transport, kind, rtp_parameters).await,
+            Request::Consume(call::Consume {
                 room,
                 transport,
                 producer,
                 rtp_capabilities,
-            } => {
+            }) => {
                 self.consume(room, transport, producer, rtp_capabilities)
                     .await
             }
-            Request::PauseProducer { room, producer } => {
+            Request::PauseProducer(call::PauseProducer { room, producer }) => {
                 let p = self.producer(&room, producer)?;
                 p.pause()
                     .await
                     .map_err(|e| media_error("pause producer", e))?;
                 Ok(Response::Done)
             }
-            Request::ResumeProducer { room, producer } => {
+            Request::ResumeProducer(call::ResumeProducer { room, producer }) => {
                 let p = self.producer(&room, producer)?;
                 p.resume()
                     .await
                     .map_err(|e| media_error("resume producer", e))?;
                 Ok(Response::Done)
             }
-            Request::CloseProducer { room, producer } => self.with_room(&room, |r| {
-                r.producers
-                    .remove(&producer)
-                    .map(|_| Response::Done)
-                    .ok_or_else(|| not_found("producer", producer))
-            }),
-            Request::PauseConsumer { room, consumer } => {
+            Request::CloseProducer(call::CloseProducer { room, producer }) => {
+                self.with_room(&room, |r| {
+                    r.producers
+                        .remove(&producer)
+                        .map(|_| Response::Done)
+                        .ok_or_else(|| not_found("producer", producer))
+                })
+            }
+            Request::PauseConsumer(call::PauseConsumer { room, consumer }) => {
                 let c = self.consumer(&room, consumer)?;
                 c.pause()
                     .await
                     .map_err(|e| media_error("pause consumer", e))?;
                 Ok(Response::Done)
             }
-            Request::ResumeConsumer { room, consumer } => {
+            Request::ResumeConsumer(call::ResumeConsumer { room, consumer }) => {
                 let c = self.consumer(&room, consumer)?;
                 c.resume()
                     .await
                     .map_err(|e| media_error("resume consumer", e))?;
                 Ok(Response::Done)
             }
-            Request::CloseConsumer { room, consumer } => self.with_room(&room, |r| {
-                r.consumers
-                    .remove(&consumer)
-                    .map(|_| Response::Done)
-                    .ok_or_else(|| not_found("consumer", consumer))
-            }),
-            Request::SetConsumerPreferredLayers {
+            Request::CloseConsumer(call::CloseConsumer { room, consumer }) => {
+                self.with_room(&room, |r| {
+                    r.consumers
+                        .remove(&consumer)
+                        .map(|_| Response::Done)
+                        .ok_or_else(|| not_found("consumer", consumer))
+                })
+            }
+            Request::SetConsumerPreferredLayers(call::SetConsumerPreferredLayers {
                 room,
                 consumer,
                 spatial_layer,
                 temporal_layer,
-            } => {
+            }) => {
                 let c = self.consumer(&room, consumer)?;
                 c.set_preferred_layers(ConsumerLayers {
                     spatial_layer,
@@ -260,9 +271,9 @@ impl Rooms {
     async fn create_router(&self, room: RoomId, worker: u32) -> Answer {
         if let Some(existing) = self.state().get(&room) {
             // Idempotent: a retried request must not create a second router.
-            return Ok(Response::RouterCreated {
+            return Ok(Response::RouterCreated(call::RouterCreated {
                 rtp_capabilities: to_json(&existing.router.rtp_capabilities())?,
-            });
+            }));
         }
         let slot = self.workers.get(worker as usize).ok_or_else(|| {
             NodeError::new(
@@ -301,7 +312,9 @@ impl Rooms {
             producers: HashMap::new(),
             consumers: HashMap::new(),
         });
-        Ok(Response::RouterCreated { rtp_capabilities })
+        Ok(Response::RouterCreated(call::RouterCreated {
+            rtp_capabilities,
+        }))
     }
 
     async fn create_transport(&self, room: RoomId) -> Answer {
@@ -311,12 +324,12 @@ impl Rooms {
             .await
             .map_err(|e| media_error("create WebRTC transport", e))?;
         let id = TransportId(transport.id().into());
-        let answer = Response::TransportCreated {
+        let answer = Response::TransportCreated(call::TransportCreated {
             transport: id,
             ice_parameters: to_json(transport.ice_parameters())?,
             ice_candidates: to_json(transport.ice_candidates())?,
             dtls_parameters: to_json(&transport.dtls_parameters())?,
-        };
+        });
         self.with_room(&room, |r| {
             r.transports.insert(id, transport);
             Ok(answer)
@@ -377,7 +390,7 @@ impl Rooms {
                     _handlers: handlers,
                 },
             );
-            Ok(Response::Produced { producer: id })
+            Ok(Response::Produced(call::Produced { producer: id }))
         })
     }
 
@@ -414,13 +427,13 @@ impl Rooms {
             .map_err(|e| media_error("consume", e))?;
         let id = ConsumerId(consumer.id().into());
         let handlers = self.subscribe_consumer(&room, &consumer, id, producer_id);
-        let answer = Response::Consumed {
+        let answer = Response::Consumed(call::Consumed {
             consumer: id,
             kind: ipc_kind(consumer.kind()),
             rtp_parameters: to_json(consumer.rtp_parameters())?,
             consumer_type: to_json(&consumer.r#type())?.0.trim_matches('"').to_string(),
             producer_paused: consumer.producer_paused(),
-        };
+        });
         self.with_room(&room, |r| {
             if !r.transports.contains_key(&transport_id) || !r.producers.contains_key(&producer_id)
             {

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ipc::calls::{Answer, Call};
 use ipc::messages::{
     FromNode, LoadReport, NodeError, NodeEvent, NodeHello, Request, Response, RoomId, RoomStats,
     ToNode, PROTOCOL_VERSION,
@@ -35,6 +36,14 @@ pub enum LinkError {
     /// The node answered with an error.
     #[error("{0}")]
     Node(#[from] NodeError),
+    /// The node answered with another request's answer (a bug on one side).
+    #[error("the node answered {request} with {answer}")]
+    Mismatched {
+        /// The request's name.
+        request: &'static str,
+        /// What came instead.
+        answer: String,
+    },
 }
 
 /// What a node link reports to the pool.
@@ -211,8 +220,19 @@ impl NodeLink {
         }
     }
 
+    /// Sends `call` and waits for its answer, at most the link's timeout.
+    pub async fn call<C: Call>(&self, call: C) -> Result<C::Answer, LinkError> {
+        let request: Request = call.into();
+        let name = request.name();
+        let response = self.request(request).await?;
+        C::Answer::from_response(response).map_err(|other| LinkError::Mismatched {
+            request: name,
+            answer: format!("{other:?}"),
+        })
+    }
+
     /// Sends `request` and waits for its answer, at most the link's timeout.
-    pub async fn request(&self, request: Request) -> Result<Response, LinkError> {
+    async fn request(&self, request: Request) -> Result<Response, LinkError> {
         let ticket = self.pending.register()?;
         let id = ticket.id;
         let (name, sent) = (request.name(), Instant::now());

@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
+use ipc::calls as call;
 use ipc::messages::{
     ConsumerId, ConsumerStats, Json, MediaKind, NodeErrorCode, NodeEvent, ProducerId,
-    ProducerStats, Request, Response, RoomId, TransportId,
+    ProducerStats, RoomId, TransportId,
 };
 use monitor_api::{ConsumerInfo, EventKind, Participant, ProducerInfo, RoomDetail};
 use serde_json::{json, Value};
@@ -125,6 +126,7 @@ fn broadcast<'a>(peers: impl IntoIterator<Item = &'a Peer>, name: &str, data: Va
 fn link_error(error: LinkError) -> ClientError {
     match error {
         LinkError::Rpc(e) => ClientError::new(ErrorCode::NodeUnavailable, e.to_string()),
+        LinkError::Mismatched { .. } => ClientError::new(ErrorCode::Internal, error.to_string()),
         LinkError::Node(e) => {
             let code = match e.code {
                 NodeErrorCode::NotFound => ErrorCode::NotFound,
@@ -140,13 +142,6 @@ fn link_error(error: LinkError) -> ClientError {
 fn json_value(json: &Json) -> Result<Value, ClientError> {
     serde_json::from_str(&json.0)
         .map_err(|e| ClientError::new(ErrorCode::Internal, format!("node sent invalid JSON: {e}")))
-}
-
-fn unexpected(response: Response) -> ClientError {
-    ClientError::new(
-        ErrorCode::Internal,
-        format!("unexpected node answer {response:?}"),
-    )
 }
 
 fn not_joined() -> ClientError {
@@ -376,16 +371,13 @@ impl Rooms {
             .into_iter()
             .find(|l| l.id == node)
             .ok_or_else(|| ClientError::new(ErrorCode::Internal, "placed on an unknown node"))?;
-        let response = link
-            .request(Request::CreateRouter {
+        let call::RouterCreated { rtp_capabilities } = link
+            .call(call::CreateRouter {
                 room: room_id.clone(),
                 worker,
             })
             .await
             .map_err(link_error)?;
-        let Response::RouterCreated { rtp_capabilities } = response else {
-            return Err(unexpected(response));
-        };
         let rtp_capabilities = json_value(&rtp_capabilities)?;
         tracing::info!(room = %room_id, %node, worker, "room created");
         self.directory().rooms.insert(
@@ -453,7 +445,7 @@ impl Rooms {
             });
             // Closing the router closes every transport in it.
             if let Err(e) = link
-                .request(Request::CloseRouter {
+                .call(call::CloseRouter {
                     room: room_id.clone(),
                 })
                 .await
@@ -464,11 +456,11 @@ impl Rooms {
             }
         } else {
             for transport in transports {
-                let request = Request::CloseTransport {
+                let request = call::CloseTransport {
                     room: room_id.clone(),
                     transport,
                 };
-                if let Err(e) = link.request(request).await {
+                if let Err(e) = link.call(request).await {
                     tracing::warn!(room = %room_id, %transport, "closing a transport failed: {e}");
                 }
             }
@@ -491,19 +483,15 @@ impl Rooms {
         direction: Direction,
     ) -> Result<Value, ClientError> {
         let (room, link, ()) = self.with_peer(peer, |_| Ok(()))?;
-        let response = link
-            .request(Request::CreateWebRtcTransport { room: room.clone() })
-            .await
-            .map_err(link_error)?;
-        let Response::TransportCreated {
+        let call::TransportCreated {
             transport,
             ice_parameters,
             ice_candidates,
             dtls_parameters,
-        } = response
-        else {
-            return Err(unexpected(response));
-        };
+        } = link
+            .call(call::CreateWebRtcTransport { room: room.clone() })
+            .await
+            .map_err(link_error)?;
         let answer = json!({
             "transportId": transport,
             "iceParameters": json_value(&ice_parameters)?,
@@ -516,9 +504,7 @@ impl Rooms {
         });
         if recorded.is_err() {
             // The peer left meanwhile: do not leak the transport.
-            let _ = link
-                .request(Request::CloseTransport { room, transport })
-                .await;
+            let _ = link.call(call::CloseTransport { room, transport }).await;
             return Err(not_joined());
         }
         Ok(answer)
@@ -549,7 +535,7 @@ impl Rooms {
         let transport: TransportId = parse_id("transport", transport)?;
         let (room, link, ()) = self.with_peer(peer, |p| Self::own_transport(p, transport, None))?;
         let dtls_parameters = Json(Value::Object(dtls_parameters).to_string());
-        link.request(Request::ConnectWebRtcTransport {
+        link.call(call::ConnectWebRtcTransport {
             room,
             transport,
             dtls_parameters,
@@ -563,16 +549,11 @@ impl Rooms {
     pub async fn restart_ice(&self, peer: PeerId, transport: &str) -> Result<Value, ClientError> {
         let transport: TransportId = parse_id("transport", transport)?;
         let (room, link, ()) = self.with_peer(peer, |p| Self::own_transport(p, transport, None))?;
-        match link
-            .request(Request::RestartIce { room, transport })
+        let call::IceRestarted { ice_parameters } = link
+            .call(call::RestartIce { room, transport })
             .await
-            .map_err(link_error)?
-        {
-            Response::IceRestarted { ice_parameters } => {
-                Ok(json!({"iceParameters": json_value(&ice_parameters)?}))
-            }
-            other => Err(unexpected(other)),
-        }
+            .map_err(link_error)?;
+        Ok(json!({"iceParameters": json_value(&ice_parameters)?}))
     }
 
     /// Closes one of the peer's transports.
@@ -600,7 +581,7 @@ impl Rooms {
         for producer in closed {
             self.producer_closed(&room, peer, producer);
         }
-        link.request(Request::CloseTransport { room, transport })
+        link.call(call::CloseTransport { room, transport })
             .await
             .map_err(link_error)?;
         Ok(json!({}))
@@ -631,8 +612,8 @@ impl Rooms {
             .unwrap_or_default()
             .to_string();
         let rtp_parameters = Json(Value::Object(args.rtp_parameters).to_string());
-        let response = link
-            .request(Request::Produce {
+        let call::Produced { producer } = link
+            .call(call::Produce {
                 room: room.clone(),
                 transport,
                 kind,
@@ -640,9 +621,6 @@ impl Rooms {
             })
             .await
             .map_err(link_error)?;
-        let Response::Produced { producer } = response else {
-            return Err(unexpected(response));
-        };
         let mut directory = self.directory();
         let Some(r) = directory.rooms.get_mut(&room) else {
             return Err(not_joined());
@@ -702,8 +680,14 @@ impl Rooms {
             }
         }
         let rtp_capabilities = Json(Value::Object(args.rtp_capabilities).to_string());
-        let response = link
-            .request(Request::Consume {
+        let call::Consumed {
+            consumer,
+            kind,
+            rtp_parameters,
+            consumer_type,
+            producer_paused,
+        } = link
+            .call(call::Consume {
                 room: room.clone(),
                 transport,
                 producer,
@@ -711,16 +695,6 @@ impl Rooms {
             })
             .await
             .map_err(link_error)?;
-        let Response::Consumed {
-            consumer,
-            kind,
-            rtp_parameters,
-            consumer_type,
-            producer_paused,
-        } = response
-        else {
-            return Err(unexpected(response));
-        };
         let answer = json!({
             "consumerId": consumer,
             "producerId": producer,
@@ -739,9 +713,7 @@ impl Rooms {
             Ok(())
         });
         if recorded.is_err() {
-            let _ = link
-                .request(Request::CloseConsumer { room, consumer })
-                .await;
+            let _ = link.call(call::CloseConsumer { room, consumer }).await;
             return Err(not_joined());
         }
         Ok(answer)
@@ -767,12 +739,12 @@ impl Rooms {
         if action == ProducerAction::Close {
             self.producer_closed(&room, peer, producer);
         }
-        let request = match action {
-            ProducerAction::Pause => Request::PauseProducer { room, producer },
-            ProducerAction::Resume => Request::ResumeProducer { room, producer },
-            ProducerAction::Close => Request::CloseProducer { room, producer },
-        };
-        link.request(request).await.map_err(link_error)?;
+        match action {
+            ProducerAction::Pause => link.call(call::PauseProducer { room, producer }).await,
+            ProducerAction::Resume => link.call(call::ResumeProducer { room, producer }).await,
+            ProducerAction::Close => link.call(call::CloseProducer { room, producer }).await,
+        }
+        .map_err(link_error)?;
         Ok(json!({}))
     }
 
@@ -793,20 +765,21 @@ impl Rooms {
             }
             Ok(())
         })?;
-        let request = match action {
-            ConsumerAction::Pause => Request::PauseConsumer { room, consumer },
-            ConsumerAction::Resume => Request::ResumeConsumer { room, consumer },
-            ConsumerAction::Close => Request::CloseConsumer { room, consumer },
+        match action {
+            ConsumerAction::Pause => link.call(call::PauseConsumer { room, consumer }).await,
+            ConsumerAction::Resume => link.call(call::ResumeConsumer { room, consumer }).await,
+            ConsumerAction::Close => link.call(call::CloseConsumer { room, consumer }).await,
             ConsumerAction::PreferredLayers { spatial, temporal } => {
-                Request::SetConsumerPreferredLayers {
+                link.call(call::SetConsumerPreferredLayers {
                     room,
                     consumer,
                     spatial_layer: spatial,
                     temporal_layer: temporal,
-                }
+                })
+                .await
             }
-        };
-        link.request(request).await.map_err(link_error)?;
+        }
+        .map_err(link_error)?;
         Ok(json!({}))
     }
 

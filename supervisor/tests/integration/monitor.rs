@@ -8,8 +8,8 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::signaling::client_tls;
 use crate::support::peer::{exchange_media, TestPeer};
+use crate::support::signaling::client_tls;
 use crate::support::{monitor_binary, monitor_json, Sfu, TestCert};
 use serde_json::{json, Value};
 

@@ -1,0 +1,297 @@
+//! The requests a supervisor sends a node, each paired with the answer it gets (as the
+//! mediasoup crate pairs each request with its response type): [`Call::Answer`] names it,
+//! and [`Answer::from_response`] takes it out of the wire's [`Response`], so a caller gets
+//! the right answer or an error, never a variant to check by hand.
+
+use serde::{Deserialize, Serialize};
+
+use crate::messages::{ConsumerId, Json, MediaKind, ProducerId, RoomId, TransportId};
+
+/// A request with its answer type.
+pub trait Call: Into<Request> {
+    /// What a node answers to it.
+    type Answer: Answer;
+}
+
+/// An answer that can be taken out of a [`Response`].
+pub trait Answer: Sized {
+    /// The answer, or the response as it came when it is another one.
+    fn from_response(response: Response) -> Result<Self, Response>;
+}
+
+/// "Done": the request was carried out and there is nothing to report.
+impl Answer for () {
+    fn from_response(response: Response) -> Result<Self, Response> {
+        match response {
+            Response::Done => Ok(()),
+            other => Err(other),
+        }
+    }
+}
+
+macro_rules! answers {
+    ($( $(#[$doc:meta])* $name:ident { $( $(#[$fdoc:meta])* $field:ident : $ty:ty ),* $(,)? } )*) => {
+        $(
+            $(#[$doc])*
+            #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+            pub struct $name { $( $(#[$fdoc])* pub $field: $ty, )* }
+
+            impl Answer for $name {
+                fn from_response(response: Response) -> Result<Self, Response> {
+                    match response {
+                        Response::$name(answer) => Ok(answer),
+                        other => Err(other),
+                    }
+                }
+            }
+
+            impl From<$name> for Response {
+                fn from(answer: $name) -> Response {
+                    Response::$name(answer)
+                }
+            }
+        )*
+
+        /// A successful answer, as it travels.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        pub enum Response {
+            /// Done; nothing to report.
+            Done,
+            $( $(#[$doc])* $name($name), )*
+        }
+    };
+}
+
+answers! {
+    /// The router of a room exists.
+    RouterCreated {
+        /// mediasoup `RtpCapabilitiesFinalized` of the router.
+        rtp_capabilities: Json,
+    }
+    /// A WebRTC transport was created.
+    TransportCreated {
+        /// Its id.
+        transport: TransportId,
+        /// mediasoup `IceParameters`.
+        ice_parameters: Json,
+        /// mediasoup `Vec<IceCandidate>`.
+        ice_candidates: Json,
+        /// mediasoup `DtlsParameters`.
+        dtls_parameters: Json,
+    }
+    /// ICE was restarted.
+    IceRestarted {
+        /// mediasoup `IceParameters`.
+        ice_parameters: Json,
+    }
+    /// A producer was created.
+    Produced {
+        /// Its id.
+        producer: ProducerId,
+    }
+    /// A consumer was created, paused.
+    Consumed {
+        /// Its id.
+        consumer: ConsumerId,
+        /// Audio or video.
+        kind: MediaKind,
+        /// mediasoup `RtpParameters` for the receiving device.
+        rtp_parameters: Json,
+        /// `simple`, `simulcast`, `svc` or `pipe`.
+        consumer_type: String,
+        /// Whether the producer is paused.
+        producer_paused: bool,
+    }
+}
+
+macro_rules! calls {
+    ($( $(#[$doc:meta])* $name:ident => $answer:ty, $label:literal { $( $(#[$fdoc:meta])* $field:ident : $ty:ty ),* $(,)? } )*) => {
+        $(
+            $(#[$doc])*
+            #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+            pub struct $name { $( $(#[$fdoc])* pub $field: $ty, )* }
+
+            impl From<$name> for Request {
+                fn from(call: $name) -> Request {
+                    Request::$name(call)
+                }
+            }
+
+            impl Call for $name {
+                type Answer = $answer;
+            }
+        )*
+
+        /// What the supervisor asks of a node, as it travels. Every id names an object of
+        /// the request's room.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        pub enum Request {
+            $( $(#[$doc])* $name($name), )*
+        }
+
+        impl Request {
+            /// The request's kind, in snake case (a metrics label).
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $( Request::$name(_) => $label, )*
+                }
+            }
+
+            /// The room the request is about.
+            pub fn room(&self) -> &RoomId {
+                match self {
+                    $( Request::$name(call) => &call.room, )*
+                }
+            }
+        }
+    };
+}
+
+calls! {
+    /// Creates the room's router on worker `worker` (index below the hello's `workers`).
+    CreateRouter => RouterCreated, "create_router" {
+        /// The room.
+        room: RoomId,
+        /// The worker to host it.
+        worker: u32,
+    }
+    /// Closes the room's router and everything in it.
+    CloseRouter => (), "close_router" {
+        /// The room.
+        room: RoomId,
+    }
+    /// Creates a WebRTC transport in the room.
+    CreateWebRtcTransport => TransportCreated, "create_webrtc_transport" {
+        /// The room.
+        room: RoomId,
+    }
+    /// Gives a transport the client's DTLS parameters.
+    ConnectWebRtcTransport => (), "connect_webrtc_transport" {
+        /// The room.
+        room: RoomId,
+        /// The transport.
+        transport: TransportId,
+        /// mediasoup `DtlsParameters`.
+        dtls_parameters: Json,
+    }
+    /// New ICE credentials for a transport.
+    RestartIce => IceRestarted, "restart_ice" {
+        /// The room.
+        room: RoomId,
+        /// The transport.
+        transport: TransportId,
+    }
+    /// Closes a transport with its producers and consumers.
+    CloseTransport => (), "close_transport" {
+        /// The room.
+        room: RoomId,
+        /// The transport.
+        transport: TransportId,
+    }
+    /// Creates a producer on a transport.
+    Produce => Produced, "produce" {
+        /// The room.
+        room: RoomId,
+        /// The transport.
+        transport: TransportId,
+        /// Audio or video.
+        kind: MediaKind,
+        /// mediasoup `RtpParameters`.
+        rtp_parameters: Json,
+    }
+    /// Creates a paused consumer of `producer` on a transport.
+    Consume => Consumed, "consume" {
+        /// The room.
+        room: RoomId,
+        /// The transport.
+        transport: TransportId,
+        /// What to consume.
+        producer: ProducerId,
+        /// mediasoup `RtpCapabilities` of the receiving device.
+        rtp_capabilities: Json,
+    }
+    /// Pauses a producer.
+    PauseProducer => (), "pause_producer" {
+        /// The room.
+        room: RoomId,
+        /// The producer.
+        producer: ProducerId,
+    }
+    /// Resumes a producer.
+    ResumeProducer => (), "resume_producer" {
+        /// The room.
+        room: RoomId,
+        /// The producer.
+        producer: ProducerId,
+    }
+    /// Closes a producer (its consumers close too).
+    CloseProducer => (), "close_producer" {
+        /// The room.
+        room: RoomId,
+        /// The producer.
+        producer: ProducerId,
+    }
+    /// Pauses a consumer.
+    PauseConsumer => (), "pause_consumer" {
+        /// The room.
+        room: RoomId,
+        /// The consumer.
+        consumer: ConsumerId,
+    }
+    /// Resumes a consumer.
+    ResumeConsumer => (), "resume_consumer" {
+        /// The room.
+        room: RoomId,
+        /// The consumer.
+        consumer: ConsumerId,
+    }
+    /// Closes a consumer.
+    CloseConsumer => (), "close_consumer" {
+        /// The room.
+        room: RoomId,
+        /// The consumer.
+        consumer: ConsumerId,
+    }
+    /// Chooses the simulcast/SVC layers a consumer should receive.
+    SetConsumerPreferredLayers => (), "set_consumer_preferred_layers" {
+        /// The room.
+        room: RoomId,
+        /// The consumer.
+        consumer: ConsumerId,
+        /// Spatial layer.
+        spatial_layer: u8,
+        /// Temporal layer; the highest when absent.
+        temporal_layer: Option<u8>,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_call_takes_its_own_answer_and_refuses_another() {
+        let created = Response::from(Produced {
+            producer: ProducerId(uuid::Uuid::nil()),
+        });
+        assert!(<Produce as Call>::Answer::from_response(created.clone()).is_ok());
+        assert_eq!(
+            <Consume as Call>::Answer::from_response(created.clone()),
+            Err(created)
+        );
+        assert_eq!(
+            <CloseRouter as Call>::Answer::from_response(Response::Done),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn requests_know_their_room_and_name() {
+        let request = Request::from(CloseProducer {
+            room: RoomId("r".into()),
+            producer: ProducerId(uuid::Uuid::nil()),
+        });
+        assert_eq!(request.room(), &RoomId("r".into()));
+        assert_eq!(request.name(), "close_producer");
+    }
+}
