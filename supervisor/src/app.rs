@@ -1,0 +1,197 @@
+//! The supervisor put together: TLS, the node pool and its watcher, the rooms, the HTTP
+//! routes, and a graceful stop on SIGTERM.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::event_bus::EventBus;
+use crate::metrics::{self, Metrics};
+use crate::monitor_socket::Monitor;
+use crate::node_lifecycle::{Action, Lifecycle};
+use crate::node_pool::{NodePool, NodeSpec};
+use crate::rooms::{Limits, Rooms};
+use crate::stats::Stats;
+use crate::{http, node_watch, tls};
+
+fn sibling_node_binary() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot locate the supervisor executable")?;
+    Ok(exe.with_file_name("node"))
+}
+
+fn default_web_dir() -> PathBuf {
+    // target/<profile>/supervisor → <checkout>/web/dist; else ./web/dist.
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.join("web/dist")))
+        .filter(|dir| dir.is_dir())
+        .unwrap_or_else(|| PathBuf::from("web/dist"))
+}
+
+/// Runs the supervisor with `config` until SIGTERM or Ctrl-C: starts the warm nodes, then
+/// serves HTTP(S), `/ws`, `/monitor` and `/metrics`.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let tls = if config.tls_mode {
+        // validate() made sure both paths are there.
+        let (cert, key) = match (&config.tls_cert_path, &config.tls_key_path) {
+            (Some(cert), Some(key)) => (cert, key),
+            _ => anyhow::bail!("TLS_MODE=1 needs TLS_CERT_PATH and TLS_KEY_PATH"),
+        };
+        Some(tls::server_config(cert, key)?)
+    } else {
+        None
+    };
+    let node_binary = match &config.node_binary {
+        Some(path) => path.clone(),
+        None => sibling_node_binary()?,
+    };
+    if !node_binary.is_file() {
+        anyhow::bail!(
+            "node executable not found at {} (build it with cargo build, or pass --node-binary)",
+            node_binary.display()
+        );
+    }
+    let listener = tokio::net::TcpListener::bind((config.bind, config.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", config.bind, config.port))?;
+
+    let socket_dir = std::env::temp_dir().join(format!("sfu-supervisor-{}", std::process::id()));
+    let spec = NodeSpec {
+        binary: node_binary,
+        workers: config.workers_per_node,
+        rtc_ip: config.rtc_ip(),
+        public_ip: config.public_ip.clone(),
+        rtc_ports: (config.rtc_min_port, config.rtc_max_port),
+        socket_dir: socket_dir.clone(),
+        request_timeout: Duration::from_millis(config.node_request_timeout_ms),
+        start_timeout: Duration::from_secs(30),
+    };
+    let (link_events, link_rx) = mpsc::unbounded_channel();
+    let monitor_events = EventBus::default();
+    let metrics = Metrics::default();
+    let pool = Arc::new(NodePool::new(
+        spec,
+        link_events,
+        monitor_events.clone(),
+        metrics.clone(),
+    ));
+    let mut lifecycle = Lifecycle::new(
+        config.nodes,
+        Duration::from_millis(config.node_heartbeat_timeout_ms),
+    );
+    // The warm nodes start before the port opens: a node that cannot start stops the
+    // supervisor with the reason.
+    for action in lifecycle.start() {
+        if let Action::Spawn { origin, .. } = action {
+            pool.spawn(origin).await.context("starting a media node")?;
+        }
+    }
+    let rooms = Arc::new(Rooms::new(
+        pool.clone(),
+        Limits {
+            max_peers_per_room: config.max_peers_per_room,
+            max_producers_per_peer: config.max_producers_per_peer,
+            join_token: config.join_token.clone(),
+            max_consumers_per_worker: config.max_consumers_per_worker,
+            max_nodes: config.max_nodes(),
+        },
+        monitor_events.clone(),
+        metrics.clone(),
+    ));
+
+    // The pool's lifecycle: node events, deaths and heartbeats go into the state machine;
+    // its actions are carried out by the watcher.
+    tokio::spawn(node_watch::watch(
+        lifecycle,
+        link_rx,
+        pool.clone(),
+        rooms.clone(),
+        monitor_events.clone(),
+    ));
+
+    let web_dir = config.web_dir.clone().unwrap_or_else(default_web_dir);
+    let stats = Arc::new(Stats::new(rooms.clone(), pool.clone(), metrics.clone()));
+    if config.monitor_token.is_none() {
+        tracing::info!("monitor API off: set MONITOR_TOKEN (or --monitor-token) to enable it");
+    } else if !config.tls_mode && !config.bind.is_loopback() {
+        tracing::warn!(
+            "the monitor API is served over plain HTTP on {}: its token is only safe from this machine (ws://127.0.0.1); use TLS_MODE=1 for remote monitors",
+            config.bind
+        );
+    }
+    let app = http::router(
+        http::AppState {
+            rooms: rooms.clone(),
+            pool: pool.clone(),
+            registry: Arc::new(metrics::registry(&metrics, stats.clone())),
+            metrics,
+            monitor: Monitor {
+                token: config.monitor_token.clone(),
+                stats,
+                events: monitor_events,
+            },
+        },
+        web_dir,
+    )
+    .into_make_service_with_connect_info::<http::RemoteAddr>();
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let shutdown = {
+        let (rooms, pool, stopping) = (rooms.clone(), pool.clone(), stopping.clone());
+        async move {
+            wait_for_stop_signal().await;
+            tracing::info!("stopping: no new joins, closing nodes");
+            rooms.start_shutdown();
+            rooms.notify_all("shuttingDown", serde_json::json!({}));
+            pool.shutdown_all();
+            stopping.notify_one();
+        }
+    };
+    // Open WebSockets would hold a graceful shutdown forever: give them a few seconds.
+    let deadline = async move {
+        stopping.notified().await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        tracing::info!("closing the remaining connections");
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!("listening on {scheme}://{}:{}", config.bind, config.port);
+    let serve = async move {
+        match tls {
+            Some(tls) => {
+                let listener = tls::TlsListener::new(listener, tls)?;
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        }
+    };
+    let result = tokio::select! {
+        result = serve => result,
+        () = deadline => Ok(()),
+    };
+    let _ = std::fs::remove_dir_all(&socket_dir);
+    result.context("HTTP server failed")
+}
+
+async fn wait_for_stop_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

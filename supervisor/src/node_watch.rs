@@ -1,0 +1,86 @@
+//! Carries out the node lifecycle's decisions: feeds [`Lifecycle`] with what the links
+//! report (ready, closed, heartbeats, spawn failures) and does what it answers (spawn, kill,
+//! tell the rooms their node is lost). The decisions themselves are in `node_lifecycle`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::event_bus::EventBus;
+use crate::node_lifecycle::{Action, Input, Lifecycle};
+use crate::node_link::LinkEvent;
+use crate::node_pool::NodePool;
+use crate::rooms::Rooms;
+
+/// Drives `lifecycle` until the links' event channel closes.
+pub async fn watch(
+    mut lifecycle: Lifecycle,
+    mut link_rx: mpsc::UnboundedReceiver<LinkEvent>,
+    pool: Arc<NodePool>,
+    rooms: Arc<Rooms>,
+    monitor_events: EventBus,
+) {
+    let (spawn_failed, mut spawn_failures) = mpsc::unbounded_channel::<()>();
+    let mut reasons = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        let now = Instant::now();
+        let actions = tokio::select! {
+            event = link_rx.recv() => match event {
+                None => break,
+                Some(LinkEvent::Event(node, event)) => {
+                    rooms.on_node_event(node, event);
+                    continue;
+                }
+                Some(LinkEvent::Ready(node, origin)) => {
+                    lifecycle.handle(Input::NodeReady(node, origin), now)
+                }
+                Some(LinkEvent::Closed(node, reason)) => {
+                    if pool.remove(node) {
+                        tracing::error!(%node, "media node lost: {reason}");
+                        monitor_events.publish(monitor_api::EventKind::NodeExited {
+                            node: node.to_string(),
+                            reason: reason.clone(),
+                        });
+                        reasons.insert(node, reason);
+                    } else {
+                        // The second report of the same death (socket EOF, then exit).
+                        tracing::info!(%node, "{reason}");
+                    }
+                    lifecycle.handle(Input::NodeExited(node), now)
+                }
+            },
+            Some(()) = spawn_failures.recv() => lifecycle.handle(Input::SpawnFailed, now),
+            _ = tick.tick() => {
+                for link in pool.ready() {
+                    lifecycle.handle(Input::Heartbeat(link.id, link.last_heard()), now);
+                }
+                lifecycle.handle(Input::Tick, now)
+            }
+        };
+        for action in actions {
+            match action {
+                Action::Spawn { delay, origin } => {
+                    let (pool, failed) = (pool.clone(), spawn_failed.clone());
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        if let Err(e) = pool.spawn(origin).await {
+                            tracing::error!("starting a media node failed: {e:#}");
+                            let _ = failed.send(());
+                        }
+                    });
+                }
+                Action::Kill(node) => {
+                    tracing::error!(%node, "node missed its heartbeats; killing it");
+                    pool.kill(node);
+                }
+                Action::RoomsLost(node) => {
+                    let reason = reasons.remove(&node).unwrap_or_default();
+                    rooms.on_node_lost(node, &reason);
+                }
+            }
+        }
+    }
+}
