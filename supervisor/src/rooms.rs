@@ -10,10 +10,9 @@ use std::time::Instant;
 
 use ipc::calls as call;
 use ipc::messages::{
-    ConsumerId, ConsumerStats, Json, MediaKind, NodeErrorCode, NodeEvent, ProducerId,
-    ProducerStats, RoomId, TransportId,
+    ConsumerId, Json, MediaKind, NodeErrorCode, NodeEvent, ProducerId, RoomId, TransportId,
 };
-use monitor_api::{ConsumerInfo, EventKind, Participant, ProducerInfo, RoomDetail};
+use monitor_api::EventKind;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -54,35 +53,35 @@ pub struct Limits {
 /// notifications rather than growing the supervisor's memory).
 pub type Outbox = mpsc::Sender<String>;
 
-struct Room {
-    node: NodeId,
-    link: Arc<NodeLink>,
-    worker: u32,
+pub(crate) struct Room {
+    pub(crate) node: NodeId,
+    pub(crate) link: Arc<NodeLink>,
+    pub(crate) worker: u32,
     rtp_capabilities: Value,
-    created_at: Instant,
-    peers: BTreeMap<PeerId, Peer>,
+    pub(crate) created_at: Instant,
+    pub(crate) peers: BTreeMap<PeerId, Peer>,
 }
 
-struct Peer {
-    display_name: String,
-    joined_at: Instant,
+pub(crate) struct Peer {
+    pub(crate) display_name: String,
+    pub(crate) joined_at: Instant,
     outbox: Outbox,
-    transports: HashMap<TransportId, Direction>,
-    producers: HashMap<ProducerId, ProducerEntry>,
-    consumers: HashMap<ConsumerId, ConsumerEntry>,
+    pub(crate) transports: HashMap<TransportId, Direction>,
+    pub(crate) producers: HashMap<ProducerId, ProducerEntry>,
+    pub(crate) consumers: HashMap<ConsumerId, ConsumerEntry>,
 }
 
-struct ProducerEntry {
-    kind: Kind,
+pub(crate) struct ProducerEntry {
+    pub(crate) kind: Kind,
     transport: TransportId,
     /// MIME type of the first codec of its RTP parameters (what it sends).
-    codec: String,
+    pub(crate) codec: String,
 }
 
-struct ConsumerEntry {
-    producer: ProducerId,
+pub(crate) struct ConsumerEntry {
+    pub(crate) producer: ProducerId,
     transport: TransportId,
-    kind: MediaKind,
+    pub(crate) kind: MediaKind,
 }
 
 #[derive(Default)]
@@ -934,19 +933,10 @@ impl Rooms {
         });
     }
 
-    /// Every room (or only the one named `only`) as the monitor shows it: placement, peers
-    /// in the order they joined, what each sends and receives, with the latest media
-    /// statistics of the room's node.
-    pub fn details(&self, only: Option<&str>) -> Vec<RoomDetail> {
-        let directory = self.directory();
-        let mut rooms: Vec<RoomDetail> = directory
-            .rooms
-            .iter()
-            .filter(|(id, _)| only.is_none_or(|name| id.0 == name))
-            .map(|(id, room)| room_detail(id, room))
-            .collect();
-        rooms.sort_by(|a, b| a.room.cmp(&b.room));
-        rooms
+    /// Runs `f` on the rooms as they are now (under the directory's lock: keep it short,
+    /// never a call to a node).
+    pub(crate) fn inspect<T>(&self, f: impl FnOnce(&HashMap<RoomId, Room>) -> T) -> T {
+        f(&self.directory().rooms)
     }
 
     /// Sends `name` to every joined peer (used at shutdown).
@@ -978,80 +968,6 @@ fn worker_views(directory: &Directory, link: &NodeLink) -> NodeView {
                     .map(|p| p.consumers.len() as u32)
                     .sum(),
                 rooms: on(index).count() as u32,
-            })
-            .collect(),
-    }
-}
-
-fn room_detail(id: &RoomId, room: &Room) -> RoomDetail {
-    let stats = room.link.room_stats(id);
-    // Indexed once: a full room has thousands of consumers.
-    let producer_stats: HashMap<ProducerId, &ProducerStats> = stats
-        .iter()
-        .flat_map(|s| s.producers.iter().map(|p| (p.producer, p)))
-        .collect();
-    let consumer_stats: HashMap<ConsumerId, &ConsumerStats> = stats
-        .iter()
-        .flat_map(|s| s.consumers.iter().map(|c| (c.consumer, c)))
-        .collect();
-    let producer_stats = |pid: &ProducerId| producer_stats.get(pid).copied();
-    let consumer_stats = |cid: &ConsumerId| consumer_stats.get(cid).copied();
-    let mut peers: Vec<(&PeerId, &Peer)> = room.peers.iter().collect();
-    peers.sort_by_key(|(_, p)| p.joined_at);
-    RoomDetail {
-        room: id.0.clone(),
-        node: room.node.to_string(),
-        node_pid: room.link.hello.pid,
-        worker: room.worker,
-        age_secs: room.created_at.elapsed().as_secs(),
-        participants: peers
-            .into_iter()
-            .map(|(peer_id, p)| {
-                let mut producers: Vec<ProducerInfo> = p
-                    .producers
-                    .iter()
-                    .map(|(pid, e)| {
-                        let s = producer_stats(pid);
-                        ProducerInfo {
-                            id: pid.to_string(),
-                            kind: match e.kind {
-                                Kind::Audio => "audio".into(),
-                                Kind::Video => "video".into(),
-                            },
-                            codec: e.codec.clone(),
-                            score: s.and_then(|s| s.score),
-                            paused: s.map(|s| s.paused),
-                            bitrate_bps: s.map(|s| s.bitrate_bps),
-                        }
-                    })
-                    .collect();
-                producers.sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));
-                let mut consumers: Vec<ConsumerInfo> = p
-                    .consumers
-                    .iter()
-                    .map(|(cid, e)| {
-                        let s = consumer_stats(cid);
-                        ConsumerInfo {
-                            id: cid.to_string(),
-                            producer_id: e.producer.to_string(),
-                            kind: e.kind.as_str().into(),
-                            score: s.map(|s| s.score),
-                            producer_score: s.map(|s| s.producer_score),
-                            paused: s.map(|s| s.paused),
-                            producer_paused: s.map(|s| s.producer_paused),
-                            bitrate_bps: s.map(|s| s.bitrate_bps),
-                        }
-                    })
-                    .collect();
-                consumers.sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));
-                Participant {
-                    peer_id: peer_id.to_string(),
-                    display_name: p.display_name.clone(),
-                    joined_secs: p.joined_at.elapsed().as_secs(),
-                    transports: p.transports.len() as u32,
-                    producers,
-                    consumers,
-                }
             })
             .collect(),
     }

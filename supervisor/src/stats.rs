@@ -2,14 +2,20 @@
 //! state (the room directory, the nodes' load and media-stats reports), never by asking
 //! every node. The arithmetic is in plain functions over snapshots.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use monitor_api::{Load, NodeInfo, RoomDetail, RoomInfo, Summary, WorkerConsumers, WorkerInfo};
+use ipc::messages::{ConsumerId, ConsumerStats, ProducerId, ProducerStats, RoomId};
+use monitor_api::{
+    ConsumerInfo, Load, NodeInfo, Participant, ProducerInfo, RoomDetail, RoomInfo, Summary,
+    WorkerConsumers, WorkerInfo,
+};
 
 use crate::metrics::Metrics;
 use crate::node_pool::NodePool;
-use crate::rooms::Rooms;
+use crate::protocol::Kind;
+use crate::rooms::{Peer, PeerId, Room, Rooms};
 
 /// Answers monitor queries.
 pub struct Stats {
@@ -61,7 +67,7 @@ impl Stats {
 
     /// Every ready node with its workers.
     pub fn nodes(&self) -> Vec<NodeInfo> {
-        node_infos(&self.rooms.details(None), &self.samples())
+        node_infos(&details(&self.rooms, None), &self.samples())
     }
 
     /// SFU-wide numbers.
@@ -82,12 +88,12 @@ impl Stats {
 
     /// Every room, by name.
     pub fn rooms(&self) -> Vec<RoomInfo> {
-        self.rooms.details(None).iter().map(room_info).collect()
+        details(&self.rooms, None).iter().map(room_info).collect()
     }
 
     /// One room in detail.
     pub fn room(&self, name: &str) -> Option<RoomDetail> {
-        self.rooms.details(Some(name)).into_iter().next()
+        details(&self.rooms, Some(name)).into_iter().next()
     }
 }
 
@@ -182,6 +188,95 @@ pub fn summarize(nodes: &[NodeInfo]) -> Summary {
             cpu_percent_max: cpu.iter().copied().fold(0.0, f64::max),
         },
         ..Summary::default()
+    }
+}
+
+/// Every room (or only the one named `only`) as the monitor shows it: placement, peers in
+/// the order they joined, what each sends and receives, with the latest media statistics
+/// of the room's node.
+fn details(rooms: &Rooms, only: Option<&str>) -> Vec<RoomDetail> {
+    let mut details: Vec<RoomDetail> = rooms.inspect(|rooms| {
+        rooms
+            .iter()
+            .filter(|(id, _)| only.is_none_or(|name| id.0 == name))
+            .map(|(id, room)| room_detail(id, room))
+            .collect()
+    });
+    details.sort_by(|a, b| a.room.cmp(&b.room));
+    details
+}
+
+fn room_detail(id: &RoomId, room: &Room) -> RoomDetail {
+    let stats = room.link.room_stats(id);
+    // Indexed once: a full room has thousands of consumers.
+    let producer_stats: HashMap<ProducerId, &ProducerStats> = stats
+        .iter()
+        .flat_map(|s| s.producers.iter().map(|p| (p.producer, p)))
+        .collect();
+    let consumer_stats: HashMap<ConsumerId, &ConsumerStats> = stats
+        .iter()
+        .flat_map(|s| s.consumers.iter().map(|c| (c.consumer, c)))
+        .collect();
+    let producer_stats = |pid: &ProducerId| producer_stats.get(pid).copied();
+    let consumer_stats = |cid: &ConsumerId| consumer_stats.get(cid).copied();
+    let mut peers: Vec<(&PeerId, &Peer)> = room.peers.iter().collect();
+    peers.sort_by_key(|(_, p)| p.joined_at);
+    RoomDetail {
+        room: id.0.clone(),
+        node: room.node.to_string(),
+        node_pid: room.link.hello.pid,
+        worker: room.worker,
+        age_secs: room.created_at.elapsed().as_secs(),
+        participants: peers
+            .into_iter()
+            .map(|(peer_id, p)| {
+                let mut producers: Vec<ProducerInfo> = p
+                    .producers
+                    .iter()
+                    .map(|(pid, e)| {
+                        let s = producer_stats(pid);
+                        ProducerInfo {
+                            id: pid.to_string(),
+                            kind: match e.kind {
+                                Kind::Audio => "audio".into(),
+                                Kind::Video => "video".into(),
+                            },
+                            codec: e.codec.clone(),
+                            score: s.and_then(|s| s.score),
+                            paused: s.map(|s| s.paused),
+                            bitrate_bps: s.map(|s| s.bitrate_bps),
+                        }
+                    })
+                    .collect();
+                producers.sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));
+                let mut consumers: Vec<ConsumerInfo> = p
+                    .consumers
+                    .iter()
+                    .map(|(cid, e)| {
+                        let s = consumer_stats(cid);
+                        ConsumerInfo {
+                            id: cid.to_string(),
+                            producer_id: e.producer.to_string(),
+                            kind: e.kind.as_str().into(),
+                            score: s.map(|s| s.score),
+                            producer_score: s.map(|s| s.producer_score),
+                            paused: s.map(|s| s.paused),
+                            producer_paused: s.map(|s| s.producer_paused),
+                            bitrate_bps: s.map(|s| s.bitrate_bps),
+                        }
+                    })
+                    .collect();
+                consumers.sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));
+                Participant {
+                    peer_id: peer_id.to_string(),
+                    display_name: p.display_name.clone(),
+                    joined_secs: p.joined_at.elapsed().as_secs(),
+                    transports: p.transports.len() as u32,
+                    producers,
+                    consumers,
+                }
+            })
+            .collect(),
     }
 }
 
