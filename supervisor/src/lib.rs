@@ -13,6 +13,7 @@ pub mod node_lifecycle;
 pub mod node_link;
 pub mod node_pool;
 pub mod node_watch;
+pub mod notification;
 pub mod placement;
 pub mod protocol;
 pub mod rooms;

@@ -160,11 +160,6 @@ pub fn error_answer(id: Option<u64>, error: &ClientError) -> String {
     .to_string()
 }
 
-/// A server push.
-pub fn notification(name: &str, data: Value) -> String {
-    json!({ "notification": name, "data": data }).to_string()
-}
-
 /// Checks a room name: 1–64 characters of `A–Z a–z 0–9 _ - .`.
 pub fn validate_room(room: &str) -> Result<(), ClientError> {
     let ok = (1..=64).contains(&room.len())

@@ -22,6 +22,7 @@ use crate::metrics::Metrics;
 use crate::node_lifecycle::SpawnOrigin;
 use crate::node_link::{LinkError, NodeId, NodeLink};
 use crate::node_pool::NodePool;
+use crate::notification::Notification;
 use crate::placement::{place_room, NodeView, Placement, WorkerView};
 use crate::protocol::{
     parse_id, validate_display_name, validate_room, ClientError, ConsumeArgs, Direction, ErrorCode,
@@ -109,14 +110,14 @@ fn send(outbox: &Outbox, frame: String) {
     }
 }
 
-fn notify(peer: &Peer, name: &str, data: Value) {
-    send(&peer.outbox, crate::protocol::notification(name, data));
+fn notify(peer: &Peer, notification: Notification) {
+    send(&peer.outbox, notification.to_frame());
 }
 
 /// Sends one notification to many peers, serialized once: a join notifies every peer of the
 /// room, so this is quadratic in the room's size and dominates the supervisor under load.
-fn broadcast<'a>(peers: impl IntoIterator<Item = &'a Peer>, name: &str, data: Value) {
-    let frame = crate::protocol::notification(name, data);
+fn broadcast<'a>(peers: impl IntoIterator<Item = &'a Peer>, notification: Notification) {
+    let frame = notification.to_frame();
     for peer in peers {
         send(&peer.outbox, frame.clone());
     }
@@ -301,8 +302,10 @@ impl Rooms {
             .collect();
         broadcast(
             room.peers.values(),
-            "peerJoined",
-            json!({"peerId": peer, "displayName": display_name}),
+            Notification::PeerJoined {
+                peer_id: peer,
+                display_name: display_name.clone(),
+            },
         );
         room.peers.insert(
             peer,
@@ -419,7 +422,10 @@ impl Rooms {
             let Some(gone) = room.peers.remove(&peer) else {
                 return Ok(json!({}));
             };
-            broadcast(room.peers.values(), "peerLeft", json!({"peerId": peer}));
+            broadcast(
+                room.peers.values(),
+                Notification::PeerLeft { peer_id: peer },
+            );
             let empty = room.peers.is_empty();
             let link = room.link.clone();
             if empty {
@@ -646,8 +652,11 @@ impl Rooms {
                 .iter()
                 .filter(|(id, _)| **id != peer)
                 .map(|(_, p)| p),
-            "newProducer",
-            json!({"peerId": peer, "producerId": producer, "kind": args.kind}),
+            Notification::NewProducer {
+                peer_id: peer,
+                producer_id: producer,
+                kind: args.kind,
+            },
         );
         Ok(json!({"producerId": producer}))
     }
@@ -817,19 +826,31 @@ impl Rooms {
                     p.consumers.remove(&consumer);
                     notify(
                         p,
-                        "consumerClosed",
-                        json!({"consumerId": consumer, "producerId": producer}),
+                        Notification::ConsumerClosed {
+                            consumer_id: consumer,
+                            producer_id: producer,
+                        },
                     );
                 }
             }
             NodeEvent::ConsumerPaused { consumer, .. } => {
                 if let Some(p) = consumer_owner(room, consumer) {
-                    notify(p, "consumerPaused", json!({"consumerId": consumer}));
+                    notify(
+                        p,
+                        Notification::ConsumerPaused {
+                            consumer_id: consumer,
+                        },
+                    );
                 }
             }
             NodeEvent::ConsumerResumed { consumer, .. } => {
                 if let Some(p) = consumer_owner(room, consumer) {
-                    notify(p, "consumerResumed", json!({"consumerId": consumer}));
+                    notify(
+                        p,
+                        Notification::ConsumerResumed {
+                            consumer_id: consumer,
+                        },
+                    );
                 }
             }
             NodeEvent::ConsumerScore {
@@ -838,8 +859,10 @@ impl Rooms {
                 if let (Some(p), Ok(score)) = (consumer_owner(room, consumer), json_value(&score)) {
                     notify(
                         p,
-                        "consumerScore",
-                        json!({"consumerId": consumer, "score": score}),
+                        Notification::ConsumerScore {
+                            consumer_id: consumer,
+                            score,
+                        },
                     );
                 }
             }
@@ -852,8 +875,11 @@ impl Rooms {
                 if let Some(p) = consumer_owner(room, consumer) {
                     notify(
                         p,
-                        "consumerLayersChanged",
-                        json!({"consumerId": consumer, "spatialLayer": spatial_layer, "temporalLayer": temporal_layer}),
+                        Notification::ConsumerLayersChanged {
+                            consumer_id: consumer,
+                            spatial_layer,
+                            temporal_layer,
+                        },
                     );
                 }
             }
@@ -867,8 +893,10 @@ impl Rooms {
                 if let (Some(p), Ok(score)) = (owner, json_value(&score)) {
                     notify(
                         p,
-                        "producerScore",
-                        json!({"producerId": producer, "score": score}),
+                        Notification::ProducerScore {
+                            producer_id: producer,
+                            score,
+                        },
                     );
                 }
             }
@@ -879,13 +907,13 @@ impl Rooms {
                     .find(|(_, p)| p.producers.contains_key(&producer))
                     .map(|(id, _)| *id);
                 if let Some(owner) = owner {
-                    for p in room.peers.values() {
-                        notify(
-                            p,
-                            "activeSpeaker",
-                            json!({"peerId": owner, "producerId": producer}),
-                        );
-                    }
+                    broadcast(
+                        room.peers.values(),
+                        Notification::ActiveSpeaker {
+                            peer_id: owner,
+                            producer_id: producer,
+                        },
+                    );
                 }
             }
             NodeEvent::WorkerDied { .. } => {}
@@ -909,8 +937,10 @@ impl Rooms {
                     directory.peer_room.remove(peer);
                     notify(
                         p,
-                        "roomMoved",
-                        json!({"room": room_id.0, "reason": format!("media node failed: {reason}")}),
+                        Notification::RoomMoved {
+                            room: room_id.0.clone(),
+                            reason: format!("media node failed: {reason}"),
+                        },
                     );
                     self.monitor.publish(EventKind::PeerLeft {
                         room: room_id.0.clone(),
@@ -940,12 +970,15 @@ impl Rooms {
     }
 
     /// Sends `name` to every joined peer (used at shutdown).
-    pub fn notify_all(&self, name: &str, data: Value) {
-        for room in self.directory().rooms.values() {
-            for p in room.peers.values() {
-                notify(p, name, data.clone());
-            }
-        }
+    pub fn notify_all(&self, notification: Notification) {
+        let directory = self.directory();
+        broadcast(
+            directory
+                .rooms
+                .values()
+                .flat_map(|room| room.peers.values()),
+            notification,
+        );
     }
 }
 

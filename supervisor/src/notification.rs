@@ -1,0 +1,242 @@
+//! The client protocol's server pushes (`{"notification": …, "data": {…}}`, docs/protocol.md),
+//! typed: each has its fields, and the frame is made once from the enum.
+
+use ipc::messages::{ConsumerId, ProducerId};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::protocol::Kind;
+use crate::rooms::PeerId;
+
+/// What the server pushes to a client.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "notification", content = "data", rename_all = "camelCase")]
+pub enum Notification {
+    /// Another peer joined the room.
+    #[serde(rename_all = "camelCase")]
+    PeerJoined {
+        /// Its id.
+        peer_id: PeerId,
+        /// Its name.
+        display_name: String,
+    },
+    /// Another peer left (or its connection dropped).
+    #[serde(rename_all = "camelCase")]
+    PeerLeft {
+        /// Its id.
+        peer_id: PeerId,
+    },
+    /// Another peer produces: `consume` it to receive it.
+    #[serde(rename_all = "camelCase")]
+    NewProducer {
+        /// Whose.
+        peer_id: PeerId,
+        /// Which.
+        producer_id: ProducerId,
+        /// Audio or video.
+        kind: Kind,
+    },
+    /// One of this peer's producers was closed by the server.
+    #[serde(rename_all = "camelCase")]
+    ProducerClosed {
+        /// Which.
+        producer_id: ProducerId,
+    },
+    /// Quality of what this peer sends (mediasoup's `ProducerScore` list).
+    #[serde(rename_all = "camelCase")]
+    ProducerScore {
+        /// Which producer.
+        producer_id: ProducerId,
+        /// Per encoding: `{ssrc, score, …}`.
+        score: Value,
+    },
+    /// The producer behind a consumer went away.
+    #[serde(rename_all = "camelCase")]
+    ConsumerClosed {
+        /// Which consumer.
+        consumer_id: ConsumerId,
+        /// Its producer.
+        producer_id: ProducerId,
+    },
+    /// The producer behind a consumer was paused.
+    #[serde(rename_all = "camelCase")]
+    ConsumerPaused {
+        /// Which consumer.
+        consumer_id: ConsumerId,
+    },
+    /// The producer behind a consumer was resumed.
+    #[serde(rename_all = "camelCase")]
+    ConsumerResumed {
+        /// Which consumer.
+        consumer_id: ConsumerId,
+    },
+    /// Quality of what this peer receives (mediasoup's `ConsumerScore`).
+    #[serde(rename_all = "camelCase")]
+    ConsumerScore {
+        /// Which consumer.
+        consumer_id: ConsumerId,
+        /// `{score, producerScore, producerScores}`.
+        score: Value,
+    },
+    /// Simulcast/SVC layers switched (`null`: none is sent).
+    #[serde(rename_all = "camelCase")]
+    ConsumerLayersChanged {
+        /// Which consumer.
+        consumer_id: ConsumerId,
+        /// Spatial layer.
+        spatial_layer: Option<u8>,
+        /// Temporal layer.
+        temporal_layer: Option<u8>,
+    },
+    /// The loudest audio producer of the room changed.
+    #[serde(rename_all = "camelCase")]
+    ActiveSpeaker {
+        /// Whose.
+        peer_id: PeerId,
+        /// Which producer.
+        producer_id: ProducerId,
+    },
+    /// The room's node failed: join again (docs/protocol.md, "Recovering from roomMoved").
+    RoomMoved {
+        /// The room.
+        room: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The SFU is stopping; the socket closes within seconds.
+    ShuttingDown {},
+}
+
+impl Notification {
+    /// The frame to send.
+    pub fn to_frame(&self) -> String {
+        // Plain strings, ids and JSON values: serializing cannot fail.
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            tracing::error!("cannot serialize a notification: {e}");
+            String::new()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    const PROTOCOL_MD: &str = include_str!("../../docs/protocol.md");
+
+    fn one_of_each() -> Vec<Notification> {
+        let (peer_id, producer_id, consumer_id) = (
+            PeerId::nil(),
+            ProducerId(uuid::Uuid::nil()),
+            ConsumerId(uuid::Uuid::nil()),
+        );
+        vec![
+            Notification::PeerJoined {
+                peer_id,
+                display_name: "Alice".into(),
+            },
+            Notification::PeerLeft { peer_id },
+            Notification::NewProducer {
+                peer_id,
+                producer_id,
+                kind: Kind::Video,
+            },
+            Notification::ProducerClosed { producer_id },
+            Notification::ProducerScore {
+                producer_id,
+                score: serde_json::json!([{"ssrc": 1, "score": 10}]),
+            },
+            Notification::ConsumerClosed {
+                consumer_id,
+                producer_id,
+            },
+            Notification::ConsumerPaused { consumer_id },
+            Notification::ConsumerResumed { consumer_id },
+            Notification::ConsumerScore {
+                consumer_id,
+                score: serde_json::json!({"score": 10, "producerScore": 10, "producerScores": [10]}),
+            },
+            Notification::ConsumerLayersChanged {
+                consumer_id,
+                spatial_layer: None,
+                temporal_layer: None,
+            },
+            Notification::ActiveSpeaker {
+                peer_id,
+                producer_id,
+            },
+            Notification::RoomMoved {
+                room: "demo".into(),
+                reason: "media node failed".into(),
+            },
+            Notification::ShuttingDown {},
+        ]
+    }
+
+    #[test]
+    fn frames_have_the_documented_shape() {
+        let frame = Notification::NewProducer {
+            peer_id: PeerId::nil(),
+            producer_id: ProducerId(uuid::Uuid::nil()),
+            kind: Kind::Audio,
+        }
+        .to_frame();
+        let nil = "00000000-0000-0000-0000-000000000000";
+        assert_eq!(
+            frame,
+            format!(
+                r#"{{"notification":"newProducer","data":{{"peerId":"{nil}","producerId":"{nil}","kind":"audio"}}}}"#
+            )
+        );
+        assert_eq!(
+            Notification::ShuttingDown {}.to_frame(),
+            r#"{"notification":"shuttingDown","data":{}}"#
+        );
+        for notification in one_of_each() {
+            let back: Notification = serde_json::from_str(&notification.to_frame()).unwrap();
+            assert_eq!(back, notification);
+        }
+    }
+
+    /// The table of docs/protocol.md lists exactly the notifications of this enum, and every
+    /// example frame in the document parses as one.
+    #[test]
+    fn docs_protocol_md_matches_the_enum() {
+        let section = PROTOCOL_MD
+            .split("## Notifications")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .expect("a Notifications section");
+        let documented: BTreeSet<String> = section
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .flat_map(|l| {
+                let names = l.split('|').nth(1).unwrap_or_default();
+                names
+                    .split(',')
+                    .map(|n| n.trim().trim_matches('`').to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let implemented: BTreeSet<String> = one_of_each()
+            .iter()
+            .map(|n| {
+                serde_json::to_value(n).unwrap()["notification"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(documented, implemented);
+        let examples: Vec<&str> = PROTOCOL_MD
+            .lines()
+            .filter(|l| l.starts_with(r#"{"notification""#))
+            .collect();
+        assert!(!examples.is_empty());
+        for example in examples {
+            serde_json::from_str::<Notification>(example)
+                .unwrap_or_else(|e| panic!("docs/protocol.md example {example}: {e}"));
+        }
+    }
+}
