@@ -5,8 +5,7 @@ use ipc::messages::{ConsumerId, ProducerId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::protocol::Kind;
-use crate::rooms::PeerId;
+use crate::protocol::{Kind, PeerId};
 
 /// What the server pushes to a client.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

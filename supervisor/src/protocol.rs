@@ -160,6 +160,9 @@ pub fn error_answer(id: Option<u64>, error: &ClientError) -> String {
     .to_string()
 }
 
+/// A connected client, for the life of its WebSocket (`peerId` on the wire).
+pub type PeerId = uuid::Uuid;
+
 /// Checks a room name: 1–64 characters of `A–Z a–z 0–9 _ - .`.
 pub fn validate_room(room: &str) -> Result<(), ClientError> {
     let ok = (1..=64).contains(&room.len())

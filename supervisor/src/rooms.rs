@@ -15,7 +15,6 @@ use ipc::messages::{
 use monitor_api::EventKind;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
-use uuid::Uuid;
 
 use crate::event_bus::EventBus;
 use crate::metrics::Metrics;
@@ -32,8 +31,7 @@ use crate::protocol::{
 /// How long a join waits for a media node when none is ready.
 const NODE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// A connected client, for the life of its WebSocket.
-pub type PeerId = Uuid;
+pub use crate::protocol::PeerId;
 
 /// Limits on what clients may do.
 #[derive(Clone, Debug)]
