@@ -4,14 +4,14 @@
 //! offer and `start`ing it. Same synthetic media and checks as against our SFU.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid};
-use str0m::{Candidate, Rtc, RtcConfig};
+use str0m::{Rtc, RtcConfig};
 use tokio::net::UdpSocket;
 use tokio::sync::{watch, Mutex};
 
@@ -20,7 +20,7 @@ use crate::janus_api::{
     VideoRoomRequest,
 };
 use crate::media::{publisher_tag, Kind};
-use crate::participant::{failed, Failed, Record};
+use crate::participant::{self, failed, Failed, Record};
 use crate::transport::{RecvTrack, Transport};
 
 /// ICE and DTLS must be up within this.
@@ -233,15 +233,10 @@ fn sdp_rtc() -> Rtc {
         .build(Instant::now())
 }
 
+/// A socket for one PeerConnection, its host candidate already given to `rtc`.
 async fn local_socket(target: &JanusTarget, rtc: &mut Rtc) -> Result<UdpSocket, Failed> {
-    let socket = UdpSocket::bind(SocketAddr::new(target.local_ip, 0))
-        .await
-        .map_err(|e| failed("socket", format!("bind UDP: {e}")))?;
-    let local = socket
-        .local_addr()
-        .map_err(|e| failed("socket", e.to_string()))?;
-    let candidate = Candidate::host(local, "udp").map_err(|e| failed("ice_dtls", e.to_string()))?;
-    rtc.add_local_candidate(candidate);
+    let (socket, host) = participant::local_socket(target.local_ip).await?;
+    rtc.add_local_candidate(host);
     Ok(socket)
 }
 

@@ -1,8 +1,12 @@
 //! What every simulated participant shares with the run, whatever the SFU it talks to: its
 //! plan (room, name, what it publishes) and its record (join time, error, transports).
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use str0m::Candidate;
+use tokio::net::UdpSocket;
 
 use crate::media::{publisher_tag, Kind};
 use crate::transport::{Layer, SendTrack, Shared};
@@ -157,4 +161,16 @@ pub fn failed(code: &str, message: impl Into<String>) -> Failed {
         code: code.into(),
         message: message.into(),
     }
+}
+
+/// A UDP socket on `ip` for one transport, and its host candidate.
+pub async fn local_socket(ip: IpAddr) -> Result<(UdpSocket, Candidate), Failed> {
+    let socket = UdpSocket::bind(SocketAddr::new(ip, 0))
+        .await
+        .map_err(|e| failed("socket", format!("bind UDP: {e}")))?;
+    let local = socket
+        .local_addr()
+        .map_err(|e| failed("socket", e.to_string()))?;
+    let host = Candidate::host(local, "udp").map_err(|e| failed("ice_dtls", e.to_string()))?;
+    Ok((socket, host))
 }

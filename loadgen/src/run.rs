@@ -1,7 +1,6 @@
 //! One load run: participants join at the chosen rate, media flows for the chosen time while
 //! a progress line is printed every second, then everything is counted and everyone leaves.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -241,7 +240,6 @@ async fn print_progress(
                     packets += s.packets;
                     lost += s.lost();
                 }
-                let _ = transport.packets_sent.load(Ordering::Relaxed);
             }
         }
         let cpu = CpuSample::now();

@@ -12,11 +12,10 @@ use str0m::config::{DtlsVersion, Fingerprint as DtlsFingerprint};
 use str0m::format::{Codec, FormatParams};
 use str0m::media::{Frequency, Pt};
 use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
-use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
 use crate::media::{publisher_tag, Kind};
-use crate::participant::{failed, Failed, Record};
+use crate::participant::{failed, local_socket, Failed, Record};
 use crate::sfu_signaling::{
     CodecParameters, Consumed, DtlsParameters, Empty, Encoding, Fingerprint, Joined, Notification,
     Produced, Request, Rtcp, RtcpFeedback, RtpParameters, RtxSsrc, SfuSignaling, SignalingError,
@@ -334,13 +333,8 @@ async fn open_transport(
     let server: TransportCreated = signaling
         .call(Request::CreateWebRtcTransport { direction })
         .await?;
-    let socket = UdpSocket::bind(SocketAddr::new(target.local_ip, 0))
-        .await
-        .map_err(|e| failed("socket", format!("bind UDP: {e}")))?;
-    let local = socket
-        .local_addr()
-        .map_err(|e| failed("socket", e.to_string()))?;
-    let (rtc, dtls_parameters) = direct_rtc(&server, pts, local)?;
+    let (socket, host) = local_socket(target.local_ip).await?;
+    let (rtc, dtls_parameters) = direct_rtc(&server, pts, host)?;
     let transport = Transport::spawn(rtc, socket);
     let _: Empty = signaling
         .call(Request::ConnectWebRtcTransport {
@@ -360,7 +354,7 @@ async fn open_transport(
 fn direct_rtc(
     server: &TransportCreated,
     pts: PayloadTypes,
-    local: SocketAddr,
+    host: Candidate,
 ) -> Result<(Rtc, DtlsParameters), Failed> {
     let mut config = RtcConfig::new()
         .set_ice_lite(false)
@@ -385,7 +379,6 @@ fn direct_rtc(
         FormatParams::default(),
     );
     let mut rtc = config.build(Instant::now());
-    let host = Candidate::host(local, "udp").map_err(|e| failed("ice_dtls", e.to_string()))?;
     rtc.add_local_candidate(host);
     let remote = server
         .ice_candidates

@@ -3,6 +3,7 @@
 //! (answering PLI/FIR with a key frame and NACKs with RTX, which str0m does from its send
 //! cache), and accounts for every packet of its receive tracks in [`StreamStats`].
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -278,16 +279,14 @@ async fn poll(
                 }
                 Event::RtpPacket(packet) => {
                     let ssrc = *packet.header.ssrc;
-                    let mid = match mids_by_ssrc.get(&ssrc) {
-                        Some(mid) => Some(mid.clone()),
-                        None => rtc.direct_api().stream_rx(&packet.header.ssrc).map(|s| {
-                            let mid = s.mid().to_string();
-                            mids_by_ssrc.insert(ssrc, mid.clone());
-                            mid
-                        }),
-                    };
+                    if let Entry::Vacant(slot) = mids_by_ssrc.entry(ssrc) {
+                        // First packet of an SSRC: learn its mid once (SDP-negotiated streams).
+                        if let Some(stream) = rtc.direct_api().stream_rx(&packet.header.ssrc) {
+                            slot.insert(stream.mid().to_string());
+                        }
+                    }
                     let mut streams = shared.streams.lock().map_err(|e| e.to_string())?;
-                    match mid.and_then(|mid| streams.get_mut(&mid)) {
+                    match mids_by_ssrc.get(&ssrc).and_then(|mid| streams.get_mut(mid)) {
                         Some(stats) => {
                             stats.handle_packet(packet.timestamp, *packet.seq_no, &packet.payload)
                         }
