@@ -61,9 +61,6 @@ pub struct Request {
     pub query: Query,
 }
 
-/// Largest request id (JavaScript's safe integers), so that any client can echo it.
-const MAX_ID: u64 = (1 << 53) - 1;
-
 #[derive(Deserialize)]
 struct RoomArgs {
     room: String,
@@ -76,27 +73,11 @@ struct SubscribeArgs {
 }
 
 impl Request {
-    /// Reads a request off the wire. On error, the id to answer with (when it could be
-    /// read) and why.
+    /// Reads a request off the wire (the envelope as on `/ws`, see the `envelope` crate). On
+    /// error, the id to answer with (when it could be read) and why.
     pub fn parse(text: &str) -> Result<Request, (Option<u64>, ApiError)> {
-        let bad = |id, message: String| (id, ApiError::new(ErrorCode::BadRequest, message));
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| bad(None, format!("not JSON: {e}")))?;
-        let Value::Object(mut object) = value else {
-            return Err(bad(None, "a request is a JSON object".into()));
-        };
-        let id = object
-            .get("id")
-            .and_then(Value::as_u64)
-            .filter(|&id| id <= MAX_ID)
-            .ok_or_else(|| bad(None, "\"id\" must be an integer from 0 to 2^53-1".into()))?;
-        let Some(Value::String(method)) = object.remove("method") else {
-            return Err(bad(Some(id), "\"method\" must be a string".into()));
-        };
-        let data = match object.remove("data") {
-            None | Some(Value::Null) => Value::Object(Default::default()),
-            Some(data) => data,
-        };
+        let envelope::Envelope { id, method, data } = envelope::Envelope::parse(text)
+            .map_err(|e| (e.id, ApiError::new(ErrorCode::BadRequest, e.message)))?;
         fn args<T: serde::de::DeserializeOwned>(
             id: u64,
             method: &str,

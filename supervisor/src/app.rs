@@ -145,7 +145,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             wait_for_stop_signal().await;
             tracing::info!("stopping: no new joins, closing nodes");
             rooms.start_shutdown();
-            rooms.notify_all(crate::notification::Notification::ShuttingDown {});
             pool.shutdown_all();
             stopping.notify_one();
         }

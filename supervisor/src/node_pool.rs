@@ -82,6 +82,11 @@ impl NodePool {
         self.nodes().values().cloned().collect()
     }
 
+    /// The ready node `id`, if it still is.
+    pub fn link(&self, id: NodeId) -> Option<Arc<NodeLink>> {
+        self.nodes().get(&id).cloned()
+    }
+
     /// Nodes running or starting (what counts against `--max-nodes`).
     pub fn running(&self) -> u32 {
         self.nodes().len() as u32 + self.starting.load(Ordering::Relaxed)

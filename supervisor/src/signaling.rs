@@ -12,31 +12,10 @@ use uuid::Uuid;
 
 use crate::metrics::Metrics;
 use crate::protocol::{
-    error_answer, ok_answer, parse_data, parse_envelope, ClientError, ConnectTransportArgs,
-    ConsumerArgs, CreateTransportArgs, ErrorCode, PreferredLayersArgs, ProducerArgs, TransportArgs,
+    error_answer, ok_answer, read_frame, Answer, ClientError, ErrorCode, Method, PeerId, Request,
     MAX_MESSAGE_BYTES,
 };
-use crate::rooms::{ConsumerAction, Outbox, PeerId, ProducerAction, Rooms};
-
-/// Every method of docs/protocol.md.
-const KNOWN_METHODS: &[&str] = &[
-    "join",
-    "leave",
-    "getRouterRtpCapabilities",
-    "createWebRtcTransport",
-    "connectWebRtcTransport",
-    "restartIce",
-    "closeTransport",
-    "produce",
-    "consume",
-    "pauseProducer",
-    "resumeProducer",
-    "closeProducer",
-    "pauseConsumer",
-    "resumeConsumer",
-    "closeConsumer",
-    "setConsumerPreferredLayers",
-];
+use crate::rooms::Rooms;
 
 /// Frames a session may have queued for its client before notifications are dropped.
 const OUTBOX_CAPACITY: usize = 1024;
@@ -82,6 +61,7 @@ pub async fn serve(socket: WebSocket, rooms: Arc<Rooms>, metrics: Metrics) {
             }
         }
     });
+    rooms.connected(peer, outbox.clone());
     tracing::debug!(%peer, "client connected");
     let mut close_tx = Some(close_tx);
     let mut close = |code, reason: &str| {
@@ -108,7 +88,7 @@ pub async fn serve(socket: WebSocket, rooms: Arc<Rooms>, metrics: Metrics) {
                 close(close_code::SIZE, "message larger than 64 KiB");
                 break;
             }
-            Message::Text(text) => handle(&rooms, &metrics, peer, &outbox, text.as_str()).await,
+            Message::Text(text) => handle(&rooms, &metrics, peer, text.as_str()).await,
             Message::Binary(_) => {
                 metrics.signaling_error(ErrorCode::BadRequest.as_str());
                 error_answer(
@@ -127,33 +107,27 @@ pub async fn serve(socket: WebSocket, rooms: Arc<Rooms>, metrics: Metrics) {
         }
     }
     // Whatever the reason the socket ended, the peer leaves its room.
-    let _ = rooms.leave(peer).await;
+    rooms.disconnected(peer).await;
     drop(outbox);
     let _ = writer.await;
     tracing::debug!(%peer, "client disconnected");
 }
 
-async fn handle(
-    rooms: &Rooms,
-    metrics: &Metrics,
-    peer: PeerId,
-    outbox: &Outbox,
-    text: &str,
-) -> String {
-    let envelope = match parse_envelope(text) {
-        Ok(envelope) => envelope,
+async fn handle(rooms: &Rooms, metrics: &Metrics, peer: PeerId, text: &str) -> String {
+    let (id, method, data) = match read_frame(text) {
+        Ok(frame) => frame,
         Err((id, error)) => {
             tracing::debug!(%peer, "bad request: {error}");
             metrics.signaling_error(error.code.as_str());
             return error_answer(id, &error);
         }
     };
-    match dispatch(rooms, peer, outbox, &envelope.method, envelope.data).await {
-        Ok(data) => ok_answer(envelope.id, data),
+    match dispatch(rooms, peer, method, data).await {
+        Ok(answer) => ok_answer(id, &answer),
         Err(error) => {
-            tracing::debug!(%peer, method = %envelope.method, "request refused: {error}");
+            tracing::debug!(%peer, method = %method.name(), "request refused: {error}");
             metrics.signaling_error(error.code.as_str());
-            error_answer(Some(envelope.id), &error)
+            error_answer(Some(id), &error)
         }
     }
 }
@@ -161,74 +135,43 @@ async fn handle(
 async fn dispatch(
     rooms: &Rooms,
     peer: PeerId,
-    outbox: &Outbox,
-    method: &str,
+    method: Method,
     data: Value,
-) -> Result<Value, ClientError> {
-    // Every method but `join` needs a room; say so before looking at ids.
-    if !matches!(method, "join" | "leave")
-        && KNOWN_METHODS.contains(&method)
-        && !rooms.is_joined(peer)
-    {
+) -> Result<Answer, ClientError> {
+    // Every method but `join` and `leave` needs a room; say so before looking at its
+    // arguments.
+    if method.needs_room() && !rooms.is_joined(peer) {
         return Err(ClientError::new(ErrorCode::NotJoined, "join a room first"));
     }
-    match method {
-        "join" => {
-            rooms
-                .join(peer, outbox.clone(), parse_data(method, data)?)
-                .await
+    Ok(match Request::from_data(method, data)? {
+        Request::Join(args) => Answer::Joined(rooms.join(peer, args).await?),
+        Request::Leave => Answer::Done(rooms.leave(peer).await?),
+        Request::GetRouterRtpCapabilities => {
+            Answer::RouterCapabilities(rooms.router_rtp_capabilities(peer)?)
         }
-        "leave" => rooms.leave(peer).await,
-        "getRouterRtpCapabilities" => rooms.router_rtp_capabilities(peer),
-        "createWebRtcTransport" => {
-            let args: CreateTransportArgs = parse_data(method, data)?;
-            rooms.create_transport(peer, args.direction).await
+        Request::CreateWebRtcTransport(args) => {
+            Answer::TransportCreated(rooms.create_transport(peer, args.direction).await?)
         }
-        "connectWebRtcTransport" => {
-            let args: ConnectTransportArgs = parse_data(method, data)?;
+        Request::ConnectWebRtcTransport(args) => Answer::Done(
             rooms
                 .connect_transport(peer, &args.transport_id, args.dtls_parameters)
-                .await
+                .await?,
+        ),
+        Request::RestartIce(args) => {
+            Answer::IceRestarted(rooms.restart_ice(peer, &args.transport_id).await?)
         }
-        "restartIce" => {
-            let args: TransportArgs = parse_data(method, data)?;
-            rooms.restart_ice(peer, &args.transport_id).await
+        Request::CloseTransport(args) => {
+            Answer::Done(rooms.close_transport(peer, &args.transport_id).await?)
         }
-        "closeTransport" => {
-            let args: TransportArgs = parse_data(method, data)?;
-            rooms.close_transport(peer, &args.transport_id).await
-        }
-        "produce" => rooms.produce(peer, parse_data(method, data)?).await,
-        "consume" => rooms.consume(peer, parse_data(method, data)?).await,
-        "pauseProducer" | "resumeProducer" | "closeProducer" => {
-            let args: ProducerArgs = parse_data(method, data)?;
-            let action = match method {
-                "pauseProducer" => ProducerAction::Pause,
-                "resumeProducer" => ProducerAction::Resume,
-                _ => ProducerAction::Close,
-            };
-            rooms.producer_action(peer, &args.producer_id, action).await
-        }
-        "pauseConsumer" | "resumeConsumer" | "closeConsumer" => {
-            let args: ConsumerArgs = parse_data(method, data)?;
-            let action = match method {
-                "pauseConsumer" => ConsumerAction::Pause,
-                "resumeConsumer" => ConsumerAction::Resume,
-                _ => ConsumerAction::Close,
-            };
-            rooms.consumer_action(peer, &args.consumer_id, action).await
-        }
-        "setConsumerPreferredLayers" => {
-            let args: PreferredLayersArgs = parse_data(method, data)?;
-            let action = ConsumerAction::PreferredLayers {
-                spatial: args.spatial_layer,
-                temporal: args.temporal_layer,
-            };
-            rooms.consumer_action(peer, &args.consumer_id, action).await
-        }
-        _ => Err(ClientError::new(
-            ErrorCode::UnknownMethod,
-            format!("unknown method {method:?} (see docs/protocol.md)"),
-        )),
-    }
+        Request::Produce(args) => Answer::Produced(rooms.produce(peer, args).await?),
+        Request::Consume(args) => Answer::Consumed(rooms.consume(peer, args).await?),
+        Request::Producer {
+            producer_id,
+            action,
+        } => Answer::Done(rooms.producer_action(peer, &producer_id, action).await?),
+        Request::Consumer {
+            consumer_id,
+            action,
+        } => Answer::Done(rooms.consumer_action(peer, &consumer_id, action).await?),
+    })
 }

@@ -13,9 +13,12 @@ use monitor_api::{
 };
 
 use crate::metrics::Metrics;
+use crate::node_link::{NodeId, NodeLink};
 use crate::node_pool::NodePool;
 use crate::protocol::Kind;
-use crate::rooms::{Peer, PeerId, Room, Rooms};
+use crate::protocol::PeerId;
+use crate::rooms::core::{Peer, Room};
+use crate::rooms::Rooms;
 
 /// Answers monitor queries.
 pub struct Stats {
@@ -67,7 +70,7 @@ impl Stats {
 
     /// Every ready node with its workers.
     pub fn nodes(&self) -> Vec<NodeInfo> {
-        node_infos(&details(&self.rooms, None), &self.samples())
+        node_infos(&details(&self.rooms, &self.pool, None), &self.samples())
     }
 
     /// SFU-wide numbers.
@@ -88,12 +91,17 @@ impl Stats {
 
     /// Every room, by name.
     pub fn rooms(&self) -> Vec<RoomInfo> {
-        details(&self.rooms, None).iter().map(room_info).collect()
+        details(&self.rooms, &self.pool, None)
+            .iter()
+            .map(room_info)
+            .collect()
     }
 
     /// One room in detail.
     pub fn room(&self, name: &str) -> Option<RoomDetail> {
-        details(&self.rooms, Some(name)).into_iter().next()
+        details(&self.rooms, &self.pool, Some(name))
+            .into_iter()
+            .next()
     }
 }
 
@@ -194,20 +202,22 @@ pub fn summarize(nodes: &[NodeInfo]) -> Summary {
 /// Every room (or only the one named `only`) as the monitor shows it: placement, peers in
 /// the order they joined, what each sends and receives, with the latest media statistics
 /// of the room's node.
-fn details(rooms: &Rooms, only: Option<&str>) -> Vec<RoomDetail> {
+fn details(rooms: &Rooms, pool: &NodePool, only: Option<&str>) -> Vec<RoomDetail> {
+    let links: HashMap<NodeId, Arc<NodeLink>> =
+        pool.ready().into_iter().map(|l| (l.id, l)).collect();
     let mut details: Vec<RoomDetail> = rooms.inspect(|rooms| {
         rooms
             .iter()
             .filter(|(id, _)| only.is_none_or(|name| id.0 == name))
-            .map(|(id, room)| room_detail(id, room))
+            .map(|(id, room)| room_detail(id, room, links.get(&room.node)))
             .collect()
     });
     details.sort_by(|a, b| a.room.cmp(&b.room));
     details
 }
 
-fn room_detail(id: &RoomId, room: &Room) -> RoomDetail {
-    let stats = room.link.room_stats(id);
+fn room_detail(id: &RoomId, room: &Room, link: Option<&Arc<NodeLink>>) -> RoomDetail {
+    let stats = link.and_then(|l| l.room_stats(id));
     // Indexed once: a full room has thousands of consumers.
     let producer_stats: HashMap<ProducerId, &ProducerStats> = stats
         .iter()
@@ -224,7 +234,7 @@ fn room_detail(id: &RoomId, room: &Room) -> RoomDetail {
     RoomDetail {
         room: id.0.clone(),
         node: room.node.to_string(),
-        node_pid: room.link.hello.pid,
+        node_pid: link.map_or(0, |l| l.hello.pid),
         worker: room.worker,
         age_secs: room.created_at.elapsed().as_secs(),
         participants: peers

@@ -1,120 +1,49 @@
-//! The rooms the supervisor knows: which node hosts each, its peers and what each peer owns
-//! (transports, producers, consumers). Every client method lands here, is checked against
-//! this directory, and is forwarded to the room's node; node events come back here and are
-//! relayed to the peers concerned. This module holds the directory and the helpers; joining
-//! and leaving, media requests and node events each have their own.
+//! The rooms of the SFU, performed: [`core::RoomCore`] decides, this layer carries its
+//! decisions out. It holds the core under a short lock (never across a call to a node), the
+//! sessions' outboxes, and one lock per room so that joins and leaves of a room are ordered
+//! (it is created once and closed when really empty) while other rooms go on, even when one
+//! waits for a node. Joining and leaving are in `membership`, media requests in `media`.
 
+pub mod core;
 mod media;
 mod membership;
-mod node_events;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Instant;
 
-use ipc::messages::{ConsumerId, Json, MediaKind, NodeErrorCode, ProducerId, RoomId, TransportId};
-use serde_json::Value;
+use ipc::messages::{NodeErrorCode, NodeEvent, RoomId};
 use tokio::sync::mpsc;
 
+use self::core::{Cleanup, MetricChange, Output, Room, RoomCore};
 use crate::event_bus::EventBus;
 use crate::metrics::Metrics;
 use crate::node_link::{LinkError, NodeId, NodeLink};
 use crate::node_pool::NodePool;
-use crate::notification::Notification;
-use crate::protocol::{ClientError, Direction, ErrorCode, Kind};
+use crate::protocol::{ClientError, ErrorCode, PeerId};
 
-/// How long a join waits for a media node when none is ready.
-const NODE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-
-pub use crate::protocol::PeerId;
-
-/// Limits on what clients may do.
-#[derive(Clone, Debug)]
-pub struct Limits {
-    /// Peers in one room.
-    pub max_peers_per_room: usize,
-    /// Producers of one peer.
-    pub max_producers_per_peer: usize,
-    /// Token a `join` must carry, if any.
-    pub join_token: Option<String>,
-    /// Consumers one mediasoup worker takes before it counts as full.
-    pub max_consumers_per_worker: u32,
-    /// Node processes the pool may grow to.
-    pub max_nodes: u32,
-}
+pub use self::core::Limits;
 
 /// Where a session's outgoing frames go (bounded: a client that does not read loses
 /// notifications rather than growing the supervisor's memory).
 pub type Outbox = mpsc::Sender<String>;
 
-pub(crate) struct Room {
-    pub(crate) node: NodeId,
-    pub(crate) link: Arc<NodeLink>,
-    pub(crate) worker: u32,
-    rtp_capabilities: Value,
-    pub(crate) created_at: Instant,
-    pub(crate) peers: BTreeMap<PeerId, Peer>,
+/// What the core's lock guards: the core and where to deliver what it says to each peer.
+struct State {
+    core: RoomCore,
+    outboxes: HashMap<PeerId, Outbox>,
 }
 
-pub(crate) struct Peer {
-    pub(crate) display_name: String,
-    pub(crate) joined_at: Instant,
-    outbox: Outbox,
-    pub(crate) transports: HashMap<TransportId, Direction>,
-    pub(crate) producers: HashMap<ProducerId, ProducerEntry>,
-    pub(crate) consumers: HashMap<ConsumerId, ConsumerEntry>,
-}
-
-pub(crate) struct ProducerEntry {
-    pub(crate) kind: Kind,
-    transport: TransportId,
-    /// MIME type of the first codec of its RTP parameters (what it sends).
-    pub(crate) codec: String,
-}
-
-pub(crate) struct ConsumerEntry {
-    pub(crate) producer: ProducerId,
-    transport: TransportId,
-    pub(crate) kind: MediaKind,
-}
-
-#[derive(Default)]
-struct Directory {
-    rooms: HashMap<RoomId, Room>,
-    peer_room: HashMap<PeerId, RoomId>,
-}
+/// Requests for nodes the core asked for, performed once its lock is released.
+#[must_use = "cleanups close what would otherwise leak on a node"]
+struct Cleanups(Vec<(NodeId, Cleanup)>);
 
 /// The rooms of the SFU.
 pub struct Rooms {
     pool: Arc<NodePool>,
-    limits: Limits,
-    directory: Mutex<Directory>,
-    /// One lock per room: joins and leaves of a room are ordered (it is created once and
-    /// closed when really empty) while other rooms go on, even when this one waits for a node.
+    state: Mutex<State>,
     room_locks: Mutex<HashMap<RoomId, Weak<tokio::sync::Mutex<()>>>>,
-    shutting_down: AtomicBool,
     monitor: EventBus,
     metrics: Metrics,
-}
-
-fn send(outbox: &Outbox, frame: String) {
-    if outbox.try_send(frame).is_err() {
-        tracing::warn!("dropping a notification for a client that does not keep up");
-    }
-}
-
-fn notify(peer: &Peer, notification: Notification) {
-    send(&peer.outbox, notification.to_frame());
-}
-
-/// Sends one notification to many peers, serialized once: a join notifies every peer of the
-/// room, so this is quadratic in the room's size and dominates the supervisor under load.
-fn broadcast<'a>(peers: impl IntoIterator<Item = &'a Peer>, notification: Notification) {
-    let frame = notification.to_frame();
-    for peer in peers {
-        send(&peer.outbox, frame.clone());
-    }
 }
 
 fn link_error(error: LinkError) -> ClientError {
@@ -133,32 +62,74 @@ fn link_error(error: LinkError) -> ClientError {
     }
 }
 
-fn json_value(json: &Json) -> Result<Value, ClientError> {
-    serde_json::from_str(&json.0)
-        .map_err(|e| ClientError::new(ErrorCode::Internal, format!("node sent invalid JSON: {e}")))
-}
-
-fn not_joined() -> ClientError {
-    ClientError::new(ErrorCode::NotJoined, "join a room first")
-}
-
-fn not_found(what: &str, id: impl std::fmt::Display) -> ClientError {
-    ClientError::new(ErrorCode::NotFound, format!("no {what} {id}"))
-}
-
 impl Rooms {
     /// No rooms yet; new ones go on the nodes of `pool`. What happens is published on
     /// `monitor` and counted in `metrics`.
     pub fn new(pool: Arc<NodePool>, limits: Limits, monitor: EventBus, metrics: Metrics) -> Self {
         Self {
             pool,
-            limits,
-            directory: Mutex::new(Directory::default()),
+            state: Mutex::new(State {
+                core: RoomCore::new(limits),
+                outboxes: HashMap::new(),
+            }),
             room_locks: Mutex::new(HashMap::new()),
-            shutting_down: AtomicBool::new(false),
             monitor,
             metrics,
         }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the core, then delivers what it queued: notifications, monitor events and
+    /// metrics at once (none of them blocks), requests for nodes returned to be performed.
+    fn with_core<T>(&self, f: impl FnOnce(&mut RoomCore) -> T) -> (T, Cleanups) {
+        let mut state = self.state();
+        let value = f(&mut state.core);
+        let mut cleanups = Vec::new();
+        while let Some(output) = state.core.poll_output() {
+            match output {
+                Output::Notify { to, notification } => {
+                    // Serialized once: a join notifies every peer of the room, so this is
+                    // quadratic in the room's size and dominates the supervisor under load.
+                    let frame = notification.to_frame();
+                    for peer in to {
+                        let Some(outbox) = state.outboxes.get(&peer) else {
+                            continue;
+                        };
+                        if outbox.try_send(frame.clone()).is_err() {
+                            tracing::warn!(%peer, "dropping a notification for a client that does not keep up");
+                        }
+                    }
+                }
+                Output::Monitor(event) => self.monitor.publish(event),
+                Output::Metric(MetricChange::Joined) => self.metrics.joined(),
+                Output::Node { node, cleanup } => cleanups.push((node, cleanup)),
+            }
+        }
+        (value, Cleanups(cleanups))
+    }
+
+    /// Runs `f` on the core where nobody waits for the node requests it may queue: they are
+    /// performed in the background.
+    fn with_core_detached<T>(&self, f: impl FnOnce(&mut RoomCore) -> T) -> T {
+        let (value, cleanups) = self.with_core(f);
+        if !cleanups.0.is_empty() {
+            let pool = self.pool.clone();
+            tokio::spawn(async move { perform(&pool, cleanups).await });
+        }
+        value
+    }
+
+    /// The link to `node`, or `node_unavailable` if it is gone.
+    fn link(&self, node: NodeId) -> Result<Arc<NodeLink>, ClientError> {
+        self.pool.link(node).ok_or_else(|| {
+            ClientError::new(
+                ErrorCode::NodeUnavailable,
+                format!("the room's node {node} is gone"),
+            )
+        })
     }
 
     /// The lock ordering the joins and leaves of `room`.
@@ -174,83 +145,60 @@ impl Rooms {
         lock
     }
 
-    fn directory(&self) -> MutexGuard<'_, Directory> {
-        self.directory.lock().unwrap_or_else(|p| p.into_inner())
+    /// A client connected: what the core tells `peer` goes to `outbox`.
+    pub fn connected(&self, peer: PeerId, outbox: Outbox) {
+        self.state().outboxes.insert(peer, outbox);
     }
 
-    /// The room of `peer`, its node, and what `f` reads from the peer's state.
-    fn with_peer<T>(
-        &self,
-        peer: PeerId,
-        f: impl FnOnce(&mut Peer) -> Result<T, ClientError>,
-    ) -> Result<(RoomId, Arc<NodeLink>, T), ClientError> {
-        let mut directory = self.directory();
-        let room_id = directory
-            .peer_room
-            .get(&peer)
-            .cloned()
-            .ok_or_else(not_joined)?;
-        let room = directory.rooms.get_mut(&room_id).ok_or_else(not_joined)?;
-        let link = room.link.clone();
-        let peer_state = room.peers.get_mut(&peer).ok_or_else(not_joined)?;
-        let value = f(peer_state)?;
-        Ok((room_id, link, value))
+    /// A client's connection ended: it leaves its room, and is told nothing more.
+    pub async fn disconnected(&self, peer: PeerId) {
+        let _ = self.leave(peer).await;
+        self.state().outboxes.remove(&peer);
     }
 
     /// Whether `peer` is in a room.
     pub fn is_joined(&self, peer: PeerId) -> bool {
-        self.directory().peer_room.contains_key(&peer)
+        self.state().core.is_joined(peer)
     }
 
-    /// Refuses new joins from now on.
+    /// Refuses new joins from now on and tells every joined peer (`shuttingDown`).
     pub fn start_shutdown(&self) {
-        self.shutting_down.store(true, Ordering::SeqCst);
+        self.with_core_detached(RoomCore::handle_shutdown);
     }
 
-    /// Runs `f` on the rooms as they are now (under the directory's lock: keep it short,
-    /// never a call to a node).
+    /// Runs `f` on the rooms as they are now (under the core's lock: keep it short, never a
+    /// call to a node).
     pub(crate) fn inspect<T>(&self, f: impl FnOnce(&HashMap<RoomId, Room>) -> T) -> T {
-        f(&self.directory().rooms)
+        f(self.state().core.rooms())
     }
 
-    /// Sends `notification` to every joined peer (used at shutdown).
-    pub fn notify_all(&self, notification: Notification) {
-        let directory = self.directory();
-        broadcast(
-            directory
-                .rooms
-                .values()
-                .flat_map(|room| room.peers.values()),
-            notification,
-        );
+    /// Relays what a node reported to the peers it concerns.
+    pub fn on_node_event(&self, node: NodeId, event: NodeEvent) {
+        self.with_core_detached(|core| core.handle_node_event(node, event));
+    }
+
+    /// A node is gone: its rooms are lost and their peers told to join again.
+    pub fn on_node_lost(&self, node: NodeId, reason: &str) {
+        self.with_core_detached(|core| core.handle_node_lost(node, reason));
     }
 }
 
-/// What to do to a producer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProducerAction {
-    /// Pause.
-    Pause,
-    /// Resume.
-    Resume,
-    /// Close.
-    Close,
-}
-
-/// What to do to a consumer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConsumerAction {
-    /// Pause.
-    Pause,
-    /// Resume.
-    Resume,
-    /// Close.
-    Close,
-    /// Prefer these layers.
-    PreferredLayers {
-        /// Spatial layer.
-        spatial: u8,
-        /// Temporal layer.
-        temporal: Option<u8>,
-    },
+/// Sends the core's cleanups to their nodes, in order; a failure is logged (what it would
+/// close goes away with its router or node anyway).
+async fn perform(pool: &NodePool, cleanups: Cleanups) {
+    for (node, cleanup) in cleanups.0 {
+        let Some(link) = pool.link(node) else {
+            continue;
+        };
+        let result = match cleanup.clone() {
+            Cleanup::CloseRouter(c) => link.call(c).await,
+            Cleanup::CloseTransport(c) => link.call(c).await,
+            Cleanup::CloseProducer(c) => link.call(c).await,
+            Cleanup::CloseConsumer(c) => link.call(c).await,
+        };
+        match result {
+            Ok(()) => tracing::debug!(%node, ?cleanup, "cleaned up"),
+            Err(e) => tracing::warn!(%node, ?cleanup, "cleanup failed: {e}"),
+        }
+    }
 }

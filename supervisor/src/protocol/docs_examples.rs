@@ -1,0 +1,137 @@
+//! docs/protocol.md held to the types: every request example of its "Methods" section must
+//! parse as that request, every answer example as that method's answer, and every method of
+//! [`Method`] must have an example, so the document cannot drift from the code.
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::*;
+
+const PROTOCOL_MD: &str = include_str!("../../../docs/protocol.md");
+
+/// The one-line JSON examples of the "Methods" section, in order.
+fn method_examples() -> Vec<&'static str> {
+    let start = PROTOCOL_MD.find("## Methods").expect("a Methods section");
+    let end = PROTOCOL_MD[start..]
+        .find("## Notifications")
+        .map_or(PROTOCOL_MD.len(), |i| start + i);
+    let mut in_json = false;
+    let mut examples = Vec::new();
+    for line in PROTOCOL_MD[start..end].lines() {
+        match line.trim() {
+            "```json" => in_json = true,
+            "```" => in_json = false,
+            example if in_json && !example.is_empty() => examples.push(example),
+            _ => {}
+        }
+    }
+    examples
+}
+
+fn strict<T: DeserializeOwned>(data: &Value, example: &str) -> T {
+    serde_json::from_value(data.clone()).unwrap_or_else(|e| panic!("{e}: {example}"))
+}
+
+/// `data` of a success answer, read as the answer `method` gives.
+fn answer_of(method: Method, data: &Value, example: &str) -> Answer {
+    match method {
+        Method::Join => Answer::Joined(strict(data, example)),
+        Method::GetRouterRtpCapabilities => Answer::RouterCapabilities(strict(data, example)),
+        Method::CreateWebRtcTransport => Answer::TransportCreated(strict(data, example)),
+        Method::RestartIce => Answer::IceRestarted(strict(data, example)),
+        Method::Produce => Answer::Produced(strict(data, example)),
+        Method::Consume => Answer::Consumed(strict(data, example)),
+        _ => Answer::Done(strict(data, example)),
+    }
+}
+
+#[test]
+fn every_method_example_parses_as_its_request_and_its_answer() {
+    let examples = method_examples();
+    assert!(examples.len() >= 20, "{} examples", examples.len());
+    let mut asked: Option<(u64, Method)> = None;
+    let mut documented = Vec::new();
+    for example in examples {
+        let frame: Value =
+            serde_json::from_str(example).unwrap_or_else(|e| panic!("{e}: {example}"));
+        if frame.get("method").is_some() {
+            let (id, method, data) =
+                read_frame(example).unwrap_or_else(|(_, e)| panic!("{e}: {example}"));
+            Request::from_data(method, data).unwrap_or_else(|e| panic!("{e}: {example}"));
+            documented.push(method);
+            asked = Some((id, method));
+        } else {
+            let (id, method) = asked.take().expect("an answer follows its request");
+            assert_eq!(frame["id"], id, "{example}");
+            assert_eq!(frame["ok"], true, "{example}");
+            let answer = answer_of(method, &frame["data"], example);
+            // And what the server would send for it is the example itself.
+            let sent: Value = serde_json::from_str(&ok_answer(id, &answer)).unwrap();
+            assert_eq!(sent, frame, "{example}");
+        }
+    }
+    for method in ALL {
+        match how_documented(method) {
+            Documented::Example => {
+                assert!(
+                    documented.contains(&method),
+                    "no example of {}",
+                    method.name()
+                )
+            }
+            Documented::Table => assert!(
+                PROTOCOL_MD.contains(&format!("`{}`", method.name())),
+                "{} is not in the table",
+                method.name()
+            ),
+        }
+    }
+}
+
+/// Every method (the match below does not compile when one is added and not listed).
+const ALL: [Method; 16] = [
+    Method::Join,
+    Method::Leave,
+    Method::GetRouterRtpCapabilities,
+    Method::CreateWebRtcTransport,
+    Method::ConnectWebRtcTransport,
+    Method::RestartIce,
+    Method::CloseTransport,
+    Method::Produce,
+    Method::Consume,
+    Method::PauseProducer,
+    Method::ResumeProducer,
+    Method::CloseProducer,
+    Method::PauseConsumer,
+    Method::ResumeConsumer,
+    Method::CloseConsumer,
+    Method::SetConsumerPreferredLayers,
+];
+
+enum Documented {
+    /// A request/answer pair of its own.
+    Example,
+    /// A row of the "Pause, resume, close" table, which shares one example.
+    Table,
+}
+
+fn how_documented(method: Method) -> Documented {
+    match method {
+        Method::Join
+        | Method::Leave
+        | Method::GetRouterRtpCapabilities
+        | Method::CreateWebRtcTransport
+        | Method::ConnectWebRtcTransport
+        | Method::RestartIce
+        | Method::Produce
+        | Method::Consume
+        | Method::ResumeConsumer
+        | Method::SetConsumerPreferredLayers => Documented::Example,
+        Method::CloseTransport
+        | Method::PauseProducer
+        | Method::ResumeProducer
+        | Method::CloseProducer
+        | Method::PauseConsumer
+        | Method::CloseConsumer => Documented::Table,
+    }
+}

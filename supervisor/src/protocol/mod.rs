@@ -1,0 +1,263 @@
+//! The client signaling protocol of `/ws` (docs/protocol.md): frames, error codes, the
+//! methods' arguments and their validation. Plain functions, no I/O.
+
+mod answers;
+#[cfg(test)]
+mod docs_examples;
+mod requests;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+pub use answers::*;
+pub use requests::*;
+
+/// Largest text frame a client may send; larger closes the socket with 1009.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Error codes of error answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// Not JSON, not an object, missing or mistyped field.
+    BadRequest,
+    /// No such method.
+    UnknownMethod,
+    /// Well-typed but not acceptable.
+    InvalidArgument,
+    /// The method needs a joined room.
+    NotJoined,
+    /// `join` while in a room.
+    AlreadyJoined,
+    /// Token refused.
+    Unauthorized,
+    /// No such transport, producer or consumer of this peer.
+    NotFound,
+    /// The room is full.
+    RoomFull,
+    /// The peer has too many producers.
+    TooManyProducers,
+    /// Every worker is full and the node pool is at its cap.
+    Capacity,
+    /// The node hosting the room failed or timed out.
+    NodeUnavailable,
+    /// mediasoup refused the request.
+    MediaError,
+    /// The SFU is stopping.
+    ShuttingDown,
+    /// A bug.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::UnknownMethod => "unknown_method",
+            ErrorCode::InvalidArgument => "invalid_argument",
+            ErrorCode::NotJoined => "not_joined",
+            ErrorCode::AlreadyJoined => "already_joined",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::RoomFull => "room_full",
+            ErrorCode::TooManyProducers => "too_many_producers",
+            ErrorCode::Capacity => "capacity",
+            ErrorCode::NodeUnavailable => "node_unavailable",
+            ErrorCode::MediaError => "media_error",
+            ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+/// An error answer's body.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {message}", code.as_str())]
+pub struct ClientError {
+    /// Class of the error.
+    pub code: ErrorCode,
+    /// What went wrong, for a person.
+    pub message: String,
+}
+
+impl ClientError {
+    /// An error of class `code`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Reads a frame's envelope (the `envelope` crate, shared with `/monitor`) and names its
+/// method. On error, the id to answer with (if one was readable) and the error.
+pub fn read_frame(text: &str) -> Result<(u64, Method, Value), (Option<u64>, ClientError)> {
+    let envelope = envelope::Envelope::parse(text)
+        .map_err(|e| (e.id, ClientError::new(ErrorCode::BadRequest, e.message)))?;
+    let method = Method::from_name(&envelope.method).map_err(|e| (Some(envelope.id), e))?;
+    Ok((envelope.id, method, envelope.data))
+}
+
+/// The success answer to request `id`.
+pub fn ok_answer(id: u64, data: &Answer) -> String {
+    #[derive(Serialize)]
+    struct Frame<'a> {
+        id: u64,
+        ok: bool,
+        data: &'a Answer,
+    }
+    // Strings, ids and JSON values: serializing cannot fail.
+    serde_json::to_string(&Frame { id, ok: true, data }).unwrap_or_else(|e| {
+        tracing::error!("cannot serialize an answer: {e}");
+        error_answer(
+            Some(id),
+            &ClientError::new(ErrorCode::Internal, e.to_string()),
+        )
+    })
+}
+
+/// The error answer to request `id` (`null` when it could not be read).
+pub fn error_answer(id: Option<u64>, error: &ClientError) -> String {
+    json!({
+        "id": id,
+        "ok": false,
+        "error": { "code": error.code.as_str(), "message": error.message },
+    })
+    .to_string()
+}
+
+/// A connected client, for the life of its WebSocket (`peerId` on the wire).
+pub type PeerId = uuid::Uuid;
+
+/// Checks a room name: 1–64 characters of `A–Z a–z 0–9 _ - .`.
+pub fn validate_room(room: &str) -> Result<(), ClientError> {
+    let ok = (1..=64).contains(&room.len())
+        && room
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ClientError::new(
+            ErrorCode::InvalidArgument,
+            "room must be 1-64 characters of A-Z a-z 0-9 _ - .",
+        ))
+    }
+}
+
+/// Trims a display name and checks it: 1–64 characters, no control characters.
+pub fn validate_display_name(name: &str) -> Result<String, ClientError> {
+    let name = name.trim();
+    let count = name.chars().count();
+    if (1..=64).contains(&count) && !name.chars().any(char::is_control) {
+        Ok(name.to_string())
+    } else {
+        Err(ClientError::new(
+            ErrorCode::InvalidArgument,
+            "displayName must be 1-64 characters without control characters",
+        ))
+    }
+}
+
+/// Parses an id the server handed out (`transportId`, `producerId`, …); anything that is not
+/// one of ours cannot exist.
+pub fn parse_id<T: std::str::FromStr>(what: &str, id: &str) -> Result<T, ClientError> {
+    id.parse()
+        .map_err(|_| ClientError::new(ErrorCode::NotFound, format!("no {what} {id:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_names_a_known_method_or_is_refused_with_its_id() {
+        let (id, method, data) =
+            read_frame(r#"{"id":3,"method":"join","data":{"room":"a"}}"#).unwrap();
+        assert_eq!((id, method, data), (3, Method::Join, json!({"room":"a"})));
+        let (id, e) = read_frame(r#"{"id":4,"method":"fly"}"#).unwrap_err();
+        assert_eq!((id, e.code), (Some(4), ErrorCode::UnknownMethod));
+        let (id, e) = read_frame("not json").unwrap_err();
+        assert_eq!((id, e.code), (None, ErrorCode::BadRequest));
+        let (id, e) = read_frame(r#"{"id":5,"method":42}"#).unwrap_err();
+        assert_eq!((id, e.code), (Some(5), ErrorCode::BadRequest));
+    }
+
+    #[test]
+    fn data_of_the_wrong_type_is_a_bad_request() {
+        let e =
+            Request::from_data(Method::Join, json!({"room": 1, "displayName": "x"})).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        assert!(e.message.starts_with("join: "), "{}", e.message);
+        let e = Request::from_data(
+            Method::CreateWebRtcTransport,
+            json!({"direction": "sideways"}),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        let e = Request::from_data(Method::CloseConsumer, json!({})).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        let request =
+            Request::from_data(Method::CreateWebRtcTransport, json!({"direction": "recv"}))
+                .unwrap();
+        assert!(matches!(
+            request,
+            Request::CreateWebRtcTransport(CreateTransportArgs {
+                direction: Direction::Recv
+            })
+        ));
+    }
+
+    #[test]
+    fn only_join_and_leave_work_outside_a_room() {
+        assert!(!Method::Join.needs_room());
+        assert!(!Method::Leave.needs_room());
+        assert!(Method::Consume.needs_room());
+        assert_eq!(
+            Method::SetConsumerPreferredLayers.name(),
+            "setConsumerPreferredLayers"
+        );
+    }
+
+    #[test]
+    fn room_names() {
+        assert!(validate_room("demo-1.a_b").is_ok());
+        for bad in ["", "a b", "ü", "x/y", &"a".repeat(65)] {
+            assert_eq!(
+                validate_room(bad).unwrap_err().code,
+                ErrorCode::InvalidArgument,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn display_names_are_trimmed_and_checked() {
+        assert_eq!(validate_display_name("  Zoë ").unwrap(), "Zoë");
+        assert_eq!(
+            validate_display_name(&"é".repeat(64))
+                .unwrap()
+                .chars()
+                .count(),
+            64
+        );
+        for bad in ["", "   ", "a\nb", "\u{7}", &"x".repeat(65)] {
+            assert!(validate_display_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn answers_have_the_documented_shape() {
+        let e = ClientError::new(ErrorCode::NotJoined, "join a room first");
+        let v: Value = serde_json::from_str(&error_answer(Some(4), &e)).unwrap();
+        assert_eq!(
+            v,
+            json!({"id":4,"ok":false,"error":{"code":"not_joined","message":"join a room first"}})
+        );
+        let v: Value = serde_json::from_str(&error_answer(None, &e)).unwrap();
+        assert_eq!(v["id"], Value::Null);
+        let v: Value = serde_json::from_str(&ok_answer(1, &Answer::Done(Done {}))).unwrap();
+        assert_eq!(v, json!({"id":1,"ok":true,"data":{}}));
+    }
+}

@@ -1,0 +1,313 @@
+//! The requests of the client protocol (`/ws`, docs/protocol.md), typed: [`Method`] names
+//! them, [`Request`] carries each one's arguments. Ids the server handed out stay strings here:
+//! a client that is not in a room is told `not_joined` before its ids are looked at, and an id
+//! that is not one of ours is `not_found` (see [`super::parse_id`]), not a malformed request.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{ClientError, ErrorCode};
+
+/// The methods, as named on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Method {
+    /// Join (and create) a room.
+    Join,
+    /// Leave the room.
+    Leave,
+    /// The room's router RTP capabilities.
+    GetRouterRtpCapabilities,
+    /// A new WebRTC transport.
+    CreateWebRtcTransport,
+    /// The client's DTLS parameters for a transport.
+    ConnectWebRtcTransport,
+    /// New ICE credentials.
+    RestartIce,
+    /// Close a transport.
+    CloseTransport,
+    /// Send a track.
+    Produce,
+    /// Receive another peer's track.
+    Consume,
+    /// Pause one of the peer's producers.
+    PauseProducer,
+    /// Resume one of the peer's producers.
+    ResumeProducer,
+    /// Close one of the peer's producers.
+    CloseProducer,
+    /// Pause one of the peer's consumers.
+    PauseConsumer,
+    /// Resume one of the peer's consumers.
+    ResumeConsumer,
+    /// Close one of the peer's consumers.
+    CloseConsumer,
+    /// Choose a consumer's simulcast/SVC layers.
+    SetConsumerPreferredLayers,
+}
+
+impl Method {
+    /// The method named `name`, or `unknown_method`.
+    pub fn from_name(name: &str) -> Result<Method, ClientError> {
+        serde_json::from_value(Value::String(name.to_string())).map_err(|_| {
+            ClientError::new(
+                ErrorCode::UnknownMethod,
+                format!("unknown method {name:?} (see docs/protocol.md)"),
+            )
+        })
+    }
+
+    /// The name on the wire.
+    pub fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
+    /// Whether the method needs a joined room (every one but `join` and `leave`).
+    pub fn needs_room(self) -> bool {
+        !matches!(self, Method::Join | Method::Leave)
+    }
+}
+
+/// A request with its arguments.
+#[derive(Debug)]
+pub enum Request {
+    /// `join`.
+    Join(JoinArgs),
+    /// `leave`.
+    Leave,
+    /// `getRouterRtpCapabilities`.
+    GetRouterRtpCapabilities,
+    /// `createWebRtcTransport`.
+    CreateWebRtcTransport(CreateTransportArgs),
+    /// `connectWebRtcTransport`.
+    ConnectWebRtcTransport(ConnectTransportArgs),
+    /// `restartIce`.
+    RestartIce(TransportArgs),
+    /// `closeTransport`.
+    CloseTransport(TransportArgs),
+    /// `produce`.
+    Produce(ProduceArgs),
+    /// `consume`.
+    Consume(ConsumeArgs),
+    /// `pauseProducer`, `resumeProducer`, `closeProducer`.
+    Producer {
+        /// Which producer.
+        producer_id: String,
+        /// What to do.
+        action: ProducerAction,
+    },
+    /// `pauseConsumer`, `resumeConsumer`, `closeConsumer`, `setConsumerPreferredLayers`.
+    Consumer {
+        /// Which consumer.
+        consumer_id: String,
+        /// What to do.
+        action: ConsumerAction,
+    },
+}
+
+impl Request {
+    /// Reads `method`'s arguments from `data` (an object; `{}` when the frame had none).
+    /// Missing or mistyped fields are `bad_request`.
+    pub fn from_data(method: Method, data: Value) -> Result<Request, ClientError> {
+        fn args<T: serde::de::DeserializeOwned>(
+            method: Method,
+            data: Value,
+        ) -> Result<T, ClientError> {
+            serde_json::from_value(data).map_err(|e| {
+                ClientError::new(ErrorCode::BadRequest, format!("{}: {e}", method.name()))
+            })
+        }
+        let producer = |action, data| {
+            let ProducerArgs { producer_id } = args(method, data)?;
+            Ok(Request::Producer {
+                producer_id,
+                action,
+            })
+        };
+        let consumer = |action, data| {
+            let ConsumerArgs { consumer_id } = args(method, data)?;
+            Ok(Request::Consumer {
+                consumer_id,
+                action,
+            })
+        };
+        match method {
+            Method::Join => Ok(Request::Join(args(method, data)?)),
+            Method::Leave => Ok(Request::Leave),
+            Method::GetRouterRtpCapabilities => Ok(Request::GetRouterRtpCapabilities),
+            Method::CreateWebRtcTransport => {
+                Ok(Request::CreateWebRtcTransport(args(method, data)?))
+            }
+            Method::ConnectWebRtcTransport => {
+                Ok(Request::ConnectWebRtcTransport(args(method, data)?))
+            }
+            Method::RestartIce => Ok(Request::RestartIce(args(method, data)?)),
+            Method::CloseTransport => Ok(Request::CloseTransport(args(method, data)?)),
+            Method::Produce => Ok(Request::Produce(args(method, data)?)),
+            Method::Consume => Ok(Request::Consume(args(method, data)?)),
+            Method::PauseProducer => producer(ProducerAction::Pause, data),
+            Method::ResumeProducer => producer(ProducerAction::Resume, data),
+            Method::CloseProducer => producer(ProducerAction::Close, data),
+            Method::PauseConsumer => consumer(ConsumerAction::Pause, data),
+            Method::ResumeConsumer => consumer(ConsumerAction::Resume, data),
+            Method::CloseConsumer => consumer(ConsumerAction::Close, data),
+            Method::SetConsumerPreferredLayers => {
+                let PreferredLayersArgs {
+                    consumer_id,
+                    spatial_layer,
+                    temporal_layer,
+                } = args(method, data)?;
+                Ok(Request::Consumer {
+                    consumer_id,
+                    action: ConsumerAction::PreferredLayers {
+                        spatial: spatial_layer,
+                        temporal: temporal_layer,
+                    },
+                })
+            }
+        }
+    }
+}
+
+/// What to do to a producer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProducerAction {
+    /// Pause.
+    Pause,
+    /// Resume.
+    Resume,
+    /// Close.
+    Close,
+}
+
+/// What to do to a consumer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsumerAction {
+    /// Pause.
+    Pause,
+    /// Resume.
+    Resume,
+    /// Close.
+    Close,
+    /// Prefer these layers.
+    PreferredLayers {
+        /// Spatial layer.
+        spatial: u8,
+        /// Temporal layer.
+        temporal: Option<u8>,
+    },
+}
+
+/// Arguments of `join`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinArgs {
+    /// Room name.
+    pub room: String,
+    /// Name shown to the others.
+    pub display_name: String,
+    /// Access token (reserved).
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+/// Direction of a WebRTC transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Carries this peer's producers.
+    Send,
+    /// Carries this peer's consumers.
+    Recv,
+}
+
+/// Arguments of `createWebRtcTransport`.
+#[derive(Debug, Deserialize)]
+pub struct CreateTransportArgs {
+    /// `send` or `recv`.
+    pub direction: Direction,
+}
+
+/// Arguments of `connectWebRtcTransport`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectTransportArgs {
+    /// The transport.
+    pub transport_id: String,
+    /// mediasoup-client's DTLS parameters.
+    pub dtls_parameters: serde_json::Map<String, Value>,
+}
+
+/// Arguments naming one transport.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransportArgs {
+    /// The transport.
+    pub transport_id: String,
+}
+
+/// Kind of a producer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Audio.
+    Audio,
+    /// Video.
+    Video,
+}
+
+/// Arguments of `produce`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProduceArgs {
+    /// The send transport.
+    pub transport_id: String,
+    /// `audio` or `video`.
+    pub kind: Kind,
+    /// mediasoup-client's RTP parameters.
+    pub rtp_parameters: serde_json::Map<String, Value>,
+}
+
+/// Arguments of `consume`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumeArgs {
+    /// The receive transport.
+    pub transport_id: String,
+    /// The producer to receive.
+    pub producer_id: String,
+    /// The device's RTP capabilities.
+    pub rtp_capabilities: serde_json::Map<String, Value>,
+}
+
+/// Arguments naming one producer.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProducerArgs {
+    /// The producer.
+    pub producer_id: String,
+}
+
+/// Arguments naming one consumer.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerArgs {
+    /// The consumer.
+    pub consumer_id: String,
+}
+
+/// Arguments of `setConsumerPreferredLayers`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreferredLayersArgs {
+    /// The consumer.
+    pub consumer_id: String,
+    /// Spatial layer.
+    pub spatial_layer: u8,
+    /// Temporal layer (highest when absent).
+    #[serde(default)]
+    pub temporal_layer: Option<u8>,
+}

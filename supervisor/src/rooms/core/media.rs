@@ -1,0 +1,357 @@
+//! A joined peer's media requests, decided: each is checked against what the peer owns, the
+//! node call is built (`begin_*`), and the node's answer is recorded (`handle_*`) unless the
+//! peer left meanwhile, in which case what the node created is closed again.
+
+use ipc::calls as call;
+use ipc::messages::{ConsumerId, Json, MediaKind, ProducerId, TransportId};
+use monitor_api::EventKind;
+use serde_json::{Map, Value};
+
+use super::{
+    json_value, not_found, not_joined, Cleanup, ConsumerEntry, Peer, ProducerEntry, RoomCore,
+    Target,
+};
+use crate::notification::Notification;
+use crate::protocol::{
+    parse_id, ClientError, ConsumeArgs, Consumed, ConsumerAction, Direction, ErrorCode,
+    IceRestarted, Kind, PeerId, ProduceArgs, Produced, ProducerAction, RouterCapabilities,
+    TransportCreated,
+};
+
+fn own_transport(p: &Peer, id: TransportId, want: Option<Direction>) -> Result<(), ClientError> {
+    match p.transports.get(&id) {
+        None => Err(not_found("transport", id)),
+        Some(d) if want.is_some_and(|w| w != *d) => Err(ClientError::new(
+            ErrorCode::InvalidArgument,
+            format!("transport {id} is a {d:?} transport"),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// A produce request on its way to a node, with what the directory records once it answers.
+#[derive(Debug)]
+pub struct PendingProduce {
+    /// Where it goes.
+    pub target: Target,
+    /// The call.
+    pub call: call::Produce,
+    entry: ProducerEntry,
+}
+
+/// A consume request on its way to a node.
+#[derive(Debug)]
+pub struct PendingConsume {
+    /// Where it goes.
+    pub target: Target,
+    /// The call.
+    pub call: call::Consume,
+}
+
+impl RoomCore {
+    /// The router RTP capabilities of the peer's room.
+    pub fn router_rtp_capabilities(&self, peer: PeerId) -> Result<RouterCapabilities, ClientError> {
+        let (target, _) = self.peer(peer)?;
+        let room = self.rooms.get(&target.room).ok_or_else(not_joined)?;
+        Ok(RouterCapabilities {
+            router_rtp_capabilities: room.rtp_capabilities.clone(),
+        })
+    }
+
+    /// Where `peer`'s new transport is created.
+    pub fn begin_create_transport(&self, peer: PeerId) -> Result<Target, ClientError> {
+        Ok(self.peer(peer)?.0)
+    }
+
+    /// The node created a transport for `peer` at `at`.
+    pub fn handle_transport_created(
+        &mut self,
+        peer: PeerId,
+        at: &Target,
+        direction: Direction,
+        answer: call::TransportCreated,
+    ) -> Result<TransportCreated, ClientError> {
+        let transport = answer.transport;
+        let Some(p) = self.peer_still_at(peer, at) else {
+            // The peer left meanwhile: do not leak the transport.
+            let room = at.room.clone();
+            let close = call::CloseTransport { room, transport };
+            self.cleanup(at.node, Cleanup::CloseTransport(close));
+            return Err(not_joined());
+        };
+        p.transports.insert(transport, direction);
+        Ok(TransportCreated {
+            transport_id: transport,
+            ice_parameters: json_value(&answer.ice_parameters)?,
+            ice_candidates: json_value(&answer.ice_candidates)?,
+            dtls_parameters: json_value(&answer.dtls_parameters)?,
+        })
+    }
+
+    /// Where one of `peer`'s transports is, if it has it (`want`: of that direction).
+    pub fn own_transport(
+        &self,
+        peer: PeerId,
+        transport: &str,
+        want: Option<Direction>,
+    ) -> Result<(Target, TransportId), ClientError> {
+        let transport: TransportId = parse_id("transport", transport)?;
+        let (target, p) = self.peer(peer)?;
+        own_transport(p, transport, want)?;
+        Ok((target, transport))
+    }
+
+    /// The call giving one of `peer`'s transports the client's DTLS parameters.
+    pub fn begin_connect_transport(
+        &self,
+        peer: PeerId,
+        transport: &str,
+        dtls_parameters: Map<String, Value>,
+    ) -> Result<(Target, call::ConnectWebRtcTransport), ClientError> {
+        let (target, transport) = self.own_transport(peer, transport, None)?;
+        let call = call::ConnectWebRtcTransport {
+            room: target.room.clone(),
+            transport,
+            dtls_parameters: Json(Value::Object(dtls_parameters).to_string()),
+        };
+        Ok((target, call))
+    }
+
+    /// The node's new ICE parameters, as the client takes them.
+    pub fn handle_ice_restarted(answer: call::IceRestarted) -> Result<IceRestarted, ClientError> {
+        Ok(IceRestarted {
+            ice_parameters: json_value(&answer.ice_parameters)?,
+        })
+    }
+
+    /// `peer` closes one of its transports: it is forgotten at once, with the producers and
+    /// consumers it carried.
+    pub fn close_transport(
+        &mut self,
+        peer: PeerId,
+        transport: &str,
+    ) -> Result<(Target, call::CloseTransport), ClientError> {
+        let (target, transport) = self.own_transport(peer, transport, None)?;
+        let (_, p) = self.peer_mut(peer)?;
+        p.transports.remove(&transport);
+        let closed: Vec<ProducerId> = p
+            .producers
+            .iter()
+            .filter(|(_, e)| e.transport == transport)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &closed {
+            p.producers.remove(id);
+        }
+        p.consumers.retain(|_, e| e.transport != transport);
+        for producer in closed {
+            self.producer_gone(&target.room, peer, producer);
+        }
+        let room = target.room.clone();
+        Ok((target, call::CloseTransport { room, transport }))
+    }
+
+    /// The produce call for `peer`, if it may produce on that transport.
+    pub fn begin_produce(
+        &self,
+        peer: PeerId,
+        args: ProduceArgs,
+    ) -> Result<PendingProduce, ClientError> {
+        let (target, transport) =
+            self.own_transport(peer, &args.transport_id, Some(Direction::Send))?;
+        let max = self.limits.max_producers_per_peer;
+        if self.peer(peer)?.1.producers.len() >= max {
+            return Err(ClientError::new(
+                ErrorCode::TooManyProducers,
+                format!("a peer may have at most {max} producers"),
+            ));
+        }
+        let codec = args
+            .rtp_parameters
+            .get("codecs")
+            .and_then(|codecs| codecs.get(0)?.get("mimeType")?.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let call = call::Produce {
+            room: target.room.clone(),
+            transport,
+            kind: media_kind(args.kind),
+            rtp_parameters: Json(Value::Object(args.rtp_parameters).to_string()),
+        };
+        let entry = ProducerEntry {
+            kind: args.kind,
+            transport,
+            codec,
+        };
+        Ok(PendingProduce {
+            target,
+            call,
+            entry,
+        })
+    }
+
+    /// The node created `peer`'s producer: the other peers are told.
+    pub fn handle_produced(
+        &mut self,
+        peer: PeerId,
+        pending: PendingProduce,
+        answer: call::Produced,
+    ) -> Result<Produced, ClientError> {
+        let producer = answer.producer;
+        let at = &pending.target;
+        let Some(p) = self.peer_still_at(peer, at) else {
+            let room = at.room.clone();
+            let close = call::CloseProducer { room, producer };
+            self.cleanup(at.node, Cleanup::CloseProducer(close));
+            return Err(not_joined());
+        };
+        let kind = pending.entry.kind;
+        p.producers.insert(producer, pending.entry);
+        let others: Vec<PeerId> = self
+            .rooms
+            .get(&at.room)
+            .map(|r| r.peers.keys().copied().filter(|id| *id != peer).collect())
+            .unwrap_or_default();
+        self.monitor(EventKind::ProducerAdded {
+            room: at.room.0.clone(),
+            peer_id: peer.to_string(),
+            producer_id: producer.to_string(),
+            kind: media_kind(kind).as_str().into(),
+        });
+        self.notify(
+            others,
+            Notification::NewProducer {
+                peer_id: peer,
+                producer_id: producer,
+                kind,
+            },
+        );
+        Ok(Produced {
+            producer_id: producer,
+        })
+    }
+
+    /// The consume call for `peer`, if the producer is another peer's in its room.
+    pub fn begin_consume(
+        &self,
+        peer: PeerId,
+        args: ConsumeArgs,
+    ) -> Result<PendingConsume, ClientError> {
+        let (target, transport) =
+            self.own_transport(peer, &args.transport_id, Some(Direction::Recv))?;
+        let producer: ProducerId = parse_id("producer", &args.producer_id)?;
+        let owner = self.rooms.get(&target.room).and_then(|r| {
+            r.peers
+                .iter()
+                .find(|(_, p)| p.producers.contains_key(&producer))
+                .map(|(id, _)| *id)
+        });
+        match owner {
+            None => return Err(not_found("producer", producer)),
+            Some(owner) if owner == peer => {
+                return Err(ClientError::new(
+                    ErrorCode::InvalidArgument,
+                    "a peer does not consume its own producer",
+                ))
+            }
+            Some(_) => {}
+        }
+        let call = call::Consume {
+            room: target.room.clone(),
+            transport,
+            producer,
+            rtp_capabilities: Json(Value::Object(args.rtp_capabilities).to_string()),
+        };
+        Ok(PendingConsume { target, call })
+    }
+
+    /// The node created `peer`'s consumer (paused).
+    pub fn handle_consumed(
+        &mut self,
+        peer: PeerId,
+        pending: PendingConsume,
+        answer: call::Consumed,
+    ) -> Result<Consumed, ClientError> {
+        let consumer = answer.consumer;
+        let at = &pending.target;
+        let producer = pending.call.producer;
+        // The producer may have closed while the node created the consumer: then the node
+        // closes the consumer on its own, and so does the directory.
+        let producer_alive = self.rooms.get(&at.room).is_some_and(|r| {
+            r.peers
+                .values()
+                .any(|p| p.producers.contains_key(&producer))
+        });
+        let Some(p) = self.peer_still_at(peer, at) else {
+            let room = at.room.clone();
+            let close = call::CloseConsumer { room, consumer };
+            self.cleanup(at.node, Cleanup::CloseConsumer(close));
+            return Err(not_joined());
+        };
+        if !producer_alive {
+            return Err(not_found("producer", producer));
+        }
+        let entry = ConsumerEntry {
+            producer,
+            transport: pending.call.transport,
+            kind: answer.kind,
+        };
+        p.consumers.insert(consumer, entry);
+        Ok(Consumed {
+            consumer_id: consumer,
+            producer_id: producer,
+            kind: match answer.kind {
+                MediaKind::Audio => Kind::Audio,
+                MediaKind::Video => Kind::Video,
+            },
+            rtp_parameters: json_value(&answer.rtp_parameters)?,
+            consumer_type: answer.consumer_type,
+            producer_paused: answer.producer_paused,
+        })
+    }
+
+    /// Where a pause, resume or close of one of `peer`'s producers goes; a close forgets it
+    /// at once and closes its consumers.
+    pub fn producer_request(
+        &mut self,
+        peer: PeerId,
+        producer: &str,
+        action: ProducerAction,
+    ) -> Result<(Target, ProducerId), ClientError> {
+        let producer: ProducerId = parse_id("producer", producer)?;
+        let (target, p) = self.peer_mut(peer)?;
+        if !p.producers.contains_key(&producer) {
+            return Err(not_found("producer", producer));
+        }
+        if action == ProducerAction::Close {
+            p.producers.remove(&producer);
+            self.producer_gone(&target.room, peer, producer);
+        }
+        Ok((target, producer))
+    }
+
+    /// Where a request on one of `peer`'s consumers goes; a close forgets it at once.
+    pub fn consumer_request(
+        &mut self,
+        peer: PeerId,
+        consumer: &str,
+        action: ConsumerAction,
+    ) -> Result<(Target, ConsumerId), ClientError> {
+        let consumer: ConsumerId = parse_id("consumer", consumer)?;
+        let (target, p) = self.peer_mut(peer)?;
+        if !p.consumers.contains_key(&consumer) {
+            return Err(not_found("consumer", consumer));
+        }
+        if action == ConsumerAction::Close {
+            p.consumers.remove(&consumer);
+        }
+        Ok((target, consumer))
+    }
+}
+
+fn media_kind(kind: Kind) -> MediaKind {
+    match kind {
+        Kind::Audio => MediaKind::Audio,
+        Kind::Video => MediaKind::Video,
+    }
+}

@@ -1,0 +1,231 @@
+//! Scenarios of media requests and node events: ownership checks, producers closed, answers after the peer left.
+
+use std::time::Instant;
+
+use ipc::calls as call;
+use ipc::messages::{Json, NodeEvent, ProducerId, RoomId, TransportId};
+use monitor_api::EventKind;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::*;
+
+#[test]
+fn closing_a_producer_closes_its_consumers_and_tells_their_owners() {
+    let (mut core, alice, bob, producer, consumer) = call_of_two();
+    let (target, closed) = core
+        .producer_request(alice, &producer.to_string(), ProducerAction::Close)
+        .unwrap();
+    assert_eq!((target.node, closed), (NODE, producer));
+    let outputs = drain(&mut core);
+    assert_eq!(
+        told(&outputs, bob),
+        vec![Notification::ConsumerClosed {
+            consumer_id: consumer,
+            producer_id: producer
+        }]
+    );
+    assert!(told(&outputs, alice).is_empty());
+    assert!(
+        monitor_events(&outputs).contains(&EventKind::ProducerClosed {
+            room: "demo".into(),
+            peer_id: alice.to_string(),
+            producer_id: producer.to_string(),
+        })
+    );
+    let again = core.producer_request(alice, &producer.to_string(), ProducerAction::Pause);
+    assert_eq!(again.unwrap_err().code, ErrorCode::NotFound);
+}
+
+#[test]
+fn a_consumer_whose_producer_closed_meanwhile_is_not_recorded() {
+    let (mut core, alice, bob, producer, _) = call_of_two();
+    let recv = transport(&mut core, bob, Direction::Recv);
+    let pending = core
+        .begin_consume(bob, consume_args(recv, producer))
+        .unwrap();
+    core.producer_request(alice, &producer.to_string(), ProducerAction::Close)
+        .unwrap();
+    let late = core.handle_consumed(bob, pending, consumed_answer());
+    assert_eq!(late.unwrap_err().code, ErrorCode::NotFound);
+}
+
+#[test]
+fn answers_arriving_after_the_peer_left_close_what_the_node_created() {
+    let mut core = RoomCore::new(limits());
+    let alice = join(&mut core, "demo", "Alice");
+    let bob = join(&mut core, "demo", "Bob");
+    let send = transport(&mut core, alice, Direction::Send);
+    let producer = produce(&mut core, alice, send);
+    let recv = transport(&mut core, bob, Direction::Recv);
+    let at = core.begin_create_transport(bob).unwrap();
+    let produce_pending = core
+        .begin_produce(alice, produce_args(send, Kind::Video))
+        .unwrap();
+    let consume_pending = core
+        .begin_consume(bob, consume_args(recv, producer))
+        .unwrap();
+    core.handle_leave(bob).unwrap();
+    core.handle_leave(alice).unwrap();
+    drain(&mut core);
+
+    let transport = TransportId(Uuid::new_v4());
+    let created = call::TransportCreated {
+        transport,
+        ice_parameters: Json("{}".into()),
+        ice_candidates: Json("[]".into()),
+        dtls_parameters: Json("{}".into()),
+    };
+    let late = core.handle_transport_created(bob, &at, Direction::Send, created);
+    assert_eq!(late.unwrap_err().code, ErrorCode::NotJoined);
+    let new_producer = ProducerId(Uuid::new_v4());
+    let produced = call::Produced {
+        producer: new_producer,
+    };
+    let late = core.handle_produced(alice, produce_pending, produced);
+    assert_eq!(late.unwrap_err().code, ErrorCode::NotJoined);
+    let answer = consumed_answer();
+    let consumer = answer.consumer;
+    let late = core.handle_consumed(bob, consume_pending, answer);
+    assert_eq!(late.unwrap_err().code, ErrorCode::NotJoined);
+
+    let room = RoomId("demo".into());
+    assert_eq!(
+        cleanups(&drain(&mut core)),
+        vec![
+            (
+                NODE,
+                Cleanup::CloseTransport(call::CloseTransport {
+                    room: room.clone(),
+                    transport
+                })
+            ),
+            (
+                NODE,
+                Cleanup::CloseProducer(call::CloseProducer {
+                    room: room.clone(),
+                    producer: new_producer
+                })
+            ),
+            (
+                NODE,
+                Cleanup::CloseConsumer(call::CloseConsumer { room, consumer })
+            ),
+        ]
+    );
+}
+
+#[test]
+fn an_answer_for_a_room_recreated_on_another_node_is_closed_on_the_old_one() {
+    let mut core = RoomCore::new(limits());
+    let alice = join(&mut core, "demo", "Alice");
+    let at = core.begin_create_transport(alice).unwrap();
+    core.handle_node_lost(NODE, "crashed");
+    create_room(&mut core, "demo", OTHER_NODE);
+    assert!(matches!(
+        core.handle_join(alice, &args("demo", "Alice"), Instant::now()),
+        Ok(JoinStep::Joined(_))
+    ));
+    drain(&mut core);
+    let created = call::TransportCreated {
+        transport: TransportId(Uuid::new_v4()),
+        ice_parameters: Json("{}".into()),
+        ice_candidates: Json("[]".into()),
+        dtls_parameters: Json("{}".into()),
+    };
+    let late = core.handle_transport_created(alice, &at, Direction::Send, created);
+    assert_eq!(late.unwrap_err().code, ErrorCode::NotJoined);
+    assert!(matches!(
+        cleanups(&drain(&mut core))[..],
+        [(NODE, Cleanup::CloseTransport(_))]
+    ));
+}
+
+#[test]
+fn media_requests_are_checked_against_what_the_peer_owns() {
+    let (mut core, alice, bob, producer, consumer) = call_of_two();
+    let recv = transport(&mut core, alice, Direction::Recv);
+    // Its own producer, through its own recv transport.
+    let own = core.begin_consume(alice, consume_args(recv, producer));
+    assert_eq!(own.unwrap_err().code, ErrorCode::InvalidArgument);
+    // Producing on a recv transport.
+    let wrong = core.begin_produce(alice, produce_args(recv, Kind::Audio));
+    assert_eq!(wrong.unwrap_err().code, ErrorCode::InvalidArgument);
+    // Someone else's consumer, a transport that is not an id.
+    let theirs = core.consumer_request(alice, &consumer.to_string(), ConsumerAction::Pause);
+    assert_eq!(theirs.unwrap_err().code, ErrorCode::NotFound);
+    let junk = core.close_transport(bob, "not-an-id");
+    assert_eq!(junk.unwrap_err().code, ErrorCode::NotFound);
+    // At most two producers each.
+    let send = core
+        .peer(alice)
+        .unwrap()
+        .1
+        .transports
+        .iter()
+        .find(|(_, d)| **d == Direction::Send)
+        .map(|(id, _)| *id)
+        .unwrap();
+    produce(&mut core, alice, send);
+    let third = core.begin_produce(alice, produce_args(send, Kind::Video));
+    assert_eq!(third.unwrap_err().code, ErrorCode::TooManyProducers);
+    // A peer not in a room.
+    let stranger = core.begin_create_transport(Uuid::new_v4());
+    assert_eq!(stranger.unwrap_err().code, ErrorCode::NotJoined);
+}
+
+#[test]
+fn node_events_reach_only_the_peers_they_concern() {
+    let (mut core, alice, bob, producer, consumer) = call_of_two();
+    let room = RoomId("demo".into());
+    core.handle_node_event(
+        NODE,
+        NodeEvent::ConsumerScore {
+            room: room.clone(),
+            consumer,
+            score: Json(json!({"score": 10}).to_string()),
+        },
+    );
+    core.handle_node_event(
+        NODE,
+        NodeEvent::ProducerScore {
+            room: room.clone(),
+            producer,
+            score: Json(json!([{"ssrc": 1, "score": 9}]).to_string()),
+        },
+    );
+    core.handle_node_event(
+        NODE,
+        NodeEvent::ActiveSpeaker {
+            room: room.clone(),
+            producer,
+        },
+    );
+    // The same room name on another node is not this room.
+    core.handle_node_event(OTHER_NODE, NodeEvent::ConsumerPaused { room, consumer });
+    let outputs = drain(&mut core);
+    let speaker = Notification::ActiveSpeaker {
+        peer_id: alice,
+        producer_id: producer,
+    };
+    assert_eq!(
+        told(&outputs, bob),
+        vec![
+            Notification::ConsumerScore {
+                consumer_id: consumer,
+                score: json!({"score": 10})
+            },
+            speaker.clone()
+        ]
+    );
+    assert_eq!(
+        told(&outputs, alice),
+        vec![
+            Notification::ProducerScore {
+                producer_id: producer,
+                score: json!([{"ssrc": 1, "score": 9}])
+            },
+            speaker
+        ]
+    );
+}

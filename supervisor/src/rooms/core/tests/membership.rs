@@ -1,0 +1,264 @@
+//! Scenarios of joining and leaving: admission, refusals, rooms closed with their last peer, a node lost.
+
+use std::time::Instant;
+
+use ipc::calls as call;
+use ipc::messages::{NodeEvent, RoomId};
+use monitor_api::EventKind;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::*;
+
+#[test]
+fn joining_a_new_room_asks_for_its_router_first() {
+    let mut core = RoomCore::new(limits());
+    let alice = Uuid::new_v4();
+    let step = core.handle_join(alice, &args("demo", "Alice"), Instant::now());
+    assert_eq!(step, Ok(JoinStep::NeedsRoom));
+    assert!(!core.is_joined(alice));
+    assert_eq!(core.place_room(&[(NODE, 2)], 1), Placement::Worker(NODE, 0));
+    create_room(&mut core, "demo", NODE);
+    assert_eq!(
+        monitor_events(&drain(&mut core)),
+        vec![EventKind::RoomCreated {
+            room: "demo".into(),
+            node: NODE.to_string(),
+            worker: 0
+        }]
+    );
+    let Ok(JoinStep::Joined(answer)) =
+        core.handle_join(alice, &args("demo", " Alice "), Instant::now())
+    else {
+        panic!("not joined");
+    };
+    assert_eq!(answer.peer_id, alice);
+    assert_eq!(answer.room, "demo");
+    assert_eq!(answer.router_rtp_capabilities, json!({"codecs": []}));
+    assert!(answer.peers.is_empty());
+    let outputs = drain(&mut core);
+    assert!(outputs.contains(&Output::Metric(MetricChange::Joined)));
+    assert!(monitor_events(&outputs).contains(&EventKind::PeerJoined {
+        room: "demo".into(),
+        peer_id: alice.to_string(),
+        display_name: "Alice".into(),
+    }));
+    assert!(core.is_joined(alice));
+}
+
+#[test]
+fn joining_an_existing_room_lists_its_peers_and_tells_them() {
+    let mut core = RoomCore::new(limits());
+    let alice = join(&mut core, "demo", "Alice");
+    let send = transport(&mut core, alice, Direction::Send);
+    let producer = produce(&mut core, alice, send);
+    drain(&mut core);
+    let bob = Uuid::new_v4();
+    let Ok(JoinStep::Joined(Joined { peers, .. })) =
+        core.handle_join(bob, &args("demo", "Bob"), Instant::now())
+    else {
+        panic!("not joined");
+    };
+    assert_eq!(peers.len(), 1);
+    assert_eq!(
+        (peers[0].peer_id, peers[0].display_name.as_str()),
+        (alice, "Alice")
+    );
+    assert_eq!(peers[0].producers[0].producer_id, producer);
+    let outputs = drain(&mut core);
+    assert_eq!(
+        told(&outputs, alice),
+        vec![Notification::PeerJoined {
+            peer_id: bob,
+            display_name: "Bob".into()
+        }]
+    );
+    assert!(
+        told(&outputs, bob).is_empty(),
+        "a joiner is not told of itself"
+    );
+}
+
+#[test]
+fn a_full_room_refuses_with_room_full_and_tells_nobody() {
+    let mut core = RoomCore::new(limits());
+    let peers: Vec<PeerId> = (0..3)
+        .map(|i| join(&mut core, "demo", &format!("p{i}")))
+        .collect();
+    let late = Uuid::new_v4();
+    let refused = core.handle_join(late, &args("demo", "Late"), Instant::now());
+    assert_eq!(refused.unwrap_err().code, ErrorCode::RoomFull);
+    assert!(drain(&mut core).is_empty());
+    assert!(!core.is_joined(late));
+    assert!(peers.iter().all(|p| core.is_joined(*p)));
+}
+
+#[test]
+fn a_full_worker_refuses_with_capacity_and_placement_says_full_at_the_node_cap() {
+    let mut core = RoomCore::new(Limits {
+        max_consumers_per_worker: 1,
+        ..limits()
+    });
+    let (alice, bob) = (
+        join(&mut core, "demo", "Alice"),
+        join(&mut core, "demo", "Bob"),
+    );
+    let send = transport(&mut core, alice, Direction::Send);
+    let producer = produce(&mut core, alice, send);
+    let recv = transport(&mut core, bob, Direction::Recv);
+    consume(&mut core, bob, recv, producer);
+    let refused = core.handle_join(Uuid::new_v4(), &args("demo", "Carol"), Instant::now());
+    assert_eq!(refused.unwrap_err().code, ErrorCode::Capacity);
+    // Its only worker is full: a new room needs a new node, then none fits.
+    assert_eq!(core.place_room(&[(NODE, 1)], 1), Placement::SpawnNode);
+    assert_eq!(core.place_room(&[(NODE, 1)], 2), Placement::Full);
+}
+
+#[test]
+fn a_new_room_goes_to_the_worker_with_the_fewest_consumers() {
+    let (core, ..) = call_of_two();
+    // "demo" holds one consumer on worker 0 of NODE.
+    assert_eq!(core.place_room(&[(NODE, 2)], 1), Placement::Worker(NODE, 1));
+    assert_eq!(
+        core.place_room(&[(NODE, 1), (OTHER_NODE, 1)], 2),
+        Placement::Worker(OTHER_NODE, 0)
+    );
+}
+
+#[test]
+fn a_wrong_token_is_unauthorized_and_shutdown_refuses_joins_after_telling_everyone() {
+    let mut core = RoomCore::new(Limits {
+        join_token: Some("s3cret".into()),
+        ..limits()
+    });
+    let guess = JoinArgs {
+        token: Some("s3cres".into()),
+        ..args("demo", "Mallory")
+    };
+    let refused = core.handle_join(Uuid::new_v4(), &guess, Instant::now());
+    assert_eq!(refused.unwrap_err().code, ErrorCode::Unauthorized);
+    let good = JoinArgs {
+        token: Some("s3cret".into()),
+        ..args("demo", "Alice")
+    };
+    let alice = Uuid::new_v4();
+    assert_eq!(
+        core.handle_join(alice, &good, Instant::now()),
+        Ok(JoinStep::NeedsRoom)
+    );
+    create_room(&mut core, "demo", NODE);
+    assert!(core.handle_join(alice, &good, Instant::now()).is_ok());
+    drain(&mut core);
+    core.handle_shutdown();
+    assert_eq!(
+        told(&drain(&mut core), alice),
+        vec![Notification::ShuttingDown {}]
+    );
+    let late = core.handle_join(Uuid::new_v4(), &good, Instant::now());
+    assert_eq!(late.unwrap_err().code, ErrorCode::ShuttingDown);
+}
+
+#[test]
+fn joining_twice_is_already_joined_and_bad_names_are_invalid() {
+    let mut core = RoomCore::new(limits());
+    let alice = join(&mut core, "demo", "Alice");
+    let again = core.handle_join(alice, &args("other", "Alice"), Instant::now());
+    assert_eq!(again.unwrap_err().code, ErrorCode::AlreadyJoined);
+    for (room, name) in [("a b", "Bob"), ("ok", "\u{7}")] {
+        let bad = core.handle_join(Uuid::new_v4(), &args(room, name), Instant::now());
+        assert_eq!(bad.unwrap_err().code, ErrorCode::InvalidArgument);
+    }
+}
+
+#[test]
+fn the_last_peer_leaving_closes_the_room_and_its_router() {
+    let mut core = RoomCore::new(limits());
+    let alice = join(&mut core, "demo", "Alice");
+    transport(&mut core, alice, Direction::Send);
+    core.handle_leave(alice).unwrap();
+    let outputs = drain(&mut core);
+    assert_eq!(
+        cleanups(&outputs),
+        vec![(
+            NODE,
+            Cleanup::CloseRouter(call::CloseRouter {
+                room: RoomId("demo".into())
+            })
+        )]
+    );
+    assert!(monitor_events(&outputs).contains(&EventKind::RoomClosed {
+        room: "demo".into(),
+        reason: "its last peer left".into()
+    }));
+    assert!(core.rooms().is_empty());
+    assert_eq!(
+        core.handle_leave(alice).unwrap_err().code,
+        ErrorCode::NotJoined
+    );
+    // The next join creates the room again.
+    let step = core.handle_join(Uuid::new_v4(), &args("demo", "Bob"), Instant::now());
+    assert_eq!(step, Ok(JoinStep::NeedsRoom));
+}
+
+#[test]
+fn a_peer_leaving_closes_its_transports_and_the_consumers_of_what_it_sent() {
+    let (mut core, alice, bob, producer, consumer) = call_of_two();
+    let carol = join(&mut core, "demo", "Carol");
+    core.handle_leave(alice).unwrap();
+    let outputs = drain(&mut core);
+    assert_eq!(
+        told(&outputs, bob),
+        vec![
+            Notification::PeerLeft { peer_id: alice },
+            Notification::ConsumerClosed {
+                consumer_id: consumer,
+                producer_id: producer
+            }
+        ]
+    );
+    assert_eq!(
+        told(&outputs, carol),
+        vec![Notification::PeerLeft { peer_id: alice }]
+    );
+    let closes = cleanups(&outputs);
+    assert_eq!(closes.len(), 1, "Alice's one transport: {closes:?}");
+    assert!(matches!(closes[0], (NODE, Cleanup::CloseTransport(_))));
+    // Bob's consumer is forgotten: a late `consumerClosed` from the node tells nobody twice.
+    core.handle_node_event(
+        NODE,
+        NodeEvent::ConsumerClosed {
+            room: RoomId("demo".into()),
+            consumer,
+            producer,
+        },
+    );
+    assert!(drain(&mut core).is_empty());
+}
+
+#[test]
+fn node_lost_moves_only_the_rooms_of_that_node() {
+    let mut core = RoomCore::new(limits());
+    let alice = join(&mut core, "demo", "Alice");
+    let bob = join(&mut core, "demo", "Bob");
+    create_room(&mut core, "elsewhere", OTHER_NODE);
+    let carol = join(&mut core, "elsewhere", "Carol");
+    drain(&mut core);
+    core.handle_node_lost(NODE, "exited with signal 9");
+    let outputs = drain(&mut core);
+    let moved = Notification::RoomMoved {
+        room: "demo".into(),
+        reason: "media node failed: exited with signal 9".into(),
+    };
+    assert_eq!(told(&outputs, alice), vec![moved.clone()]);
+    assert_eq!(told(&outputs, bob), vec![moved]);
+    assert!(told(&outputs, carol).is_empty());
+    assert!(
+        cleanups(&outputs).is_empty(),
+        "nothing to close on a dead node"
+    );
+    assert!(!core.is_joined(alice) && !core.is_joined(bob) && core.is_joined(carol));
+    assert_eq!(core.rooms().len(), 1);
+    // Alice may join again: the room is created anew.
+    let step = core.handle_join(alice, &args("demo", "Alice"), Instant::now());
+    assert_eq!(step, Ok(JoinStep::NeedsRoom));
+}

@@ -1,0 +1,179 @@
+//! The room core driven through its transitions, one scenario per test: inputs in, outputs
+//! (answers, notifications, monitor events, cleanups for nodes) checked. No process, no socket.
+//! Helpers here; joining and leaving in `membership`, media and node events in `media`.
+
+mod media;
+mod membership;
+
+use std::time::Instant;
+
+use ipc::calls as call;
+use ipc::messages::{ConsumerId, Json, MediaKind, ProducerId, RoomId, TransportId};
+use monitor_api::EventKind;
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use super::*;
+use crate::placement::Placement;
+use crate::protocol::{
+    ConsumeArgs, Consumed, ConsumerAction, JoinArgs, Joined, ProduceArgs, ProducerAction,
+};
+
+pub(super) const NODE: NodeId = NodeId(1);
+pub(super) const OTHER_NODE: NodeId = NodeId(2);
+
+pub(super) fn limits() -> Limits {
+    Limits {
+        max_peers_per_room: 3,
+        max_producers_per_peer: 2,
+        join_token: None,
+        max_consumers_per_worker: 100,
+        max_nodes: 2,
+    }
+}
+
+pub(super) fn args(room: &str, name: &str) -> JoinArgs {
+    JoinArgs {
+        room: room.into(),
+        display_name: name.into(),
+        token: None,
+    }
+}
+
+pub(super) fn drain(core: &mut RoomCore) -> Vec<Output> {
+    std::iter::from_fn(|| core.poll_output()).collect()
+}
+
+/// The notifications `peer` was sent among `outputs`.
+pub(super) fn told(outputs: &[Output], peer: PeerId) -> Vec<Notification> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Notify { to, notification } if to.contains(&peer) => Some(notification.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+pub(super) fn cleanups(outputs: &[Output]) -> Vec<(NodeId, Cleanup)> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Node { node, cleanup } => Some((*node, cleanup.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+pub(super) fn monitor_events(outputs: &[Output]) -> Vec<EventKind> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Monitor(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A room on `node`'s worker 0, as if its router had just been created there.
+pub(super) fn create_room(core: &mut RoomCore, room: &str, node: NodeId) {
+    let caps = Json(json!({"codecs": []}).to_string());
+    core.handle_room_created(RoomId(room.into()), node, 0, &caps, Instant::now())
+        .unwrap();
+}
+
+/// Joins `name` to `room` (created on `NODE` if needed) and drains the outputs.
+pub(super) fn join(core: &mut RoomCore, room: &str, name: &str) -> PeerId {
+    let peer = Uuid::new_v4();
+    if core
+        .handle_join(peer, &args(room, name), Instant::now())
+        .unwrap()
+        == JoinStep::NeedsRoom
+    {
+        create_room(core, room, NODE);
+        let step = core.handle_join(peer, &args(room, name), Instant::now());
+        assert!(matches!(step, Ok(JoinStep::Joined(_))), "{step:?}");
+    }
+    drain(core);
+    peer
+}
+
+pub(super) fn transport(core: &mut RoomCore, peer: PeerId, direction: Direction) -> TransportId {
+    let at = core.begin_create_transport(peer).unwrap();
+    let answer = call::TransportCreated {
+        transport: TransportId(Uuid::new_v4()),
+        ice_parameters: Json("{}".into()),
+        ice_candidates: Json("[]".into()),
+        dtls_parameters: Json("{}".into()),
+    };
+    let created = core
+        .handle_transport_created(peer, &at, direction, answer)
+        .unwrap();
+    created.transport_id
+}
+
+pub(super) fn produce_args(transport: TransportId, kind: Kind) -> ProduceArgs {
+    let rtp: Map<String, Value> =
+        serde_json::from_value(json!({"codecs": [{"mimeType": "audio/opus"}]})).unwrap();
+    ProduceArgs {
+        transport_id: transport.to_string(),
+        kind,
+        rtp_parameters: rtp,
+    }
+}
+
+pub(super) fn produce(core: &mut RoomCore, peer: PeerId, transport: TransportId) -> ProducerId {
+    let pending = core
+        .begin_produce(peer, produce_args(transport, Kind::Audio))
+        .unwrap();
+    let answer = call::Produced {
+        producer: ProducerId(Uuid::new_v4()),
+    };
+    core.handle_produced(peer, pending, answer)
+        .unwrap()
+        .producer_id
+}
+
+pub(super) fn consume_args(transport: TransportId, producer: ProducerId) -> ConsumeArgs {
+    ConsumeArgs {
+        transport_id: transport.to_string(),
+        producer_id: producer.to_string(),
+        rtp_capabilities: Map::new(),
+    }
+}
+
+pub(super) fn consumed_answer() -> call::Consumed {
+    call::Consumed {
+        consumer: ConsumerId(Uuid::new_v4()),
+        kind: MediaKind::Audio,
+        rtp_parameters: Json("{}".into()),
+        consumer_type: "simple".into(),
+        producer_paused: false,
+    }
+}
+
+pub(super) fn consume(
+    core: &mut RoomCore,
+    peer: PeerId,
+    transport: TransportId,
+    producer: ProducerId,
+) -> Consumed {
+    let pending = core
+        .begin_consume(peer, consume_args(transport, producer))
+        .unwrap();
+    core.handle_consumed(peer, pending, consumed_answer())
+        .unwrap()
+}
+
+/// Alice sends audio, Bob receives it: (core, alice, bob, alice's producer, bob's consumer).
+pub(super) fn call_of_two() -> (RoomCore, PeerId, PeerId, ProducerId, ConsumerId) {
+    let mut core = RoomCore::new(limits());
+    let alice = join(&mut core, "demo", "Alice");
+    let bob = join(&mut core, "demo", "Bob");
+    let send = transport(&mut core, alice, Direction::Send);
+    let producer = produce(&mut core, alice, send);
+    let recv = transport(&mut core, bob, Direction::Recv);
+    let consumer = consume(&mut core, bob, recv, producer).consumer_id;
+    drain(&mut core);
+    (core, alice, bob, producer, consumer)
+}
