@@ -10,7 +10,8 @@ use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::event_bus::EventBus;
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
+use crate::metrics_page;
 use crate::monitor_socket::Monitor;
 use crate::node_lifecycle::{Action, Lifecycle};
 use crate::node_pool::{NodePool, NodeSpec};
@@ -127,7 +128,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         http::AppState {
             rooms: rooms.clone(),
             pool: pool.clone(),
-            registry: Arc::new(metrics::registry(&metrics, stats.clone())),
+            registry: Arc::new(metrics_page::registry(&metrics, stats.clone())),
             metrics,
             monitor: Monitor {
                 token: config.monitor_token.clone(),

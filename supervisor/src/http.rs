@@ -107,7 +107,7 @@ async fn monitor(
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    match crate::metrics::render(&state.registry) {
+    match crate::metrics_page::render(&state.registry) {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,

@@ -8,6 +8,7 @@ pub mod config;
 pub mod event_bus;
 pub mod http;
 pub mod metrics;
+pub mod metrics_page;
 pub mod monitor_socket;
 pub mod node_lifecycle;
 pub mod node_link;

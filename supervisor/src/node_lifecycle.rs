@@ -5,7 +5,15 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::node_link::NodeId;
+/// Identifies a node process for the life of the supervisor (a respawned node gets a new one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub u32);
+
+impl std::fmt::Display for NodeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "node-{}", self.0)
+    }
+}
 
 /// Why a node is started.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

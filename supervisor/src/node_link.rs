@@ -17,15 +17,8 @@ use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
 
-/// Identifies a node process for the life of the supervisor (a respawned node gets a new one).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NodeId(pub u32);
-
-impl std::fmt::Display for NodeId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "node-{}", self.0)
-    }
-}
+pub use crate::node_lifecycle::NodeId;
+use crate::node_lifecycle::SpawnOrigin;
 
 /// Why a request to a node failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -50,7 +43,7 @@ pub enum LinkError {
 #[derive(Debug)]
 pub enum LinkEvent {
     /// A node is connected and ready, started for this reason.
-    Ready(NodeId, crate::node_lifecycle::SpawnOrigin),
+    Ready(NodeId, SpawnOrigin),
     /// Something happened on the node.
     Event(NodeId, NodeEvent),
     /// The connection ended: the node exited, crashed, or sent garbage.
