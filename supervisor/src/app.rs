@@ -19,6 +19,24 @@ use crate::rooms::{Limits, Rooms};
 use crate::stats::Stats;
 use crate::{http, node_watch, tls};
 
+/// Connections the kernel queues for the supervisor before it accepts them (capped by
+/// `net.core.somaxconn`). std's and tokio's `bind` ask for 128, which a join storm of 200
+/// clients overflows: each dropped SYN costs its client a one-second retransmit.
+const ACCEPT_BACKLOG: u32 = 4096;
+
+/// The signaling port, listening with [`ACCEPT_BACKLOG`].
+fn listen(address: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As std's bind does: a restarted supervisor must not wait for TIME_WAIT to clear.
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(ACCEPT_BACKLOG)
+}
+
 fn sibling_node_binary() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot locate the supervisor executable")?;
     Ok(exe.with_file_name("node"))
@@ -56,8 +74,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             node_binary.display()
         );
     }
-    let listener = tokio::net::TcpListener::bind((config.bind, config.port))
-        .await
+    let listener = listen(std::net::SocketAddr::new(config.bind, config.port))
         .with_context(|| format!("cannot listen on {}:{}", config.bind, config.port))?;
 
     let socket_dir = std::env::temp_dir().join(format!("sfu-supervisor-{}", std::process::id()));
