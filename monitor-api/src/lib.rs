@@ -77,7 +77,7 @@ impl Request {
     /// error, the id to answer with (when it could be read) and why.
     pub fn parse(text: &str) -> Result<Request, (Option<u64>, ApiError)> {
         let envelope::Envelope { id, method, data } = envelope::Envelope::parse(text)
-            .map_err(|e| (e.id, ApiError::new(ErrorCode::BadRequest, e.message)))?;
+            .map_err(|e| (e.id, ApiError::new(ApiErrorCode::BadRequest, e.message)))?;
         fn args<T: serde::de::DeserializeOwned>(
             id: u64,
             method: &str,
@@ -85,7 +85,7 @@ impl Request {
         ) -> Result<T, (Option<u64>, ApiError)> {
             serde_json::from_value(data).map_err(|e| {
                 let message = format!("{method}: {e}");
-                (Some(id), ApiError::new(ErrorCode::BadRequest, message))
+                (Some(id), ApiError::new(ApiErrorCode::BadRequest, message))
             })
         }
         let query = match method.as_str() {
@@ -105,7 +105,7 @@ impl Request {
                 return Err((
                     Some(id),
                     ApiError::new(
-                        ErrorCode::UnknownMethod,
+                        ApiErrorCode::UnknownMethod,
                         format!("unknown method {method:?} (see docs/monitor-api.md)"),
                     ),
                 ))
@@ -118,7 +118,7 @@ impl Request {
 /// Classes of errors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
+pub enum ApiErrorCode {
     /// Not JSON, not an object, a missing or mistyped field.
     BadRequest,
     /// No such method.
@@ -133,14 +133,14 @@ pub enum ErrorCode {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
     /// The class of failure.
-    pub code: ErrorCode,
+    pub code: ApiErrorCode,
     /// What went wrong, for a person.
     pub message: String,
 }
 
 impl ApiError {
     /// An error of class `code`.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub fn new(code: ApiErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -583,19 +583,19 @@ mod tests {
         };
         assert_eq!(
             code(r#"{"id":1,"method":"drop tables"}"#),
-            (Some(1), ErrorCode::UnknownMethod)
+            (Some(1), ApiErrorCode::UnknownMethod)
         );
         assert_eq!(
             code(r#"{"id":2,"method":"room"}"#),
-            (Some(2), ErrorCode::BadRequest)
+            (Some(2), ApiErrorCode::BadRequest)
         );
         assert_eq!(
             code(r#"{"id":3,"method":"room","data":{"room":7}}"#),
-            (Some(3), ErrorCode::BadRequest)
+            (Some(3), ApiErrorCode::BadRequest)
         );
         assert_eq!(
             code(r#"{"id":4,"method":7}"#),
-            (Some(4), ErrorCode::BadRequest)
+            (Some(4), ApiErrorCode::BadRequest)
         );
         for text in [
             r#"{"method":"summary"}"#,
@@ -604,7 +604,7 @@ mod tests {
             "[1]",
             "summary",
         ] {
-            assert_eq!(code(text), (None, ErrorCode::BadRequest), "{text}");
+            assert_eq!(code(text), (None, ApiErrorCode::BadRequest), "{text}");
         }
     }
 
@@ -616,7 +616,7 @@ mod tests {
             serde_json::from_str::<ServerMessage>(&text).unwrap(),
             ServerMessage::Answer(answer)
         );
-        let error = Answer::error(None, ApiError::new(ErrorCode::Disabled, "off"));
+        let error = Answer::error(None, ApiError::new(ApiErrorCode::Disabled, "off"));
         assert_eq!(
             serde_json::to_value(&error).unwrap(),
             json!({"id": null, "ok": false, "error": {"code": "disabled", "message": "off"}})

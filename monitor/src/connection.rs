@@ -307,7 +307,7 @@ mod tests {
     fn an_error_answer_is_an_error() {
         let answer = Answer::error(
             Some(1),
-            ApiError::new(monitor_api::ErrorCode::NotFound, "no room \"x\""),
+            ApiError::new(monitor_api::ApiErrorCode::NotFound, "no room \"x\""),
         );
         let error = answer_data(answer).unwrap_err();
         assert_eq!(error.to_string(), "not_found: no room \"x\"");

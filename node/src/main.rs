@@ -2,7 +2,7 @@
 //! by hand. See `node --help`.
 
 mod media_config;
-mod rooms;
+mod routers;
 mod service;
 mod workers;
 
@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use clap::Parser;
 
 use crate::media_config::MediaListen;
-use crate::rooms::Rooms;
+use crate::routers::Routers;
 use crate::service::Stop;
 
 const BUILD_INFO: &str = include_str!(concat!(env!("OUT_DIR"), "/build_info.txt"));
@@ -114,7 +114,7 @@ async fn run(args: Args) -> anyhow::Result<Stop> {
         announced_address: args.public_ip.clone(),
         ports,
     };
-    let rooms = Arc::new(Rooms::new(workers, listen, events_tx));
+    let routers = Arc::new(Routers::new(workers, listen, events_tx));
     let version = BUILD_INFO.lines().next().unwrap_or("unknown").to_string();
-    service::serve(&args.socket, rooms, events_rx, version).await
+    service::serve(&args.socket, routers, events_rx, version).await
 }

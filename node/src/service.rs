@@ -10,7 +10,7 @@ use ipc::messages::{
 };
 use tokio::sync::mpsc;
 
-use crate::rooms::Rooms;
+use crate::routers::Routers;
 
 /// Why the node stopped serving.
 #[derive(Debug, PartialEq, Eq)]
@@ -24,10 +24,10 @@ pub enum Stop {
 }
 
 /// Serves the supervisor on `socket` until it goes away. `events` carries what mediasoup
-/// reports on its own (see [`Rooms::new`]).
+/// reports on its own (see [`Routers::new`]).
 pub async fn serve(
     socket: &std::path::Path,
-    rooms: Arc<Rooms>,
+    routers: Arc<Routers>,
     mut events: mpsc::UnboundedReceiver<NodeEvent>,
     version: String,
 ) -> anyhow::Result<Stop> {
@@ -37,7 +37,7 @@ pub async fn serve(
     let hello = NodeHello {
         protocol_version: PROTOCOL_VERSION,
         pid: std::process::id(),
-        workers: rooms.workers().len() as u32,
+        workers: routers.workers().len() as u32,
         version,
     };
     writer.send(&FromNode::Hello(hello)).await?;
@@ -63,7 +63,7 @@ pub async fn serve(
     });
 
     let (died_tx, mut died_rx) = mpsc::unbounded_channel::<()>();
-    let _death_handlers: Vec<_> = rooms
+    let _death_handlers: Vec<_> = routers
         .workers()
         .iter()
         .enumerate()
@@ -94,10 +94,10 @@ pub async fn serve(
         tokio::select! {
             message = reader.recv::<ToNode>() => match message {
                 Ok(Some(ToNode::Request { id, request })) => {
-                    let rooms = rooms.clone();
+                    let routers = routers.clone();
                     let out = out_tx.clone();
                     tokio::spawn(async move {
-                        let result = rooms.handle(request).await;
+                        let result = routers.handle(request).await;
                         if let Err(e) = &result {
                             tracing::debug!(id, "request failed: {e}");
                         }
@@ -114,25 +114,25 @@ pub async fn serve(
             },
             Some(event) = events.recv() => {
                 if let NodeEvent::ConsumerClosed { room, consumer, .. } = &event {
-                    rooms.forget_consumer(room, *consumer);
+                    routers.forget_consumer(room, *consumer);
                 }
                 let _ = out_tx.send(FromNode::Event(event));
             }
             _ = load_timer.tick() => {
-                let _ = out_tx.send(FromNode::Load(rooms.load()));
+                let _ = out_tx.send(FromNode::Load(routers.load()));
             }
             _ = stats_timer.tick() => {
                 if collecting.as_ref().is_none_or(|task| task.is_finished()) {
-                    let (rooms, out) = (rooms.clone(), out_tx.clone());
+                    let (routers, out) = (routers.clone(), out_tx.clone());
                     collecting = Some(tokio::spawn(async move {
-                        let _ = out.send(FromNode::Stats(rooms.stats().await));
+                        let _ = out.send(FromNode::Stats(routers.stats().await));
                     }));
                 }
             }
             Some(()) = died_rx.recv() => break Stop::WorkerDied,
         }
     };
-    rooms.close_all();
+    routers.close_all();
     drop(out_tx);
     // Let queued answers and events reach the supervisor before the socket closes.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), writer_task).await;

@@ -10,7 +10,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use monitor_api::{
-    Answer, ApiError, ErrorCode, Event, EventMessage, Lagged, LaggedMessage, Query, Request,
+    Answer, ApiError, ApiErrorCode, Event, EventMessage, Lagged, LaggedMessage, Query, Request,
     AUTHORIZATION_SCHEME,
 };
 use serde::Serialize;
@@ -136,7 +136,7 @@ pub async fn serve(socket: WebSocket, monitor: Monitor, remote: SocketAddr, enab
                 }
                 Some(Ok(Message::Binary(_))) => text(&Answer::error(
                     None,
-                    ApiError::new(ErrorCode::BadRequest, "binary frames are not part of the protocol"),
+                    ApiError::new(ApiErrorCode::BadRequest, "binary frames are not part of the protocol"),
                 )),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
@@ -162,7 +162,7 @@ fn disabled(request: &str) -> Answer {
     Answer::error(
         id,
         ApiError::new(
-            ErrorCode::Disabled,
+            ApiErrorCode::Disabled,
             "the monitor API is off: start the supervisor with MONITOR_TOKEN=<secret> \
              (or --monitor-token) and connect with that token",
         ),
@@ -188,7 +188,7 @@ fn answer(monitor: &Monitor, request: &str, subscription: &mut Option<Subscripti
             Some(detail) => ok(id, detail),
             None => Answer::error(
                 Some(request.id),
-                ApiError::new(ErrorCode::NotFound, format!("no room {room:?}")),
+                ApiError::new(ApiErrorCode::NotFound, format!("no room {room:?}")),
             ),
         },
         Query::Subscribe { room } => {
@@ -250,7 +250,7 @@ mod tests {
         let answer = disabled(r#"{"id":7,"method":"summary"}"#);
         assert_eq!(answer.id, Some(7));
         let error = answer.error.unwrap();
-        assert_eq!(error.code, ErrorCode::Disabled);
+        assert_eq!(error.code, ApiErrorCode::Disabled);
         assert!(error.message.contains("MONITOR_TOKEN"));
     }
 }

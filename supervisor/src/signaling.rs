@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use crate::metrics::Metrics;
 use crate::protocol::{
-    error_answer, ok_answer, read_frame, Answer, ClientError, ErrorCode, Method, PeerId, Request,
-    MAX_MESSAGE_BYTES,
+    error_answer, ok_answer, read_frame, Answer, ClientError, ClientErrorCode, Method, PeerId,
+    Request, MAX_MESSAGE_BYTES,
 };
 use crate::rooms::Rooms;
 
@@ -90,11 +90,11 @@ pub async fn serve(socket: WebSocket, rooms: Arc<Rooms>, metrics: Metrics) {
             }
             Message::Text(text) => handle(&rooms, &metrics, peer, text.as_str()).await,
             Message::Binary(_) => {
-                metrics.signaling_error(ErrorCode::BadRequest.as_str());
+                metrics.signaling_error(ClientErrorCode::BadRequest.as_str());
                 error_answer(
                     None,
                     &ClientError::new(
-                        ErrorCode::BadRequest,
+                        ClientErrorCode::BadRequest,
                         "binary frames are not part of the protocol",
                     ),
                 )
@@ -141,7 +141,10 @@ async fn dispatch(
     // Every method but `join` and `leave` needs a room; say so before looking at its
     // arguments.
     if method.needs_room() && !rooms.is_joined(peer) {
-        return Err(ClientError::new(ErrorCode::NotJoined, "join a room first"));
+        return Err(ClientError::new(
+            ClientErrorCode::NotJoined,
+            "join a room first",
+        ));
     }
     Ok(match Request::from_data(method, data)? {
         Request::Join(args) => Answer::Joined(rooms.join(peer, args).await?),

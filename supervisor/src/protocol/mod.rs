@@ -17,7 +17,7 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// Error codes of error answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ErrorCode {
+pub enum ClientErrorCode {
     /// Not JSON, not an object, missing or mistyped field.
     BadRequest,
     /// No such method.
@@ -48,24 +48,24 @@ pub enum ErrorCode {
     Internal,
 }
 
-impl ErrorCode {
+impl ClientErrorCode {
     /// The code as it appears on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
-            ErrorCode::BadRequest => "bad_request",
-            ErrorCode::UnknownMethod => "unknown_method",
-            ErrorCode::InvalidArgument => "invalid_argument",
-            ErrorCode::NotJoined => "not_joined",
-            ErrorCode::AlreadyJoined => "already_joined",
-            ErrorCode::Unauthorized => "unauthorized",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::RoomFull => "room_full",
-            ErrorCode::TooManyProducers => "too_many_producers",
-            ErrorCode::Capacity => "capacity",
-            ErrorCode::NodeUnavailable => "node_unavailable",
-            ErrorCode::MediaError => "media_error",
-            ErrorCode::ShuttingDown => "shutting_down",
-            ErrorCode::Internal => "internal",
+            ClientErrorCode::BadRequest => "bad_request",
+            ClientErrorCode::UnknownMethod => "unknown_method",
+            ClientErrorCode::InvalidArgument => "invalid_argument",
+            ClientErrorCode::NotJoined => "not_joined",
+            ClientErrorCode::AlreadyJoined => "already_joined",
+            ClientErrorCode::Unauthorized => "unauthorized",
+            ClientErrorCode::NotFound => "not_found",
+            ClientErrorCode::RoomFull => "room_full",
+            ClientErrorCode::TooManyProducers => "too_many_producers",
+            ClientErrorCode::Capacity => "capacity",
+            ClientErrorCode::NodeUnavailable => "node_unavailable",
+            ClientErrorCode::MediaError => "media_error",
+            ClientErrorCode::ShuttingDown => "shutting_down",
+            ClientErrorCode::Internal => "internal",
         }
     }
 }
@@ -75,14 +75,14 @@ impl ErrorCode {
 #[error("{}: {message}", code.as_str())]
 pub struct ClientError {
     /// Class of the error.
-    pub code: ErrorCode,
+    pub code: ClientErrorCode,
     /// What went wrong, for a person.
     pub message: String,
 }
 
 impl ClientError {
     /// An error of class `code`.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub fn new(code: ClientErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -93,8 +93,12 @@ impl ClientError {
 /// Reads a frame's envelope (the `envelope` crate, shared with `/monitor`) and names its
 /// method. On error, the id to answer with (if one was readable) and the error.
 pub fn read_frame(text: &str) -> Result<(u64, Method, Value), (Option<u64>, ClientError)> {
-    let envelope = envelope::Envelope::parse(text)
-        .map_err(|e| (e.id, ClientError::new(ErrorCode::BadRequest, e.message)))?;
+    let envelope = envelope::Envelope::parse(text).map_err(|e| {
+        (
+            e.id,
+            ClientError::new(ClientErrorCode::BadRequest, e.message),
+        )
+    })?;
     let method = Method::from_name(&envelope.method).map_err(|e| (Some(envelope.id), e))?;
     Ok((envelope.id, method, envelope.data))
 }
@@ -112,7 +116,7 @@ pub fn ok_answer(id: u64, data: &Answer) -> String {
         tracing::error!("cannot serialize an answer: {e}");
         error_answer(
             Some(id),
-            &ClientError::new(ErrorCode::Internal, e.to_string()),
+            &ClientError::new(ClientErrorCode::Internal, e.to_string()),
         )
     })
 }
@@ -140,7 +144,7 @@ pub fn validate_room(room: &str) -> Result<(), ClientError> {
         Ok(())
     } else {
         Err(ClientError::new(
-            ErrorCode::InvalidArgument,
+            ClientErrorCode::InvalidArgument,
             "room must be 1-64 characters of A-Z a-z 0-9 _ - .",
         ))
     }
@@ -154,7 +158,7 @@ pub fn validate_display_name(name: &str) -> Result<String, ClientError> {
         Ok(name.to_string())
     } else {
         Err(ClientError::new(
-            ErrorCode::InvalidArgument,
+            ClientErrorCode::InvalidArgument,
             "displayName must be 1-64 characters without control characters",
         ))
     }
@@ -164,7 +168,7 @@ pub fn validate_display_name(name: &str) -> Result<String, ClientError> {
 /// one of ours cannot exist.
 pub fn parse_id<T: std::str::FromStr>(what: &str, id: &str) -> Result<T, ClientError> {
     id.parse()
-        .map_err(|_| ClientError::new(ErrorCode::NotFound, format!("no {what} {id:?}")))
+        .map_err(|_| ClientError::new(ClientErrorCode::NotFound, format!("no {what} {id:?}")))
 }
 
 #[cfg(test)]
@@ -177,27 +181,27 @@ mod tests {
             read_frame(r#"{"id":3,"method":"join","data":{"room":"a"}}"#).unwrap();
         assert_eq!((id, method, data), (3, Method::Join, json!({"room":"a"})));
         let (id, e) = read_frame(r#"{"id":4,"method":"fly"}"#).unwrap_err();
-        assert_eq!((id, e.code), (Some(4), ErrorCode::UnknownMethod));
+        assert_eq!((id, e.code), (Some(4), ClientErrorCode::UnknownMethod));
         let (id, e) = read_frame("not json").unwrap_err();
-        assert_eq!((id, e.code), (None, ErrorCode::BadRequest));
+        assert_eq!((id, e.code), (None, ClientErrorCode::BadRequest));
         let (id, e) = read_frame(r#"{"id":5,"method":42}"#).unwrap_err();
-        assert_eq!((id, e.code), (Some(5), ErrorCode::BadRequest));
+        assert_eq!((id, e.code), (Some(5), ClientErrorCode::BadRequest));
     }
 
     #[test]
     fn data_of_the_wrong_type_is_a_bad_request() {
         let e =
             Request::from_data(Method::Join, json!({"room": 1, "displayName": "x"})).unwrap_err();
-        assert_eq!(e.code, ErrorCode::BadRequest);
+        assert_eq!(e.code, ClientErrorCode::BadRequest);
         assert!(e.message.starts_with("join: "), "{}", e.message);
         let e = Request::from_data(
             Method::CreateWebRtcTransport,
             json!({"direction": "sideways"}),
         )
         .unwrap_err();
-        assert_eq!(e.code, ErrorCode::BadRequest);
+        assert_eq!(e.code, ClientErrorCode::BadRequest);
         let e = Request::from_data(Method::CloseConsumer, json!({})).unwrap_err();
-        assert_eq!(e.code, ErrorCode::BadRequest);
+        assert_eq!(e.code, ClientErrorCode::BadRequest);
         let request =
             Request::from_data(Method::CreateWebRtcTransport, json!({"direction": "recv"}))
                 .unwrap();
@@ -226,7 +230,7 @@ mod tests {
         for bad in ["", "a b", "ü", "x/y", &"a".repeat(65)] {
             assert_eq!(
                 validate_room(bad).unwrap_err().code,
-                ErrorCode::InvalidArgument,
+                ClientErrorCode::InvalidArgument,
                 "{bad:?}"
             );
         }
@@ -249,7 +253,7 @@ mod tests {
 
     #[test]
     fn answers_have_the_documented_shape() {
-        let e = ClientError::new(ErrorCode::NotJoined, "join a room first");
+        let e = ClientError::new(ClientErrorCode::NotJoined, "join a room first");
         let v: Value = serde_json::from_str(&error_answer(Some(4), &e)).unwrap();
         assert_eq!(
             v,

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{ClientError, ErrorCode};
+use super::{ClientError, ClientErrorCode};
 
 /// The methods, as named on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -51,7 +51,7 @@ impl Method {
     pub fn from_name(name: &str) -> Result<Method, ClientError> {
         serde_json::from_value(Value::String(name.to_string())).map_err(|_| {
             ClientError::new(
-                ErrorCode::UnknownMethod,
+                ClientErrorCode::UnknownMethod,
                 format!("unknown method {name:?} (see docs/protocol.md)"),
             )
         })
@@ -117,7 +117,10 @@ impl Request {
             data: Value,
         ) -> Result<T, ClientError> {
             serde_json::from_value(data).map_err(|e| {
-                ClientError::new(ErrorCode::BadRequest, format!("{}: {e}", method.name()))
+                ClientError::new(
+                    ClientErrorCode::BadRequest,
+                    format!("{}: {e}", method.name()),
+                )
             })
         }
         let producer = |action, data| {

@@ -11,7 +11,7 @@ use super::core::JoinStep;
 use super::{link_error, perform, Rooms};
 use crate::node_lifecycle::SpawnOrigin;
 use crate::placement::Placement;
-use crate::protocol::{ClientError, Done, ErrorCode, JoinArgs, Joined, PeerId};
+use crate::protocol::{ClientError, ClientErrorCode, Done, JoinArgs, Joined, PeerId};
 
 /// How long a join waits for a media node when none is ready.
 const NODE_WAIT: Duration = Duration::from_secs(10);
@@ -34,7 +34,7 @@ impl Rooms {
             JoinStep::Joined(answer) => Ok(answer),
             // Created and lost again already (its node died).
             JoinStep::NeedsRoom => Err(ClientError::new(
-                ErrorCode::NodeUnavailable,
+                ClientErrorCode::NodeUnavailable,
                 "the room's node failed while joining; retry",
             )),
         }
@@ -52,7 +52,7 @@ impl Rooms {
                 tracing::info!(room = %room_id, "every worker is full: starting another node");
                 let link = self.pool.spawn(SpawnOrigin::Placement).await.map_err(|e| {
                     ClientError::new(
-                        ErrorCode::NodeUnavailable,
+                        ClientErrorCode::NodeUnavailable,
                         format!("cannot start a media node: {e:#}"),
                     )
                 })?;
@@ -61,7 +61,7 @@ impl Rooms {
             Placement::Full => {
                 let limits = self.state().core.limits().clone();
                 return Err(ClientError::new(
-                    ErrorCode::Capacity,
+                    ClientErrorCode::Capacity,
                     format!(
                         "every media worker is full ({} consumers each) and the pool is at --max-nodes {}",
                         limits.max_consumers_per_worker, limits.max_nodes

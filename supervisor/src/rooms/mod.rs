@@ -19,7 +19,7 @@ use crate::event_bus::EventBus;
 use crate::metrics::Metrics;
 use crate::node_link::{LinkError, NodeId, NodeLink};
 use crate::node_pool::NodePool;
-use crate::protocol::{ClientError, ErrorCode, PeerId};
+use crate::protocol::{ClientError, ClientErrorCode, PeerId};
 
 pub use self::core::Limits;
 
@@ -48,14 +48,16 @@ pub struct Rooms {
 
 fn link_error(error: LinkError) -> ClientError {
     match error {
-        LinkError::Rpc(e) => ClientError::new(ErrorCode::NodeUnavailable, e.to_string()),
-        LinkError::Mismatched { .. } => ClientError::new(ErrorCode::Internal, error.to_string()),
+        LinkError::Rpc(e) => ClientError::new(ClientErrorCode::NodeUnavailable, e.to_string()),
+        LinkError::Mismatched { .. } => {
+            ClientError::new(ClientErrorCode::Internal, error.to_string())
+        }
         LinkError::Node(e) => {
             let code = match e.code {
-                NodeErrorCode::NotFound => ErrorCode::NotFound,
-                NodeErrorCode::InvalidArgument => ErrorCode::InvalidArgument,
-                NodeErrorCode::Media => ErrorCode::MediaError,
-                NodeErrorCode::Internal => ErrorCode::Internal,
+                NodeErrorCode::NotFound => ClientErrorCode::NotFound,
+                NodeErrorCode::InvalidArgument => ClientErrorCode::InvalidArgument,
+                NodeErrorCode::Media => ClientErrorCode::MediaError,
+                NodeErrorCode::Internal => ClientErrorCode::Internal,
             };
             ClientError::new(code, e.message)
         }
@@ -126,7 +128,7 @@ impl Rooms {
     fn link(&self, node: NodeId) -> Result<Arc<NodeLink>, ClientError> {
         self.pool.link(node).ok_or_else(|| {
             ClientError::new(
-                ErrorCode::NodeUnavailable,
+                ClientErrorCode::NodeUnavailable,
                 format!("the room's node {node} is gone"),
             )
         })

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::notification::Notification;
 use crate::protocol::{
-    parse_id, ClientError, ConsumeArgs, Consumed, ConsumerAction, Direction, ErrorCode,
+    parse_id, ClientError, ClientErrorCode, ConsumeArgs, Consumed, ConsumerAction, Direction,
     IceRestarted, Kind, PeerId, ProduceArgs, Produced, ProducerAction, RouterCapabilities,
     TransportCreated,
 };
@@ -22,7 +22,7 @@ fn own_transport(p: &Peer, id: TransportId, want: Option<Direction>) -> Result<(
     match p.transports.get(&id) {
         None => Err(not_found("transport", id)),
         Some(d) if want.is_some_and(|w| w != *d) => Err(ClientError::new(
-            ErrorCode::InvalidArgument,
+            ClientErrorCode::InvalidArgument,
             format!("transport {id} is a {d:?} transport"),
         )),
         Some(_) => Ok(()),
@@ -162,7 +162,7 @@ impl RoomCore {
         let max = self.limits.max_producers_per_peer;
         if self.peer(peer)?.1.producers.len() >= max {
             return Err(ClientError::new(
-                ErrorCode::TooManyProducers,
+                ClientErrorCode::TooManyProducers,
                 format!("a peer may have at most {max} producers"),
             ));
         }
@@ -250,7 +250,7 @@ impl RoomCore {
             None => return Err(not_found("producer", producer)),
             Some(owner) if owner == peer => {
                 return Err(ClientError::new(
-                    ErrorCode::InvalidArgument,
+                    ClientErrorCode::InvalidArgument,
                     "a peer does not consume its own producer",
                 ))
             }

@@ -13,7 +13,7 @@ use crate::node_link::NodeId;
 use crate::notification::Notification;
 use crate::placement::{place_room, NodeView, Placement, WorkerView};
 use crate::protocol::{
-    validate_display_name, validate_room, ClientError, ErrorCode, JoinArgs, Joined, PeerId,
+    validate_display_name, validate_room, ClientError, ClientErrorCode, JoinArgs, Joined, PeerId,
     PeerInfo, ProducerInfo,
 };
 
@@ -39,7 +39,7 @@ impl RoomCore {
         let display_name = validate_display_name(&args.display_name)?;
         if self.shutting_down {
             return Err(ClientError::new(
-                ErrorCode::ShuttingDown,
+                ClientErrorCode::ShuttingDown,
                 "the SFU is stopping",
             ));
         }
@@ -51,14 +51,14 @@ impl RoomCore {
             if !same {
                 tracing::warn!(room = %args.room, "join refused: wrong or missing token");
                 return Err(ClientError::new(
-                    ErrorCode::Unauthorized,
+                    ClientErrorCode::Unauthorized,
                     "wrong or missing token",
                 ));
             }
         }
         if self.peer_room.contains_key(&peer) {
             return Err(ClientError::new(
-                ErrorCode::AlreadyJoined,
+                ClientErrorCode::AlreadyJoined,
                 "this connection is already in a room; leave first",
             ));
         }
@@ -137,13 +137,13 @@ impl RoomCore {
             .sum();
         if worker_consumers >= self.limits.max_consumers_per_worker as usize {
             return Err(ClientError::new(
-                ErrorCode::Capacity,
+                ClientErrorCode::Capacity,
                 format!("the worker hosting room {room_id} is full"),
             ));
         }
         if room.peers.len() >= self.limits.max_peers_per_room {
             return Err(ClientError::new(
-                ErrorCode::RoomFull,
+                ClientErrorCode::RoomFull,
                 format!(
                     "room {room_id} has {} peers, the limit",
                     self.limits.max_peers_per_room

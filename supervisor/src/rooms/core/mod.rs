@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use crate::node_link::NodeId;
 use crate::notification::Notification;
-use crate::protocol::{ClientError, Direction, ErrorCode, Kind, PeerId};
+use crate::protocol::{ClientError, ClientErrorCode, Direction, Kind, PeerId};
 
 pub use membership::JoinStep;
 
@@ -139,16 +139,20 @@ pub struct RoomCore {
 }
 
 pub(crate) fn not_joined() -> ClientError {
-    ClientError::new(ErrorCode::NotJoined, "join a room first")
+    ClientError::new(ClientErrorCode::NotJoined, "join a room first")
 }
 
 fn not_found(what: &str, id: impl std::fmt::Display) -> ClientError {
-    ClientError::new(ErrorCode::NotFound, format!("no {what} {id}"))
+    ClientError::new(ClientErrorCode::NotFound, format!("no {what} {id}"))
 }
 
 fn json_value(json: &Json) -> Result<Value, ClientError> {
-    serde_json::from_str(&json.0)
-        .map_err(|e| ClientError::new(ErrorCode::Internal, format!("node sent invalid JSON: {e}")))
+    serde_json::from_str(&json.0).map_err(|e| {
+        ClientError::new(
+            ClientErrorCode::Internal,
+            format!("node sent invalid JSON: {e}"),
+        )
+    })
 }
 
 impl RoomCore {

@@ -34,7 +34,7 @@ fn closing_a_producer_closes_its_consumers_and_tells_their_owners() {
         })
     );
     let again = core.producer_request(alice, &producer.to_string(), ProducerAction::Pause);
-    assert_eq!(again.unwrap_err().code, ErrorCode::NotFound);
+    assert_eq!(again.unwrap_err().code, ClientErrorCode::NotFound);
 }
 
 #[test]
@@ -47,7 +47,7 @@ fn a_consumer_whose_producer_closed_meanwhile_is_not_recorded() {
     core.producer_request(alice, &producer.to_string(), ProducerAction::Close)
         .unwrap();
     let late = core.handle_consumed(bob, pending, consumed_answer());
-    assert_eq!(late.unwrap_err().code, ErrorCode::NotFound);
+    assert_eq!(late.unwrap_err().code, ClientErrorCode::NotFound);
 }
 
 #[test]
@@ -77,17 +77,17 @@ fn answers_arriving_after_the_peer_left_close_what_the_node_created() {
         dtls_parameters: Json("{}".into()),
     };
     let late = core.handle_transport_created(bob, &at, Direction::Send, created);
-    assert_eq!(late.unwrap_err().code, ErrorCode::NotJoined);
+    assert_eq!(late.unwrap_err().code, ClientErrorCode::NotJoined);
     let new_producer = ProducerId(Uuid::new_v4());
     let produced = call::Produced {
         producer: new_producer,
     };
     let late = core.handle_produced(alice, produce_pending, produced);
-    assert_eq!(late.unwrap_err().code, ErrorCode::NotJoined);
+    assert_eq!(late.unwrap_err().code, ClientErrorCode::NotJoined);
     let answer = consumed_answer();
     let consumer = answer.consumer;
     let late = core.handle_consumed(bob, consume_pending, answer);
-    assert_eq!(late.unwrap_err().code, ErrorCode::NotJoined);
+    assert_eq!(late.unwrap_err().code, ClientErrorCode::NotJoined);
 
     let room = RoomId("demo".into());
     assert_eq!(
@@ -134,7 +134,7 @@ fn an_answer_for_a_room_recreated_on_another_node_is_closed_on_the_old_one() {
         dtls_parameters: Json("{}".into()),
     };
     let late = core.handle_transport_created(alice, &at, Direction::Send, created);
-    assert_eq!(late.unwrap_err().code, ErrorCode::NotJoined);
+    assert_eq!(late.unwrap_err().code, ClientErrorCode::NotJoined);
     assert!(matches!(
         cleanups(&drain(&mut core))[..],
         [(NODE, Cleanup::CloseTransport(_))]
@@ -147,15 +147,15 @@ fn media_requests_are_checked_against_what_the_peer_owns() {
     let recv = transport(&mut core, alice, Direction::Recv);
     // Its own producer, through its own recv transport.
     let own = core.begin_consume(alice, consume_args(recv, producer));
-    assert_eq!(own.unwrap_err().code, ErrorCode::InvalidArgument);
+    assert_eq!(own.unwrap_err().code, ClientErrorCode::InvalidArgument);
     // Producing on a recv transport.
     let wrong = core.begin_produce(alice, produce_args(recv, Kind::Audio));
-    assert_eq!(wrong.unwrap_err().code, ErrorCode::InvalidArgument);
+    assert_eq!(wrong.unwrap_err().code, ClientErrorCode::InvalidArgument);
     // Someone else's consumer, a transport that is not an id.
     let theirs = core.consumer_request(alice, &consumer.to_string(), ConsumerAction::Pause);
-    assert_eq!(theirs.unwrap_err().code, ErrorCode::NotFound);
+    assert_eq!(theirs.unwrap_err().code, ClientErrorCode::NotFound);
     let junk = core.close_transport(bob, "not-an-id");
-    assert_eq!(junk.unwrap_err().code, ErrorCode::NotFound);
+    assert_eq!(junk.unwrap_err().code, ClientErrorCode::NotFound);
     // At most two producers each.
     let send = core
         .peer(alice)
@@ -168,10 +168,10 @@ fn media_requests_are_checked_against_what_the_peer_owns() {
         .unwrap();
     produce(&mut core, alice, send);
     let third = core.begin_produce(alice, produce_args(send, Kind::Video));
-    assert_eq!(third.unwrap_err().code, ErrorCode::TooManyProducers);
+    assert_eq!(third.unwrap_err().code, ClientErrorCode::TooManyProducers);
     // A peer not in a room.
     let stranger = core.begin_create_transport(Uuid::new_v4());
-    assert_eq!(stranger.unwrap_err().code, ErrorCode::NotJoined);
+    assert_eq!(stranger.unwrap_err().code, ClientErrorCode::NotJoined);
 }
 
 #[test]

@@ -87,7 +87,7 @@ fn a_full_room_refuses_with_room_full_and_tells_nobody() {
         .collect();
     let late = Uuid::new_v4();
     let refused = core.handle_join(late, &args("demo", "Late"), Instant::now());
-    assert_eq!(refused.unwrap_err().code, ErrorCode::RoomFull);
+    assert_eq!(refused.unwrap_err().code, ClientErrorCode::RoomFull);
     assert!(drain(&mut core).is_empty());
     assert!(!core.is_joined(late));
     assert!(peers.iter().all(|p| core.is_joined(*p)));
@@ -108,7 +108,7 @@ fn a_full_worker_refuses_with_capacity_and_placement_says_full_at_the_node_cap()
     let recv = transport(&mut core, bob, Direction::Recv);
     consume(&mut core, bob, recv, producer);
     let refused = core.handle_join(Uuid::new_v4(), &args("demo", "Carol"), Instant::now());
-    assert_eq!(refused.unwrap_err().code, ErrorCode::Capacity);
+    assert_eq!(refused.unwrap_err().code, ClientErrorCode::Capacity);
     // Its only worker is full: a new room needs a new node, then none fits.
     assert_eq!(core.place_room(&[(NODE, 1)], 1), Placement::SpawnNode);
     assert_eq!(core.place_room(&[(NODE, 1)], 2), Placement::Full);
@@ -136,7 +136,7 @@ fn a_wrong_token_is_unauthorized_and_shutdown_refuses_joins_after_telling_everyo
         ..args("demo", "Mallory")
     };
     let refused = core.handle_join(Uuid::new_v4(), &guess, Instant::now());
-    assert_eq!(refused.unwrap_err().code, ErrorCode::Unauthorized);
+    assert_eq!(refused.unwrap_err().code, ClientErrorCode::Unauthorized);
     let good = JoinArgs {
         token: Some("s3cret".into()),
         ..args("demo", "Alice")
@@ -155,7 +155,7 @@ fn a_wrong_token_is_unauthorized_and_shutdown_refuses_joins_after_telling_everyo
         vec![Notification::ShuttingDown {}]
     );
     let late = core.handle_join(Uuid::new_v4(), &good, Instant::now());
-    assert_eq!(late.unwrap_err().code, ErrorCode::ShuttingDown);
+    assert_eq!(late.unwrap_err().code, ClientErrorCode::ShuttingDown);
 }
 
 #[test]
@@ -163,10 +163,10 @@ fn joining_twice_is_already_joined_and_bad_names_are_invalid() {
     let mut core = RoomCore::new(limits());
     let alice = join(&mut core, "demo", "Alice");
     let again = core.handle_join(alice, &args("other", "Alice"), Instant::now());
-    assert_eq!(again.unwrap_err().code, ErrorCode::AlreadyJoined);
+    assert_eq!(again.unwrap_err().code, ClientErrorCode::AlreadyJoined);
     for (room, name) in [("a b", "Bob"), ("ok", "\u{7}")] {
         let bad = core.handle_join(Uuid::new_v4(), &args(room, name), Instant::now());
-        assert_eq!(bad.unwrap_err().code, ErrorCode::InvalidArgument);
+        assert_eq!(bad.unwrap_err().code, ClientErrorCode::InvalidArgument);
     }
 }
 
@@ -193,7 +193,7 @@ fn the_last_peer_leaving_closes_the_room_and_its_router() {
     assert!(core.rooms().is_empty());
     assert_eq!(
         core.handle_leave(alice).unwrap_err().code,
-        ErrorCode::NotJoined
+        ClientErrorCode::NotJoined
     );
     // The next join creates the room again.
     let step = core.handle_join(Uuid::new_v4(), &args("demo", "Bob"), Instant::now());

@@ -1,5 +1,6 @@
-//! The rooms of this node and the mediasoup objects in them: turns each ipc [`Request`] into
-//! mediasoup calls and reports what mediasoup does on its own as [`NodeEvent`]s.
+//! The routers of this node (one per room it hosts; the supervisor's `rooms` decides which)
+//! and the mediasoup objects in them: turns each ipc [`Request`] into mediasoup calls and
+//! reports what mediasoup does on its own as [`NodeEvent`]s.
 //!
 //! Objects live in maps; removing one from its map drops it, and dropping a mediasoup
 //! object closes it. Nothing here holds the lock across an `.await`.
@@ -22,8 +23,8 @@ use tokio::sync::mpsc;
 use crate::media_config::{router_codecs, MediaListen};
 use crate::workers::WorkerSlot;
 
-/// Every room of the node.
-pub struct Rooms {
+/// Every router of the node, by the room it serves.
+pub struct Routers {
     state: Mutex<HashMap<RoomId, Room>>,
     workers: Vec<WorkerSlot>,
     listen: MediaListen,
@@ -80,8 +81,8 @@ fn ipc_kind(kind: mediasoup::prelude::MediaKind) -> MediaKind {
     }
 }
 
-impl Rooms {
-    /// Rooms hosted on `workers`, with transports listening as `listen` says; events go to
+impl Routers {
+    /// Routers hosted on `workers`, with transports listening as `listen` says; events go to
     /// `events`.
     pub fn new(
         workers: Vec<WorkerSlot>,
