@@ -8,7 +8,7 @@ use criterion::{criterion_main, Criterion};
 use ipc::calls::{Consume, ResumeConsumer};
 use ipc::frame::{encode, FrameDecoder, DEFAULT_MAX_FRAME_LEN};
 use ipc::messages::{
-    ConsumerId, FromNode, Json, ProducerId, Response, RoomId, ToNode, TransportId,
+    ConsumerId, FromNode, Json, ProducerId, Response, RouterId, ToNode, TransportId,
 };
 
 /// Roughly what Chrome sends as `rtpCapabilities` (about 1.5 KB of JSON).
@@ -31,7 +31,7 @@ fn consume(id: u64) -> ToNode {
     ToNode::Request {
         id,
         request: Consume {
-            room: RoomId("bench-room".into()),
+            router: RouterId(uuid::Uuid::from_u128(1)),
             transport: TransportId(uuid::Uuid::new_v4()),
             producer: ProducerId(uuid::Uuid::new_v4()),
             rtp_capabilities: capabilities(),
@@ -44,7 +44,7 @@ fn resume(id: u64, consumer: ConsumerId) -> ToNode {
     ToNode::Request {
         id,
         request: ResumeConsumer {
-            room: RoomId("bench-room".into()),
+            router: RouterId(uuid::Uuid::from_u128(1)),
             consumer,
         }
         .into(),

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::messages::{ConsumerId, Json, MediaKind, ProducerId, RoomId, TransportId};
+use crate::messages::{ConsumerId, Json, MediaKind, ProducerId, RouterId, TransportId};
 
 /// A request with its answer type.
 pub trait Call: Into<Request> {
@@ -63,7 +63,7 @@ macro_rules! answers {
 }
 
 answers! {
-    /// The router of a room exists.
+    /// A router exists.
     RouterCreated {
         /// mediasoup `RtpCapabilitiesFinalized` of the router.
         rtp_capabilities: Json,
@@ -102,6 +102,26 @@ answers! {
         /// Whether the producer is paused.
         producer_paused: bool,
     }
+    /// A pipe transport listens, for a router of the same room on another node.
+    PipeTransportCreated {
+        /// Its id.
+        transport: TransportId,
+        /// The address it listens on (the node's `--pipe-ip`).
+        ip: String,
+        /// Its UDP port.
+        port: u16,
+    }
+    /// A producer is being sent through a pipe transport.
+    PipeConsumed {
+        /// The pipe consumer.
+        consumer: ConsumerId,
+        /// Audio or video.
+        kind: MediaKind,
+        /// mediasoup `RtpParameters` of the pipe consumer: what the other side produces.
+        rtp_parameters: Json,
+        /// Whether the producer is paused.
+        producer_paused: bool,
+    }
 }
 
 macro_rules! calls {
@@ -123,7 +143,7 @@ macro_rules! calls {
         )*
 
         /// What the supervisor asks of a node, as it travels. Every id names an object of
-        /// the request's room.
+        /// the request's router.
         #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
         pub enum Request {
             $( $(#[$doc])* $name($name), )*
@@ -137,10 +157,10 @@ macro_rules! calls {
                 }
             }
 
-            /// The room the request is about.
-            pub fn room(&self) -> &RoomId {
+            /// The router the request is about.
+            pub fn router(&self) -> RouterId {
                 match self {
-                    $( Request::$name(call) => &call.room, )*
+                    $( Request::$name(call) => call.router, )*
                 }
             }
         }
@@ -148,27 +168,27 @@ macro_rules! calls {
 }
 
 calls! {
-    /// Creates the room's router on worker `worker` (index below the hello's `workers`).
+    /// Creates a router of a room on worker `worker` (index below the hello's `workers`).
     CreateRouter => RouterCreated, "create_router" {
-        /// The room.
-        room: RoomId,
+        /// The router.
+        router: RouterId,
         /// The worker to host it.
         worker: u32,
     }
-    /// Closes the room's router and everything in it.
+    /// Closes a router and everything in it.
     CloseRouter => (), "close_router" {
-        /// The room.
-        room: RoomId,
+        /// The router.
+        router: RouterId,
     }
-    /// Creates a WebRTC transport in the room.
+    /// Creates a WebRTC transport in a router.
     CreateWebRtcTransport => TransportCreated, "create_webrtc_transport" {
-        /// The room.
-        room: RoomId,
+        /// The router.
+        router: RouterId,
     }
     /// Gives a transport the client's DTLS parameters.
     ConnectWebRtcTransport => (), "connect_webrtc_transport" {
-        /// The room.
-        room: RoomId,
+        /// The router.
+        router: RouterId,
         /// The transport.
         transport: TransportId,
         /// mediasoup `DtlsParameters`.
@@ -176,22 +196,22 @@ calls! {
     }
     /// New ICE credentials for a transport.
     RestartIce => IceRestarted, "restart_ice" {
-        /// The room.
-        room: RoomId,
+        /// The router.
+        router: RouterId,
         /// The transport.
         transport: TransportId,
     }
     /// Closes a transport with its producers and consumers.
     CloseTransport => (), "close_transport" {
-        /// The room.
-        room: RoomId,
+        /// The router.
+        router: RouterId,
         /// The transport.
         transport: TransportId,
     }
     /// Creates a producer on a transport.
     Produce => Produced, "produce" {
-        /// The room.
-        room: RoomId,
+        /// The router.
+        router: RouterId,
         /// The transport.
         transport: TransportId,
         /// Audio or video.
@@ -201,8 +221,8 @@ calls! {
     }
     /// Creates a paused consumer of `producer` on a transport.
     Consume => Consumed, "consume" {
-        /// The room.
-        room: RoomId,
+        /// The router.
+        router: RouterId,
         /// The transport.
         transport: TransportId,
         /// What to consume.
@@ -212,56 +232,107 @@ calls! {
     }
     /// Pauses a producer.
     PauseProducer => (), "pause_producer" {
-        /// The room.
-        room: RoomId,
+        /// The router.
+        router: RouterId,
         /// The producer.
         producer: ProducerId,
     }
     /// Resumes a producer.
     ResumeProducer => (), "resume_producer" {
-        /// The room.
-        room: RoomId,
+        /// The router.
+        router: RouterId,
         /// The producer.
         producer: ProducerId,
     }
     /// Closes a producer (its consumers close too).
     CloseProducer => (), "close_producer" {
-        /// The room.
-        room: RoomId,
+        /// The router.
+        router: RouterId,
         /// The producer.
         producer: ProducerId,
     }
     /// Pauses a consumer.
     PauseConsumer => (), "pause_consumer" {
-        /// The room.
-        room: RoomId,
+        /// The router.
+        router: RouterId,
         /// The consumer.
         consumer: ConsumerId,
     }
     /// Resumes a consumer.
     ResumeConsumer => (), "resume_consumer" {
-        /// The room.
-        room: RoomId,
+        /// The router.
+        router: RouterId,
         /// The consumer.
         consumer: ConsumerId,
     }
     /// Closes a consumer.
     CloseConsumer => (), "close_consumer" {
-        /// The room.
-        room: RoomId,
+        /// The router.
+        router: RouterId,
         /// The consumer.
         consumer: ConsumerId,
     }
     /// Chooses the simulcast/SVC layers a consumer should receive.
     SetConsumerPreferredLayers => (), "set_consumer_preferred_layers" {
-        /// The room.
-        room: RoomId,
+        /// The router.
+        router: RouterId,
         /// The consumer.
         consumer: ConsumerId,
         /// Spatial layer.
         spatial_layer: u8,
         /// Temporal layer; the highest when absent.
         temporal_layer: Option<u8>,
+    }
+    /// Makes `producer` of `router` available in `target`, another router of this node on
+    /// another worker, with the same id (mediasoup's `pipe_producer_to_router`); pause, resume
+    /// and close follow the original.
+    PipeToRouter => (), "pipe_to_router" {
+        /// The producer's router.
+        router: RouterId,
+        /// The producer.
+        producer: ProducerId,
+        /// Where it is wanted.
+        target: RouterId,
+    }
+    /// Creates a pipe transport in a router, to be connected to one of another node.
+    CreatePipeTransport => PipeTransportCreated, "create_pipe_transport" {
+        /// The router.
+        router: RouterId,
+    }
+    /// Connects a pipe transport to its peer on the other node.
+    ConnectPipeTransport => (), "connect_pipe_transport" {
+        /// The router.
+        router: RouterId,
+        /// The pipe transport.
+        transport: TransportId,
+        /// The other side's address.
+        ip: String,
+        /// The other side's port.
+        port: u16,
+    }
+    /// Sends `producer` of this router through a pipe transport.
+    PipeConsume => PipeConsumed, "pipe_consume" {
+        /// The router.
+        router: RouterId,
+        /// The pipe transport.
+        transport: TransportId,
+        /// The producer.
+        producer: ProducerId,
+    }
+    /// Receives a producer of another node through a pipe transport, under the same id.
+    PipeProduce => (), "pipe_produce" {
+        /// The router.
+        router: RouterId,
+        /// The pipe transport.
+        transport: TransportId,
+        /// The producer's id (the original's).
+        producer: ProducerId,
+        /// Audio or video.
+        kind: MediaKind,
+        /// mediasoup `RtpParameters`, from the other side's [`PipeConsumed`].
+        rtp_parameters: Json,
+        /// Start paused (the original is).
+        paused: bool,
     }
 }
 
@@ -286,12 +357,13 @@ mod tests {
     }
 
     #[test]
-    fn requests_know_their_room_and_name() {
+    fn requests_know_their_router_and_name() {
+        let router = RouterId(uuid::Uuid::from_u128(7));
         let request = Request::from(CloseProducer {
-            room: RoomId("r".into()),
+            router,
             producer: ProducerId(uuid::Uuid::nil()),
         });
-        assert_eq!(request.room(), &RoomId("r".into()));
+        assert_eq!(request.router(), router);
         assert_eq!(request.name(), "close_producer");
     }
 }

@@ -16,7 +16,7 @@ pub use crate::calls::{Request, Response};
 use uuid::Uuid;
 
 /// Version of this wire protocol; bump it on any change to the types of this module.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// How often a node sends its load report. The supervisor treats silence of several
 /// intervals as a hung node.
@@ -48,7 +48,12 @@ macro_rules! uuid_id {
 }
 
 uuid_id!(
-    /// A mediasoup WebRTC transport, as mediasoup numbers it.
+    /// A router, as the supervisor names it when it asks for one: a room has one router per
+    /// worker it spans.
+    RouterId
+);
+uuid_id!(
+    /// A mediasoup WebRTC or pipe transport, as mediasoup numbers it.
     TransportId
 );
 uuid_id!(
@@ -185,8 +190,8 @@ pub enum NodeErrorCode {
 pub enum NodeEvent {
     /// A consumer closed because its producer or transport went away.
     ConsumerClosed {
-        /// The room.
-        room: RoomId,
+        /// The router.
+        router: RouterId,
         /// The consumer.
         consumer: ConsumerId,
         /// Its producer.
@@ -194,22 +199,22 @@ pub enum NodeEvent {
     },
     /// A consumer's producer was paused.
     ConsumerPaused {
-        /// The room.
-        room: RoomId,
+        /// The router.
+        router: RouterId,
         /// The consumer.
         consumer: ConsumerId,
     },
     /// A consumer's producer was resumed.
     ConsumerResumed {
-        /// The room.
-        room: RoomId,
+        /// The router.
+        router: RouterId,
         /// The consumer.
         consumer: ConsumerId,
     },
     /// A consumer's score changed.
     ConsumerScore {
-        /// The room.
-        room: RoomId,
+        /// The router.
+        router: RouterId,
         /// The consumer.
         consumer: ConsumerId,
         /// mediasoup `ConsumerScore`.
@@ -217,8 +222,8 @@ pub enum NodeEvent {
     },
     /// A consumer switched simulcast/SVC layers (`None`: no layer is being sent).
     ConsumerLayersChanged {
-        /// The room.
-        room: RoomId,
+        /// The router.
+        router: RouterId,
         /// The consumer.
         consumer: ConsumerId,
         /// Spatial layer.
@@ -228,17 +233,17 @@ pub enum NodeEvent {
     },
     /// A producer's score changed.
     ProducerScore {
-        /// The room.
-        room: RoomId,
+        /// The router.
+        router: RouterId,
         /// The producer.
         producer: ProducerId,
         /// mediasoup `Vec<ProducerScore>`.
         score: Json,
     },
-    /// The loudest audio producer of a room changed.
+    /// The loudest audio producer of a router changed.
     ActiveSpeaker {
-        /// The room.
-        room: RoomId,
+        /// The router.
+        router: RouterId,
         /// The producer.
         producer: ProducerId,
     },
@@ -275,19 +280,19 @@ pub struct WorkerLoad {
     pub cpu_time_ms: u64,
 }
 
-/// Media statistics of a node's rooms: what mediasoup's `getStats` and scores say of every
+/// Media statistics of a node's routers: what mediasoup's `getStats` and scores say of every
 /// producer and consumer.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StatsReport {
-    /// One entry per room of the node.
-    pub rooms: Vec<RoomStats>,
+    /// One entry per router of the node.
+    pub routers: Vec<RouterStats>,
 }
 
-/// Media statistics of one room.
+/// Media statistics of one router.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RoomStats {
-    /// The room.
-    pub room: RoomId,
+pub struct RouterStats {
+    /// The router.
+    pub router: RouterId,
     /// Its producers.
     pub producers: Vec<ProducerStats>,
     /// Its consumers.

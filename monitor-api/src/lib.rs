@@ -255,6 +255,12 @@ pub struct Summary {
     pub joins_total: u64,
     /// Nodes started to replace a lost one since start.
     pub node_restarts_total: u64,
+    /// Pipes between routers of the same room.
+    #[serde(default)]
+    pub pipes: u32,
+    /// Rooms spread over more than one worker.
+    #[serde(default)]
+    pub spanning_rooms: u32,
 }
 
 /// Consumers on one worker.
@@ -351,6 +357,29 @@ pub struct RoomDetail {
     pub age_secs: u64,
     /// Its peers, in the order they joined.
     pub participants: Vec<Participant>,
+    /// Its routers, oldest first (the first is `node`/`worker` above): a room spans more
+    /// than one worker when one could not carry it.
+    #[serde(default)]
+    pub routers: Vec<RouterDetail>,
+    /// Pipes between its routers: one per producer and router it is copied to.
+    #[serde(default)]
+    pub pipes: u32,
+}
+
+/// One router of a room.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouterDetail {
+    /// The node hosting it, as `node-N`.
+    pub node: String,
+    /// The worker hosting it.
+    pub worker: u32,
+    /// Peers placed on it.
+    pub peers: u32,
+    /// Its consumers: its peers' and its pipes'.
+    pub consumers: u32,
+    /// Pipe consumers sending its peers' producers to the room's other routers.
+    pub pipes: u32,
 }
 
 /// A peer in a room.
@@ -363,6 +392,12 @@ pub struct Participant {
     pub display_name: String,
     /// Seconds since it joined.
     pub joined_secs: u64,
+    /// The node of its router, as `node-N`.
+    #[serde(default)]
+    pub node: String,
+    /// The worker of its router.
+    #[serde(default)]
+    pub worker: u32,
     /// Its WebRTC transports.
     pub transports: u32,
     /// What it sends.

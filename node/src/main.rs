@@ -43,6 +43,10 @@ struct Args {
     /// Highest port of media sockets.
     #[arg(long, env = "RTC_MAX_PORT", default_value_t = 49999)]
     rtc_max_port: u16,
+    /// Local address of pipe transports, which carry a room's media to its routers on other
+    /// nodes (loopback while every node runs on this machine).
+    #[arg(long, env = "PIPE_IP", default_value = "127.0.0.1")]
+    pipe_ip: IpAddr,
 }
 
 fn main() -> ExitCode {
@@ -114,7 +118,7 @@ async fn run(args: Args) -> anyhow::Result<Stop> {
         announced_address: args.public_ip.clone(),
         ports,
     };
-    let routers = Arc::new(Routers::new(workers, listen, events_tx));
+    let routers = Arc::new(Routers::new(workers, listen, args.pipe_ip, events_tx));
     let version = BUILD_INFO.lines().next().unwrap_or("unknown").to_string();
     service::serve(&args.socket, routers, events_rx, version).await
 }

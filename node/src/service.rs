@@ -113,8 +113,8 @@ pub async fn serve(
                 }
             },
             Some(event) = events.recv() => {
-                if let NodeEvent::ConsumerClosed { room, consumer, .. } = &event {
-                    routers.forget_consumer(room, *consumer);
+                if let NodeEvent::ConsumerClosed { router, consumer, .. } = &event {
+                    routers.forget_consumer(*router, *consumer);
                 }
                 let _ = out_tx.send(FromNode::Event(event));
             }

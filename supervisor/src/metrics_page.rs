@@ -87,8 +87,7 @@ fn worker_gauge<
 
 impl prometheus_client::collector::Collector for Gauges {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let nodes = self.stats.nodes();
-        let summary = self.stats.summarize(&nodes);
+        let (nodes, summary) = self.stats.snapshot();
         let e = &mut encoder;
         gauge(e, "sfu_nodes", "Node processes ready", summary.nodes as i64)?;
         gauge(
@@ -106,6 +105,18 @@ impl prometheus_client::collector::Collector for Gauges {
         )?;
         gauge(e, "sfu_producers", "Producers", summary.producers as i64)?;
         gauge(e, "sfu_consumers", "Consumers", summary.consumers as i64)?;
+        gauge(
+            e,
+            "sfu_pipes",
+            "Pipes between routers of one room (one per producer and router it is copied to)",
+            summary.pipes as i64,
+        )?;
+        gauge(
+            e,
+            "sfu_spanning_rooms",
+            "Rooms spread over more than one worker",
+            summary.spanning_rooms as i64,
+        )?;
         let workers = || {
             nodes.iter().flat_map(|n| {
                 n.workers.iter().map(move |w| {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use ipc::calls::{Answer, Call};
 use ipc::messages::{
-    FromNode, LoadReport, NodeError, NodeEvent, NodeHello, Request, Response, RoomId, RoomStats,
+    FromNode, LoadReport, NodeError, NodeEvent, NodeHello, Request, Response, RouterId, RouterStats,
     ToNode, PROTOCOL_VERSION,
 };
 use ipc::rpc::Pending;
@@ -108,7 +108,7 @@ pub struct NodeLink {
     out: mpsc::UnboundedSender<ToNode>,
     pending: Pending<Result<Response, NodeError>>,
     load: Mutex<LoadState>,
-    media: Mutex<HashMap<RoomId, RoomStats>>,
+    media: Mutex<HashMap<RouterId, RouterStats>>,
     timeout: Duration,
     metrics: Metrics,
 }
@@ -201,8 +201,8 @@ impl NodeLink {
                     load.history.push_back((now, report));
                 }
                 Ok(Some(FromNode::Stats(report))) => {
-                    let rooms = report.rooms.into_iter().map(|r| (r.room.clone(), r));
-                    *self.media.lock().unwrap_or_else(|p| p.into_inner()) = rooms.collect();
+                    let routers = report.routers.into_iter().map(|r| (r.router, r));
+                    *self.media.lock().unwrap_or_else(|p| p.into_inner()) = routers.collect();
                 }
                 Ok(Some(FromNode::Hello(_))) => {
                     tracing::warn!(node = %self.id, "ignoring a second hello")
@@ -252,12 +252,12 @@ impl NodeLink {
         cpu
     }
 
-    /// The latest media statistics of `room` (every [`ipc::messages::STATS_REPORT_INTERVAL`]).
-    pub fn room_stats(&self, room: &RoomId) -> Option<RoomStats> {
+    /// The latest media statistics of `router` (every [`ipc::messages::STATS_REPORT_INTERVAL`]).
+    pub fn router_stats(&self, router: RouterId) -> Option<RouterStats> {
         self.media
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(room)
+            .get(&router)
             .cloned()
     }
 

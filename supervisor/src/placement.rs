@@ -1,4 +1,6 @@
-//! Where a new room goes: a plain decision over what the supervisor knows of each node.
+//! Where a new router goes: a plain decision over what the supervisor knows of each worker.
+//! A router is opened for a new room, or for a room whose routers are all full (the room then
+//! spans several workers, piped together).
 
 use crate::node_link::NodeId;
 
@@ -7,10 +9,13 @@ use crate::node_link::NodeId;
 pub struct WorkerView {
     /// Index of the worker in its node.
     pub index: u32,
-    /// Consumers on it (last load report).
+    /// Consumers on it: clients' and pipes', as the directory counts them.
     pub consumers: u32,
-    /// Rooms the supervisor placed on it.
-    pub rooms: u32,
+    /// Routers the supervisor placed on it.
+    pub routers: u32,
+    /// Whether it already hosts a router of the room being placed (a second one there would
+    /// gain nothing).
+    pub hosts_room: bool,
 }
 
 /// What placement sees of one ready node.
@@ -22,35 +27,56 @@ pub struct NodeView {
     pub workers: Vec<WorkerView>,
 }
 
-/// Where a new room goes.
+/// What the new router must carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouterAsk {
+    /// Consumers its first peer adds on its worker.
+    pub needed: u32,
+    /// The node of the room's other routers: pipes within a node are cheaper, so its workers
+    /// come first.
+    pub prefer: Option<NodeId>,
+    /// `--max-consumers-per-worker`.
+    pub max_consumers: u32,
+    /// Nodes running or starting.
+    pub nodes_running: u32,
+    /// `--max-nodes`.
+    pub max_nodes: u32,
+}
+
+/// Where a new router goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Placement {
     /// On this worker of this node.
     Worker(NodeId, u32),
-    /// Every worker is full (or no node is ready) and the pool may grow: start a node and
-    /// place the room there.
+    /// No worker fits (or no node is ready) and the pool may grow: start a node and place the
+    /// router there.
     SpawnNode,
-    /// Every worker is full and the pool is at its cap: refuse with `capacity`.
+    /// No worker fits and the pool is at its cap: refuse with `capacity`.
     Full,
 }
 
-/// The least-loaded worker with room to spare (fewer than `max_consumers` consumers): fewest
-/// consumers, then fewest rooms, then the lowest node and worker, so the choice is
-/// deterministic. Otherwise a new node if `nodes_running` is below `max_nodes`.
-pub fn place_room(
-    nodes: &[NodeView],
-    max_consumers: u32,
-    nodes_running: u32,
-    max_nodes: u32,
-) -> Placement {
+/// Whether a worker with `consumers` takes `needed` more: it must be below the cap, and stay
+/// within it, unless it carries nothing yet (a peer alone on a worker is the least a room can
+/// be split into; refusing it would cap a room at what one worker carries).
+pub fn fits(consumers: u32, needed: u32, max_consumers: u32) -> bool {
+    consumers == 0 || (consumers < max_consumers && consumers + needed <= max_consumers)
+}
+
+/// A worker that does not host the room and fits: the preferred node's first, then the
+/// fewest consumers, the fewest routers, the lowest node and worker (deterministic).
+/// Otherwise a new node if the pool may grow.
+pub fn place_router(nodes: &[NodeView], ask: RouterAsk) -> Placement {
     let best = nodes
         .iter()
         .flat_map(|node| node.workers.iter().map(move |w| (node.id, w)))
-        .filter(|(_, w)| w.consumers < max_consumers)
-        .min_by_key(|(node, w)| (w.consumers, w.rooms, *node, w.index));
+        .filter(|(_, w)| !w.hosts_room && fits(w.consumers, ask.needed, ask.max_consumers))
+        .min_by_key(|(node, w)| {
+            let elsewhere = ask.prefer.is_some_and(|p| p != *node);
+            (elsewhere, w.consumers, w.routers, *node, w.index)
+        });
     match best {
         Some((node, w)) => Placement::Worker(node, w.index),
-        None if nodes_running < max_nodes => Placement::SpawnNode,
+        None if ask.nodes_running < ask.max_nodes => Placement::SpawnNode,
         None => Placement::Full,
     }
 }
@@ -65,41 +91,55 @@ mod tests {
             workers: workers
                 .iter()
                 .enumerate()
-                .map(|(i, &(consumers, rooms))| WorkerView {
+                .map(|(i, &(consumers, routers))| WorkerView {
                     index: i as u32,
                     consumers,
-                    rooms,
+                    routers,
+                    hosts_room: false,
                 })
                 .collect(),
         }
     }
 
+    fn ask(max_consumers: u32, nodes_running: u32, max_nodes: u32) -> RouterAsk {
+        RouterAsk {
+            needed: 0,
+            prefer: None,
+            max_consumers,
+            nodes_running,
+            max_nodes,
+        }
+    }
+
     #[test]
     fn no_ready_node_spawns_one_within_the_cap() {
-        assert_eq!(place_room(&[], 500, 0, 2), Placement::SpawnNode);
-        assert_eq!(place_room(&[node(1, &[])], 500, 1, 2), Placement::SpawnNode);
-        assert_eq!(place_room(&[], 500, 2, 2), Placement::Full);
+        assert_eq!(place_router(&[], ask(500, 0, 2)), Placement::SpawnNode);
+        assert_eq!(
+            place_router(&[node(1, &[])], ask(500, 1, 2)),
+            Placement::SpawnNode
+        );
+        assert_eq!(place_router(&[], ask(500, 2, 2)), Placement::Full);
     }
 
     #[test]
     fn picks_fewest_consumers_across_nodes() {
         let nodes = [node(1, &[(10, 1), (4, 3)]), node(2, &[(6, 0)])];
         assert_eq!(
-            place_room(&nodes, 500, 2, 2),
+            place_router(&nodes, ask(500, 2, 2)),
             Placement::Worker(NodeId(1), 1)
         );
     }
 
     #[test]
-    fn ties_go_to_fewer_rooms_then_lowest_ids() {
+    fn ties_go_to_fewer_routers_then_lowest_ids() {
         let nodes = [node(1, &[(0, 2)]), node(2, &[(0, 1), (0, 1)])];
         assert_eq!(
-            place_room(&nodes, 500, 2, 2),
+            place_router(&nodes, ask(500, 2, 2)),
             Placement::Worker(NodeId(2), 0)
         );
         let nodes = [node(3, &[(0, 0)]), node(2, &[(0, 0)])];
         assert_eq!(
-            place_room(&nodes, 500, 2, 2),
+            place_router(&nodes, ask(500, 2, 2)),
             Placement::Worker(NodeId(2), 0)
         );
     }
@@ -107,9 +147,42 @@ mod tests {
     #[test]
     fn full_workers_are_skipped_then_the_pool_grows_then_refuses() {
         let nodes = [node(1, &[(4, 1), (2, 1)])];
-        assert_eq!(place_room(&nodes, 4, 1, 2), Placement::Worker(NodeId(1), 1));
+        assert_eq!(
+            place_router(&nodes, ask(4, 1, 2)),
+            Placement::Worker(NodeId(1), 1)
+        );
         let nodes = [node(1, &[(4, 1), (5, 1)])];
-        assert_eq!(place_room(&nodes, 4, 1, 2), Placement::SpawnNode);
-        assert_eq!(place_room(&nodes, 4, 2, 2), Placement::Full);
+        assert_eq!(place_router(&nodes, ask(4, 1, 2)), Placement::SpawnNode);
+        assert_eq!(place_router(&nodes, ask(4, 2, 2)), Placement::Full);
+    }
+
+    #[test]
+    fn a_spilling_room_prefers_its_own_node_and_skips_workers_it_is_on() {
+        let mut nodes = [node(1, &[(3, 1), (5, 1)]), node(2, &[(0, 0)])];
+        let spill = RouterAsk {
+            needed: 2,
+            prefer: Some(NodeId(1)),
+            ..ask(8, 2, 2)
+        };
+        // Node 1's second worker, though node 2's is emptier.
+        assert_eq!(place_router(&nodes, spill), Placement::Worker(NodeId(1), 1));
+        nodes[0].workers[1].hosts_room = true;
+        assert_eq!(place_router(&nodes, spill), Placement::Worker(NodeId(1), 0));
+        nodes[0].workers[0].hosts_room = true;
+        assert_eq!(place_router(&nodes, spill), Placement::Worker(NodeId(2), 0));
+    }
+
+    #[test]
+    fn a_worker_takes_a_peer_only_if_it_stays_within_the_cap_unless_it_is_empty() {
+        assert!(fits(0, 20, 8), "an empty worker takes its first peer");
+        assert!(fits(4, 4, 8));
+        assert!(!fits(4, 5, 8));
+        assert!(!fits(8, 0, 8), "a worker at its cap takes nothing");
+        let nodes = [node(1, &[(6, 1)])];
+        let needs_three = RouterAsk {
+            needed: 3,
+            ..ask(8, 1, 1)
+        };
+        assert_eq!(place_router(&nodes, needs_three), Placement::Full);
     }
 }

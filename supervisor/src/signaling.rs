@@ -113,7 +113,7 @@ pub async fn serve(socket: WebSocket, rooms: Arc<Rooms>, metrics: Metrics) {
     tracing::debug!(%peer, "client disconnected");
 }
 
-async fn handle(rooms: &Rooms, metrics: &Metrics, peer: PeerId, text: &str) -> String {
+async fn handle(rooms: &Arc<Rooms>, metrics: &Metrics, peer: PeerId, text: &str) -> String {
     let (id, method, data) = match read_frame(text) {
         Ok(frame) => frame,
         Err((id, error)) => {
@@ -133,7 +133,7 @@ async fn handle(rooms: &Rooms, metrics: &Metrics, peer: PeerId, text: &str) -> S
 }
 
 async fn dispatch(
-    rooms: &Rooms,
+    rooms: &Arc<Rooms>,
     peer: PeerId,
     method: Method,
     data: Value,

@@ -6,9 +6,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ipc::messages::{ConsumerId, ConsumerStats, ProducerId, ProducerStats, RoomId};
+use ipc::messages::{
+    ConsumerId, ConsumerStats, ProducerId, ProducerStats, RoomId, RouterId, RouterStats,
+};
 use monitor_api::{
-    ConsumerInfo, Load, NodeInfo, Participant, ProducerInfo, RoomDetail, RoomInfo, Summary,
+    ConsumerInfo, Load, NodeInfo, Participant, ProducerInfo, RoomDetail, RoomInfo, RouterDetail,
+    Summary,
     WorkerConsumers, WorkerInfo,
 };
 
@@ -17,7 +20,7 @@ use crate::node_link::{NodeId, NodeLink};
 use crate::node_pool::NodePool;
 use crate::protocol::Kind;
 use crate::protocol::PeerId;
-use crate::rooms::core::{Peer, Room};
+use crate::rooms::core::{Peer, Room, RouterState};
 use crate::rooms::Rooms;
 
 /// Answers monitor queries.
@@ -75,18 +78,21 @@ impl Stats {
 
     /// SFU-wide numbers.
     pub fn summary(&self) -> Summary {
-        self.summarize(&self.nodes())
+        self.snapshot().1
     }
 
-    /// SFU-wide numbers of `nodes` (from [`Stats::nodes`]).
-    pub fn summarize(&self, nodes: &[NodeInfo]) -> Summary {
-        Summary {
+    /// Every ready node with its workers, and the SFU-wide numbers, from one look.
+    pub fn snapshot(&self) -> (Vec<NodeInfo>, Summary) {
+        let rooms = details(&self.rooms, &self.pool, None);
+        let nodes = node_infos(&rooms, &self.samples());
+        let summary = Summary {
             version: env!("CARGO_PKG_VERSION").to_string(),
             uptime_secs: self.started.elapsed().as_secs(),
             joins_total: self.metrics.joins(),
             node_restarts_total: self.metrics.node_restarts(),
-            ..summarize(nodes)
-        }
+            ..summarize(&nodes, &rooms)
+        };
+        (nodes, summary)
     }
 
     /// Every room, by name.
@@ -126,7 +132,8 @@ pub fn room_info(detail: &RoomDetail) -> RoomInfo {
     }
 }
 
-/// Each node with its workers, and what each worker hosts according to `rooms`.
+/// Each node with its workers, and what each worker hosts according to `rooms`: the rooms
+/// with a router on it, the peers placed on it, their consumers and its pipes.
 pub fn node_infos(rooms: &[RoomDetail], nodes: &[NodeSample]) -> Vec<NodeInfo> {
     nodes
         .iter()
@@ -145,12 +152,16 @@ pub fn node_infos(rooms: &[RoomDetail], nodes: &[NodeSample]) -> Vec<NodeInfo> {
                         cpu_percent,
                         ..WorkerInfo::default()
                     };
-                    let hosted = rooms
-                        .iter()
-                        .filter(|r| r.node == sample.node && r.worker == index as u32);
-                    for room in hosted {
+                    let here = |node: &str, w: u32| node == sample.node && w == index as u32;
+                    for room in rooms {
+                        let routers: Vec<&RouterDetail> =
+                            room.routers.iter().filter(|r| here(&r.node, r.worker)).collect();
+                        if routers.is_empty() {
+                            continue;
+                        }
                         worker.rooms.push(room.room.clone());
-                        for p in &room.participants {
+                        worker.consumers += routers.iter().map(|r| r.pipes).sum::<u32>();
+                        for p in room.participants.iter().filter(|p| here(&p.node, p.worker)) {
                             worker.participants += 1;
                             worker.transports += p.transports;
                             worker.producers += p.producers.len() as u32;
@@ -164,8 +175,9 @@ pub fn node_infos(rooms: &[RoomDetail], nodes: &[NodeSample]) -> Vec<NodeInfo> {
         .collect()
 }
 
-/// Totals over `nodes` (the version, uptime and counters are left at their defaults).
-pub fn summarize(nodes: &[NodeInfo]) -> Summary {
+/// Totals over `nodes` and `rooms` (the version, uptime and counters are left at their
+/// defaults).
+pub fn summarize(nodes: &[NodeInfo], rooms: &[RoomDetail]) -> Summary {
     let workers: Vec<(&NodeInfo, &WorkerInfo)> = nodes
         .iter()
         .flat_map(|n| n.workers.iter().map(move |w| (n, w)))
@@ -175,7 +187,9 @@ pub fn summarize(nodes: &[NodeInfo]) -> Summary {
     Summary {
         nodes: nodes.len() as u32,
         workers: workers.len() as u32,
-        rooms: sum(|w| w.rooms.len() as u32),
+        rooms: rooms.len() as u32,
+        spanning_rooms: rooms.iter().filter(|r| r.routers.len() > 1).count() as u32,
+        pipes: rooms.iter().map(|r| r.pipes).sum(),
         participants: sum(|w| w.participants),
         producers: sum(|w| w.producers),
         consumers: sum(|w| w.consumers),
@@ -209,42 +223,67 @@ fn details(rooms: &Rooms, pool: &NodePool, only: Option<&str>) -> Vec<RoomDetail
         rooms
             .iter()
             .filter(|(id, _)| only.is_none_or(|name| id.0 == name))
-            .map(|(id, room)| room_detail(id, room, links.get(&room.node)))
+            .map(|(id, room)| room_detail(id, room, &links))
             .collect()
     });
     details.sort_by(|a, b| a.room.cmp(&b.room));
     details
 }
 
-fn room_detail(id: &RoomId, room: &Room, link: Option<&Arc<NodeLink>>) -> RoomDetail {
-    let stats = link.and_then(|l| l.room_stats(id));
-    // Indexed once: a full room has thousands of consumers.
-    let producer_stats: HashMap<ProducerId, &ProducerStats> = stats
+fn room_detail(id: &RoomId, room: &Room, links: &HashMap<NodeId, Arc<NodeLink>>) -> RoomDetail {
+    let mut routers: Vec<(&RouterId, &RouterState)> = room.routers.iter().collect();
+    routers.sort_by_key(|(_, s)| s.seq);
+    let stats: HashMap<RouterId, RouterStats> = routers
         .iter()
-        .flat_map(|s| s.producers.iter().map(|p| (p.producer, p)))
+        .filter_map(|(id, s)| Some((**id, links.get(&s.node)?.router_stats(**id)?)))
+        .collect();
+    // Indexed once: a full room has thousands of consumers. A producer's statistics are its
+    // own router's (its copies elsewhere are pipe producers).
+    let producer_stats: HashMap<(RouterId, ProducerId), &ProducerStats> = stats
+        .iter()
+        .flat_map(|(r, s)| s.producers.iter().map(move |p| ((*r, p.producer), p)))
         .collect();
     let consumer_stats: HashMap<ConsumerId, &ConsumerStats> = stats
-        .iter()
+        .values()
         .flat_map(|s| s.consumers.iter().map(|c| (c.consumer, c)))
         .collect();
-    let producer_stats = |pid: &ProducerId| producer_stats.get(pid).copied();
-    let consumer_stats = |cid: &ConsumerId| consumer_stats.get(cid).copied();
     let mut peers: Vec<(&PeerId, &Peer)> = room.peers.iter().collect();
     peers.sort_by_key(|(_, p)| p.joined_at);
+    let pipes_of = |p: &Peer| p.producers.values().map(|e| e.copies.len() as u32).sum::<u32>();
+    let router_details: Vec<RouterDetail> = routers
+        .iter()
+        .map(|(id, s)| {
+            let on: Vec<&Peer> = room.peers.values().filter(|p| p.router == **id).collect();
+            let pipes: u32 = on.iter().map(|p| pipes_of(p)).sum();
+            RouterDetail {
+                node: s.node.to_string(),
+                worker: s.worker,
+                peers: on.len() as u32,
+                consumers: on.iter().map(|p| p.consumers.len() as u32).sum::<u32>() + pipes,
+                pipes,
+            }
+        })
+        .collect();
+    let primary = routers.first().map(|(_, s)| (s.node, s.worker));
     RoomDetail {
         room: id.0.clone(),
-        node: room.node.to_string(),
-        node_pid: link.map_or(0, |l| l.hello.pid),
-        worker: room.worker,
+        node: primary.map(|(n, _)| n.to_string()).unwrap_or_default(),
+        node_pid: primary
+            .and_then(|(n, _)| links.get(&n))
+            .map_or(0, |l| l.hello.pid),
+        worker: primary.map_or(0, |(_, w)| w),
         age_secs: room.created_at.elapsed().as_secs(),
+        pipes: router_details.iter().map(|r| r.pipes).sum(),
+        routers: router_details,
         participants: peers
             .into_iter()
             .map(|(peer_id, p)| {
+                let place = room.routers.get(&p.router);
                 let mut producers: Vec<ProducerInfo> = p
                     .producers
                     .iter()
                     .map(|(pid, e)| {
-                        let s = producer_stats(pid);
+                        let s = producer_stats.get(&(p.router, *pid)).copied();
                         ProducerInfo {
                             id: pid.to_string(),
                             kind: match e.kind {
@@ -263,7 +302,7 @@ fn room_detail(id: &RoomId, room: &Room, link: Option<&Arc<NodeLink>>) -> RoomDe
                     .consumers
                     .iter()
                     .map(|(cid, e)| {
-                        let s = consumer_stats(cid);
+                        let s = consumer_stats.get(cid).copied();
                         ConsumerInfo {
                             id: cid.to_string(),
                             producer_id: e.producer.to_string(),
@@ -281,6 +320,8 @@ fn room_detail(id: &RoomId, room: &Room, link: Option<&Arc<NodeLink>>) -> RoomDe
                     peer_id: peer_id.to_string(),
                     display_name: p.display_name.clone(),
                     joined_secs: p.joined_at.elapsed().as_secs(),
+                    node: place.map(|s| s.node.to_string()).unwrap_or_default(),
+                    worker: place.map_or(0, |s| s.worker),
                     transports: p.transports.len() as u32,
                     producers,
                     consumers,
@@ -304,11 +345,26 @@ mod tests {
         }
     }
 
+    /// A room on one router, its participants placed there.
     fn room(name: &str, node: &str, worker: u32, participants: Vec<Participant>) -> RoomDetail {
+        let participants: Vec<Participant> = participants
+            .into_iter()
+            .map(|p| Participant {
+                node: node.into(),
+                worker,
+                ..p
+            })
+            .collect();
         RoomDetail {
             room: name.into(),
             node: node.into(),
             worker,
+            routers: vec![RouterDetail {
+                node: node.into(),
+                worker,
+                peers: participants.len() as u32,
+                ..RouterDetail::default()
+            }],
             participants,
             ..RoomDetail::default()
         }
@@ -347,7 +403,7 @@ mod tests {
         assert_eq!(nodes[0].workers[0].rooms, Vec::<String>::new());
         assert_eq!(nodes[1].workers[0].rooms, vec!["c"]);
 
-        let summary = summarize(&nodes);
+        let summary = summarize(&nodes, &rooms);
         assert_eq!(
             (
                 summary.nodes,
@@ -378,7 +434,7 @@ mod tests {
 
     #[test]
     fn an_empty_sfu_sums_to_zero() {
-        let summary = summarize(&[]);
+        let summary = summarize(&[], &[]);
         assert_eq!(summary.workers, 0);
         assert_eq!(summary.load.cpu_percent_mean, 0.0);
     }

@@ -5,7 +5,9 @@ use ipc::calls as call;
 use serde_json::{Map, Value};
 
 use super::core::{RoomCore, Target};
-use super::{link_error, perform, Rooms};
+use std::sync::Arc;
+
+use super::{link_error, Rooms};
 use crate::protocol::{
     ClientError, ConsumeArgs, Consumed, ConsumerAction, Direction, Done, IceRestarted, PeerId,
     ProduceArgs, Produced, ProducerAction, RouterCapabilities, TransportCreated,
@@ -23,7 +25,7 @@ impl Rooms {
         target: &Target,
         c: C,
     ) -> Result<C::Answer, ClientError> {
-        self.link(target.node)?.call(c).await.map_err(link_error)
+        self.node(target.node)?.call(c).await.map_err(link_error)
     }
 
     /// Creates a WebRTC transport for `peer`.
@@ -33,13 +35,13 @@ impl Rooms {
         direction: Direction,
     ) -> Result<TransportCreated, ClientError> {
         let target = self.state().core.begin_create_transport(peer)?;
-        let room = target.room.clone();
+        let router = target.router;
         let answer = self
-            .call(&target, call::CreateWebRtcTransport { room })
+            .call(&target, call::CreateWebRtcTransport { router })
             .await?;
         let (created, cleanups) =
             self.with_core(|core| core.handle_transport_created(peer, &target, direction, answer));
-        perform(&self.pool, cleanups).await;
+        self.drive(cleanups).await;
         created
     }
 
@@ -65,9 +67,9 @@ impl Rooms {
         transport: &str,
     ) -> Result<IceRestarted, ClientError> {
         let (target, transport) = self.state().core.own_transport(peer, transport, None)?;
-        let room = target.room.clone();
+        let router = target.router;
         let answer = self
-            .call(&target, call::RestartIce { room, transport })
+            .call(&target, call::RestartIce { router, transport })
             .await?;
         RoomCore::handle_ice_restarted(answer)
     }
@@ -79,19 +81,24 @@ impl Rooms {
         transport: &str,
     ) -> Result<Done, ClientError> {
         let (closed, cleanups) = self.with_core(|core| core.close_transport(peer, transport));
-        perform(&self.pool, cleanups).await;
+        self.drive(cleanups).await;
         let (target, c) = closed?;
         self.call(&target, c).await?;
         Ok(Done {})
     }
 
-    /// Creates a producer and tells the other peers.
-    pub async fn produce(&self, peer: PeerId, args: ProduceArgs) -> Result<Produced, ClientError> {
+    /// Creates a producer and tells the other peers; it is piped to the room's other routers
+    /// in the background (their peers are told once it is there).
+    pub async fn produce(
+        self: &Arc<Self>,
+        peer: PeerId,
+        args: ProduceArgs,
+    ) -> Result<Produced, ClientError> {
         let pending = self.state().core.begin_produce(peer, args)?;
         let answer = self.call(&pending.target, pending.call.clone()).await?;
-        let (produced, cleanups) =
-            self.with_core(|core| core.handle_produced(peer, pending, answer));
-        perform(&self.pool, cleanups).await;
+        let (produced, work) = self.with_core(|core| core.handle_produced(peer, pending, answer));
+        let rooms = self.clone();
+        tokio::spawn(async move { rooms.drive(work).await });
         produced
     }
 
@@ -101,7 +108,7 @@ impl Rooms {
         let answer = self.call(&pending.target, pending.call.clone()).await?;
         let (consumed, cleanups) =
             self.with_core(|core| core.handle_consumed(peer, pending, answer));
-        perform(&self.pool, cleanups).await;
+        self.drive(cleanups).await;
         consumed
     }
 
@@ -112,25 +119,46 @@ impl Rooms {
         producer: &str,
         action: ProducerAction,
     ) -> Result<Done, ClientError> {
-        let (found, cleanups) =
-            self.with_core(|core| core.producer_request(peer, producer, action));
-        perform(&self.pool, cleanups).await;
-        let (target, producer) = found?;
-        let room = target.room.clone();
+        let (found, work) = self.with_core(|core| {
+            let found = core.producer_request(peer, producer, action)?;
+            Ok::<_, ClientError>((found, core.copies_of(peer, found.1)))
+        });
+        // A close's copies are closed by the core's cleanups.
+        self.drive(work).await;
+        let ((target, producer), copies) = found?;
+        let router = target.router;
         match action {
             ProducerAction::Pause => {
-                self.call(&target, call::PauseProducer { room, producer })
+                self.call(&target, call::PauseProducer { router, producer })
                     .await
             }
             ProducerAction::Resume => {
-                self.call(&target, call::ResumeProducer { room, producer })
+                self.call(&target, call::ResumeProducer { router, producer })
                     .await
             }
             ProducerAction::Close => {
-                self.call(&target, call::CloseProducer { room, producer })
+                self.call(&target, call::CloseProducer { router, producer })
                     .await
             }
         }?;
+        // Its copies in the room's other routers follow, so that their consumers hear of it.
+        for copy in copies {
+            let router = copy.router;
+            let relayed = match action {
+                ProducerAction::Pause => {
+                    self.call(&copy, call::PauseProducer { router, producer })
+                        .await
+                }
+                ProducerAction::Resume => {
+                    self.call(&copy, call::ResumeProducer { router, producer })
+                        .await
+                }
+                ProducerAction::Close => Ok(()),
+            };
+            if let Err(e) = relayed {
+                tracing::warn!(%producer, %router, "relaying {action:?} to a copy failed: {e}");
+            }
+        }
         Ok(Done {})
     }
 
@@ -143,25 +171,25 @@ impl Rooms {
     ) -> Result<Done, ClientError> {
         let (found, cleanups) =
             self.with_core(|core| core.consumer_request(peer, consumer, action));
-        perform(&self.pool, cleanups).await;
+        self.drive(cleanups).await;
         let (target, consumer) = found?;
-        let room = target.room.clone();
+        let router = target.router;
         match action {
             ConsumerAction::Pause => {
-                self.call(&target, call::PauseConsumer { room, consumer })
+                self.call(&target, call::PauseConsumer { router, consumer })
                     .await
             }
             ConsumerAction::Resume => {
-                self.call(&target, call::ResumeConsumer { room, consumer })
+                self.call(&target, call::ResumeConsumer { router, consumer })
                     .await
             }
             ConsumerAction::Close => {
-                self.call(&target, call::CloseConsumer { room, consumer })
+                self.call(&target, call::CloseConsumer { router, consumer })
                     .await
             }
             ConsumerAction::PreferredLayers { spatial, temporal } => {
                 let layers = call::SetConsumerPreferredLayers {
-                    room,
+                    router,
                     consumer,
                     spatial_layer: spatial,
                     temporal_layer: temporal,

@@ -1,14 +1,15 @@
-//! Joining and leaving, performed: the core admits or refuses, and when a room does not exist
-//! this places it, starts a node if needed and creates its router. Joins and leaves of one
+//! Joining and leaving, performed: the core admits or refuses, and when no router of the room
+//! can take the peer this places a new one, starts a node if needed, creates the router and
+//! carries out the links and pipes that join it to the room's others. Joins and leaves of one
 //! room are ordered by its lock; other rooms go on.
 
 use std::time::{Duration, Instant};
 
 use ipc::calls as call;
-use ipc::messages::RoomId;
+use ipc::messages::{RoomId, RouterId};
 
 use super::core::JoinStep;
-use super::{link_error, perform, Rooms};
+use super::{link_error, Rooms};
 use crate::node_lifecycle::SpawnOrigin;
 use crate::placement::Placement;
 use crate::protocol::{ClientError, ClientErrorCode, Done, JoinArgs, Joined, PeerId};
@@ -17,37 +18,56 @@ use crate::protocol::{ClientError, ClientErrorCode, Done, JoinArgs, Joined, Peer
 const NODE_WAIT: Duration = Duration::from_secs(10);
 
 impl Rooms {
-    /// Joins `peer` to a room, creating the room on the least-loaded worker if needed.
+    /// Joins `peer` to a room: on the router of the room with the most headroom, or on a new
+    /// one (a new room's first, or one more when the room's are full).
     pub async fn join(&self, peer: PeerId, args: JoinArgs) -> Result<Joined, ClientError> {
         let room_id = RoomId(args.room.clone());
         let room_lock = self.room_lock(&room_id);
         let _membership = room_lock.lock().await;
-        let (step, cleanups) = self.with_core(|core| core.handle_join(peer, &args, Instant::now()));
-        perform(&self.pool, cleanups).await;
+        let (step, work) = self.with_core(|core| core.handle_join(peer, &args, Instant::now()));
+        self.drive(work).await;
         if let JoinStep::Joined(answer) = step? {
             return Ok(answer);
         }
-        self.create_room(&room_id).await?;
-        let (step, cleanups) = self.with_core(|core| core.handle_join(peer, &args, Instant::now()));
-        perform(&self.pool, cleanups).await;
-        match step? {
-            JoinStep::Joined(answer) => Ok(answer),
-            // Created and lost again already (its node died).
-            JoinStep::NeedsRoom => Err(ClientError::new(
-                ClientErrorCode::NodeUnavailable,
-                "the room's node failed while joining; retry",
-            )),
+        let joined = match self.open_router(&room_id).await {
+            Ok(()) => {
+                let (step, work) =
+                    self.with_core(|core| core.handle_join(peer, &args, Instant::now()));
+                self.drive(work).await;
+                step
+            }
+            Err(e) => Err(e),
+        };
+        match joined {
+            Ok(JoinStep::Joined(answer)) => Ok(answer),
+            failed => {
+                let ((), work) = self.with_core(|core| core.handle_join_abandoned(&room_id));
+                self.drive(work).await;
+                match failed {
+                    Err(e) => Err(e),
+                    // Its new router was lost (its node died) or could not be linked.
+                    _ => Err(ClientError::new(
+                        ClientErrorCode::NodeUnavailable,
+                        "the room's node failed while joining; retry",
+                    )),
+                }
+            }
         }
     }
 
-    async fn create_room(&self, room_id: &RoomId) -> Result<(), ClientError> {
+    /// Places a new router of `room_id`, starting a node if every worker is full, creates it,
+    /// and links it to the room's other routers and pipes their producers to it.
+    async fn open_router(&self, room_id: &RoomId) -> Result<(), ClientError> {
         // Right after a node died its replacement may still be starting: wait for it.
         let links = self.pool.ready_within(NODE_WAIT).await;
         let ready: Vec<_> = links.iter().map(|l| (l.id, l.hello.workers)).collect();
         let running = self.pool.running();
-        let placement = self.state().core.place_room(&ready, running);
+        let placement = self
+            .state()
+            .core
+            .place_router(room_id, &ready, running, Instant::now());
         let (link, worker) = match placement {
-            Placement::Worker(node, worker) => (self.link(node)?, worker),
+            Placement::Worker(node, worker) => (self.node(node)?, worker),
             Placement::SpawnNode => {
                 tracing::info!(room = %room_id, "every worker is full: starting another node");
                 let link = self.pool.spawn(SpawnOrigin::Placement).await.map_err(|e| {
@@ -69,28 +89,26 @@ impl Rooms {
                 ));
             }
         };
+        let router = RouterId(uuid::Uuid::new_v4());
         let call::RouterCreated { rtp_capabilities } = link
-            .call(call::CreateRouter {
-                room: room_id.clone(),
-                worker,
-            })
+            .call(call::CreateRouter { router, worker })
             .await
             .map_err(link_error)?;
-        let (created, cleanups) = self.with_core(|core| {
-            core.handle_room_created(
+        let (created, work) = self.with_core(|core| {
+            core.handle_router_created(
                 room_id.clone(),
-                link.id,
-                worker,
+                router,
+                (link.id, worker),
                 &rtp_capabilities,
                 Instant::now(),
             )
         });
-        perform(&self.pool, cleanups).await;
+        self.drive(work).await;
         created
     }
 
     /// Takes `peer` out of its room: closes its transports (and so its producers and
-    /// consumers), tells the others, and closes the room when it is empty.
+    /// consumers), tells the others, and closes its router (and the room) when empty.
     pub async fn leave(&self, peer: PeerId) -> Result<Done, ClientError> {
         // A connection's requests come one at a time, so its room cannot change meanwhile
         // (except by its node's loss, which the core sees).
@@ -100,9 +118,9 @@ impl Rooms {
         };
         let room_lock = self.room_lock(&room_id);
         let _membership = room_lock.lock().await;
-        let (left, cleanups) = self.with_core(|core| core.handle_leave(peer));
-        // Under the room's lock: a join right after must not meet the closing router.
-        perform(&self.pool, cleanups).await;
+        let (left, work) = self.with_core(|core| core.handle_leave(peer));
+        // Under the room's lock: a join right after must not meet a closing router.
+        self.drive(work).await;
         left.map(|()| Done {})
     }
 }

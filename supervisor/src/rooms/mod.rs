@@ -7,6 +7,7 @@
 pub mod core;
 mod media;
 mod membership;
+mod pipes;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -14,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use ipc::messages::{NodeErrorCode, NodeEvent, RoomId};
 use tokio::sync::mpsc;
 
-use self::core::{Cleanup, MetricChange, Output, Room, RoomCore};
+use self::core::{Cleanup, LinkOrder, MetricChange, Output, PipeOrder, Room, RoomCore};
 use crate::event_bus::EventBus;
 use crate::metrics::Metrics;
 use crate::node_link::{LinkError, NodeId, NodeLink};
@@ -33,9 +34,21 @@ struct State {
     outboxes: HashMap<PeerId, Outbox>,
 }
 
-/// Requests for nodes the core asked for, performed once its lock is released.
-#[must_use = "cleanups close what would otherwise leak on a node"]
-struct Cleanups(Vec<(NodeId, Cleanup)>);
+/// Requests for nodes the core asked for, performed once its lock is released: cleanups,
+/// and links and pipes whose results go back to the core.
+#[must_use = "cleanups close what would otherwise leak on a node, and links and pipes are awaited"]
+#[derive(Default)]
+struct Work {
+    cleanups: Vec<(NodeId, Cleanup)>,
+    links: Vec<LinkOrder>,
+    pipes: Vec<PipeOrder>,
+}
+
+impl Work {
+    fn is_empty(&self) -> bool {
+        self.cleanups.is_empty() && self.links.is_empty() && self.pipes.is_empty()
+    }
+}
 
 /// The rooms of the SFU.
 pub struct Rooms {
@@ -86,10 +99,10 @@ impl Rooms {
 
     /// Runs `f` on the core, then delivers what it queued: notifications, monitor events and
     /// metrics at once (none of them blocks), requests for nodes returned to be performed.
-    fn with_core<T>(&self, f: impl FnOnce(&mut RoomCore) -> T) -> (T, Cleanups) {
+    fn with_core<T>(&self, f: impl FnOnce(&mut RoomCore) -> T) -> (T, Work) {
         let mut state = self.state();
         let value = f(&mut state.core);
-        let mut cleanups = Vec::new();
+        let mut work = Work::default();
         while let Some(output) = state.core.poll_output() {
             match output {
                 Output::Notify { to, notification } => {
@@ -107,25 +120,47 @@ impl Rooms {
                 }
                 Output::Monitor(event) => self.monitor.publish(event),
                 Output::Metric(MetricChange::Joined) => self.metrics.joined(),
-                Output::Node { node, cleanup } => cleanups.push((node, cleanup)),
+                Output::Node { node, cleanup } => work.cleanups.push((node, cleanup)),
+                Output::Link(order) => work.links.push(order),
+                Output::Pipe(order) => work.pipes.push(order),
             }
         }
-        (value, Cleanups(cleanups))
+        (value, work)
+    }
+
+    /// Carries out `work` and what its results lead to, until nothing is left: links first
+    /// (pipes may wait for them), then pipes, then cleanups.
+    async fn drive(&self, mut work: Work) {
+        while !work.is_empty() {
+            let mut next = Work::default();
+            for order in std::mem::take(&mut work.links) {
+                let result = self.link(order).await;
+                let ((), more) = self.with_core(|core| core.handle_linked(order.low, order.high, result));
+                next.absorb(more);
+            }
+            for order in std::mem::take(&mut work.pipes) {
+                let result = self.pipe(&order).await;
+                let ((), more) = self.with_core(|core| core.handle_piped(&order, result));
+                next.absorb(more);
+            }
+            perform(&self.pool, std::mem::take(&mut work.cleanups)).await;
+            work = next;
+        }
     }
 
     /// Runs `f` on the core where nobody waits for the node requests it may queue: they are
     /// performed in the background.
-    fn with_core_detached<T>(&self, f: impl FnOnce(&mut RoomCore) -> T) -> T {
-        let (value, cleanups) = self.with_core(f);
-        if !cleanups.0.is_empty() {
-            let pool = self.pool.clone();
-            tokio::spawn(async move { perform(&pool, cleanups).await });
+    fn with_core_detached<T>(self: &Arc<Self>, f: impl FnOnce(&mut RoomCore) -> T) -> T {
+        let (value, work) = self.with_core(f);
+        if !work.is_empty() {
+            let rooms = self.clone();
+            tokio::spawn(async move { rooms.drive(work).await });
         }
         value
     }
 
     /// The link to `node`, or `node_unavailable` if it is gone.
-    fn link(&self, node: NodeId) -> Result<Arc<NodeLink>, ClientError> {
+    fn node(&self, node: NodeId) -> Result<Arc<NodeLink>, ClientError> {
         self.pool.link(node).ok_or_else(|| {
             ClientError::new(
                 ClientErrorCode::NodeUnavailable,
@@ -164,7 +199,7 @@ impl Rooms {
     }
 
     /// Refuses new joins from now on and tells every joined peer (`shuttingDown`).
-    pub fn start_shutdown(&self) {
+    pub fn start_shutdown(self: &Arc<Self>) {
         self.with_core_detached(RoomCore::handle_shutdown);
     }
 
@@ -175,20 +210,28 @@ impl Rooms {
     }
 
     /// Relays what a node reported to the peers it concerns.
-    pub fn on_node_event(&self, node: NodeId, event: NodeEvent) {
+    pub fn on_node_event(self: &Arc<Self>, node: NodeId, event: NodeEvent) {
         self.with_core_detached(|core| core.handle_node_event(node, event));
     }
 
     /// A node is gone: its rooms are lost and their peers told to join again.
-    pub fn on_node_lost(&self, node: NodeId, reason: &str) {
+    pub fn on_node_lost(self: &Arc<Self>, node: NodeId, reason: &str) {
         self.with_core_detached(|core| core.handle_node_lost(node, reason));
     }
 }
 
-/// Sends the core's cleanups to their nodes, in order; a failure is logged (what it would
-/// close goes away with its router or node anyway).
-async fn perform(pool: &NodePool, cleanups: Cleanups) {
-    for (node, cleanup) in cleanups.0 {
+impl Work {
+    fn absorb(&mut self, other: Work) {
+        self.cleanups.extend(other.cleanups);
+        self.links.extend(other.links);
+        self.pipes.extend(other.pipes);
+    }
+}
+
+/// Sends cleanups to their nodes, in order; a failure is logged (what it would close goes
+/// away with its router or node anyway).
+async fn perform(pool: &NodePool, cleanups: Vec<(NodeId, Cleanup)>) {
+    for (node, cleanup) in cleanups {
         let Some(link) = pool.link(node) else {
             continue;
         };

@@ -3,6 +3,8 @@
 //! peer left meanwhile, in which case what the node created is closed again.
 
 use ipc::calls as call;
+use std::collections::BTreeMap;
+
 use ipc::messages::{ConsumerId, Json, MediaKind, ProducerId, TransportId};
 use monitor_api::EventKind;
 use serde_json::{Map, Value};
@@ -51,8 +53,7 @@ pub struct PendingConsume {
 impl RoomCore {
     /// The router RTP capabilities of the peer's room.
     pub fn router_rtp_capabilities(&self, peer: PeerId) -> Result<RouterCapabilities, ClientError> {
-        let (target, _) = self.peer(peer)?;
-        let room = self.rooms.get(&target.room).ok_or_else(not_joined)?;
+        let (_, room) = self.room_of_peer(peer)?;
         Ok(RouterCapabilities {
             router_rtp_capabilities: room.rtp_capabilities.clone(),
         })
@@ -72,10 +73,12 @@ impl RoomCore {
         answer: call::TransportCreated,
     ) -> Result<TransportCreated, ClientError> {
         let transport = answer.transport;
-        let Some(p) = self.peer_still_at(peer, at) else {
+        let Some((_, p)) = self.peer_still_at(peer, at) else {
             // The peer left meanwhile: do not leak the transport.
-            let room = at.room.clone();
-            let close = call::CloseTransport { room, transport };
+            let close = call::CloseTransport {
+                router: at.router,
+                transport,
+            };
             self.cleanup(at.node, Cleanup::CloseTransport(close));
             return Err(not_joined());
         };
@@ -110,7 +113,7 @@ impl RoomCore {
     ) -> Result<(Target, call::ConnectWebRtcTransport), ClientError> {
         let (target, transport) = self.own_transport(peer, transport, None)?;
         let call = call::ConnectWebRtcTransport {
-            room: target.room.clone(),
+            router: target.router,
             transport,
             dtls_parameters: Json(Value::Object(dtls_parameters).to_string()),
         };
@@ -132,23 +135,23 @@ impl RoomCore {
         transport: &str,
     ) -> Result<(Target, call::CloseTransport), ClientError> {
         let (target, transport) = self.own_transport(peer, transport, None)?;
-        let (_, p) = self.peer_mut(peer)?;
+        let (_, room_id, p) = self.peer_mut(peer)?;
         p.transports.remove(&transport);
-        let closed: Vec<ProducerId> = p
+        let closed: Vec<(ProducerId, ProducerEntry)> = p
             .producers
             .iter()
             .filter(|(_, e)| e.transport == transport)
-            .map(|(id, _)| *id)
+            .map(|(id, e)| (*id, e.clone()))
             .collect();
-        for id in &closed {
+        for (id, _) in &closed {
             p.producers.remove(id);
         }
         p.consumers.retain(|_, e| e.transport != transport);
-        for producer in closed {
-            self.producer_gone(&target.room, peer, producer);
+        for (producer, entry) in closed {
+            self.producer_gone(&room_id, peer, producer, &entry.copies);
         }
-        let room = target.room.clone();
-        Ok((target, call::CloseTransport { room, transport }))
+        let router = target.router;
+        Ok((target, call::CloseTransport { router, transport }))
     }
 
     /// The produce call for `peer`, if it may produce on that transport.
@@ -173,7 +176,7 @@ impl RoomCore {
             .unwrap_or_default()
             .to_string();
         let call = call::Produce {
-            room: target.room.clone(),
+            router: target.router,
             transport,
             kind: media_kind(args.kind),
             rtp_parameters: Json(Value::Object(args.rtp_parameters).to_string()),
@@ -182,6 +185,7 @@ impl RoomCore {
             kind: args.kind,
             transport,
             codec,
+            copies: BTreeMap::new(),
         };
         Ok(PendingProduce {
             target,
@@ -190,7 +194,8 @@ impl RoomCore {
         })
     }
 
-    /// The node created `peer`'s producer: the other peers are told.
+    /// The node created `peer`'s producer: the peers of its router are told now, and it is
+    /// piped to the room's other routers, whose peers are told once it is there.
     pub fn handle_produced(
         &mut self,
         peer: PeerId,
@@ -198,34 +203,59 @@ impl RoomCore {
         answer: call::Produced,
     ) -> Result<Produced, ClientError> {
         let producer = answer.producer;
-        let at = &pending.target;
-        let Some(p) = self.peer_still_at(peer, at) else {
-            let room = at.room.clone();
-            let close = call::CloseProducer { room, producer };
+        let at = pending.target;
+        let Some((room_id, p)) = self.peer_still_at(peer, &at) else {
+            let close = call::CloseProducer {
+                router: at.router,
+                producer,
+            };
             self.cleanup(at.node, Cleanup::CloseProducer(close));
             return Err(not_joined());
         };
         let kind = pending.entry.kind;
         p.producers.insert(producer, pending.entry);
-        let others: Vec<PeerId> = self
-            .rooms
-            .get(&at.room)
-            .map(|r| r.peers.keys().copied().filter(|id| *id != peer).collect())
-            .unwrap_or_default();
+        let Some(room) = self.rooms.get_mut(&room_id) else {
+            return Err(not_joined());
+        };
+        let mates: Vec<PeerId> = Self::peers_on(room, at.router)
+            .into_iter()
+            .filter(|id| *id != peer)
+            .collect();
+        let elsewhere: Vec<Target> = room
+            .routers
+            .iter()
+            .filter(|(id, r)| **id != at.router && r.ready)
+            .map(|(id, r)| Target {
+                node: r.node,
+                router: *id,
+            })
+            .collect();
+        if let Some(entry) = room
+            .peers
+            .get_mut(&peer)
+            .and_then(|p| p.producers.get_mut(&producer))
+        {
+            for to in &elsewhere {
+                entry.copies.insert(to.router, false);
+            }
+        }
         self.monitor(EventKind::ProducerAdded {
-            room: at.room.0.clone(),
+            room: room_id.0.clone(),
             peer_id: peer.to_string(),
             producer_id: producer.to_string(),
             kind: media_kind(kind).as_str().into(),
         });
         self.notify(
-            others,
+            mates,
             Notification::NewProducer {
                 peer_id: peer,
                 producer_id: producer,
                 kind,
             },
         );
+        for to in elsewhere {
+            self.order_pipe(&room_id, producer, kind, at.router, to);
+        }
         Ok(Produced {
             producer_id: producer,
         })
@@ -240,12 +270,18 @@ impl RoomCore {
         let (target, transport) =
             self.own_transport(peer, &args.transport_id, Some(Direction::Recv))?;
         let producer: ProducerId = parse_id("producer", &args.producer_id)?;
-        let owner = self.rooms.get(&target.room).and_then(|r| {
-            r.peers
-                .iter()
-                .find(|(_, p)| p.producers.contains_key(&producer))
-                .map(|(id, _)| *id)
-        });
+        let (_, room) = self.room_of_peer(peer)?;
+        // Its owner, if it can be consumed on this peer's router (it is there, or piped
+        // there already; a producer still being piped is announced once it arrives).
+        let owner = room
+            .peers
+            .iter()
+            .find(|(_, p)| {
+                p.producers.get(&producer).is_some_and(|e| {
+                    p.router == target.router || e.copies.get(&target.router) == Some(&true)
+                })
+            })
+            .map(|(id, _)| *id);
         match owner {
             None => return Err(not_found("producer", producer)),
             Some(owner) if owner == peer => {
@@ -257,7 +293,7 @@ impl RoomCore {
             Some(_) => {}
         }
         let call = call::Consume {
-            room: target.room.clone(),
+            router: target.router,
             transport,
             producer,
             rtp_capabilities: Json(Value::Object(args.rtp_capabilities).to_string()),
@@ -277,14 +313,16 @@ impl RoomCore {
         let producer = pending.call.producer;
         // The producer may have closed while the node created the consumer: then the node
         // closes the consumer on its own, and so does the directory.
-        let producer_alive = self.rooms.get(&at.room).is_some_and(|r| {
+        let producer_alive = self.room_of_peer(peer).is_ok_and(|(_, r)| {
             r.peers
                 .values()
                 .any(|p| p.producers.contains_key(&producer))
         });
-        let Some(p) = self.peer_still_at(peer, at) else {
-            let room = at.room.clone();
-            let close = call::CloseConsumer { room, consumer };
+        let Some((_, p)) = self.peer_still_at(peer, at) else {
+            let close = call::CloseConsumer {
+                router: at.router,
+                consumer,
+            };
             self.cleanup(at.node, Cleanup::CloseConsumer(close));
             return Err(not_joined());
         };
@@ -319,13 +357,15 @@ impl RoomCore {
         action: ProducerAction,
     ) -> Result<(Target, ProducerId), ClientError> {
         let producer: ProducerId = parse_id("producer", producer)?;
-        let (target, p) = self.peer_mut(peer)?;
+        let (target, room_id, p) = self.peer_mut(peer)?;
         if !p.producers.contains_key(&producer) {
             return Err(not_found("producer", producer));
         }
         if action == ProducerAction::Close {
-            p.producers.remove(&producer);
-            self.producer_gone(&target.room, peer, producer);
+            if let Some(entry) = p.producers.remove(&producer) {
+                // Its copies are closed by `producer_gone`.
+                self.producer_gone(&room_id, peer, producer, &entry.copies);
+            }
         }
         Ok((target, producer))
     }
@@ -338,7 +378,7 @@ impl RoomCore {
         action: ConsumerAction,
     ) -> Result<(Target, ConsumerId), ClientError> {
         let consumer: ConsumerId = parse_id("consumer", consumer)?;
-        let (target, p) = self.peer_mut(peer)?;
+        let (target, _, p) = self.peer_mut(peer)?;
         if !p.consumers.contains_key(&consumer) {
             return Err(not_found("consumer", consumer));
         }

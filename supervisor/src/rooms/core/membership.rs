@@ -1,34 +1,43 @@
-//! Joining and leaving, decided: admission (validation, token, limits, capacity), where a new
-//! room goes, announcing peers, and closing a room with its last peer.
+//! Joining and leaving, decided: admission (validation, token, limits), which of the room's
+//! routers a peer goes to or whether it needs a new one, announcing peers, and closing a
+//! router with its last peer (and the room with its last router).
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ipc::calls as call;
-use ipc::messages::{Json, RoomId};
+use ipc::messages::{Json, RoomId, RouterId};
 use monitor_api::EventKind;
 
-use super::{json_value, not_joined, Cleanup, MetricChange, Peer, Room, RoomCore};
+use super::{json_value, not_joined, Cleanup, Link, LinkOrder, MetricChange, Output, Peer, Room, RoomCore, RouterState, Target};
 use crate::node_link::NodeId;
 use crate::notification::Notification;
-use crate::placement::{place_room, NodeView, Placement, WorkerView};
+use crate::placement::{place_router, NodeView, Placement, RouterAsk, WorkerView};
 use crate::protocol::{
     validate_display_name, validate_room, ClientError, ClientErrorCode, JoinArgs, Joined, PeerId,
     PeerInfo, ProducerInfo,
 };
+
+/// Producers a peer is assumed to add (audio and video) while it has not produced yet.
+pub const ASSUMED_PRODUCERS: u32 = 2;
+
+/// How long after joining a peer without producers still counts as a publisher to come.
+pub const PUBLISH_GRACE: Duration = Duration::from_secs(5);
 
 /// What a join needs next.
 #[derive(Debug, PartialEq)]
 pub enum JoinStep {
     /// The peer is in: answer it.
     Joined(Joined),
-    /// The room does not exist: place it ([`RoomCore::place_room`]), create its router, report
-    /// it ([`RoomCore::handle_room_created`]) and join again.
-    NeedsRoom,
+    /// No router of the room can take the peer (or the room does not exist): place a new one
+    /// ([`RoomCore::place_router`]), create it, report it ([`RoomCore::handle_router_created`]),
+    /// carry out the links and pipes that follow, and join again.
+    NeedsRouter,
 }
 
 impl RoomCore {
-    /// `peer` asks to join; admitted, it is in the room and the others are told.
+    /// `peer` asks to join; admitted, it is in the room on one of its routers and the others
+    /// are told.
     pub fn handle_join(
         &mut self,
         peer: PeerId,
@@ -64,15 +73,20 @@ impl RoomCore {
         }
         let room_id = RoomId(args.room.clone());
         let Some(room) = self.rooms.get(&room_id) else {
-            return Ok(JoinStep::NeedsRoom);
+            return Ok(JoinStep::NeedsRouter);
         };
-        if let Err(refusal) = self.admit(&room_id, room) {
-            // A room created for this join and refused stays empty: close it.
-            if room.peers.is_empty() {
-                self.close_room(&room_id, "its first join was refused");
-            }
-            return Err(refusal);
+        if room.peers.len() >= self.limits.max_peers_per_room {
+            return Err(ClientError::new(
+                ClientErrorCode::RoomFull,
+                format!(
+                    "room {room_id} has {} peers, the limit",
+                    self.limits.max_peers_per_room
+                ),
+            ));
         }
+        let Some(router) = self.router_for_newcomer(room, now) else {
+            return Ok(JoinStep::NeedsRouter);
+        };
         let room = self.rooms.get_mut(&room_id).ok_or_else(not_joined)?;
         let others: Vec<PeerId> = room.peers.keys().copied().collect();
         let answer = Joined {
@@ -85,9 +99,12 @@ impl RoomCore {
                 .map(|(id, p)| PeerInfo {
                     peer_id: *id,
                     display_name: p.display_name.clone(),
+                    // What can be consumed on the newcomer's router now; the rest is
+                    // announced (`newProducer`) as its pipe completes.
                     producers: p
                         .producers
                         .iter()
+                        .filter(|(_, e)| p.router == router || e.copies.get(&router) == Some(&true))
                         .map(|(producer, e)| ProducerInfo {
                             producer_id: *producer,
                             kind: e.kind,
@@ -99,6 +116,7 @@ impl RoomCore {
         room.peers.insert(
             peer,
             Peer {
+                router,
                 display_name: display_name.clone(),
                 joined_at: now,
                 transports: HashMap::new(),
@@ -114,9 +132,8 @@ impl RoomCore {
                 display_name: display_name.clone(),
             },
         );
-        tracing::info!(room = %room_id, %peer, name = %display_name, "peer joined");
-        self.outputs
-            .push_back(super::Output::Metric(MetricChange::Joined));
+        tracing::info!(room = %room_id, %peer, %router, name = %display_name, "peer joined");
+        self.outputs.push_back(Output::Metric(MetricChange::Joined));
         self.monitor(EventKind::PeerJoined {
             room: room_id.0,
             peer_id: peer.to_string(),
@@ -125,106 +142,168 @@ impl RoomCore {
         Ok(JoinStep::Joined(answer))
     }
 
-    /// Whether one more peer fits in `room`: its worker below its consumer cap, the room
-    /// below its peer cap.
-    fn admit(&self, room_id: &RoomId, room: &Room) -> Result<(), ClientError> {
-        let worker_consumers: usize = self
-            .rooms
+    /// Producers a newcomer to `room` will consume: every peer's, counting a recent peer
+    /// that has not produced yet as [`ASSUMED_PRODUCERS`].
+    fn expected_producers(room: &Room, now: Instant) -> u32 {
+        room.peers
             .values()
-            .filter(|r| r.node == room.node && r.worker == room.worker)
-            .flat_map(|r| r.peers.values())
-            .map(|p| p.consumers.len())
-            .sum();
-        if worker_consumers >= self.limits.max_consumers_per_worker as usize {
-            return Err(ClientError::new(
-                ClientErrorCode::Capacity,
-                format!("the worker hosting room {room_id} is full"),
-            ));
-        }
-        if room.peers.len() >= self.limits.max_peers_per_room {
-            return Err(ClientError::new(
-                ClientErrorCode::RoomFull,
-                format!(
-                    "room {room_id} has {} peers, the limit",
-                    self.limits.max_peers_per_room
-                ),
-            ));
-        }
-        Ok(())
+            .map(|p| {
+                let recent = now.saturating_duration_since(p.joined_at) < PUBLISH_GRACE;
+                match p.producers.len() as u32 {
+                    0 if recent => ASSUMED_PRODUCERS,
+                    n => n,
+                }
+            })
+            .sum()
     }
 
-    /// Where a new room goes, given the ready nodes (id and worker count) and how many nodes
-    /// run or start: the worker with the fewest consumers as this directory counts them
-    /// (exact and immediate, unlike the periodic load reports), else a new node, else full.
-    pub fn place_room(&self, ready: &[(NodeId, u32)], running: u32) -> Placement {
+    /// Consumers a newcomer adds on the worker of a router with `mates` peers: its own, of
+    /// every producer, and its mates' of its own producers.
+    fn newcomer_load(room: &Room, mates: u32, now: Instant) -> u32 {
+        Self::expected_producers(room, now) + mates * ASSUMED_PRODUCERS
+    }
+
+    /// The ready router of `room` whose worker keeps the most headroom once the newcomer's
+    /// consumers are counted there; a router without peers was opened for this join and
+    /// takes it.
+    fn router_for_newcomer(&self, room: &Room, now: Instant) -> Option<RouterId> {
+        let cap = self.limits.max_consumers_per_worker;
+        room.routers
+            .iter()
+            .filter(|(_, r)| r.ready)
+            .filter_map(|(id, r)| {
+                let mates = Self::peers_on(room, *id).len() as u32;
+                let load = self.worker_load(r.node, r.worker);
+                let after = load + Self::newcomer_load(room, mates, now);
+                let fits = mates == 0 || (load < cap && after <= cap);
+                fits.then_some((i64::from(cap) - i64::from(after), std::cmp::Reverse(r.seq), *id))
+            })
+            .max()
+            .map(|(_, _, id)| id)
+    }
+
+    /// Where a new router of `room` goes (a new room's first, or one more for a room whose
+    /// routers are full), given the ready nodes (id and worker count) and how many nodes run
+    /// or start: a worker of the room's node first, then the least loaded, then a new node.
+    pub fn place_router(&self, room: &RoomId, ready: &[(NodeId, u32)], running: u32, now: Instant) -> Placement {
+        let existing = self.rooms.get(room);
+        let hosts = |node: NodeId, worker: u32| {
+            existing.is_some_and(|r| r.routers.values().any(|s| s.node == node && s.worker == worker))
+        };
         let views: Vec<NodeView> = ready
             .iter()
             .map(|&(id, workers)| NodeView {
                 id,
                 workers: (0..workers)
-                    .map(|index| {
-                        let on = self
+                    .map(|index| WorkerView {
+                        index,
+                        consumers: self.worker_load(id, index),
+                        routers: self
                             .rooms
                             .values()
-                            .filter(|r| r.node == id && r.worker == index);
-                        WorkerView {
-                            index,
-                            consumers: on
-                                .clone()
-                                .flat_map(|r| r.peers.values())
-                                .map(|p| p.consumers.len() as u32)
-                                .sum(),
-                            rooms: on.count() as u32,
-                        }
+                            .flat_map(|r| r.routers.values())
+                            .filter(|s| s.node == id && s.worker == index)
+                            .count() as u32,
+                        hosts_room: hosts(id, index),
                     })
                     .collect(),
             })
             .collect();
-        place_room(
+        // Its first peer's consumers, and a pipe consumer of each of its producers per
+        // router of the room.
+        let needed = existing.map_or(0, |r| {
+            Self::expected_producers(r, now) + ASSUMED_PRODUCERS * r.routers.len() as u32
+        });
+        let prefer = existing.and_then(|r| r.routers.values().min_by_key(|s| s.seq)).map(|s| s.node);
+        place_router(
             &views,
-            self.limits.max_consumers_per_worker,
-            running,
-            self.limits.max_nodes,
+            RouterAsk {
+                needed,
+                prefer,
+                max_consumers: self.limits.max_consumers_per_worker,
+                nodes_running: running,
+                max_nodes: self.limits.max_nodes,
+            },
         )
     }
 
-    /// The router of `room` exists on `worker` of `node`.
-    pub fn handle_room_created(
+    /// A router of `room` exists on `worker` of `node` (the room too, if it is its first).
+    /// Links to the room's routers on other nodes are ordered; once they are up, every
+    /// producer of the room is piped to it and peers may join it.
+    pub fn handle_router_created(
         &mut self,
-        room: RoomId,
-        node: NodeId,
-        worker: u32,
+        room_id: RoomId,
+        router: RouterId,
+        at: (NodeId, u32),
         rtp_capabilities: &Json,
         now: Instant,
     ) -> Result<(), ClientError> {
+        let (node, worker) = at;
         let rtp_capabilities = match json_value(rtp_capabilities) {
             Ok(caps) => caps,
             Err(e) => {
-                self.cleanup(node, Cleanup::CloseRouter(call::CloseRouter { room }));
+                self.cleanup(node, Cleanup::CloseRouter(call::CloseRouter { router }));
                 return Err(e);
             }
         };
-        tracing::info!(%room, %node, worker, "room created");
-        self.monitor(EventKind::RoomCreated {
-            room: room.0.clone(),
-            node: node.to_string(),
-            worker,
-        });
-        self.rooms.insert(
-            room,
-            Room {
+        if !self.rooms.contains_key(&room_id) {
+            tracing::info!(room = %room_id, %node, worker, "room created");
+            self.monitor(EventKind::RoomCreated {
+                room: room_id.0.clone(),
+                node: node.to_string(),
+                worker,
+            });
+            self.rooms.insert(
+                room_id.clone(),
+                Room {
+                    routers: BTreeMap::new(),
+                    links: BTreeMap::new(),
+                    rtp_capabilities,
+                    created_at: now,
+                    peers: BTreeMap::new(),
+                },
+            );
+        } else {
+            tracing::info!(room = %room_id, %node, worker, %router, "room spans one more worker");
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let Some(room) = self.rooms.get_mut(&room_id) else {
+            return Err(not_joined());
+        };
+        let new = Target { node, router };
+        let mut orders = Vec::new();
+        for (other, state) in &room.routers {
+            if state.node != node {
+                let other = Target {
+                    node: state.node,
+                    router: *other,
+                };
+                let (low, high) = if other.router < router { (other, new) } else { (new, other) };
+                room.links.insert((low.router, high.router), Link::Pending);
+                orders.push(LinkOrder { low, high });
+            }
+        }
+        room.routers.insert(
+            router,
+            RouterState {
                 node,
                 worker,
-                rtp_capabilities,
-                created_at: now,
-                peers: BTreeMap::new(),
+                seq,
+                ready: false,
             },
         );
+        self.router_room.insert(router, room_id.clone());
+        if orders.is_empty() {
+            self.router_ready(&room_id, router);
+        }
+        self.outputs.extend(orders.into_iter().map(Output::Link));
         Ok(())
     }
 
     /// `peer` leaves (it asked, or its connection dropped): what it produced is closed for
-    /// everyone, the others are told, and the room closes with its last peer.
+    /// everyone, the others are told, its router closes if it was its last peer, and the
+    /// room with its last peer.
     pub fn handle_leave(&mut self, peer: PeerId) -> Result<(), ClientError> {
         let room_id = self.peer_room.remove(&peer).ok_or_else(not_joined)?;
         let Some(room) = self.rooms.get_mut(&room_id) else {
@@ -233,48 +312,96 @@ impl RoomCore {
         let Some(gone) = room.peers.remove(&peer) else {
             return Ok(());
         };
-        let node = room.node;
+        let router = gone.router;
+        let node = room.routers.get(&router).map(|r| r.node);
         let others: Vec<PeerId> = room.peers.keys().copied().collect();
-        let empty = others.is_empty();
+        let router_empty = !room.peers.values().any(|p| p.router == router);
         // As before the core existed (and as mediasoup's demo does): `peerLeft` first, then
         // `consumerClosed` for what it sent.
         self.notify(others, Notification::PeerLeft { peer_id: peer });
-        for producer in gone.producers.keys() {
-            self.producer_gone(&room_id, peer, *producer);
+        for (producer, entry) in &gone.producers {
+            self.producer_gone(&room_id, peer, *producer, &entry.copies);
         }
         tracing::info!(room = %room_id, %peer, "peer left");
         self.monitor(EventKind::PeerLeft {
             room: room_id.0.clone(),
             peer_id: peer.to_string(),
         });
-        if empty {
-            self.close_room(&room_id, "its last peer left");
-        } else {
+        if router_empty {
+            self.close_router(&room_id, router);
+        } else if let Some(node) = node {
             for transport in gone.transports.into_keys() {
-                let room = room_id.clone();
                 self.cleanup(
                     node,
-                    Cleanup::CloseTransport(call::CloseTransport { room, transport }),
+                    Cleanup::CloseTransport(call::CloseTransport { router, transport }),
                 );
             }
+        }
+        if self.rooms.get(&room_id).is_some_and(|r| r.peers.is_empty()) {
+            self.close_room(&room_id, "its last peer left");
         }
         Ok(())
     }
 
-    /// Forgets an empty room and closes its router (which closes every transport in it).
-    fn close_room(&mut self, room_id: &RoomId, reason: &str) {
-        let Some(room) = self.rooms.remove(room_id) else {
+    /// Closes a router of a room (which closes everything in it) and the other sides of its
+    /// links; producers piped to it forget that copy.
+    pub(super) fn close_router(&mut self, room_id: &RoomId, router: RouterId) {
+        let Some(room) = self.rooms.get_mut(room_id) else {
             return;
         };
+        let Some(state) = room.routers.remove(&router) else {
+            return;
+        };
+        self.router_room.remove(&router);
+        let mut cleanups = vec![(state.node, Cleanup::CloseRouter(call::CloseRouter { router }))];
+        let links: Vec<((RouterId, RouterId), Link)> = room
+            .links
+            .iter()
+            .filter(|((low, high), _)| *low == router || *high == router)
+            .map(|(k, l)| (*k, *l))
+            .collect();
+        for ((low, high), link) in links {
+            room.links.remove(&(low, high));
+            let (other, other_transport) = match link {
+                Link::Ready(_, ht) if low == router => (high, ht),
+                Link::Ready(lt, _) => (low, lt),
+                Link::Pending => continue,
+            };
+            if let Some(o) = room.routers.get(&other) {
+                let close = call::CloseTransport {
+                    router: other,
+                    transport: other_transport,
+                };
+                cleanups.push((o.node, Cleanup::CloseTransport(close)));
+            }
+        }
+        for peer in room.peers.values_mut() {
+            for entry in peer.producers.values_mut() {
+                entry.copies.remove(&router);
+            }
+        }
+        for (node, cleanup) in cleanups {
+            self.cleanup(node, cleanup);
+        }
+    }
+
+    /// Forgets a room without peers, closing the routers it still has.
+    pub(super) fn close_room(&mut self, room_id: &RoomId, reason: &str) {
+        let routers: Vec<RouterId> = self
+            .rooms
+            .get(room_id)
+            .map(|r| r.routers.keys().copied().collect())
+            .unwrap_or_default();
+        for router in routers {
+            self.close_router(room_id, router);
+        }
+        if self.rooms.remove(room_id).is_none() {
+            return;
+        }
         tracing::info!(room = %room_id, "room closed: {reason}");
         self.monitor(EventKind::RoomClosed {
             room: room_id.0.clone(),
             reason: reason.into(),
         });
-        let room_id = room_id.clone();
-        self.cleanup(
-            room.node,
-            Cleanup::CloseRouter(call::CloseRouter { room: room_id }),
-        );
     }
 }

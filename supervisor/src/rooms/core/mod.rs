@@ -5,11 +5,14 @@
 //! notifications per peer, monitor events, metric changes and node requests nobody waits
 //! for (closing what is left). A request whose answer a client waits for is built by a
 //! `begin_*` method and its node's answer comes back through the matching `handle_*`, which
-//! checks the peer is still there. [`super::Rooms`] performs the calls and delivers the outputs.
+//! checks the peer is still there. A room spans several routers when one worker cannot carry
+//! it: links and pipes between them are orders too ([`Output::Link`], [`Output::Pipe`]), whose
+//! results come back as inputs. [`super::Rooms`] performs the calls and delivers the outputs.
 
 mod media;
 mod membership;
 mod node_events;
+mod pipes;
 #[cfg(test)]
 mod tests;
 
@@ -17,7 +20,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
 
 use ipc::calls as call;
-use ipc::messages::{ConsumerId, Json, MediaKind, ProducerId, RoomId, TransportId};
+use ipc::messages::{ConsumerId, Json, MediaKind, ProducerId, RoomId, RouterId, TransportId};
 use monitor_api::EventKind;
 use serde_json::Value;
 
@@ -42,17 +45,39 @@ pub struct Limits {
     pub max_nodes: u32,
 }
 
-/// A room: where it lives and who is in it.
+/// A room: its routers (one per worker it spans, piped together) and who is in it.
 pub(crate) struct Room {
-    pub(crate) node: NodeId,
-    pub(crate) worker: u32,
+    pub(crate) routers: BTreeMap<RouterId, RouterState>,
+    /// Pipe transport pairs between its routers on different nodes, by (lower, higher) id.
+    pub(crate) links: BTreeMap<(RouterId, RouterId), Link>,
     rtp_capabilities: Value,
     pub(crate) created_at: Instant,
     pub(crate) peers: BTreeMap<PeerId, Peer>,
 }
 
+/// One router of a room.
+pub(crate) struct RouterState {
+    pub(crate) node: NodeId,
+    pub(crate) worker: u32,
+    /// Order of creation: the oldest router is the room's primary (its active speaker is the
+    /// room's).
+    pub(crate) seq: u64,
+    /// Linked to every other router of the room and given every producer: peers may join it.
+    ready: bool,
+}
+
+/// A pipe transport pair between two routers of a room on different nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Link {
+    /// Being created and connected.
+    Pending,
+    /// Both sides connected: `low`'s transport and `high`'s (the pair's order).
+    Ready(TransportId, TransportId),
+}
+
 /// A joined peer and what it owns.
 pub(crate) struct Peer {
+    pub(crate) router: RouterId,
     pub(crate) display_name: String,
     pub(crate) joined_at: Instant,
     pub(crate) transports: HashMap<TransportId, Direction>,
@@ -67,6 +92,9 @@ pub(crate) struct ProducerEntry {
     pub(crate) transport: TransportId,
     /// MIME type of the first codec of its RTP parameters (what it sends).
     pub(crate) codec: String,
+    /// The room's other routers it is piped to (`true` once there); each is a pipe consumer
+    /// on its own router's worker.
+    pub(crate) copies: BTreeMap<RouterId, bool>,
 }
 
 /// A consumer as the directory knows it.
@@ -77,13 +105,13 @@ pub(crate) struct ConsumerEntry {
     pub(crate) kind: MediaKind,
 }
 
-/// Where a request goes: the node hosting the room, and the room.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where a request goes: a router and its node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Target {
     /// The node.
     pub node: NodeId,
-    /// The room on it.
-    pub room: RoomId,
+    /// The router on it.
+    pub router: RouterId,
 }
 
 /// A metric the core changes.
@@ -96,14 +124,41 @@ pub enum MetricChange {
 /// A request to a node nobody waits for: it closes what is no longer wanted.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Cleanup {
-    /// A room is empty.
+    /// A router has no peer left.
     CloseRouter(call::CloseRouter),
-    /// A peer left or a transport's answer came after its peer left.
+    /// A peer left, a pipe's other side went away, or an answer came after its peer left.
     CloseTransport(call::CloseTransport),
-    /// A producer's answer came after its peer left.
+    /// A producer (or one of its copies) is gone, or its answer came after its peer left.
     CloseProducer(call::CloseProducer),
     /// A consumer's answer came after its peer left.
     CloseConsumer(call::CloseConsumer),
+}
+
+/// Pipe transports to create and connect between two routers of a room on different nodes;
+/// the result goes to [`RoomCore::handle_linked`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkOrder {
+    /// One side.
+    pub low: Target,
+    /// The other.
+    pub high: Target,
+}
+
+/// A producer to make available in another router of its room; the result goes to
+/// [`RoomCore::handle_piped`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct PipeOrder {
+    /// The producer.
+    pub producer: ProducerId,
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// Its router.
+    pub from: Target,
+    /// Where it is wanted.
+    pub to: Target,
+    /// `None` within one node (mediasoup pipes it); between nodes, the pipe transports of
+    /// `from` and of `to`.
+    pub via: Option<(TransportId, TransportId)>,
 }
 
 /// What the core asks its caller to do.
@@ -127,6 +182,10 @@ pub enum Output {
         /// What to ask.
         cleanup: Cleanup,
     },
+    /// Link two routers of a room.
+    Link(LinkOrder),
+    /// Pipe a producer to another router of its room.
+    Pipe(PipeOrder),
 }
 
 /// The rooms of the SFU and the rules they follow.
@@ -135,6 +194,8 @@ pub struct RoomCore {
     shutting_down: bool,
     rooms: HashMap<RoomId, Room>,
     peer_room: HashMap<PeerId, RoomId>,
+    router_room: HashMap<RouterId, RoomId>,
+    next_seq: u64,
     outputs: VecDeque<Output>,
 }
 
@@ -163,6 +224,8 @@ impl RoomCore {
             shutting_down: false,
             rooms: HashMap::new(),
             peer_room: HashMap::new(),
+            router_room: HashMap::new(),
+            next_seq: 0,
             outputs: VecDeque::new(),
         }
     }
@@ -215,47 +278,81 @@ impl RoomCore {
 
     /// Where `peer`'s requests go.
     fn target(&self, peer: PeerId) -> Result<Target, ClientError> {
-        let room = self.peer_room.get(&peer).ok_or_else(not_joined)?;
-        let node = self.rooms.get(room).ok_or_else(not_joined)?.node;
-        Ok(Target {
-            node,
-            room: room.clone(),
-        })
+        let (_, room) = self.room_of_peer(peer)?;
+        let router = room.peers.get(&peer).ok_or_else(not_joined)?.router;
+        let node = room.routers.get(&router).ok_or_else(not_joined)?.node;
+        Ok(Target { node, router })
+    }
+
+    fn room_of_peer(&self, peer: PeerId) -> Result<(&RoomId, &Room), ClientError> {
+        let id = self.peer_room.get(&peer).ok_or_else(not_joined)?;
+        Ok((id, self.rooms.get(id).ok_or_else(not_joined)?))
     }
 
     fn peer(&self, peer: PeerId) -> Result<(Target, &Peer), ClientError> {
         let target = self.target(peer)?;
-        let state = self
-            .rooms
-            .get(&target.room)
-            .and_then(|r| r.peers.get(&peer))
-            .ok_or_else(not_joined)?;
-        Ok((target, state))
+        let (_, room) = self.room_of_peer(peer)?;
+        Ok((target, room.peers.get(&peer).ok_or_else(not_joined)?))
     }
 
-    fn peer_mut(&mut self, peer: PeerId) -> Result<(Target, &mut Peer), ClientError> {
+    fn peer_mut(&mut self, peer: PeerId) -> Result<(Target, RoomId, &mut Peer), ClientError> {
         let target = self.target(peer)?;
+        let room_id = self.peer_room.get(&peer).cloned().ok_or_else(not_joined)?;
         let state = self
             .rooms
-            .get_mut(&target.room)
+            .get_mut(&room_id)
             .and_then(|r| r.peers.get_mut(&peer))
             .ok_or_else(not_joined)?;
-        Ok((target, state))
+        Ok((target, room_id, state))
     }
 
     /// `peer`, if it is still where a request was sent: an answer arriving after the peer
-    /// left (or after its room was lost and re-created elsewhere) finds nothing.
-    fn peer_still_at(&mut self, peer: PeerId, at: &Target) -> Option<&mut Peer> {
+    /// left (or after its router was lost and it joined again elsewhere) finds nothing.
+    fn peer_still_at(&mut self, peer: PeerId, at: &Target) -> Option<(RoomId, &mut Peer)> {
         if self.target(peer).ok().as_ref() != Some(at) {
             return None;
         }
-        self.rooms.get_mut(&at.room)?.peers.get_mut(&peer)
+        let room_id = self.peer_room.get(&peer)?.clone();
+        let peer = self.rooms.get_mut(&room_id)?.peers.get_mut(&peer)?;
+        Some((room_id, peer))
+    }
+
+    /// Consumers on `worker` of `node`: its routers' clients' consumers, and a pipe consumer
+    /// for every copy of one of their producers in another router.
+    fn worker_load(&self, node: NodeId, worker: u32) -> u32 {
+        self.rooms
+            .values()
+            .map(|room| {
+                room.peers
+                    .values()
+                    .filter(|p| {
+                        room.routers
+                            .get(&p.router)
+                            .is_some_and(|r| r.node == node && r.worker == worker)
+                    })
+                    .map(|p| {
+                        let pipes: usize = p.producers.values().map(|e| e.copies.len()).sum();
+                        (p.consumers.len() + pipes) as u32
+                    })
+                    .sum::<u32>()
+            })
+            .sum()
+    }
+
+    /// The peers of `room` on `router`.
+    fn peers_on(room: &Room, router: RouterId) -> Vec<PeerId> {
+        room.peers
+            .iter()
+            .filter(|(_, p)| p.router == router)
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     /// A producer is gone (closed by its peer, with its transport, or with its peer): the
-    /// monitor hears it and every consumer of it is closed, its owner told. The node closes
-    /// those consumers on its own; its later `consumerClosed` events then find nothing.
-    fn producer_gone(&mut self, room_id: &RoomId, owner: PeerId, producer: ProducerId) {
+    /// monitor hears it, its copies in the room's other routers are closed, and every consumer
+    /// of it is closed, its owner told. The nodes close those consumers on their own; their
+    /// later `consumerClosed` events then find nothing.
+    fn producer_gone(&mut self, room_id: &RoomId, owner: PeerId, producer: ProducerId, copies: &BTreeMap<RouterId, bool>) {
         self.monitor(EventKind::ProducerClosed {
             room: room_id.0.clone(),
             peer_id: owner.to_string(),
@@ -277,6 +374,10 @@ impl RoomCore {
                 told.push((*id, consumer));
             }
         }
+        let copies: Vec<(NodeId, RouterId)> = copies
+            .keys()
+            .filter_map(|r| room.routers.get(r).map(|state| (state.node, *r)))
+            .collect();
         for (id, consumer) in told {
             self.notify(
                 vec![id],
@@ -285,6 +386,9 @@ impl RoomCore {
                     producer_id: producer,
                 },
             );
+        }
+        for (node, router) in copies {
+            self.cleanup(node, Cleanup::CloseProducer(call::CloseProducer { router, producer }));
         }
     }
 }

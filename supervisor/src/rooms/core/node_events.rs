@@ -1,11 +1,13 @@
 //! What nodes report, decided: which peer each event concerns (consumer closed, paused,
-//! scores, layers, active speaker), and a lost node: its rooms are gone and only their peers
-//! are told to join again (`roomMoved`).
+//! scores, layers, active speaker), and a lost node: its routers are gone, only the peers
+//! placed on them are told to join again (`roomMoved`), and the room lives on in its other
+//! routers.
 
-use ipc::messages::{ConsumerId, NodeEvent, ProducerId, RoomId};
+use ipc::calls as call;
+use ipc::messages::{ConsumerId, NodeEvent, ProducerId, RoomId, RouterId};
 use monitor_api::EventKind;
 
-use super::{json_value, Room, RoomCore};
+use super::{json_value, Cleanup, Link, Room, RoomCore};
 use crate::node_link::NodeId;
 use crate::notification::Notification;
 use crate::protocol::PeerId;
@@ -27,14 +29,14 @@ fn producer_owner(room: &Room, producer: ProducerId) -> Option<PeerId> {
 impl RoomCore {
     /// `node` reported `event`: the peers it concerns are told.
     pub fn handle_node_event(&mut self, node: NodeId, event: NodeEvent) {
-        let room_id = match &event {
-            NodeEvent::ConsumerClosed { room, .. }
-            | NodeEvent::ConsumerPaused { room, .. }
-            | NodeEvent::ConsumerResumed { room, .. }
-            | NodeEvent::ConsumerScore { room, .. }
-            | NodeEvent::ConsumerLayersChanged { room, .. }
-            | NodeEvent::ProducerScore { room, .. }
-            | NodeEvent::ActiveSpeaker { room, .. } => room.clone(),
+        let router = match &event {
+            NodeEvent::ConsumerClosed { router, .. }
+            | NodeEvent::ConsumerPaused { router, .. }
+            | NodeEvent::ConsumerResumed { router, .. }
+            | NodeEvent::ConsumerScore { router, .. }
+            | NodeEvent::ConsumerLayersChanged { router, .. }
+            | NodeEvent::ProducerScore { router, .. }
+            | NodeEvent::ActiveSpeaker { router, .. } => *router,
             NodeEvent::WorkerDied { worker, message } => {
                 tracing::error!(%node, worker, "mediasoup worker died: {message}");
                 self.monitor(EventKind::WorkerDied {
@@ -45,8 +47,15 @@ impl RoomCore {
                 return;
             }
         };
-        // A late event of a room that is gone, or of one re-created on another node.
-        let Some(room) = self.rooms.get_mut(&room_id).filter(|r| r.node == node) else {
+        // A late event of a router that is gone.
+        let Some(room_id) = self.router_room.get(&router) else {
+            return;
+        };
+        let Some(room) = self
+            .rooms
+            .get_mut(room_id)
+            .filter(|r| r.routers.get(&router).is_some_and(|s| s.node == node))
+        else {
             return;
         };
         let (to, notification) = match event {
@@ -126,6 +135,12 @@ impl RoomCore {
                 (vec![owner], score)
             }
             NodeEvent::ActiveSpeaker { producer, .. } => {
+                // Every router has every producer: the oldest one's observer speaks for the
+                // room, so that there is one active speaker per room.
+                let primary = room.routers.iter().min_by_key(|(_, s)| s.seq).map(|(id, _)| *id);
+                if primary != Some(router) {
+                    return;
+                }
                 let Some(owner) = producer_owner(room, producer) else {
                     return;
                 };
@@ -140,40 +155,116 @@ impl RoomCore {
         self.notify(to, notification);
     }
 
-    /// `node` is gone: every room on it is lost. Its peers are told (`roomMoved`) and are no
-    /// longer joined; joining again creates the room on a healthy node. Peers of other
-    /// nodes hear nothing.
+    /// `node` is gone, and the routers it hosted. Their peers are told (`roomMoved`) and are
+    /// no longer joined; what they sent is closed for the others; links to the lost routers
+    /// are closed on the other side. Peers of the room on other nodes keep their media; a room
+    /// with no router left is closed.
     pub fn handle_node_lost(&mut self, node: NodeId, reason: &str) {
-        let lost: Vec<RoomId> = self
+        let affected: Vec<RoomId> = self
             .rooms
             .iter()
-            .filter(|(_, r)| r.node == node)
+            .filter(|(_, r)| r.routers.values().any(|s| s.node == node))
             .map(|(id, _)| id.clone())
             .collect();
-        for room_id in lost {
-            let Some(room) = self.rooms.remove(&room_id) else {
-                continue;
-            };
-            tracing::warn!(room = %room_id, %node, peers = room.peers.len(), "room lost with its node");
-            let peers: Vec<PeerId> = room.peers.keys().copied().collect();
-            for peer in &peers {
-                self.peer_room.remove(peer);
-                self.monitor(EventKind::PeerLeft {
+        for room_id in affected {
+            self.lose_routers(&room_id, node, reason);
+        }
+    }
+
+    fn lose_routers(&mut self, room_id: &RoomId, node: NodeId, reason: &str) {
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return;
+        };
+        let lost: Vec<RouterId> = room
+            .routers
+            .iter()
+            .filter(|(_, s)| s.node == node)
+            .map(|(id, _)| *id)
+            .collect();
+        for router in &lost {
+            room.routers.remove(router);
+            self.router_room.remove(router);
+        }
+        let moved: Vec<PeerId> = room
+            .peers
+            .iter()
+            .filter(|(_, p)| lost.contains(&p.router))
+            .map(|(id, _)| *id)
+            .collect();
+        tracing::warn!(room = %room_id, %node, routers = lost.len(), peers = moved.len(), "routers lost with their node");
+        // Links to the lost routers: close the surviving side.
+        let mut cleanups = Vec::new();
+        let links: Vec<((RouterId, RouterId), Link)> = room
+            .links
+            .iter()
+            .filter(|((low, high), _)| lost.contains(low) || lost.contains(high))
+            .map(|(k, l)| (*k, *l))
+            .collect();
+        for ((low, high), link) in links {
+            room.links.remove(&(low, high));
+            if let Link::Ready(lt, ht) = link {
+                let (other, transport) = if lost.contains(&low) { (high, ht) } else { (low, lt) };
+                if let Some(state) = room.routers.get(&other) {
+                    let close = call::CloseTransport {
+                        router: other,
+                        transport,
+                    };
+                    cleanups.push((state.node, Cleanup::CloseTransport(close)));
+                }
+            }
+        }
+        // Copies on the lost routers are gone with them.
+        for peer in room.peers.values_mut() {
+            for entry in peer.producers.values_mut() {
+                entry.copies.retain(|r, _| !lost.contains(r));
+            }
+        }
+        let mut gone = Vec::new();
+        for peer in &moved {
+            if let Some(state) = room.peers.remove(peer) {
+                gone.push((*peer, state));
+            }
+        }
+        for (node, cleanup) in cleanups {
+            self.cleanup(node, cleanup);
+        }
+        for (peer, state) in &gone {
+            self.peer_room.remove(peer);
+            for (producer, entry) in &state.producers {
+                self.producer_gone(room_id, *peer, *producer, &entry.copies);
+            }
+            self.monitor(EventKind::PeerLeft {
+                room: room_id.0.clone(),
+                peer_id: peer.to_string(),
+            });
+        }
+        self.notify(
+            moved.clone(),
+            Notification::RoomMoved {
+                room: room_id.0.clone(),
+                reason: format!("media node failed: {reason}"),
+            },
+        );
+        let remaining: Vec<PeerId> = self
+            .rooms
+            .get(room_id)
+            .map(|r| r.peers.keys().copied().collect())
+            .unwrap_or_default();
+        if !remaining.is_empty() {
+            for peer in moved {
+                self.notify(remaining.clone(), Notification::PeerLeft { peer_id: peer });
+            }
+        }
+        let routers_left = self.rooms.get(room_id).is_some_and(|r| !r.routers.is_empty());
+        if remaining.is_empty() {
+            if routers_left {
+                self.close_room(room_id, &format!("its node {node} was lost: {reason}"));
+            } else if self.rooms.remove(room_id).is_some() {
+                self.monitor(EventKind::RoomClosed {
                     room: room_id.0.clone(),
-                    peer_id: peer.to_string(),
+                    reason: format!("its node {node} was lost: {reason}"),
                 });
             }
-            self.notify(
-                peers,
-                Notification::RoomMoved {
-                    room: room_id.0.clone(),
-                    reason: format!("media node failed: {reason}"),
-                },
-            );
-            self.monitor(EventKind::RoomClosed {
-                room: room_id.0.clone(),
-                reason: format!("its node {node} was lost: {reason}"),
-            });
         }
     }
 }

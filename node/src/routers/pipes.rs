@@ -1,0 +1,198 @@
+//! Pipes between the routers of one room: within this node a producer is piped to another
+//! worker's router with mediasoup's `pipe_producer_to_router` (which also makes pause, resume
+//! and close follow the original); between nodes each side has a pipe transport, connected by
+//! the supervisor, and the producer is consumed on one side and produced under the same id on
+//! the other.
+
+use std::net::IpAddr;
+
+use ipc::calls as call;
+use ipc::messages::{
+    ConsumerId, Json, MediaKind, NodeError, NodeErrorCode, ProducerId, Response, RouterId,
+    TransportId,
+};
+use mediasoup::prelude::*;
+
+use super::{
+    ipc_kind, media_error, not_found, parse, to_json, Answer, Entry, Routers, LOCAL_PIPE,
+};
+
+/// mediasoup's id for `id` (the same UUID).
+fn mediasoup_id(id: ProducerId) -> Result<mediasoup::prelude::ProducerId, NodeError> {
+    id.to_string()
+        .parse()
+        .map_err(|e| NodeError::new(NodeErrorCode::Internal, format!("producer id {id}: {e}")))
+}
+
+impl Routers {
+    /// `producer` of `router` made available, same id, in `target` (another worker's router).
+    pub(super) async fn pipe_to_router(
+        &self,
+        router: RouterId,
+        producer: ProducerId,
+        target: RouterId,
+    ) -> Answer {
+        let source = self.with_router(router, |r| Ok(r.router.clone()))?;
+        let destination = self.with_router(target, |r| Ok(r.router.clone()))?;
+        let pair = source
+            .pipe_producer_to_router(mediasoup_id(producer)?, PipeToRouterOptions::new(destination))
+            .await
+            .map_err(|e| media_error("pipe to router", e))?;
+        // The pipe consumer lives as long as the pipe producer (mediasoup ties them); the pipe
+        // producer, taken out of its wrapper, closes when its entry is dropped.
+        let piped = pair.pipe_producer.into_inner();
+        self.observe_speaker(target, &piped).await;
+        self.with_router(target, |r| {
+            r.producers.insert(
+                producer,
+                Entry {
+                    object: piped,
+                    transport: LOCAL_PIPE,
+                    _handlers: Vec::new(),
+                },
+            );
+            Ok(Response::Done)
+        })
+    }
+
+    /// A pipe transport in `router`, listening on the node's pipe address.
+    pub(super) async fn create_pipe_transport(&self, router: RouterId) -> Answer {
+        let r = self.with_router(router, |r| Ok(r.router.clone()))?;
+        let transport = r
+            .create_pipe_transport(PipeTransportOptions::new(ListenInfo {
+                protocol: Protocol::Udp,
+                ip: self.pipe_ip,
+                announced_address: None,
+                expose_internal_ip: false,
+                port: None,
+                port_range: None,
+                flags: None,
+                send_buffer_size: None,
+                recv_buffer_size: None,
+            }))
+            .await
+            .map_err(|e| media_error("create pipe transport", e))?;
+        let id = TransportId(transport.id().into());
+        let tuple = transport.tuple();
+        let answer = call::PipeTransportCreated {
+            transport: id,
+            ip: tuple.local_address().clone(),
+            port: tuple.local_port(),
+        };
+        self.with_router(router, |r| {
+            r.pipe_transports.insert(id, transport);
+            Ok(Response::PipeTransportCreated(answer))
+        })
+    }
+
+    fn pipe_transport(&self, router: RouterId, id: TransportId) -> Result<PipeTransport, NodeError> {
+        self.with_router(router, |r| {
+            r.pipe_transports
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| not_found("pipe transport", id))
+        })
+    }
+
+    /// Points a pipe transport at its other side.
+    pub(super) async fn connect_pipe_transport(
+        &self,
+        router: RouterId,
+        transport: TransportId,
+        ip: &str,
+        port: u16,
+    ) -> Answer {
+        let ip: IpAddr = ip.parse().map_err(|e| {
+            NodeError::new(
+                NodeErrorCode::InvalidArgument,
+                format!("pipe address {ip:?}: {e}"),
+            )
+        })?;
+        self.pipe_transport(router, transport)?
+            .connect(PipeTransportRemoteParameters {
+                ip,
+                port,
+                srtp_parameters: None,
+            })
+            .await
+            .map_err(|e| media_error("connect pipe transport", e))?;
+        Ok(Response::Done)
+    }
+
+    /// Sends `producer` of `router` through a pipe transport.
+    pub(super) async fn pipe_consume(
+        &self,
+        router: RouterId,
+        transport: TransportId,
+        producer: ProducerId,
+    ) -> Answer {
+        let pipe = self.pipe_transport(router, transport)?;
+        let consumer = pipe
+            .consume(ConsumerOptions::new(
+                mediasoup_id(producer)?,
+                RtpCapabilities::default(),
+            ))
+            .await
+            .map_err(|e| media_error("pipe consume", e))?;
+        let id = ConsumerId(consumer.id().into());
+        let answer = call::PipeConsumed {
+            consumer: id,
+            kind: ipc_kind(consumer.kind()),
+            rtp_parameters: to_json(consumer.rtp_parameters())?,
+            producer_paused: consumer.producer_paused(),
+        };
+        self.with_router(router, |r| {
+            if !r.pipe_transports.contains_key(&transport) {
+                return Err(not_found("pipe transport", transport));
+            }
+            r.pipe_consumers.insert(
+                id,
+                Entry {
+                    object: consumer,
+                    transport,
+                    _handlers: Vec::new(),
+                },
+            );
+            Ok(Response::PipeConsumed(answer))
+        })
+    }
+
+    /// Receives a producer of another node through a pipe transport, under its own id.
+    pub(super) async fn pipe_produce(
+        &self,
+        router: RouterId,
+        transport: TransportId,
+        producer: ProducerId,
+        kind: MediaKind,
+        rtp_parameters: Json,
+        paused: bool,
+    ) -> Answer {
+        let rtp_parameters: RtpParameters = parse("RTP parameters", &rtp_parameters)?;
+        let pipe = self.pipe_transport(router, transport)?;
+        let kind = match kind {
+            MediaKind::Audio => mediasoup::prelude::MediaKind::Audio,
+            MediaKind::Video => mediasoup::prelude::MediaKind::Video,
+        };
+        let mut options = ProducerOptions::new_pipe_transport(mediasoup_id(producer)?, kind, rtp_parameters);
+        options.paused = paused;
+        let piped = pipe
+            .produce(options)
+            .await
+            .map_err(|e| media_error("pipe produce", e))?;
+        self.observe_speaker(router, &piped).await;
+        self.with_router(router, |r| {
+            if !r.pipe_transports.contains_key(&transport) {
+                return Err(not_found("pipe transport", transport));
+            }
+            r.producers.insert(
+                producer,
+                Entry {
+                    object: piped,
+                    transport,
+                    _handlers: Vec::new(),
+                },
+            );
+            Ok(Response::Done)
+        })
+    }
+}
