@@ -164,11 +164,11 @@ mod tests {
             prefer: Some(NodeId(1)),
             ..ask(8, 2, 2)
         };
-        // Node 1's second worker, though node 2's is emptier.
-        assert_eq!(place_router(&nodes, spill), Placement::Worker(NodeId(1), 1));
-        nodes[0].workers[1].hosts_room = true;
+        // Node 1's emptier worker, though node 2's is emptier still.
         assert_eq!(place_router(&nodes, spill), Placement::Worker(NodeId(1), 0));
         nodes[0].workers[0].hosts_room = true;
+        assert_eq!(place_router(&nodes, spill), Placement::Worker(NodeId(1), 1));
+        nodes[0].workers[1].hosts_room = true;
         assert_eq!(place_router(&nodes, spill), Placement::Worker(NodeId(2), 0));
     }
 

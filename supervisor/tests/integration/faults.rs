@@ -196,11 +196,12 @@ async fn full_workers_grow_the_pool_up_to_max_nodes_then_joins_get_capacity() {
         "--max-nodes",
         "2",
         "--max-consumers-per-worker",
-        "2",
+        "4",
     ]);
     let url = sfu.ws_url();
     sfu.wait_nodes(1, Duration::from_secs(10));
-    // Two peers consuming each other: 4 consumers fill the first node's worker.
+    // Two peers consuming each other: 4 consumers fill the first node's worker (admission
+    // counts them before they exist: the second peer's 2 and what the first gains from it).
     let (_a, _b) = call(&url, "first", 700).await;
     assert_eq!(sfu.node_pids().len(), 1);
     // A new room cannot go there: a second node is started and the room lands on it.

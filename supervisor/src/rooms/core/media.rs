@@ -79,7 +79,7 @@ impl RoomCore {
                 router: at.router,
                 transport,
             };
-            self.cleanup(at.node, Cleanup::CloseTransport(close));
+            self.cleanup_if_router(at, Cleanup::CloseTransport(close));
             return Err(not_joined());
         };
         p.transports.insert(transport, direction);
@@ -209,7 +209,7 @@ impl RoomCore {
                 router: at.router,
                 producer,
             };
-            self.cleanup(at.node, Cleanup::CloseProducer(close));
+            self.cleanup_if_router(&at, Cleanup::CloseProducer(close));
             return Err(not_joined());
         };
         let kind = pending.entry.kind;
@@ -323,7 +323,7 @@ impl RoomCore {
                 router: at.router,
                 consumer,
             };
-            self.cleanup(at.node, Cleanup::CloseConsumer(close));
+            self.cleanup_if_router(at, Cleanup::CloseConsumer(close));
             return Err(not_joined());
         };
         if !producer_alive {

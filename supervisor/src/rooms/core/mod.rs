@@ -272,6 +272,14 @@ impl RoomCore {
         self.outputs.push_back(Output::Monitor(event));
     }
 
+    /// Closes what an answer created after its peer left, unless its router is gone too (which
+    /// took it along).
+    fn cleanup_if_router(&mut self, at: &Target, cleanup: Cleanup) {
+        if self.router_room.contains_key(&at.router) {
+            self.cleanup(at.node, cleanup);
+        }
+    }
+
     fn cleanup(&mut self, node: NodeId, cleanup: Cleanup) {
         self.outputs.push_back(Output::Node { node, cleanup });
     }

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use ipc::calls as call;
-use ipc::messages::{NodeEvent, RoomId};
+use ipc::messages::{Json, NodeEvent, RoomId, RouterId};
 use monitor_api::EventKind;
 use serde_json::json;
 use uuid::Uuid;
@@ -15,10 +15,17 @@ fn joining_a_new_room_asks_for_its_router_first() {
     let mut core = RoomCore::new(limits());
     let alice = Uuid::new_v4();
     let step = core.handle_join(alice, &args("demo", "Alice"), Instant::now());
-    assert_eq!(step, Ok(JoinStep::NeedsRoom));
+    assert_eq!(step, Ok(JoinStep::NeedsRouter));
     assert!(!core.is_joined(alice));
-    assert_eq!(core.place_room(&[(NODE, 2)], 1), Placement::Worker(NODE, 0));
-    create_room(&mut core, "demo", NODE);
+    let demo = RoomId("demo".into());
+    assert_eq!(
+        core.place_router(&demo, &[(NODE, 2)], 1, Instant::now()),
+        Placement::Worker(NODE, 0)
+    );
+    let caps = Json(json!({"codecs": []}).to_string());
+    let router = RouterId(Uuid::new_v4());
+    core.handle_router_created(demo, router, (NODE, 0), &caps, Instant::now())
+        .unwrap();
     assert_eq!(
         monitor_events(&drain(&mut core)),
         vec![EventKind::RoomCreated {
@@ -94,33 +101,16 @@ fn a_full_room_refuses_with_room_full_and_tells_nobody() {
 }
 
 #[test]
-fn a_full_worker_refuses_with_capacity_and_placement_says_full_at_the_node_cap() {
-    let mut core = RoomCore::new(Limits {
-        max_consumers_per_worker: 1,
-        ..limits()
-    });
-    let (alice, bob) = (
-        join(&mut core, "demo", "Alice"),
-        join(&mut core, "demo", "Bob"),
-    );
-    let send = transport(&mut core, alice, Direction::Send);
-    let producer = produce(&mut core, alice, send);
-    let recv = transport(&mut core, bob, Direction::Recv);
-    consume(&mut core, bob, recv, producer);
-    let refused = core.handle_join(Uuid::new_v4(), &args("demo", "Carol"), Instant::now());
-    assert_eq!(refused.unwrap_err().code, ClientErrorCode::Capacity);
-    // Its only worker is full: a new room needs a new node, then none fits.
-    assert_eq!(core.place_room(&[(NODE, 1)], 1), Placement::SpawnNode);
-    assert_eq!(core.place_room(&[(NODE, 1)], 2), Placement::Full);
-}
-
-#[test]
 fn a_new_room_goes_to_the_worker_with_the_fewest_consumers() {
     let (core, ..) = call_of_two();
     // "demo" holds one consumer on worker 0 of NODE.
-    assert_eq!(core.place_room(&[(NODE, 2)], 1), Placement::Worker(NODE, 1));
+    let other = RoomId("other".into());
     assert_eq!(
-        core.place_room(&[(NODE, 1), (OTHER_NODE, 1)], 2),
+        core.place_router(&other, &[(NODE, 2)], 1, Instant::now()),
+        Placement::Worker(NODE, 1)
+    );
+    assert_eq!(
+        core.place_router(&other, &[(NODE, 1), (OTHER_NODE, 1)], 2, Instant::now()),
         Placement::Worker(OTHER_NODE, 0)
     );
 }
@@ -144,7 +134,7 @@ fn a_wrong_token_is_unauthorized_and_shutdown_refuses_joins_after_telling_everyo
     let alice = Uuid::new_v4();
     assert_eq!(
         core.handle_join(alice, &good, Instant::now()),
-        Ok(JoinStep::NeedsRoom)
+        Ok(JoinStep::NeedsRouter)
     );
     create_room(&mut core, "demo", NODE);
     assert!(core.handle_join(alice, &good, Instant::now()).is_ok());
@@ -175,16 +165,12 @@ fn the_last_peer_leaving_closes_the_room_and_its_router() {
     let mut core = RoomCore::new(limits());
     let alice = join(&mut core, "demo", "Alice");
     transport(&mut core, alice, Direction::Send);
+    let router = target_of(&core, alice).router;
     core.handle_leave(alice).unwrap();
     let outputs = drain(&mut core);
     assert_eq!(
         cleanups(&outputs),
-        vec![(
-            NODE,
-            Cleanup::CloseRouter(call::CloseRouter {
-                room: RoomId("demo".into())
-            })
-        )]
+        vec![(NODE, Cleanup::CloseRouter(call::CloseRouter { router }))]
     );
     assert!(monitor_events(&outputs).contains(&EventKind::RoomClosed {
         room: "demo".into(),
@@ -197,13 +183,14 @@ fn the_last_peer_leaving_closes_the_room_and_its_router() {
     );
     // The next join creates the room again.
     let step = core.handle_join(Uuid::new_v4(), &args("demo", "Bob"), Instant::now());
-    assert_eq!(step, Ok(JoinStep::NeedsRoom));
+    assert_eq!(step, Ok(JoinStep::NeedsRouter));
 }
 
 #[test]
 fn a_peer_leaving_closes_its_transports_and_the_consumers_of_what_it_sent() {
     let (mut core, alice, bob, producer, consumer) = call_of_two();
     let carol = join(&mut core, "demo", "Carol");
+    let router = target_of(&core, bob).router;
     core.handle_leave(alice).unwrap();
     let outputs = drain(&mut core);
     assert_eq!(
@@ -227,7 +214,7 @@ fn a_peer_leaving_closes_its_transports_and_the_consumers_of_what_it_sent() {
     core.handle_node_event(
         NODE,
         NodeEvent::ConsumerClosed {
-            room: RoomId("demo".into()),
+            router,
             consumer,
             producer,
         },
@@ -260,5 +247,5 @@ fn node_lost_moves_only_the_rooms_of_that_node() {
     assert_eq!(core.rooms().len(), 1);
     // Alice may join again: the room is created anew.
     let step = core.handle_join(alice, &args("demo", "Alice"), Instant::now());
-    assert_eq!(step, Ok(JoinStep::NeedsRoom));
+    assert_eq!(step, Ok(JoinStep::NeedsRouter));
 }

@@ -8,7 +8,7 @@ mod membership;
 use std::time::Instant;
 
 use ipc::calls as call;
-use ipc::messages::{ConsumerId, Json, MediaKind, ProducerId, RoomId, TransportId};
+use ipc::messages::{ConsumerId, Json, MediaKind, ProducerId, RoomId, RouterId, TransportId};
 use monitor_api::EventKind;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
@@ -75,27 +75,72 @@ pub(super) fn monitor_events(outputs: &[Output]) -> Vec<EventKind> {
         .collect()
 }
 
-/// A room on `node`'s worker 0, as if its router had just been created there.
-pub(super) fn create_room(core: &mut RoomCore, room: &str, node: NodeId) {
-    let caps = Json(json!({"codecs": []}).to_string());
-    core.handle_room_created(RoomId(room.into()), node, 0, &caps, Instant::now())
-        .unwrap();
+/// Carries out every link and pipe the core orders, as nodes that always succeed would,
+/// until nothing is left; returns every output on the way.
+pub(super) fn settle(core: &mut RoomCore) -> Vec<Output> {
+    let mut all = Vec::new();
+    loop {
+        let outputs = drain(core);
+        if outputs.is_empty() {
+            return all;
+        }
+        for output in &outputs {
+            match output {
+                Output::Link(order) => {
+                    let pair = (TransportId(Uuid::new_v4()), TransportId(Uuid::new_v4()));
+                    core.handle_linked(order.low, order.high, Ok(pair));
+                }
+                Output::Pipe(order) => core.handle_piped(order, Ok(())),
+                _ => {}
+            }
+        }
+        all.extend(outputs);
+    }
 }
 
-/// Joins `name` to `room` (created on `NODE` if needed) and drains the outputs.
-pub(super) fn join(core: &mut RoomCore, room: &str, name: &str) -> PeerId {
+/// A router of `room` on `worker` of `node`, as if just created there, linked and given the
+/// room's producers.
+pub(super) fn open_router(core: &mut RoomCore, room: &str, at: (NodeId, u32)) -> RouterId {
+    let caps = Json(json!({"codecs": []}).to_string());
+    let router = RouterId(Uuid::new_v4());
+    core.handle_router_created(RoomId(room.into()), router, at, &caps, Instant::now())
+        .unwrap();
+    settle(core);
+    router
+}
+
+/// A room on `node`'s worker 0, as if its router had just been created there.
+pub(super) fn create_room(core: &mut RoomCore, room: &str, node: NodeId) -> RouterId {
+    open_router(core, room, (node, 0))
+}
+
+/// Joins `name` to `room`, opening a router where placement says (nodes `ready`, each with
+/// two workers) when none can take it; drains the outputs.
+pub(super) fn join_on(core: &mut RoomCore, room: &str, name: &str, ready: &[(NodeId, u32)]) -> PeerId {
     let peer = Uuid::new_v4();
-    if core
-        .handle_join(peer, &args(room, name), Instant::now())
-        .unwrap()
-        == JoinStep::NeedsRoom
-    {
-        create_room(core, room, NODE);
+    let step = core.handle_join(peer, &args(room, name), Instant::now()).unwrap();
+    if step == JoinStep::NeedsRouter {
+        let running = ready.len() as u32;
+        let at = match core.place_router(&RoomId(room.into()), ready, running, Instant::now()) {
+            Placement::Worker(node, worker) => (node, worker),
+            other => panic!("no room for {name}: {other:?}"),
+        };
+        open_router(core, room, at);
         let step = core.handle_join(peer, &args(room, name), Instant::now());
         assert!(matches!(step, Ok(JoinStep::Joined(_))), "{step:?}");
     }
-    drain(core);
+    settle(core);
     peer
+}
+
+/// Joins `name` to `room` (on `NODE`, one worker).
+pub(super) fn join(core: &mut RoomCore, room: &str, name: &str) -> PeerId {
+    join_on(core, room, name, &[(NODE, 1)])
+}
+
+/// Where `peer`'s requests go.
+pub(super) fn target_of(core: &RoomCore, peer: PeerId) -> Target {
+    core.target(peer).unwrap()
 }
 
 pub(super) fn transport(core: &mut RoomCore, peer: PeerId, direction: Direction) -> TransportId {
@@ -129,9 +174,9 @@ pub(super) fn produce(core: &mut RoomCore, peer: PeerId, transport: TransportId)
     let answer = call::Produced {
         producer: ProducerId(Uuid::new_v4()),
     };
-    core.handle_produced(peer, pending, answer)
-        .unwrap()
-        .producer_id
+    let produced = core.handle_produced(peer, pending, answer).unwrap();
+    settle(core);
+    produced.producer_id
 }
 
 pub(super) fn consume_args(transport: TransportId, producer: ProducerId) -> ConsumeArgs {
