@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use ipc::calls::{Answer, Call};
 use ipc::messages::{
-    FromNode, LoadReport, NodeError, NodeEvent, NodeHello, Request, Response, RouterId, RouterStats,
-    ToNode, PROTOCOL_VERSION,
+    FromNode, LoadReport, NodeError, NodeEvent, NodeHello, Request, Response, RouterId,
+    RouterStats, ToNode, PROTOCOL_VERSION,
 };
 use ipc::rpc::Pending;
 use ipc::socket::{FramedReader, FramedWriter, StreamHalf};

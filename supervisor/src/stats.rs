@@ -11,8 +11,7 @@ use ipc::messages::{
 };
 use monitor_api::{
     ConsumerInfo, Load, NodeInfo, Participant, ProducerInfo, RoomDetail, RoomInfo, RouterDetail,
-    Summary,
-    WorkerConsumers, WorkerInfo,
+    Summary, WorkerConsumers, WorkerInfo,
 };
 
 use crate::metrics::Metrics;
@@ -154,8 +153,11 @@ pub fn node_infos(rooms: &[RoomDetail], nodes: &[NodeSample]) -> Vec<NodeInfo> {
                     };
                     let here = |node: &str, w: u32| node == sample.node && w == index as u32;
                     for room in rooms {
-                        let routers: Vec<&RouterDetail> =
-                            room.routers.iter().filter(|r| here(&r.node, r.worker)).collect();
+                        let routers: Vec<&RouterDetail> = room
+                            .routers
+                            .iter()
+                            .filter(|r| here(&r.node, r.worker))
+                            .collect();
                         if routers.is_empty() {
                             continue;
                         }
@@ -249,7 +251,12 @@ fn room_detail(id: &RoomId, room: &Room, links: &HashMap<NodeId, Arc<NodeLink>>)
         .collect();
     let mut peers: Vec<(&PeerId, &Peer)> = room.peers.iter().collect();
     peers.sort_by_key(|(_, p)| p.joined_at);
-    let pipes_of = |p: &Peer| p.producers.values().map(|e| e.copies.len() as u32).sum::<u32>();
+    let pipes_of = |p: &Peer| {
+        p.producers
+            .values()
+            .map(|e| e.copies.len() as u32)
+            .sum::<u32>()
+    };
     let router_details: Vec<RouterDetail> = routers
         .iter()
         .map(|(id, s)| {

@@ -1,5 +1,6 @@
-// Two Chromium pages open the demo page in one room; each must decode the other's video
-// and receive the other's audio (read from getStats through window.demo.stats()).
+// Chromium pages (two, or SFU_PAGES=alice,bob,carol) open the demo page in one room; each
+// must decode every other page's video and receive its audio (read from getStats through
+// window.demo.stats(), per remote peer).
 //
 //   SFU_URL=http://127.0.0.1:8000 node call.mjs      (SFU_INSECURE=1 for a self-signed cert)
 //
@@ -36,12 +37,13 @@ const browser = await chromium.launch({
   headless: true,
   args,
 });
-const logs = { alice: [], bob: [] };
+const names = (process.env.SFU_PAGES || 'alice,bob').split(',');
+const logs = Object.fromEntries(names.map((n) => [n, []]));
 let failed = false;
 try {
   const context = await browser.newContext({ ignoreHTTPSErrors: insecure });
   const pages = {};
-  for (const name of ['alice', 'bob']) {
+  for (const name of names) {
     const page = await context.newPage();
     page.on('console', (m) => logs[name].push(`${m.type()}: ${m.text()}`));
     page.on('pageerror', (e) => logs[name].push(`pageerror: ${e.message}`));
@@ -51,8 +53,14 @@ try {
     await page.click('[data-testid=join]');
     pages[name] = page;
   }
-  console.log(`checking: room ${room} at ${base}; each page must decode more than ${WANT} video`
-    + ` frames and receive more than ${WANT} audio packets, both still growing, within ${timeoutMs} ms`);
+  console.log(`checking: room ${room} at ${base}; each of ${names.length} pages must decode more than`
+    + ` ${WANT} video frames and receive more than ${WANT} audio packets of every other page,`
+    + ` still growing, within ${timeoutMs} ms`);
+  // Every other page's video decoded and audio received, more than WANT each.
+  const hearsEveryone = (name, stats) => names.filter((n) => n !== name).every((other) => {
+    const got = stats.byPeer?.[other];
+    return got && got.framesDecoded > WANT && got.audioPacketsReceived > WANT;
+  });
   const deadline = Date.now() + timeoutMs;
   const last = {};
   for (;;) {
@@ -62,20 +70,20 @@ try {
       const grew = last[name] && stats.framesDecoded > last[name].framesDecoded
         && stats.audioPacketsReceived > last[name].audioPacketsReceived;
       last[name] = stats;
-      if (!(stats.framesDecoded > WANT && stats.audioPacketsReceived > WANT && grew)) done = false;
+      if (!(hearsEveryone(name, stats) && grew)) done = false;
     }
     if (done) {
-      console.log(`call: both pages decode each other (${JSON.stringify(last)})`);
-      // Each remote tile carries the other peer's display name.
+      console.log(`call: every page decodes every other (${JSON.stringify(last)})`);
+      // One remote tile per other page, carrying its display name.
       for (const [name, page] of Object.entries(pages)) {
-        const other = name === 'alice' ? 'bob' : 'alice';
-        const captions = await page.locator('[data-testid=remote-tile] figcaption').allTextContents();
-        if (captions.length !== 1 || captions[0] !== other) {
-          console.log(`${name}: remote tiles are ${JSON.stringify(captions)}, want ["${other}"]`);
+        const others = names.filter((n) => n !== name).sort();
+        const captions = (await page.locator('[data-testid=remote-tile] figcaption').allTextContents()).sort();
+        if (JSON.stringify(captions) !== JSON.stringify(others)) {
+          console.log(`${name}: remote tiles are ${JSON.stringify(captions)}, want ${JSON.stringify(others)}`);
           failed = true;
         }
       }
-      if (!failed) console.log('tiles: each page shows one remote tile named after the other peer');
+      if (!failed) console.log('tiles: each page shows one remote tile per other page, named after it');
       break;
     }
     if (Date.now() > deadline) {
@@ -102,7 +110,7 @@ try {
           && stats.audioPacketsReceived > WANT)) done = false;
       }
       if (done) {
-        console.log(`recovered: both pages decode again ${Date.now() - killedAt} ms after the kill`);
+        console.log(`recovered: every page decodes again ${Date.now() - killedAt} ms after the kill`);
         break;
       }
       if (Date.now() > recoverBy) {
@@ -133,8 +141,8 @@ try {
   await browser.close();
 }
 if (failed) {
-  console.error(`FAILED: both pages must decode more than ${WANT} video frames and receive more than ${WANT}`
-    + ' audio packets, and show one tile named after the other');
+  console.error(`FAILED: every page must decode more than ${WANT} video frames and receive more than ${WANT}`
+    + ' audio packets of every other, and show one tile named after each');
   process.exit(1);
 }
-console.log('ok: both pages see and hear each other');
+console.log(`ok: ${names.length} pages see and hear each other`);

@@ -508,19 +508,28 @@ window.demo = {
     let audioPacketsReceived = 0;
     let videoConsumers = 0;
     let audioConsumers = 0;
-    for (const { consumer } of [...consumers.values()]) {
+    // The same, by the display name of the peer each consumer receives from.
+    const byPeer = {};
+    for (const { consumer, peerId } of [...consumers.values()]) {
       if (consumer.closed) continue;
       if (consumer.kind === 'video') videoConsumers++;
       else audioConsumers++;
+      const name = peers.get(peerId)?.displayName ?? peerId;
+      const mine = byPeer[name] ??= { framesDecoded: 0, audioPacketsReceived: 0 };
       const report = await consumer.getStats().catch(() => new Map());
       report.forEach((s) => {
         if (s.type !== 'inbound-rtp') return;
-        if (s.kind === 'video') framesDecoded += s.framesDecoded || 0;
-        else audioPacketsReceived += s.packetsReceived || 0;
+        if (s.kind === 'video') {
+          framesDecoded += s.framesDecoded || 0;
+          mine.framesDecoded += s.framesDecoded || 0;
+        } else {
+          audioPacketsReceived += s.packetsReceived || 0;
+          mine.audioPacketsReceived += s.packetsReceived || 0;
+        }
       });
     }
     return {
-      framesDecoded, audioPacketsReceived, videoConsumers, audioConsumers,
+      framesDecoded, audioPacketsReceived, videoConsumers, audioConsumers, byPeer,
       joined: state.joined, joins: state.joins,
     };
   },

@@ -1,12 +1,12 @@
 //! Clients' media in a router: WebRTC transports, producers and consumers, and the events
 //! mediasoup raises on consumers and producers (relayed to the supervisor).
 
+use event_listener_primitives::HandlerId;
 use ipc::calls as call;
 use ipc::messages::{
     ConsumerId, Json, MediaKind, NodeError, NodeErrorCode, NodeEvent, ProducerId, Response,
     RouterId, TransportId,
 };
-use event_listener_primitives::HandlerId;
 use mediasoup::prelude::*;
 
 use super::{ipc_kind, media_error, not_found, parse, to_json, Answer, Entry, Routers};
@@ -209,5 +209,4 @@ impl Routers {
             r.consumers.remove(&consumer);
         }
     }
-
 }

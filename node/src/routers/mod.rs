@@ -278,7 +278,10 @@ impl Routers {
                 transport,
                 ip,
                 port,
-            }) => self.connect_pipe_transport(router, transport, &ip, port).await,
+            }) => {
+                self.connect_pipe_transport(router, transport, &ip, port)
+                    .await
+            }
             Request::PipeConsume(call::PipeConsume {
                 router,
                 transport,

@@ -13,9 +13,7 @@ use ipc::messages::{
 };
 use mediasoup::prelude::*;
 
-use super::{
-    ipc_kind, media_error, not_found, parse, to_json, Answer, Entry, Routers, LOCAL_PIPE,
-};
+use super::{ipc_kind, media_error, not_found, parse, to_json, Answer, Entry, Routers, LOCAL_PIPE};
 
 /// mediasoup's id for `id` (the same UUID).
 fn mediasoup_id(id: ProducerId) -> Result<mediasoup::prelude::ProducerId, NodeError> {
@@ -35,7 +33,10 @@ impl Routers {
         let source = self.with_router(router, |r| Ok(r.router.clone()))?;
         let destination = self.with_router(target, |r| Ok(r.router.clone()))?;
         let pair = source
-            .pipe_producer_to_router(mediasoup_id(producer)?, PipeToRouterOptions::new(destination))
+            .pipe_producer_to_router(
+                mediasoup_id(producer)?,
+                PipeToRouterOptions::new(destination),
+            )
             .await
             .map_err(|e| media_error("pipe to router", e))?;
         // The pipe consumer lives as long as the pipe producer (mediasoup ties them); the pipe
@@ -85,7 +86,11 @@ impl Routers {
         })
     }
 
-    fn pipe_transport(&self, router: RouterId, id: TransportId) -> Result<PipeTransport, NodeError> {
+    fn pipe_transport(
+        &self,
+        router: RouterId,
+        id: TransportId,
+    ) -> Result<PipeTransport, NodeError> {
         self.with_router(router, |r| {
             r.pipe_transports
                 .get(&id)
@@ -173,7 +178,8 @@ impl Routers {
             MediaKind::Audio => mediasoup::prelude::MediaKind::Audio,
             MediaKind::Video => mediasoup::prelude::MediaKind::Video,
         };
-        let mut options = ProducerOptions::new_pipe_transport(mediasoup_id(producer)?, kind, rtp_parameters);
+        let mut options =
+            ProducerOptions::new_pipe_transport(mediasoup_id(producer)?, kind, rtp_parameters);
         options.paused = paused;
         let piped = pipe
             .produce(options)

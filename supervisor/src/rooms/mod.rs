@@ -135,7 +135,8 @@ impl Rooms {
             let mut next = Work::default();
             for order in std::mem::take(&mut work.links) {
                 let result = self.link(order).await;
-                let ((), more) = self.with_core(|core| core.handle_linked(order.low, order.high, result));
+                let ((), more) =
+                    self.with_core(|core| core.handle_linked(order.low, order.high, result));
                 next.absorb(more);
             }
             for order in std::mem::take(&mut work.pipes) {

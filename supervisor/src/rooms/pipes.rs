@@ -11,7 +11,10 @@ use super::Rooms;
 impl Rooms {
     /// Creates a pipe transport on each side and connects each to the other. On failure,
     /// what was created is closed again.
-    pub(super) async fn link(&self, order: LinkOrder) -> Result<(TransportId, TransportId), String> {
+    pub(super) async fn link(
+        &self,
+        order: LinkOrder,
+    ) -> Result<(TransportId, TransportId), String> {
         let (low, high) = (order.low, order.high);
         let low_node = self.node(low.node).map_err(|e| e.to_string())?;
         let high_node = self.node(high.node).map_err(|e| e.to_string())?;
@@ -24,7 +27,9 @@ impl Rooms {
             transport: a.transport,
         };
         let b = match high_node
-            .call(call::CreatePipeTransport { router: high.router })
+            .call(call::CreatePipeTransport {
+                router: high.router,
+            })
             .await
         {
             Ok(b) => b,

@@ -83,3 +83,28 @@ fn browser_tabs_recover_by_themselves_when_every_node_is_killed() {
     let stdout = run_browser_call(&url, &[("SFU_KILL_PIDS", &pids.join(","))]);
     assert!(stdout.contains("recovered"), "{stdout}");
 }
+
+#[test]
+fn three_browser_tabs_in_a_room_split_over_workers_of_two_nodes_see_and_hear_each_other() {
+    check_prerequisites();
+    let web = repo().join("web/dist");
+    // Two pages on one worker bring 4 consumers; a third would bring 8 more there, over the
+    // cap of 6, whatever the timing: it gets a router of its own, and with one worker per
+    // node that is on a second node.
+    let sfu = Sfu::start(&[
+        "--web-dir",
+        web.to_str().expect("utf-8 path"),
+        "--max-consumers-per-worker",
+        "6",
+        "--max-nodes",
+        "3",
+    ]);
+    let url = format!("http://127.0.0.1:{}", sfu.port);
+    let stdout = run_browser_call(&url, &[("SFU_PAGES", "alice,bob,carol")]);
+    assert!(stdout.contains("ok: 3 pages"), "{stdout}");
+    assert!(
+        sfu.node_pids().len() >= 2,
+        "the room spread over a second node: {:?}",
+        sfu.node_pids()
+    );
+}

@@ -8,5 +8,6 @@ mod call;
 mod faults;
 mod load;
 mod monitor;
+mod spanning;
 mod startup;
 mod support;

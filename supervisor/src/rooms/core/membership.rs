@@ -9,7 +9,10 @@ use ipc::calls as call;
 use ipc::messages::{Json, RoomId, RouterId};
 use monitor_api::EventKind;
 
-use super::{json_value, not_joined, Cleanup, Link, LinkOrder, MetricChange, Output, Peer, Room, RoomCore, RouterState, Target};
+use super::{
+    json_value, not_joined, Cleanup, Link, LinkOrder, MetricChange, Output, Peer, Room, RoomCore,
+    RouterState, Target,
+};
 use crate::node_link::NodeId;
 use crate::notification::Notification;
 use crate::placement::{place_router, NodeView, Placement, RouterAsk, WorkerView};
@@ -176,7 +179,11 @@ impl RoomCore {
                 let load = self.worker_load(r.node, r.worker);
                 let after = load + Self::newcomer_load(room, mates, now);
                 let fits = mates == 0 || (load < cap && after <= cap);
-                fits.then_some((i64::from(cap) - i64::from(after), std::cmp::Reverse(r.seq), *id))
+                fits.then_some((
+                    i64::from(cap) - i64::from(after),
+                    std::cmp::Reverse(r.seq),
+                    *id,
+                ))
             })
             .max()
             .map(|(_, _, id)| id)
@@ -185,10 +192,20 @@ impl RoomCore {
     /// Where a new router of `room` goes (a new room's first, or one more for a room whose
     /// routers are full), given the ready nodes (id and worker count) and how many nodes run
     /// or start: a worker of the room's node first, then the least loaded, then a new node.
-    pub fn place_router(&self, room: &RoomId, ready: &[(NodeId, u32)], running: u32, now: Instant) -> Placement {
+    pub fn place_router(
+        &self,
+        room: &RoomId,
+        ready: &[(NodeId, u32)],
+        running: u32,
+        now: Instant,
+    ) -> Placement {
         let existing = self.rooms.get(room);
         let hosts = |node: NodeId, worker: u32| {
-            existing.is_some_and(|r| r.routers.values().any(|s| s.node == node && s.worker == worker))
+            existing.is_some_and(|r| {
+                r.routers
+                    .values()
+                    .any(|s| s.node == node && s.worker == worker)
+            })
         };
         let views: Vec<NodeView> = ready
             .iter()
@@ -214,7 +231,9 @@ impl RoomCore {
         let needed = existing.map_or(0, |r| {
             Self::expected_producers(r, now) + ASSUMED_PRODUCERS * r.routers.len() as u32
         });
-        let prefer = existing.and_then(|r| r.routers.values().min_by_key(|s| s.seq)).map(|s| s.node);
+        let prefer = existing
+            .and_then(|r| r.routers.values().min_by_key(|s| s.seq))
+            .map(|s| s.node);
         place_router(
             &views,
             RouterAsk {
@@ -279,7 +298,11 @@ impl RoomCore {
                     node: state.node,
                     router: *other,
                 };
-                let (low, high) = if other.router < router { (other, new) } else { (new, other) };
+                let (low, high) = if other.router < router {
+                    (other, new)
+                } else {
+                    (new, other)
+                };
                 room.links.insert((low.router, high.router), Link::Pending);
                 orders.push(LinkOrder { low, high });
             }
@@ -353,7 +376,10 @@ impl RoomCore {
             return;
         };
         self.router_room.remove(&router);
-        let mut cleanups = vec![(state.node, Cleanup::CloseRouter(call::CloseRouter { router }))];
+        let mut cleanups = vec![(
+            state.node,
+            Cleanup::CloseRouter(call::CloseRouter { router }),
+        )];
         let links: Vec<((RouterId, RouterId), Link)> = room
             .links
             .iter()

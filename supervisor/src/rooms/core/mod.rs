@@ -360,7 +360,13 @@ impl RoomCore {
     /// monitor hears it, its copies in the room's other routers are closed, and every consumer
     /// of it is closed, its owner told. The nodes close those consumers on their own; their
     /// later `consumerClosed` events then find nothing.
-    fn producer_gone(&mut self, room_id: &RoomId, owner: PeerId, producer: ProducerId, copies: &BTreeMap<RouterId, bool>) {
+    fn producer_gone(
+        &mut self,
+        room_id: &RoomId,
+        owner: PeerId,
+        producer: ProducerId,
+        copies: &BTreeMap<RouterId, bool>,
+    ) {
         self.monitor(EventKind::ProducerClosed {
             room: room_id.0.clone(),
             peer_id: owner.to_string(),
@@ -396,7 +402,10 @@ impl RoomCore {
             );
         }
         for (node, router) in copies {
-            self.cleanup(node, Cleanup::CloseProducer(call::CloseProducer { router, producer }));
+            self.cleanup(
+                node,
+                Cleanup::CloseProducer(call::CloseProducer { router, producer }),
+            );
         }
     }
 }

@@ -137,7 +137,11 @@ impl RoomCore {
             NodeEvent::ActiveSpeaker { producer, .. } => {
                 // Every router has every producer: the oldest one's observer speaks for the
                 // room, so that there is one active speaker per room.
-                let primary = room.routers.iter().min_by_key(|(_, s)| s.seq).map(|(id, _)| *id);
+                let primary = room
+                    .routers
+                    .iter()
+                    .min_by_key(|(_, s)| s.seq)
+                    .map(|(id, _)| *id);
                 if primary != Some(router) {
                     return;
                 }
@@ -203,7 +207,11 @@ impl RoomCore {
         for ((low, high), link) in links {
             room.links.remove(&(low, high));
             if let Link::Ready(lt, ht) = link {
-                let (other, transport) = if lost.contains(&low) { (high, ht) } else { (low, lt) };
+                let (other, transport) = if lost.contains(&low) {
+                    (high, ht)
+                } else {
+                    (low, lt)
+                };
                 if let Some(state) = room.routers.get(&other) {
                     let close = call::CloseTransport {
                         router: other,
@@ -255,7 +263,10 @@ impl RoomCore {
                 self.notify(remaining.clone(), Notification::PeerLeft { peer_id: peer });
             }
         }
-        let routers_left = self.rooms.get(room_id).is_some_and(|r| !r.routers.is_empty());
+        let routers_left = self
+            .rooms
+            .get(room_id)
+            .is_some_and(|r| !r.routers.is_empty());
         if remaining.is_empty() {
             if routers_left {
                 self.close_room(room_id, &format!("its node {node} was lost: {reason}"));

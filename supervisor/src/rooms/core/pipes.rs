@@ -19,11 +19,14 @@ impl RoomCore {
     ) {
         let key = (low.router, high.router);
         let room_id = self.router_room.get(&low.router).cloned();
-        let alive = room_id.as_ref().and_then(|id| self.rooms.get(id)).is_some_and(|r| {
-            r.routers.contains_key(&low.router)
-                && r.routers.contains_key(&high.router)
-                && r.links.get(&key) == Some(&Link::Pending)
-        });
+        let alive = room_id
+            .as_ref()
+            .and_then(|id| self.rooms.get(id))
+            .is_some_and(|r| {
+                r.routers.contains_key(&low.router)
+                    && r.routers.contains_key(&high.router)
+                    && r.links.get(&key) == Some(&Link::Pending)
+            });
         let (Some(room_id), true) = (room_id, alive) else {
             // One side went away meanwhile: close what was made on the other.
             if let Ok((lt, ht)) = result {
@@ -63,9 +66,10 @@ impl RoomCore {
                 }
                 // The router being opened cannot reach the room: it goes, and its join fails.
                 for router in [low.router, high.router] {
-                    let unready = self.rooms.get(&room_id).is_some_and(|room| {
-                        room.routers.get(&router).is_some_and(|r| !r.ready)
-                    });
+                    let unready = self
+                        .rooms
+                        .get(&room_id)
+                        .is_some_and(|room| room.routers.get(&router).is_some_and(|r| !r.ready));
                     if unready {
                         self.close_router(&room_id, router);
                     }
@@ -94,8 +98,9 @@ impl RoomCore {
                 continue;
             }
             for (producer, entry) in peer.producers.iter_mut() {
-                if !entry.copies.contains_key(&router) {
-                    entry.copies.insert(router, false);
+                if let std::collections::btree_map::Entry::Vacant(copy) = entry.copies.entry(router)
+                {
+                    copy.insert(false);
                     wanted.push((*producer, entry.kind, peer.router));
                 }
             }
@@ -163,7 +168,11 @@ impl RoomCore {
             let room = self.rooms.get(id)?;
             room.peers
                 .iter()
-                .find(|(_, p)| p.producers.get(&producer).is_some_and(|e| e.copies.contains_key(&to)))
+                .find(|(_, p)| {
+                    p.producers
+                        .get(&producer)
+                        .is_some_and(|e| e.copies.contains_key(&to))
+                })
                 .map(|(peer, _)| *peer)
         });
         let (Some(room_id), Some(owner)) = (room_id, owner) else {

@@ -190,13 +190,7 @@ fn node_events_reach_only_the_peers_they_concern() {
             score: Json(json!([{"ssrc": 1, "score": 9}]).to_string()),
         },
     );
-    core.handle_node_event(
-        NODE,
-        NodeEvent::ActiveSpeaker {
-            router,
-            producer,
-        },
-    );
+    core.handle_node_event(NODE, NodeEvent::ActiveSpeaker { router, producer });
     // The same router id from another node is not this router.
     core.handle_node_event(OTHER_NODE, NodeEvent::ConsumerPaused { router, consumer });
     let outputs = drain(&mut core);

@@ -116,9 +116,16 @@ pub(super) fn create_room(core: &mut RoomCore, room: &str, node: NodeId) -> Rout
 
 /// Joins `name` to `room`, opening a router where placement says (nodes `ready`, each with
 /// two workers) when none can take it; drains the outputs.
-pub(super) fn join_on(core: &mut RoomCore, room: &str, name: &str, ready: &[(NodeId, u32)]) -> PeerId {
+pub(super) fn join_on(
+    core: &mut RoomCore,
+    room: &str,
+    name: &str,
+    ready: &[(NodeId, u32)],
+) -> PeerId {
     let peer = Uuid::new_v4();
-    let step = core.handle_join(peer, &args(room, name), Instant::now()).unwrap();
+    let step = core
+        .handle_join(peer, &args(room, name), Instant::now())
+        .unwrap();
     if step == JoinStep::NeedsRouter {
         let running = ready.len() as u32;
         let at = match core.place_router(&RoomId(room.into()), ready, running, Instant::now()) {

@@ -1,0 +1,272 @@
+//! Rooms that outgrow a worker: with `--workers-per-node 2 --max-consumers-per-worker 8
+//! --max-nodes 4`, a room of four str0m peers publishing audio and video spreads over three
+//! workers on two nodes (a second router on the first node, then a third on a node started for
+//! it), piped together; every peer receives every other's media. A producer closed on one
+//! router closes its consumers on the others. Killing the node of one router moves only its
+//! peer; the others keep receiving each other, and the moved peer re-joins.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::support::peer::{exchange_media, TestPeer};
+use crate::support::{monitor_json, signal, Sfu, TestCert};
+
+const TOKEN: &str = "test-spanning-token";
+
+fn start(cert: &TestCert) -> Sfu {
+    Sfu::start_tls(
+        cert,
+        &[
+            "--monitor-token",
+            TOKEN,
+            "--workers-per-node",
+            "2",
+            "--max-consumers-per-worker",
+            "8",
+            "--max-nodes",
+            "4",
+        ],
+    )
+}
+
+/// `monitor --json <args>` against `sfu`.
+fn query(sfu: &Sfu, cert: &TestCert, args: &[&str]) -> Value {
+    let url = sfu.monitor_url();
+    let ca = cert.dir.join("cert.pem");
+    let ca = ca.to_str().expect("UTF-8 path");
+    let mut full = vec!["--url", &url, "--ca", ca, "--token", TOKEN];
+    full.extend_from_slice(args);
+    monitor_json(&full)
+}
+
+/// Joins `name` to `room`; it consumes what its join answer lists, and every peer already
+/// there consumes its two producers as they are announced.
+async fn join(
+    url: &str,
+    ca: &str,
+    room: &str,
+    name: &str,
+    ssrc: u32,
+    others: &mut [&mut TestPeer],
+) -> TestPeer {
+    let mut peer = TestPeer::join(url, Some(ca), room, name, ssrc).await;
+    let listed: Vec<String> = peer.joined["peers"]
+        .as_array()
+        .expect("peers")
+        .iter()
+        .flat_map(|p| p["producers"].as_array().cloned().unwrap_or_default())
+        .map(|p| p["producerId"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(
+        listed.len(),
+        2 * others.len(),
+        "{name} is offered every producer of the room at once"
+    );
+    for producer in &listed {
+        peer.consume(producer).await;
+    }
+    for other in others.iter_mut() {
+        other.consume_announced(2).await;
+    }
+    peer
+}
+
+/// Packets received through each consumer, by producer id.
+fn by_producer(peer: &TestPeer) -> Vec<(String, u64)> {
+    peer.consumers
+        .iter()
+        .zip(peer.received())
+        .map(|((_, producer, ..), (_, count))| (producer.clone(), count))
+        .collect()
+}
+
+fn placements(room: &Value) -> (BTreeSet<(String, u64)>, BTreeSet<String>) {
+    let routers = room["routers"].as_array().expect("routers");
+    let workers: BTreeSet<(String, u64)> = routers
+        .iter()
+        .map(|r| {
+            (
+                r["node"].as_str().expect("node").to_string(),
+                r["worker"].as_u64().expect("worker"),
+            )
+        })
+        .collect();
+    let nodes = workers.iter().map(|(n, _)| n.clone()).collect();
+    (workers, nodes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_of_four_spreads_over_three_workers_on_two_nodes_and_everyone_receives_everyone() {
+    let cert = TestCert::new("spanning");
+    let sfu = start(&cert);
+    let (url, ca) = (sfu.ws_url(), cert.cert_pem.clone());
+    let room = "spread";
+    let mut a = join(&url, &ca, room, "A", 100, &mut []).await;
+    let mut b = join(&url, &ca, room, "B", 200, &mut [&mut a]).await;
+    let mut c = join(&url, &ca, room, "C", 300, &mut [&mut a, &mut b]).await;
+    let mut d = join(&url, &ca, room, "D", 400, &mut [&mut a, &mut b, &mut c]).await;
+
+    exchange_media(
+        &mut [&mut a, &mut b, &mut c, &mut d],
+        Duration::from_secs(3),
+    )
+    .await;
+    for (name, peer) in [("A", &a), ("B", &b), ("C", &c), ("D", &d)] {
+        let received = by_producer(peer);
+        println!("{name} received {received:?}");
+        assert_eq!(
+            received.len(),
+            6,
+            "{name} consumes the other three's audio and video"
+        );
+        for (producer, count) in received {
+            // 150 packets were sent per track; a few may race the consumer's resume.
+            assert!(
+                count >= 100,
+                "{name} received only {count} packets of {producer}"
+            );
+        }
+    }
+    let detail = query(&sfu, &cert, &["room", room]);
+    println!("routers: {}", detail["routers"]);
+    let (workers, nodes) = placements(&detail);
+    assert!(workers.len() >= 3, "routers on {workers:?}");
+    assert!(nodes.len() >= 2, "routers on nodes {nodes:?}");
+    assert!(
+        detail["pipes"].as_u64().expect("pipes") >= 12,
+        "{}",
+        detail["pipes"]
+    );
+    let summary = query(&sfu, &cert, &["summary"]);
+    assert_eq!(summary["spanningRooms"], 1);
+    assert_eq!(
+        summary["consumers"].as_u64(),
+        Some(24 + detail["pipes"].as_u64().unwrap_or(0))
+    );
+
+    // A closes its audio: every consumer of it, on every router, closes and its owner is told.
+    // A's producers are what B consumes and A does not.
+    let a_audio = b
+        .consumers
+        .iter()
+        .find(|(_, p, kind, _)| kind == "audio" && !a.consumers.iter().any(|(_, q, ..)| q == p))
+        .map(|(_, p, ..)| p.clone())
+        .expect("A's audio producer");
+    a.signaling
+        .ok("closeProducer", json!({"producerId": a_audio}))
+        .await;
+    for (name, peer) in [("B", &mut b), ("C", &mut c), ("D", &mut d)] {
+        let closed = peer.signaling.notification("consumerClosed").await;
+        assert_eq!(closed["producerId"], a_audio.as_str(), "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_node_of_one_router_moves_only_its_peers_and_the_others_keep_receiving() {
+    let cert = TestCert::new("spanning-kill");
+    let sfu = start(&cert);
+    let (url, ca) = (sfu.ws_url(), cert.cert_pem.clone());
+    let room = "split";
+    let mut a = join(&url, &ca, room, "A", 100, &mut []).await;
+    let mut b = join(&url, &ca, room, "B", 200, &mut [&mut a]).await;
+    let mut c = join(&url, &ca, room, "C", 300, &mut [&mut a, &mut b]).await;
+    let mut d = join(&url, &ca, room, "D", 400, &mut [&mut a, &mut b, &mut c]).await;
+    exchange_media(
+        &mut [&mut a, &mut b, &mut c, &mut d],
+        Duration::from_millis(400),
+    )
+    .await;
+
+    // D is alone on the router of the node started for it.
+    let detail = query(&sfu, &cert, &["room", room]);
+    let d_node = detail["participants"]
+        .as_array()
+        .expect("participants")
+        .iter()
+        .find(|p| p["displayName"] == "D")
+        .map(|p| p["node"].as_str().expect("node").to_string())
+        .expect("D is in the room");
+    let others_nodes: BTreeSet<&str> = detail["participants"]
+        .as_array()
+        .expect("participants")
+        .iter()
+        .filter(|p| p["displayName"] != "D")
+        .map(|p| p["node"].as_str().expect("node"))
+        .collect();
+    assert!(
+        !others_nodes.contains(d_node.as_str()),
+        "D's node hosts only D: {detail}"
+    );
+    let nodes = query(&sfu, &cert, &["nodes"]);
+    let d_pid = nodes
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["node"] == d_node.as_str())
+        .and_then(|n| n["pid"].as_u64())
+        .expect("pid of D's node") as u32;
+
+    let d_id = d.peer_id.clone();
+    let before: Vec<Vec<(String, u64)>> = [&a, &b, &c].iter().map(|p| by_producer(p)).collect();
+    // A, B and C keep sending through the kill: 100 packets per track.
+    let steady = tokio::spawn(async move {
+        exchange_media(&mut [&mut a, &mut b, &mut c], Duration::from_secs(2)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        (a, b, c)
+    });
+    let killed_at = Instant::now();
+    signal(d_pid, "KILL");
+    let moved = d.signaling.notification("roomMoved").await;
+    assert_eq!(moved["room"], room);
+    println!(
+        "D told roomMoved {:?} after SIGKILL of its node",
+        killed_at.elapsed()
+    );
+    let (mut a, mut b, mut c) = steady.await.expect("steady peers");
+    // D's producers are what A consumes and D does not.
+    let from_d: Vec<String> = a
+        .consumers
+        .iter()
+        .filter(|(_, p, ..)| !d.consumers.iter().any(|(_, q, ..)| q == p))
+        .map(|(_, p, ..)| p.clone())
+        .collect();
+    assert_eq!(from_d.len(), 2);
+    for (peer, before) in [&mut a, &mut b, &mut c].into_iter().zip(before) {
+        for ((producer, count), (_, earlier)) in by_producer(peer).into_iter().zip(before) {
+            if !from_d.contains(&producer) {
+                assert_eq!(
+                    count - earlier,
+                    100,
+                    "a steady stream lost packets: {producer}"
+                );
+            }
+        }
+        let left = peer.signaling.notification("peerLeft").await;
+        assert_eq!(left["peerId"], d_id.as_str());
+    }
+
+    // D joins again (as docs/protocol.md says) and media flows both ways.
+    drop(d);
+    let rejoined_at = Instant::now();
+    let mut d = join(&url, &ca, room, "D", 500, &mut [&mut a, &mut b, &mut c]).await;
+    let mut recovered = None;
+    for _ in 0..150 {
+        let everyone = [&a, &b, &c, &d]
+            .iter()
+            .all(|p| by_producer(p).iter().all(|(_, n)| *n > 0));
+        if everyone {
+            recovered = Some(rejoined_at.elapsed());
+            break;
+        }
+        exchange_media(
+            &mut [&mut a, &mut b, &mut c, &mut d],
+            Duration::from_millis(20),
+        )
+        .await;
+    }
+    let recovered = recovered.expect("media flows both ways after D re-joins");
+    println!("media both ways {recovered:?} after D started to join again");
+    assert_eq!(d.consumers.len(), 6);
+}
