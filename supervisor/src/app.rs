@@ -82,6 +82,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         binary: node_binary,
         workers: config.workers_per_node,
         rtc_ip: config.rtc_ip(),
+        pipe_ip: config.pipe_ip,
         public_ip: config.public_ip.clone(),
         rtc_ports: (config.rtc_min_port, config.rtc_max_port),
         socket_dir: socket_dir.clone(),

@@ -40,6 +40,10 @@ pub struct Config {
     /// Highest UDP/TCP port for media.
     #[arg(long, env = "RTC_MAX_PORT", default_value_t = 49999)]
     pub rtc_max_port: u16,
+    /// Local address of the pipe transports that carry a room's media between its routers on
+    /// different nodes (loopback while every node runs on this machine).
+    #[arg(long, env = "PIPE_IP", default_value = "127.0.0.1")]
+    pub pipe_ip: IpAddr,
     /// Node processes started at launch and kept running.
     #[arg(long, env = "NODES", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub nodes: u32,

@@ -28,6 +28,8 @@ pub struct NodeSpec {
     pub workers: u32,
     /// Local address of media sockets.
     pub rtc_ip: IpAddr,
+    /// Local address of pipe transports between nodes.
+    pub pipe_ip: IpAddr,
     /// Address announced in ICE candidates.
     pub public_ip: Option<String>,
     /// Media port range.
@@ -179,6 +181,8 @@ impl NodePool {
             .arg(spec.rtc_ports.0.to_string())
             .arg("--rtc-max-port")
             .arg(spec.rtc_ports.1.to_string())
+            .arg("--pipe-ip")
+            .arg(spec.pipe_ip.to_string())
             .env_remove("PUBLIC_IP")
             .stdin(Stdio::null())
             .kill_on_drop(true);

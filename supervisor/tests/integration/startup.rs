@@ -146,6 +146,7 @@ fn help_explains_every_flag() {
         "--rtc-ip",
         "--rtc-min-port",
         "--rtc-max-port",
+        "--pipe-ip",
         "--nodes",
         "--workers-per-node",
         "--node-binary",
