@@ -188,6 +188,7 @@ pub fn room(detail: &RoomDetail) -> String {
             vec![
                 p.display_name.clone(),
                 short(&p.peer_id),
+                format!("{}/{}", p.node, p.worker),
                 duration(p.joined_secs),
                 p.transports.to_string(),
                 p.producers.len().to_string(),
@@ -222,17 +223,36 @@ pub fn room(detail: &RoomDetail) -> String {
             ]);
         }
     }
+    let routers: Vec<Vec<String>> = detail
+        .routers
+        .iter()
+        .map(|r| {
+            vec![
+                format!("{}/{}", r.node, r.worker),
+                r.peers.to_string(),
+                r.consumers.to_string(),
+                r.pipes.to_string(),
+            ]
+        })
+        .collect();
     format!(
-        "room {} on {} (pid {}) worker {}, open {}\n\n{}\n\n{}",
+        "room {} on {} (pid {}) worker {}, open {}; {} router(s), {} pipe(s)\n\n{}\n\n{}\n\n{}",
         detail.room,
         detail.node,
         detail.node_pid,
         detail.worker,
         duration(detail.age_secs),
+        detail.routers.len(),
+        detail.pipes,
+        table(
+            &["ROUTER (NODE/WORKER)", "PEERS", "CONSUMERS", "PIPES"],
+            &routers
+        ),
         table(
             &[
                 "PARTICIPANT",
                 "PEER",
+                "ROUTER",
                 "JOINED",
                 "TRANSPORTS",
                 "PRODUCERS",
