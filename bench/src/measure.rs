@@ -69,7 +69,7 @@ fn pair(v: &Value) -> Option<(f64, f64)> {
 
 /// Runs `step` of `scenario` against `sfu`.
 pub fn run_step(setup: &Setup, scenario: Scenario, sfu: Sfu, step: &Step) -> anyhow::Result<Row> {
-    let mut running = Running::start(sfu, setup)?;
+    let mut running = Running::start(sfu, setup, &step.sfu_args)?;
     let at_start = running.cpu_ticks();
     let target = match sfu {
         Sfu::Ours => "sfu",

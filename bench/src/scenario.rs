@@ -17,6 +17,9 @@ pub enum Scenario {
     JoinStorm,
     /// 100 joined peers with transports and no media (10 rooms of 10).
     Idle,
+    /// One room of 4 publishers and 100 subscribers on one router, then spread over two
+    /// workers' routers (same core): what piping costs.
+    Spanning,
 }
 
 /// One step of a scenario.
@@ -28,6 +31,9 @@ pub struct Step {
     pub x: u32,
     /// The loadgen's arguments (URL and output flags are added).
     pub args: Vec<String>,
+    /// Our SFU's workers and admission flags for this step, instead of the default (one
+    /// worker, no consumer cap); Janus ignores them.
+    pub sfu_args: Vec<String>,
 }
 
 fn step(label: String, x: u32, args: &[&str]) -> Step {
@@ -35,17 +41,19 @@ fn step(label: String, x: u32, args: &[&str]) -> Step {
         label,
         x,
         args: args.iter().map(|a| a.to_string()).collect(),
+        sfu_args: Vec::new(),
     }
 }
 
 impl Scenario {
     /// Every scenario, in the order.
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::Audio,
         Scenario::Fanout,
         Scenario::Meetings,
         Scenario::JoinStorm,
         Scenario::Idle,
+        Scenario::Spanning,
     ];
 
     /// Its title in the results.
@@ -60,6 +68,9 @@ impl Scenario {
                 "Join storm: 200 peers join within 2 s (20 rooms × 1 publisher + 9 subscribers)"
             }
             Scenario::Idle => "Idle cost: 100 joined peers without media (10 rooms × 10)",
+            Scenario::Spanning => {
+                "One room of 4 publishers (audio + video) and 100 subscribers: one router, then two workers' routers piped together (both workers on the SFU's one core)"
+            }
         }
     }
 
@@ -159,6 +170,29 @@ impl Scenario {
                     duration,
                 ],
             )],
+            Scenario::Spanning => {
+                let load = [
+                    "--publishers",
+                    "4",
+                    "--subscribers",
+                    "100",
+                    "--ramp",
+                    "50",
+                    "--duration",
+                    duration,
+                ];
+                // 100 subscribers × 8 streams + the publishers' 4 × 6: about 820 consumers,
+                // over a cap of 500 in the second step.
+                [("1 router", 1, "1000000"), ("2 routers", 2, "500")]
+                    .into_iter()
+                    .map(|(label, x, cap)| Step {
+                        sfu_args: ["--workers-per-node", "2", "--max-consumers-per-worker", cap]
+                            .map(String::from)
+                            .to_vec(),
+                        ..step(label.into(), x, &load)
+                    })
+                    .collect()
+            }
             Scenario::Idle => vec![step(
                 "100 peers".into(),
                 100,

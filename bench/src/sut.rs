@@ -55,8 +55,9 @@ const OUR_PORT: u16 = 18_000;
 const JANUS_PORT: u16 = 18_188;
 
 impl Running {
-    /// Starts `sfu` on its core and waits until it listens.
-    pub fn start(sfu: Sfu, setup: &Setup) -> anyhow::Result<Running> {
+    /// Starts `sfu` on its core and waits until it listens; ours with `sfu_args` instead of
+    /// one worker and no consumer cap, when given.
+    pub fn start(sfu: Sfu, setup: &Setup, sfu_args: &[String]) -> anyhow::Result<Running> {
         let work_dir = std::env::temp_dir().join(format!("sfu-bench-{}", std::process::id()));
         fs::create_dir_all(&work_dir)?;
         let log = fs::File::create(work_dir.join(format!("{}.log", sfu.label())))?;
@@ -67,17 +68,20 @@ impl Running {
                 command
                     .arg(setup.bin_dir.join("supervisor"))
                     .args(["--port", &OUR_PORT.to_string(), "--bind", "127.0.0.1"])
-                    .args([
-                        "--nodes",
-                        "1",
+                    .args(["--nodes", "1", "--max-nodes", "1"])
+                    .args(["--max-peers-per-room", "100000"]);
+                if sfu_args.is_empty() {
+                    // Measure the core, not our admission limits.
+                    command.args([
                         "--workers-per-node",
                         "1",
-                        "--max-nodes",
-                        "1",
-                    ])
-                    // Measure the core, not our admission limits.
-                    .args(["--max-peers-per-room", "100000"])
-                    .args(["--max-consumers-per-worker", "1000000"])
+                        "--max-consumers-per-worker",
+                        "1000000",
+                    ]);
+                } else {
+                    command.args(sfu_args);
+                }
+                command
                     .arg("--node-binary")
                     .arg(setup.bin_dir.join("node"))
                     .env("RUST_LOG", "warn");
