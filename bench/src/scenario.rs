@@ -182,8 +182,9 @@ impl Scenario {
                     duration,
                 ];
                 // 100 subscribers × 8 streams + the publishers' 4 × 6: about 820 consumers,
-                // over a cap of 500 in the second step.
-                [("1 router", 1, "1000000"), ("2 routers", 2, "500")]
+                // over a cap of 700 in the second step (admission also reserves 2 per router
+                // mate for each newcomer's tracks: a router fills at about 65 peers).
+                [("1 router", 1, "1000000"), ("2 routers", 2, "700")]
                     .into_iter()
                     .map(|(label, x, cap)| Step {
                         sfu_args: ["--workers-per-node", "2", "--max-consumers-per-worker", cap]

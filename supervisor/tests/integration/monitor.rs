@@ -36,12 +36,7 @@ fn run(mut command: Command) -> Output {
 
 /// `monitor --token TOKEN --json <args>` against `sfu`, parsed.
 fn query(sfu: &Sfu, cert: &TestCert, args: &[&str]) -> Value {
-    let url = sfu.monitor_url();
-    let ca = cert.dir.join("cert.pem");
-    let ca = ca.to_str().expect("UTF-8 path");
-    let mut full = vec!["--url", &url, "--ca", ca, "--token", TOKEN];
-    full.extend_from_slice(args);
-    monitor_json(&full)
+    monitor_query(sfu, cert, TOKEN, args)
 }
 
 /// Asks `args` until `done` holds, at most `within`; the last answer.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::support::peer::{exchange_media, TestPeer};
-use crate::support::{monitor_json, signal, Sfu, TestCert};
+use crate::support::{monitor_query, signal, Sfu, TestCert};
 
 const TOKEN: &str = "test-spanning-token";
 
@@ -33,12 +33,19 @@ fn start(cert: &TestCert) -> Sfu {
 
 /// `monitor --json <args>` against `sfu`.
 fn query(sfu: &Sfu, cert: &TestCert, args: &[&str]) -> Value {
-    let url = sfu.monitor_url();
-    let ca = cert.dir.join("cert.pem");
-    let ca = ca.to_str().expect("UTF-8 path");
-    let mut full = vec!["--url", &url, "--ca", ca, "--token", TOKEN];
-    full.extend_from_slice(args);
-    monitor_json(&full)
+    monitor_query(sfu, cert, TOKEN, args)
+}
+
+/// A, B, C and D join `room` one after the other, each consuming everyone; media flows for
+/// `warm_up`.
+async fn four_peers(sfu: &Sfu, cert: &TestCert, room: &str, warm_up: Duration) -> [TestPeer; 4] {
+    let (url, ca) = (sfu.ws_url(), cert.cert_pem.clone());
+    let mut a = join(&url, &ca, room, "A", 100, &mut []).await;
+    let mut b = join(&url, &ca, room, "B", 200, &mut [&mut a]).await;
+    let mut c = join(&url, &ca, room, "C", 300, &mut [&mut a, &mut b]).await;
+    let mut d = join(&url, &ca, room, "D", 400, &mut [&mut a, &mut b, &mut c]).await;
+    exchange_media(&mut [&mut a, &mut b, &mut c, &mut d], warm_up).await;
+    [a, b, c, d]
 }
 
 /// Joins `name` to `room`; it consumes what its join answer lists, and every peer already
@@ -101,18 +108,8 @@ fn placements(room: &Value) -> (BTreeSet<(String, u64)>, BTreeSet<String>) {
 async fn a_room_of_four_spreads_over_three_workers_on_two_nodes_and_everyone_receives_everyone() {
     let cert = TestCert::new("spanning");
     let sfu = start(&cert);
-    let (url, ca) = (sfu.ws_url(), cert.cert_pem.clone());
     let room = "spread";
-    let mut a = join(&url, &ca, room, "A", 100, &mut []).await;
-    let mut b = join(&url, &ca, room, "B", 200, &mut [&mut a]).await;
-    let mut c = join(&url, &ca, room, "C", 300, &mut [&mut a, &mut b]).await;
-    let mut d = join(&url, &ca, room, "D", 400, &mut [&mut a, &mut b, &mut c]).await;
-
-    exchange_media(
-        &mut [&mut a, &mut b, &mut c, &mut d],
-        Duration::from_secs(3),
-    )
-    .await;
+    let [mut a, mut b, mut c, mut d] = four_peers(&sfu, &cert, room, Duration::from_secs(3)).await;
     for (name, peer) in [("A", &a), ("B", &b), ("C", &c), ("D", &d)] {
         let received = by_producer(peer);
         println!("{name} received {received:?}");
@@ -169,15 +166,8 @@ async fn killing_the_node_of_one_router_moves_only_its_peers_and_the_others_keep
     let sfu = start(&cert);
     let (url, ca) = (sfu.ws_url(), cert.cert_pem.clone());
     let room = "split";
-    let mut a = join(&url, &ca, room, "A", 100, &mut []).await;
-    let mut b = join(&url, &ca, room, "B", 200, &mut [&mut a]).await;
-    let mut c = join(&url, &ca, room, "C", 300, &mut [&mut a, &mut b]).await;
-    let mut d = join(&url, &ca, room, "D", 400, &mut [&mut a, &mut b, &mut c]).await;
-    exchange_media(
-        &mut [&mut a, &mut b, &mut c, &mut d],
-        Duration::from_millis(400),
-    )
-    .await;
+    let [mut a, mut b, mut c, mut d] =
+        four_peers(&sfu, &cert, room, Duration::from_millis(400)).await;
 
     // D is alone on the router of the node started for it.
     let detail = query(&sfu, &cert, &["room", room]);

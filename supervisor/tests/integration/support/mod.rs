@@ -98,6 +98,16 @@ pub fn monitor_json(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).expect("monitor --json prints JSON")
 }
 
+/// `monitor --token TOKEN --json <args>` against the TLS `sfu` whose certificate is `cert`.
+pub fn monitor_query(sfu: &Sfu, cert: &TestCert, token: &str, args: &[&str]) -> serde_json::Value {
+    let url = sfu.monitor_url();
+    let ca = cert.dir.join("cert.pem");
+    let ca = ca.to_str().expect("UTF-8 path");
+    let mut full = vec!["--url", &url, "--ca", ca, "--token", token];
+    full.extend_from_slice(args);
+    monitor_json(&full)
+}
+
 impl Sfu {
     /// Starts a plain-HTTP supervisor with `args` added.
     pub fn start(args: &[&str]) -> Sfu {

@@ -70,6 +70,15 @@ fn three_on_one_node() -> (RoomCore, Vec<Member>) {
     (core, members)
 }
 
+/// `peer`'s producers.
+fn producers_of(core: &RoomCore, peer: PeerId) -> Vec<ProducerId> {
+    core.rooms()[&RoomId("demo".into())].peers[&peer]
+        .producers
+        .keys()
+        .copied()
+        .collect()
+}
+
 fn routers_of(core: &RoomCore) -> Vec<(NodeId, u32)> {
     let room = &core.rooms()[&RoomId("demo".into())];
     let mut at: Vec<(NodeId, u32)> = room.routers.values().map(|r| (r.node, r.worker)).collect();
@@ -240,14 +249,7 @@ fn a_failed_pipe_is_never_announced_and_leaves_no_copy() {
 fn closing_a_producer_closes_its_copies_and_its_consumers_on_every_router() {
     let (mut core, members) = three_on_one_node();
     let (a, c) = (members[0].peer, members[2].peer);
-    let producer = consumable(&core, c)
-        .into_iter()
-        .find(|p| {
-            core.rooms()[&RoomId("demo".into())].peers[&a]
-                .producers
-                .contains_key(p)
-        })
-        .unwrap();
+    let producer = producers_of(&core, a)[0];
     let copies = core.copies_of(a, producer);
     assert_eq!(
         copies,
@@ -296,11 +298,7 @@ fn losing_a_node_moves_only_the_peers_of_its_routers_and_closes_its_links() {
     let d = join_on(&mut core, "demo", "D", &[(NODE, 2), (OTHER_NODE, 2)]);
     publish_and_consume_all(&mut core, d, &mut members);
     assert_eq!(target_of(&core, d).node, OTHER_NODE);
-    let d_producers: Vec<ProducerId> = core.rooms()[&RoomId("demo".into())].peers[&d]
-        .producers
-        .keys()
-        .copied()
-        .collect();
+    let d_producers = producers_of(&core, d);
     core.handle_node_lost(OTHER_NODE, "exited with signal 9");
     let outputs = drain(&mut core);
     assert!(matches!(
@@ -384,14 +382,7 @@ fn a_failed_link_closes_the_router_being_opened_and_its_join_is_abandoned() {
 fn only_the_oldest_router_speaks_for_the_room() {
     let (mut core, members) = three_on_one_node();
     let (a, c) = (members[0].peer, members[2].peer);
-    let producer = consumable(&core, c)
-        .into_iter()
-        .find(|p| {
-            core.rooms()[&RoomId("demo".into())].peers[&a]
-                .producers
-                .contains_key(p)
-        })
-        .unwrap();
+    let producer = producers_of(&core, a)[0];
     let second = target_of(&core, c).router;
     core.handle_node_event(
         NODE,
