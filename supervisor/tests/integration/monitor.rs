@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::peer::{exchange_media, TestPeer};
 use crate::support::signaling::client_tls;
-use crate::support::{monitor_binary, monitor_json, Sfu, TestCert};
+use crate::support::{monitor_binary, monitor_query, Sfu, TestCert};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "test-monitor-token";
