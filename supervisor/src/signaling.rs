@@ -88,7 +88,10 @@ pub async fn serve(socket: WebSocket, rooms: Arc<Rooms>, metrics: Metrics) {
                 close(close_code::SIZE, "message larger than 64 KiB");
                 break;
             }
-            Message::Text(text) => handle(&rooms, &metrics, peer, text.as_str()).await,
+            Message::Text(text) => match handle(&rooms, &metrics, peer, text.as_str()).await {
+                Some(answer) => answer,
+                None => continue,
+            },
             Message::Binary(_) => {
                 metrics.signaling_error(ClientErrorCode::BadRequest.as_str());
                 error_answer(
@@ -113,21 +116,25 @@ pub async fn serve(socket: WebSocket, rooms: Arc<Rooms>, metrics: Metrics) {
     tracing::debug!(%peer, "client disconnected");
 }
 
-async fn handle(rooms: &Arc<Rooms>, metrics: &Metrics, peer: PeerId, text: &str) -> String {
+/// The answer to one text frame; `None` when it was queued already (a join's, see
+/// [`Rooms::join`]).
+async fn handle(rooms: &Arc<Rooms>, metrics: &Metrics, peer: PeerId, text: &str) -> Option<String> {
     let (id, method, data) = match read_frame(text) {
         Ok(frame) => frame,
         Err((id, error)) => {
             tracing::debug!(%peer, "bad request: {error}");
             metrics.signaling_error(error.code.as_str());
-            return error_answer(id, &error);
+            return Some(error_answer(id, &error));
         }
     };
-    match dispatch(rooms, peer, method, data).await {
-        Ok(answer) => ok_answer(id, &answer),
+    match dispatch(rooms, peer, id, method, data).await {
+        Ok(Some(answer)) => Some(ok_answer(id, &answer)),
+        // Answered already, in order with the notifications (a join).
+        Ok(None) => None,
         Err(error) => {
             tracing::debug!(%peer, method = %method.name(), "request refused: {error}");
             metrics.signaling_error(error.code.as_str());
-            error_answer(Some(id), &error)
+            Some(error_answer(Some(id), &error))
         }
     }
 }
@@ -135,9 +142,10 @@ async fn handle(rooms: &Arc<Rooms>, metrics: &Metrics, peer: PeerId, text: &str)
 async fn dispatch(
     rooms: &Arc<Rooms>,
     peer: PeerId,
+    id: u64,
     method: Method,
     data: Value,
-) -> Result<Answer, ClientError> {
+) -> Result<Option<Answer>, ClientError> {
     // Every method but `join` and `leave` needs a room; say so before looking at its
     // arguments.
     if method.needs_room() && !rooms.is_joined(peer) {
@@ -146,8 +154,11 @@ async fn dispatch(
             "join a room first",
         ));
     }
-    Ok(match Request::from_data(method, data)? {
-        Request::Join(args) => Answer::Joined(rooms.join(peer, args).await?),
+    Ok(Some(match Request::from_data(method, data)? {
+        Request::Join(args) => {
+            rooms.join(peer, id, args).await?;
+            return Ok(None);
+        }
         Request::Leave => Answer::Done(rooms.leave(peer).await?),
         Request::GetRouterRtpCapabilities => {
             Answer::RouterCapabilities(rooms.router_rtp_capabilities(peer)?)
@@ -176,5 +187,5 @@ async fn dispatch(
             consumer_id,
             action,
         } => Answer::Done(rooms.consumer_action(peer, &consumer_id, action).await?),
-    })
+    }))
 }

@@ -12,34 +12,46 @@ use super::core::JoinStep;
 use super::{link_error, Rooms};
 use crate::node_lifecycle::SpawnOrigin;
 use crate::placement::Placement;
-use crate::protocol::{ClientError, ClientErrorCode, Done, JoinArgs, Joined, PeerId};
+use crate::protocol::{ok_answer, Answer, ClientError, ClientErrorCode, Done, JoinArgs, PeerId};
 
 /// How long a join waits for a media node when none is ready.
 const NODE_WAIT: Duration = Duration::from_secs(10);
 
 impl Rooms {
     /// Joins `peer` to a room: on the router of the room with the most headroom, or on a new
-    /// one (a new room's first, or one more when the room's are full).
-    pub async fn join(&self, peer: PeerId, args: JoinArgs) -> Result<Joined, ClientError> {
+    /// one (a new room's first, or one more when the room's are full). Admitted, the answer to
+    /// request `id` is queued for the peer at once, under the core's lock, so that it reaches
+    /// the client before any notification of the room (which the client would not know what
+    /// to do with before it knows it joined).
+    pub async fn join(&self, peer: PeerId, id: u64, args: JoinArgs) -> Result<(), ClientError> {
         let room_id = RoomId(args.room.clone());
         let room_lock = self.room_lock(&room_id);
         let _membership = room_lock.lock().await;
-        let (step, work) = self.with_core(|core| core.handle_join(peer, &args, Instant::now()));
+        let answer = |step: &Result<JoinStep, ClientError>| match step {
+            Ok(JoinStep::Joined(joined)) => {
+                Some((peer, ok_answer(id, &Answer::Joined(joined.clone()))))
+            }
+            _ => None,
+        };
+        let (step, work) =
+            self.with_core_replying(|core| core.handle_join(peer, &args, Instant::now()), answer);
         self.drive(work).await;
-        if let JoinStep::Joined(answer) = step? {
-            return Ok(answer);
+        if let JoinStep::Joined(_) = step? {
+            return Ok(());
         }
         let joined = match self.open_router(&room_id).await {
             Ok(()) => {
-                let (step, work) =
-                    self.with_core(|core| core.handle_join(peer, &args, Instant::now()));
+                let (step, work) = self.with_core_replying(
+                    |core| core.handle_join(peer, &args, Instant::now()),
+                    answer,
+                );
                 self.drive(work).await;
                 step
             }
             Err(e) => Err(e),
         };
         match joined {
-            Ok(JoinStep::Joined(answer)) => Ok(answer),
+            Ok(JoinStep::Joined(_)) => Ok(()),
             failed => {
                 let ((), work) = self.with_core(|core| core.handle_join_abandoned(&room_id));
                 self.drive(work).await;

@@ -100,8 +100,27 @@ impl Rooms {
     /// Runs `f` on the core, then delivers what it queued: notifications, monitor events and
     /// metrics at once (none of them blocks), requests for nodes returned to be performed.
     fn with_core<T>(&self, f: impl FnOnce(&mut RoomCore) -> T) -> (T, Work) {
+        self.with_core_replying(f, |_| None)
+    }
+
+    /// [`Rooms::with_core`], queuing first the frame `reply` makes of the result for the peer
+    /// it names: an answer that must reach its client before any notification the same
+    /// input caused or allowed (a join's answer before the first `newProducer` of its room).
+    fn with_core_replying<T>(
+        &self,
+        f: impl FnOnce(&mut RoomCore) -> T,
+        reply: impl FnOnce(&T) -> Option<(PeerId, String)>,
+    ) -> (T, Work) {
         let mut state = self.state();
         let value = f(&mut state.core);
+        if let Some((peer, frame)) = reply(&value) {
+            if let Some(outbox) = state.outboxes.get(&peer) {
+                // A joining session has nothing queued yet: its outbox has room.
+                if outbox.try_send(frame).is_err() {
+                    tracing::warn!(%peer, "cannot queue an answer: the client does not read");
+                }
+            }
+        }
         let mut work = Work::default();
         while let Some(output) = state.core.poll_output() {
             match output {
