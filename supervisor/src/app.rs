@@ -145,6 +145,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let app = http::router(
         http::AppState {
             rooms: rooms.clone(),
+            keepalive: crate::signaling::Keepalive {
+                ping_every: Duration::from_secs(config.ws_ping_interval_secs),
+                silence_limit: Duration::from_secs(config.ws_idle_timeout_secs),
+            },
             pool: pool.clone(),
             registry: Arc::new(metrics_page::registry(&metrics, stats.clone())),
             metrics,

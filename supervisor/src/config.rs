@@ -81,6 +81,14 @@ pub struct Config {
     /// replaced.
     #[arg(long, env = "NODE_HEARTBEAT_TIMEOUT_MS", default_value_t = 3_000)]
     pub node_heartbeat_timeout_ms: u64,
+    /// Seconds between the WebSocket pings sent to each client (browsers answer them without
+    /// the page's help).
+    #[arg(long, env = "WS_PING_INTERVAL_SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub ws_ping_interval_secs: u64,
+    /// A client silent this many seconds (no frame, not even a pong) is dropped and leaves its
+    /// room, freeing its transports, producers and consumers. Above the ping interval.
+    #[arg(long, env = "WS_IDLE_TIMEOUT_SECS", default_value_t = 45, value_parser = clap::value_parser!(u64).range(2..=86400))]
+    pub ws_idle_timeout_secs: u64,
     /// How long a node may take to answer a request, in milliseconds.
     #[arg(long, env = "NODE_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
     pub node_request_timeout_ms: u64,
@@ -107,6 +115,9 @@ pub enum ConfigError {
         "MONITOR_TOKEN (--monitor-token) must be 1 or more visible ASCII characters without spaces"
     )]
     MonitorToken,
+    /// A silence limit that a ping cannot beat.
+    #[error("--ws-idle-timeout-secs {0} must be above --ws-ping-interval-secs {1}: a client is heard from at each ping")]
+    Keepalive(u64, u64),
 }
 
 impl Config {
@@ -127,6 +138,12 @@ impl Config {
             if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(ConfigError::MonitorToken);
             }
+        }
+        if self.ws_idle_timeout_secs <= self.ws_ping_interval_secs {
+            return Err(ConfigError::Keepalive(
+                self.ws_idle_timeout_secs,
+                self.ws_ping_interval_secs,
+            ));
         }
         Ok(())
     }
@@ -194,6 +211,21 @@ mod tests {
         assert_eq!(c.port, 8000);
         assert_eq!(c.rtc_ip(), IpAddr::from([127, 0, 0, 1]));
         assert!(!parse(&["--tls-mode", "0"]).tls_mode);
+    }
+
+    #[test]
+    fn a_silence_limit_must_outlast_the_ping_interval() {
+        assert!(parse(&[]).validate().is_ok(), "15 s pings, 45 s limit");
+        let e = parse(&[
+            "--ws-ping-interval-secs",
+            "30",
+            "--ws-idle-timeout-secs",
+            "30",
+        ])
+        .validate()
+        .unwrap_err();
+        assert!(matches!(e, ConfigError::Keepalive(30, 30)), "{e}");
+        assert!(e.to_string().contains("--ws-idle-timeout-secs 30"));
     }
 
     #[test]

@@ -42,6 +42,8 @@ remote_addr_of!(crate::tls::TlsListener);
 pub struct AppState {
     /// The rooms.
     pub rooms: Arc<Rooms>,
+    /// Pings and the silence limit of client sessions.
+    pub keepalive: crate::signaling::Keepalive,
     /// The nodes.
     pub pool: Arc<NodePool>,
     /// Counters.
@@ -86,7 +88,9 @@ async fn websocket(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> 
     upgrade
         .max_message_size(WS_LAYER_MAX)
         .max_frame_size(WS_LAYER_MAX)
-        .on_upgrade(move |socket| crate::signaling::serve(socket, state.rooms, state.metrics))
+        .on_upgrade(move |socket| {
+            crate::signaling::serve(socket, state.rooms, state.metrics, state.keepalive)
+        })
 }
 
 async fn monitor(

@@ -15,6 +15,7 @@ pub mod node_link;
 pub mod node_pool;
 pub mod node_watch;
 pub mod notification;
+pub mod outbox;
 pub mod placement;
 pub mod protocol;
 pub mod rooms;

@@ -11,32 +11,64 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::metrics::Metrics;
+use crate::outbox::{Inbox, Outbox};
 use crate::protocol::{
     error_answer, ok_answer, read_frame, Answer, ClientError, ClientErrorCode, Method, PeerId,
     Request, MAX_MESSAGE_BYTES,
 };
 use crate::rooms::Rooms;
 
-/// Frames a session may have queued for its client before notifications are dropped.
+/// Frames a session may have queued for its client; one more notification closes the
+/// connection (1013) rather than being lost.
 const OUTBOX_CAPACITY: usize = 1024;
 /// Frames written before one flush.
 const WRITE_BATCH: usize = 64;
+/// Close code of a client that does not read its notifications ("try again later").
+const CLOSE_TOO_SLOW: u16 = 1013;
+/// How long a closing session waits for its last frames to be written.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// Serves one client until its socket closes.
-pub async fn serve(socket: WebSocket, rooms: Arc<Rooms>, metrics: Metrics) {
+/// How a session keeps its connection alive and notices a vanished client.
+#[derive(Clone, Copy, Debug)]
+pub struct Keepalive {
+    /// A WebSocket ping this often.
+    pub ping_every: std::time::Duration,
+    /// A client heard from (any frame, pongs included) less recently than this is dropped.
+    pub silence_limit: std::time::Duration,
+}
+
+/// What the reader asks of the writer.
+enum Control {
+    Ping,
+    Close(CloseFrame),
+}
+
+/// Serves one client until its socket closes, it stops reading, or it goes silent.
+pub async fn serve(socket: WebSocket, rooms: Arc<Rooms>, metrics: Metrics, keepalive: Keepalive) {
     let peer: PeerId = Uuid::new_v4();
     let (mut sink, mut stream) = socket.split();
-    let (outbox, mut queued) = mpsc::channel::<String>(OUTBOX_CAPACITY);
-    let (close_tx, mut close_rx) = mpsc::channel::<CloseFrame>(1);
+    let (outbox, inbox) = Outbox::new(OUTBOX_CAPACITY);
+    let Inbox {
+        frames: mut queued,
+        overflow,
+    } = inbox;
+    let (control_tx, mut control_rx) = mpsc::channel::<Control>(2);
     let writer = tokio::spawn(async move {
         loop {
             tokio::select! {
                 // A close decided by the reader wins over the end of the queue it implies.
                 biased;
-                Some(frame) = close_rx.recv() => {
-                    let _ = sink.send(Message::Close(Some(frame))).await;
-                    break;
-                }
+                Some(control) = control_rx.recv() => match control {
+                    Control::Close(frame) => {
+                        let _ = sink.send(Message::Close(Some(frame))).await;
+                        break;
+                    }
+                    Control::Ping => {
+                        if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
+                            break;
+                        }
+                    }
+                },
                 frame = queued.recv() => match frame {
                     Some(text) => {
                         // Write what else is queued too, then flush once: one syscall for a
@@ -63,29 +95,59 @@ pub async fn serve(socket: WebSocket, rooms: Arc<Rooms>, metrics: Metrics) {
     });
     rooms.connected(peer, outbox.clone());
     tracing::debug!(%peer, "client connected");
-    let mut close_tx = Some(close_tx);
-    let mut close = |code, reason: &str| {
-        if let Some(tx) = close_tx.take() {
-            let _ = tx.try_send(CloseFrame {
+    let mut closing = false;
+    let close = |closing: &mut bool, code, reason: &str| {
+        if !std::mem::replace(closing, true) {
+            let _ = control_tx.try_send(Control::Close(CloseFrame {
                 code,
                 reason: reason.to_string().into(),
-            });
+            }));
         }
     };
-    while let Some(message) = stream.next().await {
+    let mut ping = tokio::time::interval(keepalive.ping_every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.tick().await;
+    let mut last_heard = tokio::time::Instant::now();
+    loop {
+        let message = tokio::select! {
+            message = stream.next() => match message {
+                Some(message) => message,
+                None => break,
+            },
+            () = overflow.notified() => {
+                tracing::warn!(%peer, "closing a client that does not read its notifications ({OUTBOX_CAPACITY} queued)");
+                metrics.signaling_error("too_slow");
+                close(&mut closing, CLOSE_TOO_SLOW, "too slow: notifications would be lost; join again");
+                break;
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() >= keepalive.silence_limit {
+                    tracing::info!(%peer, silent_secs = last_heard.elapsed().as_secs(), "dropping a client that answers no ping");
+                    close(&mut closing, close_code::AWAY, "no answer to pings");
+                    break;
+                }
+                let _ = control_tx.try_send(Control::Ping);
+                continue;
+            }
+        };
+        last_heard = tokio::time::Instant::now();
         let message = match message {
             Ok(message) => message,
             Err(e) => {
                 // Frames above the WebSocket layer's own cap end up here.
                 tracing::debug!(%peer, "WebSocket error: {e}");
-                close(close_code::SIZE, "message too big or malformed");
+                close(
+                    &mut closing,
+                    close_code::SIZE,
+                    "message too big or malformed",
+                );
                 break;
             }
         };
         let answer = match message {
             Message::Text(text) if text.len() > MAX_MESSAGE_BYTES => {
                 tracing::info!(%peer, bytes = text.len(), "closing a client that sent an oversized message");
-                close(close_code::SIZE, "message larger than 64 KiB");
+                close(&mut closing, close_code::SIZE, "message larger than 64 KiB");
                 break;
             }
             Message::Text(text) => match handle(&rooms, &metrics, peer, text.as_str()).await {
@@ -112,7 +174,16 @@ pub async fn serve(socket: WebSocket, rooms: Arc<Rooms>, metrics: Metrics) {
     // Whatever the reason the socket ended, the peer leaves its room.
     rooms.disconnected(peer).await;
     drop(outbox);
-    let _ = writer.await;
+    // A client that does not read may keep the writer blocked in a flush: give the close
+    // frame a moment, then drop the connection.
+    let mut writer = writer;
+    if tokio::time::timeout(CLOSE_GRACE, &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+        tracing::debug!(%peer, "connection dropped: the client did not take the close frame");
+    }
     tracing::debug!(%peer, "client disconnected");
 }
 

@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use ipc::messages::{NodeErrorCode, NodeEvent, RoomId};
-use tokio::sync::mpsc;
 
 use self::core::{Cleanup, LinkOrder, MetricChange, Output, PipeOrder, Room, RoomCore};
 use crate::event_bus::EventBus;
@@ -24,9 +23,7 @@ use crate::protocol::{ClientError, ClientErrorCode, PeerId};
 
 pub use self::core::Limits;
 
-/// Where a session's outgoing frames go (bounded: a client that does not read loses
-/// notifications rather than growing the supervisor's memory).
-pub type Outbox = mpsc::Sender<String>;
+pub use crate::outbox::Outbox;
 
 /// What the core's lock guards: the core and where to deliver what it says to each peer.
 struct State {
@@ -116,7 +113,7 @@ impl Rooms {
         if let Some((peer, frame)) = reply(&value) {
             if let Some(outbox) = state.outboxes.get(&peer) {
                 // A joining session has nothing queued yet: its outbox has room.
-                if outbox.try_send(frame).is_err() {
+                if !outbox.push(frame) {
                     tracing::warn!(%peer, "cannot queue an answer: the client does not read");
                 }
             }
@@ -132,8 +129,8 @@ impl Rooms {
                         let Some(outbox) = state.outboxes.get(&peer) else {
                             continue;
                         };
-                        if outbox.try_send(frame.clone()).is_err() {
-                            tracing::warn!(%peer, "dropping a notification for a client that does not keep up");
+                        if !outbox.push(frame.clone()) {
+                            tracing::warn!(%peer, "a client that does not keep up: its session closes");
                         }
                     }
                 }

@@ -6,6 +6,7 @@ mod bad_input;
 mod browser;
 mod call;
 mod faults;
+mod keepalive;
 mod load;
 mod monitor;
 mod spanning;

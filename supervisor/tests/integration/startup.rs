@@ -158,6 +158,8 @@ fn help_explains_every_flag() {
         "--max-nodes",
         "--max-consumers-per-worker",
         "--node-heartbeat-timeout-ms",
+        "--ws-ping-interval-secs",
+        "--ws-idle-timeout-secs",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }

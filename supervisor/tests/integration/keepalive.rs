@@ -1,0 +1,120 @@
+//! Clients that vanish or stop reading: a client that answers no WebSocket ping is dropped
+//! after the silence limit and leaves its room, while one that reads stays; a client whose
+//! queue of notifications overflows is closed with 1013 rather than silently missing one.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::{Sfu, Signaling};
+
+/// A client that joins `room` as `name` and then never reads its socket (so it answers no
+/// ping and takes no notification); its receive buffer is as small as the kernel allows.
+async fn mute_client(
+    sfu: &Sfu,
+    room: &str,
+    name: &str,
+) -> impl StreamExt<Item = tokio_tungstenite::tungstenite::Result<Message>> {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(2048).expect("SO_RCVBUF");
+    let stream = socket
+        .connect(([127, 0, 0, 1], sfu.port).into())
+        .await
+        .expect("connect");
+    let (mut ws, _) = tokio_tungstenite::client_async(sfu.ws_url(), stream)
+        .await
+        .expect("WebSocket handshake");
+    let join = json!({"id": 1, "method": "join", "data": {"room": room, "displayName": name}});
+    ws.send(Message::text(join.to_string()))
+        .await
+        .expect("send join");
+    ws
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_answers_no_ping_is_dropped_and_leaves_its_room() {
+    let sfu = Sfu::start(&[
+        "--ws-ping-interval-secs",
+        "1",
+        "--ws-idle-timeout-secs",
+        "3",
+    ]);
+    let mut watcher = Signaling::connect(&sfu.ws_url(), None).await;
+    watcher
+        .ok(
+            "join",
+            json!({"room": "keepalive", "displayName": "Watcher"}),
+        )
+        .await;
+    let mute = mute_client(&sfu, "keepalive", "Mute").await;
+    let joined = watcher.notification("peerJoined").await;
+    assert_eq!(joined["displayName"], "Mute");
+    let left = watcher.notification("peerLeft").await;
+    assert_eq!(
+        left["peerId"], joined["peerId"],
+        "the silent client left the room"
+    );
+    // The watcher reads, so it answers every ping: well past the limit it is still in.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    watcher.ok("getRouterRtpCapabilities", json!({})).await;
+    drop(mute);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_does_not_read_is_closed_with_1013_instead_of_missing_notifications() {
+    let sfu = Sfu::start(&[]);
+    let url = sfu.ws_url();
+    let mut observer = Signaling::connect(&url, None).await;
+    observer
+        .ok("join", json!({"room": "flood", "displayName": "Observer"}))
+        .await;
+    let mut mute = mute_client(&sfu, "flood", "Mute").await;
+    let mute_id = observer.notification("peerJoined").await["peerId"].clone();
+    // Every join and leave of the flooder is a notification for the mute client.
+    let flood = tokio::spawn({
+        let url = url.clone();
+        async move {
+            let mut flooder = Signaling::connect(&url, None).await;
+            for _ in 0..20_000 {
+                flooder
+                    .ok("join", json!({"room": "flood", "displayName": "Flooder"}))
+                    .await;
+                flooder.ok("leave", json!({})).await;
+            }
+        }
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the mute client was never closed"
+        );
+        let left = observer.notification("peerLeft").await;
+        if left["peerId"] == mute_id {
+            break;
+        }
+    }
+    flood.abort();
+    // What was queued before the close arrives, then the close frame: 1013.
+    let mut code = None;
+    while let Ok(Some(message)) = tokio::time::timeout(Duration::from_secs(10), mute.next()).await {
+        match message {
+            Ok(Message::Close(frame)) => {
+                code = frame.map(|f| f.code);
+                break;
+            }
+            Ok(_) => continue,
+            Err(_) => break,
+        }
+    }
+    assert_eq!(
+        code,
+        Some(CloseCode::Again),
+        "closed with 1013 (try again later)"
+    );
+    // Everyone else is unharmed.
+    observer.ok("getRouterRtpCapabilities", json!({})).await;
+}
