@@ -114,6 +114,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Limits {
             max_peers_per_room: config.max_peers_per_room,
             max_producers_per_peer: config.max_producers_per_peer,
+            max_transports_per_peer: config.max_transports_per_peer,
+            max_consumers_per_peer: config.max_consumers_per_peer,
             join_token: config.join_token.clone(),
             max_consumers_per_worker: config.max_consumers_per_worker,
             max_nodes: config.max_nodes(),
@@ -145,6 +147,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let app = http::router(
         http::AppState {
             rooms: rooms.clone(),
+            caps: crate::admission::ConnectionCaps::new(
+                config.max_connections,
+                match config.max_connections_per_ip {
+                    0 => u32::MAX,
+                    cap => cap,
+                },
+            ),
+            allowed_origins: Arc::new(config.allowed_origins.clone()),
+            requests_per_second: config.requests_per_second,
             keepalive: crate::signaling::Keepalive {
                 ping_every: Duration::from_secs(config.ws_ping_interval_secs),
                 silence_limit: Duration::from_secs(config.ws_idle_timeout_secs),

@@ -77,6 +77,29 @@ pub struct Config {
     /// Producers (tracks) one peer may publish.
     #[arg(long, env = "MAX_PRODUCERS_PER_PEER", default_value_t = 4)]
     pub max_producers_per_peer: usize,
+    /// WebRTC transports one peer may open (a client needs one to send and one to receive).
+    #[arg(long, env = "MAX_TRANSPORTS_PER_PEER", default_value_t = 4)]
+    pub max_transports_per_peer: usize,
+    /// Consumers one peer may have (one per track it receives).
+    #[arg(long, env = "MAX_CONSUMERS_PER_PEER", default_value_t = 500)]
+    pub max_consumers_per_peer: usize,
+    /// `/ws` connections the SFU takes at once; more are refused (HTTP 503).
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 5_000)]
+    pub max_connections: u32,
+    /// `/ws` connections from one address at once; more are refused (HTTP 429). 0: no cap,
+    /// the default, because behind a reverse proxy every client has the proxy's address; set
+    /// it when clients connect directly.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = 0)]
+    pub max_connections_per_ip: u32,
+    /// Requests per second one connection may send on average (bursts of twice that: a peer
+    /// joining a full room consumes and resumes hundreds of tracks at once); more are
+    /// answered `rate_limited`, and a client that keeps on is closed (1008).
+    #[arg(long, env = "REQUESTS_PER_SECOND", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    pub requests_per_second: u32,
+    /// Page origins allowed to open `/ws` (comma-separated, e.g. https://meet.example.org);
+    /// unset: any. Protects against cross-site WebSocket hijacking.
+    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
     /// A node silent (no load report) this long, in milliseconds, is hung: it is killed and
     /// replaced.
     #[arg(long, env = "NODE_HEARTBEAT_TIMEOUT_MS", default_value_t = 3_000)]

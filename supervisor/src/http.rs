@@ -12,6 +12,7 @@ use axum::routing::get;
 use axum::Router;
 use tower_http::services::ServeDir;
 
+use crate::admission::{origin_allowed, ConnectionCaps, Refusal};
 use crate::metrics::Metrics;
 use crate::monitor_socket::{self, Access, Monitor};
 use crate::node_pool::NodePool;
@@ -44,6 +45,12 @@ pub struct AppState {
     pub rooms: Arc<Rooms>,
     /// Pings and the silence limit of client sessions.
     pub keepalive: crate::signaling::Keepalive,
+    /// Connections open, against their caps.
+    pub caps: Arc<ConnectionCaps>,
+    /// Page origins allowed to open `/ws` (empty: any).
+    pub allowed_origins: Arc<Vec<String>>,
+    /// Requests per second per connection.
+    pub requests_per_second: u32,
     /// The nodes.
     pub pool: Arc<NodePool>,
     /// Counters.
@@ -84,12 +91,44 @@ pub fn router(state: AppState, web_dir: PathBuf) -> Router {
         .merge(page)
 }
 
-async fn websocket(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+async fn websocket(
+    State(state): State<AppState>,
+    ConnectInfo(RemoteAddr(remote)): ConnectInfo<RemoteAddr>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
+    if !origin_allowed(&state.allowed_origins, origin) {
+        tracing::warn!(%remote, ?origin, "refused a /ws connection from a page of another origin");
+        return (
+            StatusCode::FORBIDDEN,
+            "this page's origin may not connect (ALLOWED_ORIGINS)\n",
+        )
+            .into_response();
+    }
+    let slot = match state.caps.open(remote.ip()) {
+        Ok(slot) => slot,
+        Err(refusal) => {
+            tracing::warn!(%remote, "refused a /ws connection: {refusal}");
+            let status = match refusal {
+                Refusal::Total(_) => StatusCode::SERVICE_UNAVAILABLE,
+                Refusal::PerAddress(_) => StatusCode::TOO_MANY_REQUESTS,
+            };
+            return (status, format!("{refusal}\n")).into_response();
+        }
+    };
+    let session = crate::signaling::Session {
+        rooms: state.rooms,
+        metrics: state.metrics,
+        keepalive: state.keepalive,
+        requests_per_second: state.requests_per_second,
+    };
     upgrade
         .max_message_size(WS_LAYER_MAX)
         .max_frame_size(WS_LAYER_MAX)
-        .on_upgrade(move |socket| {
-            crate::signaling::serve(socket, state.rooms, state.metrics, state.keepalive)
+        .on_upgrade(move |socket| async move {
+            crate::signaling::serve(socket, session).await;
+            drop(slot);
         })
 }
 

@@ -3,6 +3,7 @@
 //! `/metrics`, and never touches media. `main` only parses the configuration and calls
 //! [`run`]; tests can build the pieces in-process.
 
+pub mod admission;
 pub mod app;
 pub mod config;
 pub mod event_bus;

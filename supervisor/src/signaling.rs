@@ -10,6 +10,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use crate::admission::{RateVerdict, RequestRate};
 use crate::metrics::Metrics;
 use crate::outbox::{Inbox, Outbox};
 use crate::protocol::{
@@ -43,8 +44,27 @@ enum Control {
     Close(CloseFrame),
 }
 
-/// Serves one client until its socket closes, it stops reading, or it goes silent.
-pub async fn serve(socket: WebSocket, rooms: Arc<Rooms>, metrics: Metrics, keepalive: Keepalive) {
+/// What a session needs besides its socket.
+pub struct Session {
+    /// The rooms.
+    pub rooms: Arc<Rooms>,
+    /// Counters.
+    pub metrics: Metrics,
+    /// Pings and the silence limit.
+    pub keepalive: Keepalive,
+    /// Requests per second on average.
+    pub requests_per_second: u32,
+}
+
+/// Serves one client until its socket closes, it stops reading, goes silent or floods.
+pub async fn serve(socket: WebSocket, session: Session) {
+    let Session {
+        rooms,
+        metrics,
+        keepalive,
+        requests_per_second,
+    } = session;
+    let mut rate = RequestRate::new(requests_per_second, std::time::Instant::now());
     let peer: PeerId = Uuid::new_v4();
     let (mut sink, mut stream) = socket.split();
     let (outbox, inbox) = Outbox::new(OUTBOX_CAPACITY);
@@ -150,9 +170,29 @@ pub async fn serve(socket: WebSocket, rooms: Arc<Rooms>, metrics: Metrics, keepa
                 close(&mut closing, close_code::SIZE, "message larger than 64 KiB");
                 break;
             }
-            Message::Text(text) => match handle(&rooms, &metrics, peer, text.as_str()).await {
-                Some(answer) => answer,
-                None => continue,
+            Message::Text(text) => match rate.check(std::time::Instant::now()) {
+                RateVerdict::Allow => match handle(&rooms, &metrics, peer, text.as_str()).await {
+                    Some(answer) => answer,
+                    None => continue,
+                },
+                RateVerdict::Refuse => {
+                    metrics.signaling_error(ClientErrorCode::RateLimited.as_str());
+                    let id = envelope::Envelope::parse(text.as_str()).ok().map(|e| e.id);
+                    let slow_down = ClientError::new(
+                        ClientErrorCode::RateLimited,
+                        format!("more than {requests_per_second} requests per second"),
+                    );
+                    error_answer(id, &slow_down)
+                }
+                RateVerdict::Close => {
+                    tracing::warn!(%peer, "closing a client that keeps flooding requests");
+                    close(
+                        &mut closing,
+                        close_code::POLICY,
+                        "request rate limit exceeded",
+                    );
+                    break;
+                }
             },
             Message::Binary(_) => {
                 metrics.signaling_error(ClientErrorCode::BadRequest.as_str());

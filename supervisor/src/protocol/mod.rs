@@ -36,6 +36,12 @@ pub enum ClientErrorCode {
     RoomFull,
     /// The peer has too many producers.
     TooManyProducers,
+    /// The peer has too many transports.
+    TooManyTransports,
+    /// The peer has too many consumers.
+    TooManyConsumers,
+    /// The connection sends requests faster than its rate.
+    RateLimited,
     /// Every worker is full and the node pool is at its cap.
     Capacity,
     /// The node hosting the room failed or timed out.
@@ -61,6 +67,9 @@ impl ClientErrorCode {
             ClientErrorCode::NotFound => "not_found",
             ClientErrorCode::RoomFull => "room_full",
             ClientErrorCode::TooManyProducers => "too_many_producers",
+            ClientErrorCode::TooManyTransports => "too_many_transports",
+            ClientErrorCode::TooManyConsumers => "too_many_consumers",
+            ClientErrorCode::RateLimited => "rate_limited",
             ClientErrorCode::Capacity => "capacity",
             ClientErrorCode::NodeUnavailable => "node_unavailable",
             ClientErrorCode::MediaError => "media_error",

@@ -7,6 +7,7 @@ mod browser;
 mod call;
 mod faults;
 mod keepalive;
+mod limits;
 mod load;
 mod monitor;
 mod spanning;

@@ -160,6 +160,12 @@ fn help_explains_every_flag() {
         "--node-heartbeat-timeout-ms",
         "--ws-ping-interval-secs",
         "--ws-idle-timeout-secs",
+        "--max-transports-per-peer",
+        "--max-consumers-per-peer",
+        "--max-connections",
+        "--max-connections-per-ip",
+        "--requests-per-second",
+        "--allowed-origins",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }

@@ -59,9 +59,17 @@ impl RoomCore {
         })
     }
 
-    /// Where `peer`'s new transport is created.
+    /// Where `peer`'s new transport is created, if it may have one more.
     pub fn begin_create_transport(&self, peer: PeerId) -> Result<Target, ClientError> {
-        Ok(self.peer(peer)?.0)
+        let (target, p) = self.peer(peer)?;
+        let max = self.limits.max_transports_per_peer;
+        if p.transports.len() >= max {
+            return Err(ClientError::new(
+                ClientErrorCode::TooManyTransports,
+                format!("a peer may have at most {max} transports"),
+            ));
+        }
+        Ok(target)
     }
 
     /// The node created a transport for `peer` at `at`.
@@ -270,6 +278,13 @@ impl RoomCore {
         let (target, transport) =
             self.own_transport(peer, &args.transport_id, Some(Direction::Recv))?;
         let producer: ProducerId = parse_id("producer", &args.producer_id)?;
+        let max = self.limits.max_consumers_per_peer;
+        if self.peer(peer)?.1.consumers.len() >= max {
+            return Err(ClientError::new(
+                ClientErrorCode::TooManyConsumers,
+                format!("a peer may have at most {max} consumers"),
+            ));
+        }
         let (_, room) = self.room_of_peer(peer)?;
         // Its owner, if it can be consumed on this peer's router (it is there, or piped
         // there already; a producer still being piped is announced once it arrives).

@@ -37,6 +37,10 @@ pub struct Limits {
     pub max_peers_per_room: usize,
     /// Producers of one peer.
     pub max_producers_per_peer: usize,
+    /// WebRTC transports of one peer.
+    pub max_transports_per_peer: usize,
+    /// Consumers of one peer.
+    pub max_consumers_per_peer: usize,
     /// Token a `join` must carry, if any.
     pub join_token: Option<String>,
     /// Consumers one mediasoup worker takes before it counts as full.

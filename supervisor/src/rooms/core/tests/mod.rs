@@ -27,6 +27,8 @@ pub(super) fn limits() -> Limits {
     Limits {
         max_peers_per_room: 3,
         max_producers_per_peer: 2,
+        max_transports_per_peer: 3,
+        max_consumers_per_peer: 100,
         join_token: None,
         max_consumers_per_worker: 100,
         max_nodes: 2,
