@@ -4,6 +4,8 @@
 mod answers;
 #[cfg(test)]
 mod docs_examples;
+#[cfg(test)]
+mod props;
 mod requests;
 
 use serde::Serialize;

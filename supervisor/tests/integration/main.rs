@@ -6,6 +6,7 @@ mod bad_input;
 mod browser;
 mod call;
 mod faults;
+mod fuzz;
 mod keepalive;
 mod limits;
 mod load;
