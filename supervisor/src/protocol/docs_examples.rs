@@ -70,7 +70,7 @@ fn every_method_example_parses_as_its_request_and_its_answer() {
             assert_eq!(sent, frame, "{example}");
         }
     }
-    for method in ALL {
+    for method in Method::ALL {
         match how_documented(method) {
             Documented::Example => {
                 assert!(
@@ -88,26 +88,6 @@ fn every_method_example_parses_as_its_request_and_its_answer() {
     }
 }
 
-/// Every method (the match below does not compile when one is added and not listed).
-const ALL: [Method; 16] = [
-    Method::Join,
-    Method::Leave,
-    Method::GetRouterRtpCapabilities,
-    Method::CreateWebRtcTransport,
-    Method::ConnectWebRtcTransport,
-    Method::RestartIce,
-    Method::CloseTransport,
-    Method::Produce,
-    Method::Consume,
-    Method::PauseProducer,
-    Method::ResumeProducer,
-    Method::CloseProducer,
-    Method::PauseConsumer,
-    Method::ResumeConsumer,
-    Method::CloseConsumer,
-    Method::SetConsumerPreferredLayers,
-];
-
 enum Documented {
     /// A request/answer pair of its own.
     Example,
@@ -115,6 +95,7 @@ enum Documented {
     Table,
 }
 
+/// How each method is documented (the match does not compile when a method is added).
 fn how_documented(method: Method) -> Documented {
     match method {
         Method::Join
@@ -134,4 +115,28 @@ fn how_documented(method: Method) -> Documented {
         | Method::PauseConsumer
         | Method::CloseConsumer => Documented::Table,
     }
+}
+
+#[test]
+fn every_method_is_in_all() {
+    // Each method's wire name maps back to it, once.
+    let names: std::collections::BTreeSet<String> = Method::ALL.iter().map(|m| m.name()).collect();
+    assert_eq!(names.len(), Method::ALL.len());
+    for method in Method::ALL {
+        assert_eq!(Method::from_name(&method.name()), Ok(method));
+    }
+    // Every method the document names (in backticks in "Methods") is in ALL: a method added
+    // and documented but left out of ALL fails here.
+    let start = PROTOCOL_MD.find("## Methods").expect("a Methods section");
+    let end = PROTOCOL_MD[start..]
+        .find("## Notifications")
+        .map_or(PROTOCOL_MD.len(), |i| start + i);
+    let documented: std::collections::BTreeSet<String> = PROTOCOL_MD[start..end]
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|word| Method::from_name(word).is_ok())
+        .map(str::to_string)
+        .collect();
+    assert_eq!(documented, names);
 }

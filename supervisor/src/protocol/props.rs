@@ -11,25 +11,6 @@ use super::*;
 /// others.
 const PARSER_CODES: [&str; 2] = ["bad_request", "unknown_method"];
 
-const METHODS: [&str; 16] = [
-    "join",
-    "leave",
-    "getRouterRtpCapabilities",
-    "createWebRtcTransport",
-    "connectWebRtcTransport",
-    "restartIce",
-    "closeTransport",
-    "produce",
-    "consume",
-    "pauseProducer",
-    "resumeProducer",
-    "closeProducer",
-    "pauseConsumer",
-    "resumeConsumer",
-    "closeConsumer",
-    "setConsumerPreferredLayers",
-];
-
 fn any_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
@@ -96,7 +77,7 @@ proptest! {
     #[test]
     fn any_method_with_any_arguments_is_a_request_or_a_documented_error(
         id in prop_oneof![any::<i64>().prop_map(Value::from), any_json()],
-        method in prop_oneof![proptest::sample::select(&METHODS[..]).prop_map(String::from), ".{0,20}"],
+        method in prop_oneof![proptest::sample::select(&Method::ALL[..]).prop_map(Method::name), ".{0,20}"],
         data in prop_oneof![any_json(), Just(Value::Null)],
     ) {
         let frame = json!({"id": id, "method": method, "data": data}).to_string();

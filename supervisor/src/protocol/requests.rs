@@ -47,6 +47,26 @@ pub enum Method {
 }
 
 impl Method {
+    /// Every method (a test holds it to docs/protocol.md).
+    pub const ALL: [Method; 16] = [
+        Method::Join,
+        Method::Leave,
+        Method::GetRouterRtpCapabilities,
+        Method::CreateWebRtcTransport,
+        Method::ConnectWebRtcTransport,
+        Method::RestartIce,
+        Method::CloseTransport,
+        Method::Produce,
+        Method::Consume,
+        Method::PauseProducer,
+        Method::ResumeProducer,
+        Method::CloseProducer,
+        Method::PauseConsumer,
+        Method::ResumeConsumer,
+        Method::CloseConsumer,
+        Method::SetConsumerPreferredLayers,
+    ];
+
     /// The method named `name`, or `unknown_method`.
     pub fn from_name(name: &str) -> Result<Method, ClientError> {
         serde_json::from_value(Value::String(name.to_string())).map_err(|_| {

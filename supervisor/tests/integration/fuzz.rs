@@ -15,6 +15,8 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
+use supervisor::protocol::Method;
+
 use crate::support::Sfu;
 
 /// xorshift64*: reproducible without a dependency; the seed is printed.
@@ -34,26 +36,6 @@ impl Rng {
         &items[self.below(items.len() as u64) as usize]
     }
 }
-
-const METHODS: [&str; 17] = [
-    "join",
-    "leave",
-    "getRouterRtpCapabilities",
-    "createWebRtcTransport",
-    "connectWebRtcTransport",
-    "restartIce",
-    "closeTransport",
-    "produce",
-    "consume",
-    "pauseProducer",
-    "resumeProducer",
-    "closeProducer",
-    "pauseConsumer",
-    "resumeConsumer",
-    "closeConsumer",
-    "setConsumerPreferredLayers",
-    "fly",
-];
 
 /// What a fuzzing connection has learnt (ids the server handed out), to send half-valid
 /// requests that reach past the id checks.
@@ -113,7 +95,11 @@ fn frame(rng: &mut Rng, id: u64, known: &Known) -> Message {
         ),
         // Any method with random arguments.
         _ => {
-            let method = rng.pick(&METHODS).to_string();
+            // Every method, and one that does not exist.
+            let method = match rng.below(Method::ALL.len() as u64 + 1) as usize {
+                i if i < Method::ALL.len() => Method::ALL[i].name(),
+                _ => "fly".to_string(),
+            };
             let mut data = serde_json::Map::new();
             for _ in 0..rng.below(5) {
                 data.insert(rng.pick(&keys).to_string(), value(rng, known));

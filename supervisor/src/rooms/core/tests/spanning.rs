@@ -79,6 +79,23 @@ fn producers_of(core: &RoomCore, peer: PeerId) -> Vec<ProducerId> {
         .collect()
 }
 
+/// A third producer of `peer` (a screen share), without settling its pipes: its id and what
+/// the core asked for.
+fn third_producer(
+    core: &mut RoomCore,
+    peer: PeerId,
+    send: TransportId,
+) -> (ProducerId, Vec<Output>) {
+    core.limits.max_producers_per_peer = 3;
+    let pending = core
+        .begin_produce(peer, produce_args(send, Kind::Video))
+        .unwrap();
+    let new = ProducerId(Uuid::new_v4());
+    core.handle_produced(peer, pending, call::Produced { producer: new })
+        .unwrap();
+    (new, drain(core))
+}
+
 fn routers_of(core: &RoomCore) -> Vec<(NodeId, u32)> {
     let room = &core.rooms()[&RoomId("demo".into())];
     let mut at: Vec<(NodeId, u32)> = room.routers.values().map(|r| (r.node, r.worker)).collect();
@@ -182,14 +199,7 @@ fn a_producer_is_announced_on_another_router_only_once_piped_there() {
         .unwrap();
     // A third producer of A (screen share): its room mate B hears of it at once, C (on the
     // other worker) once it is piped there.
-    core.limits.max_producers_per_peer = 3;
-    let pending = core
-        .begin_produce(a, produce_args(send, Kind::Video))
-        .unwrap();
-    let new = ProducerId(Uuid::new_v4());
-    core.handle_produced(a, pending, call::Produced { producer: new })
-        .unwrap();
-    let outputs = drain(&mut core);
+    let (new, outputs) = third_producer(&mut core, a, send);
     let b = members[1].peer;
     assert!(told(&outputs, b).contains(&Notification::NewProducer {
         peer_id: a,
@@ -226,14 +236,8 @@ fn a_failed_pipe_is_never_announced_and_leaves_no_copy() {
     let (mut core, members) = three_on_one_node();
     let (a, c) = (members[0].peer, members[2].peer);
     let send = transport(&mut core, a, Direction::Send);
-    core.limits.max_producers_per_peer = 3;
-    let pending = core
-        .begin_produce(a, produce_args(send, Kind::Video))
-        .unwrap();
-    let new = ProducerId(Uuid::new_v4());
-    core.handle_produced(a, pending, call::Produced { producer: new })
-        .unwrap();
-    let order = drain(&mut core)
+    let (new, outputs) = third_producer(&mut core, a, send);
+    let order = outputs
         .into_iter()
         .find_map(|o| match o {
             Output::Pipe(p) => Some(p),
