@@ -245,7 +245,8 @@ pub struct Summary {
     pub participants: u32,
     /// Producers (media sent by peers).
     pub producers: u32,
-    /// Consumers (media forwarded to peers).
+    /// Consumers: media forwarded to peers, and pipe consumers between the routers of a
+    /// room (see `pipes`).
     pub consumers: u32,
     /// Consumers of every worker.
     pub consumers_per_worker: Vec<WorkerConsumers>,

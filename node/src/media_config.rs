@@ -47,6 +47,21 @@ pub fn router_codecs() -> Vec<RtpCodecCapability> {
     ]
 }
 
+/// UDP on `ip`, any port, nothing announced: a pipe transport between nodes.
+pub fn pipe_listen_info(ip: IpAddr) -> ListenInfo {
+    ListenInfo {
+        protocol: Protocol::Udp,
+        ip,
+        announced_address: None,
+        expose_internal_ip: false,
+        port: None,
+        port_range: None,
+        flags: None,
+        send_buffer_size: None,
+        recv_buffer_size: None,
+    }
+}
+
 /// Where WebRTC transports listen and what address they announce.
 #[derive(Clone, Debug)]
 pub struct MediaListen {

@@ -23,7 +23,14 @@ pub enum Refusal {
 pub struct ConnectionCaps {
     total: u32,
     per_address: u32,
-    open: Mutex<HashMap<IpAddr, u32>>,
+    open: Mutex<Open>,
+}
+
+/// Connections open, in total and by address (kept together: every connect reads both).
+#[derive(Debug, Default)]
+struct Open {
+    total: u32,
+    by_address: HashMap<IpAddr, u32>,
 }
 
 /// One open connection's place; dropping it frees the place.
@@ -39,22 +46,22 @@ impl ConnectionCaps {
         Arc::new(Self {
             total,
             per_address,
-            open: Mutex::new(HashMap::new()),
+            open: Mutex::new(Open::default()),
         })
     }
 
     /// A place for a connection from `address`, or why not.
     pub fn open(self: &Arc<Self>, address: IpAddr) -> Result<ConnectionSlot, Refusal> {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let total: u32 = open.values().sum();
-        if total >= self.total {
-            return Err(Refusal::Total(total));
+        if open.total >= self.total {
+            return Err(Refusal::Total(open.total));
         }
-        let mine = open.entry(address).or_insert(0);
+        let mine = open.by_address.entry(address).or_insert(0);
         if *mine >= self.per_address {
             return Err(Refusal::PerAddress(*mine));
         }
         *mine += 1;
+        open.total += 1;
         Ok(ConnectionSlot {
             caps: self.clone(),
             address,
@@ -63,21 +70,18 @@ impl ConnectionCaps {
 
     /// Connections open now.
     pub fn count(&self) -> u32 {
-        self.open
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .sum()
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).total
     }
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         let mut open = self.caps.open.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = open.get_mut(&self.address) {
+        open.total = open.total.saturating_sub(1);
+        if let Some(n) = open.by_address.get_mut(&self.address) {
             *n -= 1;
             if *n == 0 {
-                open.remove(&self.address);
+                open.by_address.remove(&self.address);
             }
         }
     }

@@ -13,6 +13,8 @@ use ipc::messages::{
 };
 use mediasoup::prelude::*;
 
+use crate::media_config::pipe_listen_info;
+
 use super::{ipc_kind, media_error, not_found, parse, to_json, Answer, Entry, Routers, LOCAL_PIPE};
 
 /// mediasoup's id for `id` (the same UUID).
@@ -60,17 +62,7 @@ impl Routers {
     pub(super) async fn create_pipe_transport(&self, router: RouterId) -> Answer {
         let r = self.with_router(router, |r| Ok(r.router.clone()))?;
         let transport = r
-            .create_pipe_transport(PipeTransportOptions::new(ListenInfo {
-                protocol: Protocol::Udp,
-                ip: self.pipe_ip,
-                announced_address: None,
-                expose_internal_ip: false,
-                port: None,
-                port_range: None,
-                flags: None,
-                send_buffer_size: None,
-                recv_buffer_size: None,
-            }))
+            .create_pipe_transport(PipeTransportOptions::new(pipe_listen_info(self.pipe_ip)))
             .await
             .map_err(|e| media_error("create pipe transport", e))?;
         let id = TransportId(transport.id().into());
