@@ -2,7 +2,8 @@
 //!
 //! A producer is fed SRTP-protected RTP over one PlainTransport; a consumer of it sends on a
 //! second PlainTransport to a UDP socket of this test, which decrypts and counts what comes
-//! out. Both crypto suites run: the libsrtp substitution of the kit is what they guard.
+//! out, and decrypts the consumers' SRTCP. Two crypto suites run here; `srtp_shim.rs` tests the
+//! libsrtp substitution of the kit in all four.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::{NonZeroU32, NonZeroU8};
@@ -223,22 +224,44 @@ fn rtp_payload(packet: &[u8]) -> Option<&[u8]> {
     packet.get(offset..end)
 }
 
+/// What arrived from the consumer transport.
+#[derive(Debug, Default)]
+struct Received {
+    audio: usize,
+    video: usize,
+    /// SRTCP packets (the consumers' sender reports), each decrypted and checked.
+    rtcp: usize,
+}
+
 /// Counts, per SSRC, the RTP packets that arrive on `socket` and decrypt with `context`,
-/// checking that the audio payload is exactly what was sent.
-async fn receive(socket: &UdpSocket, context: &mut Context, want: usize) -> (usize, usize) {
-    let (mut audio, mut video) = (0, 0);
-    let deadline = Instant::now() + Duration::from_secs(5);
+/// checking that the audio payload is exactly what was sent, and decrypts the worker's SRTCP
+/// (waiting for at least one sender report: mediasoup sends them about once a second).
+async fn receive(socket: &UdpSocket, context: &mut Context, want: usize) -> Received {
+    let mut got = Received::default();
+    let deadline = Instant::now() + Duration::from_secs(8);
     let mut buf = vec![0u8; 2048];
-    while audio + video < want && Instant::now() < deadline {
+    while (got.audio + got.video < want || got.rtcp == 0) && Instant::now() < deadline {
         let Ok(Ok(len)) =
             tokio::time::timeout(Duration::from_millis(200), socket.recv(&mut buf)).await
         else {
             continue;
         };
         let packet = &buf[..len];
-        // RTCP (sender reports) shares the port: payload types 200..=207 with the marker bit.
-        if len < 12 || (200..=207).contains(&packet[1]) {
+        // RTCP shares the port (rtcp-mux): packet types 200..=207 in the second byte.
+        if len >= 8 && (200..=207).contains(&packet[1]) {
+            let plain = context
+                .decrypt_rtcp(packet)
+                .expect("the worker's SRTCP decrypts with the transport key");
+            assert_eq!(plain[0] >> 6, 2, "RTCP version 2");
+            assert!(
+                plain.len() >= 8 && (200..=207).contains(&plain[1]),
+                "well-formed RTCP from the consumer: {plain:?}"
+            );
+            got.rtcp += 1;
             continue;
+        }
+        if len < 12 {
+            panic!("unexpected {len}-byte datagram");
         }
         let plain = context
             .decrypt_rtp(packet)
@@ -250,19 +273,19 @@ async fn receive(socket: &UdpSocket, context: &mut Context, want: usize) -> (usi
                 payload.starts_with(b"opus-frame-"),
                 "audio payload forwarded unchanged: {payload:?}"
             );
-            audio += 1;
+            got.audio += 1;
         } else if payload_type == VP8_PT {
             // The VP8 payload descriptor may be rewritten (picture ids); the frame follows it.
             assert!(
                 payload.windows(3).any(|w| w == [0x9d, 0x01, 0x2a]),
                 "VP8 key frame forwarded"
             );
-            video += 1;
+            got.video += 1;
         } else {
             panic!("unexpected packet: payload type {payload_type}, {len} bytes");
         }
     }
-    (audio, video)
+    got
 }
 
 async fn forwards_media_with(suite: SrtpCryptoSuite) {
@@ -358,9 +381,10 @@ async fn forwards_media_with(suite: SrtpCryptoSuite) {
     }
 
     let mut decrypt = srtp_context(&consumer_key);
-    let (audio, video) = receive(&receiver, &mut decrypt, 2 * usize::from(PACKETS)).await;
+    let Received { audio, video, rtcp } =
+        receive(&receiver, &mut decrypt, 2 * usize::from(PACKETS)).await;
     println!(
-        "{suite:?}: sent {PACKETS} audio + {PACKETS} video, received {audio} audio + {video} video"
+        "{suite:?}: sent {PACKETS} audio + {PACKETS} video, received {audio} audio + {video} video + {rtcp} SRTCP"
     );
     // Loopback loses nothing in practice; allow a little for the first packets racing the
     // consumer's creation.
@@ -372,6 +396,7 @@ async fn forwards_media_with(suite: SrtpCryptoSuite) {
         video >= usize::from(PACKETS) - 5,
         "video forwarded: {video}/{PACKETS}"
     );
+    assert!(rtcp >= 1, "the consumers' SRTCP sender reports arrive and decrypt");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
