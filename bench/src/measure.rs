@@ -82,6 +82,8 @@ pub fn run_step(setup: &Setup, scenario: Scenario, sfu: Sfu, step: &Step) -> any
         .args(["--room-prefix", &format!("bench-{}", std::process::id())])
         .args(&step.args)
         .env_remove("JOIN_TOKEN")
+        .env_remove("JOIN_SECRET")
+        .env_remove("JOIN_PUBLIC_KEY")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -99,6 +99,8 @@ impl Running {
             .env_remove("TLS_MODE")
             .env_remove("PUBLIC_IP")
             .env_remove("JOIN_TOKEN")
+            .env_remove("JOIN_SECRET")
+            .env_remove("JOIN_PUBLIC_KEY")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -42,8 +42,9 @@ pub struct Args {
     /// Trust the certificates in this PEM file (the SFU's own, or its CA).
     #[arg(long, value_name = "FILE")]
     pub ca: Option<PathBuf>,
-    /// Join token (the SFU's JOIN_TOKEN).
-    #[arg(long, env = "JOIN_TOKEN", hide_env_values = true)]
+    /// Join token every peer sends, for an SFU with JOIN_SECRET: one for room `*`
+    /// (`supervisor token --room '*' --identity loadgen`).
+    #[arg(long, env = "SFU_JOIN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Rooms.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]

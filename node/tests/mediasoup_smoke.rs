@@ -396,7 +396,10 @@ async fn forwards_media_with(suite: SrtpCryptoSuite) {
         video >= usize::from(PACKETS) - 5,
         "video forwarded: {video}/{PACKETS}"
     );
-    assert!(rtcp >= 1, "the consumers' SRTCP sender reports arrive and decrypt");
+    assert!(
+        rtcp >= 1,
+        "the consumers' SRTCP sender reports arrive and decrypt"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -235,12 +235,21 @@ impl Session {
         // SAFETY: `input` and `out` are valid for their lengths; `len` is the capacity.
         let status = unsafe {
             match op {
-                Op::Protect => {
-                    srtp_protect(self.0, input.as_ptr(), input.len(), out.as_mut_ptr(), &mut len, 0)
-                }
-                Op::Unprotect => {
-                    srtp_unprotect(self.0, input.as_ptr(), input.len(), out.as_mut_ptr(), &mut len)
-                }
+                Op::Protect => srtp_protect(
+                    self.0,
+                    input.as_ptr(),
+                    input.len(),
+                    out.as_mut_ptr(),
+                    &mut len,
+                    0,
+                ),
+                Op::Unprotect => srtp_unprotect(
+                    self.0,
+                    input.as_ptr(),
+                    input.len(),
+                    out.as_mut_ptr(),
+                    &mut len,
+                ),
                 Op::ProtectRtcp => srtp_protect_rtcp(
                     self.0,
                     input.as_ptr(),
@@ -339,14 +348,26 @@ fn rtcp(size: usize) -> Vec<u8> {
 fn protect_exactly(session: &Session, op: Op, plain: &[u8], trailer: usize, what: &str) -> Vec<u8> {
     let exact = plain.len() + trailer;
     let (status, _, buffer) = session.run(op, plain, exact - 1);
-    assert_eq!(status, BUFFER_SMALL, "{what}: {op:?} into {} bytes", exact - 1);
-    assert!(buffer.iter().all(|&b| b == 0xEE), "{what}: buffer untouched");
+    assert_eq!(
+        status,
+        BUFFER_SMALL,
+        "{what}: {op:?} into {} bytes",
+        exact - 1
+    );
+    assert!(
+        buffer.iter().all(|&b| b == 0xEE),
+        "{what}: buffer untouched"
+    );
     let (status, protected, _) = session.run(op, plain, exact);
     assert_eq!(status, OK, "{what}: {op:?} into exactly {exact} bytes");
     assert_eq!(protected.len(), exact, "{what}: protected length");
     // Headers stay in clear (12 bytes of RTP, 8 of RTCP); what follows is encrypted.
     if plain.len() > 12 {
-        assert_ne!(&protected[12..plain.len()], &plain[12..], "{what}: encrypted");
+        assert_ne!(
+            &protected[12..plain.len()],
+            &plain[12..],
+            "{what}: encrypted"
+        );
     }
     protected
 }
@@ -354,10 +375,23 @@ fn protect_exactly(session: &Session, op: Op, plain: &[u8], trailer: usize, what
 /// Unprotects `protected` with exactly the room the plain packet needs, after one byte less.
 fn unprotect_exactly(session: &Session, op: Op, protected: &[u8], plain: &[u8], what: &str) {
     let (status, _, buffer) = session.run(op, protected, plain.len() - 1);
-    assert_eq!(status, BUFFER_SMALL, "{what}: {op:?} into {} bytes", plain.len() - 1);
-    assert!(buffer.iter().all(|&b| b == 0xEE), "{what}: buffer untouched");
+    assert_eq!(
+        status,
+        BUFFER_SMALL,
+        "{what}: {op:?} into {} bytes",
+        plain.len() - 1
+    );
+    assert!(
+        buffer.iter().all(|&b| b == 0xEE),
+        "{what}: buffer untouched"
+    );
     let (status, decrypted, _) = session.run(op, protected, plain.len());
-    assert_eq!(status, OK, "{what}: {op:?} into exactly {} bytes", plain.len());
+    assert_eq!(
+        status,
+        OK,
+        "{what}: {op:?} into exactly {} bytes",
+        plain.len()
+    );
     assert_eq!(decrypted, plain, "{what}: round trip");
 }
 
@@ -389,8 +423,13 @@ fn rtcp_round_trips_with_exact_capacity_in_every_profile_and_size() {
         for size in SIZES {
             let what = format!("{profile:?} RTCP {size} bytes");
             let plain = rtcp(size);
-            let protected =
-                protect_exactly(&sender, Op::ProtectRtcp, &plain, profile.rtcp_trailer, &what);
+            let protected = protect_exactly(
+                &sender,
+                Op::ProtectRtcp,
+                &plain,
+                profile.rtcp_trailer,
+                &what,
+            );
             let decrypted = reference
                 .decrypt_rtcp(&protected)
                 .unwrap_or_else(|e| panic!("{what}: rtc-srtp decrypts the shim's SRTCP: {e}"));
@@ -406,12 +445,26 @@ fn packets_from_an_independent_sender_decrypt_in_place() {
         let receiver = Session::new(SSRC_ANY_INBOUND, profile);
         let mut reference = profile.reference_context();
         let plain = rtp(1_200, 7);
-        let mut packet = reference.encrypt_rtp(&plain).expect("rtc-srtp encrypts").to_vec();
-        assert_eq!(receiver.run_in_place(Op::Unprotect, &mut packet), OK, "{profile:?}");
+        let mut packet = reference
+            .encrypt_rtp(&plain)
+            .expect("rtc-srtp encrypts")
+            .to_vec();
+        assert_eq!(
+            receiver.run_in_place(Op::Unprotect, &mut packet),
+            OK,
+            "{profile:?}"
+        );
         assert_eq!(packet, plain, "{profile:?} RTP");
         let plain = rtcp(100);
-        let mut packet = reference.encrypt_rtcp(&plain).expect("rtc-srtp encrypts").to_vec();
-        assert_eq!(receiver.run_in_place(Op::UnprotectRtcp, &mut packet), OK, "{profile:?}");
+        let mut packet = reference
+            .encrypt_rtcp(&plain)
+            .expect("rtc-srtp encrypts")
+            .to_vec();
+        assert_eq!(
+            receiver.run_in_place(Op::UnprotectRtcp, &mut packet),
+            OK,
+            "{profile:?}"
+        );
         assert_eq!(packet, plain, "{profile:?} RTCP");
     }
 }
@@ -429,7 +482,10 @@ fn a_tampered_packet_fails_authentication() {
             assert_eq!(status, OK);
             protected[40] ^= 0x01;
             let (status, _, _) = receiver.run(unprotect, &protected, protected.len());
-            assert_eq!(status, AUTH_FAIL, "{profile:?} {unprotect:?} of a tampered packet");
+            assert_eq!(
+                status, AUTH_FAIL,
+                "{profile:?} {unprotect:?} of a tampered packet"
+            );
         }
     }
 }
@@ -463,10 +519,16 @@ fn the_workers_stream_removal_keeps_the_replay_window_as_libsrtp3_does() {
         let plain = rtp(1_200, 1);
         let (status, protected, _) = sender.run(Op::Protect, &plain, plain.len() + ROOM);
         assert_eq!(status, OK);
-        assert_eq!(receiver.run(Op::Unprotect, &protected, protected.len()).0, OK);
+        assert_eq!(
+            receiver.run(Op::Unprotect, &protected, protected.len()).0,
+            OK
+        );
         receiver.remove_stream_like_worker(SSRC);
         let (status, _, _) = receiver.run(Op::Unprotect, &protected, protected.len());
-        assert_eq!(status, REPLAY_FAIL, "{profile:?}: replay after the worker's removal");
+        assert_eq!(
+            status, REPLAY_FAIL,
+            "{profile:?}: replay after the worker's removal"
+        );
     }
 }
 
@@ -480,7 +542,10 @@ fn stream_removal_takes_the_ssrc_in_host_byte_order() {
     let plain = rtp(200, 1);
     let (status, protected, _) = sender.run(Op::Protect, &plain, plain.len() + ROOM);
     assert_eq!(status, OK);
-    assert_eq!(receiver.run(Op::Unprotect, &protected, protected.len()).0, OK);
+    assert_eq!(
+        receiver.run(Op::Unprotect, &protected, protected.len()).0,
+        OK
+    );
     assert_eq!(receiver.remove_stream(SSRC), OK, "the stream exists");
     let (status, decrypted, _) = receiver.run(Op::Unprotect, &protected, protected.len());
     assert_eq!(status, OK, "a new stream takes the packet");
@@ -515,7 +580,14 @@ fn only_mki_index_zero_is_accepted() {
     let mut len = out.len();
     // SAFETY: valid buffers and capacity.
     let status = unsafe {
-        srtp_protect(session.0, plain.as_ptr(), plain.len(), out.as_mut_ptr(), &mut len, 1)
+        srtp_protect(
+            session.0,
+            plain.as_ptr(),
+            plain.len(),
+            out.as_mut_ptr(),
+            &mut len,
+            1,
+        )
     };
     assert_eq!(status, BAD_MKI);
 }

@@ -109,20 +109,29 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             pool.spawn(origin).await.context("starting a media node")?;
         }
     }
-    let rooms = Arc::new(Rooms::new(
-        pool.clone(),
-        Limits {
-            max_peers_per_room: config.max_peers_per_room,
-            max_producers_per_peer: config.max_producers_per_peer,
-            max_transports_per_peer: config.max_transports_per_peer,
-            max_consumers_per_peer: config.max_consumers_per_peer,
-            join_token: config.join_token.clone(),
-            max_consumers_per_worker: config.max_consumers_per_worker,
-            max_nodes: config.max_nodes(),
-        },
-        monitor_events.clone(),
-        metrics.clone(),
-    ));
+    let rooms = Arc::new(
+        Rooms::new(
+            pool.clone(),
+            Limits {
+                max_peers_per_room: config.max_peers_per_room,
+                max_producers_per_peer: config.max_producers_per_peer,
+                max_transports_per_peer: config.max_transports_per_peer,
+                max_consumers_per_peer: config.max_consumers_per_peer,
+                max_consumers_per_worker: config.max_consumers_per_worker,
+                max_nodes: config.max_nodes(),
+            },
+            monitor_events.clone(),
+            metrics.clone(),
+        )
+        .with_join_verifier(config.join_verifier()?),
+    );
+    if config.join_secret.is_some() || config.join_public_key.is_some() {
+        tracing::info!("join tokens on: every join needs a signed token");
+    } else {
+        tracing::warn!(
+            "join tokens off: anyone who reaches this port may join any room (set JOIN_SECRET)"
+        );
+    }
 
     // The pool's lifecycle: node events, deaths and heartbeats go into the state machine;
     // its actions are carried out by the watcher.

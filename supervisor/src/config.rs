@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use clap::builder::BoolishValueParser;
 use clap::Parser;
 
+use crate::join_tokens::JoinVerifier;
+
 /// The SFU's public entry point: serves the demo page (`/`), WebSocket signaling (`/ws`) and
 /// `/healthz` on one port, places rooms on media nodes, and spawns, watches and respawns the
 /// `node` processes that run mediasoup.
@@ -64,9 +66,30 @@ pub struct Config {
     /// Folder of the built demo page (default: web/dist of this checkout).
     #[arg(long, env = "WEB_DIR")]
     pub web_dir: Option<PathBuf>,
-    /// Token every `join` must carry; without it any client may join any room.
-    #[arg(long, env = "JOIN_TOKEN", hide_env_values = true)]
-    pub join_token: Option<String>,
+    /// Secret (HS256, 32 bytes or more, e.g. `openssl rand -hex 32`) that signs join tokens:
+    /// with it every `join` needs a `token` naming its room, identity and rights
+    /// (`supervisor token` prints one). Without it or --join-public-key anyone may join any
+    /// room.
+    #[arg(
+        long,
+        env = "JOIN_SECRET",
+        hide_env_values = true,
+        conflicts_with = "join_public_key"
+    )]
+    pub join_secret: Option<String>,
+    /// PEM public key (Ed25519 or RSA) whose private key, held by your backend, signs join
+    /// tokens (EdDSA or RS256); the alternative to --join-secret.
+    #[arg(long, env = "JOIN_PUBLIC_KEY")]
+    pub join_public_key: Option<PathBuf>,
+    /// Gone: the shared JOIN_TOKEN let its holder into every room with every right. Set, it
+    /// stops the supervisor with a pointer to JOIN_SECRET rather than leave rooms open.
+    #[arg(
+        long = "join-token",
+        env = "JOIN_TOKEN",
+        hide = true,
+        hide_env_values = true
+    )]
+    pub removed_join_token: Option<String>,
     /// Admin token of the monitor API (`/monitor`); without it the API is off. Visible
     /// ASCII without spaces, as it travels in an HTTP header.
     #[arg(long, env = "MONITOR_TOKEN", hide_env_values = true)]
@@ -115,6 +138,40 @@ pub struct Config {
     /// How long a node may take to answer a request, in milliseconds.
     #[arg(long, env = "NODE_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
     pub node_request_timeout_ms: u64,
+    /// What to do instead of serving (nothing: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Commands besides serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Print a join token signed with JOIN_SECRET (what the page takes as `?token=` and a
+    /// client sends in `join`).
+    Token(TokenArgs),
+}
+
+/// `supervisor token`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TokenArgs {
+    /// The room it admits to (`*`: any room).
+    #[arg(long)]
+    pub room: String,
+    /// Who holds it (the `sub` claim, logged at each join).
+    #[arg(long)]
+    pub identity: String,
+    /// Display name, overriding the one the client asks for.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// How long it stays valid (e.g. 90s, 30m, 1h, 7d).
+    #[arg(long, default_value = "1h")]
+    pub ttl: humantime::Duration,
+    /// The holder may not publish (`produce` is refused `forbidden`).
+    #[arg(long)]
+    pub no_publish: bool,
+    /// The holder may not subscribe (`consume` is refused `forbidden`).
+    #[arg(long)]
+    pub no_subscribe: bool,
 }
 
 /// A setting that cannot work.
@@ -141,6 +198,12 @@ pub enum ConfigError {
     /// A silence limit that a ping cannot beat.
     #[error("--ws-idle-timeout-secs {0} must be above --ws-ping-interval-secs {1}: a client is heard from at each ping")]
     Keepalive(u64, u64),
+    /// The removed shared token is still configured.
+    #[error("JOIN_TOKEN (--join-token) is no longer supported: set JOIN_SECRET and give each client a token from `supervisor token` (see the README)")]
+    JoinTokenRemoved,
+    /// A join token key that cannot be used.
+    #[error("{0}")]
+    JoinKey(String),
 }
 
 impl Config {
@@ -162,6 +225,10 @@ impl Config {
                 return Err(ConfigError::MonitorToken);
             }
         }
+        if self.removed_join_token.is_some() {
+            return Err(ConfigError::JoinTokenRemoved);
+        }
+        self.join_verifier()?;
         if self.ws_idle_timeout_secs <= self.ws_ping_interval_secs {
             return Err(ConfigError::Keepalive(
                 self.ws_idle_timeout_secs,
@@ -169,6 +236,27 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The verifier of join tokens, if they are on.
+    pub fn join_verifier(&self) -> Result<Option<JoinVerifier>, ConfigError> {
+        if let Some(secret) = &self.join_secret {
+            return JoinVerifier::from_secret(secret.as_bytes())
+                .map(Some)
+                .map_err(|e| ConfigError::JoinKey(e.to_string()));
+        }
+        let Some(path) = &self.join_public_key else {
+            return Ok(None);
+        };
+        let pem = std::fs::read(path).map_err(|e| {
+            ConfigError::JoinKey(format!(
+                "cannot read JOIN_PUBLIC_KEY {}: {e}",
+                path.display()
+            ))
+        })?;
+        JoinVerifier::from_public_key_pem(&pem)
+            .map(Some)
+            .map_err(|e| ConfigError::JoinKey(e.to_string()))
     }
 
     /// The cap of the node pool.
@@ -249,6 +337,52 @@ mod tests {
         .unwrap_err();
         assert!(matches!(e, ConfigError::Keepalive(30, 30)), "{e}");
         assert!(e.to_string().contains("--ws-idle-timeout-secs 30"));
+    }
+
+    #[test]
+    fn join_tokens_need_a_usable_key_and_the_old_shared_token_stops_the_start() {
+        assert_eq!(
+            parse(&["--join-token", "s3cret"]).validate(),
+            Err(ConfigError::JoinTokenRemoved)
+        );
+        assert!(matches!(
+            parse(&["--join-secret", "short"]).validate(),
+            Err(ConfigError::JoinKey(_))
+        ));
+        let c = parse(&["--join-secret", "0123456789abcdef0123456789abcdef"]);
+        assert_eq!(c.validate(), Ok(()));
+        assert!(c.join_verifier().unwrap().is_some());
+        let e = parse(&["--join-public-key", "/nonexistent.pem"])
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("/nonexistent.pem"), "{e}");
+        assert!(
+            Config::try_parse_from(["supervisor", "--join-secret", "x", "--join-public-key", "k"])
+                .is_err(),
+            "one or the other"
+        );
+    }
+
+    #[test]
+    fn the_token_command_takes_a_room_an_identity_and_a_lifetime() {
+        let c = parse(&[
+            "token",
+            "--room",
+            "standup",
+            "--identity",
+            "alice",
+            "--ttl",
+            "30m",
+        ]);
+        let Some(Command::Token(args)) = c.command else {
+            panic!("a token command");
+        };
+        assert_eq!(
+            (args.room.as_str(), args.identity.as_str()),
+            ("standup", "alice")
+        );
+        assert_eq!(*args.ttl, std::time::Duration::from_secs(1800));
+        assert!(!args.no_publish && !args.no_subscribe);
     }
 
     #[test]

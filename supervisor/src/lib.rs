@@ -8,6 +8,7 @@ pub mod app;
 pub mod config;
 pub mod event_bus;
 pub mod http;
+pub mod join_tokens;
 pub mod metrics;
 pub mod metrics_page;
 pub mod monitor_socket;

@@ -3,10 +3,28 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use supervisor::Config;
+use supervisor::config::Command;
+use supervisor::{join_tokens, Config};
 
 fn main() -> ExitCode {
     let config = Config::parse();
+    if let Some(Command::Token(args)) = &config.command {
+        let token = join_tokens::token_command(
+            config.join_secret.as_deref(),
+            args,
+            join_tokens::unix_now(),
+        );
+        return match token {
+            Ok(token) => {
+                println!("{token}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("supervisor token: error: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

@@ -47,7 +47,9 @@ try {
     const page = await context.newPage();
     page.on('console', (m) => logs[name].push(`${m.type()}: ${m.text()}`));
     page.on('pageerror', (e) => logs[name].push(`pageerror: ${e.message}`));
-    await page.goto(`${base}/?room=${room}&name=${name}`);
+    // SFU_TOKEN: a join token for the room (an SFU with JOIN_SECRET), passed as the page's ?token=.
+    const token = process.env.SFU_TOKEN ? `&token=${encodeURIComponent(process.env.SFU_TOKEN)}` : '';
+    await page.goto(`${base}/?room=${room}&name=${name}${token}`);
     const prefilled = await page.inputValue('#room');
     if (prefilled !== room) throw new Error(`${name}: room field is ${prefilled}, not ${room}`);
     await page.click('[data-testid=join]');

@@ -7,7 +7,7 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 $('room').value = params.get('room') || 'demo';
 $('name').value = params.get('name') || `guest-${Math.floor(1000 + Math.random() * 9000)}`;
-const token = params.get('token'); // for an SFU started with JOIN_TOKEN
+const token = params.get('token'); // a signed join token, for an SFU with JOIN_SECRET
 
 const state = {
   socket: 'closed', // signaling WebSocket: closed | connecting | open

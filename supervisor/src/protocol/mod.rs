@@ -30,8 +30,10 @@ pub enum ClientErrorCode {
     NotJoined,
     /// `join` while in a room.
     AlreadyJoined,
-    /// Token refused.
+    /// Join token missing or refused.
     Unauthorized,
+    /// The join token does not grant this (publishing or subscribing).
+    Forbidden,
     /// No such transport, producer or consumer of this peer.
     NotFound,
     /// The room is full.
@@ -66,6 +68,7 @@ impl ClientErrorCode {
             ClientErrorCode::NotJoined => "not_joined",
             ClientErrorCode::AlreadyJoined => "already_joined",
             ClientErrorCode::Unauthorized => "unauthorized",
+            ClientErrorCode::Forbidden => "forbidden",
             ClientErrorCode::NotFound => "not_found",
             ClientErrorCode::RoomFull => "room_full",
             ClientErrorCode::TooManyProducers => "too_many_producers",

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use ipc::calls as call;
 use ipc::messages::{RoomId, RouterId};
 
-use super::core::JoinStep;
+use super::core::{JoinStep, Rights};
 use super::{link_error, Rooms};
+use crate::join_tokens::unix_now;
 use crate::node_lifecycle::SpawnOrigin;
 use crate::placement::Placement;
 use crate::protocol::{ok_answer, Answer, ClientError, ClientErrorCode, Done, JoinArgs, PeerId};
@@ -24,6 +25,7 @@ impl Rooms {
     /// the client before any notification of the room (which the client would not know what
     /// to do with before it knows it joined).
     pub async fn join(&self, peer: PeerId, id: u64, args: JoinArgs) -> Result<(), ClientError> {
+        let (args, rights) = self.admit(args)?;
         let room_id = RoomId(args.room.clone());
         let room_lock = self.room_lock(&room_id);
         let _membership = room_lock.lock().await;
@@ -33,8 +35,10 @@ impl Rooms {
             }
             _ => None,
         };
-        let (step, work) =
-            self.with_core_replying(|core| core.handle_join(peer, &args, Instant::now()), answer);
+        let (step, work) = self.with_core_replying(
+            |core| core.handle_join(peer, &args, rights, Instant::now()),
+            answer,
+        );
         self.drive(work).await;
         if let JoinStep::Joined(_) = step? {
             return Ok(());
@@ -42,7 +46,7 @@ impl Rooms {
         let joined = match self.open_router(&room_id).await {
             Ok(()) => {
                 let (step, work) = self.with_core_replying(
-                    |core| core.handle_join(peer, &args, Instant::now()),
+                    |core| core.handle_join(peer, &args, rights, Instant::now()),
                     answer,
                 );
                 self.drive(work).await;
@@ -63,6 +67,40 @@ impl Rooms {
                         "the room's node failed while joining; retry",
                     )),
                 }
+            }
+        }
+    }
+
+    /// The join as its token allows it (its name, if the token fixes one) and the rights the
+    /// token grants; everything when join tokens are off.
+    fn admit(&self, mut args: JoinArgs) -> Result<(JoinArgs, Rights), ClientError> {
+        let Some(verifier) = &self.join_verifier else {
+            return Ok((args, Rights::ALL));
+        };
+        match verifier.verify(args.token.as_deref(), &args.room, unix_now()) {
+            Ok(grant) => {
+                tracing::info!(
+                    room = %args.room,
+                    identity = %grant.identity,
+                    publish = grant.can_publish,
+                    subscribe = grant.can_subscribe,
+                    "join token accepted"
+                );
+                if let Some(name) = grant.name {
+                    args.display_name = name;
+                }
+                let rights = Rights {
+                    publish: grant.can_publish,
+                    subscribe: grant.can_subscribe,
+                };
+                Ok((args, rights))
+            }
+            Err(e) => {
+                tracing::warn!(room = %args.room, reason = %e, "join refused: token");
+                Err(ClientError::new(
+                    ClientErrorCode::Unauthorized,
+                    e.to_string(),
+                ))
             }
         }
     }

@@ -16,6 +16,7 @@ use ipc::messages::{NodeErrorCode, NodeEvent, RoomId};
 
 use self::core::{Cleanup, LinkOrder, MetricChange, Output, PipeOrder, Room, RoomCore};
 use crate::event_bus::EventBus;
+use crate::join_tokens::JoinVerifier;
 use crate::metrics::Metrics;
 use crate::node_link::{LinkError, NodeId, NodeLink};
 use crate::node_pool::NodePool;
@@ -54,6 +55,8 @@ pub struct Rooms {
     room_locks: Mutex<HashMap<RoomId, Weak<tokio::sync::Mutex<()>>>>,
     monitor: EventBus,
     metrics: Metrics,
+    /// Checks join tokens, when they are on.
+    join_verifier: Option<JoinVerifier>,
 }
 
 fn link_error(error: LinkError) -> ClientError {
@@ -87,7 +90,14 @@ impl Rooms {
             room_locks: Mutex::new(HashMap::new()),
             monitor,
             metrics,
+            join_verifier: None,
         }
+    }
+
+    /// Every join must carry a token `verifier` accepts.
+    pub fn with_join_verifier(mut self, verifier: Option<JoinVerifier>) -> Self {
+        self.join_verifier = verifier;
+        self
     }
 
     fn state(&self) -> MutexGuard<'_, State> {

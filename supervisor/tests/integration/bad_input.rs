@@ -166,31 +166,6 @@ async fn oversized_frame_closes_with_1009_and_others_are_unaffected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn join_token_is_enforced_when_configured() {
-    let sfu = Sfu::start(&["--join-token", "s3cret"]);
-    let mut sig = Signaling::connect(&sfu.ws_url(), None).await;
-    assert_error(
-        &mut sig,
-        "join",
-        json!({"room": "t", "displayName": "A"}),
-        "unauthorized",
-    )
-    .await;
-    assert_error(
-        &mut sig,
-        "join",
-        json!({"room": "t", "displayName": "A", "token": "guess"}),
-        "unauthorized",
-    )
-    .await;
-    sig.ok(
-        "join",
-        json!({"room": "t", "displayName": "A", "token": "s3cret"}),
-    )
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_room_refuses_the_next_peer() {
     let sfu = Sfu::start(&["--max-peers-per-room", "1"]);
     let mut first = Signaling::connect(&sfu.ws_url(), None).await;

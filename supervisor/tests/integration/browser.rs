@@ -61,15 +61,33 @@ fn two_browser_tabs_see_and_hear_each_other() {
 }
 
 #[test]
-fn two_browser_tabs_see_and_hear_each_other_over_tls() {
+fn two_browser_tabs_see_and_hear_each_other_over_tls_with_join_tokens() {
     check_prerequisites();
     let cert = TestCert::new("browser");
     let web = repo().join("web/dist");
-    let sfu = Sfu::start_tls(&cert, &["--web-dir", web.to_str().expect("utf-8 path")]);
+    let secret = "browser-test-secret-0123456789abcdef";
+    let sfu = Sfu::start_tls(
+        &cert,
+        &[
+            "--web-dir",
+            web.to_str().expect("utf-8 path"),
+            "--join-secret",
+            secret,
+        ],
+    );
+    // The pages take the token from their address (?token=), as a deployment hands it out.
+    let out = Command::new(env!("CARGO_BIN_EXE_supervisor"))
+        .args(["token", "--room", "*", "--identity", "browser"])
+        .env("JOIN_SECRET", secret)
+        .output()
+        .expect("supervisor token");
+    assert!(out.status.success(), "{out:?}");
+    let token = String::from_utf8(out.stdout).expect("UTF-8");
     run_browser_call(
         &format!("https://127.0.0.1:{}", sfu.port),
-        &[("SFU_INSECURE", "1")],
+        &[("SFU_INSECURE", "1"), ("SFU_TOKEN", token.trim())],
     );
+    assert!(sfu.log_text().contains("join token accepted"));
 }
 
 #[test]

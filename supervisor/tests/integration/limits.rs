@@ -8,6 +8,7 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
+use crate::support::bystanders::Bystanders;
 use crate::support::{Sfu, Signaling};
 
 /// The HTTP status refusing a `/ws` upgrade to `url` with `origin`, or `None` if accepted.
@@ -29,14 +30,16 @@ async fn upgrade_status(url: &str, origin: Option<&str>) -> Option<u16> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_per_address_are_capped_and_a_closed_one_frees_its_place() {
-    let sfu = Sfu::start(&["--max-connections-per-ip", "2"]);
+    // The bystanders' two connections count too.
+    let sfu = Sfu::start(&["--max-connections-per-ip", "4"]);
     let url = sfu.ws_url();
+    let bystanders = Bystanders::start(&url, None, None).await;
     let first = Signaling::connect(&url, None).await;
     let mut second = Signaling::connect(&url, None).await;
     assert_eq!(
         upgrade_status(&url, None).await,
         Some(429),
-        "a third from 127.0.0.1"
+        "a fifth from 127.0.0.1"
     );
     // The two still work.
     second
@@ -51,6 +54,7 @@ async fn connections_per_address_are_capped_and_a_closed_one_frees_its_place() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    bystanders.assert_unharmed().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,6 +64,7 @@ async fn only_listed_page_origins_may_connect() {
         "https://meet.example.org,https://other.example",
     ]);
     let url = sfu.ws_url();
+    let bystanders = Bystanders::start(&url, None, None).await;
     assert_eq!(
         upgrade_status(&url, Some("https://evil.example")).await,
         Some(403)
@@ -74,21 +79,24 @@ async fn only_listed_page_origins_may_connect() {
     );
     // Not a browser: no cross-site page to fear.
     assert_eq!(upgrade_status(&url, None).await, None);
+    bystanders.assert_unharmed().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_requests_is_answered_rate_limited_then_closed_with_1008() {
-    let sfu = Sfu::start(&["--requests-per-second", "5"]);
+    // 8 a second, bursts of 16: the bystanders' joins (11 requests at most) fit.
+    let sfu = Sfu::start(&["--requests-per-second", "8"]);
     let url = sfu.ws_url();
+    let bystanders = Bystanders::start(&url, None, None).await;
     let mut calm = Signaling::connect(&url, None).await;
     let mut flood = Signaling::connect(&url, None).await;
-    // Ten at once fit the burst (twice the rate); the next ones are refused, each answered
+    // Sixteen at once fit the burst (twice the rate); the next ones are refused, each answered
     // with its own id.
-    for id in 1..=15 {
+    for id in 1..=25 {
         flood.send_raw(json!({"id": id, "method": "getRouterRtpCapabilities"}).to_string());
     }
     let mut codes = Vec::new();
-    for _ in 1..=15 {
+    for _ in 1..=25 {
         let answer = flood.next_other().await;
         codes.push((
             answer["id"].as_u64().expect("id"),
@@ -102,7 +110,7 @@ async fn a_flood_of_requests_is_answered_rate_limited_then_closed_with_1008() {
         .collect();
     assert!(!limited.is_empty(), "{codes:?}");
     assert!(
-        codes.iter().filter(|(_, c)| c == "not_joined").count() >= 10,
+        codes.iter().filter(|(_, c)| c == "not_joined").count() >= 16,
         "{codes:?}"
     );
     // Going on regardless gets the connection closed (policy violation).
@@ -113,11 +121,13 @@ async fn a_flood_of_requests_is_answered_rate_limited_then_closed_with_1008() {
     // The calm client is unharmed.
     calm.ok("join", json!({"room": "calm", "displayName": "Calm"}))
         .await;
+    bystanders.assert_unharmed().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_may_open_only_so_many_transports() {
     let sfu = Sfu::start(&["--max-transports-per-peer", "2"]);
+    let bystanders = Bystanders::start(&sfu.ws_url(), None, None).await;
     let mut peer = Signaling::connect(&sfu.ws_url(), None).await;
     peer.ok("join", json!({"room": "t", "displayName": "T"}))
         .await;
@@ -131,4 +141,5 @@ async fn a_peer_may_open_only_so_many_transports() {
         .expect_err("a third transport");
     assert_eq!(refused.0, "too_many_transports", "{refused:?}");
     peer.ok("getRouterRtpCapabilities", json!({})).await;
+    bystanders.assert_unharmed().await;
 }

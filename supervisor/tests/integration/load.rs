@@ -27,6 +27,8 @@ fn loadgen(args: &[&str]) -> Command {
     command
         .args(args)
         .env_remove("JOIN_TOKEN")
+        .env_remove("JOIN_SECRET")
+        .env_remove("JOIN_PUBLIC_KEY")
         .stdin(Stdio::null());
     command
 }

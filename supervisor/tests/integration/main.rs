@@ -14,3 +14,4 @@ mod monitor;
 mod spanning;
 mod startup;
 mod support;
+mod tokens;

@@ -151,7 +151,8 @@ fn help_explains_every_flag() {
         "--workers-per-node",
         "--node-binary",
         "--web-dir",
-        "--join-token",
+        "--join-secret",
+        "--join-public-key",
         "--monitor-token",
         "--max-peers-per-room",
         "--max-producers-per-peer",
@@ -176,6 +177,8 @@ fn help_explains_every_flag() {
         "TLS_KEY_PATH",
         "PUBLIC_IP",
         "MONITOR_TOKEN",
+        "JOIN_SECRET",
+        "JOIN_PUBLIC_KEY",
     ] {
         assert!(
             help.contains(&format!("env: {var}")),

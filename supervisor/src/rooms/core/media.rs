@@ -170,6 +170,12 @@ impl RoomCore {
     ) -> Result<PendingProduce, ClientError> {
         let (target, transport) =
             self.own_transport(peer, &args.transport_id, Some(Direction::Send))?;
+        if !self.peer(peer)?.1.rights.publish {
+            return Err(ClientError::new(
+                ClientErrorCode::Forbidden,
+                "the join token does not allow publishing (canPublish)",
+            ));
+        }
         let max = self.limits.max_producers_per_peer;
         if self.peer(peer)?.1.producers.len() >= max {
             return Err(ClientError::new(
@@ -278,6 +284,12 @@ impl RoomCore {
         let (target, transport) =
             self.own_transport(peer, &args.transport_id, Some(Direction::Recv))?;
         let producer: ProducerId = parse_id("producer", &args.producer_id)?;
+        if !self.peer(peer)?.1.rights.subscribe {
+            return Err(ClientError::new(
+                ClientErrorCode::Forbidden,
+                "the join token does not allow subscribing (canSubscribe)",
+            ));
+        }
         let max = self.limits.max_consumers_per_peer;
         if self.peer(peer)?.1.consumers.len() >= max {
             return Err(ClientError::new(

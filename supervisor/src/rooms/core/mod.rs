@@ -41,12 +41,28 @@ pub struct Limits {
     pub max_transports_per_peer: usize,
     /// Consumers of one peer.
     pub max_consumers_per_peer: usize,
-    /// Token a `join` must carry, if any.
-    pub join_token: Option<String>,
     /// Consumers one mediasoup worker takes before it counts as full.
     pub max_consumers_per_worker: u32,
     /// Node processes the pool may grow to.
     pub max_nodes: u32,
+}
+
+/// What a peer may do in its room: its join token's grant, or everything when the SFU runs
+/// without join tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rights {
+    /// May produce.
+    pub publish: bool,
+    /// May consume.
+    pub subscribe: bool,
+}
+
+impl Rights {
+    /// Publish and subscribe.
+    pub const ALL: Rights = Rights {
+        publish: true,
+        subscribe: true,
+    };
 }
 
 /// A room: its routers (one per worker it spans, piped together) and who is in it.
@@ -83,6 +99,7 @@ pub(crate) enum Link {
 pub(crate) struct Peer {
     pub(crate) router: RouterId,
     pub(crate) display_name: String,
+    pub(crate) rights: Rights,
     pub(crate) joined_at: Instant,
     pub(crate) transports: HashMap<TransportId, Direction>,
     pub(crate) producers: HashMap<ProducerId, ProducerEntry>,

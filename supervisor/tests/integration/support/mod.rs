@@ -2,6 +2,7 @@
 //! signaling client on `/ws`, and WebRTC peers written with str0m that send RTP and count
 //! what comes back out of mediasoup.
 
+pub mod bystanders;
 pub mod peer;
 pub mod rtc;
 pub mod signaling;
@@ -136,6 +137,9 @@ impl Sfu {
             .env("RUST_LOG", "info,supervisor=debug")
             .env_remove("PUBLIC_IP")
             .env_remove("TLS_MODE")
+            .env_remove("JOIN_TOKEN")
+            .env_remove("JOIN_SECRET")
+            .env_remove("JOIN_PUBLIC_KEY")
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("log"))
             .stderr(log_file);

@@ -60,10 +60,24 @@ impl TestPeer {
         name: &str,
         ssrc_base: u32,
     ) -> TestPeer {
+        Self::join_with_token(url, ca, room, name, ssrc_base, None).await
+    }
+
+    /// [`TestPeer::join`] with a join token.
+    pub async fn join_with_token(
+        url: &str,
+        ca: Option<&str>,
+        room: &str,
+        name: &str,
+        ssrc_base: u32,
+        token: Option<&str>,
+    ) -> TestPeer {
         let mut signaling = Signaling::connect(url, ca).await;
-        let joined = signaling
-            .ok("join", json!({"room": room, "displayName": name}))
-            .await;
+        let mut join = json!({"room": room, "displayName": name});
+        if let Some(token) = token {
+            join["token"] = json!(token);
+        }
+        let joined = signaling.ok("join", join).await;
         let peer_id = joined["peerId"].as_str().expect("peerId").to_string();
         let pts = PayloadTypes::from_router(&joined["routerRtpCapabilities"]);
         let (send_id, send) = transport(&mut signaling, "send", pts).await;

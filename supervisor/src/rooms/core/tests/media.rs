@@ -122,7 +122,7 @@ fn an_answer_from_a_lost_router_is_refused_and_nothing_is_closed_on_a_dead_node(
     core.handle_node_lost(NODE, "crashed");
     create_room(&mut core, "demo", OTHER_NODE);
     assert!(matches!(
-        core.handle_join(alice, &args("demo", "Alice"), Instant::now()),
+        core.handle_join(alice, &args("demo", "Alice"), Rights::ALL, Instant::now()),
         Ok(JoinStep::Joined(_))
     ));
     drain(&mut core);

@@ -14,7 +14,7 @@ use super::*;
 fn joining_a_new_room_asks_for_its_router_first() {
     let mut core = RoomCore::new(limits());
     let alice = Uuid::new_v4();
-    let step = core.handle_join(alice, &args("demo", "Alice"), Instant::now());
+    let step = core.handle_join(alice, &args("demo", "Alice"), Rights::ALL, Instant::now());
     assert_eq!(step, Ok(JoinStep::NeedsRouter));
     assert!(!core.is_joined(alice));
     let demo = RoomId("demo".into());
@@ -35,7 +35,7 @@ fn joining_a_new_room_asks_for_its_router_first() {
         }]
     );
     let Ok(JoinStep::Joined(answer)) =
-        core.handle_join(alice, &args("demo", " Alice "), Instant::now())
+        core.handle_join(alice, &args("demo", " Alice "), Rights::ALL, Instant::now())
     else {
         panic!("not joined");
     };
@@ -62,7 +62,7 @@ fn joining_an_existing_room_lists_its_peers_and_tells_them() {
     drain(&mut core);
     let bob = Uuid::new_v4();
     let Ok(JoinStep::Joined(Joined { peers, .. })) =
-        core.handle_join(bob, &args("demo", "Bob"), Instant::now())
+        core.handle_join(bob, &args("demo", "Bob"), Rights::ALL, Instant::now())
     else {
         panic!("not joined");
     };
@@ -93,7 +93,7 @@ fn a_full_room_refuses_with_room_full_and_tells_nobody() {
         .map(|i| join(&mut core, "demo", &format!("p{i}")))
         .collect();
     let late = Uuid::new_v4();
-    let refused = core.handle_join(late, &args("demo", "Late"), Instant::now());
+    let refused = core.handle_join(late, &args("demo", "Late"), Rights::ALL, Instant::now());
     assert_eq!(refused.unwrap_err().code, ClientErrorCode::RoomFull);
     assert!(drain(&mut core).is_empty());
     assert!(!core.is_joined(late));
@@ -116,46 +116,83 @@ fn a_new_room_goes_to_the_worker_with_the_fewest_consumers() {
 }
 
 #[test]
-fn a_wrong_token_is_unauthorized_and_shutdown_refuses_joins_after_telling_everyone() {
-    let mut core = RoomCore::new(Limits {
-        join_token: Some("s3cret".into()),
-        ..limits()
-    });
-    let guess = JoinArgs {
-        token: Some("s3cres".into()),
-        ..args("demo", "Mallory")
-    };
-    let refused = core.handle_join(Uuid::new_v4(), &guess, Instant::now());
-    assert_eq!(refused.unwrap_err().code, ClientErrorCode::Unauthorized);
-    let good = JoinArgs {
-        token: Some("s3cret".into()),
-        ..args("demo", "Alice")
-    };
-    let alice = Uuid::new_v4();
-    assert_eq!(
-        core.handle_join(alice, &good, Instant::now()),
-        Ok(JoinStep::NeedsRouter)
-    );
-    create_room(&mut core, "demo", NODE);
-    assert!(core.handle_join(alice, &good, Instant::now()).is_ok());
+fn shutdown_refuses_joins_after_telling_everyone() {
+    let mut core = RoomCore::new(limits());
+    let alice = join(&mut core, "demo", "Alice");
     drain(&mut core);
     core.handle_shutdown();
     assert_eq!(
         told(&drain(&mut core), alice),
         vec![Notification::ShuttingDown {}]
     );
-    let late = core.handle_join(Uuid::new_v4(), &good, Instant::now());
+    let late = core.handle_join(
+        Uuid::new_v4(),
+        &args("demo", "Late"),
+        Rights::ALL,
+        Instant::now(),
+    );
     assert_eq!(late.unwrap_err().code, ClientErrorCode::ShuttingDown);
+}
+
+#[test]
+fn a_token_without_publish_or_subscribe_rights_is_forbidden_that() {
+    let mut core = RoomCore::new(limits());
+    let alice = join(&mut core, "demo", "Alice");
+    let send = transport(&mut core, alice, Direction::Send);
+    let producer = produce(&mut core, alice, send);
+    let viewer = Uuid::new_v4();
+    let listen_only = Rights {
+        publish: false,
+        subscribe: true,
+    };
+    assert!(matches!(
+        core.handle_join(viewer, &args("demo", "Viewer"), listen_only, Instant::now()),
+        Ok(JoinStep::Joined(_))
+    ));
+    let viewer_send = transport(&mut core, viewer, Direction::Send);
+    let refused = core.begin_produce(viewer, produce_args(viewer_send, Kind::Audio));
+    assert_eq!(refused.unwrap_err().code, ClientErrorCode::Forbidden);
+    let viewer_recv = transport(&mut core, viewer, Direction::Recv);
+    assert!(core
+        .begin_consume(viewer, consume_args(viewer_recv, producer))
+        .is_ok());
+
+    let speaker = Uuid::new_v4();
+    let speak_only = Rights {
+        publish: true,
+        subscribe: false,
+    };
+    assert!(matches!(
+        core.handle_join(
+            speaker,
+            &args("demo", "Speaker"),
+            speak_only,
+            Instant::now()
+        ),
+        Ok(JoinStep::Joined(_))
+    ));
+    let speaker_recv = transport(&mut core, speaker, Direction::Recv);
+    let refused = core.begin_consume(speaker, consume_args(speaker_recv, producer));
+    assert_eq!(refused.unwrap_err().code, ClientErrorCode::Forbidden);
+    let speaker_send = transport(&mut core, speaker, Direction::Send);
+    assert!(core
+        .begin_produce(speaker, produce_args(speaker_send, Kind::Audio))
+        .is_ok());
 }
 
 #[test]
 fn joining_twice_is_already_joined_and_bad_names_are_invalid() {
     let mut core = RoomCore::new(limits());
     let alice = join(&mut core, "demo", "Alice");
-    let again = core.handle_join(alice, &args("other", "Alice"), Instant::now());
+    let again = core.handle_join(alice, &args("other", "Alice"), Rights::ALL, Instant::now());
     assert_eq!(again.unwrap_err().code, ClientErrorCode::AlreadyJoined);
     for (room, name) in [("a b", "Bob"), ("ok", "\u{7}")] {
-        let bad = core.handle_join(Uuid::new_v4(), &args(room, name), Instant::now());
+        let bad = core.handle_join(
+            Uuid::new_v4(),
+            &args(room, name),
+            Rights::ALL,
+            Instant::now(),
+        );
         assert_eq!(bad.unwrap_err().code, ClientErrorCode::InvalidArgument);
     }
 }
@@ -182,7 +219,12 @@ fn the_last_peer_leaving_closes_the_room_and_its_router() {
         ClientErrorCode::NotJoined
     );
     // The next join creates the room again.
-    let step = core.handle_join(Uuid::new_v4(), &args("demo", "Bob"), Instant::now());
+    let step = core.handle_join(
+        Uuid::new_v4(),
+        &args("demo", "Bob"),
+        Rights::ALL,
+        Instant::now(),
+    );
     assert_eq!(step, Ok(JoinStep::NeedsRouter));
 }
 
@@ -246,6 +288,6 @@ fn node_lost_moves_only_the_rooms_of_that_node() {
     assert!(!core.is_joined(alice) && !core.is_joined(bob) && core.is_joined(carol));
     assert_eq!(core.rooms().len(), 1);
     // Alice may join again: the room is created anew.
-    let step = core.handle_join(alice, &args("demo", "Alice"), Instant::now());
+    let step = core.handle_join(alice, &args("demo", "Alice"), Rights::ALL, Instant::now());
     assert_eq!(step, Ok(JoinStep::NeedsRouter));
 }

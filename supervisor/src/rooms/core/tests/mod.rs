@@ -29,7 +29,6 @@ pub(super) fn limits() -> Limits {
         max_producers_per_peer: 2,
         max_transports_per_peer: 3,
         max_consumers_per_peer: 100,
-        join_token: None,
         max_consumers_per_worker: 100,
         max_nodes: 2,
     }
@@ -127,7 +126,7 @@ pub(super) fn join_on(
 ) -> PeerId {
     let peer = Uuid::new_v4();
     let step = core
-        .handle_join(peer, &args(room, name), Instant::now())
+        .handle_join(peer, &args(room, name), Rights::ALL, Instant::now())
         .unwrap();
     if step == JoinStep::NeedsRouter {
         let running = ready.len() as u32;
@@ -136,7 +135,7 @@ pub(super) fn join_on(
             other => panic!("no room for {name}: {other:?}"),
         };
         open_router(core, room, at);
-        let step = core.handle_join(peer, &args(room, name), Instant::now());
+        let step = core.handle_join(peer, &args(room, name), Rights::ALL, Instant::now());
         assert!(matches!(step, Ok(JoinStep::Joined(_))), "{step:?}");
     }
     settle(core);

@@ -113,7 +113,7 @@ fn a_room_that_fills_its_worker_spills_to_its_node_then_to_a_new_node() {
     );
     // D fits on neither worker; NODE has no third: a node must be started.
     let d = Uuid::new_v4();
-    let step = core.handle_join(d, &args("demo", "D"), Instant::now());
+    let step = core.handle_join(d, &args("demo", "D"), Rights::ALL, Instant::now());
     assert_eq!(step, Ok(JoinStep::NeedsRouter));
     let demo = RoomId("demo".into());
     assert_eq!(
@@ -153,7 +153,7 @@ fn a_room_that_fills_its_worker_spills_to_its_node_then_to_a_new_node() {
     assert!(piped
         .iter()
         .all(|p| p.to.router == router && p.via.is_some()));
-    let step = core.handle_join(d, &args("demo", "D"), Instant::now());
+    let step = core.handle_join(d, &args("demo", "D"), Rights::ALL, Instant::now());
     let Ok(JoinStep::Joined(answer)) = step else {
         panic!("D not joined: {step:?}");
     };
@@ -167,7 +167,7 @@ fn a_room_that_fills_its_worker_spills_to_its_node_then_to_a_new_node() {
     // At the node cap, a fifth peer that fits nowhere is refused.
     let e = Uuid::new_v4();
     assert_eq!(
-        core.handle_join(e, &args("demo", "E"), Instant::now()),
+        core.handle_join(e, &args("demo", "E"), Rights::ALL, Instant::now()),
         Ok(JoinStep::NeedsRouter)
     );
     assert_eq!(
@@ -371,7 +371,7 @@ fn a_failed_link_closes_the_router_being_opened_and_its_join_is_abandoned() {
     assert_eq!(routers_of(&core), vec![(NODE, 0), (NODE, 1)]);
     let d = Uuid::new_v4();
     assert_eq!(
-        core.handle_join(d, &args("demo", "D"), Instant::now()),
+        core.handle_join(d, &args("demo", "D"), Rights::ALL, Instant::now()),
         Ok(JoinStep::NeedsRouter)
     );
     core.handle_join_abandoned(&demo);

@@ -1,0 +1,86 @@
+//! A call that minds its own business: two peers in a room of their own exchanging media the
+//! whole time an abuse test runs, to show that a refusal (a limit, a bad token, a timeout)
+//! harmed nobody else.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::task::JoinHandle;
+
+use super::peer::TestPeer;
+
+/// Packets per second per track.
+const RATE: u64 = 50;
+
+/// Two peers of room `bystanders` sending and receiving audio and video.
+pub struct Bystanders {
+    started: Instant,
+    stop: Arc<AtomicBool>,
+    task: JoinHandle<(TestPeer, TestPeer, u64)>,
+}
+
+impl Bystanders {
+    /// Joins the two, makes each consume the other, and starts the media.
+    pub async fn start(url: &str, ca: Option<&str>, token: Option<&str>) -> Bystanders {
+        let room = "bystanders";
+        let mut a = TestPeer::join_with_token(url, ca, room, "A", 0x0b00_0000, token).await;
+        let mut b = TestPeer::join_with_token(url, ca, room, "B", 0x0b10_0000, token).await;
+        let listed: Vec<String> = b.joined["peers"][0]["producers"]
+            .as_array()
+            .expect("A's producers in B's join answer")
+            .iter()
+            .map(|p| p["producerId"].as_str().expect("producerId").to_string())
+            .collect();
+        assert_eq!(listed.len(), 2, "{}", b.joined);
+        for producer in &listed {
+            b.consume(producer).await;
+        }
+        a.consume_announced(2).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                let mut ticks = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    a.send_media();
+                    b.send_media();
+                    ticks += 1;
+                    tokio::time::sleep(Duration::from_millis(1000 / RATE)).await;
+                }
+                (a, b, ticks)
+            }
+        });
+        Bystanders {
+            started: Instant::now(),
+            stop,
+            task,
+        }
+    }
+
+    /// Stops the media and checks that every track arrived throughout (nine in ten packets
+    /// at least: loopback loses none, but the first may race the consumer's resume) and that
+    /// both peers' signaling still answers.
+    pub async fn assert_unharmed(self) {
+        // A quick test still gets a second of the call's media to judge.
+        tokio::time::sleep_until((self.started + Duration::from_secs(1)).into()).await;
+        self.stop.store(true, Ordering::Relaxed);
+        let (mut a, mut b, ticks) = self.task.await.expect("the bystanders' media task");
+        // Let the last packets arrive.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for (name, peer) in [("A", &mut a), ("B", &mut b)] {
+            let received = peer.received();
+            assert_eq!(received.len(), 2, "{name} consumes two tracks");
+            for (kind, count) in received {
+                assert!(
+                    count * 10 >= ticks * 9,
+                    "bystander {name} received {count} of {ticks} {kind} packets"
+                );
+            }
+            peer.signaling
+                .ok("getRouterRtpCapabilities", json!({}))
+                .await;
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Signed join tokens against the real supervisor: tokens printed by `supervisor token`, and
+//! forged, expired, early and wrong-room ones refused with their reason, the rights a token
+//! grants enforced, its name shown to the others, while a call in another room goes on.
+
+use std::process::Command;
+
+use serde_json::{json, Value};
+use supervisor::join_tokens::{sign_with_secret, unix_now, Claims};
+
+use crate::support::bystanders::Bystanders;
+use crate::support::peer::TestPeer;
+use crate::support::rtc::PayloadTypes;
+use crate::support::{Sfu, Signaling};
+
+const SECRET: &str = "integration-test-secret-0123456789abcdef";
+
+/// What `supervisor token ARGS` prints with JOIN_SECRET set to `secret`.
+fn cli_token(secret: Option<&str>, args: &[&str]) -> Result<String, String> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_supervisor"));
+    command
+        .arg("token")
+        .args(args)
+        .env_remove("JOIN_SECRET")
+        .env_remove("JOIN_TOKEN");
+    if let Some(secret) = secret {
+        command.env("JOIN_SECRET", secret);
+    }
+    let out = command.output().expect("run supervisor token");
+    if out.status.success() {
+        Ok(String::from_utf8(out.stdout)
+            .expect("UTF-8")
+            .trim()
+            .to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn token(args: &[&str]) -> String {
+    cli_token(Some(SECRET), args).expect("supervisor token")
+}
+
+/// A token for `room` with `edit` applied to its claims, signed with `secret`.
+fn crafted(secret: &str, room: &str, edit: impl FnOnce(&mut Claims)) -> String {
+    let mut claims = Claims {
+        room: room.into(),
+        sub: "crafted".into(),
+        name: None,
+        can_publish: None,
+        can_subscribe: None,
+        exp: unix_now() + 600,
+        nbf: None,
+    };
+    edit(&mut claims);
+    sign_with_secret(secret.as_bytes(), &claims).expect("sign")
+}
+
+async fn refused(url: &str, room: &str, token: Option<&str>) -> (String, String) {
+    let mut sig = Signaling::connect(url, None).await;
+    let mut join = json!({"room": room, "displayName": "Mallory"});
+    if let Some(token) = token {
+        join["token"] = json!(token);
+    }
+    let answer = sig.request("join", join).await;
+    let (code, message) = answer.expect_err("join refused");
+    // The connection stays usable: a right token gets in.
+    let mut retry = json!({"room": room, "displayName": "Mallory"});
+    retry["token"] = json!(self::token(&["--room", room, "--identity", "m"]));
+    sig.ok("join", retry).await;
+    (code, message)
+}
+
+#[test]
+fn the_token_command_needs_the_secret() {
+    let error = cli_token(None, &["--room", "r", "--identity", "i"]).expect_err("no secret");
+    assert!(error.contains("JOIN_SECRET"), "{error}");
+    let error = cli_token(Some("short"), &["--room", "r", "--identity", "i"]).expect_err("short");
+    assert!(error.contains("at least 32 bytes"), "{error}");
+}
+
+#[test]
+fn the_removed_shared_token_stops_the_supervisor_with_a_pointer_to_join_secret() {
+    let out = Command::new(env!("CARGO_BIN_EXE_supervisor"))
+        .env("JOIN_TOKEN", "s3cret")
+        .args(["--port", "1"])
+        .output()
+        .expect("run supervisor");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("JOIN_TOKEN") && stderr.contains("JOIN_SECRET"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_tokens_are_refused_with_their_reason_while_a_call_elsewhere_goes_on() {
+    let sfu = Sfu::start(&["--join-secret", SECRET]);
+    let url = sfu.ws_url();
+    let anywhere = token(&["--room", "*", "--identity", "bystander"]);
+    let bystanders = Bystanders::start(&url, None, Some(&anywhere)).await;
+
+    let cases: [(&str, Option<String>, &str); 5] = [
+        ("missing", None, "needs a join token"),
+        (
+            "forged",
+            Some(crafted(
+                "another-secret-of-at-least-32-bytes!!",
+                "standup",
+                |_| {},
+            )),
+            "bad token signature",
+        ),
+        (
+            "expired",
+            Some(crafted(SECRET, "standup", |c| c.exp = unix_now() - 120)),
+            "token expired",
+        ),
+        (
+            "early",
+            Some(crafted(SECRET, "standup", |c| {
+                c.nbf = Some(unix_now() + 600)
+            })),
+            "not yet valid",
+        ),
+        (
+            "other room",
+            Some(token(&["--room", "board", "--identity", "m"])),
+            "token is for room \"board\"",
+        ),
+    ];
+    for (case, token, reason) in cases {
+        let (code, message) = refused(&url, "standup", token.as_deref()).await;
+        assert_eq!(code, "unauthorized", "{case}: {message}");
+        assert!(message.contains(reason), "{case}: {message}");
+    }
+    assert!(sfu.log_text().contains("join refused: token"));
+    bystanders.assert_unharmed().await;
+}
+
+/// The consume request of `sig` for `producer` on a new receive transport.
+async fn consume(
+    sig: &mut Signaling,
+    producer: &str,
+    caps: &Value,
+) -> Result<Value, (String, String)> {
+    let recv = sig
+        .ok("createWebRtcTransport", json!({"direction": "recv"}))
+        .await;
+    sig.request(
+        "consume",
+        json!({"transportId": recv["transportId"], "producerId": producer, "rtpCapabilities": caps}),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_fixes_the_name_and_what_its_holder_may_publish_and_receive() {
+    let sfu = Sfu::start(&["--join-secret", SECRET]);
+    let url = sfu.ws_url();
+    let speaker_token = token(&["--room", "talk", "--identity", "sp", "--name", "Speaker"]);
+    let mut speaker =
+        TestPeer::join_with_token(&url, None, "talk", "Anyone", 3000, Some(&speaker_token)).await;
+
+    // A viewer: joins and receives, may not publish.
+    let viewer_token = token(&[
+        "--room",
+        "talk",
+        "--identity",
+        "v",
+        "--name",
+        "Viewer",
+        "--no-publish",
+    ]);
+    let mut viewer = Signaling::connect(&url, None).await;
+    let joined = viewer
+        .ok(
+            "join",
+            json!({"room": "talk", "displayName": "Claims To Be The Host", "token": viewer_token}),
+        )
+        .await;
+    let told = speaker.signaling.notification("peerJoined").await;
+    assert_eq!(
+        told["displayName"], "Viewer",
+        "the token's name, not the client's"
+    );
+    let caps = PayloadTypes::from_router(&joined["routerRtpCapabilities"]).device_capabilities();
+    let speakers_audio = joined["peers"][0]["producers"][0]["producerId"]
+        .as_str()
+        .expect("the speaker's producer")
+        .to_string();
+    consume(&mut viewer, &speakers_audio, &caps)
+        .await
+        .expect("a viewer may consume");
+    let send = viewer
+        .ok("createWebRtcTransport", json!({"direction": "send"}))
+        .await;
+    let (code, message) = viewer
+        .request(
+            "produce",
+            json!({"transportId": send["transportId"], "kind": "audio", "rtpParameters": {
+                "codecs": [{"mimeType": "audio/opus", "payloadType": 100, "clockRate": 48000, "channels": 2}],
+                "encodings": [{"ssrc": 4242}]}}),
+        )
+        .await
+        .expect_err("a viewer may not produce");
+    assert_eq!(code, "forbidden", "{message}");
+    assert!(message.contains("canPublish"), "{message}");
+
+    // A speaker-only token: publishes, may not consume.
+    let mute_token = token(&["--room", "talk", "--identity", "d", "--no-subscribe"]);
+    let mut deaf = Signaling::connect(&url, None).await;
+    deaf.ok(
+        "join",
+        json!({"room": "talk", "displayName": "Deaf", "token": mute_token}),
+    )
+    .await;
+    let (code, message) = consume(&mut deaf, &speakers_audio, &caps)
+        .await
+        .expect_err("may not consume");
+    assert_eq!(code, "forbidden", "{message}");
+    assert!(message.contains("canSubscribe"), "{message}");
+
+    // The speaker's own media was never in question.
+    speaker
+        .signaling
+        .ok("getRouterRtpCapabilities", json!({}))
+        .await;
+}
