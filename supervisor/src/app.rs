@@ -17,7 +17,7 @@ use crate::node_lifecycle::{Action, Lifecycle};
 use crate::node_pool::{NodePool, NodeSpec};
 use crate::rooms::{Limits, Rooms};
 use crate::stats::Stats;
-use crate::{http, node_watch, tls};
+use crate::{http, node_watch, serve, tls};
 
 /// Connections the kernel queues for the supervisor before it accepts them (capped by
 /// `net.core.somaxconn`). std's and tokio's `bind` ask for 128, which a join storm of 200
@@ -60,7 +60,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             (Some(cert), Some(key)) => (cert, key),
             _ => anyhow::bail!("TLS_MODE=1 needs TLS_CERT_PATH and TLS_KEY_PATH"),
         };
-        Some(tls::server_config(cert, key)?)
+        let store = Arc::new(tls::CertStore::load(cert, key)?);
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(store.server_config()?));
+        tokio::spawn(tls::reload_on_sighup(store));
+        Some(acceptor)
     } else {
         None
     };
@@ -179,8 +182,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             },
         },
         web_dir,
-    )
-    .into_make_service_with_connect_info::<http::RemoteAddr>();
+    );
     let stopping = Arc::new(tokio::sync::Notify::new());
     let shutdown = {
         let (rooms, pool, stopping) = (rooms.clone(), pool.clone(), stopping.clone());
@@ -200,27 +202,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("listening on {scheme}://{}:{}", config.bind, config.port);
-    let serve = async move {
-        match tls {
-            Some(tls) => {
-                let listener = tls::TlsListener::new(listener, tls)?;
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
-            None => {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
-        }
+    let timeouts = serve::Timeouts {
+        tls_handshake: Duration::from_secs(config.tls_handshake_timeout_secs),
+        http_headers: Duration::from_secs(config.http_header_timeout_secs),
     };
-    let result = tokio::select! {
-        result = serve => result,
-        () = deadline => Ok(()),
-    };
+    tokio::select! {
+        () = serve::serve(listener, tls, app, timeouts, shutdown) => {}
+        () = deadline => {}
+    }
     let _ = std::fs::remove_dir_all(&socket_dir);
-    result.context("HTTP server failed")
+    Ok(())
 }
 
 async fn wait_for_stop_signal() {

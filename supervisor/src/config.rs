@@ -135,6 +135,14 @@ pub struct Config {
     /// room, freeing its transports, producers and consumers. Above the ping interval.
     #[arg(long, env = "WS_IDLE_TIMEOUT_SECS", default_value_t = 45, value_parser = clap::value_parser!(u64).range(2..=86400))]
     pub ws_idle_timeout_secs: u64,
+    /// Seconds a client has to complete its TLS handshake (TLS mode); then it is dropped.
+    #[arg(long, env = "TLS_HANDSHAKE_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub tls_handshake_timeout_secs: u64,
+    /// Seconds a client has to send a request's headers (and an idle connection to send its
+    /// next request); then it is dropped. Against clients that hold connections open by
+    /// sending nothing or a byte at a time (slowloris).
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub http_header_timeout_secs: u64,
     /// How long a node may take to answer a request, in milliseconds.
     #[arg(long, env = "NODE_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
     pub node_request_timeout_ms: u64,

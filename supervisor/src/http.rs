@@ -22,22 +22,6 @@ use crate::rooms::Rooms;
 #[derive(Clone, Copy, Debug)]
 pub struct RemoteAddr(pub SocketAddr);
 
-macro_rules! remote_addr_of {
-    ($listener:ty) => {
-        impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, $listener>>
-            for RemoteAddr
-        {
-            fn connect_info(stream: axum::serve::IncomingStream<'_, $listener>) -> Self {
-                RemoteAddr(*stream.remote_addr())
-            }
-        }
-    };
-}
-
-// One impl per listener: a generic one would overlap axum's own `Connected` impls.
-remote_addr_of!(tokio::net::TcpListener);
-remote_addr_of!(crate::tls::TlsListener);
-
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {

@@ -21,6 +21,7 @@ pub mod outbox;
 pub mod placement;
 pub mod protocol;
 pub mod rooms;
+pub mod serve;
 pub mod signaling;
 pub mod stats;
 pub mod tls;

@@ -1,18 +1,13 @@
-//! HTTPS/WSS: the certificate and key from files, and a listener that hands axum only
-//! connections that completed a TLS handshake.
+//! HTTPS/WSS certificates: the pair from files, checked to belong together, served through a
+//! resolver so that SIGHUP swaps in renewed files without dropping a connection.
 
-use std::io;
-use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio_rustls::server::TlsStream;
-use tokio_rustls::TlsAcceptor;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 
 /// Why the TLS configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -39,10 +34,10 @@ pub enum TlsConfigError {
 }
 
 /// Reads the PEM certificate chain and private key and checks that they belong together.
-pub fn server_config(
+pub fn load_certified_key(
     cert_path: &Path,
     key_path: &Path,
-) -> Result<rustls::ServerConfig, TlsConfigError> {
+) -> Result<CertifiedKey, TlsConfigError> {
     let cert_err = |reason: String| TlsConfigError::Cert {
         path: cert_path.display().to_string(),
         reason,
@@ -61,73 +56,83 @@ pub fn server_config(
     let pem = std::fs::read(key_path).map_err(|e| key_err(e.to_string()))?;
     let key =
         PrivateKeyDer::from_pem_slice(&pem).map_err(|e| key_err(format!("no private key: {e}")))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsConfigError::Mismatch(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| TlsConfigError::Mismatch(e.to_string()))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
+    CertifiedKey::from_der(certs, key, &provider())
+        .map_err(|e| TlsConfigError::Mismatch(e.to_string()))
 }
 
-/// Accepts TCP connections and completes their TLS handshakes in the background, so one
-/// slow or plain-HTTP client cannot hold up the others.
-pub struct TlsListener {
-    local_addr: SocketAddr,
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+fn provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
 }
 
-/// A client has this long to complete its handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The certificate served, replaced by [`CertStore::reload`] (on SIGHUP) while connections
+/// made with the old one go on.
+#[derive(Debug)]
+pub struct CertStore {
+    cert_path: PathBuf,
+    key_path: PathBuf,
+    current: RwLock<Arc<CertifiedKey>>,
+}
 
-impl TlsListener {
-    /// Serves TLS with `config` on `listener`.
-    pub fn new(listener: TcpListener, config: rustls::ServerConfig) -> io::Result<Self> {
-        let local_addr = listener.local_addr()?;
-        let acceptor = TlsAcceptor::from(Arc::new(config));
-        let (tx, ready) = mpsc::channel(64);
-        tokio::spawn(async move {
-            loop {
-                let (tcp, addr) = match listener.accept().await {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let acceptor = acceptor.clone();
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, addr)).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%addr, "TLS handshake failed: {e}"),
-                        Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(Self { local_addr, ready })
+impl CertStore {
+    /// Loads the pair at `cert_path` and `key_path`.
+    pub fn load(cert_path: &Path, key_path: &Path) -> Result<Self, TlsConfigError> {
+        let key = load_certified_key(cert_path, key_path)?;
+        Ok(Self {
+            cert_path: cert_path.to_path_buf(),
+            key_path: key_path.to_path_buf(),
+            current: RwLock::new(Arc::new(key)),
+        })
+    }
+
+    /// Reads the files again; a pair that cannot be used is refused and the old one kept.
+    pub fn reload(&self) -> Result<(), TlsConfigError> {
+        let key = load_certified_key(&self.cert_path, &self.key_path)?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(key);
+        Ok(())
+    }
+
+    /// A server configuration that always serves the current pair.
+    pub fn server_config(self: &Arc<Self>) -> Result<rustls::ServerConfig, TlsConfigError> {
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsConfigError::Mismatch(e.to_string()))?
+            .with_no_client_auth()
+            .with_cert_resolver(self.clone());
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(config)
     }
 }
 
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
+impl ResolvesServerCert for CertStore {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        )
+    }
+}
 
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(accepted) => accepted,
-            // The accept task never ends while the listener lives.
-            None => std::future::pending().await,
+/// Reloads `store` at every SIGHUP (certificates renew every 60–90 days), logging the outcome.
+pub async fn reload_on_sighup(store: Arc<CertStore>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGHUP, certificates will not reload: {e}");
+            return;
         }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local_addr)
+    };
+    while hangups.recv().await.is_some() {
+        match store.reload() {
+            Ok(()) => tracing::info!(
+                cert = %store.cert_path.display(),
+                "SIGHUP: reloaded the TLS certificate; new connections get it"
+            ),
+            Err(e) => {
+                tracing::error!("SIGHUP: refused the new TLS certificate, keeping the old one: {e}")
+            }
+        }
     }
 }

@@ -14,4 +14,5 @@ mod monitor;
 mod spanning;
 mod startup;
 mod support;
+mod timeouts;
 mod tokens;
