@@ -12,7 +12,7 @@ RUNS=${2:-3}
 PORT=${PORT:-8031}
 cargo build --release -q -p supervisor -p node -p loadgen
 taskset -c 0 target/release/supervisor --port "$PORT" --bind 127.0.0.1 \
-    --rtc-min-port 41000 --rtc-max-port 49000 >/tmp/bench-joins-supervisor.log 2>&1 &
+    --rtc-min-port 41000 --rtc-max-port 49000 --joins-per-minute-per-ip 0 >/tmp/bench-joins-supervisor.log 2>&1 &
 SUPERVISOR=$!
 trap 'kill $SUPERVISOR 2>/dev/null; wait $SUPERVISOR 2>/dev/null || true' EXIT
 for _ in $(seq 100); do

@@ -84,6 +84,8 @@ impl Running {
                 command
                     .arg("--node-binary")
                     .arg(setup.bin_dir.join("node"))
+                    // Every loadgen peer comes from 127.0.0.1: no per-address join limit.
+                    .args(["--joins-per-minute-per-ip", "0"])
                     .env("RUST_LOG", "warn");
                 (OUR_PORT, format!("ws://127.0.0.1:{OUR_PORT}/ws"))
             }

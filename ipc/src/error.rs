@@ -39,4 +39,7 @@ pub enum RpcError {
     /// The connection to the node is gone (node exited, crashed or was killed).
     #[error("node connection closed")]
     Disconnected,
+    /// So many requests wait for the node already that it is not keeping up.
+    #[error("{0} requests already wait for this node")]
+    Busy(usize),
 }

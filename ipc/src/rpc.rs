@@ -17,6 +17,8 @@ use crate::error::RpcError;
 #[derive(Debug)]
 pub struct Pending<A> {
     next_id: AtomicU64,
+    /// Requests that may wait at once.
+    capacity: usize,
     state: Mutex<State<A>>,
 }
 
@@ -38,6 +40,7 @@ impl<A> Default for Pending<A> {
     fn default() -> Self {
         Self {
             next_id: AtomicU64::new(1),
+            capacity: usize::MAX,
             state: Mutex::new(State {
                 waiting: HashMap::new(),
                 closed: false,
@@ -52,6 +55,15 @@ impl<A> Pending<A> {
         Self::default()
     }
 
+    /// No request in flight; at most `capacity` at once (more fail with
+    /// [`RpcError::Busy`]), so that a peer that stops answering cannot make memory grow.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            capacity,
+            ..Self::default()
+        }
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State<A>> {
         // A panic while holding this lock cannot leave the map inconsistent.
         self.state
@@ -64,6 +76,9 @@ impl<A> Pending<A> {
         let mut state = self.state();
         if state.closed {
             return Err(RpcError::Disconnected);
+        }
+        if state.waiting.len() >= self.capacity {
+            return Err(RpcError::Busy(self.capacity));
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
@@ -148,5 +163,16 @@ mod tests {
             Err(RpcError::Disconnected)
         );
         assert_eq!(pending.register().unwrap_err(), RpcError::Disconnected);
+    }
+
+    #[tokio::test]
+    async fn requests_beyond_the_capacity_are_refused_until_one_is_answered() {
+        let pending = Pending::<u8>::with_capacity(2);
+        let a = pending.register().unwrap();
+        let _b = pending.register().unwrap();
+        assert!(matches!(pending.register(), Err(RpcError::Busy(2))));
+        assert!(pending.answer(a.id, 1));
+        assert_eq!(pending.wait(a, Duration::from_secs(1)).await, Ok(1));
+        assert!(pending.register().is_ok(), "a place was freed");
     }
 }

@@ -56,6 +56,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info,mediasoup=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colours for a person at a terminal, plain text for log files and journals.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
     if args.rtc_min_port > args.rtc_max_port {
@@ -83,6 +85,13 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(Stop::WorkerDied) => ExitCode::FAILURE,
+        Ok(Stop::SupervisorStuck) => {
+            tracing::error!(
+                "{} frames wait for the supervisor, which stopped reading: exiting",
+                service::OUT_QUEUE
+            );
+            ExitCode::FAILURE
+        }
         Err(e) => {
             tracing::error!("{e:#}");
             ExitCode::FAILURE
@@ -112,6 +121,8 @@ async fn run(args: Args) -> anyhow::Result<Stop> {
         workers = args.workers,
         "node started"
     );
+    // Unbounded because mediasoup's callbacks cannot wait; the service loop drains it without
+    // ever waiting itself (it exits instead when the supervisor stops reading).
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
     let listen = MediaListen {
         ip: args.rtc_ip,

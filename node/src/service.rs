@@ -21,7 +21,14 @@ pub enum Stop {
     Shutdown,
     /// A mediasoup worker died.
     WorkerDied,
+    /// The supervisor stopped reading: [`OUT_QUEUE`] frames wait for it.
+    SupervisorStuck,
 }
+
+/// Frames (answers, events, reports) that may wait for the supervisor to read them. More
+/// means it is stuck: the node exits rather than grow without bound (the supervisor
+/// replaces it and moves its rooms, should it recover).
+pub const OUT_QUEUE: usize = 65_536;
 
 /// Serves the supervisor on `socket` until it goes away. `events` carries what mediasoup
 /// reports on its own (see [`Routers::new`]).
@@ -52,7 +59,7 @@ pub async fn serve(
     }
 
     // One writer task owns the socket's sending side; everything else queues to it.
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<FromNode>();
+    let (out_tx, mut out_rx) = mpsc::channel::<FromNode>(OUT_QUEUE);
     let writer_task = tokio::spawn(async move {
         while let Some(message) = out_rx.recv().await {
             if let Err(e) = writer.send(&message).await {
@@ -76,7 +83,7 @@ pub async fn serve(
                     Err(e) => e.to_string(),
                 };
                 tracing::error!(worker = index, "mediasoup worker died: {message}");
-                let _ = out.send(FromNode::Event(NodeEvent::WorkerDied {
+                let _ = out.try_send(FromNode::Event(NodeEvent::WorkerDied {
                     worker: index as u32,
                     message,
                 }));
@@ -101,7 +108,9 @@ pub async fn serve(
                         if let Err(e) = &result {
                             tracing::debug!(id, "request failed: {e}");
                         }
-                        let _ = out.send(FromNode::Answer { id, result });
+                        // Requests in flight are capped by the supervisor: this waits
+                        // for room, it does not pile up.
+                        let _ = out.send(FromNode::Answer { id, result }).await;
                     });
                 }
                 Ok(Some(ToNode::Shutdown)) => break Stop::Shutdown,
@@ -116,16 +125,20 @@ pub async fn serve(
                 if let NodeEvent::ConsumerClosed { router, consumer, .. } = &event {
                     routers.forget_consumer(*router, *consumer);
                 }
-                let _ = out_tx.send(FromNode::Event(event));
+                if out_tx.try_send(FromNode::Event(event)).is_err() {
+                    break Stop::SupervisorStuck;
+                }
             }
             _ = load_timer.tick() => {
-                let _ = out_tx.send(FromNode::Load(routers.load()));
+                if out_tx.try_send(FromNode::Load(routers.load())).is_err() {
+                    break Stop::SupervisorStuck;
+                }
             }
             _ = stats_timer.tick() => {
                 if collecting.as_ref().is_none_or(|task| task.is_finished()) {
                     let (routers, out) = (routers.clone(), out_tx.clone());
                     collecting = Some(tokio::spawn(async move {
-                        let _ = out.send(FromNode::Stats(routers.stats().await));
+                        let _ = out.try_send(FromNode::Stats(routers.stats().await));
                     }));
                 }
             }

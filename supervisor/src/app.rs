@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::sync::mpsc;
 
+use crate::admission::AddressBuckets;
 use crate::config::Config;
 use crate::event_bus::EventBus;
 use crate::metrics::Metrics;
@@ -92,7 +93,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         request_timeout: Duration::from_millis(config.node_request_timeout_ms),
         start_timeout: Duration::from_secs(30),
     };
-    let (link_events, link_rx) = mpsc::unbounded_channel();
+    let (link_events, link_rx) = mpsc::channel(crate::node_link::LINK_EVENT_QUEUE);
     let monitor_events = EventBus::default();
     let metrics = Metrics::default();
     let pool = Arc::new(NodePool::new(
@@ -156,17 +157,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             config.bind
         );
     }
+    // Open `/ws` sessions, against their caps; the shutdown waits for them too.
+    let sessions = crate::admission::ConnectionCaps::new(
+        config.max_connections,
+        match config.max_connections_per_ip {
+            0 => u32::MAX,
+            cap => cap,
+        },
+    );
     let app = http::router(
         http::AppState {
             rooms: rooms.clone(),
-            caps: crate::admission::ConnectionCaps::new(
-                config.max_connections,
-                match config.max_connections_per_ip {
-                    0 => u32::MAX,
-                    cap => cap,
-                },
-            ),
+            caps: sessions.clone(),
             allowed_origins: Arc::new(config.allowed_origins.clone()),
+            proxies: Arc::new(config.trusted_proxies.clone()),
+            joins: Arc::new(AddressBuckets::new(
+                config.joins_per_minute_per_ip,
+                Duration::from_secs(60),
+            )),
+            monitor_failures: Arc::new(AddressBuckets::new(
+                crate::monitor_socket::FAILED_LOGINS_PER_MINUTE,
+                Duration::from_secs(60),
+            )),
             requests_per_second: config.requests_per_second,
             keepalive: crate::signaling::Keepalive {
                 ping_every: Duration::from_secs(config.ws_ping_interval_secs),
@@ -206,8 +218,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tls_handshake: Duration::from_secs(config.tls_handshake_timeout_secs),
         http_headers: Duration::from_secs(config.http_header_timeout_secs),
     };
+    let served = async {
+        serve::serve(listener, tls, app, timeouts, shutdown).await;
+        // Upgraded WebSockets outlive their HTTP connection: let them take their last
+        // notification (`shuttingDown`) and close.
+        while sessions.count() > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
     tokio::select! {
-        () = serve::serve(listener, tls, app, timeouts, shutdown) => {}
+        () = served => {}
         () = deadline => {}
     }
     let _ = std::fs::remove_dir_all(&socket_dir);

@@ -119,6 +119,21 @@ pub struct Config {
     /// answered `rate_limited`, and a client that keeps on is closed (1008).
     #[arg(long, env = "REQUESTS_PER_SECOND", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
     pub requests_per_second: u32,
+    /// Joins one address may make per minute (a bucket refilled over the minute); more are
+    /// answered `rate_limited`. 0: no limit. Behind a reverse proxy set --trusted-proxies, or
+    /// every client counts as the proxy.
+    #[arg(long, env = "JOINS_PER_MINUTE_PER_IP", default_value_t = 300)]
+    pub joins_per_minute_per_ip: u32,
+    /// Reverse proxies (comma-separated addresses or networks, e.g. 127.0.0.1,10.0.0.0/8)
+    /// whose X-Forwarded-For names the client: per-address limits and logs then use the
+    /// client's address. Unset: the header is ignored (anyone could forge it).
+    #[arg(
+        long,
+        env = "TRUSTED_PROXIES",
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub trusted_proxies: crate::admission::TrustedProxies,
     /// Page origins allowed to open `/ws` (comma-separated, e.g. https://meet.example.org);
     /// unset: any. Protects against cross-site WebSocket hijacking.
     #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]

@@ -12,7 +12,7 @@ use axum::routing::get;
 use axum::Router;
 use tower_http::services::ServeDir;
 
-use crate::admission::{origin_allowed, ConnectionCaps, Refusal};
+use crate::admission::{origin_allowed, AddressBuckets, ConnectionCaps, Refusal, TrustedProxies};
 use crate::metrics::Metrics;
 use crate::monitor_socket::{self, Access, Monitor};
 use crate::node_pool::NodePool;
@@ -21,6 +21,11 @@ use crate::rooms::Rooms;
 /// The address of the client of a connection, plain or TLS.
 #[derive(Clone, Copy, Debug)]
 pub struct RemoteAddr(pub SocketAddr);
+
+/// Read buffer reserved per WebSocket session (it grows for a larger frame).
+const WS_READ_BUFFER: usize = 8 * 1024;
+/// Bytes a session buffers before writing to its socket (it also writes at each flush).
+const WS_WRITE_BUFFER: usize = 16 * 1024;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -33,6 +38,12 @@ pub struct AppState {
     pub caps: Arc<ConnectionCaps>,
     /// Page origins allowed to open `/ws` (empty: any).
     pub allowed_origins: Arc<Vec<String>>,
+    /// Reverse proxies whose X-Forwarded-For is believed.
+    pub proxies: Arc<TrustedProxies>,
+    /// Joins per client address.
+    pub joins: Arc<AddressBuckets>,
+    /// Failed monitor logins per client address.
+    pub monitor_failures: Arc<AddressBuckets>,
     /// Requests per second per connection.
     pub requests_per_second: u32,
     /// The nodes.
@@ -81,19 +92,20 @@ async fn websocket(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let client = state.proxies.client_address(remote.ip(), &headers);
     let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
     if !origin_allowed(&state.allowed_origins, origin) {
-        tracing::warn!(%remote, ?origin, "refused a /ws connection from a page of another origin");
+        tracing::warn!(%client, ?origin, "refused a /ws connection from a page of another origin");
         return (
             StatusCode::FORBIDDEN,
             "this page's origin may not connect (ALLOWED_ORIGINS)\n",
         )
             .into_response();
     }
-    let slot = match state.caps.open(remote.ip()) {
+    let slot = match state.caps.open(client) {
         Ok(slot) => slot,
         Err(refusal) => {
-            tracing::warn!(%remote, "refused a /ws connection: {refusal}");
+            tracing::warn!(%client, "refused a /ws connection: {refusal}");
             let status = match refusal {
                 Refusal::Total(_) => StatusCode::SERVICE_UNAVAILABLE,
                 Refusal::PerAddress(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -106,10 +118,16 @@ async fn websocket(
         metrics: state.metrics,
         keepalive: state.keepalive,
         requests_per_second: state.requests_per_second,
+        client,
+        joins: state.joins,
     };
     upgrade
         .max_message_size(WS_LAYER_MAX)
         .max_frame_size(WS_LAYER_MAX)
+        // tungstenite reserves 128 KiB for each by default, 256 KiB per idle client; ours
+        // are small frames (64 KiB at most), and a session's frames are batched anyway.
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(WS_WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
             crate::signaling::serve(socket, session).await;
             drop(slot);
@@ -122,11 +140,21 @@ async fn monitor(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let client = state.proxies.client_address(remote.ip(), &headers);
+    let now = std::time::Instant::now();
+    // Guessing the token: a few tries a minute per address, then not even the right one.
+    if state.monitor_failures.exhausted(client, now) {
+        let retry = state.monitor_failures.retry_after(client, now);
+        return monitor_socket::throttled(client, retry);
+    }
     let enabled = match monitor_socket::check_access(state.monitor.token.as_deref(), &headers) {
         Access::Granted => true,
         // Accepted, so that every request can say how to turn the API on.
         Access::Disabled => false,
-        Access::Refused => return monitor_socket::refusal(remote),
+        Access::Refused => {
+            state.monitor_failures.take(client, now);
+            return monitor_socket::refusal(client);
+        }
     };
     upgrade
         .max_message_size(monitor_socket::MAX_REQUEST_BYTES)

@@ -2,7 +2,7 @@
 //! upgrade, queries answered from [`Stats`], and the event stream of [`EventBus`] for
 //! subscribers.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket};
@@ -64,9 +64,12 @@ pub fn check_access(expected: Option<&str>, headers: &HeaderMap) -> Access {
     }
 }
 
+/// Failed monitor logins one address may make per minute before it is refused outright.
+pub const FAILED_LOGINS_PER_MINUTE: u32 = 5;
+
 /// The refusal of a missing or wrong token (HTTP 401, before any WebSocket exists).
-pub fn refusal(remote: SocketAddr) -> Response {
-    tracing::warn!(%remote, "monitor connection refused: missing or wrong token");
+pub fn refusal(client: IpAddr) -> Response {
+    tracing::warn!(%client, "monitor connection refused: missing or wrong token");
     let body = serde_json::json!({"error": {
         "code": "unauthorized",
         "message": "missing or wrong monitor token (Authorization: Bearer <MONITOR_TOKEN>)",
@@ -74,6 +77,24 @@ pub fn refusal(remote: SocketAddr) -> Response {
     (
         StatusCode::UNAUTHORIZED,
         [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// The refusal of an address that failed too often (HTTP 429 with Retry-After).
+pub fn throttled(client: IpAddr, retry_after_secs: u64) -> Response {
+    tracing::warn!(%client, retry_after_secs, "monitor connection refused: too many failed logins from this address");
+    let body = serde_json::json!({"error": {
+        "code": "rate_limited",
+        "message": format!("more than {FAILED_LOGINS_PER_MINUTE} failed monitor logins a minute from this address; retry in {retry_after_secs} s"),
+    }});
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (header::RETRY_AFTER, retry_after_secs.max(1).to_string()),
+        ],
         body.to_string(),
     )
         .into_response()

@@ -50,6 +50,14 @@ pub enum LinkEvent {
     Closed(NodeId, String),
 }
 
+/// Why a node's read loop ended.
+enum LinkEnd {
+    /// The node closed the connection (it exited or crashed).
+    Closed,
+    /// The node broke the protocol or floods: it is killed.
+    Broken(String),
+}
+
 /// The handshake failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HandshakeError {
@@ -66,6 +74,15 @@ pub enum HandshakeError {
     #[error("node sent {0} before its hello")]
     Unexpected(String),
 }
+
+/// Requests that may wait for one node at once (and frames queued for it): a node that stops
+/// reading gets `Busy` answers instead of an ever-growing queue.
+pub const MAX_IN_FLIGHT: usize = 4096;
+
+/// Node events (from every node) the supervisor may be behind on. A node that gets further
+/// ahead is flooding or the supervisor is stuck: that node is killed and replaced (its rooms
+/// move), rather than memory growing or events being lost.
+pub const LINK_EVENT_QUEUE: usize = 16_384;
 
 /// CPU use is averaged over this long: the kernel counts CPU time in 10 ms ticks, too
 /// coarse to compare two reports 500 ms apart.
@@ -105,7 +122,7 @@ pub struct NodeLink {
     pub hello: NodeHello,
     /// When the hello was exchanged.
     pub connected_at: Instant,
-    out: mpsc::UnboundedSender<ToNode>,
+    out: mpsc::Sender<ToNode>,
     pending: Pending<Result<Response, NodeError>>,
     load: Mutex<LoadState>,
     media: Mutex<HashMap<RouterId, RouterStats>>,
@@ -119,7 +136,7 @@ impl NodeLink {
         id: NodeId,
         (mut reader, mut writer): (FramedReader<StreamHalf>, FramedWriter<StreamHalf>),
         timeout: Duration,
-        events: mpsc::UnboundedSender<LinkEvent>,
+        events: mpsc::Sender<LinkEvent>,
         metrics: Metrics,
     ) -> Result<Arc<NodeLink>, HandshakeError> {
         let io = |e: ipc::FrameError| HandshakeError::Io(e.to_string());
@@ -139,13 +156,13 @@ impl NodeLink {
             Some(other) => return Err(HandshakeError::Unexpected(format!("{other:?}"))),
             None => return Err(HandshakeError::Io("end of stream".into())),
         };
-        let (out, mut out_rx) = mpsc::unbounded_channel::<ToNode>();
+        let (out, mut out_rx) = mpsc::channel::<ToNode>(MAX_IN_FLIGHT);
         let link = Arc::new(NodeLink {
             id,
             hello,
             connected_at: Instant::now(),
             out,
-            pending: Pending::new(),
+            pending: Pending::with_capacity(MAX_IN_FLIGHT),
             load: Mutex::new(LoadState::default()),
             media: Mutex::new(HashMap::new()),
             timeout,
@@ -161,9 +178,19 @@ impl NodeLink {
         tokio::spawn({
             let link = link.clone();
             async move {
-                let reason = link.read_loop(&mut reader, &events).await;
+                let reason = match link.read_loop(&mut reader, &events).await {
+                    LinkEnd::Closed => "connection closed".to_string(),
+                    LinkEnd::Broken(reason) => {
+                        // It may still run: make sure it does not linger unwatched.
+                        tracing::error!(node = %link.id, pid = link.hello.pid, "{reason}: killing the node");
+                        let pid = nix::unistd::Pid::from_raw(link.hello.pid as i32);
+                        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                        reason
+                    }
+                };
                 link.pending.close();
-                let _ = events.send(LinkEvent::Closed(link.id, reason));
+                // Waits for room: this report must not be lost.
+                let _ = events.send(LinkEvent::Closed(link.id, reason)).await;
             }
         });
         Ok(link)
@@ -172,8 +199,8 @@ impl NodeLink {
     async fn read_loop(
         &self,
         reader: &mut FramedReader<StreamHalf>,
-        events: &mpsc::UnboundedSender<LinkEvent>,
-    ) -> String {
+        events: &mpsc::Sender<LinkEvent>,
+    ) -> LinkEnd {
         loop {
             match reader.recv::<FromNode>().await {
                 Ok(Some(FromNode::Answer { id, result })) => {
@@ -182,7 +209,11 @@ impl NodeLink {
                     }
                 }
                 Ok(Some(FromNode::Event(event))) => {
-                    let _ = events.send(LinkEvent::Event(self.id, event));
+                    if events.try_send(LinkEvent::Event(self.id, event)).is_err() {
+                        return LinkEnd::Broken(format!(
+                            "{LINK_EVENT_QUEUE} node events wait for the supervisor"
+                        ));
+                    }
                 }
                 Ok(Some(FromNode::Load(report))) => {
                     let now = Instant::now();
@@ -207,8 +238,8 @@ impl NodeLink {
                 Ok(Some(FromNode::Hello(_))) => {
                     tracing::warn!(node = %self.id, "ignoring a second hello")
                 }
-                Ok(None) => return "connection closed".into(),
-                Err(e) => return format!("bad frame: {e}"),
+                Ok(None) => return LinkEnd::Closed,
+                Err(e) => return LinkEnd::Broken(format!("bad frame: {e}")),
             }
         }
     }
@@ -229,8 +260,12 @@ impl NodeLink {
         let ticket = self.pending.register()?;
         let id = ticket.id;
         let (name, sent) = (request.name(), Instant::now());
-        if self.out.send(ToNode::Request { id, request }).is_err() {
-            return Err(RpcError::Disconnected.into());
+        match self.out.try_send(ToNode::Request { id, request }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                return Err(RpcError::Busy(MAX_IN_FLIGHT).into())
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(RpcError::Disconnected.into()),
         }
         let answer = self.pending.wait(ticket, self.timeout).await;
         self.metrics.node_request(name, sent.elapsed());
@@ -263,7 +298,10 @@ impl NodeLink {
 
     /// Asks the node to close its rooms and exit.
     pub fn shutdown(&self) {
-        let _ = self.out.send(ToNode::Shutdown);
+        if self.out.try_send(ToNode::Shutdown).is_err() {
+            // Not reading: it would not hear it anyway.
+            tracing::warn!(node = %self.id, "cannot ask the node to stop: its queue is full or closed");
+        }
     }
 }
 

@@ -48,7 +48,7 @@ pub struct NodePool {
     next_id: AtomicU32,
     starting: AtomicU32,
     nodes: Mutex<BTreeMap<NodeId, Arc<NodeLink>>>,
-    events: mpsc::UnboundedSender<LinkEvent>,
+    events: mpsc::Sender<LinkEvent>,
     node_ready: tokio::sync::Notify,
     monitor: EventBus,
     metrics: Metrics,
@@ -59,7 +59,7 @@ impl NodePool {
     /// counted in `metrics`.
     pub fn new(
         spec: NodeSpec,
-        events: mpsc::UnboundedSender<LinkEvent>,
+        events: mpsc::Sender<LinkEvent>,
         monitor: EventBus,
         metrics: Metrics,
     ) -> Self {
@@ -156,7 +156,7 @@ impl NodePool {
                     reason: "capacity".into(),
                 },
             });
-            let _ = self.events.send(LinkEvent::Ready(link.id, origin));
+            let _ = self.events.send(LinkEvent::Ready(link.id, origin)).await;
         }
         result
     }
@@ -225,7 +225,7 @@ impl NodePool {
                 Ok(status) => format!("process exited: {status}"),
                 Err(e) => format!("cannot wait for the process: {e}"),
             };
-            let _ = events.send(LinkEvent::Closed(id, reason));
+            let _ = events.send(LinkEvent::Closed(id, reason)).await;
         });
         Ok(link)
     }

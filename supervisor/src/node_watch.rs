@@ -17,7 +17,7 @@ use crate::rooms::Rooms;
 /// Drives `lifecycle` until the links' event channel closes.
 pub async fn watch(
     mut lifecycle: Lifecycle,
-    mut link_rx: mpsc::UnboundedReceiver<LinkEvent>,
+    mut link_rx: mpsc::Receiver<LinkEvent>,
     pool: Arc<NodePool>,
     rooms: Arc<Rooms>,
     monitor_events: EventBus,

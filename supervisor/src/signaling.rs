@@ -2,6 +2,7 @@
 //! the notifications [`Rooms`] queues for the peer. Leaving (or dropping the socket)
 //! closes what the peer had.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket};
@@ -10,7 +11,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::admission::{RateVerdict, RequestRate};
+use crate::admission::{AddressBuckets, RateVerdict, RequestRate};
 use crate::metrics::Metrics;
 use crate::outbox::{Inbox, Outbox};
 use crate::protocol::{
@@ -54,6 +55,17 @@ pub struct Session {
     pub keepalive: Keepalive,
     /// Requests per second on average.
     pub requests_per_second: u32,
+    /// The client's address (behind a trusted proxy, the one it forwarded).
+    pub client: IpAddr,
+    /// Joins per client address.
+    pub joins: Arc<AddressBuckets>,
+}
+
+/// Who asks, for the checks that go by address.
+struct Asker<'a> {
+    peer: PeerId,
+    client: IpAddr,
+    joins: &'a AddressBuckets,
 }
 
 /// Serves one client until its socket closes, it stops reading, goes silent or floods.
@@ -63,9 +75,16 @@ pub async fn serve(socket: WebSocket, session: Session) {
         metrics,
         keepalive,
         requests_per_second,
+        client,
+        joins,
     } = session;
     let mut rate = RequestRate::new(requests_per_second, std::time::Instant::now());
     let peer: PeerId = Uuid::new_v4();
+    let asker = Asker {
+        peer,
+        client,
+        joins: &joins,
+    };
     let (mut sink, mut stream) = socket.split();
     let (outbox, inbox) = Outbox::new(OUTBOX_CAPACITY);
     let Inbox {
@@ -171,7 +190,7 @@ pub async fn serve(socket: WebSocket, session: Session) {
                 break;
             }
             Message::Text(text) => match rate.check(std::time::Instant::now()) {
-                RateVerdict::Allow => match handle(&rooms, &metrics, peer, text.as_str()).await {
+                RateVerdict::Allow => match handle(&rooms, &metrics, &asker, text.as_str()).await {
                     Some(answer) => answer,
                     None => continue,
                 },
@@ -229,7 +248,13 @@ pub async fn serve(socket: WebSocket, session: Session) {
 
 /// The answer to one text frame; `None` when it was queued already (a join's, see
 /// [`Rooms::join`]).
-async fn handle(rooms: &Arc<Rooms>, metrics: &Metrics, peer: PeerId, text: &str) -> Option<String> {
+async fn handle(
+    rooms: &Arc<Rooms>,
+    metrics: &Metrics,
+    asker: &Asker<'_>,
+    text: &str,
+) -> Option<String> {
+    let peer = asker.peer;
     let (id, method, data) = match read_frame(text) {
         Ok(frame) => frame,
         Err((id, error)) => {
@@ -238,7 +263,7 @@ async fn handle(rooms: &Arc<Rooms>, metrics: &Metrics, peer: PeerId, text: &str)
             return Some(error_answer(id, &error));
         }
     };
-    match dispatch(rooms, peer, id, method, data).await {
+    match dispatch(rooms, asker, id, method, data).await {
         Ok(Some(answer)) => Some(ok_answer(id, &answer)),
         // Answered already, in order with the notifications (a join).
         Ok(None) => None,
@@ -252,11 +277,12 @@ async fn handle(rooms: &Arc<Rooms>, metrics: &Metrics, peer: PeerId, text: &str)
 
 async fn dispatch(
     rooms: &Arc<Rooms>,
-    peer: PeerId,
+    asker: &Asker<'_>,
     id: u64,
     method: Method,
     data: Value,
 ) -> Result<Option<Answer>, ClientError> {
+    let peer = asker.peer;
     // Every method but `join` and `leave` needs a room; say so before looking at its
     // arguments.
     if method.needs_room() && !rooms.is_joined(peer) {
@@ -267,6 +293,16 @@ async fn dispatch(
     }
     Ok(Some(match Request::from_data(method, data)? {
         Request::Join(args) => {
+            if !asker.joins.take(asker.client, std::time::Instant::now()) {
+                tracing::warn!(client = %asker.client, room = %args.room, "join refused: too many joins from this address");
+                return Err(ClientError::new(
+                    ClientErrorCode::RateLimited,
+                    format!(
+                        "too many joins from this address: at most {} a minute (--joins-per-minute-per-ip)",
+                        asker.joins.capacity()
+                    ),
+                ));
+            }
             rooms.join(peer, id, args).await?;
             return Ok(None);
         }

@@ -65,8 +65,13 @@ async fn a_client_that_answers_no_ping_is_dropped_and_leaves_its_room() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_does_not_read_is_closed_with_1013_instead_of_missing_notifications() {
-    // The flooder joins and leaves as fast as it can: no request rate limit here.
-    let sfu = Sfu::start(&["--requests-per-second", "1000000"]);
+    // The flooder joins and leaves as fast as it can: no request or join rate limit here.
+    let sfu = Sfu::start(&[
+        "--requests-per-second",
+        "1000000",
+        "--joins-per-minute-per-ip",
+        "0",
+    ]);
     let url = sfu.ws_url();
     let mut observer = Signaling::connect(&url, None).await;
     observer

@@ -6,23 +6,33 @@ use std::time::Duration;
 
 use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 
 use crate::support::bystanders::Bystanders;
 use crate::support::{Sfu, Signaling};
 
 /// The HTTP status refusing a `/ws` upgrade to `url` with `origin`, or `None` if accepted.
 async fn upgrade_status(url: &str, origin: Option<&str>) -> Option<u16> {
+    let headers: Vec<(&str, &str)> = origin.map(|o| ("Origin", o)).into_iter().collect();
+    connect(url, &headers).await.err()
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket to `url` upgraded with `headers`, or the HTTP status refusing it.
+pub(crate) async fn connect(url: &str, headers: &[(&str, &str)]) -> Result<Socket, u16> {
     let mut request = url.into_client_request().expect("request");
-    if let Some(origin) = origin {
-        request
-            .headers_mut()
-            .insert("Origin", HeaderValue::from_str(origin).expect("header"));
+    for (name, value) in headers {
+        request.headers_mut().append(
+            HeaderName::from_bytes(name.as_bytes()).expect("name"),
+            HeaderValue::from_str(value).expect("header"),
+        );
     }
     match tokio_tungstenite::connect_async(request).await {
-        Ok(_) => None,
+        Ok((socket, _)) => Ok(socket),
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            Some(response.status().as_u16())
+            Err(response.status().as_u16())
         }
         Err(e) => panic!("connect {url}: {e}"),
     }
@@ -141,5 +151,83 @@ async fn a_peer_may_open_only_so_many_transports() {
         .expect_err("a third transport");
     assert_eq!(refused.0, "too_many_transports", "{refused:?}");
     peer.ok("getRouterRtpCapabilities", json!({})).await;
+    bystanders.assert_unharmed().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
+    let xff = |address| [("X-Forwarded-For", address)];
+    // Behind a proxy on 127.0.0.1: the cap of one connection goes by the forwarded address.
+    let sfu = Sfu::start(&[
+        "--max-connections-per-ip",
+        "1",
+        "--trusted-proxies",
+        "127.0.0.1",
+    ]);
+    let url = sfu.ws_url();
+    let _first = connect(&url, &xff("203.0.113.1"))
+        .await
+        .expect("one from .1");
+    assert_eq!(connect(&url, &xff("203.0.113.1")).await.err(), Some(429));
+    let _other = connect(&url, &xff("203.0.113.2"))
+        .await
+        .expect("one from .2");
+    let log = sfu.log_text();
+    assert!(
+        log.contains("client=203.0.113.1"),
+        "logs name the client:\n{log}"
+    );
+
+    // Without --trusted-proxies the header is anyone's to forge: ignored.
+    let open = Sfu::start(&["--max-connections-per-ip", "1"]);
+    let url = open.ws_url();
+    let _first = connect(&url, &xff("203.0.113.1")).await.expect("first");
+    assert_eq!(
+        connect(&url, &xff("203.0.113.2")).await.err(),
+        Some(429),
+        "both are 127.0.0.1"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_per_address_are_limited_per_minute() {
+    let sfu = Sfu::start(&[
+        "--joins-per-minute-per-ip",
+        "3",
+        "--trusted-proxies",
+        "127.0.0.1",
+    ]);
+    let url = sfu.ws_url();
+    // Two joins from 127.0.0.1 itself.
+    let bystanders = Bystanders::start(&url, None, None).await;
+    let from = [("X-Forwarded-For", "198.51.100.7")];
+    let mut busy = Signaling::connect_with_headers(&url, None, &from).await;
+    for round in 0..3 {
+        busy.ok(
+            "join",
+            json!({"room": "revolving", "displayName": format!("R{round}")}),
+        )
+        .await;
+        busy.ok("leave", json!({})).await;
+    }
+    let (code, message) = busy
+        .request("join", json!({"room": "revolving", "displayName": "R3"}))
+        .await
+        .expect_err("a fourth join in the minute");
+    assert_eq!(code, "rate_limited", "{message}");
+    assert!(message.contains("--joins-per-minute-per-ip"), "{message}");
+    // A fresh connection from the same address does not help; another address is fine.
+    let mut again = Signaling::connect_with_headers(&url, None, &from).await;
+    let (code, _) = again
+        .request("join", json!({"room": "revolving", "displayName": "R4"}))
+        .await
+        .expect_err("same address");
+    assert_eq!(code, "rate_limited");
+    let mut elsewhere =
+        Signaling::connect_with_headers(&url, None, &[("X-Forwarded-For", "198.51.100.8")]).await;
+    elsewhere
+        .ok("join", json!({"room": "revolving", "displayName": "Other"}))
+        .await;
+    assert!(sfu.log_text().contains("too many joins from this address"));
     bystanders.assert_unharmed().await;
 }

@@ -26,9 +26,7 @@ fn loadgen(args: &[&str]) -> Command {
     let mut command = Command::new(loadgen_binary());
     command
         .args(args)
-        .env_remove("JOIN_TOKEN")
-        .env_remove("JOIN_SECRET")
-        .env_remove("JOIN_PUBLIC_KEY")
+        .env_remove("SFU_JOIN_TOKEN")
         .stdin(Stdio::null());
     command
 }

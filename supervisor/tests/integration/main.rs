@@ -8,6 +8,7 @@ mod call;
 mod faults;
 mod fuzz;
 mod keepalive;
+mod leaks;
 mod limits;
 mod load;
 mod monitor;

@@ -48,10 +48,30 @@ pub fn client_tls(ca_pem: &str) -> Arc<rustls::ClientConfig> {
 impl Signaling {
     /// Connects to `url`; `ca_pem` is the certificate to trust for `wss://`.
     pub async fn connect(url: &str, ca_pem: Option<&str>) -> Signaling {
+        Self::connect_with_headers(url, ca_pem, &[]).await
+    }
+
+    /// [`Signaling::connect`] sending `headers` with the upgrade (e.g. what a reverse proxy
+    /// adds).
+    pub async fn connect_with_headers(
+        url: &str,
+        ca_pem: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Signaling {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+        let mut request = url.into_client_request().expect("request");
+        for (name, value) in headers {
+            request.headers_mut().append(
+                HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+                HeaderValue::from_str(value).expect("header value"),
+            );
+        }
         let connector = ca_pem.map(|pem| tokio_tungstenite::Connector::Rustls(client_tls(pem)));
-        let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector)
-            .await
-            .unwrap_or_else(|e| panic!("connect {url}: {e}"));
+        let (ws, _) =
+            tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector)
+                .await
+                .unwrap_or_else(|e| panic!("connect {url}: {e}"));
         let (mut sink, mut stream) = ws.split();
         let (out, mut out_rx) = mpsc::unbounded_channel::<Message>();
         tokio::spawn(async move {

@@ -1,11 +1,17 @@
 //! Who may open a `/ws` session and how fast it may ask: caps on connections (in total and
-//! per source address), the allowed page origins, and a token bucket per connection. Plain
-//! state and decisions; `http` and `signaling` apply them.
+//! per source address), the allowed page origins, token buckets per connection and per
+//! address ([`rate`]), and which address a client has behind a reverse proxy ([`proxies`]).
+//! Plain state and decisions; `http` and `signaling` apply them.
+
+pub mod proxies;
+pub mod rate;
+
+pub use proxies::TrustedProxies;
+pub use rate::{AddressBuckets, RateVerdict, RequestRate};
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 /// Why a connection is refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -102,64 +108,9 @@ pub fn origin_allowed(allowed: &[String], origin: Option<&str>) -> bool {
     }
 }
 
-/// A token bucket: `rate` requests per second on average, bursts of up to twice that.
-#[derive(Clone, Debug)]
-pub struct RequestRate {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    last: Instant,
-    refused_in_a_row: u32,
-}
-
-/// What to do with a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RateVerdict {
-    /// Carry it out.
-    Allow,
-    /// Answer `rate_limited`.
-    Refuse,
-    /// Refused again and again: close the connection (1008).
-    Close,
-}
-
-impl RequestRate {
-    /// A full bucket of `rate` requests per second.
-    pub fn new(rate: u32, now: Instant) -> Self {
-        let rate = f64::from(rate.max(1));
-        Self {
-            rate,
-            burst: 2.0 * rate,
-            tokens: 2.0 * rate,
-            last: now,
-            refused_in_a_row: 0,
-        }
-    }
-
-    /// The verdict on a request arriving at `now`. A client refused as many times in a row as
-    /// its burst keeps sending without heeding the answers: it is closed.
-    pub fn check(&mut self, now: Instant) -> RateVerdict {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            self.refused_in_a_row = 0;
-            return RateVerdict::Allow;
-        }
-        self.refused_in_a_row += 1;
-        if f64::from(self.refused_in_a_row) > self.burst {
-            RateVerdict::Close
-        } else {
-            RateVerdict::Refuse
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn connections_are_capped_in_total_and_per_address_and_freed_on_drop() {
@@ -183,29 +134,5 @@ mod tests {
         assert!(origin_allowed(&allowed, Some("HTTPS://MEET.example.org/")));
         assert!(!origin_allowed(&allowed, Some("https://evil.example")));
         assert!(origin_allowed(&allowed, None), "no browser, no hijacking");
-    }
-
-    #[test]
-    fn a_bucket_allows_bursts_refuses_floods_and_closes_clients_that_do_not_stop() {
-        let start = Instant::now();
-        let mut rate = RequestRate::new(10, start);
-        for _ in 0..20 {
-            assert_eq!(
-                rate.check(start),
-                RateVerdict::Allow,
-                "a burst of twice the rate"
-            );
-        }
-        assert_eq!(rate.check(start), RateVerdict::Refuse);
-        // A tenth of a second later one more token is there.
-        assert_eq!(
-            rate.check(start + Duration::from_millis(100)),
-            RateVerdict::Allow
-        );
-        let later = start + Duration::from_millis(100);
-        for _ in 0..20 {
-            assert_eq!(rate.check(later), RateVerdict::Refuse);
-        }
-        assert_eq!(rate.check(later), RateVerdict::Close);
     }
 }
