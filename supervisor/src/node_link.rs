@@ -341,4 +341,135 @@ mod tests {
         let cpu = cpu_percent(&report(&[9]), &report(&[5]), Duration::from_secs(1));
         assert_eq!(cpu, vec![0.0]);
     }
+
+    /// A fake node on a real socket: says hello as process `pid`, then runs `act`.
+    async fn fake_node<F, Fut>(name: &str, pid: u32, act: F) -> Arc<NodeLink>
+    where
+        F: FnOnce(FramedReader<StreamHalf>, FramedWriter<StreamHalf>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (events, _) = mpsc::channel(1);
+        fake_node_with_events(name, pid, events, act).await
+    }
+
+    async fn fake_node_with_events<F, Fut>(
+        name: &str,
+        pid: u32,
+        events: mpsc::Sender<LinkEvent>,
+        act: F,
+    ) -> Arc<NodeLink>
+    where
+        F: FnOnce(FramedReader<StreamHalf>, FramedWriter<StreamHalf>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let dir = std::env::temp_dir().join(format!("link-test-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("node.sock");
+        let listener = ipc::socket::listen(&path).expect("listen");
+        tokio::spawn(async move {
+            let (mut reader, mut writer) = ipc::socket::connect(&path).await.expect("connect");
+            let hello = NodeHello {
+                protocol_version: ipc::messages::PROTOCOL_VERSION,
+                pid,
+                workers: 1,
+                version: "fake".into(),
+            };
+            writer.send(&FromNode::Hello(hello)).await.expect("hello");
+            let _: Option<ToNode> = reader.recv().await.expect("the supervisor's hello");
+            act(reader, writer).await;
+        });
+        let connection = ipc::socket::accept(&listener).await.expect("accept");
+        NodeLink::establish(
+            NodeId(7),
+            connection,
+            Duration::from_secs(1),
+            events,
+            Metrics::default(),
+        )
+        .await
+        .expect("handshake")
+    }
+
+    #[tokio::test]
+    async fn a_node_that_floods_events_the_supervisor_cannot_take_is_killed_and_reported() {
+        // The process the fake node claims to be, to see it killed.
+        let mut stand_in = tokio::process::Command::new("sleep")
+            .arg("60")
+            .kill_on_drop(true)
+            .spawn()
+            .expect("sleep");
+        let pid = stand_in.id().expect("pid");
+        let (events, mut reported) = mpsc::channel(LINK_EVENT_QUEUE);
+        let _link = fake_node_with_events("flood", pid, events, |reader, mut writer| async move {
+            let event = NodeEvent::ConsumerClosed {
+                router: RouterId(uuid::Uuid::nil()),
+                consumer: ipc::messages::ConsumerId(uuid::Uuid::nil()),
+                producer: ipc::messages::ProducerId(uuid::Uuid::nil()),
+            };
+            for _ in 0..=LINK_EVENT_QUEUE {
+                if writer.send(&FromNode::Event(event.clone())).await.is_err() {
+                    break;
+                }
+            }
+            // Stay connected: the supervisor must act on the flood, not on a close.
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(reader);
+        })
+        .await;
+        // Nobody reads the events meanwhile (the supervisor is "stuck").
+        let status = tokio::time::timeout(Duration::from_secs(20), stand_in.wait())
+            .await
+            .expect("the node is killed")
+            .expect("wait");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9)
+        );
+        let mut queued = 0;
+        let reason = loop {
+            match reported.recv().await.expect("events") {
+                LinkEvent::Event(NodeId(7), _) => queued += 1,
+                LinkEvent::Closed(NodeId(7), reason) => break reason,
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        assert_eq!(queued, LINK_EVENT_QUEUE, "every queued event is delivered");
+        assert!(reason.contains("node events wait"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn requests_beyond_the_in_flight_cap_are_refused_busy_at_once() {
+        // A node that reads requests and never answers.
+        let link = fake_node("silent", 0, |mut reader, writer| async move {
+            while let Ok(Some(_)) = reader.recv::<ToNode>().await {}
+            drop(writer);
+        })
+        .await;
+        let router = RouterId(uuid::Uuid::nil());
+        let waiting: Vec<_> = (0..MAX_IN_FLIGHT)
+            .map(|_| {
+                let link = link.clone();
+                tokio::spawn(async move { link.call(ipc::calls::CloseRouter { router }).await })
+            })
+            .collect();
+        // Let them all register.
+        while link.pending.in_flight() < MAX_IN_FLIGHT {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let refused = link.call(ipc::calls::CloseRouter { router }).await;
+        assert!(
+            matches!(refused, Err(LinkError::Rpc(RpcError::Busy(MAX_IN_FLIGHT)))),
+            "{refused:?}"
+        );
+        for task in waiting {
+            let answer = task.await.expect("task");
+            assert!(matches!(answer, Err(LinkError::Rpc(RpcError::Timeout(_)))));
+        }
+        assert!(link.call(ipc::calls::CloseRouter { router }).await.is_err());
+        assert_eq!(
+            link.pending.in_flight(),
+            0,
+            "timed-out requests free their places"
+        );
+    }
 }

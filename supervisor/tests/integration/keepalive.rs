@@ -9,6 +9,7 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::support::bystanders::Bystanders;
 use crate::support::{Sfu, Signaling};
 
 /// A client that joins `room` as `name` and then never reads its socket (so it answers no
@@ -42,6 +43,8 @@ async fn a_client_that_answers_no_ping_is_dropped_and_leaves_its_room() {
         "--ws-idle-timeout-secs",
         "3",
     ]);
+    // They read and so answer every ping: their call goes on throughout.
+    let bystanders = Bystanders::start(&sfu.ws_url(), None, None).await;
     let mut watcher = Signaling::connect(&sfu.ws_url(), None).await;
     watcher
         .ok(
@@ -61,6 +64,7 @@ async fn a_client_that_answers_no_ping_is_dropped_and_leaves_its_room() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     watcher.ok("getRouterRtpCapabilities", json!({})).await;
     drop(mute);
+    bystanders.assert_unharmed().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,6 +77,7 @@ async fn a_client_that_does_not_read_is_closed_with_1013_instead_of_missing_noti
         "0",
     ]);
     let url = sfu.ws_url();
+    let bystanders = Bystanders::start(&url, None, None).await;
     let mut observer = Signaling::connect(&url, None).await;
     observer
         .ok("join", json!({"room": "flood", "displayName": "Observer"}))
@@ -123,4 +128,5 @@ async fn a_client_that_does_not_read_is_closed_with_1013_instead_of_missing_noti
     );
     // Everyone else is unharmed.
     observer.ok("getRouterRtpCapabilities", json!({})).await;
+    bystanders.assert_unharmed().await;
 }

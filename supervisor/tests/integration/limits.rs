@@ -9,6 +9,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 
 use crate::support::bystanders::Bystanders;
+use crate::support::peer::TestPeer;
+use crate::support::rtc::PayloadTypes;
 use crate::support::{Sfu, Signaling};
 
 /// The HTTP status refusing a `/ws` upgrade to `url` with `origin`, or `None` if accepted.
@@ -229,5 +231,60 @@ async fn joins_per_address_are_limited_per_minute() {
         .ok("join", json!({"room": "revolving", "displayName": "Other"}))
         .await;
     assert!(sfu.log_text().contains("too many joins from this address"));
+    bystanders.assert_unharmed().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_capped_in_total_with_503() {
+    let sfu = Sfu::start(&["--max-connections", "3"]);
+    let url = sfu.ws_url();
+    let bystanders = Bystanders::start(&url, None, None).await;
+    let _third = connect(&url, &[]).await.expect("a third connection");
+    assert_eq!(upgrade_status(&url, None).await, Some(503), "a fourth");
+    assert!(sfu.log_text().contains("--max-connections"));
+    bystanders.assert_unharmed().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_may_consume_only_so_many_tracks() {
+    // Two each: what the bystanders need.
+    let sfu = Sfu::start(&["--max-consumers-per-peer", "2"]);
+    let url = sfu.ws_url();
+    let bystanders = Bystanders::start(&url, None, None).await;
+    let first = TestPeer::join(&url, None, "tracks", "First", 5000).await;
+    let second = TestPeer::join(&url, None, "tracks", "Second", 6000).await;
+    let mut viewer = Signaling::connect(&url, None).await;
+    let joined = viewer
+        .ok("join", json!({"room": "tracks", "displayName": "Viewer"}))
+        .await;
+    let caps = PayloadTypes::from_router(&joined["routerRtpCapabilities"]).device_capabilities();
+    let recv = viewer
+        .ok("createWebRtcTransport", json!({"direction": "recv"}))
+        .await;
+    let producers: Vec<String> = joined["peers"]
+        .as_array()
+        .expect("peers")
+        .iter()
+        .flat_map(|p| p["producers"].as_array().expect("producers").clone())
+        .map(|p| p["producerId"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(producers.len(), 4, "two of each publisher");
+    for (i, producer) in producers.iter().enumerate() {
+        let answer = viewer
+            .request(
+                "consume",
+                json!({"transportId": recv["transportId"], "producerId": producer, "rtpCapabilities": caps}),
+            )
+            .await;
+        match i {
+            0 | 1 => assert!(answer.is_ok(), "consumer {i}: {answer:?}"),
+            _ => assert_eq!(
+                answer.expect_err("over the cap").0,
+                "too_many_consumers",
+                "consumer {i}"
+            ),
+        }
+    }
+    drop((first, second));
     bystanders.assert_unharmed().await;
 }

@@ -158,6 +158,8 @@ async fn consume(
 async fn a_token_fixes_the_name_and_what_its_holder_may_publish_and_receive() {
     let sfu = Sfu::start(&["--join-secret", SECRET]);
     let url = sfu.ws_url();
+    let anywhere = token(&["--room", "*", "--identity", "bystander"]);
+    let bystanders = Bystanders::start(&url, None, Some(&anywhere)).await;
     let speaker_token = token(&["--room", "talk", "--identity", "sp", "--name", "Speaker"]);
     let mut speaker =
         TestPeer::join_with_token(&url, None, "talk", "Anyone", 3000, Some(&speaker_token)).await;
@@ -226,4 +228,5 @@ async fn a_token_fixes_the_name_and_what_its_holder_may_publish_and_receive() {
         .signaling
         .ok("getRouterRtpCapabilities", json!({}))
         .await;
+    bystanders.assert_unharmed().await;
 }
