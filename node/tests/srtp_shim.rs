@@ -395,48 +395,75 @@ fn unprotect_exactly(session: &Session, op: Op, protected: &[u8], plain: &[u8], 
     assert_eq!(decrypted, plain, "{what}: round trip");
 }
 
-#[test]
-fn rtp_round_trips_with_exact_capacity_in_every_profile_and_size() {
+/// RTP or RTCP, for the tests that do the same with both.
+#[derive(Clone, Copy, Debug)]
+enum Packet {
+    Rtp,
+    Rtcp,
+}
+
+impl Packet {
+    fn build(self, size: usize, seq: u16) -> Vec<u8> {
+        match self {
+            Packet::Rtp => rtp(size, seq),
+            Packet::Rtcp => rtcp(size),
+        }
+    }
+
+    fn ops(self) -> (Op, Op) {
+        match self {
+            Packet::Rtp => (Op::Protect, Op::Unprotect),
+            Packet::Rtcp => (Op::ProtectRtcp, Op::UnprotectRtcp),
+        }
+    }
+
+    fn trailer(self, profile: Profile) -> usize {
+        match self {
+            Packet::Rtp => profile.rtp_tag,
+            Packet::Rtcp => profile.rtcp_trailer,
+        }
+    }
+
+    /// What an independent implementation reads from `protected`.
+    fn reference_decrypt(self, context: &mut Context, protected: &[u8]) -> Vec<u8> {
+        let decrypted = match self {
+            Packet::Rtp => context.decrypt_rtp(protected),
+            Packet::Rtcp => context.decrypt_rtcp(protected),
+        };
+        decrypted
+            .unwrap_or_else(|e| panic!("rtc-srtp decrypts the shim's {self:?}: {e}"))
+            .to_vec()
+    }
+}
+
+/// Every profile and size: protected into exactly the room it needs (not a byte less), read
+/// by rtc-srtp, and unprotected into exactly the room of the plain packet.
+fn round_trips_with_exact_capacity(packet: Packet) {
+    let (protect, unprotect) = packet.ops();
     for profile in PROFILES {
         let sender = Session::new(SSRC_ANY_OUTBOUND, profile);
         let receiver = Session::new(SSRC_ANY_INBOUND, profile);
         let mut reference = profile.reference_context();
         for (i, size) in SIZES.into_iter().enumerate() {
-            let what = format!("{profile:?} RTP {size} bytes");
-            let plain = rtp(size, i as u16 + 1);
-            let protected = protect_exactly(&sender, Op::Protect, &plain, profile.rtp_tag, &what);
-            let decrypted = reference
-                .decrypt_rtp(&protected)
-                .unwrap_or_else(|e| panic!("{what}: rtc-srtp decrypts the shim's SRTP: {e}"));
-            assert_eq!(&decrypted[..], &plain[..], "{what}: as rtc-srtp reads it");
-            unprotect_exactly(&receiver, Op::Unprotect, &protected, &plain, &what);
+            let what = format!("{profile:?} {packet:?} {size} bytes");
+            let plain = packet.build(size, i as u16 + 1);
+            let trailer = packet.trailer(profile);
+            let protected = protect_exactly(&sender, protect, &plain, trailer, &what);
+            let decrypted = packet.reference_decrypt(&mut reference, &protected);
+            assert_eq!(decrypted, plain, "{what}: as rtc-srtp reads it");
+            unprotect_exactly(&receiver, unprotect, &protected, &plain, &what);
         }
     }
 }
 
 #[test]
+fn rtp_round_trips_with_exact_capacity_in_every_profile_and_size() {
+    round_trips_with_exact_capacity(Packet::Rtp);
+}
+
+#[test]
 fn rtcp_round_trips_with_exact_capacity_in_every_profile_and_size() {
-    for profile in PROFILES {
-        let sender = Session::new(SSRC_ANY_OUTBOUND, profile);
-        let receiver = Session::new(SSRC_ANY_INBOUND, profile);
-        let mut reference = profile.reference_context();
-        for size in SIZES {
-            let what = format!("{profile:?} RTCP {size} bytes");
-            let plain = rtcp(size);
-            let protected = protect_exactly(
-                &sender,
-                Op::ProtectRtcp,
-                &plain,
-                profile.rtcp_trailer,
-                &what,
-            );
-            let decrypted = reference
-                .decrypt_rtcp(&protected)
-                .unwrap_or_else(|e| panic!("{what}: rtc-srtp decrypts the shim's SRTCP: {e}"));
-            assert_eq!(&decrypted[..], &plain[..], "{what}: as rtc-srtp reads it");
-            unprotect_exactly(&receiver, Op::UnprotectRtcp, &protected, &plain, &what);
-        }
-    }
+    round_trips_with_exact_capacity(Packet::Rtcp);
 }
 
 #[test]
@@ -469,23 +496,28 @@ fn packets_from_an_independent_sender_decrypt_in_place() {
     }
 }
 
+/// A receiver of `profile`, and a 1,200-byte `packet` protected for it.
+fn protected_for_a_receiver(profile: Profile, packet: Packet) -> (Session, Vec<u8>, Op) {
+    let (protect, unprotect) = packet.ops();
+    let sender = Session::new(SSRC_ANY_OUTBOUND, profile);
+    let plain = packet.build(1_200, 1);
+    let (status, protected, _) = sender.run(protect, &plain, plain.len() + ROOM);
+    assert_eq!(status, OK, "{profile:?} {packet:?}");
+    (
+        Session::new(SSRC_ANY_INBOUND, profile),
+        protected,
+        unprotect,
+    )
+}
+
 #[test]
 fn a_tampered_packet_fails_authentication() {
     for profile in PROFILES {
-        let sender = Session::new(SSRC_ANY_OUTBOUND, profile);
-        let receiver = Session::new(SSRC_ANY_INBOUND, profile);
-        for (op, unprotect, plain) in [
-            (Op::Protect, Op::Unprotect, rtp(1_200, 1)),
-            (Op::ProtectRtcp, Op::UnprotectRtcp, rtcp(100)),
-        ] {
-            let (status, mut protected, _) = sender.run(op, &plain, plain.len() + ROOM);
-            assert_eq!(status, OK);
+        for packet in [Packet::Rtp, Packet::Rtcp] {
+            let (receiver, mut protected, unprotect) = protected_for_a_receiver(profile, packet);
             protected[40] ^= 0x01;
             let (status, _, _) = receiver.run(unprotect, &protected, protected.len());
-            assert_eq!(
-                status, AUTH_FAIL,
-                "{profile:?} {unprotect:?} of a tampered packet"
-            );
+            assert_eq!(status, AUTH_FAIL, "{profile:?} tampered {packet:?}");
         }
     }
 }
@@ -493,17 +525,11 @@ fn a_tampered_packet_fails_authentication() {
 #[test]
 fn a_replayed_packet_is_refused() {
     for profile in PROFILES {
-        let sender = Session::new(SSRC_ANY_OUTBOUND, profile);
-        let receiver = Session::new(SSRC_ANY_INBOUND, profile);
-        for (op, unprotect, plain) in [
-            (Op::Protect, Op::Unprotect, rtp(1_200, 1)),
-            (Op::ProtectRtcp, Op::UnprotectRtcp, rtcp(100)),
-        ] {
-            let (status, protected, _) = sender.run(op, &plain, plain.len() + ROOM);
-            assert_eq!(status, OK);
+        for packet in [Packet::Rtp, Packet::Rtcp] {
+            let (receiver, protected, unprotect) = protected_for_a_receiver(profile, packet);
             assert_eq!(receiver.run(unprotect, &protected, protected.len()).0, OK);
             let (status, _, _) = receiver.run(unprotect, &protected, protected.len());
-            assert_eq!(status, REPLAY_FAIL, "{profile:?} {unprotect:?} of a replay");
+            assert_eq!(status, REPLAY_FAIL, "{profile:?} replayed {packet:?}");
         }
     }
 }
@@ -514,17 +540,10 @@ fn a_replayed_packet_is_refused() {
 #[test]
 fn the_workers_stream_removal_keeps_the_replay_window_as_libsrtp3_does() {
     for profile in PROFILES {
-        let sender = Session::new(SSRC_ANY_OUTBOUND, profile);
-        let receiver = Session::new(SSRC_ANY_INBOUND, profile);
-        let plain = rtp(1_200, 1);
-        let (status, protected, _) = sender.run(Op::Protect, &plain, plain.len() + ROOM);
-        assert_eq!(status, OK);
-        assert_eq!(
-            receiver.run(Op::Unprotect, &protected, protected.len()).0,
-            OK
-        );
+        let (receiver, protected, unprotect) = protected_for_a_receiver(profile, Packet::Rtp);
+        assert_eq!(receiver.run(unprotect, &protected, protected.len()).0, OK);
         receiver.remove_stream_like_worker(SSRC);
-        let (status, _, _) = receiver.run(Op::Unprotect, &protected, protected.len());
+        let (status, _, _) = receiver.run(unprotect, &protected, protected.len());
         assert_eq!(
             status, REPLAY_FAIL,
             "{profile:?}: replay after the worker's removal"
@@ -536,20 +555,13 @@ fn the_workers_stream_removal_keeps_the_replay_window_as_libsrtp3_does() {
 /// packet seen before is then accepted by a fresh stream.
 #[test]
 fn stream_removal_takes_the_ssrc_in_host_byte_order() {
-    let profile = PROFILES[0];
-    let sender = Session::new(SSRC_ANY_OUTBOUND, profile);
-    let receiver = Session::new(SSRC_ANY_INBOUND, profile);
-    let plain = rtp(200, 1);
-    let (status, protected, _) = sender.run(Op::Protect, &plain, plain.len() + ROOM);
+    let (receiver, protected, unprotect) = protected_for_a_receiver(PROFILES[0], Packet::Rtp);
+    let (status, plain, _) = receiver.run(unprotect, &protected, protected.len());
     assert_eq!(status, OK);
-    assert_eq!(
-        receiver.run(Op::Unprotect, &protected, protected.len()).0,
-        OK
-    );
     assert_eq!(receiver.remove_stream(SSRC), OK, "the stream exists");
-    let (status, decrypted, _) = receiver.run(Op::Unprotect, &protected, protected.len());
+    let (status, again, _) = receiver.run(unprotect, &protected, protected.len());
     assert_eq!(status, OK, "a new stream takes the packet");
-    assert_eq!(decrypted, plain);
+    assert_eq!(again, plain);
 }
 
 #[test]
