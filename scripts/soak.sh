@@ -10,5 +10,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export SOAK_SECS="${SOAK_SECS:-3600}"
 echo "soak: ${SOAK_SECS} s of visits; a table row a minute" >&2
+cargo build --release -q -p supervisor -p node
 exec cargo test --release -p supervisor --test integration \
     leaks::two_thousand_visits_leave_memory_and_descriptors_where_they_were -- --nocapture
