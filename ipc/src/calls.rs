@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::messages::{ConsumerId, Json, MediaKind, ProducerId, RouterId, TransportId};
+use crate::stats::{Diagnostics, RouterStats};
 
 /// A request with its answer type.
 pub trait Call: Into<Request> {
@@ -111,6 +112,16 @@ answers! {
         /// Its UDP port.
         port: u16,
     }
+    /// A router's media statistics, collected for this request.
+    MediaStats {
+        /// Its producers', consumers' and transports'.
+        stats: RouterStats,
+    }
+    /// What the worker says of the objects asked about.
+    Diagnosed {
+        /// Those that exist.
+        diagnostics: Diagnostics,
+    }
     /// A producer is being sent through a pipe transport.
     PipeConsumed {
         /// The pipe consumer.
@@ -168,6 +179,25 @@ macro_rules! calls {
 }
 
 calls! {
+    /// Scores, pause states and bitrates of every producer and consumer of a router, and
+    /// the states of its transports: one worker request per producer and consumer, so only
+    /// when a monitor asks.
+    GetMediaStats => MediaStats, "get_media_stats" {
+        /// The router.
+        router: RouterId,
+    }
+    /// Everything the worker says of some transports, producers and consumers of a router
+    /// (one participant's); ids that do not exist are left out of the answer.
+    Diagnose => Diagnosed, "diagnose" {
+        /// The router.
+        router: RouterId,
+        /// Transports.
+        transports: Vec<TransportId>,
+        /// Producers.
+        producers: Vec<ProducerId>,
+        /// Consumers.
+        consumers: Vec<ConsumerId>,
+    }
     /// Creates a router of a room on worker `worker` (index below the hello's `workers`).
     CreateRouter => RouterCreated, "create_router" {
         /// The router.

@@ -18,6 +18,7 @@ pub mod frame;
 pub mod messages;
 pub mod rpc;
 pub mod socket;
+pub mod stats;
 
 pub use error::{FrameError, RpcError};
 pub use messages::PROTOCOL_VERSION;

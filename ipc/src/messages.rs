@@ -4,8 +4,9 @@
 //! [`FromNode::Hello`]); both check [`PROTOCOL_VERSION`] and close on a mismatch. Then the
 //! supervisor sends [`ToNode::Request`]s, each answered exactly once by a
 //! [`FromNode::Answer`] with the same id, and the node pushes [`FromNode::Event`]s and a
-//! [`FromNode::Load`] report every [`LOAD_REPORT_INTERVAL`], which doubles as its heartbeat,
-//! and [`FromNode::Stats`] every [`STATS_REPORT_INTERVAL`].
+//! [`FromNode::Load`] report every [`LOAD_REPORT_INTERVAL`], which doubles as its heartbeat.
+//! Media statistics travel only when asked ([`crate::calls::GetMediaStats`],
+//! [`crate::calls::Diagnose`]).
 
 use std::fmt;
 use std::time::Duration;
@@ -13,18 +14,18 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use crate::calls::{Request, Response};
+pub use crate::stats::{
+    ConsumerDiagnostics, ConsumerStats, Diagnostics, ProducerDiagnostics, ProducerStats,
+    RouterStats, StreamDiagnostics, TransportDiagnostics, TransportStats,
+};
 use uuid::Uuid;
 
 /// Version of this wire protocol; bump it on any change to the types of this module.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// How often a node sends its load report. The supervisor treats silence of several
 /// intervals as a hung node.
 pub const LOAD_REPORT_INTERVAL: Duration = Duration::from_millis(500);
-
-/// How often a node sends the media statistics of its rooms ([`FromNode::Stats`]). Slower
-/// than the load report: collecting them is one worker request per producer and consumer.
-pub const STATS_REPORT_INTERVAL: Duration = Duration::from_secs(2);
 
 macro_rules! uuid_id {
     ($(#[$doc:meta])* $name:ident) => {
@@ -135,8 +136,6 @@ pub enum FromNode {
     Event(NodeEvent),
     /// Periodic load (and heartbeat).
     Load(LoadReport),
-    /// Periodic media statistics of every room.
-    Stats(StatsReport),
 }
 
 /// A node introduces itself.
@@ -278,53 +277,4 @@ pub struct WorkerLoad {
     pub consumers: u32,
     /// CPU time the worker used, user + system, in milliseconds (mediasoup resource usage).
     pub cpu_time_ms: u64,
-}
-
-/// Media statistics of a node's routers: what mediasoup's `getStats` and scores say of every
-/// producer and consumer.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct StatsReport {
-    /// One entry per router of the node.
-    pub routers: Vec<RouterStats>,
-}
-
-/// Media statistics of one router.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RouterStats {
-    /// The router.
-    pub router: RouterId,
-    /// Its producers.
-    pub producers: Vec<ProducerStats>,
-    /// Its consumers.
-    pub consumers: Vec<ConsumerStats>,
-}
-
-/// Statistics of one producer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ProducerStats {
-    /// The producer.
-    pub producer: ProducerId,
-    /// Paused by its client.
-    pub paused: bool,
-    /// Best score (0–10) of its RTP streams; `None` before any RTP arrived.
-    pub score: Option<u8>,
-    /// Bitrate received, all streams together, in bits per second.
-    pub bitrate_bps: u64,
-}
-
-/// Statistics of one consumer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ConsumerStats {
-    /// The consumer.
-    pub consumer: ConsumerId,
-    /// Paused by its client (consumers start paused until the client resumes them).
-    pub paused: bool,
-    /// Its producer is paused.
-    pub producer_paused: bool,
-    /// Score (0–10) of the stream sent to the client.
-    pub score: u8,
-    /// Score (0–10) of the producer stream it forwards.
-    pub producer_score: u8,
-    /// Bitrate sent, in bits per second.
-    pub bitrate_bps: u64,
 }

@@ -294,7 +294,14 @@ impl JanusSession {
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
         let reader_waiters = waiters.clone();
         tokio::spawn(async move {
-            while let Some(Ok(Message::Text(text))) = incoming.next().await {
+            // Pings (the SFU sends one every 15 s) are answered by the WebSocket layer; only
+            // a close, an error or the end of the stream ends the connection.
+            while let Some(Ok(message)) = incoming.next().await {
+                let text = match message {
+                    Message::Text(text) => text,
+                    Message::Close(_) => break,
+                    _ => continue,
+                };
                 tracing::trace!(target: "loadgen::janus", "<< {text}");
                 let Ok(message) = serde_json::from_str::<JanusMessage>(&text) else {
                     tracing::debug!(target: "loadgen::janus", "unparsable frame from Janus: {text}");

@@ -403,7 +403,14 @@ impl SfuSignaling {
         let (notify, notifications) = mpsc::channel(NOTIFICATION_QUEUE);
         let reader_waiters = waiters.clone();
         tokio::spawn(async move {
-            while let Some(Ok(Message::Text(text))) = incoming.next().await {
+            // Pings (the SFU sends one every 15 s) are answered by the WebSocket layer; only
+            // a close, an error or the end of the stream ends the connection.
+            while let Some(Ok(message)) = incoming.next().await {
+                let text = match message {
+                    Message::Text(text) => text,
+                    Message::Close(_) => break,
+                    _ => continue,
+                };
                 let Ok(frame) = serde_json::from_str::<Value>(&text) else {
                     continue;
                 };

@@ -34,7 +34,10 @@ fn query() -> impl Strategy<Value = Query> {
         Just(Query::Nodes),
         Just(Query::Rooms),
         "[a-z0-9-]{1,20}".prop_map(|room| Query::Room { room }),
-        proptest::option::of("[a-z0-9-]{1,20}").prop_map(|room| Query::Subscribe { room }),
+        ("[a-z0-9-]{1,20}", "[A-Za-z0-9 ._-]{1,40}")
+            .prop_map(|(room, peer)| Query::Peer { room, peer }),
+        (proptest::option::of("[a-z0-9-]{1,20}"), any::<bool>())
+            .prop_map(|(room, quality)| Query::Subscribe { room, quality }),
         Just(Query::Unsubscribe),
     ]
 }

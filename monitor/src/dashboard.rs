@@ -1,13 +1,18 @@
-//! `monitor watch`: a live terminal dashboard. Counts refresh every second from the
-//! monitor queries; the event pane follows the event stream as it happens.
+//! `monitor watch`: a live terminal dashboard. Counts and the shown rooms' media statistics
+//! refresh every 2 s from the monitor queries (the supervisor collects statistics only for
+//! what is asked, so only while this runs); the event pane follows the event stream. ↑/↓
+//! select a participant (a red mark: a score below 5), Enter shows its diagnostics live,
+//! Esc goes back.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
-use monitor_api::{NodeInfo, Query, RoomDetail, RoomInfo, ServerMessage, Summary};
+use monitor_api::{
+    NodeInfo, Participant, PeerDiagnostics, Query, RoomDetail, RoomInfo, ServerMessage, Summary,
+};
 use ratatui::crossterm::event::{self, Event as TermEvent, KeyCode, KeyEventKind, KeyModifiers};
 use ratatui::layout::{Constraint, Layout};
-use ratatui::style::{Modifier, Style};
+use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, List, ListItem, Paragraph, Row, Table};
 use ratatui::Frame;
@@ -20,13 +25,16 @@ use crate::tables;
 const EVENT_LINES: usize = 200;
 /// Rooms whose participants are fetched each refresh.
 const DETAILED_ROOMS: usize = 12;
-const REFRESH: Duration = Duration::from_secs(1);
+const REFRESH: Duration = Duration::from_secs(2);
+/// A score below this gets a participant the red mark.
+const LOW_SCORE: u8 = 5;
 
 enum Asked {
     Summary,
     Nodes,
     Rooms,
     Room(String),
+    Peer,
 }
 
 #[derive(Default)]
@@ -37,6 +45,11 @@ struct Screen {
     rooms: Vec<RoomInfo>,
     details: BTreeMap<String, RoomDetail>,
     events: VecDeque<String>,
+    /// Index of the selected participant in the list (rooms by name, peers as joined).
+    selected: usize,
+    /// The participant whose diagnostics are shown: (room, peer id), and the latest answer.
+    diagnosing: Option<(String, String)>,
+    diagnostics: Option<PeerDiagnostics>,
 }
 
 /// Restores the terminal however the dashboard ends.
@@ -71,7 +84,12 @@ fn keys() -> mpsc::UnboundedReceiver<(KeyCode, KeyModifiers)> {
 
 /// Runs the dashboard until `q` (or Esc, or Ctrl-C) or until the connection breaks.
 pub async fn run(mut client: Client, url: &str) -> Result<(), ConnectError> {
-    client.call(Query::Subscribe { room: None }).await?;
+    client
+        .call(Query::Subscribe {
+            room: None,
+            quality: false,
+        })
+        .await?;
     let mut terminal = ratatui::try_init()
         .map_err(|e| ConnectError::Protocol(format!("watch needs an interactive terminal: {e}")))?;
     let _guard = TerminalGuard;
@@ -91,11 +109,31 @@ pub async fn run(mut client: Client, url: &str) -> Result<(), ConnectError> {
         draw.map_err(|e| ConnectError::Protocol(format!("cannot draw: {e}")))?;
         tokio::select! {
             key = keys.recv() => match key {
+                Some((KeyCode::Esc, _)) if screen.diagnosing.is_some() => {
+                    screen.diagnosing = None;
+                    screen.diagnostics = None;
+                }
                 Some((KeyCode::Char('q') | KeyCode::Esc, _)) | None => return Ok(()),
                 Some((KeyCode::Char('c'), m)) if m.contains(KeyModifiers::CONTROL) => return Ok(()),
+                Some((KeyCode::Up, _)) => screen.selected = screen.selected.saturating_sub(1),
+                Some((KeyCode::Down, _)) => {
+                    let last = screen.participants().len().saturating_sub(1);
+                    screen.selected = (screen.selected + 1).min(last);
+                }
+                Some((KeyCode::Enter, _)) => {
+                    if let Some((room, p)) = screen.participants().get(screen.selected) {
+                        let (room, peer) = (room.to_string(), p.peer_id.clone());
+                        screen.diagnostics = None;
+                        screen.diagnosing = Some((room.clone(), peer.clone()));
+                        asked.insert(client.send(Query::Peer { room, peer }).await?, Asked::Peer);
+                    }
+                }
                 Some(_) => {}
             },
             _ = refresh.tick() => {
+                if let Some((room, peer)) = screen.diagnosing.clone() {
+                    asked.insert(client.send(Query::Peer { room, peer }).await?, Asked::Peer);
+                }
                 asked.insert(client.send(Query::Summary).await?, Asked::Summary);
                 asked.insert(client.send(Query::Nodes).await?, Asked::Nodes);
                 asked.insert(client.send(Query::Rooms).await?, Asked::Rooms);
@@ -145,9 +183,43 @@ impl Screen {
             (Asked::Room(name), Err(_)) => {
                 self.details.remove(&name);
             }
+            (Asked::Peer, Ok(d)) => self.diagnostics = serde_json::from_value(d).ok(),
+            (Asked::Peer, Err(e)) => {
+                self.diagnosing = None;
+                self.diagnostics = None;
+                self.push_event(format!("diagnostics stopped: {e}"));
+            }
             (_, Err(e)) => self.push_event(format!("query failed: {e}")),
         }
     }
+}
+
+impl Screen {
+    /// Every participant shown, with its room, in list order.
+    fn participants(&self) -> Vec<(&str, &Participant)> {
+        self.details
+            .values()
+            .flat_map(|room| {
+                room.participants
+                    .iter()
+                    .map(move |p| (room.room.as_str(), p))
+            })
+            .collect()
+    }
+}
+
+/// Whether something `p` sends or receives (and is not paused) scores below [`LOW_SCORE`].
+fn in_trouble(p: &Participant) -> bool {
+    let sends = p
+        .producers
+        .iter()
+        .any(|x| x.paused != Some(true) && x.score.is_some_and(|s| s < LOW_SCORE));
+    let receives = p.consumers.iter().any(|x| {
+        x.paused != Some(true)
+            && x.producer_paused != Some(true)
+            && x.score.is_some_and(|s| s < LOW_SCORE)
+    });
+    sends || receives
 }
 
 fn now_ms() -> u64 {
@@ -269,31 +341,59 @@ fn draw(frame: &mut Frame, screen: &Screen) {
         rooms,
     );
 
-    let people_lines: Vec<ListItem> = screen
-        .details
-        .values()
-        .flat_map(|room| {
-            room.participants.iter().map(move |p| {
+    if let Some((room, peer)) = &screen.diagnosing {
+        let text = match &screen.diagnostics {
+            Some(d) => tables::peer(d),
+            None => format!("asking for {peer} of {room}…"),
+        };
+        frame.render_widget(
+            Paragraph::new(text).block(
+                Block::bordered().title(" Participant diagnostics (live, every 2 s) · Esc back "),
+            ),
+            people,
+        );
+    } else {
+        let people_lines: Vec<ListItem> = screen
+            .participants()
+            .into_iter()
+            .enumerate()
+            .map(|(index, (room, p))| {
                 let sent: u64 = p.producers.iter().filter_map(|x| x.bitrate_bps).sum();
                 let received: u64 = p.consumers.iter().filter_map(|x| x.bitrate_bps).sum();
                 let codecs: Vec<&str> = p.producers.iter().map(|x| x.codec.as_str()).collect();
-                ListItem::new(Line::from(format!(
-                    "{:<16} {:<20} sends {} [{}] {:>12}   receives {} {:>12}",
-                    room.room,
-                    p.display_name,
-                    p.producers.len(),
-                    codecs.join(", "),
-                    tables::bitrate(Some(sent)),
-                    p.consumers.len(),
-                    tables::bitrate(Some(received)),
-                )))
+                let (mark, mark_style) = if in_trouble(p) {
+                    ("●", Style::default().fg(Color::Red))
+                } else {
+                    (" ", Style::default())
+                };
+                let line = Line::from(vec![
+                    ratatui::text::Span::styled(mark, mark_style),
+                    ratatui::text::Span::raw(format!(
+                        " {:<16} {:<20} sends {} [{}] {:>12}   receives {} {:>12}",
+                        room,
+                        p.display_name,
+                        p.producers.len(),
+                        codecs.join(", "),
+                        tables::bitrate(Some(sent)),
+                        p.consumers.len(),
+                        tables::bitrate(Some(received)),
+                    )),
+                ]);
+                let item = ListItem::new(line);
+                if index == screen.selected {
+                    item.style(Style::default().add_modifier(Modifier::REVERSED))
+                } else {
+                    item
+                }
             })
-        })
-        .collect();
-    frame.render_widget(
-        List::new(people_lines).block(Block::bordered().title(" Participants ")),
-        people,
-    );
+            .collect();
+        frame.render_widget(
+            List::new(people_lines).block(
+                Block::bordered().title(" Participants (● score below 5) · ↑/↓ Enter: diagnose "),
+            ),
+            people,
+        );
+    }
 
     // The newest events at the bottom, as many as fit.
     let visible = events.height.saturating_sub(2) as usize;
@@ -308,7 +408,10 @@ fn draw(frame: &mut Frame, screen: &Screen) {
         List::new(event_lines).block(Block::bordered().title(" Events ")),
         events,
     );
-    frame.render_widget(Paragraph::new(" q quits"), footer);
+    frame.render_widget(
+        Paragraph::new(" q quits · ↑/↓ select a participant · Enter diagnostics · Esc back"),
+        footer,
+    );
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use monitor_api::{NodeInfo, Query, RoomDetail, RoomInfo, ServerMessage, Summary};
+use monitor_api::{NodeInfo, PeerDiagnostics, Query, RoomDetail, RoomInfo, ServerMessage, Summary};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -25,7 +25,8 @@ use crate::connection::{Client, ConnectError, Target, Trust};
 /// Examples:
 ///   MONITOR_TOKEN=s3cret monitor --ca cert.pem summary
 ///   monitor --ca cert.pem --token s3cret room demo
-///   monitor --ca cert.pem events --room demo --json
+///   monitor --ca cert.pem peer demo Alice
+///   monitor --ca cert.pem events --room demo --quality --json
 ///   monitor --url ws://127.0.0.1:8000/monitor watch
 #[derive(Debug, Parser)]
 #[command(name = "monitor", version, verbatim_doc_comment)]
@@ -69,11 +70,25 @@ enum Command {
         /// The room's name.
         room: String,
     },
+    /// One participant in depth: its transports (ICE, DTLS, selected pair, bytes, available
+    /// bitrate), what it sends (score, bitrate, loss, NACK/PLI/FIR, layers) and what it
+    /// receives from whom (score, paused and why, layers, RTT, loss).
+    Peer {
+        /// The room's name.
+        room: String,
+        /// The participant's display name or peer id.
+        peer: String,
+    },
     /// Follow events (rooms, peers, producers, nodes) until interrupted.
     Events {
         /// Only this room's events.
         #[arg(long)]
         room: Option<String>,
+        /// Quality events too (a consumer scoring below 5 for 5 s, a producer silent for
+        /// 5 s, ICE disconnected, DTLS failed): the rooms followed are sampled every 2 s
+        /// while this runs.
+        #[arg(long)]
+        quality: bool,
     },
     /// A live dashboard of nodes, workers, rooms, participants and events; q quits.
     Watch,
@@ -140,7 +155,12 @@ async fn run(cli: Cli) -> Result<(), ConnectError> {
         Command::Room { room } => (Query::Room { room }, |d| {
             Ok(tables::room(&decode::<RoomDetail>(d)?))
         }),
-        Command::Events { room } => return follow_events(&mut client, room, cli.json).await,
+        Command::Peer { room, peer } => (Query::Peer { room, peer }, |d| {
+            Ok(tables::peer(&decode::<PeerDiagnostics>(d)?))
+        }),
+        Command::Events { room, quality } => {
+            return follow_events(&mut client, room, quality, cli.json).await
+        }
         Command::Watch => return dashboard::run(client, &target.url).await,
     };
     let data = client.call(query).await?;
@@ -155,9 +175,10 @@ async fn run(cli: Cli) -> Result<(), ConnectError> {
 async fn follow_events(
     client: &mut Client,
     room: Option<String>,
+    quality: bool,
     json: bool,
 ) -> Result<(), ConnectError> {
-    client.call(Query::Subscribe { room }).await?;
+    client.call(Query::Subscribe { room, quality }).await?;
     // On stderr, so that stdout stays data only; scripts can wait for this line.
     eprintln!("monitor: following events (Ctrl-C stops)");
     loop {

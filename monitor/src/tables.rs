@@ -1,6 +1,8 @@
 //! Human output: aligned tables of the monitor API's answers, and one line per event.
 
-use monitor_api::{Event, EventKind, NodeInfo, RoomDetail, RoomInfo, Summary};
+use monitor_api::{
+    Event, EventKind, NodeInfo, PeerDiagnostics, RoomDetail, RoomInfo, StreamDiagnostics, Summary,
+};
 
 /// Left-aligned columns separated by two spaces; the header row in capitals.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -235,8 +237,16 @@ pub fn room(detail: &RoomDetail) -> String {
             ]
         })
         .collect();
+    let missing = if detail.stats_missing.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\n\nmedia statistics missing from {} (no answer in time): their scores and bitrates show as -",
+            detail.stats_missing.join(", ")
+        )
+    };
     format!(
-        "room {} on {} (pid {}) worker {}, open {}; {} router(s), {} pipe(s)\n\n{}\n\n{}\n\n{}",
+        "room {} on {} (pid {}) worker {}, open {}; {} router(s), {} pipe(s)\n\n{}\n\n{}\n\n{}{missing}",
         detail.room,
         detail.node,
         detail.node_pid,
@@ -274,6 +284,141 @@ pub fn room(detail: &RoomDetail) -> String {
             &media
         ),
     )
+}
+
+fn layers(layers: Option<(u8, u8)>) -> String {
+    layers.map_or_else(|| "-".into(), |(s, t)| format!("S{s}T{t}"))
+}
+
+fn stream_cells(s: Option<&StreamDiagnostics>) -> Vec<String> {
+    match s {
+        Some(s) => vec![
+            s.score.to_string(),
+            bitrate(Some(u64::from(s.bitrate_bps))),
+            s.packets_lost.to_string(),
+            format!("{}/{}/{}", s.nack_count, s.pli_count, s.fir_count),
+            s.round_trip_time_ms
+                .map_or_else(|| "-".into(), |rtt| format!("{rtt:.0} ms")),
+        ],
+        None => vec!["-".into(); 5],
+    }
+}
+
+/// One participant in depth.
+pub fn peer(d: &PeerDiagnostics) -> String {
+    let transports: Vec<Vec<String>> = d
+        .transports
+        .iter()
+        .map(|t| {
+            vec![
+                t.direction.clone(),
+                short(&t.id),
+                t.ice_state.clone(),
+                t.dtls_state.clone(),
+                t.selected_tuple.clone().unwrap_or_else(|| "-".into()),
+                format!("{} / {}", bytes(t.bytes_received), bytes(t.bytes_sent)),
+                bitrate(t.available_outgoing_bitrate.map(u64::from)),
+            ]
+        })
+        .collect();
+    let mut sends = Vec::new();
+    for p in &d.producers {
+        let streams: Vec<Option<&StreamDiagnostics>> = if p.streams.is_empty() {
+            vec![None]
+        } else {
+            p.streams.iter().map(Some).collect()
+        };
+        for s in streams {
+            let mut row = vec![
+                p.kind.clone(),
+                short(&p.id),
+                p.codec.clone(),
+                yes_no(Some(p.paused)),
+                s.and_then(|s| s.rid.clone()).unwrap_or_else(|| "-".into()),
+            ];
+            row.extend(stream_cells(s));
+            sends.push(row);
+        }
+    }
+    let receives: Vec<Vec<String>> = d
+        .consumers
+        .iter()
+        .map(|c| {
+            let mut row = vec![
+                c.from.clone().unwrap_or_else(|| "(gone)".into()),
+                c.kind.clone(),
+                short(&c.id),
+                format!("{} (producer {})", c.score, c.producer_score),
+                c.paused.clone().unwrap_or_else(|| "no".into()),
+                format!(
+                    "{} of {}",
+                    layers(c.current_layers),
+                    layers(c.preferred_layers)
+                ),
+            ];
+            row.extend(stream_cells(c.stream.as_ref()).into_iter().skip(1));
+            row
+        })
+        .collect();
+    format!(
+        "{} ({}) in room {}, on {}/{}\n\n{}\n\n{}\n\n{}",
+        d.display_name,
+        d.peer_id,
+        d.room,
+        d.node,
+        d.worker,
+        table(
+            &[
+                "TRANSPORT",
+                "ID",
+                "ICE",
+                "DTLS",
+                "SELECTED PAIR",
+                "BYTES IN / OUT",
+                "AVAILABLE OUT"
+            ],
+            &transports
+        ),
+        table(
+            &[
+                "SENDS",
+                "ID",
+                "CODEC",
+                "PAUSED",
+                "LAYER",
+                "SCORE",
+                "BITRATE",
+                "LOST",
+                "NACK/PLI/FIR",
+                "RTT"
+            ],
+            &sends
+        ),
+        table(
+            &[
+                "RECEIVES FROM",
+                "KIND",
+                "ID",
+                "SCORE",
+                "PAUSED",
+                "LAYERS (NOW OF ASKED)",
+                "BITRATE",
+                "LOST",
+                "NACK/PLI/FIR",
+                "RTT"
+            ],
+            &receives
+        ),
+    )
+}
+
+fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / f64::from(1u32 << 30)),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / f64::from(1u32 << 20)),
+        n if n >= 1 << 10 => format!("{:.0} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
 }
 
 /// `HH:MM:SS.mmm` (UTC) of a Unix time in milliseconds.
@@ -337,6 +482,28 @@ pub fn event(event: &Event) -> String {
             worker,
             message,
         } => format!("worker died     {node} worker {worker}: {message}"),
+        EventKind::QualityDegraded {
+            room,
+            display_name,
+            subject,
+            id,
+            reason,
+            ..
+        } => format!(
+            "quality BAD     {room}: {display_name}'s {subject} {}: {reason}",
+            short(id)
+        ),
+        EventKind::QualityRecovered {
+            room,
+            display_name,
+            subject,
+            id,
+            reason,
+            ..
+        } => format!(
+            "quality ok      {room}: {display_name}'s {subject} {}: {reason}",
+            short(id)
+        ),
     };
     format!("{}  {what}", clock(event.at))
 }

@@ -47,19 +47,35 @@ struct Args {
     /// nodes (loopback while every node runs on this machine).
     #[arg(long, env = "PIPE_IP", default_value = "127.0.0.1")]
     pipe_ip: IpAddr,
+    /// Seconds without ICE consent checks from a client before its transport is
+    /// `disconnected` (mediasoup takes 10 to 60; 0 turns the check off).
+    #[arg(long, env = "ICE_CONSENT_TIMEOUT_SECS", default_value_t = 30)]
+    ice_consent_timeout_secs: u8,
+    /// The name the supervisor knows this node by (`node-N`), in every log line.
+    #[arg(long, default_value = "node")]
+    node_id: String,
+    /// `text` or `json` (one object per line).
+    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    log_format: String,
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
+    let args = Args::parse();
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,mediasoup=warn".into()),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(std::io::stderr);
+    if args.log_format == "json" {
+        logs.json().init();
+    } else {
         // Colours for a person at a terminal, plain text for log files and journals.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let args = Args::parse();
+        logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
+    // Every line of this process names the node.
+    let _node = tracing::info_span!("node", node = %args.node_id).entered();
     if args.rtc_min_port > args.rtc_max_port {
         eprintln!(
             "node: error: --rtc-min-port {} is above --rtc-max-port {}",
@@ -125,6 +141,7 @@ async fn run(args: Args) -> anyhow::Result<Stop> {
     // ever waiting itself (it exits instead when the supervisor stops reading).
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
     let listen = MediaListen {
+        ice_consent_timeout_secs: args.ice_consent_timeout_secs,
         ip: args.rtc_ip,
         announced_address: args.public_ip.clone(),
         ports,

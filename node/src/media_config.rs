@@ -71,6 +71,8 @@ pub struct MediaListen {
     pub announced_address: Option<String>,
     /// Ports the sockets may take.
     pub ports: RangeInclusive<u16>,
+    /// Seconds without consent checks before a transport's ICE is `disconnected`.
+    pub ice_consent_timeout_secs: u8,
 }
 
 impl MediaListen {
@@ -98,6 +100,7 @@ impl MediaListen {
         options.enable_tcp = true;
         options.prefer_udp = true;
         options.initial_available_outgoing_bitrate = 1_000_000;
+        options.ice_consent_timeout = self.ice_consent_timeout_secs;
         options
     }
 }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use anyhow::{bail, Context as _};
 use ipc::messages::{
     FromNode, NodeEvent, NodeHello, ToNode, LOAD_REPORT_INTERVAL, PROTOCOL_VERSION,
-    STATS_REPORT_INTERVAL,
 };
 use tokio::sync::mpsc;
 
@@ -93,10 +92,6 @@ pub async fn serve(
         .collect();
 
     let mut load_timer = tokio::time::interval(LOAD_REPORT_INTERVAL);
-    let mut stats_timer = tokio::time::interval(STATS_REPORT_INTERVAL);
-    // At most one collection at a time: a busy worker answers slowly, and stats
-    // requests must not pile up behind each other.
-    let mut collecting: Option<tokio::task::JoinHandle<()>> = None;
     let stop = loop {
         tokio::select! {
             message = reader.recv::<ToNode>() => match message {
@@ -132,14 +127,6 @@ pub async fn serve(
             _ = load_timer.tick() => {
                 if out_tx.try_send(FromNode::Load(routers.load())).is_err() {
                     break Stop::SupervisorStuck;
-                }
-            }
-            _ = stats_timer.tick() => {
-                if collecting.as_ref().is_none_or(|task| task.is_finished()) {
-                    let (routers, out) = (routers.clone(), out_tx.clone());
-                    collecting = Some(tokio::spawn(async move {
-                        let _ = out.try_send(FromNode::Stats(routers.stats().await));
-                    }));
                 }
             }
             Some(()) = died_rx.recv() => break Stop::WorkerDied,

@@ -89,6 +89,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         pipe_ip: config.pipe_ip,
         public_ip: config.public_ip.clone(),
         rtc_ports: (config.rtc_min_port, config.rtc_max_port),
+        ice_consent_timeout_secs: config.ice_consent_timeout_secs,
+        log_format: config.log_format.as_str(),
         socket_dir: socket_dir.clone(),
         request_timeout: Duration::from_millis(config.node_request_timeout_ms),
         start_timeout: Duration::from_secs(30),

@@ -42,6 +42,10 @@ pub struct Config {
     /// Highest UDP/TCP port for media.
     #[arg(long, env = "RTC_MAX_PORT", default_value_t = 49999)]
     pub rtc_max_port: u16,
+    /// Seconds without ICE consent checks (RFC 7675) from a client before its media
+    /// transport counts as `disconnected` (the monitor shows it); 10 to 60, 0: off.
+    #[arg(long, env = "ICE_CONSENT_TIMEOUT_SECS", default_value_t = 30, value_parser = ice_consent_timeout)]
+    pub ice_consent_timeout_secs: u8,
     /// Local address of the pipe transports that carry a room's media between its routers on
     /// different nodes (loopback while every node runs on this machine).
     #[arg(long, env = "PIPE_IP", default_value = "127.0.0.1")]
@@ -161,9 +165,32 @@ pub struct Config {
     /// How long a node may take to answer a request, in milliseconds.
     #[arg(long, env = "NODE_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
     pub node_request_timeout_ms: u64,
+    /// `text` (for people) or `json` (one object per line, for log shippers); the nodes log
+    /// the same way.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// What to do instead of serving (nothing: serve).
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people.
+    Text,
+    /// JSON objects, one per line.
+    Json,
+}
+
+impl LogFormat {
+    /// The value of `LOG_FORMAT`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
 }
 
 /// Commands besides serving.
@@ -195,6 +222,13 @@ pub struct TokenArgs {
     /// The holder may not subscribe (`consume` is refused `forbidden`).
     #[arg(long)]
     pub no_subscribe: bool,
+}
+
+fn ice_consent_timeout(text: &str) -> Result<u8, String> {
+    match text.parse::<u8>() {
+        Ok(secs @ (0 | 10..=60)) => Ok(secs),
+        _ => Err("0 (off) or 10 to 60 seconds, as mediasoup takes".into()),
+    }
 }
 
 /// A setting that cannot work.

@@ -33,17 +33,22 @@ impl EventBus {
 
     /// Stamps `kind` with the current time and sends it to every subscriber (none is fine).
     pub fn publish(&self, kind: EventKind) {
-        let at = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        let _ = self.sender.send(Arc::new(Event { at, kind }));
+        let _ = self.sender.send(Arc::new(stamped(kind)));
     }
 
     /// Events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.sender.subscribe()
     }
+}
+
+/// `kind` stamped with the current time.
+pub fn stamped(kind: EventKind) -> Event {
+    let at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    Event { at, kind }
 }
 
 #[cfg(test)]

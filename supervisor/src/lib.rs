@@ -20,6 +20,7 @@ pub mod notification;
 pub mod outbox;
 pub mod placement;
 pub mod protocol;
+pub mod quality;
 pub mod rooms;
 pub mod serve;
 pub mod signaling;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use supervisor::config::Command;
+use supervisor::config::{Command, LogFormat};
 use supervisor::{join_tokens, Config};
 
 fn main() -> ExitCode {
@@ -25,14 +25,19 @@ fn main() -> ExitCode {
             }
         };
     }
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        // One JSON object per line, fields (room, peer, node, …) as keys: for log shippers.
+        LogFormat::Json => logs.json().init(),
         // Colours for a person at a terminal, plain text for log files and journals.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
     if let Err(e) = config.validate() {
         eprintln!("supervisor: error: {e}");
         return ExitCode::from(2);

@@ -30,6 +30,7 @@ fn latency_histogram() -> Histogram {
 pub struct Metrics {
     pub(crate) joins: Counter,
     pub(crate) node_restarts: Counter,
+    pub(crate) stats_collections: Counter,
     pub(crate) signaling_errors: Family<CodeLabels, Counter>,
     pub(crate) node_requests: LatencyFamily,
 }
@@ -39,6 +40,7 @@ impl Default for Metrics {
         Self {
             joins: Counter::default(),
             node_restarts: Counter::default(),
+            stats_collections: Counter::default(),
             signaling_errors: Family::default(),
             node_requests: Family::new_with_constructor(latency_histogram),
         }
@@ -64,6 +66,16 @@ impl Metrics {
     /// Replacement nodes since start.
     pub fn node_restarts(&self) -> u64 {
         self.node_restarts.get()
+    }
+
+    /// The media statistics of one room (or one participant) were collected from its nodes.
+    pub fn stats_collected(&self) {
+        self.stats_collections.inc();
+    }
+
+    /// Collections since start.
+    pub fn stats_collections(&self) -> u64 {
+        self.stats_collections.get()
     }
 
     /// A client request was answered with error `code`.

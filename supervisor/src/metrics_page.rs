@@ -29,6 +29,11 @@ pub fn registry(metrics: &Metrics, stats: Arc<Stats>) -> Registry {
         metrics.node_restarts.clone(),
     );
     registry.register(
+        "sfu_stats_collections",
+        "Collections of one room's (or participant's) media statistics from its nodes, each asked for by a monitor",
+        metrics.stats_collections.clone(),
+    );
+    registry.register(
         "sfu_signaling_errors",
         "Client requests answered with an error, by error code",
         metrics.signaling_errors.clone(),

@@ -4,6 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -16,8 +17,9 @@ use monitor_api::{
 use serde::Serialize;
 use tokio::sync::broadcast::{self, error::RecvError};
 
-use crate::event_bus::EventBus;
-use crate::stats::Stats;
+use crate::event_bus::{stamped, EventBus};
+use crate::quality::QualityWatch;
+use crate::stats::{PeerError, Stats};
 
 /// Largest request a monitor may send (requests are a few dozen bytes).
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
@@ -105,11 +107,16 @@ fn text<T: Serialize>(message: &T) -> Message {
     Message::Text(serde_json::to_string(message).unwrap_or_default().into())
 }
 
-/// A subscription: the receiver and the optional room filter.
+/// A subscription: the receiver, the optional room filter and, for a subscriber of quality
+/// events, the watch its samples feed.
 struct Subscription {
     events: broadcast::Receiver<Arc<Event>>,
     room: Option<String>,
+    quality: Option<QualityWatch>,
 }
+
+/// How often a quality subscriber's rooms are sampled.
+pub const QUALITY_PERIOD: Duration = Duration::from_secs(2);
 
 /// What a subscriber is sent next.
 async fn next_for(subscription: &mut Subscription) -> Option<Message> {
@@ -144,12 +151,14 @@ pub async fn serve(socket: WebSocket, monitor: Monitor, remote: SocketAddr, enab
     tracing::info!(%remote, "monitor connected");
     let (mut sink, mut stream) = socket.split();
     let mut subscription: Option<Subscription> = None;
+    let mut sampling = tokio::time::interval(QUALITY_PERIOD);
+    sampling.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let outgoing = tokio::select! {
             message = stream.next() => match message {
                 Some(Ok(Message::Text(request))) => {
                     let answer = if enabled {
-                        answer(&monitor, request.as_str(), &mut subscription)
+                        answer(&monitor, request.as_str(), &mut subscription).await
                     } else {
                         disabled(request.as_str())
                     };
@@ -170,6 +179,25 @@ pub async fn serve(socket: WebSocket, monitor: Monitor, remote: SocketAddr, enab
                     None => std::future::pending().await,
                 }
             } => message,
+            // Only while someone subscribed to quality events: sample their rooms.
+            _ = sampling.tick(), if subscription.as_ref().is_some_and(|s| s.quality.is_some()) => {
+                let Some(s) = subscription.as_mut() else { continue };
+                let (rooms, observations) = monitor.stats.quality_sample(s.room.as_deref()).await;
+                let Some(watch) = s.quality.as_mut() else { continue };
+                watch.handle_sample(&rooms, observations, Instant::now());
+                let mut failed = false;
+                while let Some(kind) = watch.poll_event() {
+                    let event = EventMessage { event: stamped(kind) };
+                    if sink.send(text(&event)).await.is_err() {
+                        failed = true;
+                        break;
+                    }
+                }
+                if failed {
+                    break;
+                }
+                continue;
+            }
         };
         if sink.send(outgoing).await.is_err() {
             break;
@@ -195,7 +223,11 @@ fn ok<T: Serialize>(id: u64, data: T) -> Answer {
     Answer::ok(id, serde_json::to_value(data).unwrap_or_default())
 }
 
-fn answer(monitor: &Monitor, request: &str, subscription: &mut Option<Subscription>) -> Answer {
+async fn answer(
+    monitor: &Monitor,
+    request: &str,
+    subscription: &mut Option<Subscription>,
+) -> Answer {
     let request = match Request::parse(request) {
         Ok(request) => request,
         Err((id, error)) => return Answer::error(id, error),
@@ -205,17 +237,28 @@ fn answer(monitor: &Monitor, request: &str, subscription: &mut Option<Subscripti
         Query::Summary => ok(id, monitor.stats.summary()),
         Query::Nodes => ok(id, monitor.stats.nodes()),
         Query::Rooms => ok(id, monitor.stats.rooms()),
-        Query::Room { room } => match monitor.stats.room(&room) {
+        Query::Room { room } => match monitor.stats.room(&room).await {
             Some(detail) => ok(id, detail),
             None => Answer::error(
                 Some(request.id),
                 ApiError::new(ApiErrorCode::NotFound, format!("no room {room:?}")),
             ),
         },
-        Query::Subscribe { room } => {
+        Query::Peer { room, peer } => match monitor.stats.peer(&room, &peer).await {
+            Ok(diagnostics) => ok(id, diagnostics),
+            Err(e) => {
+                let code = match e {
+                    PeerError::Node(_) => ApiErrorCode::Unavailable,
+                    _ => ApiErrorCode::NotFound,
+                };
+                Answer::error(Some(id), ApiError::new(code, e.to_string()))
+            }
+        },
+        Query::Subscribe { room, quality } => {
             *subscription = Some(Subscription {
                 events: monitor.events.subscribe(),
                 room,
+                quality: quality.then(QualityWatch::default),
             });
             Answer::ok(request.id, serde_json::json!({}))
         }

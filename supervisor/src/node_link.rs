@@ -1,14 +1,13 @@
 //! The supervisor's connection to one node process: the hello, requests with ids and
 //! timeouts, and the reader that delivers answers, events and load reports.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ipc::calls::{Answer, Call};
 use ipc::messages::{
-    FromNode, LoadReport, NodeError, NodeEvent, NodeHello, Request, Response, RouterId,
-    RouterStats, ToNode, PROTOCOL_VERSION,
+    FromNode, LoadReport, NodeError, NodeEvent, NodeHello, Request, Response, ToNode,
+    PROTOCOL_VERSION,
 };
 use ipc::rpc::Pending;
 use ipc::socket::{FramedReader, FramedWriter, StreamHalf};
@@ -125,7 +124,6 @@ pub struct NodeLink {
     out: mpsc::Sender<ToNode>,
     pending: Pending<Result<Response, NodeError>>,
     load: Mutex<LoadState>,
-    media: Mutex<HashMap<RouterId, RouterStats>>,
     timeout: Duration,
     metrics: Metrics,
 }
@@ -164,7 +162,6 @@ impl NodeLink {
             out,
             pending: Pending::with_capacity(MAX_IN_FLIGHT),
             load: Mutex::new(LoadState::default()),
-            media: Mutex::new(HashMap::new()),
             timeout,
             metrics,
         });
@@ -231,10 +228,6 @@ impl NodeLink {
                     };
                     load.history.push_back((now, report));
                 }
-                Ok(Some(FromNode::Stats(report))) => {
-                    let routers = report.routers.into_iter().map(|r| (r.router, r));
-                    *self.media.lock().unwrap_or_else(|p| p.into_inner()) = routers.collect();
-                }
                 Ok(Some(FromNode::Hello(_))) => {
                     tracing::warn!(node = %self.id, "ignoring a second hello")
                 }
@@ -287,15 +280,6 @@ impl NodeLink {
         cpu
     }
 
-    /// The latest media statistics of `router` (every [`ipc::messages::STATS_REPORT_INTERVAL`]).
-    pub fn router_stats(&self, router: RouterId) -> Option<RouterStats> {
-        self.media
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&router)
-            .cloned()
-    }
-
     /// Asks the node to close its rooms and exit.
     pub fn shutdown(&self) {
         if self.out.try_send(ToNode::Shutdown).is_err() {
@@ -308,7 +292,7 @@ impl NodeLink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ipc::messages::WorkerLoad;
+    use ipc::messages::{RouterId, WorkerLoad};
 
     fn report(cpu: &[u64]) -> LoadReport {
         LoadReport {

@@ -34,6 +34,10 @@ pub struct NodeSpec {
     pub public_ip: Option<String>,
     /// Media port range.
     pub rtc_ports: (u16, u16),
+    /// Seconds without ICE consent checks before a client's transport is `disconnected`.
+    pub ice_consent_timeout_secs: u8,
+    /// How the node logs (`LOG_FORMAT`).
+    pub log_format: &'static str,
     /// Folder of the nodes' Unix sockets.
     pub socket_dir: PathBuf,
     /// How long a node may take to answer a request.
@@ -183,6 +187,11 @@ impl NodePool {
             .arg(spec.rtc_ports.1.to_string())
             .arg("--pipe-ip")
             .arg(spec.pipe_ip.to_string())
+            .arg("--ice-consent-timeout-secs")
+            .arg(spec.ice_consent_timeout_secs.to_string())
+            .arg("--node-id")
+            .arg(id.to_string())
+            .env("LOG_FORMAT", spec.log_format)
             .env_remove("PUBLIC_IP")
             .stdin(Stdio::null())
             .kill_on_drop(true);

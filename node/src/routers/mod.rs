@@ -137,6 +137,14 @@ impl Routers {
     /// Carries out one request.
     pub async fn handle(self: &Arc<Self>, request: Request) -> Answer {
         match request {
+            Request::GetMediaStats(call::GetMediaStats { router }) => {
+                let stats = self.media_stats(router).await?;
+                Ok(call::MediaStats { stats }.into())
+            }
+            Request::Diagnose(diagnose) => {
+                let diagnostics = self.diagnose(diagnose).await?;
+                Ok(call::Diagnosed { diagnostics }.into())
+            }
             Request::CreateRouter(call::CreateRouter { router, worker }) => {
                 self.create_router(router, worker).await
             }

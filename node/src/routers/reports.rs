@@ -1,12 +1,16 @@
-//! What the node reports on its own: the load of each worker (its heartbeat) and the media
-//! statistics of every router.
+//! What the node reports: the load of each worker (its heartbeat, on its own) and, only when
+//! the supervisor asks, the media statistics of a router or the diagnostics of some of its
+//! objects.
 
+use ipc::calls as call;
 use ipc::messages::{
-    ConsumerId, ConsumerStats, LoadReport, ProducerId, ProducerStats, RouterId, RouterStats,
-    StatsReport, WorkerLoad,
+    ConsumerDiagnostics, ConsumerId, ConsumerStats, Diagnostics, LoadReport, NodeError,
+    ProducerDiagnostics, ProducerId, ProducerStats, RouterId, RouterStats, StreamDiagnostics,
+    TransportDiagnostics, TransportId, TransportStats, WorkerLoad,
 };
-use mediasoup::consumer::ConsumerRtpStreamStat;
+use mediasoup::consumer::{ConsumerLayers, ConsumerRtpStreamStat};
 use mediasoup::prelude::*;
+use mediasoup::types::data_structures::TransportTuple;
 
 use super::Routers;
 
@@ -36,65 +40,191 @@ impl Routers {
         LoadReport { workers }
     }
 
-    /// Scores, pause states and bitrates of every producer and consumer. Objects closed
-    /// while their stats are being read are left out.
-    pub async fn stats(&self) -> StatsReport {
-        // Clones of the handles, so that no lock is held while the workers answer.
-        type Handles = (
-            RouterId,
-            Vec<(ProducerId, Producer)>,
-            Vec<(ConsumerId, Consumer)>,
-        );
-        let routers: Vec<Handles> = self
-            .state()
-            .iter()
-            .map(|(id, r)| {
-                let producers = r.producers.iter().map(|(id, e)| (*id, e.object.clone()));
-                let consumers = r.consumers.iter().map(|(id, e)| (*id, e.object.clone()));
-                (*id, producers.collect(), consumers.collect())
-            })
-            .collect();
-        let mut report = StatsReport::default();
-        for (router, producers, consumers) in routers {
-            let mut stats = RouterStats {
-                router,
-                producers: Vec::with_capacity(producers.len()),
-                consumers: Vec::with_capacity(consumers.len()),
+    /// Scores, pause states and bitrates of every producer and consumer of `router`, and its
+    /// transports' states. Objects closed while their stats are being read are left out.
+    pub async fn media_stats(&self, router: RouterId) -> Result<RouterStats, NodeError> {
+        // Clones of the handles, so that no lock is held while the worker answers.
+        let (producers, consumers, transports) = self.with_router(router, |r| {
+            let producers: Vec<(ProducerId, Producer)> = r
+                .producers
+                .iter()
+                .map(|(id, e)| (*id, e.object.clone()))
+                .collect();
+            let consumers: Vec<(ConsumerId, Consumer)> = r
+                .consumers
+                .iter()
+                .map(|(id, e)| (*id, e.object.clone()))
+                .collect();
+            let transports: Vec<TransportStats> = r
+                .transports
+                .iter()
+                .map(|(id, t)| TransportStats {
+                    transport: *id,
+                    ice_state: state_name(t.ice_state()),
+                    dtls_state: state_name(t.dtls_state()),
+                })
+                .collect();
+            Ok((producers, consumers, transports))
+        })?;
+        let mut stats = RouterStats {
+            router,
+            producers: Vec::with_capacity(producers.len()),
+            consumers: Vec::with_capacity(consumers.len()),
+            transports,
+        };
+        for (id, producer) in producers {
+            let Ok(streams) = producer.get_stats().await else {
+                continue;
             };
-            for (id, producer) in producers {
-                let Ok(streams) = producer.get_stats().await else {
-                    continue;
-                };
-                stats.producers.push(ProducerStats {
-                    producer: id,
-                    paused: producer.paused(),
-                    score: producer.score().iter().map(|s| s.score).max(),
-                    bitrate_bps: streams.iter().map(|s| s.bitrate).sum(),
-                });
-            }
-            for (id, consumer) in consumers {
-                let Ok(streams) = consumer.get_stats().await else {
-                    continue;
-                };
-                let score = consumer.score();
-                stats.consumers.push(ConsumerStats {
-                    consumer: id,
-                    paused: consumer.paused(),
-                    producer_paused: consumer.producer_paused(),
-                    score: score.score,
-                    producer_score: score.producer_score,
-                    // The outbound streams: what this consumer sends to its client.
-                    bitrate_bps: streams
-                        .iter()
-                        .map(|s| match s {
-                            ConsumerRtpStreamStat::Outbound(s) => s.bitrate,
-                            ConsumerRtpStreamStat::Inbound(_) => 0,
-                        })
-                        .sum(),
-                });
-            }
-            report.routers.push(stats);
+            stats.producers.push(ProducerStats {
+                producer: id,
+                paused: producer.paused(),
+                score: producer.score().iter().map(|s| s.score).max(),
+                bitrate_bps: streams.iter().map(|s| s.bitrate).sum(),
+            });
         }
-        report
+        for (id, consumer) in consumers {
+            let Ok(streams) = consumer.get_stats().await else {
+                continue;
+            };
+            let score = consumer.score();
+            stats.consumers.push(ConsumerStats {
+                consumer: id,
+                paused: consumer.paused(),
+                producer_paused: consumer.producer_paused(),
+                score: score.score,
+                producer_score: score.producer_score,
+                // The outbound stream: what this consumer sends to its client.
+                bitrate_bps: streams
+                    .iter()
+                    .map(|s| match s {
+                        ConsumerRtpStreamStat::Outbound(s) => s.bitrate,
+                        ConsumerRtpStreamStat::Inbound(_) => 0,
+                    })
+                    .sum(),
+            });
+        }
+        Ok(stats)
+    }
+
+    /// Everything the worker says of the given objects of `router` (one participant's).
+    pub async fn diagnose(&self, call: call::Diagnose) -> Result<Diagnostics, NodeError> {
+        let (transports, producers, consumers) = self.with_router(call.router, |r| {
+            let transports: Vec<(TransportId, WebRtcTransport)> = call
+                .transports
+                .iter()
+                .filter_map(|id| Some((*id, r.transports.get(id)?.clone())))
+                .collect();
+            let producers: Vec<(ProducerId, Producer)> = call
+                .producers
+                .iter()
+                .filter_map(|id| Some((*id, r.producers.get(id)?.object.clone())))
+                .collect();
+            let consumers: Vec<(ConsumerId, Consumer)> = call
+                .consumers
+                .iter()
+                .filter_map(|id| Some((*id, r.consumers.get(id)?.object.clone())))
+                .collect();
+            Ok((transports, producers, consumers))
+        })?;
+        let mut diagnostics = Diagnostics::default();
+        for (id, transport) in transports {
+            let Ok(stats) = transport.get_stats().await else {
+                continue;
+            };
+            let Some(stat) = stats.first() else { continue };
+            diagnostics.transports.push(TransportDiagnostics {
+                transport: id,
+                ice_state: state_name(stat.ice_state),
+                selected_tuple: stat.ice_selected_tuple.as_ref().map(tuple),
+                dtls_state: state_name(stat.dtls_state),
+                bytes_received: stat.bytes_received,
+                bytes_sent: stat.bytes_sent,
+                available_outgoing_bitrate: stat
+                    .available_outgoing_bitrate
+                    .map(|b| u32::try_from(b).unwrap_or(u32::MAX)),
+            });
+        }
+        for (id, producer) in producers {
+            let Ok(streams) = producer.get_stats().await else {
+                continue;
+            };
+            diagnostics.producers.push(ProducerDiagnostics {
+                producer: id,
+                paused: producer.paused(),
+                streams: streams
+                    .iter()
+                    .map(|s| StreamDiagnostics {
+                        ssrc: s.ssrc,
+                        rid: s.rid.clone(),
+                        score: s.score,
+                        bitrate_bps: u32::try_from(s.bitrate).unwrap_or(u32::MAX),
+                        packets_lost: u64::try_from(s.packets_lost).unwrap_or(0),
+                        nack_count: s.nack_count,
+                        pli_count: s.pli_count,
+                        fir_count: s.fir_count,
+                        round_trip_time_ms: s.round_trip_time,
+                    })
+                    .collect(),
+            });
+        }
+        for (id, consumer) in consumers {
+            let Ok(streams) = consumer.get_stats().await else {
+                continue;
+            };
+            let score = consumer.score();
+            let layers = |l: Option<ConsumerLayers>| {
+                l.map(|l| (l.spatial_layer, l.temporal_layer.unwrap_or(0)))
+            };
+            let stream = streams.iter().find_map(|s| match s {
+                ConsumerRtpStreamStat::Outbound(s) => Some(StreamDiagnostics {
+                    ssrc: s.ssrc,
+                    rid: None,
+                    score: s.score,
+                    bitrate_bps: u32::try_from(s.bitrate).unwrap_or(u32::MAX),
+                    packets_lost: u64::try_from(s.packets_lost).unwrap_or(0),
+                    nack_count: s.nack_count,
+                    pli_count: s.pli_count,
+                    fir_count: s.fir_count,
+                    round_trip_time_ms: s.round_trip_time,
+                }),
+                ConsumerRtpStreamStat::Inbound(_) => None,
+            });
+            diagnostics.consumers.push(ConsumerDiagnostics {
+                consumer: id,
+                paused: consumer.paused(),
+                producer_paused: consumer.producer_paused(),
+                score: score.score,
+                producer_score: score.producer_score,
+                current_layers: layers(consumer.current_layers()),
+                preferred_layers: layers(consumer.preferred_layers()),
+                stream,
+            });
+        }
+        Ok(diagnostics)
+    }
+}
+
+/// mediasoup's name of an ICE or DTLS state (`connected`, `failed`, …).
+fn state_name(state: impl std::fmt::Debug) -> String {
+    format!("{state:?}").to_lowercase()
+}
+
+/// `local:port ⇄ remote:port (udp)`.
+fn tuple(tuple: &TransportTuple) -> String {
+    let protocol = state_name(tuple.protocol());
+    match tuple {
+        TransportTuple::WithRemote {
+            local_address,
+            local_port,
+            remote_ip,
+            remote_port,
+            ..
+        } => format!("{local_address}:{local_port} ⇄ {remote_ip}:{remote_port} ({protocol})"),
+        TransportTuple::LocalOnly {
+            local_address,
+            local_port,
+            ..
+        } => format!("{local_address}:{local_port} ({protocol})"),
     }
 }

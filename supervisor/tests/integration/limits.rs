@@ -23,7 +23,7 @@ type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A WebSocket to `url` upgraded with `headers`, or the HTTP status refusing it.
-pub(crate) async fn connect(url: &str, headers: &[(&str, &str)]) -> Result<Socket, u16> {
+async fn connect(url: &str, headers: &[(&str, &str)]) -> Result<Socket, u16> {
     let mut request = url.into_client_request().expect("request");
     for (name, value) in headers {
         request.headers_mut().append(
@@ -286,5 +286,55 @@ async fn a_peer_may_consume_only_so_many_tracks() {
         }
     }
     drop((first, second));
+    bystanders.assert_unharmed().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_the_monitor_token_is_throttled_per_address() {
+    let sfu = Sfu::start(&[
+        "--monitor-token",
+        "right-token",
+        "--trusted-proxies",
+        "127.0.0.1",
+    ]);
+    let bystanders = Bystanders::start(&sfu.ws_url(), None, None).await;
+    let url = sfu.monitor_url();
+    let attempt = |token: &'static str, from: &'static str| {
+        let url = url.clone();
+        async move {
+            let bearer = format!("Bearer {token}");
+            let headers = [
+                ("Authorization", bearer.as_str()),
+                ("X-Forwarded-For", from),
+            ];
+            connect(&url, &headers).await.err()
+        }
+    };
+    for guess in 0..5 {
+        assert_eq!(
+            attempt("wrong", "192.0.2.66").await,
+            Some(401),
+            "guess {guess}"
+        );
+    }
+    assert_eq!(
+        attempt("right-token", "192.0.2.66").await,
+        Some(429),
+        "after five failures not even the right token gets in"
+    );
+    assert_eq!(
+        attempt("right-token", "192.0.2.1").await,
+        None,
+        "another address is served"
+    );
+    let log = sfu.log_text();
+    assert!(
+        log.contains("monitor connection refused: missing or wrong token"),
+        "{log}"
+    );
+    assert!(
+        log.contains("too many failed logins from this address"),
+        "{log}"
+    );
     bystanders.assert_unharmed().await;
 }

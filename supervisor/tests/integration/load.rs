@@ -62,7 +62,14 @@ fn assert_complete(summary: &Value, peers: u64, streams: u64, max_loss_pct: f64,
 
 #[test]
 fn two_rooms_of_three_receive_every_stream_without_loss() {
-    let sfu = Sfu::start(&[]);
+    // Pings every second: the run outlasts several (a loadgen that took a ping for the end
+    // of its connection once failed every run longer than the 15 s default interval).
+    let sfu = Sfu::start(&[
+        "--ws-ping-interval-secs",
+        "1",
+        "--ws-idle-timeout-secs",
+        "3",
+    ]);
     let output = loadgen(&[
         "--url",
         &sfu.ws_url(),

@@ -5,6 +5,7 @@
 mod bad_input;
 mod browser;
 mod call;
+mod diagnostics;
 mod faults;
 mod fuzz;
 mod keepalive;

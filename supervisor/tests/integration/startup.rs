@@ -186,3 +186,36 @@ fn help_explains_every_flag() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line_with_room_peer_and_node_fields() {
+    let sfu = Sfu::start(&["--log-format", "json"]);
+    let mut peer = crate::support::Signaling::connect(&sfu.ws_url(), None).await;
+    peer.ok(
+        "join",
+        serde_json::json!({"room": "logged", "displayName": "Logged"}),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !sfu.log_text().contains("peer joined") {
+        assert!(Instant::now() < deadline, "no join logged");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let lines: Vec<serde_json::Value> = sfu
+        .log_text()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let joined = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "peer joined")
+        .expect("the join");
+    assert_eq!(joined["fields"]["room"], "logged", "{joined}");
+    assert!(joined["fields"]["peer"].is_string(), "{joined}");
+    let node = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "node started")
+        .expect("the node's start, in the same stream");
+    assert_eq!(node["span"]["node"], "node-1", "{node}");
+}

@@ -180,6 +180,12 @@ impl TestPeer {
             .write(self.video_ssrc, self.pts.vp8, seq, (seq * 3000) as u32, vp8);
     }
 
+    /// The receive transport goes silent for good (no consent checks, no RTCP), as a phone
+    /// that lost its network; signaling stays.
+    pub fn vanish_receive(&self) {
+        self.recv.vanish();
+    }
+
     /// RTP packets received through each consumer: (kind, count).
     pub fn received(&self) -> Vec<(String, u64)> {
         self.consumers

@@ -80,6 +80,9 @@ enum Command {
         time: u32,
         payload: Vec<u8>,
     },
+    /// Stop everything at once, as a peer whose network went away: no more STUN consent
+    /// checks, RTCP or DTLS.
+    Vanish,
 }
 
 /// A transport to mediasoup, driven by its own task.
@@ -195,6 +198,11 @@ impl RtcTransport {
         }
     }
 
+    /// Goes silent for good, as if the network went away.
+    pub fn vanish(&self) {
+        let _ = self.commands.send(Command::Vanish);
+    }
+
     /// Declares a stream this transport sends.
     pub fn declare_send(&self, mid: &str, kind: MediaKind, ssrc: u32) {
         let _ = self.commands.send(Command::DeclareSend {
@@ -292,6 +300,9 @@ async fn drive(
             }
             command = commands.recv() => {
                 let Some(command) = command else { return };
+                if matches!(command, Command::Vanish) {
+                    return;
+                }
                 apply(&mut rtc, command);
             }
             _ = tokio::time::sleep(wait) => {
@@ -306,6 +317,7 @@ async fn drive(
 fn apply(rtc: &mut Rtc, command: Command) {
     let mut api = rtc.direct_api();
     match command {
+        Command::Vanish => {}
         Command::DeclareSend { mid, kind, ssrc } => {
             let mid = Mid::from(mid.as_str());
             api.declare_media(mid, kind);

@@ -1,26 +1,30 @@
-//! Stats aggregation for the monitor API and `/metrics`: answered from the supervisor's own
-//! state (the room directory, the nodes' load and media-stats reports), never by asking
-//! every node. The arithmetic is in plain functions over snapshots.
+//! Stats for the monitor API and `/metrics`. Counts and loads come from the supervisor's own
+//! state (the room directory, the nodes' load reports) and cost nothing; media statistics
+//! (scores, bitrates, ICE and DTLS states) are collected from the nodes only for what a
+//! monitor asks about ([`collect`]), and one participant in depth ([`peer`]). Room details
+//! are built in [`room`]; the arithmetic is in plain functions over snapshots.
 
-use std::collections::HashMap;
+mod collect;
+mod peer;
+mod room;
+mod sample;
+
+pub use collect::{Media, COLLECT_DEADLINE};
+pub use peer::PeerError;
+
 use std::sync::Arc;
 use std::time::Instant;
 
-use ipc::messages::{
-    ConsumerId, ConsumerStats, ProducerId, ProducerStats, RoomId, RouterId, RouterStats,
-};
+use ipc::messages::RoomId;
 use monitor_api::{
-    ConsumerInfo, Load, NodeInfo, Participant, ProducerInfo, RoomDetail, RoomInfo, RouterDetail,
-    Summary, WorkerConsumers, WorkerInfo,
+    Load, NodeInfo, RoomDetail, RoomInfo, RouterDetail, Summary, WorkerConsumers, WorkerInfo,
 };
 
 use crate::metrics::Metrics;
-use crate::node_link::{NodeId, NodeLink};
 use crate::node_pool::NodePool;
-use crate::protocol::Kind;
-use crate::protocol::PeerId;
-use crate::rooms::core::{Peer, Room, RouterState};
 use crate::rooms::Rooms;
+
+use self::room::details;
 
 /// Answers monitor queries.
 pub struct Stats {
@@ -72,7 +76,12 @@ impl Stats {
 
     /// Every ready node with its workers.
     pub fn nodes(&self) -> Vec<NodeInfo> {
-        node_infos(&details(&self.rooms, &self.pool, None), &self.samples())
+        node_infos(&self.counts(None), &self.samples())
+    }
+
+    /// Every room (or the one named `only`) with counts, without media statistics.
+    fn counts(&self, only: Option<&str>) -> Vec<RoomDetail> {
+        details(&self.rooms, &self.pool, only, &Media::default())
     }
 
     /// SFU-wide numbers.
@@ -82,7 +91,7 @@ impl Stats {
 
     /// Every ready node with its workers, and the SFU-wide numbers, from one look.
     pub fn snapshot(&self) -> (Vec<NodeInfo>, Summary) {
-        let rooms = details(&self.rooms, &self.pool, None);
+        let rooms = self.counts(None);
         let nodes = node_infos(&rooms, &self.samples());
         let summary = Summary {
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -96,15 +105,23 @@ impl Stats {
 
     /// Every room, by name.
     pub fn rooms(&self) -> Vec<RoomInfo> {
-        details(&self.rooms, &self.pool, None)
-            .iter()
-            .map(room_info)
-            .collect()
+        self.counts(None).iter().map(room_info).collect()
     }
 
-    /// One room in detail.
-    pub fn room(&self, name: &str) -> Option<RoomDetail> {
-        details(&self.rooms, &self.pool, Some(name))
+    /// One room in detail, with media statistics collected from its nodes now (what did not
+    /// arrive within [`COLLECT_DEADLINE`] is listed in `stats_missing`).
+    pub async fn room(&self, name: &str) -> Option<RoomDetail> {
+        let room = RoomId(name.to_string());
+        let routers = self.rooms.inspect(|rooms| {
+            rooms.get(&room).map(|r| {
+                r.routers
+                    .iter()
+                    .map(|(id, s)| (*id, s.node))
+                    .collect::<Vec<_>>()
+            })
+        })?;
+        let media = self.collect(&routers).await;
+        details(&self.rooms, &self.pool, Some(name), &media)
             .into_iter()
             .next()
     }
@@ -212,129 +229,6 @@ pub fn summarize(nodes: &[NodeInfo], rooms: &[RoomDetail]) -> Summary {
             cpu_percent_max: cpu.iter().copied().fold(0.0, f64::max),
         },
         ..Summary::default()
-    }
-}
-
-/// Every room (or only the one named `only`) as the monitor shows it: placement, peers in
-/// the order they joined, what each sends and receives, with the latest media statistics
-/// of the room's node.
-fn details(rooms: &Rooms, pool: &NodePool, only: Option<&str>) -> Vec<RoomDetail> {
-    let links: HashMap<NodeId, Arc<NodeLink>> =
-        pool.ready().into_iter().map(|l| (l.id, l)).collect();
-    let mut details: Vec<RoomDetail> = rooms.inspect(|rooms| {
-        rooms
-            .iter()
-            .filter(|(id, _)| only.is_none_or(|name| id.0 == name))
-            .map(|(id, room)| room_detail(id, room, &links))
-            .collect()
-    });
-    details.sort_by(|a, b| a.room.cmp(&b.room));
-    details
-}
-
-fn room_detail(id: &RoomId, room: &Room, links: &HashMap<NodeId, Arc<NodeLink>>) -> RoomDetail {
-    let mut routers: Vec<(&RouterId, &RouterState)> = room.routers.iter().collect();
-    routers.sort_by_key(|(_, s)| s.seq);
-    let stats: HashMap<RouterId, RouterStats> = routers
-        .iter()
-        .filter_map(|(id, s)| Some((**id, links.get(&s.node)?.router_stats(**id)?)))
-        .collect();
-    // Indexed once: a full room has thousands of consumers. A producer's statistics are its
-    // own router's (its copies elsewhere are pipe producers).
-    let producer_stats: HashMap<(RouterId, ProducerId), &ProducerStats> = stats
-        .iter()
-        .flat_map(|(r, s)| s.producers.iter().map(move |p| ((*r, p.producer), p)))
-        .collect();
-    let consumer_stats: HashMap<ConsumerId, &ConsumerStats> = stats
-        .values()
-        .flat_map(|s| s.consumers.iter().map(|c| (c.consumer, c)))
-        .collect();
-    let mut peers: Vec<(&PeerId, &Peer)> = room.peers.iter().collect();
-    peers.sort_by_key(|(_, p)| p.joined_at);
-    let pipes_of = |p: &Peer| {
-        p.producers
-            .values()
-            .map(|e| e.copies.len() as u32)
-            .sum::<u32>()
-    };
-    let router_details: Vec<RouterDetail> = routers
-        .iter()
-        .map(|(id, s)| {
-            let on: Vec<&Peer> = room.peers.values().filter(|p| p.router == **id).collect();
-            let pipes: u32 = on.iter().map(|p| pipes_of(p)).sum();
-            RouterDetail {
-                node: s.node.to_string(),
-                worker: s.worker,
-                peers: on.len() as u32,
-                consumers: on.iter().map(|p| p.consumers.len() as u32).sum::<u32>() + pipes,
-                pipes,
-            }
-        })
-        .collect();
-    let primary = routers.first().map(|(_, s)| (s.node, s.worker));
-    RoomDetail {
-        room: id.0.clone(),
-        node: primary.map(|(n, _)| n.to_string()).unwrap_or_default(),
-        node_pid: primary
-            .and_then(|(n, _)| links.get(&n))
-            .map_or(0, |l| l.hello.pid),
-        worker: primary.map_or(0, |(_, w)| w),
-        age_secs: room.created_at.elapsed().as_secs(),
-        pipes: router_details.iter().map(|r| r.pipes).sum(),
-        routers: router_details,
-        participants: peers
-            .into_iter()
-            .map(|(peer_id, p)| {
-                let place = room.routers.get(&p.router);
-                let mut producers: Vec<ProducerInfo> = p
-                    .producers
-                    .iter()
-                    .map(|(pid, e)| {
-                        let s = producer_stats.get(&(p.router, *pid)).copied();
-                        ProducerInfo {
-                            id: pid.to_string(),
-                            kind: match e.kind {
-                                Kind::Audio => "audio".into(),
-                                Kind::Video => "video".into(),
-                            },
-                            codec: e.codec.clone(),
-                            score: s.and_then(|s| s.score),
-                            paused: s.map(|s| s.paused),
-                            bitrate_bps: s.map(|s| s.bitrate_bps),
-                        }
-                    })
-                    .collect();
-                producers.sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));
-                let mut consumers: Vec<ConsumerInfo> = p
-                    .consumers
-                    .iter()
-                    .map(|(cid, e)| {
-                        let s = consumer_stats.get(cid).copied();
-                        ConsumerInfo {
-                            id: cid.to_string(),
-                            producer_id: e.producer.to_string(),
-                            kind: e.kind.as_str().into(),
-                            score: s.map(|s| s.score),
-                            producer_score: s.map(|s| s.producer_score),
-                            paused: s.map(|s| s.paused),
-                            producer_paused: s.map(|s| s.producer_paused),
-                            bitrate_bps: s.map(|s| s.bitrate_bps),
-                        }
-                    })
-                    .collect();
-                consumers.sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));
-                Participant {
-                    peer_id: peer_id.to_string(),
-                    display_name: p.display_name.clone(),
-                    joined_secs: p.joined_at.elapsed().as_secs(),
-                    node: place.map(|s| s.node.to_string()).unwrap_or_default(),
-                    worker: place.map_or(0, |s| s.worker),
-                    transports: p.transports.len() as u32,
-                    producers,
-                    consumers,
-                }
-            })
-            .collect(),
     }
 }
 

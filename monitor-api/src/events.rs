@@ -1,0 +1,160 @@
+//! Events pushed to subscribers: what happened in rooms and to nodes, and, for a subscriber
+//! that asked, the quality of participants' media.
+
+use serde::{Deserialize, Serialize};
+
+/// Something that happened, with when (milliseconds since the Unix epoch).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// When, in milliseconds since the Unix epoch.
+    pub at: u64,
+    /// What.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// What happened.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum EventKind {
+    /// A room was opened on a worker.
+    RoomCreated {
+        /// The room.
+        room: String,
+        /// Its node.
+        node: String,
+        /// Its worker.
+        worker: u32,
+    },
+    /// A room closed: its last peer left, or its node was lost.
+    RoomClosed {
+        /// The room.
+        room: String,
+        /// Why.
+        reason: String,
+    },
+    /// A peer joined a room.
+    PeerJoined {
+        /// The room.
+        room: String,
+        /// The peer.
+        peer_id: String,
+        /// Its name.
+        display_name: String,
+    },
+    /// A peer left a room (or was dropped with its node).
+    PeerLeft {
+        /// The room.
+        room: String,
+        /// The peer.
+        peer_id: String,
+    },
+    /// A peer started sending media.
+    ProducerAdded {
+        /// The room.
+        room: String,
+        /// The peer.
+        peer_id: String,
+        /// The producer.
+        producer_id: String,
+        /// `audio` or `video`.
+        kind: String,
+    },
+    /// A producer closed.
+    ProducerClosed {
+        /// The room.
+        room: String,
+        /// The peer.
+        peer_id: String,
+        /// The producer.
+        producer_id: String,
+    },
+    /// A node process started (at startup or because capacity filled).
+    NodeSpawned {
+        /// The node.
+        node: String,
+        /// Its process id.
+        pid: u32,
+        /// `warm` (keeping the configured count) or `capacity` (every worker was full).
+        reason: String,
+    },
+    /// A node process started to replace one that was lost.
+    NodeRespawned {
+        /// The node.
+        node: String,
+        /// Its process id.
+        pid: u32,
+    },
+    /// A node process exited or was lost.
+    NodeExited {
+        /// The node.
+        node: String,
+        /// Why.
+        reason: String,
+    },
+    /// Something of a participant went bad: a consumer's score below 5 for 5 s, a producer
+    /// silent for 5 s, a transport's ICE `disconnected` or DTLS `failed`. Sent only to
+    /// subscribers that asked for quality events.
+    QualityDegraded {
+        /// The room.
+        room: String,
+        /// The participant.
+        peer_id: String,
+        /// Its name.
+        display_name: String,
+        /// `consumer`, `producer` or `transport`.
+        subject: String,
+        /// The consumer's, producer's or transport's id.
+        id: String,
+        /// What is wrong, for a person ("score 2 for 6 s", "ICE disconnected", …).
+        reason: String,
+    },
+    /// What went bad is good again (or gone).
+    QualityRecovered {
+        /// The room.
+        room: String,
+        /// The participant.
+        peer_id: String,
+        /// Its name.
+        display_name: String,
+        /// `consumer`, `producer` or `transport`.
+        subject: String,
+        /// The id.
+        id: String,
+        /// What it is now.
+        reason: String,
+    },
+    /// A mediasoup worker died (its node exits and is replaced).
+    WorkerDied {
+        /// The node.
+        node: String,
+        /// The worker.
+        worker: u32,
+        /// What mediasoup said.
+        message: String,
+    },
+}
+
+impl EventKind {
+    /// The room the event is about, if it is about one.
+    pub fn room(&self) -> Option<&str> {
+        match self {
+            EventKind::RoomCreated { room, .. }
+            | EventKind::RoomClosed { room, .. }
+            | EventKind::PeerJoined { room, .. }
+            | EventKind::PeerLeft { room, .. }
+            | EventKind::ProducerAdded { room, .. }
+            | EventKind::ProducerClosed { room, .. }
+            | EventKind::QualityDegraded { room, .. }
+            | EventKind::QualityRecovered { room, .. } => Some(room),
+            EventKind::NodeSpawned { .. }
+            | EventKind::NodeRespawned { .. }
+            | EventKind::NodeExited { .. }
+            | EventKind::WorkerDied { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! Media statistics on demand and the diagnosis of one participant, against the real
+//! supervisor, nodes and str0m peers: nothing is collected through a call nobody monitors
+//! (`sfu_stats_collections_total` stays at 0), a `room` query collects once, a quality
+//! subscription collects while it runs and not after; and a subscriber whose network goes
+//! away shows up in `monitor peer` (ICE `disconnected`) and as a quality event.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::peer::{exchange_media, TestPeer};
+use crate::support::{monitor_binary, monitor_json, Sfu};
+
+const TOKEN: &str = "diagnostics-token";
+
+/// `sfu_stats_collections_total` from `/metrics`.
+fn collections(sfu: &Sfu) -> u64 {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", sfu.port)).expect("connect");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("response");
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("sfu_stats_collections_total ")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .expect("sfu_stats_collections_total on /metrics")
+}
+
+fn monitor(sfu: &Sfu, args: &[&str]) -> Value {
+    let url = sfu.monitor_url();
+    let mut full = vec!["--url", url.as_str(), "--token", TOKEN];
+    full.extend_from_slice(args);
+    monitor_json(&full)
+}
+
+/// `monitor --json events --quality` for `room`, its JSON lines arriving on a channel. Killed
+/// when dropped.
+struct QualityEvents {
+    child: Child,
+    lines: mpsc::Receiver<Value>,
+}
+
+impl QualityEvents {
+    fn follow(sfu: &Sfu, room: &str) -> QualityEvents {
+        let url = sfu.monitor_url();
+        let mut child = Command::new(monitor_binary())
+            .args([
+                "--url",
+                &url,
+                "--token",
+                TOKEN,
+                "--json",
+                "events",
+                "--quality",
+            ])
+            .args(["--room", room])
+            .env_remove("MONITOR_TOKEN")
+            .env_remove("MONITOR_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("monitor events");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut first = String::new();
+        BufReader::new(stderr)
+            .read_line(&mut first)
+            .expect("monitor stderr");
+        assert!(first.contains("following events"), "{first}");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(value) = serde_json::from_str(&line) {
+                    if tx.send(value).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        QualityEvents { child, lines }
+    }
+
+    /// The first event matching `want` within `within`.
+    fn wait_for(&self, within: Duration, want: impl Fn(&Value) -> bool) -> Option<Value> {
+        let deadline = Instant::now() + within;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(event) if want(&event) => return Some(event),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+}
+
+impl Drop for QualityEvents {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Alice and Bob in `room`, each consuming the other.
+async fn call(url: &str, room: &str) -> (TestPeer, TestPeer) {
+    let mut alice = TestPeer::join(url, None, room, "Alice", 7000).await;
+    let mut bob = TestPeer::join(url, None, room, "Bob", 8000).await;
+    let listed: Vec<String> = bob.joined["peers"][0]["producers"]
+        .as_array()
+        .expect("Alice's producers")
+        .iter()
+        .map(|p| p["producerId"].as_str().expect("id").to_string())
+        .collect();
+    for producer in &listed {
+        bob.consume(producer).await;
+    }
+    alice.consume_announced(2).await;
+    (alice, bob)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_statistics_are_collected_only_while_a_monitor_asks() {
+    let sfu = Sfu::start(&["--monitor-token", TOKEN]);
+    let url = sfu.ws_url();
+    let (mut alice, mut bob) = call(&url, "quiet").await;
+    exchange_media(&mut [&mut alice, &mut bob], Duration::from_secs(3)).await;
+    assert_eq!(
+        collections(&sfu),
+        0,
+        "a call nobody monitors collects nothing"
+    );
+    // Counts are free.
+    let rooms = tokio::task::block_in_place(|| monitor(&sfu, &["rooms"]));
+    assert_eq!(rooms[0]["consumers"], 4);
+    assert_eq!(collections(&sfu), 0, "rooms: counts only");
+
+    // One room query: one fresh collection, with scores and bitrates.
+    let room = tokio::task::block_in_place(|| monitor(&sfu, &["room", "quiet"]));
+    assert_eq!(collections(&sfu), 1);
+    let consumers = room["participants"][1]["consumers"]
+        .as_array()
+        .expect("consumers");
+    assert!(
+        consumers.iter().all(|c| c["score"].as_u64().is_some()),
+        "collected for the answer: {consumers:?}"
+    );
+
+    // A quality subscription collects every 2 s while it runs, and stops with it.
+    let before = collections(&sfu);
+    let events = QualityEvents::follow(&sfu, "quiet");
+    exchange_media(&mut [&mut alice, &mut bob], Duration::from_secs(5)).await;
+    let during = collections(&sfu);
+    assert!(
+        during >= before + 2,
+        "sampled while subscribed: {before} → {during}"
+    );
+    drop(events);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = collections(&sfu);
+    exchange_media(&mut [&mut alice, &mut bob], Duration::from_secs(3)).await;
+    assert_eq!(collections(&sfu), after, "nothing once the subscriber left");
+    println!("collections: 0 through the call, 1 after `room`, {before} → {during} during 5 s of `events --quality`, {after} after it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_whose_network_goes_away_shows_in_monitor_peer_and_as_a_quality_event() {
+    // mediasoup's shortest consent timeout: 10 s without checks → ICE disconnected.
+    let sfu = Sfu::start(&["--monitor-token", TOKEN, "--ice-consent-timeout-secs", "10"]);
+    let url = sfu.ws_url();
+    let (mut alice, mut bob) = call(&url, "diag").await;
+    exchange_media(&mut [&mut alice, &mut bob], Duration::from_secs(2)).await;
+
+    // Healthy: what `monitor peer diag Bob` says.
+    let healthy = tokio::task::block_in_place(|| monitor(&sfu, &["peer", "diag", "Bob"]));
+    assert_eq!(healthy["displayName"], "Bob");
+    let transports = healthy["transports"].as_array().expect("transports");
+    assert_eq!(transports.len(), 2, "{healthy}");
+    for t in transports {
+        assert!(
+            t["iceState"] == "connected" || t["iceState"] == "completed",
+            "{t}"
+        );
+        assert_eq!(t["dtlsState"], "connected", "{t}");
+        assert!(
+            t["selectedTuple"]
+                .as_str()
+                .is_some_and(|s| s.contains("udp")),
+            "{t}"
+        );
+    }
+    let consumers = healthy["consumers"].as_array().expect("consumers");
+    assert_eq!(consumers.len(), 2);
+    for c in consumers {
+        assert_eq!(c["from"], "Alice", "{c}");
+        assert!(c["paused"].is_null(), "resumed: {c}");
+        assert!(c["stream"]["ssrc"].as_u64().is_some(), "{c}");
+    }
+    let producers = healthy["producers"].as_array().expect("producers");
+    assert_eq!(producers.len(), 2);
+    assert!(producers
+        .iter()
+        .all(|p| p["streams"][0]["bitrateBps"].as_u64() > Some(0)));
+    // By peer id too.
+    let peer_id = healthy["peerId"].as_str().expect("peerId").to_string();
+    let by_id = tokio::task::block_in_place(|| monitor(&sfu, &["peer", "diag", &peer_id]));
+    assert_eq!(by_id["displayName"], "Bob");
+
+    // Bob's receiving side loses its network while Alice keeps sending.
+    let events = QualityEvents::follow(&sfu, "diag");
+    bob.vanish_receive();
+    let started = Instant::now();
+    let sending = tokio::spawn(async move {
+        exchange_media(&mut [&mut alice], Duration::from_secs(20)).await;
+        alice
+    });
+    let event = tokio::task::block_in_place(|| {
+        events.wait_for(Duration::from_secs(20), |e| {
+            e["type"] == "qualityDegraded"
+                && e["displayName"] == "Bob"
+                && e["subject"] == "transport"
+        })
+    })
+    .expect("a qualityDegraded event for Bob's transport");
+    println!(
+        "quality event {:.1} s after the network went: {event}",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(event["reason"], "ICE disconnected");
+    let sick = tokio::task::block_in_place(|| monitor(&sfu, &["peer", "diag", "Bob"]));
+    let recv = sick["transports"]
+        .as_array()
+        .expect("transports")
+        .iter()
+        .find(|t| t["direction"] == "recv")
+        .expect("the receive transport")
+        .clone();
+    assert_eq!(recv["iceState"], "disconnected", "{sick}");
+    let human = std::process::Command::new(monitor_binary())
+        .args([
+            "--url",
+            &sfu.monitor_url(),
+            "--token",
+            TOKEN,
+            "peer",
+            "diag",
+            "Bob",
+        ])
+        .output()
+        .expect("monitor peer");
+    let table = String::from_utf8_lossy(&human.stdout);
+    println!("{table}");
+    assert!(
+        table.contains("disconnected") && table.contains("RECEIVES FROM"),
+        "{table}"
+    );
+    sending.abort();
+}
