@@ -5,9 +5,16 @@
 use std::time::{Duration, Instant};
 
 use crate::support::peer::{exchange_media, TestPeer};
-use crate::support::{alive, monitor_json, signal, Sfu};
+use crate::support::{alive, monitor_json, signal, wait_reaped, Sfu};
 
 async fn call(url: &str, room: &str, ssrc_base: u32) -> (TestPeer, TestPeer) {
+    let (mut a, mut b) = join_call(url, room, ssrc_base).await;
+    exchange_media(&mut [&mut a, &mut b], Duration::from_millis(400)).await;
+    (a, b)
+}
+
+/// Two peers in `room`, each consuming the other, no media sent yet.
+async fn join_call(url: &str, room: &str, ssrc_base: u32) -> (TestPeer, TestPeer) {
     let mut a = TestPeer::join(url, None, room, "A", ssrc_base).await;
     let mut b = TestPeer::join(url, None, room, "B", ssrc_base + 10).await;
     for producer in b.joined["peers"][0]["producers"]
@@ -19,7 +26,6 @@ async fn call(url: &str, room: &str, ssrc_base: u32) -> (TestPeer, TestPeer) {
             .await;
     }
     a.consume_announced(2).await;
-    exchange_media(&mut [&mut a, &mut b], Duration::from_millis(400)).await;
     (a, b)
 }
 
@@ -53,19 +59,33 @@ async fn killed_node_rooms_recover_and_other_rooms_lose_nothing() {
         let moved = peer.signaling.notification("roomMoved").await;
         assert_eq!(moved["room"], "doomed");
     }
+    let moved = killed_at.elapsed();
     // The doomed room's peers re-join (as docs/protocol.md says) and media flows again.
     drop((a, b));
-    let (mut a, mut b) = call(&url, "doomed", 300).await;
-    let mut recovered = None;
-    for _ in 0..100 {
-        if total(&a) > 0 && total(&b) > 0 {
-            recovered = Some(killed_at.elapsed());
-            break;
+    let (mut a, mut b) = join_call(&url, "doomed", 300).await;
+    let rejoined = killed_at.elapsed();
+    // Media from the moment the call is back; the time of each consumer's first packet.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let first = loop {
+        let firsts: Vec<Option<Instant>> =
+            [&a, &b].iter().flat_map(|p| p.first_packets()).collect();
+        if firsts.len() == 4 && firsts.iter().all(Option::is_some) {
+            break firsts.into_iter().flatten().max().expect("four");
         }
+        assert!(
+            Instant::now() < deadline,
+            "media never came back: {firsts:?}"
+        );
         exchange_media(&mut [&mut a, &mut b], Duration::from_millis(20)).await;
-    }
-    let recovered = recovered.expect("media flows again after the re-join");
-    println!("media back {recovered:?} after SIGKILL of the node");
+    };
+    let recovered = first.duration_since(killed_at);
+    println!(
+        "after SIGKILL of the node: roomMoved {moved:?}, re-joined {rejoined:?}, every track's first packet {recovered:?}"
+    );
+    assert!(
+        recovered < Duration::from_secs(3),
+        "media back within 3 s of the kill, not {recovered:?}"
+    );
 
     let (c, d) = steady.await.expect("steady room task");
     assert_eq!(total(&c) - before.0, 200, "steady room lost packets");
@@ -73,7 +93,10 @@ async fn killed_node_rooms_recover_and_other_rooms_lose_nothing() {
     assert!(sfu.is_running(), "supervisor survived");
     let replaced = sfu.wait_nodes(2, Duration::from_secs(10));
     assert!(!replaced.contains(&nodes[0]), "the dead node was replaced");
-    assert!(!alive(nodes[0]), "no zombie left");
+    assert!(
+        wait_reaped(nodes[0], Duration::from_secs(5)),
+        "the killed node was reaped by the supervisor: no zombie left"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,11 +110,10 @@ async fn stopped_node_is_detected_by_heartbeat_and_replaced() {
     a.signaling.notification("roomMoved").await;
     println!("SIGSTOP detected after {:?}", stopped_at.elapsed());
     assert!(stopped_at.elapsed() < Duration::from_secs(6));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while alive(node) {
-        assert!(Instant::now() < deadline, "the hung node was not killed");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(
+        wait_reaped(node, Duration::from_secs(10)),
+        "the hung node was killed and reaped"
+    );
     let replaced = sfu.wait_nodes(1, Duration::from_secs(10));
     assert_ne!(replaced[0], node);
     drop(a);
@@ -171,8 +193,8 @@ async fn five_kills_in_a_row_the_pool_comes_back_each_time_without_zombies() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert!(
-            !alive(nodes[0]),
-            "round {round}: killed node is a zombie or alive"
+            wait_reaped(nodes[0], Duration::from_secs(5)),
+            "round {round}: the killed node is a zombie or alive"
         );
     }
     // The monitor counts the restarts (over plain ws://, allowed on loopback).

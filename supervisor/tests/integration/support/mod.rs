@@ -205,8 +205,8 @@ impl Sfu {
                 continue;
             };
             let ppid = rest.split_whitespace().nth(1);
-            let zombie = rest.starts_with('Z');
-            if ppid == Some(parent.as_str()) && stat.contains("(node)") && !zombie {
+            // Zombies count: a child the supervisor did not reap is a defect to see.
+            if ppid == Some(parent.as_str()) && stat.contains("(node)") {
                 pids.push(pid);
             }
         }
@@ -264,7 +264,26 @@ pub fn signal(pid: u32, signal: &str) {
     assert!(status.success(), "kill -{signal} {pid}");
 }
 
-/// Whether process `pid` exists and is not a zombie.
+/// Whether process `pid` is gone entirely: exited and reaped by its parent (a zombie still
+/// has its `/proc` entry).
+pub fn reaped(pid: u32) -> bool {
+    !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Waits until `pid` is [`reaped`], at most `within`; whether it was.
+pub fn wait_reaped(pid: u32, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while !reaped(pid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// Whether process `pid` exists and is not a zombie (for processes whose reaping is not the
+/// supervisor's job, such as nodes orphaned by a killed supervisor).
 pub fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|stat| {
@@ -280,7 +299,25 @@ pub fn alive(pid: u32) -> bool {
 
 impl Drop for Sfu {
     fn drop(&mut self) {
+        // Its nodes are killed here too: whether they die with their supervisor is a feature
+        // under test, not something the harness may rely on.
+        let nodes = self.node_pids();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        for pid in nodes {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+        // The log of a failed test stays for reading; a passed one's goes.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log);
+        }
+    }
+}
+
+impl Drop for TestCert {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -186,6 +186,14 @@ impl TestPeer {
         self.recv.vanish();
     }
 
+    /// When the first packet arrived through each consumer (`None`: none yet).
+    pub fn first_packets(&self) -> Vec<Option<std::time::Instant>> {
+        self.consumers
+            .iter()
+            .map(|(_, _, _, ssrc)| self.recv.first_packet_at(*ssrc))
+            .collect()
+    }
+
     /// RTP packets received through each consumer: (kind, count).
     pub fn received(&self) -> Vec<(String, u64)> {
         self.consumers

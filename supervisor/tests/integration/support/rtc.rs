@@ -88,7 +88,8 @@ enum Command {
 /// A transport to mediasoup, driven by its own task.
 pub struct RtcTransport {
     commands: mpsc::UnboundedSender<Command>,
-    received: Arc<Mutex<HashMap<u32, u64>>>,
+    /// Per SSRC: packets received, and when the first arrived.
+    received: Arc<Mutex<HashMap<u32, (u64, Instant)>>>,
     connected: Arc<Mutex<bool>>,
     /// The DTLS parameters to send in `connectWebRtcTransport`.
     pub dtls_parameters: Value,
@@ -238,8 +239,12 @@ impl RtcTransport {
             .lock()
             .unwrap()
             .get(&ssrc)
-            .copied()
-            .unwrap_or(0)
+            .map_or(0, |(count, _)| *count)
+    }
+
+    /// When the first RTP packet on `ssrc` arrived.
+    pub fn first_packet_at(&self, ssrc: u32) -> Option<Instant> {
+        self.received.lock().unwrap().get(&ssrc).map(|(_, at)| *at)
     }
 
     /// Waits until ICE and DTLS are up.
@@ -259,7 +264,7 @@ async fn drive(
     mut rtc: Rtc,
     socket: UdpSocket,
     mut commands: mpsc::UnboundedReceiver<Command>,
-    received: Arc<Mutex<HashMap<u32, u64>>>,
+    received: Arc<Mutex<HashMap<u32, (u64, Instant)>>>,
     connected: Arc<Mutex<bool>>,
 ) {
     let local = socket.local_addr().expect("local addr");
@@ -276,11 +281,12 @@ async fn drive(
                     Event::Connected => *connected.lock().unwrap() = true,
                     Event::IceConnectionStateChange(IceConnectionState::Disconnected) => return,
                     Event::RtpPacket(packet) => {
-                        *received
+                        received
                             .lock()
                             .unwrap()
                             .entry(*packet.header.ssrc)
-                            .or_default() += 1;
+                            .or_insert((0, Instant::now()))
+                            .0 += 1;
                     }
                     _ => {}
                 }
