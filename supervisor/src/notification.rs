@@ -35,12 +35,6 @@ pub enum Notification {
         /// Audio or video.
         kind: Kind,
     },
-    /// One of this peer's producers was closed by the server.
-    #[serde(rename_all = "camelCase")]
-    ProducerClosed {
-        /// Which.
-        producer_id: ProducerId,
-    },
     /// Quality of what this peer sends (mediasoup's `ProducerScore` list).
     #[serde(rename_all = "camelCase")]
     ProducerScore {
@@ -141,7 +135,6 @@ mod tests {
                 producer_id,
                 kind: Kind::Video,
             },
-            Notification::ProducerClosed { producer_id },
             Notification::ProducerScore {
                 producer_id,
                 score: serde_json::json!([{"ssrc": 1, "score": 10}]),

@@ -432,10 +432,6 @@ async function onNotification(name, data) {
     case 'consumerClosed':
       removeConsumer(data.consumerId);
       break;
-    case 'producerClosed':
-      producers.get(data.producerId)?.close();
-      producers.delete(data.producerId);
-      break;
     case 'activeSpeaker':
       for (const [id, peer] of peers) peer.tile.classList.toggle('speaking', id === data.peerId);
       break;
