@@ -1,45 +1,41 @@
-//! End to end: the real supervisor spawns a real node; two str0m peers join a room over the
-//! real `/ws` protocol, each publishes audio and video RTP, and each receives the other's
-//! packets through its consumers. Then one leaves and the other is told.
+//! End to end: the real supervisor spawns a real node; str0m peers join a room over the real
+//! `/ws` protocol, each publishes audio and video RTP, and each receives every other's
+//! packets through its consumers, exactly: every packet once, from the producer its consumer
+//! names. Then one leaves and the others are told.
 
 use std::time::Duration;
 
-use crate::support::peer::{exchange_media, TestPeer};
+use crate::support::peer::{
+    assert_exact_media, exchange_media, received_from, wait_received, Joining,
+};
 use crate::support::{Sfu, TestCert};
 use serde_json::json;
 
 async fn two_peers_exchange_media(url: &str, ca: Option<&str>) {
     let room = format!("call-{}", std::process::id());
-    let mut alice = TestPeer::join(url, ca, &room, "Alice", 1000).await;
-    let mut bob = TestPeer::join(url, ca, &room, "Bob", 2000).await;
+    let joining = Joining::new(url).ca(ca);
+    let mut alice = joining.into_call(&room, "Alice", 1000, &mut []).await;
+    let mut bob = joining
+        .into_call(&room, "Bob", 2000, &mut [&mut alice])
+        .await;
 
-    // Bob joined second: the join answer lists Alice and her two producers.
+    // Bob joined second: the join answer listed Alice and her two producers, and Alice was
+    // told he joined.
     let listed = bob.joined["peers"].as_array().expect("peers").clone();
     assert_eq!(listed.len(), 1, "Bob sees Alice: {listed:?}");
     assert_eq!(listed[0]["displayName"], "Alice");
-    let joined = alice.signaling.notification("peerJoined").await;
-    assert_eq!(joined["displayName"], "Bob");
-    for producer in listed[0]["producers"].as_array().expect("producers") {
-        bob.consume(producer["producerId"].as_str().expect("id"))
-            .await;
-    }
-    // Alice learns of Bob's producers as he publishes them.
-    alice.consume_announced(2).await;
+    assert_eq!(listed[0]["peerId"], alice.peer_id);
 
     exchange_media(&mut [&mut alice, &mut bob], Duration::from_secs(3)).await;
-    for (name, peer) in [("Alice", &alice), ("Bob", &bob)] {
-        let received = peer.received();
-        println!("{name} received through her/his consumers: {received:?}");
-        assert_eq!(
-            received.len(),
-            2,
-            "{name} has an audio and a video consumer"
+    wait_received(&[&alice, &bob], 150).await;
+    for peer in [&alice, &bob] {
+        println!(
+            "{} received through her/his consumers: {:?}",
+            peer.name,
+            peer.received()
         );
-        for (kind, count) in received {
-            // 150 packets were sent per track; a few may race the consumer's resume.
-            assert!(count >= 100, "{name} received only {count} {kind} packets");
-        }
     }
+    assert_exact_media(&[&alice, &bob]);
 
     let bob_id = bob.peer_id.clone();
     bob.signaling.close();
@@ -51,7 +47,7 @@ async fn two_peers_exchange_media(url: &str, ca: Option<&str>) {
         assert!(alice
             .consumers
             .iter()
-            .any(|(c, ..)| json!(c) == closed["consumerId"]));
+            .any(|c| json!(c.id) == closed["consumerId"]));
     }
     alice.signaling.ok("leave", json!({})).await;
 }
@@ -67,4 +63,67 @@ async fn two_peers_see_each_others_media_over_tls() {
     let cert = TestCert::new("call");
     let sfu = Sfu::start_tls(&cert, &[]);
     two_peers_exchange_media(&sfu.ws_url(), Some(&cert.cert_pem)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_producer_reaches_every_other_peer_of_a_three_peer_room() {
+    let sfu = Sfu::start(&[]);
+    let url = sfu.ws_url();
+    let joining = Joining::new(&url);
+    let mut alice = joining.into_call("trio", "Alice", 1000, &mut []).await;
+    let mut bob = joining
+        .into_call("trio", "Bob", 2000, &mut [&mut alice])
+        .await;
+    let mut carol = joining
+        .into_call("trio", "Carol", 3000, &mut [&mut alice, &mut bob])
+        .await;
+    for peer in [&alice, &bob, &carol] {
+        assert_eq!(
+            peer.consumers.len(),
+            4,
+            "{} consumes the two others",
+            peer.name
+        );
+    }
+
+    exchange_media(
+        &mut [&mut alice, &mut bob, &mut carol],
+        Duration::from_secs(2),
+    )
+    .await;
+    wait_received(&[&alice, &bob, &carol], 100).await;
+    // One producer, two consumers each: both get every packet, and only its packets.
+    assert_exact_media(&[&alice, &bob, &carol]);
+
+    // Carol leaves: both others are told, and exactly their consumers of her close.
+    let carol_id = carol.peer_id.clone();
+    let carols: Vec<String> = carol.producers.iter().map(|p| p.id.clone()).collect();
+    carol.signaling.ok("leave", json!({})).await;
+    for peer in [&mut alice, &mut bob] {
+        let left = peer.signaling.notification("peerLeft").await;
+        assert_eq!(left["peerId"], carol_id);
+        let mut closed = Vec::new();
+        for _ in 0..2 {
+            let note = peer.signaling.notification("consumerClosed").await;
+            closed.push(note["consumerId"].as_str().expect("consumerId").to_string());
+        }
+        closed.sort();
+        let mut expected: Vec<String> = peer
+            .consumers
+            .iter()
+            .filter(|c| carols.contains(&c.producer))
+            .map(|c| c.id.clone())
+            .collect();
+        expected.sort();
+        assert_eq!(closed, expected, "{}'s consumers of Carol close", peer.name);
+    }
+
+    // Alice and Bob go on without her, still exactly.
+    exchange_media(&mut [&mut alice, &mut bob], Duration::from_millis(400)).await;
+    let sent = alice.sent();
+    assert_eq!(
+        received_from(&bob, &alice).await,
+        vec![sent, sent],
+        "Bob receives all of Alice's media"
+    );
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::peer::{exchange_media, TestPeer};
+use crate::support::peer::{exchange_media, Joining, TestPeer};
 use crate::support::{monitor_binary, monitor_json, Sfu};
 
 const TOKEN: &str = "diagnostics-token";
@@ -112,19 +112,7 @@ impl Drop for QualityEvents {
 
 /// Alice and Bob in `room`, each consuming the other.
 async fn call(url: &str, room: &str) -> (TestPeer, TestPeer) {
-    let mut alice = TestPeer::join(url, None, room, "Alice", 7000).await;
-    let mut bob = TestPeer::join(url, None, room, "Bob", 8000).await;
-    let listed: Vec<String> = bob.joined["peers"][0]["producers"]
-        .as_array()
-        .expect("Alice's producers")
-        .iter()
-        .map(|p| p["producerId"].as_str().expect("id").to_string())
-        .collect();
-    for producer in &listed {
-        bob.consume(producer).await;
-    }
-    alice.consume_announced(2).await;
-    (alice, bob)
+    Joining::new(url).pair(room, ["Alice", "Bob"], 7000).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

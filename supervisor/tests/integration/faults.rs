@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::peer::{exchange_media, TestPeer};
+use crate::support::peer::{exchange_media, Joining, TestPeer};
 use crate::support::{alive, monitor_json, signal, wait_reaped, Sfu};
 
 async fn call(url: &str, room: &str, ssrc_base: u32) -> (TestPeer, TestPeer) {
@@ -15,18 +15,7 @@ async fn call(url: &str, room: &str, ssrc_base: u32) -> (TestPeer, TestPeer) {
 
 /// Two peers in `room`, each consuming the other, no media sent yet.
 async fn join_call(url: &str, room: &str, ssrc_base: u32) -> (TestPeer, TestPeer) {
-    let mut a = TestPeer::join(url, None, room, "A", ssrc_base).await;
-    let mut b = TestPeer::join(url, None, room, "B", ssrc_base + 10).await;
-    for producer in b.joined["peers"][0]["producers"]
-        .as_array()
-        .expect("producers")
-        .clone()
-    {
-        b.consume(producer["producerId"].as_str().expect("id"))
-            .await;
-    }
-    a.consume_announced(2).await;
-    (a, b)
+    Joining::new(url).pair(room, ["A", "B"], ssrc_base).await
 }
 
 fn total(peer: &TestPeer) -> u64 {

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::peer::{exchange_media, TestPeer};
+use crate::support::peer::{exchange_media, Joining, TestPeer};
 use crate::support::signaling::client_tls;
 use crate::support::{monitor_binary, monitor_query, Sfu, TestCert};
 use serde_json::{json, Value};
@@ -157,17 +157,10 @@ async fn monitor_reports_a_call_exactly_and_follows_its_events() {
     events_err.read_line(&mut first).expect("events stderr");
     assert!(first.contains("following events"), "{first}");
 
-    let mut alice = TestPeer::join(&url, Some(&cert.cert_pem), &room, "Alice", 1000).await;
-    let mut bob = TestPeer::join(&url, Some(&cert.cert_pem), &room, "Bob", 2000).await;
-    let listed = bob.joined["peers"][0]["producers"]
-        .as_array()
-        .expect("Alice's producers")
-        .clone();
-    for producer in &listed {
-        bob.consume(producer["producerId"].as_str().expect("id"))
-            .await;
-    }
-    alice.consume_announced(2).await;
+    let (mut alice, mut bob) = Joining::new(&url)
+        .ca(Some(&cert.cert_pem))
+        .pair(&room, ["Alice", "Bob"], 1000)
+        .await;
     // One refused request, to be counted in the metrics.
     let refused = alice.signaling.request("noSuchMethod", json!({})).await;
     assert!(refused.is_err());

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::peer::{exchange_media, TestPeer};
+use crate::support::peer::{exchange_media, Joining, TestPeer};
 use crate::support::{monitor_query, signal, Sfu, TestCert};
 
 const TOKEN: &str = "test-spanning-token";
@@ -48,8 +48,6 @@ async fn four_peers(sfu: &Sfu, cert: &TestCert, room: &str, warm_up: Duration) -
     [a, b, c, d]
 }
 
-/// Joins `name` to `room`; it consumes what its join answer lists, and every peer already
-/// there consumes its two producers as they are announced.
 async fn join(
     url: &str,
     ca: &str,
@@ -58,26 +56,10 @@ async fn join(
     ssrc: u32,
     others: &mut [&mut TestPeer],
 ) -> TestPeer {
-    let mut peer = TestPeer::join(url, Some(ca), room, name, ssrc).await;
-    let listed: Vec<String> = peer.joined["peers"]
-        .as_array()
-        .expect("peers")
-        .iter()
-        .flat_map(|p| p["producers"].as_array().cloned().unwrap_or_default())
-        .map(|p| p["producerId"].as_str().expect("id").to_string())
-        .collect();
-    assert_eq!(
-        listed.len(),
-        2 * others.len(),
-        "{name} is offered every producer of the room at once"
-    );
-    for producer in &listed {
-        peer.consume(producer).await;
-    }
-    for other in others.iter_mut() {
-        other.consume_announced(2).await;
-    }
-    peer
+    Joining::new(url)
+        .ca(Some(ca))
+        .into_call(room, name, ssrc, others)
+        .await
 }
 
 /// Packets received through each consumer, by producer id.
@@ -85,7 +67,7 @@ fn by_producer(peer: &TestPeer) -> Vec<(String, u64)> {
     peer.consumers
         .iter()
         .zip(peer.received())
-        .map(|((_, producer, ..), (_, count))| (producer.clone(), count))
+        .map(|(consumer, (_, count))| (consumer.producer.clone(), count))
         .collect()
 }
 
@@ -144,13 +126,7 @@ async fn a_room_of_four_spreads_over_three_workers_on_two_nodes_and_everyone_rec
     );
 
     // A closes its audio: every consumer of it, on every router, closes and its owner is told.
-    // A's producers are what B consumes and A does not.
-    let a_audio = b
-        .consumers
-        .iter()
-        .find(|(_, p, kind, _)| kind == "audio" && !a.consumers.iter().any(|(_, q, ..)| q == p))
-        .map(|(_, p, ..)| p.clone())
-        .expect("A's audio producer");
+    let a_audio = a.producers[0].id.clone();
     a.signaling
         .ok("closeProducer", json!({"producerId": a_audio}))
         .await;
@@ -215,13 +191,7 @@ async fn killing_the_node_of_one_router_moves_only_its_peers_and_the_others_keep
         killed_at.elapsed()
     );
     let (mut a, mut b, mut c) = steady.await.expect("steady peers");
-    // D's producers are what A consumes and D does not.
-    let from_d: Vec<String> = a
-        .consumers
-        .iter()
-        .filter(|(_, p, ..)| !d.consumers.iter().any(|(_, q, ..)| q == p))
-        .map(|(_, p, ..)| p.clone())
-        .collect();
+    let from_d: Vec<String> = d.producers.iter().map(|p| p.id.clone()).collect();
     assert_eq!(from_d.len(), 2);
     for (peer, before) in [&mut a, &mut b, &mut c].into_iter().zip(before) {
         for ((producer, count), (_, earlier)) in by_producer(peer).into_iter().zip(before) {

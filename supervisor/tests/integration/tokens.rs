@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use supervisor::join_tokens::{sign_with_secret, unix_now, Claims};
 
 use crate::support::bystanders::Bystanders;
-use crate::support::peer::TestPeer;
+use crate::support::peer::Joining;
 use crate::support::rtc::PayloadTypes;
 use crate::support::{Sfu, Signaling};
 
@@ -161,8 +161,10 @@ async fn a_token_fixes_the_name_and_what_its_holder_may_publish_and_receive() {
     let anywhere = token(&["--room", "*", "--identity", "bystander"]);
     let bystanders = Bystanders::start(&url, None, Some(&anywhere)).await;
     let speaker_token = token(&["--room", "talk", "--identity", "sp", "--name", "Speaker"]);
-    let mut speaker =
-        TestPeer::join_with_token(&url, None, "talk", "Anyone", 3000, Some(&speaker_token)).await;
+    let mut speaker = Joining::new(&url)
+        .token(Some(&speaker_token))
+        .peer("talk", "Anyone", 3000)
+        .await;
 
     // A viewer: joins and receives, may not publish.
     let viewer_token = token(&[

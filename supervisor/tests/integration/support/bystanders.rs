@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::task::JoinHandle;
 
-use super::peer::TestPeer;
+use super::peer::{Joining, TestPeer};
 
 /// Packets per second per track.
 const RATE: u64 = 50;
@@ -25,19 +25,11 @@ impl Bystanders {
     /// Joins the two, makes each consume the other, and starts the media.
     pub async fn start(url: &str, ca: Option<&str>, token: Option<&str>) -> Bystanders {
         let room = "bystanders";
-        let mut a = TestPeer::join_with_token(url, ca, room, "A", 0x0b00_0000, token).await;
-        let mut b = TestPeer::join_with_token(url, ca, room, "B", 0x0b10_0000, token).await;
-        let listed: Vec<String> = b.joined["peers"][0]["producers"]
-            .as_array()
-            .expect("A's producers in B's join answer")
-            .iter()
-            .map(|p| p["producerId"].as_str().expect("producerId").to_string())
-            .collect();
-        assert_eq!(listed.len(), 2, "{}", b.joined);
-        for producer in &listed {
-            b.consume(producer).await;
-        }
-        a.consume_announced(2).await;
+        let (mut a, mut b) = Joining::new(url)
+            .ca(ca)
+            .token(token)
+            .pair(room, ["A", "B"], 0x0b00_0000)
+            .await;
         let stop = Arc::new(AtomicBool::new(false));
         let task = tokio::spawn({
             let stop = stop.clone();

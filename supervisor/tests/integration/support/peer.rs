@@ -1,13 +1,39 @@
 //! A test participant: signaling plus a send and a receive transport, publishing one audio
-//! and one video track and consuming what the others publish.
+//! and one video track and consuming what the others publish; [`Joining`] puts peers into a
+//! call where everyone consumes everyone, and [`assert_exact_media`] checks that each
+//! consumer delivered exactly what its producer sent.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use str0m::media::MediaKind;
 
-use super::rtc::{PayloadTypes, RtcTransport};
+use super::rtc::{tag, Arrivals, PayloadTypes, RtcTransport};
 use super::Signaling;
+
+/// A producer this peer published, as the `produce` answer named it.
+#[derive(Clone, Debug)]
+pub struct Produced {
+    /// Producer id.
+    pub id: String,
+    /// `audio` or `video`.
+    pub kind: String,
+    /// The SSRC this peer sends it on.
+    pub ssrc: u32,
+}
+
+/// A consumer this peer opened.
+#[derive(Clone, Debug)]
+pub struct Consumed {
+    /// Consumer id.
+    pub id: String,
+    /// The producer it consumes.
+    pub producer: String,
+    /// `audio` or `video`.
+    pub kind: String,
+    /// The SSRC the SFU sends it on.
+    pub ssrc: u32,
+}
 
 /// One participant of a call.
 pub struct TestPeer {
@@ -15,17 +41,171 @@ pub struct TestPeer {
     pub signaling: Signaling,
     /// Its peer id.
     pub peer_id: String,
+    /// Its display name.
+    pub name: String,
     pts: PayloadTypes,
-    send: RtcTransport,
-    recv: RtcTransport,
-    recv_id: String,
-    audio_ssrc: u32,
-    video_ssrc: u32,
+    /// Its send transport (the producers').
+    pub send: RtcTransport,
+    /// Its receive transport (the consumers').
+    pub recv: RtcTransport,
+    /// The send transport's id.
+    pub send_id: String,
+    /// The receive transport's id.
+    pub recv_id: String,
     seq: u64,
-    /// Consumers: (consumer id, producer id, kind, ssrc).
-    pub consumers: Vec<(String, String, String, u32)>,
+    /// Its producers: audio, then video.
+    pub producers: Vec<Produced>,
+    /// Its consumers, in the order they were opened.
+    pub consumers: Vec<Consumed>,
     /// The join answer.
     pub joined: Value,
+}
+
+/// How test peers join: where, trusting what, with which token, asking for RTCP feedback
+/// or not.
+#[derive(Clone, Copy)]
+pub struct Joining<'a> {
+    url: &'a str,
+    ca: Option<&'a str>,
+    token: Option<&'a str>,
+    feedback: bool,
+}
+
+impl<'a> Joining<'a> {
+    /// Joining the SFU at `url`.
+    pub fn new(url: &'a str) -> Self {
+        Joining {
+            url,
+            ca: None,
+            token: None,
+            feedback: false,
+        }
+    }
+
+    /// Trusting `ca` (PEM) for `wss://`.
+    pub fn ca(self, ca: Option<&'a str>) -> Self {
+        Joining { ca, ..self }
+    }
+
+    /// With a join token.
+    pub fn token(self, token: Option<&'a str>) -> Self {
+        Joining { token, ..self }
+    }
+
+    /// Declaring NACK and PLI feedback for video (both directions).
+    pub fn feedback(self) -> Self {
+        Joining {
+            feedback: true,
+            ..self
+        }
+    }
+
+    /// Joins `room` as `name`, opens both transports and publishes audio on `ssrc` and video
+    /// on `ssrc + 1`; consumes nothing.
+    pub async fn peer(&self, room: &str, name: &str, ssrc: u32) -> TestPeer {
+        let mut signaling = Signaling::connect(self.url, self.ca).await;
+        let mut join = json!({"room": room, "displayName": name});
+        if let Some(token) = self.token {
+            join["token"] = json!(token);
+        }
+        let joined = signaling.ok("join", join).await;
+        let peer_id = joined["peerId"].as_str().expect("peerId").to_string();
+        let mut pts = PayloadTypes::from_router(&joined["routerRtpCapabilities"]);
+        pts.feedback = self.feedback;
+        let (send_id, send) = transport(&mut signaling, "send", pts).await;
+        let (recv_id, recv) = transport(&mut signaling, "recv", pts).await;
+        let mut producers = Vec::new();
+        for (mid, kind, mime, pt, clock, ssrc) in [
+            ("0", "audio", "audio/opus", pts.opus, 48000, ssrc),
+            ("1", "video", "video/VP8", pts.vp8, 90000, ssrc + 1),
+        ] {
+            let feedback = if kind == "audio" {
+                send.declare_send(mid, MediaKind::Audio, ssrc);
+                json!([])
+            } else {
+                send.declare_send(mid, MediaKind::Video, ssrc);
+                pts.video_feedback()
+            };
+            let mut codec = json!({"mimeType": mime, "payloadType": pt, "clockRate": clock, "parameters": {}, "rtcpFeedback": feedback});
+            if kind == "audio" {
+                codec["channels"] = json!(2);
+            }
+            let produced = signaling
+                .ok(
+                    "produce",
+                    json!({"transportId": send_id, "kind": kind, "rtpParameters": {
+                        "mid": mid, "codecs": [codec], "headerExtensions": [],
+                        "encodings": [{"ssrc": ssrc}], "rtcp": {"cname": name, "reducedSize": true},
+                    }}),
+                )
+                .await;
+            producers.push(Produced {
+                id: produced["producerId"]
+                    .as_str()
+                    .expect("producerId")
+                    .to_string(),
+                kind: kind.into(),
+                ssrc,
+            });
+        }
+        TestPeer {
+            signaling,
+            peer_id,
+            name: name.into(),
+            pts,
+            send,
+            recv,
+            send_id,
+            recv_id,
+            seq: 0,
+            producers,
+            consumers: Vec::new(),
+            joined,
+        }
+    }
+
+    /// Joins `name` to the call of `others` in `room`: it consumes every producer its join
+    /// answer lists (all of theirs), and each of them consumes its two producers as they are
+    /// announced. No media is sent.
+    pub async fn into_call(
+        &self,
+        room: &str,
+        name: &str,
+        ssrc: u32,
+        others: &mut [&mut TestPeer],
+    ) -> TestPeer {
+        let mut peer = self.peer(room, name, ssrc).await;
+        let listed: Vec<String> = peer.joined["peers"]
+            .as_array()
+            .expect("peers")
+            .iter()
+            .flat_map(|p| p["producers"].as_array().cloned().unwrap_or_default())
+            .map(|p| p["producerId"].as_str().expect("producerId").to_string())
+            .collect();
+        assert_eq!(
+            listed.len(),
+            2 * others.len(),
+            "{name} is offered every producer of the room at once: {}",
+            peer.joined
+        );
+        for producer in &listed {
+            peer.consume(producer).await;
+        }
+        for other in others.iter_mut() {
+            other.consume_announced(2).await;
+        }
+        peer
+    }
+
+    /// Two peers in `room`, each consuming the other: `names[0]` publishes on SSRCs
+    /// `ssrc`, `ssrc + 1`, `names[1]` on `ssrc + 10`, `ssrc + 11`.
+    pub async fn pair(&self, room: &str, names: [&str; 2], ssrc: u32) -> (TestPeer, TestPeer) {
+        let mut first = self.into_call(room, names[0], ssrc, &mut []).await;
+        let second = self
+            .into_call(room, names[1], ssrc + 10, &mut [&mut first])
+            .await;
+        (first, second)
+    }
 }
 
 async fn transport(
@@ -60,66 +240,11 @@ impl TestPeer {
         name: &str,
         ssrc_base: u32,
     ) -> TestPeer {
-        Self::join_with_token(url, ca, room, name, ssrc_base, None).await
+        Joining::new(url).ca(ca).peer(room, name, ssrc_base).await
     }
 
-    /// [`TestPeer::join`] with a join token.
-    pub async fn join_with_token(
-        url: &str,
-        ca: Option<&str>,
-        room: &str,
-        name: &str,
-        ssrc_base: u32,
-        token: Option<&str>,
-    ) -> TestPeer {
-        let mut signaling = Signaling::connect(url, ca).await;
-        let mut join = json!({"room": room, "displayName": name});
-        if let Some(token) = token {
-            join["token"] = json!(token);
-        }
-        let joined = signaling.ok("join", join).await;
-        let peer_id = joined["peerId"].as_str().expect("peerId").to_string();
-        let pts = PayloadTypes::from_router(&joined["routerRtpCapabilities"]);
-        let (send_id, send) = transport(&mut signaling, "send", pts).await;
-        let (recv_id, recv) = transport(&mut signaling, "recv", pts).await;
-        let (audio_ssrc, video_ssrc) = (ssrc_base, ssrc_base + 1);
-        send.declare_send("0", MediaKind::Audio, audio_ssrc);
-        send.declare_send("1", MediaKind::Video, video_ssrc);
-        for (mid, kind, mime, pt, clock, ssrc) in [
-            ("0", "audio", "audio/opus", pts.opus, 48000, audio_ssrc),
-            ("1", "video", "video/VP8", pts.vp8, 90000, video_ssrc),
-        ] {
-            let mut codec = json!({"mimeType": mime, "payloadType": pt, "clockRate": clock, "parameters": {}, "rtcpFeedback": []});
-            if kind == "audio" {
-                codec["channels"] = json!(2);
-            }
-            signaling
-                .ok(
-                    "produce",
-                    json!({"transportId": send_id, "kind": kind, "rtpParameters": {
-                        "mid": mid, "codecs": [codec], "headerExtensions": [],
-                        "encodings": [{"ssrc": ssrc}], "rtcp": {"cname": name, "reducedSize": true},
-                    }}),
-                )
-                .await;
-        }
-        TestPeer {
-            signaling,
-            peer_id,
-            pts,
-            send,
-            recv,
-            recv_id,
-            audio_ssrc,
-            video_ssrc,
-            seq: 0,
-            consumers: Vec::new(),
-            joined,
-        }
-    }
-
-    /// Consumes `producer` and resumes the consumer.
-    pub async fn consume(&mut self, producer: &str) {
+    /// Consumes `producer` and resumes the consumer; its id.
+    pub async fn consume(&mut self, producer: &str) -> String {
         let answer = self
             .signaling
             .ok(
@@ -127,6 +252,7 @@ impl TestPeer {
                 json!({"transportId": self.recv_id, "producerId": producer, "rtpCapabilities": self.pts.device_capabilities()}),
             )
             .await;
+        assert_eq!(answer["producerId"], producer, "{answer}");
         let kind = answer["kind"].as_str().expect("kind").to_string();
         let params = &answer["rtpParameters"];
         let ssrc = params["encodings"][0]["ssrc"].as_u64().expect("ssrc") as u32;
@@ -144,8 +270,13 @@ impl TestPeer {
         self.signaling
             .ok("resumeConsumer", json!({"consumerId": consumer}))
             .await;
-        self.consumers
-            .push((consumer, producer.to_string(), kind, ssrc));
+        self.consumers.push(Consumed {
+            id: consumer.clone(),
+            producer: producer.to_string(),
+            kind,
+            ssrc,
+        });
+        consumer
     }
 
     /// Consumes the producers announced by the next `count` `newProducer` notifications.
@@ -160,24 +291,32 @@ impl TestPeer {
         }
     }
 
-    /// Sends one audio and one video packet (a VP8 key frame, so forwarding starts at once).
+    /// The RTP capabilities this peer's device declares.
+    pub fn device_capabilities(&self) -> Value {
+        self.pts.device_capabilities()
+    }
+
+    /// Sends one audio and one video packet (a VP8 key frame, so forwarding starts at once),
+    /// each payload ending with its tag.
     pub fn send_media(&mut self) {
         self.seq += 1;
         let seq = self.seq;
+        let (audio, video) = (&self.producers[0], &self.producers[1]);
         let mut opus = b"opus".to_vec();
-        opus.extend_from_slice(&seq.to_be_bytes());
-        self.send.write(
-            self.audio_ssrc,
-            self.pts.opus,
-            seq,
-            (seq * 960) as u32,
-            opus,
-        );
-        let vp8 = vec![
+        opus.extend_from_slice(&tag(audio.ssrc, seq));
+        self.send
+            .write(audio.ssrc, self.pts.opus, seq, (seq * 960) as u32, opus);
+        let mut vp8 = vec![
             0x10, 0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00, 0, 0, 0,
         ];
+        vp8.extend_from_slice(&tag(video.ssrc, seq));
         self.send
-            .write(self.video_ssrc, self.pts.vp8, seq, (seq * 3000) as u32, vp8);
+            .write(video.ssrc, self.pts.vp8, seq, (seq * 3000) as u32, vp8);
+    }
+
+    /// Packets sent per track so far (they are numbered 1 to this).
+    pub fn sent(&self) -> u64 {
+        self.seq
     }
 
     /// The receive transport goes silent for good (no consent checks, no RTCP), as a phone
@@ -186,20 +325,67 @@ impl TestPeer {
         self.recv.vanish();
     }
 
+    /// Panics if anything went wrong on either media transport.
+    pub fn assert_healthy(&self) {
+        self.send
+            .assert_healthy(&format!("{}'s send transport", self.name));
+        self.recv
+            .assert_healthy(&format!("{}'s receive transport", self.name));
+    }
+
+    /// What arrived through consumer `index` (in the order they were opened).
+    pub fn arrivals(&self, index: usize) -> Arrivals {
+        self.assert_healthy();
+        self.recv.arrivals(self.consumers[index].ssrc)
+    }
+
     /// When the first packet arrived through each consumer (`None`: none yet).
-    pub fn first_packets(&self) -> Vec<Option<std::time::Instant>> {
-        self.consumers
-            .iter()
-            .map(|(_, _, _, ssrc)| self.recv.first_packet_at(*ssrc))
+    pub fn first_packets(&self) -> Vec<Option<Instant>> {
+        (0..self.consumers.len())
+            .map(|i| self.arrivals(i).first_at)
             .collect()
     }
 
     /// RTP packets received through each consumer: (kind, count).
     pub fn received(&self) -> Vec<(String, u64)> {
+        (0..self.consumers.len())
+            .map(|i| (self.consumers[i].kind.clone(), self.arrivals(i).count()))
+            .collect()
+    }
+
+    /// The index of this peer's consumer of `producer`.
+    pub fn consumer_of(&self, producer: &str) -> usize {
         self.consumers
             .iter()
-            .map(|(_, _, kind, ssrc)| (kind.clone(), self.recv.received(*ssrc)))
-            .collect()
+            .position(|c| c.producer == producer)
+            .unwrap_or_else(|| panic!("{} does not consume {producer}", self.name))
+    }
+
+    /// Waits (at most 5 s) until consumer `index` has received `count` packets; the
+    /// sequence numbers received through it, sorted.
+    pub async fn wait_seqs(&self, index: usize, count: u64) -> Vec<u64> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.arrivals(index).count() < count && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut seqs: Vec<u64> = self.arrivals(index).tags.iter().map(|t| t.1).collect();
+        seqs.sort_unstable();
+        seqs
+    }
+
+    /// Sends a PLI for the stream of consumer `index`.
+    pub fn request_keyframe(&self, index: usize) {
+        self.recv.request_keyframe(self.consumers[index].ssrc);
+    }
+
+    /// Loses the `nth` packet arriving through consumer `index`, as a lossy network would.
+    pub fn lose_incoming(&self, index: usize, nth: u64) {
+        self.recv.drop_incoming(self.consumers[index].ssrc, nth);
+    }
+
+    /// Key frame requests the SFU sent for this peer's producers.
+    pub fn keyframe_requests(&self) -> u64 {
+        self.send.keyframe_requests()
     }
 }
 
@@ -211,5 +397,99 @@ pub async fn exchange_media(peers: &mut [&mut TestPeer], duration: Duration) {
             peer.send_media();
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits (at most 5 s) until every consumer of `peers` has received `count` packets, so
+/// that a check after it sees the last packets in flight; the check says what is missing.
+pub async fn wait_received(peers: &[&TestPeer], count: u64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline
+        && peers
+            .iter()
+            .any(|p| p.received().iter().any(|(_, n)| *n < count))
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits (at most 5 s) until `receiver` has received through its consumers of `sender`'s
+/// producers all `sender` sent; what those consumers received.
+pub async fn received_from(receiver: &TestPeer, sender: &TestPeer) -> Vec<u64> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let counts: Vec<u64> = receiver
+            .consumers
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| sender.producers.iter().any(|p| p.id == c.producer))
+            .map(|(i, _)| receiver.arrivals(i).count())
+            .collect();
+        if counts.iter().all(|n| *n >= sender.sent()) || Instant::now() > deadline {
+            return counts;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The peer of `peers` that published `producer`, and that producer.
+pub fn producer_of<'a>(peers: &[&'a TestPeer], producer: &str) -> (&'a TestPeer, Produced) {
+    peers
+        .iter()
+        .find_map(|p| {
+            p.producers
+                .iter()
+                .find(|pr| pr.id == producer)
+                .map(|pr| (*p, pr.clone()))
+        })
+        .unwrap_or_else(|| panic!("no peer produced {producer}"))
+}
+
+/// Checks that every consumer of every peer in `peers` delivered exactly what its producer
+/// sent: packets tagged with that producer's SSRC only (the consumer → producer mapping of
+/// the `produce` answers), each sequence number from 1 to what was sent exactly once. For
+/// calls whose consumers all existed before the first packet was sent.
+pub fn assert_exact_media(peers: &[&TestPeer]) {
+    for peer in peers {
+        peer.assert_healthy();
+    }
+    for receiver in peers {
+        for (index, consumer) in receiver.consumers.iter().enumerate() {
+            let (sender, produced) = producer_of(peers, &consumer.producer);
+            assert_eq!(consumer.kind, produced.kind, "{consumer:?}");
+            let arrivals = receiver.arrivals(index);
+            let what = format!(
+                "{}'s {} consumer of {}'s producer",
+                receiver.name, consumer.kind, sender.name
+            );
+            assert_eq!(arrivals.untagged, 0, "{what}: untagged packets");
+            let strays: Vec<_> = arrivals
+                .tags
+                .iter()
+                .filter(|(ssrc, _)| *ssrc != produced.ssrc)
+                .collect();
+            assert!(
+                strays.is_empty(),
+                "{what} (SSRC {}) delivered another stream's packets: {:?}",
+                produced.ssrc,
+                &strays[..strays.len().min(5)]
+            );
+            let mut seqs: Vec<u64> = arrivals.tags.iter().map(|(_, seq)| *seq).collect();
+            seqs.sort_unstable();
+            let expected: Vec<u64> = (1..=sender.sent()).collect();
+            if seqs != expected {
+                let missing: Vec<_> = expected
+                    .iter()
+                    .filter(|s| seqs.binary_search(s).is_err())
+                    .take(20)
+                    .collect();
+                panic!(
+                    "{what}: {} packets for {} sent; missing (the first 20) {missing:?}; duplicates: {}",
+                    seqs.len(),
+                    sender.sent(),
+                    seqs.windows(2).filter(|w| w[0] == w[1]).count()
+                );
+            }
+        }
     }
 }

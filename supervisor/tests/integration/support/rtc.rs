@@ -1,6 +1,8 @@
 //! One WebRTC transport of a test peer, written with str0m: ICE (controlling) and DTLS
-//! (client) against a mediasoup WebRtcTransport, RTP out of declared send streams and a
-//! count of RTP received per SSRC.
+//! (client) against a mediasoup WebRtcTransport, RTP out of declared send streams and, per
+//! SSRC received, every packet's tag (which stream sent it, its sequence number). Anything
+//! going wrong on the media path (a send or receive error, str0m refusing input, ICE lost, a
+//! write to an undeclared stream) is kept and fails the test at its next look.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -10,20 +12,23 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use str0m::config::{DtlsVersion, Fingerprint};
 use str0m::format::{Codec, FormatParams};
-use str0m::media::{Frequency, MediaKind, Mid, Pt};
+use str0m::media::{Frequency, KeyframeRequestKind, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpWrite, SeqNo, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-/// Payload types the router gave Opus and VP8 (its RTP capabilities).
+/// Payload types the router gave Opus and VP8 (its RTP capabilities), and whether this
+/// device asks for RTCP feedback (NACK and PLI on video).
 #[derive(Clone, Copy, Debug)]
 pub struct PayloadTypes {
     /// Opus.
     pub opus: u8,
     /// VP8.
     pub vp8: u8,
+    /// Declare `nack` and `nack pli` for VP8.
+    pub feedback: bool,
 }
 
 impl PayloadTypes {
@@ -45,6 +50,16 @@ impl PayloadTypes {
         PayloadTypes {
             opus: pt("audio/opus"),
             vp8: pt("video/VP8"),
+            feedback: false,
+        }
+    }
+
+    /// The RTCP feedback this device declares for VP8.
+    pub fn video_feedback(&self) -> Value {
+        if self.feedback {
+            json!([{"type": "nack", "parameter": ""}, {"type": "nack", "parameter": "pli"}])
+        } else {
+            json!([])
         }
     }
 
@@ -55,7 +70,7 @@ impl PayloadTypes {
                 {"kind": "audio", "mimeType": "audio/opus", "preferredPayloadType": self.opus,
                  "clockRate": 48000, "channels": 2, "parameters": {}, "rtcpFeedback": []},
                 {"kind": "video", "mimeType": "video/VP8", "preferredPayloadType": self.vp8,
-                 "clockRate": 90000, "parameters": {}, "rtcpFeedback": []},
+                 "clockRate": 90000, "parameters": {}, "rtcpFeedback": self.video_feedback()},
             ],
             "headerExtensions": [],
         })
@@ -80,17 +95,68 @@ enum Command {
         time: u32,
         payload: Vec<u8>,
     },
+    /// New ICE credentials of the server (after `restartIce`).
+    RemoteIce(IceCreds),
+    /// Ask the sender of `ssrc` for a key frame (RTCP PLI).
+    RequestKeyframe { ssrc: u32 },
+    /// Lose the `nth` (1-based) RTP datagram arriving on `ssrc`, as a lossy network would.
+    DropIncoming { ssrc: u32, nth: u64 },
     /// Stop everything at once, as a peer whose network went away: no more STUN consent
     /// checks, RTCP or DTLS.
     Vanish,
 }
 
+/// What arrived on one received SSRC.
+#[derive(Clone, Debug, Default)]
+pub struct Arrivals {
+    /// When the first packet arrived.
+    pub first_at: Option<Instant>,
+    /// Each packet's tag, in arrival order: (SSRC it was sent on, sequence number it was
+    /// sent with), read from the payload the sending test peer wrote.
+    pub tags: Vec<(u32, u64)>,
+    /// Packets whose payload carried no tag.
+    pub untagged: u64,
+}
+
+impl Arrivals {
+    /// Packets received.
+    pub fn count(&self) -> u64 {
+        self.tags.len() as u64 + self.untagged
+    }
+}
+
+/// The tag a test peer appends to every payload: its SSRC and the packet's sequence number.
+pub fn tag(ssrc: u32, seq: u64) -> [u8; 12] {
+    let mut tag = [0; 12];
+    tag[..4].copy_from_slice(&ssrc.to_be_bytes());
+    tag[4..].copy_from_slice(&seq.to_be_bytes());
+    tag
+}
+
+fn read_tag(payload: &[u8]) -> Option<(u32, u64)> {
+    let at = payload.len().checked_sub(12)?;
+    let ssrc = u32::from_be_bytes(payload[at..at + 4].try_into().ok()?);
+    let seq = u64::from_be_bytes(payload[at + 4..].try_into().ok()?);
+    Some((ssrc, seq))
+}
+
+#[derive(Default)]
+struct Shared {
+    arrivals: HashMap<u32, Arrivals>,
+    connected: bool,
+    keyframe_requests: u64,
+    /// The first thing that went wrong on the media path.
+    failure: Option<String>,
+}
+
+type SharedState = Arc<Mutex<Shared>>;
+
 /// A transport to mediasoup, driven by its own task.
 pub struct RtcTransport {
     commands: mpsc::UnboundedSender<Command>,
-    /// Per SSRC: packets received, and when the first arrived.
-    received: Arc<Mutex<HashMap<u32, (u64, Instant)>>>,
-    connected: Arc<Mutex<bool>>,
+    shared: SharedState,
+    /// The `createWebRtcTransport` answer it was made from.
+    pub server: Value,
     /// The DTLS parameters to send in `connectWebRtcTransport`.
     pub dtls_parameters: Value,
 }
@@ -124,19 +190,7 @@ impl RtcTransport {
         );
         let mut rtc = config.build(Instant::now());
         rtc.add_local_candidate(Candidate::host(local, "udp").expect("host candidate"));
-        let remote = server["iceCandidates"]
-            .as_array()
-            .expect("candidates")
-            .iter()
-            .find(|c| c["protocol"] == "udp")
-            .expect("a UDP candidate");
-        let remote_addr: SocketAddr = format!(
-            "{}:{}",
-            remote["address"].as_str().expect("address"),
-            remote["port"].as_u64().expect("port")
-        )
-        .parse()
-        .expect("candidate address");
+        let remote_addr = server_udp_addr(server);
         rtc.add_remote_candidate(Candidate::host(remote_addr, "udp").expect("remote candidate"));
         let fingerprint = server["dtlsParameters"]["fingerprints"]
             .as_array()
@@ -154,16 +208,7 @@ impl RtcTransport {
         {
             let mut api = rtc.direct_api();
             api.set_ice_controlling(true);
-            api.set_remote_ice_credentials(IceCreds {
-                ufrag: server["iceParameters"]["usernameFragment"]
-                    .as_str()
-                    .expect("ufrag")
-                    .into(),
-                pass: server["iceParameters"]["password"]
-                    .as_str()
-                    .expect("password")
-                    .into(),
-            });
+            api.set_remote_ice_credentials(ice_credentials(&server["iceParameters"]));
             api.set_remote_fingerprint(Fingerprint {
                 hash_func: "sha-256".into(),
                 bytes,
@@ -182,20 +227,38 @@ impl RtcTransport {
             "fingerprints": [{"algorithm": local_fingerprint.hash_func, "value": value}],
         });
         let (commands, command_rx) = mpsc::unbounded_channel();
-        let received = Arc::new(Mutex::new(HashMap::new()));
-        let connected = Arc::new(Mutex::new(false));
-        tokio::spawn(drive(
-            rtc,
-            socket,
-            command_rx,
-            received.clone(),
-            connected.clone(),
-        ));
+        let shared = SharedState::default();
+        tokio::spawn({
+            let shared = shared.clone();
+            async move {
+                let outcome = drive(rtc, socket, command_rx, shared.clone()).await;
+                if let Err(failure) = outcome {
+                    shared.lock().unwrap().failure.get_or_insert(failure);
+                }
+            }
+        });
         RtcTransport {
             commands,
-            received,
-            connected,
+            shared,
+            server: server.clone(),
             dtls_parameters,
+        }
+    }
+
+    fn command(&self, command: Command) {
+        if self.commands.send(command).is_err() {
+            self.fail("the transport's task has ended".into());
+        }
+    }
+
+    fn fail(&self, failure: String) {
+        self.shared.lock().unwrap().failure.get_or_insert(failure);
+    }
+
+    /// Panics with what went wrong on this transport's media path, if anything did.
+    pub fn assert_healthy(&self, what: &str) {
+        if let Some(failure) = &self.shared.lock().unwrap().failure {
+            panic!("{what}: {failure}");
         }
     }
 
@@ -206,7 +269,7 @@ impl RtcTransport {
 
     /// Declares a stream this transport sends.
     pub fn declare_send(&self, mid: &str, kind: MediaKind, ssrc: u32) {
-        let _ = self.commands.send(Command::DeclareSend {
+        self.command(Command::DeclareSend {
             mid: mid.into(),
             kind,
             ssrc,
@@ -215,7 +278,7 @@ impl RtcTransport {
 
     /// Declares a stream this transport receives (a consumer's mid and SSRC).
     pub fn expect_receive(&self, mid: &str, kind: MediaKind, ssrc: u32) {
-        let _ = self.commands.send(Command::ExpectReceive {
+        self.command(Command::ExpectReceive {
             mid: mid.into(),
             kind,
             ssrc,
@@ -224,7 +287,7 @@ impl RtcTransport {
 
     /// Sends one RTP packet on a declared stream.
     pub fn write(&self, ssrc: u32, pt: u8, seq: u64, time: u32, payload: Vec<u8>) {
-        let _ = self.commands.send(Command::Write {
+        self.command(Command::Write {
             ssrc,
             pt,
             seq,
@@ -233,24 +296,47 @@ impl RtcTransport {
         });
     }
 
-    /// RTP packets received on `ssrc` so far.
-    pub fn received(&self, ssrc: u32) -> u64 {
-        self.received
-            .lock()
-            .unwrap()
-            .get(&ssrc)
-            .map_or(0, |(count, _)| *count)
+    /// Uses the server's new `iceParameters` (a `restartIce` answer's) from now on.
+    pub fn set_remote_ice(&self, params: &Value) {
+        self.command(Command::RemoteIce(ice_credentials(params)));
     }
 
-    /// When the first RTP packet on `ssrc` arrived.
-    pub fn first_packet_at(&self, ssrc: u32) -> Option<Instant> {
-        self.received.lock().unwrap().get(&ssrc).map(|(_, at)| *at)
+    /// The server's UDP address.
+    pub fn server_addr(&self) -> SocketAddr {
+        server_udp_addr(&self.server)
+    }
+
+    /// Sends a PLI for the received stream `ssrc`.
+    pub fn request_keyframe(&self, ssrc: u32) {
+        self.command(Command::RequestKeyframe { ssrc });
+    }
+
+    /// Loses the `nth` RTP packet that arrives on `ssrc` before str0m sees it.
+    pub fn drop_incoming(&self, ssrc: u32, nth: u64) {
+        self.command(Command::DropIncoming { ssrc, nth });
+    }
+
+    /// What arrived on `ssrc` so far.
+    pub fn arrivals(&self, ssrc: u32) -> Arrivals {
+        self.shared
+            .lock()
+            .unwrap()
+            .arrivals
+            .get(&ssrc)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Key frame requests (PLI or FIR) received for the streams this transport sends.
+    pub fn keyframe_requests(&self) -> u64 {
+        self.shared.lock().unwrap().keyframe_requests
     }
 
     /// Waits until ICE and DTLS are up.
     pub async fn wait_connected(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !*self.connected.lock().unwrap() {
+        while !self.shared.lock().unwrap().connected {
+            self.assert_healthy("connecting");
             assert!(
                 Instant::now() < deadline,
                 "transport did not connect within 10 s"
@@ -260,70 +346,136 @@ impl RtcTransport {
     }
 }
 
+/// The UDP candidate's address of a `createWebRtcTransport` answer.
+fn server_udp_addr(server: &Value) -> SocketAddr {
+    let remote = server["iceCandidates"]
+        .as_array()
+        .expect("candidates")
+        .iter()
+        .find(|c| c["protocol"] == "udp")
+        .expect("a UDP candidate");
+    format!(
+        "{}:{}",
+        remote["address"].as_str().expect("address"),
+        remote["port"].as_u64().expect("port")
+    )
+    .parse()
+    .expect("candidate address")
+}
+
+/// ICE credentials from `iceParameters`.
+pub fn ice_credentials(params: &Value) -> IceCreds {
+    IceCreds {
+        ufrag: params["usernameFragment"].as_str().expect("ufrag").into(),
+        pass: params["password"].as_str().expect("password").into(),
+    }
+}
+
+/// The SSRC of an RTP datagram (SRTP leaves the header in clear), `None` for anything else.
+fn rtp_ssrc(datagram: &[u8]) -> Option<u32> {
+    let rtp = datagram.len() >= 12
+        && (128..=191).contains(&datagram[0])
+        && !(192..=223).contains(&datagram[1]);
+    rtp.then(|| u32::from_be_bytes([datagram[8], datagram[9], datagram[10], datagram[11]]))
+}
+
+struct Losses {
+    /// (ssrc, nth) still to lose.
+    planned: Vec<(u32, u64)>,
+    seen: HashMap<u32, u64>,
+}
+
+impl Losses {
+    /// Whether this datagram is to be lost.
+    fn lose(&mut self, datagram: &[u8]) -> bool {
+        let Some(ssrc) = rtp_ssrc(datagram) else {
+            return false;
+        };
+        let seen = self.seen.entry(ssrc).or_default();
+        *seen += 1;
+        let before = self.planned.len();
+        self.planned.retain(|&(s, nth)| (s, nth) != (ssrc, *seen));
+        self.planned.len() != before
+    }
+}
+
 async fn drive(
     mut rtc: Rtc,
     socket: UdpSocket,
     mut commands: mpsc::UnboundedReceiver<Command>,
-    received: Arc<Mutex<HashMap<u32, (u64, Instant)>>>,
-    connected: Arc<Mutex<bool>>,
-) {
-    let local = socket.local_addr().expect("local addr");
+    shared: SharedState,
+) -> Result<(), String> {
+    let local = socket
+        .local_addr()
+        .map_err(|e| format!("local addr: {e}"))?;
     let mut buf = vec![0u8; 2000];
+    let mut losses = Losses {
+        planned: Vec::new(),
+        seen: HashMap::new(),
+    };
     loop {
-        let deadline = match rtc.poll_output() {
-            Ok(Output::Timeout(at)) => at,
-            Ok(Output::Transmit(t)) => {
-                let _ = socket.send_to(&t.contents, t.destination).await;
+        let deadline = match rtc.poll_output().map_err(|e| format!("str0m: {e}"))? {
+            Output::Timeout(at) => at,
+            Output::Transmit(t) => {
+                socket
+                    .send_to(&t.contents, t.destination)
+                    .await
+                    .map_err(|e| format!("UDP send to {}: {e}", t.destination))?;
                 continue;
             }
-            Ok(Output::Event(event)) => {
+            Output::Event(event) => {
+                let mut shared = shared.lock().unwrap();
                 match event {
-                    Event::Connected => *connected.lock().unwrap() = true,
-                    Event::IceConnectionStateChange(IceConnectionState::Disconnected) => return,
+                    Event::Connected => shared.connected = true,
+                    Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                        return Err("ICE disconnected".into())
+                    }
+                    Event::KeyframeRequest(_) => shared.keyframe_requests += 1,
                     Event::RtpPacket(packet) => {
-                        received
-                            .lock()
-                            .unwrap()
-                            .entry(*packet.header.ssrc)
-                            .or_insert((0, Instant::now()))
-                            .0 += 1;
+                        let arrivals = shared.arrivals.entry(*packet.header.ssrc).or_default();
+                        arrivals.first_at.get_or_insert_with(Instant::now);
+                        match read_tag(&packet.payload) {
+                            Some(tag) => arrivals.tags.push(tag),
+                            None => arrivals.untagged += 1,
+                        }
                     }
                     _ => {}
                 }
                 continue;
             }
-            Err(e) => panic!("str0m: {e}"),
         };
         let wait = deadline.saturating_duration_since(Instant::now());
         tokio::select! {
             got = socket.recv_from(&mut buf) => {
-                let Ok((n, source)) = got else { return };
-                if let Ok(contents) = Receive::new(Protocol::Udp, source, local, &buf[..n]) {
-                    if let Err(e) = rtc.handle_input(Input::Receive(Instant::now(), contents)) {
-                        panic!("str0m input: {e}");
-                    }
+                let (n, source) = got.map_err(|e| format!("UDP receive: {e}"))?;
+                if losses.lose(&buf[..n]) {
+                    continue;
                 }
+                let contents = Receive::new(Protocol::Udp, source, local, &buf[..n])
+                    .map_err(|e| format!("a datagram str0m cannot read from {source}: {e}"))?;
+                rtc.handle_input(Input::Receive(Instant::now(), contents))
+                    .map_err(|e| format!("str0m input: {e}"))?;
             }
             command = commands.recv() => {
-                let Some(command) = command else { return };
-                if matches!(command, Command::Vanish) {
-                    return;
+                let Some(command) = command else { return Ok(()) };
+                match command {
+                    Command::Vanish => return Ok(()),
+                    Command::DropIncoming { ssrc, nth } => losses.planned.push((ssrc, nth)),
+                    command => apply(&mut rtc, command)?,
                 }
-                apply(&mut rtc, command);
             }
             _ = tokio::time::sleep(wait) => {
-                if let Err(e) = rtc.handle_input(Input::Timeout(Instant::now())) {
-                    panic!("str0m timeout: {e}");
-                }
+                rtc.handle_input(Input::Timeout(Instant::now()))
+                    .map_err(|e| format!("str0m timeout: {e}"))?;
             }
         }
     }
 }
 
-fn apply(rtc: &mut Rtc, command: Command) {
+fn apply(rtc: &mut Rtc, command: Command) -> Result<(), String> {
     let mut api = rtc.direct_api();
     match command {
-        Command::Vanish => {}
+        Command::Vanish | Command::DropIncoming { .. } => {}
         Command::DeclareSend { mid, kind, ssrc } => {
             let mid = Mid::from(mid.as_str());
             api.declare_media(mid, kind);
@@ -334,6 +486,13 @@ fn apply(rtc: &mut Rtc, command: Command) {
             api.declare_media(mid, kind);
             api.expect_stream_rx(Ssrc::from(ssrc), None, mid, None);
         }
+        Command::RemoteIce(creds) => api.set_remote_ice_credentials(creds),
+        Command::RequestKeyframe { ssrc } => {
+            let stream = api.stream_rx(&Ssrc::from(ssrc)).ok_or_else(|| {
+                format!("PLI for SSRC {ssrc}, which this transport does not receive")
+            })?;
+            stream.request_keyframe(KeyframeRequestKind::Pli);
+        }
         Command::Write {
             ssrc,
             pt,
@@ -341,18 +500,20 @@ fn apply(rtc: &mut Rtc, command: Command) {
             time,
             payload,
         } => {
-            if let Some(stream) = api.stream_tx(&Ssrc::from(ssrc)) {
-                stream.write_rtp(
-                    RtpWrite::new(
-                        Pt::from(pt),
-                        SeqNo::from(seq),
-                        time,
-                        Instant::now(),
-                        payload,
-                    )
-                    .marker(true),
-                );
-            }
+            let stream = api
+                .stream_tx(&Ssrc::from(ssrc))
+                .ok_or_else(|| format!("RTP written on SSRC {ssrc}, which was never declared"))?;
+            stream.write_rtp(
+                RtpWrite::new(
+                    Pt::from(pt),
+                    SeqNo::from(seq),
+                    time,
+                    Instant::now(),
+                    payload,
+                )
+                .marker(true),
+            );
         }
     }
+    Ok(())
 }

@@ -24,6 +24,8 @@ pub struct Signaling {
     pub other: mpsc::UnboundedReceiver<Value>,
     /// The close frame the server sent, once it did.
     pub closed: Arc<Mutex<Option<CloseFrame>>>,
+    /// A frame that broke the protocol (not JSON), kept to fail the test at its next request.
+    broken: Arc<Mutex<Option<String>>>,
 }
 
 /// An error answer: (code, message).
@@ -85,8 +87,9 @@ impl Signaling {
         let (notify_tx, notifications) = mpsc::unbounded_channel();
         let (other_tx, other) = mpsc::unbounded_channel();
         let closed = Arc::new(Mutex::new(None));
+        let broken = Arc::new(Mutex::new(None));
         tokio::spawn({
-            let (waiters, closed) = (waiters.clone(), closed.clone());
+            let (waiters, closed, broken) = (waiters.clone(), closed.clone(), broken.clone());
             async move {
                 while let Some(Ok(message)) = stream.next().await {
                     let text = match message {
@@ -97,7 +100,13 @@ impl Signaling {
                         }
                         _ => continue,
                     };
-                    let value: Value = serde_json::from_str(&text).expect("server sends JSON");
+                    let value: Value = match serde_json::from_str(&text) {
+                        Ok(value) => value,
+                        Err(e) => {
+                            *broken.lock().unwrap() = Some(format!("not JSON ({e}): {text}"));
+                            break;
+                        }
+                    };
                     if value.get("notification").is_some() {
                         let _ = notify_tx.send(value);
                     } else if let Some(id) = value["id"].as_u64() {
@@ -122,6 +131,13 @@ impl Signaling {
             notifications,
             other,
             closed,
+            broken,
+        }
+    }
+
+    fn assert_sane(&self) {
+        if let Some(broken) = self.broken.lock().unwrap().as_ref() {
+            panic!("the server sent a frame that is {broken}");
         }
     }
 
@@ -164,8 +180,9 @@ impl Signaling {
         let (tx, rx) = oneshot::channel();
         self.waiters.lock().unwrap().insert(id, tx);
         self.send_raw(json!({"id": id, "method": method, "data": data}).to_string());
-        tokio::time::timeout(Duration::from_secs(15), rx)
-            .await
+        let answer = tokio::time::timeout(Duration::from_secs(15), rx).await;
+        self.assert_sane();
+        answer
             .unwrap_or_else(|_| panic!("no answer to {method} within 15 s"))
             .expect("connection open")
     }
@@ -200,8 +217,9 @@ impl Signaling {
     pub async fn notification(&mut self, name: &str) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         loop {
-            let next = tokio::time::timeout_at(deadline, self.notifications.recv())
-                .await
+            let next = tokio::time::timeout_at(deadline, self.notifications.recv()).await;
+            self.assert_sane();
+            let next = next
                 .unwrap_or_else(|_| panic!("no {name} notification within 15 s"))
                 .expect("connection open");
             if next["notification"] == name {
