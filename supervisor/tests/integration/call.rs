@@ -14,9 +14,9 @@ use serde_json::json;
 async fn two_peers_exchange_media(url: &str, ca: Option<&str>) {
     let room = format!("call-{}", std::process::id());
     let joining = Joining::new(url).ca(ca);
-    let mut alice = joining.into_call(&room, "Alice", 1000, &mut []).await;
+    let mut alice = joining.join_call(&room, "Alice", 1000, &mut []).await;
     let mut bob = joining
-        .into_call(&room, "Bob", 2000, &mut [&mut alice])
+        .join_call(&room, "Bob", 2000, &mut [&mut alice])
         .await;
 
     // Bob joined second: the join answer listed Alice and her two producers, and Alice was
@@ -70,12 +70,12 @@ async fn each_producer_reaches_every_other_peer_of_a_three_peer_room() {
     let sfu = Sfu::start(&[]);
     let url = sfu.ws_url();
     let joining = Joining::new(&url);
-    let mut alice = joining.into_call("trio", "Alice", 1000, &mut []).await;
+    let mut alice = joining.join_call("trio", "Alice", 1000, &mut []).await;
     let mut bob = joining
-        .into_call("trio", "Bob", 2000, &mut [&mut alice])
+        .join_call("trio", "Bob", 2000, &mut [&mut alice])
         .await;
     let mut carol = joining
-        .into_call("trio", "Carol", 3000, &mut [&mut alice, &mut bob])
+        .join_call("trio", "Carol", 3000, &mut [&mut alice, &mut bob])
         .await;
     for peer in [&alice, &bob, &carol] {
         assert_eq!(

@@ -68,7 +68,7 @@ async fn a_paused_consumer_stops_only_itself() {
     let url = sfu.ws_url();
     let (mut alice, mut bob) = pair(&url, "pause-consumer").await;
     let mut carol = Joining::new(&url)
-        .into_call("pause-consumer", "Carol", 3000, &mut [&mut alice, &mut bob])
+        .join_call("pause-consumer", "Carol", 3000, &mut [&mut alice, &mut bob])
         .await;
     let video = alice.producers[1].id.clone();
     let (bob_video, carol_video) = (bob.consumer_of(&video), carol.consumer_of(&video));
@@ -115,7 +115,7 @@ async fn a_closed_producer_closes_its_consumers_at_every_peer() {
     let url = sfu.ws_url();
     let (mut alice, mut bob) = pair(&url, "close-producer").await;
     let mut carol = Joining::new(&url)
-        .into_call("close-producer", "Carol", 3000, &mut [&mut alice, &mut bob])
+        .join_call("close-producer", "Carol", 3000, &mut [&mut alice, &mut bob])
         .await;
     talk(&mut alice).await;
     let closed_at = alice.sent();

@@ -58,7 +58,7 @@ async fn join(
 ) -> TestPeer {
     Joining::new(url)
         .ca(Some(ca))
-        .into_call(room, name, ssrc, others)
+        .join_call(room, name, ssrc, others)
         .await
 }
 

@@ -167,7 +167,7 @@ impl<'a> Joining<'a> {
     /// Joins `name` to the call of `others` in `room`: it consumes every producer its join
     /// answer lists (all of theirs), and each of them consumes its two producers as they are
     /// announced. No media is sent.
-    pub async fn into_call(
+    pub async fn join_call(
         &self,
         room: &str,
         name: &str,
@@ -200,9 +200,9 @@ impl<'a> Joining<'a> {
     /// Two peers in `room`, each consuming the other: `names[0]` publishes on SSRCs
     /// `ssrc`, `ssrc + 1`, `names[1]` on `ssrc + 10`, `ssrc + 11`.
     pub async fn pair(&self, room: &str, names: [&str; 2], ssrc: u32) -> (TestPeer, TestPeer) {
-        let mut first = self.into_call(room, names[0], ssrc, &mut []).await;
+        let mut first = self.join_call(room, names[0], ssrc, &mut []).await;
         let second = self
-            .into_call(room, names[1], ssrc + 10, &mut [&mut first])
+            .join_call(room, names[1], ssrc + 10, &mut [&mut first])
             .await;
         (first, second)
     }
