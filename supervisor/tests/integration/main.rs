@@ -10,6 +10,7 @@ mod faults;
 mod feedback;
 mod fuzz;
 mod keepalive;
+mod layers;
 mod leaks;
 mod limits;
 mod load;

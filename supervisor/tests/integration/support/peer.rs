@@ -18,8 +18,10 @@ pub struct Produced {
     pub id: String,
     /// `audio` or `video`.
     pub kind: String,
-    /// The SSRC this peer sends it on.
+    /// The SSRC this peer sends it on (its lowest simulcast layer's).
     pub ssrc: u32,
+    /// The SSRC of each simulcast layer, lowest first (just `ssrc` without simulcast).
+    pub layers: Vec<u32>,
 }
 
 /// A consumer this peer opened.
@@ -69,6 +71,7 @@ pub struct Joining<'a> {
     ca: Option<&'a str>,
     token: Option<&'a str>,
     feedback: bool,
+    simulcast: bool,
 }
 
 impl<'a> Joining<'a> {
@@ -79,6 +82,7 @@ impl<'a> Joining<'a> {
             ca: None,
             token: None,
             feedback: false,
+            simulcast: false,
         }
     }
 
@@ -100,8 +104,16 @@ impl<'a> Joining<'a> {
         }
     }
 
+    /// Publishing video in three simulcast layers, on `ssrc + 1` (lowest) to `ssrc + 3`.
+    pub fn simulcast(self) -> Self {
+        Joining {
+            simulcast: true,
+            ..self
+        }
+    }
+
     /// Joins `room` as `name`, opens both transports and publishes audio on `ssrc` and video
-    /// on `ssrc + 1`; consumes nothing.
+    /// on `ssrc + 1` (and up, in simulcast); consumes nothing.
     pub async fn peer(&self, room: &str, name: &str, ssrc: u32) -> TestPeer {
         let mut signaling = Signaling::connect(self.url, self.ca).await;
         let mut join = json!({"room": room, "displayName": name});
@@ -119,13 +131,21 @@ impl<'a> Joining<'a> {
             ("0", "audio", "audio/opus", pts.opus, 48000, ssrc),
             ("1", "video", "video/VP8", pts.vp8, 90000, ssrc + 1),
         ] {
+            let layers: Vec<u32> = match (kind, self.simulcast) {
+                ("video", true) => (ssrc..ssrc + 3).collect(),
+                _ => vec![ssrc],
+            };
             let feedback = if kind == "audio" {
-                send.declare_send(mid, MediaKind::Audio, ssrc);
+                send.declare_send(mid, None, MediaKind::Audio, ssrc);
                 json!([])
             } else {
-                send.declare_send(mid, MediaKind::Video, ssrc);
+                for (index, layer) in layers.iter().enumerate() {
+                    let rid = (layers.len() > 1).then(|| index.to_string());
+                    send.declare_send(mid, rid.as_deref(), MediaKind::Video, *layer);
+                }
                 pts.video_feedback()
             };
+            let encodings: Vec<Value> = layers.iter().map(|l| json!({"ssrc": l})).collect();
             let mut codec = json!({"mimeType": mime, "payloadType": pt, "clockRate": clock, "parameters": {}, "rtcpFeedback": feedback});
             if kind == "audio" {
                 codec["channels"] = json!(2);
@@ -135,7 +155,7 @@ impl<'a> Joining<'a> {
                     "produce",
                     json!({"transportId": send_id, "kind": kind, "rtpParameters": {
                         "mid": mid, "codecs": [codec], "headerExtensions": [],
-                        "encodings": [{"ssrc": ssrc}], "rtcp": {"cname": name, "reducedSize": true},
+                        "encodings": encodings, "rtcp": {"cname": name, "reducedSize": true},
                     }}),
                 )
                 .await;
@@ -146,6 +166,7 @@ impl<'a> Joining<'a> {
                     .to_string(),
                 kind: kind.into(),
                 ssrc,
+                layers,
             });
         }
         TestPeer {
@@ -306,12 +327,14 @@ impl TestPeer {
         opus.extend_from_slice(&tag(audio.ssrc, seq));
         self.send
             .write(audio.ssrc, self.pts.opus, seq, (seq * 960) as u32, opus);
-        let mut vp8 = vec![
-            0x10, 0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00, 0, 0, 0,
-        ];
-        vp8.extend_from_slice(&tag(video.ssrc, seq));
-        self.send
-            .write(video.ssrc, self.pts.vp8, seq, (seq * 3000) as u32, vp8);
+        for layer in &video.layers {
+            let mut vp8 = vec![
+                0x10, 0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00, 0, 0, 0,
+            ];
+            vp8.extend_from_slice(&tag(*layer, seq));
+            self.send
+                .write(*layer, self.pts.vp8, seq, (seq * 3000) as u32, vp8);
+        }
     }
 
     /// Packets sent per track so far (they are numbered 1 to this).

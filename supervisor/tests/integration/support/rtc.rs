@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use str0m::config::{DtlsVersion, Fingerprint};
 use str0m::format::{Codec, FormatParams};
-use str0m::media::{Frequency, KeyframeRequestKind, MediaKind, Mid, Pt};
+use str0m::media::{Frequency, KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpWrite, SeqNo, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcConfig};
@@ -80,6 +80,7 @@ impl PayloadTypes {
 enum Command {
     DeclareSend {
         mid: String,
+        rid: Option<String>,
         kind: MediaKind,
         ssrc: u32,
     },
@@ -267,10 +268,12 @@ impl RtcTransport {
         let _ = self.commands.send(Command::Vanish);
     }
 
-    /// Declares a stream this transport sends.
-    pub fn declare_send(&self, mid: &str, kind: MediaKind, ssrc: u32) {
+    /// Declares a stream this transport sends; several streams of one mid (simulcast
+    /// layers) need a `rid` each, or str0m sends only one of them.
+    pub fn declare_send(&self, mid: &str, rid: Option<&str>, kind: MediaKind, ssrc: u32) {
         self.command(Command::DeclareSend {
             mid: mid.into(),
+            rid: rid.map(Into::into),
             kind,
             ssrc,
         });
@@ -476,10 +479,16 @@ fn apply(rtc: &mut Rtc, command: Command) -> Result<(), String> {
     let mut api = rtc.direct_api();
     match command {
         Command::Vanish | Command::DropIncoming { .. } => {}
-        Command::DeclareSend { mid, kind, ssrc } => {
+        Command::DeclareSend {
+            mid,
+            rid,
+            kind,
+            ssrc,
+        } => {
             let mid = Mid::from(mid.as_str());
             api.declare_media(mid, kind);
-            api.declare_stream_tx(Ssrc::from(ssrc), None, mid, None);
+            let rid = rid.map(|r| Rid::from(r.as_str()));
+            api.declare_stream_tx(Ssrc::from(ssrc), None, mid, rid);
         }
         Command::ExpectReceive { mid, kind, ssrc } => {
             let mid = Mid::from(mid.as_str());

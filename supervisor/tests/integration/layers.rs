@@ -1,0 +1,100 @@
+//! `setConsumerPreferredLayers` on a simulcast consumer: a str0m peer publishes VP8 in three
+//! layers (every packet tagged with its layer's SSRC), and what its subscriber receives is
+//! the layer it asked for, switched at once (every packet is a key frame), announced with
+//! `consumerLayersChanged`.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::support::peer::{exchange_media, Joining, TestPeer};
+use crate::support::Sfu;
+
+/// Sends for 300 ms, then waits until `bob` has received every packet sent since `from`;
+/// the layer SSRCs those packets came from.
+async fn layers_since(alice: &mut TestPeer, bob: &TestPeer, video: usize, from: u64) -> Vec<u32> {
+    exchange_media(&mut [alice], Duration::from_millis(300)).await;
+    let sent = alice.sent();
+    let before = bob
+        .arrivals(video)
+        .tags
+        .iter()
+        .filter(|(_, seq)| *seq <= from)
+        .count() as u64;
+    bob.wait_seqs(video, before + sent - from).await;
+    let mut since: Vec<(u64, u32)> = bob
+        .arrivals(video)
+        .tags
+        .iter()
+        .filter(|(_, seq)| *seq > from)
+        .map(|(ssrc, seq)| (*seq, *ssrc))
+        .collect();
+    since.sort_unstable();
+    let seqs: Vec<u64> = since.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(
+        seqs,
+        (from + 1..=sent).collect::<Vec<_>>(),
+        "one packet per frame, none lost, since the switch"
+    );
+    since.into_iter().map(|(_, ssrc)| ssrc).collect()
+}
+
+/// Sends media until `bob` is told that `consumer` now forwards spatial layer `spatial`
+/// (at most 10 s).
+async fn send_until_layer(alice: &mut TestPeer, bob: &mut TestPeer, consumer: &str, spatial: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        exchange_media(&mut [&mut *alice], Duration::from_millis(20)).await;
+        while let Ok(note) = bob.signaling.notifications.try_recv() {
+            if note["notification"] == "consumerLayersChanged"
+                && note["data"]["consumerId"] == consumer
+                && note["data"]["spatialLayer"] == spatial
+            {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no consumerLayersChanged to spatial layer {spatial} within 10 s"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulcast_consumer_receives_the_layer_its_peer_prefers() {
+    let sfu = Sfu::start(&[]);
+    let url = sfu.ws_url();
+    let mut alice = Joining::new(&url)
+        .simulcast()
+        .join_call("layers", "Alice", 1000, &mut [])
+        .await;
+    let mut bob = Joining::new(&url)
+        .join_call("layers", "Bob", 2000, &mut [&mut alice])
+        .await;
+    let layers = alice.producers[1].layers.clone();
+    assert_eq!(layers.len(), 3);
+    let video = bob.consumer_of(&alice.producers[1].id);
+    let consumer = bob.consumers[video].id.clone();
+
+    // By default the top layer, once mediasoup has scored every layer (it starts low).
+    send_until_layer(&mut alice, &mut bob, &consumer, 2).await;
+    let from = alice.sent();
+    let got = layers_since(&mut alice, &bob, video, from).await;
+    assert!(got.iter().all(|s| *s == layers[2]), "top layer: {got:?}");
+
+    for (spatial, expected) in [(0, layers[0]), (1, layers[1]), (2, layers[2])] {
+        bob.signaling
+            .ok(
+                "setConsumerPreferredLayers",
+                json!({"consumerId": consumer, "spatialLayer": spatial, "temporalLayer": 0}),
+            )
+            .await;
+        send_until_layer(&mut alice, &mut bob, &consumer, spatial).await;
+        let from = alice.sent();
+        let got = layers_since(&mut alice, &bob, video, from).await;
+        assert!(
+            got.iter().all(|s| *s == expected),
+            "spatial layer {spatial} is SSRC {expected}: {got:?}"
+        );
+    }
+}
