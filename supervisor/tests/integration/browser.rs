@@ -7,7 +7,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
+use crate::support::process::output_within;
 use crate::support::{Sfu, TestCert};
 
 fn repo() -> PathBuf {
@@ -35,13 +37,16 @@ fn check_prerequisites() {
 
 /// Runs tests/browser/call.mjs against `url` with `envs`; its output.
 fn run_browser_call(url: &str, envs: &[(&str, &str)]) -> String {
-    let out = Command::new("node")
-        .arg("call.mjs")
-        .current_dir(repo().join("tests/browser"))
-        .env("SFU_URL", url)
-        .envs(envs.iter().copied())
-        .output()
-        .expect("run node tests/browser/call.mjs");
+    // Two Chromium pages need some 20 s on this machine; three minutes means a hang.
+    let out = output_within(
+        Command::new("node")
+            .arg("call.mjs")
+            .current_dir(repo().join("tests/browser"))
+            .env("SFU_URL", url)
+            .envs(envs.iter().copied()),
+        Duration::from_secs(180),
+        "node tests/browser/call.mjs",
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}{stderr}");

@@ -5,9 +5,7 @@
 
 use std::time::Duration;
 
-use crate::support::peer::{
-    assert_exact_media, exchange_media, received_from, wait_received, Joining,
-};
+use crate::support::peer::{assert_exact_media, exchange_media, received_from, Joining};
 use crate::support::{Sfu, TestCert};
 use serde_json::json;
 
@@ -27,7 +25,6 @@ async fn two_peers_exchange_media(url: &str, ca: Option<&str>) {
     assert_eq!(listed[0]["peerId"], alice.peer_id);
 
     exchange_media(&mut [&mut alice, &mut bob], Duration::from_secs(3)).await;
-    wait_received(&[&alice, &bob], 150).await;
     for peer in [&alice, &bob] {
         println!(
             "{} received through her/his consumers: {:?}",
@@ -35,7 +32,7 @@ async fn two_peers_exchange_media(url: &str, ca: Option<&str>) {
             peer.received()
         );
     }
-    assert_exact_media(&[&alice, &bob]);
+    assert_exact_media(&[&alice, &bob], &[&alice, &bob]).await;
 
     let bob_id = bob.peer_id.clone();
     bob.signaling.close();
@@ -91,9 +88,9 @@ async fn each_producer_reaches_every_other_peer_of_a_three_peer_room() {
         Duration::from_secs(2),
     )
     .await;
-    wait_received(&[&alice, &bob, &carol], 100).await;
     // One producer, two consumers each: both get every packet, and only its packets.
-    assert_exact_media(&[&alice, &bob, &carol]);
+    let everyone = [&alice, &bob, &carol];
+    assert_exact_media(&everyone, &everyone).await;
 
     // Carol leaves: both others are told, and exactly their consumers of her close.
     let carol_id = carol.peer_id.clone();

@@ -4,13 +4,13 @@
 //! subscription collects while it runs and not after; and a subscriber whose network goes
 //! away shows up in `monitor peer` (ICE `disconnected`) and as a quality event.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::io::{Read, Write};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::monitor_events::EventsProcess;
 use crate::support::peer::{exchange_media, Joining, TestPeer};
 use crate::support::{monitor_binary, monitor_json, Sfu};
 
@@ -41,73 +41,24 @@ fn monitor(sfu: &Sfu, args: &[&str]) -> Value {
     monitor_json(&full)
 }
 
-/// `monitor --json events --quality` for `room`, its JSON lines arriving on a channel. Killed
-/// when dropped.
-struct QualityEvents {
-    child: Child,
-    lines: mpsc::Receiver<Value>,
-}
-
-impl QualityEvents {
-    fn follow(sfu: &Sfu, room: &str) -> QualityEvents {
-        let url = sfu.monitor_url();
-        let mut child = Command::new(monitor_binary())
-            .args([
-                "--url",
-                &url,
-                "--token",
-                TOKEN,
-                "--json",
-                "events",
-                "--quality",
-            ])
-            .args(["--room", room])
-            .env_remove("MONITOR_TOKEN")
-            .env_remove("MONITOR_URL")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("monitor events");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut first = String::new();
-        BufReader::new(stderr)
-            .read_line(&mut first)
-            .expect("monitor stderr");
-        assert!(first.contains("following events"), "{first}");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(value) = serde_json::from_str(&line) {
-                    if tx.send(value).is_err() {
-                        break;
-                    }
-                }
-            }
-        });
-        QualityEvents { child, lines }
-    }
-
-    /// The first event matching `want` within `within`.
-    fn wait_for(&self, within: Duration, want: impl Fn(&Value) -> bool) -> Option<Value> {
-        let deadline = Instant::now() + within;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(event) if want(&event) => return Some(event),
-                Ok(_) => continue,
-                Err(_) => return None,
-            }
-        }
-        None
-    }
-}
-
-impl Drop for QualityEvents {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `monitor --json events --quality` for `room`.
+async fn quality_events(sfu: &Sfu, room: &str) -> EventsProcess {
+    let url = sfu.monitor_url();
+    let mut command = Command::new(monitor_binary());
+    command
+        .args([
+            "--url",
+            &url,
+            "--token",
+            TOKEN,
+            "--json",
+            "events",
+            "--quality",
+        ])
+        .args(["--room", room])
+        .env_remove("MONITOR_TOKEN")
+        .env_remove("MONITOR_URL");
+    EventsProcess::spawn(command).await
 }
 
 /// Alice and Bob in `room`, each consuming the other.
@@ -144,7 +95,7 @@ async fn media_statistics_are_collected_only_while_a_monitor_asks() {
 
     // A quality subscription collects every 2 s while it runs, and stops with it.
     let before = collections(&sfu);
-    let events = QualityEvents::follow(&sfu, "quiet");
+    let events = quality_events(&sfu, "quiet").await;
     exchange_media(&mut [&mut alice, &mut bob], Duration::from_secs(5)).await;
     let during = collections(&sfu);
     assert!(
@@ -203,21 +154,21 @@ async fn a_subscriber_whose_network_goes_away_shows_in_monitor_peer_and_as_a_qua
     assert_eq!(by_id["displayName"], "Bob");
 
     // Bob's receiving side loses its network while Alice keeps sending.
-    let events = QualityEvents::follow(&sfu, "diag");
+    let mut events = quality_events(&sfu, "diag").await;
     bob.vanish_receive();
     let started = Instant::now();
     let sending = tokio::spawn(async move {
         exchange_media(&mut [&mut alice], Duration::from_secs(20)).await;
         alice
     });
-    let event = tokio::task::block_in_place(|| {
-        events.wait_for(Duration::from_secs(20), |e| {
+    let event = events
+        .wait_for(Duration::from_secs(20), |e| {
             e["type"] == "qualityDegraded"
                 && e["displayName"] == "Bob"
                 && e["subject"] == "transport"
         })
-    })
-    .expect("a qualityDegraded event for Bob's transport");
+        .await
+        .expect("a qualityDegraded event for Bob's transport");
     println!(
         "quality event {:.1} s after the network went: {event}",
         started.elapsed().as_secs_f64()

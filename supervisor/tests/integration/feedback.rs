@@ -26,7 +26,9 @@ async fn a_lost_video_packet_is_resent_when_the_subscriber_nacks_it() {
         bob.lose_incoming(video, 21);
         exchange_media(&mut [&mut alice], Duration::from_secs(1)).await;
         let sent = alice.sent();
-        let got = bob.wait_seqs(video, sent).await;
+        let got = bob
+            .wait_seqs(video, if feedback { sent } else { sent - 2 })
+            .await;
         if feedback {
             assert_eq!(
                 got,
@@ -53,6 +55,9 @@ async fn a_subscribers_key_frame_request_reaches_the_publisher() {
     // Resuming a video consumer already asks the publisher for a key frame; count from here.
     let before = alice.keyframe_requests();
     for round in 1..=3 {
+        // mediasoup folds a request into one still waiting for its key frame (as it should):
+        // let key frames answer the previous one first.
+        exchange_media(&mut [&mut alice], Duration::from_millis(100)).await;
         bob.request_keyframe(video);
         let deadline = Instant::now() + Duration::from_secs(5);
         while alice.keyframe_requests() < before + round {

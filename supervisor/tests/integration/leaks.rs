@@ -110,7 +110,7 @@ async fn two_thousand_visits_leave_memory_and_descriptors_where_they_were() {
         "100000",
     ]);
     let url = sfu.ws_url();
-    let node = sfu.wait_nodes(1, Duration::from_secs(10))[0];
+    let node = sfu.wait_nodes(1, Duration::from_secs(10)).await[0];
     let mut host = Signaling::connect(&url, None).await;
     let joined = host
         .ok("join", json!({"room": "leaks", "displayName": "Host"}))

@@ -3,11 +3,12 @@
 //! every packet carrying its publisher's payload, and the loadgen must fail when forwarding
 //! stops.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
+use crate::support::process::{lines_of, output_within, wait_output_within};
 use crate::support::{signal, Sfu, TestCert};
 use serde_json::Value;
 
@@ -29,6 +30,17 @@ fn loadgen(args: &[&str]) -> Command {
         .env_remove("SFU_JOIN_TOKEN")
         .stdin(Stdio::null());
     command
+}
+
+/// A loadgen run, at most a minute: a hung one fails the test instead of hanging it.
+trait WithinAMinute {
+    fn output_within_a_minute(&mut self) -> Output;
+}
+
+impl WithinAMinute for Command {
+    fn output_within_a_minute(&mut self) -> Output {
+        output_within(self, Duration::from_secs(60), "loadgen")
+    }
 }
 
 fn summary(output: &Output) -> Value {
@@ -82,8 +94,7 @@ fn two_rooms_of_three_receive_every_stream_without_loss() {
         "--json",
         "--quiet",
     ])
-    .output()
-    .expect("run loadgen");
+    .output_within_a_minute();
     let summary = summary(&output);
     // 2 rooms × 3 subscribers × 2 other publishers × (audio + video).
     assert_complete(&summary, 6, 24, 0.0, &sfu.log_text());
@@ -117,8 +128,7 @@ fn subscribers_over_tls_receive_simulcast() {
         "--json",
         "--quiet",
     ])
-    .output()
-    .expect("run loadgen");
+    .output_within_a_minute();
     let summary = summary(&output);
     // Publishers receive each other (2 × 1), subscribers both (2 × 2); audio and video.
     // mediasoup moves each consumer up the layers as its bandwidth estimate grows; a switch
@@ -144,33 +154,32 @@ fn the_loadgen_fails_when_forwarding_stops() {
     .stderr(Stdio::piped())
     .spawn()
     .expect("start loadgen");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut progress = BufReader::new(stderr).lines();
+    let progress = lines_of(child.stderr.take().expect("stderr"));
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut seen = Vec::new();
     loop {
-        let line = progress
-            .next()
-            .unwrap_or_else(|| panic!("loadgen ended early: {seen:?}"))
-            .expect("read stderr");
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = match progress.recv_timeout(left) {
+            Ok(line) => line,
+            Err(RecvTimeoutError::Timeout) => panic!("media never flowed: {seen:?}"),
+            Err(RecvTimeoutError::Disconnected) => panic!("loadgen ended early: {seen:?}"),
+        };
         seen.push(line.clone());
         if line.contains("streams 4/4 flowing") {
             break;
         }
-        assert!(Instant::now() < deadline, "media never flowed: {seen:?}");
     }
     let nodes = sfu.node_pids();
     assert!(!nodes.is_empty(), "no node to stop");
     for &pid in &nodes {
         signal(pid, "STOP");
     }
-    // Drain stderr so the loadgen never blocks on a full pipe.
-    let drain = std::thread::spawn(move || progress.map_while(Result::ok).collect::<Vec<_>>());
-    let output = child.wait_with_output().expect("loadgen exit");
+    // Its stderr keeps being read by the lines_of thread: the loadgen never blocks on it.
+    let output = wait_output_within(child, Duration::from_secs(60), "loadgen");
     for &pid in &nodes {
         signal(pid, "CONT");
     }
-    let rest = drain.join().unwrap_or_default();
+    let rest: Vec<String> = progress.try_iter().collect();
     let summary: Value = serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("no JSON ({e}); stderr: {rest:?}"));
     assert_eq!(output.status.code(), Some(1), "summary: {summary:#}");
@@ -197,7 +206,7 @@ fn bad_arguments_are_refused_with_a_reason() {
             "--simulcast needs video",
         ),
     ] {
-        let output = loadgen(args).output().expect("run loadgen");
+        let output = loadgen(args).output_within_a_minute();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(reason), "{args:?}: {stderr}");
@@ -213,8 +222,7 @@ fn bad_arguments_are_refused_with_a_reason() {
         "1",
         "--quiet",
     ])
-    .output()
-    .expect("run loadgen");
+    .output_within_a_minute();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("connection ×2"), "{stdout}");

@@ -21,3 +21,4 @@ mod startup;
 mod support;
 mod timeouts;
 mod tokens;
+mod watch;

@@ -1,19 +1,21 @@
 //! The monitor API and CLI against a real SFU in TLS mode: the `monitor` binary reports
 //! exactly the participants, producers and consumers of a str0m call, follows its events,
-//! refuses bad credentials and untrusted certificates, `/metrics` agrees with it, and
-//! `monitor watch` shows the call in a real terminal (tmux).
+//! refuses bad credentials and untrusted certificates, and `/metrics` agrees with it
+//! (`monitor watch` in a terminal: watch.rs).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::peer::{exchange_media, Joining, TestPeer};
+use crate::support::monitor_events::EventsProcess;
+use crate::support::peer::{exchange_media, Joining};
+use crate::support::process::output_within;
 use crate::support::signaling::client_tls;
 use crate::support::{monitor_binary, monitor_query, Sfu, TestCert};
 use serde_json::{json, Value};
 
-const TOKEN: &str = "test-monitor-token";
+/// The monitor token of these tests.
+pub const TOKEN: &str = "test-monitor-token";
 
 /// `monitor` with the test's URL, CA and `args`; no token or URL from the environment.
 fn monitor_command(sfu: &Sfu, cert: &TestCert, args: &[&str]) -> Command {
@@ -30,8 +32,8 @@ fn monitor_command(sfu: &Sfu, cert: &TestCert, args: &[&str]) -> Command {
     command
 }
 
-fn run(mut command: Command) -> Output {
-    command.output().expect("run monitor")
+fn run(command: &mut Command) -> Output {
+    output_within(command, Duration::from_secs(30), "monitor")
 }
 
 /// `monitor --token TOKEN --json <args>` against `sfu`, parsed.
@@ -40,7 +42,7 @@ fn query(sfu: &Sfu, cert: &TestCert, args: &[&str]) -> Value {
 }
 
 /// Asks `args` until `done` holds, at most `within`; the last answer.
-fn query_until(
+async fn query_until(
     sfu: &Sfu,
     cert: &TestCert,
     args: &[&str],
@@ -49,11 +51,11 @@ fn query_until(
 ) -> Value {
     let deadline = Instant::now() + within;
     loop {
-        let answer = query(sfu, cert, args);
+        let answer = tokio::task::block_in_place(|| query(sfu, cert, args));
         if done(&answer) || Instant::now() > deadline {
             return answer;
         }
-        std::thread::sleep(Duration::from_millis(200));
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -63,7 +65,7 @@ fn counts(v: &Value) -> (u64, u64, u64) {
 }
 
 /// GET `path` over HTTPS, trusting `cert`; the body.
-async fn https_get(sfu: &Sfu, cert: &TestCert, path: &str) -> String {
+pub async fn https_get(sfu: &Sfu, cert: &TestCert, path: &str) -> String {
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", sfu.port))
         .await
         .expect("connect");
@@ -87,7 +89,7 @@ async fn https_get(sfu: &Sfu, cert: &TestCert, path: &str) -> String {
 
 /// Parses Prometheus/OpenMetrics text strictly: `# HELP`, `# TYPE`, `# EOF` last, and
 /// samples `name{label="value",…} number`. Returns samples by `name{labels}`.
-fn parse_metrics(text: &str) -> HashMap<String, f64> {
+pub fn parse_metrics(text: &str) -> HashMap<String, f64> {
     let mut samples = HashMap::new();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.last(), Some(&"# EOF"), "ends with # EOF");
@@ -143,19 +145,12 @@ async fn monitor_reports_a_call_exactly_and_follows_its_events() {
     let room = format!("monitored-{}", std::process::id());
 
     // Follow the room's events from before anyone joins.
-    let mut events = monitor_command(
+    let events = EventsProcess::spawn(monitor_command(
         &sfu,
         &cert,
         &["--token", TOKEN, "--json", "events", "--room", &room],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("start monitor events");
-    let mut events_err = BufReader::new(events.stderr.take().expect("stderr"));
-    let mut first = String::new();
-    events_err.read_line(&mut first).expect("events stderr");
-    assert!(first.contains("following events"), "{first}");
+    ))
+    .await;
 
     let (mut alice, mut bob) = Joining::new(&url)
         .ca(Some(&cert.cert_pem))
@@ -173,13 +168,11 @@ async fn monitor_reports_a_call_exactly_and_follows_its_events() {
         tokio::task::spawn_blocking(move || {
             let deadline = Instant::now() + Duration::from_secs(8);
             loop {
-                let output = Command::new(monitor_binary())
+                let output = run(Command::new(monitor_binary())
                     .args(["--url", &sfu_url, "--token", TOKEN, "--json", "room", &room])
                     .arg("--ca")
                     .arg(&ca)
-                    .env_remove("MONITOR_TOKEN")
-                    .output()
-                    .expect("monitor room");
+                    .env_remove("MONITOR_TOKEN"));
                 let detail: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
                 let media: Vec<&Value> = detail["participants"]
                     .as_array()
@@ -300,26 +293,15 @@ async fn monitor_reports_a_call_exactly_and_follows_its_events() {
     bob.signaling.close();
     let summary = query_until(&sfu, &cert, &["summary"], Duration::from_secs(5), |s| {
         counts(s) == (1, 2, 0)
-    });
+    })
+    .await;
     assert_eq!(counts(&summary), (1, 2, 0), "{summary}");
     let room_after = query(&sfu, &cert, &["room", &room]);
     assert_eq!(room_after["participants"].as_array().map(Vec::len), Some(1));
 
     // The event stream saw it all, and only this room's events.
-    crate::support::signal(events.id(), "INT");
-    let status = events.wait().expect("monitor events exits");
-    assert!(status.success(), "events exits cleanly on Ctrl-C: {status}");
-    let mut out = String::new();
-    events
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut out)
-        .expect("events output");
-    let seen: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON lines"))
-        .collect();
+    let seen = events.stop().await;
+    let out = format!("{seen:#?}");
     let of_type = |t: &str| seen.iter().filter(|e| e["type"] == t).collect::<Vec<_>>();
     assert_eq!(of_type("roomCreated").len(), 1, "{out}");
     let joined: Vec<&str> = of_type("peerJoined")
@@ -424,7 +406,7 @@ async fn monitor_refuses_bad_tokens_untrusted_certificates_and_plain_remote_urls
     let cert = TestCert::new("monitor-refusals");
     let sfu = Sfu::start_tls(&cert, &["--monitor-token", TOKEN]);
 
-    let wrong = run(monitor_command(
+    let wrong = run(&mut monitor_command(
         &sfu,
         &cert,
         &["--token", "not-the-token", "summary"],
@@ -440,7 +422,7 @@ async fn monitor_refuses_bad_tokens_untrusted_certificates_and_plain_remote_urls
         "refusal logged"
     );
 
-    let missing = run(monitor_command(&sfu, &cert, &["summary"]));
+    let missing = run(&mut monitor_command(&sfu, &cert, &["summary"]));
     assert!(!missing.status.success());
     assert!(
         stderr_of(&missing).contains("--token"),
@@ -449,7 +431,7 @@ async fn monitor_refuses_bad_tokens_untrusted_certificates_and_plain_remote_urls
     );
 
     // Without --ca the self-signed certificate is not trusted; the error says what to do.
-    let untrusted = run({
+    let untrusted = run(&mut {
         let mut c = Command::new(monitor_binary());
         c.args(["--url", &sfu.monitor_url(), "--token", TOKEN, "summary"])
             .env_remove("MONITOR_TOKEN");
@@ -466,7 +448,7 @@ async fn monitor_refuses_bad_tokens_untrusted_certificates_and_plain_remote_urls
     assert_eq!(message.lines().count(), 1, "one line: {message}");
 
     // Plain ws:// to a non-loopback host is refused before any connection is made.
-    let plain = run({
+    let plain = run(&mut {
         let mut c = Command::new(monitor_binary());
         c.args([
             "--url",
@@ -484,7 +466,7 @@ async fn monitor_refuses_bad_tokens_untrusted_certificates_and_plain_remote_urls
         stderr_of(&plain)
     );
 
-    let unknown = run(monitor_command(
+    let unknown = run(&mut monitor_command(
         &sfu,
         &cert,
         &["--token", TOKEN, "room", "no-such-room"],
@@ -497,7 +479,7 @@ async fn monitor_refuses_bad_tokens_untrusted_certificates_and_plain_remote_urls
     );
 
     // --insecure connects without the certificate.
-    let insecure = run({
+    let insecure = run(&mut {
         let mut c = Command::new(monitor_binary());
         c.args([
             "--url",
@@ -517,7 +499,7 @@ async fn monitor_refuses_bad_tokens_untrusted_certificates_and_plain_remote_urls
 async fn without_a_token_configured_the_api_says_how_to_enable_it() {
     let cert = TestCert::new("monitor-off");
     let sfu = Sfu::start_tls(&cert, &[]);
-    let off = run(monitor_command(
+    let off = run(&mut monitor_command(
         &sfu,
         &cert,
         &["--token", "anything", "summary"],
@@ -527,165 +509,5 @@ async fn without_a_token_configured_the_api_says_how_to_enable_it() {
     assert!(
         message.contains("disabled") && message.contains("MONITOR_TOKEN"),
         "{message}"
-    );
-}
-
-/// A tmux session on its own server, killed when dropped.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn command(&self) -> Command {
-        let mut c = Command::new("tmux");
-        c.args(["-L", &self.socket]);
-        c
-    }
-
-    fn screen(&self) -> String {
-        let output = self
-            .command()
-            .args(["capture-pane", "-p", "-t", "watch"])
-            .output()
-            .expect("tmux capture-pane");
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    fn wait_for(&self, within: Duration, what: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + within;
-        loop {
-            let screen = self.screen();
-            if what(&screen) || Instant::now() > deadline {
-                return screen;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.command().arg("kill-server").output();
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn watch_shows_the_room_live_in_a_terminal_and_q_quits() {
-    let available = Command::new("tmux").arg("-V").output();
-    assert!(
-        available.is_ok_and(|o| o.status.success()),
-        "tmux is needed for this test: run scripts/setup.sh --tests"
-    );
-    let cert = TestCert::new("monitor-watch");
-    let sfu = Sfu::start_tls(&cert, &["--monitor-token", TOKEN]);
-    let room = format!("watched-{}", std::process::id());
-    let _alice = TestPeer::join(&sfu.ws_url(), Some(&cert.cert_pem), &room, "Alice", 1000).await;
-
-    let tmux = Tmux {
-        socket: format!("sfu-test-{}", std::process::id()),
-    };
-    let script = format!(
-        "MONITOR_TOKEN={TOKEN} {} --url {} --ca {} watch; echo watch exited with $?; sleep 60",
-        monitor_binary().display(),
-        sfu.monitor_url(),
-        cert.dir.join("cert.pem").display()
-    );
-    let started = tmux
-        .command()
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            "watch",
-            "-x",
-            "160",
-            "-y",
-            "45",
-            &script,
-        ])
-        .status()
-        .expect("tmux new-session");
-    assert!(started.success());
-
-    let screen = tmux.wait_for(Duration::from_secs(15), |s| {
-        s.contains(&room) && s.contains("Alice") && s.contains("1 participants")
-    });
-    println!("monitor watch:\n{screen}");
-    assert!(screen.contains("Nodes and workers"), "{screen}");
-    assert!(screen.contains(&room), "the room is shown: {screen}");
-    assert!(
-        screen.contains("Alice"),
-        "the participant is shown: {screen}"
-    );
-    assert!(screen.contains("1 participants"), "{screen}");
-
-    // A second peer appears live, with its join in the events pane.
-    let _bob = TestPeer::join(&sfu.ws_url(), Some(&cert.cert_pem), &room, "Bob", 2000).await;
-    let screen = tmux.wait_for(Duration::from_secs(10), |s| {
-        s.contains("2 participants") && s.contains("Bob")
-    });
-    assert!(
-        screen.contains("2 participants") && screen.contains("Bob"),
-        "{screen}"
-    );
-    assert!(screen.contains("peer joined"), "events pane: {screen}");
-
-    // Select Bob (second in the list) and open his diagnostics, live; Esc goes back.
-    for key in ["Down", "Enter"] {
-        tmux.command()
-            .args(["send-keys", "-t", "watch", key])
-            .status()
-            .expect("tmux send-keys");
-    }
-    let screen = tmux.wait_for(Duration::from_secs(10), |s| {
-        s.contains("Participant diagnostics") && s.contains("ICE")
-    });
-    println!("diagnostics in watch:\n{screen}");
-    assert!(
-        screen.contains("Bob (") && screen.contains("TRANSPORT") && screen.contains("connected"),
-        "Bob's transports, live: {screen}"
-    );
-    tmux.command()
-        .args(["send-keys", "-t", "watch", "Escape"])
-        .status()
-        .expect("tmux send-keys");
-    let screen = tmux.wait_for(Duration::from_secs(5), |s| s.contains("Participants (●"));
-    assert!(
-        screen.contains("Nodes and workers"),
-        "back, still running: {screen}"
-    );
-
-    // Media statistics are collected while watch runs (every 2 s), and not after it quits.
-    let collections = || async {
-        parse_metrics(&https_get(&sfu, &cert, "/metrics").await)["sfu_stats_collections_total"]
-    };
-    let running = collections().await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let later = collections().await;
-    assert!(
-        later > running,
-        "collecting while watch runs: {running} → {later}"
-    );
-
-    tmux.command()
-        .args(["send-keys", "-t", "watch", "q"])
-        .status()
-        .expect("tmux send-keys");
-    let screen = tmux.wait_for(Duration::from_secs(5), |s| s.contains("watch exited with"));
-    assert!(
-        screen.contains("watch exited with 0"),
-        "q quits cleanly: {screen}"
-    );
-    // The terminal is back to the shell's screen: the dashboard is gone.
-    assert!(
-        !screen.contains("Nodes and workers"),
-        "terminal restored: {screen}"
-    );
-    let quit = collections().await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(
-        collections().await,
-        quit,
-        "nothing collected once watch quit"
     );
 }

@@ -196,11 +196,10 @@ async fn json_logs_are_one_object_per_line_with_room_peer_and_node_fields() {
         serde_json::json!({"room": "logged", "displayName": "Logged"}),
     )
     .await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !sfu.log_text().contains("peer joined") {
-        assert!(Instant::now() < deadline, "no join logged");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(
+        sfu.wait_log("peer joined", Duration::from_secs(5)).await,
+        "no join logged"
+    );
     let lines: Vec<serde_json::Value> = sfu
         .log_text()
         .lines()

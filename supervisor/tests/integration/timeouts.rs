@@ -47,16 +47,12 @@ async fn wait_closed_by_server(mut tcp: TcpStream, drip: &[u8]) -> Duration {
     }
 }
 
-fn wait_for_log(sfu: &Sfu, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !sfu.log_text().contains(needle) {
-        assert!(
-            Instant::now() < deadline,
-            "no {needle:?} in the log:\n{}",
-            sfu.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+async fn wait_for_log(sfu: &Sfu, needle: &str) {
+    assert!(
+        sfu.wait_log(needle, Duration::from_secs(10)).await,
+        "no {needle:?} in the log:\n{}",
+        sfu.log_text()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,7 +73,7 @@ async fn silent_and_slowloris_http_clients_are_dropped_after_the_header_timeout(
     let drip = b"Host: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
     let took = wait_closed_by_server(slow, drip).await;
     println!("a slowloris connection was closed after {took:?}");
-    wait_for_log(&sfu, "request headers too slow");
+    wait_for_log(&sfu, "request headers too slow").await;
 
     // A client that sends its request in time is served.
     let mut fine = TcpStream::connect(address).await.expect("connect");
@@ -100,7 +96,7 @@ async fn a_tls_handshake_that_never_completes_is_dropped() {
         .expect("connect");
     let took = wait_closed_by_server(silent, b"").await;
     println!("a connection without a handshake was closed after {took:?}");
-    wait_for_log(&sfu, "TLS handshake timed out");
+    wait_for_log(&sfu, "TLS handshake timed out").await;
     bystanders.assert_unharmed().await;
 }
 
@@ -128,7 +124,7 @@ async fn sighup_reloads_renewed_certificate_files_and_keeps_the_old_pair_if_the_
         std::fs::copy(renewed.dir.join(file), served.dir.join(file)).expect("copy");
     }
     signal(sfu.pid(), "HUP");
-    wait_for_log(&sfu, "reloaded the TLS certificate");
+    wait_for_log(&sfu, "reloaded the TLS certificate").await;
     assert!(
         trusts(&url, &renewed.cert_pem).await,
         "new connections get the new certificate"
@@ -144,7 +140,7 @@ async fn sighup_reloads_renewed_certificate_files_and_keeps_the_old_pair_if_the_
     )
     .expect("copy");
     signal(sfu.pid(), "HUP");
-    wait_for_log(&sfu, "refused the new TLS certificate");
+    wait_for_log(&sfu, "refused the new TLS certificate").await;
     assert!(
         trusts(&url, &renewed.cert_pem).await,
         "the last good pair is still served"

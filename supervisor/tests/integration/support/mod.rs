@@ -3,7 +3,9 @@
 //! what comes back out of mediasoup.
 
 pub mod bystanders;
+pub mod monitor_events;
 pub mod peer;
+pub mod process;
 pub mod rtc;
 pub mod signaling;
 
@@ -83,14 +85,15 @@ pub fn monitor_binary() -> PathBuf {
 /// Runs `monitor --json <args>` (no token or URL from the environment) and parses what it
 /// prints; panics with its error line if it fails.
 pub fn monitor_json(args: &[&str]) -> serde_json::Value {
-    let output = Command::new(monitor_binary())
-        .arg("--json")
-        .args(args)
-        .env_remove("MONITOR_TOKEN")
-        .env_remove("MONITOR_URL")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run monitor");
+    let output = process::output_within(
+        Command::new(monitor_binary())
+            .arg("--json")
+            .args(args)
+            .env_remove("MONITOR_TOKEN")
+            .env_remove("MONITOR_URL"),
+        Duration::from_secs(30),
+        "monitor",
+    );
     assert!(
         output.status.success(),
         "monitor {args:?} failed: {}",
@@ -168,9 +171,21 @@ impl Sfu {
             if std::fs::read_to_string(&self.log).is_ok_and(|l| l.contains("listening on")) {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(100));
+            blocking_pause(Duration::from_millis(50));
         }
         panic!("supervisor did not start; log:\n{}", self.log_text());
+    }
+
+    /// Waits until the log contains `needle`, at most `within`; whether it did.
+    pub async fn wait_log(&self, needle: &str, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while !self.log_text().contains(needle) {
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        true
     }
 
     /// What the supervisor (and its nodes) logged.
@@ -219,7 +234,7 @@ impl Sfu {
     }
 
     /// Waits until the supervisor has exactly `count` node processes, at most `within`.
-    pub fn wait_nodes(&self, count: usize, within: Duration) -> Vec<u32> {
+    pub async fn wait_nodes(&self, count: usize, within: Duration) -> Vec<u32> {
         let deadline = Instant::now() + within;
         loop {
             let mut pids = self.node_pids();
@@ -233,18 +248,18 @@ impl Sfu {
                 pids.len(),
                 self.log_text()
             );
-            std::thread::sleep(Duration::from_millis(50));
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     /// Waits for the supervisor to exit by itself, at most `within`; its exit code.
-    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<i32> {
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status.code();
             }
-            std::thread::sleep(Duration::from_millis(50));
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         None
     }
@@ -271,15 +286,39 @@ pub fn reaped(pid: u32) -> bool {
 }
 
 /// Waits until `pid` is [`reaped`], at most `within`; whether it was.
-pub fn wait_reaped(pid: u32, within: Duration) -> bool {
+pub async fn wait_reaped(pid: u32, within: Duration) -> bool {
     let deadline = Instant::now() + within;
     while !reaped(pid) {
         if Instant::now() > deadline {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     true
+}
+
+/// Waits until `pid` no longer runs (exited; a zombie counts as gone), at most `within`;
+/// whether it stopped.
+pub async fn wait_gone(pid: u32, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while alive(pid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+/// Sleeps without stalling an async test: inside a multi-threaded runtime the worker hands
+/// its tasks (str0m peers, signaling) to the others first.
+pub fn blocking_pause(duration: Duration) {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+            tokio::task::block_in_place(|| std::thread::sleep(duration))
+        }
+        _ => std::thread::sleep(duration),
+    }
 }
 
 /// Whether process `pid` exists and is not a zombie (for processes whose reaping is not the

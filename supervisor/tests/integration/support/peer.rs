@@ -423,19 +423,6 @@ pub async fn exchange_media(peers: &mut [&mut TestPeer], duration: Duration) {
     }
 }
 
-/// Waits (at most 5 s) until every consumer of `peers` has received `count` packets, so
-/// that a check after it sees the last packets in flight; the check says what is missing.
-pub async fn wait_received(peers: &[&TestPeer], count: u64) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline
-        && peers
-            .iter()
-            .any(|p| p.received().iter().any(|(_, n)| *n < count))
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Waits (at most 5 s) until `receiver` has received through its consumers of `sender`'s
 /// producers all `sender` sent; what those consumers received.
 pub async fn received_from(receiver: &TestPeer, sender: &TestPeer) -> Vec<u64> {
@@ -468,17 +455,38 @@ pub fn producer_of<'a>(peers: &[&'a TestPeer], producer: &str) -> (&'a TestPeer,
         .unwrap_or_else(|| panic!("no peer produced {producer}"))
 }
 
-/// Checks that every consumer of every peer in `peers` delivered exactly what its producer
-/// sent: packets tagged with that producer's SSRC only (the consumer → producer mapping of
-/// the `produce` answers), each sequence number from 1 to what was sent exactly once. For
-/// calls whose consumers all existed before the first packet was sent.
-pub fn assert_exact_media(peers: &[&TestPeer]) {
-    for peer in peers {
+/// Checks that every consumer of `receivers` whose producer is one of `senders`' delivered
+/// exactly what that producer sent: packets tagged with its SSRC only (the consumer →
+/// producer mapping of the `produce` answers), each sequence number from 1 to what was sent
+/// exactly once. Waits (at most 5 s) for the last packets in flight first. For calls whose
+/// consumers all existed before the first packet was sent.
+pub async fn assert_exact_media(receivers: &[&TestPeer], senders: &[&TestPeer]) {
+    let of_senders = |c: &&Consumed| {
+        senders
+            .iter()
+            .any(|s| s.producers.iter().any(|p| p.id == c.producer))
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for receiver in receivers {
+        for (index, consumer) in receiver.consumers.iter().enumerate() {
+            if !of_senders(&consumer) {
+                continue;
+            }
+            let (sender, _) = producer_of(senders, &consumer.producer);
+            while receiver.arrivals(index).count() < sender.sent() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    for peer in receivers.iter().chain(senders) {
         peer.assert_healthy();
     }
-    for receiver in peers {
+    for receiver in receivers {
         for (index, consumer) in receiver.consumers.iter().enumerate() {
-            let (sender, produced) = producer_of(peers, &consumer.producer);
+            if !of_senders(&consumer) {
+                continue;
+            }
+            let (sender, produced) = producer_of(senders, &consumer.producer);
             assert_eq!(consumer.kind, produced.kind, "{consumer:?}");
             let arrivals = receiver.arrivals(index);
             let what = format!(
