@@ -58,7 +58,10 @@ impl Bystanders {
         tokio::time::sleep_until((self.started + Duration::from_secs(1)).into()).await;
         self.stop.store(true, Ordering::Relaxed);
         let (mut a, mut b, ticks) = self.task.await.expect("the bystanders' media task");
-        assert!(ticks >= RATE / 2, "{ticks} ticks: a second of media, near enough");
+        assert!(
+            ticks >= RATE / 2,
+            "{ticks} ticks: a second of media, near enough"
+        );
         // Each consumed the other before the first packet: every packet arrives, once.
         assert_exact_media(&[&a, &b], &[&a, &b]).await;
         for peer in [&mut a, &mut b] {
