@@ -53,6 +53,30 @@ pub enum EventKind {
         /// The peer.
         peer_id: String,
     },
+    /// A peer's signaling connection dropped without `leave`: it stays in its room (media
+    /// flowing) and may resume within `resumable_secs`.
+    PeerDisconnected {
+        /// The room.
+        room: String,
+        /// The peer.
+        peer_id: String,
+        /// How long it may take to come back.
+        resumable_secs: u64,
+    },
+    /// A disconnected peer came back on a new connection.
+    PeerResumed {
+        /// The room.
+        room: String,
+        /// The peer.
+        peer_id: String,
+    },
+    /// A disconnected peer did not come back in time: it leaves (a `PeerLeft` follows).
+    ResumeExpired {
+        /// The room.
+        room: String,
+        /// The peer.
+        peer_id: String,
+    },
     /// A peer started sending media.
     ProducerAdded {
         /// The room.
@@ -147,6 +171,9 @@ impl EventKind {
             | EventKind::RoomClosed { room, .. }
             | EventKind::PeerJoined { room, .. }
             | EventKind::PeerLeft { room, .. }
+            | EventKind::PeerDisconnected { room, .. }
+            | EventKind::PeerResumed { room, .. }
+            | EventKind::ResumeExpired { room, .. }
             | EventKind::ProducerAdded { room, .. }
             | EventKind::ProducerClosed { room, .. }
             | EventKind::QualityDegraded { room, .. }

@@ -172,6 +172,9 @@ pub struct Participant {
     pub display_name: String,
     /// Seconds since it joined.
     pub joined_secs: u64,
+    /// Set while its signaling connection is gone: seconds left to resume before it leaves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumable_secs: Option<u64>,
     /// The node of its router, as `node-N`.
     #[serde(default)]
     pub node: String,

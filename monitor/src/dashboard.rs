@@ -366,7 +366,7 @@ fn draw(frame: &mut Frame, screen: &Screen) {
                 } else {
                     (" ", Style::default())
                 };
-                let line = Line::from(vec![
+                let mut spans = vec![
                     ratatui::text::Span::styled(mark, mark_style),
                     ratatui::text::Span::raw(format!(
                         " {:<16} {:<20} sends {} [{}] {:>12}   receives {} {:>12}",
@@ -378,7 +378,14 @@ fn draw(frame: &mut Frame, screen: &Screen) {
                         p.consumers.len(),
                         tables::bitrate(Some(received)),
                     )),
-                ]);
+                ];
+                if let Some(secs) = p.resumable_secs {
+                    spans.push(ratatui::text::Span::styled(
+                        format!("   disconnected, resumable for {secs} s"),
+                        Style::default().fg(Color::Yellow),
+                    ));
+                }
+                let line = Line::from(spans);
                 let item = ListItem::new(line);
                 if index == screen.selected {
                     item.style(Style::default().add_modifier(Modifier::REVERSED))

@@ -187,8 +187,12 @@ pub fn room(detail: &RoomDetail) -> String {
         .participants
         .iter()
         .map(|p| {
+            let name = match p.resumable_secs {
+                Some(secs) => format!("{} (disconnected, resumable for {secs} s)", p.display_name),
+                None => p.display_name.clone(),
+            };
             vec![
-                p.display_name.clone(),
+                name,
                 short(&p.peer_id),
                 format!("{}/{}", p.node, p.worker),
                 duration(p.joined_secs),
@@ -451,6 +455,23 @@ pub fn event(event: &Event) -> String {
         EventKind::PeerLeft { room, peer_id } => {
             format!("peer left       {room}: {}", short(peer_id))
         }
+        EventKind::PeerDisconnected {
+            room,
+            peer_id,
+            resumable_secs,
+        } => format!(
+            "peer away       {room}: {} disconnected, resumable for {resumable_secs} s",
+            short(peer_id)
+        ),
+        EventKind::PeerResumed { room, peer_id } => {
+            format!("peer resumed    {room}: {}", short(peer_id))
+        }
+        EventKind::ResumeExpired { room, peer_id } => {
+            format!(
+                "resume expired  {room}: {} did not come back",
+                short(peer_id)
+            )
+        }
         EventKind::ProducerAdded {
             room,
             peer_id,
@@ -511,6 +532,7 @@ pub fn event(event: &Event) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use monitor_api::Participant;
 
     #[test]
     fn tables_are_aligned() {
@@ -522,6 +544,42 @@ mod tests {
             ],
         );
         assert_eq!(out, "ROOM         PEERS\na            2\nlonger-name  10");
+    }
+
+    #[test]
+    fn a_disconnected_participant_shows_how_long_it_may_resume() {
+        let detail = RoomDetail {
+            room: "demo".into(),
+            participants: vec![
+                Participant {
+                    display_name: "Alice".into(),
+                    peer_id: "a".repeat(36),
+                    ..Participant::default()
+                },
+                Participant {
+                    display_name: "Bob".into(),
+                    peer_id: "b".repeat(36),
+                    resumable_secs: Some(25),
+                    ..Participant::default()
+                },
+            ],
+            ..RoomDetail::default()
+        };
+        let out = room(&detail);
+        assert!(
+            out.contains("Bob (disconnected, resumable for 25 s)"),
+            "{out}"
+        );
+        assert!(!out.contains("Alice (disconnected"), "{out}");
+        let line = event(&Event {
+            at: 0,
+            kind: EventKind::PeerDisconnected {
+                room: "demo".into(),
+                peer_id: "b".repeat(36),
+                resumable_secs: 30,
+            },
+        });
+        assert!(line.contains("resumable for 30 s"), "{line}");
     }
 
     #[test]

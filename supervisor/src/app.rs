@@ -129,7 +129,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             monitor_events.clone(),
             metrics.clone(),
         )
-        .with_join_verifier(config.join_verifier()?),
+        .with_join_verifier(config.join_verifier()?)
+        .with_resume_grace(Duration::from_secs(config.resume_grace_secs)),
     );
     if config.join_secret.is_some() || config.join_public_key.is_some() {
         tracing::info!("join tokens on: every join needs a signed token");

@@ -154,6 +154,11 @@ pub struct Config {
     /// room, freeing its transports, producers and consumers. Above the ping interval.
     #[arg(long, env = "WS_IDLE_TIMEOUT_SECS", default_value_t = 45, value_parser = clap::value_parser!(u64).range(2..=86400))]
     pub ws_idle_timeout_secs: u64,
+    /// Seconds a peer whose signaling connection dropped (without `leave`) stays in its room,
+    /// media flowing, for a new connection to `resume` it; then it leaves. 0: it leaves at
+    /// once.
+    #[arg(long, env = "RESUME_GRACE_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub resume_grace_secs: u64,
     /// Seconds a client has to complete its TLS handshake (TLS mode); then it is dropped.
     #[arg(long, env = "TLS_HANDSHAKE_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub tls_handshake_timeout_secs: u64,

@@ -4,6 +4,7 @@
 //! session is told to close the connection (1013), and the client joins again with a
 //! consistent view.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, Notify};
@@ -13,6 +14,8 @@ use tokio::sync::{mpsc, Notify};
 pub struct Outbox {
     frames: mpsc::Sender<String>,
     overflow: Arc<Notify>,
+    /// Set when another connection resumed this session's peer.
+    evicted: Arc<AtomicBool>,
 }
 
 /// The session's side: the frames to write, and the signal that one did not fit.
@@ -20,7 +23,8 @@ pub struct Outbox {
 pub struct Inbox {
     /// Frames to write, in order.
     pub frames: mpsc::Receiver<String>,
-    /// Notified when a notification did not fit.
+    /// Notified when a notification did not fit, or when the session was evicted
+    /// ([`Outbox::is_evicted`]).
     pub overflow: Arc<Notify>,
 }
 
@@ -32,6 +36,7 @@ impl Outbox {
         let outbox = Outbox {
             frames,
             overflow: overflow.clone(),
+            evicted: Arc::default(),
         };
         (
             outbox,
@@ -53,6 +58,23 @@ impl Outbox {
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
+    }
+
+    /// Whether `other` is this very queue (not just another of the same shape).
+    pub fn same_as(&self, other: &Outbox) -> bool {
+        self.frames.same_channel(&other.frames)
+    }
+
+    /// Another connection took this session's peer over (`resume`): its session is told to
+    /// close.
+    pub fn evict(&self) {
+        self.evicted.store(true, Ordering::Relaxed);
+        self.overflow.notify_one();
+    }
+
+    /// Whether [`Outbox::evict`] was called.
+    pub fn is_evicted(&self) -> bool {
+        self.evicted.load(Ordering::Relaxed)
     }
 
     /// Queues an answer, waiting for room (the client's own requests wait for it to read).

@@ -1,6 +1,6 @@
 //! One client's WebSocket session on `/ws`: reads requests, answers each one, and pushes
-//! the notifications [`Rooms`] queues for the peer. Leaving (or dropping the socket)
-//! closes what the peer had.
+//! the notifications [`Rooms`] queues for the peer. Leaving closes what the peer had; a
+//! dropped socket leaves it resumable for a while (`resume` on a new connection).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -27,6 +27,8 @@ const OUTBOX_CAPACITY: usize = 1024;
 const WRITE_BATCH: usize = 64;
 /// Close code of a client that does not read its notifications ("try again later").
 const CLOSE_TOO_SLOW: u16 = 1013;
+/// Close code of a session whose peer another connection resumed.
+const CLOSE_RESUMED_ELSEWHERE: u16 = 4000;
 /// How long a closing session waits for its last frames to be written.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
@@ -61,11 +63,13 @@ pub struct Session {
     pub joins: Arc<AddressBuckets>,
 }
 
-/// Who asks, for the checks that go by address.
+/// Who asks: the peer this connection speaks for (another one after a `resume`), its
+/// address for the checks that go by address, and where its frames go.
 struct Asker<'a> {
     peer: PeerId,
     client: IpAddr,
     joins: &'a AddressBuckets,
+    outbox: &'a Outbox,
 }
 
 /// Serves one client until its socket closes, it stops reading, goes silent or floods.
@@ -80,13 +84,14 @@ pub async fn serve(socket: WebSocket, session: Session) {
     } = session;
     let mut rate = RequestRate::new(requests_per_second, std::time::Instant::now());
     let peer: PeerId = Uuid::new_v4();
-    let asker = Asker {
+    let (mut sink, mut stream) = socket.split();
+    let (outbox, inbox) = Outbox::new(OUTBOX_CAPACITY);
+    let mut asker = Asker {
         peer,
         client,
         joins: &joins,
+        outbox: &outbox,
     };
-    let (mut sink, mut stream) = socket.split();
-    let (outbox, inbox) = Outbox::new(OUTBOX_CAPACITY);
     let Inbox {
         frames: mut queued,
         overflow,
@@ -154,14 +159,19 @@ pub async fn serve(socket: WebSocket, session: Session) {
                 None => break,
             },
             () = overflow.notified() => {
-                tracing::warn!(%peer, "closing a client that does not read its notifications ({OUTBOX_CAPACITY} queued)");
+                if outbox.is_evicted() {
+                    tracing::info!(peer = %asker.peer, "closing a connection whose peer resumed on another one");
+                    close(&mut closing, CLOSE_RESUMED_ELSEWHERE, "resumed on another connection");
+                    break;
+                }
+                tracing::warn!(peer = %asker.peer, "closing a client that does not read its notifications ({OUTBOX_CAPACITY} queued)");
                 metrics.signaling_error("too_slow");
                 close(&mut closing, CLOSE_TOO_SLOW, "too slow: notifications would be lost; join again");
                 break;
             }
             _ = ping.tick() => {
                 if last_heard.elapsed() >= keepalive.silence_limit {
-                    tracing::info!(%peer, silent_secs = last_heard.elapsed().as_secs(), "dropping a client that answers no ping");
+                    tracing::info!(peer = %asker.peer, silent_secs = last_heard.elapsed().as_secs(), "dropping a client that answers no ping");
                     close(&mut closing, close_code::AWAY, "no answer to pings");
                     break;
                 }
@@ -174,7 +184,7 @@ pub async fn serve(socket: WebSocket, session: Session) {
             Ok(message) => message,
             Err(e) => {
                 // Frames above the WebSocket layer's own cap end up here.
-                tracing::debug!(%peer, "WebSocket error: {e}");
+                tracing::debug!(peer = %asker.peer, "WebSocket error: {e}");
                 close(
                     &mut closing,
                     close_code::SIZE,
@@ -185,15 +195,17 @@ pub async fn serve(socket: WebSocket, session: Session) {
         };
         let answer = match message {
             Message::Text(text) if text.len() > MAX_MESSAGE_BYTES => {
-                tracing::info!(%peer, bytes = text.len(), "closing a client that sent an oversized message");
+                tracing::info!(peer = %asker.peer, bytes = text.len(), "closing a client that sent an oversized message");
                 close(&mut closing, close_code::SIZE, "message larger than 64 KiB");
                 break;
             }
             Message::Text(text) => match rate.check(std::time::Instant::now()) {
-                RateVerdict::Allow => match handle(&rooms, &metrics, &asker, text.as_str()).await {
-                    Some(answer) => answer,
-                    None => continue,
-                },
+                RateVerdict::Allow => {
+                    match handle(&rooms, &metrics, &mut asker, text.as_str()).await {
+                        Some(answer) => answer,
+                        None => continue,
+                    }
+                }
                 RateVerdict::Refuse => {
                     metrics.signaling_error(ClientErrorCode::RateLimited.as_str());
                     let id = envelope::Envelope::parse(text.as_str()).ok().map(|e| e.id);
@@ -204,7 +216,7 @@ pub async fn serve(socket: WebSocket, session: Session) {
                     error_answer(id, &slow_down)
                 }
                 RateVerdict::Close => {
-                    tracing::warn!(%peer, "closing a client that keeps flooding requests");
+                    tracing::warn!(peer = %asker.peer, "closing a client that keeps flooding requests");
                     close(
                         &mut closing,
                         close_code::POLICY,
@@ -230,8 +242,10 @@ pub async fn serve(socket: WebSocket, session: Session) {
             break;
         }
     }
-    // Whatever the reason the socket ended, the peer leaves its room.
-    rooms.disconnected(peer).await;
+    // Whatever the reason the socket ended, the peer leaves its room, or is kept for a
+    // resume (unless another connection took it over already).
+    let peer = asker.peer;
+    rooms.disconnected(peer, &outbox).await;
     drop(outbox);
     // A client that does not read may keep the writer blocked in a flush: give the close
     // frame a moment, then drop the connection.
@@ -251,7 +265,7 @@ pub async fn serve(socket: WebSocket, session: Session) {
 async fn handle(
     rooms: &Arc<Rooms>,
     metrics: &Metrics,
-    asker: &Asker<'_>,
+    asker: &mut Asker<'_>,
     text: &str,
 ) -> Option<String> {
     let peer = asker.peer;
@@ -277,7 +291,7 @@ async fn handle(
 
 async fn dispatch(
     rooms: &Arc<Rooms>,
-    asker: &Asker<'_>,
+    asker: &mut Asker<'_>,
     id: u64,
     method: Method,
     data: Value,
@@ -304,6 +318,16 @@ async fn dispatch(
                 ));
             }
             rooms.join(peer, id, args).await?;
+            return Ok(None);
+        }
+        Request::Resume(args) => {
+            if rooms.is_joined(peer) {
+                return Err(ClientError::new(
+                    ClientErrorCode::AlreadyJoined,
+                    "this connection is in a room already: resume on a new connection",
+                ));
+            }
+            asker.peer = rooms.resume(peer, id, &args.resume_token, asker.outbox)?;
             return Ok(None);
         }
         Request::Leave => Answer::Done(rooms.leave(peer).await?),

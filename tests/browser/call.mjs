@@ -4,7 +4,14 @@
 //
 //   SFU_URL=http://127.0.0.1:8000 node call.mjs      (SFU_INSECURE=1 for a self-signed cert)
 //
+// SFU_CUT_SIGNALING=1: the pages reach the SFU through a TCP proxy of this script; once the
+// call works, every connection through it is cut (the signaling WebSockets drop, the media,
+// straight to the node, does not). Each page must take its session back (`resume`, without
+// joining again) and the video it receives must never stall SFU_MAX_STALL_MS (500) or more.
+// SFU_EXPECT_REJOIN=1 only measures (for an SFU started with --resume-grace-secs 0).
+//
 // Exits non-zero on failure, after printing what each page saw and its console.
+import net from 'node:net';
 import { chromium } from 'playwright-core';
 
 const base = process.env.SFU_URL;
@@ -32,6 +39,45 @@ const args = [
 ];
 if (insecure) args.push('--ignore-certificate-errors');
 
+// The pages' way to the SFU: straight, or through a proxy whose connections can be cut.
+let pageBase = base;
+const proxied = new Set();
+let proxy = null;
+if (process.env.SFU_CUT_SIGNALING === '1') {
+  const target = new URL(base);
+  proxy = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port), target.hostname);
+    const pair = [client, upstream];
+    for (const s of pair) proxied.add(s);
+    const close = () => pair.forEach((s) => { s.destroy(); proxied.delete(s); });
+    client.pipe(upstream);
+    upstream.pipe(client);
+    for (const s of pair) {
+      s.on('error', close);
+      s.on('close', close);
+    }
+  });
+  await new Promise((ok) => proxy.listen(0, '127.0.0.1', ok));
+  pageBase = `${target.protocol}//127.0.0.1:${proxy.address().port}`;
+}
+
+// The longest run of samples ([time, value]) in which the value never grew from one sample
+// to the next: how long no new frame was seen (sampling delays with frames in between do
+// not count; a count that restarts from zero after a re-join is a stall until it grows).
+function longestStall(samples) {
+  let longest = 0;
+  let start = null;
+  for (let i = 1; i < samples.length; i++) {
+    if (samples[i][1] > samples[i - 1][1]) {
+      start = null;
+      continue;
+    }
+    start ??= samples[i - 1][0];
+    longest = Math.max(longest, samples[i][0] - start);
+  }
+  return longest;
+}
+
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   headless: true,
@@ -49,7 +95,7 @@ try {
     page.on('pageerror', (e) => logs[name].push(`pageerror: ${e.message}`));
     // SFU_TOKEN: a join token for the room (an SFU with JOIN_SECRET), passed as the page's ?token=.
     const token = process.env.SFU_TOKEN ? `&token=${encodeURIComponent(process.env.SFU_TOKEN)}` : '';
-    await page.goto(`${base}/?room=${room}&name=${name}${token}`);
+    await page.goto(`${pageBase}/?room=${room}&name=${name}${token}`);
     const prefilled = await page.inputValue('#room');
     if (prefilled !== room) throw new Error(`${name}: room field is ${prefilled}, not ${room}`);
     await page.click('[data-testid=join]');
@@ -93,6 +139,60 @@ try {
       break;
     }
     await new Promise((r) => setTimeout(r, 1000));
+  }
+  if (!failed && proxy) {
+    const maxStall = Number(process.env.SFU_MAX_STALL_MS || 500);
+    const expectRejoin = process.env.SFU_EXPECT_REJOIN === '1';
+    const before = { ...last };
+    const samples = Object.fromEntries(names.map((n) => [n, []]));
+    const sample = async () => {
+      for (const [name, page] of Object.entries(pages)) {
+        const stats = await page.evaluate(() => window.demo.stats());
+        const other = names.find((n) => n !== name);
+        samples[name].push([Date.now(), stats.byPeer?.[other]?.framesDecoded ?? 0]);
+        last[name] = stats;
+      }
+    };
+    const until = async (ms) => {
+      const end = Date.now() + ms;
+      while (Date.now() < end) {
+        await sample();
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    await until(1000);
+    const cutAt = Date.now();
+    for (const s of [...proxied]) s.destroy();
+    console.log(`cut ${proxied.size} proxied connections: every page's signaling dropped`);
+    const back = {};
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      await sample();
+      for (const [name, stats] of Object.entries(last)) {
+        const recovered = expectRejoin ? stats.joins > before[name].joins : stats.resumes > before[name].resumes;
+        if (recovered && !back[name]) back[name] = Date.now() - cutAt;
+      }
+      if (names.every((n) => back[n])) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await until(expectRejoin ? 8000 : 3000);
+    for (const name of names) {
+      const stall = longestStall(samples[name]);
+      const how = expectRejoin ? 'joined again' : 'resumed';
+      console.log(`${name}: ${how} ${back[name] ?? 'never'} ms after the cut; longest stall of the video it`
+        + ` receives: ${stall} ms (${samples[name].length} samples); joins ${before[name].joins} → ${last[name].joins},`
+        + ` resumes ${before[name].resumes} → ${last[name].resumes}`);
+      if (!back[name]) failed = true;
+      if (!expectRejoin) {
+        if (stall >= maxStall) failed = true;
+        if (last[name].joins !== before[name].joins) failed = true;
+        const status = await pages[name].textContent('[data-testid=status]');
+        if (!status.includes('reconnected')) {
+          console.log(`${name}: the status does not say it reconnected: ${status}`);
+          failed = true;
+        }
+      }
+    }
   }
   // SFU_KILL_PIDS: kill these (every node) once the call works; the pages must recover by
   // themselves (roomMoved, re-join) and decode each other's video again.
@@ -141,6 +241,7 @@ try {
   for (const [name, lines] of Object.entries(logs)) console.log(`${name} console:\n  ${lines.join('\n  ')}`);
 } finally {
   await browser.close();
+  proxy?.close();
 }
 if (failed) {
   console.error(`FAILED: every page must decode more than ${WANT} video frames and receive more than ${WANT}`

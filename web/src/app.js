@@ -1,6 +1,7 @@
 // The demo client: joins a room over /ws (docs/protocol.md), publishes camera and
 // microphone with mediasoup-client, and shows every other peer. It recovers by itself from
-// a dropped WebSocket and from `roomMoved` (the room's media node failed).
+// a dropped WebSocket (resuming its session, so media never stops; joining again if that
+// fails) and from `roomMoved` (the room's media node failed).
 import { Device } from 'mediasoup-client';
 
 const $ = (id) => document.getElementById(id);
@@ -14,6 +15,8 @@ const state = {
   wantJoined: false, // the user pressed Join and not Leave
   joined: false,
   joins: 0, // successful joins, re-joins after a failure included
+  resumes: 0, // sessions taken back after a dropped connection
+  resuming: false, // the socket dropped while joined: reconnecting to resume
   room: null,
   transports: { send: 'new', recv: 'new' },
   retryAt: 0, // when the next reconnect attempt starts (ms since epoch), 0 when none
@@ -38,6 +41,7 @@ let generation = 0;
 let joinInFlight = -1; // generation of the join running now, -1 when none
 let retriedAlreadyJoined = false;
 let mediaError = ''; // why there is no local media, reset by each Join click
+let resumeToken = null; // from the last join or resume answer: takes the session back
 
 function render() {
   let socket = `signaling: ${state.socket}`;
@@ -46,6 +50,8 @@ function render() {
     socket += ` (cannot connect to ${wsUrl()}; retrying in ${secs} s)`;
   }
   const parts = [socket];
+  if (state.resuming) parts.push('reconnecting…');
+  else if (state.resumes && state.socket === 'open') parts.push('reconnected');
   if (state.joined) {
     parts.push(`room: ${state.room} (${peers.size + 1} here)`);
     parts.push(`send: ${state.transports.send}`, `receive: ${state.transports.recv}`);
@@ -101,9 +107,18 @@ function connectSocket() {
       state.socket = 'closed';
       for (const { reject: fail } of pending.values()) fail(new Error('connection closed'));
       pending.clear();
+      reject(new Error('cannot connect to the server'));
+      if ((state.joined || state.resuming) && resumeToken && state.wantJoined) {
+        // Only signaling dropped: the transports go straight to the media node and keep
+        // their media. Keep everything and take the session back on a new connection.
+        state.resuming = true;
+        scheduleResume(state.resumes ? reconnectDelay : 0);
+        reconnectDelay = Math.min(reconnectDelay * 2, 10000);
+        render();
+        return;
+      }
       const wasJoined = state.joined;
       teardown();
-      reject(new Error('cannot connect to the server'));
       if (event.code === 1009) showError('The server closed the connection: message too big.');
       else if (wasJoined) showError('Connection lost; reconnecting…');
       // The socket is the only thing that reconnects and re-joins after a drop; join()
@@ -164,6 +179,76 @@ function scheduleRejoin(delay) {
   }, delay);
 }
 
+function scheduleResume(delay) {
+  clearTimeout(retryTimer);
+  state.retryAt = delay ? Date.now() + delay : 0;
+  retryTimer = setTimeout(() => {
+    retryTimer = null;
+    state.retryAt = 0;
+    resumeSession();
+  }, delay);
+}
+
+// Takes the session back on a new connection (docs/protocol.md, `resume`) and reconciles
+// with what changed meanwhile; when that fails, starts over with a join.
+async function resumeSession() {
+  if (!state.resuming || !state.wantJoined) return;
+  const gen = generation;
+  try {
+    await connectSocket();
+  } catch {
+    return; // the socket's close handler schedules the next try
+  }
+  let info;
+  try {
+    info = await request('resume', { resumeToken });
+  } catch (e) {
+    if (e.message === 'connection closed') return; // dropped again: its handler retries
+    console.warn('resume refused; joining again', e);
+    resumeToken = null;
+    state.resuming = false;
+    teardown();
+    join();
+    return;
+  }
+  if (gen !== generation) return;
+  state.resuming = false;
+  state.resumes += 1;
+  reconnectDelay = 500;
+  showError(mediaError);
+  if (!info.joined) {
+    // The room moved while we were away: the roomMoved that follows joins again.
+    resumeToken = null;
+    teardown();
+    render();
+    return;
+  }
+  resumeToken = info.resumeToken;
+  const mine = new Set((info.transports || []).map((t) => t.transportId));
+  if ((sendTransport && !mine.has(sendTransport.id)) || (recvTransport && !mine.has(recvTransport.id))) {
+    // A transport of ours is gone on the server: start over.
+    restart();
+    return;
+  }
+  // Consumers whose producer closed meanwhile, peers who left meanwhile.
+  const alive = new Set((info.consumers || []).map((c) => c.consumerId));
+  for (const id of [...consumers.keys()]) if (!alive.has(id)) removeConsumer(id);
+  const present = new Set((info.peers || []).map((p) => p.peerId));
+  for (const id of [...peers.keys()]) if (!present.has(id)) removePeer(id);
+  // Peers and producers that came meanwhile.
+  const consumed = new Set([...consumers.values()].map(({ consumer }) => consumer.producerId));
+  for (const peer of info.peers || []) {
+    addPeer(peer.peerId, peer.displayName);
+    for (const p of peer.producers || []) {
+      if (consumed.has(p.producerId)) continue;
+      consume(p.producerId, peer.peerId).catch((e) => {
+        if (!ignorable(e)) showError(`Cannot receive a stream: ${describe(e)}`);
+      });
+    }
+  }
+  render();
+}
+
 class Stale extends Error {
   constructor() {
     super('superseded');
@@ -217,6 +302,7 @@ async function join() {
     if (token) data.token = token;
     const info = await request('join', data);
     check();
+    resumeToken = info.resumeToken || null;
     state.joined = true;
     state.joins += 1;
     retriedAlreadyJoined = false;
@@ -455,6 +541,7 @@ async function onNotification(name, data) {
 function teardown() {
   generation += 1;
   state.joined = false;
+  state.resuming = false;
   state.transports = { send: 'new', recv: 'new' };
   for (const id of [...consumers.keys()]) removeConsumer(id);
   for (const id of [...peers.keys()]) removePeer(id);
@@ -467,6 +554,8 @@ function teardown() {
 
 async function leave() {
   state.wantJoined = false;
+  state.resuming = false;
+  resumeToken = null;
   clearTimeout(retryTimer);
   state.retryAt = 0;
   // Also when not joined yet: a join answer may be on its way. The server handles one
@@ -526,7 +615,7 @@ window.demo = {
     }
     return {
       framesDecoded, audioPacketsReceived, videoConsumers, audioConsumers, byPeer,
-      joined: state.joined, joins: state.joins,
+      joined: state.joined, joins: state.joins, resumes: state.resumes,
     };
   },
 };

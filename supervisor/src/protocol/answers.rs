@@ -5,7 +5,7 @@ use ipc::messages::{ConsumerId, ProducerId, TransportId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Kind, PeerId};
+use super::{Direction, Kind, PeerId};
 
 /// What a successful request answers (`data` of `{"id","ok":true,"data"}`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -13,6 +13,8 @@ use super::{Kind, PeerId};
 pub enum Answer {
     /// `join`.
     Joined(Joined),
+    /// `resume`.
+    Resumed(Resumed),
     /// `getRouterRtpCapabilities`.
     RouterCapabilities(RouterCapabilities),
     /// `createWebRtcTransport`.
@@ -44,6 +46,56 @@ pub struct Joined {
     pub router_rtp_capabilities: Value,
     /// The peers already there, with what they produce.
     pub peers: Vec<PeerInfo>,
+    /// Presented by `resume` on a new connection after this one drops; single-use.
+    pub resume_token: String,
+}
+
+/// The answer to `resume`: the peer as it is now, for the client to reconcile with what it
+/// had (what changed while it was away was not notified).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Resumed {
+    /// The peer this connection now speaks for.
+    pub peer_id: PeerId,
+    /// Its room.
+    pub room: String,
+    /// `false` when its room moved while it was away (a `roomMoved` follows: join again).
+    pub joined: bool,
+    /// For the next `resume` (absent when not joined).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume_token: Option<String>,
+    /// The room's router RTP capabilities (null when not joined).
+    pub router_rtp_capabilities: Value,
+    /// The other peers now, with the producers it can consume.
+    pub peers: Vec<PeerInfo>,
+    /// Its transports.
+    pub transports: Vec<TransportInfo>,
+    /// Its producers.
+    pub producers: Vec<ProducerInfo>,
+    /// Its consumers (those of producers closed meanwhile are gone).
+    pub consumers: Vec<ConsumerInfo>,
+}
+
+/// A transport of the resumed peer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TransportInfo {
+    /// Its id.
+    pub transport_id: TransportId,
+    /// `send` or `recv`.
+    pub direction: Direction,
+}
+
+/// A consumer of the resumed peer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConsumerInfo {
+    /// Its id.
+    pub consumer_id: ConsumerId,
+    /// What it receives.
+    pub producer_id: ProducerId,
+    /// Audio or video.
+    pub kind: Kind,
 }
 
 /// A peer already in the room.

@@ -36,6 +36,7 @@ fn strict<T: DeserializeOwned>(data: &Value, example: &str) -> T {
 fn answer_of(method: Method, data: &Value, example: &str) -> Answer {
     match method {
         Method::Join => Answer::Joined(strict(data, example)),
+        Method::Resume => Answer::Resumed(strict(data, example)),
         Method::GetRouterRtpCapabilities => Answer::RouterCapabilities(strict(data, example)),
         Method::CreateWebRtcTransport => Answer::TransportCreated(strict(data, example)),
         Method::RestartIce => Answer::IceRestarted(strict(data, example)),
@@ -99,6 +100,7 @@ enum Documented {
 fn how_documented(method: Method) -> Documented {
     match method {
         Method::Join
+        | Method::Resume
         | Method::Leave
         | Method::GetRouterRtpCapabilities
         | Method::CreateWebRtcTransport

@@ -14,6 +14,8 @@ use super::{ClientError, ClientErrorCode};
 pub enum Method {
     /// Join (and create) a room.
     Join,
+    /// Take back a peer whose connection dropped, with its resume token.
+    Resume,
     /// Leave the room.
     Leave,
     /// The room's router RTP capabilities.
@@ -48,8 +50,9 @@ pub enum Method {
 
 impl Method {
     /// Every method (a test holds it to docs/protocol.md).
-    pub const ALL: [Method; 16] = [
+    pub const ALL: [Method; 17] = [
         Method::Join,
+        Method::Resume,
         Method::Leave,
         Method::GetRouterRtpCapabilities,
         Method::CreateWebRtcTransport,
@@ -85,9 +88,9 @@ impl Method {
             .unwrap_or_default()
     }
 
-    /// Whether the method needs a joined room (every one but `join` and `leave`).
+    /// Whether the method needs a joined room (every one but `join`, `resume` and `leave`).
     pub fn needs_room(self) -> bool {
-        !matches!(self, Method::Join | Method::Leave)
+        !matches!(self, Method::Join | Method::Resume | Method::Leave)
     }
 }
 
@@ -96,6 +99,8 @@ impl Method {
 pub enum Request {
     /// `join`.
     Join(JoinArgs),
+    /// `resume`.
+    Resume(ResumeArgs),
     /// `leave`.
     Leave,
     /// `getRouterRtpCapabilities`.
@@ -159,6 +164,7 @@ impl Request {
         };
         match method {
             Method::Join => Ok(Request::Join(args(method, data)?)),
+            Method::Resume => Ok(Request::Resume(args(method, data)?)),
             Method::Leave => Ok(Request::Leave),
             Method::GetRouterRtpCapabilities => Ok(Request::GetRouterRtpCapabilities),
             Method::CreateWebRtcTransport => {
@@ -235,6 +241,14 @@ pub struct JoinArgs {
     /// Access token (reserved).
     #[serde(default)]
     pub token: Option<String>,
+}
+
+/// Arguments of `resume`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResumeArgs {
+    /// The token of the last `join` or `resume` answer.
+    pub resume_token: String,
 }
 
 /// Direction of a WebRTC transport.

@@ -8,6 +8,7 @@ pub mod core;
 mod media;
 mod membership;
 mod pipes;
+mod resume;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -57,6 +58,8 @@ pub struct Rooms {
     metrics: Metrics,
     /// Checks join tokens, when they are on.
     join_verifier: Option<JoinVerifier>,
+    /// How long a peer whose connection dropped may resume (zero: it leaves at once).
+    resume_grace: std::time::Duration,
 }
 
 fn link_error(error: LinkError) -> ClientError {
@@ -91,7 +94,14 @@ impl Rooms {
             monitor,
             metrics,
             join_verifier: None,
+            resume_grace: std::time::Duration::ZERO,
         }
+    }
+
+    /// A peer whose connection drops without `leave` may resume within `grace`.
+    pub fn with_resume_grace(mut self, grace: std::time::Duration) -> Self {
+        self.resume_grace = grace;
+        self
     }
 
     /// Every join must carry a token `verifier` accepts.
@@ -128,6 +138,13 @@ impl Rooms {
                 }
             }
         }
+        let work = self.deliver(&mut state);
+        (value, work)
+    }
+
+    /// Delivers what the core queued: notifications, monitor events and metrics at once;
+    /// requests for nodes returned to be performed.
+    fn deliver(&self, state: &mut State) -> Work {
         let mut work = Work::default();
         while let Some(output) = state.core.poll_output() {
             match output {
@@ -151,7 +168,7 @@ impl Rooms {
                 Output::Pipe(order) => work.pipes.push(order),
             }
         }
-        (value, work)
+        work
     }
 
     /// Carries out `work` and what its results lead to, until nothing is left: links first
@@ -212,12 +229,6 @@ impl Rooms {
     /// A client connected: what the core tells `peer` goes to `outbox`.
     pub fn connected(&self, peer: PeerId, outbox: Outbox) {
         self.state().outboxes.insert(peer, outbox);
-    }
-
-    /// A client's connection ended: it leaves its room, and is told nothing more.
-    pub async fn disconnected(&self, peer: PeerId) {
-        let _ = self.leave(peer).await;
-        self.state().outboxes.remove(&peer);
     }
 
     /// Whether `peer` is in a room.

@@ -132,6 +132,11 @@ fn room_detail(
                     peer_id: peer_id.to_string(),
                     display_name: p.display_name.clone(),
                     joined_secs: p.joined_at.elapsed().as_secs(),
+                    resumable_secs: p.detached_until.map(|until| {
+                        until
+                            .saturating_duration_since(std::time::Instant::now())
+                            .as_secs()
+                    }),
                     node: place.map(|s| s.node.to_string()).unwrap_or_default(),
                     worker: place.map_or(0, |s| s.worker),
                     transports: p.transports.len() as u32,

@@ -1,6 +1,7 @@
 //! Browser end to end: Debian's chromium, driven by playwright-core (tests/browser/call.mjs),
 //! opens the demo page served by a real supervisor in two tabs of one room; each must decode
-//! the other's video and receive its audio. Plain HTTP and TLS.
+//! the other's video and receive its audio. Plain HTTP and TLS; recovery from killed nodes
+//! and from a cut signaling connection (resume).
 //!
 //! Needs `scripts/setup.sh --tests` (chromium, the page build, tests/browser/node_modules);
 //! the test fails with that hint when something is missing rather than skipping.
@@ -129,5 +130,22 @@ fn three_browser_tabs_in_a_room_split_over_workers_of_two_nodes_see_and_hear_eac
         sfu.node_pids().len() >= 2,
         "the room spread over a second node: {:?}",
         sfu.node_pids()
+    );
+}
+
+#[test]
+fn when_their_signaling_drops_browser_tabs_resume_and_the_video_never_stalls() {
+    check_prerequisites();
+    let web = repo().join("web/dist");
+    let sfu = Sfu::start(&["--web-dir", web.to_str().expect("utf-8 path")]);
+    // The pages go through a proxy of the script, which cuts every connection once the call
+    // works: each page must resume (not join again), its received video never stalling
+    // 500 ms or more, and say it reconnected.
+    let url = format!("http://127.0.0.1:{}", sfu.port);
+    let stdout = run_browser_call(&url, &[("SFU_CUT_SIGNALING", "1")]);
+    assert!(stdout.contains("resumed"), "{stdout}");
+    assert!(
+        sfu.log_text().contains("peer resumed"),
+        "the SFU resumed them"
     );
 }

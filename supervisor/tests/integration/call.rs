@@ -35,7 +35,7 @@ async fn two_peers_exchange_media(url: &str, ca: Option<&str>) {
     assert_exact_media(&[&alice, &bob], &[&alice, &bob]).await;
 
     let bob_id = bob.peer_id.clone();
-    bob.signaling.close();
+    bob.signaling.ok("leave", json!({})).await;
     let left = alice.signaling.notification("peerLeft").await;
     assert_eq!(left["peerId"], bob_id);
     // Bob's producers are gone, so Alice's consumers of them close.

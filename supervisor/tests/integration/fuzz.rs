@@ -192,11 +192,14 @@ fn gauge(text: &str, name: &str) -> Option<u64> {
 async fn random_frames_from_several_connections_are_all_answered_and_leave_nothing_behind() {
     // Each connection sends as fast as it is answered: no request rate limit here (limits.rs
     // tests it).
+    // Their peers are kept a second for a resume once their sockets end, then leave.
     let sfu = Sfu::start(&[
         "--requests-per-second",
         "1000000",
         "--joins-per-minute-per-ip",
         "0",
+        "--resume-grace-secs",
+        "1",
     ]);
     let nodes = sfu.node_pids();
     let total: u64 = std::env::var("FUZZ_FRAMES")

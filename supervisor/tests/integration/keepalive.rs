@@ -37,11 +37,14 @@ async fn mute_client(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_answers_no_ping_is_dropped_and_leaves_its_room() {
+    // Dropped, the silent client's peer is kept a second for a resume, then leaves.
     let sfu = Sfu::start(&[
         "--ws-ping-interval-secs",
         "1",
         "--ws-idle-timeout-secs",
         "3",
+        "--resume-grace-secs",
+        "1",
     ]);
     // They read and so answer every ping: their call goes on throughout.
     let bystanders = Bystanders::start(&sfu.ws_url(), None, None).await;
@@ -70,11 +73,14 @@ async fn a_client_that_answers_no_ping_is_dropped_and_leaves_its_room() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_does_not_read_is_closed_with_1013_instead_of_missing_notifications() {
     // The flooder joins and leaves as fast as it can: no request or join rate limit here.
+    // Closed, the flooder's peer is kept a second for a resume, then leaves.
     let sfu = Sfu::start(&[
         "--requests-per-second",
         "1000000",
         "--joins-per-minute-per-ip",
         "0",
+        "--resume-grace-secs",
+        "1",
     ]);
     let url = sfu.ws_url();
     let bystanders = Bystanders::start(&url, None, None).await;

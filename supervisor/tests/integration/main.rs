@@ -16,6 +16,7 @@ mod limits;
 mod load;
 mod methods;
 mod monitor;
+mod resume;
 mod spanning;
 mod startup;
 mod support;

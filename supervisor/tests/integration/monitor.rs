@@ -290,7 +290,7 @@ async fn monitor_reports_a_call_exactly_and_follows_its_events() {
 
     // Bob leaves: his producers go, and with them Alice's consumers of them.
     let bob_id = bob.peer_id.clone();
-    bob.signaling.close();
+    bob.signaling.ok("leave", json!({})).await;
     let summary = query_until(&sfu, &cert, &["summary"], Duration::from_secs(5), |s| {
         counts(s) == (1, 2, 0)
     })

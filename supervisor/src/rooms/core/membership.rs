@@ -18,7 +18,6 @@ use crate::notification::Notification;
 use crate::placement::{place_router, NodeView, Placement, RouterAsk, WorkerView};
 use crate::protocol::{
     validate_display_name, validate_room, ClientError, ClientErrorCode, JoinArgs, Joined, PeerId,
-    PeerInfo, ProducerInfo,
 };
 
 /// Producers a peer is assumed to add (audio and video) while it has not produced yet.
@@ -78,32 +77,21 @@ impl RoomCore {
         let Some(router) = self.router_for_newcomer(room, now) else {
             return Ok(JoinStep::NeedsRouter);
         };
-        let room = self.rooms.get_mut(&room_id).ok_or_else(not_joined)?;
+        let room = self.rooms.get(&room_id).ok_or_else(not_joined)?;
         let others: Vec<PeerId> = room.peers.keys().copied().collect();
+        // What can be consumed on the newcomer's router now; the rest is announced
+        // (`newProducer`) as its pipe completes.
+        let peers = Self::peer_infos(room, peer, router);
+        let router_rtp_capabilities = room.rtp_capabilities.clone();
+        let resume_token = self.issue_resume_token(peer);
         let answer = Joined {
             peer_id: peer,
             room: room_id.0.clone(),
-            router_rtp_capabilities: room.rtp_capabilities.clone(),
-            peers: room
-                .peers
-                .iter()
-                .map(|(id, p)| PeerInfo {
-                    peer_id: *id,
-                    display_name: p.display_name.clone(),
-                    // What can be consumed on the newcomer's router now; the rest is
-                    // announced (`newProducer`) as its pipe completes.
-                    producers: p
-                        .producers
-                        .iter()
-                        .filter(|(_, e)| p.router == router || e.copies.get(&router) == Some(&true))
-                        .map(|(producer, e)| ProducerInfo {
-                            producer_id: *producer,
-                            kind: e.kind,
-                        })
-                        .collect(),
-                })
-                .collect(),
+            router_rtp_capabilities,
+            peers,
+            resume_token,
         };
+        let room = self.rooms.get_mut(&room_id).ok_or_else(not_joined)?;
         room.peers.insert(
             peer,
             Peer {
@@ -111,6 +99,7 @@ impl RoomCore {
                 display_name: display_name.clone(),
                 rights,
                 joined_at: now,
+                detached_until: None,
                 transports: HashMap::new(),
                 producers: HashMap::new(),
                 consumers: HashMap::new(),
@@ -318,6 +307,7 @@ impl RoomCore {
     /// room with its last peer.
     pub fn handle_leave(&mut self, peer: PeerId) -> Result<(), ClientError> {
         let room_id = self.peer_room.remove(&peer).ok_or_else(not_joined)?;
+        self.resumption.forget(peer);
         let Some(room) = self.rooms.get_mut(&room_id) else {
             return Ok(());
         };

@@ -13,6 +13,7 @@ mod media;
 mod membership;
 mod node_events;
 mod pipes;
+mod resume;
 #[cfg(test)]
 mod tests;
 
@@ -29,6 +30,7 @@ use crate::notification::Notification;
 use crate::protocol::{ClientError, ClientErrorCode, Direction, Kind, PeerId};
 
 pub use membership::JoinStep;
+pub use resume::{Resume, TokenSource};
 
 /// Limits on what clients may do.
 #[derive(Clone, Debug)]
@@ -101,6 +103,8 @@ pub(crate) struct Peer {
     pub(crate) display_name: String,
     pub(crate) rights: Rights,
     pub(crate) joined_at: Instant,
+    /// Set while its signaling connection is gone: when its resume grace period ends.
+    pub(crate) detached_until: Option<Instant>,
     pub(crate) transports: HashMap<TransportId, Direction>,
     pub(crate) producers: HashMap<ProducerId, ProducerEntry>,
     pub(crate) consumers: HashMap<ConsumerId, ConsumerEntry>,
@@ -212,6 +216,8 @@ pub enum Output {
 /// The rooms of the SFU and the rules they follow.
 pub struct RoomCore {
     limits: Limits,
+    resumption: resume::Resumption,
+    tokens: TokenSource,
     shutting_down: bool,
     rooms: HashMap<RoomId, Room>,
     peer_room: HashMap<PeerId, RoomId>,
@@ -242,6 +248,8 @@ impl RoomCore {
     pub fn new(limits: Limits) -> Self {
         Self {
             limits,
+            resumption: resume::Resumption::default(),
+            tokens: Box::new(resume::random_token),
             shutting_down: false,
             rooms: HashMap::new(),
             peer_room: HashMap::new(),

@@ -246,13 +246,16 @@ impl RoomCore {
                 peer_id: peer.to_string(),
             });
         }
-        self.notify(
-            moved.clone(),
-            Notification::RoomMoved {
-                room: room_id.0.clone(),
-                reason: format!("media node failed: {reason}"),
-            },
-        );
+        let notification = Notification::RoomMoved {
+            room: room_id.0.clone(),
+            reason: format!("media node failed: {reason}"),
+        };
+        for (peer, state) in &gone {
+            let away = state.detached_until;
+            self.resumption
+                .room_moved(*peer, away, &room_id.0, &notification);
+        }
+        self.notify(moved.clone(), notification);
         let remaining: Vec<PeerId> = self
             .rooms
             .get(room_id)

@@ -26,6 +26,8 @@ pub struct Signaling {
     pub closed: Arc<Mutex<Option<CloseFrame>>>,
     /// A frame that broke the protocol (not JSON), kept to fail the test at its next request.
     broken: Arc<Mutex<Option<String>>>,
+    /// The tasks reading and writing the socket.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// An error answer: (code, message).
@@ -76,7 +78,7 @@ impl Signaling {
                 .unwrap_or_else(|e| panic!("connect {url}: {e}"));
         let (mut sink, mut stream) = ws.split();
         let (out, mut out_rx) = mpsc::unbounded_channel::<Message>();
-        tokio::spawn(async move {
+        let writer = tokio::spawn(async move {
             while let Some(message) = out_rx.recv().await {
                 if sink.send(message).await.is_err() {
                     break;
@@ -88,7 +90,7 @@ impl Signaling {
         let (other_tx, other) = mpsc::unbounded_channel();
         let closed = Arc::new(Mutex::new(None));
         let broken = Arc::new(Mutex::new(None));
-        tokio::spawn({
+        let reader = tokio::spawn({
             let (waiters, closed, broken) = (waiters.clone(), closed.clone(), broken.clone());
             async move {
                 while let Some(Ok(message)) = stream.next().await {
@@ -132,6 +134,14 @@ impl Signaling {
             other,
             closed,
             broken,
+            tasks: vec![writer, reader],
+        }
+    }
+
+    /// Drops the connection at once, without a close frame, as a network that went away.
+    pub fn abort(&self) {
+        for task in &self.tasks {
+            task.abort();
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod media;
 mod membership;
+mod resume;
 mod spanning;
 
 use std::time::Instant;
