@@ -27,6 +27,8 @@ if [ "$want_tests" = 1 ]; then
     for cmd_pkg in chromium:chromium tmux:tmux janus:janus cc:gcc; do
         command -v "${cmd_pkg%%:*}" >/dev/null 2>&1 || debs+=("${cmd_pkg#*:}")
     done
+    # nginx: the reverse-proxy test runs the demo behind it (its own config, never the service).
+    [ -x /usr/sbin/nginx ] || debs+=(nginx)
 fi
 if [ "${#debs[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

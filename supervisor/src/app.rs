@@ -43,15 +43,6 @@ fn sibling_node_binary() -> anyhow::Result<PathBuf> {
     Ok(exe.with_file_name("node"))
 }
 
-fn default_web_dir() -> PathBuf {
-    // target/<profile>/supervisor → <checkout>/web/dist; else ./web/dist.
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.join("web/dist")))
-        .filter(|dir| dir.is_dir())
-        .unwrap_or_else(|| PathBuf::from("web/dist"))
-}
-
 /// Runs the supervisor with `config` until SIGTERM or Ctrl-C: starts the warm nodes, then
 /// serves HTTP(S), `/ws`, `/monitor` and `/metrics`.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -150,7 +141,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         monitor_events.clone(),
     ));
 
-    let web_dir = config.web_dir.clone().unwrap_or_else(default_web_dir);
+    let web_dir = config.web_dir.clone();
     let stats = Arc::new(Stats::new(rooms.clone(), pool.clone(), metrics.clone()));
     if config.monitor_token.is_none() {
         tracing::info!("monitor API off: set MONITOR_TOKEN (or --monitor-token) to enable it");

@@ -67,7 +67,8 @@ pub struct Config {
     /// The `node` executable (default: `node` next to this executable).
     #[arg(long, env = "NODE_BINARY")]
     pub node_binary: Option<PathBuf>,
-    /// Folder of the built demo page (default: web/dist of this checkout).
+    /// Serve the demo page from this folder instead of the build embedded in the binary
+    /// (e.g. web/dist while working on the page).
     #[arg(long, env = "WEB_DIR")]
     pub web_dir: Option<PathBuf>,
     /// Secret (HS256, 32 bytes or more, e.g. `openssl rand -hex 32`) that signs join tokens:

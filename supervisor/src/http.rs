@@ -10,7 +10,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use tower_http::services::ServeDir;
 
 use crate::admission::{origin_allowed, AddressBuckets, ConnectionCaps, Refusal, TrustedProxies};
 use crate::metrics::Metrics;
@@ -61,22 +60,9 @@ pub struct AppState {
 /// which also ends in 1009.
 const WS_LAYER_MAX: usize = 1 << 20;
 
-/// Every route. `web_dir` holds the built demo page.
-pub fn router(state: AppState, web_dir: PathBuf) -> Router {
-    let page = if web_dir.join("index.html").is_file() {
-        Router::new().fallback_service(ServeDir::new(web_dir))
-    } else {
-        tracing::warn!(
-            "no demo page in {} (build it: cd web && npm ci && npm run build)",
-            web_dir.display()
-        );
-        Router::new().fallback(|| async {
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The demo page is not built: run scripts/setup.sh (or cd web && npm ci && npm run build).\n",
-            )
-        })
-    };
+/// Every route; the demo page from `web_dir`, or the one built into this binary.
+pub fn router(state: AppState, web_dir: Option<PathBuf>) -> Router {
+    let page = crate::page::routes(web_dir);
     Router::new()
         .route("/ws", get(websocket))
         .route("/monitor", get(monitor))

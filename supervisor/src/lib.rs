@@ -18,6 +18,7 @@ pub mod node_pool;
 pub mod node_watch;
 pub mod notification;
 pub mod outbox;
+pub mod page;
 pub mod placement;
 pub mod protocol;
 pub mod quality;

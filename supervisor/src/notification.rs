@@ -34,6 +34,9 @@ pub enum Notification {
         producer_id: ProducerId,
         /// Audio or video.
         kind: Kind,
+        /// What its peer said of it in `produce` (e.g. `{"source":"screen"}`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        app_data: Option<Value>,
     },
     /// Quality of what this peer sends (mediasoup's `ProducerScore` list).
     #[serde(rename_all = "camelCase")]
@@ -134,6 +137,7 @@ mod tests {
                 peer_id,
                 producer_id,
                 kind: Kind::Video,
+                app_data: Some(serde_json::json!({"source": "screen"})),
             },
             Notification::ProducerScore {
                 producer_id,
@@ -172,6 +176,7 @@ mod tests {
             peer_id: PeerId::nil(),
             producer_id: ProducerId(uuid::Uuid::nil()),
             kind: Kind::Audio,
+            app_data: None,
         }
         .to_frame();
         let nil = "00000000-0000-0000-0000-000000000000";

@@ -4,6 +4,9 @@
 //
 //   SFU_URL=http://127.0.0.1:8000 node call.mjs      (SFU_INSECURE=1 for a self-signed cert)
 //
+// SFU_URL may have a path (a page behind a reverse proxy); SFU_WS=/path sets the page's
+// signaling URL (?ws=).
+//
 // SFU_CUT_SIGNALING=1: the pages reach the SFU through a TCP proxy of this script; once the
 // call works, every connection through it is cut (the signaling WebSockets drop, the media,
 // straight to the node, does not). Each page must take its session back (`resume`, without
@@ -87,15 +90,28 @@ const names = (process.env.SFU_PAGES || 'alice,bob').split(',');
 const logs = Object.fromEntries(names.map((n) => [n, []]));
 let failed = false;
 try {
-  const context = await browser.newContext({ ignoreHTTPSErrors: insecure });
+  // SFU_NARROW=1: a phone-sized window (390 px wide); the page must not overflow it.
+  const narrow = process.env.SFU_NARROW === '1';
+  const context = await browser.newContext({
+    ignoreHTTPSErrors: insecure,
+    ...(narrow ? { viewport: { width: 390, height: 844 } } : {}),
+  });
   const pages = {};
   for (const name of names) {
     const page = await context.newPage();
+    // SFU_VIEWPORTS=320x640,1600x900: each page's window size, in order.
+    const viewport = (process.env.SFU_VIEWPORTS || '').split(',')[names.indexOf(name)];
+    if (viewport) {
+      const [width, height] = viewport.split('x').map(Number);
+      await page.setViewportSize({ width, height });
+    }
     page.on('console', (m) => logs[name].push(`${m.type()}: ${m.text()}`));
     page.on('pageerror', (e) => logs[name].push(`pageerror: ${e.message}`));
     // SFU_TOKEN: a join token for the room (an SFU with JOIN_SECRET), passed as the page's ?token=.
     const token = process.env.SFU_TOKEN ? `&token=${encodeURIComponent(process.env.SFU_TOKEN)}` : '';
-    await page.goto(`${pageBase}/?room=${room}&name=${name}${token}`);
+    // SFU_WS: the signaling URL the page is told (?ws=), e.g. a reverse proxy's path.
+    const ws = process.env.SFU_WS ? `&ws=${encodeURIComponent(process.env.SFU_WS)}` : '';
+    await page.goto(`${pageBase}/?room=${room}&name=${name}${token}${ws}`);
     const prefilled = await page.inputValue('#room');
     if (prefilled !== room) throw new Error(`${name}: room field is ${prefilled}, not ${room}`);
     await page.click('[data-testid=join]');
@@ -132,6 +148,13 @@ try {
         }
       }
       if (!failed) console.log('tiles: each page shows one remote tile per other page, named after it');
+      if (narrow) {
+        for (const [name, page] of Object.entries(pages)) {
+          const width = await page.evaluate(() => document.documentElement.scrollWidth);
+          console.log(`${name}: page width ${width} px in a 390 px window`);
+          if (width > 390) failed = true;
+        }
+      }
       break;
     }
     if (Date.now() > deadline) {
@@ -139,6 +162,87 @@ try {
       break;
     }
     await new Promise((r) => setTimeout(r, 1000));
+  }
+  // SFU_SIMULCAST=1: the first page's window is small, the second's large (SFU_VIEWPORTS):
+  // the first must come to receive the second's video at a lower resolution than the second
+  // receives the first's, each page asking for the layer its tile needs.
+  if (!failed && process.env.SFU_SIMULCAST === '1') {
+    const [small, large] = names;
+    const by = Date.now() + 40_000;
+    let widths;
+    for (;;) {
+      const got = {};
+      for (const name of [small, large]) {
+        const stats = await pages[name].evaluate(() => window.demo.stats());
+        const other = names.find((n) => n !== name);
+        got[name] = stats.byPeer?.[other]?.frameWidth ?? 0;
+      }
+      widths = got;
+      if (got[small] > 0 && got[large] > got[small] && got[small] <= 640) break;
+      if (Date.now() > by) {
+        failed = true;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const layers = {};
+    for (const name of [small, large]) {
+      layers[name] = await pages[name].locator('[data-testid=remote-tile] [data-testid=layer]').textContent();
+    }
+    console.log(`simulcast: ${small} (small tile) receives ${widths[small]} px wide video (${layers[small]}), `
+      + `${large} (large tile) ${widths[large]} px (${layers[large]})`);
+  }
+  // SFU_SCREEN=1: the first page shares its screen (Chromium's fake capture); the others get
+  // a screen tile named after it and decode it; when it stops, the tile goes everywhere.
+  if (!failed && process.env.SFU_SCREEN === '1') {
+    const [sharer, ...viewers] = names;
+    await pages[sharer].click('[data-testid=share]');
+    const by = Date.now() + 30_000;
+    for (const viewer of viewers) {
+      for (;;) {
+        const stats = await pages[viewer].evaluate(() => window.demo.stats());
+        if ((stats.screens?.[sharer] ?? 0) > WANT) break;
+        if (Date.now() > by) {
+          console.log(`${viewer}: never decoded ${sharer}'s screen: ${JSON.stringify(stats.screens)}`);
+          failed = true;
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      const caption = await pages[viewer].textContent('[data-testid=screen-tile] figcaption').catch(() => null);
+      console.log(`screen: ${viewer} decodes ${sharer}'s screen in a tile captioned "${caption}"`);
+      if (caption !== `${sharer}'s screen`) failed = true;
+    }
+    const label = await pages[sharer].textContent('[data-testid=share]');
+    await pages[sharer].click('[data-testid=share]');
+    for (const viewer of viewers) {
+      await pages[viewer].locator('[data-testid=screen-tile]').waitFor({ state: 'detached', timeout: 10_000 });
+    }
+    console.log(`screen: the button said "${label}"; after stopping, the screen tile is gone at every viewer`);
+  }
+  // SFU_CONTROLS=1: the first page mutes its microphone, then turns its camera off and on;
+  // the second page's tile of it shows each, and a quality mark from its consumer's score.
+  if (!failed && process.env.SFU_CONTROLS === '1') {
+    const [first, second] = names;
+    const tile = pages[second].locator('[data-testid=remote-tile]', { has: pages[second].locator(`figcaption:text-is("${first}")`) });
+    const seen = async (testid, state) => {
+      await tile.locator(`[data-testid=${testid}]`).waitFor({ state, timeout: 10_000 });
+      console.log(`controls: ${second} sees ${first}'s ${testid} ${state}`);
+    };
+    for (const [button, mark] of [['mic', 'muted-audio'], ['cam', 'muted-video']]) {
+      await pages[first].click(`[data-testid=${button}]`);
+      await seen(mark, 'visible');
+      const label = await pages[first].textContent(`[data-testid=${button}]`);
+      await pages[first].click(`[data-testid=${button}]`);
+      await seen(mark, 'hidden');
+      console.log(`controls: ${first}'s ${button} button said "${label}" while off`);
+    }
+    await tile.locator('[data-testid=quality]').waitFor({ state: 'visible', timeout: 20_000 });
+    const score = await tile.locator('[data-testid=quality]').getAttribute('data-score');
+    const cameras = await pages[first].locator('[data-testid=camera-select] option').count();
+    const microphones = await pages[first].locator('[data-testid=mic-select] option').count();
+    console.log(`controls: quality mark score ${score}; ${cameras} camera(s), ${microphones} microphone(s) to choose from`);
+    if (!(Number(score) >= 0) || cameras < 1 || microphones < 1) failed = true;
   }
   if (!failed && proxy) {
     const maxStall = Number(process.env.SFU_MAX_STALL_MS || 500);

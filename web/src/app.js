@@ -62,6 +62,13 @@ function render() {
   $('status').dataset.state = state.joined ? 'joined' : state.wantJoined ? 'joining' : 'idle';
   $('join').disabled = state.wantJoined;
   $('leave').disabled = !state.wantJoined;
+  $('share').disabled = !state.joined || !sendTransport;
+  $('share').textContent = screenProducer ? 'Stop sharing' : 'Share screen';
+  for (const [button, kind, on, off] of [['mic', 'audio', 'Mute', 'Unmute'], ['cam', 'video', 'Camera off', 'Camera on']]) {
+    const producer = producerOf(kind);
+    $(button).disabled = !state.joined || !producer;
+    $(button).textContent = producer?.paused ? off : on;
+  }
   $('room').disabled = $('name').disabled = state.wantJoined;
 }
 // Keeps the "retrying in N s" countdown current.
@@ -78,9 +85,21 @@ function describe(e) {
 
 // --- signaling ------------------------------------------------------------------------
 
+// The signaling URL: `?ws=` (absolute, or relative to this page, e.g. behind a reverse
+// proxy at a path: ?ws=/api/conference), else /ws of this page's server.
 function wsUrl() {
-  return `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws`;
+  const url = new URL(params.get('ws') || '/ws', location.href);
+  if (url.protocol === 'https:') url.protocol = 'wss:';
+  else if (url.protocol === 'http:') url.protocol = 'ws:';
+  return url.href;
 }
+
+// Browsers give camera, microphone and WebRTC only to secure pages: HTTPS, or localhost.
+const INSECURE = window.isSecureContext === false
+  ? `Cannot join from ${location.origin}: browsers allow camera, microphone and WebRTC only on`
+    + ' secure pages. Serve the SFU over HTTPS (TLS_MODE=1, see the README) and open it with'
+    + ' https://, or open this page on http://localhost on the SFU\'s own machine.'
+  : '';
 
 function connectSocket() {
   if (ws && ws.readyState <= WebSocket.OPEN) {
@@ -241,7 +260,7 @@ async function resumeSession() {
     addPeer(peer.peerId, peer.displayName);
     for (const p of peer.producers || []) {
       if (consumed.has(p.producerId)) continue;
-      consume(p.producerId, peer.peerId).catch((e) => {
+      consume(p.producerId, peer.peerId, p.appData).catch((e) => {
         if (!ignorable(e)) showError(`Cannot receive a stream: ${describe(e)}`);
       });
     }
@@ -266,6 +285,12 @@ function ignorable(e) {
 // the user left, when already joined, or when a join of this generation is running.
 async function join() {
   if (!state.wantJoined || state.joined || joinInFlight === generation) return;
+  if (INSECURE) {
+    showError(INSECURE);
+    state.wantJoined = false;
+    render();
+    return;
+  }
   const gen = generation;
   joinInFlight = gen;
   const check = () => {
@@ -280,7 +305,8 @@ async function join() {
       try {
         stream = await navigator.mediaDevices.getUserMedia({
           audio: true,
-          video: { width: { ideal: 640 }, height: { ideal: 360 } },
+          // 720p: enough for three simulcast layers (320, 640 and 1280 pixels wide).
+          video: { width: { ideal: 1280 }, height: { ideal: 720 } },
         });
       } catch (e) {
         // Not fatal: join to watch only (and don't ask again until the next Join click).
@@ -294,6 +320,7 @@ async function join() {
       if (localStream) {
         $('local-video').srcObject = localStream;
         $('local-tile').hidden = false;
+        listDevices();
       }
     }
     await connectSocket();
@@ -315,7 +342,9 @@ async function join() {
     check();
     for (const peer of info.peers || []) {
       addPeer(peer.peerId, peer.displayName);
-      for (const p of peer.producers || []) queuedProducers.push({ producerId: p.producerId, peerId: peer.peerId });
+      for (const p of peer.producers || []) {
+        queuedProducers.push({ producerId: p.producerId, peerId: peer.peerId, appData: p.appData });
+      }
     }
     const recv = await createTransport('recv');
     if (gen !== generation) recv.close();
@@ -324,7 +353,7 @@ async function join() {
     // Producers announced by newProducer while the transport was being created are queued too.
     while (queuedProducers.length) {
       const p = queuedProducers.shift();
-      await consume(p.producerId, p.peerId).catch((e) => {
+      await consume(p.producerId, p.peerId, p.appData).catch((e) => {
         if (ignorable(e) || e.code === 'node_unavailable') throw e;
         console.warn('consume failed', e); // one stream missing: say so and go on
         showError(`Cannot receive a stream: ${describe(e)}`);
@@ -338,7 +367,13 @@ async function join() {
       for (const track of localStream.getTracks()) {
         // stopTracks: false keeps the camera and microphone alive when the transport closes,
         // so a re-join (after roomMoved or a reconnect) publishes the same tracks again.
-        const producer = await send.produce({ track, stopTracks: false });
+        const producer = await send.produce({
+          track,
+          stopTracks: false,
+          // Video in three simulcast layers: each subscriber gets the one its tile needs and
+          // its bandwidth allows (mediasoup switches), instead of everyone the largest.
+          ...(track.kind === 'video' ? SIMULCAST : {}),
+        });
         check();
         producers.set(producer.id, producer);
       }
@@ -401,9 +436,10 @@ async function createTransport(direction) {
     request('connectWebRtcTransport', { transportId: transport.id, dtlsParameters }).then(() => ok(), fail);
   });
   if (direction === 'send') {
-    transport.on('produce', ({ kind, rtpParameters }, ok, fail) => {
-      request('produce', { transportId: transport.id, kind, rtpParameters })
-        .then(({ producerId }) => ok({ id: producerId }), fail);
+    transport.on('produce', ({ kind, rtpParameters, appData }, ok, fail) => {
+      const data = { transportId: transport.id, kind, rtpParameters };
+      if (appData && Object.keys(appData).length) data.appData = appData;
+      request('produce', data).then(({ producerId }) => ok({ id: producerId }), fail);
     });
   }
   transport.on('connectionstatechange', (connectionState) => {
@@ -419,16 +455,17 @@ async function createTransport(direction) {
   return transport;
 }
 
-async function consume(producerId, peerId) {
+async function consume(producerId, peerId, appData) {
   if (!recvTransport) {
-    queuedProducers.push({ producerId, peerId });
+    queuedProducers.push({ producerId, peerId, appData });
     return;
   }
   const gen = generation;
   const transport = recvTransport;
   let consumer;
+  let info;
   try {
-    const info = await request('consume', {
+    info = await request('consume', {
       transportId: transport.id,
       producerId,
       rtpCapabilities: device.rtpCapabilities,
@@ -448,8 +485,16 @@ async function consume(producerId, peerId) {
     consumer.close();
     throw new Stale();
   }
-  consumers.set(consumer.id, { consumer, peerId });
+  const screen = (info.appData || appData)?.source === 'screen';
+  consumers.set(consumer.id, { consumer, peerId, preferred: null, screen });
   const peer = peers.get(peerId) || addPeer(peerId, '…');
+  if (screen) {
+    showScreen(consumer, peer);
+    await request('resumeConsumer', { consumerId: consumer.id });
+    return;
+  }
+  showPaused(consumer.id, info.producerPaused);
+  if (info.type === 'simulcast') followTileSize(consumer.id, peer.video);
   const element = consumer.kind === 'video' ? peer.video : peer.audio;
   const stream = element.srcObject || new MediaStream();
   stream.addTrack(consumer.track);
@@ -477,12 +522,180 @@ function addPeer(peerId, displayName) {
   audio.autoplay = true;
   const caption = document.createElement('figcaption');
   caption.textContent = displayName;
-  tile.append(video, audio, caption);
+  const { marks, layer, micOff, camOff, quality } = tileMarks();
+  tile.append(video, audio, caption, marks);
   $('tiles').append(tile);
-  const peer = { displayName, tile, video, audio, caption };
+  const peer = { displayName, tile, video, audio, caption, layer, micOff, camOff, quality };
   peers.set(peerId, peer);
   render();
   return peer;
+}
+
+// A peer's screen share: a large tile of its own, gone when the share stops.
+const screenTiles = new Map(); // consumerId -> tile
+function showScreen(consumer, peer) {
+  const tile = document.createElement('figure');
+  tile.className = 'tile screen';
+  tile.dataset.testid = 'screen-tile';
+  const video = document.createElement('video');
+  video.autoplay = true;
+  video.playsInline = true;
+  video.muted = true;
+  video.srcObject = new MediaStream([consumer.track]);
+  const caption = document.createElement('figcaption');
+  caption.textContent = `${peer.displayName}'s screen`;
+  tile.append(video, caption);
+  $('tiles').prepend(tile);
+  screenTiles.set(consumer.id, tile);
+  video.play().catch(() => {});
+}
+
+// This page's own screen share.
+let screenProducer = null;
+async function toggleScreen() {
+  if (screenProducer) {
+    stopScreen();
+    return;
+  }
+  if (!sendTransport) return;
+  try {
+    const stream = await navigator.mediaDevices.getDisplayMedia({ video: true });
+    const track = stream.getVideoTracks()[0];
+    screenProducer = await sendTransport.produce({ track, appData: { source: 'screen' } });
+    // The browser's own "Stop sharing" ends the track.
+    track.addEventListener('ended', () => stopScreen());
+  } catch (e) {
+    if (!ignorable(e)) showError(`Cannot share the screen: ${describe(e)}`);
+  }
+  render();
+}
+
+function stopScreen() {
+  const producer = screenProducer;
+  if (!producer) return;
+  screenProducer = null;
+  request('closeProducer', { producerId: producer.id }).catch(() => {});
+  producer.close();
+  producer.track?.stop();
+  render();
+}
+
+// The marks of a tile: microphone muted, camera off, and (remote tiles) the quality of what
+// arrives, from its video consumer's score.
+function tileMarks() {
+  const marks = document.createElement('div');
+  marks.className = 'marks';
+  const mark = (text, testid, title) => {
+    const span = document.createElement('span');
+    span.textContent = text;
+    span.dataset.testid = testid;
+    span.title = title;
+    span.hidden = true;
+    marks.append(span);
+    return span;
+  };
+  const layer = mark('L', 'layer', 'simulcast layer received');
+  const micOff = mark('🔇', 'muted-audio', 'microphone muted');
+  const camOff = mark('📷✕', 'muted-video', 'camera off');
+  const quality = mark('●', 'quality', 'quality of what arrives');
+  quality.className = 'quality';
+  return { marks, layer, micOff, camOff, quality };
+}
+
+const SIMULCAST = {
+  encodings: [
+    { rid: 'r0', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+    { rid: 'r1', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+    { rid: 'r2', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+  ],
+  codecOptions: { videoGoogleStartBitrate: 1000 },
+};
+
+// The simulcast layer a tile `width` CSS pixels wide needs.
+function layerFor(width) {
+  const pixels = width * (window.devicePixelRatio || 1);
+  return pixels <= 320 ? 0 : pixels <= 640 ? 1 : 2;
+}
+
+// Asks for the layer the tile of a video consumer needs, now and whenever the tile resizes.
+function followTileSize(consumerId, video) {
+  const ask = () => {
+    const entry = consumers.get(consumerId);
+    if (!entry) {
+      observer.disconnect();
+      return;
+    }
+    const layer = layerFor(video.clientWidth);
+    if (entry.preferred === layer) return;
+    entry.preferred = layer;
+    request('setConsumerPreferredLayers', { consumerId, spatialLayer: layer }).catch((e) => {
+      if (!ignorable(e)) console.warn('setConsumerPreferredLayers', e);
+    });
+  };
+  const observer = new ResizeObserver(ask);
+  observer.observe(video);
+  ask();
+}
+
+// This page's producer of `kind`, if it publishes one.
+function producerOf(kind) {
+  return [...producers.values()].find((p) => p.kind === kind && !p.closed);
+}
+
+// Mute/unmute (pause the producer: nothing is sent, the others see it muted).
+async function toggle(kind) {
+  const producer = producerOf(kind);
+  if (!producer) return;
+  const pause = !producer.paused;
+  try {
+    await request(pause ? 'pauseProducer' : 'resumeProducer', { producerId: producer.id });
+    if (pause) producer.pause();
+    else producer.resume();
+    (kind === 'audio' ? localMarks.micOff : localMarks.camOff).hidden = !pause;
+  } catch (e) {
+    if (!ignorable(e)) showError(`Cannot ${pause ? 'mute' : 'unmute'}: ${describe(e)}`);
+  }
+  render();
+}
+
+// Lists the cameras and microphones (their names once permission is given).
+async function listDevices() {
+  const devices = await navigator.mediaDevices?.enumerateDevices?.().catch(() => []) ?? [];
+  for (const [select, kind] of [['camera-select', 'videoinput'], ['mic-select', 'audioinput']]) {
+    const current = localStream?.getTracks().find((t) => `${t.kind}input` === kind)?.getSettings().deviceId;
+    $(select).replaceChildren(...devices.filter((d) => d.kind === kind).map((d, i) => {
+      const option = new Option(d.label || `${kind === 'videoinput' ? 'camera' : 'microphone'} ${i + 1}`, d.deviceId);
+      option.selected = d.deviceId === current;
+      return option;
+    }));
+  }
+}
+
+// Switches to another camera or microphone: the producer sends the new track from now on.
+async function useDevice(kind, deviceId) {
+  if (!localStream) return;
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ [kind]: { deviceId: { exact: deviceId } } });
+    const track = stream.getTracks()[0];
+    const old = localStream.getTracks().find((t) => t.kind === kind);
+    await producerOf(kind)?.replaceTrack({ track });
+    if (old) {
+      localStream.removeTrack(old);
+      old.stop();
+    }
+    localStream.addTrack(track);
+    if (kind === 'video') $('local-video').srcObject = localStream;
+  } catch (e) {
+    showError(`Cannot switch the ${kind === 'video' ? 'camera' : 'microphone'}: ${describe(e)}`);
+  }
+}
+
+// Shows whether the producer behind a consumer is paused (muted by its peer).
+function showPaused(consumerId, paused) {
+  const entry = consumers.get(consumerId);
+  const peer = entry && peers.get(entry.peerId);
+  if (!peer) return;
+  (entry.consumer.kind === 'audio' ? peer.micOff : peer.camOff).hidden = !paused;
 }
 
 function removePeer(peerId) {
@@ -497,6 +710,8 @@ function removeConsumer(consumerId) {
   const entry = consumers.get(consumerId);
   if (!entry) return;
   consumers.delete(consumerId);
+  screenTiles.get(consumerId)?.remove();
+  screenTiles.delete(consumerId);
   const peer = peers.get(entry.peerId);
   for (const element of peer ? [peer.video, peer.audio] : []) element.srcObject?.removeTrack(entry.consumer.track);
   entry.consumer.close();
@@ -513,11 +728,35 @@ async function onNotification(name, data) {
       removePeer(data.peerId);
       break;
     case 'newProducer':
-      if (state.joined) await consume(data.producerId, data.peerId);
+      if (state.joined) await consume(data.producerId, data.peerId, data.appData);
       break;
     case 'consumerClosed':
       removeConsumer(data.consumerId);
       break;
+    case 'consumerPaused':
+    case 'consumerResumed':
+      showPaused(data.consumerId, name === 'consumerPaused');
+      break;
+    case 'consumerLayersChanged': {
+      const entry = consumers.get(data.consumerId);
+      const peer = entry && peers.get(entry.peerId);
+      if (!peer) break;
+      peer.layer.hidden = data.spatialLayer == null;
+      peer.layer.textContent = `L${data.spatialLayer}`;
+      peer.layer.title = `receiving simulcast layer ${data.spatialLayer} of 0–2`;
+      break;
+    }
+    case 'consumerScore': {
+      const entry = consumers.get(data.consumerId);
+      const peer = entry && peers.get(entry.peerId);
+      if (!peer || entry.consumer.kind !== 'video') break;
+      const score = data.score?.score ?? 0;
+      peer.quality.hidden = false;
+      peer.quality.dataset.score = String(score);
+      peer.quality.dataset.level = score >= 8 ? 'good' : score >= 5 ? 'fair' : 'poor';
+      peer.quality.title = `quality ${score}/10`;
+      break;
+    }
     case 'activeSpeaker':
       for (const [id, peer] of peers) peer.tile.classList.toggle('speaking', id === data.peerId);
       break;
@@ -542,6 +781,9 @@ function teardown() {
   generation += 1;
   state.joined = false;
   state.resuming = false;
+  localMarks.micOff.hidden = localMarks.camOff.hidden = true; // published again unmuted
+  screenProducer?.track?.stop();
+  screenProducer = null;
   state.transports = { send: 'new', recv: 'new' };
   for (const id of [...consumers.keys()]) removeConsumer(id);
   for (const id of [...peers.keys()]) removePeer(id);
@@ -579,11 +821,19 @@ $('join-form').addEventListener('submit', (event) => {
   state.wantJoined = true;
   join();
 });
+$('mic').addEventListener('click', () => toggle('audio'));
+$('share').addEventListener('click', () => toggleScreen());
+$('cam').addEventListener('click', () => toggle('video'));
+$('camera-select').addEventListener('change', (e) => useDevice('video', e.target.value));
+$('mic-select').addEventListener('change', (e) => useDevice('audio', e.target.value));
+const localMarks = tileMarks();
+$('local-tile').append(localMarks.marks);
 $('leave').addEventListener('click', () => {
   showError('');
   leave();
 });
 render();
+if (INSECURE) showError(INSECURE);
 
 // For tests and curious users: what is being received.
 window.demo = {
@@ -595,18 +845,28 @@ window.demo = {
     let audioConsumers = 0;
     // The same, by the display name of the peer each consumer receives from.
     const byPeer = {};
-    for (const { consumer, peerId } of [...consumers.values()]) {
+    const screens = {};
+    for (const { consumer, peerId, screen } of [...consumers.values()]) {
       if (consumer.closed) continue;
+      if (screen) {
+        const name = peers.get(peerId)?.displayName ?? peerId;
+        const report = await consumer.getStats().catch(() => new Map());
+        report.forEach((s) => {
+          if (s.type === 'inbound-rtp') screens[name] = (screens[name] || 0) + (s.framesDecoded || 0);
+        });
+        continue;
+      }
       if (consumer.kind === 'video') videoConsumers++;
       else audioConsumers++;
       const name = peers.get(peerId)?.displayName ?? peerId;
-      const mine = byPeer[name] ??= { framesDecoded: 0, audioPacketsReceived: 0 };
+      const mine = byPeer[name] ??= { framesDecoded: 0, audioPacketsReceived: 0, frameWidth: 0 };
       const report = await consumer.getStats().catch(() => new Map());
       report.forEach((s) => {
         if (s.type !== 'inbound-rtp') return;
         if (s.kind === 'video') {
           framesDecoded += s.framesDecoded || 0;
           mine.framesDecoded += s.framesDecoded || 0;
+          mine.frameWidth = Math.max(mine.frameWidth, s.frameWidth || 0);
         } else {
           audioPacketsReceived += s.packetsReceived || 0;
           mine.audioPacketsReceived += s.packetsReceived || 0;
@@ -614,7 +874,7 @@ window.demo = {
       });
     }
     return {
-      framesDecoded, audioPacketsReceived, videoConsumers, audioConsumers, byPeer,
+      framesDecoded, audioPacketsReceived, videoConsumers, audioConsumers, byPeer, screens,
       joined: state.joined, joins: state.joins, resumes: state.resumes,
     };
   },

@@ -118,6 +118,9 @@ pub struct ProducerInfo {
     pub producer_id: ProducerId,
     /// Audio or video.
     pub kind: Kind,
+    /// What its peer said of it (`appData` of `produce`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_data: Option<Value>,
 }
 
 /// The answer to `getRouterRtpCapabilities`.
@@ -176,4 +179,7 @@ pub struct Consumed {
     pub consumer_type: String,
     /// Whether the producer is paused.
     pub producer_paused: bool,
+    /// What the producer's peer said of it (`appData` of `produce`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_data: Option<Value>,
 }

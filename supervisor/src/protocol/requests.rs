@@ -306,7 +306,14 @@ pub struct ProduceArgs {
     pub kind: Kind,
     /// mediasoup-client's RTP parameters.
     pub rtp_parameters: serde_json::Map<String, Value>,
+    /// What the others are told of it (`newProducer`, `consume`): an object of at most
+    /// [`MAX_APP_DATA_BYTES`], e.g. `{"source":"screen"}`.
+    #[serde(default)]
+    pub app_data: Option<serde_json::Map<String, Value>>,
 }
+
+/// The largest `appData` a producer may carry, serialized.
+pub const MAX_APP_DATA_BYTES: usize = 1024;
 
 /// Arguments of `consume`.
 #[derive(Debug, Deserialize)]

@@ -371,3 +371,24 @@ async fn producers_a_peer_may_not_consume_are_refused_with_their_reason() {
         assert_eq!(bob.wait_seqs(index, alice.sent()).await, upto(alice.sent()));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_whose_codecs_the_router_does_not_take_is_told_which_it_takes() {
+    let sfu = Sfu::start(&[]);
+    let mut alice = Joining::new(&sfu.ws_url())
+        .peer("codecs", "Alice", 1000)
+        .await;
+    let av1 = json!({"transportId": alice.send_id, "kind": "video", "rtpParameters": {
+        "mid": "5", "codecs": [{"mimeType": "video/AV1", "payloadType": 45, "clockRate": 90000}],
+        "headerExtensions": [], "encodings": [{"ssrc": 5555}], "rtcp": {"cname": "Alice", "reducedSize": true}}});
+    let (code, message) = alice
+        .signaling
+        .request("produce", av1)
+        .await
+        .expect_err("AV1 is not offered");
+    assert_eq!(code, "media_error", "{message}");
+    assert!(
+        message.contains("video/AV1") && message.contains("video/VP8, video/VP9, video/H264"),
+        "{message}"
+    );
+}

@@ -1,6 +1,7 @@
 //! Startup settings: TLS without its files, a key that does not match, TLS without
 //! PUBLIC_IP each stop the supervisor at once with one clear line and a non-zero exit; a
-//! plain-HTTP request to the TLS port gets no page; `--help` explains every flag.
+//! plain-HTTP request to the TLS port gets no page; `--help` explains every flag; a copy of
+//! the binary elsewhere serves the demo page built into it.
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
@@ -217,4 +218,57 @@ async fn json_logs_are_one_object_per_line_with_room_peer_and_node_fields() {
         .find(|l| l["fields"]["message"] == "node started")
         .expect("the node's start, in the same stream");
     assert_eq!(node["span"]["node"], "node-1", "{node}");
+}
+
+#[test]
+fn a_copied_binary_serves_the_demo_page_it_carries() {
+    // Anywhere, without the checkout's web/dist next to it.
+    let dir = std::env::temp_dir().join(format!("sfu-test-copied-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let copy = dir.join("supervisor");
+    std::fs::copy(env!("CARGO_BIN_EXE_supervisor"), &copy).expect("copy the binary");
+    let node = std::path::PathBuf::from(env!("CARGO_BIN_EXE_supervisor")).with_file_name("node");
+    let port = free_port();
+    let log = dir.join("log");
+    let mut child = Command::new(&copy)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .arg("--node-binary")
+        .arg(&node)
+        .current_dir(&dir)
+        .env_remove("PUBLIC_IP")
+        .env_remove("TLS_MODE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("start the copy");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("listening on")) {
+        assert!(Instant::now() < deadline, "the copy did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let get = |path: &str| {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .expect("request");
+        let mut text = String::new();
+        stream.read_to_string(&mut text).expect("response");
+        text
+    };
+    let index = get("/");
+    let script = get("/app.js");
+    let missing = get("/nothing-here");
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(index.starts_with("HTTP/1.1 200"), "{index}");
+    assert!(
+        index.contains("text/html") && index.contains("<title>SFU demo</title>"),
+        "{index}"
+    );
+    assert!(script.starts_with("HTTP/1.1 200") && script.contains("text/javascript"));
+    assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
 }

@@ -17,7 +17,7 @@ use crate::notification::Notification;
 use crate::protocol::{
     parse_id, ClientError, ClientErrorCode, ConsumeArgs, Consumed, ConsumerAction, Direction,
     IceRestarted, Kind, PeerId, ProduceArgs, Produced, ProducerAction, RouterCapabilities,
-    TransportCreated,
+    TransportCreated, MAX_APP_DATA_BYTES,
 };
 
 fn own_transport(p: &Peer, id: TransportId, want: Option<Direction>) -> Result<(), ClientError> {
@@ -189,6 +189,21 @@ impl RoomCore {
             .and_then(|codecs| codecs.get(0)?.get("mimeType")?.as_str())
             .unwrap_or_default()
             .to_string();
+        let (_, room) = self.room_of_peer(peer)?;
+        check_codecs(&args, &room.rtp_capabilities)?;
+        let app_data = match args.app_data {
+            Some(data) => {
+                let data = Value::Object(data);
+                if data.to_string().len() > MAX_APP_DATA_BYTES {
+                    return Err(ClientError::new(
+                        ClientErrorCode::InvalidArgument,
+                        format!("appData is larger than {MAX_APP_DATA_BYTES} bytes"),
+                    ));
+                }
+                Some(data)
+            }
+            None => None,
+        };
         let call = call::Produce {
             router: target.router,
             transport,
@@ -199,6 +214,7 @@ impl RoomCore {
             kind: args.kind,
             transport,
             codec,
+            app_data,
             copies: BTreeMap::new(),
         };
         Ok(PendingProduce {
@@ -227,6 +243,7 @@ impl RoomCore {
             return Err(not_joined());
         };
         let kind = pending.entry.kind;
+        let app_data = pending.entry.app_data.clone();
         p.producers.insert(producer, pending.entry);
         let Some(room) = self.rooms.get_mut(&room_id) else {
             return Err(not_joined());
@@ -265,6 +282,7 @@ impl RoomCore {
                 peer_id: peer,
                 producer_id: producer,
                 kind,
+                app_data,
             },
         );
         for to in elsewhere {
@@ -345,6 +363,12 @@ impl RoomCore {
                 .values()
                 .any(|p| p.producers.contains_key(&producer))
         });
+        let app_data = self.room_of_peer(peer).ok().and_then(|(_, r)| {
+            r.peers
+                .values()
+                .find_map(|p| p.producers.get(&producer))
+                .and_then(|e| e.app_data.clone())
+        });
         let Some((_, p)) = self.peer_still_at(peer, at) else {
             let close = call::CloseConsumer {
                 router: at.router,
@@ -372,6 +396,7 @@ impl RoomCore {
             rtp_parameters: json_value(&answer.rtp_parameters)?,
             consumer_type: answer.consumer_type,
             producer_paused: answer.producer_paused,
+            app_data,
         })
     }
 
@@ -414,6 +439,51 @@ impl RoomCore {
         }
         Ok((target, consumer))
     }
+}
+
+/// A producer's media codecs (not RTX) must include one the router offers for its kind, or
+/// mediasoup refuses it with a message that does not say what would do: say it here.
+fn check_codecs(args: &ProduceArgs, router_capabilities: &Value) -> Result<(), ClientError> {
+    let kind = match args.kind {
+        Kind::Audio => "audio",
+        Kind::Video => "video",
+    };
+    let media = |mime: &&str| !mime.to_ascii_lowercase().ends_with("/rtx");
+    let offered: Vec<&str> = router_capabilities["codecs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["kind"] == kind)
+        .filter_map(|c| c["mimeType"].as_str())
+        .filter(media)
+        .collect();
+    let sent: Vec<&str> = args
+        .rtp_parameters
+        .get("codecs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["mimeType"].as_str())
+        .filter(media)
+        .collect();
+    if sent
+        .iter()
+        .any(|s| offered.iter().any(|o| o.eq_ignore_ascii_case(s)))
+    {
+        return Ok(());
+    }
+    Err(ClientError::new(
+        ClientErrorCode::MediaError,
+        format!(
+            "none of this {kind} producer's codecs ({}) is one the router takes: {}",
+            if sent.is_empty() {
+                "none given".to_string()
+            } else {
+                sent.join(", ")
+            },
+            offered.join(", ")
+        ),
+    ))
 }
 
 fn media_kind(kind: Kind) -> MediaKind {

@@ -117,6 +117,8 @@ pub(crate) struct ProducerEntry {
     pub(crate) transport: TransportId,
     /// MIME type of the first codec of its RTP parameters (what it sends).
     pub(crate) codec: String,
+    /// What its peer said of it, for the others.
+    pub(crate) app_data: Option<Value>,
     /// The room's other routers it is piped to (`true` once there); each is a pipe consumer
     /// on its own router's worker.
     pub(crate) copies: BTreeMap<RouterId, bool>,

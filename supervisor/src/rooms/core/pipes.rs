@@ -200,6 +200,7 @@ impl RoomCore {
             Ok(()) => {
                 entry.copies.insert(to, true);
                 let kind = entry.kind;
+                let app_data = entry.app_data.clone();
                 let told = Self::peers_on(room, to);
                 self.notify(
                     told,
@@ -207,6 +208,7 @@ impl RoomCore {
                         peer_id: owner,
                         producer_id: producer,
                         kind,
+                        app_data,
                     },
                 );
             }

@@ -187,6 +187,7 @@ impl RoomCore {
             .map(|(id, e)| ProducerInfo {
                 producer_id: *id,
                 kind: e.kind,
+                app_data: e.app_data.clone(),
             })
             .collect();
         producers.sort_by_key(|p| p.producer_id.0);
@@ -298,6 +299,7 @@ impl RoomCore {
                     .map(|(producer, e)| ProducerInfo {
                         producer_id: *producer,
                         kind: e.kind,
+                        app_data: e.app_data.clone(),
                     })
                     .collect();
                 producers.sort_by_key(|p| p.producer_id.0);

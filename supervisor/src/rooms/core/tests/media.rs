@@ -219,3 +219,67 @@ fn node_events_reach_only_the_peers_they_concern() {
         ]
     );
 }
+
+#[test]
+fn a_producer_with_no_codec_the_router_takes_is_refused_naming_what_it_takes() {
+    let mut core = RoomCore::new(limits());
+    let alice = join(&mut core, "demo", "Alice");
+    let send = transport(&mut core, alice, Direction::Send);
+    let mut args = produce_args(send, Kind::Video);
+    args.rtp_parameters.insert(
+        "codecs".into(),
+        json!([{"mimeType": "video/AV1"}, {"mimeType": "video/rtx"}]),
+    );
+    let refused = core.begin_produce(alice, args).unwrap_err();
+    assert_eq!(refused.code, ClientErrorCode::MediaError);
+    assert_eq!(
+        refused.message,
+        "none of this video producer's codecs (video/AV1) is one the router takes: video/VP8"
+    );
+    // A codec the router takes among others is enough (case does not matter).
+    let mut args = produce_args(send, Kind::Video);
+    args.rtp_parameters.insert(
+        "codecs".into(),
+        json!([{"mimeType": "video/AV1"}, {"mimeType": "video/vp8"}]),
+    );
+    assert!(core.begin_produce(alice, args).is_ok());
+}
+
+#[test]
+fn a_producers_app_data_reaches_the_others_and_is_bounded() {
+    let mut core = RoomCore::new(limits());
+    let alice = join(&mut core, "demo", "Alice");
+    let bob = join(&mut core, "demo", "Bob");
+    let send = transport(&mut core, alice, Direction::Send);
+    let recv = transport(&mut core, bob, Direction::Recv);
+    let mut args = produce_args(send, Kind::Video);
+    let mut screen = serde_json::Map::new();
+    screen.insert("source".into(), json!("screen"));
+    args.app_data = Some(screen);
+    let pending = core.begin_produce(alice, args).unwrap();
+    let produced = core
+        .handle_produced(
+            alice,
+            pending,
+            call::Produced {
+                producer: ProducerId(Uuid::new_v4()),
+            },
+        )
+        .unwrap();
+    let outputs = settle(&mut core);
+    assert!(told(&outputs, bob).contains(&Notification::NewProducer {
+        peer_id: alice,
+        producer_id: produced.producer_id,
+        kind: Kind::Video,
+        app_data: Some(json!({"source": "screen"})),
+    }));
+    let consumed = consume(&mut core, bob, recv, produced.producer_id);
+    assert_eq!(consumed.app_data, Some(json!({"source": "screen"})));
+    // Too large: refused, with the limit.
+    let mut args = produce_args(send, Kind::Audio);
+    let mut big = serde_json::Map::new();
+    big.insert("note".into(), json!("x".repeat(MAX_APP_DATA_BYTES)));
+    args.app_data = Some(big);
+    let refused = core.begin_produce(alice, args).unwrap_err();
+    assert_eq!(refused.code, ClientErrorCode::InvalidArgument);
+}

@@ -19,6 +19,7 @@ use super::*;
 use crate::placement::Placement;
 use crate::protocol::{
     ConsumeArgs, Consumed, ConsumerAction, JoinArgs, Joined, ProduceArgs, ProducerAction,
+    MAX_APP_DATA_BYTES,
 };
 
 pub(super) const NODE: NodeId = NodeId(1);
@@ -101,10 +102,19 @@ pub(super) fn settle(core: &mut RoomCore) -> Vec<Output> {
     }
 }
 
+/// A router's RTP capabilities (what mediasoup answers, cut down): Opus and VP8.
+pub(super) fn router_caps() -> Value {
+    json!({"codecs": [
+        {"kind": "audio", "mimeType": "audio/opus", "clockRate": 48000, "channels": 2},
+        {"kind": "video", "mimeType": "video/VP8", "clockRate": 90000},
+        {"kind": "video", "mimeType": "video/rtx", "clockRate": 90000},
+    ]})
+}
+
 /// A router of `room` on `worker` of `node`, as if just created there, linked and given the
 /// room's producers.
 pub(super) fn open_router(core: &mut RoomCore, room: &str, at: (NodeId, u32)) -> RouterId {
-    let caps = Json(json!({"codecs": []}).to_string());
+    let caps = Json(router_caps().to_string());
     let router = RouterId(Uuid::new_v4());
     core.handle_router_created(RoomId(room.into()), router, at, &caps, Instant::now())
         .unwrap();
@@ -168,12 +178,17 @@ pub(super) fn transport(core: &mut RoomCore, peer: PeerId, direction: Direction)
 }
 
 pub(super) fn produce_args(transport: TransportId, kind: Kind) -> ProduceArgs {
+    let mime = match kind {
+        Kind::Audio => "audio/opus",
+        Kind::Video => "video/VP8",
+    };
     let rtp: Map<String, Value> =
-        serde_json::from_value(json!({"codecs": [{"mimeType": "audio/opus"}]})).unwrap();
+        serde_json::from_value(json!({"codecs": [{"mimeType": mime}]})).unwrap();
     ProduceArgs {
         transport_id: transport.to_string(),
         kind,
         rtp_parameters: rtp,
+        app_data: None,
     }
 }
 

@@ -125,7 +125,7 @@ fn a_room_that_fills_its_worker_spills_to_its_node_then_to_a_new_node() {
         core.place_router(&demo, &ready, 2, Instant::now()),
         Placement::Worker(OTHER_NODE, 0)
     );
-    let caps = Json(json!({"codecs": []}).to_string());
+    let caps = Json(router_caps().to_string());
     let router = RouterId(Uuid::new_v4());
     core.handle_router_created(demo.clone(), router, (OTHER_NODE, 0), &caps, Instant::now())
         .unwrap();
@@ -204,7 +204,8 @@ fn a_producer_is_announced_on_another_router_only_once_piped_there() {
     assert!(told(&outputs, b).contains(&Notification::NewProducer {
         peer_id: a,
         producer_id: new,
-        kind: Kind::Video
+        kind: Kind::Video,
+        app_data: None,
     }));
     assert!(told(&outputs, c).is_empty());
     let order = outputs
@@ -223,7 +224,8 @@ fn a_producer_is_announced_on_another_router_only_once_piped_there() {
         vec![Notification::NewProducer {
             peer_id: a,
             producer_id: new,
-            kind: Kind::Video
+            kind: Kind::Video,
+            app_data: None,
         }]
     );
     assert!(core
@@ -348,7 +350,7 @@ fn losing_a_node_moves_only_the_peers_of_its_routers_and_closes_its_links() {
 fn a_failed_link_closes_the_router_being_opened_and_its_join_is_abandoned() {
     let (mut core, _) = three_on_one_node();
     let demo = RoomId("demo".into());
-    let caps = Json(json!({"codecs": []}).to_string());
+    let caps = Json(router_caps().to_string());
     let router = RouterId(Uuid::new_v4());
     core.handle_router_created(demo.clone(), router, (OTHER_NODE, 0), &caps, Instant::now())
         .unwrap();
