@@ -161,6 +161,10 @@ pub enum EventKind {
         /// What mediasoup said.
         message: String,
     },
+    /// An event of a newer supervisor than this program knows: shown as such, so that a
+    /// monitor keeps following a supervisor that was upgraded before it.
+    #[serde(other)]
+    Unknown,
 }
 
 impl EventKind {
@@ -181,7 +185,8 @@ impl EventKind {
             EventKind::NodeSpawned { .. }
             | EventKind::NodeRespawned { .. }
             | EventKind::NodeExited { .. }
-            | EventKind::WorkerDied { .. } => None,
+            | EventKind::WorkerDied { .. }
+            | EventKind::Unknown => None,
         }
     }
 }

@@ -27,6 +27,17 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn an_event_of_a_newer_supervisor_reads_as_unknown_instead_of_failing() {
+        let event: Event = serde_json::from_value(
+            json!({"type": "somethingNew", "at": 5, "room": "demo", "detail": 1}),
+        )
+        .expect("an unknown event still reads");
+        assert_eq!(event.kind, EventKind::Unknown);
+        assert_eq!(event.at, 5);
+        assert_eq!(event.kind.room(), None);
+    }
+
+    #[test]
     fn requests_have_the_documented_shape() {
         let cases = [
             (json!({"id": 1, "method": "summary"}), Query::Summary),

@@ -498,6 +498,7 @@ pub fn event(event: &Event) -> String {
             format!("node respawned  {node} (pid {pid})")
         }
         EventKind::NodeExited { node, reason } => format!("node exited     {node}: {reason}"),
+        EventKind::Unknown => "(an event this monitor does not know: upgrade it)".to_string(),
         EventKind::WorkerDied {
             node,
             worker,
