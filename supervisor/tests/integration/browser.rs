@@ -59,12 +59,17 @@ fn run_browser_call(url: &str, envs: &[(&str, &str)]) -> String {
     stdout.into_owned()
 }
 
+/// Runs tests/browser/call.mjs with `envs` against a fresh plain-HTTP supervisor serving the
+/// page built into it (no --web-dir); its output.
+fn call_on_the_built_in_page(envs: &[(&str, &str)]) -> String {
+    check_prerequisites();
+    let sfu = Sfu::start(&[]);
+    run_browser_call(&format!("http://127.0.0.1:{}", sfu.port), envs)
+}
+
 #[test]
 fn two_browser_tabs_see_and_hear_each_other() {
-    check_prerequisites();
-    // The page built into the binary (no --web-dir).
-    let sfu = Sfu::start(&[]);
-    run_browser_call(&format!("http://127.0.0.1:{}", sfu.port), &[]);
+    call_on_the_built_in_page(&[]);
 }
 
 #[test]
@@ -272,10 +277,7 @@ fn two_browser_tabs_call_through_nginx_with_signaling_on_a_path() {
 
 #[test]
 fn on_phone_sized_pages_muting_and_the_camera_switch_show_at_the_other_end() {
-    check_prerequisites();
-    let sfu = Sfu::start(&[]);
-    let url = format!("http://127.0.0.1:{}", sfu.port);
-    let stdout = run_browser_call(&url, &[("SFU_CONTROLS", "1"), ("SFU_NARROW", "1")]);
+    let stdout = call_on_the_built_in_page(&[("SFU_CONTROLS", "1"), ("SFU_NARROW", "1")]);
     assert!(
         stdout.contains("sees alice's muted-audio visible"),
         "{stdout}"
@@ -285,25 +287,16 @@ fn on_phone_sized_pages_muting_and_the_camera_switch_show_at_the_other_end() {
 
 #[test]
 fn a_small_tile_receives_a_lower_simulcast_layer_than_a_large_one() {
-    check_prerequisites();
-    let sfu = Sfu::start(&[]);
-    let url = format!("http://127.0.0.1:{}", sfu.port);
-    let stdout = run_browser_call(
-        &url,
-        &[
-            ("SFU_SIMULCAST", "1"),
-            ("SFU_VIEWPORTS", "320x640,1600x900"),
-        ],
-    );
+    let stdout = call_on_the_built_in_page(&[
+        ("SFU_SIMULCAST", "1"),
+        ("SFU_VIEWPORTS", "320x640,1600x900"),
+    ]);
     assert!(stdout.contains("simulcast: alice (small tile)"), "{stdout}");
 }
 
 #[test]
 fn a_shared_screen_shows_large_at_the_others_and_goes_when_stopped() {
-    check_prerequisites();
-    let sfu = Sfu::start(&[]);
-    let url = format!("http://127.0.0.1:{}", sfu.port);
-    let stdout = run_browser_call(&url, &[("SFU_SCREEN", "1")]);
+    let stdout = call_on_the_built_in_page(&[("SFU_SCREEN", "1")]);
     assert!(stdout.contains("decodes alice's screen"), "{stdout}");
     assert!(stdout.contains("the screen tile is gone"), "{stdout}");
 }
