@@ -203,3 +203,51 @@ async fn a_subscriber_whose_network_goes_away_shows_in_monitor_peer_and_as_a_qua
     );
     sending.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_gone_silent_is_a_quality_event_until_it_sends_again() {
+    let sfu = Sfu::start(&["--monitor-token", TOKEN]);
+    let (mut alice, mut bob) = call(&sfu.ws_url(), "silence").await;
+    let mut events = quality_events(&sfu, "silence").await;
+    exchange_media(&mut [&mut alice, &mut bob], Duration::from_secs(2)).await;
+    // Alice's camera and microphone stop sending (her transports stay up); Bob goes on.
+    let stopped = Instant::now();
+    let bob_sends = tokio::spawn(async move {
+        exchange_media(&mut [&mut bob], Duration::from_secs(30)).await;
+        bob
+    });
+    let silent = events
+        .wait_for(Duration::from_secs(20), |e| {
+            e["type"] == "qualityDegraded"
+                && e["displayName"] == "Alice"
+                && e["subject"] == "producer"
+        })
+        .await
+        .expect("a qualityDegraded event for Alice's producer");
+    println!(
+        "producer silent: event {:.1} s after the media stopped: {silent}",
+        stopped.elapsed().as_secs_f64()
+    );
+    // She sends again: the same producer recovers.
+    let resumed = Instant::now();
+    let recovered = loop {
+        exchange_media(&mut [&mut alice], Duration::from_millis(500)).await;
+        if let Some(event) = events
+            .wait_for(Duration::from_millis(10), |e| {
+                e["type"] == "qualityRecovered" && e["id"] == silent["id"]
+            })
+            .await
+        {
+            break event;
+        }
+        assert!(
+            resumed.elapsed() < Duration::from_secs(20),
+            "Alice's producer never recovered"
+        );
+    };
+    println!(
+        "producer back: event {:.1} s after the media resumed: {recovered}",
+        resumed.elapsed().as_secs_f64()
+    );
+    bob_sends.abort();
+}
