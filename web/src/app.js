@@ -3,6 +3,8 @@
 // a dropped WebSocket (resuming its session, so media never stops; joining again if that
 // fails) and from `roomMoved` (the room's media node failed).
 import { Device } from 'mediasoup-client';
+import { receptionStats } from './stats.js';
+import { layerFor, peerTile, screenTile, showQuality, SIMULCAST, tileMarks } from './tiles.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -510,22 +512,8 @@ function addPeer(peerId, displayName) {
     if (displayName !== '…') existing.caption.textContent = existing.displayName = displayName;
     return existing;
   }
-  const tile = document.createElement('figure');
-  tile.className = 'tile';
-  tile.dataset.testid = 'remote-tile';
-  tile.dataset.peerId = peerId;
-  const video = document.createElement('video');
-  video.autoplay = true;
-  video.playsInline = true;
-  video.muted = true; // sound comes from the audio element
-  const audio = document.createElement('audio');
-  audio.autoplay = true;
-  const caption = document.createElement('figcaption');
-  caption.textContent = displayName;
-  const { marks, layer, micOff, camOff, quality } = tileMarks();
-  tile.append(video, audio, caption, marks);
-  $('tiles').append(tile);
-  const peer = { displayName, tile, video, audio, caption, layer, micOff, camOff, quality };
+  const peer = peerTile(peerId, displayName);
+  $('tiles').append(peer.tile);
   peers.set(peerId, peer);
   render();
   return peer;
@@ -534,20 +522,9 @@ function addPeer(peerId, displayName) {
 // A peer's screen share: a large tile of its own, gone when the share stops.
 const screenTiles = new Map(); // consumerId -> tile
 function showScreen(consumer, peer) {
-  const tile = document.createElement('figure');
-  tile.className = 'tile screen';
-  tile.dataset.testid = 'screen-tile';
-  const video = document.createElement('video');
-  video.autoplay = true;
-  video.playsInline = true;
-  video.muted = true;
-  video.srcObject = new MediaStream([consumer.track]);
-  const caption = document.createElement('figcaption');
-  caption.textContent = `${peer.displayName}'s screen`;
-  tile.append(video, caption);
+  const tile = screenTile(consumer.track, `${peer.displayName}'s screen`);
   $('tiles').prepend(tile);
   screenTiles.set(consumer.id, tile);
-  video.play().catch(() => {});
 }
 
 // This page's own screen share.
@@ -578,43 +555,6 @@ function stopScreen() {
   producer.close();
   producer.track?.stop();
   render();
-}
-
-// The marks of a tile: microphone muted, camera off, and (remote tiles) the quality of what
-// arrives, from its video consumer's score.
-function tileMarks() {
-  const marks = document.createElement('div');
-  marks.className = 'marks';
-  const mark = (text, testid, title) => {
-    const span = document.createElement('span');
-    span.textContent = text;
-    span.dataset.testid = testid;
-    span.title = title;
-    span.hidden = true;
-    marks.append(span);
-    return span;
-  };
-  const layer = mark('L', 'layer', 'simulcast layer received');
-  const micOff = mark('🔇', 'muted-audio', 'microphone muted');
-  const camOff = mark('📷✕', 'muted-video', 'camera off');
-  const quality = mark('●', 'quality', 'quality of what arrives');
-  quality.className = 'quality';
-  return { marks, layer, micOff, camOff, quality };
-}
-
-const SIMULCAST = {
-  encodings: [
-    { rid: 'r0', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
-    { rid: 'r1', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
-    { rid: 'r2', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
-  ],
-  codecOptions: { videoGoogleStartBitrate: 1000 },
-};
-
-// The simulcast layer a tile `width` CSS pixels wide needs.
-function layerFor(width) {
-  const pixels = width * (window.devicePixelRatio || 1);
-  return pixels <= 320 ? 0 : pixels <= 640 ? 1 : 2;
 }
 
 // Asks for the layer the tile of a video consumer needs, now and whenever the tile resizes.
@@ -750,11 +690,7 @@ async function onNotification(name, data) {
       const entry = consumers.get(data.consumerId);
       const peer = entry && peers.get(entry.peerId);
       if (!peer || entry.consumer.kind !== 'video') break;
-      const score = data.score?.score ?? 0;
-      peer.quality.hidden = false;
-      peer.quality.dataset.score = String(score);
-      peer.quality.dataset.level = score >= 8 ? 'good' : score >= 5 ? 'fair' : 'poor';
-      peer.quality.title = `quality ${score}/10`;
+      showQuality(peer.quality, data.score?.score ?? 0);
       break;
     }
     case 'activeSpeaker':
@@ -838,44 +774,6 @@ if (INSECURE) showError(INSECURE);
 // For tests and curious users: what is being received.
 window.demo = {
   state,
-  async stats() {
-    let framesDecoded = 0;
-    let audioPacketsReceived = 0;
-    let videoConsumers = 0;
-    let audioConsumers = 0;
-    // The same, by the display name of the peer each consumer receives from.
-    const byPeer = {};
-    const screens = {};
-    for (const { consumer, peerId, screen } of [...consumers.values()]) {
-      if (consumer.closed) continue;
-      if (screen) {
-        const name = peers.get(peerId)?.displayName ?? peerId;
-        const report = await consumer.getStats().catch(() => new Map());
-        report.forEach((s) => {
-          if (s.type === 'inbound-rtp') screens[name] = (screens[name] || 0) + (s.framesDecoded || 0);
-        });
-        continue;
-      }
-      if (consumer.kind === 'video') videoConsumers++;
-      else audioConsumers++;
-      const name = peers.get(peerId)?.displayName ?? peerId;
-      const mine = byPeer[name] ??= { framesDecoded: 0, audioPacketsReceived: 0, frameWidth: 0 };
-      const report = await consumer.getStats().catch(() => new Map());
-      report.forEach((s) => {
-        if (s.type !== 'inbound-rtp') return;
-        if (s.kind === 'video') {
-          framesDecoded += s.framesDecoded || 0;
-          mine.framesDecoded += s.framesDecoded || 0;
-          mine.frameWidth = Math.max(mine.frameWidth, s.frameWidth || 0);
-        } else {
-          audioPacketsReceived += s.packetsReceived || 0;
-          mine.audioPacketsReceived += s.packetsReceived || 0;
-        }
-      });
-    }
-    return {
-      framesDecoded, audioPacketsReceived, videoConsumers, audioConsumers, byPeer, screens,
-      joined: state.joined, joins: state.joins, resumes: state.resumes,
-    };
-  },
+  // What each consumer receives, from getStats (see stats.js).
+  stats: () => receptionStats(consumers, peers, state),
 };

@@ -1,0 +1,41 @@
+// What a page receives, from each consumer's getStats: frames decoded and audio packets in
+// total and per remote peer (by display name), the widest frame per peer, screen shares
+// apart. For tests and curious users (window.demo.stats()).
+
+export async function receptionStats(consumers, peers, state) {
+  let framesDecoded = 0;
+  let audioPacketsReceived = 0;
+  let videoConsumers = 0;
+  let audioConsumers = 0;
+  const byPeer = {};
+  const screens = {};
+  for (const { consumer, peerId, screen } of [...consumers.values()]) {
+    if (consumer.closed) continue;
+    const name = peers.get(peerId)?.displayName ?? peerId;
+    const report = await consumer.getStats().catch(() => new Map());
+    if (screen) {
+      report.forEach((s) => {
+        if (s.type === 'inbound-rtp') screens[name] = (screens[name] || 0) + (s.framesDecoded || 0);
+      });
+      continue;
+    }
+    if (consumer.kind === 'video') videoConsumers++;
+    else audioConsumers++;
+    const mine = byPeer[name] ??= { framesDecoded: 0, audioPacketsReceived: 0, frameWidth: 0 };
+    report.forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      if (s.kind === 'video') {
+        framesDecoded += s.framesDecoded || 0;
+        mine.framesDecoded += s.framesDecoded || 0;
+        mine.frameWidth = Math.max(mine.frameWidth, s.frameWidth || 0);
+      } else {
+        audioPacketsReceived += s.packetsReceived || 0;
+        mine.audioPacketsReceived += s.packetsReceived || 0;
+      }
+    });
+  }
+  return {
+    framesDecoded, audioPacketsReceived, videoConsumers, audioConsumers, byPeer, screens,
+    joined: state.joined, joins: state.joins, resumes: state.resumes,
+  };
+}
