@@ -326,6 +326,14 @@ try {
       await new Promise((r) => setTimeout(r, 250));
     }
   }
+  // An uncaught error in a page is a bug, whatever else worked.
+  for (const [name, lines] of Object.entries(logs)) {
+    const errors = lines.filter((l) => l.startsWith('pageerror'));
+    if (errors.length) {
+      console.log(`${name}: uncaught errors in the page:\n  ${errors.join('\n  ')}`);
+      failed = true;
+    }
+  }
   for (const [name, page] of Object.entries(pages)) {
     const status = await page.textContent('[data-testid=status]');
     const tiles = await page.locator('[data-testid=remote-tile]').count();

@@ -3,6 +3,8 @@
 // a dropped WebSocket (resuming its session, so media never stops; joining again if that
 // fails) and from `roomMoved` (the room's media node failed).
 import { Device } from 'mediasoup-client';
+import { Controls } from './controls.js';
+import { Signaling, signalingUrl } from './signaling.js';
 import { receptionStats } from './stats.js';
 import { layerFor, peerTile, screenTile, showQuality, SIMULCAST, tileMarks } from './tiles.js';
 
@@ -23,9 +25,6 @@ const state = {
   transports: { send: 'new', recv: 'new' },
   retryAt: 0, // when the next reconnect attempt starts (ms since epoch), 0 when none
 };
-let ws = null;
-let nextId = 1;
-const pending = new Map(); // request id -> { resolve, reject }
 let device = null;
 let sendTransport = null;
 let recvTransport = null;
@@ -44,6 +43,20 @@ let joinInFlight = -1; // generation of the join running now, -1 when none
 let retriedAlreadyJoined = false;
 let mediaError = ''; // why there is no local media, reset by each Join click
 let resumeToken = null; // from the last join or resume answer: takes the session back
+const localMarks = tileMarks();
+$('local-tile').append(localMarks.marks);
+const controls = new Controls({
+  request: (method, data) => request(method, data),
+  producerOf: (kind) => producerOf(kind),
+  sendTransport: () => sendTransport,
+  localStream: () => localStream,
+  localMarks,
+  render: () => render(),
+  element: $,
+  fail(what, e) {
+    if (!ignorable(e)) showError(`Cannot ${what}: ${describe(e)}`);
+  },
+});
 
 function render() {
   let socket = `signaling: ${state.socket}`;
@@ -65,7 +78,7 @@ function render() {
   $('join').disabled = state.wantJoined;
   $('leave').disabled = !state.wantJoined;
   $('share').disabled = !state.joined || !sendTransport;
-  $('share').textContent = screenProducer ? 'Stop sharing' : 'Share screen';
+  $('share').textContent = controls.screen ? 'Stop sharing' : 'Share screen';
   for (const [button, kind, on, off] of [['mic', 'audio', 'Mute', 'Unmute'], ['cam', 'video', 'Camera off', 'Camera on']]) {
     const producer = producerOf(kind);
     $(button).disabled = !state.joined || !producer;
@@ -87,15 +100,6 @@ function describe(e) {
 
 // --- signaling ------------------------------------------------------------------------
 
-// The signaling URL: `?ws=` (absolute, or relative to this page, e.g. behind a reverse
-// proxy at a path: ?ws=/api/conference), else /ws of this page's server.
-function wsUrl() {
-  const url = new URL(params.get('ws') || '/ws', location.href);
-  if (url.protocol === 'https:') url.protocol = 'wss:';
-  else if (url.protocol === 'http:') url.protocol = 'ws:';
-  return url.href;
-}
-
 // Browsers give camera, microphone and WebRTC only to secure pages: HTTPS, or localhost.
 const INSECURE = window.isSecureContext === false
   ? `Cannot join from ${location.origin}: browsers allow camera, microphone and WebRTC only on`
@@ -103,89 +107,44 @@ const INSECURE = window.isSecureContext === false
     + ' https://, or open this page on http://localhost on the SFU\'s own machine.'
   : '';
 
-function connectSocket() {
-  if (ws && ws.readyState <= WebSocket.OPEN) {
-    return ws.readyState === WebSocket.OPEN ? Promise.resolve() : new Promise((ok, ko) => {
-      ws.addEventListener('open', () => ok(), { once: true });
-      ws.addEventListener('close', () => ko(new Error('cannot connect to the server')), { once: true });
+const signaling = new Signaling(signalingUrl(params, location.href), {
+  onState(socket) {
+    state.socket = socket;
+    if (socket === 'open') state.retryAt = 0;
+    render();
+  },
+  onNotification(name, data) {
+    onNotification(name, data).catch((e) => {
+      console.warn(name, e);
+      if (!ignorable(e)) showError(`${name}: ${describe(e)}`);
     });
+  },
+  onClose: socketClosed,
+});
+const wsUrl = () => signaling.url;
+const connectSocket = () => signaling.connect();
+const request = (method, data) => signaling.request(method, data);
+
+// The signaling connection closed (the page did not close it).
+function socketClosed(event) {
+  if ((state.joined || state.resuming) && resumeToken && state.wantJoined) {
+    // Only signaling dropped: the transports go straight to the media node and keep
+    // their media. Keep everything and take the session back on a new connection.
+    state.resuming = true;
+    scheduleResume(state.resumes ? reconnectDelay : 0);
+    reconnectDelay = Math.min(reconnectDelay * 2, 10000);
+    render();
+    return;
   }
-  state.socket = 'connecting';
+  const wasJoined = state.joined;
+  teardown();
+  if (event.code === 1009) showError('The server closed the connection: message too big.');
+  else if (wasJoined) showError('Connection lost; reconnecting…');
+  // The socket is the only thing that reconnects and re-joins after a drop; join()
+  // leaves that to it, so there is one retry timer at a time.
+  if (state.wantJoined) scheduleRejoin(reconnectDelay);
+  reconnectDelay = Math.min(reconnectDelay * 2, 10000);
   render();
-  return new Promise((resolve, reject) => {
-    const socket = new WebSocket(wsUrl());
-    ws = socket;
-    socket.onopen = () => {
-      state.socket = 'open';
-      state.retryAt = 0;
-      render();
-      resolve();
-    };
-    socket.onmessage = (event) => onFrame(event.data);
-    socket.onclose = (event) => {
-      if (ws !== socket) return;
-      ws = null;
-      state.socket = 'closed';
-      for (const { reject: fail } of pending.values()) fail(new Error('connection closed'));
-      pending.clear();
-      reject(new Error('cannot connect to the server'));
-      if ((state.joined || state.resuming) && resumeToken && state.wantJoined) {
-        // Only signaling dropped: the transports go straight to the media node and keep
-        // their media. Keep everything and take the session back on a new connection.
-        state.resuming = true;
-        scheduleResume(state.resumes ? reconnectDelay : 0);
-        reconnectDelay = Math.min(reconnectDelay * 2, 10000);
-        render();
-        return;
-      }
-      const wasJoined = state.joined;
-      teardown();
-      if (event.code === 1009) showError('The server closed the connection: message too big.');
-      else if (wasJoined) showError('Connection lost; reconnecting…');
-      // The socket is the only thing that reconnects and re-joins after a drop; join()
-      // leaves that to it, so there is one retry timer at a time.
-      if (state.wantJoined) scheduleRejoin(reconnectDelay);
-      reconnectDelay = Math.min(reconnectDelay * 2, 10000);
-      render();
-    };
-  });
-}
-
-function request(method, data = {}) {
-  if (!ws || ws.readyState !== WebSocket.OPEN) {
-    return Promise.reject(new Error('connection closed'));
-  }
-  const id = nextId++;
-  ws.send(JSON.stringify({ id, method, data }));
-  return new Promise((resolve, reject) => pending.set(id, { resolve, reject }));
-}
-
-function onFrame(text) {
-  let msg;
-  try {
-    msg = JSON.parse(text);
-  } catch {
-    return;
-  }
-  if (msg.notification) {
-    onNotification(msg.notification, msg.data || {}).catch((e) => {
-      console.warn(msg.notification, e);
-      if (!ignorable(e)) showError(`${msg.notification}: ${describe(e)}`);
-    });
-    return;
-  }
-  const waiter = pending.get(msg.id);
-  if (!waiter) {
-    if (msg.ok === false) console.warn('server error', msg.error);
-    return;
-  }
-  pending.delete(msg.id);
-  if (msg.ok) waiter.resolve(msg.data || {});
-  else {
-    const error = new Error(msg.error?.message || 'request failed');
-    error.code = msg.error?.code || 'unknown';
-    waiter.reject(error);
-  }
 }
 
 // --- joining and media ----------------------------------------------------------------
@@ -322,7 +281,7 @@ async function join() {
       if (localStream) {
         $('local-video').srcObject = localStream;
         $('local-tile').hidden = false;
-        listDevices();
+        controls.listDevices();
       }
     }
     await connectSocket();
@@ -527,36 +486,6 @@ function showScreen(consumer, peer) {
   screenTiles.set(consumer.id, tile);
 }
 
-// This page's own screen share.
-let screenProducer = null;
-async function toggleScreen() {
-  if (screenProducer) {
-    stopScreen();
-    return;
-  }
-  if (!sendTransport) return;
-  try {
-    const stream = await navigator.mediaDevices.getDisplayMedia({ video: true });
-    const track = stream.getVideoTracks()[0];
-    screenProducer = await sendTransport.produce({ track, appData: { source: 'screen' } });
-    // The browser's own "Stop sharing" ends the track.
-    track.addEventListener('ended', () => stopScreen());
-  } catch (e) {
-    if (!ignorable(e)) showError(`Cannot share the screen: ${describe(e)}`);
-  }
-  render();
-}
-
-function stopScreen() {
-  const producer = screenProducer;
-  if (!producer) return;
-  screenProducer = null;
-  request('closeProducer', { producerId: producer.id }).catch(() => {});
-  producer.close();
-  producer.track?.stop();
-  render();
-}
-
 // Asks for the layer the tile of a video consumer needs, now and whenever the tile resizes.
 function followTileSize(consumerId, video) {
   const ask = () => {
@@ -580,54 +509,6 @@ function followTileSize(consumerId, video) {
 // This page's producer of `kind`, if it publishes one.
 function producerOf(kind) {
   return [...producers.values()].find((p) => p.kind === kind && !p.closed);
-}
-
-// Mute/unmute (pause the producer: nothing is sent, the others see it muted).
-async function toggle(kind) {
-  const producer = producerOf(kind);
-  if (!producer) return;
-  const pause = !producer.paused;
-  try {
-    await request(pause ? 'pauseProducer' : 'resumeProducer', { producerId: producer.id });
-    if (pause) producer.pause();
-    else producer.resume();
-    (kind === 'audio' ? localMarks.micOff : localMarks.camOff).hidden = !pause;
-  } catch (e) {
-    if (!ignorable(e)) showError(`Cannot ${pause ? 'mute' : 'unmute'}: ${describe(e)}`);
-  }
-  render();
-}
-
-// Lists the cameras and microphones (their names once permission is given).
-async function listDevices() {
-  const devices = await navigator.mediaDevices?.enumerateDevices?.().catch(() => []) ?? [];
-  for (const [select, kind] of [['camera-select', 'videoinput'], ['mic-select', 'audioinput']]) {
-    const current = localStream?.getTracks().find((t) => `${t.kind}input` === kind)?.getSettings().deviceId;
-    $(select).replaceChildren(...devices.filter((d) => d.kind === kind).map((d, i) => {
-      const option = new Option(d.label || `${kind === 'videoinput' ? 'camera' : 'microphone'} ${i + 1}`, d.deviceId);
-      option.selected = d.deviceId === current;
-      return option;
-    }));
-  }
-}
-
-// Switches to another camera or microphone: the producer sends the new track from now on.
-async function useDevice(kind, deviceId) {
-  if (!localStream) return;
-  try {
-    const stream = await navigator.mediaDevices.getUserMedia({ [kind]: { deviceId: { exact: deviceId } } });
-    const track = stream.getTracks()[0];
-    const old = localStream.getTracks().find((t) => t.kind === kind);
-    await producerOf(kind)?.replaceTrack({ track });
-    if (old) {
-      localStream.removeTrack(old);
-      old.stop();
-    }
-    localStream.addTrack(track);
-    if (kind === 'video') $('local-video').srcObject = localStream;
-  } catch (e) {
-    showError(`Cannot switch the ${kind === 'video' ? 'camera' : 'microphone'}: ${describe(e)}`);
-  }
 }
 
 // Shows whether the producer behind a consumer is paused (muted by its peer).
@@ -717,9 +598,7 @@ function teardown() {
   generation += 1;
   state.joined = false;
   state.resuming = false;
-  localMarks.micOff.hidden = localMarks.camOff.hidden = true; // published again unmuted
-  screenProducer?.track?.stop();
-  screenProducer = null;
+  controls.forget(); // published again unmuted, without the share
   state.transports = { send: 'new', recv: 'new' };
   for (const id of [...consumers.keys()]) removeConsumer(id);
   for (const id of [...peers.keys()]) removePeer(id);
@@ -757,13 +636,11 @@ $('join-form').addEventListener('submit', (event) => {
   state.wantJoined = true;
   join();
 });
-$('mic').addEventListener('click', () => toggle('audio'));
-$('share').addEventListener('click', () => toggleScreen());
-$('cam').addEventListener('click', () => toggle('video'));
-$('camera-select').addEventListener('change', (e) => useDevice('video', e.target.value));
-$('mic-select').addEventListener('change', (e) => useDevice('audio', e.target.value));
-const localMarks = tileMarks();
-$('local-tile').append(localMarks.marks);
+$('mic').addEventListener('click', () => controls.toggle('audio'));
+$('share').addEventListener('click', () => controls.toggleScreen());
+$('cam').addEventListener('click', () => controls.toggle('video'));
+$('camera-select').addEventListener('change', (e) => controls.useDevice('video', e.target.value));
+$('mic-select').addEventListener('change', (e) => controls.useDevice('audio', e.target.value));
 $('leave').addEventListener('click', () => {
   showError('');
   leave();

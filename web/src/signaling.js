@@ -1,0 +1,90 @@
+// The demo page's signaling connection (docs/protocol.md): one WebSocket at a time, numbered
+// requests answered through promises, notifications handed on. What to do when it closes
+// (resume the session, join again) is the page's decision, told through `onClose`.
+
+// The signaling URL: `?ws=` (absolute, or relative to the page, e.g. behind a reverse proxy
+// at a path: ?ws=/api/conference), else /ws of the page's server.
+export function signalingUrl(params, pageUrl) {
+  const url = new URL(params.get('ws') || '/ws', pageUrl);
+  if (url.protocol === 'https:') url.protocol = 'wss:';
+  else if (url.protocol === 'http:') url.protocol = 'ws:';
+  return url.href;
+}
+
+export class Signaling {
+  // `onState(state)`: 'connecting', 'open' or 'closed'; `onNotification(name, data)`;
+  // `onClose(event)` once a connection that opened (or tried to) has closed.
+  constructor(url, { onState, onNotification, onClose }) {
+    this.url = url;
+    this.handlers = { onState, onNotification, onClose };
+    this.ws = null;
+    this.nextId = 1;
+    this.pending = new Map(); // request id -> { resolve, reject }
+  }
+
+  // Opens the connection unless it is open or opening; resolves once it is open.
+  connect() {
+    const { ws } = this;
+    if (ws && ws.readyState <= WebSocket.OPEN) {
+      return ws.readyState === WebSocket.OPEN ? Promise.resolve() : new Promise((ok, ko) => {
+        ws.addEventListener('open', () => ok(), { once: true });
+        ws.addEventListener('close', () => ko(new Error('cannot connect to the server')), { once: true });
+      });
+    }
+    this.handlers.onState('connecting');
+    return new Promise((resolve, reject) => {
+      const socket = new WebSocket(this.url);
+      this.ws = socket;
+      socket.onopen = () => {
+        this.handlers.onState('open');
+        resolve();
+      };
+      socket.onmessage = (event) => this.onFrame(event.data);
+      socket.onclose = (event) => {
+        if (this.ws !== socket) return;
+        this.ws = null;
+        for (const { reject: fail } of this.pending.values()) fail(new Error('connection closed'));
+        this.pending.clear();
+        reject(new Error('cannot connect to the server'));
+        this.handlers.onState('closed');
+        this.handlers.onClose(event);
+      };
+    });
+  }
+
+  // Sends a request; its answer's `data`, or an error with the answer's `code`.
+  request(method, data = {}) {
+    const { ws } = this;
+    if (!ws || ws.readyState !== WebSocket.OPEN) {
+      return Promise.reject(new Error('connection closed'));
+    }
+    const id = this.nextId++;
+    ws.send(JSON.stringify({ id, method, data }));
+    return new Promise((resolve, reject) => this.pending.set(id, { resolve, reject }));
+  }
+
+  onFrame(text) {
+    let msg;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (msg.notification) {
+      this.handlers.onNotification(msg.notification, msg.data || {});
+      return;
+    }
+    const waiter = this.pending.get(msg.id);
+    if (!waiter) {
+      if (msg.ok === false) console.warn('server error', msg.error);
+      return;
+    }
+    this.pending.delete(msg.id);
+    if (msg.ok) waiter.resolve(msg.data || {});
+    else {
+      const error = new Error(msg.error?.message || 'request failed');
+      error.code = msg.error?.code || 'unknown';
+      waiter.reject(error);
+    }
+  }
+}
