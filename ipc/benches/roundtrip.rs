@@ -6,7 +6,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_main, Criterion};
 use ipc::calls::{Consume, ResumeConsumer};
-use ipc::frame::{encode, FrameDecoder, DEFAULT_MAX_FRAME_LEN};
+use ipc::frame::{decode_body, encode, DEFAULT_MAX_FRAME_LEN, PREFIX_LEN};
 use ipc::messages::{
     ConsumerId, FromNode, Json, ProducerId, Response, RouterId, ToNode, TransportId,
 };
@@ -58,11 +58,7 @@ fn framing(c: &mut Criterion) {
     });
     let bytes = encode(&message, DEFAULT_MAX_FRAME_LEN).expect("encode");
     c.bench_function("decode consume request", |b| {
-        b.iter(|| {
-            let mut decoder = FrameDecoder::new(DEFAULT_MAX_FRAME_LEN);
-            decoder.push(black_box(&bytes));
-            decoder.next_message::<ToNode>()
-        })
+        b.iter(|| decode_body::<ToNode>(black_box(&bytes[PREFIX_LEN..])))
     });
 }
 

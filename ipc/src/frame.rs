@@ -28,75 +28,9 @@ pub fn encode<T: Serialize>(message: &T, max_len: usize) -> Result<Vec<u8>, Fram
     Ok(frame)
 }
 
-/// Sans-IO decoder: feed it bytes as they arrive, take whole messages out.
-#[derive(Debug)]
-pub struct FrameDecoder {
-    buf: Vec<u8>,
-    max_len: usize,
-}
-
-impl FrameDecoder {
-    /// A decoder that refuses frames longer than `max_len` bytes.
-    pub fn new(max_len: usize) -> Self {
-        Self {
-            buf: Vec::new(),
-            max_len,
-        }
-    }
-
-    /// Appends received bytes.
-    pub fn push(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
-    }
-
-    /// Bytes received and not yet consumed by a whole frame.
-    pub fn buffered(&self) -> usize {
-        self.buf.len()
-    }
-
-    /// The next whole message, `Ok(None)` when more bytes are needed. An error means the
-    /// stream is unusable from here on.
-    pub fn next_message<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
-        let Some(len) = self.announced_len()? else {
-            return Ok(None);
-        };
-        if self.buf.len() < PREFIX_LEN + len {
-            return Ok(None);
-        }
-        let message = postcard::from_bytes(&self.buf[PREFIX_LEN..PREFIX_LEN + len])?;
-        self.buf.drain(..PREFIX_LEN + len);
-        Ok(Some(message))
-    }
-
-    /// Checks what is buffered once the stream has ended: leftover bytes are a truncated
-    /// frame.
-    pub fn finish(&self) -> Result<(), FrameError> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let want = match self.announced_len()? {
-            Some(len) => PREFIX_LEN + len,
-            None => PREFIX_LEN,
-        };
-        Err(FrameError::Truncated {
-            have: self.buf.len(),
-            want,
-        })
-    }
-
-    fn announced_len(&self) -> Result<Option<usize>, FrameError> {
-        let Some(prefix) = self.buf.get(..PREFIX_LEN) else {
-            return Ok(None);
-        };
-        let len = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
-        if len > self.max_len {
-            return Err(FrameError::TooLarge {
-                len,
-                max: self.max_len,
-            });
-        }
-        Ok(Some(len))
-    }
+/// Decodes one frame's body (the bytes after its length prefix).
+pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
+    Ok(postcard::from_bytes(body)?)
 }
 
 /// Reads one message from `reader`; `Ok(None)` on a clean end of stream between frames.
@@ -137,7 +71,7 @@ where
         }
         have += n;
     }
-    Ok(Some(postcard::from_bytes(&body)?))
+    decode_body(&body).map(Some)
 }
 
 /// Writes one message to `writer` as a frame and flushes it.
@@ -166,32 +100,20 @@ mod tests {
         Text(String),
     }
 
-    #[test]
-    fn round_trips_several_frames_in_one_buffer() {
+    #[tokio::test]
+    async fn round_trips_several_frames_in_one_buffer() {
         let mut bytes = encode(&Msg::Ping(7), 64).unwrap();
         bytes.extend(encode(&Msg::Text("hi".into()), 64).unwrap());
-        let mut decoder = FrameDecoder::new(64);
-        decoder.push(&bytes);
-        assert_eq!(decoder.next_message::<Msg>().unwrap(), Some(Msg::Ping(7)));
+        let mut reader = &bytes[..];
         assert_eq!(
-            decoder.next_message::<Msg>().unwrap(),
+            read_frame::<Msg, _>(&mut reader, 64).await.unwrap(),
+            Some(Msg::Ping(7))
+        );
+        assert_eq!(
+            read_frame::<Msg, _>(&mut reader, 64).await.unwrap(),
             Some(Msg::Text("hi".into()))
         );
-        assert_eq!(decoder.next_message::<Msg>().unwrap(), None);
-        decoder.finish().unwrap();
-    }
-
-    #[test]
-    fn refuses_oversized_announcement_before_the_body_arrives() {
-        let mut decoder = FrameDecoder::new(16);
-        decoder.push(&(1_000_000u32).to_le_bytes());
-        assert!(matches!(
-            decoder.next_message::<Msg>(),
-            Err(FrameError::TooLarge {
-                len: 1_000_000,
-                max: 16
-            })
-        ));
+        assert_eq!(read_frame::<Msg, _>(&mut reader, 64).await.unwrap(), None);
     }
 
     #[test]
@@ -200,24 +122,11 @@ mod tests {
         assert!(matches!(encode(&big, 16), Err(FrameError::TooLarge { .. })));
     }
 
-    #[test]
-    fn truncated_frame_is_reported_at_end_of_stream() {
-        let bytes = encode(&Msg::Text("hello".into()), 64).unwrap();
-        let mut decoder = FrameDecoder::new(64);
-        decoder.push(&bytes[..bytes.len() - 1]);
-        assert_eq!(decoder.next_message::<Msg>().unwrap(), None);
+    #[tokio::test]
+    async fn garbage_body_is_a_decode_error() {
+        let mut reader = &[3, 0, 0, 0, 0xff, 0xff, 0xff][..];
         assert!(matches!(
-            decoder.finish(),
-            Err(FrameError::Truncated { .. })
-        ));
-    }
-
-    #[test]
-    fn garbage_body_is_a_decode_error() {
-        let mut decoder = FrameDecoder::new(64);
-        decoder.push(&[3, 0, 0, 0, 0xff, 0xff, 0xff]);
-        assert!(matches!(
-            decoder.next_message::<Msg>(),
+            read_frame::<Msg, _>(&mut reader, 64).await,
             Err(FrameError::Decode(_))
         ));
     }
