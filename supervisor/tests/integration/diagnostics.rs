@@ -4,7 +4,6 @@
 //! subscription collects while it runs and not after; and a subscriber whose network goes
 //! away shows up in `monitor peer` (ICE `disconnected`) and as a quality event.
 
-use std::io::{Read, Write};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -12,19 +11,14 @@ use serde_json::Value;
 
 use crate::support::monitor_events::EventsProcess;
 use crate::support::peer::{exchange_media, Joining, TestPeer};
-use crate::support::{monitor_binary, monitor_json, Sfu};
+use crate::support::{http_get, monitor_binary, monitor_json, Sfu};
 
 const TOKEN: &str = "diagnostics-token";
 
 /// `sfu_stats_collections_total` from `/metrics`.
 fn collections(sfu: &Sfu) -> u64 {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", sfu.port)).expect("connect");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .expect("request");
-    let mut text = String::new();
-    stream.read_to_string(&mut text).expect("response");
-    text.lines()
+    http_get(sfu.port, "/metrics")
+        .lines()
         .find_map(|l| {
             l.strip_prefix("sfu_stats_collections_total ")?
                 .trim()

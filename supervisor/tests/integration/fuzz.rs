@@ -8,7 +8,6 @@
 //! 10⁴ frames here; more with `FUZZ_FRAMES=100000 cargo test -p supervisor --test integration
 //! fuzz -- --nocapture`.
 
-use std::io::{Read, Write};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -17,7 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use supervisor::protocol::Method;
 
-use crate::support::Sfu;
+use crate::support::{http_get, Sfu};
 
 /// xorshift64*: reproducible without a dependency; the seed is printed.
 struct Rng(u64);
@@ -173,16 +172,6 @@ async fn fuzz_connection(url: String, seed: u64, frames: u64) -> (Outcomes, Opti
 type Outcomes = std::collections::BTreeMap<String, u64>;
 
 /// `GET /metrics` over plain HTTP.
-fn metrics(port: u16) -> String {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .expect("request");
-    let mut body = String::new();
-    stream.read_to_string(&mut body).expect("response");
-    body
-}
-
 fn gauge(text: &str, name: &str) -> Option<u64> {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
@@ -247,7 +236,7 @@ async fn random_frames_from_several_connections_are_all_answered_and_leave_nothi
     // Every fuzzing client is gone: nothing is left.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let text = metrics(sfu.port);
+        let text = http_get(sfu.port, "/metrics");
         let (rooms, participants) = (gauge(&text, "sfu_rooms"), gauge(&text, "sfu_participants"));
         if rooms == Some(0) && participants == Some(0) {
             break;

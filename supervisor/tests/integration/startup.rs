@@ -7,39 +7,22 @@ use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{free_port, Sfu, TestCert};
+use crate::support::process::output_within;
+use crate::support::{free_port, http_get, Sfu, TestCert};
 
 /// Runs the supervisor with `envs`, expecting it to exit by itself; returns (code, stderr).
 fn run_to_exit(envs: &[(&str, &str)]) -> (i32, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_supervisor"))
-        .args(["--port", &free_port().to_string(), "--bind", "127.0.0.1"])
-        .env_remove("PUBLIC_IP")
-        .env_remove("TLS_MODE")
-        .envs(envs.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start supervisor");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("supervisor kept running with {envs:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr)
-        .expect("read stderr");
-    (status.code().unwrap_or(-1), stderr)
+    let output = output_within(
+        Command::new(env!("CARGO_BIN_EXE_supervisor"))
+            .args(["--port", &free_port().to_string(), "--bind", "127.0.0.1"])
+            .env_remove("PUBLIC_IP")
+            .env_remove("TLS_MODE")
+            .envs(envs.iter().copied()),
+        Duration::from_secs(20),
+        &format!("a supervisor that should have stopped with {envs:?}"),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code().unwrap_or(-1), stderr)
 }
 
 fn error_line(stderr: &str) -> &str {
@@ -247,20 +230,9 @@ fn a_copied_binary_serves_the_demo_page_it_carries() {
         assert!(Instant::now() < deadline, "the copy did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let get = |path: &str| {
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        )
-        .expect("request");
-        let mut text = String::new();
-        stream.read_to_string(&mut text).expect("response");
-        text
-    };
-    let index = get("/");
-    let script = get("/app.js");
-    let missing = get("/nothing-here");
+    let index = http_get(port, "/");
+    let script = http_get(port, "/app.js");
+    let missing = http_get(port, "/nothing-here");
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);

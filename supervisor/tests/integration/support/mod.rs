@@ -270,6 +270,24 @@ impl Sfu {
     }
 }
 
+/// `GET path` over plain HTTP/1.1 to 127.0.0.1:`port`: the whole response, status line and
+/// headers included (at most 15 s: a hung server fails the test).
+pub fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("read timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("response");
+    text
+}
+
 /// Sends `signal` to `pid`.
 pub fn signal(pid: u32, signal: &str) {
     let status = Command::new("kill")
