@@ -5,7 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::messages::{ConsumerId, Json, MediaKind, ProducerId, RouterId, TransportId};
+use crate::messages::{
+    ConsumerId, DataConsumerId, DataProducerId, Json, MediaKind, ProducerId, RouterId, TransportId,
+};
 use crate::stats::{Diagnostics, RouterStats};
 
 /// A request with its answer type.
@@ -79,6 +81,8 @@ answers! {
         ice_candidates: Json,
         /// mediasoup `DtlsParameters`.
         dtls_parameters: Json,
+        /// mediasoup `SctpParameters`: every transport carries data channels.
+        sctp_parameters: Json,
     }
     /// ICE was restarted.
     IceRestarted {
@@ -121,6 +125,32 @@ answers! {
     Diagnosed {
         /// Those that exist.
         diagnostics: Diagnostics,
+    }
+    /// A data producer was created.
+    DataProduced {
+        /// Its id.
+        data_producer: DataProducerId,
+    }
+    /// A data consumer was created.
+    DataConsumed {
+        /// Its id.
+        data_consumer: DataConsumerId,
+        /// mediasoup `SctpStreamParameters` for the receiving device.
+        sctp_stream_parameters: Json,
+        /// The data producer's label.
+        label: String,
+        /// The data producer's sub-protocol.
+        protocol: String,
+    }
+    /// A data producer is being sent through a pipe transport.
+    PipeDataConsumed {
+        /// mediasoup `SctpStreamParameters` of the pipe data consumer: what the other side
+        /// produces.
+        sctp_stream_parameters: Json,
+        /// The data producer's label.
+        label: String,
+        /// The data producer's sub-protocol.
+        protocol: String,
     }
     /// A producer is being sent through a pipe transport.
     PipeConsumed {
@@ -312,6 +342,77 @@ calls! {
         spatial_layer: u8,
         /// Temporal layer; the highest when absent.
         temporal_layer: Option<u8>,
+    }
+    /// Creates a data producer (an SCTP stream the client sends on) on a transport; the node
+    /// holds it to its message rate limit.
+    ProduceData => DataProduced, "produce_data" {
+        /// The router.
+        router: RouterId,
+        /// The transport.
+        transport: TransportId,
+        /// mediasoup `SctpStreamParameters`.
+        sctp_stream_parameters: Json,
+        /// The data channel's label.
+        label: String,
+        /// The data channel's sub-protocol.
+        protocol: String,
+    }
+    /// Creates a data consumer of `data_producer` on a transport.
+    ConsumeData => DataConsumed, "consume_data" {
+        /// The router.
+        router: RouterId,
+        /// The transport.
+        transport: TransportId,
+        /// What to consume.
+        data_producer: DataProducerId,
+    }
+    /// Closes a data producer (its data consumers close too).
+    CloseDataProducer => (), "close_data_producer" {
+        /// The router.
+        router: RouterId,
+        /// The data producer.
+        data_producer: DataProducerId,
+    }
+    /// Closes a data consumer.
+    CloseDataConsumer => (), "close_data_consumer" {
+        /// The router.
+        router: RouterId,
+        /// The data consumer.
+        data_consumer: DataConsumerId,
+    }
+    /// Makes `data_producer` of `router` available in `target`, another router of this node,
+    /// with the same id (mediasoup's `pipe_data_producer_to_router`).
+    PipeDataToRouter => (), "pipe_data_to_router" {
+        /// The data producer's router.
+        router: RouterId,
+        /// The data producer.
+        data_producer: DataProducerId,
+        /// Where it is wanted.
+        target: RouterId,
+    }
+    /// Sends `data_producer` of this router through a pipe transport.
+    PipeConsumeData => PipeDataConsumed, "pipe_consume_data" {
+        /// The router.
+        router: RouterId,
+        /// The pipe transport.
+        transport: TransportId,
+        /// The data producer.
+        data_producer: DataProducerId,
+    }
+    /// Receives a data producer of another node through a pipe transport, under the same id.
+    PipeProduceData => (), "pipe_produce_data" {
+        /// The router.
+        router: RouterId,
+        /// The pipe transport.
+        transport: TransportId,
+        /// The data producer's id (the original's).
+        data_producer: DataProducerId,
+        /// mediasoup `SctpStreamParameters`, from the other side's [`PipeDataConsumed`].
+        sctp_stream_parameters: Json,
+        /// The data producer's label.
+        label: String,
+        /// The data producer's sub-protocol.
+        protocol: String,
     }
     /// Makes `producer` of `router` available in `target`, another router of this node on
     /// another worker, with the same id (mediasoup's `pipe_producer_to_router`); pause, resume

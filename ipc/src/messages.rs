@@ -21,7 +21,7 @@ pub use crate::stats::{
 use uuid::Uuid;
 
 /// Version of this wire protocol; bump it on any change to the types of this module.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// How often a node sends its load report. The supervisor treats silence of several
 /// intervals as a hung node.
@@ -64,6 +64,14 @@ uuid_id!(
 uuid_id!(
     /// A mediasoup consumer.
     ConsumerId
+);
+uuid_id!(
+    /// A mediasoup data producer (an SCTP stream a client sends on).
+    DataProducerId
+);
+uuid_id!(
+    /// A mediasoup data consumer.
+    DataConsumerId
 );
 
 /// A room, by the name clients join it with (validated by the supervisor).
@@ -245,6 +253,27 @@ pub enum NodeEvent {
         router: RouterId,
         /// The producer.
         producer: ProducerId,
+    },
+    /// A data consumer closed because its data producer went away.
+    DataConsumerClosed {
+        /// The router.
+        router: RouterId,
+        /// The data consumer.
+        data_consumer: DataConsumerId,
+        /// Its data producer.
+        data_producer: DataProducerId,
+    },
+    /// A client's data producer sent more messages in a second than the node allows: it is
+    /// paused (what it sends meanwhile is dropped) and resumes on its own after `paused_ms`.
+    DataProducerThrottled {
+        /// The router.
+        router: RouterId,
+        /// The data producer.
+        data_producer: DataProducerId,
+        /// The limit it broke.
+        max_messages_per_sec: u32,
+        /// How long it stays paused.
+        paused_ms: u32,
     },
     /// A mediasoup worker died; its rooms are gone and the node exits.
     WorkerDied {

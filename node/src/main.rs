@@ -14,7 +14,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Parser;
 
-use crate::media_config::MediaListen;
+use crate::media_config::{DataLimits, MediaListen};
 use crate::routers::Routers;
 use crate::service::Stop;
 
@@ -51,6 +51,14 @@ struct Args {
     /// `disconnected` (mediasoup takes 10 to 60; 0 turns the check off).
     #[arg(long, env = "ICE_CONSENT_TIMEOUT_SECS", default_value_t = 30)]
     ice_consent_timeout_secs: u8,
+    /// Largest data channel message (chat) a client may send, in bytes; larger ones are
+    /// dropped by the SCTP stack.
+    #[arg(long, env = "MAX_DATA_MESSAGE_BYTES", default_value_t = 16_384, value_parser = clap::value_parser!(u32).range(1024..=262_144))]
+    max_data_message_bytes: u32,
+    /// Data channel messages one data producer may send per second; past it the data producer
+    /// is paused for a second (what it sends meanwhile is dropped) and its peer is told.
+    #[arg(long, env = "MAX_DATA_MESSAGES_PER_SEC", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    max_data_messages_per_sec: u32,
     /// The name the supervisor knows this node by (`node-N`), in every log line.
     #[arg(long, default_value = "node")]
     node_id: String,
@@ -146,7 +154,17 @@ async fn run(args: Args) -> anyhow::Result<Stop> {
         announced_address: args.public_ip.clone(),
         ports,
     };
-    let routers = Arc::new(Routers::new(workers, listen, args.pipe_ip, events_tx));
+    let data = DataLimits {
+        max_message_bytes: args.max_data_message_bytes,
+        max_messages_per_sec: args.max_data_messages_per_sec,
+    };
+    let routers = Arc::new(Routers::new(
+        workers,
+        listen,
+        data,
+        args.pipe_ip,
+        events_tx,
+    ));
     let version = BUILD_INFO.lines().next().unwrap_or("unknown").to_string();
     service::serve(&args.socket, routers, events_rx, version).await
 }

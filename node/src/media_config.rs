@@ -62,6 +62,15 @@ pub fn pipe_listen_info(ip: IpAddr) -> ListenInfo {
     }
 }
 
+/// What clients may send on data channels.
+#[derive(Clone, Copy, Debug)]
+pub struct DataLimits {
+    /// Largest message, in bytes (SCTP drops larger ones).
+    pub max_message_bytes: u32,
+    /// Messages per second of one data producer.
+    pub max_messages_per_sec: u32,
+}
+
 /// Where WebRTC transports listen and what address they announce.
 #[derive(Clone, Debug)]
 pub struct MediaListen {
@@ -91,8 +100,8 @@ impl MediaListen {
     }
 
     /// Options of a client's WebRTC transport: UDP preferred, TCP as a fallback for
-    /// networks that block UDP.
-    pub fn webrtc_transport_options(&self) -> WebRtcTransportOptions {
+    /// networks that block UDP; SCTP for data channels, messages up to `data`'s size.
+    pub fn webrtc_transport_options(&self, data: DataLimits) -> WebRtcTransportOptions {
         let infos = WebRtcTransportListenInfos::new(self.listen_info(Protocol::Udp))
             .insert(self.listen_info(Protocol::Tcp));
         let mut options = WebRtcTransportOptions::new(infos);
@@ -101,6 +110,9 @@ impl MediaListen {
         options.prefer_udp = true;
         options.initial_available_outgoing_bitrate = 1_000_000;
         options.ice_consent_timeout = self.ice_consent_timeout_secs;
+        options.enable_sctp = true;
+        options.max_receive_message_size = data.max_message_bytes;
+        options.max_send_message_size = data.max_message_bytes;
         options
     }
 }

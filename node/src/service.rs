@@ -117,8 +117,14 @@ pub async fn serve(
                 }
             },
             Some(event) = events.recv() => {
-                if let NodeEvent::ConsumerClosed { router, consumer, .. } = &event {
-                    routers.forget_consumer(*router, *consumer);
+                match &event {
+                    NodeEvent::ConsumerClosed { router, consumer, .. } => {
+                        routers.forget_consumer(*router, *consumer);
+                    }
+                    NodeEvent::DataConsumerClosed { router, data_consumer, .. } => {
+                        routers.forget_data_consumer(*router, *data_consumer);
+                    }
+                    _ => {}
                 }
                 if out_tx.try_send(FromNode::Event(event)).is_err() {
                     break Stop::SupervisorStuck;

@@ -81,6 +81,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         public_ip: config.public_ip.clone(),
         rtc_ports: (config.rtc_min_port, config.rtc_max_port),
         ice_consent_timeout_secs: config.ice_consent_timeout_secs,
+        max_data_message_bytes: config.max_data_message_bytes,
+        max_data_messages_per_sec: config.max_data_messages_per_sec,
         log_format: config.log_format.as_str(),
         socket_dir: socket_dir.clone(),
         request_timeout: Duration::from_millis(config.node_request_timeout_ms),

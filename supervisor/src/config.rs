@@ -46,6 +46,15 @@ pub struct Config {
     /// transport counts as `disconnected` (the monitor shows it); 10 to 60, 0: off.
     #[arg(long, env = "ICE_CONSENT_TIMEOUT_SECS", default_value_t = 30, value_parser = ice_consent_timeout)]
     pub ice_consent_timeout_secs: u8,
+    /// Largest data channel (chat) message a client may send, in bytes (1024 to 262144);
+    /// larger ones are dropped by the media node's SCTP stack.
+    #[arg(long, env = "MAX_DATA_MESSAGE_BYTES", default_value_t = 16_384, value_parser = clap::value_parser!(u32).range(1024..=262_144))]
+    pub max_data_message_bytes: u32,
+    /// Data channel messages one data producer may send per second; past it, it is paused
+    /// for a second (what it sends meanwhile is dropped) and its peer gets
+    /// `dataProducerThrottled`.
+    #[arg(long, env = "MAX_DATA_MESSAGES_PER_SEC", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_data_messages_per_sec: u32,
     /// Local address of the pipe transports that carry a room's media between its routers on
     /// different nodes (loopback while every node runs on this machine).
     #[arg(long, env = "PIPE_IP", default_value = "127.0.0.1")]

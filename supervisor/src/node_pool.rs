@@ -36,6 +36,10 @@ pub struct NodeSpec {
     pub rtc_ports: (u16, u16),
     /// Seconds without ICE consent checks before a client's transport is `disconnected`.
     pub ice_consent_timeout_secs: u8,
+    /// Largest data channel message, in bytes.
+    pub max_data_message_bytes: u32,
+    /// Data channel messages per second of one data producer.
+    pub max_data_messages_per_sec: u32,
     /// How the node logs (`LOG_FORMAT`).
     pub log_format: &'static str,
     /// Folder of the nodes' Unix sockets.
@@ -189,6 +193,10 @@ impl NodePool {
             .arg(spec.pipe_ip.to_string())
             .arg("--ice-consent-timeout-secs")
             .arg(spec.ice_consent_timeout_secs.to_string())
+            .arg("--max-data-message-bytes")
+            .arg(spec.max_data_message_bytes.to_string())
+            .arg("--max-data-messages-per-sec")
+            .arg(spec.max_data_messages_per_sec.to_string())
             .arg("--node-id")
             .arg(id.to_string())
             .env("LOG_FORMAT", spec.log_format)

@@ -1,7 +1,7 @@
 //! The client protocol's server pushes (`{"notification": …, "data": {…}}`, docs/protocol.md),
 //! typed: each has its fields, and the frame is made once from the enum.
 
-use ipc::messages::{ConsumerId, ProducerId};
+use ipc::messages::{ConsumerId, DataConsumerId, DataProducerId, ProducerId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -92,6 +92,40 @@ pub enum Notification {
         /// Which producer.
         producer_id: ProducerId,
     },
+    /// Another peer sends on a data channel: `consumeData` it to receive it.
+    #[serde(rename_all = "camelCase")]
+    NewDataProducer {
+        /// Whose.
+        peer_id: PeerId,
+        /// Which.
+        data_producer_id: DataProducerId,
+        /// Its label (e.g. `chat`).
+        label: String,
+        /// Its sub-protocol.
+        protocol: String,
+        /// What its peer said of it in `produceData`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        app_data: Option<Value>,
+    },
+    /// The data producer behind a data consumer went away.
+    #[serde(rename_all = "camelCase")]
+    DataConsumerClosed {
+        /// Which data consumer.
+        data_consumer_id: DataConsumerId,
+        /// Its data producer.
+        data_producer_id: DataProducerId,
+    },
+    /// This peer's data producer sent more messages in a second than the SFU allows: it is
+    /// paused for `pausedMs` (what it sends meanwhile is dropped).
+    #[serde(rename_all = "camelCase")]
+    DataProducerThrottled {
+        /// Which data producer.
+        data_producer_id: DataProducerId,
+        /// The limit.
+        max_messages_per_sec: u32,
+        /// How long it is paused.
+        paused_ms: u32,
+    },
     /// The room's node failed: join again (docs/protocol.md, "Recovering from roomMoved").
     RoomMoved {
         /// The room.
@@ -161,6 +195,22 @@ mod tests {
             Notification::ActiveSpeaker {
                 peer_id,
                 producer_id,
+            },
+            Notification::NewDataProducer {
+                peer_id,
+                data_producer_id: DataProducerId(uuid::Uuid::nil()),
+                label: "chat".into(),
+                protocol: String::new(),
+                app_data: None,
+            },
+            Notification::DataConsumerClosed {
+                data_consumer_id: DataConsumerId(uuid::Uuid::nil()),
+                data_producer_id: DataProducerId(uuid::Uuid::nil()),
+            },
+            Notification::DataProducerThrottled {
+                data_producer_id: DataProducerId(uuid::Uuid::nil()),
+                max_messages_per_sec: 20,
+                paused_ms: 1000,
             },
             Notification::RoomMoved {
                 room: "demo".into(),

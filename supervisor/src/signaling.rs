@@ -350,6 +350,8 @@ async fn dispatch(
         }
         Request::Produce(args) => Answer::Produced(rooms.produce(peer, args).await?),
         Request::Consume(args) => Answer::Consumed(rooms.consume(peer, args).await?),
+        Request::ProduceData(args) => Answer::DataProduced(rooms.produce_data(peer, args).await?),
+        Request::ConsumeData(args) => Answer::DataConsumed(rooms.consume_data(peer, args).await?),
         Request::Producer {
             producer_id,
             action,

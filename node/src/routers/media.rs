@@ -15,7 +15,7 @@ impl Routers {
     pub(super) async fn create_transport(&self, router: RouterId) -> Answer {
         let r = self.with_router(router, |h| Ok(h.router.clone()))?;
         let transport = r
-            .create_webrtc_transport(self.listen.webrtc_transport_options())
+            .create_webrtc_transport(self.listen.webrtc_transport_options(self.data))
             .await
             .map_err(|e| media_error("create WebRTC transport", e))?;
         let id = TransportId(transport.id().into());
@@ -24,6 +24,7 @@ impl Routers {
             ice_parameters: to_json(transport.ice_parameters())?,
             ice_candidates: to_json(transport.ice_candidates())?,
             dtls_parameters: to_json(&transport.dtls_parameters())?,
+            sctp_parameters: Self::sctp_json(&transport)?,
         });
         self.with_router(router, |r| {
             r.transports.insert(id, transport);

@@ -1,11 +1,13 @@
 //! The routers of this node (a room has one router on each worker it spans; the supervisor
 //! decides which) and the mediasoup objects in them: turns each ipc [`Request`] into mediasoup
 //! calls and reports what mediasoup does on its own as [`NodeEvent`]s. Client media is in
-//! `media`, pipes between routers in `pipes`, load and statistics in `reports`.
+//! `media`, their data channels in `data`, pipes between routers in `pipes`, load and
+//! statistics in `reports`.
 //!
 //! Objects live in maps; removing one from its map drops it, and dropping a mediasoup
 //! object closes it. Nothing here holds the lock across an `.await`.
 
+mod data;
 mod media;
 mod pipes;
 mod reports;
@@ -16,14 +18,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use event_listener_primitives::HandlerId;
 use ipc::calls as call;
 use ipc::messages::{
-    ConsumerId, Json, MediaKind, NodeError, NodeErrorCode, NodeEvent, ProducerId, Request,
-    Response, RouterId, TransportId,
+    ConsumerId, DataConsumerId, DataProducerId, Json, MediaKind, NodeError, NodeErrorCode,
+    NodeEvent, ProducerId, Request, Response, RouterId, TransportId,
 };
 use mediasoup::prelude::*;
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::sync::mpsc;
 
-use crate::media_config::{router_codecs, MediaListen};
+use crate::media_config::{router_codecs, DataLimits, MediaListen};
 use crate::workers::WorkerSlot;
 
 /// Every router of the node, by the id the supervisor gave it.
@@ -31,8 +33,11 @@ pub struct Routers {
     state: Mutex<HashMap<RouterId, Hosted>>,
     workers: Vec<WorkerSlot>,
     listen: MediaListen,
+    data: DataLimits,
     pipe_ip: std::net::IpAddr,
     events: mpsc::UnboundedSender<NodeEvent>,
+    /// Where mediasoup's callbacks (on its threads) start async work.
+    runtime: tokio::runtime::Handle,
 }
 
 /// One router and what is in it.
@@ -51,6 +56,14 @@ struct Hosted {
     consumers: HashMap<ConsumerId, Entry<Consumer>>,
     /// Consumers sending this router's producers through pipe transports to other nodes.
     pipe_consumers: HashMap<ConsumerId, Entry<Consumer>>,
+    /// Carries the taps that count each client data producer's messages.
+    direct: DirectTransport,
+    /// Clients' data producers, and those piped in (same id as the original).
+    data_producers: HashMap<DataProducerId, Entry<data::Tapped>>,
+    /// Clients' data consumers.
+    data_consumers: HashMap<DataConsumerId, Entry<DataConsumer>>,
+    /// Data consumers sending this router's data producers through pipe transports.
+    pipe_data_consumers: HashMap<DataConsumerId, Entry<DataConsumer>>,
 }
 
 /// The "transport" of a producer piped in from a router of this node: mediasoup owns that
@@ -98,11 +111,13 @@ fn ipc_kind(kind: mediasoup::prelude::MediaKind) -> MediaKind {
 }
 
 impl Routers {
-    /// Routers hosted on `workers`, with WebRTC transports listening as `listen` says and pipe
-    /// transports on `pipe_ip`; events go to `events`.
+    /// Routers hosted on `workers`, with WebRTC transports listening as `listen` says, data
+    /// channels held to `data`, and pipe transports on `pipe_ip`; events go to `events`. Call
+    /// within a Tokio runtime.
     pub fn new(
         workers: Vec<WorkerSlot>,
         listen: MediaListen,
+        data: DataLimits,
         pipe_ip: std::net::IpAddr,
         events: mpsc::UnboundedSender<NodeEvent>,
     ) -> Self {
@@ -110,8 +125,10 @@ impl Routers {
             state: Mutex::new(HashMap::new()),
             workers,
             listen,
+            data,
             pipe_ip,
             events,
+            runtime: tokio::runtime::Handle::current(),
         }
     }
 
@@ -192,6 +209,9 @@ impl Routers {
                     r.producers.retain(|_, e| e.transport != transport);
                     r.consumers.retain(|_, e| e.transport != transport);
                     r.pipe_consumers.retain(|_, e| e.transport != transport);
+                    r.data_producers.retain(|_, e| e.transport != transport);
+                    r.data_consumers.retain(|_, e| e.transport != transport);
+                    r.pipe_data_consumers.retain(|_, e| e.transport != transport);
                     Ok(Response::Done)
                 })
             }
@@ -273,6 +293,34 @@ impl Routers {
                 .map_err(|e| media_error("set preferred layers", e))?;
                 Ok(Response::Done)
             }
+            Request::ProduceData(c) => self.produce_data(c).await,
+            Request::ConsumeData(call::ConsumeData {
+                router,
+                transport,
+                data_producer,
+            }) => self.consume_data(router, transport, data_producer).await,
+            Request::CloseDataProducer(call::CloseDataProducer {
+                router,
+                data_producer,
+            }) => self.close_data_producer(router, data_producer),
+            Request::CloseDataConsumer(call::CloseDataConsumer {
+                router,
+                data_consumer,
+            }) => self.close_data_consumer(router, data_consumer),
+            Request::PipeDataToRouter(call::PipeDataToRouter {
+                router,
+                data_producer,
+                target,
+            }) => self.pipe_data_to_router(router, data_producer, target).await,
+            Request::PipeConsumeData(call::PipeConsumeData {
+                router,
+                transport,
+                data_producer,
+            }) => {
+                self.pipe_consume_data(router, transport, data_producer)
+                    .await
+            }
+            Request::PipeProduceData(c) => self.pipe_produce_data(c).await,
             Request::PipeToRouter(call::PipeToRouter {
                 router,
                 producer,
@@ -367,6 +415,10 @@ impl Routers {
                 });
             }
         });
+        let direct = router
+            .create_direct_transport(DirectTransportOptions::default())
+            .await
+            .map_err(|e| media_error("create direct transport", e))?;
         let rtp_capabilities = to_json(&router.rtp_capabilities())?;
         let mut state = self.state();
         // Another request may have created it meanwhile: keep the first, drop ours.
@@ -380,6 +432,10 @@ impl Routers {
             producers: HashMap::new(),
             consumers: HashMap::new(),
             pipe_consumers: HashMap::new(),
+            direct,
+            data_producers: HashMap::new(),
+            data_consumers: HashMap::new(),
+            pipe_data_consumers: HashMap::new(),
         });
         Ok(Response::RouterCreated(call::RouterCreated {
             rtp_capabilities,

@@ -2,19 +2,20 @@
 //! worker's router with mediasoup's `pipe_producer_to_router` (which also makes pause, resume
 //! and close follow the original); between nodes each side has a pipe transport, connected by
 //! the supervisor, and the producer is consumed on one side and produced under the same id on
-//! the other.
+//! the other. Data producers (chat) travel the same ways, over the pipes' SCTP associations.
 
 use std::net::IpAddr;
 
 use ipc::calls as call;
 use ipc::messages::{
-    ConsumerId, Json, MediaKind, NodeError, NodeErrorCode, ProducerId, Response, RouterId,
-    TransportId,
+    ConsumerId, DataConsumerId, DataProducerId, Json, MediaKind, NodeError, NodeErrorCode,
+    ProducerId, Response, RouterId, TransportId,
 };
 use mediasoup::prelude::*;
 
 use crate::media_config::pipe_listen_info;
 
+use super::data::mediasoup_data_id;
 use super::{ipc_kind, media_error, not_found, parse, to_json, Answer, Entry, Routers, LOCAL_PIPE};
 
 /// mediasoup's id for `id` (the same UUID).
@@ -61,8 +62,12 @@ impl Routers {
     /// A pipe transport in `router`, listening on the node's pipe address.
     pub(super) async fn create_pipe_transport(&self, router: RouterId) -> Answer {
         let r = self.with_router(router, |r| Ok(r.router.clone()))?;
+        let mut options = PipeTransportOptions::new(pipe_listen_info(self.pipe_ip));
+        options.enable_sctp = true;
+        options.max_send_message_size = self.data.max_message_bytes;
+        options.max_receive_message_size = self.data.max_message_bytes;
         let transport = r
-            .create_pipe_transport(PipeTransportOptions::new(pipe_listen_info(self.pipe_ip)))
+            .create_pipe_transport(options)
             .await
             .map_err(|e| media_error("create pipe transport", e))?;
         let id = TransportId(transport.id().into());
@@ -192,5 +197,93 @@ impl Routers {
             );
             Ok(Response::Done)
         })
+    }
+
+    /// `data_producer` of `router` made available, same id, in `target` (another worker's
+    /// router).
+    pub(super) async fn pipe_data_to_router(
+        &self,
+        router: RouterId,
+        data_producer: DataProducerId,
+        target: RouterId,
+    ) -> Answer {
+        let source = self.with_router(router, |r| Ok(r.router.clone()))?;
+        let destination = self.with_router(target, |r| Ok(r.router.clone()))?;
+        let pair = source
+            .pipe_data_producer_to_router(
+                mediasoup_data_id(data_producer)?,
+                PipeToRouterOptions::new(destination),
+            )
+            .await
+            .map_err(|e| media_error("pipe data to router", e))?;
+        let piped = pair.pipe_data_producer.into_inner();
+        self.keep_piped_data(target, LOCAL_PIPE, data_producer, piped)
+    }
+
+    /// Sends `data_producer` of `router` through a pipe transport.
+    pub(super) async fn pipe_consume_data(
+        &self,
+        router: RouterId,
+        transport: TransportId,
+        data_producer: DataProducerId,
+    ) -> Answer {
+        let pipe = self.pipe_transport(router, transport)?;
+        let consumer = pipe
+            .consume_data(DataConsumerOptions::new_sctp(mediasoup_data_id(
+                data_producer,
+            )?))
+            .await
+            .map_err(|e| media_error("pipe consume data", e))?;
+        let sctp = consumer.sctp_stream_parameters().ok_or_else(|| {
+            NodeError::new(
+                NodeErrorCode::Internal,
+                "a pipe data consumer without stream parameters",
+            )
+        })?;
+        let answer = call::PipeDataConsumed {
+            sctp_stream_parameters: to_json(&sctp)?,
+            label: consumer.label().clone(),
+            protocol: consumer.protocol().clone(),
+        };
+        let id = DataConsumerId(consumer.id().into());
+        self.with_router(router, |r| {
+            if !r.pipe_transports.contains_key(&transport) {
+                return Err(not_found("pipe transport", transport));
+            }
+            r.pipe_data_consumers.insert(
+                id,
+                Entry {
+                    object: consumer,
+                    transport,
+                    _handlers: Vec::new(),
+                },
+            );
+            Ok(Response::PipeDataConsumed(answer))
+        })
+    }
+
+    /// Receives a data producer of another node through a pipe transport, under its own id.
+    pub(super) async fn pipe_produce_data(&self, c: call::PipeProduceData) -> Answer {
+        let call::PipeProduceData {
+            router,
+            transport,
+            data_producer,
+            sctp_stream_parameters,
+            label,
+            protocol,
+        } = c;
+        let params: SctpStreamParameters = parse("SCTP stream parameters", &sctp_stream_parameters)?;
+        let pipe = self.pipe_transport(router, transport)?;
+        let mut options = DataProducerOptions::new_pipe_transport(mediasoup_data_id(data_producer)?, params);
+        options.label = label;
+        options.protocol = protocol;
+        let piped = pipe
+            .produce_data(options)
+            .await
+            .map_err(|e| media_error("pipe produce data", e))?;
+        if !self.with_router(router, |r| Ok(r.pipe_transports.contains_key(&transport)))? {
+            return Err(not_found("pipe transport", transport));
+        }
+        self.keep_piped_data(router, transport, data_producer, piped)
     }
 }

@@ -1,7 +1,7 @@
 //! The success answers of the client protocol (`/ws`, docs/protocol.md), typed: one struct per
 //! shape, gathered in [`Answer`] so a session serializes whichever its request produced.
 
-use ipc::messages::{ConsumerId, ProducerId, TransportId};
+use ipc::messages::{ConsumerId, DataConsumerId, DataProducerId, ProducerId, TransportId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -25,6 +25,10 @@ pub enum Answer {
     Produced(Produced),
     /// `consume`.
     Consumed(Consumed),
+    /// `produceData`.
+    DataProduced(DataProduced),
+    /// `consumeData`.
+    DataConsumed(DataConsumed),
     /// Everything else: `{}`.
     Done(Done),
 }
@@ -74,6 +78,35 @@ pub struct Resumed {
     pub producers: Vec<ProducerInfo>,
     /// Its consumers (those of producers closed meanwhile are gone).
     pub consumers: Vec<ConsumerInfo>,
+    /// Its data producers.
+    pub data_producers: Vec<DataProducerInfo>,
+    /// Its data consumers (those of data producers closed meanwhile are gone).
+    pub data_consumers: Vec<DataConsumerInfo>,
+}
+
+/// A data consumer of the resumed peer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DataConsumerInfo {
+    /// Its id.
+    pub data_consumer_id: DataConsumerId,
+    /// What it receives.
+    pub data_producer_id: DataProducerId,
+}
+
+/// A data producer of a peer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DataProducerInfo {
+    /// Its id.
+    pub data_producer_id: DataProducerId,
+    /// Its label.
+    pub label: String,
+    /// Its sub-protocol.
+    pub protocol: String,
+    /// What its peer said of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_data: Option<Value>,
 }
 
 /// A transport of the resumed peer.
@@ -108,6 +141,8 @@ pub struct PeerInfo {
     pub display_name: String,
     /// Its producers.
     pub producers: Vec<ProducerInfo>,
+    /// Its data producers.
+    pub data_producers: Vec<DataProducerInfo>,
 }
 
 /// A producer of a peer already in the room.
@@ -144,6 +179,8 @@ pub struct TransportCreated {
     pub ice_candidates: Value,
     /// mediasoup's DTLS parameters.
     pub dtls_parameters: Value,
+    /// mediasoup's SCTP parameters (data channels).
+    pub sctp_parameters: Value,
 }
 
 /// The answer to `restartIce`.
@@ -180,6 +217,33 @@ pub struct Consumed {
     /// Whether the producer is paused.
     pub producer_paused: bool,
     /// What the producer's peer said of it (`appData` of `produce`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_data: Option<Value>,
+}
+
+/// The answer to `produceData`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DataProduced {
+    /// The new data producer.
+    pub data_producer_id: DataProducerId,
+}
+
+/// The answer to `consumeData`: what `transport.consumeData` takes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DataConsumed {
+    /// The new data consumer.
+    pub data_consumer_id: DataConsumerId,
+    /// What it receives.
+    pub data_producer_id: DataProducerId,
+    /// mediasoup's SCTP stream parameters of the data consumer.
+    pub sctp_stream_parameters: Value,
+    /// The data producer's label.
+    pub label: String,
+    /// The data producer's sub-protocol.
+    pub protocol: String,
+    /// What the data producer's peer said of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_data: Option<Value>,
 }

@@ -42,6 +42,8 @@ fn answer_of(method: Method, data: &Value, example: &str) -> Answer {
         Method::RestartIce => Answer::IceRestarted(strict(data, example)),
         Method::Produce => Answer::Produced(strict(data, example)),
         Method::Consume => Answer::Consumed(strict(data, example)),
+        Method::ProduceData => Answer::DataProduced(strict(data, example)),
+        Method::ConsumeData => Answer::DataConsumed(strict(data, example)),
         _ => Answer::Done(strict(data, example)),
     }
 }
@@ -109,7 +111,9 @@ fn how_documented(method: Method) -> Documented {
         | Method::Produce
         | Method::Consume
         | Method::ResumeConsumer
-        | Method::SetConsumerPreferredLayers => Documented::Example,
+        | Method::SetConsumerPreferredLayers
+        | Method::ProduceData
+        | Method::ConsumeData => Documented::Example,
         Method::CloseTransport
         | Method::PauseProducer
         | Method::ResumeProducer

@@ -46,11 +46,15 @@ pub enum Method {
     CloseConsumer,
     /// Choose a consumer's simulcast/SVC layers.
     SetConsumerPreferredLayers,
+    /// Send on a data channel (chat).
+    ProduceData,
+    /// Receive another peer's data channel.
+    ConsumeData,
 }
 
 impl Method {
     /// Every method (a test holds it to docs/protocol.md).
-    pub const ALL: [Method; 17] = [
+    pub const ALL: [Method; 19] = [
         Method::Join,
         Method::Resume,
         Method::Leave,
@@ -68,6 +72,8 @@ impl Method {
         Method::ResumeConsumer,
         Method::CloseConsumer,
         Method::SetConsumerPreferredLayers,
+        Method::ProduceData,
+        Method::ConsumeData,
     ];
 
     /// The method named `name`, or `unknown_method`.
@@ -117,6 +123,10 @@ pub enum Request {
     Produce(ProduceArgs),
     /// `consume`.
     Consume(ConsumeArgs),
+    /// `produceData`.
+    ProduceData(ProduceDataArgs),
+    /// `consumeData`.
+    ConsumeData(ConsumeDataArgs),
     /// `pauseProducer`, `resumeProducer`, `closeProducer`.
     Producer {
         /// Which producer.
@@ -177,6 +187,8 @@ impl Request {
             Method::CloseTransport => Ok(Request::CloseTransport(args(method, data)?)),
             Method::Produce => Ok(Request::Produce(args(method, data)?)),
             Method::Consume => Ok(Request::Consume(args(method, data)?)),
+            Method::ProduceData => Ok(Request::ProduceData(args(method, data)?)),
+            Method::ConsumeData => Ok(Request::ConsumeData(args(method, data)?)),
             Method::PauseProducer => producer(ProducerAction::Pause, data),
             Method::ResumeProducer => producer(ProducerAction::Resume, data),
             Method::CloseProducer => producer(ProducerAction::Close, data),
@@ -325,6 +337,35 @@ pub struct ConsumeArgs {
     pub producer_id: String,
     /// The device's RTP capabilities.
     pub rtp_capabilities: serde_json::Map<String, Value>,
+}
+
+/// Arguments of `produceData`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProduceDataArgs {
+    /// The send transport.
+    pub transport_id: String,
+    /// mediasoup-client's SCTP stream parameters (`streamId`, `ordered`, …).
+    pub sctp_stream_parameters: serde_json::Map<String, Value>,
+    /// The data channel's label (e.g. `chat`).
+    #[serde(default)]
+    pub label: String,
+    /// The data channel's sub-protocol.
+    #[serde(default)]
+    pub protocol: String,
+    /// What the others are told of it, as for `produce`.
+    #[serde(default)]
+    pub app_data: Option<serde_json::Map<String, Value>>,
+}
+
+/// Arguments of `consumeData`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumeDataArgs {
+    /// The receive transport.
+    pub transport_id: String,
+    /// The data producer to receive.
+    pub data_producer_id: String,
 }
 
 /// Arguments naming one producer.

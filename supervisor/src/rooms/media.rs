@@ -20,7 +20,7 @@ impl Rooms {
     }
 
     /// Sends `c` to the node of `target`.
-    async fn call<C: ipc::calls::Call>(
+    pub(super) async fn call<C: ipc::calls::Call>(
         &self,
         target: &Target,
         c: C,

@@ -5,6 +5,7 @@
 //! waits for a node. Joining and leaving are in `membership`, media requests in `media`.
 
 pub mod core;
+mod data;
 mod media;
 mod membership;
 mod pipes;
@@ -15,7 +16,9 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use ipc::messages::{NodeErrorCode, NodeEvent, RoomId};
 
-use self::core::{Cleanup, LinkOrder, MetricChange, Output, PipeOrder, Room, RoomCore};
+use self::core::{
+    Cleanup, DataPipeOrder, LinkOrder, MetricChange, Output, PipeOrder, Room, RoomCore,
+};
 use crate::event_bus::EventBus;
 use crate::join_tokens::JoinVerifier;
 use crate::metrics::Metrics;
@@ -41,11 +44,15 @@ struct Work {
     cleanups: Vec<(NodeId, Cleanup)>,
     links: Vec<LinkOrder>,
     pipes: Vec<PipeOrder>,
+    data_pipes: Vec<DataPipeOrder>,
 }
 
 impl Work {
     fn is_empty(&self) -> bool {
-        self.cleanups.is_empty() && self.links.is_empty() && self.pipes.is_empty()
+        self.cleanups.is_empty()
+            && self.links.is_empty()
+            && self.pipes.is_empty()
+            && self.data_pipes.is_empty()
     }
 }
 
@@ -166,6 +173,7 @@ impl Rooms {
                 Output::Node { node, cleanup } => work.cleanups.push((node, cleanup)),
                 Output::Link(order) => work.links.push(order),
                 Output::Pipe(order) => work.pipes.push(order),
+                Output::PipeData(order) => work.data_pipes.push(order),
             }
         }
         work
@@ -185,6 +193,11 @@ impl Rooms {
             for order in std::mem::take(&mut work.pipes) {
                 let result = self.pipe(&order).await;
                 let ((), more) = self.with_core(|core| core.handle_piped(&order, result));
+                next.absorb(more);
+            }
+            for order in std::mem::take(&mut work.data_pipes) {
+                let result = self.pipe_data(&order).await;
+                let ((), more) = self.with_core(|core| core.handle_data_piped(&order, result));
                 next.absorb(more);
             }
             perform(&self.pool, std::mem::take(&mut work.cleanups)).await;
@@ -263,6 +276,7 @@ impl Work {
         self.cleanups.extend(other.cleanups);
         self.links.extend(other.links);
         self.pipes.extend(other.pipes);
+        self.data_pipes.extend(other.data_pipes);
     }
 }
 
@@ -278,6 +292,8 @@ async fn perform(pool: &NodePool, cleanups: Vec<(NodeId, Cleanup)>) {
             Cleanup::CloseTransport(c) => link.call(c).await,
             Cleanup::CloseProducer(c) => link.call(c).await,
             Cleanup::CloseConsumer(c) => link.call(c).await,
+            Cleanup::CloseDataProducer(c) => link.call(c).await,
+            Cleanup::CloseDataConsumer(c) => link.call(c).await,
         };
         match result {
             Ok(()) => tracing::debug!(%node, ?cleanup, "cleaned up"),

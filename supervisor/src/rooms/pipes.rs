@@ -5,7 +5,7 @@
 use ipc::calls as call;
 use ipc::messages::TransportId;
 
-use super::core::{LinkOrder, PipeOrder};
+use super::core::{DataPipeOrder, LinkOrder, PipeOrder};
 use super::Rooms;
 
 impl Rooms {
@@ -111,5 +111,42 @@ impl Rooms {
             return Err(e.to_string());
         }
         Ok(())
+    }
+
+    /// Makes a data producer available in another router, as [`Self::pipe`] does a producer.
+    pub(super) async fn pipe_data(&self, order: &DataPipeOrder) -> Result<(), String> {
+        let from = self.node(order.from.node).map_err(|e| e.to_string())?;
+        let Some((from_transport, to_transport)) = order.via else {
+            return from
+                .call(call::PipeDataToRouter {
+                    router: order.from.router,
+                    data_producer: order.data_producer,
+                    target: order.to.router,
+                })
+                .await
+                .map_err(|e| e.to_string());
+        };
+        let to = self.node(order.to.node).map_err(|e| e.to_string())?;
+        let sent = from
+            .call(call::PipeConsumeData {
+                router: order.from.router,
+                transport: from_transport,
+                data_producer: order.data_producer,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        let received = to
+            .call(call::PipeProduceData {
+                router: order.to.router,
+                transport: to_transport,
+                data_producer: order.data_producer,
+                sctp_stream_parameters: sent.sctp_stream_parameters,
+                label: sent.label,
+                protocol: sent.protocol,
+            })
+            .await;
+        // On failure the pipe data consumer stays until the link closes: nothing flows into
+        // a producer that does not exist.
+        received.map_err(|e| e.to_string())
     }
 }

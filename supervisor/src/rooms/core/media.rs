@@ -3,7 +3,7 @@
 //! peer left meanwhile, in which case what the node created is closed again.
 
 use ipc::calls as call;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use ipc::messages::{ConsumerId, Json, MediaKind, ProducerId, TransportId};
 use monitor_api::EventKind;
@@ -96,6 +96,7 @@ impl RoomCore {
             ice_parameters: json_value(&answer.ice_parameters)?,
             ice_candidates: json_value(&answer.ice_candidates)?,
             dtls_parameters: json_value(&answer.dtls_parameters)?,
+            sctp_parameters: json_value(&answer.sctp_parameters)?,
         })
     }
 
@@ -155,9 +156,18 @@ impl RoomCore {
             p.producers.remove(id);
         }
         p.consumers.retain(|_, e| e.transport != transport);
+        p.data_consumers.retain(|_, e| e.transport != transport);
+        let data_closed: HashMap<_, _> = p
+            .data_producers
+            .iter()
+            .filter(|(_, e)| e.transport == transport)
+            .map(|(id, e)| (*id, e.clone()))
+            .collect();
+        p.data_producers.retain(|_, e| e.transport != transport);
         for (producer, entry) in closed {
             self.producer_gone(&room_id, peer, producer, &entry.copies);
         }
+        self.data_producers_gone(&room_id, peer, &data_closed);
         let router = target.router;
         Ok((target, call::CloseTransport { router, transport }))
     }

@@ -103,6 +103,8 @@ impl RoomCore {
                 transports: HashMap::new(),
                 producers: HashMap::new(),
                 consumers: HashMap::new(),
+                data_producers: HashMap::new(),
+                data_consumers: HashMap::new(),
             },
         );
         self.peer_room.insert(peer, room_id.clone());
@@ -324,6 +326,7 @@ impl RoomCore {
         for (producer, entry) in &gone.producers {
             self.producer_gone(&room_id, peer, *producer, &entry.copies);
         }
+        self.data_producers_gone(&room_id, peer, &gone.data_producers);
         tracing::info!(room = %room_id, %peer, "peer left");
         self.monitor(EventKind::PeerLeft {
             room: room_id.0.clone(),
@@ -382,6 +385,9 @@ impl RoomCore {
         }
         for peer in room.peers.values_mut() {
             for entry in peer.producers.values_mut() {
+                entry.copies.remove(&router);
+            }
+            for entry in peer.data_producers.values_mut() {
                 entry.copies.remove(&router);
             }
         }

@@ -9,6 +9,7 @@
 //! it: links and pipes between them are orders too ([`Output::Link`], [`Output::Pipe`]), whose
 //! results come back as inputs. [`super::Rooms`] performs the calls and delivers the outputs.
 
+mod data;
 mod media;
 mod membership;
 mod node_events;
@@ -21,7 +22,10 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
 
 use ipc::calls as call;
-use ipc::messages::{ConsumerId, Json, MediaKind, ProducerId, RoomId, RouterId, TransportId};
+use ipc::messages::{
+    ConsumerId, DataConsumerId, DataProducerId, Json, MediaKind, ProducerId, RoomId, RouterId,
+    TransportId,
+};
 use monitor_api::EventKind;
 use serde_json::Value;
 
@@ -29,6 +33,7 @@ use crate::node_link::NodeId;
 use crate::notification::Notification;
 use crate::protocol::{ClientError, ClientErrorCode, Direction, Kind, PeerId};
 
+pub use data::{DataPipeOrder, PendingConsumeData, PendingProduceData};
 pub use membership::JoinStep;
 pub use resume::{Resume, TokenSource};
 
@@ -108,6 +113,8 @@ pub(crate) struct Peer {
     pub(crate) transports: HashMap<TransportId, Direction>,
     pub(crate) producers: HashMap<ProducerId, ProducerEntry>,
     pub(crate) consumers: HashMap<ConsumerId, ConsumerEntry>,
+    pub(crate) data_producers: HashMap<DataProducerId, data::DataProducerEntry>,
+    pub(crate) data_consumers: HashMap<DataConsumerId, data::DataConsumerEntry>,
 }
 
 /// A producer as the directory knows it.
@@ -159,6 +166,10 @@ pub enum Cleanup {
     CloseProducer(call::CloseProducer),
     /// A consumer's answer came after its peer left.
     CloseConsumer(call::CloseConsumer),
+    /// A data producer's copy is gone, or its answer came after its peer left.
+    CloseDataProducer(call::CloseDataProducer),
+    /// A data consumer's answer came after its peer left.
+    CloseDataConsumer(call::CloseDataConsumer),
 }
 
 /// Pipe transports to create and connect between two routers of a room on different nodes;
@@ -213,6 +224,8 @@ pub enum Output {
     Link(LinkOrder),
     /// Pipe a producer to another router of its room.
     Pipe(PipeOrder),
+    /// Pipe a data producer to another router of its room.
+    PipeData(DataPipeOrder),
 }
 
 /// The rooms of the SFU and the rules they follow.

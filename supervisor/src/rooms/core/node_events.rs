@@ -36,7 +36,9 @@ impl RoomCore {
             | NodeEvent::ConsumerScore { router, .. }
             | NodeEvent::ConsumerLayersChanged { router, .. }
             | NodeEvent::ProducerScore { router, .. }
-            | NodeEvent::ActiveSpeaker { router, .. } => *router,
+            | NodeEvent::ActiveSpeaker { router, .. }
+            | NodeEvent::DataConsumerClosed { router, .. }
+            | NodeEvent::DataProducerThrottled { router, .. } => *router,
             NodeEvent::WorkerDied { worker, message } => {
                 tracing::error!(%node, worker, "mediasoup worker died: {message}");
                 self.monitor(EventKind::WorkerDied {
@@ -154,6 +156,41 @@ impl RoomCore {
                 };
                 (room.peers.keys().copied().collect(), speaker)
             }
+            NodeEvent::DataConsumerClosed {
+                data_consumer,
+                data_producer,
+                ..
+            } => {
+                let Some(owner) = super::data::forget_data_consumer(room, data_consumer) else {
+                    return;
+                };
+                let closed = Notification::DataConsumerClosed {
+                    data_consumer_id: data_consumer,
+                    data_producer_id: data_producer,
+                };
+                (vec![owner], closed)
+            }
+            NodeEvent::DataProducerThrottled {
+                data_producer,
+                max_messages_per_sec,
+                paused_ms,
+                ..
+            } => {
+                let Some(owner) = room
+                    .peers
+                    .iter()
+                    .find(|(_, p)| p.router == router && p.data_producers.contains_key(&data_producer))
+                    .map(|(id, _)| *id)
+                else {
+                    return;
+                };
+                let throttled = Notification::DataProducerThrottled {
+                    data_producer_id: data_producer,
+                    max_messages_per_sec,
+                    paused_ms,
+                };
+                (vec![owner], throttled)
+            }
             NodeEvent::WorkerDied { .. } => return,
         };
         self.notify(to, notification);
@@ -226,6 +263,9 @@ impl RoomCore {
             for entry in peer.producers.values_mut() {
                 entry.copies.retain(|r, _| !lost.contains(r));
             }
+            for entry in peer.data_producers.values_mut() {
+                entry.copies.retain(|r, _| !lost.contains(r));
+            }
         }
         let mut gone = Vec::new();
         for peer in &moved {
@@ -241,6 +281,7 @@ impl RoomCore {
             for (producer, entry) in &state.producers {
                 self.producer_gone(room_id, *peer, *producer, &entry.copies);
             }
+            self.data_producers_gone(room_id, *peer, &state.data_producers);
             self.monitor(EventKind::PeerLeft {
                 room: room_id.0.clone(),
                 peer_id: peer.to_string(),

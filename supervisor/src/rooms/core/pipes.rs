@@ -108,6 +108,7 @@ impl RoomCore {
         for (producer, kind, from) in wanted {
             self.order_pipe(room_id, producer, kind, from, to);
         }
+        self.pipe_data_to_ready_router(room_id, to);
     }
 
     /// Orders `producer` of router `from` piped to `to` (its copy is already marked wanted).

@@ -13,8 +13,8 @@ use monitor_api::EventKind;
 use super::{not_joined, RoomCore};
 use crate::notification::Notification;
 use crate::protocol::{
-    ClientError, ClientErrorCode, ConsumerInfo, PeerId, PeerInfo, ProducerInfo, Resumed,
-    TransportInfo,
+    ClientError, ClientErrorCode, ConsumerInfo, DataConsumerInfo, DataProducerInfo, PeerId,
+    PeerInfo, ProducerInfo, Resumed, TransportInfo,
 };
 
 /// Makes resume tokens: random in production, anything unique in tests.
@@ -159,6 +159,8 @@ impl RoomCore {
                 transports: Vec::new(),
                 producers: Vec::new(),
                 consumers: Vec::new(),
+                data_producers: Vec::new(),
+                data_consumers: Vec::new(),
             };
             return Ok(Resume {
                 peer,
@@ -204,6 +206,15 @@ impl RoomCore {
             })
             .collect();
         consumers.sort_by_key(|c| c.consumer_id.0);
+        let mut data_consumers: Vec<DataConsumerInfo> = me
+            .data_consumers
+            .iter()
+            .map(|(id, e)| DataConsumerInfo {
+                data_consumer_id: *id,
+                data_producer_id: e.data_producer,
+            })
+            .collect();
+        data_consumers.sort_by_key(|c| c.data_consumer_id.0);
         let answer = Resumed {
             peer_id: peer,
             room: room_id.0.clone(),
@@ -214,6 +225,8 @@ impl RoomCore {
             transports,
             producers,
             consumers,
+            data_producers: data_producer_infos(me, None),
+            data_consumers,
         };
         tracing::info!(room = %room_id, %peer, "peer resumed");
         let event = EventKind::PeerResumed {
@@ -307,8 +320,32 @@ impl RoomCore {
                     peer_id: *id,
                     display_name: p.display_name.clone(),
                     producers,
+                    data_producers: data_producer_infos(p, Some(router)),
                 }
             })
             .collect()
     }
+}
+
+/// `peer`'s data producers; with `on`, only those that can be consumed on that router (there,
+/// or piped there already).
+fn data_producer_infos(
+    peer: &super::Peer,
+    on: Option<ipc::messages::RouterId>,
+) -> Vec<DataProducerInfo> {
+    let mut infos: Vec<DataProducerInfo> = peer
+        .data_producers
+        .iter()
+        .filter(|(_, e)| {
+            on.is_none_or(|router| peer.router == router || e.copies.get(&router) == Some(&true))
+        })
+        .map(|(id, e)| DataProducerInfo {
+            data_producer_id: *id,
+            label: e.label.clone(),
+            protocol: e.protocol.clone(),
+            app_data: e.app_data.clone(),
+        })
+        .collect();
+    infos.sort_by_key(|p| p.data_producer_id.0);
+    infos
 }

@@ -1,0 +1,362 @@
+//! Clients' data channels in a router (chat): data producers on their WebRTC transports, each
+//! tapped by a data consumer on the router's direct transport that counts its messages
+//! ([`MessageRate`]) and pauses it for a while when it sends too many; data consumers for the
+//! other peers; and the events mediasoup raises on them.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use event_listener_primitives::HandlerId;
+use ipc::calls as call;
+use ipc::messages::{DataConsumerId, DataProducerId, Json, NodeError, NodeErrorCode, NodeEvent};
+use ipc::messages::{Response, RouterId, TransportId};
+use mediasoup::prelude::*;
+
+use super::{media_error, not_found, parse, to_json, Answer, Entry, Routers};
+
+/// How long a data producer that broke the message rate stays paused.
+pub(super) const THROTTLE_PAUSE: Duration = Duration::from_secs(1);
+
+/// A client's data producer and the tap that counts its messages.
+pub(super) struct Tapped {
+    pub(super) producer: DataProducer,
+    /// `None` for a data producer piped in from another router: its original is tapped.
+    pub(super) _tap: Option<DataConsumer>,
+}
+
+/// What [`MessageRate`] says of a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Within the limit.
+    Pass,
+    /// The limit is broken by this message: pause the data producer now.
+    Throttle,
+    /// Already throttled: the pause is on its way.
+    Throttled,
+}
+
+/// Messages of one data producer per second: a window opens at the first message and the
+/// `limit + 1`-th within it throttles, for [`THROTTLE_PAUSE`]. Sans-IO: time is an input.
+#[derive(Debug)]
+pub struct MessageRate {
+    limit: u32,
+    window: Option<(Instant, u32)>,
+    throttled_until: Option<Instant>,
+}
+
+impl MessageRate {
+    /// At most `limit` messages per second.
+    pub fn new(limit: u32) -> Self {
+        Self {
+            limit,
+            window: None,
+            throttled_until: None,
+        }
+    }
+
+    /// A message arrived at `now`.
+    pub fn handle_message(&mut self, now: Instant) -> Verdict {
+        if self.throttled_until.is_some_and(|until| now < until) {
+            return Verdict::Throttled;
+        }
+        self.throttled_until = None;
+        let (start, count) = match self.window {
+            Some((start, count)) if now.duration_since(start) < Duration::from_secs(1) => {
+                (start, count + 1)
+            }
+            _ => (now, 1),
+        };
+        if count > self.limit {
+            self.window = None;
+            self.throttled_until = Some(now + THROTTLE_PAUSE);
+            return Verdict::Throttle;
+        }
+        self.window = Some((start, count));
+        Verdict::Pass
+    }
+}
+
+/// mediasoup's id for `id` (the same UUID).
+pub(super) fn mediasoup_data_id(
+    id: DataProducerId,
+) -> Result<mediasoup::prelude::DataProducerId, NodeError> {
+    id.to_string().parse().map_err(|e| {
+        NodeError::new(
+            NodeErrorCode::Internal,
+            format!("data producer id {id}: {e}"),
+        )
+    })
+}
+
+impl Routers {
+    fn data_producer(
+        &self,
+        router: RouterId,
+        id: DataProducerId,
+    ) -> Result<DataProducer, NodeError> {
+        self.with_router(router, |r| {
+            r.data_producers
+                .get(&id)
+                .map(|e| e.object.producer.clone())
+                .ok_or_else(|| not_found("data producer", id))
+        })
+    }
+
+    pub(super) async fn produce_data(&self, c: call::ProduceData) -> Answer {
+        let call::ProduceData {
+            router,
+            transport: transport_id,
+            sctp_stream_parameters,
+            label,
+            protocol,
+        } = c;
+        let params: SctpStreamParameters = parse("SCTP stream parameters", &sctp_stream_parameters)?;
+        let transport = self.transport(router, transport_id)?;
+        let direct = self.with_router(router, |r| Ok(r.direct.clone()))?;
+        let mut options = DataProducerOptions::new_sctp(params);
+        options.label = label;
+        options.protocol = protocol;
+        let producer = transport
+            .produce_data(options)
+            .await
+            .map_err(|e| media_error("produce data", e))?;
+        let id = DataProducerId(producer.id().into());
+        let tap = direct
+            .consume_data(DataConsumerOptions::new_direct(producer.id(), None))
+            .await
+            .map_err(|e| media_error("tap data producer", e))?;
+        let handlers = vec![self.watch_rate(router, id, &producer, &tap)];
+        self.with_router(router, |r| {
+            if !r.transports.contains_key(&transport_id) {
+                return Err(not_found("transport", transport_id));
+            }
+            r.data_producers.insert(
+                id,
+                Entry {
+                    object: Tapped {
+                        producer,
+                        _tap: Some(tap),
+                    },
+                    transport: transport_id,
+                    _handlers: handlers,
+                },
+            );
+            Ok(call::DataProduced { data_producer: id }.into())
+        })
+    }
+
+    /// Counts `tap`'s messages; past the limit, pauses `producer` for [`THROTTLE_PAUSE`] and
+    /// tells the supervisor.
+    fn watch_rate(
+        &self,
+        router: RouterId,
+        id: DataProducerId,
+        producer: &DataProducer,
+        tap: &DataConsumer,
+    ) -> HandlerId {
+        let limit = self.data.max_messages_per_sec;
+        let rate = Mutex::new(MessageRate::new(limit));
+        let weak = producer.downgrade();
+        let events = self.events.clone();
+        let runtime = self.runtime.clone();
+        tap.on_message(move |_message| {
+            let verdict = rate
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .handle_message(Instant::now());
+            if verdict != Verdict::Throttle {
+                return;
+            }
+            let Some(producer) = weak.upgrade() else {
+                return;
+            };
+            let events = events.clone();
+            runtime.spawn(async move {
+                if let Err(e) = producer.pause().await {
+                    tracing::warn!(%router, data_producer = %id, "cannot pause a flooding data producer: {e}");
+                    return;
+                }
+                tracing::info!(%router, data_producer = %id, limit, "data producer paused: over {limit} messages per second");
+                let _ = events.send(NodeEvent::DataProducerThrottled {
+                    router,
+                    data_producer: id,
+                    max_messages_per_sec: limit,
+                    paused_ms: THROTTLE_PAUSE.as_millis() as u32,
+                });
+                tokio::time::sleep(THROTTLE_PAUSE).await;
+                if !producer.closed() {
+                    if let Err(e) = producer.resume().await {
+                        tracing::warn!(%router, data_producer = %id, "cannot resume a throttled data producer: {e}");
+                    }
+                }
+            });
+        })
+    }
+
+    pub(super) async fn consume_data(
+        &self,
+        router: RouterId,
+        transport_id: TransportId,
+        data_producer: DataProducerId,
+    ) -> Answer {
+        let transport = self.transport(router, transport_id)?;
+        let producer = self.data_producer(router, data_producer)?;
+        let consumer = transport
+            .consume_data(DataConsumerOptions::new_sctp(producer.id()))
+            .await
+            .map_err(|e| media_error("consume data", e))?;
+        let id = DataConsumerId(consumer.id().into());
+        let handlers = vec![consumer.on_data_producer_close({
+            let events = self.events.clone();
+            move || {
+                let _ = events.send(NodeEvent::DataConsumerClosed {
+                    router,
+                    data_consumer: id,
+                    data_producer,
+                });
+            }
+        })];
+        let sctp = consumer.sctp_stream_parameters().ok_or_else(|| {
+            NodeError::new(
+                NodeErrorCode::Internal,
+                "an SCTP data consumer without stream parameters",
+            )
+        })?;
+        let answer = call::DataConsumed {
+            data_consumer: id,
+            sctp_stream_parameters: to_json(&sctp)?,
+            label: consumer.label().clone(),
+            protocol: consumer.protocol().clone(),
+        };
+        self.with_router(router, |r| {
+            if !r.transports.contains_key(&transport_id)
+                || !r.data_producers.contains_key(&data_producer)
+            {
+                return Err(not_found("transport or data producer", transport_id));
+            }
+            r.data_consumers.insert(
+                id,
+                Entry {
+                    object: consumer,
+                    transport: transport_id,
+                    _handlers: handlers,
+                },
+            );
+            Ok(Response::DataConsumed(answer))
+        })
+    }
+
+    /// Forgets a data consumer mediasoup has closed on its own (its data producer went away).
+    pub fn forget_data_consumer(&self, router: RouterId, data_consumer: DataConsumerId) {
+        if let Some(r) = self.state().get_mut(&router) {
+            r.data_consumers.remove(&data_consumer);
+        }
+    }
+
+    pub(super) fn close_data_producer(&self, router: RouterId, id: DataProducerId) -> Answer {
+        self.with_router(router, |r| {
+            r.data_producers
+                .remove(&id)
+                .map(|_| Response::Done)
+                .ok_or_else(|| not_found("data producer", id))
+        })
+    }
+
+    pub(super) fn close_data_consumer(&self, router: RouterId, id: DataConsumerId) -> Answer {
+        self.with_router(router, |r| {
+            let client = r.data_consumers.remove(&id).is_some();
+            let pipe = r.pipe_data_consumers.remove(&id).is_some();
+            if client || pipe {
+                Ok(Response::Done)
+            } else {
+                Err(not_found("data consumer", id))
+            }
+        })
+    }
+
+    /// Tells a transport's SCTP parameters, for its answer.
+    pub(super) fn sctp_json(transport: &WebRtcTransport) -> Result<Json, NodeError> {
+        let sctp = transport.sctp_parameters().ok_or_else(|| {
+            NodeError::new(NodeErrorCode::Internal, "a transport without SCTP")
+        })?;
+        to_json(&sctp)
+    }
+
+    /// Keeps `data_producer`, piped into `router` under its original id.
+    pub(super) fn keep_piped_data(
+        &self,
+        router: RouterId,
+        transport: TransportId,
+        data_producer: DataProducerId,
+        producer: DataProducer,
+    ) -> Answer {
+        self.with_router(router, |r| {
+            r.data_producers.insert(
+                data_producer,
+                Entry {
+                    object: Tapped {
+                        producer,
+                        _tap: None,
+                    },
+                    transport,
+                    _handlers: Vec::new(),
+                },
+            );
+            Ok(Response::Done)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_within_the_limit_pass_and_the_next_one_throttles() {
+        let mut rate = MessageRate::new(3);
+        let t0 = Instant::now();
+        for i in 0..3 {
+            assert_eq!(
+                rate.handle_message(t0 + Duration::from_millis(i * 10)),
+                Verdict::Pass
+            );
+        }
+        assert_eq!(
+            rate.handle_message(t0 + Duration::from_millis(50)),
+            Verdict::Throttle
+        );
+        // Stragglers before the pause takes effect do not pause it again.
+        assert_eq!(
+            rate.handle_message(t0 + Duration::from_millis(60)),
+            Verdict::Throttled
+        );
+    }
+
+    #[test]
+    fn a_steady_sender_at_the_limit_is_never_throttled() {
+        let mut rate = MessageRate::new(2);
+        let t0 = Instant::now();
+        for i in 0..20 {
+            // Two a second, for ten seconds.
+            assert_eq!(
+                rate.handle_message(t0 + Duration::from_millis(i * 500)),
+                Verdict::Pass,
+                "message {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn after_the_pause_the_sender_starts_afresh() {
+        let mut rate = MessageRate::new(1);
+        let t0 = Instant::now();
+        assert_eq!(rate.handle_message(t0), Verdict::Pass);
+        assert_eq!(rate.handle_message(t0), Verdict::Throttle);
+        let later = t0 + THROTTLE_PAUSE;
+        assert_eq!(rate.handle_message(later), Verdict::Pass);
+        assert_eq!(
+            rate.handle_message(later + Duration::from_millis(1)),
+            Verdict::Throttle
+        );
+    }
+}
