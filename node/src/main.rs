@@ -158,13 +158,7 @@ async fn run(args: Args) -> anyhow::Result<Stop> {
         max_message_bytes: args.max_data_message_bytes,
         max_messages_per_sec: args.max_data_messages_per_sec,
     };
-    let routers = Arc::new(Routers::new(
-        workers,
-        listen,
-        data,
-        args.pipe_ip,
-        events_tx,
-    ));
+    let routers = Arc::new(Routers::new(workers, listen, data, args.pipe_ip, events_tx));
     let version = BUILD_INFO.lines().next().unwrap_or("unknown").to_string();
     service::serve(&args.socket, routers, events_rx, version).await
 }

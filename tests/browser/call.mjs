@@ -12,6 +12,7 @@
 // straight to the node, does not). Each page must take its session back (`resume`, without
 // joining again) and the video it receives must never stall SFU_MAX_STALL_MS (500) or more.
 // SFU_EXPECT_REJOIN=1 only measures (for an SFU started with --resume-grace-secs 0).
+// SFU_CHAT=1: the pages chat both ways and one floods (see below).
 //
 // Exits non-zero on failure, after printing what each page saw and its console.
 import net from 'node:net';
@@ -296,6 +297,52 @@ try {
           failed = true;
         }
       }
+    }
+  }
+  // SFU_CHAT=1: every page writes in the chat panel (the text box labelled "Message", the
+  // "Send" button); every other page must show the message under the sender's name. Then the
+  // first page sends 40 messages at once: the others get exactly the rate limit's worth of
+  // that burst (SFU_CHAT_LIMIT, 20) and the sender is told it sends too fast.
+  if (!failed && process.env.SFU_CHAT === '1') {
+    const said = {};
+    for (const name of names) {
+      said[name] = `hello from ${name} ${Math.random().toString(36).slice(2, 8)}`;
+      await pages[name].getByLabel('Message').fill(said[name]);
+      await pages[name].getByRole('button', { name: 'Send' }).click();
+    }
+    for (const name of names) {
+      for (const reader of names) {
+        const line = reader === name ? `${name} (you): ${said[name]}` : `${name}: ${said[name]}`;
+        const found = await pages[reader].locator('[data-testid=chat-log] li', { hasText: line })
+          .waitFor({ timeout: 15_000 }).then(() => true, () => false);
+        console.log(`chat: ${reader} ${found ? 'shows' : 'does NOT show'} "${line}"`);
+        if (!found) failed = true;
+      }
+    }
+    const limit = Number(process.env.SFU_CHAT_LIMIT || 20);
+    const [flooder, ...readers] = names;
+    // A fresh one-second window for the burst.
+    await new Promise((r) => setTimeout(r, 1100));
+    await pages[flooder].evaluate(() => {
+      const input = document.getElementById('chat-input');
+      const form = document.getElementById('chat-form');
+      for (let i = 1; i <= 40; i += 1) {
+        input.value = `burst ${i}`;
+        form.requestSubmit();
+      }
+    });
+    const noted = await pages[flooder].locator('#chat-note', { hasText: 'Sending too fast' })
+      .waitFor({ timeout: 10_000 }).then(() => true, () => false);
+    console.log(`chat: ${flooder} ${noted ? 'is' : 'is NOT'} told it sends too fast`);
+    if (!noted) failed = true;
+    await new Promise((r) => setTimeout(r, 1500));
+    for (const reader of readers) {
+      const got = await pages[reader].locator('[data-testid=chat-log] li', { hasText: `${flooder}: burst ` }).count();
+      // The burst starts a one-second window: exactly the limit's worth arrives, the rest is
+      // dropped by the media node.
+      const ok = got === limit;
+      console.log(`chat: ${reader} got ${got} of ${flooder}'s burst of 40 (limit ${limit} a second)`);
+      if (!ok) failed = true;
     }
   }
   // SFU_KILL_PIDS: kill these (every node) once the call works; the pages must recover by

@@ -1,8 +1,9 @@
 // The demo client: joins a room over /ws (docs/protocol.md), publishes camera and
-// microphone with mediasoup-client, and shows every other peer. It recovers by itself from
+// microphone with mediasoup-client, shows every other peer, and chats over data channels. It recovers by itself from
 // a dropped WebSocket (resuming its session, so media never stops; joining again if that
 // fails) and from `roomMoved` (the room's media node failed).
 import { Device } from 'mediasoup-client';
+import { Chat } from './chat.js';
 import { Controls } from './controls.js';
 import { Signaling, signalingUrl } from './signaling.js';
 import { receptionStats } from './stats.js';
@@ -45,6 +46,15 @@ let mediaError = ''; // why there is no local media, reset by each Join click
 let resumeToken = null; // from the last join or resume answer: takes the session back
 const localMarks = tileMarks();
 $('local-tile').append(localMarks.marks);
+const chat = new Chat({
+  request: (method, data) => request(method, data),
+  peerName: (peerId) => peers.get(peerId)?.displayName || 'someone',
+  ownName: () => $('name').value,
+  element: $,
+  fail(what, e) {
+    if (!ignorable(e)) showError(`Cannot ${what}: ${describe(e)}`);
+  },
+});
 const controls = new Controls({
   request: (method, data) => request(method, data),
   producerOf: (kind) => producerOf(kind),
@@ -215,6 +225,7 @@ async function resumeSession() {
   for (const id of [...consumers.keys()]) if (!alive.has(id)) removeConsumer(id);
   const present = new Set((info.peers || []).map((p) => p.peerId));
   for (const id of [...peers.keys()]) if (!present.has(id)) removePeer(id);
+  chat.reconcile(info);
   // Peers and producers that came meanwhile.
   const consumed = new Set([...consumers.values()].map(({ consumer }) => consumer.producerId));
   for (const peer of info.peers || []) {
@@ -306,11 +317,13 @@ async function join() {
       for (const p of peer.producers || []) {
         queuedProducers.push({ producerId: p.producerId, peerId: peer.peerId, appData: p.appData });
       }
+      for (const d of peer.dataProducers || []) chat.consume(d.dataProducerId, peer.peerId);
     }
     const recv = await createTransport('recv');
     if (gen !== generation) recv.close();
     check();
     recvTransport = recv;
+    await chat.useRecvTransport(recv);
     // Producers announced by newProducer while the transport was being created are queued too.
     while (queuedProducers.length) {
       const p = queuedProducers.shift();
@@ -320,11 +333,12 @@ async function join() {
         showError(`Cannot receive a stream: ${describe(e)}`);
       });
     }
+    // A send transport also without camera and microphone: it carries the chat.
+    const send = await createTransport('send');
+    if (gen !== generation) send.close();
+    check();
+    sendTransport = send;
     if (localStream) {
-      const send = await createTransport('send');
-      if (gen !== generation) send.close();
-      check();
-      sendTransport = send;
       for (const track of localStream.getTracks()) {
         // stopTracks: false keeps the camera and microphone alive when the transport closes,
         // so a re-join (after roomMoved or a reconnect) publishes the same tracks again.
@@ -339,6 +353,8 @@ async function join() {
         producers.set(producer.id, producer);
       }
     }
+    await chat.open(send);
+    check();
     render();
   } catch (e) {
     // Superseded (roomMoved, socket drop, Leave): whatever did that decides what comes next.
@@ -391,6 +407,7 @@ async function createTransport(direction) {
     iceParameters: info.iceParameters,
     iceCandidates: info.iceCandidates,
     dtlsParameters: info.dtlsParameters,
+    sctpParameters: info.sctpParameters,
   };
   const transport = direction === 'send' ? device.createSendTransport(options) : device.createRecvTransport(options);
   transport.on('connect', ({ dtlsParameters }, ok, fail) => {
@@ -401,6 +418,10 @@ async function createTransport(direction) {
       const data = { transportId: transport.id, kind, rtpParameters };
       if (appData && Object.keys(appData).length) data.appData = appData;
       request('produce', data).then(({ producerId }) => ok({ id: producerId }), fail);
+    });
+    transport.on('producedata', ({ sctpStreamParameters, label, protocol }, ok, fail) => {
+      const data = { transportId: transport.id, sctpStreamParameters, label, protocol };
+      request('produceData', data).then(({ dataProducerId }) => ok({ id: dataProducerId }), fail);
     });
   }
   transport.on('connectionstatechange', (connectionState) => {
@@ -554,6 +575,15 @@ async function onNotification(name, data) {
     case 'consumerClosed':
       removeConsumer(data.consumerId);
       break;
+    case 'newDataProducer':
+      if (state.joined) await chat.consume(data.dataProducerId, data.peerId);
+      break;
+    case 'dataConsumerClosed':
+      chat.closed(data.dataConsumerId);
+      break;
+    case 'dataProducerThrottled':
+      chat.throttled(data);
+      break;
     case 'consumerPaused':
     case 'consumerResumed':
       showPaused(data.consumerId, name === 'consumerPaused');
@@ -599,6 +629,7 @@ function teardown() {
   state.joined = false;
   state.resuming = false;
   controls.forget(); // published again unmuted, without the share
+  chat.forget();
   state.transports = { send: 'new', recv: 'new' };
   for (const id of [...consumers.keys()]) removeConsumer(id);
   for (const id of [...peers.keys()]) removePeer(id);

@@ -1,7 +1,9 @@
-//! Clients' data channels in a router (chat): data producers on their WebRTC transports, each
-//! tapped by a data consumer on the router's direct transport that counts its messages
-//! ([`MessageRate`]) and pauses it for a while when it sends too many; data consumers for the
-//! other peers; and the events mediasoup raises on them.
+//! Clients' data channels in a router (chat). A client's data producer is not consumed
+//! directly: a data consumer on the router's direct transport (the tap) receives each message,
+//! [`MessageRate`] decides, and what passes is sent on by a relay, a data producer of the direct
+//! transport, which the other peers' data consumers consume. So the message rate limit is
+//! exact (the media node sees every message before anyone else does), at the cost of one
+//! copy through this process of each message, which chat can afford.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -14,24 +16,26 @@ use mediasoup::prelude::*;
 
 use super::{media_error, not_found, parse, to_json, Answer, Entry, Routers};
 
-/// How long a data producer that broke the message rate stays paused.
+/// How long the messages of a data producer that broke the message rate are dropped.
 pub(super) const THROTTLE_PAUSE: Duration = Duration::from_secs(1);
 
-/// A client's data producer and the tap that counts its messages.
-pub(super) struct Tapped {
-    pub(super) producer: DataProducer,
-    /// `None` for a data producer piped in from another router: its original is tapped.
-    pub(super) _tap: Option<DataConsumer>,
+/// A data producer as this router's data consumers see it.
+pub(super) struct Forwarded {
+    /// What data consumers consume (and pipes carry): the relay of a client's data producer,
+    /// or a copy piped in from another router.
+    pub(super) forwarded: DataProducer,
+    /// The client's data producer and its tap, for one of this router's clients.
+    pub(super) _origin: Option<(DataProducer, DataConsumer)>,
 }
 
 /// What [`MessageRate`] says of a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// Within the limit.
+    /// Within the limit: forward it.
     Pass,
-    /// The limit is broken by this message: pause the data producer now.
+    /// The limit is broken by this message: drop it, and tell its peer.
     Throttle,
-    /// Already throttled: the pause is on its way.
+    /// Throttled already: drop it.
     Throttled,
 }
 
@@ -89,7 +93,7 @@ pub(super) fn mediasoup_data_id(
 }
 
 impl Routers {
-    fn data_producer(
+    pub(super) fn data_producer(
         &self,
         router: RouterId,
         id: DataProducerId,
@@ -97,7 +101,7 @@ impl Routers {
         self.with_router(router, |r| {
             r.data_producers
                 .get(&id)
-                .map(|e| e.object.producer.clone())
+                .map(|e| e.object.forwarded.clone())
                 .ok_or_else(|| not_found("data producer", id))
         })
     }
@@ -110,22 +114,32 @@ impl Routers {
             label,
             protocol,
         } = c;
-        let params: SctpStreamParameters = parse("SCTP stream parameters", &sctp_stream_parameters)?;
+        let params: SctpStreamParameters =
+            parse("SCTP stream parameters", &sctp_stream_parameters)?;
         let transport = self.transport(router, transport_id)?;
         let direct = self.with_router(router, |r| Ok(r.direct.clone()))?;
         let mut options = DataProducerOptions::new_sctp(params);
         options.label = label;
         options.protocol = protocol;
+        let label = options.label.clone();
+        let protocol = options.protocol.clone();
         let producer = transport
             .produce_data(options)
             .await
             .map_err(|e| media_error("produce data", e))?;
         let id = DataProducerId(producer.id().into());
+        let mut relay_options = DataProducerOptions::new_direct();
+        relay_options.label = label;
+        relay_options.protocol = protocol;
+        let relay = direct
+            .produce_data(relay_options)
+            .await
+            .map_err(|e| media_error("relay data producer", e))?;
         let tap = direct
             .consume_data(DataConsumerOptions::new_direct(producer.id(), None))
             .await
             .map_err(|e| media_error("tap data producer", e))?;
-        let handlers = vec![self.watch_rate(router, id, &producer, &tap)];
+        let handlers = vec![self.relay_within_rate(router, id, &tap, &relay)?];
         self.with_router(router, |r| {
             if !r.transports.contains_key(&transport_id) {
                 return Err(not_found("transport", transport_id));
@@ -133,9 +147,9 @@ impl Routers {
             r.data_producers.insert(
                 id,
                 Entry {
-                    object: Tapped {
-                        producer,
-                        _tap: Some(tap),
+                    object: Forwarded {
+                        forwarded: relay,
+                        _origin: Some((producer, tap)),
                     },
                     transport: transport_id,
                     _handlers: handlers,
@@ -145,52 +159,47 @@ impl Routers {
         })
     }
 
-    /// Counts `tap`'s messages; past the limit, pauses `producer` for [`THROTTLE_PAUSE`] and
-    /// tells the supervisor.
-    fn watch_rate(
+    /// Sends each message `tap` receives on through `relay`, unless it breaks the message
+    /// rate: then it is dropped, and the first one dropped tells the supervisor.
+    fn relay_within_rate(
         &self,
         router: RouterId,
         id: DataProducerId,
-        producer: &DataProducer,
         tap: &DataConsumer,
-    ) -> HandlerId {
+        relay: &DataProducer,
+    ) -> Result<HandlerId, NodeError> {
+        let DataProducer::Direct(relay) = relay.clone() else {
+            return Err(NodeError::new(
+                NodeErrorCode::Internal,
+                "a relay that is not on the direct transport",
+            ));
+        };
         let limit = self.data.max_messages_per_sec;
         let rate = Mutex::new(MessageRate::new(limit));
-        let weak = producer.downgrade();
         let events = self.events.clone();
-        let runtime = self.runtime.clone();
-        tap.on_message(move |_message| {
+        Ok(tap.on_message(move |message| {
             let verdict = rate
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .handle_message(Instant::now());
-            if verdict != Verdict::Throttle {
-                return;
-            }
-            let Some(producer) = weak.upgrade() else {
-                return;
-            };
-            let events = events.clone();
-            runtime.spawn(async move {
-                if let Err(e) = producer.pause().await {
-                    tracing::warn!(%router, data_producer = %id, "cannot pause a flooding data producer: {e}");
-                    return;
-                }
-                tracing::info!(%router, data_producer = %id, limit, "data producer paused: over {limit} messages per second");
-                let _ = events.send(NodeEvent::DataProducerThrottled {
-                    router,
-                    data_producer: id,
-                    max_messages_per_sec: limit,
-                    paused_ms: THROTTLE_PAUSE.as_millis() as u32,
-                });
-                tokio::time::sleep(THROTTLE_PAUSE).await;
-                if !producer.closed() {
-                    if let Err(e) = producer.resume().await {
-                        tracing::warn!(%router, data_producer = %id, "cannot resume a throttled data producer: {e}");
+            match verdict {
+                Verdict::Pass => {
+                    if let Err(e) = relay.send(message.clone(), None, None, None) {
+                        tracing::warn!(%router, data_producer = %id, "cannot relay a data message: {e}");
                     }
                 }
-            });
-        })
+                Verdict::Throttle => {
+                    tracing::info!(%router, data_producer = %id, limit, "data producer throttled: over {limit} messages per second");
+                    let _ = events.send(NodeEvent::DataProducerThrottled {
+                        router,
+                        data_producer: id,
+                        max_messages_per_sec: limit,
+                        paused_ms: THROTTLE_PAUSE.as_millis() as u32,
+                    });
+                }
+                Verdict::Throttled => {}
+            }
+        }))
     }
 
     pub(super) async fn consume_data(
@@ -276,9 +285,9 @@ impl Routers {
 
     /// Tells a transport's SCTP parameters, for its answer.
     pub(super) fn sctp_json(transport: &WebRtcTransport) -> Result<Json, NodeError> {
-        let sctp = transport.sctp_parameters().ok_or_else(|| {
-            NodeError::new(NodeErrorCode::Internal, "a transport without SCTP")
-        })?;
+        let sctp = transport
+            .sctp_parameters()
+            .ok_or_else(|| NodeError::new(NodeErrorCode::Internal, "a transport without SCTP"))?;
         to_json(&sctp)
     }
 
@@ -294,9 +303,9 @@ impl Routers {
             r.data_producers.insert(
                 data_producer,
                 Entry {
-                    object: Tapped {
-                        producer,
-                        _tap: None,
+                    object: Forwarded {
+                        forwarded: producer,
+                        _origin: None,
                     },
                     transport,
                     _handlers: Vec::new(),

@@ -36,8 +36,6 @@ pub struct Routers {
     data: DataLimits,
     pipe_ip: std::net::IpAddr,
     events: mpsc::UnboundedSender<NodeEvent>,
-    /// Where mediasoup's callbacks (on its threads) start async work.
-    runtime: tokio::runtime::Handle,
 }
 
 /// One router and what is in it.
@@ -59,7 +57,7 @@ struct Hosted {
     /// Carries the taps that count each client data producer's messages.
     direct: DirectTransport,
     /// Clients' data producers, and those piped in (same id as the original).
-    data_producers: HashMap<DataProducerId, Entry<data::Tapped>>,
+    data_producers: HashMap<DataProducerId, Entry<data::Forwarded>>,
     /// Clients' data consumers.
     data_consumers: HashMap<DataConsumerId, Entry<DataConsumer>>,
     /// Data consumers sending this router's data producers through pipe transports.
@@ -112,8 +110,7 @@ fn ipc_kind(kind: mediasoup::prelude::MediaKind) -> MediaKind {
 
 impl Routers {
     /// Routers hosted on `workers`, with WebRTC transports listening as `listen` says, data
-    /// channels held to `data`, and pipe transports on `pipe_ip`; events go to `events`. Call
-    /// within a Tokio runtime.
+    /// channels held to `data`, and pipe transports on `pipe_ip`; events go to `events`.
     pub fn new(
         workers: Vec<WorkerSlot>,
         listen: MediaListen,
@@ -128,7 +125,6 @@ impl Routers {
             data,
             pipe_ip,
             events,
-            runtime: tokio::runtime::Handle::current(),
         }
     }
 
@@ -211,7 +207,8 @@ impl Routers {
                     r.pipe_consumers.retain(|_, e| e.transport != transport);
                     r.data_producers.retain(|_, e| e.transport != transport);
                     r.data_consumers.retain(|_, e| e.transport != transport);
-                    r.pipe_data_consumers.retain(|_, e| e.transport != transport);
+                    r.pipe_data_consumers
+                        .retain(|_, e| e.transport != transport);
                     Ok(Response::Done)
                 })
             }
@@ -311,7 +308,10 @@ impl Routers {
                 router,
                 data_producer,
                 target,
-            }) => self.pipe_data_to_router(router, data_producer, target).await,
+            }) => {
+                self.pipe_data_to_router(router, data_producer, target)
+                    .await
+            }
             Request::PipeConsumeData(call::PipeConsumeData {
                 router,
                 transport,

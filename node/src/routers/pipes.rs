@@ -209,11 +209,10 @@ impl Routers {
     ) -> Answer {
         let source = self.with_router(router, |r| Ok(r.router.clone()))?;
         let destination = self.with_router(target, |r| Ok(r.router.clone()))?;
+        // What is piped is what this router's consumers get (the relay), not the client's.
+        let forwarded = self.data_producer(router, data_producer)?.id();
         let pair = source
-            .pipe_data_producer_to_router(
-                mediasoup_data_id(data_producer)?,
-                PipeToRouterOptions::new(destination),
-            )
+            .pipe_data_producer_to_router(forwarded, PipeToRouterOptions::new(destination))
             .await
             .map_err(|e| media_error("pipe data to router", e))?;
         let piped = pair.pipe_data_producer.into_inner();
@@ -229,9 +228,9 @@ impl Routers {
     ) -> Answer {
         let pipe = self.pipe_transport(router, transport)?;
         let consumer = pipe
-            .consume_data(DataConsumerOptions::new_sctp(mediasoup_data_id(
-                data_producer,
-            )?))
+            .consume_data(DataConsumerOptions::new_sctp(
+                self.data_producer(router, data_producer)?.id(),
+            ))
             .await
             .map_err(|e| media_error("pipe consume data", e))?;
         let sctp = consumer.sctp_stream_parameters().ok_or_else(|| {
@@ -272,9 +271,11 @@ impl Routers {
             label,
             protocol,
         } = c;
-        let params: SctpStreamParameters = parse("SCTP stream parameters", &sctp_stream_parameters)?;
+        let params: SctpStreamParameters =
+            parse("SCTP stream parameters", &sctp_stream_parameters)?;
         let pipe = self.pipe_transport(router, transport)?;
-        let mut options = DataProducerOptions::new_pipe_transport(mediasoup_data_id(data_producer)?, params);
+        let mut options =
+            DataProducerOptions::new_pipe_transport(mediasoup_data_id(data_producer)?, params);
         options.label = label;
         options.protocol = protocol;
         let piped = pipe

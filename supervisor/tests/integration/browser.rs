@@ -130,8 +130,13 @@ fn three_browser_tabs_in_a_room_split_over_workers_of_two_nodes_see_and_hear_eac
         "3",
     ]);
     let url = format!("http://127.0.0.1:{}", sfu.port);
-    let stdout = run_browser_call(&url, &[("SFU_PAGES", "alice,bob,carol")]);
+    // Their chat crosses the nodes too (data producers piped like producers).
+    let stdout = run_browser_call(&url, &[("SFU_PAGES", "alice,bob,carol"), ("SFU_CHAT", "1")]);
     assert!(stdout.contains("ok: 3 pages"), "{stdout}");
+    assert!(
+        stdout.contains("chat: carol shows \"alice: hello"),
+        "{stdout}"
+    );
     assert!(
         sfu.node_pids().len() >= 2,
         "the room spread over a second node: {:?}",
@@ -299,4 +304,21 @@ fn a_shared_screen_shows_large_at_the_others_and_goes_when_stopped() {
     let stdout = call_on_the_built_in_page(&[("SFU_SCREEN", "1")]);
     assert!(stdout.contains("decodes alice's screen"), "{stdout}");
     assert!(stdout.contains("the screen tile is gone"), "{stdout}");
+}
+
+#[test]
+fn two_browser_tabs_chat_both_ways_and_a_flood_is_throttled() {
+    let stdout = call_on_the_built_in_page(&[("SFU_CHAT", "1")]);
+    assert!(
+        stdout.contains("chat: bob shows \"alice: hello from alice"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("chat: alice shows \"bob: hello from bob"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("alice is told it sends too fast"),
+        "{stdout}"
+    );
 }

@@ -14,8 +14,8 @@ use serde_json::Value;
 use super::{json_value, not_found, not_joined, Cleanup, Link, Output, RoomCore, Target};
 use crate::notification::Notification;
 use crate::protocol::{
-    parse_id, ClientError, ClientErrorCode, ConsumeDataArgs, DataConsumed, DataProduced,
-    Direction, PeerId, ProduceDataArgs, MAX_APP_DATA_BYTES,
+    parse_id, ClientError, ClientErrorCode, ConsumeDataArgs, DataConsumed, DataProduced, Direction,
+    PeerId, ProduceDataArgs, MAX_APP_DATA_BYTES,
 };
 
 /// Data producers one peer may have (a chat needs one).
@@ -467,9 +467,7 @@ pub(super) fn forget_data_consumer(
     room: &mut super::Room,
     data_consumer: DataConsumerId,
 ) -> Option<PeerId> {
-    room.peers.iter_mut().find_map(|(id, p)| {
-        p.data_consumers
-            .remove(&data_consumer)
-            .map(|_| *id)
-    })
+    room.peers
+        .iter_mut()
+        .find_map(|(id, p)| p.data_consumers.remove(&data_consumer).map(|_| *id))
 }

@@ -179,7 +179,9 @@ impl RoomCore {
                 let Some(owner) = room
                     .peers
                     .iter()
-                    .find(|(_, p)| p.router == router && p.data_producers.contains_key(&data_producer))
+                    .find(|(_, p)| {
+                        p.router == router && p.data_producers.contains_key(&data_producer)
+                    })
                     .map(|(id, _)| *id)
                 else {
                     return;
