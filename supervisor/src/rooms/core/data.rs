@@ -439,8 +439,10 @@ impl RoomCore {
                 continue;
             }
             for (id, entry) in peer.data_producers.iter_mut() {
-                if !entry.copies.contains_key(&to.router) {
-                    entry.copies.insert(to.router, false);
+                if let std::collections::btree_map::Entry::Vacant(copy) =
+                    entry.copies.entry(to.router)
+                {
+                    copy.insert(false);
                     wanted.push((*id, peer.router));
                 }
             }
