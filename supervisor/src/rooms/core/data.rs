@@ -118,10 +118,17 @@ impl RoomCore {
             }
             None => None,
         };
+        let mut sctp = args.sctp_stream_parameters;
+        if !sctp.contains_key("ordered") {
+            // As mediasoup's own API: ordered unless a partial reliability is asked for.
+            let partial =
+                sctp.contains_key("maxPacketLifeTime") || sctp.contains_key("maxRetransmits");
+            sctp.insert("ordered".into(), Value::Bool(!partial));
+        }
         let call = call::ProduceData {
             router: target.router,
             transport,
-            sctp_stream_parameters: Json(Value::Object(args.sctp_stream_parameters).to_string()),
+            sctp_stream_parameters: Json(Value::Object(sctp).to_string()),
             label: args.label.clone(),
             protocol: args.protocol.clone(),
         };

@@ -3,6 +3,7 @@
 //! what comes back out of mediasoup.
 
 pub mod bystanders;
+pub mod channels;
 pub mod monitor_events;
 pub mod peer;
 pub mod process;

@@ -19,6 +19,8 @@ use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, 
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use super::channels::{ChannelCommand, ChannelLog, Channels};
+
 /// Payload types the router gave Opus and VP8 (its RTP capabilities), and whether this
 /// device asks for RTCP feedback (NACK and PLI on video).
 #[derive(Clone, Copy, Debug)]
@@ -105,6 +107,8 @@ enum Command {
     /// Stop everything at once, as a peer whose network went away: no more STUN consent
     /// checks, RTCP or DTLS.
     Vanish,
+    /// Data channels.
+    Channel(ChannelCommand),
 }
 
 /// What arrived on one received SSRC.
@@ -146,6 +150,7 @@ struct Shared {
     arrivals: HashMap<u32, Arrivals>,
     connected: bool,
     keyframe_requests: u64,
+    channels: ChannelLog,
     /// The first thing that went wrong on the media path.
     failure: Option<String>,
 }
@@ -335,6 +340,44 @@ impl RtcTransport {
         self.shared.lock().unwrap().keyframe_requests
     }
 
+    /// Opens a data channel on SCTP stream `stream` (the `streamId` of a `produceData` the
+    /// test sends or of a `consumeData` answer) and waits until it is open.
+    pub async fn open_channel(&self, stream: u16, label: &str) {
+        self.command(Command::Channel(ChannelCommand::Open {
+            stream,
+            label: label.into(),
+        }));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.shared.lock().unwrap().channels.open.contains(&stream) {
+            self.assert_healthy("opening a data channel");
+            assert!(
+                Instant::now() < deadline,
+                "the data channel on SCTP stream {stream} did not open within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Sends `text` on the open channel of `stream`.
+    pub fn send_text(&self, stream: u16, text: &str) {
+        self.command(Command::Channel(ChannelCommand::Send {
+            stream,
+            text: text.into(),
+        }));
+    }
+
+    /// The messages that arrived on `stream` so far.
+    pub fn received_texts(&self, stream: u16) -> Vec<String> {
+        self.shared
+            .lock()
+            .unwrap()
+            .channels
+            .received
+            .get(&stream)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Waits until ICE and DTLS are up.
     pub async fn wait_connected(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -416,6 +459,7 @@ async fn drive(
         planned: Vec::new(),
         seen: HashMap::new(),
     };
+    let mut channels = Channels::default();
     loop {
         let deadline = match rtc.poll_output().map_err(|e| format!("str0m: {e}"))? {
             Output::Timeout(at) => at,
@@ -428,6 +472,9 @@ async fn drive(
             }
             Output::Event(event) => {
                 let mut shared = shared.lock().unwrap();
+                if channels.handle_event(&event, &mut shared.channels) {
+                    continue;
+                }
                 match event {
                     Event::Connected => shared.connected = true,
                     Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
@@ -464,6 +511,7 @@ async fn drive(
                 match command {
                     Command::Vanish => return Ok(()),
                     Command::DropIncoming { ssrc, nth } => losses.planned.push((ssrc, nth)),
+                    Command::Channel(command) => channels.apply(&mut rtc, command)?,
                     command => apply(&mut rtc, command)?,
                 }
             }
@@ -478,7 +526,7 @@ async fn drive(
 fn apply(rtc: &mut Rtc, command: Command) -> Result<(), String> {
     let mut api = rtc.direct_api();
     match command {
-        Command::Vanish | Command::DropIncoming { .. } => {}
+        Command::Vanish | Command::DropIncoming { .. } | Command::Channel(_) => {}
         Command::DeclareSend {
             mid,
             rid,

@@ -1,0 +1,336 @@
+//! Data channels (the chat) with str0m peers: `produceData` and `consumeData` carry every
+//! message to every other peer of the room, exactly and in order; the limits hold (a message
+//! over `--max-data-message-bytes` is dropped, a data producer over
+//! `--max-data-messages-per-sec` is cut at exactly the limit and its peer told); a data
+//! producer that goes closes its data consumers everywhere; and the refusals a client can meet.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::support::peer::{Joining, TestPeer};
+use crate::support::Sfu;
+
+/// `peer` opens a chat data channel on its send transport: its `dataProducerId`.
+async fn produce_chat(peer: &mut TestPeer) -> String {
+    let answer = peer
+        .signaling
+        .ok(
+            "produceData",
+            json!({"transportId": peer.send_id, "sctpStreamParameters": {"streamId": 0, "ordered": true}, "label": "chat"}),
+        )
+        .await;
+    peer.send.open_channel(0, "chat").await;
+    answer["dataProducerId"]
+        .as_str()
+        .expect("dataProducerId")
+        .to_string()
+}
+
+/// `peer` consumes `data_producer`: the SCTP stream its messages arrive on.
+async fn consume_chat(peer: &mut TestPeer, data_producer: &str) -> u16 {
+    let answer = peer
+        .signaling
+        .ok(
+            "consumeData",
+            json!({"transportId": peer.recv_id, "dataProducerId": data_producer}),
+        )
+        .await;
+    assert_eq!(answer["dataProducerId"], data_producer, "{answer}");
+    assert_eq!(answer["label"], "chat", "{answer}");
+    let stream = answer["sctpStreamParameters"]["streamId"]
+        .as_u64()
+        .expect("streamId") as u16;
+    peer.recv.open_channel(stream, "chat").await;
+    stream
+}
+
+/// Waits (10 s at most) until `count` messages arrived on `stream` of `peer`: those.
+async fn wait_texts(peer: &TestPeer, stream: u16, count: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        peer.assert_healthy();
+        let got = peer.recv.received_texts(stream);
+        if got.len() >= count || Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn texts(prefix: &str, range: std::ops::RangeInclusive<u32>) -> Vec<String> {
+    range.map(|i| format!("{prefix} {i}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_messages_reach_every_other_peer_exactly_and_in_order() {
+    let sfu = Sfu::start(&[]);
+    let url = sfu.ws_url();
+    let joining = Joining::new(&url);
+    let (mut alice, mut bob) = joining.pair("chat", ["Alice", "Bob"], 1000).await;
+    let alice_chat = produce_chat(&mut alice).await;
+    let note = bob.signaling.notification("newDataProducer").await;
+    assert_eq!(note["peerId"], alice.peer_id, "{note}");
+    assert_eq!(note["dataProducerId"], alice_chat, "{note}");
+    assert_eq!(note["label"], "chat", "{note}");
+    let bob_hears_alice = consume_chat(&mut bob, &alice_chat).await;
+
+    // Carol comes later: her join answer lists Alice's data producer.
+    let mut carol = joining
+        .join_call("chat", "Carol", 3000, &mut [&mut alice, &mut bob])
+        .await;
+    let listed: Vec<Value> = carol.joined["peers"]
+        .as_array()
+        .expect("peers")
+        .iter()
+        .flat_map(|p| p["dataProducers"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert_eq!(listed.len(), 1, "{}", carol.joined);
+    assert_eq!(listed[0]["dataProducerId"], alice_chat);
+    let carol_hears_alice = consume_chat(&mut carol, &alice_chat).await;
+    let bob_chat = produce_chat(&mut bob).await;
+    for peer in [&mut alice, &mut carol] {
+        let note = peer.signaling.notification("newDataProducer").await;
+        assert_eq!(note["dataProducerId"], bob_chat, "{note}");
+    }
+    let alice_hears_bob = consume_chat(&mut alice, &bob_chat).await;
+    let carol_hears_bob = consume_chat(&mut carol, &bob_chat).await;
+
+    for i in 1..=15 {
+        alice.send.send_text(0, &format!("Alice {i}"));
+        bob.send.send_text(0, &format!("Bob {i}"));
+    }
+    assert_eq!(
+        wait_texts(&bob, bob_hears_alice, 15).await,
+        texts("Alice", 1..=15)
+    );
+    assert_eq!(
+        wait_texts(&carol, carol_hears_alice, 15).await,
+        texts("Alice", 1..=15)
+    );
+    assert_eq!(
+        wait_texts(&alice, alice_hears_bob, 15).await,
+        texts("Bob", 1..=15)
+    );
+    assert_eq!(
+        wait_texts(&carol, carol_hears_bob, 15).await,
+        texts("Bob", 1..=15)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_the_size_limit_is_dropped_and_the_channel_goes_on() {
+    let sfu = Sfu::start(&["--max-data-message-bytes", "2048"]);
+    let (mut alice, mut bob) = Joining::new(&sfu.ws_url())
+        .pair("chat-size", ["Alice", "Bob"], 1000)
+        .await;
+    let chat = produce_chat(&mut alice).await;
+    let stream = consume_chat(&mut bob, &chat).await;
+    let fits = "a".repeat(2000);
+    let too_big = "b".repeat(3000);
+    alice.send.send_text(0, &fits);
+    alice.send.send_text(0, &too_big);
+    alice.send.send_text(0, "after");
+    let got = wait_texts(&bob, stream, 2).await;
+    assert_eq!(got, vec![fits, "after".to_string()]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        bob.recv.received_texts(stream).len(),
+        2,
+        "the large one never came"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_producer_over_the_message_rate_is_cut_at_the_limit_and_its_peer_told() {
+    let sfu = Sfu::start(&["--max-data-messages-per-sec", "5"]);
+    let (mut alice, mut bob) = Joining::new(&sfu.ws_url())
+        .pair("chat-rate", ["Alice", "Bob"], 1000)
+        .await;
+    let chat = produce_chat(&mut alice).await;
+    let stream = consume_chat(&mut bob, &chat).await;
+    for i in 1..=12 {
+        alice.send.send_text(0, &format!("burst {i}"));
+    }
+    let note = alice.signaling.notification("dataProducerThrottled").await;
+    assert_eq!(note["dataProducerId"], chat, "{note}");
+    assert_eq!(note["maxMessagesPerSec"], 5, "{note}");
+    assert_eq!(note["pausedMs"], 1000, "{note}");
+    let got = wait_texts(&bob, stream, 5).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(bob.recv.received_texts(stream), texts("burst", 1..=5));
+    assert_eq!(got, texts("burst", 1..=5));
+    // A second later the data producer is heard again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    alice.send.send_text(0, "later");
+    let got = wait_texts(&bob, stream, 6).await;
+    assert_eq!(got.last().map(String::as_str), Some("later"), "{got:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_producer_that_goes_closes_its_data_consumers() {
+    let sfu = Sfu::start(&[]);
+    let url = sfu.ws_url();
+    let joining = Joining::new(&url);
+    let (mut alice, mut bob) = joining.pair("chat-close", ["Alice", "Bob"], 1000).await;
+    let mut carol = joining
+        .join_call("chat-close", "Carol", 3000, &mut [&mut alice, &mut bob])
+        .await;
+    let alice_chat = produce_chat(&mut alice).await;
+    let carol_chat = produce_chat(&mut carol).await;
+    consume_chat(&mut bob, &alice_chat).await;
+    consume_chat(&mut bob, &carol_chat).await;
+    let bob_consumers = bob.signaling.ok("leave", json!({})).await;
+    assert_eq!(bob_consumers, json!({}));
+    // Bob joins again and consumes both; then Alice closes her send transport and Carol
+    // leaves: Bob is told for each, with the ids he was given.
+    let mut bob = joining
+        .join_call("chat-close", "Bob2", 2000, &mut [&mut alice, &mut carol])
+        .await;
+    let listed = bob.joined["peers"].to_string();
+    assert!(
+        listed.contains(&alice_chat) && listed.contains(&carol_chat),
+        "{listed}"
+    );
+    let from_alice = bob
+        .signaling
+        .ok(
+            "consumeData",
+            json!({"transportId": bob.recv_id, "dataProducerId": alice_chat}),
+        )
+        .await;
+    let from_carol = bob
+        .signaling
+        .ok(
+            "consumeData",
+            json!({"transportId": bob.recv_id, "dataProducerId": carol_chat}),
+        )
+        .await;
+    alice
+        .signaling
+        .ok("closeTransport", json!({"transportId": alice.send_id}))
+        .await;
+    let note = bob.signaling.notification("dataConsumerClosed").await;
+    assert_eq!(
+        note["dataConsumerId"], from_alice["dataConsumerId"],
+        "{note}"
+    );
+    assert_eq!(note["dataProducerId"], alice_chat, "{note}");
+    carol.signaling.ok("leave", json!({})).await;
+    let note = bob.signaling.notification("dataConsumerClosed").await;
+    assert_eq!(
+        note["dataConsumerId"], from_carol["dataConsumerId"],
+        "{note}"
+    );
+    // Neither can be consumed any more.
+    for gone in [&alice_chat, &carol_chat] {
+        let refused = bob
+            .signaling
+            .request(
+                "consumeData",
+                json!({"transportId": bob.recv_id, "dataProducerId": gone}),
+            )
+            .await
+            .expect_err("a data producer that is gone");
+        assert_eq!(refused.0, "not_found", "{refused:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_channel_requests_that_cannot_be_carried_out_are_refused_clearly() {
+    let sfu = Sfu::start(&[]);
+    let (mut alice, mut bob) = Joining::new(&sfu.ws_url())
+        .pair("chat-refusals", ["Alice", "Bob"], 1000)
+        .await;
+    let chat = produce_chat(&mut alice).await;
+    // (who asks, method, data, expected code, words of the message)
+    let cases = [
+        (
+            "Alice",
+            "consumeData",
+            json!({"transportId": alice.recv_id, "dataProducerId": chat}),
+            "invalid_argument",
+            "own data producer",
+        ),
+        (
+            "Bob",
+            "consumeData",
+            json!({"transportId": bob.recv_id, "dataProducerId": "00000000-0000-4000-8000-000000000000"}),
+            "not_found",
+            "no data producer",
+        ),
+        (
+            "Bob",
+            "consumeData",
+            json!({"transportId": bob.send_id, "dataProducerId": chat}),
+            "invalid_argument",
+            "Send transport",
+        ),
+        (
+            "Bob",
+            "produceData",
+            json!({"transportId": bob.recv_id, "sctpStreamParameters": {"streamId": 0}}),
+            "invalid_argument",
+            "Recv transport",
+        ),
+        (
+            "Bob",
+            "produceData",
+            json!({"transportId": bob.send_id, "sctpStreamParameters": {"streamId": 1}, "label": "x".repeat(300)}),
+            "invalid_argument",
+            "label is longer than 256 bytes",
+        ),
+        (
+            "Bob",
+            "produceData",
+            json!({"transportId": bob.send_id, "sctpStreamParameters": {"streamId": "one"}}),
+            "invalid_argument",
+            "SCTP stream parameters",
+        ),
+        (
+            "Bob",
+            "produceData",
+            json!({"transportId": bob.send_id}),
+            "bad_request",
+            "sctpStreamParameters",
+        ),
+    ];
+    for (who, method, data, code, says) in cases {
+        let peer = if who == "Alice" { &mut alice } else { &mut bob };
+        let error = peer
+            .signaling
+            .request(method, data.clone())
+            .await
+            .expect_err("refused");
+        assert_eq!(error.0, code, "{method} {data}: {error:?}");
+        assert!(error.1.contains(says), "{method} {data}: {error:?}");
+    }
+    // Four data producers at most; the fifth is refused.
+    for stream in 1..=3 {
+        bob.signaling
+            .ok(
+                "produceData",
+                json!({"transportId": bob.send_id, "sctpStreamParameters": {"streamId": stream}}),
+            )
+            .await;
+    }
+    bob.signaling
+        .ok(
+            "produceData",
+            json!({"transportId": bob.send_id, "sctpStreamParameters": {"streamId": 4}}),
+        )
+        .await;
+    let error = bob
+        .signaling
+        .request(
+            "produceData",
+            json!({"transportId": bob.send_id, "sctpStreamParameters": {"streamId": 5}}),
+        )
+        .await
+        .expect_err("a fifth data producer");
+    assert_eq!(error.0, "too_many_producers", "{error:?}");
+    // And Alice's chat still works for Bob.
+    let stream = consume_chat(&mut bob, &chat).await;
+    alice.send.send_text(0, "still here");
+    assert_eq!(wait_texts(&bob, stream, 1).await, vec!["still here"]);
+}
