@@ -1,7 +1,9 @@
 //! The room core driven through its transitions, one scenario per test: inputs in, outputs
 //! (answers, notifications, monitor events, cleanups for nodes) checked. No process, no socket.
-//! Helpers here; joining and leaving in `membership`, media and node events in `media`.
+//! Helpers here; joining and leaving in `membership`, media and node events in `media`, data
+//! channels in `data`.
 
+mod data;
 mod media;
 mod membership;
 mod resume;
@@ -95,6 +97,7 @@ pub(super) fn settle(core: &mut RoomCore) -> Vec<Output> {
                     core.handle_linked(order.low, order.high, Ok(pair));
                 }
                 Output::Pipe(order) => core.handle_piped(order, Ok(())),
+                Output::PipeData(order) => core.handle_data_piped(order, Ok(())),
                 _ => {}
             }
         }

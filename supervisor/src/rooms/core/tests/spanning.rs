@@ -11,9 +11,9 @@ use uuid::Uuid;
 use super::*;
 
 /// A peer of a full-mesh call: its id and receive transport.
-struct Member {
-    peer: PeerId,
-    recv: TransportId,
+pub(super) struct Member {
+    pub(super) peer: PeerId,
+    pub(super) recv: TransportId,
 }
 
 fn cap8() -> Limits {
@@ -60,7 +60,7 @@ fn publish_and_consume_all(core: &mut RoomCore, peer: PeerId, members: &mut Vec<
 }
 
 /// A, B on worker 0 of NODE and C on its worker 1 (cap 8): the room fills NODE.
-fn three_on_one_node() -> (RoomCore, Vec<Member>) {
+pub(super) fn three_on_one_node() -> (RoomCore, Vec<Member>) {
     let mut core = RoomCore::new(cap8());
     let mut members = Vec::new();
     for name in ["A", "B", "C"] {
