@@ -334,3 +334,59 @@ async fn data_channel_requests_that_cannot_be_carried_out_are_refused_clearly() 
     alice.send.send_text(0, "still here");
     assert_eq!(wait_texts(&bob, stream, 1).await, vec!["still here"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_goes_on_through_a_signaling_drop_and_resume_lists_it() {
+    let sfu = Sfu::start(&[]);
+    let url = sfu.ws_url();
+    let joining = Joining::new(&url);
+    let (mut alice, mut bob) = joining.pair("chat-resume", ["Alice", "Bob"], 1000).await;
+    let alice_chat = produce_chat(&mut alice).await;
+    let bob_chat = produce_chat(&mut bob).await;
+    let bob_hears = consume_chat(&mut bob, &alice_chat).await;
+    let answer = alice
+        .signaling
+        .ok(
+            "consumeData",
+            json!({"transportId": alice.recv_id, "dataProducerId": bob_chat}),
+        )
+        .await;
+    let alice_hears = answer["sctpStreamParameters"]["streamId"].as_u64().unwrap() as u16;
+    alice.recv.open_channel(alice_hears, "chat").await;
+    let token = bob.joined["resumeToken"].as_str().unwrap().to_string();
+
+    // Bob's signaling drops: the chat does not go through signaling, so it goes on.
+    bob.signaling.abort();
+    alice.send.send_text(0, "while you were away");
+    bob.send.send_text(0, "still typing");
+    assert_eq!(
+        wait_texts(&bob, bob_hears, 1).await,
+        vec!["while you were away"]
+    );
+    assert_eq!(
+        wait_texts(&alice, alice_hears, 1).await,
+        vec!["still typing"]
+    );
+    bob.signaling = crate::support::Signaling::connect(&url, None).await;
+    let resumed = bob
+        .signaling
+        .ok("resume", json!({"resumeToken": token}))
+        .await;
+    assert_eq!(
+        resumed["dataProducers"][0]["dataProducerId"], bob_chat,
+        "{resumed}"
+    );
+    assert_eq!(
+        resumed["dataConsumers"][0]["dataProducerId"], alice_chat,
+        "{resumed}"
+    );
+    assert_eq!(
+        resumed["peers"][0]["dataProducers"][0]["dataProducerId"], alice_chat,
+        "{resumed}"
+    );
+    alice.send.send_text(0, "welcome back");
+    assert_eq!(
+        wait_texts(&bob, bob_hears, 2).await,
+        vec!["while you were away", "welcome back"]
+    );
+}
