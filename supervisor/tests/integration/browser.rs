@@ -153,8 +153,10 @@ fn when_their_signaling_drops_browser_tabs_resume_and_the_video_never_stalls() {
     // works: each page must resume (not join again), its received video never stalling
     // 500 ms or more, and say it reconnected.
     let url = format!("http://127.0.0.1:{}", sfu.port);
-    let stdout = run_browser_call(&url, &[("SFU_CUT_SIGNALING", "1")]);
+    // After the resume, the chat works both ways on the data channels kept through it.
+    let stdout = run_browser_call(&url, &[("SFU_CUT_SIGNALING", "1"), ("SFU_CHAT", "1")]);
     assert!(stdout.contains("resumed"), "{stdout}");
+    assert!(stdout.contains("chat: alice shows \"bob: hello"), "{stdout}");
     assert!(
         sfu.log_text().contains("peer resumed"),
         "the SFU resumed them"
