@@ -80,6 +80,17 @@ impl MessageRate {
     }
 }
 
+/// The SCTP stream an SCTP data consumer sends on, as JSON.
+pub(super) fn stream_parameters(consumer: &DataConsumer) -> Result<Json, NodeError> {
+    let sctp = consumer.sctp_stream_parameters().ok_or_else(|| {
+        NodeError::new(
+            NodeErrorCode::Internal,
+            "an SCTP data consumer without stream parameters",
+        )
+    })?;
+    to_json(&sctp)
+}
+
 /// mediasoup's id for `id` (the same UUID).
 pub(super) fn mediasoup_data_id(
     id: DataProducerId,
@@ -225,15 +236,9 @@ impl Routers {
                 });
             }
         })];
-        let sctp = consumer.sctp_stream_parameters().ok_or_else(|| {
-            NodeError::new(
-                NodeErrorCode::Internal,
-                "an SCTP data consumer without stream parameters",
-            )
-        })?;
         let answer = call::DataConsumed {
             data_consumer: id,
-            sctp_stream_parameters: to_json(&sctp)?,
+            sctp_stream_parameters: stream_parameters(&consumer)?,
             label: consumer.label().clone(),
             protocol: consumer.protocol().clone(),
         };

@@ -15,7 +15,7 @@ use mediasoup::prelude::*;
 
 use crate::media_config::pipe_listen_info;
 
-use super::data::mediasoup_data_id;
+use super::data::{mediasoup_data_id, stream_parameters};
 use super::{ipc_kind, media_error, not_found, parse, to_json, Answer, Entry, Routers, LOCAL_PIPE};
 
 /// mediasoup's id for `id` (the same UUID).
@@ -233,14 +233,8 @@ impl Routers {
             ))
             .await
             .map_err(|e| media_error("pipe consume data", e))?;
-        let sctp = consumer.sctp_stream_parameters().ok_or_else(|| {
-            NodeError::new(
-                NodeErrorCode::Internal,
-                "a pipe data consumer without stream parameters",
-            )
-        })?;
         let answer = call::PipeDataConsumed {
-            sctp_stream_parameters: to_json(&sctp)?,
+            sctp_stream_parameters: stream_parameters(&consumer)?,
             label: consumer.label().clone(),
             protocol: consumer.protocol().clone(),
         };

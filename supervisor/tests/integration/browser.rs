@@ -156,7 +156,10 @@ fn when_their_signaling_drops_browser_tabs_resume_and_the_video_never_stalls() {
     // After the resume, the chat works both ways on the data channels kept through it.
     let stdout = run_browser_call(&url, &[("SFU_CUT_SIGNALING", "1"), ("SFU_CHAT", "1")]);
     assert!(stdout.contains("resumed"), "{stdout}");
-    assert!(stdout.contains("chat: alice shows \"bob: hello"), "{stdout}");
+    assert!(
+        stdout.contains("chat: alice shows \"bob: hello"),
+        "{stdout}"
+    );
     assert!(
         sfu.log_text().contains("peer resumed"),
         "the SFU resumed them"

@@ -11,11 +11,14 @@ use ipc::messages::{DataConsumerId, DataProducerId, Json, RoomId, RouterId, Tran
 use monitor_api::EventKind;
 use serde_json::Value;
 
-use super::{json_value, not_found, not_joined, Cleanup, Link, Output, RoomCore, Target};
+use super::{
+    bounded_app_data, json_value, may_publish, may_subscribe, not_found, not_joined, Cleanup,
+    Output, RoomCore, Target,
+};
 use crate::notification::Notification;
 use crate::protocol::{
     parse_id, ClientError, ClientErrorCode, ConsumeDataArgs, DataConsumed, DataProduced, Direction,
-    PeerId, ProduceDataArgs, MAX_APP_DATA_BYTES,
+    PeerId, ProduceDataArgs,
 };
 
 /// Data producers one peer may have (a chat needs one).
@@ -85,12 +88,7 @@ impl RoomCore {
         let (target, transport) =
             self.own_transport(peer, &args.transport_id, Some(Direction::Send))?;
         let (_, me) = self.peer(peer)?;
-        if !me.rights.publish {
-            return Err(ClientError::new(
-                ClientErrorCode::Forbidden,
-                "the join token does not allow publishing (canPublish)",
-            ));
-        }
+        may_publish(me)?;
         if me.data_producers.len() >= MAX_DATA_PRODUCERS_PER_PEER {
             return Err(ClientError::new(
                 ClientErrorCode::TooManyProducers,
@@ -105,19 +103,7 @@ impl RoomCore {
                 ));
             }
         }
-        let app_data = match args.app_data {
-            Some(data) => {
-                let data = Value::Object(data);
-                if data.to_string().len() > MAX_APP_DATA_BYTES {
-                    return Err(ClientError::new(
-                        ClientErrorCode::InvalidArgument,
-                        format!("appData is larger than {MAX_APP_DATA_BYTES} bytes"),
-                    ));
-                }
-                Some(data)
-            }
-            None => None,
-        };
+        let app_data = bounded_app_data(args.app_data)?;
         let mut sctp = args.sctp_stream_parameters;
         if !sctp.contains_key("ordered") {
             // As mediasoup's own API: ordered unless a partial reliability is asked for.
@@ -215,12 +201,7 @@ impl RoomCore {
         let (target, transport) =
             self.own_transport(peer, &args.transport_id, Some(Direction::Recv))?;
         let data_producer: DataProducerId = parse_id("data producer", &args.data_producer_id)?;
-        if !self.peer(peer)?.1.rights.subscribe {
-            return Err(ClientError::new(
-                ClientErrorCode::Forbidden,
-                "the join token does not allow subscribing (canSubscribe)",
-            ));
-        }
+        may_subscribe(self.peer(peer)?.1)?;
         let (_, room) = self.room_of_peer(peer)?;
         let owner = room
             .peers
@@ -356,25 +337,8 @@ impl RoomCore {
         from: RouterId,
         to: Target,
     ) {
-        let Some(room) = self.rooms.get(room_id) else {
+        let Some((from, via)) = self.pipe_route(room_id, from, to) else {
             return;
-        };
-        let Some(from_state) = room.routers.get(&from) else {
-            return;
-        };
-        let from = Target {
-            node: from_state.node,
-            router: from,
-        };
-        let via = if from.node == to.node {
-            None
-        } else {
-            let key = (from.router.min(to.router), from.router.max(to.router));
-            match room.links.get(&key) {
-                Some(Link::Ready(lt, ht)) if key.0 == from.router => Some((*lt, *ht)),
-                Some(Link::Ready(lt, ht)) => Some((*ht, *lt)),
-                _ => return,
-            }
         };
         self.outputs.push_back(Output::PipeData(DataPipeOrder {
             data_producer,

@@ -10,14 +10,14 @@ use monitor_api::EventKind;
 use serde_json::{Map, Value};
 
 use super::{
-    json_value, not_found, not_joined, Cleanup, ConsumerEntry, Peer, ProducerEntry, RoomCore,
-    Target,
+    bounded_app_data, json_value, may_publish, may_subscribe, not_found, not_joined, Cleanup,
+    ConsumerEntry, Peer, ProducerEntry, RoomCore, Target,
 };
 use crate::notification::Notification;
 use crate::protocol::{
     parse_id, ClientError, ClientErrorCode, ConsumeArgs, Consumed, ConsumerAction, Direction,
     IceRestarted, Kind, PeerId, ProduceArgs, Produced, ProducerAction, RouterCapabilities,
-    TransportCreated, MAX_APP_DATA_BYTES,
+    TransportCreated,
 };
 
 fn own_transport(p: &Peer, id: TransportId, want: Option<Direction>) -> Result<(), ClientError> {
@@ -180,12 +180,7 @@ impl RoomCore {
     ) -> Result<PendingProduce, ClientError> {
         let (target, transport) =
             self.own_transport(peer, &args.transport_id, Some(Direction::Send))?;
-        if !self.peer(peer)?.1.rights.publish {
-            return Err(ClientError::new(
-                ClientErrorCode::Forbidden,
-                "the join token does not allow publishing (canPublish)",
-            ));
-        }
+        may_publish(self.peer(peer)?.1)?;
         let max = self.limits.max_producers_per_peer;
         if self.peer(peer)?.1.producers.len() >= max {
             return Err(ClientError::new(
@@ -201,19 +196,7 @@ impl RoomCore {
             .to_string();
         let (_, room) = self.room_of_peer(peer)?;
         check_codecs(&args, &room.rtp_capabilities)?;
-        let app_data = match args.app_data {
-            Some(data) => {
-                let data = Value::Object(data);
-                if data.to_string().len() > MAX_APP_DATA_BYTES {
-                    return Err(ClientError::new(
-                        ClientErrorCode::InvalidArgument,
-                        format!("appData is larger than {MAX_APP_DATA_BYTES} bytes"),
-                    ));
-                }
-                Some(data)
-            }
-            None => None,
-        };
+        let app_data = bounded_app_data(args.app_data)?;
         let call = call::Produce {
             router: target.router,
             transport,
@@ -312,12 +295,7 @@ impl RoomCore {
         let (target, transport) =
             self.own_transport(peer, &args.transport_id, Some(Direction::Recv))?;
         let producer: ProducerId = parse_id("producer", &args.producer_id)?;
-        if !self.peer(peer)?.1.rights.subscribe {
-            return Err(ClientError::new(
-                ClientErrorCode::Forbidden,
-                "the join token does not allow subscribing (canSubscribe)",
-            ));
-        }
+        may_subscribe(self.peer(peer)?.1)?;
         let max = self.limits.max_consumers_per_peer;
         if self.peer(peer)?.1.consumers.len() >= max {
             return Err(ClientError::new(

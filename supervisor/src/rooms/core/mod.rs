@@ -31,7 +31,7 @@ use serde_json::Value;
 
 use crate::node_link::NodeId;
 use crate::notification::Notification;
-use crate::protocol::{ClientError, ClientErrorCode, Direction, Kind, PeerId};
+use crate::protocol::{ClientError, ClientErrorCode, Direction, Kind, PeerId, MAX_APP_DATA_BYTES};
 
 pub use data::{DataPipeOrder, PendingConsumeData, PendingProduceData};
 pub use membership::JoinStep;
@@ -247,6 +247,46 @@ pub(crate) fn not_joined() -> ClientError {
 
 fn not_found(what: &str, id: impl std::fmt::Display) -> ClientError {
     ClientError::new(ClientErrorCode::NotFound, format!("no {what} {id}"))
+}
+
+/// Whether `peer`'s join token lets it produce (media or data).
+fn may_publish(peer: &Peer) -> Result<(), ClientError> {
+    if peer.rights.publish {
+        return Ok(());
+    }
+    Err(ClientError::new(
+        ClientErrorCode::Forbidden,
+        "the join token does not allow publishing (canPublish)",
+    ))
+}
+
+/// Whether `peer`'s join token lets it consume (media or data).
+fn may_subscribe(peer: &Peer) -> Result<(), ClientError> {
+    if peer.rights.subscribe {
+        return Ok(());
+    }
+    Err(ClientError::new(
+        ClientErrorCode::Forbidden,
+        "the join token does not allow subscribing (canSubscribe)",
+    ))
+}
+
+/// What a client said of its producer or data producer, for the others: at most
+/// [`MAX_APP_DATA_BYTES`] serialized.
+fn bounded_app_data(
+    data: Option<serde_json::Map<String, Value>>,
+) -> Result<Option<Value>, ClientError> {
+    let Some(data) = data else {
+        return Ok(None);
+    };
+    let data = Value::Object(data);
+    if data.to_string().len() > MAX_APP_DATA_BYTES {
+        return Err(ClientError::new(
+            ClientErrorCode::InvalidArgument,
+            format!("appData is larger than {MAX_APP_DATA_BYTES} bytes"),
+        ));
+    }
+    Ok(Some(data))
 }
 
 fn json_value(json: &Json) -> Result<Value, ClientError> {

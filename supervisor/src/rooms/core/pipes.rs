@@ -111,6 +111,32 @@ impl RoomCore {
         self.pipe_data_to_ready_router(room_id, to);
     }
 
+    /// How something of router `from` reaches `to`: `from` as a target, and `None` within a
+    /// node or, between nodes, the link's pipe transports on `from`'s side and on `to`'s. No
+    /// route while they are not linked (yet): `router_ready` pipes everything once they are.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn pipe_route(
+        &self,
+        room_id: &RoomId,
+        from: RouterId,
+        to: Target,
+    ) -> Option<(Target, Option<(TransportId, TransportId)>)> {
+        let room = self.rooms.get(room_id)?;
+        let from = Target {
+            node: room.routers.get(&from)?.node,
+            router: from,
+        };
+        if from.node == to.node {
+            return Some((from, None));
+        }
+        let key = (from.router.min(to.router), from.router.max(to.router));
+        match room.links.get(&key) {
+            Some(Link::Ready(lt, ht)) if key.0 == from.router => Some((from, Some((*lt, *ht)))),
+            Some(Link::Ready(lt, ht)) => Some((from, Some((*ht, *lt)))),
+            _ => None,
+        }
+    }
+
     /// Orders `producer` of router `from` piped to `to` (its copy is already marked wanted).
     pub(super) fn order_pipe(
         &mut self,
@@ -120,30 +146,8 @@ impl RoomCore {
         from: RouterId,
         to: Target,
     ) {
-        let Some(room) = self.rooms.get(room_id) else {
+        let Some((from, via)) = self.pipe_route(room_id, from, to) else {
             return;
-        };
-        let Some(from_state) = room.routers.get(&from) else {
-            return;
-        };
-        let from = Target {
-            node: from_state.node,
-            router: from,
-        };
-        let via = if from.node == to.node {
-            None
-        } else {
-            let key = if from.router < to.router {
-                (from.router, to.router)
-            } else {
-                (to.router, from.router)
-            };
-            match room.links.get(&key) {
-                Some(Link::Ready(lt, ht)) if key.0 == from.router => Some((*lt, *ht)),
-                Some(Link::Ready(lt, ht)) => Some((*ht, *lt)),
-                // Not linked (yet): `router_ready` pipes it once the link is up.
-                _ => return,
-            }
         };
         let kind = match kind {
             crate::protocol::Kind::Audio => ipc::messages::MediaKind::Audio,
