@@ -7,7 +7,8 @@ import { Chat } from './chat.js';
 import { Controls } from './controls.js';
 import { Signaling, signalingUrl } from './signaling.js';
 import { receptionStats } from './stats.js';
-import { layerFor, peerTile, screenTile, showQuality, SIMULCAST, tileMarks } from './tiles.js';
+import { Remote } from './remote.js';
+import { SIMULCAST, tileMarks } from './tiles.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -31,8 +32,6 @@ let sendTransport = null;
 let recvTransport = null;
 let localStream = null;
 const producers = new Map(); // producerId -> mediasoup-client Producer
-const consumers = new Map(); // consumerId -> { consumer, peerId }
-const peers = new Map(); // peerId -> { displayName, tile, video, audio, caption }
 let queuedProducers = []; // announced before the receive transport existed
 let reconnectDelay = 500;
 let retryTimer = null;
@@ -44,11 +43,17 @@ let joinInFlight = -1; // generation of the join running now, -1 when none
 let retriedAlreadyJoined = false;
 let mediaError = ''; // why there is no local media, reset by each Join click
 let resumeToken = null; // from the last join or resume answer: takes the session back
+const remote = new Remote({
+  request: (method, data) => request(method, data),
+  container: $('tiles'),
+  render: () => render(),
+  ignorable: (e) => ignorable(e),
+});
 const localMarks = tileMarks();
 $('local-tile').append(localMarks.marks);
 const chat = new Chat({
   request: (method, data) => request(method, data),
-  peerName: (peerId) => peers.get(peerId)?.displayName || 'someone',
+  peerName: (peerId) => remote.name(peerId) || 'someone',
   ownName: () => $('name').value,
   element: $,
   fail(what, e) {
@@ -78,7 +83,7 @@ function render() {
   if (state.resuming) parts.push('reconnecting…');
   else if (state.resumes && state.socket === 'open') parts.push('reconnected');
   if (state.joined) {
-    parts.push(`room: ${state.room} (${peers.size + 1} here)`);
+    parts.push(`room: ${state.room} (${remote.peers.size + 1} here)`);
     parts.push(`send: ${state.transports.send}`, `receive: ${state.transports.recv}`);
   } else if (state.wantJoined) {
     parts.push('joining…');
@@ -222,14 +227,14 @@ async function resumeSession() {
   }
   // Consumers whose producer closed meanwhile, peers who left meanwhile.
   const alive = new Set((info.consumers || []).map((c) => c.consumerId));
-  for (const id of [...consumers.keys()]) if (!alive.has(id)) removeConsumer(id);
+  for (const id of [...remote.consumers.keys()]) if (!alive.has(id)) remote.removeConsumer(id);
   const present = new Set((info.peers || []).map((p) => p.peerId));
-  for (const id of [...peers.keys()]) if (!present.has(id)) removePeer(id);
+  for (const id of [...remote.peers.keys()]) if (!present.has(id)) remote.removePeer(id);
   chat.reconcile(info);
   // Peers and producers that came meanwhile.
-  const consumed = new Set([...consumers.values()].map(({ consumer }) => consumer.producerId));
+  const consumed = new Set([...remote.consumers.values()].map(({ consumer }) => consumer.producerId));
   for (const peer of info.peers || []) {
-    addPeer(peer.peerId, peer.displayName);
+    remote.addPeer(peer.peerId, peer.displayName);
     for (const p of peer.producers || []) {
       if (consumed.has(p.producerId)) continue;
       consume(p.producerId, peer.peerId, p.appData).catch((e) => {
@@ -313,7 +318,7 @@ async function join() {
     await device.load({ routerRtpCapabilities: info.routerRtpCapabilities });
     check();
     for (const peer of info.peers || []) {
-      addPeer(peer.peerId, peer.displayName);
+      remote.addPeer(peer.peerId, peer.displayName);
       for (const p of peer.producers || []) {
         queuedProducers.push({ producerId: p.producerId, peerId: peer.peerId, appData: p.appData });
       }
@@ -468,63 +473,8 @@ async function consume(producerId, peerId, appData) {
     throw new Stale();
   }
   const screen = (info.appData || appData)?.source === 'screen';
-  consumers.set(consumer.id, { consumer, peerId, preferred: null, screen });
-  const peer = peers.get(peerId) || addPeer(peerId, '…');
-  if (screen) {
-    showScreen(consumer, peer);
-    await request('resumeConsumer', { consumerId: consumer.id });
-    return;
-  }
-  showPaused(consumer.id, info.producerPaused);
-  if (info.type === 'simulcast') followTileSize(consumer.id, peer.video);
-  const element = consumer.kind === 'video' ? peer.video : peer.audio;
-  const stream = element.srcObject || new MediaStream();
-  stream.addTrack(consumer.track);
-  element.srcObject = stream;
-  element.play().catch(() => {}); // autoplay may need a gesture; Join was one
+  remote.show(consumer, peerId, info, screen);
   await request('resumeConsumer', { consumerId: consumer.id });
-}
-
-function addPeer(peerId, displayName) {
-  const existing = peers.get(peerId);
-  if (existing) {
-    // A newProducer can come before its peerJoined: the tile then has a placeholder name.
-    if (displayName !== '…') existing.caption.textContent = existing.displayName = displayName;
-    return existing;
-  }
-  const peer = peerTile(peerId, displayName);
-  $('tiles').append(peer.tile);
-  peers.set(peerId, peer);
-  render();
-  return peer;
-}
-
-// A peer's screen share: a large tile of its own, gone when the share stops.
-const screenTiles = new Map(); // consumerId -> tile
-function showScreen(consumer, peer) {
-  const tile = screenTile(consumer.track, `${peer.displayName}'s screen`);
-  $('tiles').prepend(tile);
-  screenTiles.set(consumer.id, tile);
-}
-
-// Asks for the layer the tile of a video consumer needs, now and whenever the tile resizes.
-function followTileSize(consumerId, video) {
-  const ask = () => {
-    const entry = consumers.get(consumerId);
-    if (!entry) {
-      observer.disconnect();
-      return;
-    }
-    const layer = layerFor(video.clientWidth);
-    if (entry.preferred === layer) return;
-    entry.preferred = layer;
-    request('setConsumerPreferredLayers', { consumerId, spatialLayer: layer }).catch((e) => {
-      if (!ignorable(e)) console.warn('setConsumerPreferredLayers', e);
-    });
-  };
-  const observer = new ResizeObserver(ask);
-  observer.observe(video);
-  ask();
 }
 
 // This page's producer of `kind`, if it publishes one.
@@ -532,48 +482,20 @@ function producerOf(kind) {
   return [...producers.values()].find((p) => p.kind === kind && !p.closed);
 }
 
-// Shows whether the producer behind a consumer is paused (muted by its peer).
-function showPaused(consumerId, paused) {
-  const entry = consumers.get(consumerId);
-  const peer = entry && peers.get(entry.peerId);
-  if (!peer) return;
-  (entry.consumer.kind === 'audio' ? peer.micOff : peer.camOff).hidden = !paused;
-}
-
-function removePeer(peerId) {
-  const peer = peers.get(peerId);
-  if (!peer) return;
-  peer.tile.remove();
-  peers.delete(peerId);
-  render();
-}
-
-function removeConsumer(consumerId) {
-  const entry = consumers.get(consumerId);
-  if (!entry) return;
-  consumers.delete(consumerId);
-  screenTiles.get(consumerId)?.remove();
-  screenTiles.delete(consumerId);
-  const peer = peers.get(entry.peerId);
-  for (const element of peer ? [peer.video, peer.audio] : []) element.srcObject?.removeTrack(entry.consumer.track);
-  entry.consumer.close();
-}
-
 async function onNotification(name, data) {
   switch (name) {
     case 'peerJoined':
-      if (state.joined) addPeer(data.peerId, data.displayName);
+      if (state.joined) remote.addPeer(data.peerId, data.displayName);
       break;
     case 'peerLeft':
-      for (const [id, entry] of consumers) if (entry.peerId === data.peerId) removeConsumer(id);
       queuedProducers = queuedProducers.filter((p) => p.peerId !== data.peerId);
-      removePeer(data.peerId);
+      remote.removePeer(data.peerId);
       break;
     case 'newProducer':
       if (state.joined) await consume(data.producerId, data.peerId, data.appData);
       break;
     case 'consumerClosed':
-      removeConsumer(data.consumerId);
+      remote.removeConsumer(data.consumerId);
       break;
     case 'newDataProducer':
       if (state.joined) await chat.consume(data.dataProducerId, data.peerId);
@@ -586,26 +508,16 @@ async function onNotification(name, data) {
       break;
     case 'consumerPaused':
     case 'consumerResumed':
-      showPaused(data.consumerId, name === 'consumerPaused');
+      remote.showPaused(data.consumerId, name === 'consumerPaused');
       break;
-    case 'consumerLayersChanged': {
-      const entry = consumers.get(data.consumerId);
-      const peer = entry && peers.get(entry.peerId);
-      if (!peer) break;
-      peer.layer.hidden = data.spatialLayer == null;
-      peer.layer.textContent = `L${data.spatialLayer}`;
-      peer.layer.title = `receiving simulcast layer ${data.spatialLayer} of 0–2`;
+    case 'consumerLayersChanged':
+      remote.showLayer(data);
       break;
-    }
-    case 'consumerScore': {
-      const entry = consumers.get(data.consumerId);
-      const peer = entry && peers.get(entry.peerId);
-      if (!peer || entry.consumer.kind !== 'video') break;
-      showQuality(peer.quality, data.score?.score ?? 0);
+    case 'consumerScore':
+      remote.showScore(data);
       break;
-    }
     case 'activeSpeaker':
-      for (const [id, peer] of peers) peer.tile.classList.toggle('speaking', id === data.peerId);
+      remote.showSpeaker(data.peerId);
       break;
     case 'roomMoved':
       // The room's media node failed and the room was re-created elsewhere. The server has
@@ -631,8 +543,7 @@ function teardown() {
   controls.forget(); // published again unmuted, without the share
   chat.forget();
   state.transports = { send: 'new', recv: 'new' };
-  for (const id of [...consumers.keys()]) removeConsumer(id);
-  for (const id of [...peers.keys()]) removePeer(id);
+  remote.clear();
   producers.clear();
   queuedProducers = [];
   sendTransport?.close(); // closes its producers too; the tracks stay (stopTracks: false)
@@ -683,5 +594,5 @@ if (INSECURE) showError(INSECURE);
 window.demo = {
   state,
   // What each consumer receives, from getStats (see stats.js).
-  stats: () => receptionStats(consumers, peers, state),
+  stats: () => receptionStats(remote.consumers, remote.peers, state),
 };
