@@ -187,6 +187,22 @@ pub struct Participant {
     pub producers: Vec<ProducerInfo>,
     /// What it receives.
     pub consumers: Vec<ConsumerInfo>,
+    /// The data channels it sends on (the chat).
+    #[serde(default)]
+    pub data_producers: Vec<DataProducerInfo>,
+    /// The data channels of others it receives.
+    #[serde(default)]
+    pub data_consumers: u32,
+}
+
+/// A data producer: a data channel a peer sends on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DataProducerInfo {
+    /// Its id.
+    pub id: String,
+    /// Its label (`chat` for the demo page).
+    pub label: String,
 }
 
 /// A producer. Score, pause state and bitrate are collected from its node for the answer

@@ -228,6 +228,34 @@ pub fn room(detail: &RoomDetail) -> String {
                 bitrate(x.bitrate_bps),
             ]);
         }
+        let none = || "-".to_string();
+        for x in &p.data_producers {
+            media.push(vec![
+                p.display_name.clone(),
+                "sends".into(),
+                "data".into(),
+                short(&x.id),
+                format!("label {:?}", x.label),
+                none(),
+                none(),
+                none(),
+            ]);
+        }
+        if p.data_consumers > 0 {
+            media.push(vec![
+                p.display_name.clone(),
+                "receives".into(),
+                "data".into(),
+                match p.data_consumers {
+                    1 => "1 channel".to_string(),
+                    n => format!("{n} channels"),
+                },
+                String::new(),
+                none(),
+                none(),
+                none(),
+            ]);
+        }
     }
     let routers: Vec<Vec<String>> = detail
         .routers

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ipc::messages::{ConsumerId, ConsumerStats, ProducerId, ProducerStats, RoomId, RouterId};
-use monitor_api::{ConsumerInfo, Participant, ProducerInfo, RoomDetail, RouterDetail};
+use monitor_api::{
+    ConsumerInfo, DataProducerInfo, Participant, ProducerInfo, RoomDetail, RouterDetail,
+};
 
 use super::Media;
 use crate::node_link::{NodeId, NodeLink};
@@ -128,6 +130,15 @@ fn room_detail(
                     })
                     .collect();
                 consumers.sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));
+                let mut data_producers: Vec<DataProducerInfo> = p
+                    .data_producers
+                    .iter()
+                    .map(|(id, e)| DataProducerInfo {
+                        id: id.to_string(),
+                        label: e.label.clone(),
+                    })
+                    .collect();
+                data_producers.sort_by(|a, b| a.id.cmp(&b.id));
                 Participant {
                     peer_id: peer_id.to_string(),
                     display_name: p.display_name.clone(),
@@ -142,6 +153,8 @@ fn room_detail(
                     transports: p.transports.len() as u32,
                     producers,
                     consumers,
+                    data_producers,
+                    data_consumers: p.data_consumers.len() as u32,
                 }
             })
             .collect(),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::support::peer::{Joining, TestPeer};
-use crate::support::Sfu;
+use crate::support::{monitor_json, Sfu};
 
 /// `peer` opens a chat data channel on its send transport: its `dataProducerId`.
 async fn produce_chat(peer: &mut TestPeer) -> String {
@@ -64,7 +64,7 @@ fn texts(prefix: &str, range: std::ops::RangeInclusive<u32>) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_messages_reach_every_other_peer_exactly_and_in_order() {
-    let sfu = Sfu::start(&[]);
+    let sfu = Sfu::start(&["--monitor-token", "chat-monitor"]);
     let url = sfu.ws_url();
     let joining = Joining::new(&url);
     let (mut alice, mut bob) = joining.pair("chat", ["Alice", "Bob"], 1000).await;
@@ -115,6 +115,72 @@ async fn chat_messages_reach_every_other_peer_exactly_and_in_order() {
     assert_eq!(
         wait_texts(&carol, carol_hears_bob, 15).await,
         texts("Bob", 1..=15)
+    );
+    // The monitor shows who sends on a data channel and how many each receives.
+    let monitor_url = sfu.monitor_url();
+    let room = tokio::task::block_in_place(|| {
+        monitor_json(&[
+            "--url",
+            &monitor_url,
+            "--token",
+            "chat-monitor",
+            "room",
+            "chat",
+        ])
+    });
+    let shown: Vec<(String, Value, Value)> = room["participants"]
+        .as_array()
+        .expect("participants")
+        .iter()
+        .map(|p| {
+            let labels: Vec<Value> = p["dataProducers"]
+                .as_array()
+                .expect("dataProducers")
+                .iter()
+                .map(|d| d["label"].clone())
+                .collect();
+            (
+                p["displayName"].as_str().unwrap().to_string(),
+                json!(labels),
+                p["dataConsumers"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        vec![
+            ("Alice".to_string(), json!(["chat"]), json!(1)),
+            ("Bob".to_string(), json!(["chat"]), json!(1)),
+            ("Carol".to_string(), json!([]), json!(2)),
+        ]
+    );
+    let text = crate::support::process::output_within(
+        std::process::Command::new(crate::support::monitor_binary())
+            .args([
+                "--url",
+                &monitor_url,
+                "--token",
+                "chat-monitor",
+                "room",
+                "chat",
+            ])
+            .env_remove("MONITOR_TOKEN")
+            .env_remove("MONITOR_URL"),
+        Duration::from_secs(30),
+        "monitor room",
+    );
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    println!("{text}");
+    let rows: Vec<&str> = text.lines().filter(|l| l.contains(" data ")).collect();
+    assert_eq!(
+        rows.len(),
+        5,
+        "Alice and Bob send, all three receive:\n{text}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("Alice") && r.contains("1 channel ")),
+        "{text}"
     );
 }
 
