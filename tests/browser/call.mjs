@@ -307,6 +307,8 @@ try {
     const said = {};
     for (const name of names) {
       said[name] = `hello from ${name} ${Math.random().toString(36).slice(2, 8)}`;
+      // On a phone-sized page, a long unbroken word must wrap, not widen the page.
+      if (narrow) said[name] += ` https://example.com/${'a'.repeat(80)}`;
       await pages[name].getByLabel('Message').fill(said[name]);
       await pages[name].getByRole('button', { name: 'Send' }).click();
     }
@@ -317,6 +319,21 @@ try {
           .waitFor({ timeout: 15_000 }).then(() => true, () => false);
         console.log(`chat: ${reader} ${found ? 'shows' : 'does NOT show'} "${line}"`);
         if (!found) failed = true;
+      }
+    }
+    if (narrow) {
+      for (const [name, page] of Object.entries(pages)) {
+        // The page must not widen, nor the log scroll sideways: long words wrap.
+        const { width, log, logView } = await page.evaluate(() => {
+          const chatLog = document.getElementById('chat-log');
+          return {
+            width: document.documentElement.scrollWidth,
+            log: chatLog.scrollWidth,
+            logView: chatLog.clientWidth,
+          };
+        });
+        console.log(`chat: ${name}'s page is ${width} px wide in a 390 px window, its chat log ${log} px in ${logView}`);
+        if (width > 390 || log > logView) failed = true;
       }
     }
     const limit = Number(process.env.SFU_CHAT_LIMIT || 20);

@@ -179,12 +179,14 @@ impl Routers {
         tap: &DataConsumer,
         relay: &DataProducer,
     ) -> Result<HandlerId, NodeError> {
-        let DataProducer::Direct(relay) = relay.clone() else {
+        if !matches!(relay, DataProducer::Direct(_)) {
             return Err(NodeError::new(
                 NodeErrorCode::Internal,
                 "a relay that is not on the direct transport",
             ));
-        };
+        }
+        // Weak: the entry owns the relay; when it goes, the relay closes with it.
+        let relay = relay.downgrade();
         let limit = self.data.max_messages_per_sec;
         let rate = Mutex::new(MessageRate::new(limit));
         let events = self.events.clone();
@@ -195,6 +197,9 @@ impl Routers {
                 .handle_message(Instant::now());
             match verdict {
                 Verdict::Pass => {
+                    let Some(DataProducer::Direct(relay)) = relay.upgrade() else {
+                        return;
+                    };
                     if let Err(e) = relay.send(message.clone(), None, None, None) {
                         tracing::warn!(%router, data_producer = %id, "cannot relay a data message: {e}");
                     }

@@ -286,8 +286,19 @@ fn two_browser_tabs_call_through_nginx_with_signaling_on_a_path() {
 }
 
 #[test]
-fn on_phone_sized_pages_muting_and_the_camera_switch_show_at_the_other_end() {
-    let stdout = call_on_the_built_in_page(&[("SFU_CONTROLS", "1"), ("SFU_NARROW", "1")]);
+fn on_phone_sized_pages_muting_the_camera_switch_and_the_chat_work() {
+    // The chat too: its messages wrap within the phone's width.
+    let stdout = call_on_the_built_in_page(&[
+        ("SFU_CONTROLS", "1"),
+        ("SFU_NARROW", "1"),
+        ("SFU_CHAT", "1"),
+    ]);
+    // (The script fails when a page is wider than its window.)
+    assert!(stdout.contains("chat: bob's page is"), "{stdout}");
+    assert!(
+        stdout.contains("chat: bob shows \"alice: hello"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("sees alice's muted-audio visible"),
         "{stdout}"
