@@ -29,6 +29,8 @@ if [ "$want_tests" = 1 ]; then
     done
     # nginx: the reverse-proxy test runs the demo behind it (its own config, never the service).
     [ -x /usr/sbin/nginx ] || debs+=(nginx)
+    # caddy: the same with Debian's Caddy (its own config; the service is never started).
+    [ -x /usr/bin/caddy ] || debs+=(caddy)
 fi
 if [ "${#debs[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -1,8 +1,9 @@
 //! Browser end to end: Debian's chromium, driven by playwright-core (tests/browser/call.mjs),
 //! opens the demo page served by a real supervisor in two tabs of one room; each must decode
 //! the other's video and receive its audio. Plain HTTP and TLS; recovery from killed nodes
-//! and from a cut signaling connection (resume); behind Debian's nginx at a path; and the
-//! page's explanation when opened insecurely.
+//! and from a cut signaling connection (resume); simulcast, screen sharing, the controls and
+//! the chat; and the page's explanation when opened insecurely. Behind a reverse proxy: see
+//! `proxies`.
 //!
 //! Needs `scripts/setup.sh --tests` (chromium, the page build, tests/browser/node_modules);
 //! the test fails with that hint when something is missing rather than skipping.
@@ -18,7 +19,7 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn check_prerequisites() {
+pub(crate) fn check_prerequisites() {
     let missing: Vec<&str> = [
         ("web/dist/index.html", "the demo page build"),
         (
@@ -38,7 +39,7 @@ fn check_prerequisites() {
 }
 
 /// Runs tests/browser/call.mjs against `url` with `envs`; its output.
-fn run_browser_call(url: &str, envs: &[(&str, &str)]) -> String {
+pub(crate) fn run_browser_call(url: &str, envs: &[(&str, &str)]) -> String {
     // Two Chromium pages need some 20 s on this machine; three minutes means a hang.
     let out = output_within(
         Command::new("node")
@@ -184,105 +185,6 @@ fn a_page_opened_insecurely_says_how_to_serve_it_securely() {
     println!("{stdout}{stderr}");
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("secure context: false"), "{stdout}");
-}
-
-/// Debian's nginx in front of the supervisor, as the README configures it (without TLS here:
-/// loopback pages are secure contexts): the page at /conference/, signaling at
-/// /api/conference. Stopped when dropped.
-struct Nginx {
-    child: std::process::Child,
-    port: u16,
-    dir: std::path::PathBuf,
-}
-
-impl Nginx {
-    fn start(sfu_port: u16) -> Nginx {
-        let binary = Path::new("/usr/sbin/nginx");
-        assert!(
-            binary.is_file(),
-            "nginx is missing: run scripts/setup.sh --tests"
-        );
-        let port = crate::support::free_port();
-        let dir = std::env::temp_dir().join(format!("sfu-test-nginx-{port}"));
-        std::fs::create_dir_all(&dir).expect("nginx folder");
-        let conf = format!(
-            r#"master_process off;
-worker_processes 1;
-pid {dir}/nginx.pid;
-events {{}}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    map $http_upgrade $connection_upgrade {{
-        default upgrade;
-        '' close;
-    }}
-    server {{
-        listen 127.0.0.1:{port};
-        location = /api/conference {{
-            proxy_pass http://127.0.0.1:{sfu_port}/ws;
-            proxy_http_version 1.1;
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection $connection_upgrade;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_read_timeout 1h;
-        }}
-        location /conference/ {{
-            proxy_pass http://127.0.0.1:{sfu_port}/;
-        }}
-    }}
-}}
-"#,
-            dir = dir.display()
-        );
-        let path = dir.join("nginx.conf");
-        std::fs::write(&path, conf).expect("nginx.conf");
-        let child = Command::new(binary)
-            .arg("-e")
-            .arg(dir.join("error.log"))
-            .arg("-p")
-            .arg(&dir)
-            .arg("-c")
-            .arg(&path)
-            .args(["-g", "daemon off;"])
-            .stdin(std::process::Stdio::null())
-            .spawn()
-            .expect("start nginx");
-        let nginx = Nginx { child, port, dir };
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "nginx did not start: {}",
-                std::fs::read_to_string(nginx.dir.join("error.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        nginx
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-#[test]
-fn two_browser_tabs_call_through_nginx_with_signaling_on_a_path() {
-    check_prerequisites();
-    // The page this binary carries, behind the proxy.
-    let sfu = Sfu::start(&["--trusted-proxies", "127.0.0.1"]);
-    let nginx = Nginx::start(sfu.port);
-    let page = format!("http://127.0.0.1:{}/conference", nginx.port);
-    let stdout = run_browser_call(&page, &[("SFU_WS", "/api/conference")]);
-    assert!(stdout.contains("ok: 2 pages"), "{stdout}");
 }
 
 #[test]

@@ -17,6 +17,7 @@ mod limits;
 mod load;
 mod methods;
 mod monitor;
+mod proxies;
 mod resume;
 mod spanning;
 mod startup;
