@@ -81,8 +81,8 @@ answers! {
         ice_candidates: Json,
         /// mediasoup `DtlsParameters`.
         dtls_parameters: Json,
-        /// mediasoup `SctpParameters`: every transport carries data channels.
-        sctp_parameters: Json,
+        /// mediasoup `SctpParameters`, when it carries data channels.
+        sctp_parameters: Option<Json>,
     }
     /// ICE was restarted.
     IceRestarted {
@@ -244,6 +244,8 @@ calls! {
     CreateWebRtcTransport => TransportCreated, "create_webrtc_transport" {
         /// The router.
         router: RouterId,
+        /// With an SCTP association, for data channels (the client asked for them).
+        enable_sctp: bool,
     }
     /// Gives a transport the client's DTLS parameters.
     ConnectWebRtcTransport => (), "connect_webrtc_transport" {

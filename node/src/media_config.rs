@@ -100,8 +100,8 @@ impl MediaListen {
     }
 
     /// Options of a client's WebRTC transport: UDP preferred, TCP as a fallback for
-    /// networks that block UDP; SCTP for data channels, messages up to `data`'s size.
-    pub fn webrtc_transport_options(&self, data: DataLimits) -> WebRtcTransportOptions {
+    /// networks that block UDP; with `data`, SCTP for data channels, messages up to its size.
+    pub fn webrtc_transport_options(&self, data: Option<DataLimits>) -> WebRtcTransportOptions {
         let infos = WebRtcTransportListenInfos::new(self.listen_info(Protocol::Udp))
             .insert(self.listen_info(Protocol::Tcp));
         let mut options = WebRtcTransportOptions::new(infos);
@@ -110,9 +110,11 @@ impl MediaListen {
         options.prefer_udp = true;
         options.initial_available_outgoing_bitrate = 1_000_000;
         options.ice_consent_timeout = self.ice_consent_timeout_secs;
-        options.enable_sctp = true;
-        options.max_receive_message_size = data.max_message_bytes;
-        options.max_send_message_size = data.max_message_bytes;
+        if let Some(data) = data {
+            options.enable_sctp = true;
+            options.max_receive_message_size = data.max_message_bytes;
+            options.max_send_message_size = data.max_message_bytes;
+        }
         options
     }
 }

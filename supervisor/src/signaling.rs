@@ -335,7 +335,8 @@ async fn dispatch(
             Answer::RouterCapabilities(rooms.router_rtp_capabilities(peer)?)
         }
         Request::CreateWebRtcTransport(args) => {
-            Answer::TransportCreated(rooms.create_transport(peer, args.direction).await?)
+            let (direction, data) = (args.direction, args.data);
+            Answer::TransportCreated(rooms.create_transport(peer, direction, data).await?)
         }
         Request::ConnectWebRtcTransport(args) => Answer::Done(
             rooms

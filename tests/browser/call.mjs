@@ -90,6 +90,7 @@ const browser = await chromium.launch({
 const names = (process.env.SFU_PAGES || 'alice,bob').split(',');
 const logs = Object.fromEntries(names.map((n) => [n, []]));
 let failed = false;
+const pages = {};
 try {
   // SFU_NARROW=1: a phone-sized window (390 px wide); the page must not overflow it.
   const narrow = process.env.SFU_NARROW === '1';
@@ -97,7 +98,6 @@ try {
     ignoreHTTPSErrors: insecure,
     ...(narrow ? { viewport: { width: 390, height: 844 } } : {}),
   });
-  const pages = {};
   for (const name of names) {
     const page = await context.newPage();
     // SFU_VIEWPORTS=320x640,1600x900: each page's window size, in order.
@@ -401,7 +401,9 @@ try {
   for (const [name, page] of Object.entries(pages)) {
     const status = await page.textContent('[data-testid=status]');
     const tiles = await page.locator('[data-testid=remote-tile]').count();
-    console.log(`${name}: ${JSON.stringify(last[name])}; remote tiles: ${tiles}; status: ${status}`);
+    const error = await page.textContent('#error');
+    console.log(`${name}: ${JSON.stringify(last[name])}; remote tiles: ${tiles}; status: ${status}`
+      + (error ? `; error shown: ${error}` : ''));
     if (process.env.SFU_SCREENSHOT_DIR) {
       await page.screenshot({ path: `${process.env.SFU_SCREENSHOT_DIR}/${name}.png` });
     }
@@ -415,6 +417,14 @@ try {
   failed = true;
   console.error(e);
   for (const [name, lines] of Object.entries(logs)) console.log(`${name} console:\n  ${lines.join('\n  ')}`);
+  for (const [name, page] of Object.entries(pages)) {
+    const said = await page.evaluate(() => [
+      document.getElementById('status')?.textContent,
+      document.getElementById('error')?.textContent,
+      document.getElementById('chat-note')?.textContent,
+    ]).catch(() => []);
+    console.log(`${name}: status, error and chat note: ${JSON.stringify(said)}`);
+  }
 } finally {
   await browser.close();
   proxy?.close();

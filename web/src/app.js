@@ -406,7 +406,8 @@ async function restart() {
 }
 
 async function createTransport(direction) {
-  const info = await request('createWebRtcTransport', { direction });
+  // data: the transport carries the chat's data channels too.
+  const info = await request('createWebRtcTransport', { direction, data: true });
   const options = {
     id: info.transportId,
     iceParameters: info.iceParameters,

@@ -80,6 +80,20 @@ impl MessageRate {
     }
 }
 
+/// Data channels need a transport created with SCTP: say so, rather than mediasoup's error.
+fn no_sctp_refused(transport: &WebRtcTransport) -> Result<(), NodeError> {
+    if transport.sctp_parameters().is_some() {
+        return Ok(());
+    }
+    Err(NodeError::new(
+        NodeErrorCode::InvalidArgument,
+        format!(
+            "transport {} has no data channels: create it with \"data\": true",
+            transport.id()
+        ),
+    ))
+}
+
 /// The SCTP stream an SCTP data consumer sends on, as JSON.
 pub(super) fn stream_parameters(consumer: &DataConsumer) -> Result<Json, NodeError> {
     let sctp = consumer.sctp_stream_parameters().ok_or_else(|| {
@@ -128,6 +142,7 @@ impl Routers {
         let params: SctpStreamParameters =
             parse("SCTP stream parameters", &sctp_stream_parameters)?;
         let transport = self.transport(router, transport_id)?;
+        no_sctp_refused(&transport)?;
         let direct = self.with_router(router, |r| Ok(r.direct.clone()))?;
         let mut options = DataProducerOptions::new_sctp(params);
         options.label = label;
@@ -225,6 +240,7 @@ impl Routers {
         data_producer: DataProducerId,
     ) -> Answer {
         let transport = self.transport(router, transport_id)?;
+        no_sctp_refused(&transport)?;
         let producer = self.data_producer(router, data_producer)?;
         let consumer = transport
             .consume_data(DataConsumerOptions::new_sctp(producer.id()))
@@ -291,14 +307,6 @@ impl Routers {
                 Err(not_found("data consumer", id))
             }
         })
-    }
-
-    /// Tells a transport's SCTP parameters, for its answer.
-    pub(super) fn sctp_json(transport: &WebRtcTransport) -> Result<Json, NodeError> {
-        let sctp = transport
-            .sctp_parameters()
-            .ok_or_else(|| NodeError::new(NodeErrorCode::Internal, "a transport without SCTP"))?;
-        to_json(&sctp)
     }
 
     /// Keeps `data_producer`, piped into `router` under its original id.

@@ -12,10 +12,11 @@ use mediasoup::prelude::*;
 use super::{ipc_kind, media_error, not_found, parse, to_json, Answer, Entry, Routers};
 
 impl Routers {
-    pub(super) async fn create_transport(&self, router: RouterId) -> Answer {
+    pub(super) async fn create_transport(&self, router: RouterId, enable_sctp: bool) -> Answer {
         let r = self.with_router(router, |h| Ok(h.router.clone()))?;
+        let data = enable_sctp.then_some(self.data);
         let transport = r
-            .create_webrtc_transport(self.listen.webrtc_transport_options(self.data))
+            .create_webrtc_transport(self.listen.webrtc_transport_options(data))
             .await
             .map_err(|e| media_error("create WebRTC transport", e))?;
         let id = TransportId(transport.id().into());
@@ -24,7 +25,10 @@ impl Routers {
             ice_parameters: to_json(transport.ice_parameters())?,
             ice_candidates: to_json(transport.ice_candidates())?,
             dtls_parameters: to_json(&transport.dtls_parameters())?,
-            sctp_parameters: Self::sctp_json(&transport)?,
+            sctp_parameters: match transport.sctp_parameters() {
+                Some(sctp) => Some(to_json(&sctp)?),
+                None => None,
+            },
         });
         self.with_router(router, |r| {
             r.transports.insert(id, transport);

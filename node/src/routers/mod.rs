@@ -168,9 +168,10 @@ impl Routers {
                     .map(|_| Response::Done)
                     .ok_or_else(|| not_found("router", router))
             }
-            Request::CreateWebRtcTransport(call::CreateWebRtcTransport { router }) => {
-                self.create_transport(router).await
-            }
+            Request::CreateWebRtcTransport(call::CreateWebRtcTransport {
+                router,
+                enable_sctp,
+            }) => self.create_transport(router, enable_sctp).await,
             Request::ConnectWebRtcTransport(call::ConnectWebRtcTransport {
                 router,
                 transport,

@@ -179,8 +179,9 @@ pub struct TransportCreated {
     pub ice_candidates: Value,
     /// mediasoup's DTLS parameters.
     pub dtls_parameters: Value,
-    /// mediasoup's SCTP parameters (data channels).
-    pub sctp_parameters: Value,
+    /// mediasoup's SCTP parameters, when it was asked for with `data`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sctp_parameters: Option<Value>,
 }
 
 /// The answer to `restartIce`.

@@ -222,7 +222,8 @@ mod tests {
         assert!(matches!(
             request,
             Request::CreateWebRtcTransport(CreateTransportArgs {
-                direction: Direction::Recv
+                direction: Direction::Recv,
+                data: false,
             })
         ));
     }

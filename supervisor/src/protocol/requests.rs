@@ -275,9 +275,14 @@ pub enum Direction {
 
 /// Arguments of `createWebRtcTransport`.
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CreateTransportArgs {
     /// `send` or `recv`.
     pub direction: Direction,
+    /// `true`: the transport carries data channels too (an SCTP association); the SFU
+    /// chooses the number of streams.
+    #[serde(default)]
+    pub data: bool,
 }
 
 /// Arguments of `connectWebRtcTransport`.

@@ -28,17 +28,20 @@ impl Rooms {
         self.node(target.node)?.call(c).await.map_err(link_error)
     }
 
-    /// Creates a WebRTC transport for `peer`.
+    /// Creates a WebRTC transport for `peer`, with data channels when `data`.
     pub async fn create_transport(
         &self,
         peer: PeerId,
         direction: Direction,
+        data: bool,
     ) -> Result<TransportCreated, ClientError> {
         let target = self.state().core.begin_create_transport(peer)?;
         let router = target.router;
-        let answer = self
-            .call(&target, call::CreateWebRtcTransport { router })
-            .await?;
+        let create = call::CreateWebRtcTransport {
+            router,
+            enable_sctp: data,
+        };
+        let answer = self.call(&target, create).await?;
         let (created, cleanups) =
             self.with_core(|core| core.handle_transport_created(peer, &target, direction, answer));
         self.drive(cleanups).await;

@@ -66,7 +66,7 @@ fn texts(prefix: &str, range: std::ops::RangeInclusive<u32>) -> Vec<String> {
 async fn chat_messages_reach_every_other_peer_exactly_and_in_order() {
     let sfu = Sfu::start(&["--monitor-token", "chat-monitor"]);
     let url = sfu.ws_url();
-    let joining = Joining::new(&url);
+    let joining = Joining::new(&url).data();
     let (mut alice, mut bob) = joining.pair("chat", ["Alice", "Bob"], 1000).await;
     let alice_chat = produce_chat(&mut alice).await;
     let note = bob.signaling.notification("newDataProducer").await;
@@ -188,6 +188,7 @@ async fn chat_messages_reach_every_other_peer_exactly_and_in_order() {
 async fn a_message_over_the_size_limit_is_dropped_and_the_channel_goes_on() {
     let sfu = Sfu::start(&["--max-data-message-bytes", "2048"]);
     let (mut alice, mut bob) = Joining::new(&sfu.ws_url())
+        .data()
         .pair("chat-size", ["Alice", "Bob"], 1000)
         .await;
     let chat = produce_chat(&mut alice).await;
@@ -211,6 +212,7 @@ async fn a_message_over_the_size_limit_is_dropped_and_the_channel_goes_on() {
 async fn a_data_producer_over_the_message_rate_is_cut_at_the_limit_and_its_peer_told() {
     let sfu = Sfu::start(&["--max-data-messages-per-sec", "5"]);
     let (mut alice, mut bob) = Joining::new(&sfu.ws_url())
+        .data()
         .pair("chat-rate", ["Alice", "Bob"], 1000)
         .await;
     let chat = produce_chat(&mut alice).await;
@@ -237,7 +239,7 @@ async fn a_data_producer_over_the_message_rate_is_cut_at_the_limit_and_its_peer_
 async fn a_data_producer_that_goes_closes_its_data_consumers() {
     let sfu = Sfu::start(&[]);
     let url = sfu.ws_url();
-    let joining = Joining::new(&url);
+    let joining = Joining::new(&url).data();
     let (mut alice, mut bob) = joining.pair("chat-close", ["Alice", "Bob"], 1000).await;
     let mut carol = joining
         .join_call("chat-close", "Carol", 3000, &mut [&mut alice, &mut bob])
@@ -306,6 +308,7 @@ async fn a_data_producer_that_goes_closes_its_data_consumers() {
 async fn data_channel_requests_that_cannot_be_carried_out_are_refused_clearly() {
     let sfu = Sfu::start(&[]);
     let (mut alice, mut bob) = Joining::new(&sfu.ws_url())
+        .data()
         .pair("chat-refusals", ["Alice", "Bob"], 1000)
         .await;
     let chat = produce_chat(&mut alice).await;
@@ -361,6 +364,25 @@ async fn data_channel_requests_that_cannot_be_carried_out_are_refused_clearly() 
             "sctpStreamParameters",
         ),
     ];
+    // A transport created without `"data": true` has no data channels.
+    let plain = bob
+        .signaling
+        .ok("createWebRtcTransport", json!({"direction": "send"}))
+        .await;
+    assert!(plain.get("sctpParameters").is_none(), "{plain}");
+    let error = bob
+        .signaling
+        .request(
+            "produceData",
+            json!({"transportId": plain["transportId"], "sctpStreamParameters": {"streamId": 0}}),
+        )
+        .await
+        .expect_err("data on a transport without SCTP");
+    assert_eq!(error.0, "invalid_argument", "{error:?}");
+    assert!(
+        error.1.contains("create it with \"data\": true"),
+        "{error:?}"
+    );
     for (who, method, data, code, says) in cases {
         let peer = if who == "Alice" { &mut alice } else { &mut bob };
         let error = peer
@@ -405,7 +427,7 @@ async fn data_channel_requests_that_cannot_be_carried_out_are_refused_clearly() 
 async fn the_chat_goes_on_through_a_signaling_drop_and_resume_lists_it() {
     let sfu = Sfu::start(&[]);
     let url = sfu.ws_url();
-    let joining = Joining::new(&url);
+    let joining = Joining::new(&url).data();
     let (mut alice, mut bob) = joining.pair("chat-resume", ["Alice", "Bob"], 1000).await;
     let alice_chat = produce_chat(&mut alice).await;
     let bob_chat = produce_chat(&mut bob).await;

@@ -96,7 +96,10 @@ impl RoomCore {
             ice_parameters: json_value(&answer.ice_parameters)?,
             ice_candidates: json_value(&answer.ice_candidates)?,
             dtls_parameters: json_value(&answer.dtls_parameters)?,
-            sctp_parameters: json_value(&answer.sctp_parameters)?,
+            sctp_parameters: match &answer.sctp_parameters {
+                Some(sctp) => Some(json_value(sctp)?),
+                None => None,
+            },
         })
     }
 

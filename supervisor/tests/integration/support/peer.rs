@@ -72,6 +72,7 @@ pub struct Joining<'a> {
     token: Option<&'a str>,
     feedback: bool,
     simulcast: bool,
+    data: bool,
 }
 
 impl<'a> Joining<'a> {
@@ -83,6 +84,7 @@ impl<'a> Joining<'a> {
             token: None,
             feedback: false,
             simulcast: false,
+            data: false,
         }
     }
 
@@ -112,6 +114,11 @@ impl<'a> Joining<'a> {
         }
     }
 
+    /// With data channels: both transports are asked for with `"data": true`.
+    pub fn data(self) -> Self {
+        Joining { data: true, ..self }
+    }
+
     /// Joins `room` as `name`, opens both transports and publishes audio on `ssrc` and video
     /// on `ssrc + 1` (and up, in simulcast); consumes nothing.
     pub async fn peer(&self, room: &str, name: &str, ssrc: u32) -> TestPeer {
@@ -124,8 +131,8 @@ impl<'a> Joining<'a> {
         let peer_id = joined["peerId"].as_str().expect("peerId").to_string();
         let mut pts = PayloadTypes::from_router(&joined["routerRtpCapabilities"]);
         pts.feedback = self.feedback;
-        let (send_id, send) = transport(&mut signaling, "send", pts).await;
-        let (recv_id, recv) = transport(&mut signaling, "recv", pts).await;
+        let (send_id, send) = transport(&mut signaling, "send", pts, self.data).await;
+        let (recv_id, recv) = transport(&mut signaling, "recv", pts, self.data).await;
         let mut producers = Vec::new();
         for (mid, kind, mime, pt, clock, ssrc) in [
             ("0", "audio", "audio/opus", pts.opus, 48000, ssrc),
@@ -233,10 +240,13 @@ async fn transport(
     signaling: &mut Signaling,
     direction: &str,
     pts: PayloadTypes,
+    data: bool,
 ) -> (String, RtcTransport) {
-    let server = signaling
-        .ok("createWebRtcTransport", json!({"direction": direction}))
-        .await;
+    let mut args = json!({"direction": direction});
+    if data {
+        args["data"] = json!(true);
+    }
+    let server = signaling.ok("createWebRtcTransport", args).await;
     let id = server["transportId"]
         .as_str()
         .expect("transportId")

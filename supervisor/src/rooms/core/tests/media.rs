@@ -78,7 +78,7 @@ fn answers_arriving_after_the_peer_left_close_what_the_node_created() {
         ice_parameters: Json("{}".into()),
         ice_candidates: Json("[]".into()),
         dtls_parameters: Json("{}".into()),
-        sctp_parameters: Json("{}".into()),
+        sctp_parameters: None,
     };
     let late = core.handle_transport_created(bob, &at, Direction::Send, created);
     assert_eq!(late.unwrap_err().code, ClientErrorCode::NotJoined);
@@ -132,7 +132,7 @@ fn an_answer_from_a_lost_router_is_refused_and_nothing_is_closed_on_a_dead_node(
         ice_parameters: Json("{}".into()),
         ice_candidates: Json("[]".into()),
         dtls_parameters: Json("{}".into()),
-        sctp_parameters: Json("{}".into()),
+        sctp_parameters: None,
     };
     let late = core.handle_transport_created(alice, &at, Direction::Send, created);
     assert_eq!(late.unwrap_err().code, ClientErrorCode::NotJoined);

@@ -173,7 +173,7 @@ pub(super) fn transport(core: &mut RoomCore, peer: PeerId, direction: Direction)
         ice_parameters: Json("{}".into()),
         ice_candidates: Json("[]".into()),
         dtls_parameters: Json("{}".into()),
-        sctp_parameters: Json("{}".into()),
+        sctp_parameters: None,
     };
     let created = core
         .handle_transport_created(peer, &at, direction, answer)
