@@ -19,7 +19,7 @@ use ratatui::Frame;
 use tokio::sync::mpsc;
 
 use crate::connection::{answer_data, Client, ConnectError};
-use crate::tables;
+use crate::{event_line, tables};
 
 /// Events kept on screen.
 const EVENT_LINES: usize = 200;
@@ -102,7 +102,7 @@ pub async fn run(mut client: Client, url: &str) -> Result<(), ConnectError> {
     let mut refresh = tokio::time::interval(REFRESH);
     screen.push_event(format!(
         "{}  watching; events appear here as they happen",
-        tables::clock(now_ms())
+        event_line::clock(now_ms())
     ));
     loop {
         let draw = terminal.draw(|frame| draw(frame, &screen));
@@ -147,7 +147,7 @@ pub async fn run(mut client: Client, url: &str) -> Result<(), ConnectError> {
                     let what = answer.id.and_then(|id| asked.remove(&id));
                     screen.take(what, answer_data(answer));
                 }
-                ServerMessage::Event(e) => screen.push_event(tables::event(&e.event)),
+                ServerMessage::Event(e) => screen.push_event(event_line::event(&e.event)),
                 ServerMessage::Lagged(l) => {
                     screen.push_event(format!("… {} events dropped (screen too slow)", l.lagged.missed))
                 }

@@ -4,6 +4,7 @@
 
 mod connection;
 mod dashboard;
+mod event_line;
 mod tables;
 
 use std::path::PathBuf;
@@ -190,7 +191,7 @@ async fn follow_events(
             ServerMessage::Event(e) if json => {
                 println!("{}", serde_json::to_string(&e.event).unwrap_or_default())
             }
-            ServerMessage::Event(e) => println!("{}", tables::event(&e.event)),
+            ServerMessage::Event(e) => println!("{}", event_line::event(&e.event)),
             ServerMessage::Lagged(l) if json => {
                 println!("{}", serde_json::to_string(&l).unwrap_or_default())
             }
