@@ -2,6 +2,7 @@
 //! the supervisor asks, the media statistics of a router or the diagnostics of some of its
 //! objects.
 
+use futures_util::future::join_all;
 use ipc::calls as call;
 use ipc::messages::{
     ConsumerDiagnostics, ConsumerId, ConsumerStats, Diagnostics, LoadReport, NodeError,
@@ -72,8 +73,12 @@ impl Routers {
             consumers: Vec::with_capacity(consumers.len()),
             transports,
         };
-        for (id, producer) in producers {
-            let Ok(streams) = producer.get_stats().await else {
+        // Every request at once: the worker answers them in turn, without a round trip
+        // between each (a room of 50 has some 2,500 consumers).
+        let producer_stats =
+            join_all(producers.iter().map(|(_, producer)| producer.get_stats())).await;
+        for ((id, producer), streams) in producers.into_iter().zip(producer_stats) {
+            let Ok(streams) = streams else {
                 continue;
             };
             stats.producers.push(ProducerStats {
@@ -83,8 +88,10 @@ impl Routers {
                 bitrate_bps: streams.iter().map(|s| s.bitrate).sum(),
             });
         }
-        for (id, consumer) in consumers {
-            let Ok(streams) = consumer.get_stats().await else {
+        let consumer_stats =
+            join_all(consumers.iter().map(|(_, consumer)| consumer.get_stats())).await;
+        for ((id, consumer), streams) in consumers.into_iter().zip(consumer_stats) {
+            let Ok(streams) = streams else {
                 continue;
             };
             let score = consumer.score();
@@ -128,8 +135,14 @@ impl Routers {
             Ok((transports, producers, consumers))
         })?;
         let mut diagnostics = Diagnostics::default();
-        for (id, transport) in transports {
-            let Ok(stats) = transport.get_stats().await else {
+        let transport_stats = join_all(
+            transports
+                .iter()
+                .map(|(_, transport)| transport.get_stats()),
+        )
+        .await;
+        for ((id, _), stats) in transports.into_iter().zip(transport_stats) {
+            let Ok(stats) = stats else {
                 continue;
             };
             let Some(stat) = stats.first() else { continue };
@@ -145,8 +158,10 @@ impl Routers {
                     .map(|b| u32::try_from(b).unwrap_or(u32::MAX)),
             });
         }
-        for (id, producer) in producers {
-            let Ok(streams) = producer.get_stats().await else {
+        let producer_stats =
+            join_all(producers.iter().map(|(_, producer)| producer.get_stats())).await;
+        for ((id, producer), streams) in producers.into_iter().zip(producer_stats) {
+            let Ok(streams) = streams else {
                 continue;
             };
             diagnostics.producers.push(ProducerDiagnostics {
@@ -168,8 +183,10 @@ impl Routers {
                     .collect(),
             });
         }
-        for (id, consumer) in consumers {
-            let Ok(streams) = consumer.get_stats().await else {
+        let consumer_stats =
+            join_all(consumers.iter().map(|(_, consumer)| consumer.get_stats())).await;
+        for ((id, consumer), streams) in consumers.into_iter().zip(consumer_stats) {
+            let Ok(streams) = streams else {
                 continue;
             };
             let score = consumer.score();
