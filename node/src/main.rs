@@ -55,8 +55,8 @@ struct Args {
     /// dropped by the SCTP stack.
     #[arg(long, env = "MAX_DATA_MESSAGE_BYTES", default_value_t = 16_384, value_parser = clap::value_parser!(u32).range(1024..=262_144))]
     max_data_message_bytes: u32,
-    /// Data channel messages one data producer may send per second; past it the data producer
-    /// is paused for a second (what it sends meanwhile is dropped) and its peer is told.
+    /// Data channel messages one data producer may send per second; past it, what it sends
+    /// is dropped for a second and its peer is told.
     #[arg(long, env = "MAX_DATA_MESSAGES_PER_SEC", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     max_data_messages_per_sec: u32,
     /// The name the supervisor knows this node by (`node-N`), in every log line.

@@ -50,9 +50,8 @@ pub struct Config {
     /// larger ones are dropped by the media node's SCTP stack.
     #[arg(long, env = "MAX_DATA_MESSAGE_BYTES", default_value_t = 16_384, value_parser = clap::value_parser!(u32).range(1024..=262_144))]
     pub max_data_message_bytes: u32,
-    /// Data channel messages one data producer may send per second; past it, it is paused
-    /// for a second (what it sends meanwhile is dropped) and its peer gets
-    /// `dataProducerThrottled`.
+    /// Data channel messages one data producer may send per second; past it, what it sends
+    /// is dropped for a second and its peer gets `dataProducerThrottled`.
     #[arg(long, env = "MAX_DATA_MESSAGES_PER_SEC", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub max_data_messages_per_sec: u32,
     /// Local address of the pipe transports that carry a room's media between its routers on
