@@ -5,6 +5,7 @@
 //! exact (the media node sees every message before anyone else does), at the cost of one
 //! copy through this process of each message, which chat can afford.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -39,12 +40,13 @@ pub enum Verdict {
     Throttled,
 }
 
-/// Messages of one data producer per second: a window opens at the first message and the
-/// `limit + 1`-th within it throttles, for [`THROTTLE_PAUSE`]. Sans-IO: time is an input.
+/// Messages of one data producer per second: at most `limit` in any one-second span (the
+/// times of those that passed are kept, `limit` at most), and the one over it throttles for
+/// [`THROTTLE_PAUSE`]. Sans-IO: time is an input.
 #[derive(Debug)]
 pub struct MessageRate {
     limit: u32,
-    window: Option<(Instant, u32)>,
+    passed: VecDeque<Instant>,
     throttled_until: Option<Instant>,
 }
 
@@ -53,7 +55,7 @@ impl MessageRate {
     pub fn new(limit: u32) -> Self {
         Self {
             limit,
-            window: None,
+            passed: VecDeque::new(),
             throttled_until: None,
         }
     }
@@ -64,18 +66,19 @@ impl MessageRate {
             return Verdict::Throttled;
         }
         self.throttled_until = None;
-        let (start, count) = match self.window {
-            Some((start, count)) if now.duration_since(start) < Duration::from_secs(1) => {
-                (start, count + 1)
-            }
-            _ => (now, 1),
-        };
-        if count > self.limit {
-            self.window = None;
+        while self
+            .passed
+            .front()
+            .is_some_and(|at| now.duration_since(*at) >= Duration::from_secs(1))
+        {
+            self.passed.pop_front();
+        }
+        if self.passed.len() >= self.limit as usize {
+            self.passed.clear();
             self.throttled_until = Some(now + THROTTLE_PAUSE);
             return Verdict::Throttle;
         }
-        self.window = Some((start, count));
+        self.passed.push_back(now);
         Verdict::Pass
     }
 }
@@ -371,6 +374,25 @@ mod tests {
                 "message {i}"
             );
         }
+    }
+
+    #[test]
+    fn a_burst_across_two_seconds_is_still_held_to_the_limit() {
+        let mut rate = MessageRate::new(3);
+        let t0 = Instant::now();
+        // One at 0 and two just before 1 s; at 1 s the first is a second old: one more may
+        // pass, not three (a window restarting each second would let five through in 13 ms).
+        for ms in [0, 990, 995, 1001] {
+            assert_eq!(
+                rate.handle_message(t0 + Duration::from_millis(ms)),
+                Verdict::Pass,
+                "at {ms} ms"
+            );
+        }
+        assert_eq!(
+            rate.handle_message(t0 + Duration::from_millis(1002)),
+            Verdict::Throttle
+        );
     }
 
     #[test]
