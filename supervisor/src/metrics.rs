@@ -31,6 +31,7 @@ pub struct Metrics {
     pub(crate) joins: Counter,
     pub(crate) node_restarts: Counter,
     pub(crate) stats_collections: Counter,
+    pub(crate) data_throttles: Counter,
     pub(crate) signaling_errors: Family<CodeLabels, Counter>,
     pub(crate) node_requests: LatencyFamily,
 }
@@ -41,6 +42,7 @@ impl Default for Metrics {
             joins: Counter::default(),
             node_restarts: Counter::default(),
             stats_collections: Counter::default(),
+            data_throttles: Counter::default(),
             signaling_errors: Family::default(),
             node_requests: Family::new_with_constructor(latency_histogram),
         }
@@ -76,6 +78,11 @@ impl Metrics {
     /// Collections since start.
     pub fn stats_collections(&self) -> u64 {
         self.stats_collections.get()
+    }
+
+    /// A data producer sent over the message rate and was throttled.
+    pub fn data_throttled(&self) {
+        self.data_throttles.inc();
     }
 
     /// A client request was answered with error `code`.

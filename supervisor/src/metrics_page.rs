@@ -34,6 +34,11 @@ pub fn registry(metrics: &Metrics, stats: Arc<Stats>) -> Registry {
         metrics.stats_collections.clone(),
     );
     registry.register(
+        "sfu_data_throttles",
+        "Data producers that sent over --max-data-messages-per-sec (their messages dropped for a second)",
+        metrics.data_throttles.clone(),
+    );
+    registry.register(
         "sfu_signaling_errors",
         "Client requests answered with an error, by error code",
         metrics.signaling_errors.clone(),

@@ -170,6 +170,7 @@ impl Rooms {
                 }
                 Output::Monitor(event) => self.monitor.publish(event),
                 Output::Metric(MetricChange::Joined) => self.metrics.joined(),
+                Output::Metric(MetricChange::DataThrottled) => self.metrics.data_throttled(),
                 Output::Node { node, cleanup } => work.cleanups.push((node, cleanup)),
                 Output::Link(order) => work.links.push(order),
                 Output::Pipe(order) => work.pipes.push(order),

@@ -228,6 +228,10 @@ async fn a_data_producer_over_the_message_rate_is_cut_at_the_limit_and_its_peer_
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(bob.recv.received_texts(stream), texts("burst", 1..=5));
     assert_eq!(got, texts("burst", 1..=5));
+    let response = crate::support::http_get(sfu.port, "/metrics");
+    let (_, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    let metrics = crate::monitor::parse_metrics(body);
+    assert_eq!(metrics.get("sfu_data_throttles_total"), Some(&1.0));
     // A second later the data producer is heard again.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     alice.send.send_text(0, "later");

@@ -153,6 +153,8 @@ pub struct Target {
 pub enum MetricChange {
     /// A peer joined a room.
     Joined,
+    /// A data producer was throttled.
+    DataThrottled,
 }
 
 /// A request to a node nobody waits for: it closes what is no longer wanted.

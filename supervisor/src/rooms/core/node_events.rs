@@ -186,6 +186,8 @@ impl RoomCore {
                 else {
                     return;
                 };
+                self.outputs
+                    .push_back(super::Output::Metric(super::MetricChange::DataThrottled));
                 let throttled = Notification::DataProducerThrottled {
                     data_producer_id: data_producer,
                     max_messages_per_sec,

@@ -236,6 +236,7 @@ fn a_throttled_data_producer_is_told_to_its_owner_only() {
         }]
     );
     assert!(told(&outputs, bob).is_empty());
+    assert!(outputs.contains(&Output::Metric(MetricChange::DataThrottled)));
 }
 
 #[test]
