@@ -230,20 +230,27 @@ try {
       await tile.locator(`[data-testid=${testid}]`).waitFor({ state, timeout: 10_000 });
       console.log(`controls: ${second} sees ${first}'s ${testid} ${state}`);
     };
-    for (const [button, mark] of [['mic', 'muted-audio'], ['cam', 'muted-video']]) {
+    for (const [button, mark, offLabel] of [['mic', 'muted-audio', 'Unmute'], ['cam', 'muted-video', 'Camera on']]) {
       await pages[first].click(`[data-testid=${button}]`);
-      await seen(mark, 'visible');
+      // The button says how to turn it back on as soon as it is clicked.
       const label = await pages[first].textContent(`[data-testid=${button}]`);
+      await seen(mark, 'visible');
       await pages[first].click(`[data-testid=${button}]`);
       await seen(mark, 'hidden');
       console.log(`controls: ${first}'s ${button} button said "${label}" while off`);
+      if (label !== offLabel) failed = true;
     }
-    await tile.locator('[data-testid=quality]').waitFor({ state: 'visible', timeout: 20_000 });
+    // On loopback nothing is lost: the mark must come to say so (score 8–10, "good").
+    const good = await tile.locator('[data-testid=quality][data-level=good]')
+      .waitFor({ state: 'visible', timeout: 20_000 }).then(() => true, () => false);
     const score = await tile.locator('[data-testid=quality]').getAttribute('data-score');
+    const level = await tile.locator('[data-testid=quality]').getAttribute('data-level');
+    console.log(`controls: quality mark ${level} (score ${score})`);
+    if (!good || !(Number(score) >= 8 && Number(score) <= 10)) failed = true;
     const cameras = await pages[first].locator('[data-testid=camera-select] option').count();
     const microphones = await pages[first].locator('[data-testid=mic-select] option').count();
     console.log(`controls: quality mark score ${score}; ${cameras} camera(s), ${microphones} microphone(s) to choose from`);
-    if (!(Number(score) >= 0) || cameras < 1 || microphones < 1) failed = true;
+    if (cameras < 1 || microphones < 1) failed = true;
   }
   if (!failed && proxy) {
     const maxStall = Number(process.env.SFU_MAX_STALL_MS || 500);

@@ -17,15 +17,22 @@ export class Controls {
     const producer = page.producerOf(kind);
     if (!producer) return;
     const pause = !producer.paused;
+    const mark = kind === 'audio' ? page.localMarks.micOff : page.localMarks.camOff;
+    // At once on this side (a mute must not wait for the server); the others see it when
+    // the server has paused the producer.
+    const apply = (paused) => {
+      if (paused) producer.pause();
+      else producer.resume();
+      mark.hidden = !paused;
+      page.render();
+    };
+    apply(pause);
     try {
       await page.request(pause ? 'pauseProducer' : 'resumeProducer', { producerId: producer.id });
-      if (pause) producer.pause();
-      else producer.resume();
-      (kind === 'audio' ? page.localMarks.micOff : page.localMarks.camOff).hidden = !pause;
     } catch (e) {
+      if (!producer.closed) apply(!pause);
       page.fail(pause ? 'mute' : 'unmute', e);
     }
-    page.render();
   }
 
   // Starts sharing the screen, or stops.
