@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::calls::{Request, Response};
 pub use crate::stats::{
-    ConsumerDiagnostics, ConsumerStats, Diagnostics, ProducerDiagnostics, ProducerStats,
-    RouterStats, StreamDiagnostics, TransportDiagnostics, TransportStats,
+    ConsumerDiagnostics, ConsumerStats, DataProducerStats, Diagnostics, ProducerDiagnostics,
+    ProducerStats, RouterStats, StreamDiagnostics, TransportDiagnostics, TransportStats,
 };
 use uuid::Uuid;
 

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::messages::{ConsumerId, ProducerId, RouterId, TransportId};
+use crate::messages::{ConsumerId, DataProducerId, ProducerId, RouterId, TransportId};
 
 /// Media statistics of one router.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -18,6 +18,19 @@ pub struct RouterStats {
     pub consumers: Vec<ConsumerStats>,
     /// Its WebRTC transports.
     pub transports: Vec<TransportStats>,
+    /// Its clients' data producers (not the copies piped in).
+    pub data_producers: Vec<DataProducerStats>,
+}
+
+/// What one client data producer sent, as its node's message rate check saw it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataProducerStats {
+    /// The data producer.
+    pub data_producer: DataProducerId,
+    /// Messages relayed to its data consumers.
+    pub relayed: u64,
+    /// Messages dropped for being over the rate.
+    pub dropped: u64,
 }
 
 /// Statistics of one producer.

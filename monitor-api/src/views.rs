@@ -203,6 +203,12 @@ pub struct DataProducerInfo {
     pub id: String,
     /// Its label (`chat` for the demo page).
     pub label: String,
+    /// Messages relayed to the others so far (collected for the answer, as scores are).
+    #[serde(default)]
+    pub relayed: Option<u64>,
+    /// Messages dropped for being over the message rate.
+    #[serde(default)]
+    pub dropped: Option<u64>,
 }
 
 /// A producer. Score, pause state and bitrate are collected from its node for the answer

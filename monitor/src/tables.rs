@@ -236,7 +236,13 @@ pub fn room(detail: &RoomDetail) -> String {
                 format!("label {:?}", x.label),
                 none(),
                 none(),
-                none(),
+                match (x.relayed, x.dropped) {
+                    (Some(relayed), Some(0)) => format!("{relayed} msgs"),
+                    (Some(relayed), Some(dropped)) => {
+                        format!("{relayed} msgs, {dropped} dropped")
+                    }
+                    _ => none(),
+                },
             ]);
         }
         if p.data_consumers > 0 {

@@ -6,7 +6,8 @@
 //! copy through this process of each message, which chat can afford.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use event_listener_primitives::HandlerId;
@@ -20,6 +21,13 @@ use super::{media_error, not_found, parse, to_json, Answer, Entry, Routers};
 /// How long the messages of a data producer that broke the message rate are dropped.
 pub(super) const THROTTLE_PAUSE: Duration = Duration::from_secs(1);
 
+/// Messages of a client's data producer, relayed and dropped, counted by its tap.
+#[derive(Debug, Default)]
+pub(super) struct MessageCounts {
+    pub(super) relayed: AtomicU64,
+    pub(super) dropped: AtomicU64,
+}
+
 /// A data producer as this router's data consumers see it.
 pub(super) struct Forwarded {
     /// What data consumers consume (and pipes carry): the relay of a client's data producer,
@@ -27,6 +35,8 @@ pub(super) struct Forwarded {
     pub(super) forwarded: DataProducer,
     /// The client's data producer and its tap, for one of this router's clients.
     pub(super) _origin: Option<(DataProducer, DataConsumer)>,
+    /// What its tap relayed and dropped (`None` for a copy).
+    pub(super) counts: Option<Arc<MessageCounts>>,
 }
 
 /// What [`MessageRate`] says of a message.
@@ -168,7 +178,8 @@ impl Routers {
             .consume_data(DataConsumerOptions::new_direct(producer.id(), None))
             .await
             .map_err(|e| media_error("tap data producer", e))?;
-        let handlers = vec![self.relay_within_rate(router, id, &tap, &relay)?];
+        let counts = Arc::new(MessageCounts::default());
+        let handlers = vec![self.relay_within_rate(router, id, &tap, &relay, counts.clone())?];
         self.with_router(router, |r| {
             if !r.transports.contains_key(&transport_id) {
                 return Err(not_found("transport", transport_id));
@@ -179,6 +190,7 @@ impl Routers {
                     object: Forwarded {
                         forwarded: relay,
                         _origin: Some((producer, tap)),
+                        counts: Some(counts),
                     },
                     transport: transport_id,
                     _handlers: handlers,
@@ -196,6 +208,7 @@ impl Routers {
         id: DataProducerId,
         tap: &DataConsumer,
         relay: &DataProducer,
+        counts: Arc<MessageCounts>,
     ) -> Result<HandlerId, NodeError> {
         if !matches!(relay, DataProducer::Direct(_)) {
             return Err(NodeError::new(
@@ -218,11 +231,13 @@ impl Routers {
                     let Some(DataProducer::Direct(relay)) = relay.upgrade() else {
                         return;
                     };
+                    counts.relayed.fetch_add(1, Ordering::Relaxed);
                     if let Err(e) = relay.send(message.clone(), None, None, None) {
                         tracing::warn!(%router, data_producer = %id, "cannot relay a data message: {e}");
                     }
                 }
                 Verdict::Throttle => {
+                    counts.dropped.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(%router, data_producer = %id, limit, "data producer throttled: over {limit} messages per second");
                     let _ = events.send(NodeEvent::DataProducerThrottled {
                         router,
@@ -231,7 +246,9 @@ impl Routers {
                         paused_ms: THROTTLE_PAUSE.as_millis() as u32,
                     });
                 }
-                Verdict::Throttled => {}
+                Verdict::Throttled => {
+                    counts.dropped.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }))
     }
@@ -327,6 +344,7 @@ impl Routers {
                     object: Forwarded {
                         forwarded: producer,
                         _origin: None,
+                        counts: None,
                     },
                     transport,
                     _handlers: Vec::new(),

@@ -4,10 +4,12 @@
 
 use futures_util::future::join_all;
 use ipc::calls as call;
+use std::sync::atomic::Ordering;
+
 use ipc::messages::{
-    ConsumerDiagnostics, ConsumerId, ConsumerStats, Diagnostics, LoadReport, NodeError,
-    ProducerDiagnostics, ProducerId, ProducerStats, RouterId, RouterStats, StreamDiagnostics,
-    TransportDiagnostics, TransportId, TransportStats, WorkerLoad,
+    ConsumerDiagnostics, ConsumerId, ConsumerStats, DataProducerStats, Diagnostics, LoadReport,
+    NodeError, ProducerDiagnostics, ProducerId, ProducerStats, RouterId, RouterStats,
+    StreamDiagnostics, TransportDiagnostics, TransportId, TransportStats, WorkerLoad,
 };
 use mediasoup::consumer::{ConsumerLayers, ConsumerRtpStreamStat};
 use mediasoup::prelude::*;
@@ -65,13 +67,27 @@ impl Routers {
                     dtls_state: state_name(t.dtls_state()),
                 })
                 .collect();
-            Ok((producers, consumers, transports))
+            let data_producers: Vec<DataProducerStats> = r
+                .data_producers
+                .iter()
+                .filter_map(|(id, e)| {
+                    let counts = e.object.counts.as_ref()?;
+                    Some(DataProducerStats {
+                        data_producer: *id,
+                        relayed: counts.relayed.load(Ordering::Relaxed),
+                        dropped: counts.dropped.load(Ordering::Relaxed),
+                    })
+                })
+                .collect();
+            Ok((producers, consumers, (transports, data_producers)))
         })?;
+        let (transports, data_producers) = transports;
         let mut stats = RouterStats {
             router,
             producers: Vec::with_capacity(producers.len()),
             consumers: Vec::with_capacity(consumers.len()),
             transports,
+            data_producers,
         };
         // Every request at once: the worker answers them in turn, without a round trip
         // between each (a room of 50 has some 2,500 consumers).

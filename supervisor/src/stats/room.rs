@@ -4,7 +4,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use ipc::messages::{ConsumerId, ConsumerStats, ProducerId, ProducerStats, RoomId, RouterId};
+use ipc::messages::{
+    ConsumerId, ConsumerStats, DataProducerId, DataProducerStats, ProducerId, ProducerStats,
+    RoomId, RouterId,
+};
 use monitor_api::{
     ConsumerInfo, DataProducerInfo, Participant, ProducerInfo, RoomDetail, RouterDetail,
 };
@@ -54,6 +57,10 @@ fn room_detail(
     let consumer_stats: HashMap<ConsumerId, &ConsumerStats> = stats
         .values()
         .flat_map(|s| s.consumers.iter().map(|c| (c.consumer, c)))
+        .collect();
+    let data_stats: HashMap<DataProducerId, &DataProducerStats> = stats
+        .values()
+        .flat_map(|s| s.data_producers.iter().map(|d| (d.data_producer, d)))
         .collect();
     let mut peers: Vec<(&PeerId, &Peer)> = room.peers.iter().collect();
     peers.sort_by_key(|(_, p)| p.joined_at);
@@ -133,9 +140,14 @@ fn room_detail(
                 let mut data_producers: Vec<DataProducerInfo> = p
                     .data_producers
                     .iter()
-                    .map(|(id, e)| DataProducerInfo {
-                        id: id.to_string(),
-                        label: e.label.clone(),
+                    .map(|(id, e)| {
+                        let s = data_stats.get(id).copied();
+                        DataProducerInfo {
+                            id: id.to_string(),
+                            label: e.label.clone(),
+                            relayed: s.map(|s| s.relayed),
+                            dropped: s.map(|s| s.dropped),
+                        }
                     })
                     .collect();
                 data_producers.sort_by(|a, b| a.id.cmp(&b.id));

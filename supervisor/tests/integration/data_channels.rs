@@ -182,6 +182,11 @@ async fn chat_messages_reach_every_other_peer_exactly_and_in_order() {
             .any(|r| r.starts_with("Alice") && r.contains("1 channel ")),
         "{text}"
     );
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("Alice") && r.contains("sends") && r.contains("15 msgs")),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,7 +215,12 @@ async fn a_message_over_the_size_limit_is_dropped_and_the_channel_goes_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_producer_over_the_message_rate_is_cut_at_the_limit_and_its_peer_told() {
-    let sfu = Sfu::start(&["--max-data-messages-per-sec", "5"]);
+    let sfu = Sfu::start(&[
+        "--max-data-messages-per-sec",
+        "5",
+        "--monitor-token",
+        "rate-monitor",
+    ]);
     let (mut alice, mut bob) = Joining::new(&sfu.ws_url())
         .data()
         .pair("chat-rate", ["Alice", "Bob"], 1000)
@@ -228,6 +238,24 @@ async fn a_data_producer_over_the_message_rate_is_cut_at_the_limit_and_its_peer_
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(bob.recv.received_texts(stream), texts("burst", 1..=5));
     assert_eq!(got, texts("burst", 1..=5));
+    // The monitor tells who flooded: what was relayed and what dropped.
+    let monitor_url = sfu.monitor_url();
+    let room = tokio::task::block_in_place(|| {
+        monitor_json(&[
+            "--url",
+            &monitor_url,
+            "--token",
+            "rate-monitor",
+            "room",
+            "chat-rate",
+        ])
+    });
+    let sent = &room["participants"][0]["dataProducers"][0];
+    assert_eq!(
+        (&sent["relayed"], &sent["dropped"]),
+        (&json!(5), &json!(7)),
+        "{room}"
+    );
     let response = crate::support::http_get(sfu.port, "/metrics");
     let (_, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
     let metrics = crate::monitor::parse_metrics(body);
