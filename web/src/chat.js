@@ -14,6 +14,7 @@ export class Chat {
     this.producer = null; // our mediasoup-client DataProducer
     this.consumers = new Map(); // dataConsumerId -> { consumer, peerId }
     this.queued = []; // { dataProducerId, peerId } announced before the receive transport
+    this.asked = new Set(); // dataProducerIds being consumed or consumed: each once
     this.recvTransport = null;
     const $ = page.element;
     this.log = $('chat-log');
@@ -64,7 +65,9 @@ export class Chat {
       this.queued.push({ dataProducerId, peerId });
       return;
     }
-    if ([...this.consumers.values()].some((c) => c.consumer.dataProducerId === dataProducerId)) return;
+    // A resume's list and a newDataProducer can name the same one at once.
+    if (this.asked.has(dataProducerId)) return;
+    this.asked.add(dataProducerId);
     try {
       const info = await this.page.request('consumeData', { transportId: transport.id, dataProducerId });
       if (transport !== this.recvTransport) return; // torn down meanwhile
@@ -80,12 +83,17 @@ export class Chat {
         if (typeof data === 'string') this.append(this.page.peerName(peerId), data);
       });
     } catch (e) {
+      this.asked.delete(dataProducerId);
+      if (transport !== this.recvTransport || transport.closed) return; // torn down: moot
       this.page.fail('receive a chat', e);
     }
   }
 
   closed(dataConsumerId) {
-    this.consumers.get(dataConsumerId)?.consumer.close();
+    const entry = this.consumers.get(dataConsumerId);
+    if (!entry) return;
+    entry.consumer.close();
+    this.asked.delete(entry.consumer.dataProducerId);
     this.consumers.delete(dataConsumerId);
   }
 
@@ -137,6 +145,7 @@ export class Chat {
     this.producer = null;
     for (const { consumer } of this.consumers.values()) consumer.close();
     this.consumers.clear();
+    this.asked.clear();
     this.queued = [];
     this.recvTransport = null;
     this.enable(false);
