@@ -144,6 +144,8 @@ answers! {
     }
     /// A data producer is being sent through a pipe transport.
     PipeDataConsumed {
+        /// The pipe data consumer.
+        data_consumer: DataConsumerId,
         /// mediasoup `SctpStreamParameters` of the pipe data consumer: what the other side
         /// produces.
         sctp_stream_parameters: Json,

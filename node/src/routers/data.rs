@@ -158,10 +158,8 @@ impl Routers {
         no_sctp_refused(&transport)?;
         let direct = self.with_router(router, |r| Ok(r.direct.clone()))?;
         let mut options = DataProducerOptions::new_sctp(params);
-        options.label = label;
-        options.protocol = protocol;
-        let label = options.label.clone();
-        let protocol = options.protocol.clone();
+        options.label = label.clone();
+        options.protocol = protocol.clone();
         let producer = transport
             .produce_data(options)
             .await
@@ -179,7 +177,7 @@ impl Routers {
             .await
             .map_err(|e| media_error("tap data producer", e))?;
         let counts = Arc::new(MessageCounts::default());
-        let handlers = vec![self.relay_within_rate(router, id, &tap, &relay, counts.clone())?];
+        let handlers = vec![self.relay_within_rate(router, id, &tap, &relay, counts.clone())];
         self.with_router(router, |r| {
             if !r.transports.contains_key(&transport_id) {
                 return Err(not_found("transport", transport_id));
@@ -209,19 +207,13 @@ impl Routers {
         tap: &DataConsumer,
         relay: &DataProducer,
         counts: Arc<MessageCounts>,
-    ) -> Result<HandlerId, NodeError> {
-        if !matches!(relay, DataProducer::Direct(_)) {
-            return Err(NodeError::new(
-                NodeErrorCode::Internal,
-                "a relay that is not on the direct transport",
-            ));
-        }
+    ) -> HandlerId {
         // Weak: the entry owns the relay; when it goes, the relay closes with it.
         let relay = relay.downgrade();
         let limit = self.data.max_messages_per_sec;
         let rate = Mutex::new(MessageRate::new(limit));
         let events = self.events.clone();
-        Ok(tap.on_message(move |message| {
+        tap.on_message(move |message| {
             let verdict = rate
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -250,7 +242,7 @@ impl Routers {
                     counts.dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
-        }))
+        })
     }
 
     pub(super) async fn consume_data(

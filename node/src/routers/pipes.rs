@@ -233,12 +233,13 @@ impl Routers {
             ))
             .await
             .map_err(|e| media_error("pipe consume data", e))?;
+        let id = DataConsumerId(consumer.id().into());
         let answer = call::PipeDataConsumed {
+            data_consumer: id,
             sctp_stream_parameters: stream_parameters(&consumer)?,
             label: consumer.label().clone(),
             protocol: consumer.protocol().clone(),
         };
-        let id = DataConsumerId(consumer.id().into());
         self.with_router(router, |r| {
             if !r.pipe_transports.contains_key(&transport) {
                 return Err(not_found("pipe transport", transport));

@@ -145,8 +145,14 @@ impl Rooms {
                 protocol: sent.protocol,
             })
             .await;
-        // On failure the pipe data consumer stays until the link closes: nothing flows into
-        // a producer that does not exist.
-        received.map_err(|e| e.to_string())
+        if let Err(e) = received {
+            let close = call::CloseDataConsumer {
+                router: order.from.router,
+                data_consumer: sent.data_consumer,
+            };
+            let _ = from.call(close).await;
+            return Err(e.to_string());
+        }
+        Ok(())
     }
 }

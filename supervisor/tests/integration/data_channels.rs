@@ -27,8 +27,14 @@ async fn produce_chat(peer: &mut TestPeer) -> String {
         .to_string()
 }
 
-/// `peer` consumes `data_producer`: the SCTP stream its messages arrive on.
+/// `peer` consumes `data_producer` and opens its channel: the SCTP stream its messages
+/// arrive on.
 async fn consume_chat(peer: &mut TestPeer, data_producer: &str) -> u16 {
+    consume_chat_answer(peer, data_producer).await.0
+}
+
+/// As [`consume_chat`], with the `consumeData` answer.
+async fn consume_chat_answer(peer: &mut TestPeer, data_producer: &str) -> (u16, Value) {
     let answer = peer
         .signaling
         .ok(
@@ -42,7 +48,7 @@ async fn consume_chat(peer: &mut TestPeer, data_producer: &str) -> u16 {
         .as_u64()
         .expect("streamId") as u16;
     peer.recv.open_channel(stream, "chat").await;
-    stream
+    (stream, answer)
 }
 
 /// Waits (10 s at most) until `count` messages arrived on `stream` of `peer`: those.
@@ -154,22 +160,14 @@ async fn chat_messages_reach_every_other_peer_exactly_and_in_order() {
             ("Carol".to_string(), json!([]), json!(2)),
         ]
     );
-    let text = crate::support::process::output_within(
-        std::process::Command::new(crate::support::monitor_binary())
-            .args([
-                "--url",
-                &monitor_url,
-                "--token",
-                "chat-monitor",
-                "room",
-                "chat",
-            ])
-            .env_remove("MONITOR_TOKEN")
-            .env_remove("MONITOR_URL"),
-        Duration::from_secs(30),
-        "monitor room",
-    );
-    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    let text = crate::support::monitor_text(&[
+        "--url",
+        &monitor_url,
+        "--token",
+        "chat-monitor",
+        "room",
+        "chat",
+    ]);
     println!("{text}");
     let rows: Vec<&str> = text.lines().filter(|l| l.contains(" data ")).collect();
     assert_eq!(
@@ -278,34 +276,10 @@ async fn a_data_producer_that_goes_closes_its_data_consumers() {
         .await;
     let alice_chat = produce_chat(&mut alice).await;
     let carol_chat = produce_chat(&mut carol).await;
-    consume_chat(&mut bob, &alice_chat).await;
-    consume_chat(&mut bob, &carol_chat).await;
-    let bob_consumers = bob.signaling.ok("leave", json!({})).await;
-    assert_eq!(bob_consumers, json!({}));
-    // Bob joins again and consumes both; then Alice closes her send transport and Carol
-    // leaves: Bob is told for each, with the ids he was given.
-    let mut bob = joining
-        .join_call("chat-close", "Bob2", 2000, &mut [&mut alice, &mut carol])
-        .await;
-    let listed = bob.joined["peers"].to_string();
-    assert!(
-        listed.contains(&alice_chat) && listed.contains(&carol_chat),
-        "{listed}"
-    );
-    let from_alice = bob
-        .signaling
-        .ok(
-            "consumeData",
-            json!({"transportId": bob.recv_id, "dataProducerId": alice_chat}),
-        )
-        .await;
-    let from_carol = bob
-        .signaling
-        .ok(
-            "consumeData",
-            json!({"transportId": bob.recv_id, "dataProducerId": carol_chat}),
-        )
-        .await;
+    let (_, from_alice) = consume_chat_answer(&mut bob, &alice_chat).await;
+    let (_, from_carol) = consume_chat_answer(&mut bob, &carol_chat).await;
+    // Alice closes her send transport, then Carol leaves: Bob is told for each, with the
+    // ids he was given.
     alice
         .signaling
         .ok("closeTransport", json!({"transportId": alice.send_id}))
@@ -464,15 +438,7 @@ async fn the_chat_goes_on_through_a_signaling_drop_and_resume_lists_it() {
     let alice_chat = produce_chat(&mut alice).await;
     let bob_chat = produce_chat(&mut bob).await;
     let bob_hears = consume_chat(&mut bob, &alice_chat).await;
-    let answer = alice
-        .signaling
-        .ok(
-            "consumeData",
-            json!({"transportId": alice.recv_id, "dataProducerId": bob_chat}),
-        )
-        .await;
-    let alice_hears = answer["sctpStreamParameters"]["streamId"].as_u64().unwrap() as u16;
-    alice.recv.open_channel(alice_hears, "chat").await;
+    let alice_hears = consume_chat(&mut alice, &bob_chat).await;
     let token = bob.joined["resumeToken"].as_str().unwrap().to_string();
 
     // Bob's signaling drops: the chat does not go through signaling, so it goes on.

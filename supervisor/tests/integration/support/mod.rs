@@ -86,9 +86,15 @@ pub fn monitor_binary() -> PathBuf {
 /// Runs `monitor --json <args>` (no token or URL from the environment) and parses what it
 /// prints; panics with its error line if it fails.
 pub fn monitor_json(args: &[&str]) -> serde_json::Value {
+    let mut full = vec!["--json"];
+    full.extend_from_slice(args);
+    serde_json::from_str(&monitor_text(&full)).expect("monitor --json prints JSON")
+}
+
+/// Runs `monitor <args>` as `monitor_json` does: what it prints, as a person reads it.
+pub fn monitor_text(args: &[&str]) -> String {
     let output = process::output_within(
         Command::new(monitor_binary())
-            .arg("--json")
             .args(args)
             .env_remove("MONITOR_TOKEN")
             .env_remove("MONITOR_URL"),
@@ -100,7 +106,7 @@ pub fn monitor_json(args: &[&str]) -> serde_json::Value {
         "monitor {args:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    serde_json::from_slice(&output.stdout).expect("monitor --json prints JSON")
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// `monitor --token TOKEN --json <args>` against the TLS `sfu` whose certificate is `cert`.
