@@ -14,6 +14,9 @@ pub struct PeerDiagnostics {
     pub peer_id: String,
     /// Its name.
     pub display_name: String,
+    /// Who its join token says it is (the token's `sub`); absent without join tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
     /// The node of its router, as `node-N`.
     pub node: String,
     /// The worker of its router.

@@ -19,6 +19,18 @@ pub enum ApiErrorCode {
     Disabled,
     /// A node did not answer in time.
     Unavailable,
+    /// The monitor token is missing or wrong (HTTP 401, before any WebSocket exists).
+    Unauthorized,
+    /// Too many failed logins from this address (HTTP 429, with `Retry-After`).
+    RateLimited,
+}
+
+/// The body of an HTTP refusal of `/monitor` (401, 404 when the API is off, 429, 503), before
+/// any WebSocket exists: `{"error":{"code":"…","message":"…"}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// Why.
+    pub error: ApiError,
 }
 
 /// Why a request failed.

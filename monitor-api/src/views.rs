@@ -170,6 +170,9 @@ pub struct Participant {
     pub peer_id: String,
     /// The name it joined with.
     pub display_name: String,
+    /// Who its join token says it is (the token's `sub`); absent without join tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
     /// Seconds since it joined.
     pub joined_secs: u64,
     /// Set while its signaling connection is gone: seconds left to resume before it leaves.

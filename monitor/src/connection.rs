@@ -170,13 +170,21 @@ impl Client {
                 return Err(ConnectError::Unauthorized)
             }
             Err(tungstenite::Error::Http(response)) => {
+                // The supervisor says why in a typed body (the API off, too many failures).
+                let refusal = response
+                    .body()
+                    .as_deref()
+                    .and_then(|body| serde_json::from_slice::<monitor_api::Refusal>(body).ok());
+                if let Some(refusal) = refusal {
+                    return Err(ConnectError::Api(refusal.error));
+                }
                 return Err(ConnectError::Connect {
                     url: target.url.clone(),
                     reason: format!(
                         "HTTP {} (is this the supervisor's /monitor URL?)",
                         response.status()
                     ),
-                })
+                });
             }
             Err(tungstenite::Error::Io(e)) => return Err(describe_io(&target.url, &e)),
             Err(e) => {

@@ -172,6 +172,15 @@ pub fn rooms(rooms: &[RoomInfo]) -> String {
     )
 }
 
+/// A participant as the tables name it: its display name, and the identity its join token
+/// vouches for (`Alice <alice@example.org>`) when tokens are on.
+fn who(display_name: &str, identity: Option<&str>) -> String {
+    match identity {
+        Some(identity) => format!("{display_name} <{identity}>"),
+        None => display_name.to_string(),
+    }
+}
+
 /// `monitor room ID`.
 pub fn room(detail: &RoomDetail) -> String {
     let owner = |producer: &str| {
@@ -185,9 +194,10 @@ pub fn room(detail: &RoomDetail) -> String {
         .participants
         .iter()
         .map(|p| {
+            let who = who(&p.display_name, p.identity.as_deref());
             let name = match p.resumable_secs {
-                Some(secs) => format!("{} (disconnected, resumable for {secs} s)", p.display_name),
-                None => p.display_name.clone(),
+                Some(secs) => format!("{who} (disconnected, resumable for {secs} s)"),
+                None => who,
             };
             vec![
                 name,
@@ -398,7 +408,7 @@ pub fn peer(d: &PeerDiagnostics) -> String {
         .collect();
     format!(
         "{} ({}) in room {}, on {}/{}\n\n{}\n\n{}\n\n{}",
-        d.display_name,
+        who(&d.display_name, d.identity.as_deref()),
         d.peer_id,
         d.room,
         d.node,

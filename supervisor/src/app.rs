@@ -69,10 +69,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             node_binary.display()
         );
     }
-    let listener = listen(std::net::SocketAddr::new(config.bind, config.port))
-        .with_context(|| format!("cannot listen on {}:{}", config.bind, config.port))?;
+    let bind = config.bind_address();
+    let listener = listen(std::net::SocketAddr::new(bind, config.port))
+        .with_context(|| format!("cannot listen on {bind}:{}", config.port))?;
 
-    let socket_dir = std::env::temp_dir().join(format!("sfu-supervisor-{}", std::process::id()));
+    let socket_dir = crate::node_pool::create_socket_dir(&crate::node_pool::socket_parent())?;
     let spec = NodeSpec {
         binary: node_binary,
         workers: config.workers_per_node,
@@ -88,7 +89,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         request_timeout: Duration::from_millis(config.node_request_timeout_ms),
         start_timeout: Duration::from_secs(30),
     };
-    let (link_events, link_rx) = mpsc::channel(crate::node_link::LINK_EVENT_QUEUE);
+    // Unbounded, as each node's own events are bounded by its budget
+    // (`node_link::NODE_EVENT_BUDGET`) and the pool by --max-nodes.
+    let (link_events, link_rx) = mpsc::unbounded_channel();
     let monitor_events = EventBus::default();
     let metrics = Metrics::default();
     let pool = Arc::new(NodePool::new(
@@ -127,9 +130,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     if config.join_secret.is_some() || config.join_public_key.is_some() {
         tracing::info!("join tokens on: every join needs a signed token");
+    } else if bind.is_loopback() {
+        tracing::info!("join tokens off: anyone on this machine may join any room (set JOIN_SECRET to require tokens)");
     } else {
         tracing::warn!(
-            "join tokens off: anyone who reaches this port may join any room (set JOIN_SECRET)"
+            "join tokens off and listening on {bind}, beyond this machine: anyone who reaches this port may join any room (set JOIN_SECRET or JOIN_PUBLIC_KEY; see README, Security)"
         );
     }
 
@@ -147,10 +152,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let stats = Arc::new(Stats::new(rooms.clone(), pool.clone(), metrics.clone()));
     if config.monitor_token.is_none() {
         tracing::info!("monitor API off: set MONITOR_TOKEN (or --monitor-token) to enable it");
-    } else if !config.tls_mode && !config.bind.is_loopback() {
+    } else if !config.tls_mode && !bind.is_loopback() {
         tracing::warn!(
-            "the monitor API is served over plain HTTP on {}: its token is only safe from this machine (ws://127.0.0.1); use TLS_MODE=1 for remote monitors",
-            config.bind
+            "the monitor API is served over plain HTTP on {bind}: its token is only safe from this machine (ws://127.0.0.1); use TLS_MODE=1 for remote monitors"
         );
     }
     // Open `/ws` sessions, against their caps; the shutdown waits for them too.
@@ -161,6 +165,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             cap => cap,
         },
     );
+    let keepalive = crate::signaling::Keepalive {
+        ping_every: Duration::from_secs(config.ws_ping_interval_secs),
+        silence_limit: Duration::from_secs(config.ws_idle_timeout_secs),
+    };
     let app = http::router(
         http::AppState {
             rooms: rooms.clone(),
@@ -176,15 +184,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 Duration::from_secs(60),
             )),
             requests_per_second: config.requests_per_second,
-            keepalive: crate::signaling::Keepalive {
-                ping_every: Duration::from_secs(config.ws_ping_interval_secs),
-                silence_limit: Duration::from_secs(config.ws_idle_timeout_secs),
-            },
+            keepalive,
             pool: pool.clone(),
             registry: Arc::new(metrics_page::registry(&metrics, stats.clone())),
             metrics,
             monitor: Monitor {
                 token: config.monitor_token.clone(),
+                keepalive,
                 stats,
                 events: monitor_events,
             },
@@ -209,7 +215,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!("closing the remaining connections");
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!("listening on {scheme}://{}:{}", config.bind, config.port);
+    tracing::info!("listening on {scheme}://{bind}:{}", config.port);
     let timeouts = serve::Timeouts {
         tls_handshake: Duration::from_secs(config.tls_handshake_timeout_secs),
         http_headers: Duration::from_secs(config.http_header_timeout_secs),

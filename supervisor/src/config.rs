@@ -8,6 +8,8 @@ use clap::Parser;
 
 use crate::join_tokens::JoinVerifier;
 
+pub mod secrets;
+
 /// The SFU's public entry point: serves the demo page (`/`), WebSocket signaling (`/ws`) and
 /// `/healthz` on one port, places rooms on media nodes, and spawns, watches and respawns the
 /// `node` processes that run mediasoup.
@@ -17,9 +19,11 @@ pub struct Config {
     /// TCP port of HTTP(S) and WebSocket signaling.
     #[arg(long, env = "PORT", default_value_t = 8000)]
     pub port: u16,
-    /// Address to listen on.
-    #[arg(long, env = "BIND", default_value = "0.0.0.0")]
-    pub bind: IpAddr,
+    /// Address to listen on. Default: 127.0.0.1 (this machine only: a page served over plain
+    /// HTTP to another machine cannot use a camera anyway), or 0.0.0.0 (every interface) with
+    /// TLS_MODE=1 or PUBLIC_IP.
+    #[arg(long, env = "BIND")]
+    pub bind: Option<IpAddr>,
     /// Serve HTTPS and WSS only (1) or plain HTTP (0). Needs the certificate, key and PUBLIC_IP.
     #[arg(long, env = "TLS_MODE", default_value = "0", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
     pub tls_mode: bool,
@@ -103,10 +107,18 @@ pub struct Config {
         hide_env_values = true
     )]
     pub removed_join_token: Option<String>,
-    /// Admin token of the monitor API (`/monitor`); without it the API is off. Visible
-    /// ASCII without spaces, as it travels in an HTTP header.
+    /// Admin token of the monitor API (`/monitor`); without it the API is off (404). 32 or
+    /// more visible ASCII characters without spaces (e.g. `openssl rand -hex 32`).
     #[arg(long, env = "MONITOR_TOKEN", hide_env_values = true)]
     pub monitor_token: Option<String>,
+    /// File holding the monitor token (kept out of `ps` and the environment); instead of
+    /// --monitor-token.
+    #[arg(long, env = "MONITOR_TOKEN_FILE", conflicts_with = "monitor_token")]
+    pub monitor_token_file: Option<PathBuf>,
+    /// File holding the join token secret (kept out of `ps` and the environment); instead of
+    /// --join-secret.
+    #[arg(long, env = "JOIN_SECRET_FILE", conflicts_with_all = ["join_secret", "join_public_key"])]
+    pub join_secret_file: Option<PathBuf>,
     /// Peers allowed in one room.
     #[arg(long, env = "MAX_PEERS_PER_ROOM", default_value_t = 50)]
     pub max_peers_per_room: usize,
@@ -262,10 +274,21 @@ pub enum ConfigError {
     #[error("--rtc-min-port {0} is above --rtc-max-port {1}")]
     PortRange(u16, u16),
     /// A monitor token that cannot travel in an HTTP header.
-    #[error(
-        "MONITOR_TOKEN (--monitor-token) must be 1 or more visible ASCII characters without spaces"
-    )]
+    #[error("MONITOR_TOKEN (--monitor-token) must be visible ASCII characters without spaces")]
     MonitorToken,
+    /// A monitor token too short to resist guessing.
+    #[error("MONITOR_TOKEN (--monitor-token) has {0} characters; it needs {min} or more: make one with `openssl rand -hex 32`", min = secrets::MIN_MONITOR_TOKEN_LEN)]
+    MonitorTokenShort(usize),
+    /// A secret file that cannot be read.
+    #[error("cannot read {variable} {path}: {reason}")]
+    SecretFile {
+        /// The variable naming the file.
+        variable: &'static str,
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// A silence limit that a ping cannot beat.
     #[error("--ws-idle-timeout-secs {0} must be above --ws-ping-interval-secs {1}: a client is heard from at each ping")]
     Keepalive(u64, u64),
@@ -278,6 +301,17 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// Reads the secrets given as files into the settings they stand for.
+    pub fn load_secrets(&mut self) -> Result<(), ConfigError> {
+        if let Some(path) = &self.join_secret_file {
+            self.join_secret = Some(secrets::read_secret_file(path, "JOIN_SECRET_FILE")?);
+        }
+        if let Some(path) = &self.monitor_token_file {
+            self.monitor_token = Some(secrets::read_secret_file(path, "MONITOR_TOKEN_FILE")?);
+        }
+        Ok(())
+    }
+
     /// Checks settings that depend on each other.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.tls_mode {
@@ -292,9 +326,7 @@ impl Config {
             return Err(ConfigError::PortRange(self.rtc_min_port, self.rtc_max_port));
         }
         if let Some(token) = &self.monitor_token {
-            if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(ConfigError::MonitorToken);
-            }
+            secrets::check_monitor_token(token)?;
         }
         if self.removed_join_token.is_some() {
             return Err(ConfigError::JoinTokenRemoved);
@@ -336,6 +368,17 @@ impl Config {
         self.max_nodes
             .unwrap_or(cores / self.workers_per_node)
             .max(self.nodes)
+    }
+
+    /// The address the HTTP(S) port listens on: `--bind`, or loopback unless the SFU is
+    /// meant to be public (TLS mode or a public IP).
+    pub fn bind_address(&self) -> IpAddr {
+        self.bind
+            .unwrap_or(if self.tls_mode || self.public_ip.is_some() {
+                IpAddr::from([0, 0, 0, 0])
+            } else {
+                IpAddr::from([127, 0, 0, 1])
+            })
     }
 
     /// The address media sockets bind.
@@ -393,6 +436,26 @@ mod tests {
         assert_eq!(c.port, 8000);
         assert_eq!(c.rtc_ip(), IpAddr::from([127, 0, 0, 1]));
         assert!(!parse(&["--tls-mode", "0"]).tls_mode);
+    }
+
+    #[test]
+    fn the_port_listens_on_loopback_unless_the_sfu_is_meant_to_be_public() {
+        let loopback = IpAddr::from([127, 0, 0, 1]);
+        let any = IpAddr::from([0, 0, 0, 0]);
+        assert_eq!(parse(&[]).bind_address(), loopback);
+        assert_eq!(parse(&["--public-ip", "203.0.113.7"]).bind_address(), any);
+        let tls = [
+            "--tls-mode",
+            "1",
+            "--tls-cert-path",
+            "c",
+            "--tls-key-path",
+            "k",
+        ];
+        assert_eq!(parse(&tls).bind_address(), any);
+        assert_eq!(parse(&["--bind", "0.0.0.0"]).bind_address(), any);
+        let public_but_local = ["--public-ip", "203.0.113.7", "--bind", "127.0.0.1"];
+        assert_eq!(parse(&public_but_local).bind_address(), loopback);
     }
 
     #[test]
@@ -457,14 +520,43 @@ mod tests {
     }
 
     #[test]
-    fn monitor_tokens_must_fit_in_a_header() {
-        assert_eq!(parse(&["--monitor-token", "a-Z_9.~"]).validate(), Ok(()));
-        for bad in ["has space", "tab\t", "é"] {
-            assert_eq!(
-                parse(&["--monitor-token", bad]).validate(),
-                Err(ConfigError::MonitorToken),
-                "{bad:?}"
-            );
-        }
+    fn monitor_tokens_must_be_long_and_fit_in_a_header() {
+        let long = "a-Z_9.~".repeat(5);
+        assert_eq!(parse(&["--monitor-token", &long]).validate(), Ok(()));
+        assert_eq!(
+            parse(&["--monitor-token", "short"]).validate(),
+            Err(ConfigError::MonitorTokenShort(5))
+        );
+    }
+
+    #[test]
+    fn secrets_come_from_files_instead_of_the_command_line() {
+        let dir = std::env::temp_dir().join(format!("config-secrets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (join, monitor) = (dir.join("join"), dir.join("monitor"));
+        std::fs::write(&join, "j".repeat(40) + "\n").unwrap();
+        std::fs::write(&monitor, "m".repeat(40)).unwrap();
+        let mut c = parse(&[
+            "--join-secret-file",
+            join.to_str().unwrap(),
+            "--monitor-token-file",
+            monitor.to_str().unwrap(),
+        ]);
+        c.load_secrets().unwrap();
+        assert_eq!(c.join_secret.as_deref(), Some("j".repeat(40).as_str()));
+        assert_eq!(c.monitor_token.as_deref(), Some("m".repeat(40).as_str()));
+        assert_eq!(c.validate(), Ok(()));
+        assert!(
+            Config::try_parse_from([
+                "supervisor",
+                "--monitor-token",
+                "x",
+                "--monitor-token-file",
+                "f"
+            ])
+            .is_err(),
+            "one or the other"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -13,7 +13,7 @@ use axum::Router;
 
 use crate::admission::{origin_allowed, AddressBuckets, ConnectionCaps, Refusal, TrustedProxies};
 use crate::metrics::Metrics;
-use crate::monitor_socket::{self, Access, Monitor};
+use crate::monitor_socket::{self, Monitor};
 use crate::node_pool::NodePool;
 use crate::rooms::Rooms;
 
@@ -55,10 +55,13 @@ pub struct AppState {
     pub monitor: Monitor,
 }
 
-/// The WebSocket layer's own cap. Frames above [`crate::protocol::MAX_MESSAGE_BYTES`] and up
-/// to this one are read and answered with close code 1009; larger ones fail in the layer,
-/// which also ends in 1009.
-const WS_LAYER_MAX: usize = 1 << 20;
+/// The WebSocket layer's cap on a message and on a frame: the protocol's own. A frame whose
+/// header announces more is refused before its payload is read (close code 1009), so a
+/// client cannot make the supervisor buffer more than this per connection.
+const WS_LAYER_MAX: usize = crate::protocol::MAX_MESSAGE_BYTES;
+/// What a session's socket may buffer for writing beyond what its queue holds: a write that
+/// would go past it fails (and the client is dropped) instead of growing without bound.
+const WS_MAX_WRITE_BUFFER: usize = 2 * crate::outbox::OUTBOX_BYTES;
 
 /// Every route; the demo page from `web_dir`, or the one built into this binary.
 pub fn router(state: AppState, web_dir: Option<PathBuf>) -> Router {
@@ -114,6 +117,7 @@ async fn websocket(
         // are small frames (64 KiB at most), and a session's frames are batched anyway.
         .read_buffer_size(WS_READ_BUFFER)
         .write_buffer_size(WS_WRITE_BUFFER)
+        .max_write_buffer_size(WS_MAX_WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
             crate::signaling::serve(socket, session).await;
             drop(slot);
@@ -126,25 +130,34 @@ async fn monitor(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    // Off: nothing to upgrade to, and nothing that looks like an API.
+    let Some(token) = state.monitor.token.as_deref() else {
+        return monitor_socket::disabled();
+    };
     let client = state.proxies.client_address(remote.ip(), &headers);
+    let bucket = monitor_socket::login_bucket(client);
     let now = std::time::Instant::now();
     // Guessing the token: a few tries a minute per address, then not even the right one.
-    if state.monitor_failures.exhausted(client, now) {
-        let retry = state.monitor_failures.retry_after(client, now);
+    if state.monitor_failures.exhausted(bucket, now) {
+        let retry = state.monitor_failures.retry_after(bucket, now);
         return monitor_socket::throttled(client, retry);
     }
-    let enabled = match monitor_socket::check_access(state.monitor.token.as_deref(), &headers) {
-        Access::Granted => true,
-        // Accepted, so that every request can say how to turn the API on.
-        Access::Disabled => false,
-        Access::Refused => {
-            state.monitor_failures.take(client, now);
-            return monitor_socket::refusal(client);
-        }
+    if !monitor_socket::token_matches(token, &headers) {
+        state.monitor_failures.take(bucket, now);
+        return monitor_socket::refusal(client);
+    }
+    // Monitors count against the same caps as clients: no way around them with a token.
+    let slot = match state.caps.open(client) {
+        Ok(slot) => slot,
+        Err(refusal) => return monitor_socket::over_cap(client, &refusal),
     };
     upgrade
         .max_message_size(monitor_socket::MAX_REQUEST_BYTES)
-        .on_upgrade(move |socket| monitor_socket::serve(socket, state.monitor, remote, enabled))
+        .max_frame_size(monitor_socket::MAX_REQUEST_BYTES)
+        .on_upgrade(move |socket| async move {
+            monitor_socket::serve(socket, state.monitor, remote).await;
+            drop(slot);
+        })
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

@@ -53,6 +53,8 @@ pub struct Grant {
     pub can_publish: bool,
     /// `canSubscribe`.
     pub can_subscribe: bool,
+    /// `exp`: a session admitted with it is not resumed after this (Unix seconds).
+    pub expires_at: u64,
 }
 
 /// Why a token is refused (said to the client as the reason of `unauthorized`).
@@ -182,6 +184,7 @@ impl JoinVerifier {
             name: claims.name,
             can_publish: claims.can_publish.unwrap_or(true),
             can_subscribe: claims.can_subscribe.unwrap_or(true),
+            expires_at: claims.exp,
         })
     }
 }
@@ -260,6 +263,7 @@ mod tests {
                 name: Some("Alice".into()),
                 can_publish: true,
                 can_subscribe: false,
+                expires_at: NOW + 3600,
             })
         );
     }

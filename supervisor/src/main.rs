@@ -7,7 +7,11 @@ use supervisor::config::{Command, LogFormat};
 use supervisor::{join_tokens, Config};
 
 fn main() -> ExitCode {
-    let config = Config::parse();
+    let mut config = Config::parse();
+    if let Err(e) = config.load_secrets() {
+        eprintln!("supervisor: error: {e}");
+        return ExitCode::from(2);
+    }
     if let Some(Command::Token(args)) = &config.command {
         let token = join_tokens::token_command(
             config.join_secret.as_deref(),

@@ -1,9 +1,11 @@
 //! What `/metrics` shows (OpenMetrics text, the `prometheus-client` crate): the counters of
 //! [`Metrics`], and gauges (nodes, workers, rooms, participants, producers, consumers)
-//! computed at scrape time from the same [`Stats`] the monitor API answers from, so both
-//! always agree.
+//! computed from the same [`Stats`] the monitor API answers from, so both agree. A scrape
+//! reads a snapshot at most [`SNAPSHOT_MAX_AGE`] old: scrapers, however many and however
+//! often, take the rooms' lock at most once a second.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -49,7 +51,10 @@ pub fn registry(metrics: &Metrics, stats: Arc<Stats>) -> Registry {
         Unit::Seconds,
         metrics.node_requests.clone(),
     );
-    registry.register_collector(Box::new(Gauges { stats }));
+    registry.register_collector(Box::new(Gauges {
+        stats,
+        snapshot: Recent::new(SNAPSHOT_MAX_AGE),
+    }));
     registry
 }
 
@@ -60,9 +65,41 @@ pub fn render(registry: &Registry) -> Result<String, std::fmt::Error> {
     Ok(text)
 }
 
-/// The gauges, read from [`Stats`] at every scrape.
+/// How old the gauges of a scrape may be.
+pub const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// A value taken at most once per `max_age`: later asks get the same one until it is older.
+struct Recent<T> {
+    max_age: Duration,
+    last: Mutex<Option<(Instant, Arc<T>)>>,
+}
+
+impl<T> Recent<T> {
+    fn new(max_age: Duration) -> Self {
+        Self {
+            max_age,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// The value taken less than `max_age` before `now`, or a new one from `take`.
+    fn get(&self, now: Instant, take: impl FnOnce() -> T) -> Arc<T> {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, value)) = last.as_ref() {
+            if now.saturating_duration_since(*at) < self.max_age {
+                return value.clone();
+            }
+        }
+        let value = Arc::new(take());
+        *last = Some((now, value.clone()));
+        value
+    }
+}
+
+/// The gauges, from a recent snapshot of [`Stats`].
 struct Gauges {
     stats: Arc<Stats>,
+    snapshot: Recent<(Vec<monitor_api::NodeInfo>, monitor_api::Summary)>,
 }
 
 impl std::fmt::Debug for Gauges {
@@ -97,7 +134,8 @@ fn worker_gauge<
 
 impl prometheus_client::collector::Collector for Gauges {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let (nodes, summary) = self.stats.snapshot();
+        let snapshot = self.snapshot.get(Instant::now(), || self.stats.snapshot());
+        let (nodes, summary) = (&snapshot.0, &snapshot.1);
         let e = &mut encoder;
         gauge(e, "sfu_nodes", "Node processes ready", summary.nodes as i64)?;
         gauge(
@@ -169,5 +207,32 @@ impl prometheus_client::collector::Collector for Gauges {
             workers().map(|(l, w)| (l, w.cpu_percent)),
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrapes_within_a_second_share_one_snapshot() {
+        let recent = Recent::new(SNAPSHOT_MAX_AGE);
+        let taken = std::cell::Cell::new(0);
+        let take = || {
+            taken.set(taken.get() + 1);
+            taken.get()
+        };
+        let start = Instant::now();
+        assert_eq!(*recent.get(start, take), 1);
+        for ms in [1, 500, 999] {
+            assert_eq!(*recent.get(start + Duration::from_millis(ms), take), 1);
+        }
+        assert_eq!(
+            taken.get(),
+            1,
+            "one snapshot for four scrapes within the second"
+        );
+        assert_eq!(*recent.get(start + Duration::from_millis(1000), take), 2);
+        assert_eq!(*recent.get(start + Duration::from_millis(1500), take), 2);
     }
 }

@@ -11,8 +11,8 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use monitor_api::{
-    Answer, ApiError, ApiErrorCode, Event, EventMessage, Lagged, LaggedMessage, Query, Request,
-    AUTHORIZATION_SCHEME,
+    Answer, ApiError, ApiErrorCode, Event, EventMessage, Lagged, LaggedMessage, Query, Refusal,
+    Request, AUTHORIZATION_SCHEME,
 };
 use serde::Serialize;
 use tokio::sync::broadcast::{self, error::RecvError};
@@ -29,28 +29,17 @@ pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
 pub struct Monitor {
     /// The admin token; `None` turns the API off.
     pub token: Option<String>,
+    /// Pings, and how long a monitor may leave them unanswered.
+    pub keepalive: crate::signaling::Keepalive,
     /// What queries are answered from.
     pub stats: Arc<Stats>,
     /// What subscribers receive.
     pub events: EventBus,
 }
 
-/// How an upgrade request's credentials compare with the configured token.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Access {
-    /// The token matches.
-    Granted,
-    /// No token is configured: every request is answered with `disabled`.
-    Disabled,
-    /// The token is missing or wrong.
-    Refused,
-}
-
-/// Checks the `Authorization: Bearer <token>` header against `expected`, in constant time.
-pub fn check_access(expected: Option<&str>, headers: &HeaderMap) -> Access {
-    let Some(expected) = expected else {
-        return Access::Disabled;
-    };
+/// Whether the `Authorization: Bearer <token>` header carries `expected`, compared in
+/// constant time.
+pub fn token_matches(expected: &str, headers: &HeaderMap) -> bool {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -58,48 +47,78 @@ pub fn check_access(expected: Option<&str>, headers: &HeaderMap) -> Access {
         .and_then(|v| v.strip_prefix(' '))
         .unwrap_or("");
     // Constant time: the comparison must not tell how much of a guess was right.
-    let same: bool = subtle::ConstantTimeEq::ct_eq(given.as_bytes(), expected.as_bytes()).into();
-    if same {
-        Access::Granted
-    } else {
-        Access::Refused
-    }
+    subtle::ConstantTimeEq::ct_eq(given.as_bytes(), expected.as_bytes()).into()
 }
 
 /// Failed monitor logins one address may make per minute before it is refused outright.
 pub const FAILED_LOGINS_PER_MINUTE: u32 = 5;
 
+/// The address whose failed logins count together: an IPv4 address, or the /64 network of
+/// an IPv6 one (a single host usually holds a whole /64, so counting addresses one by one
+/// would give it 2^64 tries).
+pub fn login_bucket(client: IpAddr) -> IpAddr {
+    match client {
+        IpAddr::V4(_) => client,
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+    }
+}
+
+/// An HTTP refusal of `/monitor` with its typed body (`monitor_api::Refusal`).
+fn refuse(status: StatusCode, code: ApiErrorCode, message: String) -> Response {
+    let body = Refusal {
+        error: ApiError::new(code, message),
+    };
+    let json = serde_json::to_string(&body).unwrap_or_default();
+    (status, [(header::CONTENT_TYPE, "application/json")], json).into_response()
+}
+
 /// The refusal of a missing or wrong token (HTTP 401, before any WebSocket exists).
 pub fn refusal(client: IpAddr) -> Response {
     tracing::warn!(%client, "monitor connection refused: missing or wrong token");
-    let body = serde_json::json!({"error": {
-        "code": "unauthorized",
-        "message": "missing or wrong monitor token (Authorization: Bearer <MONITOR_TOKEN>)",
-    }});
-    (
+    refuse(
         StatusCode::UNAUTHORIZED,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
+        ApiErrorCode::Unauthorized,
+        "missing or wrong monitor token (Authorization: Bearer <MONITOR_TOKEN>)".into(),
     )
-        .into_response()
+}
+
+/// The answer to `/monitor` when the API is off (no `MONITOR_TOKEN`): HTTP 404, no
+/// WebSocket, and how to turn it on.
+pub fn disabled() -> Response {
+    refuse(
+        StatusCode::NOT_FOUND,
+        ApiErrorCode::Disabled,
+        "the monitor API is off: start the supervisor with MONITOR_TOKEN=<secret> \
+         (or MONITOR_TOKEN_FILE, --monitor-token) and connect with that token"
+            .into(),
+    )
+}
+
+/// The refusal of a monitor connection over the connection caps (HTTP 503 or 429).
+pub fn over_cap(client: IpAddr, refusal: &crate::admission::Refusal) -> Response {
+    tracing::warn!(%client, "refused a monitor connection: {refusal}");
+    let status = match refusal {
+        crate::admission::Refusal::Total(_) => StatusCode::SERVICE_UNAVAILABLE,
+        crate::admission::Refusal::PerAddress(_) => StatusCode::TOO_MANY_REQUESTS,
+    };
+    refuse(status, ApiErrorCode::RateLimited, refusal.to_string())
 }
 
 /// The refusal of an address that failed too often (HTTP 429 with Retry-After).
 pub fn throttled(client: IpAddr, retry_after_secs: u64) -> Response {
     tracing::warn!(%client, retry_after_secs, "monitor connection refused: too many failed logins from this address");
-    let body = serde_json::json!({"error": {
-        "code": "rate_limited",
-        "message": format!("more than {FAILED_LOGINS_PER_MINUTE} failed monitor logins a minute from this address; retry in {retry_after_secs} s"),
-    }});
-    (
+    let mut response = refuse(
         StatusCode::TOO_MANY_REQUESTS,
-        [
-            (header::CONTENT_TYPE, "application/json".to_string()),
-            (header::RETRY_AFTER, retry_after_secs.max(1).to_string()),
-        ],
-        body.to_string(),
-    )
-        .into_response()
+        ApiErrorCode::RateLimited,
+        format!("more than {FAILED_LOGINS_PER_MINUTE} failed monitor logins a minute from this address; retry in {retry_after_secs} s"),
+    );
+    if let Ok(value) = retry_after_secs.max(1).to_string().parse() {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
 }
 
 fn text<T: Serialize>(message: &T) -> Message {
@@ -145,11 +164,19 @@ async fn next_for(subscription: &mut Subscription) -> Option<Message> {
     }
 }
 
-/// Serves one monitor until its socket closes. `enabled` is false when no token is
-/// configured.
-pub async fn serve(socket: WebSocket, monitor: Monitor, remote: SocketAddr, enabled: bool) {
+/// How long one write to a monitor may take.
+const MONITOR_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves one monitor until its socket closes, or it leaves pings unanswered for the
+/// keepalive's silence limit.
+pub async fn serve(socket: WebSocket, monitor: Monitor, remote: SocketAddr) {
     tracing::info!(%remote, "monitor connected");
     let (mut sink, mut stream) = socket.split();
+    let keepalive = monitor.keepalive;
+    let mut ping = tokio::time::interval(keepalive.ping_every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.tick().await;
+    let mut last_pong = Instant::now();
     let mut subscription: Option<Subscription> = None;
     let mut sampling = tokio::time::interval(QUALITY_PERIOD);
     sampling.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -157,18 +184,17 @@ pub async fn serve(socket: WebSocket, monitor: Monitor, remote: SocketAddr, enab
         let outgoing = tokio::select! {
             message = stream.next() => match message {
                 Some(Ok(Message::Text(request))) => {
-                    let answer = if enabled {
-                        answer(&monitor, request.as_str(), &mut subscription).await
-                    } else {
-                        disabled(request.as_str())
-                    };
-                    text(&answer)
+                    text(&answer(&monitor, request.as_str(), &mut subscription).await)
                 }
                 Some(Ok(Message::Binary(_))) => text(&Answer::error(
                     None,
                     ApiError::new(ApiErrorCode::BadRequest, "binary frames are not part of the protocol"),
                 )),
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Pong(_))) => {
+                    last_pong = Instant::now();
+                    continue;
+                }
+                Some(Ok(Message::Ping(_))) => continue,
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
             },
             // A slow monitor stops this branch while its socket is full; the bus then drops
@@ -179,6 +205,13 @@ pub async fn serve(socket: WebSocket, monitor: Monitor, remote: SocketAddr, enab
                     None => std::future::pending().await,
                 }
             } => message,
+            _ = ping.tick() => {
+                if last_pong.elapsed() >= keepalive.silence_limit {
+                    tracing::info!(%remote, "dropping a monitor that answers no ping");
+                    break;
+                }
+                Message::Ping(Vec::new().into())
+            }
             // Only while someone subscribed to quality events: sample their rooms.
             _ = sampling.tick(), if subscription.as_ref().is_some_and(|s| s.quality.is_some()) => {
                 let Some(s) = subscription.as_mut() else { continue };
@@ -199,23 +232,17 @@ pub async fn serve(socket: WebSocket, monitor: Monitor, remote: SocketAddr, enab
                 continue;
             }
         };
-        if sink.send(outgoing).await.is_err() {
-            break;
+        // A monitor that takes nothing for a while is dropped, not waited for.
+        match tokio::time::timeout(MONITOR_WRITE_TIMEOUT, sink.send(outgoing)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => break,
+            Err(_) => {
+                tracing::info!(%remote, "dropping a monitor that reads nothing");
+                break;
+            }
         }
     }
     tracing::info!(%remote, "monitor disconnected");
-}
-
-fn disabled(request: &str) -> Answer {
-    let id = Request::parse(request).ok().map(|r| r.id);
-    Answer::error(
-        id,
-        ApiError::new(
-            ApiErrorCode::Disabled,
-            "the monitor API is off: start the supervisor with MONITOR_TOKEN=<secret> \
-             (or --monitor-token) and connect with that token",
-        ),
-    )
 }
 
 fn ok<T: Serialize>(id: u64, data: T) -> Answer {
@@ -283,11 +310,8 @@ mod tests {
 
     #[test]
     fn the_token_must_match_exactly() {
-        let token = Some("s3cret");
-        assert_eq!(
-            check_access(token, &headers(Some("Bearer s3cret"))),
-            Access::Granted
-        );
+        let token = "s3cret";
+        assert!(token_matches(token, &headers(Some("Bearer s3cret"))));
         for refused in [
             None,
             Some("Bearer s3cre"),
@@ -297,24 +321,34 @@ mod tests {
             Some("Bearer "),
             Some("Basic czNjcmV0"),
         ] {
-            assert_eq!(
-                check_access(token, &headers(refused)),
-                Access::Refused,
-                "{refused:?}"
-            );
+            assert!(!token_matches(token, &headers(refused)), "{refused:?}");
         }
     }
 
     #[test]
-    fn without_a_configured_token_the_api_is_off() {
-        assert_eq!(
-            check_access(None, &headers(Some("Bearer anything"))),
-            Access::Disabled
+    fn failed_logins_of_one_ipv6_host_count_together_by_its_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(login_bucket(a), login_bucket(b));
+        assert_eq!(login_bucket(a), "2001:db8:1:2::".parse::<IpAddr>().unwrap());
+        assert_ne!(login_bucket(a), login_bucket(other));
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(login_bucket(v4), v4);
+        // Through the buckets the API uses: five failures from five addresses of one /64
+        // exhaust it.
+        let buckets = crate::admission::AddressBuckets::new(
+            FAILED_LOGINS_PER_MINUTE,
+            Duration::from_secs(60),
         );
-        let answer = disabled(r#"{"id":7,"method":"summary"}"#);
-        assert_eq!(answer.id, Some(7));
-        let error = answer.error.unwrap();
-        assert_eq!(error.code, ApiErrorCode::Disabled);
-        assert!(error.message.contains("MONITOR_TOKEN"));
+        let now = Instant::now();
+        for i in 0..FAILED_LOGINS_PER_MINUTE {
+            let address = IpAddr::V6(std::net::Ipv6Addr::new(
+                0x2001, 0xdb8, 1, 2, 0, 0, 0, i as u16,
+            ));
+            buckets.take(login_bucket(address), now);
+        }
+        assert!(buckets.exhausted(login_bucket(b), now));
+        assert!(!buckets.exhausted(login_bucket(other), now));
     }
 }

@@ -12,7 +12,7 @@ use ipc::messages::{
 use ipc::rpc::Pending;
 use ipc::socket::{FramedReader, FramedWriter, StreamHalf};
 use ipc::RpcError;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::metrics::Metrics;
 
@@ -43,8 +43,9 @@ pub enum LinkError {
 pub enum LinkEvent {
     /// A node is connected and ready, started for this reason.
     Ready(NodeId, SpawnOrigin),
-    /// Something happened on the node.
-    Event(NodeId, NodeEvent),
+    /// Something happened on the node; the place it takes in its node's budget
+    /// ([`NODE_EVENT_BUDGET`]) is freed when the event is dropped, once handled.
+    Event(NodeId, NodeEvent, EventPlace),
     /// The connection ended: the node exited, crashed, or sent garbage.
     Closed(NodeId, String),
 }
@@ -72,16 +73,61 @@ pub enum HandshakeError {
     /// The node did not start with a hello.
     #[error("node sent {0} before its hello")]
     Unexpected(String),
+    /// The hello says something other than what was started: another process answered on
+    /// the socket, or the node is broken. Nothing it says is believed.
+    #[error("node's hello claims pid {claimed_pid} and {claimed_workers} workers, but pid {pid} was started with {workers}")]
+    Mismatch {
+        /// The pid it claims.
+        claimed_pid: u32,
+        /// The workers it claims.
+        claimed_workers: u32,
+        /// The pid of the process spawned.
+        pid: u32,
+        /// The workers it was asked for.
+        workers: u32,
+    },
 }
+
+/// What the supervisor knows of a node it started, against which its hello is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expected {
+    /// The pid of the process spawned.
+    pub pid: u32,
+    /// The workers it was asked to run.
+    pub workers: u32,
+}
+
+/// How a link has its node killed: through the handle of the process the pool spawned, never
+/// by a pid the node reported (a pid of 0, or one that wraps to -1, would signal the process
+/// group or every process).
+#[derive(Clone, Debug, Default)]
+pub struct KillSwitch(Arc<Notify>);
+
+impl KillSwitch {
+    /// Asks the process's keeper to kill it.
+    pub fn kill(&self) {
+        self.0.notify_one();
+    }
+
+    /// Resolves once [`KillSwitch::kill`] was called.
+    pub async fn killed(&self) {
+        self.0.notified().await;
+    }
+}
+
+/// A node event's place in its node's budget.
+#[derive(Debug)]
+pub struct EventPlace(#[allow(dead_code)] OwnedSemaphorePermit);
 
 /// Requests that may wait for one node at once (and frames queued for it): a node that stops
 /// reading gets `Busy` answers instead of an ever-growing queue.
 pub const MAX_IN_FLIGHT: usize = 4096;
 
-/// Node events (from every node) the supervisor may be behind on. A node that gets further
-/// ahead is flooding or the supervisor is stuck: that node is killed and replaced (its rooms
-/// move), rather than memory growing or events being lost.
-pub const LINK_EVENT_QUEUE: usize = 16_384;
+/// Events of one node the supervisor may be behind on. A node that gets further ahead is
+/// flooding (or the supervisor is stuck on it): that node, and only that one, is killed and
+/// replaced (its rooms move), rather than memory growing or events being lost. Each node has
+/// its own budget, so one node's flood never costs another node's rooms anything.
+pub const NODE_EVENT_BUDGET: usize = 8_192;
 
 /// CPU use is averaged over this long: the kernel counts CPU time in 10 ms ticks, too
 /// coarse to compare two reports 500 ms apart.
@@ -122,6 +168,7 @@ pub struct NodeLink {
     /// When the hello was exchanged.
     pub connected_at: Instant,
     out: mpsc::Sender<ToNode>,
+    kill: KillSwitch,
     pending: Pending<Result<Response, NodeError>>,
     load: Mutex<LoadState>,
     timeout: Duration,
@@ -129,12 +176,14 @@ pub struct NodeLink {
 }
 
 impl NodeLink {
-    /// Exchanges hellos on a fresh connection, then starts its reader and writer tasks.
+    /// Exchanges hellos on a fresh connection with the node started as `expected`, then
+    /// starts its reader and writer tasks; `kill` kills the process.
     pub async fn establish(
         id: NodeId,
         (mut reader, mut writer): (FramedReader<StreamHalf>, FramedWriter<StreamHalf>),
+        (expected, kill): (Expected, KillSwitch),
         timeout: Duration,
-        events: mpsc::Sender<LinkEvent>,
+        events: mpsc::UnboundedSender<LinkEvent>,
         metrics: Metrics,
     ) -> Result<Arc<NodeLink>, HandshakeError> {
         let io = |e: ipc::FrameError| HandshakeError::Io(e.to_string());
@@ -154,12 +203,21 @@ impl NodeLink {
             Some(other) => return Err(HandshakeError::Unexpected(format!("{other:?}"))),
             None => return Err(HandshakeError::Io("end of stream".into())),
         };
+        if hello.pid != expected.pid || hello.workers != expected.workers {
+            return Err(HandshakeError::Mismatch {
+                claimed_pid: hello.pid,
+                claimed_workers: hello.workers,
+                pid: expected.pid,
+                workers: expected.workers,
+            });
+        }
         let (out, mut out_rx) = mpsc::channel::<ToNode>(MAX_IN_FLIGHT);
         let link = Arc::new(NodeLink {
             id,
             hello,
             connected_at: Instant::now(),
             out,
+            kill,
             pending: Pending::with_capacity(MAX_IN_FLIGHT),
             load: Mutex::new(LoadState::default()),
             timeout,
@@ -180,14 +238,12 @@ impl NodeLink {
                     LinkEnd::Broken(reason) => {
                         // It may still run: make sure it does not linger unwatched.
                         tracing::error!(node = %link.id, pid = link.hello.pid, "{reason}: killing the node");
-                        let pid = nix::unistd::Pid::from_raw(link.hello.pid as i32);
-                        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                        link.kill();
                         reason
                     }
                 };
                 link.pending.close();
-                // Waits for room: this report must not be lost.
-                let _ = events.send(LinkEvent::Closed(link.id, reason)).await;
+                let _ = events.send(LinkEvent::Closed(link.id, reason));
             }
         });
         Ok(link)
@@ -196,8 +252,9 @@ impl NodeLink {
     async fn read_loop(
         &self,
         reader: &mut FramedReader<StreamHalf>,
-        events: &mpsc::Sender<LinkEvent>,
+        events: &mpsc::UnboundedSender<LinkEvent>,
     ) -> LinkEnd {
+        let budget = Arc::new(Semaphore::new(NODE_EVENT_BUDGET));
         loop {
             match reader.recv::<FromNode>().await {
                 Ok(Some(FromNode::Answer { id, result })) => {
@@ -206,10 +263,16 @@ impl NodeLink {
                     }
                 }
                 Ok(Some(FromNode::Event(event))) => {
-                    if events.try_send(LinkEvent::Event(self.id, event)).is_err() {
+                    let Ok(place) = budget.clone().try_acquire_owned() else {
                         return LinkEnd::Broken(format!(
-                            "{LINK_EVENT_QUEUE} node events wait for the supervisor"
+                            "{NODE_EVENT_BUDGET} of this node's events wait for the supervisor"
                         ));
+                    };
+                    if events
+                        .send(LinkEvent::Event(self.id, event, EventPlace(place)))
+                        .is_err()
+                    {
+                        return LinkEnd::Closed;
                     }
                 }
                 Ok(Some(FromNode::Load(report))) => {
@@ -280,6 +343,11 @@ impl NodeLink {
         cpu
     }
 
+    /// Kills the node's process (SIGKILL, through the pool's handle of it).
+    pub fn kill(&self) {
+        self.kill.kill();
+    }
+
     /// Asks the node to close its rooms and exit.
     pub fn shutdown(&self) {
         if self.out.try_send(ToNode::Shutdown).is_err() {
@@ -290,170 +358,4 @@ impl NodeLink {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use ipc::messages::{RouterId, WorkerLoad};
-
-    fn report(cpu: &[u64]) -> LoadReport {
-        LoadReport {
-            workers: cpu
-                .iter()
-                .enumerate()
-                .map(|(i, &cpu_time_ms)| WorkerLoad {
-                    worker: i as u32,
-                    cpu_time_ms,
-                    ..WorkerLoad::default()
-                })
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn cpu_percent_is_cpu_time_over_wall_time() {
-        let half = Duration::from_millis(500);
-        let cpu = cpu_percent(&report(&[1000, 40]), &report(&[1250, 40]), half);
-        assert_eq!(cpu, vec![50.0, 0.0]);
-    }
-
-    #[test]
-    fn cpu_percent_without_a_previous_report_is_zero() {
-        let cpu = cpu_percent(&report(&[]), &report(&[900]), Duration::from_millis(500));
-        assert_eq!(cpu, vec![0.0]);
-        let cpu = cpu_percent(&report(&[5]), &report(&[9]), Duration::ZERO);
-        assert_eq!(cpu, vec![0.0]);
-        // A counter going backwards (it should not) does not give a negative load.
-        let cpu = cpu_percent(&report(&[9]), &report(&[5]), Duration::from_secs(1));
-        assert_eq!(cpu, vec![0.0]);
-    }
-
-    /// A fake node on a real socket: says hello as process `pid`, then runs `act`.
-    async fn fake_node<F, Fut>(name: &str, pid: u32, act: F) -> Arc<NodeLink>
-    where
-        F: FnOnce(FramedReader<StreamHalf>, FramedWriter<StreamHalf>) -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = ()> + Send + 'static,
-    {
-        let (events, _) = mpsc::channel(1);
-        fake_node_with_events(name, pid, events, act).await
-    }
-
-    async fn fake_node_with_events<F, Fut>(
-        name: &str,
-        pid: u32,
-        events: mpsc::Sender<LinkEvent>,
-        act: F,
-    ) -> Arc<NodeLink>
-    where
-        F: FnOnce(FramedReader<StreamHalf>, FramedWriter<StreamHalf>) -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = ()> + Send + 'static,
-    {
-        let dir = std::env::temp_dir().join(format!("link-test-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let path = dir.join("node.sock");
-        let listener = ipc::socket::listen(&path).expect("listen");
-        tokio::spawn(async move {
-            let (mut reader, mut writer) = ipc::socket::connect(&path).await.expect("connect");
-            let hello = NodeHello {
-                protocol_version: ipc::messages::PROTOCOL_VERSION,
-                pid,
-                workers: 1,
-                version: "fake".into(),
-            };
-            writer.send(&FromNode::Hello(hello)).await.expect("hello");
-            let _: Option<ToNode> = reader.recv().await.expect("the supervisor's hello");
-            act(reader, writer).await;
-        });
-        let connection = ipc::socket::accept(&listener).await.expect("accept");
-        NodeLink::establish(
-            NodeId(7),
-            connection,
-            Duration::from_secs(1),
-            events,
-            Metrics::default(),
-        )
-        .await
-        .expect("handshake")
-    }
-
-    #[tokio::test]
-    async fn a_node_that_floods_events_the_supervisor_cannot_take_is_killed_and_reported() {
-        // The process the fake node claims to be, to see it killed.
-        let mut stand_in = tokio::process::Command::new("sleep")
-            .arg("60")
-            .kill_on_drop(true)
-            .spawn()
-            .expect("sleep");
-        let pid = stand_in.id().expect("pid");
-        let (events, mut reported) = mpsc::channel(LINK_EVENT_QUEUE);
-        let _link = fake_node_with_events("flood", pid, events, |reader, mut writer| async move {
-            let event = NodeEvent::ConsumerClosed {
-                router: RouterId(uuid::Uuid::nil()),
-                consumer: ipc::messages::ConsumerId(uuid::Uuid::nil()),
-                producer: ipc::messages::ProducerId(uuid::Uuid::nil()),
-            };
-            for _ in 0..=LINK_EVENT_QUEUE {
-                if writer.send(&FromNode::Event(event.clone())).await.is_err() {
-                    break;
-                }
-            }
-            // Stay connected: the supervisor must act on the flood, not on a close.
-            tokio::time::sleep(Duration::from_secs(30)).await;
-            drop(reader);
-        })
-        .await;
-        // Nobody reads the events meanwhile (the supervisor is "stuck").
-        let status = tokio::time::timeout(Duration::from_secs(20), stand_in.wait())
-            .await
-            .expect("the node is killed")
-            .expect("wait");
-        assert_eq!(
-            std::os::unix::process::ExitStatusExt::signal(&status),
-            Some(9)
-        );
-        let mut queued = 0;
-        let reason = loop {
-            match reported.recv().await.expect("events") {
-                LinkEvent::Event(NodeId(7), _) => queued += 1,
-                LinkEvent::Closed(NodeId(7), reason) => break reason,
-                other => panic!("unexpected {other:?}"),
-            }
-        };
-        assert_eq!(queued, LINK_EVENT_QUEUE, "every queued event is delivered");
-        assert!(reason.contains("node events wait"), "{reason}");
-    }
-
-    #[tokio::test]
-    async fn requests_beyond_the_in_flight_cap_are_refused_busy_at_once() {
-        // A node that reads requests and never answers.
-        let link = fake_node("silent", 0, |mut reader, writer| async move {
-            while let Ok(Some(_)) = reader.recv::<ToNode>().await {}
-            drop(writer);
-        })
-        .await;
-        let router = RouterId(uuid::Uuid::nil());
-        let waiting: Vec<_> = (0..MAX_IN_FLIGHT)
-            .map(|_| {
-                let link = link.clone();
-                tokio::spawn(async move { link.call(ipc::calls::CloseRouter { router }).await })
-            })
-            .collect();
-        // Let them all register.
-        while link.pending.in_flight() < MAX_IN_FLIGHT {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let refused = link.call(ipc::calls::CloseRouter { router }).await;
-        assert!(
-            matches!(refused, Err(LinkError::Rpc(RpcError::Busy(MAX_IN_FLIGHT)))),
-            "{refused:?}"
-        );
-        for task in waiting {
-            let answer = task.await.expect("task");
-            assert!(matches!(answer, Err(LinkError::Rpc(RpcError::Timeout(_)))));
-        }
-        assert!(link.call(ipc::calls::CloseRouter { router }).await.is_err());
-        assert_eq!(
-            link.pending.in_flight(),
-            0,
-            "timed-out requests free their places"
-        );
-    }
-}
+mod tests;

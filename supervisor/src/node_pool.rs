@@ -17,7 +17,7 @@ use monitor_api::EventKind;
 use crate::event_bus::EventBus;
 use crate::metrics::Metrics;
 use crate::node_lifecycle::SpawnOrigin;
-use crate::node_link::{LinkEvent, NodeId, NodeLink};
+use crate::node_link::{Expected, KillSwitch, LinkEvent, NodeId, NodeLink};
 
 /// How nodes are started.
 #[derive(Clone, Debug)]
@@ -50,13 +50,46 @@ pub struct NodeSpec {
     pub start_timeout: Duration,
 }
 
+/// Creates the folder of the nodes' sockets: private to this user (0700), under
+/// `$XDG_RUNTIME_DIR` when set (else the temporary folder), with a name nobody can guess
+/// beforehand; a folder already there is refused rather than used (someone else may own it
+/// or watch it).
+pub fn create_socket_dir(parent: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let name = format!(
+        "sfu-supervisor-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let dir = parent.join(name);
+    create_private_dir(&dir)?;
+    Ok(dir)
+}
+
+/// Creates `dir` readable only by this user; an existing one is an error, never reused.
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create the nodes' socket folder {}", dir.display()))
+}
+
+/// Where [`create_socket_dir`] makes its folder: `$XDG_RUNTIME_DIR` (per user, 0700 itself)
+/// when set, else the temporary folder.
+pub fn socket_parent() -> PathBuf {
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|dir| dir.is_dir())
+        .unwrap_or_else(std::env::temp_dir)
+}
+
 /// The running nodes.
 pub struct NodePool {
     spec: NodeSpec,
     next_id: AtomicU32,
     starting: AtomicU32,
     nodes: Mutex<BTreeMap<NodeId, Arc<NodeLink>>>,
-    events: mpsc::Sender<LinkEvent>,
+    events: mpsc::UnboundedSender<LinkEvent>,
     node_ready: tokio::sync::Notify,
     monitor: EventBus,
     metrics: Metrics,
@@ -67,7 +100,7 @@ impl NodePool {
     /// counted in `metrics`.
     pub fn new(
         spec: NodeSpec,
-        events: mpsc::Sender<LinkEvent>,
+        events: mpsc::UnboundedSender<LinkEvent>,
         monitor: EventBus,
         metrics: Metrics,
     ) -> Self {
@@ -125,12 +158,8 @@ impl NodePool {
 
     /// Kills a node (a hung one: SIGKILL works on a stopped process too).
     pub fn kill(&self, id: NodeId) {
-        let Some(link) = self.nodes().get(&id).cloned() else {
-            return;
-        };
-        let pid = nix::unistd::Pid::from_raw(link.hello.pid as i32);
-        if let Err(e) = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL) {
-            tracing::warn!(node = %id, "cannot kill: {e}");
+        if let Some(link) = self.nodes().get(&id).cloned() {
+            link.kill();
         }
     }
 
@@ -164,7 +193,7 @@ impl NodePool {
                     reason: "capacity".into(),
                 },
             });
-            let _ = self.events.send(LinkEvent::Ready(link.id, origin)).await;
+            let _ = self.events.send(LinkEvent::Ready(link.id, origin));
         }
         result
     }
@@ -172,8 +201,6 @@ impl NodePool {
     async fn spawn_inner(&self) -> anyhow::Result<Arc<NodeLink>> {
         let id = NodeId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let spec = &self.spec;
-        std::fs::create_dir_all(&spec.socket_dir)
-            .with_context(|| format!("cannot create {}", spec.socket_dir.display()))?;
         let socket = spec.socket_dir.join(format!("{id}.sock"));
         let listener = ipc::socket::listen(&socket)
             .with_context(|| format!("cannot listen on {}", socket.display()))?;
@@ -209,7 +236,9 @@ impl NodePool {
         let mut child = command
             .spawn()
             .with_context(|| format!("cannot start {}", spec.binary.display()))?;
-        let pid = child.id().unwrap_or(0);
+        let Some(pid) = child.id() else {
+            return Err(anyhow!("{id} exited at once"));
+        };
         let connection = tokio::select! {
             accepted = ipc::socket::accept(&listener) => accepted.context("accepting the node's connection")?,
             status = child.wait() => {
@@ -221,9 +250,15 @@ impl NodePool {
         };
         drop(listener);
         let _ = std::fs::remove_file(&socket);
+        let kill = KillSwitch::default();
+        let expected = Expected {
+            pid,
+            workers: spec.workers,
+        };
         let link = NodeLink::establish(
             id,
             connection,
+            (expected, kill.clone()),
             spec.request_timeout,
             self.events.clone(),
             self.metrics.clone(),
@@ -234,16 +269,48 @@ impl NodePool {
         self.nodes().insert(id, link.clone());
         self.node_ready.notify_waiters();
         // The process is watched apart from its socket: an exit is seen even if the socket
-        // lingers, and `kill_on_drop` reaps it when the supervisor goes.
+        // lingers, and `kill_on_drop` reaps it when the supervisor goes. It is killed only
+        // through this handle, so the signal goes to the process spawned, whatever it says.
         let events = self.events.clone();
         tokio::spawn(async move {
-            let status = child.wait().await;
+            let status = tokio::select! {
+                status = child.wait() => status,
+                () = kill.killed() => {
+                    if let Err(e) = child.start_kill() {
+                        tracing::warn!(node = %id, pid, "cannot kill: {e}");
+                    }
+                    child.wait().await
+                }
+            };
             let reason = match status {
                 Ok(status) => format!("process exited: {status}"),
                 Err(e) => format!("cannot wait for the process: {e}"),
             };
-            let _ = events.send(LinkEvent::Closed(id, reason)).await;
+            let _ = events.send(LinkEvent::Closed(id, reason));
         });
         Ok(link)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn the_socket_folder_is_private_fresh_and_never_an_existing_one() {
+        let parent = std::env::temp_dir().join(format!("socket-dir-test-{}", std::process::id()));
+        std::fs::create_dir_all(&parent).unwrap();
+        let first = create_socket_dir(&parent).unwrap();
+        let second = create_socket_dir(&parent).unwrap();
+        assert_ne!(first, second, "a fresh name each time");
+        let mode = std::fs::metadata(&first).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "only this user may enter it: {mode:o}");
+        // A folder that exists already (made by someone else, say) is refused, not used.
+        let squatted = parent.join("squatted");
+        std::fs::create_dir(&squatted).unwrap();
+        let refused = create_private_dir(&squatted).unwrap_err();
+        assert!(format!("{refused:#}").contains("squatted"), "{refused:#}");
+        std::fs::remove_dir_all(&parent).unwrap();
     }
 }

@@ -17,7 +17,7 @@ use crate::rooms::Rooms;
 /// Drives `lifecycle` until the links' event channel closes.
 pub async fn watch(
     mut lifecycle: Lifecycle,
-    mut link_rx: mpsc::Receiver<LinkEvent>,
+    mut link_rx: mpsc::UnboundedReceiver<LinkEvent>,
     pool: Arc<NodePool>,
     rooms: Arc<Rooms>,
     monitor_events: EventBus,
@@ -30,8 +30,10 @@ pub async fn watch(
         let actions = tokio::select! {
             event = link_rx.recv() => match event {
                 None => break,
-                Some(LinkEvent::Event(node, event)) => {
+                Some(LinkEvent::Event(node, event, place)) => {
                     rooms.on_node_event(node, event);
+                    // Handled: its place in the node's budget is free again.
+                    drop(place);
                     continue;
                 }
                 Some(LinkEvent::Ready(node, origin)) => {

@@ -1,63 +1,97 @@
-//! Where a session's outgoing frames go: a bounded queue, so that a client that does not read
-//! cannot grow the supervisor's memory. A notification that does not fit is not dropped
-//! silently (a lost `newProducer` would leave someone invisible to that client for ever): the
-//! session is told to close the connection (1013), and the client joins again with a
-//! consistent view.
+//! Where a session's outgoing frames go: a queue bounded in bytes, so that a client that does
+//! not read cannot grow the supervisor's memory, whatever the size of its frames. Nothing
+//! waits for room in it: a frame that does not fit (an answer or a notification) is not
+//! dropped silently (a lost `newProducer` would leave someone invisible to that client for
+//! ever): the session is told to close the connection (1013), and the client joins again
+//! with a consistent view.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, Notify};
 
+/// Bytes a session may have queued for its client before it is closed as too slow.
+pub const OUTBOX_BYTES: usize = 1 << 20;
+
+/// What a frame costs beyond its text (its `String` and queue slot), so that a flood of tiny
+/// frames is bounded too.
+const FRAME_OVERHEAD: usize = 64;
+
+/// What the two sides share.
+#[derive(Debug)]
+struct Shared {
+    /// Bytes queued and not yet taken by the writer.
+    queued: AtomicUsize,
+    capacity: usize,
+    overflow: Arc<Notify>,
+    /// Set when another connection resumed this session's peer.
+    evicted: AtomicBool,
+}
+
 /// The sending side of a session's queue (clones share it).
 #[derive(Clone, Debug)]
 pub struct Outbox {
-    frames: mpsc::Sender<String>,
-    overflow: Arc<Notify>,
-    /// Set when another connection resumed this session's peer.
-    evicted: Arc<AtomicBool>,
+    frames: mpsc::UnboundedSender<String>,
+    shared: Arc<Shared>,
 }
 
 /// The session's side: the frames to write, and the signal that one did not fit.
 #[derive(Debug)]
 pub struct Inbox {
-    /// Frames to write, in order.
-    pub frames: mpsc::Receiver<String>,
-    /// Notified when a notification did not fit, or when the session was evicted
+    frames: mpsc::UnboundedReceiver<String>,
+    shared: Arc<Shared>,
+    /// Notified when a frame did not fit, or when the session was evicted
     /// ([`Outbox::is_evicted`]).
     pub overflow: Arc<Notify>,
 }
 
+fn cost(frame: &str) -> usize {
+    frame.len() + FRAME_OVERHEAD
+}
+
 impl Outbox {
-    /// A queue of `capacity` frames.
+    /// A queue of at most `capacity` bytes.
     pub fn new(capacity: usize) -> (Outbox, Inbox) {
-        let (frames, queued) = mpsc::channel(capacity);
+        let (frames, queued) = mpsc::unbounded_channel();
         let overflow = Arc::new(Notify::new());
-        let outbox = Outbox {
-            frames,
+        let shared = Arc::new(Shared {
+            queued: AtomicUsize::new(0),
+            capacity,
             overflow: overflow.clone(),
-            evicted: Arc::default(),
+            evicted: AtomicBool::new(false),
+        });
+        let inbox = Inbox {
+            frames: queued,
+            shared: shared.clone(),
+            overflow,
         };
-        (
-            outbox,
-            Inbox {
-                frames: queued,
-                overflow,
-            },
-        )
+        (Outbox { frames, shared }, inbox)
     }
 
-    /// Queues a notification without waiting; `false` if it did not fit (the session is then
-    /// told to close) or the session is gone.
+    /// Queues a frame without waiting; `false` if it did not fit (the session is then told to
+    /// close) or the session is gone.
     pub fn push(&self, frame: String) -> bool {
-        match self.frames.try_send(frame) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.overflow.notify_one();
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        let cost = cost(&frame);
+        let shared = &self.shared;
+        let reserved = shared
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                (queued + cost <= shared.capacity).then_some(queued + cost)
+            });
+        if reserved.is_err() {
+            shared.overflow.notify_one();
+            return false;
         }
+        if self.frames.send(frame).is_err() {
+            shared.queued.fetch_sub(cost, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    /// Bytes queued now.
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.queued.load(Ordering::Acquire)
     }
 
     /// Whether `other` is this very queue (not just another of the same shape).
@@ -68,18 +102,33 @@ impl Outbox {
     /// Another connection took this session's peer over (`resume`): its session is told to
     /// close.
     pub fn evict(&self) {
-        self.evicted.store(true, Ordering::Relaxed);
-        self.overflow.notify_one();
+        self.shared.evicted.store(true, Ordering::Relaxed);
+        self.shared.overflow.notify_one();
     }
 
     /// Whether [`Outbox::evict`] was called.
     pub fn is_evicted(&self) -> bool {
-        self.evicted.load(Ordering::Relaxed)
+        self.shared.evicted.load(Ordering::Relaxed)
+    }
+}
+
+impl Inbox {
+    fn taken(&self, frame: &str) {
+        self.shared.queued.fetch_sub(cost(frame), Ordering::AcqRel);
     }
 
-    /// Queues an answer, waiting for room (the client's own requests wait for it to read).
-    pub async fn send(&self, frame: String) -> Result<(), ()> {
-        self.frames.send(frame).await.map_err(|_| ())
+    /// The next frame, waiting for one; `None` once every [`Outbox`] is gone.
+    pub async fn recv(&mut self) -> Option<String> {
+        let frame = self.frames.recv().await?;
+        self.taken(&frame);
+        Some(frame)
+    }
+
+    /// The next frame if one is queued.
+    pub fn try_recv(&mut self) -> Option<String> {
+        let frame = self.frames.try_recv().ok()?;
+        self.taken(&frame);
+        Some(frame)
     }
 }
 
@@ -89,7 +138,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_refuses_and_signals_instead_of_dropping_quietly() {
-        let (outbox, mut inbox) = Outbox::new(2);
+        let (outbox, mut inbox) = Outbox::new(2 * (FRAME_OVERHEAD + 1));
         assert!(outbox.push("a".into()));
         assert!(outbox.push("b".into()));
         assert!(!outbox.push("c".into()), "no room for a third");
@@ -97,9 +146,33 @@ mod tests {
         tokio::time::timeout(std::time::Duration::from_secs(1), inbox.overflow.notified())
             .await
             .expect("overflow signalled");
-        assert_eq!(inbox.frames.recv().await.as_deref(), Some("a"));
-        assert_eq!(inbox.frames.recv().await.as_deref(), Some("b"));
+        assert_eq!(inbox.recv().await.as_deref(), Some("a"));
+        assert!(outbox.push("d".into()), "a frame taken frees its room");
+        assert_eq!(inbox.try_recv().as_deref(), Some("b"));
+        assert_eq!(inbox.try_recv().as_deref(), Some("d"));
+        assert_eq!(outbox.queued_bytes(), 0);
         drop(inbox);
-        assert!(!outbox.push("d".into()), "the session is gone");
+        assert!(!outbox.push("e".into()), "the session is gone");
+        assert_eq!(
+            outbox.queued_bytes(),
+            0,
+            "nothing is counted for a gone session"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_bound_is_in_bytes_so_one_large_frame_fills_it() {
+        let (outbox, _inbox) = Outbox::new(1000);
+        assert!(
+            !outbox.push("x".repeat(1000)),
+            "larger than the whole queue"
+        );
+        assert!(outbox.push("x".repeat(500)));
+        assert!(
+            !outbox.push("x".repeat(500)),
+            "500 + 500 + overheads > 1000"
+        );
+        assert!(outbox.push("x".repeat(100)));
+        assert_eq!(outbox.queued_bytes(), 600 + 2 * FRAME_OVERHEAD);
     }
 }

@@ -6,29 +6,30 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket};
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use uuid::Uuid;
 
 use crate::admission::{AddressBuckets, RateVerdict, RequestRate};
 use crate::metrics::Metrics;
-use crate::outbox::{Inbox, Outbox};
+use crate::outbox::{Inbox, Outbox, OUTBOX_BYTES};
 use crate::protocol::{
-    error_answer, ok_answer, read_frame, Answer, ClientError, ClientErrorCode, Method, PeerId,
-    Request, MAX_MESSAGE_BYTES,
+    error_answer, ok_answer, read_frame, validate_room, Answer, ClientError, ClientErrorCode,
+    Method, PeerId, Request, MAX_MESSAGE_BYTES,
 };
 use crate::rooms::Rooms;
 
-/// Frames a session may have queued for its client; one more notification closes the
-/// connection (1013) rather than being lost.
-const OUTBOX_CAPACITY: usize = 1024;
 /// Frames written before one flush.
 const WRITE_BATCH: usize = 64;
 /// Close code of a client that does not read its notifications ("try again later").
 const CLOSE_TOO_SLOW: u16 = 1013;
 /// Close code of a session whose peer another connection resumed.
 const CLOSE_RESUMED_ELSEWHERE: u16 = 4000;
+/// How long one write (or flush) to a client's socket may take: a client that takes nothing
+/// for this long is dropped rather than holding the writer (and its queue) for ever.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long a closing session waits for its last frames to be written.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
@@ -85,56 +86,25 @@ pub async fn serve(socket: WebSocket, session: Session) {
     let mut rate = RequestRate::new(requests_per_second, std::time::Instant::now());
     let peer: PeerId = Uuid::new_v4();
     let (mut sink, mut stream) = socket.split();
-    let (outbox, inbox) = Outbox::new(OUTBOX_CAPACITY);
+    let (outbox, inbox) = Outbox::new(OUTBOX_BYTES);
     let mut asker = Asker {
         peer,
         client,
         joins: &joins,
         outbox: &outbox,
     };
-    let Inbox {
-        frames: mut queued,
-        overflow,
-    } = inbox;
-    let (control_tx, mut control_rx) = mpsc::channel::<Control>(2);
-    let writer = tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                // A close decided by the reader wins over the end of the queue it implies.
-                biased;
-                Some(control) = control_rx.recv() => match control {
-                    Control::Close(frame) => {
-                        let _ = sink.send(Message::Close(Some(frame))).await;
-                        break;
-                    }
-                    Control::Ping => {
-                        if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
-                            break;
-                        }
-                    }
-                },
-                frame = queued.recv() => match frame {
-                    Some(text) => {
-                        // Write what else is queued too, then flush once: one syscall for a
-                        // burst of notifications instead of one per frame.
-                        if sink.feed(Message::Text(text.into())).await.is_err() {
-                            break;
-                        }
-                        let mut batch = 1;
-                        while batch < WRITE_BATCH {
-                            let Ok(text) = queued.try_recv() else { break };
-                            if sink.feed(Message::Text(text.into())).await.is_err() {
-                                return;
-                            }
-                            batch += 1;
-                        }
-                        if sink.flush().await.is_err() {
-                            break;
-                        }
-                    }
-                    None => break,
-                },
+    let overflow = inbox.overflow.clone();
+    let (control_tx, control_rx) = mpsc::channel::<Control>(2);
+    // Set when the writer ends (the socket failed or took nothing for WRITE_TIMEOUT): the
+    // reader then stops too, whatever the client still sends.
+    let writer_gone = Arc::new(Notify::new());
+    let writer = tokio::spawn({
+        let writer_gone = writer_gone.clone();
+        async move {
+            if let Err(e) = write_frames(&mut sink, inbox, control_rx).await {
+                tracing::debug!(%peer, "writing to the client ended: {e}");
             }
+            writer_gone.notify_one();
         }
     });
     rooms.connected(peer, outbox.clone());
@@ -151,35 +121,42 @@ pub async fn serve(socket: WebSocket, session: Session) {
     let mut ping = tokio::time::interval(keepalive.ping_every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ping.tick().await;
-    let mut last_heard = tokio::time::Instant::now();
+    // Liveness is an answered ping: a client that keeps sending but never reads (and so
+    // never answers a ping) is dropped too.
+    let mut last_pong = tokio::time::Instant::now();
     loop {
         let message = tokio::select! {
-            message = stream.next() => match message {
-                Some(message) => message,
-                None => break,
-            },
+            biased;
             () = overflow.notified() => {
                 if outbox.is_evicted() {
                     tracing::info!(peer = %asker.peer, "closing a connection whose peer resumed on another one");
                     close(&mut closing, CLOSE_RESUMED_ELSEWHERE, "resumed on another connection");
                     break;
                 }
-                tracing::warn!(peer = %asker.peer, "closing a client that does not read its notifications ({OUTBOX_CAPACITY} queued)");
+                tracing::warn!(peer = %asker.peer, client = %client, "closing a client that does not read what it is sent ({} bytes queued)", outbox.queued_bytes());
                 metrics.signaling_error("too_slow");
                 close(&mut closing, CLOSE_TOO_SLOW, "too slow: notifications would be lost; join again");
                 break;
             }
+            () = writer_gone.notified() => {
+                tracing::info!(peer = %asker.peer, client = %client, "dropping a client whose socket takes nothing (write timeout or error)");
+                metrics.signaling_error("too_slow");
+                break;
+            }
             _ = ping.tick() => {
-                if last_heard.elapsed() >= keepalive.silence_limit {
-                    tracing::info!(peer = %asker.peer, silent_secs = last_heard.elapsed().as_secs(), "dropping a client that answers no ping");
+                if last_pong.elapsed() >= keepalive.silence_limit {
+                    tracing::info!(peer = %asker.peer, client = %client, silent_secs = last_pong.elapsed().as_secs(), "dropping a client that answers no ping");
                     close(&mut closing, close_code::AWAY, "no answer to pings");
                     break;
                 }
                 let _ = control_tx.try_send(Control::Ping);
                 continue;
             }
+            message = stream.next() => match message {
+                Some(message) => message,
+                None => break,
+            },
         };
-        last_heard = tokio::time::Instant::now();
         let message = match message {
             Ok(message) => message,
             Err(e) => {
@@ -236,18 +213,21 @@ pub async fn serve(socket: WebSocket, session: Session) {
                 )
             }
             Message::Close(_) => break,
-            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Pong(_) => {
+                last_pong = tokio::time::Instant::now();
+                continue;
+            }
+            Message::Ping(_) => continue,
         };
-        if outbox.send(answer).await.is_err() {
-            break;
-        }
+        // Never waits: a full queue is seen by the overflow branch above, and closes.
+        outbox.push(answer);
     }
     // Whatever the reason the socket ended, the peer leaves its room, or is kept for a
     // resume (unless another connection took it over already).
     let peer = asker.peer;
     rooms.disconnected(peer, &outbox).await;
     drop(outbox);
-    // A client that does not read may keep the writer blocked in a flush: give the close
+    // A client that does not read may keep the writer blocked in a write: give the close
     // frame a moment, then drop the connection.
     let mut writer = writer;
     if tokio::time::timeout(CLOSE_GRACE, &mut writer)
@@ -258,6 +238,59 @@ pub async fn serve(socket: WebSocket, session: Session) {
         tracing::debug!(%peer, "connection dropped: the client did not take the close frame");
     }
     tracing::debug!(%peer, "client disconnected");
+}
+
+/// Writes the session's frames (batched, one flush per burst) and the reader's pings and
+/// close, until the queue ends, a close is written, or a write fails or times out.
+async fn write_frames(
+    sink: &mut SplitSink<WebSocket, Message>,
+    mut queued: Inbox,
+    mut control_rx: mpsc::Receiver<Control>,
+) -> Result<(), WriteError> {
+    loop {
+        tokio::select! {
+            // A close decided by the reader wins over the end of the queue it implies.
+            biased;
+            Some(control) = control_rx.recv() => match control {
+                Control::Close(frame) => {
+                    return write(sink.send(Message::Close(Some(frame)))).await;
+                }
+                Control::Ping => write(sink.send(Message::Ping(Vec::new().into()))).await?,
+            },
+            frame = queued.recv() => {
+                let Some(text) = frame else { return Ok(()) };
+                // Write what else is queued too, then flush once: one syscall for a burst of
+                // notifications instead of one per frame.
+                write(sink.feed(Message::Text(text.into()))).await?;
+                let mut batch = 1;
+                while batch < WRITE_BATCH {
+                    let Some(text) = queued.try_recv() else { break };
+                    write(sink.feed(Message::Text(text.into()))).await?;
+                    batch += 1;
+                }
+                write(sink.flush()).await?;
+            }
+        }
+    }
+}
+
+/// Why the writer stopped.
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    #[error("the socket took nothing for {WRITE_TIMEOUT:?}")]
+    Timeout,
+    #[error("{0}")]
+    Socket(#[from] axum::Error),
+}
+
+/// One write to the socket, at most [`WRITE_TIMEOUT`].
+async fn write(
+    io: impl std::future::Future<Output = Result<(), axum::Error>>,
+) -> Result<(), WriteError> {
+    match tokio::time::timeout(WRITE_TIMEOUT, io).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(WriteError::Timeout),
+    }
 }
 
 /// The answer to one text frame; `None` when it was queued already (a join's, see
@@ -307,6 +340,9 @@ async fn dispatch(
     }
     Ok(Some(match Request::from_data(method, data)? {
         Request::Join(args) => {
+            // Before anything logs it: a room name reaches the logs only once it is valid (no
+            // line breaks to forge log lines with).
+            validate_room(&args.room)?;
             if !asker.joins.take(asker.client, std::time::Instant::now()) {
                 tracing::warn!(client = %asker.client, room = %args.room, "join refused: too many joins from this address");
                 return Err(ClientError::new(

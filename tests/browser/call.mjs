@@ -108,8 +108,16 @@ try {
     }
     page.on('console', (m) => logs[name].push(`${m.type()}: ${m.text()}`));
     page.on('pageerror', (e) => logs[name].push(`pageerror: ${e.message}`));
-    // SFU_TOKEN: a join token for the room (an SFU with JOIN_SECRET), passed as the page's ?token=.
-    const token = process.env.SFU_TOKEN ? `&token=${encodeURIComponent(process.env.SFU_TOKEN)}` : '';
+    // SFU_TOKENS: each page's join token (an SFU with JOIN_SECRET) as name=token pairs,
+    // comma-separated, passed as the page's ?token= (with tokens, the name the others see is
+    // the token's).
+    const tokens = Object.fromEntries(
+      (process.env.SFU_TOKENS || '').split(',').filter(Boolean).map((pair) => {
+        const at = pair.indexOf('=');
+        return [pair.slice(0, at), pair.slice(at + 1)];
+      }),
+    );
+    const token = tokens[name] ? `&token=${encodeURIComponent(tokens[name])}` : '';
     // SFU_WS: the signaling URL the page is told (?ws=), e.g. a reverse proxy's path.
     const ws = process.env.SFU_WS ? `&ws=${encodeURIComponent(process.env.SFU_WS)}` : '';
     await page.goto(`${pageBase}/?room=${room}&name=${name}${token}${ws}`);

@@ -37,7 +37,12 @@ impl Routers {
                 load.routers += 1;
                 load.transports += (hosted.transports.len() + hosted.pipe_transports.len()) as u32;
                 load.producers += hosted.producers.len() as u32;
-                load.consumers += (hosted.consumers.len() + hosted.pipe_consumers.len()) as u32;
+                // Data consumers forward too (every chat message to each of them): they count
+                // against the worker like media consumers.
+                load.consumers += (hosted.consumers.len()
+                    + hosted.pipe_consumers.len()
+                    + hosted.data_consumers.len()
+                    + hosted.pipe_data_consumers.len()) as u32;
             }
         }
         LoadReport { workers }

@@ -42,8 +42,10 @@ pub enum ClientErrorCode {
     TooManyProducers,
     /// The peer has too many transports.
     TooManyTransports,
-    /// The peer has too many consumers.
+    /// The peer has too many consumers (data consumers included).
     TooManyConsumers,
+    /// The peer consumes this producer (or data producer) already.
+    AlreadyConsuming,
     /// The connection sends requests faster than its rate.
     RateLimited,
     /// Every worker is full and the node pool is at its cap.
@@ -74,6 +76,7 @@ impl ClientErrorCode {
             ClientErrorCode::TooManyProducers => "too_many_producers",
             ClientErrorCode::TooManyTransports => "too_many_transports",
             ClientErrorCode::TooManyConsumers => "too_many_consumers",
+            ClientErrorCode::AlreadyConsuming => "already_consuming",
             ClientErrorCode::RateLimited => "rate_limited",
             ClientErrorCode::Capacity => "capacity",
             ClientErrorCode::NodeUnavailable => "node_unavailable",
@@ -94,13 +97,38 @@ pub struct ClientError {
     pub message: String,
 }
 
+/// The longest error message an answer carries: messages may quote what the client sent
+/// (a parser's words), and an answer must not be a way to make the server hold large frames.
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 512;
+
+/// Client input quoted in an error message: at most [`MAX_ECHO_CHARS`] characters of it.
+pub const MAX_ECHO_CHARS: usize = 64;
+
 impl ClientError {
-    /// An error of class `code`.
+    /// An error of class `code`; the message is cut at [`MAX_ERROR_MESSAGE_BYTES`].
     pub fn new(code: ClientErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
+        let mut message = message.into();
+        if message.len() > MAX_ERROR_MESSAGE_BYTES {
+            let mut end = MAX_ERROR_MESSAGE_BYTES - '…'.len_utf8();
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push('…');
         }
+        Self { code, message }
+    }
+}
+
+/// `input` as an error message quotes it: debug-escaped (no control characters reach a log
+/// or a page) and cut to [`MAX_ECHO_CHARS`] characters.
+pub fn echo(input: &str) -> String {
+    let mut chars = input.chars();
+    let head: String = chars.by_ref().take(MAX_ECHO_CHARS).collect();
+    if chars.next().is_some() {
+        format!("{head:?}…")
+    } else {
+        format!("{head:?}")
     }
 }
 
@@ -182,12 +210,29 @@ pub fn validate_display_name(name: &str) -> Result<String, ClientError> {
 /// one of ours cannot exist.
 pub fn parse_id<T: std::str::FromStr>(what: &str, id: &str) -> Result<T, ClientError> {
     id.parse()
-        .map_err(|_| ClientError::new(ClientErrorCode::NotFound, format!("no {what} {id:?}")))
+        .map_err(|_| ClientError::new(ClientErrorCode::NotFound, format!("no {what} {}", echo(id))))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_quote_at_most_64_characters_of_what_the_client_sent() {
+        let name = "m".repeat(60_000);
+        let frame = format!(r#"{{"id":3,"method":"{name}"}}"#);
+        let (id, error) = read_frame(&frame).unwrap_err();
+        assert_eq!((id, error.code), (Some(3), ClientErrorCode::UnknownMethod));
+        assert!(error.message.len() < 200, "{} bytes", error.message.len());
+        assert!(error.message.contains(&"m".repeat(64)));
+        assert!(!error.message.contains(&"m".repeat(65)));
+        let error = parse_id::<uuid::Uuid>("producer", &"\n".repeat(1000)).unwrap_err();
+        assert!(error.message.len() < 200, "{}", error.message);
+        // Whatever a parser quotes, an error message stays short.
+        let long = ClientError::new(ClientErrorCode::BadRequest, "é".repeat(10_000));
+        assert!(long.message.len() <= MAX_ERROR_MESSAGE_BYTES);
+        assert!(long.message.ends_with('…'));
+    }
 
     #[test]
     fn a_frame_names_a_known_method_or_is_refused_with_its_id() {

@@ -81,7 +81,10 @@ impl Method {
         serde_json::from_value(Value::String(name.to_string())).map_err(|_| {
             ClientError::new(
                 ClientErrorCode::UnknownMethod,
-                format!("unknown method {name:?} (see docs/protocol.md)"),
+                format!(
+                    "unknown method {} (see docs/protocol.md)",
+                    super::echo(name)
+                ),
             )
         })
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use ipc::calls as call;
 use ipc::messages::{RoomId, RouterId};
 
-use super::core::{JoinStep, Rights};
+use super::core::{Credentials, JoinStep, Rights};
 use super::{link_error, Rooms};
 use crate::join_tokens::unix_now;
 use crate::node_lifecycle::SpawnOrigin;
@@ -25,7 +25,7 @@ impl Rooms {
     /// the client before any notification of the room (which the client would not know what
     /// to do with before it knows it joined).
     pub async fn join(&self, peer: PeerId, id: u64, args: JoinArgs) -> Result<(), ClientError> {
-        let (args, rights) = self.admit(args)?;
+        let (args, credentials) = self.admit(args)?;
         let room_id = RoomId(args.room.clone());
         let room_lock = self.room_lock(&room_id);
         let _membership = room_lock.lock().await;
@@ -36,7 +36,7 @@ impl Rooms {
             _ => None,
         };
         let (step, work) = self.with_core_replying(
-            |core| core.handle_join(peer, &args, rights, Instant::now()),
+            |core| core.handle_join(peer, &args, credentials.clone(), Instant::now()),
             answer,
         );
         self.drive(work).await;
@@ -46,7 +46,7 @@ impl Rooms {
         let joined = match self.open_router(&room_id).await {
             Ok(()) => {
                 let (step, work) = self.with_core_replying(
-                    |core| core.handle_join(peer, &args, rights, Instant::now()),
+                    |core| core.handle_join(peer, &args, credentials.clone(), Instant::now()),
                     answer,
                 );
                 self.drive(work).await;
@@ -71,11 +71,12 @@ impl Rooms {
         }
     }
 
-    /// The join as its token allows it (its name, if the token fixes one) and the rights the
-    /// token grants; everything when join tokens are off.
-    fn admit(&self, mut args: JoinArgs) -> Result<(JoinArgs, Rights), ClientError> {
+    /// The join as its token allows it (the token's name, else its identity, as the display
+    /// name: a client cannot pick a name to pass for someone else) and the credentials the
+    /// token gives; everything, and the name asked for, when join tokens are off.
+    fn admit(&self, mut args: JoinArgs) -> Result<(JoinArgs, Credentials), ClientError> {
         let Some(verifier) = &self.join_verifier else {
-            return Ok((args, Rights::ALL));
+            return Ok((args, Rights::ALL.into()));
         };
         match verifier.verify(args.token.as_deref(), &args.room, unix_now()) {
             Ok(grant) => {
@@ -86,14 +87,20 @@ impl Rooms {
                     subscribe = grant.can_subscribe,
                     "join token accepted"
                 );
-                if let Some(name) = grant.name {
-                    args.display_name = name;
-                }
+                // An identity longer than a display name may be shows its first 64 characters.
+                args.display_name = grant
+                    .name
+                    .unwrap_or_else(|| grant.identity.chars().take(64).collect());
                 let rights = Rights {
                     publish: grant.can_publish,
                     subscribe: grant.can_subscribe,
                 };
-                Ok((args, rights))
+                let credentials = Credentials {
+                    rights,
+                    identity: Some(grant.identity),
+                    expires_at: Some(grant.expires_at),
+                };
+                Ok((args, credentials))
             }
             Err(e) => {
                 tracing::warn!(room = %args.room, reason = %e, "join refused: token");

@@ -77,7 +77,8 @@ impl Rooms {
             ));
         }
         let mut state = self.state();
-        let resume = state.core.handle_resume(token, Instant::now())?;
+        let now_unix = crate::join_tokens::unix_now();
+        let resume = state.core.handle_resume(token, Instant::now(), now_unix)?;
         state.outboxes.remove(&session);
         if let Some(old) = state.outboxes.insert(resume.peer, outbox.clone()) {
             if !old.same_as(outbox) {

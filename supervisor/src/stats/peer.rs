@@ -102,6 +102,7 @@ fn plan(room_id: &str, room: &Room, who: &str) -> Result<Plan, PeerError> {
             room: room_id.into(),
             peer_id: peer_id.to_string(),
             display_name: peer.display_name.clone(),
+            identity: peer.identity.clone(),
             node: place.node.to_string(),
             worker: place.worker,
             ..PeerDiagnostics::default()

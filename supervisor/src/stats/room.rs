@@ -154,6 +154,7 @@ fn room_detail(
                 Participant {
                     peer_id: peer_id.to_string(),
                     display_name: p.display_name.clone(),
+                    identity: p.identity.clone(),
                     joined_secs: p.joined_at.elapsed().as_secs(),
                     resumable_secs: p.detached_until.map(|until| {
                         until

@@ -88,17 +88,24 @@ fn two_browser_tabs_see_and_hear_each_other_over_tls_with_join_tokens() {
             secret,
         ],
     );
-    // The pages take the token from their address (?token=), as a deployment hands it out.
-    let out = Command::new(env!("CARGO_BIN_EXE_supervisor"))
-        .args(["token", "--room", "*", "--identity", "browser"])
-        .env("JOIN_SECRET", secret)
-        .output()
-        .expect("supervisor token");
-    assert!(out.status.success(), "{out:?}");
-    let token = String::from_utf8(out.stdout).expect("UTF-8");
+    // The pages take their tokens from their address (?token=), as a deployment hands them
+    // out; each token names its holder, which is the name the other page shows.
+    let token = |name: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_supervisor"))
+            .args(["token", "--room", "*", "--identity", name, "--name", name])
+            .env("JOIN_SECRET", secret)
+            .output()
+            .expect("supervisor token");
+        assert!(out.status.success(), "{out:?}");
+        format!(
+            "{name}={}",
+            String::from_utf8(out.stdout).expect("UTF-8").trim()
+        )
+    };
+    let tokens = format!("{},{}", token("alice"), token("bob"));
     run_browser_call(
         &format!("https://127.0.0.1:{}", sfu.port),
-        &[("SFU_INSECURE", "1"), ("SFU_TOKEN", token.trim())],
+        &[("SFU_INSECURE", "1"), ("SFU_TOKENS", &tokens)],
     );
     assert!(sfu.log_text().contains("join token accepted"));
 }

@@ -70,7 +70,7 @@ fn texts(prefix: &str, range: std::ops::RangeInclusive<u32>) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_messages_reach_every_other_peer_exactly_and_in_order() {
-    let sfu = Sfu::start(&["--monitor-token", "chat-monitor"]);
+    let sfu = Sfu::start(&["--monitor-token", "chat-monitor-token-0123456789abcdef"]);
     let url = sfu.ws_url();
     let joining = Joining::new(&url).data();
     let (mut alice, mut bob) = joining.pair("chat", ["Alice", "Bob"], 1000).await;
@@ -129,7 +129,7 @@ async fn chat_messages_reach_every_other_peer_exactly_and_in_order() {
             "--url",
             &monitor_url,
             "--token",
-            "chat-monitor",
+            "chat-monitor-token-0123456789abcdef",
             "room",
             "chat",
         ])
@@ -164,7 +164,7 @@ async fn chat_messages_reach_every_other_peer_exactly_and_in_order() {
         "--url",
         &monitor_url,
         "--token",
-        "chat-monitor",
+        "chat-monitor-token-0123456789abcdef",
         "room",
         "chat",
     ]);
@@ -217,7 +217,7 @@ async fn a_data_producer_over_the_message_rate_is_cut_at_the_limit_and_its_peer_
         "--max-data-messages-per-sec",
         "5",
         "--monitor-token",
-        "rate-monitor",
+        "rate-monitor-token-0123456789abcdef",
     ]);
     let (mut alice, mut bob) = Joining::new(&sfu.ws_url())
         .data()
@@ -243,7 +243,7 @@ async fn a_data_producer_over_the_message_rate_is_cut_at_the_limit_and_its_peer_
             "--url",
             &monitor_url,
             "--token",
-            "rate-monitor",
+            "rate-monitor-token-0123456789abcdef",
             "room",
             "chat-rate",
         ])
@@ -427,6 +427,59 @@ async fn data_channel_requests_that_cannot_be_carried_out_are_refused_clearly() 
     let stream = consume_chat(&mut bob, &chat).await;
     alice.send.send_text(0, "still here");
     assert_eq!(wait_texts(&bob, stream, 1).await, vec!["still here"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_consumes_each_producer_once_and_data_consumers_count_against_its_cap() {
+    // Each of the pair consumes the other's audio and video: two consumers, one place left.
+    let sfu = Sfu::start(&["--max-consumers-per-peer", "3"]);
+    let (mut alice, mut bob) = Joining::new(&sfu.ws_url())
+        .data()
+        .pair("chat-caps", ["Alice", "Bob"], 1000)
+        .await;
+    assert_eq!(bob.consumers.len(), 2);
+    let chat = produce_chat(&mut alice).await;
+    let (stream, first) = consume_chat_answer(&mut bob, &chat).await;
+    let consume_chat_again = json!({"transportId": bob.recv_id, "dataProducerId": chat});
+    let (code, message) = bob
+        .signaling
+        .request("consumeData", consume_chat_again)
+        .await
+        .expect_err("the same data producer twice");
+    assert_eq!(code, "already_consuming", "{message}");
+    let first_id = first["dataConsumerId"].as_str().expect("dataConsumerId");
+    assert!(message.contains(first_id), "{message}");
+    let audio = &alice.producers[0].id;
+    let consume_audio_again = json!({"transportId": bob.recv_id, "producerId": audio, "rtpCapabilities": bob.device_capabilities()});
+    let (code, message) = bob
+        .signaling
+        .request("consume", consume_audio_again)
+        .await
+        .expect_err("the same producer twice");
+    assert_eq!(code, "already_consuming", "{message}");
+    let of_audio = bob.consumers.iter().find(|c| &c.producer == audio);
+    let of_audio = of_audio.expect("Bob consumes Alice's audio");
+    assert!(message.contains(&of_audio.id), "{message}");
+    // The data consumer took the third place: another chat is over the cap.
+    let second = alice
+        .signaling
+        .ok(
+            "produceData",
+            json!({"transportId": alice.send_id, "sctpStreamParameters": {"streamId": 1}, "label": "chat"}),
+        )
+        .await;
+    let (code, message) = bob
+        .signaling
+        .request(
+            "consumeData",
+            json!({"transportId": bob.recv_id, "dataProducerId": second["dataProducerId"]}),
+        )
+        .await
+        .expect_err("over the cap");
+    assert_eq!(code, "too_many_consumers", "{message}");
+    // Nothing of that harmed the chat.
+    alice.send.send_text(0, "still one chat");
+    assert_eq!(wait_texts(&bob, stream, 1).await, vec!["still one chat"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,7 @@ use crate::support::monitor_events::EventsProcess;
 use crate::support::peer::{exchange_media, Joining, TestPeer};
 use crate::support::{http_get, monitor_binary, monitor_json, Sfu};
 
-const TOKEN: &str = "diagnostics-token";
+const TOKEN: &str = "diagnostics-token-0123456789abcdef";
 
 /// `sfu_stats_collections_total` from `/metrics`.
 fn collections(sfu: &Sfu) -> u64 {

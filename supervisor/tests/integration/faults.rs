@@ -183,7 +183,7 @@ async fn requests_in_flight_at_a_node_when_it_dies_are_answered_not_hung() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_kills_in_a_row_the_pool_comes_back_each_time_without_zombies() {
-    let sfu = Sfu::start(&["--nodes", "2", "--monitor-token", "faults"]);
+    let sfu = Sfu::start(&["--nodes", "2", "--monitor-token", crate::monitor::TOKEN]);
     let url = sfu.ws_url();
     for round in 0..5 {
         let nodes = sfu.wait_nodes(2, Duration::from_secs(10)).await;
@@ -209,7 +209,13 @@ async fn five_kills_in_a_row_the_pool_comes_back_each_time_without_zombies() {
     }
     // The monitor counts the restarts (over plain ws://, allowed on loopback).
     let monitor_url = sfu.monitor_url();
-    let args = ["--url", &monitor_url, "--token", "faults", "summary"];
+    let args = [
+        "--url",
+        &monitor_url,
+        "--token",
+        crate::monitor::TOKEN,
+        "summary",
+    ];
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut summary = monitor_json(&args);
     while summary["nodeRestartsTotal"] != 5 && Instant::now() < deadline {

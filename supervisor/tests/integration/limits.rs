@@ -293,7 +293,7 @@ async fn a_peer_may_consume_only_so_many_tracks() {
 async fn guessing_the_monitor_token_is_throttled_per_address() {
     let sfu = Sfu::start(&[
         "--monitor-token",
-        "right-token",
+        "right-token-0123456789abcdef0123456789",
         "--trusted-proxies",
         "127.0.0.1",
     ]);
@@ -318,12 +318,12 @@ async fn guessing_the_monitor_token_is_throttled_per_address() {
         );
     }
     assert_eq!(
-        attempt("right-token", "192.0.2.66").await,
+        attempt("right-token-0123456789abcdef0123456789", "192.0.2.66").await,
         Some(429),
         "after five failures not even the right token gets in"
     );
     assert_eq!(
-        attempt("right-token", "192.0.2.1").await,
+        attempt("right-token-0123456789abcdef0123456789", "192.0.2.1").await,
         None,
         "another address is served"
     );

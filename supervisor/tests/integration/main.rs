@@ -10,6 +10,7 @@ mod diagnostics;
 mod faults;
 mod feedback;
 mod fuzz;
+mod hostile;
 mod keepalive;
 mod layers;
 mod leaks;

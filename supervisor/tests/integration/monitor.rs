@@ -15,7 +15,7 @@ use crate::support::{monitor_binary, monitor_query, Sfu, TestCert};
 use serde_json::{json, Value};
 
 /// The monitor token of these tests.
-pub const TOKEN: &str = "test-monitor-token";
+pub const TOKEN: &str = "test-monitor-token-0123456789abcdef";
 
 /// `monitor` with the test's URL, CA and `args`; no token or URL from the environment.
 fn monitor_command(sfu: &Sfu, cert: &TestCert, args: &[&str]) -> Command {

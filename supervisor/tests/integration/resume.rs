@@ -14,7 +14,7 @@ use crate::support::monitor_events::EventsProcess;
 use crate::support::peer::{assert_exact_media, exchange_media, Joining, TestPeer};
 use crate::support::{monitor_binary, monitor_json, signal, Sfu, Signaling};
 
-const MONITOR_TOKEN: &str = "resume-monitor";
+const MONITOR_TOKEN: &str = "resume-monitor-token-0123456789abcdef";
 
 /// The peer's resume token from its join answer.
 fn token_of(peer: &TestPeer) -> String {

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use crate::support::peer::{assert_exact_media, exchange_media, Joining, TestPeer};
 use crate::support::{monitor_query, signal, Sfu, TestCert};
 
-const TOKEN: &str = "test-spanning-token";
+const TOKEN: &str = "test-spanning-token-0123456789abcdef";
 
 fn start(cert: &TestCert) -> Sfu {
     Sfu::start_tls(

@@ -121,54 +121,95 @@ fn help_explains_every_flag() {
         .expect("run --help");
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for flag in [
-        "--port",
-        "--tls-mode",
-        "--tls-cert-path",
-        "--tls-key-path",
-        "--public-ip",
-        "--rtc-ip",
-        "--rtc-min-port",
-        "--rtc-max-port",
-        "--pipe-ip",
-        "--nodes",
-        "--workers-per-node",
-        "--node-binary",
-        "--web-dir",
-        "--join-secret",
-        "--join-public-key",
-        "--monitor-token",
-        "--max-peers-per-room",
-        "--max-producers-per-peer",
-        "--max-nodes",
-        "--max-consumers-per-worker",
-        "--node-heartbeat-timeout-ms",
-        "--ws-ping-interval-secs",
-        "--ws-idle-timeout-secs",
-        "--max-transports-per-peer",
-        "--max-consumers-per-peer",
-        "--max-connections",
-        "--max-connections-per-ip",
-        "--requests-per-second",
-        "--allowed-origins",
-    ] {
-        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+    // Every flag clap knows, so a new one without help text fails here.
+    let command = <supervisor::Config as clap::CommandFactory>::command();
+    let mut checked = 0;
+    for arg in command.get_arguments().filter(|a| !a.is_hide_set()) {
+        let Some(long) = arg.get_long() else { continue };
+        if long == "help" || long == "version" {
+            continue;
+        }
+        let flag = format!("--{long}");
+        let explained = arg
+            .get_help()
+            .is_some_and(|h| !h.to_string().trim().is_empty());
+        assert!(explained, "{flag} has no help text");
+        assert!(help.contains(&flag), "--help lacks {flag}:\n{help}");
+        if let Some(var) = arg.get_env() {
+            let var = var.to_string_lossy();
+            assert!(
+                help.contains(&format!("env: {var}")),
+                "--help lacks {var}:\n{help}"
+            );
+        }
+        checked += 1;
     }
-    for var in [
-        "PORT",
-        "TLS_MODE",
-        "TLS_CERT_PATH",
-        "TLS_KEY_PATH",
-        "PUBLIC_IP",
-        "MONITOR_TOKEN",
-        "JOIN_SECRET",
-        "JOIN_PUBLIC_KEY",
-    ] {
-        assert!(
-            help.contains(&format!("env: {var}")),
-            "--help lacks {var}:\n{help}"
-        );
+    assert!(
+        checked >= 40,
+        "only {checked} flags: is the command still derived?"
+    );
+    for flag in ["--bind", "--monitor-token-file", "--join-secret-file"] {
+        assert!(help.contains(flag), "--help lacks {flag}");
     }
+}
+
+#[test]
+fn a_short_monitor_token_stops_the_start_and_secrets_may_come_from_files() {
+    let (code, stderr) = run_to_exit(&[("MONITOR_TOKEN", "s3cret")]);
+    assert_eq!(code, 2, "{stderr}");
+    let line = error_line(&stderr);
+    assert!(
+        line.contains("32 or more") && line.contains("openssl rand -hex 32"),
+        "{line}"
+    );
+    let (code, stderr) = run_to_exit(&[("MONITOR_TOKEN_FILE", "/nonexistent/monitor-token")]);
+    assert_eq!(code, 2, "{stderr}");
+    let line = error_line(&stderr);
+    assert!(
+        line.contains("MONITOR_TOKEN_FILE /nonexistent/monitor-token"),
+        "{line}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_read_from_files_work_as_the_variables_do() {
+    let dir = std::env::temp_dir().join(format!("startup-secrets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (monitor_file, join_file) = (dir.join("monitor-token"), dir.join("join-secret"));
+    let monitor_token = "file-monitor-token-0123456789abcdef";
+    let join_secret = "file-join-secret-0123456789abcdef0123";
+    std::fs::write(&monitor_file, format!("{monitor_token}\n")).expect("write");
+    std::fs::write(&join_file, format!("{join_secret}\n")).expect("write");
+    let sfu = Sfu::start(&[
+        "--monitor-token-file",
+        monitor_file.to_str().expect("UTF-8"),
+        "--join-secret-file",
+        join_file.to_str().expect("UTF-8"),
+    ]);
+    let claims = supervisor::join_tokens::Claims {
+        room: "files".into(),
+        sub: "f".into(),
+        name: None,
+        can_publish: None,
+        can_subscribe: None,
+        exp: supervisor::join_tokens::unix_now() + 600,
+        nbf: None,
+    };
+    let token =
+        supervisor::join_tokens::sign_with_secret(join_secret.as_bytes(), &claims).expect("sign");
+    let mut sig = crate::support::Signaling::connect(&sfu.ws_url(), None).await;
+    let joined = sig
+        .ok(
+            "join",
+            serde_json::json!({"room": "files", "displayName": "F", "token": token}),
+        )
+        .await;
+    assert_eq!(joined["room"], "files");
+    let monitor_url = sfu.monitor_url();
+    let summary =
+        crate::support::monitor_json(&["--url", &monitor_url, "--token", monitor_token, "summary"]);
+    assert_eq!(summary["participants"], 1, "{summary}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -232,3 +232,104 @@ async fn a_token_fixes_the_name_and_what_its_holder_may_publish_and_receive() {
         .await;
     bystanders.assert_unharmed().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_name_in_its_token_a_peer_is_shown_by_its_identity_to_peers_and_monitors() {
+    let monitor_token = "tokens-monitor-token-0123456789abcdef";
+    let sfu = Sfu::start(&["--join-secret", SECRET, "--monitor-token", monitor_token]);
+    let url = sfu.ws_url();
+    let host_token = token(&["--room", "town", "--identity", "host-1", "--name", "Host"]);
+    let mut host = Signaling::connect(&url, None).await;
+    host.ok(
+        "join",
+        json!({"room": "town", "displayName": "Anything", "token": host_token}),
+    )
+    .await;
+    // A token without a name: the client asks to be called "Host" as well.
+    let mallory_token = token(&["--room", "town", "--identity", "mallory@example.org"]);
+    let mut mallory = Signaling::connect(&url, None).await;
+    mallory
+        .ok(
+            "join",
+            json!({"room": "town", "displayName": "Host", "token": mallory_token}),
+        )
+        .await;
+    let told = host.notification("peerJoined").await;
+    assert_eq!(
+        told["displayName"], "mallory@example.org",
+        "the token's identity, not the name the client chose"
+    );
+    let monitor_url = sfu.monitor_url();
+    let args = ["--url", &monitor_url, "--token", monitor_token];
+    let room = crate::support::monitor_json(&[&args[..], &["room", "town"]].concat());
+    let mut who: Vec<(String, String)> = room["participants"]
+        .as_array()
+        .expect("participants")
+        .iter()
+        .map(|p| {
+            let name = p["displayName"].as_str().unwrap_or_default().to_string();
+            (name, p["identity"].as_str().unwrap_or_default().to_string())
+        })
+        .collect();
+    who.sort();
+    assert_eq!(
+        who,
+        [
+            ("Host".to_string(), "host-1".to_string()),
+            ("mallory@example.org".into(), "mallory@example.org".into())
+        ]
+    );
+    let table = crate::support::monitor_text(&[&args[..], &["room", "town"]].concat());
+    assert!(table.contains("Host <host-1>"), "{table}");
+    let peer = crate::support::monitor_text(&[&args[..], &["peer", "town", "Host"]].concat());
+    assert!(peer.contains("Host <host-1>"), "{peer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_is_not_resumed_once_its_join_token_has_expired() {
+    let sfu = Sfu::start(&["--join-secret", SECRET, "--resume-grace-secs", "60"]);
+    let url = sfu.ws_url();
+    // Valid for two more seconds (with the 30 s of clock skew tolerated), then expired.
+    let skew = supervisor::join_tokens::CLOCK_SKEW.as_secs();
+    let short = crafted(SECRET, "later", |c| c.exp = unix_now() + 2 - skew);
+    let long = crafted(SECRET, "later", |c| c.exp = unix_now() + 3600);
+    let mut tokens = Vec::new();
+    for (name, token) in [("Short", &short), ("Long", &long)] {
+        let sig = Signaling::connect(&url, None).await;
+        let mut sig = sig;
+        let joined = sig
+            .ok(
+                "join",
+                json!({"room": "later", "displayName": name, "token": token}),
+            )
+            .await;
+        tokens.push(
+            joined["resumeToken"]
+                .as_str()
+                .expect("resume token")
+                .to_string(),
+        );
+        sig.abort();
+    }
+    // Past the short token's expiry (and its skew): seconds on the clock, not a wait for an
+    // event.
+    let expired_at = unix_now() + 3;
+    while unix_now() <= expired_at {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let mut again = Signaling::connect(&url, None).await;
+    let (code, message) = again
+        .request("resume", json!({"resumeToken": tokens[0]}))
+        .await
+        .expect_err("an expired session is not resumed");
+    assert_eq!(code, "unauthorized", "{message}");
+    assert!(message.contains("expired"), "{message}");
+    let resumed = again.ok("resume", json!({"resumeToken": tokens[1]})).await;
+    assert_eq!(
+        resumed["joined"], true,
+        "a session whose token holds is resumed"
+    );
+    assert!(sfu
+        .log_text()
+        .contains("resume refused: its join token expired"));
+}

@@ -12,8 +12,8 @@ use monitor_api::EventKind;
 use serde_json::Value;
 
 use super::{
-    bounded_app_data, json_value, may_publish, may_subscribe, not_found, not_joined, Cleanup,
-    Output, RoomCore, Target,
+    bounded_app_data, json_value, may_consume_more, may_publish, may_subscribe, not_found,
+    not_joined, Cleanup, Output, RoomCore, Target,
 };
 use crate::notification::Notification;
 use crate::protocol::{
@@ -201,7 +201,17 @@ impl RoomCore {
         let (target, transport) =
             self.own_transport(peer, &args.transport_id, Some(Direction::Recv))?;
         let data_producer: DataProducerId = parse_id("data producer", &args.data_producer_id)?;
-        may_subscribe(self.peer(peer)?.1)?;
+        let me = self.peer(peer)?.1;
+        may_subscribe(me)?;
+        let mine = me.data_consumers.iter();
+        if let Some((id, _)) = mine.clone().find(|(_, c)| c.data_producer == data_producer) {
+            return Err(ClientError::new(
+                ClientErrorCode::AlreadyConsuming,
+                format!("data producer {data_producer} is consumed by this peer already (data consumer {id})"),
+            ));
+        }
+        // A duplicate says so before the cap does: it is the more precise answer.
+        may_consume_more(me, self.limits.max_consumers_per_peer)?;
         let (_, room) = self.room_of_peer(peer)?;
         let owner = room
             .peers

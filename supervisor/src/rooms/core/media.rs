@@ -10,8 +10,8 @@ use monitor_api::EventKind;
 use serde_json::{Map, Value};
 
 use super::{
-    bounded_app_data, json_value, may_publish, may_subscribe, not_found, not_joined, Cleanup,
-    ConsumerEntry, Peer, ProducerEntry, RoomCore, Target,
+    bounded_app_data, json_value, may_consume_more, may_publish, may_subscribe, not_found,
+    not_joined, Cleanup, ConsumerEntry, Peer, ProducerEntry, RoomCore, Target,
 };
 use crate::notification::Notification;
 use crate::protocol::{
@@ -298,14 +298,18 @@ impl RoomCore {
         let (target, transport) =
             self.own_transport(peer, &args.transport_id, Some(Direction::Recv))?;
         let producer: ProducerId = parse_id("producer", &args.producer_id)?;
-        may_subscribe(self.peer(peer)?.1)?;
-        let max = self.limits.max_consumers_per_peer;
-        if self.peer(peer)?.1.consumers.len() >= max {
+        let me = self.peer(peer)?.1;
+        may_subscribe(me)?;
+        if let Some((consumer, _)) = me.consumers.iter().find(|(_, c)| c.producer == producer) {
             return Err(ClientError::new(
-                ClientErrorCode::TooManyConsumers,
-                format!("a peer may have at most {max} consumers"),
+                ClientErrorCode::AlreadyConsuming,
+                format!(
+                    "producer {producer} is consumed by this peer already (consumer {consumer})"
+                ),
             ));
         }
+        // A duplicate says so before the cap does: it is the more precise answer.
+        may_consume_more(me, self.limits.max_consumers_per_peer)?;
         let (_, room) = self.room_of_peer(peer)?;
         // Its owner, if it can be consumed on this peer's router (it is there, or piped
         // there already; a producer still being piped is announced once it arrives).

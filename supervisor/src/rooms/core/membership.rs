@@ -10,8 +10,8 @@ use ipc::messages::{Json, RoomId, RouterId};
 use monitor_api::EventKind;
 
 use super::{
-    json_value, not_joined, Cleanup, Link, LinkOrder, MetricChange, Output, Peer, Rights, Room,
-    RoomCore, RouterState, Target,
+    json_value, not_joined, Cleanup, Credentials, Link, LinkOrder, MetricChange, Output, Peer,
+    Room, RoomCore, RouterState, Target,
 };
 use crate::node_link::NodeId;
 use crate::notification::Notification;
@@ -38,15 +38,16 @@ pub enum JoinStep {
 }
 
 impl RoomCore {
-    /// `peer` asks to join with `rights` (its token checked by the caller); admitted, it is in
+    /// `peer` asks to join with `credentials` (its token checked by the caller); admitted, it is in
     /// the room on one of its routers and the others are told.
     pub fn handle_join(
         &mut self,
         peer: PeerId,
         args: &JoinArgs,
-        rights: Rights,
+        credentials: impl Into<Credentials>,
         now: Instant,
     ) -> Result<JoinStep, ClientError> {
+        let credentials = credentials.into();
         validate_room(&args.room)?;
         let display_name = validate_display_name(&args.display_name)?;
         if self.shutting_down {
@@ -97,7 +98,9 @@ impl RoomCore {
             Peer {
                 router,
                 display_name: display_name.clone(),
-                rights,
+                rights: credentials.rights,
+                identity: credentials.identity,
+                token_expires_at: credentials.expires_at,
                 joined_at: now,
                 detached_until: None,
                 transports: HashMap::new(),

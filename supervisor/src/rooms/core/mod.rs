@@ -72,6 +72,34 @@ impl Rights {
     };
 }
 
+/// Who a peer is by its join token, and until when the token holds: a session outlives
+/// neither (a `resume` after `expires_at` is refused).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Credentials {
+    /// What it may do.
+    pub rights: Rights,
+    /// The token's `sub`; `None` without join tokens.
+    pub identity: Option<String>,
+    /// The token's `exp`, seconds since the Unix epoch; `None` without join tokens.
+    pub expires_at: Option<u64>,
+}
+
+impl Default for Rights {
+    fn default() -> Self {
+        Rights::ALL
+    }
+}
+
+impl From<Rights> for Credentials {
+    fn from(rights: Rights) -> Self {
+        Credentials {
+            rights,
+            identity: None,
+            expires_at: None,
+        }
+    }
+}
+
 /// A room: its routers (one per worker it spans, piped together) and who is in it.
 pub(crate) struct Room {
     pub(crate) routers: BTreeMap<RouterId, RouterState>,
@@ -107,6 +135,10 @@ pub(crate) struct Peer {
     pub(crate) router: RouterId,
     pub(crate) display_name: String,
     pub(crate) rights: Rights,
+    /// Its join token's identity (`sub`), when join tokens are on.
+    pub(crate) identity: Option<String>,
+    /// When its join token expires (Unix seconds): no resume after that.
+    pub(crate) token_expires_at: Option<u64>,
     pub(crate) joined_at: Instant,
     /// Set while its signaling connection is gone: when its resume grace period ends.
     pub(crate) detached_until: Option<Instant>,
@@ -273,6 +305,18 @@ fn may_subscribe(peer: &Peer) -> Result<(), ClientError> {
     ))
 }
 
+/// Whether `peer` may have one more consumer: its consumers and data consumers together stay
+/// within `max` (`--max-consumers-per-peer`).
+fn may_consume_more(peer: &Peer, max: usize) -> Result<(), ClientError> {
+    if peer.consumers.len() + peer.data_consumers.len() < max {
+        return Ok(());
+    }
+    Err(ClientError::new(
+        ClientErrorCode::TooManyConsumers,
+        format!("a peer may have at most {max} consumers, data consumers included"),
+    ))
+}
+
 /// What a client said of its producer or data producer, for the others: at most
 /// [`MAX_APP_DATA_BYTES`] serialized.
 fn bounded_app_data(
@@ -425,8 +469,11 @@ impl RoomCore {
                             .is_some_and(|r| r.node == node && r.worker == worker)
                     })
                     .map(|p| {
+                        // Data consumers forward as media consumers do: they count the same.
                         let pipes: usize = p.producers.values().map(|e| e.copies.len()).sum();
-                        (p.consumers.len() + pipes) as u32
+                        let data_pipes: usize =
+                            p.data_producers.values().map(|e| e.copies.len()).sum();
+                        (p.consumers.len() + pipes + p.data_consumers.len() + data_pipes) as u32
                     })
                     .sum::<u32>()
             })

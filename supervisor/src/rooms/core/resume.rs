@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use monitor_api::EventKind;
 
 use super::{not_joined, RoomCore};
+use crate::join_tokens::CLOCK_SKEW;
 use crate::notification::Notification;
 use crate::protocol::{
     ClientError, ClientErrorCode, ConsumerInfo, DataConsumerInfo, DataProducerInfo, PeerId,
@@ -133,13 +134,27 @@ impl RoomCore {
     /// (taken from another one if it still had one) and gets its state as it is now, with a
     /// fresh token. A peer whose room moved meanwhile is not in a room any more: the answer
     /// says so and the `roomMoved` it missed follows.
-    pub fn handle_resume(&mut self, token: &str, now: Instant) -> Result<Resume, ClientError> {
+    pub fn handle_resume(
+        &mut self,
+        token: &str,
+        now: Instant,
+        unix_now: u64,
+    ) -> Result<Resume, ClientError> {
         let Some(&peer) = self.resumption.peer_of.get(token) else {
             return Err(ClientError::new(
                 ClientErrorCode::Unauthorized,
                 "unknown or already used resume token: join again",
             ));
         };
+        // A session does not outlive the join token it was admitted with.
+        let expires_at = self.peer(peer).ok().and_then(|(_, p)| p.token_expires_at);
+        if expires_at.is_some_and(|exp| unix_now > exp.saturating_add(CLOCK_SKEW.as_secs())) {
+            tracing::info!(%peer, "resume refused: its join token expired");
+            return Err(ClientError::new(
+                ClientErrorCode::Unauthorized,
+                "the join token of this session expired: join again with a new token",
+            ));
+        }
         if self.detached_until(peer).is_some_and(|until| until <= now) {
             return Err(ClientError::new(
                 ClientErrorCode::NotFound,

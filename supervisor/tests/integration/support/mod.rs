@@ -7,6 +7,7 @@ pub mod channels;
 pub mod monitor_events;
 pub mod peer;
 pub mod process;
+pub mod raw_ws;
 pub mod rtc;
 pub mod signaling;
 
@@ -120,23 +121,32 @@ pub fn monitor_query(sfu: &Sfu, cert: &TestCert, token: &str, args: &[&str]) -> 
 }
 
 impl Sfu {
-    /// Starts a plain-HTTP supervisor with `args` added.
+    /// Starts a plain-HTTP supervisor with `args` added, listening on 127.0.0.1.
     pub fn start(args: &[&str]) -> Sfu {
-        Self::start_with(args, None)
+        Self::start_with(args, None, true)
+    }
+
+    /// Starts a plain-HTTP supervisor with `args` and no `--bind`: where it listens is its
+    /// own default.
+    pub fn start_unbound(args: &[&str]) -> Sfu {
+        Self::start_with(args, None, false)
     }
 
     /// Starts a supervisor in TLS mode with `cert`.
     pub fn start_tls(cert: &TestCert, args: &[&str]) -> Sfu {
-        Self::start_with(args, Some(cert))
+        Self::start_with(args, Some(cert), true)
     }
 
-    fn start_with(args: &[&str], cert: Option<&TestCert>) -> Sfu {
+    fn start_with(args: &[&str], cert: Option<&TestCert>, loopback: bool) -> Sfu {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("sfu-test-supervisor-{port}.log"));
         let log_file = std::fs::File::create(&log).expect("log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_supervisor"));
+        command.args(["--port", &port.to_string()]);
+        if loopback {
+            command.args(["--bind", "127.0.0.1"]);
+        }
         command
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .arg("--node-binary")
             .arg(
                 std::env::var("TEST_NODE_BINARY")
@@ -150,6 +160,7 @@ impl Sfu {
             .env_remove("JOIN_TOKEN")
             .env_remove("JOIN_SECRET")
             .env_remove("JOIN_PUBLIC_KEY")
+            .env_remove("BIND")
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("log"))
             .stderr(log_file);

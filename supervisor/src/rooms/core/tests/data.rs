@@ -173,13 +173,16 @@ fn closing_the_send_transport_closes_its_data_producers() {
 
 #[test]
 fn data_answers_that_come_after_their_peer_left_are_closed_on_the_node() {
-    let (mut core, [alice, bob, carol], send, chat, _) = chat_of_three();
+    let (mut core, [alice, bob, carol], send, _, _) = chat_of_three();
     let pending = core
         .begin_produce_data(alice, produce_data_args(send))
         .unwrap();
+    // Bob consumes Alice's chat already: the late consume is of Carol's.
+    let carol_send = transport(&mut core, carol, Direction::Send);
+    let (carol_chat, _) = produce_data(&mut core, carol, carol_send);
     let bob_recv = transport(&mut core, bob, Direction::Recv);
     let pending_consume = core
-        .begin_consume_data(bob, consume_data_args(bob_recv, chat))
+        .begin_consume_data(bob, consume_data_args(bob_recv, carol_chat))
         .unwrap();
     core.handle_leave(alice).unwrap();
     core.handle_leave(bob).unwrap();
@@ -317,4 +320,65 @@ fn a_data_producer_with_a_label_too_long_or_one_too_many_is_refused() {
     }
     let refused = core.begin_produce_data(alice, produce_data_args(send));
     assert_eq!(refused.unwrap_err().code, ClientErrorCode::TooManyProducers);
+}
+
+#[test]
+fn a_second_consumer_of_the_same_producer_or_data_producer_is_refused() {
+    let (mut core, [alice, bob, _], send, chat, [of_bob, _]) = chat_of_three();
+    let bob_recv = transport(&mut core, bob, Direction::Recv);
+    let again = core
+        .begin_consume_data(bob, consume_data_args(bob_recv, chat))
+        .unwrap_err();
+    assert_eq!(again.code, ClientErrorCode::AlreadyConsuming);
+    assert!(
+        again.message.contains(&of_bob.to_string()),
+        "{}",
+        again.message
+    );
+    // The same for media.
+    let producer = super::produce(&mut core, alice, send);
+    let first = super::consume(&mut core, bob, bob_recv, producer).consumer_id;
+    let again = core
+        .begin_consume(bob, super::consume_args(bob_recv, producer))
+        .unwrap_err();
+    assert_eq!(again.code, ClientErrorCode::AlreadyConsuming);
+    assert!(
+        again.message.contains(&first.to_string()),
+        "{}",
+        again.message
+    );
+}
+
+#[test]
+fn data_consumers_count_against_the_consumer_cap_and_the_workers_load() {
+    let mut limits = limits();
+    limits.max_consumers_per_peer = 2;
+    let mut core = RoomCore::new(limits);
+    let alice = join(&mut core, "demo", "Alice");
+    let carol = join(&mut core, "demo", "Carol");
+    let bob = join(&mut core, "demo", "Bob");
+    let alice_send = transport(&mut core, alice, Direction::Send);
+    let carol_send = transport(&mut core, carol, Direction::Send);
+    let (alice_chat, _) = produce_data(&mut core, alice, alice_send);
+    let (carol_chat, _) = produce_data(&mut core, carol, carol_send);
+    let producer = super::produce(&mut core, alice, alice_send);
+    let load_before = core.worker_load(NODE, 0);
+    let bob_recv = transport(&mut core, bob, Direction::Recv);
+    consume_data(&mut core, bob, bob_recv, alice_chat);
+    assert_eq!(
+        core.worker_load(NODE, 0),
+        load_before + 1,
+        "a data consumer loads its worker"
+    );
+    super::consume(&mut core, bob, bob_recv, producer);
+    for refused in [
+        core.begin_consume_data(bob, consume_data_args(bob_recv, carol_chat))
+            .map(|_| ())
+            .unwrap_err(),
+        core.begin_consume(bob, super::consume_args(bob_recv, producer))
+            .map(|_| ())
+            .unwrap_err(),
+    ] {
+        assert_eq!(refused.code, ClientErrorCode::TooManyConsumers, "{refused}");
+    }
 }

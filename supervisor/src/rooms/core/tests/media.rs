@@ -39,7 +39,10 @@ fn closing_a_producer_closes_its_consumers_and_tells_their_owners() {
 
 #[test]
 fn a_consumer_whose_producer_closed_meanwhile_is_not_recorded() {
-    let (mut core, alice, bob, producer, _) = call_of_two();
+    let (mut core, alice, bob, _, _) = call_of_two();
+    // A second producer of Alice's (Bob consumes her first already).
+    let send = transport(&mut core, alice, Direction::Send);
+    let producer = produce(&mut core, alice, send);
     let recv = transport(&mut core, bob, Direction::Recv);
     let pending = core
         .begin_consume(bob, consume_args(recv, producer))

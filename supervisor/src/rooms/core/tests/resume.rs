@@ -7,6 +7,9 @@ use super::*;
 
 const GRACE: Duration = Duration::from_secs(30);
 
+/// The wall clock of these scenarios, in Unix seconds.
+const UNIX_NOW: u64 = 1_800_000_000;
+
 fn token(core: &RoomCore, peer: PeerId) -> String {
     core.resumption.token(peer).expect("a resume token")
 }
@@ -63,7 +66,7 @@ fn resuming_gives_the_state_as_it_is_now_with_a_fresh_single_use_token() {
         .unwrap();
     drain(&mut core);
 
-    let resume = core.handle_resume(&old, Instant::now()).unwrap();
+    let resume = core.handle_resume(&old, Instant::now(), UNIX_NOW).unwrap();
     assert_eq!(resume.peer, bob);
     assert_eq!(resume.missed, None);
     let answer = resume.answer;
@@ -95,15 +98,19 @@ fn resuming_gives_the_state_as_it_is_now_with_a_fresh_single_use_token() {
     }));
 
     // The old token worked once; the fresh one works.
-    let refused = core.handle_resume(&old, Instant::now()).unwrap_err();
+    let refused = core
+        .handle_resume(&old, Instant::now(), UNIX_NOW)
+        .unwrap_err();
     assert_eq!(refused.code, ClientErrorCode::Unauthorized);
-    assert!(core.handle_resume(&fresh, Instant::now()).is_ok());
+    assert!(core.handle_resume(&fresh, Instant::now(), UNIX_NOW).is_ok());
 }
 
 #[test]
 fn an_unknown_token_is_refused_unauthorized() {
     let (mut core, ..) = call_of_two();
-    let refused = core.handle_resume("guess", Instant::now()).unwrap_err();
+    let refused = core
+        .handle_resume("guess", Instant::now(), UNIX_NOW)
+        .unwrap_err();
     assert_eq!(refused.code, ClientErrorCode::Unauthorized);
 }
 
@@ -119,7 +126,9 @@ fn when_the_grace_period_ends_the_peer_leaves_and_the_others_are_told() {
         .is_empty());
     assert!(!core.handle_resume_expired(bob, start + Duration::from_secs(29)));
     // A resume right at the end is too late.
-    let late = core.handle_resume(&old, start + GRACE).unwrap_err();
+    let late = core
+        .handle_resume(&old, start + GRACE, UNIX_NOW)
+        .unwrap_err();
     assert_eq!(late.code, ClientErrorCode::NotFound);
 
     assert_eq!(core.resume_expired(start + GRACE), vec![bob]);
@@ -137,7 +146,9 @@ fn when_the_grace_period_ends_the_peer_leaves_and_the_others_are_told() {
     );
     assert!(!core.is_joined(bob));
     assert!(core.resume_expired(start + GRACE).is_empty());
-    let gone = core.handle_resume(&old, start + GRACE).unwrap_err();
+    let gone = core
+        .handle_resume(&old, start + GRACE, UNIX_NOW)
+        .unwrap_err();
     assert_eq!(gone.code, ClientErrorCode::Unauthorized, "forgotten");
 }
 
@@ -146,8 +157,12 @@ fn a_resume_before_the_timer_fires_keeps_the_peer() {
     let (mut core, _, bob, ..) = call_of_two();
     let start = Instant::now();
     core.handle_detached(bob, start, GRACE);
-    core.handle_resume(&token(&core, bob), start + Duration::from_secs(10))
-        .unwrap();
+    core.handle_resume(
+        &token(&core, bob),
+        start + Duration::from_secs(10),
+        UNIX_NOW,
+    )
+    .unwrap();
     // The timer of the drop fires later: the peer is attached, nothing happens.
     assert!(core.resume_expired(start + GRACE).is_empty());
     assert!(!core.handle_resume_expired(bob, start + GRACE));
@@ -165,14 +180,14 @@ fn a_room_moved_while_the_peer_was_away_is_told_on_resume() {
         told(&outputs, alice).as_slice(),
         [Notification::RoomMoved { .. }]
     ));
-    let resume = core.handle_resume(&old, Instant::now()).unwrap();
+    let resume = core.handle_resume(&old, Instant::now(), UNIX_NOW).unwrap();
     assert!(!resume.answer.joined);
     assert_eq!(resume.answer.resume_token, None);
     assert!(
         matches!(resume.missed, Some(Notification::RoomMoved { ref room, .. }) if room == "demo")
     );
     // Attached peers were told at once and join again: their tokens are gone.
-    let refused = core.handle_resume("whatever alice had", Instant::now());
+    let refused = core.handle_resume("whatever alice had", Instant::now(), UNIX_NOW);
     assert!(refused.is_err());
     assert_eq!(core.resumption.token(alice), None);
 }
@@ -184,7 +199,9 @@ fn a_peer_that_left_or_never_joined_has_nothing_to_keep() {
     core.handle_leave(bob).unwrap();
     assert_eq!(core.handle_detached(bob, Instant::now(), GRACE), None);
     assert_eq!(
-        core.handle_resume(&old, Instant::now()).unwrap_err().code,
+        core.handle_resume(&old, Instant::now(), UNIX_NOW)
+            .unwrap_err()
+            .code,
         ClientErrorCode::Unauthorized
     );
     // Resume off: the peer leaves at once (the caller's `leave`).
@@ -193,4 +210,39 @@ fn a_peer_that_left_or_never_joined_has_nothing_to_keep() {
         None
     );
     assert!(core.is_joined(alice));
+}
+
+#[test]
+fn a_session_whose_join_token_expired_is_not_resumed() {
+    let mut core = RoomCore::new(limits());
+    create_room(&mut core, "demo", NODE);
+    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    let expiring = |peer_expires: u64| Credentials {
+        rights: Rights::ALL,
+        identity: Some("someone".into()),
+        expires_at: Some(peer_expires),
+    };
+    for (peer, name) in [(alice, "Alice"), (bob, "Bob")] {
+        let step = core.handle_join(
+            peer,
+            &args("demo", name),
+            expiring(UNIX_NOW),
+            Instant::now(),
+        );
+        assert!(matches!(step, Ok(JoinStep::Joined(_))), "{step:?}");
+    }
+    let (alice_token, bob_token) = (token(&core, alice), token(&core, bob));
+    let now = Instant::now();
+    core.handle_detached(alice, now, GRACE);
+    core.handle_detached(bob, now, GRACE);
+    // Within the clock skew tolerated at the join, the token still holds.
+    let skew = crate::join_tokens::CLOCK_SKEW.as_secs();
+    assert!(core
+        .handle_resume(&alice_token, now, UNIX_NOW + skew)
+        .is_ok());
+    let refused = core
+        .handle_resume(&bob_token, now, UNIX_NOW + skew + 1)
+        .unwrap_err();
+    assert_eq!(refused.code, ClientErrorCode::Unauthorized);
+    assert!(refused.message.contains("expired"), "{}", refused.message);
 }
