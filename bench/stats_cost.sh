@@ -8,6 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=${PORT:-8300}
+# The monitor API takes tokens of 32 characters or more.
+TOKEN=stats-cost-bench-monitor-token-0123456789
 PUBLISHERS=${PUBLISHERS:-4}
 SUBSCRIBERS=${SUBSCRIBERS:-20}
 WARMUP=${WARMUP:-10}
@@ -21,7 +23,7 @@ ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 printf '| mode | consumers | node CPU %% of a core | supervisor CPU %% | sfu_stats_collections_total |\n|---|---|---|---|---|\n'
 for mode in "${modes[@]}"; do
-    taskset -c 0 "$BIN/supervisor" --node-binary "$BIN/node" --port "$PORT" --bind 127.0.0.1 --monitor-token bench \
+    taskset -c 0 "$BIN/supervisor" --node-binary "$BIN/node" --port "$PORT" --bind 127.0.0.1 --monitor-token "$TOKEN" \
         --joins-per-minute-per-ip 0 --rtc-min-port 42000 --rtc-max-port 44000 \
         >/tmp/stats-cost-supervisor.log 2>&1 &
     sup=$!
@@ -32,15 +34,15 @@ for mode in "${modes[@]}"; do
         >/dev/null 2>&1 &
     load=$!
     sleep "$WARMUP"
-    room=$("$BIN/monitor" --url "ws://127.0.0.1:$PORT/monitor" --token bench --json rooms |
+    room=$("$BIN/monitor" --url "ws://127.0.0.1:$PORT/monitor" --token "$TOKEN" --json rooms |
         python3 -c 'import json,sys; r=json.load(sys.stdin); print(r[0]["room"], r[0]["consumers"])')
     name=${room% *}; consumers=${room#* }
     watcher=
     case $mode in
-        quality) taskset -c 1 "$BIN/monitor" --url "ws://127.0.0.1:$PORT/monitor" --token bench \
+        quality) taskset -c 1 "$BIN/monitor" --url "ws://127.0.0.1:$PORT/monitor" --token "$TOKEN" \
                      events --room "$name" --quality >/dev/null 2>&1 & watcher=$! ;;
         room) (while sleep 2; do taskset -c 1 "$BIN/monitor" --url "ws://127.0.0.1:$PORT/monitor" \
-                   --token bench room "$name" >/dev/null 2>&1; done) & watcher=$! ;;
+                   --token "$TOKEN" room "$name" >/dev/null 2>&1; done) & watcher=$! ;;
     esac
     n0=$(ticks "$node"); s0=$(ticks "$sup")
     sleep "$WINDOW"

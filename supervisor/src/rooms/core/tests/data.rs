@@ -371,11 +371,12 @@ fn data_consumers_count_against_the_consumer_cap_and_the_workers_load() {
         "a data consumer loads its worker"
     );
     super::consume(&mut core, bob, bob_recv, producer);
+    let another = super::produce(&mut core, alice, alice_send);
     for refused in [
         core.begin_consume_data(bob, consume_data_args(bob_recv, carol_chat))
             .map(|_| ())
             .unwrap_err(),
-        core.begin_consume(bob, super::consume_args(bob_recv, producer))
+        core.begin_consume(bob, super::consume_args(bob_recv, another))
             .map(|_| ())
             .unwrap_err(),
     ] {
