@@ -5,6 +5,7 @@
 //! peer cannot make the reader allocate without bound.
 
 use serde::{de::DeserializeOwned, Serialize};
+#[cfg(feature = "transport")]
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::error::FrameError;
@@ -34,6 +35,7 @@ pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
 }
 
 /// Reads one message from `reader`; `Ok(None)` on a clean end of stream between frames.
+#[cfg(feature = "transport")]
 pub async fn read_frame<T, R>(reader: &mut R, max_len: usize) -> Result<Option<T>, FrameError>
 where
     T: DeserializeOwned,
@@ -75,6 +77,7 @@ where
 }
 
 /// Writes one message to `writer` as a frame and flushes it.
+#[cfg(feature = "transport")]
 pub async fn write_frame<T, W>(
     writer: &mut W,
     message: &T,
@@ -90,7 +93,7 @@ where
     Ok(())
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "transport"))]
 mod tests {
     use super::*;
 

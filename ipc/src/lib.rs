@@ -8,6 +8,9 @@
 //! - [`rpc`]: the supervisor's side of request/answer: ids, one answer each, timeouts, and
 //!   failing everything in flight when the node goes away.
 //!
+//! `socket`, `rpc` and the async frame helpers are the `transport` feature (on by default);
+//! without it the crate has no tokio and no I/O.
+//!
 //! mediasoup's own types (RTP parameters, ICE/DTLS parameters) cross this wire as JSON
 //! strings: the supervisor passes them between client and node without interpreting them,
 //! and postcard cannot carry self-describing JSON values.
@@ -16,7 +19,9 @@ pub mod calls;
 pub mod error;
 pub mod frame;
 pub mod messages;
+#[cfg(feature = "transport")]
 pub mod rpc;
+#[cfg(feature = "transport")]
 pub mod socket;
 pub mod stats;
 

@@ -8,7 +8,6 @@
 //! Media statistics travel only when asked ([`crate::calls::GetMediaStats`],
 //! [`crate::calls::Diagnose`]).
 
-use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -18,7 +17,6 @@ pub use crate::stats::{
     ConsumerDiagnostics, ConsumerStats, DataProducerStats, Diagnostics, ProducerDiagnostics,
     ProducerStats, RouterStats, StreamDiagnostics, TransportDiagnostics, TransportStats,
 };
-use uuid::Uuid;
 
 /// Version of this wire protocol; bump it on any change to the types of this module.
 pub const PROTOCOL_VERSION: u32 = 6;
@@ -27,62 +25,9 @@ pub const PROTOCOL_VERSION: u32 = 6;
 /// intervals as a hung node.
 pub const LOAD_REPORT_INTERVAL: Duration = Duration::from_millis(500);
 
-macro_rules! uuid_id {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        pub struct $name(pub Uuid);
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.fmt(f)
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = uuid::Error;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Uuid::parse_str(s).map(Self)
-            }
-        }
-    };
-}
-
-uuid_id!(
-    /// A router, as the supervisor names it when it asks for one: a room has one router per
-    /// worker it spans.
-    RouterId
-);
-uuid_id!(
-    /// A mediasoup WebRTC or pipe transport, as mediasoup numbers it.
-    TransportId
-);
-uuid_id!(
-    /// A mediasoup producer.
-    ProducerId
-);
-uuid_id!(
-    /// A mediasoup consumer.
-    ConsumerId
-);
-uuid_id!(
-    /// A mediasoup data producer (an SCTP stream a client sends on).
-    DataProducerId
-);
-uuid_id!(
-    /// A mediasoup data consumer.
-    DataConsumerId
-);
-
-/// A room, by the name clients join it with (validated by the supervisor).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct RoomId(pub String);
-
-impl fmt::Display for RoomId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use ids::{
+    ConsumerId, DataConsumerId, DataProducerId, ProducerId, RoomId, RouterId, TransportId,
+};
 
 /// A mediasoup structure (RTP parameters or capabilities, ICE or DTLS parameters, scores)
 /// serialised as JSON in mediasoup's own shape. The supervisor relays it to and from clients

@@ -1,6 +1,7 @@
 //! `loadgen`: many real WebRTC participants (str0m) in one process, for load tests and
 //! benchmarks of the SFU, and of Janus' VideoRoom for comparison. It speaks only `/ws`
-//! (docs/protocol.md) and Janus' WebSocket API, never mediasoup.
+//! (through `signaling-api`'s typed client, the protocol's one definition) and Janus'
+//! WebSocket API, never mediasoup.
 //!
 //! Every participant publishes synthetic but realistic media ([`media`]) and checks every
 //! packet it receives ([`stream_stats`]); [`report`] says whether every stream that should
@@ -15,7 +16,6 @@ pub mod participant;
 pub mod report;
 pub mod run;
 pub mod sfu_peer;
-pub mod sfu_signaling;
 pub mod stream_stats;
 pub mod transport;
 pub mod ws;

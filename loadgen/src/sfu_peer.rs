@@ -7,7 +7,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
+use signaling_api::calls::{Leave, ResumeConsumer};
+use signaling_api::client::{CallError, Client};
+use signaling_api::media::{
+    self, CodecCapability, CodecParameters, DtlsParameters, Encoding, Fingerprint, IceCandidate,
+    IceParameters, Rtcp, RtcpFeedback, RtpCapabilities, RtpParameters, RtxSsrc,
+};
+use signaling_api::{
+    ConnectTransportArgs, ConsumeArgs, ConsumerArgs, CreateTransportArgs, Direction, JoinArgs,
+    Notification, PeerId, ProduceArgs, ProducerId, TransportCreated,
+};
 use str0m::config::{DtlsVersion, Fingerprint as DtlsFingerprint};
 use str0m::format::{Codec, FormatParams};
 use str0m::media::{Frequency, Pt};
@@ -16,11 +26,6 @@ use tokio::sync::watch;
 
 use crate::media::{publisher_tag, Kind};
 use crate::participant::{failed, local_socket, Failed, Record};
-use crate::sfu_signaling::{
-    CodecParameters, Consumed, DtlsParameters, Empty, Encoding, Fingerprint, Joined, Notification,
-    Produced, Request, Rtcp, RtcpFeedback, RtpParameters, RtxSsrc, SfuSignaling, SignalingError,
-    TransportCreated,
-};
 use crate::transport::{RecvTrack, Transport};
 
 /// ICE and DTLS must be up within this.
@@ -49,47 +54,61 @@ struct PayloadTypes {
 
 impl PayloadTypes {
     fn from_router(caps: &Value) -> Result<PayloadTypes, String> {
-        let codecs = caps["codecs"].as_array().ok_or("router has no codecs")?;
-        let find = |mime: &str, apt: Option<u64>| {
-            codecs
-                .iter()
-                .find(|c| {
-                    c["mimeType"]
-                        .as_str()
-                        .is_some_and(|m| m.eq_ignore_ascii_case(mime))
-                        && apt.is_none_or(|apt| c["parameters"]["apt"].as_u64() == Some(apt))
-                })
-                .and_then(|c| c["preferredPayloadType"].as_u64())
-                .and_then(|pt| u8::try_from(pt).ok())
+        let caps: RtpCapabilities =
+            media::read(caps).map_err(|e| format!("router RTP capabilities: {e}"))?;
+        let find = |mime: &str, apt: Option<u8>| {
+            caps.payload_type(mime, apt)
                 .ok_or(format!("router has no {mime}"))
         };
         let opus = find("audio/opus", None)?;
         let vp8 = find("video/VP8", None)?;
-        let vp8_rtx = find("video/rtx", Some(u64::from(vp8)))?;
+        let vp8_rtx = find("video/rtx", Some(vp8))?;
         Ok(PayloadTypes { opus, vp8, vp8_rtx })
     }
 
     /// What this participant can receive: Opus, VP8 with RTX, no header extensions.
-    fn device_capabilities(&self) -> Value {
-        json!({
-            "codecs": [
-                {"kind": "audio", "mimeType": "audio/opus", "preferredPayloadType": self.opus,
-                 "clockRate": 48000, "channels": 2, "parameters": {}, "rtcpFeedback": []},
-                {"kind": "video", "mimeType": "video/VP8", "preferredPayloadType": self.vp8,
-                 "clockRate": 90000, "parameters": {},
-                 "rtcpFeedback": [{"type": "nack", "parameter": ""}, {"type": "nack", "parameter": "pli"}, {"type": "ccm", "parameter": "fir"}]},
-                {"kind": "video", "mimeType": "video/rtx", "preferredPayloadType": self.vp8_rtx,
-                 "clockRate": 90000, "parameters": {"apt": self.vp8}, "rtcpFeedback": []},
-            ],
-            "headerExtensions": [],
+    fn device_capabilities(&self) -> Map<String, Value> {
+        let codec = |kind: &str, mime: &str, pt: u8, clock_rate: u32| CodecCapability {
+            kind: kind.into(),
+            mime_type: mime.into(),
+            preferred_payload_type: Some(pt),
+            clock_rate,
+            channels: None,
+            parameters: HashMap::new(),
+            rtcp_feedback: vec![],
+        };
+        let opus = CodecCapability {
+            channels: Some(2),
+            ..codec("audio", "audio/opus", self.opus, 48_000)
+        };
+        let vp8 = CodecCapability {
+            rtcp_feedback: video_feedback(),
+            ..codec("video", "video/VP8", self.vp8, 90_000)
+        };
+        let rtx = CodecCapability {
+            parameters: HashMap::from([("apt".to_string(), json!(self.vp8))]),
+            ..codec("video", "video/rtx", self.vp8_rtx, 90_000)
+        };
+        media::object(&RtpCapabilities {
+            codecs: vec![opus, vp8, rtx],
+            header_extensions: vec![],
         })
     }
 }
 
-impl From<SignalingError> for Failed {
-    fn from(e: SignalingError) -> Self {
+/// The RTCP feedback our video answers: NACK, PLI and FIR.
+fn video_feedback() -> Vec<RtcpFeedback> {
+    vec![
+        RtcpFeedback::new("nack", ""),
+        RtcpFeedback::new("nack", "pli"),
+        RtcpFeedback::new("ccm", "fir"),
+    ]
+}
+
+impl From<CallError> for Failed {
+    fn from(e: CallError) -> Self {
         Failed {
-            code: e.code(),
+            code: e.code().to_string(),
             message: e.to_string(),
         }
     }
@@ -108,9 +127,9 @@ async fn participate(
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), Failed> {
     let plan = &record.plan;
-    let mut signaling = SfuSignaling::connect(&target.url, &target.tls).await?;
-    let joined: Joined = signaling
-        .call(Request::Join {
+    let mut signaling = Client::connect(&target.url, Some(target.tls.clone())).await?;
+    let joined = signaling
+        .call(&JoinArgs {
             room: plan.room.clone(),
             display_name: plan.name.clone(),
             token: target.token.clone(),
@@ -119,7 +138,7 @@ async fn participate(
     record.joined();
     let pts = PayloadTypes::from_router(&joined.router_rtp_capabilities)
         .map_err(|e| failed("malformed", e))?;
-    let mut names: HashMap<String, String> = HashMap::new();
+    let mut names: HashMap<PeerId, String> = HashMap::new();
     let mut existing = Vec::new();
     for peer in joined.peers {
         for producer in peer.producers {
@@ -128,7 +147,7 @@ async fn participate(
         names.insert(peer.peer_id, peer.display_name);
     }
     let _send = if plan.publish {
-        let (id, send) = open_transport(target, &mut signaling, "send", pts).await?;
+        let (id, send) = open_transport(target, &mut signaling, Direction::Send, pts).await?;
         record.add_transport(send.shared.clone());
         for (i, kind) in plan.kinds().into_iter().enumerate() {
             let mid = i.to_string();
@@ -137,11 +156,15 @@ async fn participate(
                 Kind::Video => pts.vp8,
             };
             let track = plan.send_track(kind, &mid, pt, true);
-            let _: Produced = signaling
-                .call(Request::Produce {
+            signaling
+                .call(&ProduceArgs {
                     transport_id: id.clone(),
-                    kind: kind.as_str(),
-                    rtp_parameters: rtp_parameters(&track, pts, &plan.name),
+                    kind: match kind {
+                        Kind::Audio => signaling_api::Kind::Audio,
+                        Kind::Video => signaling_api::Kind::Video,
+                    },
+                    rtp_parameters: media::object(&rtp_parameters(&track, pts, &plan.name)),
+                    app_data: None,
                 })
                 .await?;
             send.send(track).await;
@@ -150,7 +173,7 @@ async fn participate(
     } else {
         None
     };
-    let (recv_id, recv) = open_transport(target, &mut signaling, "recv", pts).await?;
+    let (recv_id, recv) = open_transport(target, &mut signaling, Direction::Recv, pts).await?;
     record.add_transport(recv.shared.clone());
     let mut receiver = Receiver {
         transport_id: recv_id,
@@ -160,7 +183,7 @@ async fn participate(
     };
     for (producer, name) in existing {
         receiver
-            .consume(&mut signaling, &producer, &name, record.started)
+            .consume(&mut signaling, producer, &name, record.started)
             .await?;
     }
     loop {
@@ -178,27 +201,29 @@ async fn participate(
                     Notification::PeerJoined { peer_id, display_name } => {
                         names.insert(peer_id, display_name);
                     }
-                    Notification::NewProducer { peer_id, producer_id } => {
+                    Notification::NewProducer { peer_id, producer_id, .. } => {
                         let name = names.get(&peer_id).cloned().unwrap_or_default();
-                        receiver.consume(&mut signaling, &producer_id, &name, Instant::now()).await?;
+                        receiver.consume(&mut signaling, producer_id, &name, Instant::now()).await?;
                     }
-                    Notification::ConsumerClosed { consumer_id } => {
-                        if let Some(mid) = receiver.mids.remove(&consumer_id) {
+                    Notification::ConsumerClosed { consumer_id, .. } => {
+                        if let Some(mid) = receiver.mids.remove(&consumer_id.to_string()) {
                             receiver.transport.forget(&mid).await;
                         }
                     }
-                    Notification::RoomMoved {} => {
+                    Notification::RoomMoved { .. } => {
                         return Err(failed("roomMoved", "the room's node failed"));
                     }
-                    Notification::ShuttingDown {} => {
+                    Notification::ShuttingDown { .. } => {
                         return Err(failed("shuttingDown", "the SFU is stopping"));
                     }
-                    Notification::Other => {}
+                    // Scores, layers, speakers, others' leaves: nothing a participant acts on.
+                    _ => {}
                 }
             }
         }
     }
-    let _: Result<Empty, _> = signaling.call(Request::Leave).await;
+    // Leaving is a courtesy: the SFU closes what a vanished participant had anyway.
+    let _ = signaling.call(&Leave {}).await;
     Ok(())
 }
 
@@ -213,29 +238,29 @@ struct Receiver {
 impl Receiver {
     async fn consume(
         &mut self,
-        signaling: &mut SfuSignaling,
-        producer_id: &str,
+        signaling: &mut Client,
+        producer_id: ProducerId,
         publisher: &str,
         reference: Instant,
     ) -> Result<(), Failed> {
-        let consumed: Consumed = signaling
-            .call(Request::Consume {
+        let consumed = signaling
+            .call(&ConsumeArgs {
                 transport_id: self.transport_id.clone(),
-                producer_id: producer_id.into(),
+                producer_id: producer_id.to_string(),
                 rtp_capabilities: self.pts.device_capabilities(),
             })
             .await?;
-        let kind = match consumed.kind.as_str() {
-            "audio" => Kind::Audio,
-            "video" => Kind::Video,
-            other => return Err(failed("malformed", format!("consumer kind {other}"))),
+        let kind = match consumed.kind {
+            signaling_api::Kind::Audio => Kind::Audio,
+            signaling_api::Kind::Video => Kind::Video,
         };
-        let encoding = consumed
-            .rtp_parameters
+        let rtp: RtpParameters = media::read(&consumed.rtp_parameters)
+            .map_err(|e| failed("malformed", format!("consumer RTP parameters: {e}")))?;
+        let encoding = rtp
             .encodings
             .first()
             .ok_or_else(|| failed("malformed", "consumer without encoding"))?;
-        let mid = consumed.rtp_parameters.mid.clone();
+        let mid = rtp.mid.clone();
         self.transport
             .receive(RecvTrack {
                 mid: mid.clone(),
@@ -245,11 +270,10 @@ impl Receiver {
                 reference,
             })
             .await;
-        self.mids.insert(consumed.consumer_id.clone(), mid);
-        let _: Empty = signaling
-            .call(Request::ResumeConsumer {
-                consumer_id: consumed.consumer_id,
-            })
+        let consumer_id = consumed.consumer_id.to_string();
+        self.mids.insert(consumer_id.clone(), mid);
+        signaling
+            .call(&ResumeConsumer(ConsumerArgs { consumer_id }))
             .await?;
         Ok(())
     }
@@ -277,20 +301,7 @@ fn rtp_parameters(
                 clock_rate: 90_000,
                 channels: None,
                 parameters: HashMap::new(),
-                rtcp_feedback: vec![
-                    RtcpFeedback {
-                        kind: "nack",
-                        parameter: "",
-                    },
-                    RtcpFeedback {
-                        kind: "nack",
-                        parameter: "pli",
-                    },
-                    RtcpFeedback {
-                        kind: "ccm",
-                        parameter: "fir",
-                    },
-                ],
+                rtcp_feedback: video_feedback(),
             });
             codecs.push(CodecParameters {
                 mime_type: "video/rtx".into(),
@@ -326,27 +337,31 @@ fn rtp_parameters(
 /// Creates and connects a transport; returns its id and the running str0m side.
 async fn open_transport(
     target: &SfuTarget,
-    signaling: &mut SfuSignaling,
-    direction: &'static str,
+    signaling: &mut Client,
+    direction: Direction,
     pts: PayloadTypes,
 ) -> Result<(String, Transport), Failed> {
-    let server: TransportCreated = signaling
-        .call(Request::CreateWebRtcTransport { direction })
+    let server = signaling
+        .call(&CreateTransportArgs {
+            direction,
+            data: false,
+        })
         .await?;
     let (socket, host) = local_socket(target.local_ip).await?;
     let (rtc, dtls_parameters) = direct_rtc(&server, pts, host)?;
     let transport = Transport::spawn(rtc, socket);
-    let _: Empty = signaling
-        .call(Request::ConnectWebRtcTransport {
-            transport_id: server.transport_id.clone(),
-            dtls_parameters,
+    let transport_id = server.transport_id.to_string();
+    signaling
+        .call(&ConnectTransportArgs {
+            transport_id: transport_id.clone(),
+            dtls_parameters: media::object(&dtls_parameters),
         })
         .await?;
     transport
         .wait_connected(CONNECT_TIMEOUT)
         .await
         .map_err(|e| failed("ice_dtls", e))?;
-    Ok((server.transport_id, transport))
+    Ok((transport_id, transport))
 }
 
 /// A str0m `Rtc` set up against a mediasoup WebRtcTransport: we are ICE controlling (the
@@ -380,8 +395,14 @@ fn direct_rtc(
     );
     let mut rtc = config.build(Instant::now());
     rtc.add_local_candidate(host);
-    let remote = server
-        .ice_candidates
+    let malformed = |what: &str, e: serde_json::Error| failed("malformed", format!("{what}: {e}"));
+    let candidates: Vec<IceCandidate> =
+        media::read(&server.ice_candidates).map_err(|e| malformed("ICE candidates", e))?;
+    let ice: IceParameters =
+        media::read(&server.ice_parameters).map_err(|e| malformed("ICE parameters", e))?;
+    let dtls: DtlsParameters =
+        media::read(&server.dtls_parameters).map_err(|e| malformed("DTLS parameters", e))?;
+    let remote = candidates
         .iter()
         .find(|c| c.protocol == "udp")
         .ok_or_else(|| failed("malformed", "the transport has no UDP candidate"))?;
@@ -390,8 +411,7 @@ fn direct_rtc(
         .map_err(|e| failed("malformed", format!("candidate address: {e}")))?;
     let remote = Candidate::host(address, "udp").map_err(|e| failed("malformed", e.to_string()))?;
     rtc.add_remote_candidate(remote);
-    let fingerprint = server
-        .dtls_parameters
+    let fingerprint = dtls
         .fingerprints
         .iter()
         .find(|f| f.algorithm == "sha-256")
@@ -406,8 +426,8 @@ fn direct_rtc(
         let mut api = rtc.direct_api();
         api.set_ice_controlling(true);
         api.set_remote_ice_credentials(IceCreds {
-            ufrag: server.ice_parameters.username_fragment.clone(),
-            pass: server.ice_parameters.password.clone(),
+            ufrag: ice.username_fragment.clone(),
+            pass: ice.password.clone(),
         });
         api.set_remote_fingerprint(DtlsFingerprint {
             hash_func: "sha-256".into(),

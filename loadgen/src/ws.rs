@@ -1,5 +1,6 @@
-//! Opening a WebSocket to the SFU's `/ws` or to Janus, over `ws://` or `wss://` with the
-//! trust chosen on the command line, and the one task that writes to it.
+//! Opening a WebSocket to Janus, over `ws://` or `wss://` with the trust chosen on the
+//! command line, and the one task that writes to it (our SFU's `/ws` is spoken through
+//! `signaling_api::client`).
 
 use std::sync::Arc;
 

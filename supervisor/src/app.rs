@@ -14,11 +14,11 @@ use crate::event_bus::EventBus;
 use crate::metrics::Metrics;
 use crate::metrics_page;
 use crate::monitor_socket::Monitor;
-use crate::node_lifecycle::{Action, Lifecycle};
 use crate::node_pool::{NodePool, NodeSpec};
 use crate::rooms::{Limits, Rooms};
 use crate::stats::Stats;
 use crate::{http, node_watch, serve, tls};
+use room_core::lifecycle::{Action, Lifecycle};
 
 /// Connections the kernel queues for the supervisor before it accepts them (capped by
 /// `net.core.somaxconn`). std's and tokio's `bind` ask for 128, which a join storm of 200

@@ -58,7 +58,7 @@ pub struct AppState {
 /// The WebSocket layer's cap on a message and on a frame: the protocol's own. A frame whose
 /// header announces more is refused before its payload is read (close code 1009), so a
 /// client cannot make the supervisor buffer more than this per connection.
-const WS_LAYER_MAX: usize = crate::protocol::MAX_MESSAGE_BYTES;
+const WS_LAYER_MAX: usize = signaling_api::MAX_MESSAGE_BYTES;
 /// What a session's socket may buffer for writing beyond what its queue holds: a write that
 /// would go past it fails (and the client is dropped) instead of growing without bound.
 const WS_MAX_WRITE_BUFFER: usize = 2 * crate::outbox::OUTBOX_BYTES;

@@ -9,8 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 
-/// Clock difference tolerated between the token's signer and this server.
-pub const CLOCK_SKEW: Duration = Duration::from_secs(30);
+/// Clock difference tolerated between the token's signer and this server (the room core
+/// holds a resumed session to the same).
+pub const CLOCK_SKEW: Duration = room_core::TOKEN_CLOCK_SKEW;
 
 /// A secret shorter than this is refused: HS256 is only as strong as its key.
 pub const MIN_SECRET_LEN: usize = 32;

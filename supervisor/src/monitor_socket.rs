@@ -18,8 +18,8 @@ use serde::Serialize;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use crate::event_bus::{stamped, EventBus};
-use crate::quality::QualityWatch;
 use crate::stats::{PeerError, Stats};
+use room_core::quality::QualityWatch;
 
 /// Largest request a monitor may send (requests are a few dozen bytes).
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024;

@@ -16,8 +16,8 @@ use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::metrics::Metrics;
 
-pub use crate::node_lifecycle::NodeId;
-use crate::node_lifecycle::SpawnOrigin;
+pub use room_core::lifecycle::NodeId;
+use room_core::lifecycle::SpawnOrigin;
 
 /// Why a request to a node failed.
 #[derive(Debug, Clone, thiserror::Error)]

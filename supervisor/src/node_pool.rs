@@ -16,8 +16,8 @@ use monitor_api::EventKind;
 
 use crate::event_bus::EventBus;
 use crate::metrics::Metrics;
-use crate::node_lifecycle::SpawnOrigin;
 use crate::node_link::{Expected, KillSwitch, LinkEvent, NodeId, NodeLink};
+use room_core::lifecycle::SpawnOrigin;
 
 /// How nodes are started.
 #[derive(Clone, Debug)]

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::event_bus::EventBus;
-use crate::node_lifecycle::{Action, Input, Lifecycle};
 use crate::node_link::LinkEvent;
 use crate::node_pool::NodePool;
 use crate::rooms::Rooms;
+use room_core::lifecycle::{Action, Input, Lifecycle};
 
 /// Drives `lifecycle` until the links' event channel closes.
 pub async fn watch(

@@ -15,11 +15,11 @@ use uuid::Uuid;
 use crate::admission::{AddressBuckets, RateVerdict, RequestRate};
 use crate::metrics::Metrics;
 use crate::outbox::{Inbox, Outbox, OUTBOX_BYTES};
-use crate::protocol::{
+use crate::rooms::Rooms;
+use signaling_api::{
     error_answer, ok_answer, read_frame, validate_room, Answer, ClientError, ClientErrorCode,
     Method, PeerId, Request, MAX_MESSAGE_BYTES,
 };
-use crate::rooms::Rooms;
 
 /// Frames written before one flush.
 const WRITE_BATCH: usize = 64;

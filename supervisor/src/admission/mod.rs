@@ -1,13 +1,12 @@
 //! Who may open a `/ws` session and how fast it may ask: caps on connections (in total and
 //! per source address), the allowed page origins, token buckets per connection and per
-//! address ([`rate`]), and which address a client has behind a reverse proxy ([`proxies`]).
+//! address (`room_core::rate`), and which address a client has behind a reverse proxy ([`proxies`]).
 //! Plain state and decisions; `http` and `signaling` apply them.
 
 pub mod proxies;
-pub mod rate;
 
 pub use proxies::TrustedProxies;
-pub use rate::{AddressBuckets, RateVerdict, RequestRate};
+pub use room_core::rate::{AddressBuckets, RateVerdict, RequestRate};
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::Rooms;
-use crate::protocol::{
+use signaling_api::{
     ClientError, ConsumeDataArgs, DataConsumed, DataProduced, PeerId, ProduceDataArgs,
 };
 

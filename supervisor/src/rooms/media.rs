@@ -4,11 +4,11 @@
 use ipc::calls as call;
 use serde_json::{Map, Value};
 
-use super::core::{RoomCore, Target};
+use room_core::rooms::{RoomCore, Target};
 use std::sync::Arc;
 
 use super::{link_error, Rooms};
-use crate::protocol::{
+use signaling_api::{
     ClientError, ConsumeArgs, Consumed, ConsumerAction, Direction, Done, IceRestarted, PeerId,
     ProduceArgs, Produced, ProducerAction, RouterCapabilities, TransportCreated,
 };

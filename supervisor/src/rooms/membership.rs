@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use ipc::calls as call;
 use ipc::messages::{RoomId, RouterId};
 
-use super::core::{Credentials, JoinStep, Rights};
 use super::{link_error, Rooms};
 use crate::join_tokens::unix_now;
-use crate::node_lifecycle::SpawnOrigin;
-use crate::placement::Placement;
-use crate::protocol::{ok_answer, Answer, ClientError, ClientErrorCode, Done, JoinArgs, PeerId};
+use room_core::lifecycle::SpawnOrigin;
+use room_core::placement::Placement;
+use room_core::rooms::{Credentials, JoinStep, Rights};
+use signaling_api::{ok_answer, Answer, ClientError, ClientErrorCode, Done, JoinArgs, PeerId};
 
 /// How long a join waits for a media node when none is ready.
 const NODE_WAIT: Duration = Duration::from_secs(10);
@@ -171,7 +171,7 @@ impl Rooms {
         // (except by its node's loss, which the core sees).
         let room_id = self.state().core.room_of(peer).cloned();
         let Some(room_id) = room_id else {
-            return Err(super::core::not_joined());
+            return Err(room_core::rooms::not_joined());
         };
         let room_lock = self.room_lock(&room_id);
         let _membership = room_lock.lock().await;

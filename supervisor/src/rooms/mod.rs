@@ -4,7 +4,6 @@
 //! (it is created once and closed when really empty) while other rooms go on, even when one
 //! waits for a node. Joining and leaving are in `membership`, media requests in `media`.
 
-pub mod core;
 mod data;
 mod media;
 mod membership;
@@ -16,17 +15,17 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use ipc::messages::{NodeErrorCode, NodeEvent, RoomId};
 
-use self::core::{
-    Cleanup, DataPipeOrder, LinkOrder, MetricChange, Output, PipeOrder, Room, RoomCore,
-};
 use crate::event_bus::EventBus;
 use crate::join_tokens::JoinVerifier;
 use crate::metrics::Metrics;
 use crate::node_link::{LinkError, NodeId, NodeLink};
 use crate::node_pool::NodePool;
-use crate::protocol::{ClientError, ClientErrorCode, PeerId};
+use room_core::rooms::{
+    Cleanup, DataPipeOrder, LinkOrder, MetricChange, Output, PipeOrder, RoomCore, RoomView,
+};
+use signaling_api::{ClientError, ClientErrorCode, PeerId};
 
-pub use self::core::Limits;
+pub use room_core::rooms::Limits;
 
 pub use crate::outbox::Outbox;
 
@@ -69,6 +68,19 @@ pub struct Rooms {
     resume_grace: std::time::Duration,
 }
 
+/// 256 random bits from the system, base64url: a resume token nobody guesses (the room core
+/// takes its entropy from here).
+fn random_token() -> String {
+    use base64::Engine as _;
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0u8; 32];
+    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+        // The system's random source failing is not something to go on without.
+        panic!("the system random source failed");
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 fn link_error(error: LinkError) -> ClientError {
     match error {
         LinkError::Rpc(e) => ClientError::new(ClientErrorCode::NodeUnavailable, e.to_string()),
@@ -94,7 +106,7 @@ impl Rooms {
         Self {
             pool,
             state: Mutex::new(State {
-                core: RoomCore::new(limits),
+                core: RoomCore::new(limits, Box::new(random_token)),
                 outboxes: HashMap::new(),
             }),
             room_locks: Mutex::new(HashMap::new()),
@@ -255,10 +267,10 @@ impl Rooms {
         self.with_core_detached(RoomCore::handle_shutdown);
     }
 
-    /// Runs `f` on the rooms as they are now (under the core's lock: keep it short, never a
-    /// call to a node).
-    pub(crate) fn inspect<T>(&self, f: impl FnOnce(&HashMap<RoomId, Room>) -> T) -> T {
-        f(self.state().core.rooms())
+    /// The room `only`, or every room, as they are now (a snapshot: the core's lock is held
+    /// only while it is taken).
+    pub fn views(&self, only: Option<&RoomId>) -> HashMap<RoomId, RoomView> {
+        self.state().core.views(only)
     }
 
     /// Relays what a node reported to the peers it concerns.
@@ -299,6 +311,26 @@ async fn perform(pool: &NodePool, cleanups: Vec<(NodeId, Cleanup)>) {
         match result {
             Ok(()) => tracing::debug!(%node, ?cleanup, "cleaned up"),
             Err(e) => tracing::warn!(%node, ?cleanup, "cleanup failed: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn resume_tokens_carry_256_random_bits() {
+        let tokens: std::collections::HashSet<String> =
+            (0..1000).map(|_| super::random_token()).collect();
+        assert_eq!(tokens.len(), 1000, "no token twice");
+        for token in &tokens {
+            assert_eq!(
+                token.len(),
+                43,
+                "32 bytes in base64url without padding: {token}"
+            );
+            assert!(token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         }
     }
 }

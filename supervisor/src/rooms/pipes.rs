@@ -1,12 +1,12 @@
 //! Links and pipes between a room's routers, performed: the core orders them
-//! ([`super::core::LinkOrder`], [`super::core::PipeOrder`]), these carry them out on the nodes
+//! ([`room_core::rooms::LinkOrder`], [`room_core::rooms::PipeOrder`]), these carry them out on the nodes
 //! and return what the core needs to know.
 
 use ipc::calls as call;
 use ipc::messages::TransportId;
 
-use super::core::{DataPipeOrder, LinkOrder, PipeOrder};
 use super::Rooms;
+use room_core::rooms::{DataPipeOrder, LinkOrder, PipeOrder};
 
 impl Rooms {
     /// Creates a pipe transport on each side and connects each to the other. On failure,

@@ -1,5 +1,5 @@
 //! Session resume, performed: a connection that ends without `leave` leaves its peer
-//! detached for the grace period ([`RoomCore::handle_detached`](super::core::RoomCore)) with a
+//! detached for the grace period ([`RoomCore::handle_detached`](room_core::rooms::RoomCore)) with a
 //! timer for its end; `resume` attaches the peer to a new connection (evicting the old one if
 //! it is still open) and queues its answer before anything else for it.
 
@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::Rooms;
 use crate::outbox::Outbox;
-use crate::protocol::{ok_answer, Answer, ClientError, ClientErrorCode, PeerId};
+use signaling_api::{ok_answer, Answer, ClientError, ClientErrorCode, PeerId};
 
 impl Rooms {
     /// A client's connection (whose frames went to `outbox`) ended. Its peer, if in a room,

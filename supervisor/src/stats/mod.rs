@@ -112,14 +112,14 @@ impl Stats {
     /// arrive within [`COLLECT_DEADLINE`] is listed in `stats_missing`).
     pub async fn room(&self, name: &str) -> Option<RoomDetail> {
         let room = RoomId(name.to_string());
-        let routers = self.rooms.inspect(|rooms| {
-            rooms.get(&room).map(|r| {
-                r.routers
-                    .iter()
-                    .map(|(id, s)| (*id, s.node))
-                    .collect::<Vec<_>>()
-            })
-        })?;
+        let routers: Vec<_> = self
+            .rooms
+            .views(Some(&room))
+            .get(&room)?
+            .routers
+            .iter()
+            .map(|(id, s)| (*id, s.node))
+            .collect();
         let media = self.collect(&routers).await;
         details(&self.rooms, &self.pool, Some(name), &media)
             .into_iter()

@@ -13,8 +13,8 @@ use monitor_api::{
 
 use super::{Stats, COLLECT_DEADLINE};
 use crate::node_link::NodeId;
-use crate::protocol::{Direction, Kind};
-use crate::rooms::core::Room;
+use room_core::rooms::RoomView;
+use signaling_api::{Direction, Kind};
 
 /// Why a participant cannot be diagnosed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -63,7 +63,7 @@ fn kind_name(kind: Kind) -> &'static str {
     }
 }
 
-fn plan(room_id: &str, room: &Room, who: &str) -> Result<Plan, PeerError> {
+fn plan(room_id: &str, room: &RoomView, who: &str) -> Result<Plan, PeerError> {
     let matches: Vec<_> = room
         .peers
         .iter()
@@ -143,14 +143,12 @@ fn stream(s: &wire::StreamDiagnostics) -> StreamDiagnostics {
 impl Stats {
     /// Everything the worker says of participant `who` (peer id or display name) of `room`.
     pub async fn peer(&self, room: &str, who: &str) -> Result<PeerDiagnostics, PeerError> {
-        let plan = self.rooms.inspect(|rooms| {
-            let found = rooms.get(&RoomId(room.to_string()));
-            plan(
-                room,
-                found.ok_or_else(|| PeerError::NoRoom(room.into()))?,
-                who,
-            )
-        })?;
+        let id = RoomId(room.to_string());
+        let views = self.rooms.views(Some(&id));
+        let found = views
+            .get(&id)
+            .ok_or_else(|| PeerError::NoRoom(room.into()))?;
+        let plan = plan(room, found, who)?;
         let link = self
             .pool
             .ready()

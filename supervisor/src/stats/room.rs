@@ -15,9 +15,9 @@ use monitor_api::{
 use super::Media;
 use crate::node_link::{NodeId, NodeLink};
 use crate::node_pool::NodePool;
-use crate::protocol::{Kind, PeerId};
-use crate::rooms::core::{Peer, Room, RouterState};
 use crate::rooms::Rooms;
+use room_core::rooms::{PeerView, RoomView, RouterView};
+use signaling_api::{Kind, PeerId};
 
 /// Every room (or only the one named `only`) with the statistics in `media`.
 pub(super) fn details(
@@ -28,24 +28,23 @@ pub(super) fn details(
 ) -> Vec<RoomDetail> {
     let links: HashMap<NodeId, Arc<NodeLink>> =
         pool.ready().into_iter().map(|l| (l.id, l)).collect();
-    let mut details: Vec<RoomDetail> = rooms.inspect(|rooms| {
-        rooms
-            .iter()
-            .filter(|(id, _)| only.is_none_or(|name| id.0 == name))
-            .map(|(id, room)| room_detail(id, room, &links, media))
-            .collect()
-    });
+    let only = only.map(|name| RoomId(name.to_string()));
+    let mut details: Vec<RoomDetail> = rooms
+        .views(only.as_ref())
+        .iter()
+        .map(|(id, room)| room_detail(id, room, &links, media))
+        .collect();
     details.sort_by(|a, b| a.room.cmp(&b.room));
     details
 }
 
 fn room_detail(
     id: &RoomId,
-    room: &Room,
+    room: &RoomView,
     links: &HashMap<NodeId, Arc<NodeLink>>,
     media: &Media,
 ) -> RoomDetail {
-    let mut routers: Vec<(&RouterId, &RouterState)> = room.routers.iter().collect();
+    let mut routers: Vec<(&RouterId, &RouterView)> = room.routers.iter().collect();
     routers.sort_by_key(|(_, s)| s.seq);
     let stats = &media.by_router;
     // Indexed once: a full room has thousands of consumers. A producer's statistics are its
@@ -62,18 +61,13 @@ fn room_detail(
         .values()
         .flat_map(|s| s.data_producers.iter().map(|d| (d.data_producer, d)))
         .collect();
-    let mut peers: Vec<(&PeerId, &Peer)> = room.peers.iter().collect();
+    let mut peers: Vec<(&PeerId, &PeerView)> = room.peers.iter().collect();
     peers.sort_by_key(|(_, p)| p.joined_at);
-    let pipes_of = |p: &Peer| {
-        p.producers
-            .values()
-            .map(|e| e.copies.len() as u32)
-            .sum::<u32>()
-    };
+    let pipes_of = |p: &PeerView| p.producers.values().map(|e| e.copies as u32).sum::<u32>();
     let router_details: Vec<RouterDetail> = routers
         .iter()
         .map(|(id, s)| {
-            let on: Vec<&Peer> = room.peers.values().filter(|p| p.router == **id).collect();
+            let on: Vec<&PeerView> = room.peers.values().filter(|p| p.router == **id).collect();
             let pipes: u32 = on.iter().map(|p| pipes_of(p)).sum();
             RouterDetail {
                 node: s.node.to_string(),
@@ -167,7 +161,7 @@ fn room_detail(
                     producers,
                     consumers,
                     data_producers,
-                    data_consumers: p.data_consumers.len() as u32,
+                    data_consumers: p.data_consumers as u32,
                 }
             })
             .collect(),

@@ -1,5 +1,5 @@
 //! Quality samples: the media statistics of the rooms a quality subscriber watches, collected
-//! now and read as [`Observation`]s for [`crate::quality::QualityWatch`].
+//! now and read as [`Observation`]s for [`room_core::quality::QualityWatch`].
 
 use std::collections::HashMap;
 
@@ -7,7 +7,7 @@ use ipc::messages::{ConsumerId, ProducerId, RoomId, RouterId, TransportId};
 
 use super::Stats;
 use crate::node_link::NodeId;
-use crate::quality::{Observation, Problem, LOW_SCORE};
+use room_core::quality::{Observation, Problem, LOW_SCORE};
 
 /// What the directory says of one room's participants, taken under the core's lock.
 struct RoomPlan {
@@ -29,28 +29,28 @@ impl Stats {
     /// Samples the room named `only`, or every room: the rooms whose statistics all arrived,
     /// and what they say.
     pub async fn quality_sample(&self, only: Option<&str>) -> (Vec<String>, Vec<Observation>) {
-        let plans: Vec<RoomPlan> = self.rooms.inspect(|rooms| {
-            rooms
-                .iter()
-                .filter(|(id, _)| only.is_none_or(|name| id.0 == name))
-                .map(|(RoomId(name), room)| RoomPlan {
-                    room: name.clone(),
-                    routers: room.routers.iter().map(|(id, s)| (*id, s.node)).collect(),
-                    peers: room
-                        .peers
-                        .iter()
-                        .map(|(id, p)| PeerPlan {
-                            peer_id: id.to_string(),
-                            display_name: p.display_name.clone(),
-                            router: p.router,
-                            transports: p.transports.keys().copied().collect(),
-                            producers: p.producers.keys().copied().collect(),
-                            consumers: p.consumers.keys().copied().collect(),
-                        })
-                        .collect(),
-                })
-                .collect()
-        });
+        let only = only.map(|name| RoomId(name.to_string()));
+        let plans: Vec<RoomPlan> = self
+            .rooms
+            .views(only.as_ref())
+            .iter()
+            .map(|(RoomId(name), room)| RoomPlan {
+                room: name.clone(),
+                routers: room.routers.iter().map(|(id, s)| (*id, s.node)).collect(),
+                peers: room
+                    .peers
+                    .iter()
+                    .map(|(id, p)| PeerPlan {
+                        peer_id: id.to_string(),
+                        display_name: p.display_name.clone(),
+                        router: p.router,
+                        transports: p.transports.keys().copied().collect(),
+                        producers: p.producers.keys().copied().collect(),
+                        consumers: p.consumers.keys().copied().collect(),
+                    })
+                    .collect(),
+            })
+            .collect();
         let mut sampled = Vec::new();
         let mut observations = Vec::new();
         for plan in plans {

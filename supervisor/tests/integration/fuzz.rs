@@ -14,7 +14,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use supervisor::protocol::Method;
+use signaling_api::Method;
 
 use crate::support::{http_get, Sfu};
 

@@ -13,10 +13,10 @@ use super::{
     json_value, not_joined, Cleanup, Credentials, Link, LinkOrder, MetricChange, Output, Peer,
     Room, RoomCore, RouterState, Target,
 };
-use crate::node_link::NodeId;
-use crate::notification::Notification;
 use crate::placement::{place_router, NodeView, Placement, RouterAsk, WorkerView};
-use crate::protocol::{
+use crate::NodeId;
+use signaling_api::notifications::Notification;
+use signaling_api::{
     validate_display_name, validate_room, ClientError, ClientErrorCode, JoinArgs, Joined, PeerId,
 };
 

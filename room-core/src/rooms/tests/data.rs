@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::spanning::three_on_one_node;
 use super::*;
-use crate::protocol::{ConsumeDataArgs, ProduceDataArgs};
+use signaling_api::{ConsumeDataArgs, ProduceDataArgs};
 
 fn produce_data_args(transport: TransportId) -> ProduceDataArgs {
     ProduceDataArgs {
@@ -86,7 +86,7 @@ fn chat_of_three() -> (
     DataProducerId,
     [DataConsumerId; 2],
 ) {
-    let mut core = RoomCore::new(limits());
+    let mut core = new_core(limits());
     let alice = join(&mut core, "demo", "Alice");
     let bob = join(&mut core, "demo", "Bob");
     let carol = join(&mut core, "demo", "Carol");
@@ -102,7 +102,7 @@ fn chat_of_three() -> (
 
 #[test]
 fn a_data_producer_is_announced_to_the_others_who_consume_it_and_not_its_owner() {
-    let mut core = RoomCore::new(limits());
+    let mut core = new_core(limits());
     let alice = join(&mut core, "demo", "Alice");
     let bob = join(&mut core, "demo", "Bob");
     let send = transport(&mut core, alice, Direction::Send);
@@ -308,7 +308,7 @@ fn a_failed_data_pipe_is_never_announced() {
 
 #[test]
 fn a_data_producer_with_a_label_too_long_or_one_too_many_is_refused() {
-    let mut core = RoomCore::new(limits());
+    let mut core = new_core(limits());
     let alice = join(&mut core, "demo", "Alice");
     let send = transport(&mut core, alice, Direction::Send);
     let mut long = produce_data_args(send);
@@ -353,7 +353,7 @@ fn a_second_consumer_of_the_same_producer_or_data_producer_is_refused() {
 fn data_consumers_count_against_the_consumer_cap_and_the_workers_load() {
     let mut limits = limits();
     limits.max_consumers_per_peer = 2;
-    let mut core = RoomCore::new(limits);
+    let mut core = new_core(limits);
     let alice = join(&mut core, "demo", "Alice");
     let carol = join(&mut core, "demo", "Carol");
     let bob = join(&mut core, "demo", "Bob");

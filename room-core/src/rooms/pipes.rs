@@ -6,8 +6,8 @@ use ipc::calls as call;
 use ipc::messages::{ProducerId, RoomId, RouterId, TransportId};
 
 use super::{Cleanup, Link, Output, PipeOrder, RoomCore, Target};
-use crate::notification::Notification;
-use crate::protocol::PeerId;
+use signaling_api::notifications::Notification;
+use signaling_api::PeerId;
 
 impl RoomCore {
     /// The link between `low` and `high` is up (`Ok`: their pipe transports) or failed.
@@ -142,7 +142,7 @@ impl RoomCore {
         &mut self,
         room_id: &RoomId,
         producer: ProducerId,
-        kind: crate::protocol::Kind,
+        kind: signaling_api::Kind,
         from: RouterId,
         to: Target,
     ) {
@@ -150,8 +150,8 @@ impl RoomCore {
             return;
         };
         let kind = match kind {
-            crate::protocol::Kind::Audio => ipc::messages::MediaKind::Audio,
-            crate::protocol::Kind::Video => ipc::messages::MediaKind::Video,
+            signaling_api::Kind::Audio => ipc::messages::MediaKind::Audio,
+            signaling_api::Kind::Video => ipc::messages::MediaKind::Video,
         };
         self.outputs.push_back(Output::Pipe(PipeOrder {
             producer,

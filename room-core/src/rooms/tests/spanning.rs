@@ -61,7 +61,7 @@ fn publish_and_consume_all(core: &mut RoomCore, peer: PeerId, members: &mut Vec<
 
 /// A, B on worker 0 of NODE and C on its worker 1 (cap 8): the room fills NODE.
 pub(super) fn three_on_one_node() -> (RoomCore, Vec<Member>) {
-    let mut core = RoomCore::new(cap8());
+    let mut core = new_core(cap8());
     let mut members = Vec::new();
     for name in ["A", "B", "C"] {
         let peer = join_on(&mut core, "demo", name, &[(NODE, 2)]);

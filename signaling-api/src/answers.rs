@@ -1,7 +1,7 @@
 //! The success answers of the client protocol (`/ws`, docs/protocol.md), typed: one struct per
 //! shape, gathered in [`Answer`] so a session serializes whichever its request produced.
 
-use ipc::messages::{ConsumerId, DataConsumerId, DataProducerId, ProducerId, TransportId};
+use ids::{ConsumerId, DataConsumerId, DataProducerId, ProducerId, TransportId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

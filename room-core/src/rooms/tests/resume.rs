@@ -16,7 +16,7 @@ fn token(core: &RoomCore, peer: PeerId) -> String {
 
 #[test]
 fn the_join_answer_carries_a_token_that_names_the_peer() {
-    let mut core = RoomCore::new(limits());
+    let mut core = new_core(limits());
     create_room(&mut core, "demo", NODE);
     let alice = Uuid::new_v4();
     let step = core.handle_join(alice, &args("demo", "Alice"), Rights::ALL, Instant::now());
@@ -214,7 +214,7 @@ fn a_peer_that_left_or_never_joined_has_nothing_to_keep() {
 
 #[test]
 fn a_session_whose_join_token_expired_is_not_resumed() {
-    let mut core = RoomCore::new(limits());
+    let mut core = new_core(limits());
     create_room(&mut core, "demo", NODE);
     let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
     let expiring = |peer_expires: u64| Credentials {
@@ -236,7 +236,7 @@ fn a_session_whose_join_token_expired_is_not_resumed() {
     core.handle_detached(alice, now, GRACE);
     core.handle_detached(bob, now, GRACE);
     // Within the clock skew tolerated at the join, the token still holds.
-    let skew = crate::join_tokens::CLOCK_SKEW.as_secs();
+    let skew = crate::TOKEN_CLOCK_SKEW.as_secs();
     assert!(core
         .handle_resume(&alice_token, now, UNIX_NOW + skew)
         .is_ok());

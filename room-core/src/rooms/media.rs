@@ -13,8 +13,8 @@ use super::{
     bounded_app_data, json_value, may_consume_more, may_publish, may_subscribe, not_found,
     not_joined, Cleanup, ConsumerEntry, Peer, ProducerEntry, RoomCore, Target,
 };
-use crate::notification::Notification;
-use crate::protocol::{
+use signaling_api::notifications::Notification;
+use signaling_api::{
     parse_id, ClientError, ClientErrorCode, ConsumeArgs, Consumed, ConsumerAction, Direction,
     IceRestarted, Kind, PeerId, ProduceArgs, Produced, ProducerAction, RouterCapabilities,
     TransportCreated,

@@ -55,7 +55,7 @@ fn a_consumer_whose_producer_closed_meanwhile_is_not_recorded() {
 
 #[test]
 fn answers_arriving_after_the_peer_left_close_what_the_node_created() {
-    let mut core = RoomCore::new(limits());
+    let mut core = new_core(limits());
     let alice = join(&mut core, "demo", "Alice");
     let bob = join(&mut core, "demo", "Bob");
     // Carol stays: the router stays open, and what the late answers created must be closed.
@@ -120,7 +120,7 @@ fn answers_arriving_after_the_peer_left_close_what_the_node_created() {
 
 #[test]
 fn an_answer_from_a_lost_router_is_refused_and_nothing_is_closed_on_a_dead_node() {
-    let mut core = RoomCore::new(limits());
+    let mut core = new_core(limits());
     let alice = join(&mut core, "demo", "Alice");
     let at = core.begin_create_transport(alice).unwrap();
     core.handle_node_lost(NODE, "crashed");
@@ -227,7 +227,7 @@ fn node_events_reach_only_the_peers_they_concern() {
 
 #[test]
 fn a_producer_with_no_codec_the_router_takes_is_refused_naming_what_it_takes() {
-    let mut core = RoomCore::new(limits());
+    let mut core = new_core(limits());
     let alice = join(&mut core, "demo", "Alice");
     let send = transport(&mut core, alice, Direction::Send);
     let mut args = produce_args(send, Kind::Video);
@@ -252,7 +252,7 @@ fn a_producer_with_no_codec_the_router_takes_is_refused_naming_what_it_takes() {
 
 #[test]
 fn a_producers_app_data_reaches_the_others_and_is_bounded() {
-    let mut core = RoomCore::new(limits());
+    let mut core = new_core(limits());
     let alice = join(&mut core, "demo", "Alice");
     let bob = join(&mut core, "demo", "Bob");
     let send = transport(&mut core, alice, Direction::Send);

@@ -246,20 +246,20 @@ pub enum ConsumerAction {
 }
 
 /// Arguments of `join`.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JoinArgs {
     /// Room name.
     pub room: String,
     /// Name shown to the others.
     pub display_name: String,
-    /// Access token (reserved).
-    #[serde(default)]
+    /// Join token (a JWT), when the SFU requires one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
 }
 
 /// Arguments of `resume`.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResumeArgs {
     /// The token of the last `join` or `resume` answer.
@@ -277,19 +277,19 @@ pub enum Direction {
 }
 
 /// Arguments of `createWebRtcTransport`.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateTransportArgs {
     /// `send` or `recv`.
     pub direction: Direction,
     /// `true`: the transport carries data channels too (an SCTP association); the SFU
     /// chooses the number of streams.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub data: bool,
 }
 
 /// Arguments of `connectWebRtcTransport`.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectTransportArgs {
     /// The transport.
@@ -299,7 +299,7 @@ pub struct ConnectTransportArgs {
 }
 
 /// Arguments naming one transport.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TransportArgs {
     /// The transport.
@@ -317,7 +317,7 @@ pub enum Kind {
 }
 
 /// Arguments of `produce`.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProduceArgs {
     /// The send transport.
@@ -328,7 +328,7 @@ pub struct ProduceArgs {
     pub rtp_parameters: serde_json::Map<String, Value>,
     /// What the others are told of it (`newProducer`, `consume`): an object of at most
     /// [`MAX_APP_DATA_BYTES`], e.g. `{"source":"screen"}`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_data: Option<serde_json::Map<String, Value>>,
 }
 
@@ -336,7 +336,7 @@ pub struct ProduceArgs {
 pub const MAX_APP_DATA_BYTES: usize = 1024;
 
 /// Arguments of `consume`.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConsumeArgs {
     /// The receive transport.
@@ -348,7 +348,7 @@ pub struct ConsumeArgs {
 }
 
 /// Arguments of `produceData`.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProduceDataArgs {
     /// The send transport.
@@ -362,12 +362,12 @@ pub struct ProduceDataArgs {
     #[serde(default)]
     pub protocol: String,
     /// What the others are told of it, as for `produce`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_data: Option<serde_json::Map<String, Value>>,
 }
 
 /// Arguments of `consumeData`.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConsumeDataArgs {
     /// The receive transport.
@@ -377,7 +377,7 @@ pub struct ConsumeDataArgs {
 }
 
 /// Arguments naming one producer.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProducerArgs {
     /// The producer.
@@ -385,7 +385,7 @@ pub struct ProducerArgs {
 }
 
 /// Arguments naming one consumer.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConsumerArgs {
     /// The consumer.
@@ -393,7 +393,7 @@ pub struct ConsumerArgs {
 }
 
 /// Arguments of `setConsumerPreferredLayers`.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PreferredLayersArgs {
     /// The consumer.
@@ -401,6 +401,6 @@ pub struct PreferredLayersArgs {
     /// Spatial layer.
     pub spatial_layer: u8,
     /// Temporal layer (highest when absent).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temporal_layer: Option<u8>,
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::*;
 
-const PROTOCOL_MD: &str = include_str!("../../../docs/protocol.md");
+const PROTOCOL_MD: &str = include_str!("../../docs/protocol.md");
 
 /// The one-line JSON examples of the "Methods" section, in order.
 fn method_examples() -> Vec<&'static str> {

@@ -1,12 +1,23 @@
-//! The client signaling protocol of `/ws` (docs/protocol.md): frames, error codes, the
-//! methods' arguments and their validation. Plain functions, no I/O.
+//! The client signaling protocol of `/ws` (docs/protocol.md), typed: frames, error codes,
+//! the methods and their arguments, their answers, the server's notifications, and the
+//! validation of what a client sends. Shared by the supervisor (which serves it), the loadgen
+//! and the tests (which speak it). Plain types and functions, no I/O.
 
 mod answers;
+pub mod calls;
+#[cfg(feature = "client")]
+pub mod client;
 #[cfg(test)]
 mod docs_examples;
+pub mod media;
+pub mod notifications;
 #[cfg(test)]
 mod props;
 mod requests;
+
+pub use calls::Call;
+pub use ids::{ConsumerId, DataConsumerId, DataProducerId, ProducerId, TransportId};
+pub use notifications::Notification;
 
 use serde::Serialize;
 use serde_json::{json, Value};

@@ -17,6 +17,7 @@ mod pipes;
 mod resume;
 #[cfg(test)]
 mod tests;
+mod view;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
@@ -29,13 +30,14 @@ use ipc::messages::{
 use monitor_api::EventKind;
 use serde_json::Value;
 
-use crate::node_link::NodeId;
-use crate::notification::Notification;
-use crate::protocol::{ClientError, ClientErrorCode, Direction, Kind, PeerId, MAX_APP_DATA_BYTES};
+use crate::NodeId;
+use signaling_api::notifications::Notification;
+use signaling_api::{ClientError, ClientErrorCode, Direction, Kind, PeerId, MAX_APP_DATA_BYTES};
 
 pub use data::{DataPipeOrder, PendingConsumeData, PendingProduceData};
 pub use membership::JoinStep;
 pub use resume::{Resume, TokenSource};
+pub use view::{ConsumerView, DataProducerView, PeerView, ProducerView, RoomView, RouterView};
 
 /// Limits on what clients may do.
 #[derive(Clone, Debug)]
@@ -275,7 +277,8 @@ pub struct RoomCore {
     outputs: VecDeque<Output>,
 }
 
-pub(crate) fn not_joined() -> ClientError {
+/// The refusal of a request that needs a room, from a peer in none.
+pub fn not_joined() -> ClientError {
     ClientError::new(ClientErrorCode::NotJoined, "join a room first")
 }
 
@@ -345,12 +348,12 @@ fn json_value(json: &Json) -> Result<Value, ClientError> {
 }
 
 impl RoomCore {
-    /// No rooms yet.
-    pub fn new(limits: Limits) -> Self {
+    /// No rooms yet; resume tokens come from `tokens`.
+    pub fn new(limits: Limits, tokens: TokenSource) -> Self {
         Self {
             limits,
             resumption: resume::Resumption::default(),
-            tokens: Box::new(resume::random_token),
+            tokens,
             shutting_down: false,
             rooms: HashMap::new(),
             peer_room: HashMap::new(),
@@ -366,6 +369,7 @@ impl RoomCore {
     }
 
     /// The rooms as they are now.
+    #[cfg(test)]
     pub(crate) fn rooms(&self) -> &HashMap<RoomId, Room> {
         &self.rooms
     }

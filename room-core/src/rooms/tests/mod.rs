@@ -19,13 +19,25 @@ use uuid::Uuid;
 
 use super::*;
 use crate::placement::Placement;
-use crate::protocol::{
+use signaling_api::{
     ConsumeArgs, Consumed, ConsumerAction, JoinArgs, Joined, ProduceArgs, ProducerAction,
     MAX_APP_DATA_BYTES,
 };
 
 pub(super) const NODE: NodeId = NodeId(1);
 pub(super) const OTHER_NODE: NodeId = NodeId(2);
+
+/// A core whose resume tokens count up (unique, and long as real ones).
+pub(super) fn new_core(limits: Limits) -> RoomCore {
+    let mut n = 0u64;
+    RoomCore::new(
+        limits,
+        Box::new(move || {
+            n += 1;
+            format!("test-resume-token-{n:032}")
+        }),
+    )
+}
 
 pub(super) fn limits() -> Limits {
     Limits {
@@ -241,7 +253,7 @@ pub(super) fn consume(
 
 /// Alice sends audio, Bob receives it: (core, alice, bob, alice's producer, bob's consumer).
 pub(super) fn call_of_two() -> (RoomCore, PeerId, PeerId, ProducerId, ConsumerId) {
-    let mut core = RoomCore::new(limits());
+    let mut core = new_core(limits());
     let alice = join(&mut core, "demo", "Alice");
     let bob = join(&mut core, "demo", "Bob");
     let send = transport(&mut core, alice, Direction::Send);

@@ -2,7 +2,7 @@
 //! A router is opened for a new room, or for a room whose routers are all full (the room then
 //! spans several workers, piped together).
 
-use crate::node_link::NodeId;
+use crate::NodeId;
 
 /// What placement sees of one worker.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -15,8 +15,8 @@ use super::{
     bounded_app_data, json_value, may_consume_more, may_publish, may_subscribe, not_found,
     not_joined, Cleanup, Output, RoomCore, Target,
 };
-use crate::notification::Notification;
-use crate::protocol::{
+use signaling_api::notifications::Notification;
+use signaling_api::{
     parse_id, ClientError, ClientErrorCode, ConsumeDataArgs, DataConsumed, DataProduced, Direction,
     PeerId, ProduceDataArgs,
 };

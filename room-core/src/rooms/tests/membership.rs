@@ -12,7 +12,7 @@ use super::*;
 
 #[test]
 fn joining_a_new_room_asks_for_its_router_first() {
-    let mut core = RoomCore::new(limits());
+    let mut core = new_core(limits());
     let alice = Uuid::new_v4();
     let step = core.handle_join(alice, &args("demo", "Alice"), Rights::ALL, Instant::now());
     assert_eq!(step, Ok(JoinStep::NeedsRouter));
@@ -55,7 +55,7 @@ fn joining_a_new_room_asks_for_its_router_first() {
 
 #[test]
 fn joining_an_existing_room_lists_its_peers_and_tells_them() {
-    let mut core = RoomCore::new(limits());
+    let mut core = new_core(limits());
     let alice = join(&mut core, "demo", "Alice");
     let send = transport(&mut core, alice, Direction::Send);
     let producer = produce(&mut core, alice, send);
@@ -88,7 +88,7 @@ fn joining_an_existing_room_lists_its_peers_and_tells_them() {
 
 #[test]
 fn a_full_room_refuses_with_room_full_and_tells_nobody() {
-    let mut core = RoomCore::new(limits());
+    let mut core = new_core(limits());
     let peers: Vec<PeerId> = (0..3)
         .map(|i| join(&mut core, "demo", &format!("p{i}")))
         .collect();
@@ -117,7 +117,7 @@ fn a_new_room_goes_to_the_worker_with_the_fewest_consumers() {
 
 #[test]
 fn shutdown_refuses_joins_after_telling_everyone() {
-    let mut core = RoomCore::new(limits());
+    let mut core = new_core(limits());
     let alice = join(&mut core, "demo", "Alice");
     drain(&mut core);
     core.handle_shutdown();
@@ -136,7 +136,7 @@ fn shutdown_refuses_joins_after_telling_everyone() {
 
 #[test]
 fn a_token_without_publish_or_subscribe_rights_is_forbidden_that() {
-    let mut core = RoomCore::new(limits());
+    let mut core = new_core(limits());
     let alice = join(&mut core, "demo", "Alice");
     let send = transport(&mut core, alice, Direction::Send);
     let producer = produce(&mut core, alice, send);
@@ -182,7 +182,7 @@ fn a_token_without_publish_or_subscribe_rights_is_forbidden_that() {
 
 #[test]
 fn joining_twice_is_already_joined_and_bad_names_are_invalid() {
-    let mut core = RoomCore::new(limits());
+    let mut core = new_core(limits());
     let alice = join(&mut core, "demo", "Alice");
     let again = core.handle_join(alice, &args("other", "Alice"), Rights::ALL, Instant::now());
     assert_eq!(again.unwrap_err().code, ClientErrorCode::AlreadyJoined);
@@ -199,7 +199,7 @@ fn joining_twice_is_already_joined_and_bad_names_are_invalid() {
 
 #[test]
 fn the_last_peer_leaving_closes_the_room_and_its_router() {
-    let mut core = RoomCore::new(limits());
+    let mut core = new_core(limits());
     let alice = join(&mut core, "demo", "Alice");
     transport(&mut core, alice, Direction::Send);
     let router = target_of(&core, alice).router;
@@ -266,7 +266,7 @@ fn a_peer_leaving_closes_its_transports_and_the_consumers_of_what_it_sent() {
 
 #[test]
 fn node_lost_moves_only_the_rooms_of_that_node() {
-    let mut core = RoomCore::new(limits());
+    let mut core = new_core(limits());
     let alice = join(&mut core, "demo", "Alice");
     let bob = join(&mut core, "demo", "Bob");
     create_room(&mut core, "elsewhere", OTHER_NODE);

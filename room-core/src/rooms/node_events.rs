@@ -8,9 +8,9 @@ use ipc::messages::{ConsumerId, NodeEvent, ProducerId, RoomId, RouterId};
 use monitor_api::EventKind;
 
 use super::{json_value, Cleanup, Link, Room, RoomCore};
-use crate::node_link::NodeId;
-use crate::notification::Notification;
-use crate::protocol::PeerId;
+use crate::NodeId;
+use signaling_api::notifications::Notification;
+use signaling_api::PeerId;
 
 fn consumer_owner(room: &Room, consumer: ConsumerId) -> Option<PeerId> {
     room.peers

@@ -11,27 +11,15 @@ use std::time::{Duration, Instant};
 use monitor_api::EventKind;
 
 use super::{not_joined, RoomCore};
-use crate::join_tokens::CLOCK_SKEW;
-use crate::notification::Notification;
-use crate::protocol::{
+use signaling_api::notifications::Notification;
+use signaling_api::{
     ClientError, ClientErrorCode, ConsumerInfo, DataConsumerInfo, DataProducerInfo, PeerId,
     PeerInfo, ProducerInfo, Resumed, TransportInfo,
 };
 
-/// Makes resume tokens: random in production, anything unique in tests.
+/// Makes resume tokens: the core's entropy, given to it (the supervisor draws 256 random bits
+/// from the system; tests count).
 pub type TokenSource = Box<dyn FnMut() -> String + Send>;
-
-/// 256 random bits, base64url: a token nobody guesses.
-pub(crate) fn random_token() -> String {
-    use base64::Engine as _;
-    use ring::rand::SecureRandom as _;
-    let mut bytes = [0u8; 32];
-    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
-        // The system's random source failing is not something to go on without.
-        panic!("the system random source failed");
-    }
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
 
 /// The resume side of the directory (when each peer's grace period ends is on the peer).
 #[derive(Default)]
@@ -148,7 +136,9 @@ impl RoomCore {
         };
         // A session does not outlive the join token it was admitted with.
         let expires_at = self.peer(peer).ok().and_then(|(_, p)| p.token_expires_at);
-        if expires_at.is_some_and(|exp| unix_now > exp.saturating_add(CLOCK_SKEW.as_secs())) {
+        if expires_at
+            .is_some_and(|exp| unix_now > exp.saturating_add(crate::TOKEN_CLOCK_SKEW.as_secs()))
+        {
             tracing::info!(%peer, "resume refused: its join token expired");
             return Err(ClientError::new(
                 ClientErrorCode::Unauthorized,
@@ -215,8 +205,8 @@ impl RoomCore {
                 consumer_id: *id,
                 producer_id: e.producer,
                 kind: match e.kind {
-                    ipc::messages::MediaKind::Audio => crate::protocol::Kind::Audio,
-                    ipc::messages::MediaKind::Video => crate::protocol::Kind::Video,
+                    ipc::messages::MediaKind::Audio => signaling_api::Kind::Audio,
+                    ipc::messages::MediaKind::Video => signaling_api::Kind::Video,
                 },
             })
             .collect();

@@ -1,11 +1,11 @@
 //! The client protocol's server pushes (`{"notification": …, "data": {…}}`, docs/protocol.md),
 //! typed: each has its fields, and the frame is made once from the enum.
 
-use ipc::messages::{ConsumerId, DataConsumerId, DataProducerId, ProducerId};
+use ids::{ConsumerId, DataConsumerId, DataProducerId, ProducerId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::protocol::{Kind, PeerId};
+use crate::{Kind, PeerId};
 
 /// What the server pushes to a client.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
