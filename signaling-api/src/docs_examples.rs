@@ -146,3 +146,29 @@ fn every_method_is_in_all() {
         .collect();
     assert_eq!(documented, names);
 }
+
+#[test]
+fn the_error_table_names_every_code_and_only_codes_there_are() {
+    let start = PROTOCOL_MD
+        .find("### Error codes")
+        .expect("an error code table");
+    let end = PROTOCOL_MD[start..]
+        .find("\n## ")
+        .map_or(PROTOCOL_MD.len(), |i| start + i);
+    let documented: std::collections::BTreeSet<&str> = PROTOCOL_MD[start..end]
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|rest| rest.split('`').next())
+        .collect();
+    let codes: std::collections::BTreeSet<&str> =
+        ClientErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    assert_eq!(
+        codes.len(),
+        ClientErrorCode::ALL.len(),
+        "a code listed twice"
+    );
+    assert_eq!(
+        documented, codes,
+        "docs/protocol.md's error table against ClientErrorCode"
+    );
+}

@@ -72,6 +72,29 @@ pub enum ClientErrorCode {
 }
 
 impl ClientErrorCode {
+    /// Every code (a test holds it to docs/protocol.md's table, both ways).
+    pub const ALL: [ClientErrorCode; 19] = [
+        ClientErrorCode::BadRequest,
+        ClientErrorCode::UnknownMethod,
+        ClientErrorCode::InvalidArgument,
+        ClientErrorCode::NotJoined,
+        ClientErrorCode::AlreadyJoined,
+        ClientErrorCode::Unauthorized,
+        ClientErrorCode::Forbidden,
+        ClientErrorCode::NotFound,
+        ClientErrorCode::RoomFull,
+        ClientErrorCode::TooManyProducers,
+        ClientErrorCode::TooManyTransports,
+        ClientErrorCode::TooManyConsumers,
+        ClientErrorCode::AlreadyConsuming,
+        ClientErrorCode::RateLimited,
+        ClientErrorCode::Capacity,
+        ClientErrorCode::NodeUnavailable,
+        ClientErrorCode::MediaError,
+        ClientErrorCode::ShuttingDown,
+        ClientErrorCode::Internal,
+    ];
+
     /// The code as it appears on the wire.
     pub fn as_str(self) -> &'static str {
         match self {

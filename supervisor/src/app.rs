@@ -8,16 +8,17 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::sync::mpsc;
 
-use crate::admission::AddressBuckets;
 use crate::config::Config;
-use crate::event_bus::EventBus;
-use crate::metrics::Metrics;
-use crate::metrics_page;
-use crate::monitor_socket::Monitor;
-use crate::node_pool::{NodePool, NodeSpec};
-use crate::rooms::{Limits, Rooms};
-use crate::stats::Stats;
-use crate::{http, node_watch, serve, tls};
+use crate::driver::node_pool::{NodePool, NodeSpec};
+use crate::driver::node_watch;
+use crate::driver::rooms::{Limits, Rooms};
+use crate::edge::admission::AddressBuckets;
+use crate::edge::monitor_socket::Monitor;
+use crate::edge::{http, serve, tls};
+use crate::monitoring::event_bus::EventBus;
+use crate::monitoring::metrics::Metrics;
+use crate::monitoring::metrics_page;
+use crate::monitoring::stats::Stats;
 use room_core::lifecycle::{Action, Lifecycle};
 
 /// Connections the kernel queues for the supervisor before it accepts them (capped by
@@ -73,7 +74,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let listener = listen(std::net::SocketAddr::new(bind, config.port))
         .with_context(|| format!("cannot listen on {bind}:{}", config.port))?;
 
-    let socket_dir = crate::node_pool::create_socket_dir(&crate::node_pool::socket_parent())?;
+    let socket_dir =
+        crate::driver::node_pool::create_socket_dir(&crate::driver::node_pool::socket_parent())?;
     let spec = NodeSpec {
         binary: node_binary,
         workers: config.workers_per_node,
@@ -158,14 +160,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
     // Open `/ws` sessions, against their caps; the shutdown waits for them too.
-    let sessions = crate::admission::ConnectionCaps::new(
+    let sessions = crate::edge::admission::ConnectionCaps::new(
         config.max_connections,
         match config.max_connections_per_ip {
             0 => u32::MAX,
             cap => cap,
         },
     );
-    let keepalive = crate::signaling::Keepalive {
+    let keepalive = crate::edge::signaling::Keepalive {
         ping_every: Duration::from_secs(config.ws_ping_interval_secs),
         silence_limit: Duration::from_secs(config.ws_idle_timeout_secs),
     };
@@ -180,7 +182,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 Duration::from_secs(60),
             )),
             monitor_failures: Arc::new(AddressBuckets::new(
-                crate::monitor_socket::FAILED_LOGINS_PER_MINUTE,
+                crate::edge::monitor_socket::FAILED_LOGINS_PER_MINUTE,
                 Duration::from_secs(60),
             )),
             requests_per_second: config.requests_per_second,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::builder::BoolishValueParser;
 use clap::Parser;
 
-use crate::join_tokens::JoinVerifier;
+use crate::edge::join_tokens::JoinVerifier;
 
 pub mod secrets;
 
@@ -158,7 +158,7 @@ pub struct Config {
         default_value = "",
         hide_default_value = true
     )]
-    pub trusted_proxies: crate::admission::TrustedProxies,
+    pub trusted_proxies: crate::edge::admission::TrustedProxies,
     /// Page origins allowed to open `/ws` (comma-separated, e.g. https://meet.example.org);
     /// unset: any. Protects against cross-site WebSocket hijacking.
     #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]

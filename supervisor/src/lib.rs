@@ -2,26 +2,19 @@
 //! (`/ws`), places rooms on media nodes it spawns and watches, serves the monitor API and
 //! `/metrics`, and never touches media. `main` only parses the configuration and calls
 //! [`run`]; tests can build the pieces in-process.
+//!
+//! Its folders are its layers (the decisions themselves are the `room-core` crate's):
+//! - [`edge`]: the network: HTTP(S), TLS, the `/ws` sessions and `/monitor`, admission;
+//! - [`driver`]: what carries the room core's decisions out: the rooms' driver and the node
+//!   pool (spawning, links, watching);
+//! - [`monitoring`]: statistics, `/metrics`, the monitor's event bus.
 
-pub mod admission;
 pub mod app;
 pub mod config;
-pub mod event_bus;
-pub mod http;
-pub mod join_tokens;
-pub mod metrics;
-pub mod metrics_page;
-pub mod monitor_socket;
-pub mod node_link;
-pub mod node_pool;
-pub mod node_watch;
-pub mod outbox;
-pub mod page;
-pub mod rooms;
-pub mod serve;
-pub mod signaling;
-pub mod stats;
-pub mod tls;
+pub mod driver;
+pub mod edge;
+pub mod monitoring;
 
 pub use app::run;
 pub use config::Config;
+pub use edge::join_tokens;

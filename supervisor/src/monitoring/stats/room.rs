@@ -13,9 +13,9 @@ use monitor_api::{
 };
 
 use super::Media;
-use crate::node_link::{NodeId, NodeLink};
-use crate::node_pool::NodePool;
-use crate::rooms::Rooms;
+use crate::driver::node_link::{NodeId, NodeLink};
+use crate::driver::node_pool::NodePool;
+use crate::driver::rooms::Rooms;
 use room_core::rooms::{PeerView, RoomView, RouterView};
 use signaling_api::{Kind, PeerId};
 

@@ -14,7 +14,7 @@ use ipc::socket::{FramedReader, FramedWriter, StreamHalf};
 use ipc::RpcError;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 
-use crate::metrics::Metrics;
+use crate::monitoring::metrics::Metrics;
 
 pub use room_core::lifecycle::NodeId;
 use room_core::lifecycle::SpawnOrigin;

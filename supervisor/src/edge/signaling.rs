@@ -12,10 +12,10 @@ use serde_json::Value;
 use tokio::sync::{mpsc, Notify};
 use uuid::Uuid;
 
-use crate::admission::{AddressBuckets, RateVerdict, RequestRate};
-use crate::metrics::Metrics;
-use crate::outbox::{Inbox, Outbox, OUTBOX_BYTES};
-use crate::rooms::Rooms;
+use crate::driver::rooms::Rooms;
+use crate::edge::admission::{AddressBuckets, RateVerdict, RequestRate};
+use crate::edge::outbox::{Inbox, Outbox, OUTBOX_BYTES};
+use crate::monitoring::metrics::Metrics;
 use signaling_api::{
     error_answer, ok_answer, read_frame, validate_room, Answer, ClientError, ClientErrorCode,
     Method, PeerId, Request, MAX_MESSAGE_BYTES,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use ipc::messages::{ConsumerId, ProducerId, RoomId, RouterId, TransportId};
 
 use super::Stats;
-use crate::node_link::NodeId;
+use crate::driver::node_link::NodeId;
 use room_core::quality::{Observation, Problem, LOW_SCORE};
 
 /// What the directory says of one room's participants, taken under the core's lock.

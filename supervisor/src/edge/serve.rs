@@ -19,7 +19,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
-use crate::http::RemoteAddr;
+use crate::edge::http::RemoteAddr;
 
 /// TLS handshakes in progress at once; more connections are dropped until some finish, so a
 /// flood of silent TCP connections costs a bounded amount of memory.

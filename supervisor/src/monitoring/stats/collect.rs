@@ -11,7 +11,7 @@ use ipc::calls::GetMediaStats;
 use ipc::messages::{RouterId, RouterStats};
 
 use super::Stats;
-use crate::node_link::{NodeId, NodeLink};
+use crate::driver::node_link::{NodeId, NodeLink};
 
 /// How long a collection waits for a node.
 pub const COLLECT_DEADLINE: Duration = Duration::from_secs(1);

@@ -20,9 +20,9 @@ use monitor_api::{
     Load, NodeInfo, RoomDetail, RoomInfo, RouterDetail, Summary, WorkerConsumers, WorkerInfo,
 };
 
-use crate::metrics::Metrics;
-use crate::node_pool::NodePool;
-use crate::rooms::Rooms;
+use crate::driver::node_pool::NodePool;
+use crate::driver::rooms::Rooms;
+use crate::monitoring::metrics::Metrics;
 
 use self::room::details;
 

@@ -11,11 +11,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use crate::admission::{origin_allowed, AddressBuckets, ConnectionCaps, Refusal, TrustedProxies};
-use crate::metrics::Metrics;
-use crate::monitor_socket::{self, Monitor};
-use crate::node_pool::NodePool;
-use crate::rooms::Rooms;
+use crate::driver::node_pool::NodePool;
+use crate::driver::rooms::Rooms;
+use crate::edge::admission::{
+    origin_allowed, AddressBuckets, ConnectionCaps, Refusal, TrustedProxies,
+};
+use crate::edge::monitor_socket::{self, Monitor};
+use crate::monitoring::metrics::Metrics;
 
 /// The address of the client of a connection, plain or TLS.
 #[derive(Clone, Copy, Debug)]
@@ -32,7 +34,7 @@ pub struct AppState {
     /// The rooms.
     pub rooms: Arc<Rooms>,
     /// Pings and the silence limit of client sessions.
-    pub keepalive: crate::signaling::Keepalive,
+    pub keepalive: crate::edge::signaling::Keepalive,
     /// Connections open, against their caps.
     pub caps: Arc<ConnectionCaps>,
     /// Page origins allowed to open `/ws` (empty: any).
@@ -61,11 +63,11 @@ pub struct AppState {
 const WS_LAYER_MAX: usize = signaling_api::MAX_MESSAGE_BYTES;
 /// What a session's socket may buffer for writing beyond what its queue holds: a write that
 /// would go past it fails (and the client is dropped) instead of growing without bound.
-const WS_MAX_WRITE_BUFFER: usize = 2 * crate::outbox::OUTBOX_BYTES;
+const WS_MAX_WRITE_BUFFER: usize = 2 * crate::edge::outbox::OUTBOX_BYTES;
 
 /// Every route; the demo page from `web_dir`, or the one built into this binary.
 pub fn router(state: AppState, web_dir: Option<PathBuf>) -> Router {
-    let page = crate::page::routes(web_dir);
+    let page = crate::edge::page::routes(web_dir);
     Router::new()
         .route("/ws", get(websocket))
         .route("/monitor", get(monitor))
@@ -102,7 +104,7 @@ async fn websocket(
             return (status, format!("{refusal}\n")).into_response();
         }
     };
-    let session = crate::signaling::Session {
+    let session = crate::edge::signaling::Session {
         rooms: state.rooms,
         metrics: state.metrics,
         keepalive: state.keepalive,
@@ -119,7 +121,7 @@ async fn websocket(
         .write_buffer_size(WS_WRITE_BUFFER)
         .max_write_buffer_size(WS_MAX_WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
-            crate::signaling::serve(socket, session).await;
+            crate::edge::signaling::serve(socket, session).await;
             drop(slot);
         })
 }
@@ -161,7 +163,7 @@ async fn monitor(
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    match crate::metrics_page::render(&state.registry) {
+    match crate::monitoring::metrics_page::render(&state.registry) {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,

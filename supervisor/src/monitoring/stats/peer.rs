@@ -12,7 +12,7 @@ use monitor_api::{
 };
 
 use super::{Stats, COLLECT_DEADLINE};
-use crate::node_link::NodeId;
+use crate::driver::node_link::NodeId;
 use room_core::rooms::RoomView;
 use signaling_api::{Direction, Kind};
 

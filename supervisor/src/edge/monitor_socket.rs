@@ -17,8 +17,8 @@ use monitor_api::{
 use serde::Serialize;
 use tokio::sync::broadcast::{self, error::RecvError};
 
-use crate::event_bus::{stamped, EventBus};
-use crate::stats::{PeerError, Stats};
+use crate::monitoring::event_bus::{stamped, EventBus};
+use crate::monitoring::stats::{PeerError, Stats};
 use room_core::quality::QualityWatch;
 
 /// Largest request a monitor may send (requests are a few dozen bytes).
@@ -30,7 +30,7 @@ pub struct Monitor {
     /// The admin token; `None` turns the API off.
     pub token: Option<String>,
     /// Pings, and how long a monitor may leave them unanswered.
-    pub keepalive: crate::signaling::Keepalive,
+    pub keepalive: crate::edge::signaling::Keepalive,
     /// What queries are answered from.
     pub stats: Arc<Stats>,
     /// What subscribers receive.
@@ -98,11 +98,11 @@ pub fn disabled() -> Response {
 }
 
 /// The refusal of a monitor connection over the connection caps (HTTP 503 or 429).
-pub fn over_cap(client: IpAddr, refusal: &crate::admission::Refusal) -> Response {
+pub fn over_cap(client: IpAddr, refusal: &crate::edge::admission::Refusal) -> Response {
     tracing::warn!(%client, "refused a monitor connection: {refusal}");
     let status = match refusal {
-        crate::admission::Refusal::Total(_) => StatusCode::SERVICE_UNAVAILABLE,
-        crate::admission::Refusal::PerAddress(_) => StatusCode::TOO_MANY_REQUESTS,
+        crate::edge::admission::Refusal::Total(_) => StatusCode::SERVICE_UNAVAILABLE,
+        crate::edge::admission::Refusal::PerAddress(_) => StatusCode::TOO_MANY_REQUESTS,
     };
     refuse(status, ApiErrorCode::RateLimited, refusal.to_string())
 }
@@ -337,7 +337,7 @@ mod tests {
         assert_eq!(login_bucket(v4), v4);
         // Through the buckets the API uses: five failures from five addresses of one /64
         // exhaust it.
-        let buckets = crate::admission::AddressBuckets::new(
+        let buckets = crate::edge::admission::AddressBuckets::new(
             FAILED_LOGINS_PER_MINUTE,
             Duration::from_secs(60),
         );

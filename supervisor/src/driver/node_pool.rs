@@ -14,9 +14,9 @@ use tokio::sync::mpsc;
 
 use monitor_api::EventKind;
 
-use crate::event_bus::EventBus;
-use crate::metrics::Metrics;
-use crate::node_link::{Expected, KillSwitch, LinkEvent, NodeId, NodeLink};
+use crate::driver::node_link::{Expected, KillSwitch, LinkEvent, NodeId, NodeLink};
+use crate::monitoring::event_bus::EventBus;
+use crate::monitoring::metrics::Metrics;
 use room_core::lifecycle::SpawnOrigin;
 
 /// How nodes are started.

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::event_bus::EventBus;
-use crate::node_link::LinkEvent;
-use crate::node_pool::NodePool;
-use crate::rooms::Rooms;
+use crate::driver::node_link::LinkEvent;
+use crate::driver::node_pool::NodePool;
+use crate::driver::rooms::Rooms;
+use crate::monitoring::event_bus::EventBus;
 use room_core::lifecycle::{Action, Input, Lifecycle};
 
 /// Drives `lifecycle` until the links' event channel closes.

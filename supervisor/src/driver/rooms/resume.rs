@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::Rooms;
-use crate::outbox::Outbox;
+use crate::edge::outbox::Outbox;
 use signaling_api::{ok_answer, Answer, ClientError, ClientErrorCode, PeerId};
 
 impl Rooms {
@@ -77,7 +77,7 @@ impl Rooms {
             ));
         }
         let mut state = self.state();
-        let now_unix = crate::join_tokens::unix_now();
+        let now_unix = crate::edge::join_tokens::unix_now();
         let resume = state.core.handle_resume(token, Instant::now(), now_unix)?;
         state.outboxes.remove(&session);
         if let Some(old) = state.outboxes.insert(resume.peer, outbox.clone()) {

@@ -15,11 +15,11 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use ipc::messages::{NodeErrorCode, NodeEvent, RoomId};
 
-use crate::event_bus::EventBus;
-use crate::join_tokens::JoinVerifier;
-use crate::metrics::Metrics;
-use crate::node_link::{LinkError, NodeId, NodeLink};
-use crate::node_pool::NodePool;
+use crate::driver::node_link::{LinkError, NodeId, NodeLink};
+use crate::driver::node_pool::NodePool;
+use crate::edge::join_tokens::JoinVerifier;
+use crate::monitoring::event_bus::EventBus;
+use crate::monitoring::metrics::Metrics;
 use room_core::rooms::{
     Cleanup, DataPipeOrder, LinkOrder, MetricChange, Output, PipeOrder, RoomCore, RoomView,
 };
@@ -27,7 +27,7 @@ use signaling_api::{ClientError, ClientErrorCode, PeerId};
 
 pub use room_core::rooms::Limits;
 
-pub use crate::outbox::Outbox;
+pub use crate::edge::outbox::Outbox;
 
 /// What the core's lock guards: the core and where to deliver what it says to each peer.
 struct State {

@@ -9,7 +9,7 @@ use ipc::calls as call;
 use ipc::messages::{RoomId, RouterId};
 
 use super::{link_error, Rooms};
-use crate::join_tokens::unix_now;
+use crate::edge::join_tokens::unix_now;
 use room_core::lifecycle::SpawnOrigin;
 use room_core::placement::Placement;
 use room_core::rooms::{Credentials, JoinStep, Rights};
