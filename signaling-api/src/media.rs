@@ -193,6 +193,35 @@ impl RtpCapabilities {
     }
 }
 
+/// The codecs of RTP parameters or capabilities, by name: what the SFU itself reads of them
+/// (which codec a producer sends, whether the router takes it). Everything else is ignored,
+/// so any well-formed mediasoup payload reads as this.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CodecNames {
+    /// The codecs, in the payload's order.
+    #[serde(default)]
+    pub codecs: Vec<CodecName>,
+}
+
+/// One codec of [`CodecNames`].
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CodecName {
+    /// `audio` or `video` (capabilities only).
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// `audio/opus`, `video/VP8`, `video/rtx`, …
+    pub mime_type: String,
+}
+
+impl CodecName {
+    /// Whether it is a media codec (not RTX, which only repairs another).
+    pub fn is_media(&self) -> bool {
+        !self.mime_type.to_ascii_lowercase().ends_with("/rtx")
+    }
+}
+
 /// `value` as the JSON object a request argument of mediasoup's shape takes (e.g.
 /// [`crate::ProduceArgs::rtp_parameters`]).
 pub fn object<T: Serialize>(value: &T) -> Map<String, Value> {

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::{
     bounded_app_data, json_value, may_consume_more, may_publish, may_subscribe, not_found,
-    not_joined, Cleanup, Output, RoomCore, Target,
+    not_joined, Cleanup, Output, PipeError, RoomCore, Target,
 };
 use signaling_api::notifications::Notification;
 use signaling_api::{
@@ -360,7 +360,7 @@ impl RoomCore {
 
     /// A data pipe ordered by [`Output::PipeData`] is done (`Ok`: the peers of its router are
     /// told the data producer is there) or failed (they never hear of it).
-    pub fn handle_data_piped(&mut self, order: &DataPipeOrder, result: Result<(), String>) {
+    pub fn handle_data_piped(&mut self, order: &DataPipeOrder, result: Result<(), PipeError>) {
         let id = order.data_producer;
         let to = order.to.router;
         let room_id = self.router_room.get(&to).cloned();

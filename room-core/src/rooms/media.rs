@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use ipc::messages::{ConsumerId, Json, MediaKind, ProducerId, TransportId};
 use monitor_api::EventKind;
+use serde::Deserialize;
 use serde_json::{Map, Value};
+use signaling_api::media::CodecNames;
 
 use super::{
     bounded_app_data, json_value, may_consume_more, may_publish, may_subscribe, not_found,
@@ -191,14 +193,14 @@ impl RoomCore {
                 format!("a peer may have at most {max} producers"),
             ));
         }
-        let codec = args
-            .rtp_parameters
-            .get("codecs")
-            .and_then(|codecs| codecs.get(0)?.get("mimeType")?.as_str())
-            .unwrap_or_default()
-            .to_string();
+        let sent = codec_names(&Value::Object(args.rtp_parameters.clone()));
+        let codec = sent
+            .codecs
+            .first()
+            .map(|c| c.mime_type.clone())
+            .unwrap_or_default();
         let (_, room) = self.room_of_peer(peer)?;
-        check_codecs(&args, &room.rtp_capabilities)?;
+        check_codecs(args.kind, &sent, &room.rtp_capabilities)?;
         let app_data = bounded_app_data(args.app_data)?;
         let call = call::Produce {
             router: target.router,
@@ -436,30 +438,35 @@ impl RoomCore {
     }
 }
 
+/// The codecs of a mediasoup payload by name; none when it has no readable list (mediasoup
+/// refuses such parameters itself).
+fn codec_names(payload: &Value) -> CodecNames {
+    CodecNames::deserialize(payload).unwrap_or_default()
+}
+
 /// A producer's media codecs (not RTX) must include one the router offers for its kind, or
 /// mediasoup refuses it with a message that does not say what would do: say it here.
-fn check_codecs(args: &ProduceArgs, router_capabilities: &Value) -> Result<(), ClientError> {
-    let kind = match args.kind {
+fn check_codecs(
+    kind: Kind,
+    sent: &CodecNames,
+    router_capabilities: &Value,
+) -> Result<(), ClientError> {
+    let kind = match kind {
         Kind::Audio => "audio",
         Kind::Video => "video",
     };
-    let media = |mime: &&str| !mime.to_ascii_lowercase().ends_with("/rtx");
-    let offered: Vec<&str> = router_capabilities["codecs"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|c| c["kind"] == kind)
-        .filter_map(|c| c["mimeType"].as_str())
-        .filter(media)
+    let router = codec_names(router_capabilities);
+    let offered: Vec<&str> = router
+        .codecs
+        .iter()
+        .filter(|c| c.kind.as_deref() == Some(kind) && c.is_media())
+        .map(|c| c.mime_type.as_str())
         .collect();
-    let sent: Vec<&str> = args
-        .rtp_parameters
-        .get("codecs")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c["mimeType"].as_str())
-        .filter(media)
+    let sent: Vec<&str> = sent
+        .codecs
+        .iter()
+        .filter(|c| c.is_media())
+        .map(|c| c.mime_type.as_str())
         .collect();
     if sent
         .iter()

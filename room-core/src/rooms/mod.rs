@@ -36,6 +36,7 @@ use signaling_api::{ClientError, ClientErrorCode, Direction, Kind, PeerId, MAX_A
 
 pub use data::{DataPipeOrder, PendingConsumeData, PendingProduceData};
 pub use membership::JoinStep;
+pub use pipes::PipeError;
 pub use resume::{Resume, TokenSource};
 pub use view::{ConsumerView, DataProducerView, PeerView, ProducerView, RoomView, RouterView};
 

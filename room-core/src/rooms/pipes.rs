@@ -9,13 +9,35 @@ use super::{Cleanup, Link, Output, PipeOrder, RoomCore, Target};
 use signaling_api::notifications::Notification;
 use signaling_api::PeerId;
 
+use crate::NodeId;
+
+/// Why a link (the pipe transport pair between two routers of a room on different nodes) or
+/// a pipe (a producer or data producer made available in another router) failed, as the
+/// driver that performed it reports it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PipeError {
+    /// The node of one side is gone.
+    #[error("{0} is gone")]
+    NodeGone(NodeId),
+    /// A node refused a step, or did not answer it in time.
+    #[error("{step} on {node}: {reason}")]
+    Step {
+        /// The node asked.
+        node: NodeId,
+        /// What it was asked (`create pipe transport`, `pipe consume`, …).
+        step: &'static str,
+        /// What it answered, or that it did not.
+        reason: String,
+    },
+}
+
 impl RoomCore {
     /// The link between `low` and `high` is up (`Ok`: their pipe transports) or failed.
     pub fn handle_linked(
         &mut self,
         low: Target,
         high: Target,
-        result: Result<(TransportId, TransportId), String>,
+        result: Result<(TransportId, TransportId), PipeError>,
     ) {
         let key = (low.router, high.router);
         let room_id = self.router_room.get(&low.router).cloned();
@@ -165,7 +187,7 @@ impl RoomCore {
     /// A pipe ordered by [`Output::Pipe`] is done (`Ok`) or failed. Done, the peers of its
     /// router are told the producer is there to consume; failed, they never hear of it (and
     /// no consumer of it can exist there).
-    pub fn handle_piped(&mut self, order: &PipeOrder, result: Result<(), String>) {
+    pub fn handle_piped(&mut self, order: &PipeOrder, result: Result<(), PipeError>) {
         let producer = order.producer;
         let to = order.to.router;
         let room_id = self.router_room.get(&to).cloned();

@@ -300,7 +300,14 @@ fn a_failed_data_pipe_is_never_announced() {
             _ => None,
         })
         .unwrap();
-    core.handle_data_piped(&order, Err("request timed out".into()));
+    core.handle_data_piped(
+        &order,
+        Err(PipeError::Step {
+            node: NODE,
+            step: "pipe consume",
+            reason: "request timed out".into(),
+        }),
+    );
     assert!(told(&drain(&mut core), c).is_empty());
     let never = core.begin_consume_data(c, consume_data_args(members[2].recv, chat));
     assert_eq!(never.unwrap_err().code, ClientErrorCode::NotFound);

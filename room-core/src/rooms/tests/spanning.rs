@@ -246,7 +246,14 @@ fn a_failed_pipe_is_never_announced_and_leaves_no_copy() {
             _ => None,
         })
         .unwrap();
-    core.handle_piped(&order, Err("request timed out".into()));
+    core.handle_piped(
+        &order,
+        Err(PipeError::Step {
+            node: NODE,
+            step: "pipe consume",
+            reason: "request timed out".into(),
+        }),
+    );
     assert!(told(&drain(&mut core), c).is_empty());
     assert!(core.copies_of(a, new).is_empty());
 }
@@ -361,7 +368,11 @@ fn a_failed_link_closes_the_router_being_opened_and_its_join_is_abandoned() {
             _ => None,
         })
         .collect();
-    core.handle_linked(links[0].low, links[0].high, Err("node-2 is gone".into()));
+    core.handle_linked(
+        links[0].low,
+        links[0].high,
+        Err(PipeError::NodeGone(OTHER_NODE)),
+    );
     // The other link comes back up after the router was closed: its transports are closed.
     let pair = (TransportId(Uuid::new_v4()), TransportId(Uuid::new_v4()));
     core.handle_linked(links[1].low, links[1].high, Ok(pair));

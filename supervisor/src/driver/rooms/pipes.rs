@@ -1,27 +1,43 @@
 //! Links and pipes between a room's routers, performed: the core orders them
-//! ([`room_core::rooms::LinkOrder`], [`room_core::rooms::PipeOrder`]), these carry them out on the nodes
-//! and return what the core needs to know.
+//! ([`room_core::rooms::LinkOrder`], [`room_core::rooms::PipeOrder`]), these carry them out on
+//! the nodes and return what the core needs to know, failures typed ([`PipeError`]).
 
 use ipc::calls as call;
 use ipc::messages::TransportId;
 
 use super::Rooms;
-use room_core::rooms::{DataPipeOrder, LinkOrder, PipeOrder};
+use crate::driver::node_link::{LinkError, NodeId, NodeLink};
+use room_core::rooms::{DataPipeOrder, LinkOrder, PipeError, PipeOrder};
+use std::sync::Arc;
+
+/// `node` failed `step` with `error`.
+fn step(node: NodeId, step: &'static str) -> impl Fn(LinkError) -> PipeError {
+    move |error| PipeError::Step {
+        node,
+        step,
+        reason: error.to_string(),
+    }
+}
 
 impl Rooms {
+    /// The link to `node`, for a link or pipe.
+    fn pipe_node(&self, node: NodeId) -> Result<Arc<NodeLink>, PipeError> {
+        self.pool.link(node).ok_or(PipeError::NodeGone(node))
+    }
+
     /// Creates a pipe transport on each side and connects each to the other. On failure,
     /// what was created is closed again.
     pub(super) async fn link(
         &self,
         order: LinkOrder,
-    ) -> Result<(TransportId, TransportId), String> {
+    ) -> Result<(TransportId, TransportId), PipeError> {
         let (low, high) = (order.low, order.high);
-        let low_node = self.node(low.node).map_err(|e| e.to_string())?;
-        let high_node = self.node(high.node).map_err(|e| e.to_string())?;
+        let low_node = self.pipe_node(low.node)?;
+        let high_node = self.pipe_node(high.node)?;
         let a = low_node
             .call(call::CreatePipeTransport { router: low.router })
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(step(low.node, "create pipe transport"))?;
         let close_a = call::CloseTransport {
             router: low.router,
             transport: a.transport,
@@ -35,7 +51,7 @@ impl Rooms {
             Ok(b) => b,
             Err(e) => {
                 let _ = low_node.call(close_a).await;
-                return Err(e.to_string());
+                return Err(step(high.node, "create pipe transport")(e));
             }
         };
         let close_b = call::CloseTransport {
@@ -50,7 +66,8 @@ impl Rooms {
                     ip: b.ip.clone(),
                     port: b.port,
                 })
-                .await?;
+                .await
+                .map_err(step(low.node, "connect pipe transport"))?;
             high_node
                 .call(call::ConnectPipeTransport {
                     router: high.router,
@@ -59,11 +76,12 @@ impl Rooms {
                     port: a.port,
                 })
                 .await
+                .map_err(step(high.node, "connect pipe transport"))
         };
         if let Err(e) = connected.await {
             let _ = low_node.call(close_a).await;
             let _ = high_node.call(close_b).await;
-            return Err(e.to_string());
+            return Err(e);
         }
         tracing::debug!(low = %low.router, high = %high.router, "routers linked: {}:{} <-> {}:{}", a.ip, a.port, b.ip, b.port);
         Ok((a.transport, b.transport))
@@ -71,8 +89,8 @@ impl Rooms {
 
     /// Makes a producer available in another router: within a node, mediasoup pipes it;
     /// between nodes, it is consumed into one pipe transport and produced out of the other.
-    pub(super) async fn pipe(&self, order: &PipeOrder) -> Result<(), String> {
-        let from = self.node(order.from.node).map_err(|e| e.to_string())?;
+    pub(super) async fn pipe(&self, order: &PipeOrder) -> Result<(), PipeError> {
+        let from = self.pipe_node(order.from.node)?;
         let Some((from_transport, to_transport)) = order.via else {
             return from
                 .call(call::PipeToRouter {
@@ -81,9 +99,9 @@ impl Rooms {
                     target: order.to.router,
                 })
                 .await
-                .map_err(|e| e.to_string());
+                .map_err(step(order.from.node, "pipe to router"));
         };
-        let to = self.node(order.to.node).map_err(|e| e.to_string())?;
+        let to = self.pipe_node(order.to.node)?;
         let sent = from
             .call(call::PipeConsume {
                 router: order.from.router,
@@ -91,7 +109,7 @@ impl Rooms {
                 producer: order.producer,
             })
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(step(order.from.node, "pipe consume"))?;
         let received = to
             .call(call::PipeProduce {
                 router: order.to.router,
@@ -108,14 +126,14 @@ impl Rooms {
                 consumer: sent.consumer,
             };
             let _ = from.call(close).await;
-            return Err(e.to_string());
+            return Err(step(order.to.node, "pipe produce")(e));
         }
         Ok(())
     }
 
     /// Makes a data producer available in another router, as [`Self::pipe`] does a producer.
-    pub(super) async fn pipe_data(&self, order: &DataPipeOrder) -> Result<(), String> {
-        let from = self.node(order.from.node).map_err(|e| e.to_string())?;
+    pub(super) async fn pipe_data(&self, order: &DataPipeOrder) -> Result<(), PipeError> {
+        let from = self.pipe_node(order.from.node)?;
         let Some((from_transport, to_transport)) = order.via else {
             return from
                 .call(call::PipeDataToRouter {
@@ -124,9 +142,9 @@ impl Rooms {
                     target: order.to.router,
                 })
                 .await
-                .map_err(|e| e.to_string());
+                .map_err(step(order.from.node, "pipe data to router"));
         };
-        let to = self.node(order.to.node).map_err(|e| e.to_string())?;
+        let to = self.pipe_node(order.to.node)?;
         let sent = from
             .call(call::PipeConsumeData {
                 router: order.from.router,
@@ -134,7 +152,7 @@ impl Rooms {
                 data_producer: order.data_producer,
             })
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(step(order.from.node, "pipe consume data"))?;
         let received = to
             .call(call::PipeProduceData {
                 router: order.to.router,
@@ -151,7 +169,7 @@ impl Rooms {
                 data_consumer: sent.data_consumer,
             };
             let _ = from.call(close).await;
-            return Err(e.to_string());
+            return Err(step(order.to.node, "pipe produce data")(e));
         }
         Ok(())
     }
