@@ -6,6 +6,7 @@
 mod data;
 mod media;
 mod membership;
+mod model;
 mod resume;
 mod spanning;
 
