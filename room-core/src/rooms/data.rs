@@ -2,7 +2,7 @@
 //! data producer to the room (`newDataProducer`), `consumeData` on a receive transport gives
 //! another peer's; a data producer gone (closed with its transport or its peer) closes its
 //! data consumers (`dataConsumerClosed`). In a room over several routers every data producer is
-//! piped to every router, as producers are ([`Output::PipeData`]).
+//! piped to every router, as producers are ([`super::Relayed::Data`]).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::{
     bounded_app_data, json_value, may_consume_more, may_publish, may_subscribe, not_found,
-    not_joined, Cleanup, Output, PipeError, RoomCore, Target,
+    not_joined, Cleanup, Relayed, RoomCore, Target,
 };
 use signaling_api::notifications::Notification;
 use signaling_api::{
@@ -62,20 +62,6 @@ pub struct PendingConsumeData {
     pub target: Target,
     /// The call.
     pub call: call::ConsumeData,
-}
-
-/// A data producer to make available in another router of its room; the result goes to
-/// [`RoomCore::handle_data_piped`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct DataPipeOrder {
-    /// The data producer.
-    pub data_producer: DataProducerId,
-    /// Its router.
-    pub from: Target,
-    /// Where it is wanted.
-    pub to: Target,
-    /// `None` within one node; between nodes, the pipe transports of `from` and of `to`.
-    pub via: Option<(TransportId, TransportId)>,
 }
 
 impl RoomCore {
@@ -184,7 +170,7 @@ impl RoomCore {
         });
         self.notify(mates, notification);
         for to in elsewhere {
-            self.order_data_pipe(&room_id, id, at.router, to);
+            self.order_pipe(&room_id, Relayed::Data(id), at.router, to);
         }
         Ok(DataProduced {
             data_producer_id: id,
@@ -337,104 +323,13 @@ impl RoomCore {
             }
         }
     }
-
-    /// Orders `data_producer` of router `from` piped to `to` (its copy is already marked
-    /// wanted); between nodes it waits for their link.
-    pub(super) fn order_data_pipe(
-        &mut self,
-        room_id: &RoomId,
-        data_producer: DataProducerId,
-        from: RouterId,
-        to: Target,
-    ) {
-        let Some((from, via)) = self.pipe_route(room_id, from, to) else {
-            return;
-        };
-        self.outputs.push_back(Output::PipeData(DataPipeOrder {
-            data_producer,
-            from,
-            to,
-            via,
-        }));
-    }
-
-    /// A data pipe ordered by [`Output::PipeData`] is done (`Ok`: the peers of its router are
-    /// told the data producer is there) or failed (they never hear of it).
-    pub fn handle_data_piped(&mut self, order: &DataPipeOrder, result: Result<(), PipeError>) {
-        let id = order.data_producer;
-        let to = order.to.router;
-        let room_id = self.router_room.get(&to).cloned();
-        let owner = room_id.as_ref().and_then(|room_id| {
-            let room = self.rooms.get(room_id)?;
-            room.peers
-                .iter()
-                .find(|(_, p)| {
-                    p.data_producers
-                        .get(&id)
-                        .is_some_and(|e| e.copies.contains_key(&to))
-                })
-                .map(|(peer, _)| *peer)
-        });
-        let (Some(room_id), Some(owner)) = (room_id, owner) else {
-            if result.is_ok() && self.router_room.contains_key(&to) {
-                let close = call::CloseDataProducer {
-                    router: to,
-                    data_producer: id,
-                };
-                self.cleanup(order.to.node, Cleanup::CloseDataProducer(close));
-            }
-            return;
-        };
-        let Some(room) = self.rooms.get_mut(&room_id) else {
-            return;
-        };
-        let Some(entry) = room
-            .peers
-            .get_mut(&owner)
-            .and_then(|p| p.data_producers.get_mut(&id))
-        else {
-            return;
-        };
-        match result {
-            Ok(()) => {
-                entry.copies.insert(to, true);
-                let notification = new_data_producer(owner, id, entry);
-                let told = Self::peers_on(room, to);
-                self.notify(told, notification);
-            }
-            Err(error) => {
-                entry.copies.remove(&to);
-                tracing::warn!(room = %room_id, data_producer = %id, router = %to, "piping a data producer failed: {error}; that router's peers do not receive it");
-            }
-        }
-    }
-
-    /// `router` is ready: every data producer of the room's other routers is piped to it.
-    pub(super) fn pipe_data_to_ready_router(&mut self, room_id: &RoomId, to: Target) {
-        let Some(room) = self.rooms.get_mut(room_id) else {
-            return;
-        };
-        let mut wanted = Vec::new();
-        for peer in room.peers.values_mut() {
-            if peer.router == to.router {
-                continue;
-            }
-            for (id, entry) in peer.data_producers.iter_mut() {
-                if let std::collections::btree_map::Entry::Vacant(copy) =
-                    entry.copies.entry(to.router)
-                {
-                    copy.insert(false);
-                    wanted.push((*id, peer.router));
-                }
-            }
-        }
-        for (id, from) in wanted {
-            self.order_data_pipe(room_id, id, from, to);
-        }
-    }
 }
 
-fn new_data_producer(peer: PeerId, id: DataProducerId, entry: &DataProducerEntry) -> Notification {
+pub(super) fn new_data_producer(
+    peer: PeerId,
+    id: DataProducerId,
+    entry: &DataProducerEntry,
+) -> Notification {
     Notification::NewDataProducer {
         peer_id: peer,
         data_producer_id: id,

@@ -13,7 +13,7 @@ use signaling_api::media::CodecNames;
 
 use super::{
     bounded_app_data, json_value, may_consume_more, may_publish, may_subscribe, not_found,
-    not_joined, Cleanup, ConsumerEntry, Peer, ProducerEntry, RoomCore, Target,
+    not_joined, Cleanup, ConsumerEntry, Peer, ProducerEntry, Relayed, RoomCore, Target,
 };
 use signaling_api::notifications::Notification;
 use signaling_api::{
@@ -284,7 +284,7 @@ impl RoomCore {
             },
         );
         for to in elsewhere {
-            self.order_pipe(&room_id, producer, kind, at.router, to);
+            self.order_pipe(&room_id, Relayed::Media(producer), at.router, to);
         }
         Ok(Produced {
             producer_id: producer,

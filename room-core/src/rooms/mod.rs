@@ -34,7 +34,7 @@ use crate::NodeId;
 use signaling_api::notifications::Notification;
 use signaling_api::{ClientError, ClientErrorCode, Direction, Kind, PeerId, MAX_APP_DATA_BYTES};
 
-pub use data::{DataPipeOrder, PendingConsumeData, PendingProduceData};
+pub use data::{PendingConsumeData, PendingProduceData};
 pub use membership::JoinStep;
 pub use pipes::PipeError;
 pub use resume::{Resume, TokenSource};
@@ -219,14 +219,12 @@ pub struct LinkOrder {
     pub high: Target,
 }
 
-/// A producer to make available in another router of its room; the result goes to
-/// [`RoomCore::handle_piped`].
+/// A producer or data producer to make available in another router of its room; the result
+/// goes to [`RoomCore::handle_piped`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct PipeOrder {
-    /// The producer.
-    pub producer: ProducerId,
-    /// Audio or video.
-    pub kind: MediaKind,
+    /// What is relayed.
+    pub what: Relayed,
     /// Its router.
     pub from: Target,
     /// Where it is wanted.
@@ -234,6 +232,17 @@ pub struct PipeOrder {
     /// `None` within one node (mediasoup pipes it); between nodes, the pipe transports of
     /// `from` and of `to`.
     pub via: Option<(TransportId, TransportId)>,
+}
+
+/// What a pipe carries to another router of the room: a producer (media) or a data producer
+/// (chat). Both are relayed the same way: copies marked wanted, ordered once the routers are
+/// linked, announced on the router once there, closed with the original.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Relayed {
+    /// A producer.
+    Media(ProducerId),
+    /// A data producer.
+    Data(DataProducerId),
 }
 
 /// What the core asks its caller to do.
@@ -259,10 +268,8 @@ pub enum Output {
     },
     /// Link two routers of a room.
     Link(LinkOrder),
-    /// Pipe a producer to another router of its room.
+    /// Pipe a producer or a data producer to another router of its room.
     Pipe(PipeOrder),
-    /// Pipe a data producer to another router of its room.
-    PipeData(DataPipeOrder),
 }
 
 /// The rooms of the SFU and the rules they follow.

@@ -1,11 +1,15 @@
 //! A room over several routers, decided: links (pipe transport pairs) between its routers on
-//! different nodes, producers piped to every router of the room (eagerly, so that consuming
-//! never waits for a pipe), and what happens when a link or a pipe fails.
+//! different nodes, producers and data producers piped to every router of the room (eagerly,
+//! so that consuming never waits for a pipe; one relay model for both, [`Relayed`]), and what
+//! happens when a link or a pipe fails.
+
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
 
 use ipc::calls as call;
 use ipc::messages::{ProducerId, RoomId, RouterId, TransportId};
 
-use super::{Cleanup, Link, Output, PipeOrder, RoomCore, Target};
+use super::{Cleanup, Link, Output, Peer, PipeOrder, Relayed, RoomCore, Target};
 use signaling_api::notifications::Notification;
 use signaling_api::PeerId;
 
@@ -119,18 +123,22 @@ impl RoomCore {
             if peer.router == router {
                 continue;
             }
-            for (producer, entry) in peer.producers.iter_mut() {
-                if let std::collections::btree_map::Entry::Vacant(copy) = entry.copies.entry(router)
-                {
+            let media = peer.producers.iter_mut().map(|(id, e)| {
+                let what = Relayed::Media(*id);
+                (what, &mut e.copies)
+            });
+            let data =
+                (peer.data_producers.iter_mut()).map(|(id, e)| (Relayed::Data(*id), &mut e.copies));
+            for (what, copies) in media.chain(data) {
+                if let Entry::Vacant(copy) = copies.entry(router) {
                     copy.insert(false);
-                    wanted.push((*producer, entry.kind, peer.router));
+                    wanted.push((what, peer.router));
                 }
             }
         }
-        for (producer, kind, from) in wanted {
-            self.order_pipe(room_id, producer, kind, from, to);
+        for (what, from) in wanted {
+            self.order_pipe(room_id, what, from, to);
         }
-        self.pipe_data_to_ready_router(room_id, to);
     }
 
     /// How something of router `from` reaches `to`: `from` as a target, and `None` within a
@@ -159,25 +167,20 @@ impl RoomCore {
         }
     }
 
-    /// Orders `producer` of router `from` piped to `to` (its copy is already marked wanted).
+    /// Orders `what` of router `from` piped to `to` (its copy is already marked wanted);
+    /// between nodes it waits for their link.
     pub(super) fn order_pipe(
         &mut self,
         room_id: &RoomId,
-        producer: ProducerId,
-        kind: signaling_api::Kind,
+        what: Relayed,
         from: RouterId,
         to: Target,
     ) {
         let Some((from, via)) = self.pipe_route(room_id, from, to) else {
             return;
         };
-        let kind = match kind {
-            signaling_api::Kind::Audio => ipc::messages::MediaKind::Audio,
-            signaling_api::Kind::Video => ipc::messages::MediaKind::Video,
-        };
         self.outputs.push_back(Output::Pipe(PipeOrder {
-            producer,
-            kind,
+            what,
             from,
             to,
             via,
@@ -185,63 +188,75 @@ impl RoomCore {
     }
 
     /// A pipe ordered by [`Output::Pipe`] is done (`Ok`) or failed. Done, the peers of its
-    /// router are told the producer is there to consume; failed, they never hear of it (and
-    /// no consumer of it can exist there).
+    /// router are told the producer (or data producer) is there to consume; failed, they never
+    /// hear of it (and nothing can consume it there).
     pub fn handle_piped(&mut self, order: &PipeOrder, result: Result<(), PipeError>) {
-        let producer = order.producer;
+        let what = order.what;
         let to = order.to.router;
         let room_id = self.router_room.get(&to).cloned();
         let owner = room_id.as_ref().and_then(|id| {
             let room = self.rooms.get(id)?;
             room.peers
                 .iter()
-                .find(|(_, p)| {
-                    p.producers
-                        .get(&producer)
-                        .is_some_and(|e| e.copies.contains_key(&to))
-                })
+                .find(|(_, p)| copies(p, what).is_some_and(|c| c.contains_key(&to)))
                 .map(|(peer, _)| *peer)
         });
         let (Some(room_id), Some(owner)) = (room_id, owner) else {
-            // The producer or the router went away meanwhile: close the copy if it was made.
+            // The original or the router went away meanwhile: close the copy if it was made.
             if result.is_ok() && self.router_room.contains_key(&to) {
-                let close = call::CloseProducer {
-                    router: to,
-                    producer,
+                let close = match what {
+                    Relayed::Media(producer) => Cleanup::CloseProducer(call::CloseProducer {
+                        router: to,
+                        producer,
+                    }),
+                    Relayed::Data(data_producer) => {
+                        Cleanup::CloseDataProducer(call::CloseDataProducer {
+                            router: to,
+                            data_producer,
+                        })
+                    }
                 };
-                self.cleanup(order.to.node, Cleanup::CloseProducer(close));
+                self.cleanup(order.to.node, close);
             }
             return;
         };
         let Some(room) = self.rooms.get_mut(&room_id) else {
             return;
         };
-        let Some(entry) = room
-            .peers
-            .get_mut(&owner)
-            .and_then(|p| p.producers.get_mut(&producer))
-        else {
+        let Some(peer) = room.peers.get_mut(&owner) else {
             return;
         };
         match result {
             Ok(()) => {
-                entry.copies.insert(to, true);
-                let kind = entry.kind;
-                let app_data = entry.app_data.clone();
+                let notification = match what {
+                    Relayed::Media(producer) => {
+                        let Some(entry) = peer.producers.get_mut(&producer) else {
+                            return;
+                        };
+                        entry.copies.insert(to, true);
+                        Notification::NewProducer {
+                            peer_id: owner,
+                            producer_id: producer,
+                            kind: entry.kind,
+                            app_data: entry.app_data.clone(),
+                        }
+                    }
+                    Relayed::Data(id) => {
+                        let Some(entry) = peer.data_producers.get_mut(&id) else {
+                            return;
+                        };
+                        entry.copies.insert(to, true);
+                        super::data::new_data_producer(owner, id, entry)
+                    }
+                };
                 let told = Self::peers_on(room, to);
-                self.notify(
-                    told,
-                    Notification::NewProducer {
-                        peer_id: owner,
-                        producer_id: producer,
-                        kind,
-                        app_data,
-                    },
-                );
+                self.notify(told, notification);
             }
             Err(error) => {
-                entry.copies.remove(&to);
-                tracing::warn!(room = %room_id, %producer, router = %to, "piping a producer failed: {error}; that router's peers do not receive it");
+                if let Some(copies) = copies_mut(peer, what) {
+                    copies.remove(&to);
+                }
+                tracing::warn!(room = %room_id, ?what, router = %to, "piping failed: {error}; that router's peers do not receive it");
             }
         }
     }
@@ -286,5 +301,20 @@ impl RoomCore {
         if self.rooms.get(room_id).is_some_and(|r| r.peers.is_empty()) {
             self.close_room(room_id, "its first join failed");
         }
+    }
+}
+
+/// The routers `what` of `peer` is piped to (`true` once there), if `peer` has it.
+fn copies(peer: &Peer, what: Relayed) -> Option<&BTreeMap<RouterId, bool>> {
+    match what {
+        Relayed::Media(producer) => peer.producers.get(&producer).map(|e| &e.copies),
+        Relayed::Data(id) => peer.data_producers.get(&id).map(|e| &e.copies),
+    }
+}
+
+fn copies_mut(peer: &mut Peer, what: Relayed) -> Option<&mut BTreeMap<RouterId, bool>> {
+    match what {
+        Relayed::Media(producer) => peer.producers.get_mut(&producer).map(|e| &mut e.copies),
+        Relayed::Data(id) => peer.data_producers.get_mut(&id).map(|e| &mut e.copies),
     }
 }

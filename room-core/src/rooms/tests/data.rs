@@ -259,14 +259,14 @@ fn in_a_room_over_two_routers_a_data_producer_is_announced_there_once_piped() {
     let order = outputs
         .iter()
         .find_map(|o| match o {
-            Output::PipeData(p) => Some(p.clone()),
+            Output::Pipe(p) if matches!(p.what, Relayed::Data(_)) => Some(p.clone()),
             _ => None,
         })
         .expect("a data pipe to C's router");
     assert_eq!((order.to, order.via), (target_of(&core, c), None));
     let early = core.begin_consume_data(c, consume_data_args(members[2].recv, chat));
     assert_eq!(early.unwrap_err().code, ClientErrorCode::NotFound);
-    core.handle_data_piped(&order, Ok(()));
+    core.handle_piped(&order, Ok(()));
     assert_eq!(told(&drain(&mut core), c), vec![announced(a, chat)]);
     let of_c = consume_data(&mut core, c, members[2].recv, chat);
     // A leaves: C is told, and the copy in C's router is closed.
@@ -296,11 +296,11 @@ fn a_failed_data_pipe_is_never_announced() {
     let order = outputs
         .into_iter()
         .find_map(|o| match o {
-            Output::PipeData(p) => Some(p),
+            Output::Pipe(p) if matches!(p.what, Relayed::Data(_)) => Some(p),
             _ => None,
         })
         .unwrap();
-    core.handle_data_piped(
+    core.handle_piped(
         &order,
         Err(PipeError::Step {
             node: NODE,

@@ -110,7 +110,6 @@ pub(super) fn settle(core: &mut RoomCore) -> Vec<Output> {
                     core.handle_linked(order.low, order.high, Ok(pair));
                 }
                 Output::Pipe(order) => core.handle_piped(order, Ok(())),
-                Output::PipeData(order) => core.handle_data_piped(order, Ok(())),
                 _ => {}
             }
         }

@@ -20,9 +20,7 @@ use crate::driver::node_pool::NodePool;
 use crate::edge::join_tokens::JoinVerifier;
 use crate::monitoring::event_bus::EventBus;
 use crate::monitoring::metrics::Metrics;
-use room_core::rooms::{
-    Cleanup, DataPipeOrder, LinkOrder, MetricChange, Output, PipeOrder, RoomCore, RoomView,
-};
+use room_core::rooms::{Cleanup, LinkOrder, MetricChange, Output, PipeOrder, RoomCore, RoomView};
 use signaling_api::{ClientError, ClientErrorCode, PeerId};
 
 pub use room_core::rooms::Limits;
@@ -43,15 +41,11 @@ struct Work {
     cleanups: Vec<(NodeId, Cleanup)>,
     links: Vec<LinkOrder>,
     pipes: Vec<PipeOrder>,
-    data_pipes: Vec<DataPipeOrder>,
 }
 
 impl Work {
     fn is_empty(&self) -> bool {
-        self.cleanups.is_empty()
-            && self.links.is_empty()
-            && self.pipes.is_empty()
-            && self.data_pipes.is_empty()
+        self.cleanups.is_empty() && self.links.is_empty() && self.pipes.is_empty()
     }
 }
 
@@ -186,7 +180,6 @@ impl Rooms {
                 Output::Node { node, cleanup } => work.cleanups.push((node, cleanup)),
                 Output::Link(order) => work.links.push(order),
                 Output::Pipe(order) => work.pipes.push(order),
-                Output::PipeData(order) => work.data_pipes.push(order),
             }
         }
         work
@@ -206,11 +199,6 @@ impl Rooms {
             for order in std::mem::take(&mut work.pipes) {
                 let result = self.pipe(&order).await;
                 let ((), more) = self.with_core(|core| core.handle_piped(&order, result));
-                next.absorb(more);
-            }
-            for order in std::mem::take(&mut work.data_pipes) {
-                let result = self.pipe_data(&order).await;
-                let ((), more) = self.with_core(|core| core.handle_data_piped(&order, result));
                 next.absorb(more);
             }
             perform(&self.pool, std::mem::take(&mut work.cleanups)).await;
@@ -289,7 +277,6 @@ impl Work {
         self.cleanups.extend(other.cleanups);
         self.links.extend(other.links);
         self.pipes.extend(other.pipes);
-        self.data_pipes.extend(other.data_pipes);
     }
 }
 

@@ -3,11 +3,11 @@
 //! the nodes and return what the core needs to know, failures typed ([`PipeError`]).
 
 use ipc::calls as call;
-use ipc::messages::TransportId;
+use ipc::messages::{DataProducerId, ProducerId, TransportId};
 
 use super::Rooms;
 use crate::driver::node_link::{LinkError, NodeId, NodeLink};
-use room_core::rooms::{DataPipeOrder, LinkOrder, PipeError, PipeOrder};
+use room_core::rooms::{LinkOrder, PipeError, PipeOrder, Relayed};
 use std::sync::Arc;
 
 /// `node` failed `step` with `error`.
@@ -87,15 +87,23 @@ impl Rooms {
         Ok((a.transport, b.transport))
     }
 
-    /// Makes a producer available in another router: within a node, mediasoup pipes it;
-    /// between nodes, it is consumed into one pipe transport and produced out of the other.
+    /// Makes a producer or data producer available in another router: within a node,
+    /// mediasoup pipes it; between nodes, it is consumed into one pipe transport and produced
+    /// out of the other.
     pub(super) async fn pipe(&self, order: &PipeOrder) -> Result<(), PipeError> {
+        match order.what {
+            Relayed::Media(producer) => self.pipe_media(order, producer).await,
+            Relayed::Data(data_producer) => self.pipe_data(order, data_producer).await,
+        }
+    }
+
+    async fn pipe_media(&self, order: &PipeOrder, producer: ProducerId) -> Result<(), PipeError> {
         let from = self.pipe_node(order.from.node)?;
         let Some((from_transport, to_transport)) = order.via else {
             return from
                 .call(call::PipeToRouter {
                     router: order.from.router,
-                    producer: order.producer,
+                    producer,
                     target: order.to.router,
                 })
                 .await
@@ -106,7 +114,7 @@ impl Rooms {
             .call(call::PipeConsume {
                 router: order.from.router,
                 transport: from_transport,
-                producer: order.producer,
+                producer,
             })
             .await
             .map_err(step(order.from.node, "pipe consume"))?;
@@ -114,7 +122,7 @@ impl Rooms {
             .call(call::PipeProduce {
                 router: order.to.router,
                 transport: to_transport,
-                producer: order.producer,
+                producer,
                 kind: sent.kind,
                 rtp_parameters: sent.rtp_parameters,
                 paused: sent.producer_paused,
@@ -131,14 +139,17 @@ impl Rooms {
         Ok(())
     }
 
-    /// Makes a data producer available in another router, as [`Self::pipe`] does a producer.
-    pub(super) async fn pipe_data(&self, order: &DataPipeOrder) -> Result<(), PipeError> {
+    async fn pipe_data(
+        &self,
+        order: &PipeOrder,
+        data_producer: DataProducerId,
+    ) -> Result<(), PipeError> {
         let from = self.pipe_node(order.from.node)?;
         let Some((from_transport, to_transport)) = order.via else {
             return from
                 .call(call::PipeDataToRouter {
                     router: order.from.router,
-                    data_producer: order.data_producer,
+                    data_producer,
                     target: order.to.router,
                 })
                 .await
@@ -149,7 +160,7 @@ impl Rooms {
             .call(call::PipeConsumeData {
                 router: order.from.router,
                 transport: from_transport,
-                data_producer: order.data_producer,
+                data_producer,
             })
             .await
             .map_err(step(order.from.node, "pipe consume data"))?;
@@ -157,7 +168,7 @@ impl Rooms {
             .call(call::PipeProduceData {
                 router: order.to.router,
                 transport: to_transport,
-                data_producer: order.data_producer,
+                data_producer,
                 sctp_stream_parameters: sent.sctp_stream_parameters,
                 label: sent.label,
                 protocol: sent.protocol,
