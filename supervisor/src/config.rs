@@ -171,8 +171,9 @@ pub struct Config {
     /// the page's help).
     #[arg(long, env = "WS_PING_INTERVAL_SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub ws_ping_interval_secs: u64,
-    /// A client silent this many seconds (no frame, not even a pong) is dropped and leaves its
-    /// room, freeing its transports, producers and consumers. Above the ping interval.
+    /// A client that answers no ping for this many seconds is dropped, however much it sends
+    /// otherwise (one that does not read cannot answer), and leaves its room unless it
+    /// resumes. Above the ping interval.
     #[arg(long, env = "WS_IDLE_TIMEOUT_SECS", default_value_t = 45, value_parser = clap::value_parser!(u64).range(2..=86400))]
     pub ws_idle_timeout_secs: u64,
     /// Seconds a peer whose signaling connection dropped (without `leave`) stays in its room,

@@ -177,6 +177,8 @@ pub async fn serve(socket: WebSocket, monitor: Monitor, remote: SocketAddr) {
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ping.tick().await;
     let mut last_pong = Instant::now();
+    // As for clients: only a pong echoing our last ping's random payload counts.
+    let mut last_ping: Option<[u8; 16]> = None;
     let mut subscription: Option<Subscription> = None;
     let mut sampling = tokio::time::interval(QUALITY_PERIOD);
     sampling.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -190,8 +192,10 @@ pub async fn serve(socket: WebSocket, monitor: Monitor, remote: SocketAddr) {
                     None,
                     ApiError::new(ApiErrorCode::BadRequest, "binary frames are not part of the protocol"),
                 )),
-                Some(Ok(Message::Pong(_))) => {
-                    last_pong = Instant::now();
+                Some(Ok(Message::Pong(payload))) => {
+                    if last_ping.is_some_and(|p| p[..] == payload[..]) {
+                        last_pong = Instant::now();
+                    }
                     continue;
                 }
                 Some(Ok(Message::Ping(_))) => continue,
@@ -210,7 +214,9 @@ pub async fn serve(socket: WebSocket, monitor: Monitor, remote: SocketAddr) {
                     tracing::info!(%remote, "dropping a monitor that answers no ping");
                     break;
                 }
-                Message::Ping(Vec::new().into())
+                let payload = uuid::Uuid::new_v4().into_bytes();
+                last_ping = Some(payload);
+                Message::Ping(payload.to_vec().into())
             }
             // Only while someone subscribed to quality events: sample their rooms.
             _ = sampling.tick(), if subscription.as_ref().is_some_and(|s| s.quality.is_some()) => {

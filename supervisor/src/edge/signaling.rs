@@ -38,15 +38,20 @@ const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 pub struct Keepalive {
     /// A WebSocket ping this often.
     pub ping_every: std::time::Duration,
-    /// A client heard from (any frame, pongs included) less recently than this is dropped.
+    /// A client whose last answer to a ping is older than this is dropped, whatever else it
+    /// sends.
     pub silence_limit: std::time::Duration,
 }
 
 /// What the reader asks of the writer.
 enum Control {
-    Ping,
+    /// A ping with this payload.
+    Ping([u8; 16]),
     Close(CloseFrame),
 }
+
+/// Pings whose pong still counts (a late pong answers one of the last few).
+const PINGS_REMEMBERED: usize = 4;
 
 /// What a session needs besides its socket.
 pub struct Session {
@@ -122,8 +127,11 @@ pub async fn serve(socket: WebSocket, session: Session) {
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ping.tick().await;
     // Liveness is an answered ping: a client that keeps sending but never reads (and so
-    // never answers a ping) is dropped too.
+    // never answers a ping) is dropped too. Each ping carries 16 random bytes and only a pong
+    // echoing one of the last few counts, so a client cannot stay alive on pongs it sends
+    // unasked without reading.
     let mut last_pong = tokio::time::Instant::now();
+    let mut pings: std::collections::VecDeque<[u8; 16]> = std::collections::VecDeque::new();
     loop {
         let message = tokio::select! {
             biased;
@@ -149,7 +157,12 @@ pub async fn serve(socket: WebSocket, session: Session) {
                     close(&mut closing, close_code::AWAY, "no answer to pings");
                     break;
                 }
-                let _ = control_tx.try_send(Control::Ping);
+                let payload = Uuid::new_v4().into_bytes();
+                if pings.len() == PINGS_REMEMBERED {
+                    pings.pop_front();
+                }
+                pings.push_back(payload);
+                let _ = control_tx.try_send(Control::Ping(payload));
                 continue;
             }
             message = stream.next() => match message {
@@ -213,8 +226,10 @@ pub async fn serve(socket: WebSocket, session: Session) {
                 )
             }
             Message::Close(_) => break,
-            Message::Pong(_) => {
-                last_pong = tokio::time::Instant::now();
+            Message::Pong(payload) => {
+                if pings.iter().any(|p| p[..] == payload[..]) {
+                    last_pong = tokio::time::Instant::now();
+                }
                 continue;
             }
             Message::Ping(_) => continue,
@@ -255,7 +270,9 @@ async fn write_frames(
                 Control::Close(frame) => {
                     return write(sink.send(Message::Close(Some(frame)))).await;
                 }
-                Control::Ping => write(sink.send(Message::Ping(Vec::new().into()))).await?,
+                Control::Ping(payload) => {
+                    write(sink.send(Message::Ping(payload.to_vec().into()))).await?
+                }
             },
             frame = queued.recv() => {
                 let Some(text) = frame else { return Ok(()) };

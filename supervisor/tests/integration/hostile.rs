@@ -106,6 +106,40 @@ async fn clients_that_flood_and_never_read_hold_little_memory_and_are_closed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pongs_a_client_sends_unasked_do_not_keep_a_non_reading_client_alive() {
+    let sfu = Sfu::start(&[
+        "--ws-ping-interval-secs",
+        "1",
+        "--ws-idle-timeout-secs",
+        "3",
+    ]);
+    let mut ws = RawWs::connect(sfu.port).await;
+    // A pong every 200 ms (RFC 6455 allows unsolicited ones as a heartbeat), never a read:
+    // it cannot echo the server's pings, whose payloads it never saw.
+    let started = Instant::now();
+    let mut closed = false;
+    while started.elapsed() < Duration::from_secs(10) {
+        if !ws.send_pong(b"still here").await {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ending = if closed {
+        Ending::Closed(None)
+    } else {
+        ws.wait_closed(Duration::from_secs(1)).await
+    };
+    assert!(
+        matches!(ending, Ending::Closed(_)),
+        "still connected after 10 s of pongs without a read"
+    );
+    assert!(sfu
+        .log_text()
+        .contains("dropping a client that answers no ping"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frame_announcing_more_than_64_kib_is_refused_before_its_payload_is_read() {
     let sfu = Sfu::start(&[]);
     let mut ws = RawWs::connect(sfu.port).await;

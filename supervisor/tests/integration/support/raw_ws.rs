@@ -96,6 +96,13 @@ impl RawWs {
         self.stream.write_all(&frame).await.is_ok()
     }
 
+    /// Sends a pong nobody asked for, with `payload`; `false` once the server has closed.
+    pub async fn send_pong(&mut self, payload: &[u8]) -> bool {
+        let mut frame = Self::header(0xA, payload.len() as u64);
+        frame.extend_from_slice(payload);
+        self.stream.write_all(&frame).await.is_ok()
+    }
+
     /// Sends only the header of a text frame announcing `len` bytes.
     pub async fn send_header_only(&mut self, len: u64) {
         let header = Self::header(0x1, len);
