@@ -178,15 +178,20 @@ pub(super) fn target_of(core: &RoomCore, peer: PeerId) -> Target {
     core.target(peer).unwrap()
 }
 
-pub(super) fn transport(core: &mut RoomCore, peer: PeerId, direction: Direction) -> TransportId {
-    let at = core.begin_create_transport(peer).unwrap();
-    let answer = call::TransportCreated {
+/// What a node answers to `CreateWebRtcTransport` (a new id, empty parameters).
+pub(super) fn transport_created() -> call::TransportCreated {
+    call::TransportCreated {
         transport: TransportId(Uuid::new_v4()),
         ice_parameters: Json("{}".into()),
         ice_candidates: Json("[]".into()),
         dtls_parameters: Json("{}".into()),
         sctp_parameters: None,
-    };
+    }
+}
+
+pub(super) fn transport(core: &mut RoomCore, peer: PeerId, direction: Direction) -> TransportId {
+    let at = core.begin_create_transport(peer).unwrap();
+    let answer = transport_created();
     let created = core
         .handle_transport_created(peer, &at, direction, answer)
         .unwrap();

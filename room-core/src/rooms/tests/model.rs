@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use ipc::calls as call;
-use ipc::messages::{ConsumerId, Json, MediaKind, NodeEvent, ProducerId, RoomId, TransportId};
+use ipc::messages::{ConsumerId, NodeEvent, ProducerId, RoomId, TransportId};
 use proptest::prelude::*;
 use uuid::Uuid;
 
@@ -310,13 +310,7 @@ impl World {
     fn answer(&mut self, pending: Pending) {
         match pending {
             Pending::Transport(slot, epoch, at, direction) => {
-                let answer = call::TransportCreated {
-                    transport: TransportId(Uuid::new_v4()),
-                    ice_parameters: Json("{}".into()),
-                    ice_candidates: Json("[]".into()),
-                    dtls_parameters: Json("{}".into()),
-                    sctp_parameters: None,
-                };
+                let answer = transport_created();
                 let peer = self.peers[slot as usize];
                 let created = self
                     .core
@@ -350,13 +344,7 @@ impl World {
                 }
             }
             Pending::Consume(slot, epoch, pending) => {
-                let answer = call::Consumed {
-                    consumer: ConsumerId(Uuid::new_v4()),
-                    kind: MediaKind::Audio,
-                    rtp_parameters: Json("{}".into()),
-                    consumer_type: "simple".into(),
-                    producer_paused: false,
-                };
+                let answer = consumed_answer();
                 let peer = self.peers[slot as usize];
                 let producer = pending.call.producer;
                 let standing =
