@@ -124,11 +124,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 max_consumers_per_worker: config.max_consumers_per_worker,
                 max_nodes: config.max_nodes(),
             },
+            Duration::from_secs(config.resume_grace_secs),
             monitor_events.clone(),
             metrics.clone(),
         )
-        .with_join_verifier(config.join_verifier()?)
-        .with_resume_grace(Duration::from_secs(config.resume_grace_secs)),
+        .with_join_verifier(config.join_verifier()?),
     );
     if config.join_secret.is_some() || config.join_public_key.is_some() {
         tracing::info!("join tokens on: every join needs a signed token");

@@ -66,7 +66,7 @@ pub struct PendingConsumeData {
 
 impl RoomCore {
     /// The produceData call for `peer`, if it may produce data on that transport.
-    pub fn begin_produce_data(
+    pub(crate) fn begin_produce_data(
         &self,
         peer: PeerId,
         args: ProduceDataArgs,
@@ -120,7 +120,7 @@ impl RoomCore {
 
     /// The node created `peer`'s data producer: the peers of its router are told now, and it
     /// is piped to the room's other routers, whose peers are told once it is there.
-    pub fn handle_data_produced(
+    pub(crate) fn handle_data_produced(
         &mut self,
         peer: PeerId,
         pending: PendingProduceData,
@@ -179,7 +179,7 @@ impl RoomCore {
 
     /// The consumeData call for `peer`, if the data producer is another peer's in its room
     /// and there on its router.
-    pub fn begin_consume_data(
+    pub(crate) fn begin_consume_data(
         &self,
         peer: PeerId,
         args: ConsumeDataArgs,
@@ -226,7 +226,7 @@ impl RoomCore {
     }
 
     /// The node created `peer`'s data consumer.
-    pub fn handle_data_consumed(
+    pub(crate) fn handle_data_consumed(
         &mut self,
         peer: PeerId,
         pending: PendingConsumeData,

@@ -54,7 +54,10 @@ pub struct PendingConsume {
 
 impl RoomCore {
     /// The router RTP capabilities of the peer's room.
-    pub fn router_rtp_capabilities(&self, peer: PeerId) -> Result<RouterCapabilities, ClientError> {
+    pub(crate) fn router_rtp_capabilities(
+        &self,
+        peer: PeerId,
+    ) -> Result<RouterCapabilities, ClientError> {
         let (_, room) = self.room_of_peer(peer)?;
         Ok(RouterCapabilities {
             router_rtp_capabilities: room.rtp_capabilities.clone(),
@@ -62,7 +65,7 @@ impl RoomCore {
     }
 
     /// Where `peer`'s new transport is created, if it may have one more.
-    pub fn begin_create_transport(&self, peer: PeerId) -> Result<Target, ClientError> {
+    pub(crate) fn begin_create_transport(&self, peer: PeerId) -> Result<Target, ClientError> {
         let (target, p) = self.peer(peer)?;
         let max = self.limits.max_transports_per_peer;
         if p.transports.len() >= max {
@@ -75,7 +78,7 @@ impl RoomCore {
     }
 
     /// The node created a transport for `peer` at `at`.
-    pub fn handle_transport_created(
+    pub(crate) fn handle_transport_created(
         &mut self,
         peer: PeerId,
         at: &Target,
@@ -106,7 +109,7 @@ impl RoomCore {
     }
 
     /// Where one of `peer`'s transports is, if it has it (`want`: of that direction).
-    pub fn own_transport(
+    pub(crate) fn own_transport(
         &self,
         peer: PeerId,
         transport: &str,
@@ -119,7 +122,7 @@ impl RoomCore {
     }
 
     /// The call giving one of `peer`'s transports the client's DTLS parameters.
-    pub fn begin_connect_transport(
+    pub(crate) fn begin_connect_transport(
         &self,
         peer: PeerId,
         transport: &str,
@@ -135,7 +138,9 @@ impl RoomCore {
     }
 
     /// The node's new ICE parameters, as the client takes them.
-    pub fn handle_ice_restarted(answer: call::IceRestarted) -> Result<IceRestarted, ClientError> {
+    pub(crate) fn handle_ice_restarted(
+        answer: call::IceRestarted,
+    ) -> Result<IceRestarted, ClientError> {
         Ok(IceRestarted {
             ice_parameters: json_value(&answer.ice_parameters)?,
         })
@@ -143,7 +148,7 @@ impl RoomCore {
 
     /// `peer` closes one of its transports: it is forgotten at once, with the producers and
     /// consumers it carried.
-    pub fn close_transport(
+    pub(crate) fn close_transport(
         &mut self,
         peer: PeerId,
         transport: &str,
@@ -178,7 +183,7 @@ impl RoomCore {
     }
 
     /// The produce call for `peer`, if it may produce on that transport.
-    pub fn begin_produce(
+    pub(crate) fn begin_produce(
         &self,
         peer: PeerId,
         args: ProduceArgs,
@@ -224,7 +229,7 @@ impl RoomCore {
 
     /// The node created `peer`'s producer: the peers of its router are told now, and it is
     /// piped to the room's other routers, whose peers are told once it is there.
-    pub fn handle_produced(
+    pub(crate) fn handle_produced(
         &mut self,
         peer: PeerId,
         pending: PendingProduce,
@@ -292,7 +297,7 @@ impl RoomCore {
     }
 
     /// The consume call for `peer`, if the producer is another peer's in its room.
-    pub fn begin_consume(
+    pub(crate) fn begin_consume(
         &self,
         peer: PeerId,
         args: ConsumeArgs,
@@ -344,7 +349,7 @@ impl RoomCore {
     }
 
     /// The node created `peer`'s consumer (paused).
-    pub fn handle_consumed(
+    pub(crate) fn handle_consumed(
         &mut self,
         peer: PeerId,
         pending: PendingConsume,
@@ -399,7 +404,7 @@ impl RoomCore {
 
     /// Where a pause, resume or close of one of `peer`'s producers goes; a close forgets it
     /// at once and closes its consumers.
-    pub fn producer_request(
+    pub(crate) fn producer_request(
         &mut self,
         peer: PeerId,
         producer: &str,
@@ -420,7 +425,7 @@ impl RoomCore {
     }
 
     /// Where a request on one of `peer`'s consumers goes; a close forgets it at once.
-    pub fn consumer_request(
+    pub(crate) fn consumer_request(
         &mut self,
         peer: PeerId,
         consumer: &str,

@@ -40,7 +40,7 @@ pub enum JoinStep {
 impl RoomCore {
     /// `peer` asks to join with `credentials` (its token checked by the caller); admitted, it is in
     /// the room on one of its routers and the others are told.
-    pub fn handle_join(
+    pub(crate) fn handle_join(
         &mut self,
         peer: PeerId,
         args: &JoinArgs,
@@ -103,6 +103,7 @@ impl RoomCore {
                 token_expires_at: credentials.expires_at,
                 joined_at: now,
                 detached_until: None,
+                epoch: 0,
                 transports: HashMap::new(),
                 producers: HashMap::new(),
                 consumers: HashMap::new(),
@@ -175,7 +176,7 @@ impl RoomCore {
     /// Where a new router of `room` goes (a new room's first, or one more for a room whose
     /// routers are full), given the ready nodes (id and worker count) and how many nodes run
     /// or start: a worker of the room's node first, then the least loaded, then a new node.
-    pub fn place_router(
+    pub(crate) fn place_router(
         &self,
         room: &RoomId,
         ready: &[(NodeId, u32)],
@@ -232,7 +233,7 @@ impl RoomCore {
     /// A router of `room` exists on `worker` of `node` (the room too, if it is its first).
     /// Links to the room's routers on other nodes are ordered; once they are up, every
     /// producer of the room is piped to it and peers may join it.
-    pub fn handle_router_created(
+    pub(crate) fn handle_router_created(
         &mut self,
         room_id: RoomId,
         router: RouterId,
@@ -310,7 +311,7 @@ impl RoomCore {
     /// `peer` leaves (it asked, or its connection dropped): what it produced is closed for
     /// everyone, the others are told, its router closes if it was its last peer, and the
     /// room with its last peer.
-    pub fn handle_leave(&mut self, peer: PeerId) -> Result<(), ClientError> {
+    pub(crate) fn handle_leave(&mut self, peer: PeerId) -> Result<(), ClientError> {
         let room_id = self.peer_room.remove(&peer).ok_or_else(not_joined)?;
         self.resumption.forget(peer);
         let Some(room) = self.rooms.get_mut(&room_id) else {

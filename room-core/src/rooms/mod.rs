@@ -1,15 +1,18 @@
 //! The room core: the directory of rooms (which node and worker hosts each, its peers and
 //! what each peer owns) and every decision on it, as a plain state machine without locks,
-//! async or sending. Inputs are what happened (`handle_*`: a join admitted, a node's answer,
-//! a node event, a node lost, a peer gone); outputs wait in a queue ([`RoomCore::poll_output`]):
-//! notifications per peer, monitor events, metric changes and node requests nobody waits
-//! for (closing what is left). A request whose answer a client waits for is built by a
-//! `begin_*` method and its node's answer comes back through the matching `handle_*`, which
-//! checks the peer is still there. A room spans several routers when one worker cannot carry
-//! it: links and pipes between them are orders too ([`Output::Link`], [`Output::Pipe`]), whose
-//! results come back as inputs. [`super::Rooms`] performs the calls and delivers the outputs.
+//! async or sending, on str0m's contract: [`RoomCore::handle`] takes one [`Input`] (a client's
+//! request, a node's answer to a ticket, a node event, a lost node, a dropped connection, a
+//! timeout) with the time, and [`RoomCore::poll_output`] gives what to do, oldest first:
+//! replies, notifications, node calls with their tickets, router placement and node starts,
+//! monitor events, metrics, and last the next [`Output::Timeout`]. A join that needs a new
+//! router is core state ([`joins`]); so is every request waiting for its node
+//! ([`contract`]). A room spans several routers when one worker cannot carry it: links and
+//! pipes between them are orders too ([`Output::Link`], [`Output::Pipe`]), whose results
+//! come back as inputs. The supervisor's driver performs the outputs.
 
+mod contract;
 mod data;
+mod joins;
 mod media;
 mod membership;
 mod node_events;
@@ -19,8 +22,8 @@ mod resume;
 mod tests;
 mod view;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::Instant;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use ipc::calls as call;
 use ipc::messages::{
@@ -32,9 +35,13 @@ use serde_json::Value;
 
 use crate::NodeId;
 use signaling_api::notifications::Notification;
-use signaling_api::{ClientError, ClientErrorCode, Direction, Kind, PeerId, MAX_APP_DATA_BYTES};
+use signaling_api::{
+    Answer, ClientError, ClientErrorCode, Direction, Kind, PeerId, MAX_APP_DATA_BYTES,
+};
 
+pub use contract::{Input, Ticket};
 pub use data::{PendingConsumeData, PendingProduceData};
+pub use media::{PendingConsume, PendingProduce};
 pub use membership::JoinStep;
 pub use pipes::PipeError;
 pub use resume::{Resume, TokenSource};
@@ -145,6 +152,9 @@ pub(crate) struct Peer {
     pub(crate) joined_at: Instant,
     /// Set while its signaling connection is gone: when its resume grace period ends.
     pub(crate) detached_until: Option<Instant>,
+    /// Which of its connections this is: bumped when one drops or another resumes it, so that
+    /// an answer to an older connection's request is not taken as this one's.
+    pub(crate) epoch: u32,
     pub(crate) transports: HashMap<TransportId, Direction>,
     pub(crate) producers: HashMap<ProducerId, ProducerEntry>,
     pub(crate) consumers: HashMap<ConsumerId, ConsumerEntry>,
@@ -248,6 +258,45 @@ pub enum Relayed {
 /// What the core asks its caller to do.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Output {
+    /// Answer request `id` of the connection `session`, before anything queued after this.
+    Reply {
+        /// The connection that asked.
+        session: PeerId,
+        /// The request's id.
+        id: u64,
+        /// The answer, or why not.
+        result: Result<Answer, ClientError>,
+    },
+    /// The connection `session` speaks for `to` from now on (a resume), no more for `from`;
+    /// `to`'s previous connection, if another, is closed.
+    Attach {
+        /// The connection.
+        session: PeerId,
+        /// The peer it spoke for.
+        from: PeerId,
+        /// The peer it speaks for now.
+        to: PeerId,
+    },
+    /// Send `request` to `node`; its answer comes back as [`Input::Answer`] with `ticket`.
+    Call {
+        /// What the answer is for.
+        ticket: Ticket,
+        /// Which node.
+        node: NodeId,
+        /// What to ask.
+        request: call::Request,
+    },
+    /// A room needs a new router: say which nodes are ready ([`Input::Nodes`], waiting a
+    /// little for one if none is).
+    FindNodes {
+        /// What the answer is for.
+        ticket: Ticket,
+    },
+    /// Every worker is full: start a node ([`Input::NodeStarted`]).
+    SpawnNode {
+        /// What the answer is for.
+        ticket: Ticket,
+    },
     /// Send `notification` to each of `to`.
     Notify {
         /// The peers told.
@@ -270,6 +319,9 @@ pub enum Output {
     Link(LinkOrder),
     /// Pipe a producer or a data producer to another router of its room.
     Pipe(PipeOrder),
+    /// Nothing else to do now: give [`Input::Timeout`] at this instant (the end of a resume
+    /// grace period), unless another input comes first.
+    Timeout(Instant),
 }
 
 /// The rooms of the SFU and the rules they follow.
@@ -283,6 +335,17 @@ pub struct RoomCore {
     router_room: HashMap<RouterId, RoomId>,
     next_seq: u64,
     outputs: VecDeque<Output>,
+    /// How long a dropped connection's peer may be resumed (zero: it leaves at once).
+    resume_grace: Duration,
+    /// Requests waiting for a node's answer, by ticket.
+    tickets: HashMap<Ticket, contract::Pending>,
+    next_ticket: u64,
+    /// Joins waiting for a new router of their room.
+    joins: HashMap<RoomId, joins::Joining>,
+    /// When resume grace periods end (some may have been resumed since: checked then).
+    deadlines: BTreeSet<Instant>,
+    /// The time of the last input.
+    now: Instant,
 }
 
 /// The refusal of a request that needs a room, from a peer in none.
@@ -356,8 +419,13 @@ fn json_value(json: &Json) -> Result<Value, ClientError> {
 }
 
 impl RoomCore {
-    /// No rooms yet; resume tokens come from `tokens`.
+    /// No rooms yet; resume tokens come from `tokens`; resume is off.
     pub fn new(limits: Limits, tokens: TokenSource) -> Self {
+        Self::with_resume_grace(limits, tokens, Duration::ZERO)
+    }
+
+    /// [`RoomCore::new`], a peer whose connection drops staying resumable for `grace`.
+    pub fn with_resume_grace(limits: Limits, tokens: TokenSource, grace: Duration) -> Self {
         Self {
             limits,
             resumption: resume::Resumption::default(),
@@ -368,11 +436,27 @@ impl RoomCore {
             router_room: HashMap::new(),
             next_seq: 0,
             outputs: VecDeque::new(),
+            resume_grace: grace,
+            tickets: HashMap::new(),
+            next_ticket: 0,
+            joins: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            now: Instant::now(),
         }
     }
 
-    /// The next thing to do, oldest first.
-    pub fn poll_output(&mut self) -> Option<Output> {
+    /// The next thing to do, oldest first; once nothing is queued, [`Output::Timeout`] (then
+    /// the caller waits for that instant or the next input).
+    pub fn poll_output(&mut self) -> Output {
+        match self.outputs.pop_front() {
+            Some(output) => output,
+            None => Output::Timeout(self.next_timeout()),
+        }
+    }
+
+    /// Queued outputs, without the final timeout (the scenario tests' view).
+    #[cfg(test)]
+    pub(crate) fn poll_queued(&mut self) -> Option<Output> {
         self.outputs.pop_front()
     }
 
@@ -382,23 +466,13 @@ impl RoomCore {
         &self.rooms
     }
 
-    /// The limits in force.
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
     /// Whether `peer` is in a room.
     pub fn is_joined(&self, peer: PeerId) -> bool {
         self.peer_room.contains_key(&peer)
     }
 
-    /// The room `peer` is in.
-    pub fn room_of(&self, peer: PeerId) -> Option<&RoomId> {
-        self.peer_room.get(&peer)
-    }
-
     /// The SFU is stopping: every joined peer is told, and joins are refused from now on.
-    pub fn handle_shutdown(&mut self) {
+    pub(crate) fn handle_shutdown(&mut self) {
         self.shutting_down = true;
         let to: Vec<PeerId> = self.peer_room.keys().copied().collect();
         self.notify(to, Notification::ShuttingDown {});

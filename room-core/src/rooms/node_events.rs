@@ -28,7 +28,7 @@ fn producer_owner(room: &Room, producer: ProducerId) -> Option<PeerId> {
 
 impl RoomCore {
     /// `node` reported `event`: the peers it concerns are told.
-    pub fn handle_node_event(&mut self, node: NodeId, event: NodeEvent) {
+    pub(crate) fn handle_node_event(&mut self, node: NodeId, event: NodeEvent) {
         let router = match &event {
             NodeEvent::ConsumerClosed { router, .. }
             | NodeEvent::ConsumerPaused { router, .. }
@@ -204,7 +204,7 @@ impl RoomCore {
     /// no longer joined; what they sent is closed for the others; links to the lost routers
     /// are closed on the other side. Peers of the room on other nodes keep their media; a room
     /// with no router left is closed.
-    pub fn handle_node_lost(&mut self, node: NodeId, reason: &str) {
+    pub(crate) fn handle_node_lost(&mut self, node: NodeId, reason: &str) {
         let affected: Vec<RoomId> = self
             .rooms
             .iter()

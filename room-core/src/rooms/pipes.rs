@@ -37,7 +37,7 @@ pub enum PipeError {
 
 impl RoomCore {
     /// The link between `low` and `high` is up (`Ok`: their pipe transports) or failed.
-    pub fn handle_linked(
+    pub(crate) fn handle_linked(
         &mut self,
         low: Target,
         high: Target,
@@ -190,7 +190,7 @@ impl RoomCore {
     /// A pipe ordered by [`Output::Pipe`] is done (`Ok`) or failed. Done, the peers of its
     /// router are told the producer (or data producer) is there to consume; failed, they never
     /// hear of it (and nothing can consume it there).
-    pub fn handle_piped(&mut self, order: &PipeOrder, result: Result<(), PipeError>) {
+    pub(crate) fn handle_piped(&mut self, order: &PipeOrder, result: Result<(), PipeError>) {
         let what = order.what;
         let to = order.to.router;
         let room_id = self.router_room.get(&to).cloned();
@@ -262,7 +262,7 @@ impl RoomCore {
     }
 
     /// The routers `producer` of `peer` is piped to (pause and resume go to each of them).
-    pub fn copies_of(&self, peer: PeerId, producer: ProducerId) -> Vec<Target> {
+    pub(crate) fn copies_of(&self, peer: PeerId, producer: ProducerId) -> Vec<Target> {
         let Ok((_, room)) = self.room_of_peer(peer) else {
             return Vec::new();
         };
@@ -285,7 +285,7 @@ impl RoomCore {
 
     /// A join that needed a new router did not make it in: routers left without peers are
     /// closed, and the room if nobody is in it.
-    pub fn handle_join_abandoned(&mut self, room_id: &RoomId) {
+    pub(crate) fn handle_join_abandoned(&mut self, room_id: &RoomId) {
         let Some(room) = self.rooms.get(room_id) else {
             return;
         };

@@ -96,7 +96,7 @@ impl RoomCore {
     /// `peer`'s connection ended without `leave`. A joined peer stays in its room until
     /// `now + grace` (returned: when to call [`RoomCore::handle_resume_expired`]); a peer that
     /// is not in a room (or with resume off: `grace` zero) has nothing to keep.
-    pub fn handle_detached(
+    pub(crate) fn handle_detached(
         &mut self,
         peer: PeerId,
         now: Instant,
@@ -122,7 +122,7 @@ impl RoomCore {
     /// (taken from another one if it still had one) and gets its state as it is now, with a
     /// fresh token. A peer whose room moved meanwhile is not in a room any more: the answer
     /// says so and the `roomMoved` it missed follows.
-    pub fn handle_resume(
+    pub(crate) fn handle_resume(
         &mut self,
         token: &str,
         now: Instant,
@@ -247,7 +247,7 @@ impl RoomCore {
     }
 
     /// Detached peers whose grace period is over at `now`.
-    pub fn resume_expired(&self, now: Instant) -> Vec<PeerId> {
+    pub(crate) fn resume_expired(&self, now: Instant) -> Vec<PeerId> {
         let in_rooms = self
             .rooms
             .values()
@@ -265,7 +265,7 @@ impl RoomCore {
     }
 
     /// When `peer`'s resume grace period ends, if its connection is gone.
-    pub fn detached_until(&self, peer: PeerId) -> Option<Instant> {
+    pub(crate) fn detached_until(&self, peer: PeerId) -> Option<Instant> {
         if let Some((_, _, until)) = self.resumption.missed_move.get(&peer) {
             return Some(*until);
         }
@@ -275,7 +275,7 @@ impl RoomCore {
 
     /// `peer`'s grace period is over: unless it resumed meanwhile, it leaves its room (the
     /// others are told, as for a `leave`). Whether it left.
-    pub fn handle_resume_expired(&mut self, peer: PeerId, now: Instant) -> bool {
+    pub(crate) fn handle_resume_expired(&mut self, peer: PeerId, now: Instant) -> bool {
         let Some(until) = self.detached_until(peer) else {
             return false;
         };

@@ -301,7 +301,7 @@ impl NodeLink {
     }
 
     /// Sends `call` and waits for its answer, at most the link's timeout.
-    pub async fn call<C: Call>(&self, call: C) -> Result<C::Answer, LinkError> {
+    pub async fn call<C: Call>(self: &Arc<Self>, call: C) -> Result<C::Answer, LinkError> {
         let request: Request = call.into();
         let name = request.name();
         let response = self.request(request).await?;
@@ -312,7 +312,13 @@ impl NodeLink {
     }
 
     /// Sends `request` and waits for its answer, at most the link's timeout.
-    async fn request(&self, request: Request) -> Result<Response, LinkError> {
+    pub async fn request(self: &Arc<Self>, request: Request) -> Result<Response, LinkError> {
+        self.send(request)?.answer().await
+    }
+
+    /// Sends `request` now (so that requests sent one after another reach the node in that
+    /// order) without waiting: its answer is [`Sent::answer`].
+    pub fn send(self: &Arc<Self>, request: Request) -> Result<Sent, LinkError> {
         let ticket = self.pending.register()?;
         let id = ticket.id;
         let (name, sent) = (request.name(), Instant::now());
@@ -323,9 +329,12 @@ impl NodeLink {
             }
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(RpcError::Disconnected.into()),
         }
-        let answer = self.pending.wait(ticket, self.timeout).await;
-        self.metrics.node_request(name, sent.elapsed());
-        Ok(answer??)
+        Ok(Sent {
+            link: self.clone(),
+            ticket,
+            name,
+            sent,
+        })
     }
 
     /// When the last load report (the heartbeat) arrived (the hello, before any).
@@ -359,3 +368,22 @@ impl NodeLink {
 
 #[cfg(test)]
 mod tests;
+
+/// A request sent to a node, its answer to come.
+pub struct Sent {
+    link: Arc<NodeLink>,
+    ticket: ipc::rpc::Ticket<Result<Response, NodeError>>,
+    name: &'static str,
+    sent: Instant,
+}
+
+impl Sent {
+    /// The node's answer, at most the link's timeout after it was sent.
+    pub async fn answer(self) -> Result<Response, LinkError> {
+        let answer = self.link.pending.wait(self.ticket, self.link.timeout).await;
+        self.link
+            .metrics
+            .node_request(self.name, self.sent.elapsed());
+        Ok(answer??)
+    }
+}

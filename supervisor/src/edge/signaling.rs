@@ -17,8 +17,8 @@ use crate::edge::admission::{AddressBuckets, RateVerdict, RequestRate};
 use crate::edge::outbox::{Inbox, Outbox, OUTBOX_BYTES};
 use crate::monitoring::metrics::Metrics;
 use signaling_api::{
-    error_answer, ok_answer, read_frame, validate_room, Answer, ClientError, ClientErrorCode,
-    Method, PeerId, Request, MAX_MESSAGE_BYTES,
+    error_answer, read_frame, validate_room, ClientError, ClientErrorCode, Method, PeerId, Request,
+    MAX_MESSAGE_BYTES,
 };
 
 /// Frames written before one flush.
@@ -69,13 +69,13 @@ pub struct Session {
     pub joins: Arc<AddressBuckets>,
 }
 
-/// Who asks: the peer this connection speaks for (another one after a `resume`), its
-/// address for the checks that go by address, and where its frames go.
+/// Who asks: the connection, the peer it speaks for (another one after a `resume`), and its
+/// address for the checks that go by address.
 struct Asker<'a> {
+    session: PeerId,
     peer: PeerId,
     client: IpAddr,
     joins: &'a AddressBuckets,
-    outbox: &'a Outbox,
 }
 
 /// Serves one client until its socket closes, it stops reading, goes silent or floods.
@@ -93,10 +93,10 @@ pub async fn serve(socket: WebSocket, session: Session) {
     let (mut sink, mut stream) = socket.split();
     let (outbox, inbox) = Outbox::new(OUTBOX_BYTES);
     let mut asker = Asker {
+        session: peer,
         peer,
         client,
         joins: &joins,
-        outbox: &outbox,
     };
     let overflow = inbox.overflow.clone();
     let (control_tx, control_rx) = mpsc::channel::<Control>(2);
@@ -240,7 +240,7 @@ pub async fn serve(socket: WebSocket, session: Session) {
     // Whatever the reason the socket ended, the peer leaves its room, or is kept for a
     // resume (unless another connection took it over already).
     let peer = asker.peer;
-    rooms.disconnected(peer, &outbox).await;
+    rooms.disconnected(asker.session, peer, &outbox);
     drop(outbox);
     // A client that does not read may keep the writer blocked in a write: give the close
     // frame a moment, then drop the connection.
@@ -310,8 +310,8 @@ async fn write(
     }
 }
 
-/// The answer to one text frame; `None` when it was queued already (a join's, see
-/// [`Rooms::join`]).
+/// The answer to one text frame when it is refused before it reaches the rooms; `None` when
+/// the rooms answered it (on the outbox, in order with the notifications).
 async fn handle(
     rooms: &Arc<Rooms>,
     metrics: &Metrics,
@@ -328,9 +328,7 @@ async fn handle(
         }
     };
     match dispatch(rooms, asker, id, method, data).await {
-        Ok(Some(answer)) => Some(ok_answer(id, &answer)),
-        // Answered already, in order with the notifications (a join).
-        Ok(None) => None,
+        Ok(()) => None,
         Err(error) => {
             tracing::debug!(%peer, method = %method.name(), "request refused: {error}");
             metrics.signaling_error(error.code.as_str());
@@ -339,14 +337,16 @@ async fn handle(
     }
 }
 
+/// Checks what the edge checks (a room before the arguments, a join's room name and rate)
+/// and hands the request to the rooms, which answer it.
 async fn dispatch(
     rooms: &Arc<Rooms>,
     asker: &mut Asker<'_>,
     id: u64,
     method: Method,
     data: Value,
-) -> Result<Option<Answer>, ClientError> {
-    let peer = asker.peer;
+) -> Result<(), ClientError> {
+    let (session, peer) = (asker.session, asker.peer);
     // Every method but `join` and `leave` needs a room; say so before looking at its
     // arguments.
     if method.needs_room() && !rooms.is_joined(peer) {
@@ -355,7 +355,7 @@ async fn dispatch(
             "join a room first",
         ));
     }
-    Ok(Some(match Request::from_data(method, data)? {
+    match Request::from_data(method, data)? {
         Request::Join(args) => {
             // Before anything logs it: a room name reaches the logs only once it is valid (no
             // line breaks to forge log lines with).
@@ -370,49 +370,15 @@ async fn dispatch(
                     ),
                 ));
             }
-            rooms.join(peer, id, args).await?;
-            return Ok(None);
+            rooms.join(session, peer, id, args).await
         }
         Request::Resume(args) => {
-            if rooms.is_joined(peer) {
-                return Err(ClientError::new(
-                    ClientErrorCode::AlreadyJoined,
-                    "this connection is in a room already: resume on a new connection",
-                ));
-            }
-            asker.peer = rooms.resume(peer, id, &args.resume_token, asker.outbox)?;
-            return Ok(None);
+            asker.peer = rooms.resume(session, peer, id, args.resume_token).await;
+            Ok(())
         }
-        Request::Leave => Answer::Done(rooms.leave(peer).await?),
-        Request::GetRouterRtpCapabilities => {
-            Answer::RouterCapabilities(rooms.router_rtp_capabilities(peer)?)
+        request => {
+            rooms.request(session, peer, id, request).await;
+            Ok(())
         }
-        Request::CreateWebRtcTransport(args) => {
-            let (direction, data) = (args.direction, args.data);
-            Answer::TransportCreated(rooms.create_transport(peer, direction, data).await?)
-        }
-        Request::ConnectWebRtcTransport(args) => Answer::Done(
-            rooms
-                .connect_transport(peer, &args.transport_id, args.dtls_parameters)
-                .await?,
-        ),
-        Request::RestartIce(args) => {
-            Answer::IceRestarted(rooms.restart_ice(peer, &args.transport_id).await?)
-        }
-        Request::CloseTransport(args) => {
-            Answer::Done(rooms.close_transport(peer, &args.transport_id).await?)
-        }
-        Request::Produce(args) => Answer::Produced(rooms.produce(peer, args).await?),
-        Request::Consume(args) => Answer::Consumed(rooms.consume(peer, args).await?),
-        Request::ProduceData(args) => Answer::DataProduced(rooms.produce_data(peer, args).await?),
-        Request::ConsumeData(args) => Answer::DataConsumed(rooms.consume_data(peer, args).await?),
-        Request::Producer {
-            producer_id,
-            action,
-        } => Answer::Done(rooms.producer_action(peer, &producer_id, action).await?),
-        Request::Consumer {
-            consumer_id,
-            action,
-        } => Answer::Done(rooms.consumer_action(peer, &consumer_id, action).await?),
-    }))
+    }
 }

@@ -3,6 +3,8 @@
 //! Helpers here; joining and leaving in `membership`, media and node events in `media`, data
 //! channels in `data`.
 
+mod answered;
+mod contract;
 mod data;
 mod media;
 mod membership;
@@ -60,7 +62,7 @@ pub(super) fn args(room: &str, name: &str) -> JoinArgs {
 }
 
 pub(super) fn drain(core: &mut RoomCore) -> Vec<Output> {
-    std::iter::from_fn(|| core.poll_output()).collect()
+    std::iter::from_fn(|| core.poll_queued()).collect()
 }
 
 /// The notifications `peer` was sent among `outputs`.

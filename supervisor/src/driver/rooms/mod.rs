@@ -1,65 +1,74 @@
-//! The rooms of the SFU, performed: [`core::RoomCore`] decides, this layer carries its
-//! decisions out. It holds the core under a short lock (never across a call to a node), the
-//! sessions' outboxes, and one lock per room so that joins and leaves of a room are ordered
-//! (it is created once and closed when really empty) while other rooms go on, even when one
-//! waits for a node. Joining and leaving are in `membership`, media requests in `media`.
+//! The one driver of the room core: it feeds [`RoomCore::handle`] what happens (client
+//! requests, node answers, node events, timeouts) and carries out what
+//! [`RoomCore::poll_output`] says, in order. Replies, notifications, monitor events and
+//! metrics are delivered under the core's lock, in the core's order (a join's answer before
+//! anything else for its peer); node calls are sent under it too, so that one node receives
+//! them in the core's order, and only their answers are awaited, outside it, each coming back
+//! as an input with its ticket. Links, pipes, node starts and the wait for ready nodes run as
+//! tasks whose results are inputs too. One timer task gives the core its timeouts.
 
-mod data;
-mod media;
-mod membership;
 mod pipes;
-mod resume;
+mod sessions;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Instant;
 
-use ipc::messages::{NodeErrorCode, NodeEvent, RoomId};
+use ipc::messages::{NodeErrorCode, NodeEvent, RoomId, RouterId};
+use tokio::sync::{oneshot, watch};
 
-use crate::driver::node_link::{LinkError, NodeId, NodeLink};
+use crate::driver::node_link::{LinkError, NodeId};
 use crate::driver::node_pool::NodePool;
 use crate::edge::join_tokens::JoinVerifier;
 use crate::monitoring::event_bus::EventBus;
 use crate::monitoring::metrics::Metrics;
-use room_core::rooms::{Cleanup, LinkOrder, MetricChange, Output, PipeOrder, RoomCore, RoomView};
-use signaling_api::{ClientError, ClientErrorCode, PeerId};
+use room_core::lifecycle::SpawnOrigin;
+use room_core::rooms::{Cleanup, Input, MetricChange, Output, RoomCore, RoomView};
+use signaling_api::{error_answer, ok_answer, ClientError, ClientErrorCode, PeerId};
 
 pub use room_core::rooms::Limits;
 
 pub use crate::edge::outbox::Outbox;
 
-/// What the core's lock guards: the core and where to deliver what it says to each peer.
+/// How long a join waits for a media node when none is ready.
+const NODE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What the core's lock guards: the core, and where what it says goes.
 struct State {
     core: RoomCore,
+    /// Each connection's frames, by the connection (replies go there).
+    sessions: HashMap<PeerId, Outbox>,
+    /// Each peer's connection's frames, by the peer (notifications go there).
     outboxes: HashMap<PeerId, Outbox>,
+    /// Requests whose connections wait for their reply, by connection and request id; the
+    /// peer the connection speaks for after a resume rides along.
+    waiters: HashMap<(PeerId, u64), oneshot::Sender<Option<PeerId>>>,
+    /// Connections a resume attached to another peer, until their reply.
+    attached: HashMap<PeerId, PeerId>,
 }
 
-/// Requests for nodes the core asked for, performed once its lock is released: cleanups,
-/// and links and pipes whose results go back to the core.
-#[must_use = "cleanups close what would otherwise leak on a node, and links and pipes are awaited"]
-#[derive(Default)]
-struct Work {
-    cleanups: Vec<(NodeId, Cleanup)>,
-    links: Vec<LinkOrder>,
-    pipes: Vec<PipeOrder>,
-}
-
-impl Work {
-    fn is_empty(&self) -> bool {
-        self.cleanups.is_empty() && self.links.is_empty() && self.pipes.is_empty()
-    }
+/// Work the core asked for that is awaited outside its lock.
+enum Task {
+    Answer(room_core::rooms::Ticket, crate::driver::node_link::Sent),
+    Failed(room_core::rooms::Ticket, ClientError),
+    Cleanup(NodeId, Cleanup, crate::driver::node_link::Sent),
+    Link(room_core::rooms::LinkOrder),
+    Pipe(room_core::rooms::PipeOrder),
+    FindNodes(room_core::rooms::Ticket),
+    SpawnNode(room_core::rooms::Ticket),
 }
 
 /// The rooms of the SFU.
 pub struct Rooms {
     pool: Arc<NodePool>,
     state: Mutex<State>,
-    room_locks: Mutex<HashMap<RoomId, Weak<tokio::sync::Mutex<()>>>>,
     monitor: EventBus,
     metrics: Metrics,
     /// Checks join tokens, when they are on.
     join_verifier: Option<JoinVerifier>,
-    /// How long a peer whose connection dropped may resume (zero: it leaves at once).
-    resume_grace: std::time::Duration,
+    /// When the core wants its next timeout; the timer task follows it.
+    timeout: watch::Sender<Option<Instant>>,
+    timer_started: std::sync::atomic::AtomicBool,
 }
 
 /// 256 random bits from the system, base64url: a resume token nobody guesses (the room core
@@ -75,6 +84,7 @@ fn random_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// A node call's failure, as its client hears it.
 fn link_error(error: LinkError) -> ClientError {
     match error {
         LinkError::Rpc(e) => ClientError::new(ClientErrorCode::NodeUnavailable, e.to_string()),
@@ -95,26 +105,31 @@ fn link_error(error: LinkError) -> ClientError {
 
 impl Rooms {
     /// No rooms yet; new ones go on the nodes of `pool`. What happens is published on
-    /// `monitor` and counted in `metrics`.
-    pub fn new(pool: Arc<NodePool>, limits: Limits, monitor: EventBus, metrics: Metrics) -> Self {
+    /// `monitor` and counted in `metrics`. A peer whose connection drops without `leave` may
+    /// resume within `resume_grace`.
+    pub fn new(
+        pool: Arc<NodePool>,
+        limits: Limits,
+        resume_grace: std::time::Duration,
+        monitor: EventBus,
+        metrics: Metrics,
+    ) -> Self {
+        let core = RoomCore::with_resume_grace(limits, Box::new(random_token), resume_grace);
         Self {
             pool,
             state: Mutex::new(State {
-                core: RoomCore::new(limits, Box::new(random_token)),
+                core,
+                sessions: HashMap::new(),
                 outboxes: HashMap::new(),
+                waiters: HashMap::new(),
+                attached: HashMap::new(),
             }),
-            room_locks: Mutex::new(HashMap::new()),
             monitor,
             metrics,
             join_verifier: None,
-            resume_grace: std::time::Duration::ZERO,
+            timeout: watch::channel(None).0,
+            timer_started: std::sync::atomic::AtomicBool::new(false),
         }
-    }
-
-    /// A peer whose connection drops without `leave` may resume within `grace`.
-    pub fn with_resume_grace(mut self, grace: std::time::Duration) -> Self {
-        self.resume_grace = grace;
-        self
     }
 
     /// Every join must carry a token `verifier` accepts.
@@ -127,40 +142,65 @@ impl Rooms {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs `f` on the core, then delivers what it queued: notifications, monitor events and
-    /// metrics at once (none of them blocks), requests for nodes returned to be performed.
-    fn with_core<T>(&self, f: impl FnOnce(&mut RoomCore) -> T) -> (T, Work) {
-        self.with_core_replying(f, |_| None)
-    }
-
-    /// [`Rooms::with_core`], queuing first the frame `reply` makes of the result for the peer
-    /// it names: an answer that must reach its client before any notification the same
-    /// input caused or allowed (a join's answer before the first `newProducer` of its room).
-    fn with_core_replying<T>(
-        &self,
-        f: impl FnOnce(&mut RoomCore) -> T,
-        reply: impl FnOnce(&T) -> Option<(PeerId, String)>,
-    ) -> (T, Work) {
-        let mut state = self.state();
-        let value = f(&mut state.core);
-        if let Some((peer, frame)) = reply(&value) {
-            if let Some(outbox) = state.outboxes.get(&peer) {
-                // A joining session has nothing queued yet: its outbox has room.
-                if !outbox.push(frame) {
-                    tracing::warn!(%peer, "cannot queue an answer: the client does not read");
-                }
-            }
+    /// Feeds the core `input` and carries out what follows.
+    fn input(self: &Arc<Self>, input: Input) {
+        let tasks = {
+            let mut state = self.state();
+            state.core.handle(input, Instant::now());
+            self.deliver(&mut state)
+        };
+        for task in tasks {
+            self.spawn(task);
         }
-        let work = self.deliver(&mut state);
-        (value, work)
     }
 
-    /// Delivers what the core queued: notifications, monitor events and metrics at once;
-    /// requests for nodes returned to be performed.
-    fn deliver(&self, state: &mut State) -> Work {
-        let mut work = Work::default();
-        while let Some(output) = state.core.poll_output() {
-            match output {
+    /// Delivers what the core queued, in its order: frames to outboxes, events, metrics, and
+    /// node calls sent; what must be awaited is returned.
+    fn deliver(self: &Arc<Self>, state: &mut State) -> Vec<Task> {
+        let mut tasks = Vec::new();
+        loop {
+            match state.core.poll_output() {
+                Output::Timeout(at) => {
+                    self.arm_timer(at);
+                    return tasks;
+                }
+                Output::Reply {
+                    session,
+                    id,
+                    result,
+                } => {
+                    let frame = match &result {
+                        Ok(answer) => ok_answer(id, answer),
+                        Err(error) => {
+                            tracing::debug!(%session, id, "request refused: {error}");
+                            self.metrics.signaling_error(error.code.as_str());
+                            error_answer(Some(id), error)
+                        }
+                    };
+                    if let Some(outbox) = state.sessions.get(&session) {
+                        // A connection has one request out at a time: its answer has room.
+                        if !outbox.push(frame) {
+                            tracing::warn!(%session, "cannot queue an answer: the client does not read");
+                        }
+                    }
+                    let attached = state.attached.remove(&session);
+                    if let Some(waiter) = state.waiters.remove(&(session, id)) {
+                        let _ = waiter.send(attached);
+                    }
+                }
+                Output::Attach { session, from, to } => {
+                    let Some(outbox) = state.sessions.get(&session).cloned() else {
+                        continue;
+                    };
+                    state.outboxes.remove(&from);
+                    if let Some(old) = state.outboxes.insert(to, outbox.clone()) {
+                        if !old.same_as(&outbox) {
+                            tracing::info!(peer = %to, "a new connection resumed the peer: closing its old one");
+                            old.evict();
+                        }
+                    }
+                    state.attached.insert(session, to);
+                }
                 Output::Notify { to, notification } => {
                     // Serialized once: a join notifies every peer of the room, so this is
                     // quadratic in the room's size and dominates the supervisor under load.
@@ -177,72 +217,116 @@ impl Rooms {
                 Output::Monitor(event) => self.monitor.publish(event),
                 Output::Metric(MetricChange::Joined) => self.metrics.joined(),
                 Output::Metric(MetricChange::DataThrottled) => self.metrics.data_throttled(),
-                Output::Node { node, cleanup } => work.cleanups.push((node, cleanup)),
-                Output::Link(order) => work.links.push(order),
-                Output::Pipe(order) => work.pipes.push(order),
+                Output::Call {
+                    ticket,
+                    node,
+                    request,
+                } => tasks.push(match self.send(node, request) {
+                    Ok(sent) => Task::Answer(ticket, sent),
+                    Err(e) => Task::Failed(ticket, e),
+                }),
+                Output::Node { node, cleanup } => {
+                    match self.send(node, cleanup_request(&cleanup)) {
+                        Ok(sent) => tasks.push(Task::Cleanup(node, cleanup, sent)),
+                        // Its node is gone, and what it would close with it.
+                        Err(e) => tracing::debug!(%node, ?cleanup, "cleanup not sent: {e}"),
+                    }
+                }
+                Output::Link(order) => tasks.push(Task::Link(order)),
+                Output::Pipe(order) => tasks.push(Task::Pipe(order)),
+                Output::FindNodes { ticket } => tasks.push(Task::FindNodes(ticket)),
+                Output::SpawnNode { ticket } => tasks.push(Task::SpawnNode(ticket)),
             }
-        }
-        work
-    }
-
-    /// Carries out `work` and what its results lead to, until nothing is left: links first
-    /// (pipes may wait for them), then pipes, then cleanups.
-    async fn drive(&self, mut work: Work) {
-        while !work.is_empty() {
-            let mut next = Work::default();
-            for order in std::mem::take(&mut work.links) {
-                let result = self.link(order).await;
-                let ((), more) =
-                    self.with_core(|core| core.handle_linked(order.low, order.high, result));
-                next.absorb(more);
-            }
-            for order in std::mem::take(&mut work.pipes) {
-                let result = self.pipe(&order).await;
-                let ((), more) = self.with_core(|core| core.handle_piped(&order, result));
-                next.absorb(more);
-            }
-            perform(&self.pool, std::mem::take(&mut work.cleanups)).await;
-            work = next;
         }
     }
 
-    /// Runs `f` on the core where nobody waits for the node requests it may queue: they are
-    /// performed in the background.
-    fn with_core_detached<T>(self: &Arc<Self>, f: impl FnOnce(&mut RoomCore) -> T) -> T {
-        let (value, work) = self.with_core(f);
-        if !work.is_empty() {
-            let rooms = self.clone();
-            tokio::spawn(async move { rooms.drive(work).await });
-        }
-        value
-    }
-
-    /// The link to `node`, or `node_unavailable` if it is gone.
-    fn node(&self, node: NodeId) -> Result<Arc<NodeLink>, ClientError> {
-        self.pool.link(node).ok_or_else(|| {
+    /// Sends `request` to `node` now, without waiting.
+    fn send(
+        &self,
+        node: NodeId,
+        request: ipc::calls::Request,
+    ) -> Result<crate::driver::node_link::Sent, ClientError> {
+        let link = self.pool.link(node).ok_or_else(|| {
             ClientError::new(
                 ClientErrorCode::NodeUnavailable,
                 format!("the room's node {node} is gone"),
             )
-        })
+        })?;
+        link.send(request).map_err(link_error)
     }
 
-    /// The lock ordering the joins and leaves of `room`.
-    fn room_lock(&self, room: &RoomId) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.room_locks.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(lock) = locks.get(room).and_then(Weak::upgrade) {
-            return lock;
+    /// Awaits `task` in the background; its result goes back to the core.
+    fn spawn(self: &Arc<Self>, task: Task) {
+        let rooms = self.clone();
+        tokio::spawn(async move {
+            let input = match task {
+                Task::Answer(ticket, sent) => Input::Answer {
+                    ticket,
+                    result: sent.answer().await.map_err(link_error),
+                },
+                Task::Failed(ticket, error) => Input::Answer {
+                    ticket,
+                    result: Err(error),
+                },
+                Task::Cleanup(node, cleanup, sent) => {
+                    match sent.answer().await {
+                        Ok(_) => tracing::debug!(%node, ?cleanup, "cleaned up"),
+                        Err(e) => tracing::warn!(%node, ?cleanup, "cleanup failed: {e}"),
+                    }
+                    return;
+                }
+                Task::Link(order) => Input::Linked {
+                    result: rooms.link(order).await,
+                    order,
+                },
+                Task::Pipe(order) => Input::Piped {
+                    result: rooms.pipe(&order).await,
+                    order,
+                },
+                Task::FindNodes(ticket) => {
+                    // Right after a node died its replacement may still be starting: wait.
+                    let links = rooms.pool.ready_within(NODE_WAIT).await;
+                    Input::Nodes {
+                        ticket,
+                        ready: links.iter().map(|l| (l.id, l.hello.workers)).collect(),
+                        running: rooms.pool.running(),
+                        router: RouterId(uuid::Uuid::new_v4()),
+                    }
+                }
+                Task::SpawnNode(ticket) => Input::NodeStarted {
+                    ticket,
+                    result: rooms
+                        .pool
+                        .spawn(SpawnOrigin::Placement)
+                        .await
+                        .map(|link| link.id)
+                        .map_err(|e| format!("{e:#}")),
+                },
+            };
+            rooms.input(input);
+        });
+    }
+
+    /// The core's next timeout is `at`: the timer task (started on first use) wakes then.
+    /// A later instant than the one armed waits for it (the core says again then): the
+    /// timer is not re-armed on every input.
+    fn arm_timer(self: &Arc<Self>, at: Instant) {
+        let now = Instant::now();
+        self.timeout.send_if_modified(|current| {
+            let rearm = current.is_none_or(|armed| at < armed || armed <= now);
+            if rearm {
+                *current = Some(at);
+            }
+            rearm
+        });
+        if !self
+            .timer_started
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            let rooms = Arc::downgrade(self);
+            let wanted = self.timeout.subscribe();
+            tokio::spawn(run_timer(rooms, wanted));
         }
-        // Forget the locks of rooms nobody is joining or leaving any more.
-        locks.retain(|_, lock| lock.strong_count() > 0);
-        let lock = Arc::new(tokio::sync::Mutex::new(()));
-        locks.insert(room.clone(), Arc::downgrade(&lock));
-        lock
-    }
-
-    /// A client connected: what the core tells `peer` goes to `outbox`.
-    pub fn connected(&self, peer: PeerId, outbox: Outbox) {
-        self.state().outboxes.insert(peer, outbox);
     }
 
     /// Whether `peer` is in a room.
@@ -252,7 +336,7 @@ impl Rooms {
 
     /// Refuses new joins from now on and tells every joined peer (`shuttingDown`).
     pub fn start_shutdown(self: &Arc<Self>) {
-        self.with_core_detached(RoomCore::handle_shutdown);
+        self.input(Input::Shutdown);
     }
 
     /// The room `only`, or every room, as they are now (a snapshot: the core's lock is held
@@ -263,42 +347,54 @@ impl Rooms {
 
     /// Relays what a node reported to the peers it concerns.
     pub fn on_node_event(self: &Arc<Self>, node: NodeId, event: NodeEvent) {
-        self.with_core_detached(|core| core.handle_node_event(node, event));
+        self.input(Input::NodeEvent { node, event });
     }
 
     /// A node is gone: its rooms are lost and their peers told to join again.
     pub fn on_node_lost(self: &Arc<Self>, node: NodeId, reason: &str) {
-        self.with_core_detached(|core| core.handle_node_lost(node, reason));
+        let reason = reason.to_string();
+        self.input(Input::NodeLost { node, reason });
     }
 }
 
-impl Work {
-    fn absorb(&mut self, other: Work) {
-        self.cleanups.extend(other.cleanups);
-        self.links.extend(other.links);
-        self.pipes.extend(other.pipes);
-    }
-}
-
-/// Sends cleanups to their nodes, in order; a failure is logged (what it would close goes
-/// away with its router or node anyway).
-async fn perform(pool: &NodePool, cleanups: Vec<(NodeId, Cleanup)>) {
-    for (node, cleanup) in cleanups {
-        let Some(link) = pool.link(node) else {
-            continue;
+/// Gives the core [`Input::Timeout`] whenever the instant it asked for comes, until the
+/// rooms are gone.
+async fn run_timer(rooms: Weak<Rooms>, mut wanted: watch::Receiver<Option<Instant>>) {
+    loop {
+        let at = *wanted.borrow_and_update();
+        let sleep = async {
+            match at {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
         };
-        let result = match cleanup.clone() {
-            Cleanup::CloseRouter(c) => link.call(c).await,
-            Cleanup::CloseTransport(c) => link.call(c).await,
-            Cleanup::CloseProducer(c) => link.call(c).await,
-            Cleanup::CloseConsumer(c) => link.call(c).await,
-            Cleanup::CloseDataProducer(c) => link.call(c).await,
-            Cleanup::CloseDataConsumer(c) => link.call(c).await,
-        };
-        match result {
-            Ok(()) => tracing::debug!(%node, ?cleanup, "cleaned up"),
-            Err(e) => tracing::warn!(%node, ?cleanup, "cleanup failed: {e}"),
+        tokio::select! {
+            () = sleep => {
+                let Some(rooms) = rooms.upgrade() else { return };
+                // The core says when next, which re-arms the timer (the armed instant passed).
+                rooms.input(Input::Timeout);
+                if !wanted.has_changed().unwrap_or(false) && wanted.changed().await.is_err() {
+                    return;
+                }
+            }
+            changed = wanted.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
         }
+    }
+}
+
+/// The node request that carries out `cleanup`.
+fn cleanup_request(cleanup: &Cleanup) -> ipc::calls::Request {
+    match cleanup.clone() {
+        Cleanup::CloseRouter(c) => c.into(),
+        Cleanup::CloseTransport(c) => c.into(),
+        Cleanup::CloseProducer(c) => c.into(),
+        Cleanup::CloseConsumer(c) => c.into(),
+        Cleanup::CloseDataProducer(c) => c.into(),
+        Cleanup::CloseDataConsumer(c) => c.into(),
     }
 }
 
