@@ -2,6 +2,12 @@
 //! and says what to do, and is tested on virtual time without processes or sockets. The
 //! supervisor carries their outputs out.
 //!
+//! One contract for every machine, str0m's: `handle(Input, now)` takes one thing that
+//! happened at `now`; `poll_output()` then gives what to do, oldest first, until `None`. A
+//! machine with timers ends each drain with `Output::Timeout(instant)`: the caller gives it
+//! `Input::Timeout` at that instant unless another input comes first. Time and randomness
+//! come in as inputs (`now`, a token source, fresh ids), never from the machine itself.
+//!
 //! - [`rooms`]: the room core: rooms, their routers and peers, and every decision on them;
 //! - [`placement`]: which worker (or a new node) takes a new router of a room;
 //! - [`lifecycle`]: the node pool: spawn, watch, replace;

@@ -1,8 +1,9 @@
 //! Quality events, decided without IO from periodic samples of media statistics (taken only
 //! while a monitor subscribed to them): a consumer scoring below 5 for 5 s, a producer silent
 //! for 5 s, a transport whose ICE is `disconnected` or whose DTLS `failed` — and when each
-//! is good again, or gone. Inputs go in with [`QualityWatch::handle_sample`]; events come
-//! out of [`QualityWatch::poll_event`].
+//! is good again, or gone. On the crate's contract: samples go in with
+//! [`QualityWatch::handle`], events come out of [`QualityWatch::poll_output`] (no timers: a
+//! problem's duration is measured between samples).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -50,6 +51,18 @@ struct Tracked {
     reported: bool,
 }
 
+/// What happened.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// A sample of `rooms`: every item of those rooms that still exists.
+    Sample {
+        /// The rooms sampled.
+        rooms: Vec<String>,
+        /// What was seen.
+        observations: Vec<Observation>,
+    },
+}
+
 /// Follows the items of the rooms sampled and reports their quality changes.
 #[derive(Default)]
 pub struct QualityWatch {
@@ -58,13 +71,17 @@ pub struct QualityWatch {
 }
 
 impl QualityWatch {
-    /// A sample of `rooms`, taken at `now`: every item of those rooms that still exists.
-    pub fn handle_sample(
-        &mut self,
-        rooms: &[String],
-        observations: Vec<Observation>,
-        now: Instant,
-    ) {
+    /// Takes one input at `now`; the events follow from [`QualityWatch::poll_output`].
+    pub fn handle(&mut self, input: Input, now: Instant) {
+        match input {
+            Input::Sample {
+                rooms,
+                observations,
+            } => self.sample(&rooms, observations, now),
+        }
+    }
+
+    fn sample(&mut self, rooms: &[String], observations: Vec<Observation>, now: Instant) {
         let mut seen = std::collections::HashSet::new();
         for observation in observations {
             seen.insert(observation.id.clone());
@@ -119,7 +136,7 @@ impl QualityWatch {
     }
 
     /// The next event, oldest first.
-    pub fn poll_event(&mut self) -> Option<EventKind> {
+    pub fn poll_output(&mut self) -> Option<EventKind> {
         self.events.pop_front()
     }
 }
@@ -152,6 +169,18 @@ fn event(o: &Observation, reason: String, degraded: bool) -> EventKind {
 mod tests {
     use super::*;
 
+    /// A sample of the test's rooms.
+    fn feed(watch: &mut QualityWatch, observations: Vec<Observation>, now: Instant) {
+        let rooms = rooms();
+        watch.handle(
+            Input::Sample {
+                rooms,
+                observations,
+            },
+            now,
+        );
+    }
+
     fn consumer(score: Option<u8>) -> Observation {
         Observation {
             room: "demo".into(),
@@ -179,7 +208,7 @@ mod tests {
     }
 
     fn drain(watch: &mut QualityWatch) -> Vec<EventKind> {
-        std::iter::from_fn(|| watch.poll_event()).collect()
+        std::iter::from_fn(|| watch.poll_output()).collect()
     }
 
     fn rooms() -> Vec<String> {
@@ -191,20 +220,20 @@ mod tests {
         let mut watch = QualityWatch::default();
         let t0 = Instant::now();
         let at = |s: u64| t0 + Duration::from_secs(s);
-        watch.handle_sample(&rooms(), vec![consumer(Some(2))], at(0));
-        watch.handle_sample(&rooms(), vec![consumer(Some(3))], at(2));
-        watch.handle_sample(&rooms(), vec![consumer(Some(2))], at(4));
+        feed(&mut watch, vec![consumer(Some(2))], at(0));
+        feed(&mut watch, vec![consumer(Some(3))], at(2));
+        feed(&mut watch, vec![consumer(Some(2))], at(4));
         assert!(drain(&mut watch).is_empty(), "not yet five seconds");
-        watch.handle_sample(&rooms(), vec![consumer(Some(2))], at(6));
+        feed(&mut watch, vec![consumer(Some(2))], at(6));
         let events = drain(&mut watch);
         assert!(
             matches!(&events[..], [EventKind::QualityDegraded { subject, reason, .. }]
                 if subject == "consumer" && reason == "score 2 for 6 s"),
             "{events:?}"
         );
-        watch.handle_sample(&rooms(), vec![consumer(Some(1))], at(8));
+        feed(&mut watch, vec![consumer(Some(1))], at(8));
         assert!(drain(&mut watch).is_empty(), "reported once");
-        watch.handle_sample(&rooms(), vec![consumer(None)], at(10));
+        feed(&mut watch, vec![consumer(None)], at(10));
         assert!(matches!(
             &drain(&mut watch)[..],
             [EventKind::QualityRecovered { reason, .. }] if reason == "good again"
@@ -215,15 +244,19 @@ mod tests {
     fn a_short_dip_is_not_reported() {
         let mut watch = QualityWatch::default();
         let t0 = Instant::now();
-        watch.handle_sample(&rooms(), vec![consumer(Some(2))], t0);
-        watch.handle_sample(&rooms(), vec![consumer(None)], t0 + Duration::from_secs(2));
-        watch.handle_sample(
-            &rooms(),
+        feed(&mut watch, vec![consumer(Some(2))], t0);
+        feed(
+            &mut watch,
+            vec![consumer(None)],
+            t0 + Duration::from_secs(2),
+        );
+        feed(
+            &mut watch,
             vec![consumer(Some(2))],
             t0 + Duration::from_secs(4),
         );
-        watch.handle_sample(
-            &rooms(),
+        feed(
+            &mut watch,
             vec![consumer(Some(2))],
             t0 + Duration::from_secs(8),
         );
@@ -237,13 +270,17 @@ mod tests {
     fn an_ice_disconnection_is_reported_at_once_and_its_end_too() {
         let mut watch = QualityWatch::default();
         let t0 = Instant::now();
-        watch.handle_sample(&rooms(), vec![transport(Some("ICE disconnected"))], t0);
+        feed(&mut watch, vec![transport(Some("ICE disconnected"))], t0);
         assert!(matches!(
             &drain(&mut watch)[..],
             [EventKind::QualityDegraded { subject, reason, .. }]
                 if subject == "transport" && reason == "ICE disconnected"
         ));
-        watch.handle_sample(&rooms(), vec![transport(None)], t0 + Duration::from_secs(2));
+        feed(
+            &mut watch,
+            vec![transport(None)],
+            t0 + Duration::from_secs(2),
+        );
         assert!(matches!(
             &drain(&mut watch)[..],
             [EventKind::QualityRecovered { .. }]
@@ -254,12 +291,16 @@ mod tests {
     fn a_reported_item_that_disappears_is_reported_gone_and_others_rooms_are_left_alone() {
         let mut watch = QualityWatch::default();
         let t0 = Instant::now();
-        watch.handle_sample(&rooms(), vec![transport(Some("DTLS failed"))], t0);
+        feed(&mut watch, vec![transport(Some("DTLS failed"))], t0);
         drain(&mut watch);
         // A sample of another room says nothing of this one's items.
-        watch.handle_sample(&["other".to_string()], vec![], t0 + Duration::from_secs(1));
+        let other = Input::Sample {
+            rooms: vec!["other".to_string()],
+            observations: vec![],
+        };
+        watch.handle(other, t0 + Duration::from_secs(1));
         assert!(drain(&mut watch).is_empty());
-        watch.handle_sample(&rooms(), vec![], t0 + Duration::from_secs(2));
+        feed(&mut watch, vec![], t0 + Duration::from_secs(2));
         assert!(matches!(
             &drain(&mut watch)[..],
             [EventKind::QualityRecovered { reason, .. }] if reason == "gone"

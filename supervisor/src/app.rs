@@ -19,7 +19,7 @@ use crate::monitoring::event_bus::EventBus;
 use crate::monitoring::metrics::Metrics;
 use crate::monitoring::metrics_page;
 use crate::monitoring::stats::Stats;
-use room_core::lifecycle::{Action, Lifecycle};
+use room_core::lifecycle::{Input as LifecycleInput, Lifecycle, Output as LifecycleOutput};
 
 /// Connections the kernel queues for the supervisor before it accepts them (capped by
 /// `net.core.somaxconn`). std's and tokio's `bind` ask for 128, which a join storm of 200
@@ -108,8 +108,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     // The warm nodes start before the port opens: a node that cannot start stops the
     // supervisor with the reason.
-    for action in lifecycle.start() {
-        if let Action::Spawn { origin, .. } = action {
+    lifecycle.handle(LifecycleInput::Start, std::time::Instant::now());
+    while let Some(output) = lifecycle.poll_output() {
+        if let LifecycleOutput::Spawn { origin, .. } = output {
             pool.spawn(origin).await.context("starting a media node")?;
         }
     }

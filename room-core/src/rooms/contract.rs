@@ -201,6 +201,7 @@ impl RoomCore {
     /// Takes one input at `now`; what follows waits in [`RoomCore::poll_output`].
     pub fn handle(&mut self, input: Input, now: Instant) {
         self.now = now;
+        self.timeout_told = false;
         match input {
             Input::Request {
                 session,

@@ -346,6 +346,8 @@ pub struct RoomCore {
     deadlines: BTreeSet<Instant>,
     /// The time of the last input.
     now: Instant,
+    /// Whether the last drain ended with its [`Output::Timeout`].
+    timeout_told: bool,
 }
 
 /// The refusal of a request that needs a room, from a peer in none.
@@ -442,16 +444,21 @@ impl RoomCore {
             joins: HashMap::new(),
             deadlines: BTreeSet::new(),
             now: Instant::now(),
+            timeout_told: false,
         }
     }
 
-    /// The next thing to do, oldest first; once nothing is queued, [`Output::Timeout`] (then
-    /// the caller waits for that instant or the next input).
-    pub fn poll_output(&mut self) -> Output {
-        match self.outputs.pop_front() {
-            Some(output) => output,
-            None => Output::Timeout(self.next_timeout()),
+    /// The next thing to do, oldest first; once nothing else is queued, [`Output::Timeout`]
+    /// (then `None` until the next input): the caller waits for that instant or the next
+    /// input.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        if let Some(output) = self.outputs.pop_front() {
+            return Some(output);
         }
+        if std::mem::replace(&mut self.timeout_told, true) {
+            return None;
+        }
+        Some(Output::Timeout(self.next_timeout()))
     }
 
     /// Queued outputs, without the final timeout (the scenario tests' view).

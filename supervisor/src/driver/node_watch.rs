@@ -1,6 +1,7 @@
 //! Carries out the node lifecycle's decisions: feeds [`Lifecycle`] with what the links
-//! report (ready, closed, heartbeats, spawn failures) and does what it answers (spawn, kill,
-//! tell the rooms their node is lost). The decisions themselves are in `node_lifecycle`.
+//! report (ready, closed, heartbeats, spawn failures) and its timeouts, and does what it
+//! outputs (spawn, kill, tell the rooms their node is lost). The decisions themselves are in
+//! `room_core::lifecycle`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use crate::driver::node_link::LinkEvent;
 use crate::driver::node_pool::NodePool;
 use crate::driver::rooms::Rooms;
 use crate::monitoring::event_bus::EventBus;
-use room_core::lifecycle::{Action, Input, Lifecycle};
+use room_core::lifecycle::{Input, Lifecycle, Output};
 
 /// Drives `lifecycle` until the links' event channel closes.
 pub async fn watch(
@@ -24,10 +25,12 @@ pub async fn watch(
 ) {
     let (spawn_failed, mut spawn_failures) = mpsc::unbounded_channel::<()>();
     let mut reasons = HashMap::new();
+    // Heartbeats are read from the links this often; the lifecycle's timeout is checked then.
     let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut timeout: Option<Instant> = None;
     loop {
         let now = Instant::now();
-        let actions = tokio::select! {
+        tokio::select! {
             event = link_rx.recv() => match event {
                 None => break,
                 Some(LinkEvent::Event(node, event, place)) => {
@@ -37,7 +40,7 @@ pub async fn watch(
                     continue;
                 }
                 Some(LinkEvent::Ready(node, origin)) => {
-                    lifecycle.handle(Input::NodeReady(node, origin), now)
+                    lifecycle.handle(Input::NodeReady(node, origin), now);
                 }
                 Some(LinkEvent::Closed(node, reason)) => {
                     if pool.remove(node) {
@@ -51,7 +54,7 @@ pub async fn watch(
                         // The second report of the same death (socket EOF, then exit).
                         tracing::info!(%node, "{reason}");
                     }
-                    lifecycle.handle(Input::NodeExited(node), now)
+                    lifecycle.handle(Input::NodeExited(node), now);
                 }
             },
             Some(()) = spawn_failures.recv() => lifecycle.handle(Input::SpawnFailed, now),
@@ -59,12 +62,15 @@ pub async fn watch(
                 for link in pool.ready() {
                     lifecycle.handle(Input::Heartbeat(link.id, link.last_heard()), now);
                 }
-                lifecycle.handle(Input::Tick, now)
+                if timeout.is_some_and(|at| at <= now) {
+                    lifecycle.handle(Input::Timeout, now);
+                }
             }
         };
-        for action in actions {
-            match action {
-                Action::Spawn { delay, origin } => {
+        while let Some(output) = lifecycle.poll_output() {
+            match output {
+                Output::Timeout(at) => timeout = Some(at),
+                Output::Spawn { delay, origin } => {
                     let (pool, failed) = (pool.clone(), spawn_failed.clone());
                     tokio::spawn(async move {
                         tokio::time::sleep(delay).await;
@@ -74,11 +80,11 @@ pub async fn watch(
                         }
                     });
                 }
-                Action::Kill(node) => {
+                Output::Kill(node) => {
                     tracing::error!(%node, "node missed its heartbeats; killing it");
                     pool.kill(node);
                 }
-                Action::RoomsLost(node) => {
+                Output::RoomsLost(node) => {
                     let reason = reasons.remove(&node).unwrap_or_default();
                     rooms.on_node_lost(node, &reason);
                 }

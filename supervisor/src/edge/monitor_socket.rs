@@ -19,7 +19,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 
 use crate::monitoring::event_bus::{stamped, EventBus};
 use crate::monitoring::stats::{PeerError, Stats};
-use room_core::quality::QualityWatch;
+use room_core::quality::{Input as QualityInput, QualityWatch};
 
 /// Largest request a monitor may send (requests are a few dozen bytes).
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
@@ -223,9 +223,9 @@ pub async fn serve(socket: WebSocket, monitor: Monitor, remote: SocketAddr) {
                 let Some(s) = subscription.as_mut() else { continue };
                 let (rooms, observations) = monitor.stats.quality_sample(s.room.as_deref()).await;
                 let Some(watch) = s.quality.as_mut() else { continue };
-                watch.handle_sample(&rooms, observations, Instant::now());
+                watch.handle(QualityInput::Sample { rooms, observations }, Instant::now());
                 let mut failed = false;
-                while let Some(kind) = watch.poll_event() {
+                while let Some(kind) = watch.poll_output() {
                     let event = EventMessage { event: stamped(kind) };
                     if sink.send(text(&event)).await.is_err() {
                         failed = true;

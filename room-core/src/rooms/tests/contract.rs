@@ -13,12 +13,17 @@ use signaling_api::{Answer, CreateTransportArgs, Request};
 /// Every output up to (not including) the final timeout, and that timeout.
 pub(super) fn outputs(core: &mut RoomCore) -> (Vec<Output>, Instant) {
     let mut all = Vec::new();
-    loop {
-        match core.poll_output() {
-            Output::Timeout(at) => return (all, at),
-            other => all.push(other),
+    let mut timeout = None;
+    while let Some(output) = core.poll_output() {
+        match output {
+            Output::Timeout(at) => timeout = Some(at),
+            other => {
+                assert!(timeout.is_none(), "the timeout comes last: {other:?}");
+                all.push(other);
+            }
         }
     }
+    (all, timeout.expect("a drain ends with its timeout"))
 }
 
 /// The replies among `outputs`, by connection and request id.

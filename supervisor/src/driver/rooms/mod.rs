@@ -158,12 +158,9 @@ impl Rooms {
     /// node calls sent; what must be awaited is returned.
     fn deliver(self: &Arc<Self>, state: &mut State) -> Vec<Task> {
         let mut tasks = Vec::new();
-        loop {
-            match state.core.poll_output() {
-                Output::Timeout(at) => {
-                    self.arm_timer(at);
-                    return tasks;
-                }
+        while let Some(output) = state.core.poll_output() {
+            match output {
+                Output::Timeout(at) => self.arm_timer(at),
                 Output::Reply {
                     session,
                     id,
@@ -238,6 +235,7 @@ impl Rooms {
                 Output::SpawnNode { ticket } => tasks.push(Task::SpawnNode(ticket)),
             }
         }
+        tasks
     }
 
     /// Sends `request` to `node` now, without waiting.
