@@ -100,6 +100,30 @@ fn open_with(
     outputs(core).0
 }
 
+/// Answers the core's ask for nodes with none ready and `running` nodes in the pool.
+fn no_node_ready(core: &mut RoomCore, find: Ticket, running: u32, now: Instant) -> Vec<Output> {
+    let nodes = Input::Nodes {
+        ticket: find,
+        ready: Vec::new(),
+        running,
+        router: RouterId(Uuid::new_v4()),
+    };
+    core.handle(nodes, now);
+    outputs(core).0
+}
+
+/// `peers` in `room`, the first opening its router on `NODE`.
+fn room_of(core: &mut RoomCore, room: &str, peers: &[PeerId], now: Instant) {
+    for (i, peer) in peers.iter().enumerate() {
+        core.handle(join_input(*peer, 1, room, "Peer"), now);
+        let (out, _) = outputs(core);
+        if i == 0 {
+            open_with(core, find_nodes(&out)[0], &[(NODE, 1)], now);
+        }
+        assert!(core.is_joined(*peer));
+    }
+}
+
 fn find_nodes(outputs: &[Output]) -> Vec<Ticket> {
     outputs
         .iter()
@@ -179,14 +203,7 @@ fn a_join_that_finds_the_pool_full_is_refused_with_capacity() {
         panic!("{out:?}")
     };
     // No node ready and the pool at its limit (two running).
-    let nodes = Input::Nodes {
-        ticket: find,
-        ready: Vec::new(),
-        running: 2,
-        router: RouterId(Uuid::new_v4()),
-    };
-    core.handle(nodes, now);
-    let (out, _) = outputs(&mut core);
+    let out = no_node_ready(&mut core, find, 2, now);
     let replies = replies(&out);
     let [(_, 1, Err(e))] = &replies[..] else {
         panic!("{out:?}")
@@ -208,14 +225,7 @@ fn a_node_that_cannot_start_refuses_the_join_and_the_next_one_tries_again() {
     let [find] = find_nodes(&out)[..] else {
         panic!("{out:?}")
     };
-    let nodes = Input::Nodes {
-        ticket: find,
-        ready: Vec::new(),
-        running: 0,
-        router: RouterId(Uuid::new_v4()),
-    };
-    core.handle(nodes, now);
-    let (out, _) = outputs(&mut core);
+    let out = no_node_ready(&mut core, find, 0, now);
     let [spawn] = out
         .iter()
         .filter_map(|o| match o {
@@ -248,9 +258,7 @@ fn a_node_that_cannot_start_refuses_the_join_and_the_next_one_tries_again() {
 fn alice_asks_for_a_transport(core: &mut RoomCore) -> (PeerId, Ticket, Instant) {
     let now = Instant::now();
     let alice = Uuid::new_v4();
-    core.handle(join_input(alice, 1, "room", "Alice"), now);
-    let (out, _) = outputs(core);
-    open_with(core, find_nodes(&out)[0], &[(NODE, 1)], now);
+    room_of(core, "room", &[alice], now);
     let request = Request::CreateWebRtcTransport(CreateTransportArgs {
         direction: Direction::Send,
         data: false,
@@ -369,11 +377,7 @@ fn a_dropped_peer_leaves_when_its_timeout_comes_unless_it_resumed() {
     core.resume_grace = Duration::from_secs(30);
     let now = Instant::now();
     let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
-    core.handle(join_input(alice, 1, "room", "Alice"), now);
-    let (out, _) = outputs(&mut core);
-    open_with(&mut core, find_nodes(&out)[0], &[(NODE, 1)], now);
-    core.handle(join_input(bob, 1, "room", "Bob"), now);
-    outputs(&mut core);
+    room_of(&mut core, "room", &[alice, bob], now);
     core.handle(Input::Detached { peer: alice }, now);
     let (_, at) = outputs(&mut core);
     assert_eq!(
@@ -409,11 +413,7 @@ fn a_dropped_peer_leaves_at_once_without_resume() {
     let mut core = new_core(limits());
     let now = Instant::now();
     let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
-    core.handle(join_input(alice, 1, "room", "Alice"), now);
-    let (out, _) = outputs(&mut core);
-    open_with(&mut core, find_nodes(&out)[0], &[(NODE, 1)], now);
-    core.handle(join_input(bob, 1, "room", "Bob"), now);
-    outputs(&mut core);
+    room_of(&mut core, "room", &[alice, bob], now);
     core.handle(Input::Detached { peer: alice }, now);
     let (out, _) = outputs(&mut core);
     assert_eq!(told(&out, bob), [Notification::PeerLeft { peer_id: alice }]);
