@@ -1,6 +1,7 @@
 //! The same participants against Janus 1.1 (Debian's `janus`, VideoRoom over WebSockets,
 //! started by `bench/janus.sh`): every subscriber receives every publisher, without loss.
-//! Setup installs Janus for the test suite; under CI a missing Janus is a failure.
+//! Setup installs Janus for the test suite; a missing Janus fails the test (with how to
+//! install it) unless `SKIP_JANUS=1` says, explicitly, to run without it.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -64,15 +65,17 @@ fn start_janus(port: u16) -> Janus {
 fn janus_rooms_of_three_receive_every_stream_without_loss() {
     if !janus_installed() {
         assert!(
-            std::env::var_os("CI").is_none(),
-            "janus is not installed: scripts/setup.sh --tests installs it"
+            std::env::var("SKIP_JANUS").is_ok_and(|v| v == "1"),
+            "janus is not installed: `scripts/setup.sh --tests` (or `apt-get install janus`) \
+             installs it; set SKIP_JANUS=1 to run the suite without this comparison"
         );
-        eprintln!("janus is not installed (apt-get install janus): nothing to compare with");
+        eprintln!("SKIP_JANUS=1: janus is not installed, nothing to compare with");
         return;
     }
     let port = free_port();
     let janus = start_janus(port);
-    let output = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+    let mut loadgen = Command::new(env!("CARGO_BIN_EXE_loadgen"));
+    loadgen
         .args([
             "--target",
             "janus",
@@ -80,10 +83,8 @@ fn janus_rooms_of_three_receive_every_stream_without_loss() {
             &format!("ws://127.0.0.1:{port}"),
         ])
         .args(["--rooms", "2", "--publishers", "3", "--duration", "4"])
-        .args(["--json", "--quiet"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run loadgen");
+        .args(["--json", "--quiet"]);
+    let output = output_within(loadgen, LOADGEN_DEADLINE);
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
         panic!(
             "no JSON ({e}): {}\njanus log:\n{}",
@@ -103,4 +104,56 @@ fn janus_rooms_of_three_receive_every_stream_without_loss() {
         "{context}"
     );
     assert!(output.status.success(), "{context}");
+}
+
+/// The loadgen runs 4 s of media after joining: far more than this means it hangs.
+const LOADGEN_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Runs `command` to its end, killing it (and failing) past `deadline`.
+fn output_within(mut command: Command, deadline: Duration) -> std::process::Output {
+    use std::io::Read;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run loadgen");
+    let read = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = read(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = read(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for loadgen") {
+            break status;
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the loadgen did not finish within {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
 }

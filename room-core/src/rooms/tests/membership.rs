@@ -291,3 +291,30 @@ fn node_lost_moves_only_the_rooms_of_that_node() {
     let step = core.handle_join(alice, &args("demo", "Alice"), Rights::ALL, Instant::now());
     assert_eq!(step, Ok(JoinStep::NeedsRouter));
 }
+
+#[test]
+fn a_peer_that_leaves_tells_the_monitor_of_each_producer_closed_then_of_its_leaving() {
+    let mut core = new_core(limits());
+    let alice = join(&mut core, "demo", "Alice");
+    join(&mut core, "demo", "Bob");
+    let send = transport(&mut core, alice, Direction::Send);
+    let (first, second) = (
+        produce(&mut core, alice, send),
+        produce(&mut core, alice, send),
+    );
+    drain(&mut core);
+    core.handle_leave(alice).unwrap();
+    let events = monitor_events(&drain(&mut core));
+    let closed = |producer: ProducerId| EventKind::ProducerClosed {
+        room: "demo".into(),
+        peer_id: alice.to_string(),
+        producer_id: producer.to_string(),
+    };
+    let left = EventKind::PeerLeft {
+        room: "demo".into(),
+        peer_id: alice.to_string(),
+    };
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(events[..2].contains(&closed(first)) && events[..2].contains(&closed(second)));
+    assert_eq!(events[2], left, "producerClosed first, then peerLeft");
+}
