@@ -16,5 +16,7 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo build"
 cargo build --workspace --all-targets --locked
+step "demo page: pure functions (node --test)"
+(cd web && node --test test/)
 step "cargo test"
 cargo test --workspace --locked -- --test-threads=2

@@ -5,6 +5,7 @@
 import { Device } from 'mediasoup-client';
 import { Chat } from './chat.js';
 import { Controls } from './controls.js';
+import { afterClose, closeMessage, nextDelay, reconcile } from './session.js';
 import { Signaling, signalingUrl } from './signaling.js';
 import { receptionStats } from './stats.js';
 import { Remote } from './remote.js';
@@ -142,23 +143,29 @@ const request = (method, data) => signaling.request(method, data);
 
 // The signaling connection closed (the page did not close it).
 function socketClosed(event) {
-  if ((state.joined || state.resuming) && resumeToken && state.wantJoined) {
+  const next = afterClose({
+    joined: state.joined,
+    resuming: state.resuming,
+    wantJoined: state.wantJoined,
+    hasResumeToken: Boolean(resumeToken),
+  });
+  if (next === 'resume') {
     // Only signaling dropped: the transports go straight to the media node and keep
     // their media. Keep everything and take the session back on a new connection.
     state.resuming = true;
     scheduleResume(state.resumes ? reconnectDelay : 0);
-    reconnectDelay = Math.min(reconnectDelay * 2, 10000);
+    reconnectDelay = nextDelay(reconnectDelay);
     render();
     return;
   }
   const wasJoined = state.joined;
   teardown();
-  if (event.code === 1009) showError('The server closed the connection: message too big.');
-  else if (wasJoined) showError('Connection lost; reconnecting…');
+  const message = closeMessage(event.code, wasJoined);
+  if (message) showError(message);
   // The socket is the only thing that reconnects and re-joins after a drop; join()
   // leaves that to it, so there is one retry timer at a time.
-  if (state.wantJoined) scheduleRejoin(reconnectDelay);
-  reconnectDelay = Math.min(reconnectDelay * 2, 10000);
+  if (next === 'rejoin') scheduleRejoin(reconnectDelay);
+  reconnectDelay = nextDelay(reconnectDelay);
   render();
 }
 
@@ -219,28 +226,27 @@ async function resumeSession() {
     return;
   }
   resumeToken = info.resumeToken;
-  const mine = new Set((info.transports || []).map((t) => t.transportId));
-  if ((sendTransport && !mine.has(sendTransport.id)) || (recvTransport && !mine.has(recvTransport.id))) {
+  const held = {
+    transportIds: [sendTransport?.id, recvTransport?.id].filter(Boolean),
+    consumers: new Map([...remote.consumers].map(([id, { consumer }]) => [id, consumer.producerId])),
+    peerIds: [...remote.peers.keys()],
+  };
+  const changes = reconcile(info, held);
+  if (changes.restart) {
     // A transport of ours is gone on the server: start over.
     restart();
     return;
   }
   // Consumers whose producer closed meanwhile, peers who left meanwhile.
-  const alive = new Set((info.consumers || []).map((c) => c.consumerId));
-  for (const id of [...remote.consumers.keys()]) if (!alive.has(id)) remote.removeConsumer(id);
-  const present = new Set((info.peers || []).map((p) => p.peerId));
-  for (const id of [...remote.peers.keys()]) if (!present.has(id)) remote.removePeer(id);
+  for (const id of changes.removeConsumers) remote.removeConsumer(id);
+  for (const id of changes.removePeers) remote.removePeer(id);
   chat.reconcile(info);
   // Peers and producers that came meanwhile.
-  const consumed = new Set([...remote.consumers.values()].map(({ consumer }) => consumer.producerId));
-  for (const peer of info.peers || []) {
-    remote.addPeer(peer.peerId, peer.displayName);
-    for (const p of peer.producers || []) {
-      if (consumed.has(p.producerId)) continue;
-      consume(p.producerId, peer.peerId, p.appData).catch((e) => {
-        if (!ignorable(e)) showError(`Cannot receive a stream: ${describe(e)}`);
-      });
-    }
+  for (const peer of info.peers || []) remote.addPeer(peer.peerId, peer.displayName);
+  for (const { producerId, peerId, appData } of changes.consume) {
+    consume(producerId, peerId, appData).catch((e) => {
+      if (!ignorable(e)) showError(`Cannot receive a stream: ${describe(e)}`);
+    });
   }
   render();
 }
