@@ -390,3 +390,47 @@ fn data_consumers_count_against_the_consumer_cap_and_the_workers_load() {
         assert_eq!(refused.code, ClientErrorCode::TooManyConsumers, "{refused}");
     }
 }
+
+#[test]
+fn data_channels_need_the_same_grants_as_media() {
+    let mut core = new_core(limits());
+    let alice = join(&mut core, "demo", "Alice");
+    let send = transport(&mut core, alice, Direction::Send);
+    let (chat, _) = produce_data(&mut core, alice, send);
+    let join_with = |core: &mut RoomCore, name: &str, rights: Rights| {
+        let peer = Uuid::new_v4();
+        let step = core.handle_join(peer, &args("demo", name), rights, Instant::now());
+        assert!(matches!(step, Ok(JoinStep::Joined(_))), "{step:?}");
+        peer
+    };
+    let listener = join_with(
+        &mut core,
+        "Listener",
+        Rights {
+            publish: false,
+            subscribe: true,
+        },
+    );
+    let listener_send = transport(&mut core, listener, Direction::Send);
+    let refused = core.begin_produce_data(listener, produce_data_args(listener_send));
+    assert_eq!(refused.unwrap_err().code, ClientErrorCode::Forbidden);
+    let listener_recv = transport(&mut core, listener, Direction::Recv);
+    assert!(core
+        .begin_consume_data(listener, consume_data_args(listener_recv, chat))
+        .is_ok());
+    let speaker = join_with(
+        &mut core,
+        "Speaker",
+        Rights {
+            publish: true,
+            subscribe: false,
+        },
+    );
+    let speaker_recv = transport(&mut core, speaker, Direction::Recv);
+    let refused = core.begin_consume_data(speaker, consume_data_args(speaker_recv, chat));
+    assert_eq!(refused.unwrap_err().code, ClientErrorCode::Forbidden);
+    let speaker_send = transport(&mut core, speaker, Direction::Send);
+    assert!(core
+        .begin_produce_data(speaker, produce_data_args(speaker_send))
+        .is_ok());
+}
