@@ -5,7 +5,8 @@ use std::io;
 use std::path::Path;
 
 use interprocess::local_socket::tokio::prelude::*;
-use interprocess::local_socket::tokio::{Listener, Stream};
+pub use interprocess::local_socket::tokio::Listener;
+use interprocess::local_socket::tokio::Stream;
 use interprocess::local_socket::{GenericFilePath, ListenerOptions};
 use serde::{de::DeserializeOwned, Serialize};
 use std::pin::Pin;
