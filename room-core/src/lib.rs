@@ -9,6 +9,8 @@
 //! come in as inputs (`now`, a token source, fresh ids), never from the machine itself.
 //!
 //! - [`rooms`]: the room core: rooms, their routers and peers, and every decision on them;
+//! - [`cluster`]: in a cluster of hosts, which host serves a room (owner, claim, relay,
+//!   fencing);
 //! - [`placement`]: which worker (or a new node) takes a new router of a room;
 //! - [`lifecycle`]: the node pool: spawn, watch, replace;
 //! - [`quality`]: the quality watch of a monitor that asked for quality events;
@@ -16,6 +18,7 @@
 //!
 //! Nothing here depends on tokio, axum, ring or any I/O (`cargo tree -p room-core` shows it).
 
+pub mod cluster;
 pub mod lifecycle;
 pub mod placement;
 pub mod quality;

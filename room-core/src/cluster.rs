@@ -1,0 +1,428 @@
+//! Who serves a room in a cluster, decided without I/O (the etcd client and the links between
+//! supervisors carry the outputs out). Every room has one owner host: the directory (etcd)
+//! says who, through a watch; a room without owner is claimed by a transaction that succeeds
+//! only if the key is absent, under the claimer's lease. A join reaching this host is served
+//! here when this host owns the room, relayed to the owner otherwise; for a room without an
+//! owner, this host claims it when it has headroom, else the join is relayed to the host with
+//! the most, which claims it. A host whose lease is lost stops acting for every room at once
+//! (fenced) and claims nothing until it has a lease again.
+//!
+//! The crate's contract: `handle(Input, now)`, then `poll_output()` until `None`.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Instant;
+
+use ipc::messages::RoomId;
+
+/// A host of the cluster (`HOST_ID`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HostId(pub String);
+
+impl std::fmt::Display for HostId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a host publishes under its lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostRecord {
+    /// The host.
+    pub id: HostId,
+    /// Consumers it can still take (over all its workers and the nodes it may start).
+    pub headroom: u32,
+}
+
+/// A join waiting for the room's owner to be known, by the caller's ticket.
+pub type JoinTicket = u64;
+
+/// What happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// The live hosts, as the directory lists them now (every host, this one included).
+    Hosts(Vec<HostRecord>),
+    /// The owner of `room` in the directory changed: a host, or none (its key was deleted
+    /// or its lease expired).
+    Owner {
+        /// The room.
+        room: RoomId,
+        /// Its owner now.
+        owner: Option<HostId>,
+    },
+    /// A join for `room` reached this host (`relayed`: another host sent it here, which
+    /// happens only when it chose this host to own the room).
+    Join {
+        /// The caller's ticket, given back with the decision.
+        ticket: JoinTicket,
+        /// The room.
+        room: RoomId,
+        /// Whether another host relayed it here.
+        relayed: bool,
+    },
+    /// This host's claim of `room` is decided: won, or lost to `owner`.
+    Claimed {
+        /// The room.
+        room: RoomId,
+        /// `Ok`: this host owns it; `Err`: the host that does.
+        result: Result<(), HostId>,
+    },
+    /// This host's lease: held (granted or renewed) or lost.
+    Lease(bool),
+}
+
+/// What to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Create `room`'s key if absent, under this host's lease (answer: [`Input::Claimed`]).
+    Claim(RoomId),
+    /// Serve this join here: this host owns the room.
+    Serve(JoinTicket),
+    /// Relay this join to `host`, which owns the room or will.
+    Relay(JoinTicket, HostId),
+    /// Refuse this join: no host can take the room, or this host is fenced.
+    Refuse(JoinTicket, Refusal),
+    /// The lease is lost: stop acting for these rooms now (their peers are told to join
+    /// again; another host may own them once the lease has expired).
+    Fence(Vec<RoomId>),
+}
+
+/// Why a join is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// This host has no lease: it may act for no room.
+    Fenced,
+    /// A relayed join for a room another host claimed meanwhile: the client joins again
+    /// (and is relayed to that owner).
+    Moved(HostId),
+    /// No host has headroom.
+    Full,
+}
+
+/// The cluster directory as this host sees it.
+pub struct Cluster {
+    me: HostId,
+    leased: bool,
+    hosts: BTreeMap<HostId, HostRecord>,
+    owners: HashMap<RoomId, HostId>,
+    /// Joins waiting for this host's claim of their room.
+    claiming: HashMap<RoomId, Vec<JoinTicket>>,
+    outputs: VecDeque<Output>,
+}
+
+impl Cluster {
+    /// This host, `me`, without a lease yet.
+    pub fn new(me: HostId) -> Self {
+        Self {
+            me,
+            leased: false,
+            hosts: BTreeMap::new(),
+            owners: HashMap::new(),
+            claiming: HashMap::new(),
+            outputs: VecDeque::new(),
+        }
+    }
+
+    /// The owner of `room`, as far as this host knows.
+    pub fn owner(&self, room: &RoomId) -> Option<&HostId> {
+        self.owners.get(room)
+    }
+
+    /// The rooms this host owns.
+    pub fn owned(&self) -> Vec<RoomId> {
+        let mut rooms: Vec<RoomId> = self
+            .owners
+            .iter()
+            .filter(|(_, owner)| **owner == self.me)
+            .map(|(room, _)| room.clone())
+            .collect();
+        rooms.sort_by(|a, b| a.0.cmp(&b.0));
+        rooms
+    }
+
+    /// Takes one input; what follows comes from [`Cluster::poll_output`].
+    pub fn handle(&mut self, input: Input, _now: Instant) {
+        match input {
+            Input::Hosts(hosts) => {
+                self.hosts = hosts.into_iter().map(|h| (h.id.clone(), h)).collect();
+            }
+            Input::Owner { room, owner } => self.owner_changed(room, owner),
+            Input::Join {
+                ticket,
+                room,
+                relayed,
+            } => self.join(ticket, room, relayed),
+            Input::Claimed { room, result } => self.claimed(room, result),
+            Input::Lease(true) => self.leased = true,
+            Input::Lease(false) => self.lease_lost(),
+        }
+    }
+
+    /// The next thing to do, oldest first.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    fn join(&mut self, ticket: JoinTicket, room: RoomId, relayed: bool) {
+        if !self.leased {
+            self.outputs
+                .push_back(Output::Refuse(ticket, Refusal::Fenced));
+            return;
+        }
+        match self.owners.get(&room) {
+            Some(owner) if *owner == self.me => self.outputs.push_back(Output::Serve(ticket)),
+            // A relayed join is never relayed again: hosts that disagree on the owner would
+            // bounce it between them.
+            Some(owner) if relayed => {
+                let moved = Refusal::Moved(owner.clone());
+                self.outputs.push_back(Output::Refuse(ticket, moved));
+            }
+            Some(owner) => {
+                let relay = Output::Relay(ticket, owner.clone());
+                self.outputs.push_back(relay);
+            }
+            None => {
+                let target = if relayed {
+                    Some(self.me.clone())
+                } else {
+                    self.new_room_host()
+                };
+                match target {
+                    None => self
+                        .outputs
+                        .push_back(Output::Refuse(ticket, Refusal::Full)),
+                    Some(host) if host == self.me => self.claim(room, ticket),
+                    Some(host) => self.outputs.push_back(Output::Relay(ticket, host)),
+                }
+            }
+        }
+    }
+
+    /// Where a new room goes: this host if it has headroom, else the host with the most
+    /// (the lowest id among equals); none when no host has any.
+    fn new_room_host(&self) -> Option<HostId> {
+        if self.hosts.get(&self.me).is_some_and(|h| h.headroom > 0) {
+            return Some(self.me.clone());
+        }
+        self.hosts
+            .values()
+            .filter(|h| h.headroom > 0)
+            .max_by(|a, b| a.headroom.cmp(&b.headroom).then(b.id.cmp(&a.id)))
+            .map(|h| h.id.clone())
+    }
+
+    /// Claims `room` for `ticket` (one claim per room at a time; later joins wait with it).
+    fn claim(&mut self, room: RoomId, ticket: JoinTicket) {
+        let waiting = self.claiming.entry(room.clone()).or_default();
+        waiting.push(ticket);
+        if waiting.len() == 1 {
+            self.outputs.push_back(Output::Claim(room));
+        }
+    }
+
+    fn claimed(&mut self, room: RoomId, result: Result<(), HostId>) {
+        let waiting = self.claiming.remove(&room).unwrap_or_default();
+        let owner = match result {
+            // Fenced meanwhile: the claim does not count for anything this host does.
+            Ok(()) if !self.leased => {
+                for ticket in waiting {
+                    self.outputs
+                        .push_back(Output::Refuse(ticket, Refusal::Fenced));
+                }
+                return;
+            }
+            Ok(()) => self.me.clone(),
+            Err(owner) => owner,
+        };
+        self.owners.insert(room, owner.clone());
+        for ticket in waiting {
+            let decision = if owner == self.me {
+                Output::Serve(ticket)
+            } else {
+                Output::Relay(ticket, owner.clone())
+            };
+            self.outputs.push_back(decision);
+        }
+    }
+
+    fn owner_changed(&mut self, room: RoomId, owner: Option<HostId>) {
+        match owner {
+            Some(owner) => {
+                self.owners.insert(room, owner);
+            }
+            None => {
+                self.owners.remove(&room);
+            }
+        }
+    }
+
+    fn lease_lost(&mut self) {
+        if !std::mem::replace(&mut self.leased, false) {
+            return;
+        }
+        let mine = self.owned();
+        for room in &mine {
+            self.owners.remove(room);
+        }
+        let claiming: Vec<(RoomId, Vec<JoinTicket>)> = self.claiming.drain().collect();
+        for (_, tickets) in claiming {
+            for ticket in tickets {
+                self.outputs
+                    .push_back(Output::Refuse(ticket, Refusal::Fenced));
+            }
+        }
+        self.outputs.push_back(Output::Fence(mine));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(id: &str) -> HostId {
+        HostId(id.into())
+    }
+
+    fn room(name: &str) -> RoomId {
+        RoomId(name.into())
+    }
+
+    fn record(id: &str, headroom: u32) -> HostRecord {
+        HostRecord {
+            id: host(id),
+            headroom,
+        }
+    }
+
+    /// Host `me` with a lease, among `hosts`.
+    fn cluster(me: &str, hosts: &[(&str, u32)]) -> Cluster {
+        let mut cluster = Cluster::new(host(me));
+        let records = hosts.iter().map(|(id, h)| record(id, *h)).collect();
+        run(&mut cluster, Input::Hosts(records));
+        run(&mut cluster, Input::Lease(true));
+        cluster
+    }
+
+    fn run(cluster: &mut Cluster, input: Input) -> Vec<Output> {
+        cluster.handle(input, Instant::now());
+        std::iter::from_fn(|| cluster.poll_output()).collect()
+    }
+
+    fn join(cluster: &mut Cluster, ticket: JoinTicket, name: &str) -> Vec<Output> {
+        let input = Input::Join {
+            ticket,
+            room: room(name),
+            relayed: false,
+        };
+        run(cluster, input)
+    }
+
+    #[test]
+    fn a_new_room_is_claimed_by_the_first_joins_host_and_served_there_once_won() {
+        let mut h1 = cluster("h1", &[("h1", 10), ("h2", 50)]);
+        assert_eq!(join(&mut h1, 1, "demo"), [Output::Claim(room("demo"))]);
+        // A second join while the claim is out waits for it: one claim.
+        assert_eq!(join(&mut h1, 2, "demo"), []);
+        let won = Input::Claimed {
+            room: room("demo"),
+            result: Ok(()),
+        };
+        assert_eq!(run(&mut h1, won), [Output::Serve(1), Output::Serve(2)]);
+        assert_eq!(join(&mut h1, 3, "demo"), [Output::Serve(3)]);
+        assert_eq!(h1.owned(), [room("demo")]);
+    }
+
+    #[test]
+    fn a_claim_lost_to_another_host_relays_the_waiting_joins_to_it() {
+        let mut h1 = cluster("h1", &[("h1", 10), ("h2", 10)]);
+        join(&mut h1, 1, "demo");
+        join(&mut h1, 2, "demo");
+        let lost = Input::Claimed {
+            room: room("demo"),
+            result: Err(host("h2")),
+        };
+        assert_eq!(
+            run(&mut h1, lost),
+            [Output::Relay(1, host("h2")), Output::Relay(2, host("h2"))]
+        );
+        assert_eq!(join(&mut h1, 3, "demo"), [Output::Relay(3, host("h2"))]);
+    }
+
+    #[test]
+    fn a_full_host_sends_a_new_room_to_the_host_with_the_most_headroom_which_claims_it() {
+        let mut h1 = cluster("h1", &[("h1", 0), ("h2", 20), ("h3", 40)]);
+        assert_eq!(join(&mut h1, 1, "demo"), [Output::Relay(1, host("h3"))]);
+        let mut h3 = cluster("h3", &[("h1", 0), ("h2", 20), ("h3", 40)]);
+        let relayed = Input::Join {
+            ticket: 9,
+            room: room("demo"),
+            relayed: true,
+        };
+        assert_eq!(run(&mut h3, relayed), [Output::Claim(room("demo"))]);
+    }
+
+    #[test]
+    fn no_headroom_anywhere_refuses_a_new_room() {
+        let mut h1 = cluster("h1", &[("h1", 0), ("h2", 0)]);
+        assert_eq!(join(&mut h1, 1, "demo"), [Output::Refuse(1, Refusal::Full)]);
+    }
+
+    #[test]
+    fn a_known_owner_gets_the_join_and_a_relayed_join_is_never_relayed_again() {
+        let mut h1 = cluster("h1", &[("h1", 10), ("h2", 10)]);
+        let owner = Input::Owner {
+            room: room("demo"),
+            owner: Some(host("h2")),
+        };
+        run(&mut h1, owner);
+        assert_eq!(join(&mut h1, 1, "demo"), [Output::Relay(1, host("h2"))]);
+        let relayed = Input::Join {
+            ticket: 2,
+            room: room("demo"),
+            relayed: true,
+        };
+        assert_eq!(
+            run(&mut h1, relayed),
+            [Output::Refuse(2, Refusal::Moved(host("h2")))]
+        );
+        // The owner's key goes (its lease expired): the next join claims it.
+        let gone = Input::Owner {
+            room: room("demo"),
+            owner: None,
+        };
+        run(&mut h1, gone);
+        assert_eq!(join(&mut h1, 3, "demo"), [Output::Claim(room("demo"))]);
+    }
+
+    #[test]
+    fn a_lost_lease_fences_every_owned_room_and_refuses_joins_until_it_is_back() {
+        let mut h1 = cluster("h1", &[("h1", 10), ("h2", 10)]);
+        for (ticket, name) in [(1, "a"), (2, "b")] {
+            join(&mut h1, ticket, name);
+            let won = Input::Claimed {
+                room: room(name),
+                result: Ok(()),
+            };
+            run(&mut h1, won);
+        }
+        join(&mut h1, 3, "c");
+        let outputs = run(&mut h1, Input::Lease(false));
+        assert_eq!(
+            outputs,
+            [
+                Output::Refuse(3, Refusal::Fenced),
+                Output::Fence(vec![room("a"), room("b")])
+            ]
+        );
+        assert!(h1.owned().is_empty());
+        assert_eq!(join(&mut h1, 4, "a"), [Output::Refuse(4, Refusal::Fenced)]);
+        // A claim that succeeds after the lease was lost does not make this host the owner.
+        let late = Input::Claimed {
+            room: room("c"),
+            result: Ok(()),
+        };
+        assert_eq!(run(&mut h1, late), []);
+        assert!(h1.owned().is_empty());
+        run(&mut h1, Input::Lease(true));
+        assert_eq!(join(&mut h1, 5, "d"), [Output::Claim(room("d"))]);
+    }
+}
