@@ -373,7 +373,9 @@ impl Client {
             }
             let _ = ended_tx.send(Some(Closed {
                 code: close_frame.as_ref().map(|f| u16::from(f.code)),
-                reason: close_frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+                reason: close_frame
+                    .map(|f| f.reason.to_string())
+                    .unwrap_or_default(),
             }));
         });
         Ok(Client {

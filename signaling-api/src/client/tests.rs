@@ -72,14 +72,22 @@ async fn calls_get_typed_answers_and_refusals_with_their_code() {
     let url = serve(move |mut server, _| async move {
         let (id, method, data) = request(&mut server).await;
         assert_eq!((method.as_str(), &data["room"]), ("join", &json!("r")));
-        send(&mut server, json!({"id": id, "ok": true, "data": joined(peer_id)})).await;
+        send(
+            &mut server,
+            json!({"id": id, "ok": true, "data": joined(peer_id)}),
+        )
+        .await;
         let (id, method, _) = request(&mut server).await;
         assert_eq!(method, "leave");
         let error = json!({"code": "not_joined", "message": "join a room first"});
         send(&mut server, json!({"id": id, "ok": false, "error": error})).await;
         // An answer of the wrong shape for its request.
         let (id, _, _) = request(&mut server).await;
-        send(&mut server, json!({"id": id, "ok": true, "data": {"what": 1}})).await;
+        send(
+            &mut server,
+            json!({"id": id, "ok": true, "data": {"what": 1}}),
+        )
+        .await;
         server.next().await;
     })
     .await;
@@ -164,7 +172,11 @@ async fn raw_frames_go_as_they_are_and_their_answers_come_apart() {
         };
         assert_eq!(text.as_str(), "not json");
         let error = json!({"code": "bad_request", "message": "not JSON"});
-        send(&mut server, json!({"id": null, "ok": false, "error": error})).await;
+        send(
+            &mut server,
+            json!({"id": null, "ok": false, "error": error}),
+        )
+        .await;
         let Some(Ok(Message::Binary(bytes))) = server.next().await else {
             panic!("a binary frame");
         };
@@ -212,7 +224,9 @@ async fn upgrade_headers_reach_the_server_and_its_close_code_the_client() {
     };
     assert_eq!(closed, Some(expected.clone()));
     assert_eq!(client.closed(), Some(expected));
-    let violation = client.protocol_violation().expect("a frame that is not JSON");
+    let violation = client
+        .protocol_violation()
+        .expect("a frame that is not JSON");
     assert!(violation.contains("not JSON"), "{violation}");
 }
 
