@@ -1,20 +1,28 @@
 //! The one typed client of `/ws` (feature `client`), for the loadgen and the tests: numbered
-//! requests whose answers come back typed ([`Call::Answer`]), and the server's notifications,
-//! typed, in order, through a bounded queue.
+//! requests whose answers come back typed ([`Call::Answer`]), the server's notifications,
+//! typed, in order, through a bounded queue, and what a test of the protocol needs besides:
+//! upgrade headers, the close frame the server sent, waiting for one kind of notification, and
+//! one clearly named raw path ([`Client::send_raw`]) for input that is malformed on purpose.
 
 use std::collections::HashMap;
+use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::AbortHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::Connector;
 
 use crate::{Call, Method, Notification};
+
+#[cfg(test)]
+mod tests;
 
 /// A request waits this long for its answer.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
@@ -22,6 +30,9 @@ pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
 const NOTIFICATION_QUEUE: usize = 1024;
 /// Frames queued for sending; a client sends a few requests at a time.
 const OUTGOING_QUEUE: usize = 64;
+/// Answers to no pending call kept for [`Client::raw_answer`]; past this they are dropped
+/// (logged), so a client that never reads them cannot stall its notifications.
+const UNMATCHED_QUEUE: usize = 256;
 
 /// Why a request did not get its success answer.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -37,6 +48,12 @@ pub enum CallError {
     /// The connection could not be opened, failed or closed.
     #[error("signaling: {0}")]
     Connection(String),
+    /// The server answered the WebSocket upgrade with an HTTP error (403, 429, 503, …).
+    #[error("signaling: the WebSocket upgrade was refused with HTTP {status}")]
+    Upgrade {
+        /// The HTTP status.
+        status: u16,
+    },
     /// No answer in time.
     #[error("no answer to {} within {ANSWER_TIMEOUT:?}", .0.name())]
     Timeout(Method),
@@ -52,14 +69,67 @@ pub enum CallError {
 
 impl CallError {
     /// The error code of a refusal, or what kind of failure it was (`connection`,
-    /// `timeout`, `malformed`).
+    /// `timeout`, `malformed`; a refused upgrade is a `connection` failure).
     pub fn code(&self) -> &str {
         match self {
             CallError::Refused { code, .. } => code,
-            CallError::Connection(_) => "connection",
+            CallError::Connection(_) | CallError::Upgrade { .. } => "connection",
             CallError::Timeout(_) => "timeout",
             CallError::Malformed { .. } => "malformed",
         }
+    }
+
+    /// The explanation of a refusal (`None` for the other failures).
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            CallError::Refused { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of a refused upgrade.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            CallError::Upgrade { status } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// Why a wait for a notification or an answer ended empty-handed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WaitError {
+    /// Nothing came in time.
+    #[error("nothing within {0:?}")]
+    TimedOut(Duration),
+    /// The connection is gone, and with it whatever was to come.
+    #[error("the connection is closed")]
+    Closed,
+}
+
+/// How the connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Closed {
+    /// The code of the server's close frame (`None`: the connection ended without one).
+    pub code: Option<u16>,
+    /// Its reason.
+    pub reason: String,
+}
+
+/// An answer to no pending call: to a frame sent with [`Client::send_raw`], one the server
+/// could not read the id of (`id: null`), or one that came after its call gave up waiting.
+#[derive(Debug, Clone)]
+pub struct RawAnswer {
+    /// The id it answers (`None`: `null`).
+    pub id: Option<u64>,
+    /// Its `data`, or the refusal.
+    pub outcome: Result<Value, CallError>,
+}
+
+impl RawAnswer {
+    /// The error code, `None` for a success.
+    pub fn code(&self) -> Option<&str> {
+        self.outcome.as_ref().err().map(CallError::code)
     }
 }
 
@@ -69,6 +139,21 @@ struct RequestFrame<'a, T> {
     id: u64,
     method: Method,
     data: &'a T,
+}
+
+/// The text of request `id` sending `call`, for a client that writes its own frames (a test
+/// whose client never reads, a fuzzer); [`Client::call`] and [`Client::send`] number theirs.
+pub fn request_frame<C: Call>(id: u64, call: &C) -> Result<String, CallError> {
+    let method = C::METHOD;
+    serde_json::to_string(&RequestFrame {
+        id,
+        method,
+        data: call,
+    })
+    .map_err(|e| CallError::Malformed {
+        method,
+        reason: format!("cannot serialize the request: {e}"),
+    })
 }
 
 /// An answer frame: `{"id","ok":true,"data"}` or `{"id","ok":false,"error"}`.
@@ -88,15 +173,86 @@ struct ErrorBody {
     message: String,
 }
 
+impl AnswerFrame {
+    /// Its `data`, or its refusal.
+    fn outcome(self) -> Result<Value, CallError> {
+        if self.ok {
+            return Ok(self.data);
+        }
+        let error = self.error.unwrap_or(ErrorBody {
+            code: "malformed".into(),
+            message: "an error answer without its error".into(),
+        });
+        Err(CallError::Refused {
+            code: error.code,
+            message: error.message,
+        })
+    }
+}
+
 type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<AnswerFrame>>>>;
+
+/// A request sent and not yet answered ([`Client::send`]): several can be in flight.
+pub struct Pending<C: Call> {
+    id: u64,
+    answer: oneshot::Receiver<AnswerFrame>,
+    waiters: Waiters,
+    call: PhantomData<fn() -> C>,
+}
+
+impl<C: Call> Pending<C> {
+    /// The id the request was sent with.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Waits (at most [`ANSWER_TIMEOUT`]) for the answer.
+    pub async fn answer(self) -> Result<C::Answer, CallError> {
+        let method = C::METHOD;
+        let answer = match tokio::time::timeout(ANSWER_TIMEOUT, self.answer).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => return Err(CallError::Connection("connection closed".into())),
+            Err(_) => {
+                if let Ok(mut waiters) = self.waiters.lock() {
+                    waiters.remove(&self.id);
+                }
+                return Err(CallError::Timeout(method));
+            }
+        };
+        serde_json::from_value(answer.outcome()?).map_err(|e| CallError::Malformed {
+            method,
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// What the reader shares with the client besides the queues.
+#[derive(Default)]
+struct Shared {
+    /// The first frame of the server that broke the protocol.
+    violation: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn violated(&self, what: String) {
+        tracing::warn!("the SFU broke the protocol: {what}");
+        if let Ok(mut violation) = self.violation.lock() {
+            violation.get_or_insert(what);
+        }
+    }
+}
 
 /// One connection to `/ws`.
 pub struct Client {
-    out: mpsc::Sender<String>,
+    out: mpsc::Sender<Message>,
     waiters: Waiters,
     next_id: u64,
     /// The server's notifications, in order; `None` once the connection is gone.
     pub notifications: mpsc::Receiver<Notification>,
+    unmatched: mpsc::Receiver<RawAnswer>,
+    ended: watch::Receiver<Option<Closed>>,
+    shared: Arc<Shared>,
+    tasks: [AbortHandle; 2],
 }
 
 impl Client {
@@ -105,39 +261,73 @@ impl Client {
         url: &str,
         tls: Option<Arc<rustls::ClientConfig>>,
     ) -> Result<Client, CallError> {
-        let request = url
+        Self::connect_with_headers(url, tls, &[]).await
+    }
+
+    /// [`Client::connect`] sending `headers` with the upgrade (an `Origin`, or the
+    /// `X-Forwarded-For` a reverse proxy adds). A refused upgrade is [`CallError::Upgrade`].
+    pub async fn connect_with_headers(
+        url: &str,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        headers: &[(&str, &str)],
+    ) -> Result<Client, CallError> {
+        let mut request = url
             .into_client_request()
             .map_err(|e| CallError::Connection(format!("bad URL {url}: {e}")))?;
+        for (name, value) in headers {
+            let bad = |e: &dyn std::fmt::Display| {
+                CallError::Connection(format!("bad header {name}: {value}: {e}"))
+            };
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| bad(&e))?;
+            let value = HeaderValue::from_str(value).map_err(|e| bad(&e))?;
+            request.headers_mut().append(name, value);
+        }
         let connector = tls.map(Connector::Rustls);
         let (socket, _) =
             tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector)
                 .await
-                .map_err(|e| CallError::Connection(format!("cannot connect to {url}: {e}")))?;
+                .map_err(|e| match e {
+                    tokio_tungstenite::tungstenite::Error::Http(response) => CallError::Upgrade {
+                        status: response.status().as_u16(),
+                    },
+                    e => CallError::Connection(format!("cannot connect to {url}: {e}")),
+                })?;
         let (mut sink, mut incoming) = socket.split();
-        let (out, mut outgoing) = mpsc::channel::<String>(OUTGOING_QUEUE);
-        tokio::spawn(async move {
-            while let Some(text) = outgoing.recv().await {
-                if sink.send(Message::text(text)).await.is_err() {
+        let (out, mut outgoing) = mpsc::channel::<Message>(OUTGOING_QUEUE);
+        let writer = tokio::spawn(async move {
+            while let Some(message) = outgoing.recv().await {
+                if sink.send(message).await.is_err() {
                     return;
                 }
             }
             let _ = sink.close().await;
         });
         let waiters: Waiters = Arc::default();
+        let shared = Arc::new(Shared::default());
         let (notify, notifications) = mpsc::channel(NOTIFICATION_QUEUE);
+        let (unmatched_tx, unmatched) = mpsc::channel(UNMATCHED_QUEUE);
+        let (ended_tx, ended) = watch::channel(None);
         let reader_waiters = waiters.clone();
-        tokio::spawn(async move {
+        let reader_shared = shared.clone();
+        let reader = tokio::spawn(async move {
+            let mut close_frame = None;
             // Pings are answered by the WebSocket layer while this reads; only a close, an
             // error or the end of the stream ends the connection.
             while let Some(Ok(message)) = incoming.next().await {
                 let text = match message {
                     Message::Text(text) => text,
-                    Message::Close(_) => break,
+                    Message::Close(frame) => {
+                        close_frame = frame;
+                        break;
+                    }
                     _ => continue,
                 };
-                let Ok(frame) = serde_json::from_str::<Value>(&text) else {
-                    tracing::warn!("the SFU sent a frame that is not JSON");
-                    continue;
+                let frame = match serde_json::from_str::<Value>(&text) {
+                    Ok(frame) => frame,
+                    Err(e) => {
+                        reader_shared.violated(format!("a frame that is not JSON ({e})"));
+                        continue;
+                    }
                 };
                 if frame.get("notification").is_some() {
                     match serde_json::from_value::<Notification>(frame) {
@@ -146,79 +336,176 @@ impl Client {
                                 break;
                             }
                         }
-                        Err(e) => tracing::debug!("a notification this client does not know: {e}"),
+                        Err(e) => {
+                            reader_shared.violated(format!("a notification it cannot read: {e}"))
+                        }
                     }
                     continue;
                 }
-                let Ok(answer) = serde_json::from_value::<AnswerFrame>(frame) else {
-                    continue;
+                let answer = match serde_json::from_value::<AnswerFrame>(frame) {
+                    Ok(answer) => answer,
+                    Err(e) => {
+                        reader_shared.violated(format!("a frame that is no answer: {e}"));
+                        continue;
+                    }
                 };
                 let waiter = answer
                     .id
                     .and_then(|id| reader_waiters.lock().ok()?.remove(&id));
-                if let Some(waiter) = waiter {
-                    let _ = waiter.send(answer);
+                match waiter {
+                    Some(waiter) => {
+                        let _ = waiter.send(answer);
+                    }
+                    None => {
+                        let raw = RawAnswer {
+                            id: answer.id,
+                            outcome: answer.outcome(),
+                        };
+                        if unmatched_tx.try_send(raw).is_err() {
+                            tracing::debug!("an answer to no pending call, not kept");
+                        }
+                    }
                 }
             }
             // Dropping the waiters fails every pending request at once.
             if let Ok(mut waiters) = reader_waiters.lock() {
                 waiters.clear();
             }
+            let _ = ended_tx.send(Some(Closed {
+                code: close_frame.as_ref().map(|f| u16::from(f.code)),
+                reason: close_frame
+                    .map(|f| f.reason.to_string())
+                    .unwrap_or_default(),
+            }));
         });
         Ok(Client {
             out,
             waiters,
             next_id: 1,
             notifications,
+            unmatched,
+            ended,
+            shared,
+            tasks: [writer.abort_handle(), reader.abort_handle()],
         })
     }
 
     /// Sends `call` and waits (at most [`ANSWER_TIMEOUT`]) for its answer.
     pub async fn call<C: Call>(&mut self, call: &C) -> Result<C::Answer, CallError> {
-        let method = C::METHOD;
+        self.send(call).await?.answer().await
+    }
+
+    /// Sends `call` without waiting for its answer: several requests in flight at once.
+    pub async fn send<C: Call>(&mut self, call: &C) -> Result<Pending<C>, CallError> {
         let id = self.next_id;
         self.next_id += 1;
+        let text = request_frame(id, call)?;
         let (tx, rx) = oneshot::channel();
         self.waiters
             .lock()
             .map_err(|e| CallError::Connection(e.to_string()))?
             .insert(id, tx);
-        let frame = RequestFrame {
+        self.send_message(Message::text(text)).await?;
+        Ok(Pending {
             id,
-            method,
-            data: call,
-        };
-        let text = serde_json::to_string(&frame).map_err(|e| CallError::Malformed {
-            method,
-            reason: format!("cannot serialize the request: {e}"),
-        })?;
-        self.out
-            .send(text)
-            .await
-            .map_err(|_| CallError::Connection("connection closed".into()))?;
-        let answer = match tokio::time::timeout(ANSWER_TIMEOUT, rx).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(_)) => return Err(CallError::Connection("connection closed".into())),
-            Err(_) => {
-                if let Ok(mut waiters) = self.waiters.lock() {
-                    waiters.remove(&id);
-                }
-                return Err(CallError::Timeout(method));
-            }
-        };
-        if !answer.ok {
-            let error = answer.error.unwrap_or(ErrorBody {
-                code: "malformed".into(),
-                message: "an error answer without its error".into(),
-            });
-            return Err(CallError::Refused {
-                code: error.code,
-                message: error.message,
-            });
-        }
-        serde_json::from_value(answer.data).map_err(|e| CallError::Malformed {
-            method,
-            reason: e.to_string(),
+            answer: rx,
+            waiters: self.waiters.clone(),
+            call: PhantomData,
         })
+    }
+
+    /// Sends `text` as it is, in one text frame: for input that is malformed on purpose (a
+    /// well-formed request goes through [`Client::call`]). Its answer, if any, comes through
+    /// [`Client::raw_answer`].
+    pub async fn send_raw(&self, text: impl Into<String>) -> Result<(), CallError> {
+        self.send_message(Message::text(text.into())).await
+    }
+
+    /// Sends `bytes` in one binary frame (which the protocol does not take).
+    pub async fn send_binary(&self, bytes: Vec<u8>) -> Result<(), CallError> {
+        self.send_message(Message::binary(bytes)).await
+    }
+
+    async fn send_message(&self, message: Message) -> Result<(), CallError> {
+        self.out
+            .send(message)
+            .await
+            .map_err(|_| CallError::Connection("connection closed".into()))
+    }
+
+    /// The next answer to no pending call (see [`RawAnswer`]), waiting at most `within`.
+    pub async fn raw_answer(&mut self, within: Duration) -> Result<RawAnswer, WaitError> {
+        match tokio::time::timeout(within, self.unmatched.recv()).await {
+            Ok(Some(answer)) => Ok(answer),
+            Ok(None) => Err(WaitError::Closed),
+            Err(_) => Err(WaitError::TimedOut(within)),
+        }
+    }
+
+    /// Waits at most `within` for the first notification `pick` takes (returns `Some` for),
+    /// dropping the ones before it (scores and the like).
+    pub async fn notification<T>(
+        &mut self,
+        within: Duration,
+        mut pick: impl FnMut(Notification) -> Option<T>,
+    ) -> Result<T, WaitError> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.notifications.recv()).await {
+                Ok(Some(notification)) => {
+                    if let Some(picked) = pick(notification) {
+                        return Ok(picked);
+                    }
+                }
+                Ok(None) => return Err(WaitError::Closed),
+                Err(_) => return Err(WaitError::TimedOut(within)),
+            }
+        }
+    }
+
+    /// How the connection ended, if it did.
+    pub fn closed(&self) -> Option<Closed> {
+        let closed = self.ended.borrow().clone();
+        // A reader gone without a word was aborted: the connection ended without a close.
+        closed.or_else(|| {
+            self.ended.has_changed().is_err().then(|| Closed {
+                code: None,
+                reason: String::new(),
+            })
+        })
+    }
+
+    /// Waits at most `within` for the connection to end: how it ended, `None` if it is still
+    /// open.
+    pub async fn wait_closed(&self, within: Duration) -> Option<Closed> {
+        let mut ended = self.ended.clone();
+        let waited = tokio::time::timeout(within, ended.wait_for(Option::is_some)).await;
+        match waited {
+            Ok(Ok(closed)) => closed.clone(),
+            // The reader is gone without a word: aborted.
+            Ok(Err(_)) => Some(Closed {
+                code: None,
+                reason: String::new(),
+            }),
+            Err(_) => None,
+        }
+    }
+
+    /// The first frame of the server that broke the protocol (not JSON, a notification or an
+    /// answer of no documented shape), if one came: the client skips them, a test fails on them.
+    pub fn protocol_violation(&self) -> Option<String> {
+        self.shared.violation.lock().ok()?.clone()
+    }
+
+    /// Sends a close frame; the server's answer ends the connection ([`Client::wait_closed`]).
+    pub async fn close(&self) -> Result<(), CallError> {
+        self.send_message(Message::Close(None)).await
+    }
+
+    /// Drops the connection at once, without a close frame, as a network that went away.
+    pub fn abort(&self) {
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }

@@ -1,135 +1,129 @@
 //! Bad input on `/ws`: every malformed, unknown, out-of-order or oversized request gets an
 //! error answer (or, for an oversized frame, close code 1009), the connection stays usable,
-//! and the supervisor and its node live on.
+//! and the supervisor and its node live on. Well-formed requests go through the typed client;
+//! the malformed ones, the point of these tests, as raw frames.
 
-use crate::support::{Sfu, Signaling};
-use serde_json::json;
+use serde_json::{json, Map, Value};
+use signaling_api::calls::{GetRouterRtpCapabilities, Leave, ResumeConsumer};
+use signaling_api::client::{CallError, Client};
+use signaling_api::{
+    ConnectTransportArgs, ConsumeArgs, ConsumerArgs, Direction, Kind, ProduceArgs,
+};
 
-async fn assert_error(sig: &mut Signaling, method: &str, data: serde_json::Value, code: &str) {
-    let answer = sig.request(method, data.clone()).await;
-    match answer {
-        Err((got, message)) => {
-            assert_eq!(got, code, "{method} {data}: {message}");
-            assert!(!message.is_empty(), "an error says what went wrong");
-        }
-        Ok(ok) => panic!("{method} {data} succeeded: {ok}"),
+use crate::support::signaling::{self, join, transport, Expect};
+use crate::support::Sfu;
+
+/// Checks that a refusal has `code` and says what went wrong.
+fn assert_refusal(refused: &CallError, code: &str, what: &str) {
+    assert_eq!(refused.code(), code, "{what}: {refused}");
+    let message = refused.message().unwrap_or_default();
+    assert!(!message.is_empty(), "an error says what went wrong");
+}
+
+/// Sends `frame`, malformed on purpose, and checks its answer (to `id`) refuses it with
+/// `code`.
+async fn assert_raw_error(sig: &mut Client, id: Option<u64>, frame: &str, code: &str) {
+    sig.send_raw(frame).await.expect("send");
+    let answer = sig.next_raw_answer().await;
+    assert_eq!(answer.id, id, "{frame}");
+    match answer.outcome {
+        Err(refused) => assert_refusal(&refused, code, frame),
+        Ok(ok) => panic!("{frame} succeeded: {ok}"),
     }
+}
+
+/// A request frame of `method` with `data`, malformed on purpose; ids from 1000 on, apart
+/// from the client's own.
+fn frame(id: u64, method: &str, data: Value) -> String {
+    json!({"id": id, "method": method, "data": data}).to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_error_answers_and_the_connection_lives_on() {
     let mut sfu = Sfu::start(&[]);
-    let mut sig = Signaling::connect(&sfu.ws_url(), None).await;
+    let mut sig = signaling::connect(&sfu.ws_url(), None).await;
 
-    sig.send_raw("this is not json");
-    let answer = sig.next_other().await;
-    assert_eq!(answer["id"], json!(null));
-    assert_eq!(answer["ok"], json!(false));
-    assert_eq!(answer["error"]["code"], "bad_request");
-
-    sig.send_raw(r#"{"id":"seven","method":"join"}"#);
-    assert_eq!(sig.next_other().await["error"]["code"], "bad_request");
-    sig.send_raw("[1,2,3]");
-    assert_eq!(sig.next_other().await["error"]["code"], "bad_request");
-    sig.send_binary(vec![0, 1, 2]);
-    assert_eq!(sig.next_other().await["error"]["code"], "bad_request");
-
-    assert_error(&mut sig, "fly", json!({}), "unknown_method").await;
-    assert_error(
+    assert_raw_error(&mut sig, None, "this is not json", "bad_request").await;
+    assert_raw_error(
         &mut sig,
-        "join",
-        json!({"room": 5, "displayName": "x"}),
+        None,
+        r#"{"id":"seven","method":"join"}"#,
         "bad_request",
     )
     .await;
-    assert_error(&mut sig, "join", json!({"displayName": "x"}), "bad_request").await;
-    assert_error(
-        &mut sig,
-        "join",
-        json!({"room": "a b", "displayName": "x"}),
+    assert_raw_error(&mut sig, None, "[1,2,3]", "bad_request").await;
+    sig.send_binary(vec![0, 1, 2]).await.expect("send");
+    let answer = sig.next_raw_answer().await;
+    assert_eq!((answer.id, answer.code()), (None, Some("bad_request")));
+
+    let fly = frame(1000, "fly", json!({}));
+    assert_raw_error(&mut sig, Some(1000), &fly, "unknown_method").await;
+    let room_a_number = frame(1001, "join", json!({"room": 5, "displayName": "x"}));
+    assert_raw_error(&mut sig, Some(1001), &room_a_number, "bad_request").await;
+    let no_room = frame(1002, "join", json!({"displayName": "x"}));
+    assert_raw_error(&mut sig, Some(1002), &no_room, "bad_request").await;
+    let refused = sig.refused(&join("a b", "x")).await;
+    assert_refusal(&refused, "invalid_argument", "a room name with a space");
+    let refused = sig.refused(&join("ok", "\u{7}")).await;
+    assert_refusal(
+        &refused,
         "invalid_argument",
-    )
-    .await;
-    assert_error(
-        &mut sig,
-        "join",
-        json!({"room": "ok", "displayName": "\u{7}"}),
-        "invalid_argument",
-    )
-    .await;
-    assert_error(
-        &mut sig,
-        "consume",
-        json!({"transportId": "x", "producerId": "y", "rtpCapabilities": {}}),
-        "not_joined",
-    )
-    .await;
-    assert_error(
-        &mut sig,
-        "createWebRtcTransport",
-        json!({"direction": "send"}),
-        "not_joined",
-    )
-    .await;
-    assert_error(
-        &mut sig,
-        "resumeConsumer",
-        json!({"consumerId": "nope"}),
-        "not_joined",
-    )
-    .await;
+        "a display name of a control character",
+    );
+    let consume = ConsumeArgs {
+        transport_id: "x".into(),
+        producer_id: "y".into(),
+        rtp_capabilities: Map::new(),
+    };
+    assert_refusal(&sig.refused(&consume).await, "not_joined", "consume");
+    let refused = sig.refused(&transport(Direction::Send)).await;
+    assert_refusal(&refused, "not_joined", "createWebRtcTransport");
+    let nope = ResumeConsumer(ConsumerArgs {
+        consumer_id: "nope".into(),
+    });
+    assert_refusal(&sig.refused(&nope).await, "not_joined", "resumeConsumer");
 
     // Still usable: a proper join works, and then joined-state errors are precise.
-    let joined = sig
-        .ok("join", json!({"room": "bad-input", "displayName": "Eve"}))
-        .await;
-    assert!(joined["routerRtpCapabilities"]["codecs"].is_array());
-    assert_error(
-        &mut sig,
-        "join",
-        json!({"room": "bad-input", "displayName": "Eve"}),
-        "already_joined",
-    )
-    .await;
-    assert_error(
-        &mut sig,
+    let joined = sig.ok(&join("bad-input", "Eve")).await;
+    assert!(joined.router_rtp_capabilities["codecs"].is_array());
+    let refused = sig.refused(&join("bad-input", "Eve")).await;
+    assert_refusal(&refused, "already_joined", "a second join");
+    let sideways = frame(
+        1003,
         "createWebRtcTransport",
         json!({"direction": "sideways"}),
-        "bad_request",
-    )
-    .await;
-    assert_error(
-        &mut sig,
-        "resumeConsumer",
-        json!({"consumerId": "nope"}),
+    );
+    assert_raw_error(&mut sig, Some(1003), &sideways, "bad_request").await;
+    assert_refusal(&sig.refused(&nope).await, "not_found", "resumeConsumer");
+    let connect = ConnectTransportArgs {
+        transport_id: "00000000-0000-0000-0000-000000000000".into(),
+        dtls_parameters: Map::new(),
+    };
+    assert_refusal(
+        &sig.refused(&connect).await,
         "not_found",
-    )
-    .await;
-    assert_error(
-        &mut sig,
         "connectWebRtcTransport",
-        json!({"transportId": "00000000-0000-0000-0000-000000000000", "dtlsParameters": {}}),
-        "not_found",
-    )
-    .await;
-    let transport = sig
-        .ok("createWebRtcTransport", json!({"direction": "recv"}))
-        .await;
-    let transport_id = transport["transportId"].as_str().expect("id").to_string();
-    assert_error(
-        &mut sig,
-        "produce",
-        json!({"transportId": transport_id, "kind": "audio", "rtpParameters": {}}),
+    );
+    let transport = sig.ok(&transport(Direction::Recv)).await;
+    let transport_id = transport.transport_id.to_string();
+    let produce = ProduceArgs {
+        transport_id: transport_id.clone(),
+        kind: Kind::Audio,
+        rtp_parameters: Map::new(),
+        app_data: None,
+    };
+    assert_refusal(&sig.refused(&produce).await, "invalid_argument", "produce");
+    // Well-formed as a request; DTLS parameters mediasoup cannot take, on purpose.
+    let dtls_parameters = serde_json::from_value(json!({"fingerprints": "no"})).expect("an object");
+    let connect = ConnectTransportArgs {
+        transport_id,
+        dtls_parameters,
+    };
+    assert_refusal(
+        &sig.refused(&connect).await,
         "invalid_argument",
-    )
-    .await;
-    assert_error(
-        &mut sig,
         "connectWebRtcTransport",
-        json!({"transportId": transport_id, "dtlsParameters": {"fingerprints": "no"}}),
-        "invalid_argument",
-    )
-    .await;
+    );
 
     assert!(sfu.is_running(), "supervisor survived:\n{}", sfu.log_text());
     assert_eq!(
@@ -143,24 +137,22 @@ async fn malformed_requests_get_error_answers_and_the_connection_lives_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_frame_closes_with_1009_and_others_are_unaffected() {
     let mut sfu = Sfu::start(&[]);
-    let mut bystander = Signaling::connect(&sfu.ws_url(), None).await;
-    bystander
-        .ok("join", json!({"room": "big", "displayName": "Bystander"}))
-        .await;
+    let mut bystander = signaling::connect(&sfu.ws_url(), None).await;
+    bystander.ok(&join("big", "Bystander")).await;
 
-    let sig = Signaling::connect(&sfu.ws_url(), None).await;
+    let sig = signaling::connect(&sfu.ws_url(), None).await;
     let big = format!(
         r#"{{"id":1,"method":"join","data":{{"room":"{}"}}}}"#,
         "x".repeat(70 * 1024)
     );
-    sig.send_raw(big);
-    assert_eq!(sig.wait_closed().await, Some(1009));
+    sig.send_raw(big).await.expect("send");
+    assert_eq!(sig.close_code().await, Some(1009));
 
-    let huge = Signaling::connect(&sfu.ws_url(), None).await;
-    huge.send_raw("y".repeat(3 << 20));
-    assert_eq!(huge.wait_closed().await, Some(1009));
+    let huge = signaling::connect(&sfu.ws_url(), None).await;
+    huge.send_raw("y".repeat(3 << 20)).await.expect("send");
+    assert_eq!(huge.close_code().await, Some(1009));
 
-    bystander.ok("getRouterRtpCapabilities", json!({})).await;
+    bystander.ok(&GetRouterRtpCapabilities {}).await;
     assert!(sfu.is_running());
     assert_eq!(sfu.node_pids().len(), 1);
 }
@@ -168,25 +160,14 @@ async fn oversized_frame_closes_with_1009_and_others_are_unaffected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_room_refuses_the_next_peer() {
     let sfu = Sfu::start(&["--max-peers-per-room", "1"]);
-    let mut first = Signaling::connect(&sfu.ws_url(), None).await;
-    first
-        .ok("join", json!({"room": "tiny", "displayName": "One"}))
-        .await;
-    let mut second = Signaling::connect(&sfu.ws_url(), None).await;
-    assert_error(
-        &mut second,
-        "join",
-        json!({"room": "tiny", "displayName": "Two"}),
-        "room_full",
-    )
-    .await;
+    let mut first = signaling::connect(&sfu.ws_url(), None).await;
+    first.ok(&join("tiny", "One")).await;
+    let mut second = signaling::connect(&sfu.ws_url(), None).await;
+    let refused = second.refused(&join("tiny", "Two")).await;
+    assert_refusal(&refused, "room_full", "a second peer in a room of one");
     // Another room is fine, and the full one opens up when its peer leaves.
-    second
-        .ok("join", json!({"room": "other", "displayName": "Two"}))
-        .await;
-    second.ok("leave", json!({})).await;
-    first.ok("leave", json!({})).await;
-    second
-        .ok("join", json!({"room": "tiny", "displayName": "Two"}))
-        .await;
+    second.ok(&join("other", "Two")).await;
+    second.ok(&Leave {}).await;
+    first.ok(&Leave {}).await;
+    second.ok(&join("tiny", "Two")).await;
 }

@@ -5,9 +5,12 @@
 
 use std::time::Duration;
 
+use signaling_api::calls::Leave;
+use signaling_api::{ConsumerId, Notification, ProducerId};
+
 use crate::support::peer::{assert_exact_media, exchange_media, received_from, Joining};
+use crate::support::signaling::{notified, Expect};
 use crate::support::{Sfu, TestCert};
-use serde_json::json;
 
 async fn two_peers_exchange_media(url: &str, ca: Option<&str>) {
     let room = format!("call-{}", std::process::id());
@@ -19,10 +22,10 @@ async fn two_peers_exchange_media(url: &str, ca: Option<&str>) {
 
     // Bob joined second: the join answer listed Alice and her two producers, and Alice was
     // told he joined.
-    let listed = bob.joined["peers"].as_array().expect("peers").clone();
+    let listed = &bob.joined.peers;
     assert_eq!(listed.len(), 1, "Bob sees Alice: {listed:?}");
-    assert_eq!(listed[0]["displayName"], "Alice");
-    assert_eq!(listed[0]["peerId"], alice.peer_id);
+    assert_eq!(listed[0].display_name, "Alice");
+    assert_eq!(listed[0].peer_id, alice.peer_id);
 
     exchange_media(&mut [&mut alice, &mut bob], Duration::from_secs(3)).await;
     for peer in [&alice, &bob] {
@@ -34,19 +37,19 @@ async fn two_peers_exchange_media(url: &str, ca: Option<&str>) {
     }
     assert_exact_media(&[&alice, &bob], &[&alice, &bob]).await;
 
-    let bob_id = bob.peer_id.clone();
-    bob.signaling.ok("leave", json!({})).await;
-    let left = alice.signaling.notification("peerLeft").await;
-    assert_eq!(left["peerId"], bob_id);
+    let bob_id = bob.peer_id;
+    bob.signaling.ok(&Leave {}).await;
+    let left = notified!(alice.signaling, Notification::PeerLeft { peer_id } => peer_id);
+    assert_eq!(left, bob_id);
     // Bob's producers are gone, so Alice's consumers of them close.
     for _ in 0..2 {
-        let closed = alice.signaling.notification("consumerClosed").await;
-        assert!(alice
-            .consumers
-            .iter()
-            .any(|c| json!(c.id) == closed["consumerId"]));
+        let closed = notified!(
+            alice.signaling,
+            Notification::ConsumerClosed { consumer_id, .. } => consumer_id
+        );
+        assert!(alice.consumers.iter().any(|c| c.id == closed));
     }
-    alice.signaling.ok("leave", json!({})).await;
+    alice.signaling.ok(&Leave {}).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,23 +96,25 @@ async fn each_producer_reaches_every_other_peer_of_a_three_peer_room() {
     assert_exact_media(&everyone, &everyone).await;
 
     // Carol leaves: both others are told, and exactly their consumers of her close.
-    let carol_id = carol.peer_id.clone();
-    let carols: Vec<String> = carol.producers.iter().map(|p| p.id.clone()).collect();
-    carol.signaling.ok("leave", json!({})).await;
+    let carol_id = carol.peer_id;
+    let carols: Vec<ProducerId> = carol.producers.iter().map(|p| p.id).collect();
+    carol.signaling.ok(&Leave {}).await;
     for peer in [&mut alice, &mut bob] {
-        let left = peer.signaling.notification("peerLeft").await;
-        assert_eq!(left["peerId"], carol_id);
+        let left = notified!(peer.signaling, Notification::PeerLeft { peer_id } => peer_id);
+        assert_eq!(left, carol_id);
         let mut closed = Vec::new();
         for _ in 0..2 {
-            let note = peer.signaling.notification("consumerClosed").await;
-            closed.push(note["consumerId"].as_str().expect("consumerId").to_string());
+            closed.push(notified!(
+                peer.signaling,
+                Notification::ConsumerClosed { consumer_id, .. } => consumer_id
+            ));
         }
         closed.sort();
-        let mut expected: Vec<String> = peer
+        let mut expected: Vec<ConsumerId> = peer
             .consumers
             .iter()
             .filter(|c| carols.contains(&c.producer))
-            .map(|c| c.id.clone())
+            .map(|c| c.id)
             .collect();
         expected.sort();
         assert_eq!(closed, expected, "{}'s consumers of Carol close", peer.name);

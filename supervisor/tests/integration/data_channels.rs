@@ -6,49 +6,91 @@
 
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use signaling_api::calls::{CloseTransport, Leave};
+use signaling_api::media;
+use signaling_api::{
+    Call, ConsumeDataArgs, DataConsumed, DataProducerId, Direction, Notification, ProduceDataArgs,
+    ResumeArgs,
+};
 
 use crate::support::peer::{Joining, TestPeer};
+use crate::support::signaling::{self, notified, transport, transport_args, Expect};
 use crate::support::{monitor_json, Sfu};
 
+/// mediasoup's SCTP stream parameters, as `produceData` takes them and `consumeData` answers
+/// them (the part of them these tests use).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SctpStream {
+    stream_id: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ordered: Option<bool>,
+}
+
+/// The `produceData` arguments of a data channel on SCTP stream `stream` of `peer`'s send
+/// transport, labelled `label`.
+fn produce_data(peer: &TestPeer, stream: u16, label: &str) -> ProduceDataArgs {
+    ProduceDataArgs {
+        transport_id: peer.send_id.to_string(),
+        sctp_stream_parameters: media::object(&SctpStream {
+            stream_id: stream,
+            ordered: None,
+        }),
+        label: label.into(),
+        protocol: String::new(),
+        app_data: None,
+    }
+}
+
+/// The `consumeData` arguments of `peer` for `data_producer` on its receive transport.
+fn consume_data(peer: &TestPeer, data_producer: &DataProducerId) -> ConsumeDataArgs {
+    ConsumeDataArgs {
+        transport_id: peer.recv_id.to_string(),
+        data_producer_id: data_producer.to_string(),
+    }
+}
+
 /// `peer` opens a chat data channel on its send transport: its `dataProducerId`.
-async fn produce_chat(peer: &mut TestPeer) -> String {
-    let answer = peer
-        .signaling
-        .ok(
-            "produceData",
-            json!({"transportId": peer.send_id, "sctpStreamParameters": {"streamId": 0, "ordered": true}, "label": "chat"}),
-        )
-        .await;
+async fn produce_chat(peer: &mut TestPeer) -> DataProducerId {
+    let mut args = produce_data(peer, 0, "chat");
+    args.sctp_stream_parameters = media::object(&SctpStream {
+        stream_id: 0,
+        ordered: Some(true),
+    });
+    let answer = peer.signaling.ok(&args).await;
     peer.send.open_channel(0, "chat").await;
-    answer["dataProducerId"]
-        .as_str()
-        .expect("dataProducerId")
-        .to_string()
+    answer.data_producer_id
 }
 
 /// `peer` consumes `data_producer` and opens its channel: the SCTP stream its messages
 /// arrive on.
-async fn consume_chat(peer: &mut TestPeer, data_producer: &str) -> u16 {
+async fn consume_chat(peer: &mut TestPeer, data_producer: &DataProducerId) -> u16 {
     consume_chat_answer(peer, data_producer).await.0
 }
 
 /// As [`consume_chat`], with the `consumeData` answer.
-async fn consume_chat_answer(peer: &mut TestPeer, data_producer: &str) -> (u16, Value) {
-    let answer = peer
-        .signaling
-        .ok(
-            "consumeData",
-            json!({"transportId": peer.recv_id, "dataProducerId": data_producer}),
-        )
-        .await;
-    assert_eq!(answer["dataProducerId"], data_producer, "{answer}");
-    assert_eq!(answer["label"], "chat", "{answer}");
-    let stream = answer["sctpStreamParameters"]["streamId"]
-        .as_u64()
-        .expect("streamId") as u16;
-    peer.recv.open_channel(stream, "chat").await;
-    (stream, answer)
+async fn consume_chat_answer(
+    peer: &mut TestPeer,
+    data_producer: &DataProducerId,
+) -> (u16, DataConsumed) {
+    let args = consume_data(peer, data_producer);
+    let answer = peer.signaling.ok(&args).await;
+    assert_eq!(answer.data_producer_id, *data_producer, "{answer:?}");
+    assert_eq!(answer.label, "chat", "{answer:?}");
+    let sctp: SctpStream =
+        media::read(&answer.sctp_stream_parameters).expect("sctpStreamParameters");
+    peer.recv.open_channel(sctp.stream_id, "chat").await;
+    (sctp.stream_id, answer)
+}
+
+/// Checks that `call` of `peer` is refused with `code`, saying `says`.
+async fn assert_refused<C: Call>(peer: &mut TestPeer, call: &C, code: &str, says: &str) {
+    let refused = peer.signaling.refused(call).await;
+    let method = C::METHOD.name();
+    assert_eq!(refused.code(), code, "{method} ({says}): {refused}");
+    assert!(refused.to_string().contains(says), "{method}: {refused}");
 }
 
 /// Waits (10 s at most) until `count` messages arrived on `stream` of `peer`: those.
@@ -75,29 +117,35 @@ async fn chat_messages_reach_every_other_peer_exactly_and_in_order() {
     let joining = Joining::new(&url).data();
     let (mut alice, mut bob) = joining.pair("chat", ["Alice", "Bob"], 1000).await;
     let alice_chat = produce_chat(&mut alice).await;
-    let note = bob.signaling.notification("newDataProducer").await;
-    assert_eq!(note["peerId"], alice.peer_id, "{note}");
-    assert_eq!(note["dataProducerId"], alice_chat, "{note}");
-    assert_eq!(note["label"], "chat", "{note}");
+    let (peer, data_producer, label) = notified!(
+        bob.signaling,
+        Notification::NewDataProducer { peer_id, data_producer_id, label, .. } =>
+            (peer_id, data_producer_id, label)
+    );
+    assert_eq!(peer, alice.peer_id);
+    assert_eq!(data_producer, alice_chat);
+    assert_eq!(label, "chat");
     let bob_hears_alice = consume_chat(&mut bob, &alice_chat).await;
 
     // Carol comes later: her join answer lists Alice's data producer.
     let mut carol = joining
         .join_call("chat", "Carol", 3000, &mut [&mut alice, &mut bob])
         .await;
-    let listed: Vec<Value> = carol.joined["peers"]
-        .as_array()
-        .expect("peers")
+    let listed: Vec<DataProducerId> = carol
+        .joined
+        .peers
         .iter()
-        .flat_map(|p| p["dataProducers"].as_array().cloned().unwrap_or_default())
+        .flat_map(|p| p.data_producers.iter().map(|d| d.data_producer_id))
         .collect();
-    assert_eq!(listed.len(), 1, "{}", carol.joined);
-    assert_eq!(listed[0]["dataProducerId"], alice_chat);
+    assert_eq!(listed, [alice_chat], "{:?}", carol.joined);
     let carol_hears_alice = consume_chat(&mut carol, &alice_chat).await;
     let bob_chat = produce_chat(&mut bob).await;
     for peer in [&mut alice, &mut carol] {
-        let note = peer.signaling.notification("newDataProducer").await;
-        assert_eq!(note["dataProducerId"], bob_chat, "{note}");
+        let announced = notified!(
+            peer.signaling,
+            Notification::NewDataProducer { data_producer_id, .. } => data_producer_id
+        );
+        assert_eq!(announced, bob_chat, "{}", peer.name);
     }
     let alice_hears_bob = consume_chat(&mut alice, &bob_chat).await;
     let carol_hears_bob = consume_chat(&mut carol, &bob_chat).await;
@@ -228,10 +276,12 @@ async fn a_data_producer_over_the_message_rate_is_cut_at_the_limit_and_its_peer_
     for i in 1..=12 {
         alice.send.send_text(0, &format!("burst {i}"));
     }
-    let note = alice.signaling.notification("dataProducerThrottled").await;
-    assert_eq!(note["dataProducerId"], chat, "{note}");
-    assert_eq!(note["maxMessagesPerSec"], 5, "{note}");
-    assert_eq!(note["pausedMs"], 1000, "{note}");
+    let throttled = notified!(
+        alice.signaling,
+        Notification::DataProducerThrottled { data_producer_id, max_messages_per_sec, paused_ms } =>
+            (data_producer_id, max_messages_per_sec, paused_ms)
+    );
+    assert_eq!(throttled, (chat, 5, 1000));
     let got = wait_texts(&bob, stream, 5).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(bob.recv.received_texts(stream), texts("burst", 1..=5));
@@ -282,31 +332,24 @@ async fn a_data_producer_that_goes_closes_its_data_consumers() {
     // ids he was given.
     alice
         .signaling
-        .ok("closeTransport", json!({"transportId": alice.send_id}))
+        .ok(&CloseTransport(transport_args(&alice.send_id)))
         .await;
-    let note = bob.signaling.notification("dataConsumerClosed").await;
-    assert_eq!(
-        note["dataConsumerId"], from_alice["dataConsumerId"],
-        "{note}"
+    let closed = notified!(
+        bob.signaling,
+        Notification::DataConsumerClosed { data_consumer_id, data_producer_id } =>
+            (data_consumer_id, data_producer_id)
     );
-    assert_eq!(note["dataProducerId"], alice_chat, "{note}");
-    carol.signaling.ok("leave", json!({})).await;
-    let note = bob.signaling.notification("dataConsumerClosed").await;
-    assert_eq!(
-        note["dataConsumerId"], from_carol["dataConsumerId"],
-        "{note}"
+    assert_eq!(closed, (from_alice.data_consumer_id, alice_chat));
+    carol.signaling.ok(&Leave {}).await;
+    let closed = notified!(
+        bob.signaling,
+        Notification::DataConsumerClosed { data_consumer_id, .. } => data_consumer_id
     );
+    assert_eq!(closed, from_carol.data_consumer_id);
     // Neither can be consumed any more.
     for gone in [&alice_chat, &carol_chat] {
-        let refused = bob
-            .signaling
-            .request(
-                "consumeData",
-                json!({"transportId": bob.recv_id, "dataProducerId": gone}),
-            )
-            .await
-            .expect_err("a data producer that is gone");
-        assert_eq!(refused.0, "not_found", "{refused:?}");
+        let args = consume_data(&bob, gone);
+        assert_refused(&mut bob, &args, "not_found", "").await;
     }
 }
 
@@ -318,111 +361,60 @@ async fn data_channel_requests_that_cannot_be_carried_out_are_refused_clearly() 
         .pair("chat-refusals", ["Alice", "Bob"], 1000)
         .await;
     let chat = produce_chat(&mut alice).await;
-    // (who asks, method, data, expected code, words of the message)
-    let cases = [
-        (
-            "Alice",
-            "consumeData",
-            json!({"transportId": alice.recv_id, "dataProducerId": chat}),
-            "invalid_argument",
-            "own data producer",
-        ),
-        (
-            "Bob",
-            "consumeData",
-            json!({"transportId": bob.recv_id, "dataProducerId": "00000000-0000-4000-8000-000000000000"}),
-            "not_found",
-            "no data producer",
-        ),
-        (
-            "Bob",
-            "consumeData",
-            json!({"transportId": bob.send_id, "dataProducerId": chat}),
-            "invalid_argument",
-            "Send transport",
-        ),
-        (
-            "Bob",
-            "produceData",
-            json!({"transportId": bob.recv_id, "sctpStreamParameters": {"streamId": 0}}),
-            "invalid_argument",
-            "Recv transport",
-        ),
-        (
-            "Bob",
-            "produceData",
-            json!({"transportId": bob.send_id, "sctpStreamParameters": {"streamId": 1}, "label": "x".repeat(300)}),
-            "invalid_argument",
-            "label is longer than 256 bytes",
-        ),
-        (
-            "Bob",
-            "produceData",
-            json!({"transportId": bob.send_id, "sctpStreamParameters": {"streamId": "one"}}),
-            "invalid_argument",
-            "SCTP stream parameters",
-        ),
-        (
-            "Bob",
-            "produceData",
-            json!({"transportId": bob.send_id}),
-            "bad_request",
-            "sctpStreamParameters",
-        ),
-    ];
     // A transport created without `"data": true` has no data channels.
-    let plain = bob
-        .signaling
-        .ok("createWebRtcTransport", json!({"direction": "send"}))
-        .await;
-    assert!(plain.get("sctpParameters").is_none(), "{plain}");
-    let error = bob
-        .signaling
-        .request(
-            "produceData",
-            json!({"transportId": plain["transportId"], "sctpStreamParameters": {"streamId": 0}}),
-        )
-        .await
-        .expect_err("data on a transport without SCTP");
-    assert_eq!(error.0, "invalid_argument", "{error:?}");
-    assert!(
-        error.1.contains("create it with \"data\": true"),
-        "{error:?}"
-    );
-    for (who, method, data, code, says) in cases {
-        let peer = if who == "Alice" { &mut alice } else { &mut bob };
-        let error = peer
-            .signaling
-            .request(method, data.clone())
-            .await
-            .expect_err("refused");
-        assert_eq!(error.0, code, "{method} {data}: {error:?}");
-        assert!(error.1.contains(says), "{method} {data}: {error:?}");
-    }
-    // Four data producers at most; the fifth is refused.
-    for stream in 1..=3 {
-        bob.signaling
-            .ok(
-                "produceData",
-                json!({"transportId": bob.send_id, "sctpStreamParameters": {"streamId": stream}}),
-            )
-            .await;
-    }
+    let plain = bob.signaling.ok(&transport(Direction::Send)).await;
+    assert!(plain.sctp_parameters.is_none(), "{plain:?}");
+    let mut on_plain = produce_data(&bob, 0, "");
+    on_plain.transport_id = plain.transport_id.to_string();
+    assert_refused(
+        &mut bob,
+        &on_plain,
+        "invalid_argument",
+        "create it with \"data\": true",
+    )
+    .await;
+    let own = consume_data(&alice, &chat);
+    assert_refused(&mut alice, &own, "invalid_argument", "own data producer").await;
+    let unknown: DataProducerId = "00000000-0000-4000-8000-000000000000".parse().expect("id");
+    let unknown = consume_data(&bob, &unknown);
+    assert_refused(&mut bob, &unknown, "not_found", "no data producer").await;
+    let mut on_send = consume_data(&bob, &chat);
+    on_send.transport_id = bob.send_id.to_string();
+    assert_refused(&mut bob, &on_send, "invalid_argument", "Send transport").await;
+    let mut on_recv = produce_data(&bob, 0, "");
+    on_recv.transport_id = bob.recv_id.to_string();
+    assert_refused(&mut bob, &on_recv, "invalid_argument", "Recv transport").await;
+    let long_label = produce_data(&bob, 1, &"x".repeat(300));
+    let says = "label is longer than 256 bytes";
+    assert_refused(&mut bob, &long_label, "invalid_argument", says).await;
+    // Well-formed as a request; a stream id mediasoup cannot take, on purpose.
+    let mut bad_stream = produce_data(&bob, 0, "");
+    bad_stream.sctp_stream_parameters =
+        serde_json::from_value(json!({"streamId": "one"})).expect("an object");
+    let says = "SCTP stream parameters";
+    assert_refused(&mut bob, &bad_stream, "invalid_argument", says).await;
+    // Malformed on purpose: no sctpStreamParameters at all.
+    let missing = json!({"id": 1000, "method": "produceData",
+        "data": {"transportId": bob.send_id.to_string()}});
     bob.signaling
-        .ok(
-            "produceData",
-            json!({"transportId": bob.send_id, "sctpStreamParameters": {"streamId": 4}}),
-        )
-        .await;
-    let error = bob
-        .signaling
-        .request(
-            "produceData",
-            json!({"transportId": bob.send_id, "sctpStreamParameters": {"streamId": 5}}),
-        )
+        .send_raw(missing.to_string())
         .await
-        .expect_err("a fifth data producer");
-    assert_eq!(error.0, "too_many_producers", "{error:?}");
+        .expect("send");
+    let answer = bob.signaling.next_raw_answer().await;
+    let refused = answer.outcome.expect_err("refused");
+    assert_eq!(refused.code(), "bad_request", "{refused}");
+    assert!(
+        refused.to_string().contains("sctpStreamParameters"),
+        "{refused}"
+    );
+    // Four data producers at most; the fifth is refused.
+    for stream in 1..=4 {
+        let args = produce_data(&bob, stream, "");
+        bob.signaling.ok(&args).await;
+    }
+    let fifth = produce_data(&bob, 5, "");
+    let refused = bob.signaling.refused(&fifth).await;
+    assert_eq!(refused.code(), "too_many_producers", "{refused}");
     // And Alice's chat still works for Bob.
     let stream = consume_chat(&mut bob, &chat).await;
     alice.send.send_text(0, "still here");
@@ -440,43 +432,31 @@ async fn a_peer_consumes_each_producer_once_and_data_consumers_count_against_its
     assert_eq!(bob.consumers.len(), 2);
     let chat = produce_chat(&mut alice).await;
     let (stream, first) = consume_chat_answer(&mut bob, &chat).await;
-    let consume_chat_again = json!({"transportId": bob.recv_id, "dataProducerId": chat});
-    let (code, message) = bob
-        .signaling
-        .request("consumeData", consume_chat_again)
-        .await
-        .expect_err("the same data producer twice");
-    assert_eq!(code, "already_consuming", "{message}");
-    let first_id = first["dataConsumerId"].as_str().expect("dataConsumerId");
-    assert!(message.contains(first_id), "{message}");
-    let audio = &alice.producers[0].id;
-    let consume_audio_again = json!({"transportId": bob.recv_id, "producerId": audio, "rtpCapabilities": bob.device_capabilities()});
-    let (code, message) = bob
-        .signaling
-        .request("consume", consume_audio_again)
-        .await
-        .expect_err("the same producer twice");
-    assert_eq!(code, "already_consuming", "{message}");
-    let of_audio = bob.consumers.iter().find(|c| &c.producer == audio);
-    let of_audio = of_audio.expect("Bob consumes Alice's audio");
-    assert!(message.contains(&of_audio.id), "{message}");
+    let consume_chat_again = consume_data(&bob, &chat);
+    let first_id = first.data_consumer_id.to_string();
+    assert_refused(
+        &mut bob,
+        &consume_chat_again,
+        "already_consuming",
+        &first_id,
+    )
+    .await;
+    let audio = alice.producers[0].id;
+    let consume_audio_again = bob.consume_args(&audio);
+    let of_audio = bob.consumers.iter().find(|c| c.producer == audio);
+    let of_audio = of_audio.expect("Bob consumes Alice's audio").id.to_string();
+    assert_refused(
+        &mut bob,
+        &consume_audio_again,
+        "already_consuming",
+        &of_audio,
+    )
+    .await;
     // The data consumer took the third place: another chat is over the cap.
-    let second = alice
-        .signaling
-        .ok(
-            "produceData",
-            json!({"transportId": alice.send_id, "sctpStreamParameters": {"streamId": 1}, "label": "chat"}),
-        )
-        .await;
-    let (code, message) = bob
-        .signaling
-        .request(
-            "consumeData",
-            json!({"transportId": bob.recv_id, "dataProducerId": second["dataProducerId"]}),
-        )
-        .await
-        .expect_err("over the cap");
-    assert_eq!(code, "too_many_consumers", "{message}");
+    let args = produce_data(&alice, 1, "chat");
+    let second = alice.signaling.ok(&args).await;
+    let over = consume_data(&bob, &second.data_producer_id);
+    assert_refused(&mut bob, &over, "too_many_consumers", "").await;
     // Nothing of that harmed the chat.
     alice.send.send_text(0, "still one chat");
     assert_eq!(wait_texts(&bob, stream, 1).await, vec!["still one chat"]);
@@ -492,7 +472,7 @@ async fn the_chat_goes_on_through_a_signaling_drop_and_resume_lists_it() {
     let bob_chat = produce_chat(&mut bob).await;
     let bob_hears = consume_chat(&mut bob, &alice_chat).await;
     let alice_hears = consume_chat(&mut alice, &bob_chat).await;
-    let token = bob.joined["resumeToken"].as_str().unwrap().to_string();
+    let token = bob.joined.resume_token.clone();
 
     // Bob's signaling drops: the chat does not go through signaling, so it goes on.
     bob.signaling.abort();
@@ -506,22 +486,24 @@ async fn the_chat_goes_on_through_a_signaling_drop_and_resume_lists_it() {
         wait_texts(&alice, alice_hears, 1).await,
         vec!["still typing"]
     );
-    bob.signaling = crate::support::Signaling::connect(&url, None).await;
+    bob.signaling = signaling::connect(&url, None).await;
     let resumed = bob
         .signaling
-        .ok("resume", json!({"resumeToken": token}))
+        .ok(&ResumeArgs {
+            resume_token: token,
+        })
         .await;
     assert_eq!(
-        resumed["dataProducers"][0]["dataProducerId"], bob_chat,
-        "{resumed}"
+        resumed.data_producers[0].data_producer_id, bob_chat,
+        "{resumed:?}"
     );
     assert_eq!(
-        resumed["dataConsumers"][0]["dataProducerId"], alice_chat,
-        "{resumed}"
+        resumed.data_consumers[0].data_producer_id, alice_chat,
+        "{resumed:?}"
     );
     assert_eq!(
-        resumed["peers"][0]["dataProducers"][0]["dataProducerId"], alice_chat,
-        "{resumed}"
+        resumed.peers[0].data_producers[0].data_producer_id, alice_chat,
+        "{resumed:?}"
     );
     alice.send.send_text(0, "welcome back");
     assert_eq!(

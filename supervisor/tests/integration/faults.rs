@@ -4,10 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::peer::{assert_exact_media, exchange_media, Joining, TestPeer};
-use serde_json::{json, Value};
+use signaling_api::Notification;
 
-use crate::support::{monitor_json, signal, wait_gone, wait_reaped, Sfu, Signaling};
+use crate::support::peer::{assert_exact_media, exchange_media, Joining, TestPeer};
+use crate::support::signaling::{self, join, notified, Expect};
+use crate::support::{monitor_json, signal, wait_gone, wait_reaped, Sfu};
 
 async fn call(url: &str, room: &str, ssrc_base: u32) -> (TestPeer, TestPeer) {
     let (mut a, mut b) = join_call(url, room, ssrc_base).await;
@@ -18,6 +19,12 @@ async fn call(url: &str, room: &str, ssrc_base: u32) -> (TestPeer, TestPeer) {
 /// Two peers in `room`, each consuming the other, no media sent yet.
 async fn join_call(url: &str, room: &str, ssrc_base: u32) -> (TestPeer, TestPeer) {
     Joining::new(url).pair(room, ["A", "B"], ssrc_base).await
+}
+
+/// What `request` came to, and when.
+async fn timed<T>(request: impl std::future::Future<Output = T>) -> (T, Instant) {
+    let outcome = request.await;
+    (outcome, Instant::now())
 }
 
 fn total(peer: &TestPeer) -> u64 {
@@ -45,8 +52,8 @@ async fn killed_node_rooms_recover_and_other_rooms_lose_nothing() {
     let killed_at = Instant::now();
     signal(nodes[0], "KILL");
     for peer in [&mut a, &mut b] {
-        let moved = peer.signaling.notification("roomMoved").await;
-        assert_eq!(moved["room"], "doomed");
+        let moved = notified!(peer.signaling, Notification::RoomMoved { room, .. } => room);
+        assert_eq!(moved, "doomed");
     }
     let moved = killed_at.elapsed();
     // The doomed room's peers re-join (as docs/protocol.md says) and media flows again.
@@ -96,7 +103,7 @@ async fn stopped_node_is_detected_by_heartbeat_and_replaced() {
     let (mut a, _b) = call(&url, "frozen", 400).await;
     let stopped_at = Instant::now();
     signal(node, "STOP");
-    a.signaling.notification("roomMoved").await;
+    notified!(a.signaling, Notification::RoomMoved { .. } => ());
     println!("SIGSTOP detected after {:?}", stopped_at.elapsed());
     assert!(stopped_at.elapsed() < Duration::from_secs(6));
     assert!(
@@ -133,24 +140,20 @@ async fn requests_in_flight_at_a_node_when_it_dies_are_answered_not_hung() {
     let joining = Joining::new(&url);
     let mut alice = joining.peer("inflight", "Alice", 1000).await;
     let mut bob = joining.peer("inflight", "Bob", 2000).await;
-    let mut carol = Signaling::connect(&url, None).await;
+    let mut carol = signaling::connect(&url, None).await;
     // The node hangs: a consume and a join (of a room new to it) wait in it, until it is
     // killed half a second later.
     signal(node, "STOP");
-    let consume = json!({"transportId": bob.recv_id, "producerId": alice.producers[0].id,
-        "rtpCapabilities": bob.device_capabilities()});
-    let timed = |request| async move {
-        let answer: Value = request.await;
-        (answer, Instant::now())
-    };
+    let consume = bob.consume_args(&alice.producers[0].id);
+    let newcomer = join("newcomer", "Carol");
     let kill = async {
         tokio::time::sleep(Duration::from_millis(500)).await;
         signal(node, "KILL");
         Instant::now()
     };
     let ((consumed, consumed_at), (joined, joined_at), killed_at) = tokio::join!(
-        timed(bob.signaling.request_raw("consume", consume)),
-        timed(carol.request_raw("join", json!({"room": "newcomer", "displayName": "Carol"}))),
+        timed(bob.signaling.call(&consume)),
+        timed(carol.call(&newcomer)),
         kill,
     );
     println!(
@@ -162,10 +165,11 @@ async fn requests_in_flight_at_a_node_when_it_dies_are_answered_not_hung() {
         consumed_at > killed_at && joined_at > killed_at,
         "both were in flight at the kill"
     );
-    assert_eq!(consumed["error"]["code"], "node_unavailable", "{consumed}");
+    let refused = consumed.expect_err("the consume fails with its node");
+    assert_eq!(refused.code(), "node_unavailable", "{refused}");
     // The join may be retried on the replacement node, or refused: either way, answered.
-    let code = joined["error"]["code"].as_str().unwrap_or("ok");
-    assert!(["ok", "node_unavailable"].contains(&code), "{joined}");
+    let code = joined.as_ref().map_or_else(|e| e.code(), |_| "ok");
+    assert!(["ok", "node_unavailable"].contains(&code), "{joined:?}");
     for (what, at) in [("consume", consumed_at), ("join", joined_at)] {
         assert!(
             at.duration_since(killed_at) < Duration::from_secs(5),
@@ -173,8 +177,8 @@ async fn requests_in_flight_at_a_node_when_it_dies_are_answered_not_hung() {
             at.duration_since(killed_at)
         );
     }
-    let moved = alice.signaling.notification("roomMoved").await;
-    assert_eq!(moved["room"], "inflight");
+    let moved = notified!(alice.signaling, Notification::RoomMoved { room, .. } => room);
+    assert_eq!(moved, "inflight");
     assert!(
         wait_reaped(node, Duration::from_secs(5)).await,
         "the killed node was reaped"
@@ -247,16 +251,10 @@ async fn full_workers_grow_the_pool_up_to_max_nodes_then_joins_get_capacity() {
     assert!(total(&c) > 0, "media flows in the room on the new node");
     assert_eq!(sfu.node_pids().len(), 2, "a second node was spawned");
     // Both workers are full and the pool is at --max-nodes: new and full rooms are refused.
-    let mut late = crate::support::Signaling::connect(&url, None).await;
+    let mut late = signaling::connect(&url, None).await;
     for room in ["third", "first"] {
-        let refused = late
-            .request(
-                "join",
-                serde_json::json!({"room": room, "displayName": "Late"}),
-            )
-            .await
-            .expect_err("join refused");
-        assert_eq!(refused.0, "capacity", "{room}: {refused:?}");
+        let refused = late.refused(&join(room, "Late")).await;
+        assert_eq!(refused.code(), "capacity", "{room}: {refused}");
     }
     assert_eq!(sfu.node_pids().len(), 2, "no node beyond --max-nodes");
 }
@@ -265,18 +263,15 @@ async fn full_workers_grow_the_pool_up_to_max_nodes_then_joins_get_capacity() {
 async fn sigterm_tells_clients_stops_nodes_and_exits_zero() {
     let mut sfu = Sfu::start(&["--nodes", "2"]);
     let nodes = sfu.wait_nodes(2, Duration::from_secs(10)).await;
-    let mut sig = Signaling::connect(&sfu.ws_url(), None).await;
-    sig.ok("join", json!({"room": "bye", "displayName": "A"}))
-        .await;
-    let mut late = Signaling::connect(&sfu.ws_url(), None).await;
+    let mut sig = signaling::connect(&sfu.ws_url(), None).await;
+    sig.ok(&join("bye", "A")).await;
+    let mut late = signaling::connect(&sfu.ws_url(), None).await;
     let started = Instant::now();
     signal(sfu.pid(), "TERM");
-    sig.notification("shuttingDown").await;
+    notified!(sig, Notification::ShuttingDown {} => ());
     // A connection that has not joined yet is turned away with the reason.
-    let refused = late
-        .request("join", json!({"room": "bye", "displayName": "Late"}))
-        .await;
-    assert_eq!(refused.map_err(|e| e.0), Err("shutting_down".to_string()));
+    let refused = late.refused(&join("bye", "Late")).await;
+    assert_eq!(refused.code(), "shutting_down", "{refused}");
     let code = sfu.wait_exit(Duration::from_secs(8)).await;
     assert_eq!(code, Some(0), "exit code; log:\n{}", sfu.log_text());
     println!("stopped in {:?}", started.elapsed());

@@ -5,17 +5,20 @@
 //! with a documented code; the supervisor and its node stay up with no panic in the log; and
 //! once every client is gone, `/metrics` counts no room and no participant.
 //!
+//! The frames go through the typed client's raw path ([`Client::send_raw`]); the well-formed
+//! ones among them are written from the typed requests ([`request_frame`]).
+//!
 //! 10⁴ frames here; more with `FUZZ_FRAMES=100000 cargo test -p supervisor --test integration
 //! fuzz -- --nocapture`.
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use signaling_api::client::{request_frame, Client, WaitError};
+use signaling_api::{CreateTransportArgs, Direction, JoinArgs, Method};
 use tokio_tungstenite::tungstenite::Message;
 
-use signaling_api::Method;
-
+use crate::support::signaling::{self, assert_sane, notifications_so_far};
 use crate::support::{http_get, Sfu};
 
 /// xorshift64*: reproducible without a dependency; the seed is printed.
@@ -95,13 +98,25 @@ fn request(rng: &mut Rng, draw: u64, id: u64, known: &Known) -> Message {
     match draw {
         // A well-formed join to one of a few rooms.
         5..=7 => {
-            let room = format!("fuzz-{}", rng.below(4));
-            let join = json!({"id": id, "method": "join", "data": {"room": room, "displayName": format!("f{}", rng.below(100))}});
-            Message::text(join.to_string())
+            let join = JoinArgs {
+                room: format!("fuzz-{}", rng.below(4)),
+                display_name: format!("f{}", rng.below(100)),
+                token: None,
+            };
+            Message::text(request_frame(id, &join).expect("a join frame"))
         }
-        8..=9 => Message::text(
-            json!({"id": id, "method": "createWebRtcTransport", "data": {"direction": if rng.below(2) == 0 { "send" } else { "recv" }}}).to_string(),
-        ),
+        8..=9 => {
+            let direction = if rng.below(2) == 0 {
+                Direction::Send
+            } else {
+                Direction::Recv
+            };
+            let transport = CreateTransportArgs {
+                direction,
+                data: false,
+            };
+            Message::text(request_frame(id, &transport).expect("a transport frame"))
+        }
         // Any method with random arguments.
         _ => {
             // Every method, and one that does not exist.
@@ -141,47 +156,47 @@ fn collect_ids(value: &Value, known: &mut Known) {
 /// or the close code that ended the connection.
 async fn fuzz_connection(url: String, seed: u64, frames: u64) -> (Outcomes, Option<u16>) {
     let mut rng = Rng(seed);
-    let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
-        .await
-        .expect("connect");
-    let (mut sink, mut stream) = ws.split();
+    let mut client = signaling::connect(&url, None).await;
     let mut known = Known::default();
     let mut answered = Outcomes::new();
     for id in 1..=frames {
         let (message, expected_id) = frame(&mut rng, id, &known);
-        sink.send(message).await.expect("send");
-        // The answer: the next frame with an `id` (notifications have none).
-        loop {
-            let next = tokio::time::timeout(Duration::from_secs(15), stream.next())
-                .await
-                .unwrap_or_else(|_| panic!("seed {seed}: frame {id} not answered within 15 s"));
-            match next {
-                Some(Ok(Message::Text(text))) => {
-                    let v: Value = serde_json::from_str(&text).expect("the server sends JSON");
-                    if v.get("id").is_some() {
-                        assert_eq!(
-                            v["id"].as_u64(),
-                            expected_id,
-                            "seed {seed}: frame {id} answered with another id: {v}"
-                        );
-                        collect_ids(&v, &mut known);
-                        let outcome = match v["error"]["code"].as_str() {
-                            Some(code) => code.to_string(),
-                            None => "ok".to_string(),
-                        };
-                        *answered.entry(outcome).or_default() += 1;
-                        break;
-                    }
-                }
-                Some(Ok(Message::Close(frame))) => {
-                    return (answered, frame.map(|f| u16::from(f.code)));
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => return (answered, None),
-            }
+        let sent = match message {
+            Message::Binary(bytes) => client.send_binary(bytes.to_vec()).await,
+            message => client.send_raw(message.to_text().unwrap_or_default()).await,
+        };
+        if sent.is_err() {
+            return (answered, close_code(&client).await);
         }
+        // The answer (notifications come apart, and are read here so their queue never fills).
+        let answer = client.raw_answer(Duration::from_secs(15)).await;
+        notifications_so_far(&mut client);
+        assert_sane(&client);
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(WaitError::Closed) => return (answered, close_code(&client).await),
+            Err(e) => panic!("seed {seed}: frame {id} not answered: {e}"),
+        };
+        assert_eq!(
+            answer.id, expected_id,
+            "seed {seed}: frame {id} answered with another id: {answer:?}"
+        );
+        let outcome = match &answer.outcome {
+            Ok(data) => {
+                collect_ids(data, &mut known);
+                "ok".to_string()
+            }
+            Err(refused) => refused.code().to_string(),
+        };
+        *answered.entry(outcome).or_default() += 1;
     }
     (answered, None)
+}
+
+/// The close code that ended `client`'s connection, if it ended with one.
+async fn close_code(client: &Client) -> Option<u16> {
+    let closed = client.wait_closed(Duration::from_secs(5)).await;
+    closed.and_then(|closed| closed.code)
 }
 
 /// Answers by outcome: `ok` or the error code.

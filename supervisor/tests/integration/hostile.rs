@@ -7,10 +7,12 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use signaling_api::calls::GetRouterRtpCapabilities;
 
 use crate::support::bystanders::Bystanders;
 use crate::support::raw_ws::{Ending, RawWs};
-use crate::support::{Sfu, Signaling};
+use crate::support::signaling::{self, join_with_token, Expect};
+use crate::support::Sfu;
 
 /// The supervisor's resident memory, in bytes.
 fn rss_bytes(pid: u32) -> u64 {
@@ -148,32 +150,29 @@ async fn a_frame_announcing_more_than_64_kib_is_refused_before_its_payload_is_re
     let ending = ws.wait_closed(Duration::from_secs(10)).await;
     assert_eq!(ending, Ending::Closed(Some(1009)));
     // 64 KiB exactly is the protocol's limit: announced and sent, it is read and answered.
-    let mut sig = Signaling::connect(&sfu.ws_url(), None).await;
+    // Raw: a request padded to the limit (the typed request has no room for padding).
+    let mut sig = signaling::connect(&sfu.ws_url(), None).await;
     let pad = "p".repeat(64 * 1024 - 80);
-    let answer = sig
-        .request_raw("getRouterRtpCapabilities", json!({ "pad": pad }))
-        .await;
-    assert_eq!(answer["error"]["code"], "not_joined", "{answer}");
+    let padded = json!({"id": 1000, "method": "getRouterRtpCapabilities", "data": {"pad": pad}});
+    let padded = padded.to_string();
+    assert!(padded.len() <= 64 * 1024, "{} bytes", padded.len());
+    sig.send_raw(padded).await.expect("send");
+    let answer = sig.next_raw_answer().await;
+    assert_eq!(answer.id, Some(1000));
+    assert_eq!(answer.code(), Some("not_joined"), "{answer:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_room_name_that_would_forge_a_log_line_is_refused_before_anything_logs_it() {
     let sfu = Sfu::start(&["--join-secret", "hostile-test-secret-0123456789abcdef"]);
-    let mut sig = Signaling::connect(&sfu.ws_url(), None).await;
+    let mut sig = signaling::connect(&sfu.ws_url(), None).await;
     let forged = "demo\n2026-01-01T00:00:00Z ERROR forged: every node lost";
-    let (code, message) = sig
-        .request(
-            "join",
-            json!({"room": forged, "displayName": "M", "token": "not-a-token"}),
-        )
-        .await
-        .expect_err("refused");
-    assert_eq!(code, "invalid_argument", "{message}");
-    let (code, _) = sig
-        .request("getRouterRtpCapabilities", json!({}))
-        .await
-        .expect_err("not in a room");
-    assert_eq!(code, "not_joined", "the connection still answers");
+    let refused = sig
+        .refused(&join_with_token(forged, "M", "not-a-token"))
+        .await;
+    assert_eq!(refused.code(), "invalid_argument", "{refused}");
+    let refused = sig.refused(&GetRouterRtpCapabilities {}).await;
+    assert_eq!(refused.code(), "not_joined", "the connection still answers");
     let log = sfu.log_text();
     assert!(!log.contains("forged: every node lost"), "{log}");
 }

@@ -5,12 +5,15 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use serde_json::json;
+use signaling_api::calls::{GetRouterRtpCapabilities, Leave};
+use signaling_api::client::request_frame;
+use signaling_api::Notification;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::bystanders::Bystanders;
-use crate::support::{Sfu, Signaling};
+use crate::support::signaling::{self, join, notified, Expect};
+use crate::support::Sfu;
 
 /// A client that joins `room` as `name` and then never reads its socket (so it answers no
 /// ping and takes no notification); its receive buffer is as small as the kernel allows.
@@ -28,10 +31,10 @@ async fn mute_client(
     let (mut ws, _) = tokio_tungstenite::client_async(sfu.ws_url(), stream)
         .await
         .expect("WebSocket handshake");
-    let join = json!({"id": 1, "method": "join", "data": {"room": room, "displayName": name}});
-    ws.send(Message::text(join.to_string()))
-        .await
-        .expect("send join");
+    // Its one request, written as a frame: a client that never reads has no use for the
+    // typed client's reader.
+    let join = request_frame(1, &join(room, name)).expect("a join frame");
+    ws.send(Message::text(join)).await.expect("send join");
     ws
 }
 
@@ -48,24 +51,19 @@ async fn a_client_that_answers_no_ping_is_dropped_and_leaves_its_room() {
     ]);
     // They read and so answer every ping: their call goes on throughout.
     let bystanders = Bystanders::start(&sfu.ws_url(), None, None).await;
-    let mut watcher = Signaling::connect(&sfu.ws_url(), None).await;
-    watcher
-        .ok(
-            "join",
-            json!({"room": "keepalive", "displayName": "Watcher"}),
-        )
-        .await;
+    let mut watcher = signaling::connect(&sfu.ws_url(), None).await;
+    watcher.ok(&join("keepalive", "Watcher")).await;
     let mute = mute_client(&sfu, "keepalive", "Mute").await;
-    let joined = watcher.notification("peerJoined").await;
-    assert_eq!(joined["displayName"], "Mute");
-    let left = watcher.notification("peerLeft").await;
-    assert_eq!(
-        left["peerId"], joined["peerId"],
-        "the silent client left the room"
+    let (mute_id, name) = notified!(
+        watcher,
+        Notification::PeerJoined { peer_id, display_name } => (peer_id, display_name)
     );
+    assert_eq!(name, "Mute");
+    let left = notified!(watcher, Notification::PeerLeft { peer_id } => peer_id);
+    assert_eq!(left, mute_id, "the silent client left the room");
     // The watcher reads, so it answers every ping: well past the limit it is still in.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    watcher.ok("getRouterRtpCapabilities", json!({})).await;
+    watcher.ok(&GetRouterRtpCapabilities {}).await;
     drop(mute);
     bystanders.assert_unharmed().await;
 }
@@ -84,22 +82,18 @@ async fn a_client_that_does_not_read_is_closed_with_1013_instead_of_missing_noti
     ]);
     let url = sfu.ws_url();
     let bystanders = Bystanders::start(&url, None, None).await;
-    let mut observer = Signaling::connect(&url, None).await;
-    observer
-        .ok("join", json!({"room": "flood", "displayName": "Observer"}))
-        .await;
+    let mut observer = signaling::connect(&url, None).await;
+    observer.ok(&join("flood", "Observer")).await;
     let mut mute = mute_client(&sfu, "flood", "Mute").await;
-    let mute_id = observer.notification("peerJoined").await["peerId"].clone();
+    let mute_id = notified!(observer, Notification::PeerJoined { peer_id, .. } => peer_id);
     // Every join and leave of the flooder is a notification for the mute client.
     let flood = tokio::spawn({
         let url = url.clone();
         async move {
-            let mut flooder = Signaling::connect(&url, None).await;
+            let mut flooder = signaling::connect(&url, None).await;
             for _ in 0..20_000 {
-                flooder
-                    .ok("join", json!({"room": "flood", "displayName": "Flooder"}))
-                    .await;
-                flooder.ok("leave", json!({})).await;
+                flooder.ok(&join("flood", "Flooder")).await;
+                flooder.ok(&Leave {}).await;
             }
         }
     });
@@ -109,8 +103,8 @@ async fn a_client_that_does_not_read_is_closed_with_1013_instead_of_missing_noti
             tokio::time::Instant::now() < deadline,
             "the mute client was never closed"
         );
-        let left = observer.notification("peerLeft").await;
-        if left["peerId"] == mute_id {
+        let left = notified!(observer, Notification::PeerLeft { peer_id } => peer_id);
+        if left == mute_id {
             break;
         }
     }
@@ -133,6 +127,6 @@ async fn a_client_that_does_not_read_is_closed_with_1013_instead_of_missing_noti
         "closed with 1013 (try again later)"
     );
     // Everyone else is unharmed.
-    observer.ok("getRouterRtpCapabilities", json!({})).await;
+    observer.ok(&GetRouterRtpCapabilities {}).await;
     bystanders.assert_unharmed().await;
 }

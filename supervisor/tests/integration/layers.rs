@@ -5,9 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use signaling_api::{ConsumerId, Notification, PreferredLayersArgs};
 
 use crate::support::peer::{exchange_media, Joining, TestPeer};
+use crate::support::signaling::Expect;
 use crate::support::Sfu;
 
 /// Sends for 300 ms, then waits until `bob` has received every packet sent since `from`;
@@ -41,16 +42,25 @@ async fn layers_since(alice: &mut TestPeer, bob: &TestPeer, video: usize, from: 
 
 /// Sends media until `bob` is told that `consumer` now forwards spatial layer `spatial`
 /// (at most 10 s).
-async fn send_until_layer(alice: &mut TestPeer, bob: &mut TestPeer, consumer: &str, spatial: u64) {
+async fn send_until_layer(
+    alice: &mut TestPeer,
+    bob: &mut TestPeer,
+    consumer: &ConsumerId,
+    spatial: u8,
+) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         exchange_media(&mut [&mut *alice], Duration::from_millis(20)).await;
         while let Ok(note) = bob.signaling.notifications.try_recv() {
-            if note["notification"] == "consumerLayersChanged"
-                && note["data"]["consumerId"] == consumer
-                && note["data"]["spatialLayer"] == spatial
+            if let Notification::ConsumerLayersChanged {
+                consumer_id,
+                spatial_layer,
+                ..
+            } = note
             {
-                return;
+                if consumer_id == *consumer && spatial_layer == Some(spatial) {
+                    return;
+                }
             }
         }
         assert!(
@@ -74,7 +84,7 @@ async fn a_simulcast_consumer_receives_the_layer_its_peer_prefers() {
     let layers = alice.producers[1].layers.clone();
     assert_eq!(layers.len(), 3);
     let video = bob.consumer_of(&alice.producers[1].id);
-    let consumer = bob.consumers[video].id.clone();
+    let consumer = bob.consumers[video].id;
 
     // By default the top layer, once mediasoup has scored every layer (it starts low).
     send_until_layer(&mut alice, &mut bob, &consumer, 2).await;
@@ -84,10 +94,11 @@ async fn a_simulcast_consumer_receives_the_layer_its_peer_prefers() {
 
     for (spatial, expected) in [(0, layers[0]), (1, layers[1]), (2, layers[2])] {
         bob.signaling
-            .ok(
-                "setConsumerPreferredLayers",
-                json!({"consumerId": consumer, "spatialLayer": spatial, "temporalLayer": 0}),
-            )
+            .ok(&PreferredLayersArgs {
+                consumer_id: consumer.to_string(),
+                spatial_layer: spatial,
+                temporal_layer: Some(0),
+            })
             .await;
         send_until_layer(&mut alice, &mut bob, &consumer, spatial).await;
         let from = alice.sent();

@@ -5,10 +5,16 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use signaling_api::calls::{GetRouterRtpCapabilities, Leave, ResumeConsumer};
+use signaling_api::media;
+use signaling_api::{ConsumeArgs, Direction, Kind, ProduceArgs, ProducerId};
 
+use crate::support::peer::opus_parameters;
 use crate::support::rtc::PayloadTypes;
-use crate::support::{Sfu, Signaling};
+use crate::support::signaling::{
+    self, consumer_args, join, notifications_so_far, transport, Expect,
+};
+use crate::support::Sfu;
 
 /// Resident memory (KiB) and open file descriptors of `pid`.
 fn footprint(pid: u32) -> (u64, usize) {
@@ -24,51 +30,43 @@ fn footprint(pid: u32) -> (u64, usize) {
     (rss, fds)
 }
 
-fn opus_parameters(pt: u8, ssrc: u32) -> Value {
-    json!({"mid": "0", "codecs": [{"mimeType": "audio/opus", "payloadType": pt, "clockRate": 48000,
-        "channels": 2, "parameters": {}, "rtcpFeedback": []}], "headerExtensions": [],
-        "encodings": [{"ssrc": ssrc}], "rtcp": {"cname": "leak", "reducedSize": true}})
+/// The `produce` arguments of an Opus track on `transport`.
+fn produce_opus(transport: &signaling_api::TransportId, pt: u8, ssrc: u32) -> ProduceArgs {
+    ProduceArgs {
+        transport_id: transport.to_string(),
+        kind: Kind::Audio,
+        rtp_parameters: media::object(&opus_parameters("0", pt, ssrc, "leak")),
+        app_data: None,
+    }
 }
 
 /// One visitor's whole stay: it joins, publishes, consumes the host and leaves.
-async fn cycle(url: &str, host_producer: &str, round: u32) {
-    let mut visitor = Signaling::connect(url, None).await;
-    let joined = visitor
-        .ok(
-            "join",
-            json!({"room": "leaks", "displayName": format!("V{round}")}),
-        )
-        .await;
-    let pts = PayloadTypes::from_router(&joined["routerRtpCapabilities"]);
-    let send = visitor
-        .ok("createWebRtcTransport", json!({"direction": "send"}))
-        .await;
-    let recv = visitor
-        .ok("createWebRtcTransport", json!({"direction": "recv"}))
-        .await;
+async fn cycle(url: &str, host_producer: &ProducerId, round: u32) {
+    let mut visitor = signaling::connect(url, None).await;
+    let joined = visitor.ok(&join("leaks", &format!("V{round}"))).await;
+    let pts = PayloadTypes::from_router(&joined.router_rtp_capabilities);
+    let send = visitor.ok(&transport(Direction::Send)).await;
+    let recv = visitor.ok(&transport(Direction::Recv)).await;
     visitor
-        .ok(
-            "produce",
-            json!({"transportId": send["transportId"], "kind": "audio",
-                "rtpParameters": opus_parameters(pts.opus, 0x5000_0000 + round)}),
-        )
+        .ok(&produce_opus(
+            &send.transport_id,
+            pts.opus,
+            0x5000_0000 + round,
+        ))
         .await;
     let consumed = visitor
-        .ok(
-            "consume",
-            json!({"transportId": recv["transportId"], "producerId": host_producer,
-                "rtpCapabilities": pts.device_capabilities()}),
-        )
+        .ok(&ConsumeArgs {
+            transport_id: recv.transport_id.to_string(),
+            producer_id: host_producer.to_string(),
+            rtp_capabilities: media::object(&pts.device_capabilities()),
+        })
         .await;
     visitor
-        .ok(
-            "resumeConsumer",
-            json!({"consumerId": consumed["consumerId"]}),
-        )
+        .ok(&ResumeConsumer(consumer_args(&consumed.consumer_id)))
         .await;
-    visitor.ok("leave", json!({})).await;
+    visitor.ok(&Leave {}).await;
     // A visitor that hangs up, as a page does when it closes.
-    visitor.close();
+    visitor.close().await.expect("close");
 }
 
 struct Sample {
@@ -111,25 +109,14 @@ async fn two_thousand_visits_leave_memory_and_descriptors_where_they_were() {
     ]);
     let url = sfu.ws_url();
     let node = sfu.wait_nodes(1, Duration::from_secs(10)).await[0];
-    let mut host = Signaling::connect(&url, None).await;
-    let joined = host
-        .ok("join", json!({"room": "leaks", "displayName": "Host"}))
-        .await;
-    let pts = PayloadTypes::from_router(&joined["routerRtpCapabilities"]);
-    let send = host
-        .ok("createWebRtcTransport", json!({"direction": "send"}))
-        .await;
+    let mut host = signaling::connect(&url, None).await;
+    let joined = host.ok(&join("leaks", "Host")).await;
+    let pts = PayloadTypes::from_router(&joined.router_rtp_capabilities);
+    let send = host.ok(&transport(Direction::Send)).await;
     let produced = host
-        .ok(
-            "produce",
-            json!({"transportId": send["transportId"], "kind": "audio",
-                "rtpParameters": opus_parameters(pts.opus, 0x4000_0000)}),
-        )
+        .ok(&produce_opus(&send.transport_id, pts.opus, 0x4000_0000))
         .await;
-    let producer = produced["producerId"]
-        .as_str()
-        .expect("producerId")
-        .to_string();
+    let producer = produced.producer_id;
 
     println!("| cycles | supervisor RSS KiB | supervisor fds | node RSS KiB | node fds |");
     println!("|---|---|---|---|---|");
@@ -147,6 +134,9 @@ async fn two_thousand_visits_leave_memory_and_descriptors_where_they_were() {
             break;
         }
         cycle(&url, &producer, done).await;
+        // The host reads what it is told of each visit, as a client does: the client's queue
+        // of notifications is bounded.
+        notifications_so_far(&mut host);
         done += 1;
         if done == warm_up {
             let at = sample(&sfu, node, done);
@@ -205,5 +195,5 @@ async fn two_thousand_visits_leave_memory_and_descriptors_where_they_were() {
         end.node.0
     );
     // And the room holds its host only.
-    host.ok("getRouterRtpCapabilities", json!({})).await;
+    host.ok(&GetRouterRtpCapabilities {}).await;
 }

@@ -4,25 +4,39 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use signaling_api::calls::{GetRouterRtpCapabilities, Leave};
+use signaling_api::client::Client;
+use signaling_api::{ConsumeArgs, Direction, ProducerId};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 
 use crate::support::bystanders::Bystanders;
 use crate::support::peer::TestPeer;
 use crate::support::rtc::PayloadTypes;
-use crate::support::{Sfu, Signaling};
+use crate::support::signaling::{self, join, transport, Expect};
+use crate::support::Sfu;
 
 /// The HTTP status refusing a `/ws` upgrade to `url` with `origin`, or `None` if accepted.
 async fn upgrade_status(url: &str, origin: Option<&str>) -> Option<u16> {
     let headers: Vec<(&str, &str)> = origin.map(|o| ("Origin", o)).into_iter().collect();
-    connect(url, &headers).await.err()
+    client(url, &headers).await.err()
+}
+
+/// A signaling client of `url` upgraded with `headers`, or the HTTP status refusing it.
+async fn client(url: &str, headers: &[(&str, &str)]) -> Result<Client, u16> {
+    match Client::connect_with_headers(url, None, headers).await {
+        Ok(client) => Ok(client),
+        Err(e) => Err(e
+            .http_status()
+            .unwrap_or_else(|| panic!("connect {url}: {e}"))),
+    }
 }
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// A WebSocket to `url` upgraded with `headers`, or the HTTP status refusing it.
+/// A WebSocket to `url` upgraded with `headers`, or the HTTP status refusing it: for
+/// `/monitor`, which is not signaling.
 async fn connect(url: &str, headers: &[(&str, &str)]) -> Result<Socket, u16> {
     let mut request = url.into_client_request().expect("request");
     for (name, value) in headers {
@@ -46,18 +60,16 @@ async fn connections_per_address_are_capped_and_a_closed_one_frees_its_place() {
     let sfu = Sfu::start(&["--max-connections-per-ip", "4"]);
     let url = sfu.ws_url();
     let bystanders = Bystanders::start(&url, None, None).await;
-    let first = Signaling::connect(&url, None).await;
-    let mut second = Signaling::connect(&url, None).await;
+    let first = signaling::connect(&url, None).await;
+    let mut second = signaling::connect(&url, None).await;
     assert_eq!(
         upgrade_status(&url, None).await,
         Some(429),
         "a fifth from 127.0.0.1"
     );
     // The two still work.
-    second
-        .ok("join", json!({"room": "capped", "displayName": "Second"}))
-        .await;
-    first.close();
+    second.ok(&join("capped", "Second")).await;
+    first.close().await.expect("close");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while upgrade_status(&url, None).await.is_some() {
         assert!(
@@ -100,20 +112,21 @@ async fn a_flood_of_requests_is_answered_rate_limited_then_closed_with_1008() {
     let sfu = Sfu::start(&["--requests-per-second", "8"]);
     let url = sfu.ws_url();
     let bystanders = Bystanders::start(&url, None, None).await;
-    let mut calm = Signaling::connect(&url, None).await;
-    let mut flood = Signaling::connect(&url, None).await;
+    let mut calm = signaling::connect(&url, None).await;
+    let mut flood = signaling::connect(&url, None).await;
     // Sixteen at once fit the burst (twice the rate); the next ones are refused, each answered
     // with its own id.
-    for id in 1..=25 {
-        flood.send_raw(json!({"id": id, "method": "getRouterRtpCapabilities"}).to_string());
+    let mut pending = Vec::new();
+    for _ in 1..=25 {
+        let sent = flood.send(&GetRouterRtpCapabilities {}).await;
+        pending.push(sent.expect("send"));
     }
     let mut codes = Vec::new();
-    for _ in 1..=25 {
-        let answer = flood.next_other().await;
-        codes.push((
-            answer["id"].as_u64().expect("id"),
-            answer["error"]["code"].clone(),
-        ));
+    for pending in pending {
+        let id = pending.id();
+        let answer = pending.answer().await;
+        let refused = answer.expect_err("refused: not in a room, or too fast");
+        codes.push((id, refused.code().to_string()));
     }
     let limited: Vec<u64> = codes
         .iter()
@@ -126,13 +139,16 @@ async fn a_flood_of_requests_is_answered_rate_limited_then_closed_with_1008() {
         "{codes:?}"
     );
     // Going on regardless gets the connection closed (policy violation).
-    for id in 100..200 {
-        flood.send_raw(json!({"id": id, "method": "getRouterRtpCapabilities"}).to_string());
+    let mut unanswered = Vec::new();
+    for _ in 100..200 {
+        match flood.send(&GetRouterRtpCapabilities {}).await {
+            Ok(pending) => unanswered.push(pending),
+            Err(_) => break,
+        }
     }
-    assert_eq!(flood.wait_closed().await, Some(1008));
+    assert_eq!(flood.close_code().await, Some(1008));
     // The calm client is unharmed.
-    calm.ok("join", json!({"room": "calm", "displayName": "Calm"}))
-        .await;
+    calm.ok(&join("calm", "Calm")).await;
     bystanders.assert_unharmed().await;
 }
 
@@ -140,19 +156,14 @@ async fn a_flood_of_requests_is_answered_rate_limited_then_closed_with_1008() {
 async fn a_peer_may_open_only_so_many_transports() {
     let sfu = Sfu::start(&["--max-transports-per-peer", "2"]);
     let bystanders = Bystanders::start(&sfu.ws_url(), None, None).await;
-    let mut peer = Signaling::connect(&sfu.ws_url(), None).await;
-    peer.ok("join", json!({"room": "t", "displayName": "T"}))
-        .await;
-    for direction in ["send", "recv"] {
-        peer.ok("createWebRtcTransport", json!({"direction": direction}))
-            .await;
+    let mut peer = signaling::connect(&sfu.ws_url(), None).await;
+    peer.ok(&join("t", "T")).await;
+    for direction in [Direction::Send, Direction::Recv] {
+        peer.ok(&transport(direction)).await;
     }
-    let refused = peer
-        .request("createWebRtcTransport", json!({"direction": "recv"}))
-        .await
-        .expect_err("a third transport");
-    assert_eq!(refused.0, "too_many_transports", "{refused:?}");
-    peer.ok("getRouterRtpCapabilities", json!({})).await;
+    let refused = peer.refused(&transport(Direction::Recv)).await;
+    assert_eq!(refused.code(), "too_many_transports", "{refused}");
+    peer.ok(&GetRouterRtpCapabilities {}).await;
     bystanders.assert_unharmed().await;
 }
 
@@ -167,11 +178,11 @@ async fn x_forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
         "127.0.0.1",
     ]);
     let url = sfu.ws_url();
-    let _first = connect(&url, &xff("203.0.113.1"))
+    let _first = client(&url, &xff("203.0.113.1"))
         .await
         .expect("one from .1");
-    assert_eq!(connect(&url, &xff("203.0.113.1")).await.err(), Some(429));
-    let _other = connect(&url, &xff("203.0.113.2"))
+    assert_eq!(client(&url, &xff("203.0.113.1")).await.err(), Some(429));
+    let _other = client(&url, &xff("203.0.113.2"))
         .await
         .expect("one from .2");
     let log = sfu.log_text();
@@ -183,9 +194,9 @@ async fn x_forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
     // Without --trusted-proxies the header is anyone's to forge: ignored.
     let open = Sfu::start(&["--max-connections-per-ip", "1"]);
     let url = open.ws_url();
-    let _first = connect(&url, &xff("203.0.113.1")).await.expect("first");
+    let _first = client(&url, &xff("203.0.113.1")).await.expect("first");
     assert_eq!(
-        connect(&url, &xff("203.0.113.2")).await.err(),
+        client(&url, &xff("203.0.113.2")).await.err(),
         Some(429),
         "both are 127.0.0.1"
     );
@@ -203,33 +214,24 @@ async fn joins_per_address_are_limited_per_minute() {
     // Two joins from 127.0.0.1 itself.
     let bystanders = Bystanders::start(&url, None, None).await;
     let from = [("X-Forwarded-For", "198.51.100.7")];
-    let mut busy = Signaling::connect_with_headers(&url, None, &from).await;
+    let mut busy = signaling::connect_with_headers(&url, None, &from).await;
     for round in 0..3 {
-        busy.ok(
-            "join",
-            json!({"room": "revolving", "displayName": format!("R{round}")}),
-        )
-        .await;
-        busy.ok("leave", json!({})).await;
+        busy.ok(&join("revolving", &format!("R{round}"))).await;
+        busy.ok(&Leave {}).await;
     }
-    let (code, message) = busy
-        .request("join", json!({"room": "revolving", "displayName": "R3"}))
-        .await
-        .expect_err("a fourth join in the minute");
-    assert_eq!(code, "rate_limited", "{message}");
-    assert!(message.contains("--joins-per-minute-per-ip"), "{message}");
+    let refused = busy.refused(&join("revolving", "R3")).await;
+    assert_eq!(refused.code(), "rate_limited", "{refused}");
+    assert!(
+        refused.to_string().contains("--joins-per-minute-per-ip"),
+        "{refused}"
+    );
     // A fresh connection from the same address does not help; another address is fine.
-    let mut again = Signaling::connect_with_headers(&url, None, &from).await;
-    let (code, _) = again
-        .request("join", json!({"room": "revolving", "displayName": "R4"}))
-        .await
-        .expect_err("same address");
-    assert_eq!(code, "rate_limited");
+    let mut again = signaling::connect_with_headers(&url, None, &from).await;
+    let refused = again.refused(&join("revolving", "R4")).await;
+    assert_eq!(refused.code(), "rate_limited", "same address: {refused}");
     let mut elsewhere =
-        Signaling::connect_with_headers(&url, None, &[("X-Forwarded-For", "198.51.100.8")]).await;
-    elsewhere
-        .ok("join", json!({"room": "revolving", "displayName": "Other"}))
-        .await;
+        signaling::connect_with_headers(&url, None, &[("X-Forwarded-For", "198.51.100.8")]).await;
+    elsewhere.ok(&join("revolving", "Other")).await;
     assert!(sfu.log_text().contains("too many joins from this address"));
     bystanders.assert_unharmed().await;
 }
@@ -239,7 +241,7 @@ async fn connections_are_capped_in_total_with_503() {
     let sfu = Sfu::start(&["--max-connections", "3"]);
     let url = sfu.ws_url();
     let bystanders = Bystanders::start(&url, None, None).await;
-    let _third = connect(&url, &[]).await.expect("a third connection");
+    let _third = client(&url, &[]).await.expect("a third connection");
     assert_eq!(upgrade_status(&url, None).await, Some(503), "a fourth");
     assert!(sfu.log_text().contains("--max-connections"));
     bystanders.assert_unharmed().await;
@@ -253,36 +255,30 @@ async fn a_peer_may_consume_only_so_many_tracks() {
     let bystanders = Bystanders::start(&url, None, None).await;
     let first = TestPeer::join(&url, None, "tracks", "First", 5000).await;
     let second = TestPeer::join(&url, None, "tracks", "Second", 6000).await;
-    let mut viewer = Signaling::connect(&url, None).await;
-    let joined = viewer
-        .ok("join", json!({"room": "tracks", "displayName": "Viewer"}))
-        .await;
-    let caps = PayloadTypes::from_router(&joined["routerRtpCapabilities"]).device_capabilities();
-    let recv = viewer
-        .ok("createWebRtcTransport", json!({"direction": "recv"}))
-        .await;
-    let producers: Vec<String> = joined["peers"]
-        .as_array()
-        .expect("peers")
+    let mut viewer = signaling::connect(&url, None).await;
+    let joined = viewer.ok(&join("tracks", "Viewer")).await;
+    let caps = PayloadTypes::from_router(&joined.router_rtp_capabilities).device_capabilities();
+    let recv = viewer.ok(&transport(Direction::Recv)).await;
+    let producers: Vec<ProducerId> = joined
+        .peers
         .iter()
-        .flat_map(|p| p["producers"].as_array().expect("producers").clone())
-        .map(|p| p["producerId"].as_str().expect("id").to_string())
+        .flat_map(|p| p.producers.iter().map(|p| p.producer_id))
         .collect();
     assert_eq!(producers.len(), 4, "two of each publisher");
     for (i, producer) in producers.iter().enumerate() {
-        let answer = viewer
-            .request(
-                "consume",
-                json!({"transportId": recv["transportId"], "producerId": producer, "rtpCapabilities": caps}),
-            )
-            .await;
+        let consume = ConsumeArgs {
+            transport_id: recv.transport_id.to_string(),
+            producer_id: producer.to_string(),
+            rtp_capabilities: signaling_api::media::object(&caps),
+        };
         match i {
-            0 | 1 => assert!(answer.is_ok(), "consumer {i}: {answer:?}"),
-            _ => assert_eq!(
-                answer.expect_err("over the cap").0,
-                "too_many_consumers",
-                "consumer {i}"
-            ),
+            0 | 1 => {
+                viewer.ok(&consume).await;
+            }
+            _ => {
+                let refused = viewer.refused(&consume).await;
+                assert_eq!(refused.code(), "too_many_consumers", "consumer {i}");
+            }
         }
     }
     drop((first, second));

@@ -6,11 +6,20 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Map;
+use signaling_api::calls::{
+    CloseConsumer, CloseProducer, CloseTransport, PauseConsumer, PauseProducer, RestartIce,
+    ResumeConsumer, ResumeProducer,
+};
+use signaling_api::media::{self, CodecParameters, Encoding, IceParameters, Rtcp, RtpParameters};
+use signaling_api::{Kind, Notification, ProduceArgs, ProducerId};
 use str0m::ice::{StunMessage, TransId};
 use tokio::net::UdpSocket;
 
-use crate::support::peer::{exchange_media, Joining, TestPeer};
+use crate::support::peer::{exchange_media, opus_parameters, Joining, TestPeer};
+use crate::support::signaling::{
+    consumer_args, notifications_so_far, notified, producer_args, transport_args, Expect,
+};
 use crate::support::Sfu;
 
 /// 1..=to, the sequence numbers of the packets sent so far.
@@ -31,24 +40,26 @@ async fn pair(url: &str, room: &str) -> (TestPeer, TestPeer) {
 async fn a_paused_producer_reaches_no_consumer_until_it_is_resumed() {
     let sfu = Sfu::start(&[]);
     let (mut alice, mut bob) = pair(&sfu.ws_url(), "pause-producer").await;
-    let (audio, video) = (alice.producers[0].id.clone(), alice.producers[1].id.clone());
+    let (audio, video) = (alice.producers[0].id, alice.producers[1].id);
     let (bob_audio, bob_video) = (bob.consumer_of(&audio), bob.consumer_of(&video));
     talk(&mut alice).await;
     let paused_at = alice.sent();
     alice
         .signaling
-        .ok("pauseProducer", json!({"producerId": video}))
+        .ok(&PauseProducer(producer_args(&video)))
         .await;
-    let note = bob.signaling.notification("consumerPaused").await;
-    assert_eq!(note["consumerId"], bob.consumers[bob_video].id);
+    let paused =
+        notified!(bob.signaling, Notification::ConsumerPaused { consumer_id } => consumer_id);
+    assert_eq!(paused, bob.consumers[bob_video].id);
     talk(&mut alice).await;
     let resumed_at = alice.sent();
     alice
         .signaling
-        .ok("resumeProducer", json!({"producerId": video}))
+        .ok(&ResumeProducer(producer_args(&video)))
         .await;
-    let note = bob.signaling.notification("consumerResumed").await;
-    assert_eq!(note["consumerId"], bob.consumers[bob_video].id);
+    let resumed =
+        notified!(bob.signaling, Notification::ConsumerResumed { consumer_id } => consumer_id);
+    assert_eq!(resumed, bob.consumers[bob_video].id);
     talk(&mut alice).await;
 
     // Video: what was sent before the pause and after the resume, nothing in between.
@@ -70,18 +81,18 @@ async fn a_paused_consumer_stops_only_itself() {
     let mut carol = Joining::new(&url)
         .join_call("pause-consumer", "Carol", 3000, &mut [&mut alice, &mut bob])
         .await;
-    let video = alice.producers[1].id.clone();
+    let video = alice.producers[1].id;
     let (bob_video, carol_video) = (bob.consumer_of(&video), carol.consumer_of(&video));
     talk(&mut alice).await;
     let paused_at = alice.sent();
-    let consumer = bob.consumers[bob_video].id.clone();
+    let consumer = bob.consumers[bob_video].id;
     bob.signaling
-        .ok("pauseConsumer", json!({"consumerId": consumer}))
+        .ok(&PauseConsumer(consumer_args(&consumer)))
         .await;
     talk(&mut alice).await;
     let resumed_at = alice.sent();
     bob.signaling
-        .ok("resumeConsumer", json!({"consumerId": consumer}))
+        .ok(&ResumeConsumer(consumer_args(&consumer)))
         .await;
     talk(&mut alice).await;
 
@@ -98,11 +109,13 @@ async fn a_paused_consumer_stops_only_itself() {
     );
     // Pausing is the consumer's own business: Alice and Carol were told nothing.
     for peer in [&mut alice, &mut carol] {
-        while let Ok(note) = peer.signaling.notifications.try_recv() {
+        for note in notifications_so_far(&mut peer.signaling) {
             assert!(
-                !["consumerPaused", "consumerResumed"]
-                    .contains(&note["notification"].as_str().unwrap_or("")),
-                "{} was told {note}",
+                !matches!(
+                    note,
+                    Notification::ConsumerPaused { .. } | Notification::ConsumerResumed { .. }
+                ),
+                "{} was told {note:?}",
                 peer.name
             );
         }
@@ -119,16 +132,19 @@ async fn a_closed_producer_closes_its_consumers_at_every_peer() {
         .await;
     talk(&mut alice).await;
     let closed_at = alice.sent();
-    let (audio, video) = (alice.producers[0].id.clone(), alice.producers[1].id.clone());
+    let (audio, video) = (alice.producers[0].id, alice.producers[1].id);
     alice
         .signaling
-        .ok("closeProducer", json!({"producerId": audio}))
+        .ok(&CloseProducer(producer_args(&audio)))
         .await;
     for peer in [&mut bob, &mut carol] {
-        let note = peer.signaling.notification("consumerClosed").await;
+        let (consumer, producer) = notified!(
+            peer.signaling,
+            Notification::ConsumerClosed { consumer_id, producer_id } => (consumer_id, producer_id)
+        );
         let at = peer.consumer_of(&audio);
-        assert_eq!(note["consumerId"], peer.consumers[at].id, "{}", peer.name);
-        assert_eq!(note["producerId"], audio.as_str());
+        assert_eq!(consumer, peer.consumers[at].id, "{}", peer.name);
+        assert_eq!(producer, audio);
     }
     // Alice's str0m keeps sending on the audio SSRC: the SFU drops it, her video goes on.
     talk(&mut alice).await;
@@ -146,28 +162,28 @@ async fn a_closed_producer_closes_its_consumers_at_every_peer() {
     // Gone for good: the producer and the consumers are unknown now.
     let refused = alice
         .signaling
-        .request("pauseProducer", json!({"producerId": audio}))
+        .refused(&PauseProducer(producer_args(&audio)))
         .await;
-    assert_eq!(refused.map_err(|e| e.0), Err("not_found".to_string()));
-    let consumer = bob.consumers[bob.consumer_of(&audio)].id.clone();
+    assert_eq!(refused.code(), "not_found", "{refused}");
+    let consumer = bob.consumers[bob.consumer_of(&audio)].id;
     let refused = bob
         .signaling
-        .request("resumeConsumer", json!({"consumerId": consumer}))
+        .refused(&ResumeConsumer(consumer_args(&consumer)))
         .await;
-    assert_eq!(refused.map_err(|e| e.0), Err("not_found".to_string()));
+    assert_eq!(refused.code(), "not_found", "{refused}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_consumer_stops_and_its_producer_can_be_consumed_again() {
     let sfu = Sfu::start(&[]);
     let (mut alice, mut bob) = pair(&sfu.ws_url(), "close-consumer").await;
-    let (audio, video) = (alice.producers[0].id.clone(), alice.producers[1].id.clone());
+    let (audio, video) = (alice.producers[0].id, alice.producers[1].id);
     talk(&mut alice).await;
     let closed_at = alice.sent();
     let old = bob.consumer_of(&video);
-    let consumer = bob.consumers[old].id.clone();
+    let consumer = bob.consumers[old].id;
     bob.signaling
-        .ok("closeConsumer", json!({"consumerId": consumer}))
+        .ok(&CloseConsumer(consumer_args(&consumer)))
         .await;
     talk(&mut alice).await;
     let got = bob.wait_seqs(bob.consumer_of(&audio), alice.sent()).await;
@@ -175,9 +191,9 @@ async fn a_closed_consumer_stops_and_its_producer_can_be_consumed_again() {
     assert_eq!(bob.wait_seqs(old, closed_at).await, upto(closed_at));
     let refused = bob
         .signaling
-        .request("pauseConsumer", json!({"consumerId": consumer}))
+        .refused(&PauseConsumer(consumer_args(&consumer)))
         .await;
-    assert_eq!(refused.map_err(|e| e.0), Err("not_found".to_string()));
+    assert_eq!(refused.code(), "not_found", "{refused}");
 
     // Closing a consumer leaves its producer alone: Bob consumes it again.
     bob.consumers.remove(old);
@@ -196,17 +212,19 @@ async fn a_closed_consumer_stops_and_its_producer_can_be_consumed_again() {
 async fn closing_a_transport_closes_what_it_carried() {
     let sfu = Sfu::start(&[]);
     let (mut alice, mut bob) = pair(&sfu.ws_url(), "close-transport").await;
-    let alices: Vec<String> = alice.producers.iter().map(|p| p.id.clone()).collect();
+    let alices: Vec<ProducerId> = alice.producers.iter().map(|p| p.id).collect();
     // Alice's send transport: both her producers close, and so do Bob's consumers of them.
-    let transport = alice.send_id.clone();
+    let transport = alice.send_id;
     alice
         .signaling
-        .ok("closeTransport", json!({"transportId": transport}))
+        .ok(&CloseTransport(transport_args(&transport)))
         .await;
     let mut closed = Vec::new();
     for _ in 0..2 {
-        let note = bob.signaling.notification("consumerClosed").await;
-        closed.push(note["producerId"].as_str().expect("producerId").to_string());
+        closed.push(notified!(
+            bob.signaling,
+            Notification::ConsumerClosed { producer_id, .. } => producer_id
+        ));
     }
     closed.sort();
     let mut expected = alices.clone();
@@ -214,12 +232,14 @@ async fn closing_a_transport_closes_what_it_carried() {
     assert_eq!(closed, expected);
     let refused = alice
         .signaling
-        .request(
-            "produce",
-            json!({"transportId": transport, "kind": "audio", "rtpParameters": {}}),
-        )
+        .refused(&ProduceArgs {
+            transport_id: transport.to_string(),
+            kind: Kind::Audio,
+            rtp_parameters: Map::new(),
+            app_data: None,
+        })
         .await;
-    assert_eq!(refused.map_err(|e| e.0), Err("not_found".to_string()));
+    assert_eq!(refused.code(), "not_found", "{refused}");
     // Her receive transport still brings Bob's media, all of it.
     exchange_media(&mut [&mut bob], Duration::from_millis(400)).await;
     for index in 0..2 {
@@ -227,26 +247,21 @@ async fn closing_a_transport_closes_what_it_carried() {
     }
 
     // Bob's receive transport: his consumers go with it.
-    let transport = bob.recv_id.clone();
+    let transport = bob.recv_id;
     bob.signaling
-        .ok("closeTransport", json!({"transportId": transport}))
+        .ok(&CloseTransport(transport_args(&transport)))
         .await;
     for consumer in bob.consumers.clone() {
         let refused = bob
             .signaling
-            .request("resumeConsumer", json!({"consumerId": consumer.id}))
+            .refused(&ResumeConsumer(consumer_args(&consumer.id)))
             .await;
-        assert_eq!(refused.map_err(|e| e.0), Err("not_found".to_string()));
+        assert_eq!(refused.code(), "not_found", "{refused}");
     }
-    let caps = bob.device_capabilities();
-    let refused = bob
-        .signaling
-        .request(
-            "consume",
-            json!({"transportId": transport, "producerId": alices[0], "rtpCapabilities": caps}),
-        )
-        .await;
-    assert_eq!(refused.map_err(|e| e.0), Err("not_found".to_string()));
+    // The consume of a transport that is gone (the receive transport was Bob's).
+    let consume = bob.consume_args(&alices[0]);
+    let refused = bob.signaling.refused(&consume).await;
+    assert_eq!(refused.code(), "not_found", "{refused}");
 }
 
 /// Sends one STUN binding request to `server` as ICE would with `ufrag`/`password` of the
@@ -280,11 +295,8 @@ async fn stun_probe(server: SocketAddr, ufrag: &str, password: &str) -> Option<b
     Some(answer.is_successful_binding_response())
 }
 
-fn ice(params: &Value) -> (String, String) {
-    (
-        params["usernameFragment"].as_str().expect("ufrag").into(),
-        params["password"].as_str().expect("password").into(),
-    )
+fn ice(params: &serde_json::Value) -> IceParameters {
+    media::read(params).expect("iceParameters")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -292,9 +304,9 @@ async fn restart_ice_issues_new_credentials_that_the_server_then_requires() {
     let sfu = Sfu::start(&[]);
     let (mut alice, bob) = pair(&sfu.ws_url(), "restart-ice").await;
     let server = bob.recv.server_addr();
-    let old = ice(&bob.recv.server["iceParameters"]);
+    let old = ice(&bob.recv.server.ice_parameters);
     assert_eq!(
-        stun_probe(server, &old.0, &old.1).await,
+        stun_probe(server, &old.username_fragment, &old.password).await,
         Some(true),
         "the probe works"
     );
@@ -302,24 +314,27 @@ async fn restart_ice_issues_new_credentials_that_the_server_then_requires() {
     let mut bob = bob;
     let restarted = bob
         .signaling
-        .ok("restartIce", json!({"transportId": bob.recv_id}))
+        .ok(&RestartIce(transport_args(&bob.recv_id)))
         .await;
-    let new = ice(&restarted["iceParameters"]);
-    assert_ne!(new.0, old.0, "a new username fragment");
-    assert_ne!(new.1, old.1, "a new password");
+    let new = ice(&restarted.ice_parameters);
+    assert_ne!(
+        new.username_fragment, old.username_fragment,
+        "a new username fragment"
+    );
+    assert_ne!(new.password, old.password, "a new password");
     assert_eq!(
-        stun_probe(server, &new.0, &new.1).await,
+        stun_probe(server, &new.username_fragment, &new.password).await,
         Some(true),
         "the new credentials are accepted"
     );
     // Once the new ones are in use, the old ones are refused.
     assert_eq!(
-        stun_probe(server, &old.0, &old.1).await,
+        stun_probe(server, &old.username_fragment, &old.password).await,
         Some(false),
         "the old credentials are refused"
     );
     // Bob's str0m moves to the new credentials; media goes on, every packet.
-    bob.recv.set_remote_ice(&restarted["iceParameters"]);
+    bob.recv.set_remote_ice(&new);
     exchange_media(&mut [&mut alice], Duration::from_secs(1)).await;
     for index in 0..2 {
         assert_eq!(bob.wait_seqs(index, alice.sent()).await, upto(alice.sent()));
@@ -332,39 +347,31 @@ async fn producers_a_peer_may_not_consume_are_refused_with_their_reason() {
     let url = sfu.ws_url();
     let (mut alice, bob) = pair(&url, "mine").await;
     let elsewhere = Joining::new(&url).peer("other-room", "Eve", 5000).await;
-    let caps = alice.device_capabilities();
-    let consume = |producer: &str| json!({"transportId": alice.recv_id, "producerId": producer, "rtpCapabilities": caps});
-    let own = consume(&alice.producers[0].id);
-    let foreign = consume(&elsewhere.producers[0].id);
-    let unknown = consume("00000000-0000-4000-8000-000000000000");
-    let (code, message) = alice
-        .signaling
-        .request("consume", own)
-        .await
-        .expect_err("own");
-    assert_eq!(code, "invalid_argument", "{message}");
-    assert!(message.contains("own producer"), "{message}");
+    let own = alice.consume_args(&alice.producers[0].id);
+    let foreign = alice.consume_args(&elsewhere.producers[0].id);
+    let unknown: ProducerId = "00000000-0000-4000-8000-000000000000"
+        .parse()
+        .expect("an id");
+    let unknown = alice.consume_args(&unknown);
+    let refused = alice.signaling.refused(&own).await;
+    assert_eq!(refused.code(), "invalid_argument", "{refused}");
+    assert!(refused.to_string().contains("own producer"), "{refused}");
     for (what, request) in [
         ("another room's producer", foreign),
         ("an unknown producer", unknown),
     ] {
-        let (code, message) = alice
-            .signaling
-            .request("consume", request)
-            .await
-            .expect_err(what);
-        assert_eq!(code, "not_found", "{what}: {message}");
+        let refused = alice.signaling.refused(&request).await;
+        assert_eq!(refused.code(), "not_found", "{what}: {refused}");
     }
     // Alice has published her two tracks: a third is one too many.
-    let third = json!({"transportId": alice.send_id, "kind": "audio", "rtpParameters": {
-        "mid": "2", "codecs": [{"mimeType": "audio/opus", "payloadType": 100, "clockRate": 48000, "channels": 2}],
-        "encodings": [{"ssrc": 4242}], "rtcp": {"cname": "Alice"}}});
-    let (code, message) = alice
-        .signaling
-        .request("produce", third)
-        .await
-        .expect_err("a third producer");
-    assert_eq!(code, "too_many_producers", "{message}");
+    let third = ProduceArgs {
+        transport_id: alice.send_id.to_string(),
+        kind: Kind::Audio,
+        rtp_parameters: media::object(&opus_parameters("2", 100, 4242, "Alice")),
+        app_data: None,
+    };
+    let refused = alice.signaling.refused(&third).await;
+    assert_eq!(refused.code(), "too_many_producers", "{refused}");
     // The refusals changed nothing: Bob still receives Alice, exactly.
     talk(&mut alice).await;
     for index in 0..2 {
@@ -378,15 +385,37 @@ async fn a_producer_whose_codecs_the_router_does_not_take_is_told_which_it_takes
     let mut alice = Joining::new(&sfu.ws_url())
         .peer("codecs", "Alice", 1000)
         .await;
-    let av1 = json!({"transportId": alice.send_id, "kind": "video", "rtpParameters": {
-        "mid": "5", "codecs": [{"mimeType": "video/AV1", "payloadType": 45, "clockRate": 90000}],
-        "headerExtensions": [], "encodings": [{"ssrc": 5555}], "rtcp": {"cname": "Alice", "reducedSize": true}}});
-    let (code, message) = alice
+    let av1 = RtpParameters {
+        mid: "5".into(),
+        codecs: vec![CodecParameters {
+            mime_type: "video/AV1".into(),
+            payload_type: 45,
+            clock_rate: 90000,
+            channels: None,
+            parameters: Default::default(),
+            rtcp_feedback: Vec::new(),
+        }],
+        header_extensions: Vec::new(),
+        encodings: vec![Encoding {
+            ssrc: 5555,
+            rtx: None,
+        }],
+        rtcp: Rtcp {
+            cname: "Alice".into(),
+            reduced_size: true,
+        },
+    };
+    let refused = alice
         .signaling
-        .request("produce", av1)
-        .await
-        .expect_err("AV1 is not offered");
-    assert_eq!(code, "media_error", "{message}");
+        .refused(&ProduceArgs {
+            transport_id: alice.send_id.to_string(),
+            kind: Kind::Video,
+            rtp_parameters: media::object(&av1),
+            app_data: None,
+        })
+        .await;
+    assert_eq!(refused.code(), "media_error", "{refused}");
+    let message = refused.message().unwrap_or_default();
     assert!(
         message.contains("video/AV1") && message.contains("video/VP8, video/VP9, video/H264"),
         "{message}"

@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use crate::support::monitor_events::EventsProcess;
 use crate::support::peer::{exchange_media, Joining};
 use crate::support::process::output_within;
-use crate::support::signaling::client_tls;
+use crate::support::signaling::{client_tls, Expect};
 use crate::support::{monitor_binary, monitor_query, Sfu, TestCert};
 use serde_json::{json, Value};
+use signaling_api::calls::Leave;
 
 /// The monitor token of these tests.
 pub const TOKEN: &str = "test-monitor-token-0123456789abcdef";
@@ -157,8 +158,15 @@ async fn monitor_reports_a_call_exactly_and_follows_its_events() {
         .pair(&room, ["Alice", "Bob"], 1000)
         .await;
     // One refused request, to be counted in the metrics.
-    let refused = alice.signaling.request("noSuchMethod", json!({})).await;
-    assert!(refused.is_err());
+    // A method that does not exist, sent raw on purpose.
+    let unknown = json!({"id": 1000, "method": "noSuchMethod", "data": {}});
+    alice
+        .signaling
+        .send_raw(unknown.to_string())
+        .await
+        .expect("send");
+    let refused = alice.signaling.next_raw_answer().await;
+    assert!(refused.outcome.is_err(), "{refused:?}");
 
     // Media flows while the monitor looks: bitrates and scores come from the node's
     // periodic statistics.
@@ -289,8 +297,8 @@ async fn monitor_reports_a_call_exactly_and_follows_its_events() {
     assert_eq!(consumes, Some(4.0), "four consume requests timed");
 
     // Bob leaves: his producers go, and with them Alice's consumers of them.
-    let bob_id = bob.peer_id.clone();
-    bob.signaling.ok("leave", json!({})).await;
+    let bob_id = bob.peer_id.to_string();
+    bob.signaling.ok(&Leave {}).await;
     let summary = query_until(&sfu, &cert, &["summary"], Duration::from_secs(5), |s| {
         counts(s) == (1, 2, 0)
     })

@@ -7,37 +7,33 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
+use signaling_api::calls::GetRouterRtpCapabilities;
+use signaling_api::{ConsumerId, Notification, ProducerId, ResumeArgs, TransportId};
 use supervisor::join_tokens::{sign_with_secret, unix_now, Claims};
 
 use crate::support::monitor_events::EventsProcess;
 use crate::support::peer::{assert_exact_media, exchange_media, Joining, TestPeer};
-use crate::support::{monitor_binary, monitor_json, signal, Sfu, Signaling};
+use crate::support::signaling::{self, notifications_so_far, notified, Expect};
+use crate::support::{monitor_binary, monitor_json, signal, Sfu};
 
 const MONITOR_TOKEN: &str = "resume-monitor-token-0123456789abcdef";
 
 /// The peer's resume token from its join answer.
 fn token_of(peer: &TestPeer) -> String {
-    peer.joined["resumeToken"]
-        .as_str()
-        .expect("a resumeToken in the join answer")
-        .to_string()
+    peer.joined.resume_token.clone()
 }
 
-/// Notifications `peer` got so far, by name.
-fn notifications_so_far(peer: &mut TestPeer) -> Vec<String> {
-    std::iter::from_fn(|| peer.signaling.notifications.try_recv().ok())
-        .filter_map(|n| n["notification"].as_str().map(str::to_string))
-        .collect()
+/// `resume` arguments presenting `token`.
+fn resume(token: &str) -> ResumeArgs {
+    ResumeArgs {
+        resume_token: token.into(),
+    }
 }
 
-fn ids(list: &Value, field: &str) -> Vec<String> {
-    let mut ids: Vec<String> = list
-        .as_array()
-        .expect("a list")
-        .iter()
-        .map(|v| v[field].as_str().expect("an id").to_string())
-        .collect();
+/// `ids`, sorted.
+fn sorted<T: Ord>(ids: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut ids: Vec<T> = ids.into_iter().collect();
     ids.sort();
     ids
 }
@@ -51,73 +47,59 @@ async fn a_dropped_signaling_connection_keeps_the_media_and_resume_takes_the_pee
         .await;
     exchange_media(&mut [&mut alice, &mut bob], Duration::from_millis(400)).await;
     let token = token_of(&bob);
-    let mut consumers: Vec<String> = bob.consumers.iter().map(|c| c.id.clone()).collect();
-    consumers.sort();
+    let consumers: Vec<ConsumerId> = sorted(bob.consumers.iter().map(|c| c.id));
 
     // The network drops Bob's signaling; his media transports are fine.
     bob.signaling.abort();
     let dropped_at = Instant::now();
-    notifications_so_far(&mut alice);
+    notifications_so_far(&mut alice.signaling);
     exchange_media(&mut [&mut alice, &mut bob], Duration::from_secs(1)).await;
     // Meanwhile Carol joins and publishes; Alice takes her in.
     let mut carol = Joining::new(&url).peer("resume", "Carol", 3000).await;
     alice.consume_announced(2).await;
     // Every packet of Alice and Bob arrived at the other, through the drop.
     assert_exact_media(&[&alice, &bob], &[&alice, &bob]).await;
-    let told = notifications_so_far(&mut alice);
+    let told = notifications_so_far(&mut alice.signaling);
     assert!(
-        !told.contains(&"peerLeft".to_string()),
+        !told
+            .iter()
+            .any(|n| matches!(n, Notification::PeerLeft { .. })),
         "Alice was told nothing of Bob: {told:?}"
     );
 
     // Bob comes back on a new connection.
-    bob.signaling = Signaling::connect(&url, None).await;
-    let resumed = bob
-        .signaling
-        .ok("resume", json!({"resumeToken": token}))
-        .await;
+    bob.signaling = signaling::connect(&url, None).await;
+    let resumed = bob.signaling.ok(&resume(&token)).await;
     println!(
         "Bob resumed {:?} after his signaling dropped; media never stopped",
         dropped_at.elapsed()
     );
-    assert_eq!(resumed["peerId"], bob.peer_id.as_str());
-    assert_eq!(resumed["joined"], true);
+    assert_eq!(resumed.peer_id, bob.peer_id);
+    assert!(resumed.joined);
     assert_eq!(
-        ids(&resumed["consumers"], "consumerId"),
+        sorted(resumed.consumers.iter().map(|c| c.consumer_id)),
         consumers,
         "the same consumers"
     );
-    let fresh = resumed["resumeToken"]
-        .as_str()
-        .expect("a fresh token")
-        .to_string();
+    let fresh = resumed.resume_token.clone().expect("a fresh token");
     assert_ne!(fresh, token);
-    let mut transports = ids(&resumed["transports"], "transportId");
-    let mut own = vec![bob.send_id.clone(), bob.recv_id.clone()];
-    transports.sort();
-    own.sort();
-    assert_eq!(transports, own);
+    let transports: Vec<TransportId> = sorted(resumed.transports.iter().map(|t| t.transport_id));
+    assert_eq!(transports, sorted([bob.send_id, bob.recv_id]));
     // Carol, who came while Bob was away, is in the answer with her producers: Bob
     // consumes them on the receive transport he kept.
-    let carol_info = resumed["peers"]
-        .as_array()
-        .expect("peers")
+    let carol_info = resumed
+        .peers
         .iter()
-        .find(|p| p["displayName"] == "Carol")
+        .find(|p| p.display_name == "Carol")
         .expect("Carol in the resume answer")
         .clone();
-    assert_eq!(ids(&carol_info["producers"], "producerId"), {
-        let mut c: Vec<String> = carol.producers.iter().map(|p| p.id.clone()).collect();
-        c.sort();
-        c
-    });
-    for producer in ids(&carol_info["producers"], "producerId") {
+    let carols: Vec<ProducerId> = sorted(carol_info.producers.iter().map(|p| p.producer_id));
+    assert_eq!(carols, sorted(carol.producers.iter().map(|p| p.id)));
+    for producer in carols {
         bob.consume(&producer).await;
     }
     // Bob's signaling works again, and Carol's media reaches him.
-    bob.signaling
-        .ok("getRouterRtpCapabilities", json!({}))
-        .await;
+    bob.signaling.ok(&GetRouterRtpCapabilities {}).await;
     let from = carol.sent();
     exchange_media(&mut [&mut carol], Duration::from_millis(400)).await;
     for index in bob
@@ -137,12 +119,9 @@ async fn a_dropped_signaling_connection_keeps_the_media_and_resume_takes_the_pee
 
     // A token works once; a made-up one not at all.
     for (what, used) in [("used", token.as_str()), ("made up", "not-a-token")] {
-        let mut other = Signaling::connect(&url, None).await;
-        let (code, message) = other
-            .request("resume", json!({"resumeToken": used}))
-            .await
-            .expect_err(what);
-        assert_eq!(code, "unauthorized", "{what}: {message}");
+        let mut other = signaling::connect(&url, None).await;
+        let refused = other.refused(&resume(used)).await;
+        assert_eq!(refused.code(), "unauthorized", "{what}: {refused}");
     }
 }
 
@@ -154,23 +133,19 @@ async fn a_resume_on_a_second_connection_closes_the_first() {
         .pair("takeover", ["Alice", "Bob"], 1000)
         .await;
     // The server has not noticed the old connection died (it has not): the new one wins.
-    let mut second = Signaling::connect(&url, None).await;
-    let resumed = second
-        .ok("resume", json!({"resumeToken": token_of(&bob)}))
-        .await;
-    assert_eq!(resumed["peerId"], bob.peer_id.as_str());
+    let mut second = signaling::connect(&url, None).await;
+    let resumed = second.ok(&resume(&token_of(&bob))).await;
+    assert_eq!(resumed.peer_id, bob.peer_id);
     assert_eq!(
-        bob.signaling.wait_closed().await,
+        bob.signaling.close_code().await,
         Some(4000),
         "the old connection is closed"
     );
-    second.ok("getRouterRtpCapabilities", json!({})).await;
+    second.ok(&GetRouterRtpCapabilities {}).await;
     // A connection in a room cannot resume another peer.
-    let (code, _) = second
-        .request("resume", json!({"resumeToken": resumed["resumeToken"]}))
-        .await
-        .expect_err("already in a room");
-    assert_eq!(code, "already_joined");
+    let fresh = resumed.resume_token.expect("a fresh token");
+    let refused = second.refused(&resume(&fresh)).await;
+    assert_eq!(refused.code(), "already_joined", "{refused}");
     drop(bob);
 }
 
@@ -207,7 +182,7 @@ async fn without_a_resume_the_peer_leaves_when_its_grace_period_ends() {
         .wait_for(Duration::from_secs(5), |e| e["type"] == "peerDisconnected")
         .await
         .expect("a peerDisconnected event");
-    assert_eq!(away["peerId"], bob.peer_id.as_str());
+    assert_eq!(away["peerId"], bob.peer_id.to_string());
     assert_eq!(away["resumableSecs"], 2);
     // The monitor shows him away, resumable for a while.
     let room = monitor(&["room", "grace"]);
@@ -223,15 +198,15 @@ async fn without_a_resume_the_peer_leaves_when_its_grace_period_ends() {
         "{shown}"
     );
 
-    let left = alice.signaling.notification("peerLeft").await;
+    let left = notified!(alice.signaling, Notification::PeerLeft { peer_id } => peer_id);
     let waited = dropped_at.elapsed();
-    assert_eq!(left["peerId"], bob.peer_id.as_str());
+    assert_eq!(left, bob.peer_id);
     assert!(
         waited >= Duration::from_millis(1900) && waited < Duration::from_secs(5),
         "peerLeft {waited:?} after the drop, for a 2 s grace period"
     );
     for _ in 0..2 {
-        alice.signaling.notification("consumerClosed").await;
+        notified!(alice.signaling, Notification::ConsumerClosed { .. } => ());
     }
     events
         .wait_for(Duration::from_secs(5), |e| e["type"] == "resumeExpired")
@@ -249,11 +224,8 @@ async fn without_a_resume_the_peer_leaves_when_its_grace_period_ends() {
         "{summary}"
     );
     // And his token with them.
-    let mut late = Signaling::connect(&url, None).await;
-    let refused = late
-        .request("resume", json!({"resumeToken": token_of(&bob)}))
-        .await;
-    assert!(refused.is_err(), "{refused:?}");
+    let mut late = signaling::connect(&url, None).await;
+    late.refused(&resume(&token_of(&bob))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -279,24 +251,18 @@ async fn a_room_that_moved_while_away_is_told_on_resume_and_no_join_token_is_ask
 
     // First a plain resume, without the JWT: accepted.
     bob.signaling.abort();
-    bob.signaling = Signaling::connect(&url, None).await;
-    let resumed = bob
-        .signaling
-        .ok("resume", json!({"resumeToken": token_of(&bob)}))
-        .await;
-    assert_eq!(resumed["joined"], true);
-    let token = resumed["resumeToken"].as_str().expect("token").to_string();
+    bob.signaling = signaling::connect(&url, None).await;
+    let resumed = bob.signaling.ok(&resume(&token_of(&bob))).await;
+    assert!(resumed.joined);
+    let token = resumed.resume_token.expect("token");
 
     // Then away while the room's node dies.
     bob.signaling.abort();
     signal(node, "KILL");
-    alice.signaling.notification("roomMoved").await;
-    bob.signaling = Signaling::connect(&url, None).await;
-    let resumed = bob
-        .signaling
-        .ok("resume", json!({"resumeToken": token}))
-        .await;
-    assert_eq!(resumed["joined"], false, "{resumed}");
-    let moved = bob.signaling.notification("roomMoved").await;
-    assert_eq!(moved["room"], "moving");
+    notified!(alice.signaling, Notification::RoomMoved { .. } => ());
+    bob.signaling = signaling::connect(&url, None).await;
+    let resumed = bob.signaling.ok(&resume(&token)).await;
+    assert!(!resumed.joined, "{resumed:?}");
+    let moved = notified!(bob.signaling, Notification::RoomMoved { room, .. } => room);
+    assert_eq!(moved, "moving");
 }

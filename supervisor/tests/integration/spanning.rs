@@ -8,9 +8,13 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
+
+use signaling_api::calls::CloseProducer;
+use signaling_api::{Notification, ProducerId};
 
 use crate::support::peer::{assert_exact_media, exchange_media, Joining, TestPeer};
+use crate::support::signaling::{notified, producer_args, Expect};
 use crate::support::{monitor_query, signal, Sfu, TestCert};
 
 const TOKEN: &str = "test-spanning-token-0123456789abcdef";
@@ -63,11 +67,11 @@ async fn join(
 }
 
 /// Packets received through each consumer, by producer id.
-fn by_producer(peer: &TestPeer) -> Vec<(String, u64)> {
+fn by_producer(peer: &TestPeer) -> Vec<(ProducerId, u64)> {
     peer.consumers
         .iter()
         .zip(peer.received())
-        .map(|(consumer, (_, count))| (consumer.producer.clone(), count))
+        .map(|(consumer, (_, count))| (consumer.producer, count))
         .collect()
 }
 
@@ -122,13 +126,16 @@ async fn a_room_of_four_spreads_over_three_workers_on_two_nodes_and_everyone_rec
     );
 
     // A closes its audio: every consumer of it, on every router, closes and its owner is told.
-    let a_audio = a.producers[0].id.clone();
+    let a_audio = a.producers[0].id;
     a.signaling
-        .ok("closeProducer", json!({"producerId": a_audio}))
+        .ok(&CloseProducer(producer_args(&a_audio)))
         .await;
     for (name, peer) in [("B", &mut b), ("C", &mut c), ("D", &mut d)] {
-        let closed = peer.signaling.notification("consumerClosed").await;
-        assert_eq!(closed["producerId"], a_audio.as_str(), "{name}");
+        let closed = notified!(
+            peer.signaling,
+            Notification::ConsumerClosed { producer_id, .. } => producer_id
+        );
+        assert_eq!(closed, a_audio, "{name}");
     }
 }
 
@@ -170,7 +177,7 @@ async fn killing_the_node_of_one_router_moves_only_its_peers_and_the_others_keep
         .and_then(|n| n["pid"].as_u64())
         .expect("pid of D's node") as u32;
 
-    let d_id = d.peer_id.clone();
+    let d_id = d.peer_id;
     // A, B and C keep sending through the kill: 100 packets per track.
     let steady = tokio::spawn(async move {
         exchange_media(&mut [&mut a, &mut b, &mut c], Duration::from_secs(2)).await;
@@ -178,8 +185,8 @@ async fn killing_the_node_of_one_router_moves_only_its_peers_and_the_others_keep
     });
     let killed_at = Instant::now();
     signal(d_pid, "KILL");
-    let moved = d.signaling.notification("roomMoved").await;
-    assert_eq!(moved["room"], room);
+    let moved = notified!(d.signaling, Notification::RoomMoved { room, .. } => room);
+    assert_eq!(moved, room);
     println!(
         "D told roomMoved {:?} after SIGKILL of its node",
         killed_at.elapsed()
@@ -188,8 +195,8 @@ async fn killing_the_node_of_one_router_moves_only_its_peers_and_the_others_keep
     // Among themselves A, B and C lost nothing, before, during or after the kill.
     assert_exact_media(&[&a, &b, &c], &[&a, &b, &c]).await;
     for peer in [&mut a, &mut b, &mut c] {
-        let left = peer.signaling.notification("peerLeft").await;
-        assert_eq!(left["peerId"], d_id.as_str());
+        let left = notified!(peer.signaling, Notification::PeerLeft { peer_id } => peer_id);
+        assert_eq!(left, d_id);
     }
 
     // D joins again (as docs/protocol.md says) and media flows both ways.

@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::process::output_within;
+use crate::support::signaling::{self, join, join_with_token, Expect};
 use crate::support::{free_port, http_get, Sfu, TestCert};
 
 /// Runs the supervisor with `envs`, expecting it to exit by itself; returns (code, stderr).
@@ -197,14 +198,9 @@ async fn secrets_read_from_files_work_as_the_variables_do() {
     };
     let token =
         supervisor::join_tokens::sign_with_secret(join_secret.as_bytes(), &claims).expect("sign");
-    let mut sig = crate::support::Signaling::connect(&sfu.ws_url(), None).await;
-    let joined = sig
-        .ok(
-            "join",
-            serde_json::json!({"room": "files", "displayName": "F", "token": token}),
-        )
-        .await;
-    assert_eq!(joined["room"], "files");
+    let mut sig = signaling::connect(&sfu.ws_url(), None).await;
+    let joined = sig.ok(&join_with_token("files", "F", &token)).await;
+    assert_eq!(joined.room, "files");
     let monitor_url = sfu.monitor_url();
     let summary =
         crate::support::monitor_json(&["--url", &monitor_url, "--token", monitor_token, "summary"]);
@@ -215,12 +211,8 @@ async fn secrets_read_from_files_work_as_the_variables_do() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_are_one_object_per_line_with_room_peer_and_node_fields() {
     let sfu = Sfu::start(&["--log-format", "json"]);
-    let mut peer = crate::support::Signaling::connect(&sfu.ws_url(), None).await;
-    peer.ok(
-        "join",
-        serde_json::json!({"room": "logged", "displayName": "Logged"}),
-    )
-    .await;
+    let mut peer = signaling::connect(&sfu.ws_url(), None).await;
+    peer.ok(&join("logged", "Logged")).await;
     assert!(
         sfu.wait_log("peer joined", Duration::from_secs(5)).await,
         "no join logged"

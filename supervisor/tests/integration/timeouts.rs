@@ -7,13 +7,13 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use signaling_api::calls::GetRouterRtpCapabilities;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::support::bystanders::Bystanders;
-use crate::support::signaling::client_tls;
-use crate::support::{signal, Sfu, Signaling, TestCert};
+use crate::support::signaling::{self, client_tls, join, Expect};
+use crate::support::{signal, Sfu, TestCert};
 
 /// Longer than any timeout these tests set (2 s), far shorter than "never".
 const CLOSED_WITHIN: Duration = Duration::from_secs(10);
@@ -115,9 +115,8 @@ async fn sighup_reloads_renewed_certificate_files_and_keeps_the_old_pair_if_the_
     let sfu = Sfu::start_tls(&served, &[]);
     let url = sfu.ws_url();
     let old_cert = served.cert_pem.clone();
-    let mut open = Signaling::connect(&url, Some(&old_cert)).await;
-    open.ok("join", json!({"room": "renewal", "displayName": "Open"}))
-        .await;
+    let mut open = signaling::connect(&url, Some(&old_cert)).await;
+    open.ok(&join("renewal", "Open")).await;
 
     // Renewal: new files in place, then SIGHUP.
     for file in ["cert.pem", "key.pem"] {
@@ -131,7 +130,7 @@ async fn sighup_reloads_renewed_certificate_files_and_keeps_the_old_pair_if_the_
     );
     assert!(!trusts(&url, &old_cert).await, "and no longer the old one");
     // The connection made with the old certificate goes on.
-    open.ok("getRouterRtpCapabilities", json!({})).await;
+    open.ok(&GetRouterRtpCapabilities {}).await;
 
     // A botched renewal: a certificate with another's key. Refused, the good pair stays.
     std::fs::copy(
@@ -145,5 +144,5 @@ async fn sighup_reloads_renewed_certificate_files_and_keeps_the_old_pair_if_the_
         trusts(&url, &renewed.cert_pem).await,
         "the last good pair is still served"
     );
-    open.ok("getRouterRtpCapabilities", json!({})).await;
+    open.ok(&GetRouterRtpCapabilities {}).await;
 }

@@ -4,13 +4,20 @@
 
 use std::process::Command;
 
-use serde_json::{json, Value};
+use serde_json::{Map, Value};
+use signaling_api::calls::GetRouterRtpCapabilities;
+use signaling_api::client::{CallError, Client};
+use signaling_api::media;
+use signaling_api::{
+    ConsumeArgs, Consumed, Direction, Kind, Notification, ProduceArgs, ProducerId, ResumeArgs,
+};
 use supervisor::join_tokens::{sign_with_secret, unix_now, Claims};
 
 use crate::support::bystanders::Bystanders;
-use crate::support::peer::Joining;
+use crate::support::peer::{opus_parameters, Joining};
 use crate::support::rtc::PayloadTypes;
-use crate::support::{Sfu, Signaling};
+use crate::support::signaling::{self, join, join_with_token, notified, transport, Expect};
+use crate::support::Sfu;
 
 const SECRET: &str = "integration-test-secret-0123456789abcdef";
 
@@ -55,19 +62,15 @@ fn crafted(secret: &str, room: &str, edit: impl FnOnce(&mut Claims)) -> String {
     sign_with_secret(secret.as_bytes(), &claims).expect("sign")
 }
 
-async fn refused(url: &str, room: &str, token: Option<&str>) -> (String, String) {
-    let mut sig = Signaling::connect(url, None).await;
-    let mut join = json!({"room": room, "displayName": "Mallory"});
-    if let Some(token) = token {
-        join["token"] = json!(token);
-    }
-    let answer = sig.request("join", join).await;
-    let (code, message) = answer.expect_err("join refused");
+async fn refused(url: &str, room: &str, token: Option<&str>) -> CallError {
+    let mut sig = signaling::connect(url, None).await;
+    let mut args = join(room, "Mallory");
+    args.token = token.map(str::to_string);
+    let refused = sig.refused(&args).await;
     // The connection stays usable: a right token gets in.
-    let mut retry = json!({"room": room, "displayName": "Mallory"});
-    retry["token"] = json!(self::token(&["--room", room, "--identity", "m"]));
-    sig.ok("join", retry).await;
-    (code, message)
+    let right = self::token(&["--room", room, "--identity", "m"]);
+    sig.ok(&join_with_token(room, "Mallory", &right)).await;
+    refused
 }
 
 #[test]
@@ -130,9 +133,9 @@ async fn bad_tokens_are_refused_with_their_reason_while_a_call_elsewhere_goes_on
         ),
     ];
     for (case, token, reason) in cases {
-        let (code, message) = refused(&url, "standup", token.as_deref()).await;
-        assert_eq!(code, "unauthorized", "{case}: {message}");
-        assert!(message.contains(reason), "{case}: {message}");
+        let refused = refused(&url, "standup", token.as_deref()).await;
+        assert_eq!(refused.code(), "unauthorized", "{case}: {refused}");
+        assert!(refused.to_string().contains(reason), "{case}: {refused}");
     }
     assert!(sfu.log_text().contains("join refused: token"));
     bystanders.assert_unharmed().await;
@@ -140,17 +143,16 @@ async fn bad_tokens_are_refused_with_their_reason_while_a_call_elsewhere_goes_on
 
 /// The consume request of `sig` for `producer` on a new receive transport.
 async fn consume(
-    sig: &mut Signaling,
-    producer: &str,
-    caps: &Value,
-) -> Result<Value, (String, String)> {
-    let recv = sig
-        .ok("createWebRtcTransport", json!({"direction": "recv"}))
-        .await;
-    sig.request(
-        "consume",
-        json!({"transportId": recv["transportId"], "producerId": producer, "rtpCapabilities": caps}),
-    )
+    sig: &mut Client,
+    producer: &ProducerId,
+    caps: &Map<String, Value>,
+) -> Result<Consumed, CallError> {
+    let recv = sig.ok(&transport(Direction::Recv)).await;
+    sig.call(&ConsumeArgs {
+        transport_id: recv.transport_id.to_string(),
+        producer_id: producer.to_string(),
+        rtp_capabilities: caps.clone(),
+    })
     .await
 }
 
@@ -176,60 +178,49 @@ async fn a_token_fixes_the_name_and_what_its_holder_may_publish_and_receive() {
         "Viewer",
         "--no-publish",
     ]);
-    let mut viewer = Signaling::connect(&url, None).await;
+    let mut viewer = signaling::connect(&url, None).await;
     let joined = viewer
-        .ok(
-            "join",
-            json!({"room": "talk", "displayName": "Claims To Be The Host", "token": viewer_token}),
-        )
+        .ok(&join_with_token(
+            "talk",
+            "Claims To Be The Host",
+            &viewer_token,
+        ))
         .await;
-    let told = speaker.signaling.notification("peerJoined").await;
-    assert_eq!(
-        told["displayName"], "Viewer",
-        "the token's name, not the client's"
+    let told = notified!(
+        speaker.signaling,
+        Notification::PeerJoined { display_name, .. } => display_name
     );
-    let caps = PayloadTypes::from_router(&joined["routerRtpCapabilities"]).device_capabilities();
-    let speakers_audio = joined["peers"][0]["producers"][0]["producerId"]
-        .as_str()
-        .expect("the speaker's producer")
-        .to_string();
+    assert_eq!(told, "Viewer", "the token's name, not the client's");
+    let caps = PayloadTypes::from_router(&joined.router_rtp_capabilities).device_capabilities();
+    let caps = media::object(&caps);
+    let speakers_audio = joined.peers[0].producers[0].producer_id;
     consume(&mut viewer, &speakers_audio, &caps)
         .await
         .expect("a viewer may consume");
-    let send = viewer
-        .ok("createWebRtcTransport", json!({"direction": "send"}))
+    let send = viewer.ok(&transport(Direction::Send)).await;
+    let refused = viewer
+        .refused(&ProduceArgs {
+            transport_id: send.transport_id.to_string(),
+            kind: Kind::Audio,
+            rtp_parameters: media::object(&opus_parameters("0", 100, 4242, "Viewer")),
+            app_data: None,
+        })
         .await;
-    let (code, message) = viewer
-        .request(
-            "produce",
-            json!({"transportId": send["transportId"], "kind": "audio", "rtpParameters": {
-                "codecs": [{"mimeType": "audio/opus", "payloadType": 100, "clockRate": 48000, "channels": 2}],
-                "encodings": [{"ssrc": 4242}]}}),
-        )
-        .await
-        .expect_err("a viewer may not produce");
-    assert_eq!(code, "forbidden", "{message}");
-    assert!(message.contains("canPublish"), "{message}");
+    assert_eq!(refused.code(), "forbidden", "{refused}");
+    assert!(refused.to_string().contains("canPublish"), "{refused}");
 
     // A speaker-only token: publishes, may not consume.
     let mute_token = token(&["--room", "talk", "--identity", "d", "--no-subscribe"]);
-    let mut deaf = Signaling::connect(&url, None).await;
-    deaf.ok(
-        "join",
-        json!({"room": "talk", "displayName": "Deaf", "token": mute_token}),
-    )
-    .await;
-    let (code, message) = consume(&mut deaf, &speakers_audio, &caps)
+    let mut deaf = signaling::connect(&url, None).await;
+    deaf.ok(&join_with_token("talk", "Deaf", &mute_token)).await;
+    let refused = consume(&mut deaf, &speakers_audio, &caps)
         .await
         .expect_err("may not consume");
-    assert_eq!(code, "forbidden", "{message}");
-    assert!(message.contains("canSubscribe"), "{message}");
+    assert_eq!(refused.code(), "forbidden", "{refused}");
+    assert!(refused.to_string().contains("canSubscribe"), "{refused}");
 
     // The speaker's own media was never in question.
-    speaker
-        .signaling
-        .ok("getRouterRtpCapabilities", json!({}))
-        .await;
+    speaker.signaling.ok(&GetRouterRtpCapabilities {}).await;
     bystanders.assert_unharmed().await;
 }
 
@@ -239,24 +230,18 @@ async fn without_a_name_in_its_token_a_peer_is_shown_by_its_identity_to_peers_an
     let sfu = Sfu::start(&["--join-secret", SECRET, "--monitor-token", monitor_token]);
     let url = sfu.ws_url();
     let host_token = token(&["--room", "town", "--identity", "host-1", "--name", "Host"]);
-    let mut host = Signaling::connect(&url, None).await;
-    host.ok(
-        "join",
-        json!({"room": "town", "displayName": "Anything", "token": host_token}),
-    )
-    .await;
+    let mut host = signaling::connect(&url, None).await;
+    host.ok(&join_with_token("town", "Anything", &host_token))
+        .await;
     // A token without a name: the client asks to be called "Host" as well.
     let mallory_token = token(&["--room", "town", "--identity", "mallory@example.org"]);
-    let mut mallory = Signaling::connect(&url, None).await;
+    let mut mallory = signaling::connect(&url, None).await;
     mallory
-        .ok(
-            "join",
-            json!({"room": "town", "displayName": "Host", "token": mallory_token}),
-        )
+        .ok(&join_with_token("town", "Host", &mallory_token))
         .await;
-    let told = host.notification("peerJoined").await;
+    let told = notified!(host, Notification::PeerJoined { display_name, .. } => display_name);
     assert_eq!(
-        told["displayName"], "mallory@example.org",
+        told, "mallory@example.org",
         "the token's identity, not the name the client chose"
     );
     let monitor_url = sfu.monitor_url();
@@ -295,20 +280,9 @@ async fn a_session_is_not_resumed_once_its_join_token_has_expired() {
     let long = crafted(SECRET, "later", |c| c.exp = unix_now() + 3600);
     let mut tokens = Vec::new();
     for (name, token) in [("Short", &short), ("Long", &long)] {
-        let sig = Signaling::connect(&url, None).await;
-        let mut sig = sig;
-        let joined = sig
-            .ok(
-                "join",
-                json!({"room": "later", "displayName": name, "token": token}),
-            )
-            .await;
-        tokens.push(
-            joined["resumeToken"]
-                .as_str()
-                .expect("resume token")
-                .to_string(),
-        );
+        let mut sig = signaling::connect(&url, None).await;
+        let joined = sig.ok(&join_with_token("later", name, token)).await;
+        tokens.push(joined.resume_token);
         sig.abort();
     }
     // Past the short token's expiry (and its skew): seconds on the clock, not a wait for an
@@ -317,18 +291,15 @@ async fn a_session_is_not_resumed_once_its_join_token_has_expired() {
     while unix_now() <= expired_at {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    let mut again = Signaling::connect(&url, None).await;
-    let (code, message) = again
-        .request("resume", json!({"resumeToken": tokens[0]}))
-        .await
-        .expect_err("an expired session is not resumed");
-    assert_eq!(code, "unauthorized", "{message}");
-    assert!(message.contains("expired"), "{message}");
-    let resumed = again.ok("resume", json!({"resumeToken": tokens[1]})).await;
-    assert_eq!(
-        resumed["joined"], true,
-        "a session whose token holds is resumed"
-    );
+    let mut again = signaling::connect(&url, None).await;
+    let resume = |token: &str| ResumeArgs {
+        resume_token: token.into(),
+    };
+    let refused = again.refused(&resume(&tokens[0])).await;
+    assert_eq!(refused.code(), "unauthorized", "{refused}");
+    assert!(refused.to_string().contains("expired"), "{refused}");
+    let resumed = again.ok(&resume(&tokens[1])).await;
+    assert!(resumed.joined, "a session whose token holds is resumed");
     assert!(sfu
         .log_text()
         .contains("resume refused: its join token expired"));

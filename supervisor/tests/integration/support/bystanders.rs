@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use signaling_api::calls::GetRouterRtpCapabilities;
 use tokio::task::JoinHandle;
 
 use super::peer::{assert_exact_media, Joining, TestPeer};
+use super::signaling::Expect;
 
 /// Packets per second per track.
 const RATE: u64 = 50;
@@ -66,9 +67,7 @@ impl Bystanders {
         assert_exact_media(&[&a, &b], &[&a, &b]).await;
         for peer in [&mut a, &mut b] {
             assert_eq!(peer.consumers.len(), 2, "{} consumes two tracks", peer.name);
-            peer.signaling
-                .ok("getRouterRtpCapabilities", json!({}))
-                .await;
+            peer.signaling.ok(&GetRouterRtpCapabilities {}).await;
         }
     }
 }

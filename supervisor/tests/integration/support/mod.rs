@@ -1,6 +1,6 @@
-//! Test harness: the real `supervisor` binary (which spawns real `node` processes), a
-//! signaling client on `/ws`, and WebRTC peers written with str0m that send RTP and count
-//! what comes back out of mediasoup.
+//! Test harness: the real `supervisor` binary (which spawns real `node` processes),
+//! signaling-api's typed client on `/ws`, and WebRTC peers written with str0m that send RTP
+//! and count what comes back out of mediasoup.
 
 pub mod bystanders;
 pub mod channels;
@@ -15,8 +15,6 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-pub use signaling::Signaling;
 
 /// A TLS certificate made for a test.
 pub struct TestCert {

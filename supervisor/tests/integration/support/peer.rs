@@ -5,19 +5,26 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::{Map, Value};
+use signaling_api::calls::ResumeConsumer;
+use signaling_api::client::Client;
+use signaling_api::media::{self, CodecParameters, Encoding, Rtcp, RtpParameters};
+use signaling_api::{
+    ConnectTransportArgs, ConsumeArgs, ConsumerArgs, ConsumerId, CreateTransportArgs, Direction,
+    Joined, Kind, Notification, PeerId, ProduceArgs, ProducerId, TransportId,
+};
 use str0m::media::MediaKind;
 
 use super::rtc::{tag, Arrivals, PayloadTypes, RtcTransport};
-use super::Signaling;
+use super::signaling::{self, join, notified, Expect};
 
 /// A producer this peer published, as the `produce` answer named it.
 #[derive(Clone, Debug)]
 pub struct Produced {
     /// Producer id.
-    pub id: String,
-    /// `audio` or `video`.
-    pub kind: String,
+    pub id: ProducerId,
+    /// Audio or video.
+    pub kind: Kind,
     /// The SSRC this peer sends it on (its lowest simulcast layer's).
     pub ssrc: u32,
     /// The SSRC of each simulcast layer, lowest first (just `ssrc` without simulcast).
@@ -28,11 +35,11 @@ pub struct Produced {
 #[derive(Clone, Debug)]
 pub struct Consumed {
     /// Consumer id.
-    pub id: String,
+    pub id: ConsumerId,
     /// The producer it consumes.
-    pub producer: String,
-    /// `audio` or `video`.
-    pub kind: String,
+    pub producer: ProducerId,
+    /// Audio or video.
+    pub kind: Kind,
     /// The SSRC the SFU sends it on.
     pub ssrc: u32,
 }
@@ -40,9 +47,9 @@ pub struct Consumed {
 /// One participant of a call.
 pub struct TestPeer {
     /// Its signaling connection.
-    pub signaling: Signaling,
+    pub signaling: Client,
     /// Its peer id.
-    pub peer_id: String,
+    pub peer_id: PeerId,
     /// Its display name.
     pub name: String,
     pts: PayloadTypes,
@@ -51,16 +58,16 @@ pub struct TestPeer {
     /// Its receive transport (the consumers').
     pub recv: RtcTransport,
     /// The send transport's id.
-    pub send_id: String,
+    pub send_id: TransportId,
     /// The receive transport's id.
-    pub recv_id: String,
+    pub recv_id: TransportId,
     seq: u64,
     /// Its producers: audio, then video.
     pub producers: Vec<Produced>,
     /// Its consumers, in the order they were opened.
     pub consumers: Vec<Consumed>,
     /// The join answer.
-    pub joined: Value,
+    pub joined: Joined,
 }
 
 /// How test peers join: where, trusting what, with which token, asking for RTCP feedback
@@ -122,29 +129,26 @@ impl<'a> Joining<'a> {
     /// Joins `room` as `name`, opens both transports and publishes audio on `ssrc` and video
     /// on `ssrc + 1` (and up, in simulcast); consumes nothing.
     pub async fn peer(&self, room: &str, name: &str, ssrc: u32) -> TestPeer {
-        let mut signaling = Signaling::connect(self.url, self.ca).await;
-        let mut join = json!({"room": room, "displayName": name});
-        if let Some(token) = self.token {
-            join["token"] = json!(token);
-        }
-        let joined = signaling.ok("join", join).await;
-        let peer_id = joined["peerId"].as_str().expect("peerId").to_string();
-        let mut pts = PayloadTypes::from_router(&joined["routerRtpCapabilities"]);
+        let mut signaling = signaling::connect(self.url, self.ca).await;
+        let mut args = join(room, name);
+        args.token = self.token.map(str::to_string);
+        let joined = signaling.ok(&args).await;
+        let mut pts = PayloadTypes::from_router(&joined.router_rtp_capabilities);
         pts.feedback = self.feedback;
-        let (send_id, send) = transport(&mut signaling, "send", pts, self.data).await;
-        let (recv_id, recv) = transport(&mut signaling, "recv", pts, self.data).await;
+        let (send_id, send) = transport(&mut signaling, Direction::Send, pts, self.data).await;
+        let (recv_id, recv) = transport(&mut signaling, Direction::Recv, pts, self.data).await;
         let mut producers = Vec::new();
         for (mid, kind, mime, pt, clock, ssrc) in [
-            ("0", "audio", "audio/opus", pts.opus, 48000, ssrc),
-            ("1", "video", "video/VP8", pts.vp8, 90000, ssrc + 1),
+            ("0", Kind::Audio, "audio/opus", pts.opus, 48000, ssrc),
+            ("1", Kind::Video, "video/VP8", pts.vp8, 90000, ssrc + 1),
         ] {
             let layers: Vec<u32> = match (kind, self.simulcast) {
-                ("video", true) => (ssrc..ssrc + 3).collect(),
+                (Kind::Video, true) => (ssrc..ssrc + 3).collect(),
                 _ => vec![ssrc],
             };
-            let feedback = if kind == "audio" {
+            let rtcp_feedback = if kind == Kind::Audio {
                 send.declare_send(mid, None, MediaKind::Audio, ssrc);
-                json!([])
+                Vec::new()
             } else {
                 for (index, layer) in layers.iter().enumerate() {
                     let rid = (layers.len() > 1).then(|| index.to_string());
@@ -152,33 +156,45 @@ impl<'a> Joining<'a> {
                 }
                 pts.video_feedback()
             };
-            let encodings: Vec<Value> = layers.iter().map(|l| json!({"ssrc": l})).collect();
-            let mut codec = json!({"mimeType": mime, "payloadType": pt, "clockRate": clock, "parameters": {}, "rtcpFeedback": feedback});
-            if kind == "audio" {
-                codec["channels"] = json!(2);
-            }
+            let codec = CodecParameters {
+                mime_type: mime.into(),
+                payload_type: pt,
+                clock_rate: clock,
+                channels: (kind == Kind::Audio).then_some(2),
+                parameters: Default::default(),
+                rtcp_feedback,
+            };
+            let rtp = RtpParameters {
+                mid: mid.into(),
+                codecs: vec![codec],
+                header_extensions: Vec::new(),
+                encodings: layers
+                    .iter()
+                    .map(|&ssrc| Encoding { ssrc, rtx: None })
+                    .collect(),
+                rtcp: Rtcp {
+                    cname: name.into(),
+                    reduced_size: true,
+                },
+            };
             let produced = signaling
-                .ok(
-                    "produce",
-                    json!({"transportId": send_id, "kind": kind, "rtpParameters": {
-                        "mid": mid, "codecs": [codec], "headerExtensions": [],
-                        "encodings": encodings, "rtcp": {"cname": name, "reducedSize": true},
-                    }}),
-                )
+                .ok(&ProduceArgs {
+                    transport_id: send_id.to_string(),
+                    kind,
+                    rtp_parameters: media::object(&rtp),
+                    app_data: None,
+                })
                 .await;
             producers.push(Produced {
-                id: produced["producerId"]
-                    .as_str()
-                    .expect("producerId")
-                    .to_string(),
-                kind: kind.into(),
+                id: produced.producer_id,
+                kind,
                 ssrc,
                 layers,
             });
         }
         TestPeer {
             signaling,
-            peer_id,
+            peer_id: joined.peer_id,
             name: name.into(),
             pts,
             send,
@@ -203,17 +219,16 @@ impl<'a> Joining<'a> {
         others: &mut [&mut TestPeer],
     ) -> TestPeer {
         let mut peer = self.peer(room, name, ssrc).await;
-        let listed: Vec<String> = peer.joined["peers"]
-            .as_array()
-            .expect("peers")
+        let listed: Vec<ProducerId> = peer
+            .joined
+            .peers
             .iter()
-            .flat_map(|p| p["producers"].as_array().cloned().unwrap_or_default())
-            .map(|p| p["producerId"].as_str().expect("producerId").to_string())
+            .flat_map(|p| p.producers.iter().map(|p| p.producer_id))
             .collect();
         assert_eq!(
             listed.len(),
             2 * others.len(),
-            "{name} is offered every producer of the room at once: {}",
+            "{name} is offered every producer of the room at once: {:?}",
             peer.joined
         );
         for producer in &listed {
@@ -237,26 +252,19 @@ impl<'a> Joining<'a> {
 }
 
 async fn transport(
-    signaling: &mut Signaling,
-    direction: &str,
+    signaling: &mut Client,
+    direction: Direction,
     pts: PayloadTypes,
     data: bool,
-) -> (String, RtcTransport) {
-    let mut args = json!({"direction": direction});
-    if data {
-        args["data"] = json!(true);
-    }
-    let server = signaling.ok("createWebRtcTransport", args).await;
-    let id = server["transportId"]
-        .as_str()
-        .expect("transportId")
-        .to_string();
+) -> (TransportId, RtcTransport) {
+    let server = signaling.ok(&CreateTransportArgs { direction, data }).await;
+    let id = server.transport_id;
     let rtc = RtcTransport::new(&server, pts).await;
     signaling
-        .ok(
-            "connectWebRtcTransport",
-            json!({"transportId": id, "dtlsParameters": rtc.dtls_parameters}),
-        )
+        .ok(&ConnectTransportArgs {
+            transport_id: id.to_string(),
+            dtls_parameters: media::object(&rtc.dtls_parameters),
+        })
         .await;
     rtc.wait_connected().await;
     (id, rtc)
@@ -274,37 +282,38 @@ impl TestPeer {
         Joining::new(url).ca(ca).peer(room, name, ssrc_base).await
     }
 
+    /// The `consume` arguments of this peer for `producer` on its receive transport.
+    pub fn consume_args(&self, producer: &ProducerId) -> ConsumeArgs {
+        ConsumeArgs {
+            transport_id: self.recv_id.to_string(),
+            producer_id: producer.to_string(),
+            rtp_capabilities: self.device_capabilities(),
+        }
+    }
+
     /// Consumes `producer` and resumes the consumer; its id.
-    pub async fn consume(&mut self, producer: &str) -> String {
-        let answer = self
-            .signaling
-            .ok(
-                "consume",
-                json!({"transportId": self.recv_id, "producerId": producer, "rtpCapabilities": self.pts.device_capabilities()}),
-            )
-            .await;
-        assert_eq!(answer["producerId"], producer, "{answer}");
-        let kind = answer["kind"].as_str().expect("kind").to_string();
-        let params = &answer["rtpParameters"];
-        let ssrc = params["encodings"][0]["ssrc"].as_u64().expect("ssrc") as u32;
-        let mid = params["mid"].as_str().expect("mid");
-        let media = if kind == "audio" {
-            MediaKind::Audio
-        } else {
-            MediaKind::Video
+    pub async fn consume(&mut self, producer: &ProducerId) -> ConsumerId {
+        let args = self.consume_args(producer);
+        let answer = self.signaling.ok(&args).await;
+        assert_eq!(answer.producer_id, *producer, "{answer:?}");
+        let params: RtpParameters =
+            media::read(&answer.rtp_parameters).expect("the consumer's RTP parameters");
+        let ssrc = params.encodings.first().expect("an encoding").ssrc;
+        let media = match answer.kind {
+            Kind::Audio => MediaKind::Audio,
+            Kind::Video => MediaKind::Video,
         };
-        self.recv.expect_receive(mid, media, ssrc);
-        let consumer = answer["consumerId"]
-            .as_str()
-            .expect("consumerId")
-            .to_string();
+        self.recv.expect_receive(&params.mid, media, ssrc);
+        let consumer = answer.consumer_id;
         self.signaling
-            .ok("resumeConsumer", json!({"consumerId": consumer}))
+            .ok(&ResumeConsumer(ConsumerArgs {
+                consumer_id: consumer.to_string(),
+            }))
             .await;
         self.consumers.push(Consumed {
-            id: consumer.clone(),
-            producer: producer.to_string(),
-            kind,
+            id: consumer,
+            producer: *producer,
+            kind: answer.kind,
             ssrc,
         });
         consumer
@@ -313,18 +322,17 @@ impl TestPeer {
     /// Consumes the producers announced by the next `count` `newProducer` notifications.
     pub async fn consume_announced(&mut self, count: usize) {
         for _ in 0..count {
-            let announced = self.signaling.notification("newProducer").await;
-            let producer = announced["producerId"]
-                .as_str()
-                .expect("producerId")
-                .to_string();
+            let producer = notified!(
+                self.signaling,
+                Notification::NewProducer { producer_id, .. } => producer_id
+            );
             self.consume(&producer).await;
         }
     }
 
-    /// The RTP capabilities this peer's device declares.
-    pub fn device_capabilities(&self) -> Value {
-        self.pts.device_capabilities()
+    /// The RTP capabilities this peer's device declares, as `consume` takes them.
+    pub fn device_capabilities(&self) -> Map<String, Value> {
+        media::object(&self.pts.device_capabilities())
     }
 
     /// Sends one audio and one video packet (a VP8 key frame, so forwarding starts at once),
@@ -380,17 +388,17 @@ impl TestPeer {
     }
 
     /// RTP packets received through each consumer: (kind, count).
-    pub fn received(&self) -> Vec<(String, u64)> {
+    pub fn received(&self) -> Vec<(Kind, u64)> {
         (0..self.consumers.len())
-            .map(|i| (self.consumers[i].kind.clone(), self.arrivals(i).count()))
+            .map(|i| (self.consumers[i].kind, self.arrivals(i).count()))
             .collect()
     }
 
     /// The index of this peer's consumer of `producer`.
-    pub fn consumer_of(&self, producer: &str) -> usize {
+    pub fn consumer_of(&self, producer: &ProducerId) -> usize {
         self.consumers
             .iter()
-            .position(|c| c.producer == producer)
+            .position(|c| c.producer == *producer)
             .unwrap_or_else(|| panic!("{} does not consume {producer}", self.name))
     }
 
@@ -419,6 +427,27 @@ impl TestPeer {
     /// Key frame requests the SFU sent for this peer's producers.
     pub fn keyframe_requests(&self) -> u64 {
         self.send.keyframe_requests()
+    }
+}
+
+/// The RTP parameters of an Opus track on `mid` sent on `ssrc` with payload type `pt`.
+pub fn opus_parameters(mid: &str, pt: u8, ssrc: u32, cname: &str) -> RtpParameters {
+    RtpParameters {
+        mid: mid.into(),
+        codecs: vec![CodecParameters {
+            mime_type: "audio/opus".into(),
+            payload_type: pt,
+            clock_rate: 48000,
+            channels: Some(2),
+            parameters: Default::default(),
+            rtcp_feedback: Vec::new(),
+        }],
+        header_extensions: Vec::new(),
+        encodings: vec![Encoding { ssrc, rtx: None }],
+        rtcp: Rtcp {
+            cname: cname.into(),
+            reduced_size: true,
+        },
     }
 }
 
@@ -453,13 +482,13 @@ pub async fn received_from(receiver: &TestPeer, sender: &TestPeer) -> Vec<u64> {
 }
 
 /// The peer of `peers` that published `producer`, and that producer.
-pub fn producer_of<'a>(peers: &[&'a TestPeer], producer: &str) -> (&'a TestPeer, Produced) {
+pub fn producer_of<'a>(peers: &[&'a TestPeer], producer: &ProducerId) -> (&'a TestPeer, Produced) {
     peers
         .iter()
         .find_map(|p| {
             p.producers
                 .iter()
-                .find(|pr| pr.id == producer)
+                .find(|pr| pr.id == *producer)
                 .map(|pr| (*p, pr.clone()))
         })
         .unwrap_or_else(|| panic!("no peer produced {producer}"))
@@ -500,7 +529,7 @@ pub async fn assert_exact_media(receivers: &[&TestPeer], senders: &[&TestPeer]) 
             assert_eq!(consumer.kind, produced.kind, "{consumer:?}");
             let arrivals = receiver.arrivals(index);
             let what = format!(
-                "{}'s {} consumer of {}'s producer",
+                "{}'s {:?} consumer of {}'s producer",
                 receiver.name, consumer.kind, sender.name
             );
             assert_eq!(arrivals.untagged, 0, "{what}: untagged packets");

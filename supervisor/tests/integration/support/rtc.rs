@@ -9,7 +9,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
+use signaling_api::media::{
+    self, CodecCapability, DtlsParameters, IceCandidate, IceParameters, RtcpFeedback,
+    RtpCapabilities,
+};
+use signaling_api::TransportCreated;
 use str0m::config::{DtlsVersion, Fingerprint};
 use str0m::format::{Codec, FormatParams};
 use str0m::media::{Frequency, KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
@@ -36,18 +41,10 @@ pub struct PayloadTypes {
 impl PayloadTypes {
     /// Reads them from `routerRtpCapabilities`.
     pub fn from_router(caps: &Value) -> PayloadTypes {
+        let caps: RtpCapabilities = media::read(caps).expect("routerRtpCapabilities");
         let pt = |mime: &str| {
-            caps["codecs"]
-                .as_array()
-                .expect("codecs")
-                .iter()
-                .find(|c| {
-                    c["mimeType"]
-                        .as_str()
-                        .is_some_and(|m| m.eq_ignore_ascii_case(mime))
-                })
-                .and_then(|c| c["preferredPayloadType"].as_u64())
-                .unwrap_or_else(|| panic!("router has no {mime}")) as u8
+            caps.payload_type(mime, None)
+                .unwrap_or_else(|| panic!("router has no {mime}"))
         };
         PayloadTypes {
             opus: pt("audio/opus"),
@@ -57,25 +54,43 @@ impl PayloadTypes {
     }
 
     /// The RTCP feedback this device declares for VP8.
-    pub fn video_feedback(&self) -> Value {
+    pub fn video_feedback(&self) -> Vec<RtcpFeedback> {
         if self.feedback {
-            json!([{"type": "nack", "parameter": ""}, {"type": "nack", "parameter": "pli"}])
+            vec![
+                RtcpFeedback::new("nack", ""),
+                RtcpFeedback::new("nack", "pli"),
+            ]
         } else {
-            json!([])
+            Vec::new()
         }
     }
 
     /// The RTP capabilities of this test device.
-    pub fn device_capabilities(&self) -> Value {
-        json!({
-            "codecs": [
-                {"kind": "audio", "mimeType": "audio/opus", "preferredPayloadType": self.opus,
-                 "clockRate": 48000, "channels": 2, "parameters": {}, "rtcpFeedback": []},
-                {"kind": "video", "mimeType": "video/VP8", "preferredPayloadType": self.vp8,
-                 "clockRate": 90000, "parameters": {}, "rtcpFeedback": self.video_feedback()},
+    pub fn device_capabilities(&self) -> RtpCapabilities {
+        let codec =
+            |kind: &str, mime: &str, pt, clock_rate, channels, rtcp_feedback| CodecCapability {
+                kind: kind.into(),
+                mime_type: mime.into(),
+                preferred_payload_type: Some(pt),
+                clock_rate,
+                channels,
+                parameters: Default::default(),
+                rtcp_feedback,
+            };
+        RtpCapabilities {
+            codecs: vec![
+                codec("audio", "audio/opus", self.opus, 48000, Some(2), Vec::new()),
+                codec(
+                    "video",
+                    "video/VP8",
+                    self.vp8,
+                    90000,
+                    None,
+                    self.video_feedback(),
+                ),
             ],
-            "headerExtensions": [],
-        })
+            header_extensions: Vec::new(),
+        }
     }
 }
 
@@ -162,14 +177,14 @@ pub struct RtcTransport {
     commands: mpsc::UnboundedSender<Command>,
     shared: SharedState,
     /// The `createWebRtcTransport` answer it was made from.
-    pub server: Value,
+    pub server: TransportCreated,
     /// The DTLS parameters to send in `connectWebRtcTransport`.
-    pub dtls_parameters: Value,
+    pub dtls_parameters: DtlsParameters,
 }
 
 impl RtcTransport {
     /// A transport to the mediasoup transport described by a `createWebRtcTransport` answer.
-    pub async fn new(server: &Value, pts: PayloadTypes) -> RtcTransport {
+    pub async fn new(server: &TransportCreated, pts: PayloadTypes) -> RtcTransport {
         let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind UDP");
         let local = socket.local_addr().expect("local addr");
         let mut config = RtcConfig::new()
@@ -198,15 +213,15 @@ impl RtcTransport {
         rtc.add_local_candidate(Candidate::host(local, "udp").expect("host candidate"));
         let remote_addr = server_udp_addr(server);
         rtc.add_remote_candidate(Candidate::host(remote_addr, "udp").expect("remote candidate"));
-        let fingerprint = server["dtlsParameters"]["fingerprints"]
-            .as_array()
-            .expect("fingerprints")
+        let dtls: DtlsParameters =
+            media::read(&server.dtls_parameters).expect("the server's dtlsParameters");
+        let fingerprint = dtls
+            .fingerprints
             .iter()
-            .find(|f| f["algorithm"] == "sha-256")
+            .find(|f| f.algorithm == "sha-256")
             .expect("sha-256 fingerprint");
-        let bytes = fingerprint["value"]
-            .as_str()
-            .expect("value")
+        let bytes = fingerprint
+            .value
             .split(':')
             .map(|b| u8::from_str_radix(b, 16).expect("hex"))
             .collect();
@@ -214,7 +229,9 @@ impl RtcTransport {
         {
             let mut api = rtc.direct_api();
             api.set_ice_controlling(true);
-            api.set_remote_ice_credentials(ice_credentials(&server["iceParameters"]));
+            let ice: IceParameters =
+                media::read(&server.ice_parameters).expect("the server's iceParameters");
+            api.set_remote_ice_credentials(ice_credentials(&ice));
             api.set_remote_fingerprint(Fingerprint {
                 hash_func: "sha-256".into(),
                 bytes,
@@ -228,10 +245,13 @@ impl RtcTransport {
             .map(|b| format!("{b:02X}"))
             .collect::<Vec<_>>()
             .join(":");
-        let dtls_parameters = json!({
-            "role": "client",
-            "fingerprints": [{"algorithm": local_fingerprint.hash_func, "value": value}],
-        });
+        let dtls_parameters = DtlsParameters {
+            role: Some("client".into()),
+            fingerprints: vec![media::Fingerprint {
+                algorithm: local_fingerprint.hash_func.clone(),
+                value,
+            }],
+        };
         let (commands, command_rx) = mpsc::unbounded_channel();
         let shared = SharedState::default();
         tokio::spawn({
@@ -305,7 +325,7 @@ impl RtcTransport {
     }
 
     /// Uses the server's new `iceParameters` (a `restartIce` answer's) from now on.
-    pub fn set_remote_ice(&self, params: &Value) {
+    pub fn set_remote_ice(&self, params: &IceParameters) {
         self.command(Command::RemoteIce(ice_credentials(params)));
     }
 
@@ -393,27 +413,23 @@ impl RtcTransport {
 }
 
 /// The UDP candidate's address of a `createWebRtcTransport` answer.
-fn server_udp_addr(server: &Value) -> SocketAddr {
-    let remote = server["iceCandidates"]
-        .as_array()
-        .expect("candidates")
+fn server_udp_addr(server: &TransportCreated) -> SocketAddr {
+    let candidates: Vec<IceCandidate> =
+        media::read(&server.ice_candidates).expect("the server's iceCandidates");
+    let remote = candidates
         .iter()
-        .find(|c| c["protocol"] == "udp")
+        .find(|c| c.protocol == "udp")
         .expect("a UDP candidate");
-    format!(
-        "{}:{}",
-        remote["address"].as_str().expect("address"),
-        remote["port"].as_u64().expect("port")
-    )
-    .parse()
-    .expect("candidate address")
+    format!("{}:{}", remote.address, remote.port)
+        .parse()
+        .expect("candidate address")
 }
 
 /// ICE credentials from `iceParameters`.
-pub fn ice_credentials(params: &Value) -> IceCreds {
+pub fn ice_credentials(params: &IceParameters) -> IceCreds {
     IceCreds {
-        ufrag: params["usernameFragment"].as_str().expect("ufrag").into(),
-        pass: params["password"].as_str().expect("password").into(),
+        ufrag: params.username_fragment.clone(),
+        pass: params.password.clone(),
     }
 }
 
