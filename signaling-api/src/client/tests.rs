@@ -21,6 +21,8 @@ type Server = WebSocketStream<TcpStream>;
 
 /// A listener on loopback whose first connection is upgraded and handed to `script` with
 /// the upgrade's headers; the URL to connect to.
+// The upgrade callback's error type is tungstenite's (an HTTP response), not ours to shrink.
+#[allow(clippy::result_large_err)]
 async fn serve<F, Fut>(script: F) -> String
 where
     F: FnOnce(Server, Vec<(String, String)>) -> Fut + Send + 'static,
