@@ -207,22 +207,27 @@ impl<C: Call> Pending<C> {
     }
 
     /// Waits (at most [`ANSWER_TIMEOUT`]) for the answer.
-    pub async fn answer(self) -> Result<C::Answer, CallError> {
+    pub async fn answer(mut self) -> Result<C::Answer, CallError> {
         let method = C::METHOD;
-        let answer = match tokio::time::timeout(ANSWER_TIMEOUT, self.answer).await {
+        let answer = match tokio::time::timeout(ANSWER_TIMEOUT, &mut self.answer).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(_)) => return Err(CallError::Connection("connection closed".into())),
-            Err(_) => {
-                if let Ok(mut waiters) = self.waiters.lock() {
-                    waiters.remove(&self.id);
-                }
-                return Err(CallError::Timeout(method));
-            }
+            // Dropping `self` forgets the request: a late answer is a raw one.
+            Err(_) => return Err(CallError::Timeout(method)),
         };
         serde_json::from_value(answer.outcome()?).map_err(|e| CallError::Malformed {
             method,
             reason: e.to_string(),
         })
+    }
+}
+
+impl<C: Call> Drop for Pending<C> {
+    fn drop(&mut self) {
+        // Answered, given up on or never awaited: nobody waits for this id any more.
+        if let Ok(mut waiters) = self.waiters.lock() {
+            waiters.remove(&self.id);
+        }
     }
 }
 
@@ -405,13 +410,15 @@ impl Client {
             .lock()
             .map_err(|e| CallError::Connection(e.to_string()))?
             .insert(id, tx);
-        self.send_message(Message::text(text)).await?;
-        Ok(Pending {
+        // Made before sending, so a failed send forgets the request too.
+        let pending = Pending {
             id,
             answer: rx,
             waiters: self.waiters.clone(),
             call: PhantomData,
-        })
+        };
+        self.send_message(Message::text(text)).await?;
+        Ok(pending)
     }
 
     /// Sends `text` as it is, in one text frame: for input that is malformed on purpose (a

@@ -134,6 +134,8 @@ async fn requests_in_flight_together_are_answered_by_id_in_any_order() {
         assert_eq!(refused.code(), "rate_limited");
         assert_eq!(refused.message(), Some(id.to_string().as_str()));
     }
+    // Every request was answered or given up: nobody waits any more.
+    assert!(client.waiters.lock().unwrap().is_empty());
 }
 
 #[tokio::test]
