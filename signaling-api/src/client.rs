@@ -192,6 +192,38 @@ impl AnswerFrame {
 
 type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<AnswerFrame>>>>;
 
+/// A frame of the server, read.
+enum Incoming {
+    Notification(Notification),
+    Answer(AnswerFrame),
+    /// Why it breaks the protocol.
+    Broken(String),
+}
+
+/// Reads a frame of the server. Notifications, most of the traffic, are read in one pass when
+/// their tag comes first (as the SFU writes them); anything else is read as JSON first.
+fn read_incoming(text: &str) -> Incoming {
+    if text.starts_with(r#"{"notification":"#) {
+        if let Ok(notification) = serde_json::from_str(text) {
+            return Incoming::Notification(notification);
+        }
+    }
+    let frame = match serde_json::from_str::<Value>(text) {
+        Ok(frame) => frame,
+        Err(e) => return Incoming::Broken(format!("a frame that is not JSON ({e})")),
+    };
+    if frame.get("notification").is_some() {
+        return match serde_json::from_value(frame) {
+            Ok(notification) => Incoming::Notification(notification),
+            Err(e) => Incoming::Broken(format!("a notification it cannot read: {e}")),
+        };
+    }
+    match serde_json::from_value(frame) {
+        Ok(answer) => Incoming::Answer(answer),
+        Err(e) => Incoming::Broken(format!("a frame that is no answer: {e}")),
+    }
+}
+
 /// A request sent and not yet answered ([`Client::send`]): several can be in flight.
 pub struct Pending<C: Call> {
     id: u64,
@@ -327,30 +359,16 @@ impl Client {
                     }
                     _ => continue,
                 };
-                let frame = match serde_json::from_str::<Value>(&text) {
-                    Ok(frame) => frame,
-                    Err(e) => {
-                        reader_shared.violated(format!("a frame that is not JSON ({e})"));
+                let answer = match read_incoming(&text) {
+                    Incoming::Notification(notification) => {
+                        if notify.send(notification).await.is_err() {
+                            break;
+                        }
                         continue;
                     }
-                };
-                if frame.get("notification").is_some() {
-                    match serde_json::from_value::<Notification>(frame) {
-                        Ok(notification) => {
-                            if notify.send(notification).await.is_err() {
-                                break;
-                            }
-                        }
-                        Err(e) => {
-                            reader_shared.violated(format!("a notification it cannot read: {e}"))
-                        }
-                    }
-                    continue;
-                }
-                let answer = match serde_json::from_value::<AnswerFrame>(frame) {
-                    Ok(answer) => answer,
-                    Err(e) => {
-                        reader_shared.violated(format!("a frame that is no answer: {e}"));
+                    Incoming::Answer(answer) => answer,
+                    Incoming::Broken(why) => {
+                        reader_shared.violated(why);
                         continue;
                     }
                 };

@@ -270,3 +270,22 @@ async fn an_aborted_client_ends_at_once_without_a_close_frame() {
     let pending = client.call(&Leave {}).await.unwrap_err();
     assert_eq!(pending.code(), "connection");
 }
+
+#[test]
+fn frames_are_read_whatever_the_order_of_their_keys() {
+    let note = Notification::PeerLeft {
+        peer_id: PeerId::nil(),
+    };
+    let read = |text: &str| match read_incoming(text) {
+        Incoming::Notification(n) => Ok(Some(n)),
+        Incoming::Answer(a) => Err(a.id),
+        Incoming::Broken(_) => Ok(None),
+    };
+    assert_eq!(read(&note.to_frame()), Ok(Some(note.clone())));
+    let nil = "00000000-0000-0000-0000-000000000000";
+    let data_first = format!(r#"{{"data":{{"peerId":"{nil}"}},"notification":"peerLeft"}}"#);
+    assert_eq!(read(&data_first), Ok(Some(note)));
+    assert_eq!(read(r#"{"id":1,"ok":true,"data":{}}"#), Err(Some(1)));
+    assert_eq!(read(r#"{"notification":"fly","data":{}}"#), Ok(None));
+    assert_eq!(read("nope"), Ok(None));
+}
