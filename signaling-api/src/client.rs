@@ -192,6 +192,38 @@ impl AnswerFrame {
 
 type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<AnswerFrame>>>>;
 
+/// A frame of the server, read.
+enum Incoming {
+    Notification(Notification),
+    Answer(AnswerFrame),
+    /// Why it breaks the protocol.
+    Broken(String),
+}
+
+/// Reads a frame of the server. Notifications, most of the traffic, are read in one pass when
+/// their tag comes first (as the SFU writes them); anything else is read as JSON first.
+fn read_incoming(text: &str) -> Incoming {
+    if text.starts_with(r#"{"notification":"#) {
+        if let Ok(notification) = serde_json::from_str(text) {
+            return Incoming::Notification(notification);
+        }
+    }
+    let frame = match serde_json::from_str::<Value>(text) {
+        Ok(frame) => frame,
+        Err(e) => return Incoming::Broken(format!("a frame that is not JSON ({e})")),
+    };
+    if frame.get("notification").is_some() {
+        return match serde_json::from_value(frame) {
+            Ok(notification) => Incoming::Notification(notification),
+            Err(e) => Incoming::Broken(format!("a notification it cannot read: {e}")),
+        };
+    }
+    match serde_json::from_value(frame) {
+        Ok(answer) => Incoming::Answer(answer),
+        Err(e) => Incoming::Broken(format!("a frame that is no answer: {e}")),
+    }
+}
+
 /// A request sent and not yet answered ([`Client::send`]): several can be in flight.
 pub struct Pending<C: Call> {
     id: u64,
@@ -207,22 +239,27 @@ impl<C: Call> Pending<C> {
     }
 
     /// Waits (at most [`ANSWER_TIMEOUT`]) for the answer.
-    pub async fn answer(self) -> Result<C::Answer, CallError> {
+    pub async fn answer(mut self) -> Result<C::Answer, CallError> {
         let method = C::METHOD;
-        let answer = match tokio::time::timeout(ANSWER_TIMEOUT, self.answer).await {
+        let answer = match tokio::time::timeout(ANSWER_TIMEOUT, &mut self.answer).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(_)) => return Err(CallError::Connection("connection closed".into())),
-            Err(_) => {
-                if let Ok(mut waiters) = self.waiters.lock() {
-                    waiters.remove(&self.id);
-                }
-                return Err(CallError::Timeout(method));
-            }
+            // Dropping `self` forgets the request: a late answer is a raw one.
+            Err(_) => return Err(CallError::Timeout(method)),
         };
         serde_json::from_value(answer.outcome()?).map_err(|e| CallError::Malformed {
             method,
             reason: e.to_string(),
         })
+    }
+}
+
+impl<C: Call> Drop for Pending<C> {
+    fn drop(&mut self) {
+        // Answered, given up on or never awaited: nobody waits for this id any more.
+        if let Ok(mut waiters) = self.waiters.lock() {
+            waiters.remove(&self.id);
+        }
     }
 }
 
@@ -322,30 +359,16 @@ impl Client {
                     }
                     _ => continue,
                 };
-                let frame = match serde_json::from_str::<Value>(&text) {
-                    Ok(frame) => frame,
-                    Err(e) => {
-                        reader_shared.violated(format!("a frame that is not JSON ({e})"));
+                let answer = match read_incoming(&text) {
+                    Incoming::Notification(notification) => {
+                        if notify.send(notification).await.is_err() {
+                            break;
+                        }
                         continue;
                     }
-                };
-                if frame.get("notification").is_some() {
-                    match serde_json::from_value::<Notification>(frame) {
-                        Ok(notification) => {
-                            if notify.send(notification).await.is_err() {
-                                break;
-                            }
-                        }
-                        Err(e) => {
-                            reader_shared.violated(format!("a notification it cannot read: {e}"))
-                        }
-                    }
-                    continue;
-                }
-                let answer = match serde_json::from_value::<AnswerFrame>(frame) {
-                    Ok(answer) => answer,
-                    Err(e) => {
-                        reader_shared.violated(format!("a frame that is no answer: {e}"));
+                    Incoming::Answer(answer) => answer,
+                    Incoming::Broken(why) => {
+                        reader_shared.violated(why);
                         continue;
                     }
                 };
@@ -405,13 +428,15 @@ impl Client {
             .lock()
             .map_err(|e| CallError::Connection(e.to_string()))?
             .insert(id, tx);
-        self.send_message(Message::text(text)).await?;
-        Ok(Pending {
+        // Made before sending, so a failed send forgets the request too.
+        let pending = Pending {
             id,
             answer: rx,
             waiters: self.waiters.clone(),
             call: PhantomData,
-        })
+        };
+        self.send_message(Message::text(text)).await?;
+        Ok(pending)
     }
 
     /// Sends `text` as it is, in one text frame: for input that is malformed on purpose (a

@@ -21,6 +21,8 @@ type Server = WebSocketStream<TcpStream>;
 
 /// A listener on loopback whose first connection is upgraded and handed to `script` with
 /// the upgrade's headers; the URL to connect to.
+// The upgrade callback's error type is tungstenite's (an HTTP response), not ours to shrink.
+#[allow(clippy::result_large_err)]
 async fn serve<F, Fut>(script: F) -> String
 where
     F: FnOnce(Server, Vec<(String, String)>) -> Fut + Send + 'static,
@@ -132,6 +134,8 @@ async fn requests_in_flight_together_are_answered_by_id_in_any_order() {
         assert_eq!(refused.code(), "rate_limited");
         assert_eq!(refused.message(), Some(id.to_string().as_str()));
     }
+    // Every request was answered or given up: nobody waits any more.
+    assert!(client.waiters.lock().unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -265,4 +269,23 @@ async fn an_aborted_client_ends_at_once_without_a_close_frame() {
     assert!(done.await.unwrap(), "no close frame");
     let pending = client.call(&Leave {}).await.unwrap_err();
     assert_eq!(pending.code(), "connection");
+}
+
+#[test]
+fn frames_are_read_whatever_the_order_of_their_keys() {
+    let note = Notification::PeerLeft {
+        peer_id: PeerId::nil(),
+    };
+    let read = |text: &str| match read_incoming(text) {
+        Incoming::Notification(n) => Ok(Some(n)),
+        Incoming::Answer(a) => Err(a.id),
+        Incoming::Broken(_) => Ok(None),
+    };
+    assert_eq!(read(&note.to_frame()), Ok(Some(note.clone())));
+    let nil = "00000000-0000-0000-0000-000000000000";
+    let data_first = format!(r#"{{"data":{{"peerId":"{nil}"}},"notification":"peerLeft"}}"#);
+    assert_eq!(read(&data_first), Ok(Some(note)));
+    assert_eq!(read(r#"{"id":1,"ok":true,"data":{}}"#), Err(Some(1)));
+    assert_eq!(read(r#"{"notification":"fly","data":{}}"#), Ok(None));
+    assert_eq!(read("nope"), Ok(None));
 }
