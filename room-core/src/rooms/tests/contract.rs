@@ -281,34 +281,48 @@ fn resume_token(core: &RoomCore, peer: PeerId) -> String {
     core.resumption.token(peer).unwrap()
 }
 
-#[test]
-fn an_answer_for_a_connection_the_peer_resumed_away_from_closes_what_it_made() {
-    let mut core = new_core(limits());
-    core.resume_grace = Duration::from_secs(30);
-    let (alice, ticket, now) = alice_asks_for_a_transport(&mut core);
-    // A new connection resumes Alice while her old one waits for the transport.
-    let second = Uuid::new_v4();
+/// A new connection resumes `peer` at `now`: the connection, and what follows.
+fn resume_elsewhere(core: &mut RoomCore, peer: PeerId, now: Instant) -> (PeerId, Vec<Output>) {
+    let session = Uuid::new_v4();
     let resume = Input::Resume {
-        session: second,
-        peer: second,
+        session,
+        peer: session,
         id: 1,
-        token: resume_token(&core, alice),
+        token: resume_token(core, peer),
         unix_now: 0,
     };
     core.handle(resume, now);
-    let (out, _) = outputs(&mut core);
-    assert!(out.contains(&Output::Attach {
-        session: second,
-        from: second,
-        to: alice
-    }));
+    (session, outputs(core).0)
+}
+
+/// The node creates the transport of `ticket`: what it made, and what follows.
+fn transport_made(
+    core: &mut RoomCore,
+    ticket: Ticket,
+    now: Instant,
+) -> (call::TransportCreated, Vec<Output>) {
     let made = transport_created();
     let answer = Input::Answer {
         ticket,
         result: Ok(Response::TransportCreated(made.clone())),
     };
     core.handle(answer, now);
-    let (out, _) = outputs(&mut core);
+    (made, outputs(core).0)
+}
+
+#[test]
+fn an_answer_for_a_connection_the_peer_resumed_away_from_closes_what_it_made() {
+    let mut core = new_core(limits());
+    core.resume_grace = Duration::from_secs(30);
+    let (alice, ticket, now) = alice_asks_for_a_transport(&mut core);
+    // A new connection resumes Alice while her old one waits for the transport.
+    let (second, out) = resume_elsewhere(&mut core, alice, now);
+    assert!(out.contains(&Output::Attach {
+        session: second,
+        from: second,
+        to: alice
+    }));
+    let (made, out) = transport_made(&mut core, ticket, now);
     // The old connection is told no; the node closes the transport; Alice has none.
     let replies = replies(&out);
     let [(session, 2, Err(e))] = &replies[..] else {
@@ -334,13 +348,7 @@ fn an_answer_for_a_connection_the_peer_resumed_away_from_closes_what_it_made() {
 fn an_answer_for_the_current_connection_is_its_reply() {
     let mut core = new_core(limits());
     let (alice, ticket, now) = alice_asks_for_a_transport(&mut core);
-    let made = transport_created();
-    let answer = Input::Answer {
-        ticket,
-        result: Ok(Response::TransportCreated(made.clone())),
-    };
-    core.handle(answer, now);
-    let (out, _) = outputs(&mut core);
+    let (made, out) = transport_made(&mut core, ticket, now);
     let replies = replies(&out);
     let [(session, 2, Ok(Answer::TransportCreated(created)))] = &replies[..] else {
         panic!("{out:?}")
@@ -387,17 +395,7 @@ fn a_dropped_peer_leaves_when_its_timeout_comes_unless_it_resumed() {
     );
     // Bob drops too, and resumes: his own deadline must not take him out.
     core.handle(Input::Detached { peer: bob }, now + Duration::from_secs(1));
-    let token = resume_token(&core, bob);
-    let second = Uuid::new_v4();
-    let resume = Input::Resume {
-        session: second,
-        peer: second,
-        id: 1,
-        token,
-        unix_now: 0,
-    };
-    core.handle(resume, now + Duration::from_secs(2));
-    outputs(&mut core);
+    resume_elsewhere(&mut core, bob, now + Duration::from_secs(2));
     core.handle(Input::Timeout, at);
     let (out, next) = outputs(&mut core);
     assert_eq!(told(&out, bob), [Notification::PeerLeft { peer_id: alice }]);
