@@ -333,7 +333,28 @@ mod tests {
         let header = b64.encode(br#"{"alg":"none","typ":"JWT"}"#);
         let body = b64.encode(serde_json::to_vec(&claims("standup")).expect("claims"));
         let token = format!("{header}.{body}.");
-        assert!(verify(&token, "standup", NOW).is_err());
+        // The JWT library knows no `none`: the header itself is refused.
+        assert!(
+            matches!(
+                verify(&token, "standup", NOW),
+                Err(TokenError::Malformed(_))
+            ),
+            "{:?}",
+            verify(&token, "standup", NOW)
+        );
+    }
+
+    #[test]
+    fn a_token_signed_with_another_algorithm_is_refused_as_a_bad_signature() {
+        // A well-formed header naming HS384, signed with the right secret: the algorithm
+        // check (not the header's parsing) refuses it.
+        let header = jsonwebtoken::Header::new(Algorithm::HS384);
+        let key = jsonwebtoken::EncodingKey::from_secret(SECRET);
+        let token = encode(&header, &claims("standup"), &key).expect("sign");
+        assert_eq!(
+            verify(&token, "standup", NOW),
+            Err(TokenError::BadSignature)
+        );
     }
 
     #[test]

@@ -82,6 +82,7 @@ async fn media_statistics_are_collected_only_while_a_monitor_asks() {
     let consumers = room["participants"][1]["consumers"]
         .as_array()
         .expect("consumers");
+    assert_eq!(consumers.len(), 2, "Alice's audio and video: {consumers:?}");
     assert!(
         consumers.iter().all(|c| c["score"].as_u64().is_some()),
         "collected for the answer: {consumers:?}"

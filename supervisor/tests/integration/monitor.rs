@@ -166,7 +166,7 @@ async fn monitor_reports_a_call_exactly_and_follows_its_events() {
         .await
         .expect("send");
     let refused = alice.signaling.next_raw_answer().await;
-    assert!(refused.outcome.is_err(), "{refused:?}");
+    assert_eq!(refused.code(), Some("unknown_method"), "{refused:?}");
 
     // Media flows while the monitor looks: bitrates and scores come from the node's
     // periodic statistics.

@@ -225,7 +225,8 @@ async fn without_a_resume_the_peer_leaves_when_its_grace_period_ends() {
     );
     // And his token with them.
     let mut late = signaling::connect(&url, None).await;
-    late.refused(&resume(&token_of(&bob))).await;
+    let refused = late.refused(&resume(&token_of(&bob))).await;
+    assert_eq!(refused.code(), "unauthorized", "{refused}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
