@@ -91,11 +91,11 @@ fn two_browser_tabs_see_and_hear_each_other_over_tls_with_join_tokens() {
     // The pages take their tokens from their address (?token=), as a deployment hands them
     // out; each token names its holder, which is the name the other page shows.
     let token = |name: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_supervisor"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_supervisor"));
+        command
             .args(["token", "--room", "*", "--identity", name, "--name", name])
-            .env("JOIN_SECRET", secret)
-            .output()
-            .expect("supervisor token");
+            .env("JOIN_SECRET", secret);
+        let out = output_within(&mut command, Duration::from_secs(30), "supervisor token");
         assert!(out.status.success(), "{out:?}");
         format!(
             "{name}={}",

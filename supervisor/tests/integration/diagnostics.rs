@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::support::monitor_events::EventsProcess;
 use crate::support::peer::{exchange_media, Joining, TestPeer};
+use crate::support::process::output_within;
 use crate::support::{http_get, monitor_binary, monitor_json, Sfu};
 
 const TOKEN: &str = "diagnostics-token-0123456789abcdef";
@@ -178,18 +179,17 @@ async fn a_subscriber_whose_network_goes_away_shows_in_monitor_peer_and_as_a_qua
         .expect("the receive transport")
         .clone();
     assert_eq!(recv["iceState"], "disconnected", "{sick}");
-    let human = std::process::Command::new(monitor_binary())
-        .args([
-            "--url",
-            &sfu.monitor_url(),
-            "--token",
-            TOKEN,
-            "peer",
-            "diag",
-            "Bob",
-        ])
-        .output()
-        .expect("monitor peer");
+    let mut human = std::process::Command::new(monitor_binary());
+    human.args([
+        "--url",
+        &sfu.monitor_url(),
+        "--token",
+        TOKEN,
+        "peer",
+        "diag",
+        "Bob",
+    ]);
+    let human = output_within(&mut human, Duration::from_secs(30), "monitor peer");
     let table = String::from_utf8_lossy(&human.stdout);
     println!("{table}");
     assert!(

@@ -116,10 +116,13 @@ fn plain_http_to_the_tls_port_gets_no_page() {
 
 #[test]
 fn help_explains_every_flag() {
-    let out = Command::new(env!("CARGO_BIN_EXE_supervisor"))
-        .arg("--help")
-        .output()
-        .expect("run --help");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_supervisor"));
+    command.arg("--help");
+    let out = crate::support::process::output_within(
+        &mut command,
+        std::time::Duration::from_secs(30),
+        "supervisor --help",
+    );
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
     // Every flag clap knows, so a new one without help text fails here.

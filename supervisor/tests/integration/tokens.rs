@@ -15,9 +15,13 @@ use supervisor::join_tokens::{sign_with_secret, unix_now, Claims};
 
 use crate::support::bystanders::Bystanders;
 use crate::support::peer::{opus_parameters, Joining};
+use crate::support::process::output_within;
 use crate::support::rtc::PayloadTypes;
 use crate::support::signaling::{self, join, join_with_token, notified, transport, Expect};
 use crate::support::Sfu;
+
+/// A command that prints a token or refuses to start is done in well under this.
+const CLI_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 const SECRET: &str = "integration-test-secret-0123456789abcdef";
 
@@ -32,7 +36,7 @@ fn cli_token(secret: Option<&str>, args: &[&str]) -> Result<String, String> {
     if let Some(secret) = secret {
         command.env("JOIN_SECRET", secret);
     }
-    let out = command.output().expect("run supervisor token");
+    let out = output_within(&mut command, CLI_DEADLINE, "supervisor token");
     if out.status.success() {
         Ok(String::from_utf8(out.stdout)
             .expect("UTF-8")
@@ -83,11 +87,9 @@ fn the_token_command_needs_the_secret() {
 
 #[test]
 fn the_removed_shared_token_stops_the_supervisor_with_a_pointer_to_join_secret() {
-    let out = Command::new(env!("CARGO_BIN_EXE_supervisor"))
-        .env("JOIN_TOKEN", "s3cret")
-        .args(["--port", "1"])
-        .output()
-        .expect("run supervisor");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_supervisor"));
+    command.env("JOIN_TOKEN", "s3cret").args(["--port", "1"]);
+    let out = output_within(&mut command, CLI_DEADLINE, "supervisor");
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
