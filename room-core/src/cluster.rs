@@ -14,19 +14,11 @@ use std::time::Instant;
 
 use ipc::messages::RoomId;
 
-/// A host of the cluster (`HOST_ID`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct HostId(pub String);
+pub use ids::HostId;
 
-impl std::fmt::Display for HostId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// What a host publishes under its lease.
+/// What placement needs of a host's record.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HostRecord {
+pub struct HostLoad {
     /// The host.
     pub id: HostId,
     /// Consumers it can still take (over all its workers and the nodes it may start).
@@ -40,7 +32,7 @@ pub type JoinTicket = u64;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
     /// The live hosts, as the directory lists them now (every host, this one included).
-    Hosts(Vec<HostRecord>),
+    Hosts(Vec<HostLoad>),
     /// The owner of `room` in the directory changed: a host, or none (its key was deleted
     /// or its lease expired).
     Owner {
@@ -68,6 +60,9 @@ pub enum Input {
     },
     /// This host's lease: held (granted or renewed) or lost.
     Lease(bool),
+    /// `room` closed here (its last peer left): if this host owns it, the key goes, so the
+    /// next join may place it anew.
+    Closed(RoomId),
 }
 
 /// What to do.
@@ -81,6 +76,8 @@ pub enum Output {
     Relay(JoinTicket, HostId),
     /// Refuse this join: no host can take the room, or this host is fenced.
     Refuse(JoinTicket, Refusal),
+    /// Delete `room`'s key, if it is still this host's (fenced by the claim's revision).
+    Release(RoomId),
     /// The lease is lost: stop acting for these rooms now (their peers are told to join
     /// again; another host may own them once the lease has expired).
     Fence(Vec<RoomId>),
@@ -102,7 +99,7 @@ pub enum Refusal {
 pub struct Cluster {
     me: HostId,
     leased: bool,
-    hosts: BTreeMap<HostId, HostRecord>,
+    hosts: BTreeMap<HostId, HostLoad>,
     owners: HashMap<RoomId, HostId>,
     /// Joins waiting for this host's claim of their room.
     claiming: HashMap<RoomId, Vec<JoinTicket>>,
@@ -154,6 +151,12 @@ impl Cluster {
             Input::Claimed { room, result } => self.claimed(room, result),
             Input::Lease(true) => self.leased = true,
             Input::Lease(false) => self.lease_lost(),
+            Input::Closed(room) => {
+                if self.owners.get(&room) == Some(&self.me) {
+                    self.owners.remove(&room);
+                    self.outputs.push_back(Output::Release(room));
+                }
+            }
         }
     }
 
@@ -279,15 +282,15 @@ mod tests {
     use super::*;
 
     fn host(id: &str) -> HostId {
-        HostId(id.into())
+        HostId::parse(id).expect("valid host id")
     }
 
     fn room(name: &str) -> RoomId {
         RoomId(name.into())
     }
 
-    fn record(id: &str, headroom: u32) -> HostRecord {
-        HostRecord {
+    fn record(id: &str, headroom: u32) -> HostLoad {
+        HostLoad {
             id: host(id),
             headroom,
         }
@@ -329,6 +332,29 @@ mod tests {
         assert_eq!(run(&mut h1, won), [Output::Serve(1), Output::Serve(2)]);
         assert_eq!(join(&mut h1, 3, "demo"), [Output::Serve(3)]);
         assert_eq!(h1.owned(), [room("demo")]);
+    }
+
+    #[test]
+    fn an_owned_room_that_closes_releases_its_key_and_another_hosts_room_does_not() {
+        let mut h1 = cluster("h1", &[("h1", 10), ("h2", 10)]);
+        join(&mut h1, 1, "demo");
+        let won = Input::Claimed {
+            room: room("demo"),
+            result: Ok(()),
+        };
+        run(&mut h1, won);
+        let theirs = Input::Owner {
+            room: room("other"),
+            owner: Some(host("h2")),
+        };
+        run(&mut h1, theirs);
+        assert_eq!(run(&mut h1, Input::Closed(room("other"))), []);
+        assert_eq!(
+            run(&mut h1, Input::Closed(room("demo"))),
+            [Output::Release(room("demo"))]
+        );
+        assert!(h1.owned().is_empty());
+        assert_eq!(join(&mut h1, 2, "demo"), [Output::Claim(room("demo"))]);
     }
 
     #[test]
