@@ -58,6 +58,8 @@ pub enum Input {
         /// `Ok`: this host owns it; `Err`: the host that does.
         result: Result<(), HostId>,
     },
+    /// This host's claim of `room` could not be made (etcd unreachable or failing).
+    ClaimFailed(RoomId),
     /// This host's lease: held (granted or renewed) or lost.
     Lease(bool),
     /// `room` closed here (its last peer left): if this host owns it, the key goes, so the
@@ -93,6 +95,8 @@ pub enum Refusal {
     Moved(HostId),
     /// No host has headroom.
     Full,
+    /// The directory could not be asked.
+    Directory,
 }
 
 /// The cluster directory as this host sees it.
@@ -149,6 +153,12 @@ impl Cluster {
                 relayed,
             } => self.join(ticket, room, relayed),
             Input::Claimed { room, result } => self.claimed(room, result),
+            Input::ClaimFailed(room) => {
+                for ticket in self.claiming.remove(&room).unwrap_or_default() {
+                    self.outputs
+                        .push_back(Output::Refuse(ticket, Refusal::Directory));
+                }
+            }
             Input::Lease(true) => self.leased = true,
             Input::Lease(false) => self.lease_lost(),
             Input::Closed(room) => {
@@ -384,6 +394,21 @@ mod tests {
             relayed: true,
         };
         assert_eq!(run(&mut h3, relayed), [Output::Claim(room("demo"))]);
+    }
+
+    #[test]
+    fn a_claim_that_cannot_be_made_refuses_its_joins_and_the_next_join_claims_again() {
+        let mut h1 = cluster("h1", &[("h1", 10)]);
+        join(&mut h1, 1, "demo");
+        join(&mut h1, 2, "demo");
+        assert_eq!(
+            run(&mut h1, Input::ClaimFailed(room("demo"))),
+            [
+                Output::Refuse(1, Refusal::Directory),
+                Output::Refuse(2, Refusal::Directory)
+            ]
+        );
+        assert_eq!(join(&mut h1, 3, "demo"), [Output::Claim(room("demo"))]);
     }
 
     #[test]

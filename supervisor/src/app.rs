@@ -114,23 +114,35 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             pool.spawn(origin).await.context("starting a media node")?;
         }
     }
-    let rooms = Arc::new(
-        Rooms::new(
-            pool.clone(),
-            Limits {
-                max_peers_per_room: config.max_peers_per_room,
-                max_producers_per_peer: config.max_producers_per_peer,
-                max_transports_per_peer: config.max_transports_per_peer,
-                max_consumers_per_peer: config.max_consumers_per_peer,
-                max_consumers_per_worker: config.max_consumers_per_worker,
-                max_nodes: config.max_nodes(),
-            },
-            Duration::from_secs(config.resume_grace_secs),
-            monitor_events.clone(),
-            metrics.clone(),
-        )
-        .with_join_verifier(config.join_verifier()?),
-    );
+    // Cluster mode: etcd must answer before this host opens its port.
+    let cluster = match config.cluster_settings()? {
+        Some(settings) => Some(crate::routing::start::connect(&settings, &metrics).await?),
+        None => None,
+    };
+    let rooms = Rooms::new(
+        pool.clone(),
+        Limits {
+            max_peers_per_room: config.max_peers_per_room,
+            max_producers_per_peer: config.max_producers_per_peer,
+            max_transports_per_peer: config.max_transports_per_peer,
+            max_consumers_per_peer: config.max_consumers_per_peer,
+            max_consumers_per_worker: config.max_consumers_per_worker,
+            max_nodes: config.max_nodes(),
+        },
+        Duration::from_secs(config.resume_grace_secs),
+        monitor_events.clone(),
+        metrics.clone(),
+        cluster.as_ref().map(|c| c.routing.me()),
+    )
+    .with_join_verifier(config.join_verifier()?);
+    let (rooms, closed_rooms) = match &cluster {
+        Some(_) => {
+            let (tx, rx) = mpsc::unbounded_channel();
+            (rooms.with_closed_rooms(tx), Some(rx))
+        }
+        None => (rooms, None),
+    };
+    let rooms = Arc::new(rooms);
     if config.join_secret.is_some() || config.join_public_key.is_some() {
         tracing::info!("join tokens on: every join needs a signed token");
     } else if bind.is_loopback() {
@@ -153,6 +165,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let web_dir = config.web_dir.clone();
     let stats = Arc::new(Stats::new(rooms.clone(), pool.clone(), metrics.clone()));
+    let joins = Arc::new(AddressBuckets::new(
+        config.joins_per_minute_per_ip,
+        Duration::from_secs(60),
+    ));
+    let routing = match cluster {
+        Some(cluster) => Some(
+            cluster
+                .run(crate::routing::start::Serving {
+                    rooms: rooms.clone(),
+                    stats: stats.clone(),
+                    joins: joins.clone(),
+                    closed_rooms,
+                    capacity: u64::from(config.max_nodes())
+                        * u64::from(config.workers_per_node)
+                        * u64::from(config.max_consumers_per_worker),
+                })
+                .await?,
+        ),
+        None => None,
+    };
     if config.monitor_token.is_none() {
         tracing::info!("monitor API off: set MONITOR_TOKEN (or --monitor-token) to enable it");
     } else if !config.tls_mode && !bind.is_loopback() {
@@ -178,10 +210,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             caps: sessions.clone(),
             allowed_origins: Arc::new(config.allowed_origins.clone()),
             proxies: Arc::new(config.trusted_proxies.clone()),
-            joins: Arc::new(AddressBuckets::new(
-                config.joins_per_minute_per_ip,
-                Duration::from_secs(60),
-            )),
+            joins,
+            routing: routing.clone(),
             monitor_failures: Arc::new(AddressBuckets::new(
                 crate::edge::monitor_socket::FAILED_LOGINS_PER_MINUTE,
                 Duration::from_secs(60),
@@ -189,7 +219,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             requests_per_second: config.requests_per_second,
             keepalive,
             pool: pool.clone(),
-            registry: Arc::new(metrics_page::registry(&metrics, stats.clone())),
+            registry: Arc::new(metrics_page::registry(
+                &metrics,
+                stats.clone(),
+                routing.is_some(),
+            )),
             metrics,
             monitor: Monitor {
                 token: config.monitor_token.clone(),

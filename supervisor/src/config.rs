@@ -8,6 +8,7 @@ use clap::Parser;
 
 use crate::edge::join_tokens::JoinVerifier;
 
+pub mod cluster;
 pub mod secrets;
 
 /// The SFU's public entry point: serves the demo page (`/`), WebSocket signaling (`/ws`) and
@@ -196,6 +197,9 @@ pub struct Config {
     /// the same way.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Cluster mode (on with ETCD_ENDPOINTS).
+    #[command(flatten)]
+    pub cluster: cluster::ClusterArgs,
     /// What to do instead of serving (nothing: serve).
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -299,6 +303,9 @@ pub enum ConfigError {
     /// A join token key that cannot be used.
     #[error("{0}")]
     JoinKey(String),
+    /// Cluster settings that cannot work.
+    #[error("{0}")]
+    Cluster(String),
 }
 
 impl Config {
@@ -310,7 +317,7 @@ impl Config {
         if let Some(path) = &self.monitor_token_file {
             self.monitor_token = Some(secrets::read_secret_file(path, "MONITOR_TOKEN_FILE")?);
         }
-        Ok(())
+        self.cluster.load_secret()
     }
 
     /// Checks settings that depend on each other.
@@ -333,6 +340,7 @@ impl Config {
             return Err(ConfigError::JoinTokenRemoved);
         }
         self.join_verifier()?;
+        self.cluster_settings()?;
         if self.ws_idle_timeout_secs <= self.ws_ping_interval_secs {
             return Err(ConfigError::Keepalive(
                 self.ws_idle_timeout_secs,
@@ -361,6 +369,17 @@ impl Config {
         JoinVerifier::from_public_key_pem(&pem)
             .map(Some)
             .map_err(|e| ConfigError::JoinKey(e.to_string()))
+    }
+
+    /// Cluster mode's settings; `None` on a single host.
+    pub fn cluster_settings(&self) -> Result<Option<cluster::ClusterSettings>, ConfigError> {
+        let scheme = if self.tls_mode { "wss" } else { "ws" };
+        let host = match &self.public_ip {
+            Some(ip) => ip.clone(),
+            None => self.bind_address().to_string(),
+        };
+        self.cluster
+            .settings(format!("{scheme}://{host}:{}/ws", self.port))
     }
 
     /// The cap of the node pool.

@@ -7,13 +7,16 @@
 //! - [`edge`]: the network: HTTP(S), TLS, the `/ws` sessions and `/monitor`, admission;
 //! - [`driver`]: what carries the room core's decisions out: the rooms' driver and the node
 //!   pool (spawning, links, watching);
-//! - [`monitoring`]: statistics, `/metrics`, the monitor's event bus.
+//! - [`monitoring`]: statistics, `/metrics`, the monitor's event bus;
+//! - [`routing`]: cluster mode (etcd directory, links between supervisors, relayed
+//!   sessions); never built on a single host.
 
 pub mod app;
 pub mod config;
 pub mod driver;
 pub mod edge;
 pub mod monitoring;
+pub mod routing;
 
 pub use app::run;
 pub use config::Config;

@@ -55,6 +55,8 @@ pub struct AppState {
     pub registry: Arc<prometheus_client::registry::Registry>,
     /// The monitor API.
     pub monitor: Monitor,
+    /// The cluster, when there is one.
+    pub routing: Option<Arc<crate::routing::Routing>>,
 }
 
 /// The WebSocket layer's cap on a message and on a frame: the protocol's own. A frame whose
@@ -111,6 +113,7 @@ async fn websocket(
         requests_per_second: state.requests_per_second,
         client,
         joins: state.joins,
+        routing: state.routing,
     };
     upgrade
         .max_message_size(WS_LAYER_MAX)

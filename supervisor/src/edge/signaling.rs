@@ -16,6 +16,9 @@ use crate::driver::rooms::Rooms;
 use crate::edge::admission::{AddressBuckets, RateVerdict, RequestRate};
 use crate::edge::outbox::{Inbox, Outbox, OUTBOX_BYTES};
 use crate::monitoring::metrics::Metrics;
+use crate::routing::links::{RelaySession, CLOSE_HOST_GONE};
+use crate::routing::{Route, Routing};
+use ids::HostId;
 use signaling_api::{
     error_answer, read_frame, validate_room, ClientError, ClientErrorCode, Method, PeerId, Request,
     MAX_MESSAGE_BYTES,
@@ -67,15 +70,32 @@ pub struct Session {
     pub client: IpAddr,
     /// Joins per client address.
     pub joins: Arc<AddressBuckets>,
+    /// The cluster, when there is one.
+    pub routing: Option<Arc<Routing>>,
 }
 
-/// Who asks: the connection, the peer it speaks for (another one after a `resume`), and its
-/// address for the checks that go by address.
-struct Asker<'a> {
-    session: PeerId,
-    peer: PeerId,
-    client: IpAddr,
-    joins: &'a AddressBuckets,
+/// Who asks: the connection, the peer it speaks for (another one after a `resume`), its
+/// address for the checks that go by address, and in a cluster where its room is served.
+pub(crate) struct Asker<'a> {
+    pub(crate) session: PeerId,
+    pub(crate) peer: PeerId,
+    pub(crate) client: IpAddr,
+    pub(crate) joins: &'a AddressBuckets,
+    /// The cluster, when there is one.
+    pub(crate) routing: Option<&'a Arc<Routing>>,
+    /// Whether another host relayed this session here (it is never relayed again).
+    pub(crate) relayed: bool,
+}
+
+/// What became of one text frame.
+pub(crate) enum Handled {
+    /// Refused before the rooms: this answer goes to the client.
+    Answer(String),
+    /// The rooms answer it (on the outbox, in order with the notifications).
+    Done,
+    /// Another host serves the room this `join` or `resume` is for: relay the session there,
+    /// starting with this frame.
+    Relay(HostId),
 }
 
 /// Serves one client until its socket closes, it stops reading, goes silent or floods.
@@ -87,6 +107,7 @@ pub async fn serve(socket: WebSocket, session: Session) {
         requests_per_second,
         client,
         joins,
+        routing,
     } = session;
     let mut rate = RequestRate::new(requests_per_second, std::time::Instant::now());
     let peer: PeerId = Uuid::new_v4();
@@ -97,7 +118,12 @@ pub async fn serve(socket: WebSocket, session: Session) {
         peer,
         client,
         joins: &joins,
+        routing: routing.as_ref(),
+        relayed: false,
     };
+    // Set once the session is relayed to the host that serves its room: every frame goes
+    // there from then on.
+    let mut relay: Option<RelaySession> = None;
     let overflow = inbox.overflow.clone();
     let (control_tx, control_rx) = mpsc::channel::<Control>(2);
     // Set when the writer ends (the socket failed or took nothing for WRITE_TIMEOUT): the
@@ -165,6 +191,12 @@ pub async fn serve(socket: WebSocket, session: Session) {
                 let _ = control_tx.try_send(Control::Ping(payload));
                 continue;
             }
+            closed = relay_closed(&mut relay) => {
+                let (code, reason) = closed;
+                tracing::info!(peer = %asker.peer, code, "the serving host closed the relayed session: {reason}");
+                close(&mut closing, code, &reason);
+                break;
+            }
             message = stream.next() => match message {
                 Some(message) => message,
                 None => break,
@@ -191,9 +223,39 @@ pub async fn serve(socket: WebSocket, session: Session) {
             }
             Message::Text(text) => match rate.check(std::time::Instant::now()) {
                 RateVerdict::Allow => {
+                    if let Some(relay) = &relay {
+                        if relay.forward(text.to_string()) {
+                            continue;
+                        }
+                        tracing::warn!(peer = %asker.peer, host = %relay.host(), "closing a relayed client: the link to its host is full or down");
+                        close(
+                            &mut closing,
+                            CLOSE_TOO_SLOW,
+                            "the room's host is not reachable now: join again",
+                        );
+                        break;
+                    }
                     match handle(&rooms, &metrics, &mut asker, text.as_str()).await {
-                        Some(answer) => answer,
-                        None => continue,
+                        Handled::Answer(answer) => answer,
+                        Handled::Done => continue,
+                        Handled::Relay(host) => {
+                            match start_relay(
+                                routing.as_ref(),
+                                &host,
+                                client,
+                                &outbox,
+                                text.to_string(),
+                            )
+                            .await
+                            {
+                                Ok(session) => {
+                                    tracing::info!(peer = %asker.peer, %host, "relaying the session to the host that serves its room");
+                                    relay = Some(session);
+                                    continue;
+                                }
+                                Err(answer) => answer,
+                            }
+                        }
                     }
                 }
                 RateVerdict::Refuse => {
@@ -310,42 +372,86 @@ async fn write(
     }
 }
 
-/// The answer to one text frame when it is refused before it reaches the rooms; `None` when
-/// the rooms answered it (on the outbox, in order with the notifications).
-async fn handle(
+/// What the relay's serving host says when it closes the client (pending for ever without a
+/// relay).
+async fn relay_closed(relay: &mut Option<RelaySession>) -> (u16, String) {
+    match relay {
+        Some(relay) => relay.closed.recv().await.unwrap_or((
+            CLOSE_HOST_GONE,
+            "the room's host is unreachable: join again".into(),
+        )),
+        None => std::future::pending().await,
+    }
+}
+
+/// Opens the relay of this session to `host` with its first frame; the refusal to answer the
+/// client with otherwise.
+async fn start_relay(
+    routing: Option<&Arc<Routing>>,
+    host: &HostId,
+    client: IpAddr,
+    outbox: &Outbox,
+    first: String,
+) -> Result<RelaySession, String> {
+    let id = envelope::Envelope::parse(&first).ok().map(|e| e.id);
+    let unreachable =
+        |why: String| error_answer(id, &ClientError::new(ClientErrorCode::NodeUnavailable, why));
+    let Some(routing) = routing else {
+        return Err(unreachable("no cluster".into()));
+    };
+    match routing.links.open(host, client, outbox.clone()).await {
+        Ok(session) if session.forward(first) => Ok(session),
+        Ok(_) => Err(unreachable(format!(
+            "the link to host {host} is full: try again"
+        ))),
+        Err(e) => {
+            tracing::warn!(%host, "cannot relay a session: {e}");
+            Err(unreachable(format!(
+                "the room's host {host} is not reachable now: try again"
+            )))
+        }
+    }
+}
+
+/// What becomes of one text frame: refused before it reaches the rooms (the answer), handed
+/// to the rooms (which answer it on the outbox, in order with the notifications), or to be
+/// relayed to the host serving its room.
+pub(crate) async fn handle(
     rooms: &Arc<Rooms>,
     metrics: &Metrics,
     asker: &mut Asker<'_>,
     text: &str,
-) -> Option<String> {
+) -> Handled {
     let peer = asker.peer;
     let (id, method, data) = match read_frame(text) {
         Ok(frame) => frame,
         Err((id, error)) => {
             tracing::debug!(%peer, "bad request: {error}");
             metrics.signaling_error(error.code.as_str());
-            return Some(error_answer(id, &error));
+            return Handled::Answer(error_answer(id, &error));
         }
     };
     match dispatch(rooms, asker, id, method, data).await {
-        Ok(()) => None,
+        Ok(None) => Handled::Done,
+        Ok(Some(host)) => Handled::Relay(host),
         Err(error) => {
             tracing::debug!(%peer, method = %method.name(), "request refused: {error}");
             metrics.signaling_error(error.code.as_str());
-            Some(error_answer(Some(id), &error))
+            Handled::Answer(error_answer(Some(id), &error))
         }
     }
 }
 
 /// Checks what the edge checks (a room before the arguments, a join's room name and rate)
-/// and hands the request to the rooms, which answer it.
+/// and hands the request to the rooms, which answer it; in a cluster, a `join` or `resume`
+/// for a room another host serves names that host instead.
 async fn dispatch(
     rooms: &Arc<Rooms>,
     asker: &mut Asker<'_>,
     id: u64,
     method: Method,
     data: Value,
-) -> Result<(), ClientError> {
+) -> Result<Option<HostId>, ClientError> {
     let (session, peer) = (asker.session, asker.peer);
     // Every method but `join` and `leave` needs a room; say so before looking at its
     // arguments.
@@ -370,15 +476,27 @@ async fn dispatch(
                     ),
                 ));
             }
-            rooms.join(session, peer, id, args).await
+            if let Some(routing) = asker.routing {
+                match routing.route_join(&args.room, asker.relayed).await {
+                    Route::Local => {}
+                    Route::Relay(host) => return Ok(Some(host)),
+                    Route::Refused(error) => return Err(error),
+                }
+            }
+            rooms.join(session, peer, id, args).await.map(|()| None)
         }
         Request::Resume(args) => {
+            if let (Some(routing), false) = (asker.routing, asker.relayed) {
+                if let Route::Relay(host) = routing.route_resume(&args.resume_token) {
+                    return Ok(Some(host));
+                }
+            }
             asker.peer = rooms.resume(session, peer, id, args.resume_token).await;
-            Ok(())
+            Ok(None)
         }
         request => {
             rooms.request(session, peer, id, request).await;
-            Ok(())
+            Ok(None)
         }
     }
 }

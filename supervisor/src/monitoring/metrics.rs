@@ -6,6 +6,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -34,6 +35,18 @@ pub struct Metrics {
     pub(crate) data_throttles: Counter,
     pub(crate) signaling_errors: Family<CodeLabels, Counter>,
     pub(crate) node_requests: LatencyFamily,
+    /// Cluster mode only (registered when it is on).
+    pub(crate) cluster: ClusterMetrics,
+}
+
+/// What a host of a cluster counts.
+#[derive(Clone, Debug)]
+pub(crate) struct ClusterMetrics {
+    pub(crate) hosts: Gauge,
+    pub(crate) rooms_owned: Gauge,
+    pub(crate) relayed_sessions: Gauge,
+    pub(crate) links_refused: Counter,
+    pub(crate) relay_round_trip: Histogram,
 }
 
 impl Default for Metrics {
@@ -45,6 +58,13 @@ impl Default for Metrics {
             data_throttles: Counter::default(),
             signaling_errors: Family::default(),
             node_requests: Family::new_with_constructor(latency_histogram),
+            cluster: ClusterMetrics {
+                hosts: Gauge::default(),
+                rooms_owned: Gauge::default(),
+                relayed_sessions: Gauge::default(),
+                links_refused: Counter::default(),
+                relay_round_trip: latency_histogram(),
+            },
         }
     }
 }
@@ -97,5 +117,31 @@ impl Metrics {
         self.node_requests
             .get_or_create(&RequestLabels { request })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// The directory lists `n` hosts.
+    pub fn cluster_hosts(&self, n: usize) {
+        self.cluster.hosts.set(n as i64);
+    }
+
+    /// This host owns `n` rooms.
+    pub fn rooms_owned(&self, n: usize) {
+        self.cluster.rooms_owned.set(n as i64);
+    }
+
+    /// A client of this host is relayed to another host (`1`), or no longer (`-1`).
+    pub fn relayed_session(&self, delta: i64) {
+        self.cluster.relayed_sessions.inc_by(delta);
+    }
+
+    /// A supervisor link was refused (a wrong secret, a bad handshake).
+    pub fn cluster_link_refused(&self) {
+        self.cluster.links_refused.inc();
+    }
+
+    /// A ping on a link to another supervisor came back after `elapsed`: what a relay adds
+    /// to every request, each way together.
+    pub fn relay_round_trip(&self, elapsed: Duration) {
+        self.cluster.relay_round_trip.observe(elapsed.as_secs_f64());
     }
 }

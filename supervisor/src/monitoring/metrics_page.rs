@@ -22,8 +22,37 @@ struct WorkerLabels {
 }
 
 /// Everything `/metrics` shows.
-pub fn registry(metrics: &Metrics, stats: Arc<Stats>) -> Registry {
+pub fn registry(metrics: &Metrics, stats: Arc<Stats>, cluster: bool) -> Registry {
     let mut registry = Registry::default();
+    if cluster {
+        let c = &metrics.cluster;
+        registry.register(
+            "sfu_cluster_hosts",
+            "Hosts the cluster directory lists (this one included)",
+            c.hosts.clone(),
+        );
+        registry.register(
+            "sfu_rooms_owned",
+            "Rooms this host owns in the cluster",
+            c.rooms_owned.clone(),
+        );
+        registry.register(
+            "sfu_relayed_sessions",
+            "Clients connected to this host whose room another host serves (their signaling relayed there)",
+            c.relayed_sessions.clone(),
+        );
+        registry.register(
+            "sfu_cluster_links_refused",
+            "Supervisor links refused (wrong cluster secret or bad handshake)",
+            c.links_refused.clone(),
+        );
+        registry.register_with_unit(
+            "sfu_relay_round_trip",
+            "Round trip on the links to the other supervisors (what relaying adds to a request)",
+            Unit::Seconds,
+            c.relay_round_trip.clone(),
+        );
+    }
     registry.register("sfu_joins", "Peers joined to rooms", metrics.joins.clone());
     registry.register(
         "sfu_node_restarts",

@@ -22,6 +22,7 @@ use crate::driver::node_pool::NodePool;
 use crate::edge::join_tokens::JoinVerifier;
 use crate::monitoring::event_bus::EventBus;
 use crate::monitoring::metrics::Metrics;
+use monitor_api::EventKind;
 use room_core::lifecycle::SpawnOrigin;
 use room_core::rooms::{Cleanup, Input, MetricChange, Output, RoomCore, RoomView};
 use signaling_api::{error_answer, ok_answer, ClientError, ClientErrorCode, PeerId};
@@ -69,6 +70,8 @@ pub struct Rooms {
     /// When the core wants its next timeout; the timer task follows it.
     timeout: watch::Sender<Option<Instant>>,
     timer_started: std::sync::atomic::AtomicBool,
+    /// In a cluster: rooms that closed here (their key in the directory is released).
+    closed_rooms: Option<tokio::sync::mpsc::UnboundedSender<RoomId>>,
 }
 
 /// 256 random bits from the system, base64url: a resume token nobody guesses (the room core
@@ -107,14 +110,25 @@ impl Rooms {
     /// No rooms yet; new ones go on the nodes of `pool`. What happens is published on
     /// `monitor` and counted in `metrics`. A peer whose connection drops without `leave` may
     /// resume within `resume_grace`.
+    ///
+    /// In a cluster (`host`), resume tokens start with `host:` so that any host can tell
+    /// where a resume goes.
     pub fn new(
         pool: Arc<NodePool>,
         limits: Limits,
         resume_grace: std::time::Duration,
         monitor: EventBus,
         metrics: Metrics,
+        host: Option<&ids::HostId>,
     ) -> Self {
-        let core = RoomCore::with_resume_grace(limits, Box::new(random_token), resume_grace);
+        let tokens: room_core::rooms::TokenSource = match host {
+            Some(host) => {
+                let prefix = format!("{host}:");
+                Box::new(move || format!("{prefix}{}", random_token()))
+            }
+            None => Box::new(random_token),
+        };
+        let core = RoomCore::with_resume_grace(limits, tokens, resume_grace);
         Self {
             pool,
             state: Mutex::new(State {
@@ -129,7 +143,14 @@ impl Rooms {
             join_verifier: None,
             timeout: watch::channel(None).0,
             timer_started: std::sync::atomic::AtomicBool::new(false),
+            closed_rooms: None,
         }
+    }
+
+    /// In a cluster: each room that closes here is sent to `closed`.
+    pub fn with_closed_rooms(mut self, closed: tokio::sync::mpsc::UnboundedSender<RoomId>) -> Self {
+        self.closed_rooms = Some(closed);
+        self
     }
 
     /// Every join must carry a token `verifier` accepts.
@@ -211,7 +232,14 @@ impl Rooms {
                         }
                     }
                 }
-                Output::Monitor(event) => self.monitor.publish(event),
+                Output::Monitor(event) => {
+                    if let (Some(closed), EventKind::RoomClosed { room, .. }) =
+                        (&self.closed_rooms, &event)
+                    {
+                        let _ = closed.send(RoomId(room.clone()));
+                    }
+                    self.monitor.publish(event)
+                }
                 Output::Metric(MetricChange::Joined) => self.metrics.joined(),
                 Output::Metric(MetricChange::DataThrottled) => self.metrics.data_throttled(),
                 Output::Call {

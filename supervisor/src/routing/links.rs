@@ -1,0 +1,516 @@
+//! One sealed connection between this supervisor and each other one of the cluster, carrying
+//! every session relayed between the two hosts. The host with the smaller id dials, the other
+//! accepts (so a pair has one link), and the dialer keeps it up while both are in the
+//! directory. A link that stops answering its pings (5 s), fails a write, or carries a frame
+//! that does not open, ends, and so do its sessions: a relayed client is closed (1012) and
+//! joins or resumes again, through any host.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use cluster_api::handshake::{self, ClusterSecret};
+use cluster_api::sealed::{LinkError, SealedReader, SealedWriter};
+use cluster_api::{HostRecord, LinkMessage, SessionId};
+use ids::HostId;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, Notify};
+
+use super::relayed::RelayServer;
+use crate::edge::outbox::{Outbox, OUTBOX_BYTES};
+use crate::monitoring::metrics::Metrics;
+
+/// Messages queued for one link's writer.
+const LINK_QUEUE: usize = 4096;
+/// A ping this often on every link.
+const PING_EVERY: Duration = Duration::from_secs(1);
+/// A link whose last pong is older than this is dead.
+const SILENCE_LIMIT: Duration = Duration::from_secs(5);
+/// How long one write to a link may take.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a relay waits for the link to a host to come up.
+const LINK_WAIT: Duration = Duration::from_secs(3);
+/// Close code for a relayed client whose serving host became unreachable ("service restart").
+pub const CLOSE_HOST_GONE: u16 = 1012;
+
+/// Where a session's frames from the peer go.
+enum SessionEnd {
+    /// A client of this host that the peer serves: frames go to its outbox, a close to its
+    /// session.
+    Client {
+        outbox: Outbox,
+        close: mpsc::Sender<(u16, String)>,
+    },
+    /// A session the peer relays to this host: frames go to its reader.
+    Served { inbound: Outbox },
+}
+
+/// One open link.
+pub struct Link {
+    peer: HostId,
+    out: mpsc::Sender<LinkMessage>,
+    /// This side numbers the sessions it opens odd (dialer) or even (acceptor).
+    odd: bool,
+    next: AtomicU64,
+    sessions: Mutex<HashMap<SessionId, SessionEnd>>,
+    closed: AtomicBool,
+    /// Becomes `true` when the link ends.
+    ended: watch::Sender<bool>,
+}
+
+impl Link {
+    fn sessions(&self) -> MutexGuard<'_, HashMap<SessionId, SessionEnd>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The host at the other end.
+    pub fn peer(&self) -> &HostId {
+        &self.peer
+    }
+
+    /// Queues `message`, waiting for room (a session's writer may wait; a reader never does).
+    pub async fn send(&self, message: LinkMessage) -> bool {
+        self.out.send(message).await.is_ok()
+    }
+
+    /// Queues `message` if there is room now.
+    pub fn try_send(&self, message: LinkMessage) -> bool {
+        self.out.try_send(message).is_ok()
+    }
+
+    /// Forgets a session served here (its task ended); tells the peer unless it ended it.
+    pub fn served_ended(&self, session: SessionId, code: u16, reason: &str) {
+        if self.sessions().remove(&session).is_some() {
+            let close = LinkMessage::Close {
+                session,
+                code,
+                reason: reason.into(),
+            };
+            let _ = self.try_send(close);
+        }
+    }
+
+    fn end(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.ended.send_replace(true);
+        let sessions: Vec<SessionEnd> = self.sessions().drain().map(|(_, end)| end).collect();
+        for end in sessions {
+            if let SessionEnd::Client { close, .. } = end {
+                let why = format!("host {} is unreachable: join again", self.peer);
+                let _ = close.try_send((CLOSE_HOST_GONE, why));
+            }
+            // A served session's reader sees its queue end and leaves (resumable).
+        }
+    }
+}
+
+/// A client of this host relayed to the host that serves its room.
+pub struct RelaySession {
+    link: Arc<Link>,
+    session: SessionId,
+    /// The serving host's close of the client's connection (code, reason).
+    pub closed: mpsc::Receiver<(u16, String)>,
+    ended: bool,
+    metrics: Metrics,
+}
+
+impl RelaySession {
+    /// The host serving this session.
+    pub fn host(&self) -> &HostId {
+        &self.link.peer
+    }
+
+    /// Forwards one of the client's frames; `false` when the link cannot take it now (full
+    /// or gone): the client is then closed rather than a request silently lost.
+    pub fn forward(&self, text: String) -> bool {
+        let frame = LinkMessage::Frame {
+            session: self.session,
+            text,
+        };
+        self.link.try_send(frame)
+    }
+}
+
+impl Drop for RelaySession {
+    fn drop(&mut self) {
+        if !self.ended && self.link.sessions().remove(&self.session).is_some() {
+            let close = LinkMessage::Close {
+                session: self.session,
+                code: 1000,
+                reason: "the client left".into(),
+            };
+            // If the link is full the peer still learns when the link ends.
+            let _ = self.link.try_send(close);
+        }
+        self.ended = true;
+        self.metrics.relayed_session(-1);
+    }
+}
+
+/// Why a session could not be relayed.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// No link to the host came up in time.
+    #[error("no link to host {0}")]
+    NoLink(HostId),
+}
+
+#[derive(Default)]
+struct State {
+    links: HashMap<HostId, Arc<Link>>,
+    dialing: HashSet<HostId>,
+    addresses: HashMap<HostId, SocketAddr>,
+}
+
+/// Every link of this host.
+pub struct Links {
+    me: HostId,
+    secret: ClusterSecret,
+    state: Mutex<State>,
+    changed: Notify,
+    server: OnceLock<Arc<RelayServer>>,
+    metrics: Metrics,
+}
+
+impl Links {
+    /// No links yet.
+    pub fn new(me: HostId, secret: ClusterSecret, metrics: Metrics) -> Self {
+        Self {
+            me,
+            secret,
+            state: Mutex::new(State::default()),
+            changed: Notify::new(),
+            server: OnceLock::new(),
+            metrics,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What serves the sessions other hosts relay here.
+    pub fn set_server(&self, server: Arc<RelayServer>) {
+        let _ = self.server.set(server);
+    }
+
+    /// Whether `host` is in the directory now.
+    pub fn knows(&self, host: &HostId) -> bool {
+        self.state().addresses.contains_key(host)
+    }
+
+    /// The hosts with a link up now.
+    pub fn linked(&self) -> Vec<HostId> {
+        self.state().links.keys().cloned().collect()
+    }
+
+    /// The directory's hosts changed: dial the new ones this host is to dial.
+    pub fn hosts_changed(self: &Arc<Self>, hosts: &[HostRecord]) {
+        let mut state = self.state();
+        state.addresses = hosts
+            .iter()
+            .filter(|h| h.id != self.me)
+            .map(|h| (h.id.clone(), h.cluster_addr))
+            .collect();
+        let to_dial: Vec<HostId> = state
+            .addresses
+            .keys()
+            .filter(|h| {
+                **h > self.me && !state.links.contains_key(*h) && !state.dialing.contains(*h)
+            })
+            .cloned()
+            .collect();
+        for host in to_dial {
+            state.dialing.insert(host.clone());
+            tokio::spawn(self.clone().keep_dialing(host));
+        }
+    }
+
+    /// Dials `host` until a link is up or the host leaves the directory.
+    async fn keep_dialing(self: Arc<Self>, host: HostId) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let Some(address) = self.state().addresses.get(&host).copied() else {
+                self.state().dialing.remove(&host);
+                return;
+            };
+            match self.dial(&host, address).await {
+                Ok(link) => {
+                    self.state().dialing.remove(&host);
+                    // Redial when it ends, if the host is still there.
+                    let _ = link.ended.subscribe().wait_for(|ended| *ended).await;
+                    if self.state().dialing.insert(host.clone()) {
+                        backoff = Duration::from_millis(100);
+                        continue;
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(%host, %address, "cannot link to host: {e}; retrying in {backoff:?}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    async fn dial(
+        self: &Arc<Self>,
+        host: &HostId,
+        address: SocketAddr,
+    ) -> Result<Arc<Link>, LinkError> {
+        let stream =
+            tokio::time::timeout(handshake::HANDSHAKE_TIMEOUT, TcpStream::connect(address))
+                .await
+                .map_err(|_| LinkError::HandshakeTimeout)??;
+        let _ = stream.set_nodelay(true);
+        let (reader, writer) = stream.into_split();
+        let link = handshake::dial(reader, writer, &self.me, &self.secret).await?;
+        if link.peer != *host {
+            return Err(LinkError::Refused(format!(
+                "{address} answers as host {} (the directory says {host})",
+                link.peer
+            )));
+        }
+        Ok(self.start(link, true))
+    }
+
+    /// Takes links from the other supervisors on `listener`, for as long as the process lives.
+    pub async fn accept_loop(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let (stream, address) = match listener.accept().await {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!("accepting a cluster link failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let this = self.clone();
+            tokio::spawn(async move {
+                let _ = stream.set_nodelay(true);
+                let (reader, writer) = stream.into_split();
+                match handshake::accept(reader, writer, &this.me, &this.secret).await {
+                    Ok(link) => {
+                        tracing::info!(peer = %link.peer, %address, "cluster link accepted");
+                        this.start(link, false);
+                    }
+                    Err(e) => {
+                        this.metrics.cluster_link_refused();
+                        tracing::warn!(%address, "refused a cluster link: {e}");
+                    }
+                }
+            });
+        }
+    }
+
+    /// Runs an open link: its writer (with pings) and its reader.
+    fn start(
+        self: &Arc<Self>,
+        link: handshake::Link<OwnedReadHalf, OwnedWriteHalf>,
+        dialer: bool,
+    ) -> Arc<Link> {
+        let (out, queue) = mpsc::channel(LINK_QUEUE);
+        let shared = Arc::new(Link {
+            peer: link.peer.clone(),
+            out,
+            odd: dialer,
+            next: AtomicU64::new(0),
+            sessions: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+            ended: watch::channel(false).0,
+        });
+        if let Some(old) = self.state().links.insert(link.peer.clone(), shared.clone()) {
+            old.end();
+        }
+        tracing::info!(peer = %link.peer, "cluster link up");
+        self.changed.notify_waiters();
+        let last_pong = Arc::new(Mutex::new(Instant::now()));
+        let writing = shared.clone();
+        let pongs = last_pong.clone();
+        let writer = tokio::spawn(async move {
+            // A failed write or a silent peer ends the link (and its reader).
+            let why = write_link(link.writer, queue, pongs).await;
+            tracing::warn!(peer = %writing.peer, "cluster link writer stopped: {why}");
+            writing.end();
+        });
+        let this = self.clone();
+        let reading = shared.clone();
+        tokio::spawn(async move {
+            let why = this.read_link(link.reader, &reading, &last_pong).await;
+            tracing::warn!(peer = %reading.peer, "cluster link down: {why}");
+            writer.abort();
+            reading.end();
+            let mut state = this.state();
+            if state
+                .links
+                .get(&reading.peer)
+                .is_some_and(|l| Arc::ptr_eq(l, &reading))
+            {
+                state.links.remove(&reading.peer);
+            }
+        });
+        shared
+    }
+
+    async fn read_link(
+        &self,
+        mut reader: SealedReader<OwnedReadHalf>,
+        link: &Arc<Link>,
+        last_pong: &Mutex<Instant>,
+    ) -> LinkError {
+        let mut ended = link.ended.subscribe();
+        loop {
+            let message = tokio::select! {
+                message = reader.recv() => match message {
+                    Ok(message) => message,
+                    Err(e) => return e,
+                },
+                _ = ended.wait_for(|ended| *ended) => return LinkError::Closed,
+            };
+            match message {
+                LinkMessage::Open { session, client } => self.opened(link, session, client),
+                LinkMessage::Frame { session, text } => {
+                    let sessions = link.sessions();
+                    match sessions.get(&session) {
+                        Some(SessionEnd::Client { outbox, .. }) => {
+                            outbox.push(text);
+                        }
+                        Some(SessionEnd::Served { inbound }) => {
+                            inbound.push(text);
+                        }
+                        // A frame after the session ended on this side: nobody to tell.
+                        None => {}
+                    }
+                }
+                LinkMessage::Close {
+                    session,
+                    code,
+                    reason,
+                } => {
+                    let end = link.sessions().remove(&session);
+                    if let Some(SessionEnd::Client { close, .. }) = end {
+                        let _ = close.try_send((code, reason));
+                    }
+                    // A served session: dropping its queue ends its reader.
+                }
+                LinkMessage::Ping(n) => {
+                    let _ = link.try_send(LinkMessage::Pong(n));
+                }
+                LinkMessage::Pong(sent_micros) => {
+                    *last_pong.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+                    let now = micros_now();
+                    if now >= sent_micros {
+                        self.metrics
+                            .relay_round_trip(Duration::from_micros(now - sent_micros));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The peer relays a session here.
+    fn opened(&self, link: &Arc<Link>, session: SessionId, client: IpAddr) {
+        // The peer numbers its sessions with the other parity; anything else is refused.
+        let peers_parity = session.0 % 2 == u64::from(!link.odd);
+        let Some(server) = self.server.get() else {
+            return;
+        };
+        let mut sessions = link.sessions();
+        if !peers_parity || sessions.contains_key(&session) {
+            tracing::warn!(peer = %link.peer, %session, "refusing a relayed session with a bad number");
+            return;
+        }
+        let (inbound, inbox) = Outbox::new(OUTBOX_BYTES);
+        sessions.insert(session, SessionEnd::Served { inbound });
+        drop(sessions);
+        tokio::spawn(server.clone().serve(link.clone(), session, client, inbox));
+    }
+
+    /// Relays a client of this host (its frames to come go to `outbox`) to `host`.
+    pub async fn open(
+        &self,
+        host: &HostId,
+        client: IpAddr,
+        outbox: Outbox,
+    ) -> Result<RelaySession, RelayError> {
+        let deadline = tokio::time::Instant::now() + LINK_WAIT;
+        let link = loop {
+            let changed = self.changed.notified();
+            if let Some(link) = self.state().links.get(host).cloned() {
+                break link;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return Err(RelayError::NoLink(host.clone()));
+            }
+        };
+        let n = link.next.fetch_add(1, Ordering::Relaxed);
+        let session = SessionId(n * 2 + u64::from(link.odd));
+        let (close, closed) = mpsc::channel(1);
+        link.sessions()
+            .insert(session, SessionEnd::Client { outbox, close });
+        if !link.try_send(LinkMessage::Open { session, client }) {
+            link.sessions().remove(&session);
+            return Err(RelayError::NoLink(host.clone()));
+        }
+        self.metrics.relayed_session(1);
+        Ok(RelaySession {
+            link,
+            session,
+            closed,
+            ended: false,
+            metrics: self.metrics.clone(),
+        })
+    }
+}
+
+fn micros_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Writes a link's queue (batched), pings every second, and ends when a write fails or takes
+/// too long, or the peer has not answered a ping for [`SILENCE_LIMIT`].
+async fn write_link(
+    mut writer: SealedWriter<OwnedWriteHalf>,
+    mut queue: mpsc::Receiver<LinkMessage>,
+    last_pong: Arc<Mutex<Instant>>,
+) -> LinkError {
+    let mut ping = tokio::time::interval(PING_EVERY);
+    loop {
+        let message = tokio::select! {
+            message = queue.recv() => match message {
+                Some(message) => message,
+                None => return LinkError::Closed,
+            },
+            _ = ping.tick() => {
+                let silent = last_pong.lock().unwrap_or_else(|p| p.into_inner()).elapsed();
+                if silent > SILENCE_LIMIT {
+                    return LinkError::Refused(format!("no pong for {silent:?}"));
+                }
+                LinkMessage::Ping(micros_now())
+            }
+        };
+        let batch = async {
+            writer.feed(&message).await?;
+            for _ in 0..64 {
+                match queue.try_recv() {
+                    Ok(more) => writer.feed(&more).await?,
+                    Err(_) => break,
+                }
+            }
+            writer.flush().await
+        };
+        match tokio::time::timeout(WRITE_TIMEOUT, batch).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return e,
+            Err(_) => return LinkError::Refused("a write took too long".into()),
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! Cluster mode (on with `ETCD_ENDPOINTS`): which host serves a room, and the links that
+//! relay a client's signaling to it. The decisions are `room_core::cluster`'s; this layer
+//! carries them out: `directory` speaks to etcd (this host's lease and record, room claims,
+//! the watch that tells every host who owns what), `links` keeps one sealed connection to
+//! each other supervisor, `relayed` serves here the sessions other hosts relay.
+//!
+//! A single host never builds any of this: `Rooms` and the edge take `Option<Arc<Routing>>`.
+
+pub mod directory;
+pub mod links;
+pub mod relayed;
+pub mod start;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use cluster_api::HostRecord;
+use ids::HostId;
+use ipc::messages::RoomId;
+use room_core::cluster::{Cluster, HostLoad, Input, JoinTicket, Output, Refusal};
+use signaling_api::{ClientError, ClientErrorCode};
+use tokio::sync::oneshot;
+
+use crate::monitoring::metrics::Metrics;
+use directory::Directory;
+use links::Links;
+
+/// How long a join waits for the cluster to say where its room is (a claim in etcd).
+const ROUTE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a join or resume goes.
+#[derive(Debug)]
+pub enum Route {
+    /// This host serves it.
+    Local,
+    /// Another host does: relay the session to it.
+    Relay(HostId),
+    /// Nobody can now.
+    Refused(ClientError),
+}
+
+struct State {
+    machine: Cluster,
+    next_ticket: JoinTicket,
+    waiters: HashMap<JoinTicket, oneshot::Sender<Route>>,
+    /// The create revision of each room key this host claimed (its release is fenced by it).
+    claims: HashMap<RoomId, i64>,
+    /// Every room's owner as last listed (to tell the machine of rooms that went while the
+    /// watch was down).
+    owners: HashMap<RoomId, HostId>,
+}
+
+/// The cluster as this host takes part in it.
+pub struct Routing {
+    me: HostId,
+    state: Mutex<State>,
+    directory: Arc<Directory>,
+    /// The links to the other supervisors.
+    pub links: Arc<Links>,
+    hosts: Mutex<BTreeMap<HostId, HostRecord>>,
+    pub(crate) metrics: Metrics,
+}
+
+impl Routing {
+    /// This host (`me`) in a cluster whose directory is `directory`.
+    pub fn new(me: HostId, directory: Arc<Directory>, links: Arc<Links>, metrics: Metrics) -> Self {
+        Self {
+            state: Mutex::new(State {
+                machine: Cluster::new(me.clone()),
+                next_ticket: 1,
+                waiters: HashMap::new(),
+                claims: HashMap::new(),
+                owners: HashMap::new(),
+            }),
+            me,
+            directory,
+            links,
+            hosts: Mutex::new(BTreeMap::new()),
+            metrics,
+        }
+    }
+
+    /// This host.
+    pub fn me(&self) -> &HostId {
+        &self.me
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The hosts of the cluster as the directory lists them now.
+    pub fn hosts(&self) -> Vec<HostRecord> {
+        let hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        hosts.values().cloned().collect()
+    }
+
+    /// The rooms this host owns.
+    pub fn owned(&self) -> Vec<RoomId> {
+        self.state().machine.owned()
+    }
+
+    /// The owner of `room`, as far as this host knows.
+    pub fn owner(&self, room: &str) -> Option<HostId> {
+        self.state().machine.owner(&RoomId(room.into())).cloned()
+    }
+
+    /// Where a join for `room` goes (`relayed`: another host relayed it here).
+    pub async fn route_join(self: &Arc<Self>, room: &str, relayed: bool) -> Route {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut state = self.state();
+            let ticket = state.next_ticket;
+            state.next_ticket += 1;
+            state.waiters.insert(ticket, tx);
+            let input = Input::Join {
+                ticket,
+                room: RoomId(room.into()),
+                relayed,
+            };
+            self.feed(&mut state, input);
+        }
+        match tokio::time::timeout(ROUTE_TIMEOUT, rx).await {
+            Ok(Ok(route)) => route,
+            _ => Route::Refused(ClientError::new(
+                ClientErrorCode::NodeUnavailable,
+                "the cluster directory (etcd) did not answer in time: try again",
+            )),
+        }
+    }
+
+    /// Where a `resume` with `token` goes: its token names the host that issued it.
+    pub fn route_resume(&self, token: &str) -> Route {
+        let Some((host, _)) = token.split_once(':') else {
+            return Route::Local;
+        };
+        match HostId::parse(host) {
+            Ok(host) if host == self.me => Route::Local,
+            Ok(host) if self.links.knows(&host) => Route::Relay(host),
+            // A token of a host that is gone, or not a token at all: this host's core
+            // refuses it as unknown.
+            _ => Route::Local,
+        }
+    }
+
+    /// A room of this host closed (its last peer left): release its key if it owns it.
+    pub fn room_closed(self: &Arc<Self>, room: RoomId) {
+        let mut state = self.state();
+        self.feed(&mut state, Input::Closed(room));
+    }
+
+    /// Feeds the machine and carries out what it says.
+    fn feed(self: &Arc<Self>, state: &mut State, input: Input) {
+        state.machine.handle(input, Instant::now());
+        while let Some(output) = state.machine.poll_output() {
+            match output {
+                Output::Serve(ticket) => answer(state, ticket, Route::Local),
+                Output::Relay(ticket, host) => answer(state, ticket, Route::Relay(host)),
+                Output::Refuse(ticket, why) => answer(state, ticket, Route::Refused(refusal(why))),
+                Output::Claim(room) => {
+                    let this = self.clone();
+                    tokio::spawn(async move { this.claim(room).await });
+                }
+                Output::Release(room) => {
+                    if let Some(revision) = state.claims.remove(&room) {
+                        let this = self.clone();
+                        tokio::spawn(async move {
+                            this.directory.release(&room, revision).await;
+                        });
+                    }
+                }
+                Output::Fence(rooms) => {
+                    state.claims.clear();
+                    if !rooms.is_empty() {
+                        let names: Vec<&str> = rooms.iter().map(|r| r.0.as_str()).collect();
+                        tracing::error!(rooms = ?names, "lease lost: this host no longer owns its rooms (another host may take them once the lease expires)");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn claim(self: Arc<Self>, room: RoomId) {
+        let input = match self.directory.claim(&room).await {
+            Ok(Ok(revision)) => {
+                self.state().claims.insert(room.clone(), revision);
+                tracing::info!(room = %room, "this host owns the room now");
+                Input::Claimed {
+                    room,
+                    result: Ok(()),
+                }
+            }
+            Ok(Err(owner)) => {
+                tracing::debug!(room = %room, %owner, "another host claimed the room first");
+                Input::Claimed {
+                    room,
+                    result: Err(owner),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(room = %room, "claiming the room failed: {e}");
+                Input::ClaimFailed(room)
+            }
+        };
+        let mut state = self.state();
+        self.feed(&mut state, input);
+        self.metrics.rooms_owned(state.machine.owned().len());
+    }
+
+    /// The directory's hosts now.
+    pub(crate) fn hosts_changed(self: &Arc<Self>, hosts: Vec<HostRecord>) {
+        let loads = hosts
+            .iter()
+            .map(|h| HostLoad {
+                id: h.id.clone(),
+                headroom: h.headroom,
+            })
+            .collect();
+        self.links.hosts_changed(&hosts);
+        self.metrics.cluster_hosts(hosts.len());
+        *self.hosts.lock().unwrap_or_else(|p| p.into_inner()) =
+            hosts.into_iter().map(|h| (h.id.clone(), h)).collect();
+        let mut state = self.state();
+        self.feed(&mut state, Input::Hosts(loads));
+    }
+
+    /// Every room's owner as listed now (after a (re)start of the watch).
+    pub(crate) fn owners_listed(self: &Arc<Self>, owners: HashMap<RoomId, HostId>) {
+        let mut state = self.state();
+        let gone: Vec<RoomId> = state
+            .owners
+            .keys()
+            .filter(|room| !owners.contains_key(*room))
+            .cloned()
+            .collect();
+        for room in gone {
+            self.feed(&mut state, Input::Owner { room, owner: None });
+        }
+        for (room, owner) in &owners {
+            let input = Input::Owner {
+                room: room.clone(),
+                owner: Some(owner.clone()),
+            };
+            self.feed(&mut state, input);
+        }
+        state.owners = owners;
+        self.metrics.rooms_owned(state.machine.owned().len());
+    }
+
+    /// One room's owner changed.
+    pub(crate) fn owner_changed(self: &Arc<Self>, room: RoomId, owner: Option<HostId>) {
+        let mut state = self.state();
+        match &owner {
+            Some(host) => state.owners.insert(room.clone(), host.clone()),
+            None => state.owners.remove(&room),
+        };
+        self.feed(&mut state, Input::Owner { room, owner });
+        self.metrics.rooms_owned(state.machine.owned().len());
+    }
+
+    /// This host's lease is held (or lost).
+    pub(crate) fn lease(self: &Arc<Self>, held: bool) {
+        let mut state = self.state();
+        self.feed(&mut state, Input::Lease(held));
+    }
+}
+
+fn answer(state: &mut State, ticket: JoinTicket, route: Route) {
+    if let Some(waiter) = state.waiters.remove(&ticket) {
+        let _ = waiter.send(route);
+    }
+}
+
+fn refusal(why: Refusal) -> ClientError {
+    match why {
+        Refusal::Fenced => ClientError::new(
+            ClientErrorCode::NodeUnavailable,
+            "this host is cut off from the cluster directory: join through another host",
+        ),
+        Refusal::Moved(owner) => ClientError::new(
+            ClientErrorCode::NodeUnavailable,
+            format!("the room moved to host {owner} meanwhile: join again"),
+        ),
+        Refusal::Directory => ClientError::new(
+            ClientErrorCode::NodeUnavailable,
+            "the cluster directory (etcd) cannot be reached: try again",
+        ),
+        Refusal::Full => ClientError::new(
+            ClientErrorCode::Capacity,
+            "no host of the cluster has room for a new room",
+        ),
+    }
+}
