@@ -4,7 +4,7 @@
 #   build kit's tools (mediasoup-build-kit/prepare), and the npm packages of the demo page
 #   and of the browser tests, into the project's own folders. Safe to run again.
 #   scripts/setup.sh            what running the SFU needs
-#   scripts/setup.sh --tests    plus what the test suite needs (Chromium, Janus, tmux)
+#   scripts/setup.sh --tests    plus what the test suite needs (Chromium, Janus, tmux, etcd)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -20,6 +20,8 @@ debs=()
 for cmd_pkg in node:nodejs npm:npm pkg-config:pkg-config; do
     command -v "${cmd_pkg%%:*}" >/dev/null 2>&1 || debs+=("${cmd_pkg#*:}")
 done
+# protoc: the etcd client's gRPC stubs (cluster mode) are generated at build time.
+command -v protoc >/dev/null 2>&1 || debs+=(protobuf-compiler)
 # OpenSSL headers: the test peer's DTLS (and the build kit's static libraries).
 dpkg-query -W -f='${Status}' libssl-dev 2>/dev/null | grep -q "ok installed" || debs+=(libssl-dev)
 if [ "$want_tests" = 1 ]; then
@@ -27,6 +29,8 @@ if [ "$want_tests" = 1 ]; then
     for cmd_pkg in chromium:chromium tmux:tmux janus:janus cc:gcc; do
         command -v "${cmd_pkg%%:*}" >/dev/null 2>&1 || debs+=("${cmd_pkg#*:}")
     done
+    # etcd: the cluster tests start their own (Debian's etcd-server, 3.4).
+    [ -x /usr/bin/etcd ] || debs+=(etcd-server)
     # nginx: the reverse-proxy test runs the demo behind it (its own config, never the service).
     [ -x /usr/sbin/nginx ] || debs+=(nginx)
     # caddy: the same with Debian's Caddy (its own config; the service is never started).

@@ -5,6 +5,7 @@
 mod bad_input;
 mod browser;
 mod call;
+mod cluster;
 mod data_channels;
 mod diagnostics;
 mod faults;

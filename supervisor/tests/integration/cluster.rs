@@ -1,0 +1,158 @@
+//! Several hosts acting as one SFU (cluster mode, `ETCD_ENDPOINTS`): real supervisors sharing
+//! a real etcd. A client may signal to any host: the room's owner serves it, the host it
+//! reached relays its signaling, unchanged; its media goes straight to the owner's node. One
+//! owner per room however many hosts race for it; `resume` through any host; a link without
+//! the cluster secret is refused.
+
+use std::time::Duration;
+
+use cluster_api::handshake::{self, ClusterSecret};
+use ids::HostId;
+use signaling_api::{Notification, ResumeArgs};
+
+use crate::support::cluster::{self, hosts, metric, monitor, Etcd};
+use crate::support::peer::{assert_exact_media, exchange_media, Joining};
+use crate::support::signaling::{self, notifications_so_far, Expect};
+
+/// The names of `room`'s participants, as its owner's monitor lists them.
+fn participants(owner: &crate::support::Sfu, room: &str) -> Vec<String> {
+    let detail = tokio::task::block_in_place(|| monitor(owner, &["room", room]));
+    let mut names: Vec<String> = detail["participants"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no participants in {detail}"))
+        .iter()
+        .map(|p| p["displayName"].as_str().unwrap_or_default().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_of_another_host_joins_through_a_relay_and_the_media_flows_exactly() {
+    let etcd = Etcd::start();
+    let cluster = hosts(&etcd, &["h1", "h2"]).await;
+    let (h1, h2) = (&cluster[0], &cluster[1]);
+    // Alice reaches h1 first: h1 owns the room. Bob reaches h2: relayed to h1.
+    let (h1_url, h2_url) = (h1.ws_url(), h2.ws_url());
+    let mut alice = Joining::new(&h1_url)
+        .join_call("relay", "Alice", 1000, &mut [])
+        .await;
+    let mut bob = Joining::new(&h2_url)
+        .join_call("relay", "Bob", 2000, &mut [&mut alice])
+        .await;
+    exchange_media(&mut [&mut alice, &mut bob], Duration::from_millis(600)).await;
+    assert_exact_media(&[&alice, &bob], &[&alice, &bob]).await;
+    assert_eq!(participants(h1, "relay"), ["Alice", "Bob"]);
+    // The room lives on h1 only: h2 has no room and relays one session.
+    let h2_summary = tokio::task::block_in_place(|| monitor(h2, &["summary"]));
+    assert_eq!(h2_summary["rooms"], 0, "{h2_summary}");
+    assert_eq!(metric(h2, "sfu_relayed_sessions"), Some(1.0));
+    assert_eq!(metric(h1, "sfu_rooms_owned"), Some(1.0));
+    assert_eq!(metric(h1, "sfu_cluster_hosts"), Some(2.0));
+    // Notifications cross the relay too: Bob leaves, Alice hears of it.
+    notifications_so_far(&mut alice.signaling);
+    bob.signaling.ok(&signaling_api::calls::Leave {}).await;
+    let left = signaling::notified!(alice.signaling, Notification::PeerLeft { peer_id } => peer_id);
+    assert_eq!(left, bob.peer_id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_relayed_through_one_host_resumes_through_a_third() {
+    let etcd = Etcd::start();
+    let cluster = hosts(&etcd, &["h1", "h2", "h3"]).await;
+    let (h1, h2, h3) = (&cluster[0], &cluster[1], &cluster[2]);
+    let (h1_url, h2_url) = (h1.ws_url(), h2.ws_url());
+    let mut alice = Joining::new(&h1_url)
+        .join_call("resume3", "Alice", 1000, &mut [])
+        .await;
+    let mut bob = Joining::new(&h2_url)
+        .join_call("resume3", "Bob", 2000, &mut [&mut alice])
+        .await;
+    let token = bob.joined.resume_token.clone();
+    assert!(
+        token.starts_with("h1:"),
+        "the owner's token names it: {token}"
+    );
+    // Bob's connection to h2 drops; he comes back through h3.
+    bob.signaling.abort();
+    let mut again = signaling::connect(&h3.ws_url(), None).await;
+    let resumed = again
+        .ok(&ResumeArgs {
+            resume_token: token,
+        })
+        .await;
+    assert_eq!(resumed.peer_id, bob.peer_id);
+    bob.signaling = again;
+    exchange_media(&mut [&mut alice, &mut bob], Duration::from_millis(600)).await;
+    assert_exact_media(&[&alice, &bob], &[&alice, &bob]).await;
+    assert_eq!(participants(h1, "resume3"), ["Alice", "Bob"]);
+    assert_eq!(metric(h3, "sfu_relayed_sessions"), Some(1.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_clients_racing_for_a_new_room_over_three_hosts_end_in_one_room() {
+    let etcd = Etcd::start();
+    let cluster = hosts(&etcd, &["h1", "h2", "h3"]).await;
+    let urls: Vec<String> = cluster.iter().map(|h| h.ws_url()).collect();
+    for round in 0..3 {
+        let room = format!("race-{round}");
+        let mut clients = Vec::new();
+        for i in 0..50 {
+            clients.push(signaling::connect(&urls[i % 3], None).await);
+        }
+        // Every join is sent before any answer is read.
+        let mut pending = Vec::new();
+        for (i, client) in clients.iter_mut().enumerate() {
+            let join = signaling::join(&room, &format!("p{i}"));
+            pending.push(client.send(&join).await.expect("join sent"));
+        }
+        let answers = futures_util::future::join_all(pending.into_iter().map(|p| p.answer())).await;
+        for (i, answer) in answers.into_iter().enumerate() {
+            answer.unwrap_or_else(|e| panic!("round {round}: p{i}'s join failed: {e}"));
+        }
+        // One owner: exactly one host has the room, with all 50 in it.
+        let mut holders = Vec::new();
+        for (index, host) in cluster.iter().enumerate() {
+            let rooms = tokio::task::block_in_place(|| monitor(host, &["rooms"]));
+            let rooms = rooms.as_array().expect("a list of rooms");
+            for listed in rooms.iter().filter(|r| r["room"] == room.as_str()) {
+                holders.push((index, listed["participants"].clone()));
+            }
+        }
+        assert_eq!(holders.len(), 1, "round {round}: {holders:?}");
+        assert_eq!(holders[0].1, 50, "round {round}: {holders:?}");
+        drop(clients);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_link_without_the_cluster_secret_is_refused_and_logged() {
+    let etcd = Etcd::start();
+    let h1 = cluster::host(&etcd, "h1", &[]).await;
+    let address = h1
+        .log_text()
+        .lines()
+        .find_map(|l| l.split("cluster_addr=").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_string)
+        .expect("h1 logs its cluster address");
+    let stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let (reader, writer) = stream.into_split();
+    let wrong = ClusterSecret::new(&[7u8; 32]).expect("long enough");
+    let me = HostId::parse("intruder").expect("valid");
+    let refused = handshake::dial(reader, writer, &me, &wrong).await;
+    assert!(
+        refused.is_err(),
+        "a dialer with the wrong secret got a link"
+    );
+    assert!(
+        h1.wait_log("refused a cluster link", Duration::from_secs(10))
+            .await,
+        "{}",
+        h1.log_text()
+    );
+    assert_eq!(metric(&h1, "sfu_cluster_links_refused_total"), Some(1.0));
+    assert_eq!(metric(&h1, "sfu_relayed_sessions"), Some(0.0));
+}

@@ -1,0 +1,155 @@
+//! A local cluster for the tests: an etcd of its own (Debian's `etcd-server`, on free ports,
+//! in a temporary folder, killed and removed when dropped) and supervisors in cluster mode
+//! sharing it, each on loopback with its own ports.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{blocking_pause, free_port, Sfu};
+
+/// The secret every test host shares.
+pub const SECRET: &str = "cluster-test-secret-0123456789abcdef";
+/// The monitor token of every test host.
+pub const MONITOR_TOKEN: &str = "cluster-monitor-token-0123456789abcdef";
+
+/// An etcd for one test.
+pub struct Etcd {
+    child: Child,
+    dir: PathBuf,
+    /// Its client URL.
+    pub url: String,
+}
+
+impl Etcd {
+    /// Starts etcd and waits until it serves; fails the test, saying how to install etcd,
+    /// when it is missing.
+    pub fn start() -> Etcd {
+        let binary = ["/usr/bin/etcd", "/usr/local/bin/etcd"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| {
+                panic!("etcd is missing: the cluster tests need it (scripts/setup.sh --tests installs Debian's etcd-server, or: apt-get install etcd-server)")
+            });
+        let (client, peer) = (free_port(), free_port());
+        let dir = std::env::temp_dir().join(format!("sfu-test-etcd-{client}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("etcd folder");
+        let log = dir.join("etcd.log");
+        let url = format!("http://127.0.0.1:{client}");
+        let child = Command::new(binary)
+            .arg("--name")
+            .arg("test")
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .args([
+                "--listen-client-urls",
+                &url,
+                "--advertise-client-urls",
+                &url,
+            ])
+            .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
+            .args([
+                "--initial-advertise-peer-urls",
+                &format!("http://127.0.0.1:{peer}"),
+            ])
+            .args([
+                "--initial-cluster",
+                &format!("test=http://127.0.0.1:{peer}"),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("etcd log"))
+            .spawn()
+            .expect("start etcd");
+        let etcd = Etcd { child, dir, url };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("ready to serve client requests") {
+                return etcd;
+            }
+            assert!(Instant::now() < deadline, "etcd did not start:\n{text}");
+            blocking_pause(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts host `id` of the cluster on `etcd`, with `args` added; waits until it holds its
+/// lease.
+pub async fn host(etcd: &Etcd, id: &str, args: &[&str]) -> Sfu {
+    let cluster_addr = format!("127.0.0.1:{}", free_port());
+    let mut all = vec![
+        "--etcd-endpoints",
+        &etcd.url,
+        "--host-id",
+        id,
+        "--cluster-addr",
+        &cluster_addr,
+        "--cluster-secret",
+        SECRET,
+        "--monitor-token",
+        MONITOR_TOKEN,
+        "--cluster-lease-secs",
+        "3",
+    ];
+    all.extend_from_slice(args);
+    let sfu = Sfu::start(&all);
+    assert!(
+        sfu.wait_log("joined the cluster", Duration::from_secs(20))
+            .await,
+        "host {id} did not join the cluster:\n{}",
+        sfu.log_text()
+    );
+    sfu
+}
+
+/// Starts hosts `ids` on `etcd` and waits until each has a link to every other one.
+pub async fn hosts(etcd: &Etcd, ids: &[&str]) -> Vec<Sfu> {
+    let mut started = Vec::new();
+    for id in ids {
+        started.push(host(etcd, id, &[]).await);
+    }
+    let links = ids.len() - 1;
+    for (sfu, id) in started.iter().zip(ids) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while sfu.log_text().matches("cluster link up").count() < links {
+            assert!(
+                Instant::now() < deadline,
+                "host {id} did not link to the {links} others:\n{}",
+                sfu.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    started
+}
+
+/// `monitor --json <args>` asked of `sfu`.
+pub fn monitor(sfu: &Sfu, args: &[&str]) -> serde_json::Value {
+    let url = sfu.monitor_url();
+    let mut full = vec!["--url", url.as_str(), "--token", MONITOR_TOKEN];
+    full.extend_from_slice(args);
+    super::monitor_json(&full)
+}
+
+/// The value of metric `name` (without labels) on `sfu`'s `/metrics`.
+pub fn metric(sfu: &Sfu, name: &str) -> Option<f64> {
+    let page = super::http_get(sfu.port, "/metrics");
+    page.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
