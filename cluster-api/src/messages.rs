@@ -57,6 +57,21 @@ pub enum LinkMessage {
         /// Why, for the client.
         reason: String,
     },
+    /// A monitor request (docs/monitor-api.md, JSON) for the receiver to answer about itself
+    /// alone: how `summary` and `room` asked of one host answer for the cluster.
+    Ask {
+        /// Chosen by the asker, given back with the answer.
+        id: u64,
+        /// The request.
+        query: String,
+    },
+    /// The answer to [`LinkMessage::Ask`] `id` (JSON, as the monitor API answers).
+    Told {
+        /// The ask's id.
+        id: u64,
+        /// The answer.
+        answer: String,
+    },
     /// Liveness and the link's round trip: answered with [`LinkMessage::Pong`].
     Ping(u64),
     /// The answer to [`LinkMessage::Ping`] with the same number.
@@ -69,6 +84,8 @@ impl LinkMessage {
         64 + match self {
             Self::Frame { text, .. } => text.len(),
             Self::Close { reason, .. } => reason.len(),
+            Self::Ask { query, .. } => query.len(),
+            Self::Told { answer, .. } => answer.len(),
             _ => 0,
         }
     }

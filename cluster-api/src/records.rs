@@ -31,6 +31,9 @@ pub struct HostRecord {
     pub headroom: u32,
     /// Rooms it owns.
     pub rooms_owned: u32,
+    /// The lease it is published under (hexadecimal).
+    #[serde(default)]
+    pub lease: String,
 }
 
 /// Longest record a host may publish: anything larger is refused as corrupt.
@@ -170,6 +173,7 @@ mod tests {
             consumers: 3,
             headroom: 997,
             rooms_owned: 1,
+            lease: "694da24b5bdde70c".into(),
         };
         assert_eq!(
             HostRecord::from_json(&record.to_json()).expect("reads"),

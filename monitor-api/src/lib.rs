@@ -6,12 +6,14 @@
 //! same id, and, after a `subscribe`, pushes [`EventMessage`]s and [`LaggedMessage`]s.
 //! Field names are camelCase on the wire.
 
+mod cluster;
 mod diagnostics;
 mod events;
 mod messages;
 mod request;
 mod views;
 
+pub use cluster::*;
 pub use diagnostics::*;
 pub use events::*;
 pub use messages::*;
@@ -74,6 +76,7 @@ mod tests {
                 json!({"id": 1, "method": "unsubscribe"}),
                 Query::Unsubscribe,
             ),
+            (json!({"id": 1, "method": "hosts"}), Query::Hosts),
         ];
         for (wire, query) in cases {
             let request = Request::parse(&wire.to_string()).unwrap();

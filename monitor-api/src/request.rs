@@ -42,6 +42,9 @@ pub enum Query {
     },
     /// Stops the event stream.
     Unsubscribe,
+    /// The hosts of the cluster: answered with `Vec<`[`HostView`]`>`; `unavailable` on a
+    /// single host (no cluster).
+    Hosts,
 }
 
 impl Query {
@@ -55,6 +58,7 @@ impl Query {
             Query::Peer { .. } => "peer",
             Query::Subscribe { .. } => "subscribe",
             Query::Unsubscribe => "unsubscribe",
+            Query::Hosts => "hosts",
         }
     }
 }
@@ -121,6 +125,7 @@ impl Request {
                 Query::Subscribe { room, quality }
             }
             "unsubscribe" => Query::Unsubscribe,
+            "hosts" => Query::Hosts,
             _ => {
                 return Err((
                     Some(id),

@@ -37,6 +37,9 @@ pub struct Summary {
     /// Rooms spread over more than one worker.
     #[serde(default)]
     pub spanning_rooms: u32,
+    /// In a cluster: hosts whose summary did not arrive in time (left out of the counts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts_missing: Vec<String>,
 }
 
 /// Consumers on one worker.

@@ -39,6 +39,7 @@ fn query() -> impl Strategy<Value = Query> {
         (proptest::option::of("[a-z0-9-]{1,20}"), any::<bool>())
             .prop_map(|(room, quality)| Query::Subscribe { room, quality }),
         Just(Query::Unsubscribe),
+        Just(Query::Hosts),
     ]
 }
 

@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use monitor_api::{NodeInfo, PeerDiagnostics, Query, RoomDetail, RoomInfo, ServerMessage, Summary};
+use monitor_api::{
+    HostView, NodeInfo, PeerDiagnostics, Query, RoomDetail, RoomInfo, ServerMessage, Summary,
+};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -93,6 +95,9 @@ enum Command {
     },
     /// A live dashboard of nodes, workers, rooms, participants and events; q quits.
     Watch,
+    /// The hosts of a cluster: each one's URLs, lease, link, nodes, load and rooms owned
+    /// (a single host answers that it is not in a cluster).
+    Hosts,
 }
 
 fn main() -> ExitCode {
@@ -163,6 +168,9 @@ async fn run(cli: Cli) -> Result<(), ConnectError> {
             return follow_events(&mut client, room, quality, cli.json).await
         }
         Command::Watch => return dashboard::run(client, &target.url).await,
+        Command::Hosts => (Query::Hosts, |d| {
+            Ok(tables::hosts(&decode::<Vec<HostView>>(d)?))
+        }),
     };
     let data = client.call(query).await?;
     if cli.json {

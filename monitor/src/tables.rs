@@ -1,6 +1,8 @@
 //! Human output: aligned tables of the monitor API's answers (events are in `event_line`).
 
-use monitor_api::{NodeInfo, PeerDiagnostics, RoomDetail, RoomInfo, StreamDiagnostics, Summary};
+use monitor_api::{
+    HostView, NodeInfo, PeerDiagnostics, RoomDetail, RoomInfo, StreamDiagnostics, Summary,
+};
 
 /// Left-aligned columns separated by two spaces; the header row in capitals.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -82,10 +84,16 @@ pub fn summary(s: &Summary) -> String {
         ("uptime", duration(s.uptime_secs)),
         ("version", s.version.clone()),
     ];
-    let rows: Vec<Vec<String>> = rows
+    let mut rows: Vec<Vec<String>> = rows
         .into_iter()
         .map(|(k, v)| vec![k.to_string(), v])
         .collect();
+    if !s.hosts_missing.is_empty() {
+        rows.push(vec![
+            "hosts missing".into(),
+            format!("{} (not counted: no answer)", s.hosts_missing.join(", ")),
+        ]);
+    }
     let per_worker: Vec<Vec<String>> = s
         .consumers_per_worker
         .iter()
@@ -465,6 +473,47 @@ fn bytes(n: u64) -> String {
         n if n >= 1 << 10 => format!("{:.0} KiB", n as f64 / 1024.0),
         n => format!("{n} B"),
     }
+}
+
+/// The hosts of a cluster.
+pub fn hosts(hosts: &[HostView]) -> String {
+    let rows: Vec<Vec<String>> = hosts
+        .iter()
+        .map(|h| {
+            let id = if h.this_host {
+                format!("{} (this)", h.host)
+            } else {
+                h.host.clone()
+            };
+            vec![
+                id,
+                h.public_url.clone(),
+                h.cluster_addr.clone(),
+                h.lease.clone(),
+                if h.linked { "up" } else { "down" }.to_string(),
+                h.nodes.to_string(),
+                h.workers.to_string(),
+                h.consumers.to_string(),
+                h.headroom.to_string(),
+                h.rooms_owned.to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "HOST",
+            "PUBLIC URL",
+            "CLUSTER ADDR",
+            "LEASE",
+            "LINK",
+            "NODES",
+            "WORKERS",
+            "CONSUMERS",
+            "HEADROOM",
+            "ROOMS OWNED",
+        ],
+        &rows,
+    )
 }
 
 #[cfg(test)]

@@ -204,6 +204,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ping_every: Duration::from_secs(config.ws_ping_interval_secs),
         silence_limit: Duration::from_secs(config.ws_idle_timeout_secs),
     };
+    let monitor = Monitor {
+        token: config.monitor_token.clone(),
+        keepalive,
+        stats: stats.clone(),
+        events: monitor_events,
+        routing: routing.clone(),
+    };
+    if let Some(routing) = &routing {
+        routing.links.set_monitor(monitor.clone());
+    }
     let app = http::router(
         http::AppState {
             rooms: rooms.clone(),
@@ -225,12 +235,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 routing.is_some(),
             )),
             metrics,
-            monitor: Monitor {
-                token: config.monitor_token.clone(),
-                keepalive,
-                stats,
-                events: monitor_events,
-            },
+            monitor,
         },
         web_dir,
     );

@@ -5,6 +5,7 @@
 pub mod admission;
 pub mod http;
 pub mod join_tokens;
+pub mod monitor_cluster;
 pub mod monitor_socket;
 pub mod outbox;
 pub mod page;

@@ -35,6 +35,8 @@ pub struct Monitor {
     pub stats: Arc<Stats>,
     /// What subscribers receive.
     pub events: EventBus,
+    /// The cluster, when there is one (`summary`, `room` and `hosts` answer for it).
+    pub routing: Option<Arc<crate::routing::Routing>>,
 }
 
 /// Whether the `Authorization: Bearer <token>` header carries `expected`, compared in
@@ -251,7 +253,7 @@ pub async fn serve(socket: WebSocket, monitor: Monitor, remote: SocketAddr) {
     tracing::info!(%remote, "monitor disconnected");
 }
 
-fn ok<T: Serialize>(id: u64, data: T) -> Answer {
+pub(crate) fn ok<T: Serialize>(id: u64, data: T) -> Answer {
     // The answer types are plain structs with string keys: serialising them cannot fail.
     Answer::ok(id, serde_json::to_value(data).unwrap_or_default())
 }
@@ -265,8 +267,50 @@ async fn answer(
         Ok(request) => request,
         Err((id, error)) => return Answer::error(id, error),
     };
+    if let Some(routing) = &monitor.routing {
+        if let Some(answer) = crate::edge::monitor_cluster::answer(monitor, routing, &request).await
+        {
+            return answer;
+        }
+    }
+    answer_query(monitor, request, subscription).await
+}
+
+/// Answers `request` (a monitor request's JSON) about this host alone: what another host of
+/// the cluster asks over its link.
+pub async fn answer_here(monitor: &Monitor, request: &str) -> Answer {
+    match Request::parse(request) {
+        Ok(
+            request @ Request {
+                query: Query::Summary | Query::Room { .. },
+                ..
+            },
+        ) => answer_query(monitor, request, &mut None).await,
+        Ok(request) => Answer::error(
+            Some(request.id),
+            ApiError::new(
+                ApiErrorCode::BadRequest,
+                "hosts ask each other only summary and room",
+            ),
+        ),
+        Err((id, error)) => Answer::error(id, error),
+    }
+}
+
+async fn answer_query(
+    monitor: &Monitor,
+    request: Request,
+    subscription: &mut Option<Subscription>,
+) -> Answer {
     let id = request.id;
     match request.query {
+        Query::Hosts => Answer::error(
+            Some(id),
+            ApiError::new(
+                ApiErrorCode::Unavailable,
+                "this SFU is a single host (cluster mode is off: ETCD_ENDPOINTS is unset)",
+            ),
+        ),
         Query::Summary => ok(id, monitor.stats.summary()),
         Query::Nodes => ok(id, monitor.stats.nodes()),
         Query::Rooms => ok(id, monitor.stats.rooms()),

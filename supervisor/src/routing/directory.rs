@@ -171,9 +171,13 @@ impl Directory {
                     continue;
                 }
             };
+            let leased = |mut record: HostRecord| {
+                record.lease = format!("{lease:x}");
+                record.to_json()
+            };
             let put = client.put(
                 host_key.clone(),
-                record().to_json(),
+                leased(record()),
                 Some(PutOptions::new().with_lease(lease)),
             );
             if let Err(e) = timed(put).await {
@@ -218,7 +222,7 @@ impl Directory {
                 }
                 let put = client.put(
                     host_key.clone(),
-                    record().to_json(),
+                    leased(record()),
                     Some(PutOptions::new().with_lease(lease)),
                 );
                 if let Err(e) = timed(put).await {

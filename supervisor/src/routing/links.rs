@@ -17,9 +17,10 @@ use cluster_api::{HostRecord, LinkMessage, SessionId};
 use ids::HostId;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use super::relayed::RelayServer;
+use crate::edge::monitor_socket::Monitor;
 use crate::edge::outbox::{Outbox, OUTBOX_BYTES};
 use crate::monitoring::metrics::Metrics;
 
@@ -57,6 +58,8 @@ pub struct Link {
     next: AtomicU64,
     sessions: Mutex<HashMap<SessionId, SessionEnd>>,
     closed: AtomicBool,
+    /// Monitor requests asked of the peer, waiting for its answer.
+    asks: Mutex<HashMap<u64, oneshot::Sender<String>>>,
     /// Becomes `true` when the link ends.
     ended: watch::Sender<bool>,
 }
@@ -174,6 +177,7 @@ pub struct Links {
     state: Mutex<State>,
     changed: Notify,
     server: OnceLock<Arc<RelayServer>>,
+    monitor: OnceLock<Monitor>,
     metrics: Metrics,
 }
 
@@ -186,6 +190,7 @@ impl Links {
             state: Mutex::new(State::default()),
             changed: Notify::new(),
             server: OnceLock::new(),
+            monitor: OnceLock::new(),
             metrics,
         }
     }
@@ -197,6 +202,36 @@ impl Links {
     /// What serves the sessions other hosts relay here.
     pub fn set_server(&self, server: Arc<RelayServer>) {
         let _ = self.server.set(server);
+    }
+
+    /// What answers the monitor requests other hosts ask of this one.
+    pub fn set_monitor(&self, monitor: Monitor) {
+        let _ = self.monitor.set(monitor);
+    }
+
+    /// Asks `host` the monitor request `query` (JSON) about itself; its answer (JSON), or
+    /// `None` when it has no link up or does not answer within `within`.
+    pub async fn ask(&self, host: &HostId, query: String, within: Duration) -> Option<String> {
+        let link = self.state().links.get(host).cloned()?;
+        let id = link.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        link.asks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, tx);
+        let answer = if link.try_send(LinkMessage::Ask { id, query }) {
+            tokio::time::timeout(within, rx)
+                .await
+                .ok()
+                .and_then(Result::ok)
+        } else {
+            None
+        };
+        link.asks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        answer
     }
 
     /// Whether `host` is in the directory now.
@@ -323,6 +358,7 @@ impl Links {
             next: AtomicU64::new(0),
             sessions: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
+            asks: Mutex::new(HashMap::new()),
             ended: watch::channel(false).0,
         });
         if let Some(old) = self.state().links.insert(link.peer.clone(), shared.clone()) {
@@ -398,6 +434,28 @@ impl Links {
                         let _ = close.try_send((code, reason));
                     }
                     // A served session: dropping its queue ends its reader.
+                }
+                LinkMessage::Ask { id, query } => {
+                    let Some(monitor) = self.monitor.get().cloned() else {
+                        continue;
+                    };
+                    let link = link.clone();
+                    tokio::spawn(async move {
+                        let answer =
+                            crate::edge::monitor_socket::answer_here(&monitor, &query).await;
+                        let answer = serde_json::to_string(&answer).unwrap_or_default();
+                        link.send(LinkMessage::Told { id, answer }).await;
+                    });
+                }
+                LinkMessage::Told { id, answer } => {
+                    let waiter = link
+                        .asks
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&id);
+                    if let Some(waiter) = waiter {
+                        let _ = waiter.send(answer);
+                    }
                 }
                 LinkMessage::Ping(n) => {
                     let _ = link.try_send(LinkMessage::Pong(n));

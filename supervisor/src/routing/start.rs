@@ -102,6 +102,7 @@ impl Connected {
                     consumers: summary.consumers,
                     headroom: u32::try_from(capacity.saturating_sub(consumers)).unwrap_or(u32::MAX),
                     rooms_owned: routing.owned().len() as u32,
+                    lease: String::new(),
                 }
             }
         };

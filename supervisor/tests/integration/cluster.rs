@@ -14,9 +14,10 @@ use crate::support::cluster::{self, hosts, metric, monitor, Etcd};
 use crate::support::peer::{assert_exact_media, exchange_media, Joining};
 use crate::support::signaling::{self, notifications_so_far, Expect};
 
-/// The names of `room`'s participants, as its owner's monitor lists them.
-fn participants(owner: &crate::support::Sfu, room: &str) -> Vec<String> {
-    let detail = tokio::task::block_in_place(|| monitor(owner, &["room", room]));
+/// The names of `room`'s participants, as `host`'s monitor lists them (the owner answers,
+/// whichever host is asked).
+fn participants(host: &crate::support::Sfu, room: &str) -> Vec<String> {
+    let detail = tokio::task::block_in_place(|| monitor(host, &["room", room]));
     let mut names: Vec<String> = detail["participants"]
         .as_array()
         .unwrap_or_else(|| panic!("no participants in {detail}"))
@@ -43,9 +44,55 @@ async fn a_client_of_another_host_joins_through_a_relay_and_the_media_flows_exac
     exchange_media(&mut [&mut alice, &mut bob], Duration::from_millis(600)).await;
     assert_exact_media(&[&alice, &bob], &[&alice, &bob]).await;
     assert_eq!(participants(h1, "relay"), ["Alice", "Bob"]);
-    // The room lives on h1 only: h2 has no room and relays one session.
-    let h2_summary = tokio::task::block_in_place(|| monitor(h2, &["summary"]));
-    assert_eq!(h2_summary["rooms"], 0, "{h2_summary}");
+    // Asked of h2, the monitor answers for the cluster: the room from its owner, the summary
+    // of both hosts, and the hosts.
+    assert_eq!(participants(h2, "relay"), ["Alice", "Bob"]);
+    let summary = tokio::task::block_in_place(|| monitor(h2, &["summary"]));
+    assert_eq!(
+        (
+            &summary["rooms"],
+            &summary["participants"],
+            &summary["workers"]
+        ),
+        (
+            &serde_json::json!(1),
+            &serde_json::json!(2),
+            &serde_json::json!(2)
+        ),
+        "{summary}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let hosts = loop {
+        let hosts = tokio::task::block_in_place(|| monitor(h2, &["hosts"]));
+        // Records are refreshed every second: wait for h1's to count its room.
+        if hosts[0]["roomsOwned"] == 1 || std::time::Instant::now() > deadline {
+            break hosts;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let view = |i: usize, key: &str| hosts[i][key].clone();
+    assert_eq!(
+        (view(0, "host"), view(1, "host")),
+        ("h1".into(), "h2".into()),
+        "{hosts}"
+    );
+    assert_eq!(
+        (view(0, "thisHost"), view(1, "thisHost")),
+        (false.into(), true.into())
+    );
+    assert_eq!(
+        (view(0, "linked"), view(0, "roomsOwned")),
+        (true.into(), 1.into()),
+        "{hosts}"
+    );
+    assert_eq!(
+        view(0, "publicUrl"),
+        format!("{h1_url}").as_str(),
+        "{hosts}"
+    );
+    // The room lives on h1 only: h2 has no room of its own and relays one session.
+    let h2_rooms = tokio::task::block_in_place(|| monitor(h2, &["rooms"]));
+    assert_eq!(h2_rooms, serde_json::json!([]), "{h2_rooms}");
     assert_eq!(metric(h2, "sfu_relayed_sessions"), Some(1.0));
     assert_eq!(metric(h1, "sfu_rooms_owned"), Some(1.0));
     assert_eq!(metric(h1, "sfu_cluster_hosts"), Some(2.0));
