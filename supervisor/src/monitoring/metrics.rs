@@ -45,6 +45,7 @@ pub(crate) struct ClusterMetrics {
     pub(crate) hosts: Gauge,
     pub(crate) rooms_owned: Gauge,
     pub(crate) relayed_sessions: Gauge,
+    pub(crate) relayed_frames: Counter,
     pub(crate) links_refused: Counter,
     pub(crate) relay_round_trip: Histogram,
 }
@@ -62,6 +63,7 @@ impl Default for Metrics {
                 hosts: Gauge::default(),
                 rooms_owned: Gauge::default(),
                 relayed_sessions: Gauge::default(),
+                relayed_frames: Counter::default(),
                 links_refused: Counter::default(),
                 relay_round_trip: latency_histogram(),
             },
@@ -132,6 +134,11 @@ impl Metrics {
     /// A client of this host is relayed to another host (`1`), or no longer (`-1`).
     pub fn relayed_session(&self, delta: i64) {
         self.cluster.relayed_sessions.inc_by(delta);
+    }
+
+    /// One signaling frame of a relayed client went through this host (either way).
+    pub fn relayed_frame(&self) {
+        self.cluster.relayed_frames.inc();
     }
 
     /// A supervisor link was refused (a wrong secret, a bad handshake).

@@ -42,6 +42,11 @@ pub fn registry(metrics: &Metrics, stats: Arc<Stats>, cluster: bool) -> Registry
             c.relayed_sessions.clone(),
         );
         registry.register(
+            "sfu_relayed_frames",
+            "Signaling frames of relayed clients this host passed on, both ways",
+            c.relayed_frames.clone(),
+        );
+        registry.register(
             "sfu_cluster_links_refused",
             "Supervisor links refused (wrong cluster secret or bad handshake)",
             c.links_refused.clone(),

@@ -135,6 +135,7 @@ impl RelaySession {
             session: self.session,
             text,
         };
+        self.metrics.relayed_frame();
         self.link.try_send(frame)
     }
 }
@@ -415,6 +416,7 @@ impl Links {
                     let sessions = link.sessions();
                     match sessions.get(&session) {
                         Some(SessionEnd::Client { outbox, .. }) => {
+                            self.metrics.relayed_frame();
                             outbox.push(text);
                         }
                         Some(SessionEnd::Served { inbound }) => {

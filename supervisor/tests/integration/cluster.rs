@@ -87,7 +87,7 @@ async fn a_client_of_another_host_joins_through_a_relay_and_the_media_flows_exac
     );
     assert_eq!(
         view(0, "publicUrl"),
-        format!("{h1_url}").as_str(),
+        h1_url.as_str(),
         "{hosts}"
     );
     // The room lives on h1 only: h2 has no room of its own and relays one session.
