@@ -44,6 +44,22 @@ async fn a_client_of_another_host_joins_through_a_relay_and_the_media_flows_exac
     exchange_media(&mut [&mut alice, &mut bob], Duration::from_millis(600)).await;
     assert_exact_media(&[&alice, &bob], &[&alice, &bob]).await;
     assert_eq!(participants(h1, "relay"), ["Alice", "Bob"]);
+    // Bob's media goes straight to h1's node (h1's media ports), not through h2.
+    let bob_seen = tokio::task::block_in_place(|| monitor(h1, &["peer", "relay", "Bob"]));
+    let transports = bob_seen["transports"].as_array().expect("transports");
+    assert_eq!(transports.len(), 2, "{bob_seen}");
+    for transport in transports {
+        let tuple = transport["selectedTuple"]
+            .as_str()
+            .expect("a selected tuple");
+        let port: u16 = tuple
+            .split(" ⇄")
+            .next()
+            .and_then(|local| local.rsplit(':').next())
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_else(|| panic!("no server port in {tuple:?}"));
+        assert!(cluster::rtc_ports(0).contains(&port), "{tuple} is not h1's");
+    }
     // Asked of h2, the monitor answers for the cluster: the room from its owner, the summary
     // of both hosts, and the hosts.
     assert_eq!(participants(h2, "relay"), ["Alice", "Bob"]);
@@ -85,11 +101,7 @@ async fn a_client_of_another_host_joins_through_a_relay_and_the_media_flows_exac
         (true.into(), 1.into()),
         "{hosts}"
     );
-    assert_eq!(
-        view(0, "publicUrl"),
-        h1_url.as_str(),
-        "{hosts}"
-    );
+    assert_eq!(view(0, "publicUrl"), h1_url.as_str(), "{hosts}");
     // The room lives on h1 only: h2 has no room of its own and relays one session.
     let h2_rooms = tokio::task::block_in_place(|| monitor(h2, &["rooms"]));
     assert_eq!(h2_rooms, serde_json::json!([]), "{h2_rooms}");
@@ -134,6 +146,44 @@ async fn a_peer_relayed_through_one_host_resumes_through_a_third() {
     assert_exact_media(&[&alice, &bob], &[&alice, &bob]).await;
     assert_eq!(participants(h1, "resume3"), ["Alice", "Bob"]);
     assert_eq!(metric(h3, "sfu_relayed_sessions"), Some(1.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_client_whose_relay_host_dies_is_closed_and_resumes_through_another() {
+    let etcd = Etcd::start();
+    let mut cluster = hosts(&etcd, &["h1", "h2", "h3"]).await;
+    let (h1_url, h2_url, h3_url) = (
+        cluster[0].ws_url(),
+        cluster[1].ws_url(),
+        cluster[2].ws_url(),
+    );
+    let mut alice = Joining::new(&h1_url)
+        .join_call("relay-dies", "Alice", 1000, &mut [])
+        .await;
+    let mut bob = Joining::new(&h2_url)
+        .join_call("relay-dies", "Bob", 2000, &mut [&mut alice])
+        .await;
+    // h2, which relays Bob's signaling, is killed (its nodes die with it).
+    let h2 = cluster.remove(1);
+    drop(h2);
+    let closed = bob.signaling.wait_closed(Duration::from_secs(10)).await;
+    assert!(
+        closed.is_some(),
+        "Bob's connection to the dead host did not end"
+    );
+    // His media never went through h2: it still flows while he has no signaling.
+    exchange_media(&mut [&mut alice, &mut bob], Duration::from_millis(400)).await;
+    let mut again = signaling::connect(&h3_url, None).await;
+    let resumed = again
+        .ok(&ResumeArgs {
+            resume_token: bob.joined.resume_token.clone(),
+        })
+        .await;
+    assert_eq!(resumed.peer_id, bob.peer_id);
+    bob.signaling = again;
+    exchange_media(&mut [&mut alice, &mut bob], Duration::from_millis(400)).await;
+    assert_exact_media(&[&alice, &bob], &[&alice, &bob]).await;
+    assert_eq!(participants(&cluster[0], "relay-dies"), ["Alice", "Bob"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -113,11 +113,22 @@ pub async fn host(etcd: &Etcd, id: &str, args: &[&str]) -> Sfu {
     sfu
 }
 
-/// Starts hosts `ids` on `etcd` and waits until each has a link to every other one.
+/// The media ports of the `index`th host a test starts (0-based): each host its own range,
+/// so a test can tell which host's node a client's media goes to.
+pub fn rtc_ports(index: usize) -> std::ops::RangeInclusive<u16> {
+    let low = 50_000 + 1_000 * index as u16;
+    low..=low + 999
+}
+
+/// Starts hosts `ids` on `etcd` (each with its own [`rtc_ports`]) and waits until each has a
+/// link to every other one.
 pub async fn hosts(etcd: &Etcd, ids: &[&str]) -> Vec<Sfu> {
     let mut started = Vec::new();
-    for id in ids {
-        started.push(host(etcd, id, &[]).await);
+    for (index, id) in ids.iter().enumerate() {
+        let ports = rtc_ports(index);
+        let (low, high) = (ports.start().to_string(), ports.end().to_string());
+        let args = ["--rtc-min-port", &low, "--rtc-max-port", &high];
+        started.push(host(etcd, id, &args).await);
     }
     let links = ids.len() - 1;
     for (sfu, id) in started.iter().zip(ids) {
