@@ -120,7 +120,10 @@ try {
     const token = tokens[name] ? `&token=${encodeURIComponent(tokens[name])}` : '';
     // SFU_WS: the signaling URL the page is told (?ws=), e.g. a reverse proxy's path.
     const ws = process.env.SFU_WS ? `&ws=${encodeURIComponent(process.env.SFU_WS)}` : '';
-    await page.goto(`${pageBase}/?room=${room}&name=${name}${token}${ws}`);
+    // SFU_PAGE_URLS: each page's own base URL, in page order (pages served by different
+    // hosts of a cluster, each signaling to its own host); unset: every page from SFU_URL.
+    const own = (process.env.SFU_PAGE_URLS || '').split(',')[names.indexOf(name)] || pageBase;
+    await page.goto(`${own}/?room=${room}&name=${name}${token}${ws}`);
     const prefilled = await page.inputValue('#room');
     if (prefilled !== room) throw new Error(`${name}: room field is ${prefilled}, not ${room}`);
     await page.click('[data-testid=join]');

@@ -223,6 +223,30 @@ async fn fifty_clients_racing_for_a_new_room_over_three_hosts_end_in_one_room() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_browser_pages_served_by_two_hosts_see_and_hear_each_other() {
+    crate::browser::check_prerequisites();
+    let etcd = Etcd::start();
+    let cluster = hosts(&etcd, &["h1", "h2"]).await;
+    let (h1, h2) = (
+        format!("http://127.0.0.1:{}", cluster[0].port),
+        format!("http://127.0.0.1:{}", cluster[1].port),
+    );
+    // Alice's page comes from h1 (which then owns the room), Bob's from h2 (relayed), Carol's
+    // from h1: each signals to the host that served its page.
+    let pages = format!("{h1},{h2},{h1}");
+    tokio::task::block_in_place(|| {
+        crate::browser::run_browser_call(
+            &h1,
+            &[("SFU_PAGES", "alice,bob,carol"), ("SFU_PAGE_URLS", &pages)],
+        )
+    });
+    assert!(
+        metric(&cluster[1], "sfu_relayed_frames_total").is_some_and(|n| n > 10.0),
+        "Bob's page signaled through h2"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_supervisor_link_without_the_cluster_secret_is_refused_and_logged() {
     let etcd = Etcd::start();
     let h1 = cluster::host(&etcd, "h1", &[]).await;
