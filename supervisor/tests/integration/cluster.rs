@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use cluster_api::handshake::{self, ClusterSecret};
 use ids::HostId;
-use signaling_api::{Notification, ResumeArgs};
+use signaling_api::{ClientErrorCode, Notification, ResumeArgs};
 
 use crate::support::cluster::{self, hosts, metric, monitor, Etcd};
 use crate::support::peer::{assert_exact_media, exchange_media, Joining};
@@ -276,4 +276,76 @@ async fn a_supervisor_link_without_the_cluster_secret_is_refused_and_logged() {
     );
     assert_eq!(metric(&h1, "sfu_cluster_links_refused_total"), Some(1.0));
     assert_eq!(metric(&h1, "sfu_relayed_sessions"), Some(0.0));
+}
+
+/// Runs a supervisor in cluster mode with `args`, expecting it to stop by itself: its exit
+/// code and error output.
+fn start_fails(args: &[&str]) -> (i32, String) {
+    let port = crate::support::free_port().to_string();
+    let output = crate::support::process::output_within(
+        std::process::Command::new(env!("CARGO_BIN_EXE_supervisor"))
+            .args(["--port", &port, "--bind", "127.0.0.1"])
+            .args(args)
+            .env_remove("CLUSTER_SECRET")
+            .env_remove("ETCD_ENDPOINTS"),
+        Duration::from_secs(30),
+        "a supervisor that should have refused to start",
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code().unwrap_or(-1), stderr)
+}
+
+#[test]
+fn cluster_mode_refuses_to_start_without_its_secret_or_a_reachable_etcd() {
+    let addr = format!("127.0.0.1:{}", crate::support::free_port());
+    let base = [
+        "--etcd-endpoints",
+        "http://127.0.0.1:1",
+        "--cluster-addr",
+        &addr,
+    ];
+    let (code, stderr) = start_fails(&base);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("CLUSTER_SECRET"), "{stderr}");
+    let mut unreachable = base.to_vec();
+    unreachable.extend(["--cluster-secret", cluster::SECRET]);
+    let (code, stderr) = start_fails(&unreachable);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("cannot reach etcd at http://127.0.0.1:1"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_cut_off_from_etcd_fences_itself_refuses_joins_and_comes_back() {
+    let mut etcd = Etcd::start();
+    let h1 = cluster::host(&etcd, "h1", &[]).await;
+    let url = h1.ws_url();
+    let mut before = signaling::connect(&url, None).await;
+    before.ok(&signaling::join("kept", "Alice")).await;
+    etcd.kill();
+    // The lease (3 s) cannot be renewed: the host fences itself before it expires.
+    assert!(
+        h1.wait_log("fencing this host", Duration::from_secs(10))
+            .await,
+        "{}",
+        h1.log_text()
+    );
+    let mut cut_off = signaling::connect(&url, None).await;
+    let refused = cut_off.refused(&signaling::join("new-room", "Bob")).await;
+    assert_eq!(
+        refused.code(),
+        ClientErrorCode::NodeUnavailable.as_str(),
+        "{refused}"
+    );
+    // etcd is back: the host takes a new lease and serves joins again.
+    tokio::task::block_in_place(|| etcd.restart());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while h1.log_text().matches("joined the cluster").count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "{}", h1.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut after = signaling::connect(&url, None).await;
+    after.ok(&signaling::join("new-room", "Carol")).await;
 }

@@ -15,60 +15,83 @@ pub const MONITOR_TOKEN: &str = "cluster-monitor-token-0123456789abcdef";
 
 /// An etcd for one test.
 pub struct Etcd {
-    child: Child,
+    child: Option<Child>,
     dir: PathBuf,
+    peer: u16,
     /// Its client URL.
     pub url: String,
+}
+
+fn etcd_binary() -> PathBuf {
+    ["/usr/bin/etcd", "/usr/local/bin/etcd"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("etcd is missing: the cluster tests need it (scripts/setup.sh --tests installs Debian's etcd-server, or: apt-get install etcd-server)")
+        })
 }
 
 impl Etcd {
     /// Starts etcd and waits until it serves; fails the test, saying how to install etcd,
     /// when it is missing.
     pub fn start() -> Etcd {
-        let binary = ["/usr/bin/etcd", "/usr/local/bin/etcd"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|p| p.is_file())
-            .unwrap_or_else(|| {
-                panic!("etcd is missing: the cluster tests need it (scripts/setup.sh --tests installs Debian's etcd-server, or: apt-get install etcd-server)")
-            });
         let (client, peer) = (free_port(), free_port());
         let dir = std::env::temp_dir().join(format!("sfu-test-etcd-{client}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("etcd folder");
-        let log = dir.join("etcd.log");
-        let url = format!("http://127.0.0.1:{client}");
-        let child = Command::new(binary)
+        let mut etcd = Etcd {
+            child: None,
+            dir,
+            peer,
+            url: format!("http://127.0.0.1:{client}"),
+        };
+        etcd.restart();
+        etcd
+    }
+
+    /// Kills etcd (its data stays): the hosts are cut off from it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts etcd again on the same ports and data, and waits until it serves.
+    pub fn restart(&mut self) {
+        self.kill();
+        let log = self.dir.join("etcd.log");
+        let peer = format!("http://127.0.0.1:{}", self.peer);
+        let child = Command::new(etcd_binary())
             .arg("--name")
             .arg("test")
             .arg("--data-dir")
-            .arg(dir.join("data"))
+            .arg(self.dir.join("data"))
             .args([
                 "--listen-client-urls",
-                &url,
+                &self.url,
                 "--advertise-client-urls",
-                &url,
+                &self.url,
             ])
-            .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
             .args([
+                "--listen-peer-urls",
+                &peer,
                 "--initial-advertise-peer-urls",
-                &format!("http://127.0.0.1:{peer}"),
+                &peer,
             ])
-            .args([
-                "--initial-cluster",
-                &format!("test=http://127.0.0.1:{peer}"),
-            ])
+            .args(["--initial-cluster", &format!("test={peer}")])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("etcd log"))
             .spawn()
             .expect("start etcd");
-        let etcd = Etcd { child, dir, url };
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             if text.contains("ready to serve client requests") {
-                return etcd;
+                return;
             }
             assert!(Instant::now() < deadline, "etcd did not start:\n{text}");
             blocking_pause(Duration::from_millis(50));
@@ -78,8 +101,7 @@ impl Etcd {
 
 impl Drop for Etcd {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
