@@ -223,6 +223,11 @@ pub async fn serve(socket: WebSocket, session: Session) {
             }
             Message::Text(text) => match rate.check(std::time::Instant::now()) {
                 RateVerdict::Allow => {
+                    // A `join` for a room another host serves ends the relay here: the
+                    // session is served or relayed anew, as a first join would be.
+                    if relay.is_some() && joins_elsewhere(routing.as_ref(), relay.as_ref(), &text) {
+                        relay = None;
+                    }
                     if let Some(relay) = &relay {
                         if relay.forward(text.to_string()) {
                             continue;
@@ -381,6 +386,35 @@ async fn relay_closed(relay: &mut Option<RelaySession>) -> (u16, String) {
             "the room's host is unreachable: join again".into(),
         )),
         None => std::future::pending().await,
+    }
+}
+
+/// Whether `text` is a `join` for a room that the relay's host does not serve.
+fn joins_elsewhere(
+    routing: Option<&Arc<Routing>>,
+    relay: Option<&RelaySession>,
+    text: &str,
+) -> bool {
+    let (Some(routing), Some(relay)) = (routing, relay) else {
+        return false;
+    };
+    // Cheap test first: most relayed frames are not joins.
+    if !text.contains("\"join\"") {
+        return false;
+    }
+    let Ok((_, Method::Join, data)) = read_frame(text) else {
+        return false;
+    };
+    let Ok(Request::Join(args)) = Request::from_data(Method::Join, data) else {
+        return false;
+    };
+    if validate_room(&args.room).is_err() {
+        return false;
+    }
+    match routing.owner(&args.room) {
+        Some(owner) => owner != *relay.host(),
+        // A new room: claimed where the cluster decides, maybe here.
+        None => true,
     }
 }
 

@@ -113,6 +113,13 @@ async fn a_client_of_another_host_joins_through_a_relay_and_the_media_flows_exac
     bob.signaling.ok(&signaling_api::calls::Leave {}).await;
     let left = signaling::notified!(alice.signaling, Notification::PeerLeft { peer_id } => peer_id);
     assert_eq!(left, bob.peer_id);
+    // On the same connection Bob joins a room h2 owns: h2 serves it, no longer relaying.
+    let mut carol = signaling::connect(&h2_url, None).await;
+    carol.ok(&signaling::join("on-h2", "Carol")).await;
+    bob.signaling.ok(&signaling::join("on-h2", "Bob")).await;
+    assert_eq!(participants(h1, "on-h2"), ["Bob", "Carol"]);
+    let h2_rooms = tokio::task::block_in_place(|| monitor(h2, &["rooms"]));
+    assert_eq!(h2_rooms[0]["room"], "on-h2", "{h2_rooms}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
