@@ -356,3 +356,136 @@ async fn a_host_cut_off_from_etcd_fences_itself_refuses_joins_and_comes_back() {
     let mut after = signaling::connect(&url, None).await;
     after.ok(&signaling::join("new-room", "Carol")).await;
 }
+
+/// `scripts/cluster.sh 2` running with this build's binaries; stopped (SIGTERM) when dropped.
+struct ScriptCluster(std::process::Child, std::path::PathBuf);
+
+impl ScriptCluster {
+    fn start() -> ScriptCluster {
+        let bin = std::path::Path::new(env!("CARGO_BIN_EXE_supervisor"))
+            .parent()
+            .expect("the binaries' folder")
+            .to_path_buf();
+        let out = std::env::temp_dir().join(format!("sfu-test-cluster-sh-{}", std::process::id()));
+        let child = std::process::Command::new("bash")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../scripts/cluster.sh"
+            ))
+            .arg("2")
+            .env("SFU_BIN", &bin)
+            .stdout(std::fs::File::create(&out).expect("output file"))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("scripts/cluster.sh");
+        let cluster = ScriptCluster(child, out);
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        while !cluster.output().contains("A cluster of 2 hosts is running") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "scripts/cluster.sh did not start:\n{}",
+                cluster.output()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        cluster
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.1).unwrap_or_default()
+    }
+
+    /// Stops the script the way Ctrl-C does and waits for it to clean up.
+    fn stop(&mut self) {
+        crate::support::signal(self.0.id(), "TERM");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while self.0.try_wait().ok().flatten().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "cluster.sh did not stop"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for ScriptCluster {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            self.stop();
+        }
+        let _ = std::fs::remove_file(&self.1);
+    }
+}
+
+fn namespaces() -> String {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The addresses of the ICE candidates in a `createTransport` answer.
+fn candidate_ips(created: &signaling_api::TransportCreated) -> Vec<String> {
+    created
+        .ice_candidates
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| c["address"].as_str().or(c["ip"].as_str()))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_script_runs_hosts_in_namespaces_and_media_goes_to_the_owners_address() {
+    let mut cluster = tokio::task::block_in_place(ScriptCluster::start);
+    assert!(
+        cluster.output().contains("--unsafely-treat-insecure-origin-as-secure=http://10.77.0.1:8000,http://10.77.0.2:8000"),
+        "{}",
+        cluster.output()
+    );
+    // Alice reaches h1 (10.77.0.1), Bob h2 (relayed): both are told h1's address for media.
+    let mut alice = signaling::connect("ws://10.77.0.1:8000/ws", None).await;
+    alice.ok(&signaling::join("in-namespaces", "Alice")).await;
+    let mut bob = signaling::connect("ws://10.77.0.2:8000/ws", None).await;
+    bob.ok(&signaling::join("in-namespaces", "Bob")).await;
+    for client in [&mut alice, &mut bob] {
+        let created = client
+            .ok(&signaling::transport(signaling_api::Direction::Send))
+            .await;
+        let ips = candidate_ips(&created);
+        assert!(
+            !ips.is_empty() && ips.iter().all(|ip| ip == "10.77.0.1"),
+            "{:?}",
+            created.ice_candidates
+        );
+    }
+    let token = std::fs::read_to_string("/tmp/sfu-cluster/monitor-token").expect("token file");
+    let hosts = tokio::task::block_in_place(|| {
+        crate::support::process::output_within(
+            std::process::Command::new("ip")
+                .args(["netns", "exec", "sfu-h2"])
+                .arg(crate::support::monitor_binary())
+                .args(["--json", "--url", "ws://127.0.0.1:8000/monitor", "--token"])
+                .arg(token.trim())
+                .arg("hosts"),
+            Duration::from_secs(30),
+            "monitor hosts in sfu-h2",
+        )
+    });
+    let hosts: serde_json::Value =
+        serde_json::from_slice(&hosts.stdout).expect("monitor hosts prints JSON");
+    assert_eq!(hosts[0]["publicUrl"], "ws://10.77.0.1:8000/ws", "{hosts}");
+    assert_eq!(hosts[1]["thisHost"], true, "{hosts}");
+    drop((alice, bob));
+    tokio::task::block_in_place(|| cluster.stop());
+    assert!(
+        !namespaces().contains("sfu-h"),
+        "namespaces left: {}",
+        namespaces()
+    );
+}
