@@ -17,15 +17,19 @@ use cluster_api::{HostRecord, LinkMessage, SessionId};
 use ids::HostId;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::relayed::RelayServer;
 use crate::edge::monitor_socket::Monitor;
 use crate::edge::outbox::{Outbox, OUTBOX_BYTES};
 use crate::monitoring::metrics::Metrics;
 
-/// Messages queued for one link's writer.
-const LINK_QUEUE: usize = 4096;
+/// Bytes queued for one link's writer (its messages' weights): a link that cannot keep up
+/// makes session writers wait and refuses what cannot wait, instead of growing memory.
+const LINK_QUEUE_BYTES: usize = 8 << 20;
+
+/// A message in a link's queue, holding its share of the queue's byte budget until written.
+type Queued = (LinkMessage, OwnedSemaphorePermit);
 /// A ping this often on every link.
 const PING_EVERY: Duration = Duration::from_secs(1);
 /// A link whose last pong is older than this is dead.
@@ -52,7 +56,9 @@ enum SessionEnd {
 /// One open link.
 pub struct Link {
     peer: HostId,
-    out: mpsc::Sender<LinkMessage>,
+    out: mpsc::UnboundedSender<Queued>,
+    /// The queue's budget in bytes.
+    budget: Arc<Semaphore>,
     /// This side numbers the sessions it opens odd (dialer) or even (acceptor).
     odd: bool,
     next: AtomicU64,
@@ -76,12 +82,23 @@ impl Link {
 
     /// Queues `message`, waiting for room (a session's writer may wait; a reader never does).
     pub async fn send(&self, message: LinkMessage) -> bool {
-        self.out.send(message).await.is_ok()
+        let weight = permits(&message);
+        match self.budget.clone().acquire_many_owned(weight).await {
+            Ok(permit) => self.out.send((message, permit)).is_ok(),
+            Err(_) => false,
+        }
     }
 
     /// Queues `message` if there is room now.
     pub fn try_send(&self, message: LinkMessage) -> bool {
-        self.out.try_send(message).is_ok()
+        match self
+            .budget
+            .clone()
+            .try_acquire_many_owned(permits(&message))
+        {
+            Ok(permit) => self.out.send((message, permit)).is_ok(),
+            Err(_) => false,
+        }
     }
 
     /// Forgets a session served here (its task ended); tells the peer unless it ended it.
@@ -351,10 +368,11 @@ impl Links {
         link: handshake::Link<OwnedReadHalf, OwnedWriteHalf>,
         dialer: bool,
     ) -> Arc<Link> {
-        let (out, queue) = mpsc::channel(LINK_QUEUE);
+        let (out, queue) = mpsc::unbounded_channel();
         let shared = Arc::new(Link {
             peer: link.peer.clone(),
             out,
+            budget: Arc::new(Semaphore::new(LINK_QUEUE_BYTES)),
             odd: dialer,
             next: AtomicU64::new(0),
             sessions: Mutex::new(HashMap::new()),
@@ -529,6 +547,11 @@ impl Links {
     }
 }
 
+/// A message's share of the queue's budget (never more than the whole budget).
+fn permits(message: &LinkMessage) -> u32 {
+    message.weight().min(LINK_QUEUE_BYTES) as u32
+}
+
 fn micros_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -539,14 +562,16 @@ fn micros_now() -> u64 {
 /// too long, or the peer has not answered a ping for [`SILENCE_LIMIT`].
 async fn write_link(
     mut writer: SealedWriter<OwnedWriteHalf>,
-    mut queue: mpsc::Receiver<LinkMessage>,
+    mut queue: mpsc::UnboundedReceiver<Queued>,
     last_pong: Arc<Mutex<Instant>>,
 ) -> LinkError {
     let mut ping = tokio::time::interval(PING_EVERY);
     loop {
         let message = tokio::select! {
             message = queue.recv() => match message {
-                Some(message) => message,
+                // Its budget goes back as it leaves the queue (one batch in writing is
+                // bounded by the batch size).
+                Some((message, _permit)) => message,
                 None => return LinkError::Closed,
             },
             _ = ping.tick() => {
@@ -561,7 +586,7 @@ async fn write_link(
             writer.feed(&message).await?;
             for _ in 0..64 {
                 match queue.try_recv() {
-                    Ok(more) => writer.feed(&more).await?,
+                    Ok((more, _permit)) => writer.feed(&more).await?,
                     Err(_) => break,
                 }
             }
