@@ -207,6 +207,42 @@ macro_rules! calls {
                 }
             }
         }
+
+        /// What closes the object `response` created in `router`: for an answer that came
+        /// after its request was given up on (timed out), whose object nobody records and
+        /// nobody would ever close otherwise. `None` for answers that create nothing (and
+        /// for pipes, which their link's own cleanup closes with the router).
+        pub fn undo(router: RouterId, response: &Response) -> Option<Request> {
+            Some(match response {
+                Response::RouterCreated(_) => CloseRouter { router }.into(),
+                Response::TransportCreated(t) => CloseTransport {
+                    router,
+                    transport: t.transport,
+                }
+                .into(),
+                Response::Produced(p) => CloseProducer {
+                    router,
+                    producer: p.producer,
+                }
+                .into(),
+                Response::Consumed(c) => CloseConsumer {
+                    router,
+                    consumer: c.consumer,
+                }
+                .into(),
+                Response::DataProduced(d) => CloseDataProducer {
+                    router,
+                    data_producer: d.data_producer,
+                }
+                .into(),
+                Response::DataConsumed(d) => CloseDataConsumer {
+                    router,
+                    data_consumer: d.data_consumer,
+                }
+                .into(),
+                _ => return None,
+            })
+        }
     };
 }
 

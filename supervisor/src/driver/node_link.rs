@@ -1,12 +1,13 @@
 //! The supervisor's connection to one node process: the hello, requests with ids and
 //! timeouts, and the reader that delivers answers, events and load reports.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ipc::calls::{Answer, Call};
 use ipc::messages::{
-    FromNode, LoadReport, NodeError, NodeEvent, NodeHello, Request, Response, ToNode,
+    FromNode, LoadReport, NodeError, NodeEvent, NodeHello, Request, Response, RouterId, ToNode,
     PROTOCOL_VERSION,
 };
 use ipc::rpc::Pending;
@@ -170,10 +171,17 @@ pub struct NodeLink {
     out: mpsc::Sender<ToNode>,
     kill: KillSwitch,
     pending: Pending<Result<Response, NodeError>>,
+    /// The router of each request not yet answered (the oldest forgotten past
+    /// [`ASKED_REMEMBERED`]): an answer that comes after its request timed out is undone in
+    /// that router.
+    asked: Mutex<BTreeMap<u64, RouterId>>,
     load: Mutex<LoadState>,
     timeout: Duration,
     metrics: Metrics,
 }
+
+/// Unanswered requests whose router is remembered.
+const ASKED_REMEMBERED: usize = 2 * MAX_IN_FLIGHT;
 
 impl NodeLink {
     /// Exchanges hellos on a fresh connection with the node started as `expected`, then
@@ -219,6 +227,7 @@ impl NodeLink {
             out,
             kill,
             pending: Pending::with_capacity(MAX_IN_FLIGHT),
+            asked: Mutex::new(BTreeMap::new()),
             load: Mutex::new(LoadState::default()),
             timeout,
             metrics,
@@ -258,8 +267,16 @@ impl NodeLink {
         loop {
             match reader.recv::<FromNode>().await {
                 Ok(Some(FromNode::Answer { id, result })) => {
+                    let router = self.asked().remove(&id);
+                    let undo = match (router, &result) {
+                        (Some(router), Ok(response)) => ipc::calls::undo(router, response),
+                        _ => None,
+                    };
                     if !self.pending.answer(id, result) {
                         tracing::debug!(node = %self.id, id, "answer to a request nobody waits for");
+                        if let Some(undo) = undo {
+                            self.undo_late(undo);
+                        }
                     }
                 }
                 Ok(Some(FromNode::Event(event))) => {
@@ -321,6 +338,13 @@ impl NodeLink {
     pub fn send(self: &Arc<Self>, request: Request) -> Result<Sent, LinkError> {
         let ticket = self.pending.register()?;
         let id = ticket.id;
+        {
+            let mut asked = self.asked();
+            asked.insert(id, request.router());
+            while asked.len() > ASKED_REMEMBERED {
+                asked.pop_first();
+            }
+        }
         let (name, sent) = (request.name(), Instant::now());
         match self.out.try_send(ToNode::Request { id, request }) {
             Ok(()) => {}
@@ -335,6 +359,29 @@ impl NodeLink {
             name,
             sent,
         })
+    }
+
+    fn asked(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, RouterId>> {
+        self.asked.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Closes what an answer that came too late created: its request was answered
+    /// `node_unavailable` and the room core never recorded the object, so nobody else will.
+    fn undo_late(&self, undo: Request) {
+        tracing::warn!(node = %self.id, request = undo.name(), "an answer came after its request timed out: closing what it created");
+        let Ok(ticket) = self.pending.register() else {
+            return;
+        };
+        if self
+            .out
+            .try_send(ToNode::Request {
+                id: ticket.id,
+                request: undo,
+            })
+            .is_err()
+        {
+            tracing::warn!(node = %self.id, "cannot close a late answer's object: the node's queue is full");
+        }
     }
 
     /// When the last load report (the heartbeat) arrived (the hello, before any).

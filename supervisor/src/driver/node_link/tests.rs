@@ -285,3 +285,59 @@ async fn requests_beyond_the_in_flight_cap_are_refused_busy_at_once() {
         "timed-out requests free their places"
     );
 }
+
+#[tokio::test]
+async fn an_answer_after_its_timeout_is_undone_on_the_node() {
+    // The fake node answers the consume 1.5 s late (the link waits 1 s), then reports what
+    // the link asks of it next.
+    let (next_tx, next_rx) = tokio::sync::oneshot::channel::<Request>();
+    let consumer = ipc::messages::ConsumerId(uuid::Uuid::new_v4());
+    let (events, _events_rx) = mpsc::unbounded_channel();
+    let (link, _kill) = honest_node("late", events, move |mut reader, mut writer| async move {
+        let Ok(Some(ToNode::Request { id, .. })) = reader.recv::<ToNode>().await else {
+            panic!("no request");
+        };
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let late = Response::Consumed(ipc::calls::Consumed {
+            consumer,
+            kind: ipc::messages::MediaKind::Audio,
+            rtp_parameters: ipc::messages::Json("{}".into()),
+            consumer_type: "simple".into(),
+            producer_paused: false,
+        });
+        writer
+            .send(&FromNode::Answer {
+                id,
+                result: Ok(late),
+            })
+            .await
+            .expect("answer");
+        if let Ok(Some(ToNode::Request { request, .. })) = reader.recv::<ToNode>().await {
+            let _ = next_tx.send(request);
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
+    .await;
+    let router = RouterId(uuid::Uuid::new_v4());
+    let consume: Request = ipc::calls::Consume {
+        router,
+        transport: ipc::messages::TransportId(uuid::Uuid::new_v4()),
+        producer: ipc::messages::ProducerId(uuid::Uuid::new_v4()),
+        rtp_capabilities: ipc::messages::Json("{}".into()),
+    }
+    .into();
+    let timed_out = link.request(consume).await;
+    assert!(
+        matches!(timed_out, Err(LinkError::Rpc(RpcError::Timeout(_)))),
+        "{timed_out:?}"
+    );
+    let next = tokio::time::timeout(Duration::from_secs(5), next_rx)
+        .await
+        .expect("the link asks something of the node")
+        .expect("the fake node saw it");
+    assert_eq!(
+        next,
+        ipc::calls::CloseConsumer { router, consumer }.into(),
+        "the late consumer is closed"
+    );
+}
