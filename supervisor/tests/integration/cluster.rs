@@ -194,6 +194,47 @@ async fn a_relayed_client_whose_relay_host_dies_is_closed_and_resumes_through_an
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_owner_dies_its_relayed_clients_are_told_and_another_host_takes_the_room() {
+    let etcd = Etcd::start();
+    let mut cluster = hosts(&etcd, &["h1", "h2"]).await;
+    let h2_url = cluster[1].ws_url();
+    let mut alice = signaling::connect(&cluster[0].ws_url(), None).await;
+    alice.ok(&signaling::join("orphaned", "Alice")).await;
+    let mut bob = signaling::connect(&h2_url, None).await;
+    bob.ok(&signaling::join("orphaned", "Bob")).await;
+    // h1, the owner, is killed with its nodes.
+    drop(cluster.remove(0));
+    let closed = bob
+        .wait_closed(Duration::from_secs(10))
+        .await
+        .expect("Bob's relayed connection is closed");
+    assert_eq!(closed.code, Some(1012), "{closed:?}");
+    assert!(closed.reason.contains("h1"), "{closed:?}");
+    // Once h1's lease (3 s) expires, the room's key goes and h2 takes the room.
+    let started = std::time::Instant::now();
+    let rejoined = loop {
+        let mut again = signaling::connect(&h2_url, None).await;
+        match again.call(&signaling::join("orphaned", "Bob")).await {
+            Ok(_) => break again,
+            Err(e) => {
+                assert_eq!(e.code(), ClientErrorCode::NodeUnavailable.as_str(), "{e}");
+                assert!(
+                    started.elapsed() < Duration::from_secs(15),
+                    "still refused: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    };
+    println!(
+        "Bob back in the room {:?} after the kill",
+        started.elapsed()
+    );
+    assert_eq!(participants(&cluster[0], "orphaned"), ["Bob"]);
+    drop(rejoined);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_clients_racing_for_a_new_room_over_three_hosts_end_in_one_room() {
     let etcd = Etcd::start();
     let cluster = hosts(&etcd, &["h1", "h2", "h3"]).await;
