@@ -1,6 +1,8 @@
 //! Where a new router goes: a plain decision over what the supervisor knows of each worker.
 //! A router is opened for a new room, or for a room whose routers are all full (the room then
-//! spans several workers, piped together).
+//! spans several workers, piped together). It spills worker → node → host: a worker of this
+//! host's nodes, else a new node of this host, else a worker of another host's node (in a
+//! cluster).
 
 use crate::NodeId;
 
@@ -25,6 +27,9 @@ pub struct NodeView {
     pub id: NodeId,
     /// Its workers.
     pub workers: Vec<WorkerView>,
+    /// Whether it runs on another host of the cluster (taken only when this host's nodes are
+    /// full and its pool cannot grow: pipes between hosts cost more than within one).
+    pub remote: bool,
 }
 
 /// What the new router must carry.
@@ -66,18 +71,24 @@ pub fn fits(consumers: u32, needed: u32, max_consumers: u32) -> bool {
 /// fewest consumers, the fewest routers, the lowest node and worker (deterministic).
 /// Otherwise a new node if the pool may grow.
 pub fn place_router(nodes: &[NodeView], ask: RouterAsk) -> Placement {
-    let best = nodes
-        .iter()
-        .flat_map(|node| node.workers.iter().map(move |w| (node.id, w)))
-        .filter(|(_, w)| !w.hosts_room && fits(w.consumers, ask.needed, ask.max_consumers))
-        .min_by_key(|(node, w)| {
-            let elsewhere = ask.prefer.is_some_and(|p| p != *node);
-            (elsewhere, w.consumers, w.routers, *node, w.index)
-        });
-    match best {
+    let best = |remote: bool| {
+        nodes
+            .iter()
+            .filter(|node| node.remote == remote)
+            .flat_map(|node| node.workers.iter().map(move |w| (node.id, w)))
+            .filter(|(_, w)| !w.hosts_room && fits(w.consumers, ask.needed, ask.max_consumers))
+            .min_by_key(|(node, w)| {
+                let elsewhere = ask.prefer.is_some_and(|p| p != *node);
+                (elsewhere, w.consumers, w.routers, *node, w.index)
+            })
+    };
+    match best(false) {
         Some((node, w)) => Placement::Worker(node, w.index),
         None if ask.nodes_running < ask.max_nodes => Placement::SpawnNode,
-        None => Placement::Full,
+        None => match best(true) {
+            Some((node, w)) => Placement::Worker(node, w.index),
+            None => Placement::Full,
+        },
     }
 }
 
@@ -98,7 +109,41 @@ mod tests {
                     hosts_room: false,
                 })
                 .collect(),
+            remote: false,
         }
+    }
+
+    fn remote(id: u32, workers: &[(u32, u32)]) -> NodeView {
+        NodeView {
+            remote: true,
+            ..node(id, workers)
+        }
+    }
+
+    #[test]
+    fn another_hosts_node_is_taken_only_when_this_host_is_full_and_cannot_grow() {
+        // This host's worker has room: it wins over an emptier remote worker.
+        let nodes = [node(1, &[(4, 1)]), remote(100, &[(0, 0)])];
+        assert_eq!(
+            place_router(&nodes, ask(5, 1, 1)),
+            Placement::Worker(NodeId(1), 0)
+        );
+        // Full here, but the pool may grow: a new local node first.
+        let nodes = [node(1, &[(5, 1)]), remote(100, &[(0, 0)])];
+        assert_eq!(place_router(&nodes, ask(5, 1, 2)), Placement::SpawnNode);
+        // Full here and at the cap: the remote worker with the fewest consumers.
+        let nodes = [
+            node(1, &[(5, 1)]),
+            remote(100, &[(3, 1)]),
+            remote(101, &[(1, 1)]),
+        ];
+        assert_eq!(
+            place_router(&nodes, ask(5, 1, 1)),
+            Placement::Worker(NodeId(101), 0)
+        );
+        // Nothing fits anywhere.
+        let nodes = [node(1, &[(5, 1)]), remote(100, &[(5, 1)])];
+        assert_eq!(place_router(&nodes, ask(5, 1, 1)), Placement::Full);
     }
 
     fn ask(max_consumers: u32, nodes_running: u32, max_nodes: u32) -> RouterAsk {

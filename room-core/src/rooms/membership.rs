@@ -208,6 +208,8 @@ impl RoomCore {
                         hosts_room: hosts(id, index),
                     })
                     .collect(),
+                // This host's own nodes: other hosts' are not offered yet.
+                remote: false,
             })
             .collect();
         // Its first peer's consumers, and a pipe consumer of each of its producers per
