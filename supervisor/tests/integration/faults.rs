@@ -27,10 +27,6 @@ async fn timed<T>(request: impl std::future::Future<Output = T>) -> (T, Instant)
     (outcome, Instant::now())
 }
 
-fn total(peer: &TestPeer) -> u64 {
-    peer.received().iter().map(|(_, n)| n).sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_node_rooms_recover_and_other_rooms_lose_nothing() {
     let mut sfu = Sfu::start(&["--nodes", "2"]);
@@ -39,10 +35,9 @@ async fn killed_node_rooms_recover_and_other_rooms_lose_nothing() {
     // The first room goes to the first node, the second to the other (fewer rooms).
     let (mut a, mut b) = call(&url, "doomed", 100).await;
     let (mut c, mut d) = call(&url, "steady", 200).await;
-    assert!(
-        total(&a) > 0 && total(&c) > 0,
-        "media flows before the kill"
-    );
+    // Media flows before the kill, every packet from its own stream.
+    assert_exact_media(&[&a, &b], &[&a, &b]).await;
+    assert_exact_media(&[&c, &d], &[&c, &d]).await;
 
     // The other room keeps sending through the kill and the recovery: 100 packets per track.
     let steady = tokio::spawn(async move {
@@ -82,6 +77,8 @@ async fn killed_node_rooms_recover_and_other_rooms_lose_nothing() {
         exchange_media(&mut [&mut a, &mut b], Duration::from_millis(20)).await;
     };
     let recovered = first.duration_since(killed_at);
+    // What came back is each consumer's own stream, every packet since the re-join.
+    assert_exact_media(&[&a, &b], &[&a, &b]).await;
     println!(
         "after SIGKILL of the node: roomMoved {moved:?}, re-joined {rejoined:?}, every track's first packet {recovered:?}"
     );
@@ -120,8 +117,9 @@ async fn stopped_node_is_detected_by_heartbeat_and_replaced() {
     let replaced = sfu.wait_nodes(1, Duration::from_secs(10)).await;
     assert_ne!(replaced[0], node);
     drop(a);
-    let (a, _b) = call(&url, "frozen", 500).await;
-    assert!(total(&a) > 0, "media flows on the new node");
+    let (a, b) = call(&url, "frozen", 500).await;
+    // Media flows on the new node, exactly.
+    assert_exact_media(&[&a, &b], &[&a, &b]).await;
     assert!(sfu.is_running());
 }
 
@@ -204,8 +202,9 @@ async fn five_kills_in_a_row_the_pool_comes_back_each_time_without_zombies() {
     let url = sfu.ws_url();
     for round in 0..5 {
         let nodes = sfu.wait_nodes(2, Duration::from_secs(10)).await;
-        let (a, _b) = call(&url, &format!("round-{round}"), 600 + round * 100).await;
-        assert!(total(&a) > 0, "round {round}: media flows");
+        let (a, b) = call(&url, &format!("round-{round}"), 600 + round * 100).await;
+        // Media flows, exactly.
+        assert_exact_media(&[&a, &b], &[&a, &b]).await;
         signal(nodes[0], "KILL");
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -260,8 +259,9 @@ async fn full_workers_grow_the_pool_up_to_max_nodes_then_joins_get_capacity() {
     let (_a, _b) = call(&url, "first", 700).await;
     assert_eq!(sfu.node_pids().len(), 1);
     // A new room cannot go there: a second node is started and the room lands on it.
-    let (c, _d) = call(&url, "second", 800).await;
-    assert!(total(&c) > 0, "media flows in the room on the new node");
+    let (c, d) = call(&url, "second", 800).await;
+    // Media flows in the room on the new node, exactly.
+    assert_exact_media(&[&c, &d], &[&c, &d]).await;
     assert_eq!(sfu.node_pids().len(), 2, "a second node was spawned");
     // Both workers are full and the pool is at --max-nodes: new and full rooms are refused.
     let mut late = signaling::connect(&url, None).await;

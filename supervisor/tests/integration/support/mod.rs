@@ -10,6 +10,7 @@ pub mod process;
 pub mod raw_ws;
 pub mod rtc;
 pub mod signaling;
+pub mod streams;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

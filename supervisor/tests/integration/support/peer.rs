@@ -17,6 +17,7 @@ use str0m::media::MediaKind;
 
 use super::rtc::{tag, Arrivals, PayloadTypes, RtcTransport};
 use super::signaling::{self, join, notified, Expect};
+pub use super::streams::assert_exact_media;
 
 /// A producer this peer published, as the `produce` answer named it.
 #[derive(Clone, Debug)]
@@ -387,31 +388,12 @@ impl TestPeer {
             .collect()
     }
 
-    /// RTP packets received through each consumer: (kind, count).
-    pub fn received(&self) -> Vec<(Kind, u64)> {
-        (0..self.consumers.len())
-            .map(|i| (self.consumers[i].kind, self.arrivals(i).count()))
-            .collect()
-    }
-
     /// The index of this peer's consumer of `producer`.
     pub fn consumer_of(&self, producer: &ProducerId) -> usize {
         self.consumers
             .iter()
             .position(|c| c.producer == *producer)
             .unwrap_or_else(|| panic!("{} does not consume {producer}", self.name))
-    }
-
-    /// Waits (at most 5 s) until consumer `index` has received `count` packets; the
-    /// sequence numbers received through it, sorted.
-    pub async fn wait_seqs(&self, index: usize, count: u64) -> Vec<u64> {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.arrivals(index).count() < count && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let mut seqs: Vec<u64> = self.arrivals(index).tags.iter().map(|t| t.1).collect();
-        seqs.sort_unstable();
-        seqs
     }
 
     /// Sends a PLI for the stream of consumer `index`.
@@ -459,107 +441,5 @@ pub async fn exchange_media(peers: &mut [&mut TestPeer], duration: Duration) {
             peer.send_media();
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Waits (at most 5 s) until `receiver` has received through its consumers of `sender`'s
-/// producers all `sender` sent; what those consumers received.
-pub async fn received_from(receiver: &TestPeer, sender: &TestPeer) -> Vec<u64> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let counts: Vec<u64> = receiver
-            .consumers
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| sender.producers.iter().any(|p| p.id == c.producer))
-            .map(|(i, _)| receiver.arrivals(i).count())
-            .collect();
-        if counts.iter().all(|n| *n >= sender.sent()) || Instant::now() > deadline {
-            return counts;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// The peer of `peers` that published `producer`, and that producer.
-pub fn producer_of<'a>(peers: &[&'a TestPeer], producer: &ProducerId) -> (&'a TestPeer, Produced) {
-    peers
-        .iter()
-        .find_map(|p| {
-            p.producers
-                .iter()
-                .find(|pr| pr.id == *producer)
-                .map(|pr| (*p, pr.clone()))
-        })
-        .unwrap_or_else(|| panic!("no peer produced {producer}"))
-}
-
-/// Checks that every consumer of `receivers` whose producer is one of `senders`' delivered
-/// exactly what that producer sent: packets tagged with its SSRC only (the consumer →
-/// producer mapping of the `produce` answers), each sequence number from 1 to what was sent
-/// exactly once. Waits (at most 5 s) for the last packets in flight first. For calls whose
-/// consumers all existed before the first packet was sent.
-pub async fn assert_exact_media(receivers: &[&TestPeer], senders: &[&TestPeer]) {
-    let of_senders = |c: &&Consumed| {
-        senders
-            .iter()
-            .any(|s| s.producers.iter().any(|p| p.id == c.producer))
-    };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    for receiver in receivers {
-        for (index, consumer) in receiver.consumers.iter().enumerate() {
-            if !of_senders(&consumer) {
-                continue;
-            }
-            let (sender, _) = producer_of(senders, &consumer.producer);
-            while receiver.arrivals(index).count() < sender.sent() && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    }
-    for peer in receivers.iter().chain(senders) {
-        peer.assert_healthy();
-    }
-    for receiver in receivers {
-        for (index, consumer) in receiver.consumers.iter().enumerate() {
-            if !of_senders(&consumer) {
-                continue;
-            }
-            let (sender, produced) = producer_of(senders, &consumer.producer);
-            assert_eq!(consumer.kind, produced.kind, "{consumer:?}");
-            let arrivals = receiver.arrivals(index);
-            let what = format!(
-                "{}'s {:?} consumer of {}'s producer",
-                receiver.name, consumer.kind, sender.name
-            );
-            assert_eq!(arrivals.untagged, 0, "{what}: untagged packets");
-            let strays: Vec<_> = arrivals
-                .tags
-                .iter()
-                .filter(|(ssrc, _)| *ssrc != produced.ssrc)
-                .collect();
-            assert!(
-                strays.is_empty(),
-                "{what} (SSRC {}) delivered another stream's packets: {:?}",
-                produced.ssrc,
-                &strays[..strays.len().min(5)]
-            );
-            let mut seqs: Vec<u64> = arrivals.tags.iter().map(|(_, seq)| *seq).collect();
-            seqs.sort_unstable();
-            let expected: Vec<u64> = (1..=sender.sent()).collect();
-            if seqs != expected {
-                let missing: Vec<_> = expected
-                    .iter()
-                    .filter(|s| seqs.binary_search(s).is_err())
-                    .take(20)
-                    .collect();
-                panic!(
-                    "{what}: {} packets for {} sent; missing (the first 20) {missing:?}; duplicates: {}",
-                    seqs.len(),
-                    sender.sent(),
-                    seqs.windows(2).filter(|w| w[0] == w[1]).count()
-                );
-            }
-        }
     }
 }

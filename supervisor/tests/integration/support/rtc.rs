@@ -145,18 +145,28 @@ impl Arrivals {
     }
 }
 
-/// The tag a test peer appends to every payload: its SSRC and the packet's sequence number.
-pub fn tag(ssrc: u32, seq: u64) -> [u8; 12] {
-    let mut tag = [0; 12];
-    tag[..4].copy_from_slice(&ssrc.to_be_bytes());
-    tag[4..].copy_from_slice(&seq.to_be_bytes());
+/// What every tag starts with, so that a payload that merely ends with 12 bytes is no tag.
+const TAG_MAGIC: [u8; 4] = *b"sfuT";
+
+/// The tag a test peer appends to every payload: a marker, its SSRC and the packet's
+/// sequence number.
+pub fn tag(ssrc: u32, seq: u64) -> [u8; 16] {
+    let mut tag = [0; 16];
+    tag[..4].copy_from_slice(&TAG_MAGIC);
+    tag[4..8].copy_from_slice(&ssrc.to_be_bytes());
+    tag[8..].copy_from_slice(&seq.to_be_bytes());
     tag
 }
 
+/// The (SSRC, sequence number) of a payload ending with a [`tag`]; `None` for any other.
 fn read_tag(payload: &[u8]) -> Option<(u32, u64)> {
-    let at = payload.len().checked_sub(12)?;
-    let ssrc = u32::from_be_bytes(payload[at..at + 4].try_into().ok()?);
-    let seq = u64::from_be_bytes(payload[at + 4..].try_into().ok()?);
+    let at = payload.len().checked_sub(16)?;
+    let tag = &payload[at..];
+    if tag[..4] != TAG_MAGIC {
+        return None;
+    }
+    let ssrc = u32::from_be_bytes(tag[4..8].try_into().ok()?);
+    let seq = u64::from_be_bytes(tag[8..].try_into().ok()?);
     Some((ssrc, seq))
 }
 
@@ -589,4 +599,18 @@ fn apply(rtc: &mut Rtc, command: Command) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[test]
+fn a_tag_is_read_back_and_a_payload_without_one_is_no_tag() {
+    let mut payload = b"opus".to_vec();
+    payload.extend_from_slice(&tag(1234, 56));
+    assert_eq!(read_tag(&payload), Some((1234, 56)));
+    // Any 16 bytes are not a tag: the marker is missing, or one byte of it is wrong.
+    assert_eq!(read_tag(&[7u8; 16]), None);
+    let mut bad = payload.clone();
+    let at = bad.len() - 16;
+    bad[at] ^= 1;
+    assert_eq!(read_tag(&bad), None);
+    assert_eq!(read_tag(&payload[..15]), None);
 }
