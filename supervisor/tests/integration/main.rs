@@ -19,6 +19,7 @@ mod load;
 mod methods;
 mod monitor;
 mod proxies;
+mod public_keys;
 mod resume;
 mod spanning;
 mod startup;

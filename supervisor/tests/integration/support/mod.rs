@@ -205,6 +205,18 @@ impl Sfu {
         true
     }
 
+    /// Waits until `needle` occurs `count` times in the log, at most `within`; whether it did.
+    pub async fn wait_log_count(&self, needle: &str, count: usize, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while self.log_text().matches(needle).count() < count {
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        true
+    }
+
     /// What the supervisor (and its nodes) logged.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
