@@ -15,6 +15,7 @@ use serde_json::Value;
 use signaling_api::calls::CloseProducer;
 use signaling_api::{Notification, ProducerId};
 
+use crate::monitor::{https_get, parse_metrics};
 use crate::support::monitor_events::follow;
 use crate::support::peer::{assert_exact_media, exchange_media, Joining, TestPeer};
 use crate::support::signaling::{notified, producer_args, Expect};
@@ -118,6 +119,53 @@ async fn a_room_of_four_spreads_over_three_workers_on_two_nodes_and_everyone_rec
         summary["consumers"].as_u64(),
         Some(24 + detail["pipes"].as_u64().unwrap_or(0))
     );
+
+    // /metrics says the same: the pipes, one spanning room, and per worker what the monitor's
+    // `nodes` shows (the room on each worker hosting one of its routers).
+    let metrics = parse_metrics(&https_get(&sfu, &cert, "/metrics").await);
+    assert_eq!(metrics.get("sfu_pipes").copied(), detail["pipes"].as_f64());
+    assert_eq!(metrics.get("sfu_spanning_rooms"), Some(&1.0));
+    let listed = query(&sfu, &cert, &["nodes"]);
+    let mut hosting = BTreeSet::new();
+    let mut series = 0;
+    for node in listed.as_array().expect("nodes") {
+        let name = node["node"].as_str().expect("node");
+        for worker in node["workers"].as_array().expect("workers") {
+            let index = worker["worker"].as_u64().expect("worker");
+            let labels = format!("{{node=\"{name}\",worker=\"{index}\"}}");
+            let gauge = |metric: &str| {
+                metrics
+                    .get(&format!("{metric}{labels}"))
+                    .copied()
+                    .unwrap_or_else(|| panic!("no {metric}{labels}"))
+            };
+            let rooms = worker["rooms"].as_array().expect("rooms");
+            assert_eq!(gauge("sfu_worker_rooms"), rooms.len() as f64, "{worker}");
+            for (metric, key) in [
+                ("sfu_worker_participants", "participants"),
+                ("sfu_worker_producers", "producers"),
+                ("sfu_worker_consumers", "consumers"),
+            ] {
+                assert_eq!(
+                    Some(gauge(metric)),
+                    worker[key].as_f64(),
+                    "{metric}: {worker}"
+                );
+            }
+            assert!(gauge("sfu_worker_cpu_percent") >= 0.0);
+            if rooms.iter().any(|r| r == room) {
+                hosting.insert((name.to_string(), index));
+            }
+            series += 1;
+        }
+    }
+    assert_eq!(hosting, workers, "the workers hosting the room's routers");
+    let per_worker = metrics
+        .keys()
+        .filter(|k| k.starts_with("sfu_worker_rooms{"))
+        .count();
+    assert_eq!(per_worker, series, "one series per worker");
+    assert_eq!(metrics.get("sfu_workers"), Some(&(series as f64)));
 
     // A closes its audio: every consumer of it, on every router, closes and its owner is told.
     let a_audio = a.producers[0].id;
