@@ -18,6 +18,7 @@ mod limits;
 mod load;
 mod methods;
 mod monitor;
+mod ports;
 mod proxies;
 mod public_keys;
 mod resume;
