@@ -9,6 +9,7 @@ use signaling_api::calls::Leave;
 use signaling_api::{ConsumerId, Notification, ProducerId};
 
 use crate::support::peer::{assert_exact_media, exchange_media, Joining};
+use crate::support::rtc::VideoCodec;
 use crate::support::signaling::{notified, Expect};
 use crate::support::{Sfu, TestCert};
 
@@ -124,4 +125,31 @@ async fn each_producer_reaches_every_other_peer_of_a_three_peer_room() {
     exchange_media(&mut [&mut alice, &mut bob], Duration::from_millis(400)).await;
     // Bob receives all of Alice's media, from her streams only, and she all of his.
     assert_exact_media(&[&alice, &bob], &[&alice, &bob]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vp9_and_h264_video_reaches_the_other_peer_exactly_in_its_own_codec() {
+    let sfu = Sfu::start(&[]);
+    let url = sfu.ws_url();
+    for (codec, room) in [(VideoCodec::Vp9, "vp9"), (VideoCodec::H264, "h264")] {
+        let (mut alice, mut bob) = Joining::new(&url)
+            .video(codec)
+            .pair(room, ["Alice", "Bob"], 1000)
+            .await;
+        // Each consumer of the other's video sends it in that codec, not transcoded or
+        // renegotiated to VP8.
+        for (peer, other) in [(&alice, &bob), (&bob, &alice)] {
+            let video = peer.consumer_of(&other.producers[1].id);
+            assert_eq!(
+                peer.consumers[video].mime.to_ascii_lowercase(),
+                codec.mime().to_ascii_lowercase(),
+                "{}'s consumer of {}'s video",
+                peer.name,
+                other.name
+            );
+        }
+        exchange_media(&mut [&mut alice, &mut bob], Duration::from_secs(1)).await;
+        // Every packet, once, from its own stream: key frames of the codec are forwarded.
+        assert_exact_media(&[&alice, &bob], &[&alice, &bob]).await;
+    }
 }

@@ -4,6 +4,7 @@
 
 pub mod bystanders;
 pub mod channels;
+pub mod codecs;
 pub mod monitor_events;
 pub mod peer;
 pub mod process;

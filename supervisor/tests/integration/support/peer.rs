@@ -15,7 +15,7 @@ use signaling_api::{
 };
 use str0m::media::MediaKind;
 
-use super::rtc::{tag, Arrivals, PayloadTypes, RtcTransport};
+use super::rtc::{tag, Arrivals, PayloadTypes, RtcTransport, VideoCodec};
 use super::signaling::{self, join, notified, Expect};
 pub use super::streams::assert_exact_media;
 
@@ -43,6 +43,8 @@ pub struct Consumed {
     pub kind: Kind,
     /// The SSRC the SFU sends it on.
     pub ssrc: u32,
+    /// The MIME type of the codec it sends, as the `consume` answer said.
+    pub mime: String,
 }
 
 /// One participant of a call.
@@ -54,6 +56,8 @@ pub struct TestPeer {
     /// Its display name.
     pub name: String,
     pts: PayloadTypes,
+    /// The codec it publishes video in.
+    pub video: VideoCodec,
     /// Its send transport (the producers').
     pub send: RtcTransport,
     /// Its receive transport (the consumers').
@@ -81,6 +85,7 @@ pub struct Joining<'a> {
     feedback: bool,
     simulcast: bool,
     data: bool,
+    video: VideoCodec,
 }
 
 impl<'a> Joining<'a> {
@@ -93,7 +98,13 @@ impl<'a> Joining<'a> {
             feedback: false,
             simulcast: false,
             data: false,
+            video: VideoCodec::Vp8,
         }
+    }
+
+    /// Publishing video in `codec` (VP8 by default).
+    pub fn video(self, video: VideoCodec) -> Self {
+        Joining { video, ..self }
     }
 
     /// Trusting `ca` (PEM) for `wss://`.
@@ -141,7 +152,14 @@ impl<'a> Joining<'a> {
         let mut producers = Vec::new();
         for (mid, kind, mime, pt, clock, ssrc) in [
             ("0", Kind::Audio, "audio/opus", pts.opus, 48000, ssrc),
-            ("1", Kind::Video, "video/VP8", pts.vp8, 90000, ssrc + 1),
+            (
+                "1",
+                Kind::Video,
+                self.video.mime(),
+                pts.video(self.video),
+                90000,
+                ssrc + 1,
+            ),
         ] {
             let layers: Vec<u32> = match (kind, self.simulcast) {
                 (Kind::Video, true) => (ssrc..ssrc + 3).collect(),
@@ -162,7 +180,10 @@ impl<'a> Joining<'a> {
                 payload_type: pt,
                 clock_rate: clock,
                 channels: (kind == Kind::Audio).then_some(2),
-                parameters: Default::default(),
+                parameters: match kind {
+                    Kind::Audio => Default::default(),
+                    Kind::Video => self.video.parameters(),
+                },
                 rtcp_feedback,
             };
             let rtp = RtpParameters {
@@ -198,6 +219,7 @@ impl<'a> Joining<'a> {
             peer_id: joined.peer_id,
             name: name.into(),
             pts,
+            video: self.video,
             send,
             recv,
             send_id,
@@ -300,6 +322,7 @@ impl TestPeer {
         let params: RtpParameters =
             media::read(&answer.rtp_parameters).expect("the consumer's RTP parameters");
         let ssrc = params.encodings.first().expect("an encoding").ssrc;
+        let mime = params.codecs.first().expect("a codec").mime_type.clone();
         let media = match answer.kind {
             Kind::Audio => MediaKind::Audio,
             Kind::Video => MediaKind::Video,
@@ -316,6 +339,7 @@ impl TestPeer {
             producer: *producer,
             kind: answer.kind,
             ssrc,
+            mime,
         });
         consumer
     }
@@ -336,8 +360,8 @@ impl TestPeer {
         media::object(&self.pts.device_capabilities())
     }
 
-    /// Sends one audio and one video packet (a VP8 key frame, so forwarding starts at once),
-    /// each payload ending with its tag.
+    /// Sends one audio and one video packet (a key frame of its video codec, so forwarding
+    /// starts at once), each payload ending with its tag.
     pub fn send_media(&mut self) {
         self.seq += 1;
         let seq = self.seq;
@@ -347,12 +371,10 @@ impl TestPeer {
         self.send
             .write(audio.ssrc, self.pts.opus, seq, (seq * 960) as u32, opus);
         for layer in &video.layers {
-            let mut vp8 = vec![
-                0x10, 0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00, 0, 0, 0,
-            ];
-            vp8.extend_from_slice(&tag(*layer, seq));
-            self.send
-                .write(*layer, self.pts.vp8, seq, (seq * 3000) as u32, vp8);
+            let mut frame = self.video.key_frame();
+            frame.extend_from_slice(&tag(*layer, seq));
+            let pt = self.pts.video(self.video);
+            self.send.write(*layer, pt, seq, (seq * 3000) as u32, frame);
         }
     }
 

@@ -9,11 +9,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use signaling_api::media::{
-    self, CodecCapability, DtlsParameters, IceCandidate, IceParameters, RtcpFeedback,
-    RtpCapabilities,
-};
+use signaling_api::media::{self, DtlsParameters, IceCandidate, IceParameters};
 use signaling_api::TransportCreated;
 use str0m::config::{DtlsVersion, Fingerprint};
 use str0m::format::{Codec, FormatParams};
@@ -25,74 +21,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::channels::{ChannelCommand, ChannelLog, Channels};
-
-/// Payload types the router gave Opus and VP8 (its RTP capabilities), and whether this
-/// device asks for RTCP feedback (NACK and PLI on video).
-#[derive(Clone, Copy, Debug)]
-pub struct PayloadTypes {
-    /// Opus.
-    pub opus: u8,
-    /// VP8.
-    pub vp8: u8,
-    /// Declare `nack` and `nack pli` for VP8.
-    pub feedback: bool,
-}
-
-impl PayloadTypes {
-    /// Reads them from `routerRtpCapabilities`.
-    pub fn from_router(caps: &Value) -> PayloadTypes {
-        let caps: RtpCapabilities = media::read(caps).expect("routerRtpCapabilities");
-        let pt = |mime: &str| {
-            caps.payload_type(mime, None)
-                .unwrap_or_else(|| panic!("router has no {mime}"))
-        };
-        PayloadTypes {
-            opus: pt("audio/opus"),
-            vp8: pt("video/VP8"),
-            feedback: false,
-        }
-    }
-
-    /// The RTCP feedback this device declares for VP8.
-    pub fn video_feedback(&self) -> Vec<RtcpFeedback> {
-        if self.feedback {
-            vec![
-                RtcpFeedback::new("nack", ""),
-                RtcpFeedback::new("nack", "pli"),
-            ]
-        } else {
-            Vec::new()
-        }
-    }
-
-    /// The RTP capabilities of this test device.
-    pub fn device_capabilities(&self) -> RtpCapabilities {
-        let codec =
-            |kind: &str, mime: &str, pt, clock_rate, channels, rtcp_feedback| CodecCapability {
-                kind: kind.into(),
-                mime_type: mime.into(),
-                preferred_payload_type: Some(pt),
-                clock_rate,
-                channels,
-                parameters: Default::default(),
-                rtcp_feedback,
-            };
-        RtpCapabilities {
-            codecs: vec![
-                codec("audio", "audio/opus", self.opus, 48000, Some(2), Vec::new()),
-                codec(
-                    "video",
-                    "video/VP8",
-                    self.vp8,
-                    90000,
-                    None,
-                    self.video_feedback(),
-                ),
-            ],
-            header_extensions: Vec::new(),
-        }
-    }
-}
+pub use super::codecs::{PayloadTypes, VideoCodec};
 
 enum Command {
     DeclareSend {
@@ -211,14 +140,36 @@ impl RtcTransport {
             Some(2),
             FormatParams::default(),
         );
-        config.codec_config().add_config(
-            Pt::from(pts.vp8),
-            None,
-            Codec::Vp8,
-            Frequency::NINETY_KHZ,
-            None,
-            FormatParams::default(),
-        );
+        for (pt, codec, params) in [
+            (pts.vp8, Codec::Vp8, FormatParams::default()),
+            (
+                pts.vp9,
+                Codec::Vp9,
+                FormatParams {
+                    profile_id: Some(2),
+                    ..FormatParams::default()
+                },
+            ),
+            (
+                pts.h264,
+                Codec::H264,
+                FormatParams {
+                    packetization_mode: Some(1),
+                    profile_level_id: Some(0x42e01f),
+                    level_asymmetry_allowed: Some(true),
+                    ..FormatParams::default()
+                },
+            ),
+        ] {
+            config.codec_config().add_config(
+                Pt::from(pt),
+                None,
+                codec,
+                Frequency::NINETY_KHZ,
+                None,
+                params,
+            );
+        }
         let mut rtc = config.build(Instant::now());
         rtc.add_local_candidate(Candidate::host(local, "udp").expect("host candidate"));
         let remote_addr = server_udp_addr(server);
