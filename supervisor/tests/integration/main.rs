@@ -23,6 +23,7 @@ mod proxies;
 mod public_keys;
 mod resume;
 mod spanning;
+mod speakers;
 mod startup;
 mod support;
 mod timeouts;

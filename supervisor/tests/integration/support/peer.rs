@@ -47,6 +47,9 @@ pub struct Consumed {
     pub mime: String,
 }
 
+/// The RTP header extension of audio levels (RFC 6464).
+pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
 /// One participant of a call.
 pub struct TestPeer {
     /// Its signaling connection.
@@ -58,6 +61,9 @@ pub struct TestPeer {
     pts: PayloadTypes,
     /// The codec it publishes video in.
     pub video: VideoCodec,
+    /// The audio level its audio packets carry, when it declared the ssrc-audio-level
+    /// extension ([`Joining::audio_levels`]); `None`: no level.
+    pub audio_level: Option<i8>,
     /// Its send transport (the producers').
     pub send: RtcTransport,
     /// Its receive transport (the consumers').
@@ -86,6 +92,7 @@ pub struct Joining<'a> {
     simulcast: bool,
     data: bool,
     video: VideoCodec,
+    audio_levels: bool,
 }
 
 impl<'a> Joining<'a> {
@@ -99,6 +106,16 @@ impl<'a> Joining<'a> {
             simulcast: false,
             data: false,
             video: VideoCodec::Vp8,
+            audio_levels: false,
+        }
+    }
+
+    /// Declaring the ssrc-audio-level header extension (id 1) on audio: each peer's audio
+    /// packets carry [`TestPeer::audio_level`] (silence, -127, at first).
+    pub fn audio_levels(self) -> Self {
+        Joining {
+            audio_levels: true,
+            ..self
         }
     }
 
@@ -189,7 +206,16 @@ impl<'a> Joining<'a> {
             let rtp = RtpParameters {
                 mid: mid.into(),
                 codecs: vec![codec],
-                header_extensions: Vec::new(),
+                header_extensions: if kind == Kind::Audio && self.audio_levels {
+                    vec![serde_json::json!({
+                        "uri": AUDIO_LEVEL_URI,
+                        "id": 1,
+                        "encrypt": false,
+                        "parameters": {},
+                    })]
+                } else {
+                    Vec::new()
+                },
                 encodings: layers
                     .iter()
                     .map(|&ssrc| Encoding { ssrc, rtx: None })
@@ -220,6 +246,7 @@ impl<'a> Joining<'a> {
             name: name.into(),
             pts,
             video: self.video,
+            audio_level: self.audio_levels.then_some(-127),
             send,
             recv,
             send_id,
@@ -368,8 +395,22 @@ impl TestPeer {
         let (audio, video) = (&self.producers[0], &self.producers[1]);
         let mut opus = b"opus".to_vec();
         opus.extend_from_slice(&tag(audio.ssrc, seq));
-        self.send
-            .write(audio.ssrc, self.pts.opus, seq, (seq * 960) as u32, opus);
+        self.send.write_with_level(
+            audio.ssrc,
+            self.pts.opus,
+            seq,
+            (seq * 960) as u32,
+            opus,
+            // A talker's level comes in bursts, as speech does (600 ms at its level, 400 ms
+            // near silence): a constant level is noise to a speaker detector.
+            self.audio_level.map(|level| {
+                if seq % 50 < 30 {
+                    level
+                } else {
+                    level.min(-100)
+                }
+            }),
+        );
         for layer in &video.layers {
             let mut frame = self.video.key_frame();
             frame.extend_from_slice(&tag(*layer, seq));

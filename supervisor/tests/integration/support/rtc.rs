@@ -15,7 +15,7 @@ use str0m::config::{DtlsVersion, Fingerprint};
 use str0m::format::{Codec, FormatParams};
 use str0m::media::{Frequency, KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{RtpWrite, SeqNo, Ssrc};
+use str0m::rtp::{ExtensionValues, RtpWrite, SeqNo, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -41,6 +41,8 @@ enum Command {
         seq: u64,
         time: u32,
         payload: Vec<u8>,
+        /// The audio level (dBov, 0 loudest to -127) in the ssrc-audio-level extension.
+        audio_level: Option<i8>,
     },
     /// New ICE credentials of the server (after `restartIce`).
     RemoteIce(IceCreds),
@@ -276,12 +278,27 @@ impl RtcTransport {
 
     /// Sends one RTP packet on a declared stream.
     pub fn write(&self, ssrc: u32, pt: u8, seq: u64, time: u32, payload: Vec<u8>) {
+        self.write_with_level(ssrc, pt, seq, time, payload, None);
+    }
+
+    /// [`RtcTransport::write`] with an audio level (dBov, 0 loudest to -127) in the
+    /// ssrc-audio-level header extension (id 1).
+    pub fn write_with_level(
+        &self,
+        ssrc: u32,
+        pt: u8,
+        seq: u64,
+        time: u32,
+        payload: Vec<u8>,
+        audio_level: Option<i8>,
+    ) {
         self.command(Command::Write {
             ssrc,
             pt,
             seq,
             time,
             payload,
+            audio_level,
         });
     }
 
@@ -533,20 +550,27 @@ fn apply(rtc: &mut Rtc, command: Command) -> Result<(), String> {
             seq,
             time,
             payload,
+            audio_level,
         } => {
             let stream = api
                 .stream_tx(&Ssrc::from(ssrc))
                 .ok_or_else(|| format!("RTP written on SSRC {ssrc}, which was never declared"))?;
-            stream.write_rtp(
-                RtpWrite::new(
-                    Pt::from(pt),
-                    SeqNo::from(seq),
-                    time,
-                    Instant::now(),
-                    payload,
-                )
-                .marker(true),
-            );
+            let mut write = RtpWrite::new(
+                Pt::from(pt),
+                SeqNo::from(seq),
+                time,
+                Instant::now(),
+                payload,
+            )
+            .marker(true);
+            if let Some(level) = audio_level {
+                write = write.ext_vals(ExtensionValues {
+                    audio_level: Some(level),
+                    voice_activity: Some(level > -127),
+                    ..ExtensionValues::default()
+                });
+            }
+            stream.write_rtp(write);
         }
     }
     Ok(())
