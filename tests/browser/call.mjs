@@ -416,6 +416,66 @@ try {
       await new Promise((r) => setTimeout(r, 250));
     }
   }
+  // SFU_SPEAKER=1: Chromium's fake microphones beep, and their packets carry audio levels.
+  // Only the first page's microphone stays on, then only the last page's: the room's active
+  // speaker moves to the last page, and every other page marks its tile, and only it
+  // (within 10 s).
+  if (!failed && process.env.SFU_SPEAKER === '1') {
+    const mic = (name) => pages[name].getByTestId('mic').click();
+    const [first, last] = [names[0], names[names.length - 1]];
+    for (const name of names.slice(1)) await mic(name);
+    await new Promise((r) => setTimeout(r, 1500)); // the first page alone speaks a while
+    await mic(last);
+    await mic(first);
+    const speakingBy = Date.now() + 10_000;
+    let marked = {};
+    let speaker = null;
+    for (;;) {
+      marked = {};
+      for (const [name, page] of Object.entries(pages)) {
+        marked[name] = await page.locator('[data-testid=remote-tile].speaking').allTextContents();
+      }
+      const unmarked = names.filter((n) => marked[n].length === 0);
+      speaker = unmarked.length === 1
+        && names.every((n) => n === unmarked[0]
+          || (marked[n].length === 1 && marked[n][0].includes(unmarked[0])))
+        ? unmarked[0] : null;
+      if (speaker || Date.now() > speakingBy) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    console.log(`speaker: ${speaker ?? 'NONE agreed on'}; tiles marked speaking per page ${JSON.stringify(marked)}`);
+    if (speaker !== last) failed = true;
+  }
+  // SFU_LEAVE=1: the last page clicks Leave: the others drop its tile (within 10 s), and it
+  // shows no one and can join again.
+  if (!failed && process.env.SFU_LEAVE === '1') {
+    const leaver = names[names.length - 1];
+    await pages[leaver].getByRole('button', { name: 'Leave' }).click();
+    for (const name of names.filter((n) => n !== leaver)) {
+      const gone = await pages[name].locator('[data-testid=remote-tile]', { hasText: leaver })
+        .waitFor({ state: 'detached', timeout: 10_000 }).then(() => true, () => false);
+      console.log(`leave: ${name} ${gone ? 'dropped' : 'still shows'} ${leaver}'s tile`);
+      if (!gone) failed = true;
+    }
+    const left = {
+      tiles: await pages[leaver].locator('[data-testid=remote-tile]').count(),
+      leaveDisabled: await pages[leaver].locator('#leave').isDisabled(),
+    };
+    console.log(`leave: ${leaver} after leaving: ${JSON.stringify(left)}`);
+    if (left.tiles !== 0 || !left.leaveDisabled) failed = true;
+  }
+  // SFU_TERM_PID: SIGTERM the supervisor; every page still in the room says the server is
+  // shutting down (within 10 s).
+  if (!failed && process.env.SFU_TERM_PID) {
+    process.kill(Number(process.env.SFU_TERM_PID), 'SIGTERM');
+    const inRoom = process.env.SFU_LEAVE === '1' ? names.slice(0, -1) : names;
+    for (const name of inRoom) {
+      const told = await pages[name].locator('#error', { hasText: 'The server is shutting down.' })
+        .waitFor({ timeout: 10_000 }).then(() => true, () => false);
+      console.log(`shutdown: ${name} ${told ? 'says' : 'does NOT say'} the server is shutting down`);
+      if (!told) failed = true;
+    }
+  }
   // An uncaught error in a page is a bug, whatever else worked.
   for (const [name, lines] of Object.entries(logs)) {
     const errors = lines.filter((l) => l.startsWith('pageerror'));
