@@ -416,6 +416,43 @@ try {
       await new Promise((r) => setTimeout(r, 250));
     }
   }
+  // SFU_SWITCH_MIC=1: the first page picks another microphone in its Microphone list: its
+  // local stream takes that device, and the others go on hearing it (another second of its
+  // audio packets at each, within 10 s).
+  if (!failed && process.env.SFU_SWITCH_MIC === '1') {
+    const [switcher, ...others] = names;
+    const page = pages[switcher];
+    const options = await page.locator('#mic-select option')
+      .evaluateAll((list) => list.map((o) => ({ value: o.value, selected: o.selected, label: o.textContent })));
+    const other = options.find((o) => !o.selected && o.value !== 'default' && o.value !== 'communications');
+    if (!other) {
+      console.log(`switch: ${switcher} has no other microphone: ${JSON.stringify(options)}`);
+      failed = true;
+    } else {
+      const heard = async (name) => (await pages[name].evaluate(() => window.demo.stats()))
+        .byPeer[switcher]?.audioPacketsReceived ?? 0;
+      const before = {};
+      for (const name of others) before[name] = await heard(name);
+      await page.locator('#mic-select').selectOption(other.value);
+      const inUse = await page.waitForFunction(
+        (id) => document.getElementById('local-video').srcObject?.getAudioTracks()[0]?.getSettings().deviceId === id,
+        other.value,
+        { timeout: 10_000 },
+      ).then(() => true, () => false);
+      console.log(`switch: ${switcher} ${inUse ? 'uses' : 'does NOT use'} microphone "${other.label}"`);
+      if (!inUse) failed = true;
+      const by = Date.now() + 10_000;
+      for (const name of others) {
+        let now = await heard(name);
+        while (now <= before[name] + 50 && Date.now() < by) {
+          await new Promise((r) => setTimeout(r, 250));
+          now = await heard(name);
+        }
+        console.log(`switch: ${name} heard ${now - before[name]} audio packets of ${switcher} since the switch`);
+        if (now <= before[name] + 50) failed = true;
+      }
+    }
+  }
   // SFU_SPEAKER=1: Chromium's fake microphones beep, and their packets carry audio levels.
   // Only the first page's microphone stays on, then only the last page's: the room's active
   // speaker moves to the last page, and every other page marks its tile, and only it
@@ -440,7 +477,7 @@ try {
         && names.every((n) => n === unmarked[0]
           || (marked[n].length === 1 && marked[n][0].includes(unmarked[0])))
         ? unmarked[0] : null;
-      if (speaker || Date.now() > speakingBy) break;
+      if (speaker === last || Date.now() > speakingBy) break;
       await new Promise((r) => setTimeout(r, 250));
     }
     console.log(`speaker: ${speaker ?? 'NONE agreed on'}; tiles marked speaking per page ${JSON.stringify(marked)}`);
