@@ -456,7 +456,7 @@ try {
   // SFU_SPEAKER=1: Chromium's fake microphones beep, and their packets carry audio levels.
   // Only the first page's microphone stays on, then only the last page's: the room's active
   // speaker moves to the last page, and every other page marks its tile, and only it
-  // (within 10 s).
+  // (within 20 s: the speaker detector weighs seconds of levels).
   if (!failed && process.env.SFU_SPEAKER === '1') {
     const mic = (name) => pages[name].getByTestId('mic').click();
     const [first, last] = [names[0], names[names.length - 1]];
@@ -464,7 +464,8 @@ try {
     await new Promise((r) => setTimeout(r, 1500)); // the first page alone speaks a while
     await mic(last);
     await mic(first);
-    const speakingBy = Date.now() + 10_000;
+    const switchedAt = Date.now();
+    const speakingBy = switchedAt + 20_000;
     let marked = {};
     let speaker = null;
     for (;;) {
@@ -480,7 +481,8 @@ try {
       if (speaker === last || Date.now() > speakingBy) break;
       await new Promise((r) => setTimeout(r, 250));
     }
-    console.log(`speaker: ${speaker ?? 'NONE agreed on'}; tiles marked speaking per page ${JSON.stringify(marked)}`);
+    console.log(`speaker: ${speaker ?? 'NONE agreed on'}; tiles marked speaking per page ${JSON.stringify(marked)}`
+      + ` ${Date.now() - switchedAt} ms after the microphones changed`);
     if (speaker !== last) failed = true;
   }
   // SFU_LEAVE=1: the last page clicks Leave: the others drop its tile (within 10 s), and it
