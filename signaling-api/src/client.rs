@@ -286,6 +286,8 @@ pub struct Client {
     next_id: u64,
     /// The server's notifications, in order; `None` once the connection is gone.
     pub notifications: mpsc::Receiver<Notification>,
+    /// Every notification [`Client::notification`] or [`Client::seen`] took, in order.
+    seen: Vec<Notification>,
     unmatched: mpsc::Receiver<RawAnswer>,
     ended: watch::Receiver<Option<Closed>>,
     shared: Arc<Shared>,
@@ -406,6 +408,7 @@ impl Client {
             waiters,
             next_id: 1,
             notifications,
+            seen: Vec::new(),
             unmatched,
             ended,
             shared,
@@ -468,7 +471,8 @@ impl Client {
     }
 
     /// Waits at most `within` for the first notification `pick` takes (returns `Some` for),
-    /// dropping the ones before it (scores and the like).
+    /// passing over the ones before it (scores and the like); every one it takes from the
+    /// queue, picked or not, stays in [`Client::seen`].
     pub async fn notification<T>(
         &mut self,
         within: Duration,
@@ -478,6 +482,7 @@ impl Client {
         loop {
             match tokio::time::timeout_at(deadline, self.notifications.recv()).await {
                 Ok(Some(notification)) => {
+                    self.seen.push(notification.clone());
                     if let Some(picked) = pick(notification) {
                         return Ok(picked);
                     }
@@ -486,6 +491,16 @@ impl Client {
                 Err(_) => return Err(WaitError::TimedOut(within)),
             }
         }
+    }
+
+    /// Every notification of this connection so far, in order: those [`Client::notification`]
+    /// took (picked or passed over), then what is waiting in the queue, taken now. What was
+    /// read from [`Client::notifications`] directly is not in it.
+    pub fn seen(&mut self) -> &[Notification] {
+        while let Ok(notification) = self.notifications.try_recv() {
+            self.seen.push(notification);
+        }
+        &self.seen
     }
 
     /// How the connection ended, if it did.

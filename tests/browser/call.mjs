@@ -370,14 +370,25 @@ try {
       .waitFor({ timeout: 10_000 }).then(() => true, () => false);
     console.log(`chat: ${flooder} ${noted ? 'is' : 'is NOT'} told it sends too fast`);
     if (!noted) failed = true;
-    await new Promise((r) => setTimeout(r, 1500));
+    // The burst starts a one-second window: exactly the limit's worth arrives, the rest is
+    // dropped by the media node. Wait for the limit's worth at every reader (10 s at most),
+    // then nothing more may arrive in the next QUIET_MS.
+    const QUIET_MS = 1000;
+    const burst = (reader) => pages[reader].locator('[data-testid=chat-log] li', { hasText: `${flooder}: burst ` });
     for (const reader of readers) {
-      const got = await pages[reader].locator('[data-testid=chat-log] li', { hasText: `${flooder}: burst ` }).count();
-      // The burst starts a one-second window: exactly the limit's worth arrives, the rest is
-      // dropped by the media node.
-      const ok = got === limit;
-      console.log(`chat: ${reader} got ${got} of ${flooder}'s burst of 40 (limit ${limit} a second)`);
-      if (!ok) failed = true;
+      await burst(reader).nth(limit - 1).waitFor({ timeout: 10_000 }).catch(() => {});
+    }
+    const counts = {};
+    const quietUntil = Date.now() + QUIET_MS;
+    do {
+      for (const reader of readers) counts[reader] = await burst(reader).count();
+      if (Object.values(counts).some((n) => n !== limit)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    } while (Date.now() < quietUntil);
+    for (const reader of readers) {
+      const got = counts[reader];
+      console.log(`chat: ${reader} got ${got} of ${flooder}'s burst of 40 (limit ${limit} a second, nothing more within ${QUIET_MS} ms)`);
+      if (got !== limit) failed = true;
     }
   }
   // SFU_KILL_PIDS: kill these (every node) once the call works; the pages must recover by
@@ -406,6 +417,105 @@ try {
         break;
       }
       await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  // SFU_SWITCH_MIC=1: the first page picks another microphone in its Microphone list: its
+  // local stream takes that device, and the others go on hearing it (another second of its
+  // audio packets at each, within 10 s).
+  if (!failed && process.env.SFU_SWITCH_MIC === '1') {
+    const [switcher, ...others] = names;
+    const page = pages[switcher];
+    const options = await page.locator('#mic-select option')
+      .evaluateAll((list) => list.map((o) => ({ value: o.value, selected: o.selected, label: o.textContent })));
+    const other = options.find((o) => !o.selected && o.value !== 'default' && o.value !== 'communications');
+    if (!other) {
+      console.log(`switch: ${switcher} has no other microphone: ${JSON.stringify(options)}`);
+      failed = true;
+    } else {
+      const heard = async (name) => (await pages[name].evaluate(() => window.demo.stats()))
+        .byPeer[switcher]?.audioPacketsReceived ?? 0;
+      const before = {};
+      for (const name of others) before[name] = await heard(name);
+      await page.locator('#mic-select').selectOption(other.value);
+      const inUse = await page.waitForFunction(
+        (id) => document.getElementById('local-video').srcObject?.getAudioTracks()[0]?.getSettings().deviceId === id,
+        other.value,
+        { timeout: 10_000 },
+      ).then(() => true, () => false);
+      console.log(`switch: ${switcher} ${inUse ? 'uses' : 'does NOT use'} microphone "${other.label}"`);
+      if (!inUse) failed = true;
+      const by = Date.now() + 10_000;
+      for (const name of others) {
+        let now = await heard(name);
+        while (now <= before[name] + 50 && Date.now() < by) {
+          await new Promise((r) => setTimeout(r, 250));
+          now = await heard(name);
+        }
+        console.log(`switch: ${name} heard ${now - before[name]} audio packets of ${switcher} since the switch`);
+        if (now <= before[name] + 50) failed = true;
+      }
+    }
+  }
+  // SFU_SPEAKER=1: Chromium's fake microphones beep, and their packets carry audio levels.
+  // Only the first page's microphone stays on, then only the last page's: the room's active
+  // speaker moves to the last page, and every other page marks its tile, and only it
+  // (within 20 s: the speaker detector weighs seconds of levels).
+  if (!failed && process.env.SFU_SPEAKER === '1') {
+    const mic = (name) => pages[name].getByTestId('mic').click();
+    const [first, last] = [names[0], names[names.length - 1]];
+    for (const name of names.slice(1)) await mic(name);
+    await new Promise((r) => setTimeout(r, 1500)); // the first page alone speaks a while
+    await mic(last);
+    await mic(first);
+    const switchedAt = Date.now();
+    const speakingBy = switchedAt + 20_000;
+    let marked = {};
+    let speaker = null;
+    for (;;) {
+      marked = {};
+      for (const [name, page] of Object.entries(pages)) {
+        marked[name] = await page.locator('[data-testid=remote-tile].speaking').allTextContents();
+      }
+      const unmarked = names.filter((n) => marked[n].length === 0);
+      speaker = unmarked.length === 1
+        && names.every((n) => n === unmarked[0]
+          || (marked[n].length === 1 && marked[n][0].includes(unmarked[0])))
+        ? unmarked[0] : null;
+      if (speaker === last || Date.now() > speakingBy) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    console.log(`speaker: ${speaker ?? 'NONE agreed on'}; tiles marked speaking per page ${JSON.stringify(marked)}`
+      + ` ${Date.now() - switchedAt} ms after the microphones changed`);
+    if (speaker !== last) failed = true;
+  }
+  // SFU_LEAVE=1: the last page clicks Leave: the others drop its tile (within 10 s), and it
+  // shows no one and can join again.
+  if (!failed && process.env.SFU_LEAVE === '1') {
+    const leaver = names[names.length - 1];
+    await pages[leaver].getByRole('button', { name: 'Leave' }).click();
+    for (const name of names.filter((n) => n !== leaver)) {
+      const gone = await pages[name].locator('[data-testid=remote-tile]', { hasText: leaver })
+        .waitFor({ state: 'detached', timeout: 10_000 }).then(() => true, () => false);
+      console.log(`leave: ${name} ${gone ? 'dropped' : 'still shows'} ${leaver}'s tile`);
+      if (!gone) failed = true;
+    }
+    const left = {
+      tiles: await pages[leaver].locator('[data-testid=remote-tile]').count(),
+      leaveDisabled: await pages[leaver].locator('#leave').isDisabled(),
+    };
+    console.log(`leave: ${leaver} after leaving: ${JSON.stringify(left)}`);
+    if (left.tiles !== 0 || !left.leaveDisabled) failed = true;
+  }
+  // SFU_TERM_PID: SIGTERM the supervisor; every page still in the room says the server is
+  // shutting down (within 10 s).
+  if (!failed && process.env.SFU_TERM_PID) {
+    process.kill(Number(process.env.SFU_TERM_PID), 'SIGTERM');
+    const inRoom = process.env.SFU_LEAVE === '1' ? names.slice(0, -1) : names;
+    for (const name of inRoom) {
+      const told = await pages[name].locator('#error', { hasText: 'The server is shutting down.' })
+        .waitFor({ timeout: 10_000 }).then(() => true, () => false);
+      console.log(`shutdown: ${name} ${told ? 'says' : 'does NOT say'} the server is shutting down`);
+      if (!told) failed = true;
     }
   }
   // An uncaught error in a page is a bug, whatever else worked.

@@ -139,7 +139,7 @@ async fn requests_in_flight_together_are_answered_by_id_in_any_order() {
 }
 
 #[tokio::test]
-async fn a_wait_for_one_kind_of_notification_skips_the_others_and_ends_in_time() {
+async fn a_wait_for_one_kind_of_notification_skips_the_others_keeps_them_and_ends_in_time() {
     let peer_id = PeerId::from_u128(9);
     let url = serve(move |mut server, _| async move {
         let joined = Notification::PeerJoined {
@@ -166,6 +166,15 @@ async fn a_wait_for_one_kind_of_notification_skips_the_others_and_ends_in_time()
     let short = Duration::from_millis(100);
     let none = client.notification(short, |_| Some(())).await;
     assert_eq!(none, Err(WaitError::TimedOut(short)));
+    // The one skipped is kept, in order, with the one picked.
+    let joined = Notification::PeerJoined {
+        peer_id,
+        display_name: "A".into(),
+    };
+    assert_eq!(
+        client.seen(),
+        &[joined, Notification::PeerLeft { peer_id }][..]
+    );
 }
 
 #[tokio::test]

@@ -247,3 +247,32 @@ fn two_browser_tabs_chat_both_ways_and_a_flood_is_throttled() {
         "{stdout}"
     );
 }
+
+#[test]
+fn browser_tabs_switch_microphones_mark_the_active_speaker_see_a_leave_and_hear_of_a_shutdown() {
+    check_prerequisites();
+    let sfu = Sfu::start(&[]);
+    let url = format!("http://127.0.0.1:{}", sfu.port);
+    let pid = sfu.pid().to_string();
+    let stdout = run_browser_call(
+        &url,
+        &[
+            ("SFU_PAGES", "alice,bob,carol"),
+            ("SFU_SWITCH_MIC", "1"),
+            ("SFU_SPEAKER", "1"),
+            ("SFU_LEAVE", "1"),
+            ("SFU_TERM_PID", &pid),
+        ],
+    );
+    assert!(!stdout.contains("speaker: NONE"), "{stdout}");
+    for said in [
+        "switch: alice uses microphone",
+        "speaker: carol; tiles marked speaking per page",
+        "leave: alice dropped carol's tile",
+        "leave: bob dropped carol's tile",
+        "shutdown: alice says the server is shutting down",
+        "shutdown: bob says the server is shutting down",
+    ] {
+        assert!(stdout.contains(said), "{said:?} in:\n{stdout}");
+    }
+}

@@ -12,7 +12,7 @@ use signaling_api::{ClientErrorCode, Notification, ResumeArgs};
 
 use crate::support::cluster::{self, hosts, metric, monitor, Etcd};
 use crate::support::peer::{assert_exact_media, exchange_media, Joining};
-use crate::support::signaling::{self, notifications_so_far, Expect};
+use crate::support::signaling::{self, drain_notifications, Expect};
 
 /// The names of `room`'s participants, as `host`'s monitor lists them (the owner answers,
 /// whichever host is asked).
@@ -109,7 +109,7 @@ async fn a_client_of_another_host_joins_through_a_relay_and_the_media_flows_exac
     assert_eq!(metric(h1, "sfu_rooms_owned"), Some(1.0));
     assert_eq!(metric(h1, "sfu_cluster_hosts"), Some(2.0));
     // Notifications cross the relay too: Bob leaves, Alice hears of it.
-    notifications_so_far(&mut alice.signaling);
+    drain_notifications(&mut alice.signaling);
     bob.signaling.ok(&signaling_api::calls::Leave {}).await;
     let left = signaling::notified!(alice.signaling, Notification::PeerLeft { peer_id } => peer_id);
     assert_eq!(left, bob.peer_id);

@@ -95,13 +95,35 @@ async fn assert_refused<C: Call>(peer: &mut TestPeer, call: &C, code: &str, says
 
 /// Waits (10 s at most) until `count` messages arrived on `stream` of `peer`: those.
 async fn wait_texts(peer: &TestPeer, stream: u16, count: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    wait_texts_within(peer, stream, count, Duration::from_secs(10)).await
+}
+
+/// Waits (`within` at most) until `count` messages arrived on `stream` of `peer`: those.
+async fn wait_texts_within(
+    peer: &TestPeer,
+    stream: u16,
+    count: usize,
+    within: Duration,
+) -> Vec<String> {
+    let deadline = Instant::now() + within;
     loop {
         peer.assert_healthy();
         let got = peer.recv.received_texts(stream);
         if got.len() >= count || Instant::now() > deadline {
             return got;
         }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Checks that `stream` of `peer` holds exactly `count` messages over the `window` from now
+/// (polling: one more fails at once): a "nothing more arrives" check with its window.
+async fn assert_no_more_texts(peer: &TestPeer, stream: u16, count: usize, window: Duration) {
+    let end = Instant::now() + window;
+    while Instant::now() < end {
+        peer.assert_healthy();
+        let got = peer.recv.received_texts(stream);
+        assert_eq!(got.len(), count, "nothing more within {window:?}: {got:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -251,12 +273,8 @@ async fn a_message_over_the_size_limit_is_dropped_and_the_channel_goes_on() {
     alice.send.send_text(0, "after");
     let got = wait_texts(&bob, stream, 2).await;
     assert_eq!(got, vec![fits, "after".to_string()]);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        bob.recv.received_texts(stream).len(),
-        2,
-        "the large one never came"
-    );
+    // The large one never comes, not even late.
+    assert_no_more_texts(&bob, stream, 2, Duration::from_millis(300)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,9 +301,9 @@ async fn a_data_producer_over_the_message_rate_is_cut_at_the_limit_and_its_peer_
     );
     assert_eq!(throttled, (chat, 5, 1000));
     let got = wait_texts(&bob, stream, 5).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(bob.recv.received_texts(stream), texts("burst", 1..=5));
     assert_eq!(got, texts("burst", 1..=5));
+    // The other seven never come, not even late.
+    assert_no_more_texts(&bob, stream, 5, Duration::from_millis(300)).await;
     // The monitor tells who flooded: what was relayed and what dropped.
     let monitor_url = sfu.monitor_url();
     let room = tokio::task::block_in_place(|| {
@@ -308,11 +326,25 @@ async fn a_data_producer_over_the_message_rate_is_cut_at_the_limit_and_its_peer_
     let (_, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
     let metrics = crate::monitor::parse_metrics(body);
     assert_eq!(metrics.get("sfu_data_throttles_total"), Some(&1.0));
-    // A second later the data producer is heard again.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    alice.send.send_text(0, "later");
-    let got = wait_texts(&bob, stream, 6).await;
-    assert_eq!(got.last().map(String::as_str), Some("later"), "{got:?}");
+    // Once its pause (a second) is over, the data producer is heard again: Alice sends, at
+    // 4 a second (under the limit), until Bob hears her (within 5 s).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut sent = 0;
+    let got = loop {
+        let got = bob.recv.received_texts(stream);
+        if got.len() > 5 {
+            break got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Alice never heard again: {got:?}"
+        );
+        sent += 1;
+        alice.send.send_text(0, &format!("later {sent}"));
+        let _ = wait_texts_within(&bob, stream, 6, Duration::from_millis(250)).await;
+    };
+    assert_eq!(got.len(), 6, "one message heard again: {got:?}");
+    assert!(got[5].starts_with("later "), "{got:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

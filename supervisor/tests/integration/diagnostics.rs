@@ -98,8 +98,16 @@ async fn media_statistics_are_collected_only_while_a_monitor_asks() {
         during >= before + 2,
         "sampled while subscribed: {before} → {during}"
     );
+    // The subscriber goes; once the supervisor has seen its connection end, its sampling
+    // loop is over: nothing is collected in the next 3 s (more than one 2 s period).
+    let gone = sfu.log_text().matches("monitor disconnected").count();
     drop(events);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        sfu.wait_log_count("monitor disconnected", gone + 1, Duration::from_secs(5))
+            .await,
+        "the supervisor saw the subscriber go; log:\n{}",
+        sfu.log_text()
+    );
     let after = collections(&sfu);
     exchange_media(&mut [&mut alice, &mut bob], Duration::from_secs(3)).await;
     assert_eq!(collections(&sfu), after, "nothing once the subscriber left");

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use signaling_api::Notification;
 
+use crate::support::monitor_events::follow;
 use crate::support::peer::{assert_exact_media, exchange_media, Joining, TestPeer};
 use crate::support::signaling::{self, join, notified, Expect};
 use crate::support::{monitor_json, signal, wait_gone, wait_reaped, Sfu};
@@ -27,22 +28,50 @@ async fn timed<T>(request: impl std::future::Future<Output = T>) -> (T, Instant)
     (outcome, Instant::now())
 }
 
-fn total(peer: &TestPeer) -> u64 {
-    peer.received().iter().map(|(_, n)| n).sum()
+/// `monitor --json <args>` against `sfu` (plain `ws://` on loopback) with the test token.
+fn monitor(sfu: &Sfu, args: &[&str]) -> serde_json::Value {
+    let url = sfu.monitor_url();
+    let mut full = vec!["--url", url.as_str(), "--token", crate::monitor::TOKEN];
+    full.extend_from_slice(args);
+    tokio::task::block_in_place(|| monitor_json(&full))
+}
+
+/// The node hosting `room` as the monitor shows it: its name and pid.
+fn node_of_room(sfu: &Sfu, room: &str) -> (String, u32) {
+    let detail = monitor(sfu, &["room", room]);
+    let routers = detail["routers"].as_array().expect("routers");
+    assert_eq!(routers.len(), 1, "one router: {detail}");
+    let node = routers[0]["node"].as_str().expect("node").to_string();
+    let pid = monitor(sfu, &["nodes"])
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["node"] == node.as_str())
+        .and_then(|n| n["pid"].as_u64())
+        .unwrap_or_else(|| panic!("{node} is not listed")) as u32;
+    (node, pid)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_node_rooms_recover_and_other_rooms_lose_nothing() {
-    let mut sfu = Sfu::start(&["--nodes", "2"]);
+    let mut sfu = Sfu::start(&["--nodes", "2", "--monitor-token", crate::monitor::TOKEN]);
     let url = sfu.ws_url();
     let nodes = sfu.wait_nodes(2, Duration::from_secs(10)).await;
-    // The first room goes to the first node, the second to the other (fewer rooms).
+    let mut events = follow(&sfu, None, crate::monitor::TOKEN).await;
     let (mut a, mut b) = call(&url, "doomed", 100).await;
     let (mut c, mut d) = call(&url, "steady", 200).await;
-    assert!(
-        total(&a) > 0 && total(&c) > 0,
-        "media flows before the kill"
-    );
+    // Where the rooms are is the supervisor's choice: ask the monitor.
+    let (doomed_node, doomed_pid) = node_of_room(&sfu, "doomed");
+    let (steady_node, _) = node_of_room(&sfu, "steady");
+    assert!(nodes.contains(&doomed_pid), "{doomed_pid} of {nodes:?}");
+    assert_ne!(doomed_node, steady_node, "rooms spread over the two nodes");
+    let doomed_producers: Vec<String> = [&a, &b]
+        .iter()
+        .flat_map(|p| p.producers.iter().map(|p| p.id.to_string()))
+        .collect();
+    // Media flows before the kill, every packet from its own stream.
+    assert_exact_media(&[&a, &b], &[&a, &b]).await;
+    assert_exact_media(&[&c, &d], &[&c, &d]).await;
 
     // The other room keeps sending through the kill and the recovery: 100 packets per track.
     let steady = tokio::spawn(async move {
@@ -50,7 +79,7 @@ async fn killed_node_rooms_recover_and_other_rooms_lose_nothing() {
         (c, d)
     });
     let killed_at = Instant::now();
-    signal(nodes[0], "KILL");
+    signal(doomed_pid, "KILL");
     for peer in [&mut a, &mut b] {
         let moved = notified!(peer.signaling, Notification::RoomMoved { room, .. } => room);
         assert_eq!(moved, "doomed");
@@ -82,6 +111,8 @@ async fn killed_node_rooms_recover_and_other_rooms_lose_nothing() {
         exchange_media(&mut [&mut a, &mut b], Duration::from_millis(20)).await;
     };
     let recovered = first.duration_since(killed_at);
+    // What came back is each consumer's own stream, every packet since the re-join.
+    assert_exact_media(&[&a, &b], &[&a, &b]).await;
     println!(
         "after SIGKILL of the node: roomMoved {moved:?}, re-joined {rejoined:?}, every track's first packet {recovered:?}"
     );
@@ -95,18 +126,65 @@ async fn killed_node_rooms_recover_and_other_rooms_lose_nothing() {
     assert_exact_media(&[&c, &d], &[&c, &d]).await;
     assert!(sfu.is_running(), "supervisor survived");
     let replaced = sfu.wait_nodes(2, Duration::from_secs(10)).await;
-    assert!(!replaced.contains(&nodes[0]), "the dead node was replaced");
     assert!(
-        wait_reaped(nodes[0], Duration::from_secs(5)).await,
+        !replaced.contains(&doomed_pid),
+        "the dead node was replaced"
+    );
+    assert!(
+        wait_reaped(doomed_pid, Duration::from_secs(5)).await,
         "the killed node was reaped by the supervisor: no zombie left"
     );
+
+    // The monitor told it all: the node's exit, its replacement (the pool is below --nodes),
+    // and each producer of the doomed room closing with its node.
+    let within = Duration::from_secs(5);
+    let exited = events
+        .seen_or_wait(within, |e| {
+            e["type"] == "nodeExited" && e["node"] == doomed_node.as_str()
+        })
+        .await
+        .unwrap_or_else(|| panic!("no nodeExited for {doomed_node}: {:?}", events.seen()));
+    let respawned = events
+        .seen_or_wait(within, |e| e["type"] == "nodeRespawned")
+        .await
+        .unwrap_or_else(|| panic!("no nodeRespawned: {:?}", events.seen()));
+    let new_pid = respawned["pid"].as_u64().expect("pid") as u32;
+    assert!(replaced.contains(&new_pid), "{respawned} of {replaced:?}");
+    assert!(
+        respawned["at"].as_u64() >= exited["at"].as_u64(),
+        "{exited} {respawned}"
+    );
+    for producer in &doomed_producers {
+        events
+            .seen_or_wait(within, |e| {
+                e["type"] == "producerClosed"
+                    && e["room"] == "doomed"
+                    && e["producerId"] == producer.as_str()
+            })
+            .await
+            .unwrap_or_else(|| panic!("no producerClosed for {producer}: {:?}", events.seen()));
+    }
+    // Nothing of the steady room closed.
+    let steady_closed: Vec<_> = events
+        .seen()
+        .iter()
+        .filter(|e| e["room"] == "steady" && e["type"] == "producerClosed")
+        .cloned()
+        .collect();
+    assert!(steady_closed.is_empty(), "{steady_closed:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_node_is_detected_by_heartbeat_and_replaced() {
-    let mut sfu = Sfu::start(&["--node-heartbeat-timeout-ms", "1500"]);
+    let mut sfu = Sfu::start(&[
+        "--node-heartbeat-timeout-ms",
+        "1500",
+        "--monitor-token",
+        crate::monitor::TOKEN,
+    ]);
     let url = sfu.ws_url();
     let node = sfu.wait_nodes(1, Duration::from_secs(10)).await[0];
+    let mut events = follow(&sfu, None, crate::monitor::TOKEN).await;
     let (mut a, _b) = call(&url, "frozen", 400).await;
     let stopped_at = Instant::now();
     signal(node, "STOP");
@@ -119,9 +197,22 @@ async fn stopped_node_is_detected_by_heartbeat_and_replaced() {
     );
     let replaced = sfu.wait_nodes(1, Duration::from_secs(10)).await;
     assert_ne!(replaced[0], node);
+    // The monitor saw the hung node go and its replacement come.
+    let within = Duration::from_secs(5);
+    let exited = events
+        .seen_or_wait(within, |e| e["type"] == "nodeExited")
+        .await
+        .unwrap_or_else(|| panic!("no nodeExited: {:?}", events.seen()));
+    let respawned = events
+        .seen_or_wait(within, |e| e["type"] == "nodeRespawned")
+        .await
+        .unwrap_or_else(|| panic!("no nodeRespawned: {:?}", events.seen()));
+    assert_eq!(respawned["pid"], replaced[0], "{respawned}");
+    assert_ne!(respawned["node"], exited["node"], "{exited} {respawned}");
     drop(a);
-    let (a, _b) = call(&url, "frozen", 500).await;
-    assert!(total(&a) > 0, "media flows on the new node");
+    let (a, b) = call(&url, "frozen", 500).await;
+    // Media flows on the new node, exactly.
+    assert_exact_media(&[&a, &b], &[&a, &b]).await;
     assert!(sfu.is_running());
 }
 
@@ -204,8 +295,9 @@ async fn five_kills_in_a_row_the_pool_comes_back_each_time_without_zombies() {
     let url = sfu.ws_url();
     for round in 0..5 {
         let nodes = sfu.wait_nodes(2, Duration::from_secs(10)).await;
-        let (a, _b) = call(&url, &format!("round-{round}"), 600 + round * 100).await;
-        assert!(total(&a) > 0, "round {round}: media flows");
+        let (a, b) = call(&url, &format!("round-{round}"), 600 + round * 100).await;
+        // Media flows, exactly.
+        assert_exact_media(&[&a, &b], &[&a, &b]).await;
         signal(nodes[0], "KILL");
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -260,8 +352,9 @@ async fn full_workers_grow_the_pool_up_to_max_nodes_then_joins_get_capacity() {
     let (_a, _b) = call(&url, "first", 700).await;
     assert_eq!(sfu.node_pids().len(), 1);
     // A new room cannot go there: a second node is started and the room lands on it.
-    let (c, _d) = call(&url, "second", 800).await;
-    assert!(total(&c) > 0, "media flows in the room on the new node");
+    let (c, d) = call(&url, "second", 800).await;
+    // Media flows in the room on the new node, exactly.
+    assert_exact_media(&[&c, &d], &[&c, &d]).await;
     assert_eq!(sfu.node_pids().len(), 2, "a second node was spawned");
     // Both workers are full and the pool is at --max-nodes: new and full rooms are refused.
     let mut late = signaling::connect(&url, None).await;

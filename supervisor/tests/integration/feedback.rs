@@ -27,7 +27,7 @@ async fn a_lost_video_packet_is_resent_when_the_subscriber_nacks_it() {
         exchange_media(&mut [&mut alice], Duration::from_secs(1)).await;
         let sent = alice.sent();
         let got = bob
-            .wait_seqs(video, if feedback { sent } else { sent - 2 })
+            .wait_seqs(video, &alice, if feedback { sent } else { sent - 2 })
             .await;
         if feedback {
             assert_eq!(

@@ -18,7 +18,7 @@ use signaling_api::client::{request_frame, Client, WaitError};
 use signaling_api::{CreateTransportArgs, Direction, JoinArgs, Method};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::signaling::{self, assert_sane, notifications_so_far};
+use crate::support::signaling::{self, assert_sane, drain_notifications};
 use crate::support::{http_get, Sfu};
 
 /// xorshift64*: reproducible without a dependency; the seed is printed.
@@ -170,7 +170,7 @@ async fn fuzz_connection(url: String, seed: u64, frames: u64) -> (Outcomes, Opti
         }
         // The answer (notifications come apart, and are read here so their queue never fills).
         let answer = client.raw_answer(Duration::from_secs(15)).await;
-        notifications_so_far(&mut client);
+        drain_notifications(&mut client);
         assert_sane(&client);
         let answer = match answer {
             Ok(answer) => answer,

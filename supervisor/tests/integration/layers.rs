@@ -22,7 +22,8 @@ async fn layers_since(alice: &mut TestPeer, bob: &TestPeer, video: usize, from: 
         .iter()
         .filter(|(_, seq)| *seq <= from)
         .count() as u64;
-    bob.wait_seqs(video, before + sent - from).await;
+    // Every packet is of one of Alice's video layers (none of her audio's, nor untagged).
+    bob.wait_seqs(video, alice, before + sent - from).await;
     let mut since: Vec<(u64, u32)> = bob
         .arrivals(video)
         .tags
@@ -49,19 +50,19 @@ async fn send_until_layer(
     spatial: u8,
 ) {
     let deadline = Instant::now() + Duration::from_secs(10);
+    // Only what comes from now on counts.
+    let from = bob.signaling.seen().len();
     loop {
         exchange_media(&mut [&mut *alice], Duration::from_millis(20)).await;
-        while let Ok(note) = bob.signaling.notifications.try_recv() {
-            if let Notification::ConsumerLayersChanged {
-                consumer_id,
-                spatial_layer,
-                ..
-            } = note
-            {
-                if consumer_id == *consumer && spatial_layer == Some(spatial) {
-                    return;
-                }
-            }
+        let changed = bob.signaling.seen()[from..].iter().any(|note| {
+            matches!(
+                note,
+                Notification::ConsumerLayersChanged { consumer_id, spatial_layer, .. }
+                    if consumer_id == consumer && *spatial_layer == Some(spatial)
+            )
+        });
+        if changed {
+            return;
         }
         assert!(
             Instant::now() < deadline,

@@ -12,7 +12,7 @@ use signaling_api::{ConsumeArgs, Direction, Kind, ProduceArgs, ProducerId};
 use crate::support::peer::opus_parameters;
 use crate::support::rtc::PayloadTypes;
 use crate::support::signaling::{
-    self, consumer_args, join, notifications_so_far, transport, Expect,
+    self, consumer_args, drain_notifications, join, transport, Expect,
 };
 use crate::support::Sfu;
 
@@ -136,7 +136,7 @@ async fn two_thousand_visits_leave_memory_and_descriptors_where_they_were() {
         cycle(&url, &producer, done).await;
         // The host reads what it is told of each visit, as a client does: the client's queue
         // of notifications is bounded.
-        notifications_so_far(&mut host);
+        drain_notifications(&mut host);
         done += 1;
         if done == warm_up {
             let at = sample(&sfu, node, done);

@@ -324,6 +324,35 @@ async fn guessing_the_monitor_token_is_throttled_per_address() {
         Some(429),
         "after five failures not even the right token gets in"
     );
+    // The refusal says when to come back: a Retry-After header (seconds, within the minute
+    // the five failures are counted over), and the same number in its text.
+    let response = tokio::task::block_in_place(|| {
+        raw_upgrade(
+            sfu.port,
+            "/monitor",
+            &[
+                (
+                    "Authorization",
+                    "Bearer right-token-0123456789abcdef0123456789",
+                ),
+                ("X-Forwarded-For", "192.0.2.66"),
+            ],
+        )
+    });
+    assert!(response.starts_with("HTTP/1.1 429"), "{response}");
+    let retry: u64 = response
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("retry-after")
+                .then(|| value.trim().parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("a numeric Retry-After: {response}"));
+    assert!((1..=60).contains(&retry), "Retry-After {retry}: {response}");
+    assert!(
+        response.contains(&format!("retry in {retry} s")),
+        "{response}"
+    );
     assert_eq!(
         attempt("right-token-0123456789abcdef0123456789", "192.0.2.1").await,
         None,
@@ -339,4 +368,36 @@ async fn guessing_the_monitor_token_is_throttled_per_address() {
         "{log}"
     );
     bystanders.assert_unharmed().await;
+}
+
+/// A WebSocket upgrade of `path` on 127.0.0.1:`port` with `headers`, sent raw: the whole
+/// response, status line and headers included (the refusal's body, when it is one).
+fn raw_upgrade(port: u16, path: &str, headers: &[(&str, &str)]) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("read timeout");
+    let mut request = format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).expect("request");
+    let mut response = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The refusal closes the connection, or at least ends its body: read until then.
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        response.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&response);
+        if text.contains("\r\n\r\n") && text.contains("retry in") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&response).into_owned()
 }

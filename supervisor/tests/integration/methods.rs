@@ -18,7 +18,7 @@ use tokio::net::UdpSocket;
 
 use crate::support::peer::{exchange_media, opus_parameters, Joining, TestPeer};
 use crate::support::signaling::{
-    consumer_args, notifications_so_far, notified, producer_args, transport_args, Expect,
+    consumer_args, notified, producer_args, told, transport_args, Expect,
 };
 use crate::support::Sfu;
 
@@ -66,10 +66,12 @@ async fn a_paused_producer_reaches_no_consumer_until_it_is_resumed() {
     let expected: Vec<u64> = (1..=paused_at)
         .chain(resumed_at + 1..=alice.sent())
         .collect();
-    let got = bob.wait_seqs(bob_video, expected.len() as u64).await;
+    let got = bob
+        .wait_seqs(bob_video, &alice, expected.len() as u64)
+        .await;
     assert_eq!(got, expected, "Bob's video of Alice around the pause");
     // Audio was not paused.
-    let got = bob.wait_seqs(bob_audio, alice.sent()).await;
+    let got = bob.wait_seqs(bob_audio, &alice, alice.sent()).await;
     assert_eq!(got, upto(alice.sent()), "Bob's audio of Alice");
 }
 
@@ -99,17 +101,20 @@ async fn a_paused_consumer_stops_only_itself() {
     let expected: Vec<u64> = (1..=paused_at)
         .chain(resumed_at + 1..=alice.sent())
         .collect();
-    let got = bob.wait_seqs(bob_video, expected.len() as u64).await;
+    let got = bob
+        .wait_seqs(bob_video, &alice, expected.len() as u64)
+        .await;
     assert_eq!(got, expected, "Bob's paused consumer");
-    let got = carol.wait_seqs(carol_video, alice.sent()).await;
+    let got = carol.wait_seqs(carol_video, &alice, alice.sent()).await;
     assert_eq!(
         got,
         upto(alice.sent()),
         "Carol's consumer of the same producer"
     );
-    // Pausing is the consumer's own business: Alice and Carol were told nothing.
+    // Pausing is the consumer's own business: Alice and Carol were told nothing, in all they
+    // were told since they joined, up to 300 ms after the resume.
     for peer in [&mut alice, &mut carol] {
-        for note in notifications_so_far(&mut peer.signaling) {
+        for note in told(&mut peer.signaling, Duration::from_millis(300)).await {
             assert!(
                 !matches!(
                     note,
@@ -149,9 +154,13 @@ async fn a_closed_producer_closes_its_consumers_at_every_peer() {
     // Alice's str0m keeps sending on the audio SSRC: the SFU drops it, her video goes on.
     talk(&mut alice).await;
     for peer in [&bob, &carol] {
-        let got = peer.wait_seqs(peer.consumer_of(&video), alice.sent()).await;
+        let got = peer
+            .wait_seqs(peer.consumer_of(&video), &alice, alice.sent())
+            .await;
         assert_eq!(got, upto(alice.sent()), "{}'s video of Alice", peer.name);
-        let got = peer.wait_seqs(peer.consumer_of(&audio), closed_at).await;
+        let got = peer
+            .wait_seqs(peer.consumer_of(&audio), &alice, closed_at)
+            .await;
         assert_eq!(
             got,
             upto(closed_at),
@@ -186,9 +195,11 @@ async fn a_closed_consumer_stops_and_its_producer_can_be_consumed_again() {
         .ok(&CloseConsumer(consumer_args(&consumer)))
         .await;
     talk(&mut alice).await;
-    let got = bob.wait_seqs(bob.consumer_of(&audio), alice.sent()).await;
+    let got = bob
+        .wait_seqs(bob.consumer_of(&audio), &alice, alice.sent())
+        .await;
     assert_eq!(got, upto(alice.sent()), "the audio consumer goes on");
-    assert_eq!(bob.wait_seqs(old, closed_at).await, upto(closed_at));
+    assert_eq!(bob.wait_seqs(old, &alice, closed_at).await, upto(closed_at));
     let refused = bob
         .signaling
         .refused(&PauseConsumer(consumer_args(&consumer)))
@@ -203,7 +214,7 @@ async fn a_closed_consumer_stops_and_its_producer_can_be_consumed_again() {
     talk(&mut alice).await;
     let expected: Vec<u64> = (resumed_from + 1..=alice.sent()).collect();
     let got = bob
-        .wait_seqs(bob.consumer_of(&video), expected.len() as u64)
+        .wait_seqs(bob.consumer_of(&video), &alice, expected.len() as u64)
         .await;
     assert_eq!(got, expected, "the new consumer of Alice's video");
 }
@@ -243,7 +254,10 @@ async fn closing_a_transport_closes_what_it_carried() {
     // Her receive transport still brings Bob's media, all of it.
     exchange_media(&mut [&mut bob], Duration::from_millis(400)).await;
     for index in 0..2 {
-        assert_eq!(alice.wait_seqs(index, bob.sent()).await, upto(bob.sent()));
+        assert_eq!(
+            alice.wait_seqs(index, &bob, bob.sent()).await,
+            upto(bob.sent())
+        );
     }
 
     // Bob's receive transport: his consumers go with it.
@@ -337,7 +351,10 @@ async fn restart_ice_issues_new_credentials_that_the_server_then_requires() {
     bob.recv.set_remote_ice(&new);
     exchange_media(&mut [&mut alice], Duration::from_secs(1)).await;
     for index in 0..2 {
-        assert_eq!(bob.wait_seqs(index, alice.sent()).await, upto(alice.sent()));
+        assert_eq!(
+            bob.wait_seqs(index, &alice, alice.sent()).await,
+            upto(alice.sent())
+        );
     }
 }
 
@@ -375,7 +392,10 @@ async fn producers_a_peer_may_not_consume_are_refused_with_their_reason() {
     // The refusals changed nothing: Bob still receives Alice, exactly.
     talk(&mut alice).await;
     for index in 0..2 {
-        assert_eq!(bob.wait_seqs(index, alice.sent()).await, upto(alice.sent()));
+        assert_eq!(
+            bob.wait_seqs(index, &alice, alice.sent()).await,
+            upto(alice.sent())
+        );
     }
 }
 

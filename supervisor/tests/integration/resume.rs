@@ -14,7 +14,7 @@ use supervisor::join_tokens::{sign_with_secret, unix_now, Claims};
 
 use crate::support::monitor_events::EventsProcess;
 use crate::support::peer::{assert_exact_media, exchange_media, Joining, TestPeer};
-use crate::support::signaling::{self, notifications_so_far, notified, Expect};
+use crate::support::signaling::{self, notified, Expect};
 use crate::support::{monitor_binary, monitor_json, signal, Sfu};
 
 const MONITOR_TOKEN: &str = "resume-monitor-token-0123456789abcdef";
@@ -38,6 +38,38 @@ fn sorted<T: Ord>(ids: impl IntoIterator<Item = T>) -> Vec<T> {
     ids
 }
 
+/// Checks that among everything `peer` was told after the first `from` notifications of its
+/// connection, and in the next 300 ms, nothing concerned `other`: no `peerLeft` or
+/// `peerJoined` of it, no close or pause of a consumer of its producers.
+async fn assert_told_nothing_of(peer: &mut TestPeer, other: &TestPeer, from: usize) {
+    let told = signaling::told(&mut peer.signaling, Duration::from_millis(300)).await;
+    let consumers: Vec<ConsumerId> = peer
+        .consumers
+        .iter()
+        .filter(|c| other.producers.iter().any(|p| p.id == c.producer))
+        .map(|c| c.id)
+        .collect();
+    let about: Vec<&Notification> = told[from..]
+        .iter()
+        .filter(|n| match n {
+            Notification::PeerLeft { peer_id } | Notification::PeerJoined { peer_id, .. } => {
+                *peer_id == other.peer_id
+            }
+            Notification::ConsumerClosed { consumer_id, .. }
+            | Notification::ConsumerPaused { consumer_id }
+            | Notification::ConsumerResumed { consumer_id } => consumers.contains(consumer_id),
+            _ => false,
+        })
+        .collect();
+    assert!(
+        about.is_empty(),
+        "{} was told of {}: {about:?} (all since: {:?})",
+        peer.name,
+        other.name,
+        &told[from..]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_signaling_connection_keeps_the_media_and_resume_takes_the_peer_back() {
     let sfu = Sfu::start(&[]);
@@ -52,20 +84,14 @@ async fn a_dropped_signaling_connection_keeps_the_media_and_resume_takes_the_pee
     // The network drops Bob's signaling; his media transports are fine.
     bob.signaling.abort();
     let dropped_at = Instant::now();
-    notifications_so_far(&mut alice.signaling);
+    let at_drop = alice.signaling.seen().len();
     exchange_media(&mut [&mut alice, &mut bob], Duration::from_secs(1)).await;
     // Meanwhile Carol joins and publishes; Alice takes her in.
     let mut carol = Joining::new(&url).peer("resume", "Carol", 3000).await;
     alice.consume_announced(2).await;
     // Every packet of Alice and Bob arrived at the other, through the drop.
     assert_exact_media(&[&alice, &bob], &[&alice, &bob]).await;
-    let told = notifications_so_far(&mut alice.signaling);
-    assert!(
-        !told
-            .iter()
-            .any(|n| matches!(n, Notification::PeerLeft { .. })),
-        "Alice was told nothing of Bob: {told:?}"
-    );
+    assert_told_nothing_of(&mut alice, &bob, at_drop).await;
 
     // Bob comes back on a new connection.
     bob.signaling = signaling::connect(&url, None).await;
@@ -76,6 +102,8 @@ async fn a_dropped_signaling_connection_keeps_the_media_and_resume_takes_the_pee
     );
     assert_eq!(resumed.peer_id, bob.peer_id);
     assert!(resumed.joined);
+    // Not on his return either.
+    assert_told_nothing_of(&mut alice, &bob, at_drop).await;
     assert_eq!(
         sorted(resumed.consumers.iter().map(|c| c.consumer_id)),
         consumers,
@@ -109,7 +137,7 @@ async fn a_dropped_signaling_connection_keeps_the_media_and_resume_takes_the_pee
         .filter(|(_, c)| carol.producers.iter().any(|p| p.id == c.producer))
         .map(|(i, _)| i)
     {
-        let got = bob.wait_seqs(index, carol.sent() - from).await;
+        let got = bob.wait_seqs(index, &carol, carol.sent() - from).await;
         assert_eq!(
             got,
             (from + 1..=carol.sent()).collect::<Vec<_>>(),

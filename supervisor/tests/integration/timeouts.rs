@@ -146,3 +146,47 @@ async fn sighup_reloads_renewed_certificate_files_and_keeps_the_old_pair_if_the_
     );
     open.ok(&GetRouterRtpCapabilities {}).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_cap_of_pending_tls_handshakes_connections_are_dropped_until_some_end() {
+    let cap = supervisor::edge::serve::MAX_PENDING_HANDSHAKES;
+    let cert = TestCert::new("handshake-cap");
+    // Silent connections would wait two minutes for their handshake: longer than the test.
+    let sfu = Sfu::start_tls(&cert, &["--tls-handshake-timeout-secs", "120"]);
+    let bystanders = Bystanders::start(&sfu.ws_url(), Some(&cert.cert_pem), None).await;
+    let address = ("127.0.0.1", sfu.port);
+    let mut silent = Vec::with_capacity(cap);
+    for _ in 0..cap {
+        silent.push(TcpStream::connect(address).await.expect("connect"));
+    }
+    // One more (accepted after all of them): dropped at once, and the log says why.
+    let extra = TcpStream::connect(address).await.expect("connect");
+    let took = wait_closed_by_server(extra, b"").await;
+    println!("connection {} was closed after {took:?}", cap + 1);
+    wait_for_log(&sfu, &format!("{cap} TLS handshakes in progress")).await;
+    // The cap's worth still wait, none closed.
+    let closed = silent
+        .iter()
+        .filter(|tcp| {
+            let mut buf = [0u8; 16];
+            !matches!(tcp.try_read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        })
+        .count();
+    assert_eq!(closed, 0, "of the first {cap}, {closed} were closed");
+    // Some go away: their places free up, and a client gets in again (within 10 s).
+    silent.truncate(cap - 16);
+    let url = sfu.ws_url();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut client = loop {
+        let tls = Some(client_tls(&cert.cert_pem));
+        match signaling_api::client::Client::connect(&url, tls).await {
+            Ok(client) => break client,
+            Err(e) => assert!(Instant::now() < deadline, "no way in once some left: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    client.ok(&join("after-the-flood", "Late")).await;
+    drop(silent);
+    // Calls that were up before the flood went on through it.
+    bystanders.assert_unharmed().await;
+}

@@ -157,6 +157,7 @@ async fn watch_shows_the_room_live_in_a_terminal_and_q_quits() {
         "collecting while watch runs: {running} → {later}"
     );
 
+    let gone = sfu.log_text().matches("monitor disconnected").count();
     tmux.command()
         .args(["send-keys", "-t", "watch", "q"])
         .status()
@@ -173,11 +174,19 @@ async fn watch_shows_the_room_live_in_a_terminal_and_q_quits() {
         !screen.contains("Nodes and workers"),
         "terminal restored: {screen}"
     );
+    // Once the supervisor has seen watch's connection end, its sampling is over: nothing is
+    // collected in the next 3 s (more than one 2 s period).
+    assert!(
+        sfu.wait_log_count("monitor disconnected", gone + 1, Duration::from_secs(5))
+            .await,
+        "the supervisor saw watch go; log:\n{}",
+        sfu.log_text()
+    );
     let quit = collections().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
         collections().await,
         quit,
-        "nothing collected once watch quit"
+        "nothing collected in the 3 s after watch quit"
     );
 }

@@ -5,12 +5,14 @@
 pub mod bystanders;
 pub mod channels;
 pub mod cluster;
+pub mod codecs;
 pub mod monitor_events;
 pub mod peer;
 pub mod process;
 pub mod raw_ws;
 pub mod rtc;
 pub mod signaling;
+pub mod streams;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -197,6 +199,18 @@ impl Sfu {
     pub async fn wait_log(&self, needle: &str, within: Duration) -> bool {
         let deadline = Instant::now() + within;
         while !self.log_text().contains(needle) {
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        true
+    }
+
+    /// Waits until `needle` occurs `count` times in the log, at most `within`; whether it did.
+    pub async fn wait_log_count(&self, needle: &str, count: usize, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while self.log_text().matches(needle).count() < count {
             if Instant::now() > deadline {
                 return false;
             }

@@ -1,5 +1,6 @@
 //! A `monitor --json events …` child for tests: started once it says it follows events
-//! (within 10 s), its JSON lines arriving on a channel, stopped with Ctrl-C by [`stop`], and
+//! (within 10 s), its JSON lines arriving on a channel and every one of them kept in a log
+//! (so that a test can ask what came, in any order), stopped with Ctrl-C by [`stop`], and
 //! killed when dropped, so that a failing test leaves no process behind.
 //!
 //! [`stop`]: EventsProcess::stop
@@ -11,10 +12,29 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use super::{monitor_binary, Sfu, TestCert};
+
+/// Follows every event of `sfu` (node and worker events included) with monitor token
+/// `token`, trusting `cert` for `wss://`.
+pub async fn follow(sfu: &Sfu, cert: Option<&TestCert>, token: &str) -> EventsProcess {
+    let mut command = Command::new(monitor_binary());
+    command.arg("--url").arg(sfu.monitor_url());
+    if let Some(cert) = cert {
+        command.arg("--ca").arg(cert.dir.join("cert.pem"));
+    }
+    command
+        .args(["--token", token, "--json", "events"])
+        .env_remove("MONITOR_TOKEN")
+        .env_remove("MONITOR_URL");
+    EventsProcess::spawn(command).await
+}
+
 /// A running `monitor events`.
 pub struct EventsProcess {
     child: Child,
     lines: mpsc::UnboundedReceiver<Value>,
+    /// Every event printed so far, in order (those [`EventsProcess::wait_for`] skipped too).
+    seen: Vec<Value>,
 }
 
 impl EventsProcess {
@@ -45,7 +65,11 @@ impl EventsProcess {
                 }
             }
         });
-        let process = EventsProcess { child, lines };
+        let process = EventsProcess {
+            child,
+            lines,
+            seen: Vec::new(),
+        };
         let line = tokio::time::timeout(Duration::from_secs(10), first.recv())
             .await
             .expect("monitor events says something on stderr within 10 s")
@@ -54,7 +78,8 @@ impl EventsProcess {
         process
     }
 
-    /// The first event matching `want` within `within` (events before it are dropped).
+    /// The next event matching `want` within `within` (the events before it are skipped, yet
+    /// kept in the log).
     pub async fn wait_for(
         &mut self,
         within: Duration,
@@ -63,11 +88,37 @@ impl EventsProcess {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             match tokio::time::timeout_at(deadline, self.lines.recv()).await {
-                Ok(Some(event)) if want(&event) => return Some(event),
-                Ok(Some(_)) => continue,
+                Ok(Some(event)) => {
+                    self.seen.push(event.clone());
+                    if want(&event) {
+                        return Some(event);
+                    }
+                }
                 Ok(None) | Err(_) => return None,
             }
         }
+    }
+
+    /// The first event of the whole log matching `want`, among those printed so far or
+    /// within `within` from now (unlike [`EventsProcess::wait_for`], events seen before
+    /// count, whatever waits took them).
+    pub async fn seen_or_wait(
+        &mut self,
+        within: Duration,
+        want: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
+        if let Some(event) = self.seen.iter().find(|e| want(e)) {
+            return Some(event.clone());
+        }
+        self.wait_for(within, want).await
+    }
+
+    /// Every event printed so far, in order, after taking what already arrived.
+    pub fn seen(&mut self) -> &[Value] {
+        while let Ok(event) = self.lines.try_recv() {
+            self.seen.push(event);
+        }
+        &self.seen
     }
 
     /// Stops it with Ctrl-C (SIGINT), checks that it exits cleanly within 5 s, and returns

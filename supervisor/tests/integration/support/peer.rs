@@ -15,8 +15,9 @@ use signaling_api::{
 };
 use str0m::media::MediaKind;
 
-use super::rtc::{tag, Arrivals, PayloadTypes, RtcTransport};
+use super::rtc::{tag, Arrivals, PayloadTypes, RtcTransport, VideoCodec};
 use super::signaling::{self, join, notified, Expect};
+pub use super::streams::assert_exact_media;
 
 /// A producer this peer published, as the `produce` answer named it.
 #[derive(Clone, Debug)]
@@ -42,7 +43,12 @@ pub struct Consumed {
     pub kind: Kind,
     /// The SSRC the SFU sends it on.
     pub ssrc: u32,
+    /// The MIME type of the codec it sends, as the `consume` answer said.
+    pub mime: String,
 }
+
+/// The RTP header extension of audio levels (RFC 6464).
+pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
 /// One participant of a call.
 pub struct TestPeer {
@@ -53,6 +59,11 @@ pub struct TestPeer {
     /// Its display name.
     pub name: String,
     pts: PayloadTypes,
+    /// The codec it publishes video in.
+    pub video: VideoCodec,
+    /// The audio level its audio packets carry, when it declared the ssrc-audio-level
+    /// extension ([`Joining::audio_levels`]); `None`: no level.
+    pub audio_level: Option<i8>,
     /// Its send transport (the producers').
     pub send: RtcTransport,
     /// Its receive transport (the consumers').
@@ -80,6 +91,8 @@ pub struct Joining<'a> {
     feedback: bool,
     simulcast: bool,
     data: bool,
+    video: VideoCodec,
+    audio_levels: bool,
 }
 
 impl<'a> Joining<'a> {
@@ -92,7 +105,23 @@ impl<'a> Joining<'a> {
             feedback: false,
             simulcast: false,
             data: false,
+            video: VideoCodec::Vp8,
+            audio_levels: false,
         }
+    }
+
+    /// Declaring the ssrc-audio-level header extension (id 1) on audio: each peer's audio
+    /// packets carry [`TestPeer::audio_level`] (silence, -127, at first).
+    pub fn audio_levels(self) -> Self {
+        Joining {
+            audio_levels: true,
+            ..self
+        }
+    }
+
+    /// Publishing video in `codec` (VP8 by default).
+    pub fn video(self, video: VideoCodec) -> Self {
+        Joining { video, ..self }
     }
 
     /// Trusting `ca` (PEM) for `wss://`.
@@ -140,7 +169,14 @@ impl<'a> Joining<'a> {
         let mut producers = Vec::new();
         for (mid, kind, mime, pt, clock, ssrc) in [
             ("0", Kind::Audio, "audio/opus", pts.opus, 48000, ssrc),
-            ("1", Kind::Video, "video/VP8", pts.vp8, 90000, ssrc + 1),
+            (
+                "1",
+                Kind::Video,
+                self.video.mime(),
+                pts.video(self.video),
+                90000,
+                ssrc + 1,
+            ),
         ] {
             let layers: Vec<u32> = match (kind, self.simulcast) {
                 (Kind::Video, true) => (ssrc..ssrc + 3).collect(),
@@ -161,13 +197,25 @@ impl<'a> Joining<'a> {
                 payload_type: pt,
                 clock_rate: clock,
                 channels: (kind == Kind::Audio).then_some(2),
-                parameters: Default::default(),
+                parameters: match kind {
+                    Kind::Audio => Default::default(),
+                    Kind::Video => self.video.parameters(),
+                },
                 rtcp_feedback,
             };
             let rtp = RtpParameters {
                 mid: mid.into(),
                 codecs: vec![codec],
-                header_extensions: Vec::new(),
+                header_extensions: if kind == Kind::Audio && self.audio_levels {
+                    vec![serde_json::json!({
+                        "uri": AUDIO_LEVEL_URI,
+                        "id": 1,
+                        "encrypt": false,
+                        "parameters": {},
+                    })]
+                } else {
+                    Vec::new()
+                },
                 encodings: layers
                     .iter()
                     .map(|&ssrc| Encoding { ssrc, rtx: None })
@@ -197,6 +245,8 @@ impl<'a> Joining<'a> {
             peer_id: joined.peer_id,
             name: name.into(),
             pts,
+            video: self.video,
+            audio_level: self.audio_levels.then_some(-127),
             send,
             recv,
             send_id,
@@ -299,6 +349,7 @@ impl TestPeer {
         let params: RtpParameters =
             media::read(&answer.rtp_parameters).expect("the consumer's RTP parameters");
         let ssrc = params.encodings.first().expect("an encoding").ssrc;
+        let mime = params.codecs.first().expect("a codec").mime_type.clone();
         let media = match answer.kind {
             Kind::Audio => MediaKind::Audio,
             Kind::Video => MediaKind::Video,
@@ -315,6 +366,7 @@ impl TestPeer {
             producer: *producer,
             kind: answer.kind,
             ssrc,
+            mime,
         });
         consumer
     }
@@ -335,23 +387,35 @@ impl TestPeer {
         media::object(&self.pts.device_capabilities())
     }
 
-    /// Sends one audio and one video packet (a VP8 key frame, so forwarding starts at once),
-    /// each payload ending with its tag.
+    /// Sends one audio and one video packet (a key frame of its video codec, so forwarding
+    /// starts at once), each payload ending with its tag.
     pub fn send_media(&mut self) {
         self.seq += 1;
         let seq = self.seq;
         let (audio, video) = (&self.producers[0], &self.producers[1]);
         let mut opus = b"opus".to_vec();
         opus.extend_from_slice(&tag(audio.ssrc, seq));
-        self.send
-            .write(audio.ssrc, self.pts.opus, seq, (seq * 960) as u32, opus);
+        self.send.write_with_level(
+            audio.ssrc,
+            self.pts.opus,
+            seq,
+            (seq * 960) as u32,
+            opus,
+            // A talker's level comes in bursts, as speech does (600 ms at its level, 400 ms
+            // near silence): a constant level is noise to a speaker detector.
+            self.audio_level.map(|level| {
+                if seq % 50 < 30 {
+                    level
+                } else {
+                    level.min(-100)
+                }
+            }),
+        );
         for layer in &video.layers {
-            let mut vp8 = vec![
-                0x10, 0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00, 0, 0, 0,
-            ];
-            vp8.extend_from_slice(&tag(*layer, seq));
-            self.send
-                .write(*layer, self.pts.vp8, seq, (seq * 3000) as u32, vp8);
+            let mut frame = self.video.key_frame();
+            frame.extend_from_slice(&tag(*layer, seq));
+            let pt = self.pts.video(self.video);
+            self.send.write(*layer, pt, seq, (seq * 3000) as u32, frame);
         }
     }
 
@@ -387,31 +451,12 @@ impl TestPeer {
             .collect()
     }
 
-    /// RTP packets received through each consumer: (kind, count).
-    pub fn received(&self) -> Vec<(Kind, u64)> {
-        (0..self.consumers.len())
-            .map(|i| (self.consumers[i].kind, self.arrivals(i).count()))
-            .collect()
-    }
-
     /// The index of this peer's consumer of `producer`.
     pub fn consumer_of(&self, producer: &ProducerId) -> usize {
         self.consumers
             .iter()
             .position(|c| c.producer == *producer)
             .unwrap_or_else(|| panic!("{} does not consume {producer}", self.name))
-    }
-
-    /// Waits (at most 5 s) until consumer `index` has received `count` packets; the
-    /// sequence numbers received through it, sorted.
-    pub async fn wait_seqs(&self, index: usize, count: u64) -> Vec<u64> {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.arrivals(index).count() < count && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let mut seqs: Vec<u64> = self.arrivals(index).tags.iter().map(|t| t.1).collect();
-        seqs.sort_unstable();
-        seqs
     }
 
     /// Sends a PLI for the stream of consumer `index`.
@@ -459,107 +504,5 @@ pub async fn exchange_media(peers: &mut [&mut TestPeer], duration: Duration) {
             peer.send_media();
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Waits (at most 5 s) until `receiver` has received through its consumers of `sender`'s
-/// producers all `sender` sent; what those consumers received.
-pub async fn received_from(receiver: &TestPeer, sender: &TestPeer) -> Vec<u64> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let counts: Vec<u64> = receiver
-            .consumers
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| sender.producers.iter().any(|p| p.id == c.producer))
-            .map(|(i, _)| receiver.arrivals(i).count())
-            .collect();
-        if counts.iter().all(|n| *n >= sender.sent()) || Instant::now() > deadline {
-            return counts;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// The peer of `peers` that published `producer`, and that producer.
-pub fn producer_of<'a>(peers: &[&'a TestPeer], producer: &ProducerId) -> (&'a TestPeer, Produced) {
-    peers
-        .iter()
-        .find_map(|p| {
-            p.producers
-                .iter()
-                .find(|pr| pr.id == *producer)
-                .map(|pr| (*p, pr.clone()))
-        })
-        .unwrap_or_else(|| panic!("no peer produced {producer}"))
-}
-
-/// Checks that every consumer of `receivers` whose producer is one of `senders`' delivered
-/// exactly what that producer sent: packets tagged with its SSRC only (the consumer →
-/// producer mapping of the `produce` answers), each sequence number from 1 to what was sent
-/// exactly once. Waits (at most 5 s) for the last packets in flight first. For calls whose
-/// consumers all existed before the first packet was sent.
-pub async fn assert_exact_media(receivers: &[&TestPeer], senders: &[&TestPeer]) {
-    let of_senders = |c: &&Consumed| {
-        senders
-            .iter()
-            .any(|s| s.producers.iter().any(|p| p.id == c.producer))
-    };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    for receiver in receivers {
-        for (index, consumer) in receiver.consumers.iter().enumerate() {
-            if !of_senders(&consumer) {
-                continue;
-            }
-            let (sender, _) = producer_of(senders, &consumer.producer);
-            while receiver.arrivals(index).count() < sender.sent() && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    }
-    for peer in receivers.iter().chain(senders) {
-        peer.assert_healthy();
-    }
-    for receiver in receivers {
-        for (index, consumer) in receiver.consumers.iter().enumerate() {
-            if !of_senders(&consumer) {
-                continue;
-            }
-            let (sender, produced) = producer_of(senders, &consumer.producer);
-            assert_eq!(consumer.kind, produced.kind, "{consumer:?}");
-            let arrivals = receiver.arrivals(index);
-            let what = format!(
-                "{}'s {:?} consumer of {}'s producer",
-                receiver.name, consumer.kind, sender.name
-            );
-            assert_eq!(arrivals.untagged, 0, "{what}: untagged packets");
-            let strays: Vec<_> = arrivals
-                .tags
-                .iter()
-                .filter(|(ssrc, _)| *ssrc != produced.ssrc)
-                .collect();
-            assert!(
-                strays.is_empty(),
-                "{what} (SSRC {}) delivered another stream's packets: {:?}",
-                produced.ssrc,
-                &strays[..strays.len().min(5)]
-            );
-            let mut seqs: Vec<u64> = arrivals.tags.iter().map(|(_, seq)| *seq).collect();
-            seqs.sort_unstable();
-            let expected: Vec<u64> = (1..=sender.sent()).collect();
-            if seqs != expected {
-                let missing: Vec<_> = expected
-                    .iter()
-                    .filter(|s| seqs.binary_search(s).is_err())
-                    .take(20)
-                    .collect();
-                panic!(
-                    "{what}: {} packets for {} sent; missing (the first 20) {missing:?}; duplicates: {}",
-                    seqs.len(),
-                    sender.sent(),
-                    seqs.windows(2).filter(|w| w[0] == w[1]).count()
-                );
-            }
-        }
     }
 }

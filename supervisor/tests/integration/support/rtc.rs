@@ -9,90 +9,19 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use signaling_api::media::{
-    self, CodecCapability, DtlsParameters, IceCandidate, IceParameters, RtcpFeedback,
-    RtpCapabilities,
-};
+use signaling_api::media::{self, DtlsParameters, IceCandidate, IceParameters};
 use signaling_api::TransportCreated;
 use str0m::config::{DtlsVersion, Fingerprint};
 use str0m::format::{Codec, FormatParams};
 use str0m::media::{Frequency, KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{RtpWrite, SeqNo, Ssrc};
+use str0m::rtp::{ExtensionValues, RtpWrite, SeqNo, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::channels::{ChannelCommand, ChannelLog, Channels};
-
-/// Payload types the router gave Opus and VP8 (its RTP capabilities), and whether this
-/// device asks for RTCP feedback (NACK and PLI on video).
-#[derive(Clone, Copy, Debug)]
-pub struct PayloadTypes {
-    /// Opus.
-    pub opus: u8,
-    /// VP8.
-    pub vp8: u8,
-    /// Declare `nack` and `nack pli` for VP8.
-    pub feedback: bool,
-}
-
-impl PayloadTypes {
-    /// Reads them from `routerRtpCapabilities`.
-    pub fn from_router(caps: &Value) -> PayloadTypes {
-        let caps: RtpCapabilities = media::read(caps).expect("routerRtpCapabilities");
-        let pt = |mime: &str| {
-            caps.payload_type(mime, None)
-                .unwrap_or_else(|| panic!("router has no {mime}"))
-        };
-        PayloadTypes {
-            opus: pt("audio/opus"),
-            vp8: pt("video/VP8"),
-            feedback: false,
-        }
-    }
-
-    /// The RTCP feedback this device declares for VP8.
-    pub fn video_feedback(&self) -> Vec<RtcpFeedback> {
-        if self.feedback {
-            vec![
-                RtcpFeedback::new("nack", ""),
-                RtcpFeedback::new("nack", "pli"),
-            ]
-        } else {
-            Vec::new()
-        }
-    }
-
-    /// The RTP capabilities of this test device.
-    pub fn device_capabilities(&self) -> RtpCapabilities {
-        let codec =
-            |kind: &str, mime: &str, pt, clock_rate, channels, rtcp_feedback| CodecCapability {
-                kind: kind.into(),
-                mime_type: mime.into(),
-                preferred_payload_type: Some(pt),
-                clock_rate,
-                channels,
-                parameters: Default::default(),
-                rtcp_feedback,
-            };
-        RtpCapabilities {
-            codecs: vec![
-                codec("audio", "audio/opus", self.opus, 48000, Some(2), Vec::new()),
-                codec(
-                    "video",
-                    "video/VP8",
-                    self.vp8,
-                    90000,
-                    None,
-                    self.video_feedback(),
-                ),
-            ],
-            header_extensions: Vec::new(),
-        }
-    }
-}
+pub use super::codecs::{PayloadTypes, VideoCodec};
 
 enum Command {
     DeclareSend {
@@ -112,6 +41,8 @@ enum Command {
         seq: u64,
         time: u32,
         payload: Vec<u8>,
+        /// The audio level (dBov, 0 loudest to -127) in the ssrc-audio-level extension.
+        audio_level: Option<i8>,
     },
     /// New ICE credentials of the server (after `restartIce`).
     RemoteIce(IceCreds),
@@ -145,18 +76,28 @@ impl Arrivals {
     }
 }
 
-/// The tag a test peer appends to every payload: its SSRC and the packet's sequence number.
-pub fn tag(ssrc: u32, seq: u64) -> [u8; 12] {
-    let mut tag = [0; 12];
-    tag[..4].copy_from_slice(&ssrc.to_be_bytes());
-    tag[4..].copy_from_slice(&seq.to_be_bytes());
+/// What every tag starts with, so that a payload that merely ends with 12 bytes is no tag.
+const TAG_MAGIC: [u8; 4] = *b"sfuT";
+
+/// The tag a test peer appends to every payload: a marker, its SSRC and the packet's
+/// sequence number.
+pub fn tag(ssrc: u32, seq: u64) -> [u8; 16] {
+    let mut tag = [0; 16];
+    tag[..4].copy_from_slice(&TAG_MAGIC);
+    tag[4..8].copy_from_slice(&ssrc.to_be_bytes());
+    tag[8..].copy_from_slice(&seq.to_be_bytes());
     tag
 }
 
+/// The (SSRC, sequence number) of a payload ending with a [`tag`]; `None` for any other.
 fn read_tag(payload: &[u8]) -> Option<(u32, u64)> {
-    let at = payload.len().checked_sub(12)?;
-    let ssrc = u32::from_be_bytes(payload[at..at + 4].try_into().ok()?);
-    let seq = u64::from_be_bytes(payload[at + 4..].try_into().ok()?);
+    let at = payload.len().checked_sub(16)?;
+    let tag = &payload[at..];
+    if tag[..4] != TAG_MAGIC {
+        return None;
+    }
+    let ssrc = u32::from_be_bytes(tag[4..8].try_into().ok()?);
+    let seq = u64::from_be_bytes(tag[8..].try_into().ok()?);
     Some((ssrc, seq))
 }
 
@@ -201,14 +142,36 @@ impl RtcTransport {
             Some(2),
             FormatParams::default(),
         );
-        config.codec_config().add_config(
-            Pt::from(pts.vp8),
-            None,
-            Codec::Vp8,
-            Frequency::NINETY_KHZ,
-            None,
-            FormatParams::default(),
-        );
+        for (pt, codec, params) in [
+            (pts.vp8, Codec::Vp8, FormatParams::default()),
+            (
+                pts.vp9,
+                Codec::Vp9,
+                FormatParams {
+                    profile_id: Some(2),
+                    ..FormatParams::default()
+                },
+            ),
+            (
+                pts.h264,
+                Codec::H264,
+                FormatParams {
+                    packetization_mode: Some(1),
+                    profile_level_id: Some(0x42e01f),
+                    level_asymmetry_allowed: Some(true),
+                    ..FormatParams::default()
+                },
+            ),
+        ] {
+            config.codec_config().add_config(
+                Pt::from(pt),
+                None,
+                codec,
+                Frequency::NINETY_KHZ,
+                None,
+                params,
+            );
+        }
         let mut rtc = config.build(Instant::now());
         rtc.add_local_candidate(Candidate::host(local, "udp").expect("host candidate"));
         let remote_addr = server_udp_addr(server);
@@ -315,12 +278,27 @@ impl RtcTransport {
 
     /// Sends one RTP packet on a declared stream.
     pub fn write(&self, ssrc: u32, pt: u8, seq: u64, time: u32, payload: Vec<u8>) {
+        self.write_with_level(ssrc, pt, seq, time, payload, None);
+    }
+
+    /// [`RtcTransport::write`] with an audio level (dBov, 0 loudest to -127) in the
+    /// ssrc-audio-level header extension (id 1).
+    pub fn write_with_level(
+        &self,
+        ssrc: u32,
+        pt: u8,
+        seq: u64,
+        time: u32,
+        payload: Vec<u8>,
+        audio_level: Option<i8>,
+    ) {
         self.command(Command::Write {
             ssrc,
             pt,
             seq,
             time,
             payload,
+            audio_level,
         });
     }
 
@@ -572,21 +550,42 @@ fn apply(rtc: &mut Rtc, command: Command) -> Result<(), String> {
             seq,
             time,
             payload,
+            audio_level,
         } => {
             let stream = api
                 .stream_tx(&Ssrc::from(ssrc))
                 .ok_or_else(|| format!("RTP written on SSRC {ssrc}, which was never declared"))?;
-            stream.write_rtp(
-                RtpWrite::new(
-                    Pt::from(pt),
-                    SeqNo::from(seq),
-                    time,
-                    Instant::now(),
-                    payload,
-                )
-                .marker(true),
-            );
+            let mut write = RtpWrite::new(
+                Pt::from(pt),
+                SeqNo::from(seq),
+                time,
+                Instant::now(),
+                payload,
+            )
+            .marker(true);
+            if let Some(level) = audio_level {
+                write = write.ext_vals(ExtensionValues {
+                    audio_level: Some(level),
+                    voice_activity: Some(level > -127),
+                    ..ExtensionValues::default()
+                });
+            }
+            stream.write_rtp(write);
         }
     }
     Ok(())
+}
+
+#[test]
+fn a_tag_is_read_back_and_a_payload_without_one_is_no_tag() {
+    let mut payload = b"opus".to_vec();
+    payload.extend_from_slice(&tag(1234, 56));
+    assert_eq!(read_tag(&payload), Some((1234, 56)));
+    // Any 16 bytes are not a tag: the marker is missing, or one byte of it is wrong.
+    assert_eq!(read_tag(&[7u8; 16]), None);
+    let mut bad = payload.clone();
+    let at = bad.len() - 16;
+    bad[at] ^= 1;
+    assert_eq!(read_tag(&bad), None);
+    assert_eq!(read_tag(&payload[..15]), None);
 }

@@ -128,9 +128,19 @@ macro_rules! notified {
 }
 pub(crate) use notified;
 
-/// The notifications `client` got so far, without waiting.
-pub fn notifications_so_far(client: &mut Client) -> Vec<Notification> {
-    std::iter::from_fn(|| client.notifications.try_recv().ok()).collect()
+/// Every notification of `client`'s connection, after waiting `window` for what may still
+/// be on its way: what a check that someone was told nothing looks at (the waits for one
+/// notification keep the others in the client's log, [`Client::seen`]).
+pub async fn told(client: &mut Client, window: Duration) -> Vec<Notification> {
+    tokio::time::sleep(window).await;
+    assert_sane(client);
+    client.seen().to_vec()
+}
+
+/// Takes what waits in `client`'s queue of notifications into its log, without waiting (a
+/// queue never read fills up).
+pub fn drain_notifications(client: &mut Client) {
+    client.seen();
 }
 
 /// `join` arguments: `room` as `name`, without a token.
