@@ -211,9 +211,11 @@ impl Cluster {
     }
 
     /// Where a new room goes: this host if it has headroom, else the host with the most
-    /// (the lowest id among equals); none when no host has any.
+    /// (the lowest id among equals); none when no host has any. A host whose own record the
+    /// directory has not listed yet (it just joined) counts as having headroom: its room core
+    /// refuses with `capacity` if it has none.
     fn new_room_host(&self) -> Option<HostId> {
-        if self.hosts.get(&self.me).is_some_and(|h| h.headroom > 0) {
+        if self.hosts.get(&self.me).is_none_or(|h| h.headroom > 0) {
             return Some(self.me.clone());
         }
         self.hosts
@@ -409,6 +411,17 @@ mod tests {
             ]
         );
         assert_eq!(join(&mut h1, 3, "demo"), [Output::Claim(room("demo"))]);
+    }
+
+    #[test]
+    fn a_host_not_yet_listed_claims_a_new_room_itself() {
+        // Leased, but the watch has not listed any host yet (this one included).
+        let mut h1 = Cluster::new(host("h1"));
+        run(&mut h1, Input::Lease(true));
+        assert_eq!(join(&mut h1, 1, "demo"), [Output::Claim(room("demo"))]);
+        // Listed among others but not itself: the same.
+        let mut h2 = cluster("h2", &[("h1", 50)]);
+        assert_eq!(join(&mut h2, 1, "demo"), [Output::Claim(room("demo"))]);
     }
 
     #[test]

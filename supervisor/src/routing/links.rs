@@ -295,9 +295,15 @@ impl Links {
             match self.dial(&host, address).await {
                 Ok(link) => {
                     self.state().dialing.remove(&host);
-                    // Redial when it ends, if the host is still there.
+                    // Redial when it ends, if the host is still there and no other link
+                    // took over (two dialers would replace each other's links for ever).
                     let _ = link.ended.subscribe().wait_for(|ended| *ended).await;
-                    if self.state().dialing.insert(host.clone()) {
+                    let mut state = self.state();
+                    let replaced = state
+                        .links
+                        .get(&host)
+                        .is_some_and(|other| !Arc::ptr_eq(other, &link));
+                    if !replaced && state.dialing.insert(host.clone()) {
                         backoff = Duration::from_millis(100);
                         continue;
                     }
