@@ -65,7 +65,8 @@ ip link set "$BRIDGE" up
 etcd --name sfu-cluster --data-dir "$RUN_DIR/etcd" \
     --listen-client-urls "http://$ETCD_IP:2379" --advertise-client-urls "http://$ETCD_IP:2379" \
     --listen-peer-urls "http://$ETCD_IP:2380" --initial-advertise-peer-urls "http://$ETCD_IP:2380" \
-    --initial-cluster "sfu-cluster=http://$ETCD_IP:2380" > "$RUN_DIR/etcd.log" 2>&1 &
+    --initial-cluster "sfu-cluster=http://$ETCD_IP:2380" --auto-compaction-retention=1h \
+    > "$RUN_DIR/etcd.log" 2>&1 &
 echo $! > "$RUN_DIR/etcd.pid"
 for _ in $(seq 100); do grep -q "ready to serve client requests" "$RUN_DIR/etcd.log" && break; sleep 0.1; done
 grep -q "ready to serve client requests" "$RUN_DIR/etcd.log" || die "etcd did not start: $RUN_DIR/etcd.log"

@@ -149,7 +149,8 @@ impl Directory {
     }
 
     /// Keeps this host's lease and record for as long as the process lives: grants a lease,
-    /// publishes `record()` under it, renews it and refreshes the record every second. When
+    /// publishes `record()` under it, renews it every second and republishes the record
+    /// when it changed. When
     /// renewals fail for longer than the lease minus a second, the host fences itself
     /// (before etcd lets the lease expire), then starts over with a new lease.
     pub async fn keep_lease(
@@ -175,9 +176,10 @@ impl Directory {
                 record.lease = format!("{lease:x}");
                 record.to_json()
             };
+            let mut published = leased(record());
             let put = client.put(
                 host_key.clone(),
-                leased(record()),
+                published.clone(),
                 Some(PutOptions::new().with_lease(lease)),
             );
             if let Err(e) = timed(put).await {
@@ -220,13 +222,20 @@ impl Directory {
                     );
                     break;
                 }
+                // Only a changed record is written: every write is a revision etcd keeps
+                // until it is compacted, and an idle cluster should not grow its history.
+                let now = leased(record());
+                if now == published {
+                    continue;
+                }
                 let put = client.put(
                     host_key.clone(),
-                    leased(record()),
+                    now.clone(),
                     Some(PutOptions::new().with_lease(lease)),
                 );
-                if let Err(e) = timed(put).await {
-                    tracing::debug!("refreshing this host's record failed: {e}");
+                match timed(put).await {
+                    Ok(_) => published = now,
+                    Err(e) => tracing::debug!("refreshing this host's record failed: {e}"),
                 }
             }
             self.lease.store(0, Ordering::Release);
