@@ -310,12 +310,34 @@ pub async fn serve(socket: WebSocket, session: Session) {
     rooms.disconnected(asker.session, peer, &outbox);
     drop(outbox);
     // A client that does not read may keep the writer blocked in a write: give the close
-    // frame a moment, then drop the connection.
+    // frame a moment, then drop the connection. Meanwhile whatever the client sends is read
+    // and dropped, up to its answering close: a socket closed with unread bytes (a pong, say)
+    // is reset, and a reset throws away the close frame the client has not read yet.
     let mut writer = writer;
-    if tokio::time::timeout(CLOSE_GRACE, &mut writer)
-        .await
-        .is_err()
-    {
+    let handshake = async {
+        let mut written = false;
+        loop {
+            tokio::select! {
+                _ = &mut writer, if !written => {
+                    written = true;
+                    if !closing {
+                        break;
+                    }
+                }
+                message = stream.next() => match message {
+                    Some(Ok(Message::Close(_))) if written => break,
+                    Some(Ok(_)) => continue,
+                    _ => {
+                        if !written {
+                            let _ = (&mut writer).await;
+                        }
+                        break;
+                    }
+                },
+            }
+        }
+    };
+    if tokio::time::timeout(CLOSE_GRACE, handshake).await.is_err() {
         writer.abort();
         tracing::debug!(%peer, "connection dropped: the client did not take the close frame");
     }

@@ -111,21 +111,29 @@ async fn a_client_that_does_not_read_is_closed_with_1013_instead_of_missing_noti
     );
     flood.abort();
     // What was queued before the close arrives, then the close frame: 1013.
-    let mut code = None;
-    while let Ok(Some(message)) = tokio::time::timeout(Duration::from_secs(10), mute.next()).await {
-        match message {
-            Ok(Message::Close(frame)) => {
+    let reading = std::time::Instant::now();
+    let (mut code, mut frames, mut bytes) = (None, 0usize, 0usize);
+    let ended = loop {
+        match tokio::time::timeout(Duration::from_secs(10), mute.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => {
                 code = frame.map(|f| f.code);
-                break;
+                break "a close frame".to_string();
             }
-            Ok(_) => continue,
-            Err(_) => break,
+            Ok(Some(Ok(message))) => {
+                frames += 1;
+                bytes += message.len();
+            }
+            Ok(Some(Err(e))) => break format!("a socket error ({e})"),
+            Ok(None) => break "the end of the stream".to_string(),
+            Err(_) => break "10 s of silence".to_string(),
         }
-    }
+    };
     assert_eq!(
         code,
         Some(CloseCode::Again),
-        "closed with 1013 (try again later)"
+        "closed with 1013 (try again later); the read ended with {ended} after {frames} frames \
+         ({bytes} bytes) in {:?}",
+        reading.elapsed()
     );
     // The room hears that it left (after its resume grace).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
