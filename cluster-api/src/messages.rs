@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 /// Version of the link's messages; both ends must agree (checked in the handshake).
-pub const LINK_VERSION: u32 = 1;
+pub const LINK_VERSION: u32 = 2;
 
 /// A relayed session on a link, numbered by the host that opened it: the dialing side of the
 /// link uses odd numbers, the accepting side even ones, so both may open sessions at once.
@@ -28,7 +28,7 @@ impl std::fmt::Display for SessionId {
 }
 
 /// One message on an open link.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum LinkMessage {
     /// A client's connection on the sender is relayed to the receiver, which serves it as a
     /// connection of its own.
@@ -72,6 +72,40 @@ pub enum LinkMessage {
         /// The answer.
         answer: String,
     },
+    /// A node call from the host that owns a room to a node of the receiver (the room
+    /// spans both hosts): the receiver sends `request` to its node `node` and answers with
+    /// [`LinkMessage::NodeAnswer`]. The receiver serves only routers the sender created on
+    /// it.
+    NodeCall {
+        /// Chosen by the caller, given back with the answer.
+        id: u64,
+        /// The node, as the receiver numbers its own nodes (its record's `lent`).
+        node: u32,
+        /// The request, as the node takes it.
+        request: ipc::messages::Request,
+    },
+    /// The answer to [`LinkMessage::NodeCall`] `id`: the node's, or the receiving host's
+    /// refusal.
+    NodeAnswer {
+        /// The call's id.
+        id: u64,
+        /// What the node (or its host) answered.
+        answer: Result<ipc::messages::Response, ipc::messages::NodeError>,
+    },
+    /// An event of a node of the sender about a router the receiver created there.
+    NodeEvent {
+        /// The node, as the sender numbers it.
+        node: u32,
+        /// The event.
+        event: ipc::messages::NodeEvent,
+    },
+    /// A node of the sender the receiver has routers on is gone, and those routers with it.
+    NodeGone {
+        /// The node, as the sender numbers it.
+        node: u32,
+        /// Why.
+        reason: String,
+    },
     /// Liveness and the link's round trip: answered with [`LinkMessage::Pong`].
     Ping(u64),
     /// The answer to [`LinkMessage::Ping`] with the same number.
@@ -86,6 +120,11 @@ impl LinkMessage {
             Self::Close { reason, .. } => reason.len(),
             Self::Ask { query, .. } => query.len(),
             Self::Told { answer, .. } => answer.len(),
+            // Node calls carry SDP-sized JSON at most: their postcard size is what counts.
+            Self::NodeCall { .. } | Self::NodeAnswer { .. } | Self::NodeEvent { .. } => {
+                postcard::experimental::serialized_size(self).unwrap_or(0)
+            }
+            Self::NodeGone { reason, .. } => reason.len(),
             _ => 0,
         }
     }

@@ -34,10 +34,23 @@ pub struct HostRecord {
     /// The lease it is published under (hexadecimal).
     #[serde(default)]
     pub lease: String,
+    /// Its nodes, as other hosts may open routers on them for rooms they own (a room that
+    /// spans hosts).
+    #[serde(default)]
+    pub lent: Vec<LentNode>,
+}
+
+/// A node of a host, as other hosts see it for placement.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LentNode {
+    /// The node, as its host numbers it.
+    pub node: u32,
+    /// Consumers on each of its workers.
+    pub consumers: Vec<u32>,
 }
 
 /// Longest record a host may publish: anything larger is refused as corrupt.
-pub const MAX_RECORD_BYTES: usize = 4096;
+pub const MAX_RECORD_BYTES: usize = 16384;
 
 impl HostRecord {
     /// The record as stored.
@@ -174,6 +187,10 @@ mod tests {
             headroom: 997,
             rooms_owned: 1,
             lease: "694da24b5bdde70c".into(),
+            lent: vec![LentNode {
+                node: 1,
+                consumers: vec![3, 0],
+            }],
         };
         assert_eq!(
             HostRecord::from_json(&record.to_json()).expect("reads"),

@@ -115,6 +115,9 @@ answers! {
         ip: String,
         /// Its UDP port.
         port: u16,
+        /// Its SRTP key and suite (mediasoup's `SrtpParameters`, JSON), when asked with
+        /// `srtp`: the other side connects with them.
+        srtp: Option<Json>,
     }
     /// A router's media statistics, collected for this request.
     MediaStats {
@@ -469,6 +472,8 @@ calls! {
     CreatePipeTransport => PipeTransportCreated, "create_pipe_transport" {
         /// The router.
         router: RouterId,
+        /// Encrypt what it carries (SRTP): a pipe between two hosts crosses a network.
+        srtp: bool,
     }
     /// Connects a pipe transport to its peer on the other node.
     ConnectPipeTransport => (), "connect_pipe_transport" {
@@ -480,6 +485,8 @@ calls! {
         ip: String,
         /// The other side's port.
         port: u16,
+        /// The other side's SRTP parameters (its [`PipeTransportCreated::srtp`]).
+        srtp: Option<Json>,
     }
     /// Sends `producer` of this router through a pipe transport.
     PipeConsume => PipeConsumed, "pipe_consume" {

@@ -153,7 +153,10 @@ pub struct RoomDetail {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RouterDetail {
-    /// The node hosting it, as `node-N`.
+    /// In a cluster: the host of its node (a room spans hosts when its owner is full).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The node hosting it, as `node-N` (numbered by its host).
     pub node: String,
     /// The worker hosting it.
     pub worker: u32,

@@ -283,8 +283,9 @@ pub fn room(detail: &RoomDetail) -> String {
         .routers
         .iter()
         .map(|r| {
+            let host = r.host.as_ref().map(|h| format!("{h}/")).unwrap_or_default();
             vec![
-                format!("{}/{}", r.node, r.worker),
+                format!("{host}{}/{}", r.node, r.worker),
                 r.peers.to_string(),
                 r.consumers.to_string(),
                 r.pipes.to_string(),

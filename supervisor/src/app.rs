@@ -180,6 +180,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     capacity: u64::from(config.max_nodes())
                         * u64::from(config.workers_per_node)
                         * u64::from(config.max_consumers_per_worker),
+                    pool: pool.clone(),
+                    node_timeout: Duration::from_millis(config.node_request_timeout_ms),
                 })
                 .await?,
         ),

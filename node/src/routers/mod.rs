@@ -327,16 +327,17 @@ impl Routers {
                 producer,
                 target,
             }) => self.pipe_to_router(router, producer, target).await,
-            Request::CreatePipeTransport(call::CreatePipeTransport { router }) => {
-                self.create_pipe_transport(router).await
+            Request::CreatePipeTransport(call::CreatePipeTransport { router, srtp }) => {
+                self.create_pipe_transport(router, srtp).await
             }
             Request::ConnectPipeTransport(call::ConnectPipeTransport {
                 router,
                 transport,
                 ip,
                 port,
+                srtp,
             }) => {
-                self.connect_pipe_transport(router, transport, &ip, port)
+                self.connect_pipe_transport(router, transport, &ip, port, srtp.as_ref())
                     .await
             }
             Request::PipeConsume(call::PipeConsume {

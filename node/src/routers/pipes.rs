@@ -12,6 +12,7 @@ use ipc::messages::{
     ProducerId, Response, RouterId, TransportId,
 };
 use mediasoup::prelude::*;
+use mediasoup::types::srtp_parameters::SrtpParameters;
 
 use crate::media_config::pipe_listen_info;
 
@@ -60,10 +61,11 @@ impl Routers {
     }
 
     /// A pipe transport in `router`, listening on the node's pipe address.
-    pub(super) async fn create_pipe_transport(&self, router: RouterId) -> Answer {
+    pub(super) async fn create_pipe_transport(&self, router: RouterId, srtp: bool) -> Answer {
         let r = self.with_router(router, |r| Ok(r.router.clone()))?;
         let mut options = PipeTransportOptions::new(pipe_listen_info(self.pipe_ip));
         options.enable_sctp = true;
+        options.enable_srtp = srtp;
         options.max_send_message_size = self.data.max_message_bytes;
         options.max_receive_message_size = self.data.max_message_bytes;
         let transport = r
@@ -72,10 +74,15 @@ impl Routers {
             .map_err(|e| media_error("create pipe transport", e))?;
         let id = TransportId(transport.id().into());
         let tuple = transport.tuple();
+        let srtp = match transport.srtp_parameters() {
+            Some(parameters) => Some(to_json(&parameters)?),
+            None => None,
+        };
         let answer = call::PipeTransportCreated {
             transport: id,
             ip: tuple.local_address().clone(),
             port: tuple.local_port(),
+            srtp,
         };
         self.with_router(router, |r| {
             r.pipe_transports.insert(id, transport);
@@ -103,6 +110,7 @@ impl Routers {
         transport: TransportId,
         ip: &str,
         port: u16,
+        srtp: Option<&Json>,
     ) -> Answer {
         let ip: IpAddr = ip.parse().map_err(|e| {
             NodeError::new(
@@ -110,11 +118,15 @@ impl Routers {
                 format!("pipe address {ip:?}: {e}"),
             )
         })?;
+        let srtp_parameters = match srtp {
+            Some(json) => Some(parse::<SrtpParameters>("SRTP parameters", json)?),
+            None => None,
+        };
         self.pipe_transport(router, transport)?
             .connect(PipeTransportRemoteParameters {
                 ip,
                 port,
-                srtp_parameters: None,
+                srtp_parameters,
             })
             .await
             .map_err(|e| media_error("connect pipe transport", e))?;

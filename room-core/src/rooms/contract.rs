@@ -87,6 +87,9 @@ pub enum Input {
         ready: Vec<(NodeId, u32)>,
         /// Nodes running or starting.
         running: u32,
+        /// Other hosts' nodes (in a cluster), with the consumers their host reports on each
+        /// worker: taken only when this host is full.
+        remote: Vec<(NodeId, Vec<u32>)>,
         /// A new router's id (entropy is an input).
         router: RouterId,
     },
@@ -229,8 +232,9 @@ impl RoomCore {
                 ticket,
                 ready,
                 running,
+                remote,
                 router,
-            } => self.handle_nodes(ticket, &ready, running, router, now),
+            } => self.handle_nodes(ticket, &ready, &remote, running, router, now),
             Input::NodeStarted { ticket, result } => self.handle_node_started(ticket, result),
             Input::Linked { order, result } => self.handle_linked(order.low, order.high, result),
             Input::Piped { order, result } => self.handle_piped(&order, result),

@@ -203,6 +203,7 @@ impl RoomCore {
         &mut self,
         ticket: Ticket,
         ready: &[(NodeId, u32)],
+        remote: &[(NodeId, Vec<u32>)],
         running: u32,
         router: RouterId,
         now: Instant,
@@ -210,7 +211,7 @@ impl RoomCore {
         let Some((room, _)) = self.opening_of(ticket) else {
             return;
         };
-        match self.place_router(&room, ready, running, now) {
+        match self.place_router_spilling(&room, ready, remote, running, now) {
             Placement::Worker(node, worker) => self.create_router(&room, router, node, worker),
             Placement::SpawnNode => {
                 tracing::info!(room = %room, "every worker is full: starting another node");

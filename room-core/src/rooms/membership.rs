@@ -176,10 +176,24 @@ impl RoomCore {
     /// Where a new router of `room` goes (a new room's first, or one more for a room whose
     /// routers are full), given the ready nodes (id and worker count) and how many nodes run
     /// or start: a worker of the room's node first, then the least loaded, then a new node.
+    #[cfg(test)]
     pub(crate) fn place_router(
         &self,
         room: &RoomId,
         ready: &[(NodeId, u32)],
+        running: u32,
+        now: Instant,
+    ) -> Placement {
+        self.place_router_spilling(room, ready, &[], running, now)
+    }
+
+    /// [`Self::place_router`], with other hosts' nodes (`remote`, each worker's consumers as
+    /// its host reports them) to spill to when this host is full.
+    pub(crate) fn place_router_spilling(
+        &self,
+        room: &RoomId,
+        ready: &[(NodeId, u32)],
+        remote: &[(NodeId, Vec<u32>)],
         running: u32,
         now: Instant,
     ) -> Placement {
@@ -191,26 +205,36 @@ impl RoomCore {
                     .any(|s| s.node == node && s.worker == worker)
             })
         };
+        let worker = |id: NodeId, index: u32, reported: u32| WorkerView {
+            index,
+            // The host's report includes this host's routers there, but lags: the larger.
+            consumers: self.worker_load(id, index).max(reported),
+            routers: self
+                .rooms
+                .values()
+                .flat_map(|r| r.routers.values())
+                .filter(|s| s.node == id && s.worker == index)
+                .count() as u32,
+            hosts_room: hosts(id, index),
+        };
         let views: Vec<NodeView> = ready
             .iter()
             .map(|&(id, workers)| NodeView {
                 id,
-                workers: (0..workers)
-                    .map(|index| WorkerView {
-                        index,
-                        consumers: self.worker_load(id, index),
-                        routers: self
-                            .rooms
-                            .values()
-                            .flat_map(|r| r.routers.values())
-                            .filter(|s| s.node == id && s.worker == index)
-                            .count() as u32,
-                        hosts_room: hosts(id, index),
-                    })
-                    .collect(),
-                // This host's own nodes: other hosts' are not offered yet.
+                workers: (0..workers).map(|index| worker(id, index, 0)).collect(),
                 remote: false,
             })
+            .chain(remote.iter().map(|(id, consumers)| {
+                NodeView {
+                    id: *id,
+                    workers: consumers
+                        .iter()
+                        .enumerate()
+                        .map(|(index, &reported)| worker(*id, index as u32, reported))
+                        .collect(),
+                    remote: true,
+                }
+            }))
             .collect();
         // Its first peer's consumers, and a pipe consumer of each of its producers per
         // router of the room.

@@ -5,4 +5,5 @@
 pub mod node_link;
 pub mod node_pool;
 pub mod node_watch;
+pub mod remote;
 pub mod rooms;

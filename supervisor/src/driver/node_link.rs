@@ -353,12 +353,12 @@ impl NodeLink {
             }
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(RpcError::Disconnected.into()),
         }
-        Ok(Sent {
+        Ok(Sent(Sending::Local {
             link: self.clone(),
             ticket,
             name,
             sent,
-        })
+        }))
     }
 
     fn asked(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, RouterId>> {
@@ -390,6 +390,20 @@ impl NodeLink {
         load.history.back().map_or(self.connected_at, |(at, _)| *at)
     }
 
+    /// Consumers on each worker at the last load report (zero before the first).
+    pub fn worker_consumers(&self) -> Vec<u32> {
+        let load = self.load.lock().unwrap_or_else(|p| p.into_inner());
+        let mut consumers = vec![0; self.hello.workers as usize];
+        if let Some((_, report)) = load.history.back() {
+            for worker in &report.workers {
+                if let Some(slot) = consumers.get_mut(worker.worker as usize) {
+                    *slot = worker.consumers;
+                }
+            }
+        }
+        consumers
+    }
+
     /// CPU use of each worker over the last few seconds, in percent of one core.
     pub fn cpu_percent(&self) -> Vec<f64> {
         let load = self.load.lock().unwrap_or_else(|p| p.into_inner());
@@ -417,20 +431,62 @@ impl NodeLink {
 mod tests;
 
 /// A request sent to a node, its answer to come.
-pub struct Sent {
-    link: Arc<NodeLink>,
-    ticket: ipc::rpc::Ticket<Result<Response, NodeError>>,
-    name: &'static str,
-    sent: Instant,
+pub struct Sent(Sending);
+
+enum Sending {
+    /// To a node of this host.
+    Local {
+        link: Arc<NodeLink>,
+        ticket: ipc::rpc::Ticket<Result<Response, NodeError>>,
+        name: &'static str,
+        sent: Instant,
+    },
+    /// To another host's node, through that host's supervisor.
+    Remote {
+        answer: tokio::sync::oneshot::Receiver<Result<Response, NodeError>>,
+        within: Duration,
+    },
 }
 
 impl Sent {
+    /// A call to another host's node: its answer comes on `answer`, within `within` (the
+    /// sender's link ends or forgets the call: the answer is `Disconnected`).
+    pub fn remote(
+        answer: tokio::sync::oneshot::Receiver<Result<Response, NodeError>>,
+        within: Duration,
+    ) -> Self {
+        Self(Sending::Remote { answer, within })
+    }
+
     /// The node's answer, at most the link's timeout after it was sent.
     pub async fn answer(self) -> Result<Response, LinkError> {
-        let answer = self.link.pending.wait(self.ticket, self.link.timeout).await;
-        self.link
-            .metrics
-            .node_request(self.name, self.sent.elapsed());
-        Ok(answer??)
+        match self.0 {
+            Sending::Local {
+                link,
+                ticket,
+                name,
+                sent,
+            } => {
+                let answer = link.pending.wait(ticket, link.timeout).await;
+                link.metrics.node_request(name, sent.elapsed());
+                Ok(answer??)
+            }
+            Sending::Remote { answer, within } => {
+                match tokio::time::timeout(within, answer).await {
+                    Ok(Ok(answer)) => Ok(answer?),
+                    Ok(Err(_)) => Err(RpcError::Disconnected.into()),
+                    Err(_) => Err(RpcError::Timeout(within).into()),
+                }
+            }
+        }
+    }
+
+    /// The answer as `C`'s.
+    pub async fn answer_as<C: Call>(self, name: &'static str) -> Result<C::Answer, LinkError> {
+        let response = self.answer().await?;
+        C::Answer::from_response(response).map_err(|other| LinkError::Mismatched {
+            request: name,
+            answer: format!("{other:?}"),
+        })
     }
 }

@@ -20,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::relayed::RelayServer;
+use super::remote::Remote;
 use crate::edge::monitor_socket::Monitor;
 use crate::edge::outbox::{Outbox, OUTBOX_BYTES};
 use crate::monitoring::metrics::Metrics;
@@ -55,6 +56,9 @@ enum SessionEnd {
 
 /// One open link.
 pub struct Link {
+    /// This link among every link this host made (a later link to the same host has a
+    /// larger one): what lives on a link (routers lent, remote nodes) ends with it.
+    id: u64,
     peer: HostId,
     out: mpsc::UnboundedSender<Queued>,
     /// The queue's budget in bytes.
@@ -78,6 +82,11 @@ impl Link {
     /// The host at the other end.
     pub fn peer(&self) -> &HostId {
         &self.peer
+    }
+
+    /// This link's number.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// Queues `message`, waiting for room (a session's writer may wait; a reader never does).
@@ -196,6 +205,8 @@ pub struct Links {
     changed: Notify,
     server: OnceLock<Arc<RelayServer>>,
     monitor: OnceLock<Monitor>,
+    remote: OnceLock<Arc<Remote>>,
+    next_link: AtomicU64,
     metrics: Metrics,
 }
 
@@ -209,6 +220,8 @@ impl Links {
             changed: Notify::new(),
             server: OnceLock::new(),
             monitor: OnceLock::new(),
+            remote: OnceLock::new(),
+            next_link: AtomicU64::new(1),
             metrics,
         }
     }
@@ -225,6 +238,16 @@ impl Links {
     /// What answers the monitor requests other hosts ask of this one.
     pub fn set_monitor(&self, monitor: Monitor) {
         let _ = self.monitor.set(monitor);
+    }
+
+    /// What serves other hosts' calls to this host's nodes, and this host's to theirs.
+    pub fn set_remote(&self, remote: Arc<Remote>) {
+        let _ = self.remote.set(remote);
+    }
+
+    /// The link to `host`, when it is up.
+    pub fn link(&self, host: &HostId) -> Option<Arc<Link>> {
+        self.state().links.get(host).cloned()
     }
 
     /// Asks `host` the monitor request `query` (JSON) about itself; its answer (JSON), or
@@ -376,6 +399,7 @@ impl Links {
     ) -> Arc<Link> {
         let (out, queue) = mpsc::unbounded_channel();
         let shared = Arc::new(Link {
+            id: self.next_link.fetch_add(1, Ordering::Relaxed),
             peer: link.peer.clone(),
             out,
             budget: Arc::new(Semaphore::new(LINK_QUEUE_BYTES)),
@@ -407,6 +431,9 @@ impl Links {
             tracing::warn!(peer = %reading.peer, "cluster link down: {why}");
             writer.abort();
             reading.end();
+            if let Some(remote) = this.remote.get() {
+                remote.link_down(&reading.peer, reading.id);
+            }
             let mut state = this.state();
             if state
                 .links
@@ -481,6 +508,34 @@ impl Links {
                         .remove(&id);
                     if let Some(waiter) = waiter {
                         let _ = waiter.send(answer);
+                    }
+                }
+                LinkMessage::NodeCall { id, node, request } => match self.remote.get() {
+                    Some(remote) => remote.called(link, id, node, request),
+                    None => {
+                        let refused = ipc::messages::NodeError::new(
+                            ipc::messages::NodeErrorCode::Internal,
+                            "this host lends no nodes yet",
+                        );
+                        let _ = link.try_send(LinkMessage::NodeAnswer {
+                            id,
+                            answer: Err(refused),
+                        });
+                    }
+                },
+                LinkMessage::NodeAnswer { id, answer } => {
+                    if let Some(remote) = self.remote.get() {
+                        remote.answered(link, id, answer);
+                    }
+                }
+                LinkMessage::NodeEvent { node, event } => {
+                    if let Some(remote) = self.remote.get() {
+                        remote.remote_event(link, node, event);
+                    }
+                }
+                LinkMessage::NodeGone { node, reason } => {
+                    if let Some(remote) = self.remote.get() {
+                        remote.remote_gone(link, node, &reason);
                     }
                 }
                 LinkMessage::Ping(n) => {

@@ -2,13 +2,15 @@
 //! relay a client's signaling to it. The decisions are `room_core::cluster`'s; this layer
 //! carries them out: `directory` speaks to etcd (this host's lease and record, room claims,
 //! the watch that tells every host who owns what), `links` keeps one sealed connection to
-//! each other supervisor, `relayed` serves here the sessions other hosts relay.
+//! each other supervisor, `relayed` serves here the sessions other hosts relay, `remote`
+//! lets a room span hosts (routers on other hosts' nodes, called over the links).
 //!
 //! A single host never builds any of this: `Rooms` and the edge take `Option<Arc<Routing>>`.
 
 pub mod directory;
 pub mod links;
 pub mod relayed;
+pub mod remote;
 pub mod start;
 
 use std::collections::{BTreeMap, HashMap};

@@ -11,8 +11,10 @@ use tokio::sync::mpsc;
 use super::directory::Directory;
 use super::links::Links;
 use super::relayed::RelayServer;
+use super::remote::Remote;
 use super::Routing;
 use crate::config::cluster::ClusterSettings;
+use crate::driver::node_pool::NodePool;
 use crate::driver::rooms::Rooms;
 use crate::edge::admission::AddressBuckets;
 use crate::monitoring::metrics::Metrics;
@@ -39,6 +41,10 @@ pub struct Serving {
     pub closed_rooms: Option<mpsc::UnboundedReceiver<RoomId>>,
     /// Consumers this host takes at most (every node it may start, every worker full).
     pub capacity: u64,
+    /// This host's nodes (lent to other hosts' rooms when theirs are full).
+    pub pool: Arc<NodePool>,
+    /// How long a node may take to answer (`NODE_REQUEST_TIMEOUT_MS`).
+    pub node_timeout: std::time::Duration,
 }
 
 /// Connects to etcd and opens `CLUSTER_ADDR`.
@@ -80,14 +86,19 @@ impl Connected {
             settings,
         } = self;
         routing.links.set_server(Arc::new(RelayServer {
-            rooms: serving.rooms,
+            rooms: serving.rooms.clone(),
             metrics: routing.metrics.clone(),
             joins: serving.joins,
             routing: routing.clone(),
         }));
+        let remote = Remote::new(&routing, serving.pool.clone(), serving.node_timeout);
+        remote.set_rooms(&serving.rooms);
+        routing.links.set_remote(remote.clone());
+        serving.rooms.set_remote(remote);
         tokio::spawn(routing.links.clone().accept_loop(listener));
         let record = {
             let (me, stats, routing) = (settings.host.clone(), serving.stats, routing.clone());
+            let pool = serving.pool.clone();
             let (cluster_addr, public_url) = (settings.cluster_addr, settings.public_url.clone());
             let capacity = serving.capacity;
             move || {
@@ -103,6 +114,7 @@ impl Connected {
                     headroom: u32::try_from(capacity.saturating_sub(consumers)).unwrap_or(u32::MAX),
                     rooms_owned: routing.owned().len() as u32,
                     lease: String::new(),
+                    lent: Remote::lendable(&pool),
                 }
             }
         };

@@ -231,6 +231,7 @@ impl World {
                     Vec::new()
                 },
                 running: 2,
+                remote: Vec::new(),
                 router: RouterId(Uuid::new_v4()),
             },
             Work::Spawn(ticket) => Input::NodeStarted {

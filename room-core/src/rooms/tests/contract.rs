@@ -84,6 +84,7 @@ fn open_with(
         ticket: find,
         ready: ready.to_vec(),
         running: ready.len() as u32,
+        remote: Vec::new(),
         router,
     };
     core.handle(nodes, now);
@@ -106,6 +107,7 @@ fn no_node_ready(core: &mut RoomCore, find: Ticket, running: u32, now: Instant) 
         ticket: find,
         ready: Vec::new(),
         running,
+        remote: Vec::new(),
         router: RouterId(Uuid::new_v4()),
     };
     core.handle(nodes, now);

@@ -176,6 +176,39 @@ fn a_room_that_fills_its_worker_spills_to_its_node_then_to_a_new_node() {
     );
 }
 
+#[test]
+fn a_room_on_a_full_host_spills_to_another_hosts_node_unless_that_host_reports_it_full() {
+    let (core, _members) = three_on_one_node();
+    let demo = RoomId("demo".into());
+    let remote = NodeId(1 << 31);
+    // This host's pool may still grow: a node of its own comes before another host's.
+    assert_eq!(
+        core.place_router_spilling(&demo, &[(NODE, 2)], &[(remote, vec![0])], 1, Instant::now()),
+        Placement::SpawnNode
+    );
+    // At the node cap: the other host's idle worker.
+    let full_here = [(NODE, 2)];
+    let d = Uuid::new_v4();
+    let mut core = core;
+    let step = core.handle_join(d, &args("demo", "D"), Rights::ALL, Instant::now());
+    assert_eq!(step, Ok(JoinStep::NeedsRouter));
+    assert_eq!(
+        core.place_router_spilling(&demo, &full_here, &[(remote, vec![0])], 2, Instant::now()),
+        Placement::Worker(remote, 0)
+    );
+    // Its host reports that worker full (its own rooms): nowhere to go.
+    assert_eq!(
+        core.place_router_spilling(
+            &demo,
+            &full_here,
+            &[(remote, vec![u32::MAX])],
+            2,
+            Instant::now()
+        ),
+        Placement::Full
+    );
+}
+
 /// Collects (and completes) the pipes the core orders.
 fn settle_links_then_pipes(core: &mut RoomCore) -> Vec<PipeOrder> {
     settle(core)

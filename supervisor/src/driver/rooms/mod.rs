@@ -19,6 +19,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::driver::node_link::{LinkError, NodeId};
 use crate::driver::node_pool::NodePool;
+use crate::driver::remote::RemoteNodes;
 use crate::edge::join_tokens::JoinVerifier;
 use crate::monitoring::event_bus::EventBus;
 use crate::monitoring::metrics::Metrics;
@@ -72,6 +73,10 @@ pub struct Rooms {
     timer_started: std::sync::atomic::AtomicBool,
     /// In a cluster: rooms that closed here (their key in the directory is released).
     closed_rooms: Option<tokio::sync::mpsc::UnboundedSender<RoomId>>,
+    /// In a cluster: this host.
+    host: Option<ids::HostId>,
+    /// In a cluster: other hosts' nodes (a room spans hosts when this one is full).
+    remote: std::sync::OnceLock<Arc<dyn RemoteNodes>>,
 }
 
 /// 256 random bits from the system, base64url: a resume token nobody guesses (the room core
@@ -144,7 +149,24 @@ impl Rooms {
             timeout: watch::channel(None).0,
             timer_started: std::sync::atomic::AtomicBool::new(false),
             closed_rooms: None,
+            remote: std::sync::OnceLock::new(),
+            host: host.cloned(),
         }
+    }
+
+    /// In a cluster: this host.
+    pub fn host(&self) -> Option<&ids::HostId> {
+        self.host.as_ref()
+    }
+
+    /// In a cluster: rooms may open routers on other hosts' nodes through `remote`.
+    pub fn set_remote(&self, remote: Arc<dyn RemoteNodes>) {
+        let _ = self.remote.set(remote);
+    }
+
+    /// Where `node` is when it is another host's.
+    pub fn remote_place(&self, node: NodeId) -> Option<crate::driver::remote::Place> {
+        self.remote.get()?.place(node)
     }
 
     /// In a cluster: each room that closes here is sent to `closed`.
@@ -272,13 +294,40 @@ impl Rooms {
         node: NodeId,
         request: ipc::calls::Request,
     ) -> Result<crate::driver::node_link::Sent, ClientError> {
-        let link = self.pool.link(node).ok_or_else(|| {
-            ClientError::new(
-                ClientErrorCode::NodeUnavailable,
-                format!("the room's node {node} is gone"),
-            )
-        })?;
-        link.send(request).map_err(link_error)
+        self.send_to_node(node, request)
+            .ok_or_else(|| {
+                ClientError::new(
+                    ClientErrorCode::NodeUnavailable,
+                    format!("the room's node {node} is gone"),
+                )
+            })?
+            .map_err(link_error)
+    }
+
+    /// Calls `node`, this host's or another's, and waits for its answer.
+    pub async fn node_call<C: ipc::calls::Call>(
+        &self,
+        node: NodeId,
+        call: C,
+    ) -> Result<C::Answer, LinkError> {
+        let request: ipc::calls::Request = call.into();
+        let name = request.name();
+        let sent = self
+            .send_to_node(node, request)
+            .ok_or(LinkError::Rpc(ipc::RpcError::Disconnected))??;
+        sent.answer_as::<C>(name).await
+    }
+
+    /// Sends `request` to `node`, this host's or another's (`None`: no such node).
+    fn send_to_node(
+        &self,
+        node: NodeId,
+        request: ipc::calls::Request,
+    ) -> Option<Result<crate::driver::node_link::Sent, LinkError>> {
+        if let Some(link) = self.pool.link(node) {
+            return Some(link.send(request));
+        }
+        self.remote.get()?.send(node, request)
     }
 
     /// Awaits `task` in the background; its result goes back to the core.
@@ -312,10 +361,12 @@ impl Rooms {
                 Task::FindNodes(ticket) => {
                     // Right after a node died its replacement may still be starting: wait.
                     let links = rooms.pool.ready_within(NODE_WAIT).await;
+                    let remote = rooms.remote.get().map(|r| r.offered()).unwrap_or_default();
                     Input::Nodes {
                         ticket,
                         ready: links.iter().map(|l| (l.id, l.hello.workers)).collect(),
                         running: rooms.pool.running(),
+                        remote: remote.into_iter().map(|o| (o.node, o.consumers)).collect(),
                         router: RouterId(uuid::Uuid::new_v4()),
                     }
                 }
@@ -373,11 +424,31 @@ impl Rooms {
 
     /// Relays what a node reported to the peers it concerns.
     pub fn on_node_event(self: &Arc<Self>, node: NodeId, event: NodeEvent) {
+        if self
+            .remote
+            .get()
+            .is_some_and(|remote| remote.lent_event(node, &event))
+        {
+            return;
+        }
+        self.input(Input::NodeEvent { node, event });
+    }
+
+    /// An event of another host's node (`node`, as this host numbers it).
+    pub fn on_remote_node_event(self: &Arc<Self>, node: NodeId, event: NodeEvent) {
         self.input(Input::NodeEvent { node, event });
     }
 
     /// A node is gone: its rooms are lost and their peers told to join again.
     pub fn on_node_lost(self: &Arc<Self>, node: NodeId, reason: &str) {
+        if let Some(remote) = self.remote.get() {
+            remote.local_node_lost(node, reason);
+        }
+        self.on_remote_node_lost(node, reason);
+    }
+
+    /// Another host's `node` (as this host numbers it) is gone, or the link to its host.
+    pub fn on_remote_node_lost(self: &Arc<Self>, node: NodeId, reason: &str) {
         let reason = reason.to_string();
         self.input(Input::NodeLost { node, reason });
     }

@@ -6,9 +6,9 @@ use ipc::calls as call;
 use ipc::messages::{DataProducerId, ProducerId, TransportId};
 
 use super::Rooms;
-use crate::driver::node_link::{LinkError, NodeId, NodeLink};
+use crate::driver::node_link::{LinkError, NodeId};
+use ipc::calls::Call;
 use room_core::rooms::{LinkOrder, PipeError, PipeOrder, Relayed};
-use std::sync::Arc;
 
 /// `node` failed `step` with `error`.
 fn step(node: NodeId, step: &'static str) -> impl Fn(LinkError) -> PipeError {
@@ -19,10 +19,26 @@ fn step(node: NodeId, step: &'static str) -> impl Fn(LinkError) -> PipeError {
     }
 }
 
+/// A node a link or pipe calls: this host's or another's.
+struct PipeNode<'a> {
+    rooms: &'a Rooms,
+    node: NodeId,
+}
+
+impl PipeNode<'_> {
+    async fn call<C: Call>(&self, call: C) -> Result<C::Answer, LinkError> {
+        self.rooms.node_call(self.node, call).await
+    }
+}
+
 impl Rooms {
-    /// The link to `node`, for a link or pipe.
-    fn pipe_node(&self, node: NodeId) -> Result<Arc<NodeLink>, PipeError> {
-        self.pool.link(node).ok_or(PipeError::NodeGone(node))
+    /// `node`, for a link or pipe.
+    fn pipe_node(&self, node: NodeId) -> Result<PipeNode<'_>, PipeError> {
+        let known = self.pool.link(node).is_some() || self.remote_place(node).is_some();
+        if !known {
+            return Err(PipeError::NodeGone(node));
+        }
+        Ok(PipeNode { rooms: self, node })
     }
 
     /// Creates a pipe transport on each side and connects each to the other. On failure,
@@ -34,8 +50,13 @@ impl Rooms {
         let (low, high) = (order.low, order.high);
         let low_node = self.pipe_node(low.node)?;
         let high_node = self.pipe_node(high.node)?;
+        // Between two hosts the pipe crosses a network: SRTP.
+        let srtp = self.remote_place(low.node).is_some() || self.remote_place(high.node).is_some();
         let a = low_node
-            .call(call::CreatePipeTransport { router: low.router })
+            .call(call::CreatePipeTransport {
+                router: low.router,
+                srtp,
+            })
             .await
             .map_err(step(low.node, "create pipe transport"))?;
         let close_a = call::CloseTransport {
@@ -45,6 +66,7 @@ impl Rooms {
         let b = match high_node
             .call(call::CreatePipeTransport {
                 router: high.router,
+                srtp,
             })
             .await
         {
@@ -65,6 +87,7 @@ impl Rooms {
                     transport: a.transport,
                     ip: b.ip.clone(),
                     port: b.port,
+                    srtp: b.srtp.clone(),
                 })
                 .await
                 .map_err(step(low.node, "connect pipe transport"))?;
@@ -74,6 +97,7 @@ impl Rooms {
                     transport: b.transport,
                     ip: a.ip.clone(),
                     port: a.port,
+                    srtp: a.srtp.clone(),
                 })
                 .await
                 .map_err(step(high.node, "connect pipe transport"))
@@ -83,7 +107,7 @@ impl Rooms {
             let _ = high_node.call(close_b).await;
             return Err(e);
         }
-        tracing::debug!(low = %low.router, high = %high.router, "routers linked: {}:{} <-> {}:{}", a.ip, a.port, b.ip, b.port);
+        tracing::debug!(low = %low.router, high = %high.router, srtp, "routers linked: {}:{} <-> {}:{}", a.ip, a.port, b.ip, b.port);
         Ok((a.transport, b.transport))
     }
 

@@ -4,14 +4,13 @@
 //! collected while no monitor asks.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
 use std::time::Duration;
 
 use ipc::calls::GetMediaStats;
 use ipc::messages::{RouterId, RouterStats};
 
 use super::Stats;
-use crate::driver::node_link::{NodeId, NodeLink};
+use crate::driver::node_link::NodeId;
 
 /// How long a collection waits for a node.
 pub const COLLECT_DEADLINE: Duration = Duration::from_secs(1);
@@ -39,15 +38,11 @@ impl Stats {
     /// Collects the statistics of `routers` (each on its node), all at once.
     pub(super) async fn collect(&self, routers: &[(RouterId, NodeId)]) -> Media {
         self.metrics.stats_collected();
-        let links: HashMap<NodeId, Arc<NodeLink>> =
-            self.pool.ready().into_iter().map(|l| (l.id, l)).collect();
+        // A router on another host's node is asked through that host.
         let asks = routers.iter().map(|&(router, node)| {
-            let link = links.get(&node).cloned();
+            let rooms = self.rooms.clone();
             async move {
-                let Some(link) = link else {
-                    return (node, None);
-                };
-                let asked = tokio::time::timeout(COLLECT_DEADLINE, link.call(GetMediaStats { router }));
+                let asked = tokio::time::timeout(COLLECT_DEADLINE, rooms.node_call(node, GetMediaStats { router }));
                 match asked.await {
                     Ok(Ok(answer)) => (node, Some(answer.stats)),
                     Ok(Err(e)) => {

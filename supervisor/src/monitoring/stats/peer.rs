@@ -149,12 +149,6 @@ impl Stats {
             .get(&id)
             .ok_or_else(|| PeerError::NoRoom(room.into()))?;
         let plan = plan(room, found, who)?;
-        let link = self
-            .pool
-            .ready()
-            .into_iter()
-            .find(|l| l.id == plan.node)
-            .ok_or_else(|| PeerError::Node(format!("{} is gone", plan.node)))?;
         self.metrics.stats_collected();
         let call = Diagnose {
             router: plan.router,
@@ -162,11 +156,13 @@ impl Stats {
             producers: plan.producers.iter().map(|(id, ..)| *id).collect(),
             consumers: plan.consumers.iter().map(|(id, ..)| *id).collect(),
         };
-        let diagnosed = tokio::time::timeout(COLLECT_DEADLINE, link.call(call))
-            .await
-            .map_err(|_| PeerError::Node(format!("no answer within {COLLECT_DEADLINE:?}")))?
-            .map_err(|e| PeerError::Node(e.to_string()))?
-            .diagnostics;
+        // A peer on another host's node is asked through that host.
+        let diagnosed =
+            tokio::time::timeout(COLLECT_DEADLINE, self.rooms.node_call(plan.node, call))
+                .await
+                .map_err(|_| PeerError::Node(format!("no answer within {COLLECT_DEADLINE:?}")))?
+                .map_err(|e| PeerError::Node(e.to_string()))?
+                .diagnostics;
         Ok(assemble(plan, diagnosed))
     }
 }

@@ -32,7 +32,7 @@ pub(super) fn details(
     let mut details: Vec<RoomDetail> = rooms
         .views(only.as_ref())
         .iter()
-        .map(|(id, room)| room_detail(id, room, &links, media))
+        .map(|(id, room)| room_detail(id, room, &links, media, rooms))
         .collect();
     details.sort_by(|a, b| a.room.cmp(&b.room));
     details
@@ -43,6 +43,7 @@ fn room_detail(
     room: &RoomView,
     links: &HashMap<NodeId, Arc<NodeLink>>,
     media: &Media,
+    rooms: &Rooms,
 ) -> RoomDetail {
     let mut routers: Vec<(&RouterId, &RouterView)> = room.routers.iter().collect();
     routers.sort_by_key(|(_, s)| s.seq);
@@ -69,8 +70,14 @@ fn room_detail(
         .map(|(id, s)| {
             let on: Vec<&PeerView> = room.peers.values().filter(|p| p.router == **id).collect();
             let pipes: u32 = on.iter().map(|p| pipes_of(p)).sum();
+            // Another host's node goes by its host's number for it.
+            let (host, node) = match rooms.remote_place(s.node) {
+                Some(place) => (Some(place.host.to_string()), place.node),
+                None => (rooms.host().map(|h| h.to_string()), s.node),
+            };
             RouterDetail {
-                node: s.node.to_string(),
+                host,
+                node: node.to_string(),
                 worker: s.worker,
                 peers: on.len() as u32,
                 consumers: on.iter().map(|p| p.consumers.len() as u32).sum::<u32>() + pipes,

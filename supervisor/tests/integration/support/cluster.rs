@@ -145,11 +145,17 @@ pub fn rtc_ports(index: usize) -> std::ops::RangeInclusive<u16> {
 /// Starts hosts `ids` on `etcd` (each with its own [`rtc_ports`]) and waits until each has a
 /// link to every other one.
 pub async fn hosts(etcd: &Etcd, ids: &[&str]) -> Vec<Sfu> {
+    hosts_with(etcd, ids, &[]).await
+}
+
+/// [`hosts`], each started with `extra` too.
+pub async fn hosts_with(etcd: &Etcd, ids: &[&str], extra: &[&str]) -> Vec<Sfu> {
     let mut started = Vec::new();
     for (index, id) in ids.iter().enumerate() {
         let ports = rtc_ports(index);
         let (low, high) = (ports.start().to_string(), ports.end().to_string());
-        let args = ["--rtc-min-port", &low, "--rtc-max-port", &high];
+        let mut args = vec!["--rtc-min-port", &low, "--rtc-max-port", &high];
+        args.extend_from_slice(extra);
         started.push(host(etcd, id, &args).await);
     }
     let links = ids.len() - 1;

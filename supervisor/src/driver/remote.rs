@@ -1,0 +1,41 @@
+//! Other hosts' nodes, as the rooms of this host see them in a cluster: a room whose host is
+//! full opens routers on another host's node, and calls it through that host's supervisor.
+//! To the room core such a node is a node like any other, under a number of this host's
+//! ([`NodeId`] aliases); the cluster layer (`routing::remote`) implements this.
+
+use ipc::messages::{NodeEvent, Request};
+
+use crate::driver::node_link::{LinkError, NodeId, Sent};
+
+/// A remote node offered for a new router.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Offered {
+    /// This host's number for it.
+    pub node: NodeId,
+    /// Consumers on each of its workers, as its host last reported them.
+    pub consumers: Vec<u32>,
+}
+
+/// Where a remote node is, for the monitor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Place {
+    /// Its host.
+    pub host: ids::HostId,
+    /// Its number on its host.
+    pub node: NodeId,
+}
+
+/// Other hosts' nodes, and this host's nodes as other hosts use them.
+pub trait RemoteNodes: Send + Sync {
+    /// Other hosts' nodes a new router may go on (their link is up).
+    fn offered(&self) -> Vec<Offered>;
+    /// Sends `request` to `node` when it is another host's (`None`: it is not).
+    fn send(&self, node: NodeId, request: Request) -> Option<Result<Sent, LinkError>>;
+    /// Where `node` is, when it is another host's.
+    fn place(&self, node: NodeId) -> Option<Place>;
+    /// An event of this host's `node`: whether it concerns a router another host owns (it
+    /// is sent there, and is none of this host's rooms' business).
+    fn lent_event(&self, node: NodeId, event: &NodeEvent) -> bool;
+    /// This host's `node` is gone: the hosts with routers on it hear it.
+    fn local_node_lost(&self, node: NodeId, reason: &str);
+}

@@ -1,0 +1,109 @@
+//! Rooms that span hosts: when the owner's workers are full, the room opens a router on
+//! another host's node, driven through that host's supervisor, with an SRTP pipe between the
+//! two hosts' nodes. Each client's media goes to the node of its own router.
+
+use std::time::Duration;
+
+use crate::support::cluster::{self, hosts_with, monitor, Etcd};
+use crate::support::peer::{assert_exact_media, exchange_media, Joining, TestPeer};
+
+/// One small worker per host: two peers fill it (each consumes the other's audio and video).
+const SMALL: &[&str] = &[
+    "--nodes",
+    "1",
+    "--max-nodes",
+    "1",
+    "--workers-per-node",
+    "1",
+    "--max-consumers-per-worker",
+    "4",
+];
+
+/// The server-side ports of `peer`'s transports, as `host`'s monitor shows them.
+fn media_ports(host: &crate::support::Sfu, room: &str, name: &str) -> Vec<u16> {
+    let seen = tokio::task::block_in_place(|| monitor(host, &["peer", room, name]));
+    let transports = seen["transports"].as_array().expect("transports");
+    transports
+        .iter()
+        .map(|t| {
+            let tuple = t["selectedTuple"].as_str().expect("a selected tuple");
+            tuple
+                .split(" ⇄")
+                .next()
+                .and_then(|local| local.rsplit(':').next())
+                .and_then(|port| port.parse().ok())
+                .unwrap_or_else(|| panic!("no server port in {tuple:?}"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_whose_owner_is_full_spans_a_second_host_and_every_peer_gets_every_stream() {
+    let etcd = Etcd::start();
+    let cluster = hosts_with(&etcd, &["h1", "h2"], SMALL).await;
+    let (h1, h2) = (&cluster[0], &cluster[1]);
+    let (h1_url, h2_url) = (h1.ws_url(), h2.ws_url());
+    // Alice reaches h1 (the owner), Bob h2 (relayed): the two fill h1's one worker.
+    let mut alice = Joining::new(&h1_url)
+        .join_call("span", "Alice", 1000, &mut [])
+        .await;
+    let mut bob = Joining::new(&h2_url)
+        .join_call("span", "Bob", 2000, &mut [&mut alice])
+        .await;
+    // h2's record must list its node (refreshed every second) before Carol comes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let hosts = tokio::task::block_in_place(|| monitor(h1, &["hosts"]));
+        if hosts[1]["nodes"] == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{hosts}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Carol reaches h1, whose worker is full and whose pool may not grow: her router opens
+    // on h2's node.
+    let mut carol = Joining::new(&h1_url)
+        .join_call("span", "Carol", 3000, &mut [&mut alice, &mut bob])
+        .await;
+    let mut peers: [&mut TestPeer; 3] = [&mut alice, &mut bob, &mut carol];
+    exchange_media(&mut peers, Duration::from_millis(800)).await;
+    assert_exact_media(&[&alice, &bob, &carol], &[&alice, &bob, &carol]).await;
+    // Asked of h2, the owner (h1) answers: two routers, one on each host.
+    let detail = tokio::task::block_in_place(|| monitor(h2, &["room", "span"]));
+    let routers = detail["routers"].as_array().expect("routers");
+    let placed: Vec<(String, u64)> = routers
+        .iter()
+        .map(|r| {
+            (
+                r["host"].as_str().unwrap_or_default().to_string(),
+                r["peers"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        placed,
+        [("h1".to_string(), 2), ("h2".to_string(), 1)],
+        "{detail}"
+    );
+    assert!(
+        routers.iter().all(|r| r["pipes"].as_u64() > Some(0)),
+        "each router pipes its peers' media to the other: {detail}"
+    );
+    // Media goes straight to the node of each peer's router: Carol's to h2's ports.
+    for port in media_ports(h1, "span", "Carol") {
+        assert!(cluster::rtc_ports(1).contains(&port), "{port} is not h2's");
+    }
+    for port in media_ports(h1, "span", "Alice") {
+        assert!(cluster::rtc_ports(0).contains(&port), "{port} is not h1's");
+    }
+    // The pipe between the hosts' nodes is SRTP.
+    assert!(
+        h1.log_text()
+            .lines()
+            .any(|l| l.contains("routers linked") && l.contains("srtp=true")),
+        "no SRTP pipe in h1's log"
+    );
+    assert!(h2
+        .log_text()
+        .contains("lent a router to another host's room"));
+}
