@@ -271,10 +271,11 @@ async fn fifty_clients_racing_for_a_new_room_over_three_hosts_end_in_one_room() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_browser_pages_served_by_two_hosts_see_and_hear_each_other() {
+async fn three_browser_pages_served_by_two_hosts_in_a_room_spanning_both_see_and_hear_each_other() {
     crate::browser::check_prerequisites();
     let etcd = Etcd::start();
-    let cluster = hosts(&etcd, &["h1", "h2"]).await;
+    // One small worker per host: the room, owned by h1, spans both hosts.
+    let cluster = cluster::hosts_with(&etcd, &["h1", "h2"], crate::cluster_spanning::SMALL).await;
     let (h1, h2) = (
         format!("http://127.0.0.1:{}", cluster[0].port),
         format!("http://127.0.0.1:{}", cluster[1].port),
@@ -291,6 +292,13 @@ async fn three_browser_pages_served_by_two_hosts_see_and_hear_each_other() {
     assert!(
         metric(&cluster[1], "sfu_relayed_frames_total").is_some_and(|n| n > 10.0),
         "Bob's page signaled through h2"
+    );
+    assert!(
+        cluster[1]
+            .log_text()
+            .contains("lent a router to another host's room"),
+        "the room did not span h2:\n{}",
+        cluster[0].log_text()
     );
 }
 

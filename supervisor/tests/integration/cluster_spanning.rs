@@ -2,13 +2,18 @@
 //! another host's node, driven through that host's supervisor, with an SRTP pipe between the
 //! two hosts' nodes. Each client's media goes to the node of its own router.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use signaling_api::Notification;
 
 use crate::support::cluster::{self, hosts_with, monitor, Etcd};
 use crate::support::peer::{assert_exact_media, exchange_media, Joining, TestPeer};
+use crate::support::signaling::notified;
 
 /// One small worker per host: two peers fill it (each consumes the other's audio and video).
-const SMALL: &[&str] = &[
+pub const SMALL: &[&str] = &[
     "--nodes",
     "1",
     "--max-nodes",
@@ -50,16 +55,7 @@ async fn a_room_whose_owner_is_full_spans_a_second_host_and_every_peer_gets_ever
     let mut bob = Joining::new(&h2_url)
         .join_call("span", "Bob", 2000, &mut [&mut alice])
         .await;
-    // h2's record must list its node (refreshed every second) before Carol comes.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let hosts = tokio::task::block_in_place(|| monitor(h1, &["hosts"]));
-        if hosts[1]["nodes"] == 1 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{hosts}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_second_host_listed(h1).await;
     // Carol reaches h1, whose worker is full and whose pool may not grow: her router opens
     // on h2's node.
     let mut carol = Joining::new(&h1_url)
@@ -106,4 +102,113 @@ async fn a_room_whose_owner_is_full_spans_a_second_host_and_every_peer_gets_ever
     assert!(h2
         .log_text()
         .contains("lent a router to another host's room"));
+}
+
+/// Waits until `host`'s view of the cluster lists the second host's node (records are
+/// refreshed every second): only then is it offered for a spill.
+async fn wait_second_host_listed(host: &crate::support::Sfu) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let hosts = tokio::task::block_in_place(|| monitor(host, &["hosts"]));
+        if hosts[1]["nodes"] == 1 {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{hosts}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_host_lending_a_router_dies_only_its_peers_move_and_the_rest_keep_every_stream() {
+    let etcd = Etcd::start();
+    let mut cluster = hosts_with(&etcd, &["h1", "h2"], SMALL).await;
+    let h1_url = cluster[0].ws_url();
+    // Everyone signals to h1; Carol's router spills to h2's node.
+    let mut alice = Joining::new(&h1_url)
+        .join_call("lender", "Alice", 1000, &mut [])
+        .await;
+    let mut bob = Joining::new(&h1_url)
+        .join_call("lender", "Bob", 2000, &mut [&mut alice])
+        .await;
+    wait_second_host_listed(&cluster[0]).await;
+    let mut carol = Joining::new(&h1_url)
+        .join_call("lender", "Carol", 3000, &mut [&mut alice, &mut bob])
+        .await;
+    for port in media_ports(&cluster[0], "lender", "Carol") {
+        assert!(cluster::rtc_ports(1).contains(&port), "{port} is not h2's");
+    }
+    // Alice and Bob keep sending through the loss of h2.
+    let stop = Arc::new(AtomicBool::new(false));
+    let steady = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            while !stop.load(Ordering::Relaxed) {
+                exchange_media(&mut [&mut alice, &mut bob], Duration::from_millis(20)).await;
+            }
+            (alice, bob)
+        }
+    });
+    let killed_at = Instant::now();
+    drop(cluster.remove(1));
+    let moved = notified!(carol.signaling, Notification::RoomMoved { room, .. } => room);
+    assert_eq!(moved, "lender");
+    let moved_after = killed_at.elapsed();
+    // The link's socket ends with the process: no wait for missed pings (5 s).
+    assert!(
+        moved_after < Duration::from_secs(3),
+        "roomMoved {moved_after:?} after the kill"
+    );
+    exchange_media_for_a_while().await;
+    stop.store(true, Ordering::Relaxed);
+    let (mut alice, mut bob) = steady.await.expect("steady peers");
+    assert_exact_media(&[&alice, &bob], &[&alice, &bob]).await;
+    for peer in [&mut alice, &mut bob] {
+        assert!(
+            peer.signaling.seen().contains(&Notification::PeerLeft {
+                peer_id: carol.peer_id
+            }),
+            "{} was told Carol left: {:?}",
+            peer.name,
+            peer.signaling.seen()
+        );
+    }
+    assert!(cluster[0]
+        .log_text()
+        .contains("the link to a host whose nodes this host's rooms use is down"));
+}
+
+/// Lets the steady peers send for a moment after the loss.
+async fn exchange_media_for_a_while() {
+    tokio::time::sleep(Duration::from_millis(600)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_owner_dies_the_host_that_lent_it_a_router_closes_it() {
+    let etcd = Etcd::start();
+    let mut cluster = hosts_with(&etcd, &["h1", "h2"], SMALL).await;
+    let h1_url = cluster[0].ws_url();
+    let mut alice = Joining::new(&h1_url)
+        .join_call("orphan", "Alice", 1000, &mut [])
+        .await;
+    let mut bob = Joining::new(&h1_url)
+        .join_call("orphan", "Bob", 2000, &mut [&mut alice])
+        .await;
+    wait_second_host_listed(&cluster[0]).await;
+    let _carol = Joining::new(&h1_url)
+        .join_call("orphan", "Carol", 3000, &mut [&mut alice, &mut bob])
+        .await;
+    let h2 = cluster.remove(1);
+    assert!(h2
+        .log_text()
+        .contains("lent a router to another host's room"));
+    drop(cluster.remove(0));
+    assert!(
+        h2.wait_log(
+            "closing the routers another host's rooms had here",
+            Duration::from_secs(10)
+        )
+        .await,
+        "h2 kept the dead owner's router:\n{}",
+        h2.log_text()
+    );
 }
