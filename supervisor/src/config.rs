@@ -60,7 +60,8 @@ pub struct Config {
     #[arg(long, env = "MAX_DATA_MESSAGES_PER_SEC", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub max_data_messages_per_sec: u32,
     /// Local address of the pipe transports that carry a room's media between its routers on
-    /// different nodes (loopback while every node runs on this machine).
+    /// different nodes (loopback while every node runs on this machine; in a cluster, an
+    /// address the other hosts' nodes reach: a room spans hosts over SRTP pipes).
     #[arg(long, env = "PIPE_IP", default_value = "127.0.0.1")]
     pub pipe_ip: IpAddr,
     /// Node processes started at launch and kept running.
