@@ -23,6 +23,11 @@ SECRET_FILE=$RUN_DIR/cluster-secret
 MONITOR_TOKEN_FILE=$RUN_DIR/monitor-token
 
 down() {
+    # The veth pairs go first, explicitly: one whose namespace was deleted disappears only
+    # when the kernel gets round to it, and a quick restart would find its name taken.
+    for link in $(ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /^veth-h[0-9]+@/ {split($2, a, "@"); print a[1]}'); do
+        ip link delete "$link" 2>/dev/null || true
+    done
     for ns in $(ip netns list 2>/dev/null | awk '/^sfu-h[0-9]+/ {print $1}'); do
         ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
         ip netns delete "$ns" 2>/dev/null || true

@@ -42,6 +42,11 @@ const args = [
   '--autoplay-policy=no-user-gesture-required',
 ];
 if (insecure) args.push('--ignore-certificate-errors');
+// Plain-HTTP pages on addresses other than localhost (a cluster in network namespaces) may
+// use the camera only when the browser is told to treat them as secure.
+if (process.env.SFU_SECURE_ORIGINS) {
+  args.push(`--unsafely-treat-insecure-origin-as-secure=${process.env.SFU_SECURE_ORIGINS}`);
+}
 
 // The pages' way to the SFU: straight, or through a proxy whose connections can be cut.
 let pageBase = base;

@@ -140,38 +140,12 @@ impl Remote {
         let node = NodeId(node);
         let host = link.peer().clone();
         let router = request.router();
-        let allowed = {
-            let mut state = self.state();
-            match (&request, state.lent.get(&router)) {
-                (Request::CreateRouter(_), None) => {
-                    // Recorded before the node answers: its events may come first.
-                    let lent = Lent {
-                        host: host.clone(),
-                        link: link.id(),
-                        node,
-                    };
-                    state.lent.insert(router, lent);
-                    Ok(())
-                }
-                (Request::CreateRouter(_), Some(_)) => Err(refused(
-                    NodeErrorCode::InvalidArgument,
-                    format!("router {router} exists"),
-                )),
-                (_, Some(lent)) if lent.host == host && lent.node == node => match &request {
-                    Request::PipeToRouter(c) if !Self::owns(&state, &host, c.target) => Err(
-                        refused(NodeErrorCode::NotFound, "no such router of yours here"),
-                    ),
-                    Request::PipeDataToRouter(c) if !Self::owns(&state, &host, c.target) => Err(
-                        refused(NodeErrorCode::NotFound, "no such router of yours here"),
-                    ),
-                    _ => Ok(()),
-                },
-                _ => Err(refused(
-                    NodeErrorCode::NotFound,
-                    format!("no router {router} of host {host} on node {node} here"),
-                )),
-            }
+        let caller = Lent {
+            host: host.clone(),
+            link: link.id(),
+            node,
         };
+        let allowed = authorize(&mut self.state().lent, caller, &request);
         let sent = allowed.and_then(|()| match self.pool.link(node) {
             Some(local) => local.send(request.clone()).map_err(|e| match e {
                 LinkError::Node(e) => e,
@@ -208,10 +182,6 @@ impl Remote {
                 tracing::debug!(host = %link.peer(), "a node answer for a closed link");
             }
         });
-    }
-
-    fn owns(state: &State, host: &HostId, router: RouterId) -> bool {
-        state.lent.get(&router).is_some_and(|l| &l.host == host)
     }
 
     /// A link ended: what lived on it ends. Routers lent through it are closed here; nodes
@@ -446,6 +416,49 @@ impl RemoteNodes for Remote {
     }
 }
 
+/// Whether `caller` may have `request` carried out on its node here: a new router (recorded
+/// as the caller's now, before the node answers: its events may come first), or anything
+/// else for a router the caller created on that node (and, for a pipe within the node, a
+/// target router of its own).
+fn authorize(
+    lent: &mut HashMap<RouterId, Lent>,
+    caller: Lent,
+    request: &Request,
+) -> Result<(), NodeError> {
+    let router = request.router();
+    let mine = |lent: &HashMap<RouterId, Lent>, router: RouterId| {
+        lent.get(&router)
+            .is_some_and(|l| l.host == caller.host && l.node == caller.node)
+    };
+    match request {
+        Request::CreateRouter(_) if lent.contains_key(&router) => Err(refused(
+            NodeErrorCode::InvalidArgument,
+            format!("router {router} exists"),
+        )),
+        Request::CreateRouter(_) => {
+            lent.insert(router, caller);
+            Ok(())
+        }
+        _ if !mine(lent, router) => Err(refused(
+            NodeErrorCode::NotFound,
+            format!(
+                "no router {router} of host {} on {} here",
+                caller.host, caller.node
+            ),
+        )),
+        Request::PipeToRouter(call::PipeToRouter { target, .. })
+        | Request::PipeDataToRouter(call::PipeDataToRouter { target, .. })
+            if !mine(lent, *target) =>
+        {
+            Err(refused(
+                NodeErrorCode::NotFound,
+                format!("no router {target} of host {} here", caller.host),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The router an event is about (a worker's death is about the whole node).
 fn event_router(event: &NodeEvent) -> Option<RouterId> {
     match event {
@@ -459,5 +472,79 @@ fn event_router(event: &NodeEvent) -> Option<RouterId> {
         | NodeEvent::DataConsumerClosed { router, .. }
         | NodeEvent::DataProducerThrottled { router, .. } => Some(*router),
         NodeEvent::WorkerDied { .. } => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(id: &str) -> HostId {
+        HostId::parse(id).expect("a valid host id")
+    }
+
+    fn caller(id: &str, node: u32) -> Lent {
+        Lent {
+            host: host(id),
+            link: 1,
+            node: NodeId(node),
+        }
+    }
+
+    fn router() -> RouterId {
+        RouterId(uuid::Uuid::new_v4())
+    }
+
+    fn create(router: RouterId) -> Request {
+        call::CreateRouter { router, worker: 0 }.into()
+    }
+
+    #[test]
+    fn a_host_may_drive_only_the_routers_it_created_on_that_node() {
+        let mut lent = HashMap::new();
+        let r = router();
+        assert_eq!(authorize(&mut lent, caller("h1", 1), &create(r)), Ok(()));
+        let close: Request = call::CloseRouter { router: r }.into();
+        assert_eq!(authorize(&mut lent, caller("h1", 1), &close), Ok(()));
+        // Another host, or the same host naming another node, is refused.
+        let refused = authorize(&mut lent, caller("h3", 1), &close).expect_err("not h3's");
+        assert_eq!(refused.code, NodeErrorCode::NotFound);
+        assert!(authorize(&mut lent, caller("h1", 2), &close).is_err());
+        // A router this host's own rooms use was never lent: refused too.
+        let own: Request = call::CloseRouter { router: router() }.into();
+        assert!(authorize(&mut lent, caller("h1", 1), &own).is_err());
+    }
+
+    #[test]
+    fn a_router_id_already_lent_cannot_be_created_again() {
+        let mut lent = HashMap::new();
+        let r = router();
+        assert_eq!(authorize(&mut lent, caller("h1", 1), &create(r)), Ok(()));
+        let again = authorize(&mut lent, caller("h3", 1), &create(r)).expect_err("taken");
+        assert_eq!(again.code, NodeErrorCode::InvalidArgument);
+        assert_eq!(lent[&r].host, host("h1"), "the first creator keeps it");
+    }
+
+    #[test]
+    fn a_pipe_within_the_node_must_target_a_router_of_the_same_host() {
+        let mut lent = HashMap::new();
+        let (mine, also_mine, theirs) = (router(), router(), router());
+        for (r, by) in [(mine, "h1"), (also_mine, "h1"), (theirs, "h3")] {
+            assert_eq!(authorize(&mut lent, caller(by, 1), &create(r)), Ok(()));
+        }
+        let producer = ipc::messages::ProducerId(uuid::Uuid::new_v4());
+        let pipe = |target| -> Request {
+            call::PipeToRouter {
+                router: mine,
+                producer,
+                target,
+            }
+            .into()
+        };
+        assert_eq!(
+            authorize(&mut lent, caller("h1", 1), &pipe(also_mine)),
+            Ok(())
+        );
+        assert!(authorize(&mut lent, caller("h1", 1), &pipe(theirs)).is_err());
     }
 }
