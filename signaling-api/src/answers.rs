@@ -52,6 +52,10 @@ pub struct Joined {
     pub peers: Vec<PeerInfo>,
     /// Presented by `resume` on a new connection after this one drops; single-use.
     pub resume_token: String,
+    /// In a cluster: every host's signaling URL, where to reconnect (and `resume`) when this
+    /// connection's host goes away; kept current by `hostsChanged`. Absent on a single host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
 }
 
 /// The answer to `resume`: the peer as it is now, for the client to reconcile with what it
@@ -82,6 +86,9 @@ pub struct Resumed {
     pub data_producers: Vec<DataProducerInfo>,
     /// Its data consumers (those of data producers closed meanwhile are gone).
     pub data_consumers: Vec<DataConsumerInfo>,
+    /// In a cluster: every host's signaling URL (as in [`Joined::hosts`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
 }
 
 /// A data consumer of the resumed peer.

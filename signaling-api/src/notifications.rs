@@ -135,6 +135,11 @@ pub enum Notification {
     },
     /// The SFU is stopping; the socket closes within seconds.
     ShuttingDown {},
+    /// In a cluster: the hosts changed (one joined or left); every host's signaling URL.
+    HostsChanged {
+        /// The URLs, as in the join answer's `hosts`.
+        urls: Vec<String>,
+    },
 }
 
 impl Notification {
@@ -217,6 +222,9 @@ mod tests {
                 reason: "media node failed".into(),
             },
             Notification::ShuttingDown {},
+            Notification::HostsChanged {
+                urls: vec!["wss://sfu1.example.org/ws".into()],
+            },
         ]
     }
 

@@ -226,6 +226,7 @@ async function resumeSession() {
     return;
   }
   resumeToken = info.resumeToken;
+  signaling.setHosts(info.hosts);
   const held = {
     transportIds: [sendTransport?.id, recvTransport?.id].filter(Boolean),
     consumers: new Map([...remote.consumers].map(([id, { consumer }]) => [id, consumer.producerId])),
@@ -313,6 +314,7 @@ async function join() {
     const info = await request('join', data);
     check();
     resumeToken = info.resumeToken || null;
+    signaling.setHosts(info.hosts);
     state.joined = true;
     state.joins += 1;
     retriedAlreadyJoined = false;
@@ -536,6 +538,9 @@ async function onNotification(name, data) {
       break;
     case 'shuttingDown':
       showError('The server is shutting down.');
+      break;
+    case 'hostsChanged':
+      signaling.setHosts(data.urls);
       break;
     default:
       break;

@@ -11,6 +11,15 @@ export function signalingUrl(params, pageUrl) {
   return url.href;
 }
 
+// The host to try after `current` (docs/protocol.md, "Several hosts"): the next of `hosts`
+// in turn, the first when `current` is not listed; null when there is no other.
+export function nextHost(hosts, current) {
+  const others = hosts.filter((u) => u !== current);
+  if (!others.length) return null;
+  const at = hosts.indexOf(current);
+  return at < 0 ? others[0] : hosts[(at + 1) % hosts.length];
+}
+
 export class Signaling {
   // `onState(state)`: 'connecting', 'open' or 'closed'; `onNotification(name, data)`;
   // `onClose(event)` once a connection that opened (or tried to) has closed.
@@ -18,6 +27,7 @@ export class Signaling {
     this.url = url;
     this.handlers = { onState, onNotification, onClose };
     this.ws = null;
+    this.hosts = []; // in a cluster: every host's signaling URL
     this.nextId = 1;
     this.pending = new Map(); // request id -> { resolve, reject }
   }
@@ -35,7 +45,9 @@ export class Signaling {
     return new Promise((resolve, reject) => {
       const socket = new WebSocket(this.url);
       this.ws = socket;
+      let opened = false;
       socket.onopen = () => {
+        opened = true;
         this.handlers.onState('open');
         resolve();
       };
@@ -46,10 +58,25 @@ export class Signaling {
         for (const { reject: fail } of this.pending.values()) fail(new Error('connection closed'));
         this.pending.clear();
         reject(new Error('cannot connect to the server'));
+        // Its host cannot be reached: the next try goes to another host of the cluster.
+        if (!opened) this.failover();
         this.handlers.onState('closed');
         this.handlers.onClose(event);
       };
     });
+  }
+
+  // In a cluster: the hosts' signaling URLs (join and resume answers, `hostsChanged`).
+  setHosts(urls) {
+    this.hosts = Array.isArray(urls) ? urls.filter((u) => typeof u === 'string' && u) : [];
+  }
+
+  // Moves to the next host of the list after this one; whether there was another.
+  failover() {
+    const next = nextHost(this.hosts, this.url);
+    if (!next) return false;
+    this.url = next;
+    return true;
   }
 
   // Sends a request; its answer's `data`, or an error with the answer's `code`.

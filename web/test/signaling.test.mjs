@@ -90,3 +90,37 @@ test('a closed connection fails every waiting request and says so once', async (
   assert.deepEqual(seen.states, ['connecting', 'open', 'closed']);
   await assert.rejects(signaling.request('leave'), /connection closed/);
 });
+
+test('in a cluster, a host that cannot be reached gives way to the next of the list', async () => {
+  const { signaling, socket, opened } = connected();
+  await opened;
+  const hosts = ['ws://h1.test/ws', 'ws://sfu.test/ws', 'ws://h3.test/ws'];
+  signaling.setHosts(hosts);
+  // The open connection drops: the next try is to the same host…
+  socket.drop(1006);
+  assert.equal(signaling.url, 'ws://sfu.test/ws');
+  // …which cannot be reached: the one after it in the list, then round to the first.
+  const first = signaling.connect();
+  FakeSocket.last.drop(1006);
+  await assert.rejects(first, /cannot connect/);
+  assert.equal(signaling.url, 'ws://h3.test/ws');
+  const second = signaling.connect();
+  FakeSocket.last.drop(1006);
+  await assert.rejects(second, /cannot connect/);
+  assert.equal(signaling.url, 'ws://h1.test/ws');
+  const third = signaling.connect();
+  assert.equal(FakeSocket.last.url, 'ws://h1.test/ws');
+  FakeSocket.last.open();
+  await third;
+});
+
+test('a single host (no list) keeps retrying its own URL', async () => {
+  const { signaling, socket, opened } = connected();
+  await opened;
+  signaling.setHosts(undefined);
+  socket.drop(1006);
+  const again = signaling.connect();
+  FakeSocket.last.drop(1006);
+  await assert.rejects(again, /cannot connect/);
+  assert.equal(signaling.url, 'ws://sfu.test/ws');
+});

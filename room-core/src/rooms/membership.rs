@@ -91,6 +91,8 @@ impl RoomCore {
             router_rtp_capabilities,
             peers,
             resume_token,
+            // The driver fills it in a cluster.
+            hosts: Vec::new(),
         };
         let room = self.rooms.get_mut(&room_id).ok_or_else(not_joined)?;
         room.peers.insert(

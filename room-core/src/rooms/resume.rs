@@ -166,6 +166,7 @@ impl RoomCore {
                 consumers: Vec::new(),
                 data_producers: Vec::new(),
                 data_consumers: Vec::new(),
+                hosts: Vec::new(),
             };
             return Ok(Resume {
                 peer,
@@ -232,6 +233,7 @@ impl RoomCore {
             consumers,
             data_producers: data_producer_infos(me, None),
             data_consumers,
+            hosts: Vec::new(),
         };
         tracing::info!(room = %room_id, %peer, "peer resumed");
         let event = EventKind::PeerResumed {

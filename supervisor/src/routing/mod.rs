@@ -62,9 +62,16 @@ pub struct Routing {
     pub links: Arc<Links>,
     hosts: Mutex<BTreeMap<HostId, HostRecord>>,
     pub(crate) metrics: Metrics,
+    /// The rooms told of the hosts' signaling URLs.
+    rooms: std::sync::OnceLock<std::sync::Weak<crate::driver::rooms::Rooms>>,
 }
 
 impl Routing {
+    /// The rooms whose join and resume answers list the hosts' signaling URLs.
+    pub fn set_rooms(&self, rooms: &Arc<crate::driver::rooms::Rooms>) {
+        let _ = self.rooms.set(Arc::downgrade(rooms));
+    }
+
     /// This host (`me`) in a cluster whose directory is `directory`.
     pub fn new(me: HostId, directory: Arc<Directory>, links: Arc<Links>, metrics: Metrics) -> Self {
         Self {
@@ -80,6 +87,7 @@ impl Routing {
             links,
             hosts: Mutex::new(BTreeMap::new()),
             metrics,
+            rooms: std::sync::OnceLock::new(),
         }
     }
 
@@ -221,6 +229,9 @@ impl Routing {
             .collect();
         self.links.hosts_changed(&hosts);
         self.metrics.cluster_hosts(hosts.len());
+        if let Some(rooms) = self.rooms.get().and_then(std::sync::Weak::upgrade) {
+            rooms.set_cluster_urls(hosts.iter().map(|h| h.public_url.clone()).collect());
+        }
         *self.hosts.lock().unwrap_or_else(|p| p.into_inner()) =
             hosts.into_iter().map(|h| (h.id.clone(), h)).collect();
         let mut state = self.state();

@@ -93,6 +93,7 @@ impl Connected {
         }));
         let remote = Remote::new(&routing, serving.pool.clone(), serving.node_timeout);
         remote.set_rooms(&serving.rooms);
+        routing.set_rooms(&serving.rooms);
         routing.links.set_remote(remote.clone());
         serving.rooms.set_remote(remote);
         tokio::spawn(routing.links.clone().accept_loop(listener));

@@ -75,6 +75,8 @@ pub struct Rooms {
     closed_rooms: Option<tokio::sync::mpsc::UnboundedSender<RoomId>>,
     /// In a cluster: this host.
     host: Option<ids::HostId>,
+    /// In a cluster: every host's signaling URL, for join and resume answers.
+    cluster_urls: Mutex<Vec<String>>,
     /// In a cluster: other hosts' nodes (a room spans hosts when this one is full).
     remote: std::sync::OnceLock<Arc<dyn RemoteNodes>>,
 }
@@ -151,7 +153,40 @@ impl Rooms {
             closed_rooms: None,
             remote: std::sync::OnceLock::new(),
             host: host.cloned(),
+            cluster_urls: Mutex::new(Vec::new()),
         }
+    }
+
+    /// In a cluster: the hosts' signaling URLs are now `urls`. Join and resume answers list
+    /// them from now on; when they changed, every connected client is told (`hostsChanged`).
+    pub fn set_cluster_urls(&self, mut urls: Vec<String>) {
+        urls.sort();
+        urls.dedup();
+        {
+            let mut current = self.cluster_urls.lock().unwrap_or_else(|p| p.into_inner());
+            if *current == urls {
+                return;
+            }
+            *current = urls.clone();
+        }
+        let frame = signaling_api::Notification::HostsChanged { urls }.to_frame();
+        let state = self.state();
+        for (peer, outbox) in &state.outboxes {
+            if !outbox.push(frame.clone()) {
+                tracing::warn!(%peer, "a client that does not keep up: its session closes");
+            }
+        }
+    }
+
+    /// Lists the cluster's hosts in a join or resume answer.
+    fn with_hosts(&self, answer: &mut signaling_api::Answer) {
+        let hosts = match answer {
+            signaling_api::Answer::Joined(joined) => &mut joined.hosts,
+            signaling_api::Answer::Resumed(resumed) => &mut resumed.hosts,
+            _ => return,
+        };
+        let urls = self.cluster_urls.lock().unwrap_or_else(|p| p.into_inner());
+        hosts.clone_from(&urls);
     }
 
     /// In a cluster: this host.
@@ -207,8 +242,11 @@ impl Rooms {
                 Output::Reply {
                     session,
                     id,
-                    result,
+                    mut result,
                 } => {
+                    if let Ok(answer) = &mut result {
+                        self.with_hosts(answer);
+                    }
                     let frame = match &result {
                         Ok(answer) => ok_answer(id, answer),
                         Err(error) => {

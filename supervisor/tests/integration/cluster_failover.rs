@@ -1,0 +1,139 @@
+//! Hosts that fail under a room spanning them: the clients of a dead host reconnect to
+//! another host of the list their join answer gave (kept current by `hostsChanged`) and
+//! resume there; the peers whose router was on it re-join on a surviving host; everyone
+//! else keeps every stream.
+
+use std::time::{Duration, Instant};
+
+use signaling_api::{Notification, ResumeArgs};
+
+use crate::cluster_spanning::SMALL;
+use crate::support::cluster::{self, host, hosts_with, monitor, Etcd};
+use crate::support::peer::{assert_exact_media, exchange_media, Joining, TestPeer};
+use crate::support::signaling::{self, notified, Expect};
+
+/// Waits until `host`'s view of the cluster lists `count` hosts with a node each.
+async fn wait_nodes_listed(host: &crate::support::Sfu, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let hosts = tokio::task::block_in_place(|| monitor(host, &["hosts"]));
+        let listed = hosts
+            .as_array()
+            .map_or(0, |h| h.iter().filter(|h| h["nodes"] == 1).count());
+        if listed == count {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{hosts}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_a_host_under_a_spanning_room_dies_its_clients_resume_elsewhere_and_every_stream_comes_back(
+) {
+    let etcd = Etcd::start();
+    let mut cluster = hosts_with(&etcd, &["h1", "h2"], SMALL).await;
+    let (h1_url, h2_url) = (cluster[0].ws_url(), cluster[1].ws_url());
+    // Alice on h1 (the owner), Bob relayed through h2: they fill h1's one worker; Carol's
+    // router opens on h2's node.
+    let mut alice = Joining::new(&h1_url)
+        .join_call("failover", "Alice", 1000, &mut [])
+        .await;
+    let mut bob = Joining::new(&h2_url)
+        .join_call("failover", "Bob", 2000, &mut [&mut alice])
+        .await;
+    let mut hosts = bob.joined.hosts.clone();
+    hosts.sort();
+    let mut expected = vec![h1_url.clone(), h2_url.clone()];
+    expected.sort();
+    assert_eq!(hosts, expected, "the join answer lists every host");
+    wait_nodes_listed(&cluster[0], 2).await;
+    let carol = Joining::new(&h1_url)
+        .join_call("failover", "Carol", 3000, &mut [&mut alice, &mut bob])
+        .await;
+    assert!(cluster[1]
+        .log_text()
+        .contains("lent a router to another host's room"));
+    // A third host comes: every client hears the new list.
+    let mut extra = vec![
+        "--rtc-min-port".to_string(),
+        cluster::rtc_ports(2).start().to_string(),
+        "--rtc-max-port".to_string(),
+        cluster::rtc_ports(2).end().to_string(),
+    ];
+    extra.extend(SMALL.iter().map(|s| s.to_string()));
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    cluster.push(host(&etcd, "h3", &extra).await);
+    let h3_url = cluster[2].ws_url();
+    let urls = notified!(bob.signaling, Notification::HostsChanged { urls } => urls);
+    assert!(urls.contains(&h3_url), "{urls:?}");
+    wait_nodes_listed(&cluster[0], 3).await;
+    exchange_media(&mut [&mut alice, &mut bob], Duration::from_millis(200)).await;
+
+    // h2 dies with its node: Bob's signaling and Carol's router were there.
+    let killed_at = Instant::now();
+    drop(cluster.remove(1));
+    let mut carol = carol;
+    let moved = notified!(carol.signaling, Notification::RoomMoved { room, .. } => room);
+    assert_eq!(moved, "failover");
+    // Bob's connection was to h2 itself: it just drops (no close frame from a dead host).
+    let closed = bob.signaling.wait_closed(Duration::from_secs(10)).await;
+    assert!(
+        closed.is_some(),
+        "Bob's connection to the dead host does not end"
+    );
+    // Bob reconnects to another host of his list and resumes: his media, on h1, never stopped.
+    let elsewhere = urls
+        .iter()
+        .find(|u| **u != h2_url)
+        .expect("another host")
+        .clone();
+    let mut again = signaling::connect(&elsewhere, None).await;
+    let resumed = again
+        .ok(&ResumeArgs {
+            resume_token: bob.joined.resume_token.clone(),
+        })
+        .await;
+    assert!(resumed.joined, "{resumed:?}");
+    assert_eq!(resumed.peer_id, bob.peer_id);
+    assert!(resumed.hosts.contains(&h3_url), "{:?}", resumed.hosts);
+    bob.signaling = again;
+    let resumed_after = killed_at.elapsed();
+    // Carol joins again (through h1, her host): h1 is full, her router opens on h3's node.
+    drop(carol);
+    let mut carol = Joining::new(&h1_url)
+        .join_call("failover", "Carol", 4000, &mut [&mut alice, &mut bob])
+        .await;
+    let rejoined_after = killed_at.elapsed();
+    assert!(cluster[1]
+        .log_text()
+        .contains("lent a router to another host's room"));
+    // Every stream flows again, each consumer its own producer's.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let recovered = loop {
+        exchange_media(
+            &mut [&mut alice, &mut bob, &mut carol],
+            Duration::from_millis(20),
+        )
+        .await;
+        let everyone: [&TestPeer; 3] = [&alice, &bob, &carol];
+        let heard: Vec<Vec<(signaling_api::ProducerId, usize)>> =
+            everyone.iter().map(|p| p.heard(&everyone)).collect();
+        if heard
+            .iter()
+            .all(|h| h.len() == 4 && h.iter().all(|(_, n)| *n > 0))
+        {
+            break killed_at.elapsed();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every stream came back: {heard:?}"
+        );
+    };
+    println!(
+        "h2 killed: Bob resumed through another host after {resumed_after:?}, Carol re-joined \
+         on h3 after {rejoined_after:?}, every stream back after {recovered:?}"
+    );
+    // Alice and Bob, whose media never depended on h2, lost nothing.
+    assert_exact_media(&[&alice, &bob], &[&alice, &bob]).await;
+}
