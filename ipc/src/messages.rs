@@ -229,6 +229,24 @@ pub enum NodeEvent {
     },
 }
 
+impl NodeEvent {
+    /// The router the event is about (a worker's death is about the whole node).
+    pub fn router(&self) -> Option<RouterId> {
+        match self {
+            Self::ConsumerClosed { router, .. }
+            | Self::ConsumerPaused { router, .. }
+            | Self::ConsumerResumed { router, .. }
+            | Self::ConsumerScore { router, .. }
+            | Self::ConsumerLayersChanged { router, .. }
+            | Self::ProducerScore { router, .. }
+            | Self::ActiveSpeaker { router, .. }
+            | Self::DataConsumerClosed { router, .. }
+            | Self::DataProducerThrottled { router, .. } => Some(*router),
+            Self::WorkerDied { .. } => None,
+        }
+    }
+}
+
 /// Periodic load of a node.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LoadReport {

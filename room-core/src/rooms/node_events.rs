@@ -29,17 +29,9 @@ fn producer_owner(room: &Room, producer: ProducerId) -> Option<PeerId> {
 impl RoomCore {
     /// `node` reported `event`: the peers it concerns are told.
     pub(crate) fn handle_node_event(&mut self, node: NodeId, event: NodeEvent) {
-        let router = match &event {
-            NodeEvent::ConsumerClosed { router, .. }
-            | NodeEvent::ConsumerPaused { router, .. }
-            | NodeEvent::ConsumerResumed { router, .. }
-            | NodeEvent::ConsumerScore { router, .. }
-            | NodeEvent::ConsumerLayersChanged { router, .. }
-            | NodeEvent::ProducerScore { router, .. }
-            | NodeEvent::ActiveSpeaker { router, .. }
-            | NodeEvent::DataConsumerClosed { router, .. }
-            | NodeEvent::DataProducerThrottled { router, .. } => *router,
-            NodeEvent::WorkerDied { worker, message } => {
+        let router = match (&event, event.router()) {
+            (_, Some(router)) => router,
+            (NodeEvent::WorkerDied { worker, message }, None) => {
                 tracing::error!(%node, worker, "mediasoup worker died: {message}");
                 self.monitor(EventKind::WorkerDied {
                     node: node.to_string(),
@@ -48,6 +40,8 @@ impl RoomCore {
                 });
                 return;
             }
+            // Every other event names its router.
+            (_, None) => return,
         };
         // A late event of a router that is gone.
         let Some(room_id) = self.router_room.get(&router) else {

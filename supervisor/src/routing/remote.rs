@@ -368,7 +368,7 @@ impl RemoteNodes for Remote {
     }
 
     fn lent_event(&self, _node: NodeId, event: &NodeEvent) -> bool {
-        let Some(router) = event_router(event) else {
+        let Some(router) = event.router() else {
             return false;
         };
         let Some(lent) = self.state().lent.get(&router).cloned() else {
@@ -456,22 +456,6 @@ fn authorize(
             ))
         }
         _ => Ok(()),
-    }
-}
-
-/// The router an event is about (a worker's death is about the whole node).
-fn event_router(event: &NodeEvent) -> Option<RouterId> {
-    match event {
-        NodeEvent::ConsumerClosed { router, .. }
-        | NodeEvent::ConsumerPaused { router, .. }
-        | NodeEvent::ConsumerResumed { router, .. }
-        | NodeEvent::ConsumerScore { router, .. }
-        | NodeEvent::ConsumerLayersChanged { router, .. }
-        | NodeEvent::ProducerScore { router, .. }
-        | NodeEvent::ActiveSpeaker { router, .. }
-        | NodeEvent::DataConsumerClosed { router, .. }
-        | NodeEvent::DataProducerThrottled { router, .. } => Some(*router),
-        NodeEvent::WorkerDied { .. } => None,
     }
 }
 
