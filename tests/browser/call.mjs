@@ -424,6 +424,69 @@ try {
       await new Promise((r) => setTimeout(r, 250));
     }
   }
+  // SFU_KILL_HOST=pid,…: every process of one host of a cluster, killed once the call works.
+  // Each page must get every other page's video back by itself (its signaling resumed
+  // through another host of the list, or its room re-joined on a surviving host). Each
+  // page's longest gap in each other page's video (sampled every 250 ms) is printed and must
+  // stay below SFU_MAX_GAP_MS.
+  if (!failed && process.env.SFU_KILL_HOST) {
+    const maxGap = Number(process.env.SFU_MAX_GAP_MS || 10_000);
+    const series = Object.fromEntries(names.map((n) => [n, Object.fromEntries(
+      names.filter((o) => o !== n).map((o) => [o, []]))]));
+    const sampleAll = async () => {
+      for (const [name, page] of Object.entries(pages)) {
+        const stats = await page.evaluate(() => window.demo.stats());
+        last[name] = stats;
+        for (const other of Object.keys(series[name])) {
+          series[name][other].push([Date.now(), stats.byPeer?.[other]?.framesDecoded ?? 0]);
+        }
+      }
+    };
+    // Decoding now: more frames than a second ago.
+    const flowing = (points) => {
+      const now = points[points.length - 1];
+      const before = points.findLast((p) => p[0] <= now[0] - 1000);
+      return Boolean(before) && now[1] > before[1];
+    };
+    for (let i = 0; i < 8; i++) {
+      await sampleAll();
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const before = { ...last };
+    for (const pid of process.env.SFU_KILL_HOST.split(',')) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch (e) {
+        console.log(`kill ${pid}: ${e.message}`);
+      }
+    }
+    const killedAt = Date.now();
+    console.log(`killed the host's processes ${process.env.SFU_KILL_HOST}`);
+    let recovered = null;
+    const recoverBy = killedAt + 45_000;
+    while (Date.now() < recoverBy) {
+      await sampleAll();
+      const all = names.every((n) => Object.values(series[n]).every(flowing));
+      if (all && Date.now() - killedAt > 1500) {
+        recovered = Date.now() - killedAt;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    console.log(`recovered: ${recovered === null ? 'never' : `every page decodes every other page's video ${recovered} ms after the kill`}`);
+    if (recovered === null) failed = true;
+    for (let i = 0; i < 8; i++) {
+      await sampleAll();
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    for (const name of names) {
+      for (const [other, points] of Object.entries(series[name])) {
+        const gap = longestStall(points);
+        console.log(`${name}: longest gap in ${other}'s video ${gap} ms; joins ${before[name].joins} → ${last[name].joins}, resumes ${before[name].resumes} → ${last[name].resumes}`);
+        if (gap >= maxGap) failed = true;
+      }
+    }
+  }
   // SFU_SWITCH_MIC=1: the first page picks another microphone in its Microphone list: its
   // local stream takes that device, and the others go on hearing it (another second of its
   // audio packets at each, within 10 s).

@@ -277,13 +277,16 @@ async fn three_browser_pages_served_by_two_hosts_in_a_room_spanning_both_see_and
     // both hosts.
     let _one_at_a_time = ScriptCluster::lock().await;
     let mut cluster = tokio::task::block_in_place(|| {
-        ScriptCluster::start_with(&[
-            ("NODES", "1"),
-            ("MAX_NODES", "1"),
-            ("WORKERS_PER_NODE", "1"),
-            ("MAX_CONSUMERS_PER_WORKER", "4"),
-            ("RUST_LOG", "info,supervisor=debug"),
-        ])
+        ScriptCluster::start_with(
+            2,
+            &[
+                ("NODES", "1"),
+                ("MAX_NODES", "1"),
+                ("WORKERS_PER_NODE", "1"),
+                ("MAX_CONSUMERS_PER_WORKER", "4"),
+                ("RUST_LOG", "info,supervisor=debug"),
+            ],
+        )
     });
     let (h1, h2) = ("http://10.77.0.1:8000", "http://10.77.0.2:8000");
     // Alice's page comes from h1 (which then owns the room), Bob's from h2 (relayed), Carol's
@@ -419,23 +422,23 @@ async fn a_host_cut_off_from_etcd_fences_itself_refuses_joins_and_comes_back() {
     after.ok(&signaling::join("new-room", "Carol")).await;
 }
 
-/// `scripts/cluster.sh 2` running with this build's binaries; stopped (SIGTERM) when dropped.
-struct ScriptCluster(std::process::Child, std::path::PathBuf);
+/// `scripts/cluster.sh N` running with this build's binaries; stopped (SIGTERM) when dropped.
+pub(crate) struct ScriptCluster(std::process::Child, std::path::PathBuf);
 
 /// One `scripts/cluster.sh` at a time: its namespaces, bridge and files have fixed names.
 static SCRIPT_CLUSTER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 impl ScriptCluster {
-    async fn lock() -> tokio::sync::MutexGuard<'static, ()> {
+    pub(crate) async fn lock() -> tokio::sync::MutexGuard<'static, ()> {
         SCRIPT_CLUSTER.lock().await
     }
 
     fn start() -> ScriptCluster {
-        Self::start_with(&[])
+        Self::start_with(2, &[])
     }
 
-    /// Starts it with `envs` (the supervisors' settings) in its environment.
-    fn start_with(envs: &[(&str, &str)]) -> ScriptCluster {
+    /// Starts `hosts` hosts with `envs` (the supervisors' settings) in its environment.
+    pub(crate) fn start_with(hosts: usize, envs: &[(&str, &str)]) -> ScriptCluster {
         let bin = std::path::Path::new(env!("CARGO_BIN_EXE_supervisor"))
             .parent()
             .expect("the binaries' folder")
@@ -448,7 +451,7 @@ impl ScriptCluster {
                 env!("CARGO_MANIFEST_DIR"),
                 "/../scripts/cluster.sh"
             ))
-            .arg("2")
+            .arg(hosts.to_string())
             .env("SFU_BIN", &bin)
             .envs(envs.iter().copied())
             .stdout(file.try_clone().expect("output file"))
@@ -457,7 +460,8 @@ impl ScriptCluster {
             .expect("scripts/cluster.sh");
         let cluster = ScriptCluster(child, out);
         let deadline = std::time::Instant::now() + Duration::from_secs(90);
-        while !cluster.output().contains("A cluster of 2 hosts is running") {
+        let running = format!("A cluster of {hosts} hosts is running");
+        while !cluster.output().contains(&running) {
             assert!(
                 std::time::Instant::now() < deadline,
                 "scripts/cluster.sh did not start:\n{}",
@@ -473,7 +477,7 @@ impl ScriptCluster {
     }
 
     /// Stops the script the way Ctrl-C does and waits for it to clean up.
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         crate::support::signal(self.0.id(), "TERM");
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while self.0.try_wait().ok().flatten().is_none() {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use signaling_api::{Notification, ResumeArgs};
 
+use crate::cluster::ScriptCluster;
 use crate::cluster_spanning::SMALL;
 use crate::support::cluster::{self, host, hosts_with, monitor, Etcd};
 use crate::support::peer::{assert_exact_media, exchange_media, Joining, TestPeer};
@@ -136,4 +137,81 @@ async fn when_a_host_under_a_spanning_room_dies_its_clients_resume_elsewhere_and
     );
     // Alice and Bob, whose media never depended on h2, lost nothing.
     assert_exact_media(&[&alice, &bob], &[&alice, &bob]).await;
+}
+
+/// The ids of the processes in network namespace `ns`.
+fn namespace_pids(ns: &str) -> Vec<String> {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "pids", ns])
+        .output()
+        .expect("ip netns pids");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// What a page may go without another page's video when a host under the call dies: a page
+/// whose router was there joins again (a new router on another host, new transports, ICE,
+/// DTLS, a key frame), on a loaded 2-core machine with debug builds.
+const MAX_GAP_MS: &str = "8000";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_browser_pages_get_every_stream_back_when_a_host_under_their_spanning_room_is_killed()
+{
+    crate::browser::check_prerequisites();
+    let _one_at_a_time = ScriptCluster::lock().await;
+    // Three hosts in namespaces, one small worker each: the room, owned by h1, spans.
+    let mut cluster = tokio::task::block_in_place(|| {
+        ScriptCluster::start_with(
+            3,
+            &[
+                ("NODES", "1"),
+                ("MAX_NODES", "1"),
+                ("WORKERS_PER_NODE", "1"),
+                ("MAX_CONSUMERS_PER_WORKER", "4"),
+                ("RUST_LOG", "info,supervisor=debug"),
+            ],
+        )
+    });
+    let (h1, h2, h3) = (
+        "http://10.77.0.1:8000",
+        "http://10.77.0.2:8000",
+        "http://10.77.0.3:8000",
+    );
+    // Bob's page signals to h2, which is killed with its node once the call works.
+    let pages = format!("{h1},{h2},{h1}");
+    let origins = format!("{h1},{h2},{h3}");
+    let pids = namespace_pids("sfu-h2");
+    assert!(pids.len() >= 2, "h2's supervisor and node: {pids:?}");
+    let pids = pids.join(",");
+    let out = tokio::task::block_in_place(|| {
+        crate::browser::run_browser_call(
+            h1,
+            &[
+                ("SFU_PAGES", "alice,bob,carol"),
+                ("SFU_PAGE_URLS", &pages),
+                ("SFU_SECURE_ORIGINS", &origins),
+                ("SFU_KILL_HOST", &pids),
+                ("SFU_MAX_GAP_MS", MAX_GAP_MS),
+            ],
+        )
+    });
+    assert!(out.contains("recovered: every page decodes"), "{out}");
+    // Bob's page lost its host: it resumed through another one of the list.
+    assert!(
+        out.lines()
+            .filter(|l| l.starts_with("bob: longest gap"))
+            .all(|l| l.contains("resumes 0 → 1")),
+        "{out}"
+    );
+    // Three pages cannot share one small worker: the room spanned hosts.
+    let h1_log = std::fs::read_to_string("/tmp/sfu-cluster/h1.log").unwrap_or_default();
+    assert!(
+        h1_log
+            .lines()
+            .any(|l| l.contains("routers linked") && l.contains("srtp=true")),
+        "the room never spanned hosts:\n{h1_log}"
+    );
+    tokio::task::block_in_place(|| cluster.stop());
 }
