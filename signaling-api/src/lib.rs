@@ -63,6 +63,10 @@ pub enum ClientErrorCode {
     Capacity,
     /// The node hosting the room failed or timed out.
     NodeUnavailable,
+    /// In a cluster: where the room lives cannot be decided now (the directory, etcd, cannot
+    /// be reached from this host, or the room's host cannot be reached): try again, or
+    /// through another host.
+    ClusterUnavailable,
     /// mediasoup refused the request.
     MediaError,
     /// The SFU is stopping.
@@ -73,7 +77,7 @@ pub enum ClientErrorCode {
 
 impl ClientErrorCode {
     /// Every code (a test holds it to docs/protocol.md's table, both ways).
-    pub const ALL: [ClientErrorCode; 19] = [
+    pub const ALL: [ClientErrorCode; 20] = [
         ClientErrorCode::BadRequest,
         ClientErrorCode::UnknownMethod,
         ClientErrorCode::InvalidArgument,
@@ -90,6 +94,7 @@ impl ClientErrorCode {
         ClientErrorCode::RateLimited,
         ClientErrorCode::Capacity,
         ClientErrorCode::NodeUnavailable,
+        ClientErrorCode::ClusterUnavailable,
         ClientErrorCode::MediaError,
         ClientErrorCode::ShuttingDown,
         ClientErrorCode::Internal,
@@ -114,6 +119,7 @@ impl ClientErrorCode {
             ClientErrorCode::RateLimited => "rate_limited",
             ClientErrorCode::Capacity => "capacity",
             ClientErrorCode::NodeUnavailable => "node_unavailable",
+            ClientErrorCode::ClusterUnavailable => "cluster_unavailable",
             ClientErrorCode::MediaError => "media_error",
             ClientErrorCode::ShuttingDown => "shutting_down",
             ClientErrorCode::Internal => "internal",

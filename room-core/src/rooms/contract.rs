@@ -128,6 +128,15 @@ pub enum Input {
         /// Why.
         reason: String,
     },
+    /// In a cluster: this host no longer owns `room` (another host took it while this one
+    /// was cut off from the directory). Its routers are closed and its peers told to move
+    /// (`roomMoved`): they join again, at the room's owner.
+    RoomLost {
+        /// The room.
+        room: ipc::messages::RoomId,
+        /// Why.
+        reason: String,
+    },
     /// The instant of the last [`Output::Timeout`] came.
     Timeout,
     /// The SFU is stopping.
@@ -240,6 +249,7 @@ impl RoomCore {
             Input::Piped { order, result } => self.handle_piped(&order, result),
             Input::NodeEvent { node, event } => self.handle_node_event(node, event),
             Input::NodeLost { node, reason } => self.handle_node_lost(node, &reason),
+            Input::RoomLost { room, reason } => self.handle_room_lost(&room, &reason),
             Input::Timeout => self.handle_timeout(now),
             Input::Shutdown => self.handle_shutdown(),
         }

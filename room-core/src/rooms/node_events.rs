@@ -206,11 +206,32 @@ impl RoomCore {
             .map(|(id, _)| id.clone())
             .collect();
         for room_id in affected {
-            self.lose_routers(&room_id, node, reason);
+            let told = format!("media node failed: {reason}");
+            self.lose_routers(&room_id, node, reason, told);
         }
     }
 
-    fn lose_routers(&mut self, room_id: &RoomId, node: NodeId, reason: &str) {
+    /// This host no longer owns `room_id`: its routers (alive) are closed, its peers moved.
+    pub(crate) fn handle_room_lost(&mut self, room_id: &RoomId, reason: &str) {
+        let Some(room) = self.rooms.get(room_id) else {
+            return;
+        };
+        let placed: Vec<(RouterId, NodeId)> =
+            room.routers.iter().map(|(r, s)| (*r, s.node)).collect();
+        tracing::warn!(room = %room_id, routers = placed.len(), peers = room.peers.len(), "room lost to another host: {reason}");
+        for (router, node) in &placed {
+            let close = call::CloseRouter { router: *router };
+            self.cleanup(*node, Cleanup::CloseRouter(close));
+        }
+        let mut nodes: Vec<NodeId> = placed.iter().map(|(_, n)| *n).collect();
+        nodes.sort();
+        nodes.dedup();
+        for node in nodes {
+            self.lose_routers(room_id, node, reason, format!("the room moved: {reason}"));
+        }
+    }
+
+    fn lose_routers(&mut self, room_id: &RoomId, node: NodeId, reason: &str, told: String) {
         let Some(room) = self.rooms.get_mut(room_id) else {
             return;
         };
@@ -287,7 +308,7 @@ impl RoomCore {
         }
         let notification = Notification::RoomMoved {
             room: room_id.0.clone(),
-            reason: format!("media node failed: {reason}"),
+            reason: told,
         };
         for (peer, state) in &gone {
             let away = state.detached_until;

@@ -450,8 +450,12 @@ async fn start_relay(
     first: String,
 ) -> Result<RelaySession, String> {
     let id = envelope::Envelope::parse(&first).ok().map(|e| e.id);
-    let unreachable =
-        |why: String| error_answer(id, &ClientError::new(ClientErrorCode::NodeUnavailable, why));
+    let unreachable = |why: String| {
+        error_answer(
+            id,
+            &ClientError::new(ClientErrorCode::ClusterUnavailable, why),
+        )
+    };
     let Some(routing) = routing else {
         return Err(unreachable("no cluster".into()));
     };

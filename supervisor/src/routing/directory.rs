@@ -126,6 +126,70 @@ impl Directory {
         ))
     }
 
+    /// After this host got a new lease: `room`, which it still serves, is put under the new
+    /// lease if its key is gone or still names this host (then under the old lease, which
+    /// expires): the create revision its release is fenced by. If another host owns the room
+    /// now, that host.
+    pub async fn reclaim(&self, room: &RoomId) -> Result<Result<i64, HostId>, DirectoryError> {
+        let lease = self.lease.load(Ordering::Acquire);
+        if lease == 0 {
+            return Err(DirectoryError::NoLease);
+        }
+        let key = self.keys.room(&room.0);
+        let put = || {
+            TxnOp::put(
+                key.clone(),
+                self.me.as_str(),
+                Some(PutOptions::new().with_lease(lease)),
+            )
+        };
+        let mut client = self.client.clone();
+        // Absent, or this host's: put under the new lease, in one transaction each way.
+        let absent = Txn::new()
+            .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+            .and_then([put()]);
+        let response = timed(client.txn(absent)).await?;
+        if response.succeeded() {
+            return response
+                .header()
+                .map(|h| Ok(h.revision()))
+                .ok_or(DirectoryError::Unexpected("a transaction without header"));
+        }
+        let mine = Txn::new()
+            .when([Compare::value(
+                key.clone(),
+                CompareOp::Equal,
+                self.me.as_str(),
+            )])
+            .and_then([put()])
+            .or_else([TxnOp::get(key.clone(), None)]);
+        let response = timed(client.txn(mine)).await?;
+        if response.succeeded() {
+            let listed = timed(client.get(key, None)).await?;
+            return listed
+                .kvs()
+                .first()
+                .map(|kv| Ok(kv.create_revision()))
+                .ok_or(DirectoryError::Unexpected(
+                    "the room's key vanished after its reclaim",
+                ));
+        }
+        for op in response.op_responses() {
+            if let TxnOpResponse::Get(get) = op {
+                if let Some(kv) = get.kvs().first() {
+                    let owner = std::str::from_utf8(kv.value())
+                        .ok()
+                        .and_then(|v| HostId::parse(v).ok())
+                        .ok_or(DirectoryError::Unexpected("a room key without a host id"))?;
+                    return Ok(Err(owner));
+                }
+            }
+        }
+        Err(DirectoryError::Unexpected(
+            "the room's key vanished during the reclaim",
+        ))
+    }
+
     /// Deletes `room`'s key if it is still the one this host created at `revision`.
     pub async fn release(&self, room: &RoomId, revision: i64) {
         let key = self.keys.room(&room.0);

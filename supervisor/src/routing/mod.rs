@@ -134,7 +134,7 @@ impl Routing {
         match tokio::time::timeout(ROUTE_TIMEOUT, rx).await {
             Ok(Ok(route)) => route,
             _ => Route::Refused(ClientError::new(
-                ClientErrorCode::NodeUnavailable,
+                ClientErrorCode::ClusterUnavailable,
                 "the cluster directory (etcd) did not answer in time: try again",
             )),
         }
@@ -274,8 +274,36 @@ impl Routing {
 
     /// This host's lease is held (or lost).
     pub(crate) fn lease(self: &Arc<Self>, held: bool) {
-        let mut state = self.state();
-        self.feed(&mut state, Input::Lease(held));
+        {
+            let mut state = self.state();
+            self.feed(&mut state, Input::Lease(held));
+        }
+        if held {
+            tokio::spawn(self.clone().reclaim_rooms());
+        }
+    }
+
+    /// With a new lease (after a fence: etcd was out of reach), the rooms this host still
+    /// serves are put under it, unless another host took one meanwhile: that room's peers
+    /// are told to move there.
+    async fn reclaim_rooms(self: Arc<Self>) {
+        let Some(rooms) = self.rooms.get().and_then(std::sync::Weak::upgrade) else {
+            return;
+        };
+        let serving: Vec<RoomId> = rooms.views(None).into_keys().collect();
+        for room in serving {
+            match self.directory.reclaim(&room).await {
+                Ok(Ok(revision)) => {
+                    self.state().claims.insert(room.clone(), revision);
+                    tracing::info!(room = %room, "this host owns the room again (new lease)");
+                }
+                Ok(Err(owner)) => {
+                    tracing::warn!(room = %room, %owner, "another host took the room while this one was cut off: moving its peers there");
+                    rooms.room_lost(&room, &format!("host {owner} owns it now"));
+                }
+                Err(e) => tracing::warn!(room = %room, "cannot reclaim the room: {e}"),
+            }
+        }
     }
 }
 
@@ -288,15 +316,15 @@ fn answer(state: &mut State, ticket: JoinTicket, route: Route) {
 fn refusal(why: Refusal) -> ClientError {
     match why {
         Refusal::Fenced => ClientError::new(
-            ClientErrorCode::NodeUnavailable,
+            ClientErrorCode::ClusterUnavailable,
             "this host is cut off from the cluster directory: join through another host",
         ),
         Refusal::Moved(owner) => ClientError::new(
-            ClientErrorCode::NodeUnavailable,
+            ClientErrorCode::ClusterUnavailable,
             format!("the room moved to host {owner} meanwhile: join again"),
         ),
         Refusal::Directory => ClientError::new(
-            ClientErrorCode::NodeUnavailable,
+            ClientErrorCode::ClusterUnavailable,
             "the cluster directory (etcd) cannot be reached: try again",
         ),
         Refusal::Full => ClientError::new(

@@ -101,7 +101,7 @@ impl RelayServer {
                 Handled::Relay(host) => {
                     let id = envelope::Envelope::parse(&text).ok().map(|e| e.id);
                     let moved = ClientError::new(
-                        ClientErrorCode::NodeUnavailable,
+                        ClientErrorCode::ClusterUnavailable,
                         format!("host {host} serves this room: join again"),
                     );
                     outbox.push(error_answer(id, &moved));

@@ -217,7 +217,11 @@ async fn when_the_owner_dies_its_relayed_clients_are_told_and_another_host_takes
         match again.call(&signaling::join("orphaned", "Bob")).await {
             Ok(_) => break again,
             Err(e) => {
-                assert_eq!(e.code(), ClientErrorCode::NodeUnavailable.as_str(), "{e}");
+                assert_eq!(
+                    e.code(),
+                    ClientErrorCode::ClusterUnavailable.as_str(),
+                    "{e}"
+                );
                 assert!(
                     started.elapsed() < Duration::from_secs(15),
                     "still refused: {e}"
@@ -408,7 +412,7 @@ async fn a_host_cut_off_from_etcd_fences_itself_refuses_joins_and_comes_back() {
     let refused = cut_off.refused(&signaling::join("new-room", "Bob")).await;
     assert_eq!(
         refused.code(),
-        ClientErrorCode::NodeUnavailable.as_str(),
+        ClientErrorCode::ClusterUnavailable.as_str(),
         "{refused}"
     );
     // etcd is back: the host takes a new lease and serves joins again.

@@ -240,3 +240,91 @@ async fn three_browser_pages_get_every_stream_back_when_the_owner_of_their_room_
         );
     }
 }
+
+/// The names of `room`'s participants, as `host`'s monitor lists them (from the owner).
+fn participants(host: &crate::support::Sfu, room: &str) -> Vec<String> {
+    let detail = tokio::task::block_in_place(|| monitor(host, &["room", room]));
+    let mut names: Vec<String> = detail["participants"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no participants in {detail}"))
+        .iter()
+        .map(|p| p["displayName"].as_str().unwrap_or_default().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_etcd_down_for_20_s_the_call_goes_on_new_rooms_wait_and_the_room_stays_one() {
+    let mut etcd = Etcd::start();
+    let cluster = crate::support::cluster::hosts(&etcd, &["h1", "h2"]).await;
+    let (h1, h2) = (&cluster[0], &cluster[1]);
+    let mut alice = Joining::new(&h1.ws_url())
+        .join_call("outage", "Alice", 1000, &mut [])
+        .await;
+    let mut bob = Joining::new(&h2.ws_url())
+        .join_call("outage", "Bob", 2000, &mut [&mut alice])
+        .await;
+    // Alice and Bob keep sending through the outage.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let steady = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                exchange_media(&mut [&mut alice, &mut bob], Duration::from_millis(20)).await;
+            }
+            (alice, bob)
+        }
+    });
+    tokio::task::block_in_place(|| etcd.kill());
+    let down_at = Instant::now();
+    for host in [h1, h2] {
+        assert!(
+            host.wait_log("fencing this host", Duration::from_secs(10))
+                .await,
+            "{}",
+            host.log_text()
+        );
+    }
+    // Where a new room would live cannot be decided: refused, clearly.
+    let mut newcomer = signaling::connect(&h2.ws_url(), None).await;
+    let refused = newcomer.refused(&signaling::join("new-room", "Dave")).await;
+    assert_eq!(
+        refused.code(),
+        signaling_api::ClientErrorCode::ClusterUnavailable.as_str(),
+        "{refused}"
+    );
+    tokio::time::sleep(Duration::from_secs(20).saturating_sub(down_at.elapsed())).await;
+    tokio::task::block_in_place(|| etcd.restart());
+    // Back: h1 puts the room it still serves under its new lease.
+    assert!(
+        h1.wait_log(
+            "this host owns the room again (new lease)",
+            Duration::from_secs(20)
+        )
+        .await,
+        "{}",
+        h1.log_text()
+    );
+    // The old lease, which etcd kept through its restart, expires unrenewed (3 s): without
+    // the room under the new one, its key would go and h2 would open a second "outage".
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // A newcomer through h2 lands in the same room, at h1: one room, not two.
+    let carol = loop {
+        let mut carol = signaling::connect(&h2.ws_url(), None).await;
+        match carol.call(&signaling::join("outage", "Carol")).await {
+            Ok(_) => break carol,
+            Err(e) => {
+                assert!(down_at.elapsed() < Duration::from_secs(60), "{e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    assert_eq!(participants(h2, "outage"), ["Alice", "Bob", "Carol"]);
+    assert!(!h2.log_text().contains("this host owns the room now"));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (alice, bob) = steady.await.expect("steady peers");
+    // Their media never depended on etcd: nothing lost.
+    assert_exact_media(&[&alice, &bob], &[&alice, &bob]).await;
+    drop(carol);
+}

@@ -209,6 +209,44 @@ fn a_room_on_a_full_host_spills_to_another_hosts_node_unless_that_host_reports_i
     );
 }
 
+#[test]
+fn a_room_lost_to_another_host_closes_its_routers_and_moves_every_peer() {
+    let (mut core, members) = three_on_one_node();
+    drain(&mut core);
+    let demo = RoomId("demo".into());
+    let routers: Vec<RouterId> = core.rooms()[&demo].routers.keys().copied().collect();
+    assert_eq!(routers.len(), 2);
+    core.handle(
+        Input::RoomLost {
+            room: demo.clone(),
+            reason: "host h2 owns it now".into(),
+        },
+        Instant::now(),
+    );
+    let out = drain(&mut core);
+    // Its routers are alive on this host's node: closed, each once.
+    let mut closed: Vec<RouterId> = cleanups(&out)
+        .into_iter()
+        .filter_map(|(node, c)| match c {
+            Cleanup::CloseRouter(c) if node == NODE => Some(c.router),
+            _ => None,
+        })
+        .collect();
+    closed.sort();
+    let mut expected = routers.clone();
+    expected.sort();
+    assert_eq!(closed, expected);
+    // Every peer is told to join again, and the room is gone here.
+    for member in &members {
+        let moved = told(&out, member.peer)
+            .into_iter()
+            .any(|n| matches!(n, Notification::RoomMoved { ref reason, .. } if reason.contains("h2 owns it")));
+        assert!(moved, "{} not moved: {out:?}", member.peer);
+    }
+    assert!(!core.rooms().contains_key(&demo));
+    assert!(!core.is_joined(members[0].peer));
+}
+
 /// Collects (and completes) the pipes the core orders.
 fn settle_links_then_pipes(core: &mut RoomCore) -> Vec<PipeOrder> {
     settle(core)

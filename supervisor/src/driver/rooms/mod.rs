@@ -485,6 +485,14 @@ impl Rooms {
         self.on_remote_node_lost(node, reason);
     }
 
+    /// In a cluster: another host owns `room` now; its peers here are told to move.
+    pub fn room_lost(self: &Arc<Self>, room: &RoomId, reason: &str) {
+        self.input(Input::RoomLost {
+            room: room.clone(),
+            reason: reason.to_string(),
+        });
+    }
+
     /// Another host's `node` (as this host numbers it) is gone, or the link to its host.
     pub fn on_remote_node_lost(self: &Arc<Self>, node: NodeId, reason: &str) {
         let reason = reason.to_string();
