@@ -376,8 +376,10 @@ async function join() {
     console.warn('join failed', e);
     if (state.socket !== 'open' || e.message === 'connection closed') {
       // The socket closed: its close handler reconnects and re-joins.
-    } else if (e.code === 'node_unavailable' && !state.joined) {
-      // The room's node is being replaced; the join itself can be tried again.
+    } else if ((e.code === 'node_unavailable' || e.code === 'cluster_unavailable') && !state.joined) {
+      // The room's node is being replaced, or (in a cluster) where the room lives cannot be
+      // decided right now (its host died and its lease has not expired yet, etcd is out of
+      // reach): the join itself can be tried again.
       showError(`${describe(e)}; retrying…`);
       teardown();
       scheduleRejoin(reconnectDelay);
