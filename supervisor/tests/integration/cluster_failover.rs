@@ -328,3 +328,73 @@ async fn with_etcd_down_for_20_s_the_call_goes_on_new_rooms_wait_and_the_room_st
     assert_exact_media(&[&alice, &bob], &[&alice, &bob]).await;
     drop(carol);
 }
+
+/// `ip link set DEV up|down` in the root namespace.
+fn link(dev: &str, state: &str) {
+    let status = std::process::Command::new("ip")
+        .args(["link", "set", dev, state])
+        .status()
+        .expect("ip link");
+    assert!(status.success(), "ip link set {dev} {state}");
+}
+
+/// The first line of `log` containing `needle`, and its timestamp (RFC 3339, sorts as text).
+fn logged_at(log: &str, needle: &str) -> Option<String> {
+    log.lines()
+        .find(|l| l.contains(needle))
+        .and_then(|l| l.split_whitespace().next())
+        .map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_owner_never_acts_as_a_second_owner_and_after_the_heal_the_room_is_one() {
+    let _one_at_a_time = ScriptCluster::lock().await;
+    let mut cluster = tokio::task::block_in_place(|| {
+        ScriptCluster::start_with(2, &[("CLUSTER_LEASE_SECS", "3")])
+    });
+    let (h1, h2) = ("ws://10.77.0.1:8000/ws", "ws://10.77.0.2:8000/ws");
+    let mut alice = signaling::connect(h1, None).await;
+    alice.ok(&signaling::join("split", "Alice")).await;
+    // h1, the owner, is cut off from everything (etcd, h2, its clients) for longer than its
+    // lease: it fences itself, its key expires, and a newcomer through h2 opens the room there.
+    link("veth-h1", "down");
+    let cut_at = Instant::now();
+    let mut carol = loop {
+        let mut carol = signaling::connect(h2, None).await;
+        match carol.call(&signaling::join("split", "Carol")).await {
+            Ok(_) => break carol,
+            Err(e) => {
+                // Until h1's lease expires the room is still h1's, which h2 cannot reach.
+                assert!(cut_at.elapsed() < Duration::from_secs(20), "{e}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    };
+    let opened_after = cut_at.elapsed();
+    link("veth-h1", "up");
+    // Back, h1 finds the room is h2's: Alice is told to move, and joins again (through h1,
+    // relayed to h2).
+    let moved = notified!(alice, Notification::RoomMoved { room, .. } => room);
+    assert_eq!(moved, "split");
+    let mut again = signaling::connect(h1, None).await;
+    again.ok(&signaling::join("split", "Alice")).await;
+    let healed_after = cut_at.elapsed();
+    let joined = notified!(carol, Notification::PeerJoined { display_name, .. } => display_name);
+    assert_eq!(joined, "Alice");
+    let h1_log = std::fs::read_to_string("/tmp/sfu-cluster/h1.log").unwrap_or_default();
+    let h2_log = std::fs::read_to_string("/tmp/sfu-cluster/h2.log").unwrap_or_default();
+    assert!(
+        h1_log.contains("another host took the room while this one was cut off"),
+        "{h1_log}"
+    );
+    // Never two owners: h1 stopped admitting (fenced) before h2 took the room.
+    let fenced = logged_at(&h1_log, "fencing this host").expect("h1 fenced itself");
+    let taken = logged_at(&h2_log, "this host owns the room now").expect("h2 took the room");
+    assert!(fenced < taken, "h1 fenced at {fenced}, h2 owned at {taken}");
+    println!(
+        "partition of the owner: the room opened on h2 {opened_after:?} after the cut; \
+         Alice back in the one room {healed_after:?} after it"
+    );
+    drop((alice, again, carol));
+    tokio::task::block_in_place(|| cluster.stop());
+}
