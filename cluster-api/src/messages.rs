@@ -106,6 +106,10 @@ pub enum LinkMessage {
         /// Why.
         reason: String,
     },
+    /// Whether the sender has no lease (it cannot reach etcd): sent when the link comes up and
+    /// whenever it changes. When every host is fenced nobody can move a room, so joins into
+    /// rooms with a known owner may go on.
+    Fenced(bool),
     /// Liveness and the link's round trip: answered with [`LinkMessage::Pong`].
     Ping(u64),
     /// The answer to [`LinkMessage::Ping`] with the same number.

@@ -5,7 +5,11 @@
 //! here when this host owns the room, relayed to the owner otherwise; for a room without an
 //! owner, this host claims it when it has headroom, else the join is relayed to the host with
 //! the most, which claims it. A host whose lease is lost stops acting for every room at once
-//! (fenced) and claims nothing until it has a lease again.
+//! (fenced) and claims nothing until it has a lease again, with one exception: when every
+//! other host of the last listing is linked to it and fenced too, nobody can write to etcd,
+//! so nobody can have taken a room: joins into rooms with a known owner go on (etcd itself is
+//! down), and only new rooms wait. With a new lease the host forgets which rooms it owned
+//! until it has put them under that lease (the driver reclaims them).
 //!
 //! The crate's contract: `handle(Input, now)`, then `poll_output()` until `None`.
 
@@ -65,6 +69,9 @@ pub enum Input {
     /// `room` closed here (its last peer left): if this host owns it, the key goes, so the
     /// next join may place it anew.
     Closed(RoomId),
+    /// Whether every other host of the last listing is linked to this one and says it has no
+    /// lease either.
+    PeersFenced(bool),
 }
 
 /// What to do.
@@ -103,6 +110,8 @@ pub enum Refusal {
 pub struct Cluster {
     me: HostId,
     leased: bool,
+    /// Every other listed host is linked and fenced too (see [`Input::PeersFenced`]).
+    peers_fenced: bool,
     hosts: BTreeMap<HostId, HostLoad>,
     owners: HashMap<RoomId, HostId>,
     /// Joins waiting for this host's claim of their room.
@@ -116,6 +125,7 @@ impl Cluster {
         Self {
             me,
             leased: false,
+            peers_fenced: false,
             hosts: BTreeMap::new(),
             owners: HashMap::new(),
             claiming: HashMap::new(),
@@ -128,8 +138,11 @@ impl Cluster {
         self.owners.get(room)
     }
 
-    /// The rooms this host owns.
+    /// The rooms this host owns (none while it has no lease).
     pub fn owned(&self) -> Vec<RoomId> {
+        if !self.leased {
+            return Vec::new();
+        }
         let mut rooms: Vec<RoomId> = self
             .owners
             .iter()
@@ -159,8 +172,9 @@ impl Cluster {
                         .push_back(Output::Refuse(ticket, Refusal::Directory));
                 }
             }
-            Input::Lease(true) => self.leased = true,
+            Input::Lease(true) => self.lease_granted(),
             Input::Lease(false) => self.lease_lost(),
+            Input::PeersFenced(fenced) => self.peers_fenced = fenced,
             Input::Closed(room) => {
                 if self.owners.get(&room) == Some(&self.me) {
                     self.owners.remove(&room);
@@ -177,8 +191,16 @@ impl Cluster {
 
     fn join(&mut self, ticket: JoinTicket, room: RoomId, relayed: bool) {
         if !self.leased {
-            self.outputs
-                .push_back(Output::Refuse(ticket, Refusal::Fenced));
+            // etcd is down for every host: nobody can have moved a room, its last known
+            // owner serves it; a new room waits.
+            let decision = match self.owners.get(&room) {
+                Some(owner) if self.peers_fenced && *owner == self.me => Output::Serve(ticket),
+                Some(owner) if self.peers_fenced && !relayed => {
+                    Output::Relay(ticket, owner.clone())
+                }
+                _ => Output::Refuse(ticket, Refusal::Fenced),
+            };
+            self.outputs.push_back(decision);
             return;
         }
         match self.owners.get(&room) {
@@ -270,14 +292,23 @@ impl Cluster {
         }
     }
 
+    /// A new lease: the rooms this host owned under the old one are not its until it has
+    /// put them under the new one (another host may have taken one meanwhile); the watch
+    /// says so.
+    fn lease_granted(&mut self) {
+        if std::mem::replace(&mut self.leased, true) {
+            return;
+        }
+        let me = self.me.clone();
+        self.owners.retain(|_, owner| *owner != me);
+    }
+
     fn lease_lost(&mut self) {
+        let mine = self.owned();
         if !std::mem::replace(&mut self.leased, false) {
             return;
         }
-        let mine = self.owned();
-        for room in &mine {
-            self.owners.remove(room);
-        }
+        // The owners as last listed stay: they serve joins while every host is fenced.
         let claiming: Vec<(RoomId, Vec<JoinTicket>)> = self.claiming.drain().collect();
         for (_, tickets) in claiming {
             for ticket in tickets {
@@ -488,5 +519,47 @@ mod tests {
         assert!(h1.owned().is_empty());
         run(&mut h1, Input::Lease(true));
         assert_eq!(join(&mut h1, 5, "d"), [Output::Claim(room("d"))]);
+    }
+    #[test]
+    fn with_every_host_fenced_joins_into_known_rooms_go_on_and_new_rooms_wait() {
+        let mut h1 = cluster("h1", &[("h1", 10), ("h2", 10)]);
+        join(&mut h1, 1, "a");
+        let won = Input::Claimed {
+            room: room("a"),
+            result: Ok(()),
+        };
+        run(&mut h1, won);
+        let theirs = Input::Owner {
+            room: room("b"),
+            owner: Some(host("h2")),
+        };
+        run(&mut h1, theirs);
+        run(&mut h1, Input::Lease(false));
+        // h2 is fenced too: nobody can write to etcd, nobody can have moved a room.
+        run(&mut h1, Input::PeersFenced(true));
+        assert_eq!(join(&mut h1, 2, "a"), [Output::Serve(2)]);
+        assert_eq!(join(&mut h1, 3, "b"), [Output::Relay(3, host("h2"))]);
+        let relayed = Input::Join {
+            ticket: 4,
+            room: room("a"),
+            relayed: true,
+        };
+        assert_eq!(run(&mut h1, relayed), [Output::Serve(4)]);
+        // Where a new room goes cannot be decided.
+        assert_eq!(
+            join(&mut h1, 5, "new"),
+            [Output::Refuse(5, Refusal::Fenced)]
+        );
+        assert!(
+            h1.owned().is_empty(),
+            "no room counts as owned without a lease"
+        );
+        // One host has a lease again (or cannot be reached): it may take rooms, so no more.
+        run(&mut h1, Input::PeersFenced(false));
+        assert_eq!(join(&mut h1, 6, "a"), [Output::Refuse(6, Refusal::Fenced)]);
+        // A new lease: this host's rooms are its own again only once reclaimed and listed.
+        run(&mut h1, Input::Lease(true));
+        assert_eq!(join(&mut h1, 7, "a"), [Output::Claim(room("a"))]);
+        assert_eq!(join(&mut h1, 8, "b"), [Output::Relay(8, host("h2"))]);
     }
 }

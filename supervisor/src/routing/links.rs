@@ -207,6 +207,12 @@ pub struct Links {
     monitor: OnceLock<Monitor>,
     remote: OnceLock<Arc<Remote>>,
     next_link: AtomicU64,
+    /// Whether this host has no lease now (told to every peer).
+    fenced: AtomicBool,
+    /// What each linked peer last said of its lease.
+    peers_fenced: Mutex<HashMap<HostId, bool>>,
+    /// Rung when a peer's fenced state may have changed (it said so, or its link ended).
+    pub fenced_changed: Notify,
     metrics: Metrics,
 }
 
@@ -222,6 +228,10 @@ impl Links {
             monitor: OnceLock::new(),
             remote: OnceLock::new(),
             next_link: AtomicU64::new(1),
+            // No lease until one is granted.
+            fenced: AtomicBool::new(true),
+            peers_fenced: Mutex::new(HashMap::new()),
+            fenced_changed: Notify::new(),
             metrics,
         }
     }
@@ -243,6 +253,26 @@ impl Links {
     /// What serves other hosts' calls to this host's nodes, and this host's to theirs.
     pub fn set_remote(&self, remote: Arc<Remote>) {
         let _ = self.remote.set(remote);
+    }
+
+    /// This host has (`false`) or lacks (`true`) a lease now: every peer is told.
+    pub fn set_fenced(&self, fenced: bool) {
+        if self.fenced.swap(fenced, Ordering::AcqRel) == fenced {
+            return;
+        }
+        let links: Vec<Arc<Link>> = self.state().links.values().cloned().collect();
+        for link in links {
+            let _ = link.try_send(LinkMessage::Fenced(fenced));
+        }
+    }
+
+    /// What `host` last said of its lease (`None`: no link, or it said nothing yet).
+    pub fn peer_fenced(&self, host: &HostId) -> Option<bool> {
+        self.peers_fenced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(host)
+            .copied()
     }
 
     /// The link to `host`, when it is up.
@@ -415,6 +445,7 @@ impl Links {
         }
         tracing::info!(peer = %link.peer, "cluster link up");
         self.changed.notify_waiters();
+        let _ = shared.try_send(LinkMessage::Fenced(self.fenced.load(Ordering::Acquire)));
         let last_pong = Arc::new(Mutex::new(Instant::now()));
         let writing = shared.clone();
         let pongs = last_pong.clone();
@@ -434,6 +465,11 @@ impl Links {
             if let Some(remote) = this.remote.get() {
                 remote.link_down(&reading.peer, reading.id);
             }
+            this.peers_fenced
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&reading.peer);
+            this.fenced_changed.notify_one();
             let mut state = this.state();
             if state
                 .links
@@ -537,6 +573,13 @@ impl Links {
                     if let Some(remote) = self.remote.get() {
                         remote.remote_gone(link, node, &reason);
                     }
+                }
+                LinkMessage::Fenced(fenced) => {
+                    self.peers_fenced
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(link.peer().clone(), fenced);
+                    self.fenced_changed.notify_one();
                 }
                 LinkMessage::Ping(n) => {
                     let _ = link.try_send(LinkMessage::Pong(n));

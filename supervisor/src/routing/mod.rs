@@ -218,6 +218,28 @@ impl Routing {
         self.metrics.rooms_owned(state.machine.owned().len());
     }
 
+    /// Tells the machine whether every other host of the last listing is linked and fenced
+    /// (then nobody can write to etcd, and joins into known rooms may go on), whenever a
+    /// peer's word on it may have changed; for as long as the process lives.
+    pub(crate) async fn follow_peers_fenced(self: Arc<Self>) {
+        loop {
+            self.links.fenced_changed.notified().await;
+            let others: Vec<HostId> = self
+                .hosts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .keys()
+                .filter(|h| **h != self.me)
+                .cloned()
+                .collect();
+            let all = others
+                .iter()
+                .all(|h| self.links.peer_fenced(h) == Some(true));
+            let mut state = self.state();
+            self.feed(&mut state, Input::PeersFenced(all));
+        }
+    }
+
     /// The directory's hosts now.
     pub(crate) fn hosts_changed(self: &Arc<Self>, hosts: Vec<HostRecord>) {
         let loads = hosts
@@ -278,6 +300,7 @@ impl Routing {
             let mut state = self.state();
             self.feed(&mut state, Input::Lease(held));
         }
+        self.links.set_fenced(!held);
         if held {
             tokio::spawn(self.clone().reclaim_rooms());
         }

@@ -97,6 +97,7 @@ impl Connected {
         routing.links.set_remote(remote.clone());
         serving.rooms.set_remote(remote);
         tokio::spawn(routing.links.clone().accept_loop(listener));
+        tokio::spawn(routing.clone().follow_peers_fenced());
         let record = {
             let (me, stats, routing) = (settings.host.clone(), serving.stats, routing.clone());
             let pool = serving.pool.clone();

@@ -255,7 +255,8 @@ fn participants(host: &crate::support::Sfu, room: &str) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_etcd_down_for_20_s_the_call_goes_on_new_rooms_wait_and_the_room_stays_one() {
+async fn with_etcd_down_for_20_s_the_call_goes_on_joins_into_it_too_new_rooms_wait_and_it_stays_one(
+) {
     let mut etcd = Etcd::start();
     let cluster = crate::support::cluster::hosts(&etcd, &["h1", "h2"]).await;
     let (h1, h2) = (&cluster[0], &cluster[1]);
@@ -294,6 +295,19 @@ async fn with_etcd_down_for_20_s_the_call_goes_on_new_rooms_wait_and_the_room_st
         signaling_api::ClientErrorCode::ClusterUnavailable.as_str(),
         "{refused}"
     );
+    // Every host is fenced and says so over the links: nobody can move a room, so a join
+    // into the live room goes on (through h2, relayed to h1).
+    let carol = loop {
+        let mut carol = signaling::connect(&h2.ws_url(), None).await;
+        match carol.call(&signaling::join("outage", "Carol")).await {
+            Ok(_) => break carol,
+            Err(e) => {
+                assert!(down_at.elapsed() < Duration::from_secs(15), "{e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let carol_after = down_at.elapsed();
     tokio::time::sleep(Duration::from_secs(20).saturating_sub(down_at.elapsed())).await;
     tokio::task::block_in_place(|| etcd.restart());
     // Back: h1 puts the room it still serves under its new lease.
@@ -310,23 +324,27 @@ async fn with_etcd_down_for_20_s_the_call_goes_on_new_rooms_wait_and_the_room_st
     // the room under the new one, its key would go and h2 would open a second "outage".
     tokio::time::sleep(Duration::from_secs(5)).await;
     // A newcomer through h2 lands in the same room, at h1: one room, not two.
-    let carol = loop {
-        let mut carol = signaling::connect(&h2.ws_url(), None).await;
-        match carol.call(&signaling::join("outage", "Carol")).await {
-            Ok(_) => break carol,
+    let dave = loop {
+        let mut dave = signaling::connect(&h2.ws_url(), None).await;
+        match dave.call(&signaling::join("outage", "Dave")).await {
+            Ok(_) => break dave,
             Err(e) => {
                 assert!(down_at.elapsed() < Duration::from_secs(60), "{e}");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
     };
-    assert_eq!(participants(h2, "outage"), ["Alice", "Bob", "Carol"]);
+    println!("etcd down: Carol joined the live room {carol_after:?} into the outage");
+    assert_eq!(
+        participants(h2, "outage"),
+        ["Alice", "Bob", "Carol", "Dave"]
+    );
     assert!(!h2.log_text().contains("this host owns the room now"));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (alice, bob) = steady.await.expect("steady peers");
     // Their media never depended on etcd: nothing lost.
     assert_exact_media(&[&alice, &bob], &[&alice, &bob]).await;
-    drop(carol);
+    drop((carol, dave));
 }
 
 /// `ip link set DEV up|down` in the root namespace.
