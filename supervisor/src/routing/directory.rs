@@ -109,21 +109,8 @@ impl Directory {
                 .ok_or(DirectoryError::Unexpected("a transaction without header"))?;
             return Ok(Ok(revision));
         }
-        for op in response.op_responses() {
-            if let TxnOpResponse::Get(get) = op {
-                if let Some(kv) = get.kvs().first() {
-                    let owner = std::str::from_utf8(kv.value())
-                        .ok()
-                        .and_then(|v| HostId::parse(v).ok())
-                        .ok_or(DirectoryError::Unexpected("a room key without a host id"))?;
-                    return Ok(Err(owner));
-                }
-            }
-        }
         // Created and gone between the compare and the get: the caller may try again.
-        Err(DirectoryError::Unexpected(
-            "the room's key vanished during the claim",
-        ))
+        owner_in(&response, "the room's key vanished during the claim").map(Err)
     }
 
     /// After this host got a new lease: `room`, which it still serves, is put under the new
@@ -174,20 +161,7 @@ impl Directory {
                     "the room's key vanished after its reclaim",
                 ));
         }
-        for op in response.op_responses() {
-            if let TxnOpResponse::Get(get) = op {
-                if let Some(kv) = get.kvs().first() {
-                    let owner = std::str::from_utf8(kv.value())
-                        .ok()
-                        .and_then(|v| HostId::parse(v).ok())
-                        .ok_or(DirectoryError::Unexpected("a room key without a host id"))?;
-                    return Ok(Err(owner));
-                }
-            }
-        }
-        Err(DirectoryError::Unexpected(
-            "the room's key vanished during the reclaim",
-        ))
+        owner_in(&response, "the room's key vanished during the reclaim").map(Err)
     }
 
     /// Deletes `room`'s key if it is still the one this host created at `revision`.
@@ -409,4 +383,20 @@ fn owner_of(room: &str, value: &[u8]) -> Option<HostId> {
         tracing::warn!(room, "ignoring a room key without a valid host id");
     }
     owner
+}
+
+/// The host a failed transaction's `get` of a room key found there (`vanished`: no key).
+fn owner_in(
+    response: &etcd_client::TxnResponse,
+    vanished: &'static str,
+) -> Result<HostId, DirectoryError> {
+    let found = response.op_responses().into_iter().find_map(|op| match op {
+        TxnOpResponse::Get(get) => get.kvs().first().map(|kv| kv.value().to_vec()),
+        _ => None,
+    });
+    let value = found.ok_or(DirectoryError::Unexpected(vanished))?;
+    std::str::from_utf8(&value)
+        .ok()
+        .and_then(|v| HostId::parse(v).ok())
+        .ok_or(DirectoryError::Unexpected("a room key without a host id"))
 }

@@ -10,23 +10,9 @@ use cluster_api::handshake::{self, ClusterSecret};
 use ids::HostId;
 use signaling_api::{ClientErrorCode, Notification, ResumeArgs};
 
-use crate::support::cluster::{self, hosts, metric, monitor, Etcd};
+use crate::support::cluster::{self, hosts, metric, monitor, participants, Etcd};
 use crate::support::peer::{assert_exact_media, exchange_media, Joining};
 use crate::support::signaling::{self, drain_notifications, Expect};
-
-/// The names of `room`'s participants, as `host`'s monitor lists them (the owner answers,
-/// whichever host is asked).
-fn participants(host: &crate::support::Sfu, room: &str) -> Vec<String> {
-    let detail = tokio::task::block_in_place(|| monitor(host, &["room", room]));
-    let mut names: Vec<String> = detail["participants"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no participants in {detail}"))
-        .iter()
-        .map(|p| p["displayName"].as_str().unwrap_or_default().to_string())
-        .collect();
-    names.sort();
-    names
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_of_another_host_joins_through_a_relay_and_the_media_flows_exactly() {
@@ -280,18 +266,8 @@ async fn three_browser_pages_served_by_two_hosts_in_a_room_spanning_both_see_and
     // Two hosts in network namespaces, one small worker each: the room, owned by h1, spans
     // both hosts.
     let _one_at_a_time = ScriptCluster::lock().await;
-    let mut cluster = tokio::task::block_in_place(|| {
-        ScriptCluster::start_with(
-            2,
-            &[
-                ("NODES", "1"),
-                ("MAX_NODES", "1"),
-                ("WORKERS_PER_NODE", "1"),
-                ("MAX_CONSUMERS_PER_WORKER", "4"),
-                ("RUST_LOG", "info,supervisor=debug"),
-            ],
-        )
-    });
+    let mut cluster =
+        tokio::task::block_in_place(|| ScriptCluster::start_with(2, cluster::SMALL_ENV));
     let (h1, h2) = ("http://10.77.0.1:8000", "http://10.77.0.2:8000");
     // Alice's page comes from h1 (which then owns the room), Bob's from h2 (relayed), Carol's
     // from h1: each signals to the host that served its page, over the namespaces' bridge.

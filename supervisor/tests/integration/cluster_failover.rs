@@ -9,7 +9,7 @@ use signaling_api::{Notification, ResumeArgs};
 
 use crate::cluster::ScriptCluster;
 use crate::cluster_spanning::SMALL;
-use crate::support::cluster::{self, host, hosts_with, monitor, Etcd};
+use crate::support::cluster::{self, host, hosts_with, monitor, participants, Etcd};
 use crate::support::peer::{assert_exact_media, exchange_media, Joining, TestPeer};
 use crate::support::signaling::{self, notified, Expect};
 
@@ -165,17 +165,9 @@ async fn browser_call_losing_host(killed: usize, lease_secs: &str) -> String {
     crate::browser::check_prerequisites();
     let _one_at_a_time = ScriptCluster::lock().await;
     let mut cluster = tokio::task::block_in_place(|| {
-        ScriptCluster::start_with(
-            3,
-            &[
-                ("NODES", "1"),
-                ("MAX_NODES", "1"),
-                ("WORKERS_PER_NODE", "1"),
-                ("MAX_CONSUMERS_PER_WORKER", "4"),
-                ("CLUSTER_LEASE_SECS", lease_secs),
-                ("RUST_LOG", "info,supervisor=debug"),
-            ],
-        )
+        let mut envs = cluster::SMALL_ENV.to_vec();
+        envs.push(("CLUSTER_LEASE_SECS", lease_secs));
+        ScriptCluster::start_with(3, &envs)
     });
     let (h1, h2, h3) = (
         "http://10.77.0.1:8000",
@@ -239,19 +231,6 @@ async fn three_browser_pages_get_every_stream_back_when_the_owner_of_their_room_
             "{page} did not join again: {out}"
         );
     }
-}
-
-/// The names of `room`'s participants, as `host`'s monitor lists them (from the owner).
-fn participants(host: &crate::support::Sfu, room: &str) -> Vec<String> {
-    let detail = tokio::task::block_in_place(|| monitor(host, &["room", room]));
-    let mut names: Vec<String> = detail["participants"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no participants in {detail}"))
-        .iter()
-        .map(|p| p["displayName"].as_str().unwrap_or_default().to_string())
-        .collect();
-    names.sort();
-    names
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -192,3 +192,27 @@ pub fn metric(sfu: &Sfu, name: &str) -> Option<f64> {
             .ok()
     })
 }
+
+/// The names of `room`'s participants, sorted, as `host`'s monitor lists them (the owner
+/// answers, whichever host is asked).
+pub fn participants(host: &Sfu, room: &str) -> Vec<String> {
+    let detail = tokio::task::block_in_place(|| monitor(host, &["room", room]));
+    let mut names: Vec<String> = detail["participants"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no participants in {detail}"))
+        .iter()
+        .map(|p| p["displayName"].as_str().unwrap_or_default().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// One small worker per host (the supervisors' variables, for `scripts/cluster.sh`): two
+/// peers fill it, so a room of three spans hosts.
+pub const SMALL_ENV: &[(&str, &str)] = &[
+    ("NODES", "1"),
+    ("MAX_NODES", "1"),
+    ("WORKERS_PER_NODE", "1"),
+    ("MAX_CONSUMERS_PER_WORKER", "4"),
+    ("RUST_LOG", "info,supervisor=debug"),
+];
