@@ -12,13 +12,14 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use cluster_api::handshake::{self, ClusterSecret};
-use cluster_api::sealed::{LinkError, SealedReader, SealedWriter};
+use cluster_api::sealed::{LinkError, SealedReader};
 use cluster_api::{HostRecord, LinkMessage, SessionId};
 use ids::HostId;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Notify, Semaphore};
 
+use super::link_writer::{micros_now, write_link, Queued};
 use super::relayed::RelayServer;
 use super::remote::Remote;
 use crate::edge::monitor_socket::Monitor;
@@ -29,14 +30,6 @@ use crate::monitoring::metrics::Metrics;
 /// makes session writers wait and refuses what cannot wait, instead of growing memory.
 const LINK_QUEUE_BYTES: usize = 8 << 20;
 
-/// A message in a link's queue, holding its share of the queue's byte budget until written.
-type Queued = (LinkMessage, OwnedSemaphorePermit);
-/// A ping this often on every link.
-const PING_EVERY: Duration = Duration::from_secs(1);
-/// A link whose last pong is older than this is dead.
-const SILENCE_LIMIT: Duration = Duration::from_secs(5);
-/// How long one write to a link may take.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a relay waits for the link to a host to come up.
 const LINK_WAIT: Duration = Duration::from_secs(3);
 /// Close code for a relayed client whose serving host became unreachable ("service restart").
@@ -654,52 +647,4 @@ impl Links {
 /// A message's share of the queue's budget (never more than the whole budget).
 fn permits(message: &LinkMessage) -> u32 {
     message.weight().min(LINK_QUEUE_BYTES) as u32
-}
-
-fn micros_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
-}
-
-/// Writes a link's queue (batched), pings every second, and ends when a write fails or takes
-/// too long, or the peer has not answered a ping for [`SILENCE_LIMIT`].
-async fn write_link(
-    mut writer: SealedWriter<OwnedWriteHalf>,
-    mut queue: mpsc::UnboundedReceiver<Queued>,
-    last_pong: Arc<Mutex<Instant>>,
-) -> LinkError {
-    let mut ping = tokio::time::interval(PING_EVERY);
-    loop {
-        let message = tokio::select! {
-            message = queue.recv() => match message {
-                // Its budget goes back as it leaves the queue (one batch in writing is
-                // bounded by the batch size).
-                Some((message, _permit)) => message,
-                None => return LinkError::Closed,
-            },
-            _ = ping.tick() => {
-                let silent = last_pong.lock().unwrap_or_else(|p| p.into_inner()).elapsed();
-                if silent > SILENCE_LIMIT {
-                    return LinkError::Refused(format!("no pong for {silent:?}"));
-                }
-                LinkMessage::Ping(micros_now())
-            }
-        };
-        let batch = async {
-            writer.feed(&message).await?;
-            for _ in 0..64 {
-                match queue.try_recv() {
-                    Ok((more, _permit)) => writer.feed(&more).await?,
-                    Err(_) => break,
-                }
-            }
-            writer.flush().await
-        };
-        match tokio::time::timeout(WRITE_TIMEOUT, batch).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return e,
-            Err(_) => return LinkError::Refused("a write took too long".into()),
-        }
-    }
 }

@@ -8,6 +8,7 @@
 //! A single host never builds any of this: `Rooms` and the edge take `Option<Arc<Routing>>`.
 
 pub mod directory;
+mod link_writer;
 pub mod links;
 pub mod relayed;
 pub mod remote;
