@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{blocking_pause, free_port, Sfu};
+use super::{blocking_pause, Sfu};
 
 /// The secret every test host shares.
 pub const SECRET: &str = "cluster-test-secret-0123456789abcdef";
@@ -36,7 +36,7 @@ impl Etcd {
     /// Starts etcd and waits until it serves; fails the test, saying how to install etcd,
     /// when it is missing.
     pub fn start() -> Etcd {
-        let (client, peer) = (free_port(), free_port());
+        let (client, peer) = (listen_port(), listen_port());
         let dir = std::env::temp_dir().join(format!("sfu-test-etcd-{client}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("etcd folder");
@@ -109,7 +109,7 @@ impl Drop for Etcd {
 /// Starts host `id` of the cluster on `etcd`, with `args` added; waits until it holds its
 /// lease.
 pub async fn host(etcd: &Etcd, id: &str, args: &[&str]) -> Sfu {
-    let cluster_addr = format!("127.0.0.1:{}", free_port());
+    let cluster_addr = format!("127.0.0.1:{}", listen_port());
     let mut all = vec![
         "--etcd-endpoints",
         &etcd.url,
@@ -216,3 +216,28 @@ pub const SMALL_ENV: &[(&str, &str)] = &[
     ("MAX_CONSUMERS_PER_WORKER", "4"),
     ("RUST_LOG", "info,supervisor=debug"),
 ];
+
+/// A port for a server of a test to listen on, below the kernel's ephemeral range (32768
+/// and up): a port from that range, free when probed, may be taken by any outgoing
+/// connection before the server binds it (CI saw `Address already in use`).
+pub fn listen_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    loop {
+        // Each test process starts at its own place in 21000..=31000.
+        let _ = NEXT.compare_exchange(
+            0,
+            21_000 + (std::process::id() % 50) as u16 * 200,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+        let port = NEXT.fetch_add(1, Ordering::Relaxed);
+        if port > 31_000 {
+            NEXT.store(21_000, Ordering::Relaxed);
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
