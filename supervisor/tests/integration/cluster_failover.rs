@@ -276,16 +276,14 @@ async fn with_etcd_down_for_20_s_the_call_goes_on_joins_into_it_too_new_rooms_wa
     );
     // Every host is fenced and says so over the links: nobody can move a room, so a join
     // into the live room goes on (through h2, relayed to h1).
-    let carol = loop {
-        let mut carol = signaling::connect(&h2.ws_url(), None).await;
-        match carol.call(&signaling::join("outage", "Carol")).await {
-            Ok(_) => break carol,
-            Err(e) => {
-                assert!(down_at.elapsed() < Duration::from_secs(15), "{e}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    };
+    let carol = join_retrying(
+        &h2.ws_url(),
+        "outage",
+        "Carol",
+        down_at,
+        Duration::from_secs(15),
+    )
+    .await;
     let carol_after = down_at.elapsed();
     tokio::time::sleep(Duration::from_secs(20).saturating_sub(down_at.elapsed())).await;
     tokio::task::block_in_place(|| etcd.restart());
@@ -303,16 +301,14 @@ async fn with_etcd_down_for_20_s_the_call_goes_on_joins_into_it_too_new_rooms_wa
     // the room under the new one, its key would go and h2 would open a second "outage".
     tokio::time::sleep(Duration::from_secs(5)).await;
     // A newcomer through h2 lands in the same room, at h1: one room, not two.
-    let dave = loop {
-        let mut dave = signaling::connect(&h2.ws_url(), None).await;
-        match dave.call(&signaling::join("outage", "Dave")).await {
-            Ok(_) => break dave,
-            Err(e) => {
-                assert!(down_at.elapsed() < Duration::from_secs(60), "{e}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    };
+    let dave = join_retrying(
+        &h2.ws_url(),
+        "outage",
+        "Dave",
+        down_at,
+        Duration::from_secs(60),
+    )
+    .await;
     println!("etcd down: Carol joined the live room {carol_after:?} into the outage");
     assert_eq!(
         participants(h2, "outage"),
@@ -356,17 +352,8 @@ async fn a_partitioned_owner_never_acts_as_a_second_owner_and_after_the_heal_the
     // lease: it fences itself, its key expires, and a newcomer through h2 opens the room there.
     link("veth-h1", "down");
     let cut_at = Instant::now();
-    let mut carol = loop {
-        let mut carol = signaling::connect(h2, None).await;
-        match carol.call(&signaling::join("split", "Carol")).await {
-            Ok(_) => break carol,
-            Err(e) => {
-                // Until h1's lease expires the room is still h1's, which h2 cannot reach.
-                assert!(cut_at.elapsed() < Duration::from_secs(20), "{e}");
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        }
-    };
+    // Until h1's lease expires the room is still h1's, which h2 cannot reach.
+    let mut carol = join_retrying(h2, "split", "Carol", cut_at, Duration::from_secs(20)).await;
     let opened_after = cut_at.elapsed();
     link("veth-h1", "up");
     // Back, h1 finds the room is h2's: Alice is told to move, and joins again (through h1,
@@ -376,16 +363,7 @@ async fn a_partitioned_owner_never_acts_as_a_second_owner_and_after_the_heal_the
     // Right after the heal the link between the hosts may still be the old one, about to be
     // found dead (no pong for 5 s): a join relayed on it is closed (1012) and tried again, as
     // a client does.
-    let again = loop {
-        let mut again = signaling::connect(h1, None).await;
-        match again.call(&signaling::join("split", "Alice")).await {
-            Ok(_) => break again,
-            Err(e) => {
-                assert!(cut_at.elapsed() < Duration::from_secs(30), "{e}");
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        }
-    };
+    let again = join_retrying(h1, "split", "Alice", cut_at, Duration::from_secs(30)).await;
     let healed_after = cut_at.elapsed();
     let joined = notified!(carol, Notification::PeerJoined { display_name, .. } => display_name);
     assert_eq!(joined, "Alice");
@@ -405,4 +383,25 @@ async fn a_partitioned_owner_never_acts_as_a_second_owner_and_after_the_heal_the
     );
     drop((alice, again, carol));
     tokio::task::block_in_place(|| cluster.stop());
+}
+
+/// Joins `room` as `name` through `url`, on a new connection each time it is refused or
+/// closed (as a client does while the cluster settles), until `since` is `within` old.
+async fn join_retrying(
+    url: &str,
+    room: &str,
+    name: &str,
+    since: Instant,
+    within: Duration,
+) -> signaling_api::client::Client {
+    loop {
+        let mut client = signaling::connect(url, None).await;
+        match client.call(&signaling::join(room, name)).await {
+            Ok(_) => return client,
+            Err(e) => {
+                assert!(since.elapsed() < within, "{name} cannot join {room}: {e}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
 }
