@@ -161,6 +161,33 @@ pub enum EventKind {
         /// What mediasoup said.
         message: String,
     },
+    /// An operator drains a node: its peers move to other routers, make before break.
+    NodeDraining {
+        /// The node.
+        node: String,
+        /// Peers to move.
+        peers: u32,
+    },
+    /// A peer's media moved off a drained node (`mediaMoving` sent; it switches by itself).
+    PeerMoved {
+        /// The room.
+        room: String,
+        /// The peer.
+        peer_id: String,
+        /// The node it left.
+        from: String,
+        /// The node it went to.
+        to: String,
+    },
+    /// A drained node has nothing left on it and stops.
+    NodeDrained {
+        /// The node.
+        node: String,
+        /// How long the drain took.
+        ms: u64,
+        /// Whether its deadline came first (peers still there lost what they had on it).
+        forced: bool,
+    },
     /// An event of a newer supervisor than this program knows: shown as such, so that a
     /// monitor keeps following a supervisor that was upgraded before it.
     #[serde(other)]
@@ -181,11 +208,14 @@ impl EventKind {
             | EventKind::ProducerAdded { room, .. }
             | EventKind::ProducerClosed { room, .. }
             | EventKind::QualityDegraded { room, .. }
-            | EventKind::QualityRecovered { room, .. } => Some(room),
+            | EventKind::QualityRecovered { room, .. }
+            | EventKind::PeerMoved { room, .. } => Some(room),
             EventKind::NodeSpawned { .. }
             | EventKind::NodeRespawned { .. }
             | EventKind::NodeExited { .. }
             | EventKind::WorkerDied { .. }
+            | EventKind::NodeDraining { .. }
+            | EventKind::NodeDrained { .. }
             | EventKind::Unknown => None,
         }
     }

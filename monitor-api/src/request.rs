@@ -45,6 +45,13 @@ pub enum Query {
     /// The hosts of the cluster: answered with `Vec<`[`HostView`]`>`; `unavailable` on a
     /// single host (no cluster).
     Hosts,
+    /// Drains a node of this host (a rolling upgrade): its peers move to other nodes while
+    /// their media goes on, then it stops. Answered with a [`DrainStarted`] at once (or
+    /// `not_found`); the `peerMoved` and `nodeDrained` events follow.
+    Drain {
+        /// The node, as `monitor nodes` names it (`node-2`).
+        node: String,
+    },
 }
 
 impl Query {
@@ -59,6 +66,7 @@ impl Query {
             Query::Subscribe { .. } => "subscribe",
             Query::Unsubscribe => "unsubscribe",
             Query::Hosts => "hosts",
+            Query::Drain { .. } => "drain",
         }
     }
 }
@@ -76,6 +84,11 @@ pub struct Request {
 #[derive(Deserialize)]
 struct RoomArgs {
     room: String,
+}
+
+#[derive(Deserialize)]
+struct DrainArgs {
+    node: String,
 }
 
 #[derive(Deserialize)]
@@ -126,6 +139,10 @@ impl Request {
             }
             "unsubscribe" => Query::Unsubscribe,
             "hosts" => Query::Hosts,
+            "drain" => {
+                let DrainArgs { node } = args(id, &method, data)?;
+                Query::Drain { node }
+            }
             _ => {
                 return Err((
                     Some(id),

@@ -260,3 +260,13 @@ pub struct ConsumerInfo {
     /// Bitrate sent, in bits per second.
     pub bitrate_bps: Option<u64>,
 }
+
+/// The answer to `drain`: the drain began.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DrainStarted {
+    /// The node.
+    pub node: String,
+    /// Peers on it, to move.
+    pub peers: u32,
+}

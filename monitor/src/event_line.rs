@@ -78,6 +78,26 @@ pub fn event(event: &Event) -> String {
         }
         EventKind::NodeExited { node, reason } => format!("node exited     {node}: {reason}"),
         EventKind::Unknown => "(an event this monitor does not know: upgrade it)".to_string(),
+        EventKind::NodeDraining { node, peers } => {
+            format!("node draining   {node}: {peers} peers to move")
+        }
+        EventKind::PeerMoved {
+            room,
+            peer_id,
+            from,
+            to,
+        } => format!(
+            "peer moved      {room}: {} from {from} to {to}",
+            short(peer_id)
+        ),
+        EventKind::NodeDrained { node, ms, forced } => {
+            let how = if *forced {
+                " (deadline: peers left behind lost their media there)"
+            } else {
+                ""
+            };
+            format!("node drained    {node} in {ms} ms{how}")
+        }
         EventKind::WorkerDied {
             node,
             worker,

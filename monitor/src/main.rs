@@ -12,7 +12,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use monitor_api::{
-    HostView, NodeInfo, PeerDiagnostics, Query, RoomDetail, RoomInfo, ServerMessage, Summary,
+    DrainStarted, EventKind, HostView, NodeInfo, PeerDiagnostics, Query, RoomDetail, RoomInfo,
+    ServerMessage, Summary,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -98,6 +99,14 @@ enum Command {
     /// The hosts of a cluster: each one's URLs, lease, link, nodes, load and rooms owned
     /// (a single host answers that it is not in a cluster).
     Hosts,
+    /// Drain a node (a rolling upgrade of nodes): its peers move to other nodes while their
+    /// media goes on (make before break), then it stops and the pool replaces it with the
+    /// node binary installed now. Prints each move and returns once the node is drained
+    /// (within 30 s: what a peer has not moved by then is closed).
+    Drain {
+        /// The node, as `monitor nodes` names it (`node-2`).
+        node: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -168,6 +177,7 @@ async fn run(cli: Cli) -> Result<(), ConnectError> {
             return follow_events(&mut client, room, quality, cli.json).await
         }
         Command::Watch => return dashboard::run(client, &target.url).await,
+        Command::Drain { node } => return drain(&mut client, node, cli.json).await,
         Command::Hosts => (Query::Hosts, |d| {
             Ok(tables::hosts(&decode::<Vec<HostView>>(d)?))
         }),
@@ -179,6 +189,47 @@ async fn run(cli: Cli) -> Result<(), ConnectError> {
         println!("{}", show(data)?);
     }
     Ok(())
+}
+
+/// Drains `node`, printing its moves, until it is drained.
+async fn drain(client: &mut Client, node: String, json: bool) -> Result<(), ConnectError> {
+    // Subscribed first: a node without peers is drained before the answer comes.
+    client
+        .call(Query::Subscribe {
+            room: None,
+            quality: false,
+        })
+        .await?;
+    let started: DrainStarted = decode(client.call(Query::Drain { node }).await?)?;
+    if json {
+        println!("{}", serde_json::to_string(&started).unwrap_or_default());
+    } else {
+        println!("draining {}: {} peers to move", started.node, started.peers);
+    }
+    loop {
+        let message = tokio::select! {
+            message = client.next() => message?,
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        };
+        let ServerMessage::Event(e) = message else {
+            continue;
+        };
+        let (ours, done) = match &e.event.kind {
+            EventKind::PeerMoved { from, .. } => (*from == started.node, false),
+            EventKind::NodeDrained { node, .. } => (*node == started.node, *node == started.node),
+            _ => (false, false),
+        };
+        if ours {
+            if json {
+                println!("{}", serde_json::to_string(&e.event).unwrap_or_default());
+            } else {
+                println!("{}", event_line::event(&e.event));
+            }
+        }
+        if done {
+            return Ok(());
+        }
+    }
 }
 
 async fn follow_events(

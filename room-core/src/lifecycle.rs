@@ -41,6 +41,8 @@ pub enum Input {
     Heartbeat(NodeId, Instant),
     /// A node's process exited or its socket closed (reported once or twice).
     NodeExited(NodeId),
+    /// A drained node was asked to stop: not a death, and its replacement starts at once.
+    NodeRetired(NodeId),
     /// The instant of the last [`Output::Timeout`] came (or passed).
     Timeout,
 }
@@ -155,6 +157,10 @@ impl Lifecycle {
                     *last_heard = (*last_heard).max(at);
                 }
                 Vec::new()
+            }
+            Input::NodeRetired(id) => {
+                self.nodes.remove(&id);
+                self.top_up(Duration::ZERO, SpawnOrigin::Warm)
             }
             Input::NodeExited(id) => {
                 if self.nodes.remove(&id).is_none() {

@@ -133,6 +133,15 @@ pub enum Notification {
         /// What happened.
         reason: String,
     },
+    /// This peer's media moves to another media server (its node is drained): create new
+    /// transports (`createWebRtcTransport` now places them there), consume `peers`'
+    /// producers and produce again on them, then close the old transports
+    /// (docs/protocol.md, "Moving in a drain").
+    MediaMoving {
+        /// What can be consumed there now, as in the join answer; the rest comes as
+        /// `newProducer`.
+        peers: Vec<crate::PeerInfo>,
+    },
     /// The SFU is stopping; the socket closes within seconds.
     ShuttingDown {},
     /// In a cluster: the hosts changed (one joined or left); every host's signaling URL.
@@ -221,6 +230,7 @@ mod tests {
                 room: "demo".into(),
                 reason: "media node failed".into(),
             },
+            Notification::MediaMoving { peers: Vec::new() },
             Notification::ShuttingDown {},
             Notification::HostsChanged {
                 urls: vec!["wss://sfu1.example.org/ws".into()],

@@ -13,8 +13,13 @@
 // joining again) and the video it receives must never stall SFU_MAX_STALL_MS (500) or more.
 // SFU_EXPECT_REJOIN=1 only measures (for an SFU started with --resume-grace-secs 0).
 // SFU_CHAT=1: the pages chat both ways and one floods (see below).
+// SFU_DRAIN_CMD='monitor … drain node-1': run once the call works; every page must keep every
+// other page's video (a stream moved to a new consumer counts as going on once that one
+// decodes), the longest gap printed and held below SFU_MAX_GAP_MS; SFU_EXPECT_MOVES=n pages
+// must have moved their media (mediaMoving).
 //
 // Exits non-zero on failure, after printing what each page saw and its console.
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { chromium } from 'playwright-core';
 
@@ -78,6 +83,22 @@ function longestStall(samples) {
   let start = null;
   for (let i = 1; i < samples.length; i++) {
     if (samples[i][1] > samples[i - 1][1]) {
+      start = null;
+      continue;
+    }
+    start ??= samples[i - 1][0];
+    longest = Math.max(longest, samples[i][0] - start);
+  }
+  return longest;
+}
+
+// The longest run of samples ([time, value]) in which `advanced(before, now)` never held
+// from one sample to the next.
+function longestGap(samples, advanced) {
+  let longest = 0;
+  let start = null;
+  for (let i = 1; i < samples.length; i++) {
+    if (advanced(samples[i - 1][1], samples[i][1])) {
       start = null;
       continue;
     }
@@ -424,67 +445,107 @@ try {
       await new Promise((r) => setTimeout(r, 250));
     }
   }
-  // SFU_KILL_HOST=pid,…: every process of one host of a cluster, killed once the call works.
+  // SFU_KILL_HOST=pid,… (every process of one host of a cluster, killed) or SFU_DRAIN_CMD (a
+  // drain, run), once the call works.
   // Each page must get every other page's video back by itself (its signaling resumed
   // through another host of the list, or its room re-joined on a surviving host). Each
   // page's longest gap in each other page's video (sampled every 250 ms) is printed and must
   // stay below SFU_MAX_GAP_MS.
-  if (!failed && process.env.SFU_KILL_HOST) {
+  const drainCmd = process.env.SFU_DRAIN_CMD;
+  if (!failed && (process.env.SFU_KILL_HOST || drainCmd)) {
     const maxGap = Number(process.env.SFU_MAX_GAP_MS || 10_000);
     const series = Object.fromEntries(names.map((n) => [n, Object.fromEntries(
       names.filter((o) => o !== n).map((o) => [o, []]))]));
+    // Each sample: [time, {consumerId: frames decoded}] of one other page's video.
     const sampleAll = async () => {
       for (const [name, page] of Object.entries(pages)) {
         const stats = await page.evaluate(() => window.demo.stats());
         last[name] = stats;
         for (const other of Object.keys(series[name])) {
-          series[name][other].push([Date.now(), stats.byPeer?.[other]?.framesDecoded ?? 0]);
+          series[name][other].push([Date.now(), stats.byPeer?.[other]?.videoConsumers ?? {}]);
         }
       }
     };
-    // Decoding now: more frames than a second ago.
+    // Whether any consumer of the stream decoded a frame between two samples.
+    const advanced = (before, now) => Object.entries(now).some(([id, n]) => n > (before[id] ?? 0));
+    // Decoding now: a frame within the last second.
     const flowing = (points) => {
       const now = points[points.length - 1];
       const before = points.findLast((p) => p[0] <= now[0] - 1000);
-      return Boolean(before) && now[1] > before[1];
+      return Boolean(before) && advanced(before[1], now[1]);
     };
     for (let i = 0; i < 8; i++) {
       await sampleAll();
       await new Promise((r) => setTimeout(r, 250));
     }
     const before = { ...last };
-    for (const pid of process.env.SFU_KILL_HOST.split(',')) {
-      try {
-        process.kill(Number(pid), 'SIGKILL');
-      } catch (e) {
-        console.log(`kill ${pid}: ${e.message}`);
+    let drained = null;
+    if (drainCmd) {
+      // In the background: the pages are sampled while the drain runs.
+      drained = new Promise((resolve) => {
+        const child = spawn('sh', ['-c', drainCmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        child.stdout.on('data', (d) => { out += d; });
+        child.stderr.on('data', (d) => { out += d; });
+        child.on('close', (code) => resolve({ code, out }));
+      });
+      console.log(`drain: ${drainCmd}`);
+    } else {
+      for (const pid of process.env.SFU_KILL_HOST.split(',')) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch (e) {
+          console.log(`kill ${pid}: ${e.message}`);
+        }
       }
+      console.log(`killed the host's processes ${process.env.SFU_KILL_HOST}`);
     }
     const killedAt = Date.now();
-    console.log(`killed the host's processes ${process.env.SFU_KILL_HOST}`);
+    let drainResult = null;
+    drained?.then((r) => { drainResult = r; });
     let recovered = null;
     const recoverBy = killedAt + 45_000;
     while (Date.now() < recoverBy) {
       await sampleAll();
       const all = names.every((n) => Object.values(series[n]).every(flowing));
-      if (all && Date.now() - killedAt > 1500) {
+      const over = drainCmd ? drainResult !== null : Date.now() - killedAt > 1500;
+      if (all && over) {
         recovered = Date.now() - killedAt;
         break;
       }
       await new Promise((r) => setTimeout(r, 250));
     }
-    console.log(`recovered: ${recovered === null ? 'never' : `every page decodes every other page's video ${recovered} ms after the kill`}`);
+    const what = drainCmd ? 'the drain began' : 'the kill';
+    console.log(`recovered: ${recovered === null ? 'never' : `every page decodes every other page's video ${recovered} ms after ${what}`}`);
     if (recovered === null) failed = true;
+    if (drainCmd) {
+      console.log(`drain ${drainResult ? `exited ${drainResult.code}` : 'did not end'}:\n${drainResult?.out ?? ''}`);
+      if (drainResult?.code !== 0) failed = true;
+    }
     for (let i = 0; i < 8; i++) {
       await sampleAll();
       await new Promise((r) => setTimeout(r, 250));
     }
     for (const name of names) {
       for (const [other, points] of Object.entries(series[name])) {
-        const gap = longestStall(points);
-        console.log(`${name}: longest gap in ${other}'s video ${gap} ms; joins ${before[name].joins} → ${last[name].joins}, resumes ${before[name].resumes} → ${last[name].resumes}`);
-        if (gap >= maxGap) failed = true;
+        const gap = longestGap(points, advanced);
+        console.log(`${name}: longest gap in ${other}'s video ${gap} ms; joins ${before[name].joins} → ${last[name].joins}, resumes ${before[name].resumes} → ${last[name].resumes}, moves ${before[name].moves} → ${last[name].moves}`);
+        if (gap >= maxGap) {
+          failed = true;
+          // What each consumer of the stream did, to tell a late new one from an early close.
+          const t0 = points[0][0];
+          for (const [t, v] of points) console.log(`  ${t - t0} ms ${JSON.stringify(Object.fromEntries(Object.entries(v).map(([id, n]) => [id.slice(0, 8), n])))}`);
+        }
       }
+    }
+    const expectMoves = Number(process.env.SFU_EXPECT_MOVES || 0);
+    const moved = names.filter((n) => last[n].moves > before[n].moves).length;
+    if (drainCmd) console.log(`moved: ${moved} of ${names.length} pages moved their media`);
+    if (moved < expectMoves) failed = true;
+    // A drain moves media without a re-join.
+    if (drainCmd && names.some((n) => last[n].joins !== before[n].joins)) {
+      console.log('a page joined again during the drain');
+      failed = true;
     }
   }
   // SFU_SWITCH_MIC=1: the first page picks another microphone in its Microphone list: its
@@ -607,6 +668,8 @@ try {
       const shot = `/tmp/sfu-browser-${name}-${process.pid}.png`;
       await page.screenshot({ path: shot });
       console.log(`${name}: screenshot ${shot}; console:\n  ${logs[name].join('\n  ')}`);
+    } else if (process.env.SFU_SHOW_CONSOLE === '1') {
+      console.log(`${name}: console:\n  ${logs[name].join('\n  ')}`);
     }
   }
 } catch (e) {

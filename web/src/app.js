@@ -8,6 +8,7 @@ import { Controls } from './controls.js';
 import { afterClose, closeMessage, nextDelay, reconcile } from './session.js';
 import { Signaling, signalingUrl } from './signaling.js';
 import { receptionStats } from './stats.js';
+import { moveMedia } from './move.js';
 import { Remote } from './remote.js';
 import { SIMULCAST, tileMarks } from './tiles.js';
 
@@ -23,6 +24,7 @@ const state = {
   joined: false,
   joins: 0, // successful joins, re-joins after a failure included
   resumes: 0, // sessions taken back after a dropped connection
+  moves: 0, // media moved to another server in a drain (mediaMoving)
   resuming: false, // the socket dropped while joined: reconnecting to resume
   room: null,
   transports: { send: 'new', recv: 'new' },
@@ -338,14 +340,7 @@ async function join() {
     recvTransport = recv;
     await chat.useRecvTransport(recv);
     // Producers announced by newProducer while the transport was being created are queued too.
-    while (queuedProducers.length) {
-      const p = queuedProducers.shift();
-      await consume(p.producerId, p.peerId, p.appData).catch((e) => {
-        if (ignorable(e) || e.code === 'node_unavailable') throw e;
-        console.warn('consume failed', e); // one stream missing: say so and go on
-        showError(`Cannot receive a stream: ${describe(e)}`);
-      });
-    }
+    await consumeQueued();
     // A send transport also without camera and microphone: it carries the chat.
     const send = await createTransport('send');
     if (gen !== generation) send.close();
@@ -413,6 +408,18 @@ async function restart() {
   teardown();
   render();
   join();
+}
+
+// Consumes what waits for the receive transport, in order.
+async function consumeQueued() {
+  while (queuedProducers.length) {
+    const p = queuedProducers.shift();
+    await consume(p.producerId, p.peerId, p.appData).catch((e) => {
+      if (ignorable(e) || e.code === 'node_unavailable') throw e;
+      console.warn('consume failed', e); // one stream missing: say so and go on
+      showError(`Cannot receive a stream: ${describe(e)}`);
+    });
+  }
 }
 
 async function createTransport(direction) {
@@ -538,6 +545,10 @@ async function onNotification(name, data) {
       render();
       join();
       break;
+    case 'mediaMoving':
+      // Our media server is drained: move to the new one while the media goes on.
+      if (state.joined) await moveTo(data.peers);
+      break;
     case 'shuttingDown':
       showError('The server is shutting down.');
       break;
@@ -547,6 +558,43 @@ async function onNotification(name, data) {
     default:
       break;
   }
+}
+
+// Make before break onto the router the server moved this peer to (see move.js).
+async function moveTo(peers) {
+  const gen = generation;
+  state.moves += 1;
+  const moved = moveMedia({
+    request,
+    createTransport,
+    transports: () => ({ send: sendTransport, recv: recvTransport }),
+    setTransports({ send, recv }) {
+      sendTransport = send;
+      recvTransport = recv;
+    },
+    consumeQueued: async (list) => {
+      queuedProducers.push(...list);
+      await consumeQueued();
+    },
+    producers,
+    remote,
+    chat,
+    controls,
+    check: () => {
+      if (gen !== generation) throw new Stale();
+    },
+  }, peers);
+  try {
+    await moved;
+  } catch (e) {
+    if (e.stale || gen !== generation || ignorable(e)) return;
+    // Half moved: start over in the room (leave and join again), as after roomMoved.
+    console.warn('moving the media failed; joining again', e);
+    showError(`Moving to another media server failed (${describe(e)}); joining again…`);
+    restart();
+    return;
+  }
+  render();
 }
 
 // Forgets everything of the room on this side; keeps the camera and microphone.

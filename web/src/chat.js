@@ -37,8 +37,10 @@ export class Chat {
   // The transports of a (re-)joined room: open our channel, receive those queued meanwhile.
   async open(sendTransport) {
     try {
-      this.producer = await sendTransport.produceData({ label: 'chat', ordered: true });
-      this.producer.on('close', () => this.enable(false));
+      const producer = await sendTransport.produceData({ label: 'chat', ordered: true });
+      this.producer = producer;
+      // Not when an old one closes after a move (moveMedia) opened this one.
+      producer.on('close', () => this.producer === producer && this.enable(false));
       this.enable(true);
     } catch (e) {
       if (e.code === 'forbidden') {
@@ -87,6 +89,17 @@ export class Chat {
       if (transport !== this.recvTransport || transport.closed) return; // torn down: moot
       this.page.fail('receive a chat', e);
     }
+  }
+
+  // This page's media moves (moveMedia): from now on receive on `transport` (null: queue
+  // until useRecvTransport). The old consumers are returned, for the caller to close once
+  // the new ones are made.
+  moveTo(transport) {
+    const old = [...this.consumers.values()];
+    this.consumers.clear();
+    this.asked.clear();
+    this.recvTransport = transport;
+    return old;
   }
 
   closed(dataConsumerId) {

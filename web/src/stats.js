@@ -21,12 +21,15 @@ export async function receptionStats(consumers, peers, state) {
     }
     if (consumer.kind === 'video') videoConsumers++;
     else audioConsumers++;
-    const mine = byPeer[name] ??= { framesDecoded: 0, audioPacketsReceived: 0, frameWidth: 0 };
+    // Per consumer too: a peer's stream moves to a new consumer in a drain, whose count
+    // starts from zero (a gap shows as no consumer of the peer advancing).
+    const mine = byPeer[name] ??= { framesDecoded: 0, audioPacketsReceived: 0, frameWidth: 0, videoConsumers: {} };
     report.forEach((s) => {
       if (s.type !== 'inbound-rtp') return;
       if (s.kind === 'video') {
         framesDecoded += s.framesDecoded || 0;
         mine.framesDecoded += s.framesDecoded || 0;
+        mine.videoConsumers[consumer.id] = s.framesDecoded || 0;
         mine.frameWidth = Math.max(mine.frameWidth, s.frameWidth || 0);
       } else {
         audioPacketsReceived += s.packetsReceived || 0;
@@ -36,6 +39,6 @@ export async function receptionStats(consumers, peers, state) {
   }
   return {
     framesDecoded, audioPacketsReceived, videoConsumers, audioConsumers, byPeer, screens,
-    joined: state.joined, joins: state.joins, resumes: state.resumes,
+    joined: state.joined, joins: state.joins, resumes: state.resumes, moves: state.moves,
   };
 }

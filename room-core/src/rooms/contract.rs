@@ -137,6 +137,12 @@ pub enum Input {
         /// Why.
         reason: String,
     },
+    /// An operator drains `node` (a rolling upgrade): its peers move to routers elsewhere,
+    /// make before break (`mediaMoving`), then [`Output::NodeDrained`] says to stop it.
+    Drain {
+        /// The node.
+        node: NodeId,
+    },
     /// The instant of the last [`Output::Timeout`] came.
     Timeout,
     /// The SFU is stopping.
@@ -248,7 +254,11 @@ impl RoomCore {
             Input::Linked { order, result } => self.handle_linked(order.low, order.high, result),
             Input::Piped { order, result } => self.handle_piped(&order, result),
             Input::NodeEvent { node, event } => self.handle_node_event(node, event),
-            Input::NodeLost { node, reason } => self.handle_node_lost(node, &reason),
+            Input::NodeLost { node, reason } => {
+                self.handle_node_lost(node, &reason);
+                self.forget_drain(node);
+            }
+            Input::Drain { node } => self.handle_drain(node, now),
             Input::RoomLost { room, reason } => self.handle_room_lost(&room, &reason),
             Input::Timeout => self.handle_timeout(now),
             Input::Shutdown => self.handle_shutdown(),
@@ -461,6 +471,8 @@ impl RoomCore {
                     }
                 };
                 self.reply(session, id, result);
+                // A closed transport may have been the last thing on a drained router.
+                self.drain_progress();
             }
             Pending::Relay { router, producer } => {
                 if let Err(e) = result {
@@ -637,6 +649,7 @@ impl RoomCore {
         for peer in self.resume_expired(now) {
             self.handle_resume_expired(peer, now);
         }
+        self.drain_deadlines(now);
     }
 
     /// When to give [`Input::Timeout`]: the first grace period to end, else in an hour.

@@ -75,7 +75,7 @@ impl RoomCore {
             self.own_transport(peer, &args.transport_id, Some(Direction::Send))?;
         let (_, me) = self.peer(peer)?;
         may_publish(me)?;
-        if me.data_producers.len() >= MAX_DATA_PRODUCERS_PER_PEER {
+        if me.data_producers_here() >= MAX_DATA_PRODUCERS_PER_PEER {
             return Err(ClientError::new(
                 ClientErrorCode::TooManyProducers,
                 format!("a peer may have at most {MAX_DATA_PRODUCERS_PER_PEER} data producers"),
@@ -190,7 +190,10 @@ impl RoomCore {
         let me = self.peer(peer)?.1;
         may_subscribe(me)?;
         let mine = me.data_consumers.iter();
-        if let Some((id, _)) = mine.clone().find(|(_, c)| c.data_producer == data_producer) {
+        // Once; a peer moving in a drain consumes it again on its new transport.
+        let left = |t: &TransportId| me.moved_from.contains_key(t);
+        let twice = |c: &DataConsumerEntry| c.data_producer == data_producer && !left(&c.transport);
+        if let Some((id, _)) = mine.clone().find(|(_, c)| twice(c)) {
             return Err(ClientError::new(
                 ClientErrorCode::AlreadyConsuming,
                 format!("data producer {data_producer} is consumed by this peer already (data consumer {id})"),
@@ -203,9 +206,8 @@ impl RoomCore {
             .peers
             .iter()
             .find(|(_, p)| {
-                p.data_producers.get(&data_producer).is_some_and(|e| {
-                    p.router == target.router || e.copies.get(&target.router) == Some(&true)
-                })
+                (p.data_producers.get(&data_producer))
+                    .is_some_and(|e| p.offers_on(e.transport, &e.copies, target.router))
             })
             .map(|(id, _)| *id);
         match owner {

@@ -22,8 +22,16 @@ use signaling_api::{Answer, ClientError, ClientErrorCode, JoinArgs, PeerId};
 /// A room's joins waiting for a new router.
 #[derive(Debug, Default)]
 pub(crate) struct Joining {
-    waiting: VecDeque<WaitingJoin>,
+    waiting: VecDeque<Waiting>,
     opening: Opening,
+}
+
+/// What waits for a router: a join, or a peer to move off a node being drained (it needs a
+/// router elsewhere as a newcomer does).
+#[derive(Debug)]
+enum Waiting {
+    Join(WaitingJoin),
+    Move(PeerId),
 }
 
 /// A join waiting.
@@ -52,6 +60,16 @@ enum Opening {
     Failed(ClientError),
 }
 
+impl Joining {
+    /// The router being settled for the head of the queue, if any.
+    pub(super) fn settling(&self) -> Option<RouterId> {
+        match self.opening {
+            Opening::Settling(router) => Some(router),
+            _ => None,
+        }
+    }
+}
+
 impl RoomCore {
     /// `join`: admitted at once, or in order behind the room's other joins waiting for a new
     /// router.
@@ -68,13 +86,19 @@ impl RoomCore {
             .entry(room)
             .or_default()
             .waiting
-            .push_back(WaitingJoin {
+            .push_back(Waiting::Join(WaitingJoin {
                 session,
                 peer,
                 id,
                 args,
                 credentials,
-            });
+            }));
+    }
+
+    /// `peer` of `room` moves off a node being drained, in turn with the room's joins.
+    pub(super) fn queue_move(&mut self, room: &RoomId, peer: PeerId) {
+        let joining = self.joins.entry(room.clone()).or_default();
+        joining.waiting.push_back(Waiting::Move(peer));
     }
 
     /// Moves every room's waiting joins on as far as they go now.
@@ -117,9 +141,19 @@ impl RoomCore {
                 },
                 Opening::Failed(error) => self.fail_first_join(room, error),
                 Opening::Idle => {
-                    let Some(join) = joining.waiting.pop_front() else {
+                    let Some(waiting) = joining.waiting.pop_front() else {
                         self.joins.remove(room);
                         return;
+                    };
+                    let join = match waiting {
+                        Waiting::Join(join) => join,
+                        Waiting::Move(peer) => {
+                            if !self.move_peer(room, peer, now) {
+                                self.open_router(room, Waiting::Move(peer));
+                                return;
+                            }
+                            continue;
+                        }
                     };
                     let step =
                         self.handle_join(join.peer, &join.args, join.credentials.clone(), now);
@@ -129,17 +163,7 @@ impl RoomCore {
                         }
                         Err(e) => self.reply(join.session, join.id, Err(e)),
                         Ok(JoinStep::NeedsRouter) => {
-                            let ticket = self.new_ticket();
-                            let pending = Pending::Opening {
-                                room: room.clone(),
-                                router: None,
-                            };
-                            self.tickets.insert(ticket, pending);
-                            self.outputs.push_back(Output::FindNodes { ticket });
-                            if let Some(joining) = self.joins.get_mut(room) {
-                                joining.waiting.push_front(join);
-                                joining.opening = Opening::Placing(ticket);
-                            }
+                            self.open_router(room, Waiting::Join(join));
                             return;
                         }
                     }
@@ -148,12 +172,32 @@ impl RoomCore {
         }
     }
 
+    /// Places a new router for `room`, `first` waiting at the head until it is settled.
+    fn open_router(&mut self, room: &RoomId, first: Waiting) {
+        let ticket = self.new_ticket();
+        let pending = Pending::Opening {
+            room: room.clone(),
+            router: None,
+        };
+        self.tickets.insert(ticket, pending);
+        self.outputs.push_back(Output::FindNodes { ticket });
+        if let Some(joining) = self.joins.get_mut(room) {
+            joining.waiting.push_front(first);
+            joining.opening = Opening::Placing(ticket);
+        }
+    }
+
     /// The join that asked for a new router is refused with `error`; routers left without
     /// peers close, and the room if nobody is in it.
     fn fail_first_join(&mut self, room: &RoomId, error: ClientError) {
         self.handle_join_abandoned(room);
-        if let Some(join) = self.joins.get_mut(room).and_then(|j| j.waiting.pop_front()) {
-            self.reply(join.session, join.id, Err(error));
+        match self.joins.get_mut(room).and_then(|j| j.waiting.pop_front()) {
+            Some(Waiting::Join(join)) => self.reply(join.session, join.id, Err(error)),
+            // It stays where it is until the drain's deadline.
+            Some(Waiting::Move(peer)) => {
+                tracing::warn!(room = %room, %peer, "cannot move the peer off its drained node: {error}")
+            }
+            None => {}
         }
     }
 
@@ -319,6 +363,7 @@ impl RoomCore {
     /// Joins waiting for a router (the model test's view).
     #[cfg(test)]
     pub(crate) fn waiting_joins(&self) -> usize {
-        self.joins.values().map(|j| j.waiting.len()).sum()
+        let joins = self.joins.values().flat_map(|j| j.waiting.iter());
+        joins.filter(|w| matches!(w, Waiting::Join(_))).count()
     }
 }

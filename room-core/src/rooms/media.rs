@@ -68,7 +68,8 @@ impl RoomCore {
     pub(crate) fn begin_create_transport(&self, peer: PeerId) -> Result<Target, ClientError> {
         let (target, p) = self.peer(peer)?;
         let max = self.limits.max_transports_per_peer;
-        if p.transports.len() >= max {
+        // Those left on the router it moved from do not count: the client closes them.
+        if p.transports.len() - p.moved_from.len() >= max {
             return Err(ClientError::new(
                 ClientErrorCode::TooManyTransports,
                 format!("a peer may have at most {max} transports"),
@@ -118,7 +119,14 @@ impl RoomCore {
         let transport: TransportId = parse_id("transport", transport)?;
         let (target, p) = self.peer(peer)?;
         own_transport(p, transport, want)?;
-        Ok((target, transport))
+        let router = p.router_of(transport);
+        if router == target.router {
+            return Ok((target, transport));
+        }
+        // Left on the router the peer moved from.
+        let (_, room) = self.room_of_peer(peer)?;
+        let node = room.routers.get(&router).ok_or_else(not_joined)?.node;
+        Ok((Target { node, router }, transport))
     }
 
     /// The call giving one of `peer`'s transports the client's DTLS parameters.
@@ -156,6 +164,7 @@ impl RoomCore {
         let (target, transport) = self.own_transport(peer, transport, None)?;
         let (_, room_id, p) = self.peer_mut(peer)?;
         p.transports.remove(&transport);
+        p.moved_from.remove(&transport);
         let closed: Vec<(ProducerId, ProducerEntry)> = p
             .producers
             .iter()
@@ -192,7 +201,7 @@ impl RoomCore {
             self.own_transport(peer, &args.transport_id, Some(Direction::Send))?;
         may_publish(self.peer(peer)?.1)?;
         let max = self.limits.max_producers_per_peer;
-        if self.peer(peer)?.1.producers.len() >= max {
+        if self.peer(peer)?.1.producers_here() >= max {
             return Err(ClientError::new(
                 ClientErrorCode::TooManyProducers,
                 format!("a peer may have at most {max} producers"),
@@ -307,7 +316,10 @@ impl RoomCore {
         let producer: ProducerId = parse_id("producer", &args.producer_id)?;
         let me = self.peer(peer)?.1;
         may_subscribe(me)?;
-        if let Some((consumer, _)) = me.consumers.iter().find(|(_, c)| c.producer == producer) {
+        // Once; a peer moving in a drain consumes it again on its new transport.
+        let left = |t: &TransportId| me.moved_from.contains_key(t);
+        let twice = |c: &ConsumerEntry| c.producer == producer && !left(&c.transport);
+        if let Some((consumer, _)) = me.consumers.iter().find(|(_, c)| twice(c)) {
             return Err(ClientError::new(
                 ClientErrorCode::AlreadyConsuming,
                 format!(
@@ -324,9 +336,8 @@ impl RoomCore {
             .peers
             .iter()
             .find(|(_, p)| {
-                p.producers.get(&producer).is_some_and(|e| {
-                    p.router == target.router || e.copies.get(&target.router) == Some(&true)
-                })
+                (p.producers.get(&producer))
+                    .is_some_and(|e| p.offers_on(e.transport, &e.copies, target.router))
             })
             .map(|(id, _)| *id);
         match owner {

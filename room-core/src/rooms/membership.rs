@@ -107,6 +107,7 @@ impl RoomCore {
                 detached_until: None,
                 epoch: 0,
                 transports: HashMap::new(),
+                moved_from: HashMap::new(),
                 producers: HashMap::new(),
                 consumers: HashMap::new(),
                 data_producers: HashMap::new(),
@@ -155,11 +156,11 @@ impl RoomCore {
     /// The ready router of `room` whose worker keeps the most headroom once the newcomer's
     /// consumers are counted there; a router without peers was opened for this join and
     /// takes it.
-    fn router_for_newcomer(&self, room: &Room, now: Instant) -> Option<RouterId> {
+    pub(super) fn router_for_newcomer(&self, room: &Room, now: Instant) -> Option<RouterId> {
         let cap = self.limits.max_consumers_per_worker;
         room.routers
             .iter()
-            .filter(|(_, r)| r.ready)
+            .filter(|(_, r)| r.ready && !self.draining.contains_key(&r.node))
             .filter_map(|(id, r)| {
                 let mates = Self::peers_on(room, *id).len() as u32;
                 let load = self.worker_load(r.node, r.worker);
@@ -219,24 +220,33 @@ impl RoomCore {
                 .count() as u32,
             hosts_room: hosts(id, index),
         };
+        // Nothing new goes to a node being drained; it does not count against --max-nodes
+        // either, so that its replacement may start (a rolling upgrade).
+        let open = |id: &NodeId| !self.draining.contains_key(id);
+        let drained = ready.iter().filter(|(id, _)| !open(id)).count() as u32;
+        let running = running.saturating_sub(drained);
         let views: Vec<NodeView> = ready
             .iter()
+            .filter(|(id, _)| open(id))
             .map(|&(id, workers)| NodeView {
                 id,
                 workers: (0..workers).map(|index| worker(id, index, 0)).collect(),
                 remote: false,
             })
-            .chain(remote.iter().map(|(id, consumers)| {
-                NodeView {
-                    id: *id,
-                    workers: consumers
-                        .iter()
-                        .enumerate()
-                        .map(|(index, &reported)| worker(*id, index as u32, reported))
-                        .collect(),
-                    remote: true,
-                }
-            }))
+            .chain(
+                remote
+                    .iter()
+                    .filter(|(id, _)| open(id))
+                    .map(|(id, consumers)| NodeView {
+                        id: *id,
+                        workers: consumers
+                            .iter()
+                            .enumerate()
+                            .map(|(index, &reported)| worker(*id, index as u32, reported))
+                            .collect(),
+                        remote: true,
+                    }),
+            )
             .collect();
         // Its first peer's consumers, and a pipe consumer of each of its producers per
         // router of the room.
@@ -244,7 +254,12 @@ impl RoomCore {
             Self::expected_producers(r, now) + ASSUMED_PRODUCERS * r.routers.len() as u32
         });
         let prefer = existing
-            .and_then(|r| r.routers.values().min_by_key(|s| s.seq))
+            .and_then(|r| {
+                r.routers
+                    .values()
+                    .filter(|s| open(&s.node))
+                    .min_by_key(|s| s.seq)
+            })
             .map(|s| s.node);
         place_router(
             &views,
@@ -348,10 +363,13 @@ impl RoomCore {
         let Some(gone) = room.peers.remove(&peer) else {
             return Ok(());
         };
-        let router = gone.router;
-        let node = room.routers.get(&router).map(|r| r.node);
         let others: Vec<PeerId> = room.peers.keys().copied().collect();
-        let router_empty = !room.peers.values().any(|p| p.router == router);
+        // Its router, and those it left transports on in a drain.
+        let mut routers: BTreeMap<RouterId, Vec<ipc::messages::TransportId>> = BTreeMap::new();
+        for transport in gone.transports.keys() {
+            (routers.entry(gone.router_of(*transport)).or_default()).push(*transport);
+        }
+        routers.entry(gone.router).or_default();
         // As before the core existed (and as mediasoup's demo does): `peerLeft` first, then
         // `consumerClosed` for what it sent.
         self.notify(others, Notification::PeerLeft { peer_id: peer });
@@ -364,20 +382,36 @@ impl RoomCore {
             room: room_id.0.clone(),
             peer_id: peer.to_string(),
         });
-        if router_empty {
-            self.close_router(&room_id, router);
-        } else if let Some(node) = node {
-            for transport in gone.transports.into_keys() {
-                self.cleanup(
-                    node,
-                    Cleanup::CloseTransport(call::CloseTransport { router, transport }),
-                );
+        for (router, transports) in routers {
+            let Some(room) = self.rooms.get(&room_id) else {
+                break;
+            };
+            let Some(node) = room.routers.get(&router).map(|r| r.node) else {
+                continue;
+            };
+            if Self::router_unused(room, router) {
+                self.close_router(&room_id, router);
+                continue;
+            }
+            for transport in transports {
+                let close = call::CloseTransport { router, transport };
+                self.cleanup(node, Cleanup::CloseTransport(close));
             }
         }
+        self.drain_progress();
         if self.rooms.get(&room_id).is_some_and(|r| r.peers.is_empty()) {
             self.close_room(&room_id, "its last peer left");
         }
         Ok(())
+    }
+
+    /// Whether no peer of `room` is on `router` (as its router, or with transports it left
+    /// there in a drain).
+    pub(super) fn router_unused(room: &Room, router: RouterId) -> bool {
+        !room
+            .peers
+            .values()
+            .any(|p| p.router == router || p.moved_from.values().any(|r| *r == router))
     }
 
     /// Closes a router of a room (which closes everything in it) and the other sides of its

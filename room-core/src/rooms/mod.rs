@@ -12,6 +12,7 @@
 
 mod contract;
 mod data;
+mod drain;
 mod joins;
 mod media;
 mod membership;
@@ -156,10 +157,46 @@ pub(crate) struct Peer {
     /// an answer to an older connection's request is not taken as this one's.
     pub(crate) epoch: u32,
     pub(crate) transports: HashMap<TransportId, Direction>,
+    /// Its transports left on the router it moved from in a drain (every other transport is
+    /// on `router`): the client closes them once it works on the new ones.
+    pub(crate) moved_from: HashMap<TransportId, RouterId>,
     pub(crate) producers: HashMap<ProducerId, ProducerEntry>,
     pub(crate) consumers: HashMap<ConsumerId, ConsumerEntry>,
     pub(crate) data_producers: HashMap<DataProducerId, data::DataProducerEntry>,
     pub(crate) data_consumers: HashMap<DataConsumerId, data::DataConsumerEntry>,
+}
+
+impl Peer {
+    /// Its producers on its current router (not those left behind in a drain).
+    pub(crate) fn producers_here(&self) -> usize {
+        let moved = |e: &&ProducerEntry| self.moved_from.contains_key(&e.transport);
+        self.producers.values().filter(|e| !moved(e)).count()
+    }
+
+    /// Its data producers on its current router.
+    pub(crate) fn data_producers_here(&self) -> usize {
+        let moved = |e: &&data::DataProducerEntry| self.moved_from.contains_key(&e.transport);
+        self.data_producers.values().filter(|e| !moved(e)).count()
+    }
+
+    /// The router `transport` of this peer is on.
+    pub(crate) fn router_of(&self, transport: TransportId) -> RouterId {
+        self.moved_from
+            .get(&transport)
+            .copied()
+            .unwrap_or(self.router)
+    }
+
+    /// Whether this peer's producer (or data producer) sent on `transport` can be consumed on
+    /// `router`: it is there, or piped there already.
+    pub(crate) fn offers_on(
+        &self,
+        transport: TransportId,
+        copies: &BTreeMap<RouterId, bool>,
+        router: RouterId,
+    ) -> bool {
+        self.router_of(transport) == router || copies.get(&router) == Some(&true)
+    }
 }
 
 /// A producer as the directory knows it.
@@ -200,6 +237,13 @@ pub enum MetricChange {
     Joined,
     /// A data producer was throttled.
     DataThrottled,
+    /// A peer's media moved to another router in a drain.
+    PeerMoved,
+    /// A drained node has nothing left on it (`forced`: its deadline came first).
+    NodeDrained {
+        /// Whether peers were still on it when its deadline came.
+        forced: bool,
+    },
 }
 
 /// A request to a node nobody waits for: it closes what is no longer wanted.
@@ -319,6 +363,11 @@ pub enum Output {
     Link(LinkOrder),
     /// Pipe a producer or a data producer to another router of its room.
     Pipe(PipeOrder),
+    /// A drained node has no router left: stop it.
+    NodeDrained {
+        /// The node.
+        node: NodeId,
+    },
     /// Nothing else to do now: give [`Input::Timeout`] at this instant (the end of a resume
     /// grace period), unless another input comes first.
     Timeout(Instant),
@@ -348,6 +397,8 @@ pub struct RoomCore {
     now: Instant,
     /// Whether the last drain ended with its [`Output::Timeout`].
     timeout_told: bool,
+    /// Nodes being drained: no new router goes there, their peers move away.
+    draining: BTreeMap<NodeId, drain::Draining>,
 }
 
 /// The refusal of a request that needs a room, from a peer in none.
@@ -384,7 +435,17 @@ fn may_subscribe(peer: &Peer) -> Result<(), ClientError> {
 /// Whether `peer` may have one more consumer: its consumers and data consumers together stay
 /// within `max` (`--max-consumers-per-peer`).
 fn may_consume_more(peer: &Peer, max: usize) -> Result<(), ClientError> {
-    if peer.consumers.len() + peer.data_consumers.len() < max {
+    // What it still has on the router it moved from in a drain does not count: it goes.
+    let here = |t: &TransportId| !peer.moved_from.contains_key(t);
+    let media = peer
+        .consumers
+        .values()
+        .filter(|c| here(&c.transport))
+        .count();
+    let data = (peer.data_consumers.values())
+        .filter(|c| here(&c.transport))
+        .count();
+    if media + data < max {
         return Ok(());
     }
     Err(ClientError::new(
@@ -445,6 +506,7 @@ impl RoomCore {
             deadlines: BTreeSet::new(),
             now: Instant::now(),
             timeout_told: false,
+            draining: BTreeMap::new(),
         }
     }
 
@@ -539,13 +601,19 @@ impl RoomCore {
 
     /// `peer`, if it is still where a request was sent: an answer arriving after the peer
     /// left (or after its router was lost and it joined again elsewhere) finds nothing.
+    /// A peer that moved in a drain is still at the router it moved from, for what it has
+    /// there.
     fn peer_still_at(&mut self, peer: PeerId, at: &Target) -> Option<(RoomId, &mut Peer)> {
-        if self.target(peer).ok().as_ref() != Some(at) {
-            return None;
-        }
+        let here = self.target(peer).ok().as_ref() == Some(at);
         let room_id = self.peer_room.get(&peer)?.clone();
-        let peer = self.rooms.get_mut(&room_id)?.peers.get_mut(&peer)?;
-        Some((room_id, peer))
+        let room = self.rooms.get_mut(&room_id)?;
+        let placed = room
+            .routers
+            .get(&at.router)
+            .is_some_and(|r| r.node == at.node);
+        let peer = room.peers.get_mut(&peer)?;
+        let before = placed && peer.moved_from.values().any(|r| *r == at.router);
+        (here || before).then_some((room_id, peer))
     }
 
     /// Consumers on `worker` of `node`: its routers' clients' consumers, and a pipe consumer

@@ -292,8 +292,39 @@ impl RoomCore {
                 gone.push((*peer, state));
             }
         }
+        // Peers that moved off the node in a drain lose what they left there.
+        let mut left_behind = Vec::new();
+        for (id, peer) in room.peers.iter_mut() {
+            let lost_here: Vec<_> = (peer.moved_from.iter())
+                .filter(|(_, r)| lost.contains(r))
+                .map(|(t, _)| *t)
+                .collect();
+            for transport in lost_here {
+                peer.moved_from.remove(&transport);
+                peer.transports.remove(&transport);
+                peer.consumers.retain(|_, c| c.transport != transport);
+                peer.data_consumers.retain(|_, c| c.transport != transport);
+                let producers: Vec<_> = (peer.producers.iter())
+                    .filter(|(_, e)| e.transport == transport)
+                    .map(|(p, e)| (*p, e.clone()))
+                    .collect();
+                let data: std::collections::HashMap<_, _> = (peer.data_producers.iter())
+                    .filter(|(_, e)| e.transport == transport)
+                    .map(|(p, e)| (*p, e.clone()))
+                    .collect();
+                peer.producers.retain(|_, e| e.transport != transport);
+                peer.data_producers.retain(|_, e| e.transport != transport);
+                left_behind.push((*id, producers, data));
+            }
+        }
         for (node, cleanup) in cleanups {
             self.cleanup(node, cleanup);
+        }
+        for (peer, producers, data) in left_behind {
+            for (producer, entry) in producers {
+                self.producer_gone(room_id, peer, producer, &entry.copies);
+            }
+            self.data_producers_gone(room_id, peer, &data);
         }
         for (peer, state) in &gone {
             self.peer_room.remove(peer);

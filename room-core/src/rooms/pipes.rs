@@ -120,19 +120,20 @@ impl RoomCore {
         };
         let mut wanted = Vec::new();
         for peer in room.peers.values_mut() {
-            if peer.router == router {
-                continue;
-            }
+            let at = |t: TransportId| peer.moved_from.get(&t).copied().unwrap_or(peer.router);
             let media = peer.producers.iter_mut().map(|(id, e)| {
                 let what = Relayed::Media(*id);
-                (what, &mut e.copies)
+                (what, at(e.transport), &mut e.copies)
             });
-            let data =
-                (peer.data_producers.iter_mut()).map(|(id, e)| (Relayed::Data(*id), &mut e.copies));
-            for (what, copies) in media.chain(data) {
+            let data = (peer.data_producers.iter_mut())
+                .map(|(id, e)| (Relayed::Data(*id), at(e.transport), &mut e.copies));
+            for (what, from, copies) in media.chain(data) {
+                if from == router {
+                    continue;
+                }
                 if let Entry::Vacant(copy) = copies.entry(router) {
                     copy.insert(false);
-                    wanted.push((what, peer.router));
+                    wanted.push((what, from));
                 }
             }
         }
@@ -292,7 +293,7 @@ impl RoomCore {
         let empty: Vec<RouterId> = room
             .routers
             .keys()
-            .filter(|r| !room.peers.values().any(|p| p.router == **r))
+            .filter(|r| Self::router_unused(room, **r))
             .copied()
             .collect();
         for router in empty {

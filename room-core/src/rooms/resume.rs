@@ -315,7 +315,7 @@ impl RoomCore {
                 let mut producers: Vec<ProducerInfo> = p
                     .producers
                     .iter()
-                    .filter(|(_, e)| p.router == router || e.copies.get(&router) == Some(&true))
+                    .filter(|(_, e)| p.offers_on(e.transport, &e.copies, router))
                     .map(|(producer, e)| ProducerInfo {
                         producer_id: *producer,
                         kind: e.kind,
@@ -343,9 +343,7 @@ fn data_producer_infos(
     let mut infos: Vec<DataProducerInfo> = peer
         .data_producers
         .iter()
-        .filter(|(_, e)| {
-            on.is_none_or(|router| peer.router == router || e.copies.get(&router) == Some(&true))
-        })
+        .filter(|(_, e)| on.is_none_or(|router| peer.offers_on(e.transport, &e.copies, router)))
         .map(|(id, e)| DataProducerInfo {
             data_producer_id: *id,
             label: e.label.clone(),

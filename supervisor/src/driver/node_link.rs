@@ -49,6 +49,8 @@ pub enum LinkEvent {
     Event(NodeId, NodeEvent, EventPlace),
     /// The connection ended: the node exited, crashed, or sent garbage.
     Closed(NodeId, String),
+    /// A drained node left the pool and was asked to stop.
+    Retired(NodeId),
 }
 
 /// Why a node's read loop ended.

@@ -156,6 +156,17 @@ impl NodePool {
         self.nodes().remove(&id).is_some()
     }
 
+    /// A drained node stops: it leaves the pool now (nothing new goes there), is asked to
+    /// exit, and the lifecycle hears it was retired, not lost.
+    pub fn retire(&self, id: NodeId) {
+        let Some(link) = self.nodes().remove(&id) else {
+            return;
+        };
+        tracing::info!(node = %id, "drained: stopping the node");
+        link.shutdown();
+        let _ = self.events.send(LinkEvent::Retired(id));
+    }
+
     /// Kills a node (a hung one: SIGKILL works on a stopped process too).
     pub fn kill(&self, id: NodeId) {
         if let Some(link) = self.nodes().get(&id).cloned() {

@@ -42,6 +42,9 @@ pub async fn watch(
                 Some(LinkEvent::Ready(node, origin)) => {
                     lifecycle.handle(Input::NodeReady(node, origin), now);
                 }
+                Some(LinkEvent::Retired(node)) => {
+                    lifecycle.handle(Input::NodeRetired(node), now);
+                }
                 Some(LinkEvent::Closed(node, reason)) => {
                     if pool.remove(node) {
                         tracing::error!(%node, "media node lost: {reason}");

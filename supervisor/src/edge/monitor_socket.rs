@@ -339,6 +339,16 @@ async fn answer_query(
             });
             Answer::ok(request.id, serde_json::json!({}))
         }
+        Query::Drain { node } => match monitor.stats.drain(&node) {
+            Some(started) => ok(id, started),
+            None => Answer::error(
+                Some(id),
+                ApiError::new(
+                    ApiErrorCode::NotFound,
+                    format!("no node {node:?} on this host (see `monitor nodes`)"),
+                ),
+            ),
+        },
         Query::Unsubscribe => {
             *subscription = None;
             Answer::ok(request.id, serde_json::json!({}))

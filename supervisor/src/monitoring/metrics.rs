@@ -15,6 +15,11 @@ pub(crate) struct CodeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ForcedLabels {
+    forced: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct RequestLabels {
     request: &'static str,
 }
@@ -33,6 +38,8 @@ pub struct Metrics {
     pub(crate) node_restarts: Counter,
     pub(crate) stats_collections: Counter,
     pub(crate) data_throttles: Counter,
+    pub(crate) peers_moved: Counter,
+    pub(crate) drains: Family<ForcedLabels, Counter>,
     pub(crate) signaling_errors: Family<CodeLabels, Counter>,
     pub(crate) node_requests: LatencyFamily,
     /// Cluster mode only (registered when it is on).
@@ -57,6 +64,8 @@ impl Default for Metrics {
             node_restarts: Counter::default(),
             stats_collections: Counter::default(),
             data_throttles: Counter::default(),
+            peers_moved: Counter::default(),
+            drains: Family::default(),
             signaling_errors: Family::default(),
             node_requests: Family::new_with_constructor(latency_histogram),
             cluster: ClusterMetrics {
@@ -105,6 +114,17 @@ impl Metrics {
     /// A data producer sent over the message rate and was throttled.
     pub fn data_throttled(&self) {
         self.data_throttles.inc();
+    }
+
+    /// A peer's media moved off a drained node.
+    pub fn peer_moved(&self) {
+        self.peers_moved.inc();
+    }
+
+    /// A drained node had nothing left (`forced`: its deadline came first).
+    pub fn node_drained(&self, forced: bool) {
+        let forced = if forced { "true" } else { "false" };
+        self.drains.get_or_create(&ForcedLabels { forced }).inc();
     }
 
     /// A client request was answered with error `code`.

@@ -75,6 +75,16 @@ pub fn registry(metrics: &Metrics, stats: Arc<Stats>, cluster: bool) -> Registry
         metrics.data_throttles.clone(),
     );
     registry.register(
+        "sfu_peers_moved",
+        "Peers whose media moved off a drained node, make before break",
+        metrics.peers_moved.clone(),
+    );
+    registry.register(
+        "sfu_node_drains",
+        "Nodes drained (forced: peers were still there at the 30 s deadline)",
+        metrics.drains.clone(),
+    );
+    registry.register(
         "sfu_signaling_errors",
         "Client requests answered with an error, by error code",
         metrics.signaling_errors.clone(),

@@ -276,3 +276,45 @@ fn browser_tabs_switch_microphones_mark_the_active_speaker_see_a_leave_and_hear_
         assert!(stdout.contains(said), "{said:?} in:\n{stdout}");
     }
 }
+
+/// A rolling upgrade of nodes: `monitor drain node-1` under a live call of three pages on
+/// node 1. A node starts (the drained one does not count against --max-nodes 1), every page
+/// moves its media there make before break (mediaMoving), node 1 exits. Every page keeps
+/// every other page's video: the longest gap, sampled every 250 ms, is printed and held
+/// below 500 ms; no page joins again.
+#[test]
+fn a_node_drained_under_three_browser_tabs_moves_them_without_a_gap_and_exits() {
+    check_prerequisites();
+    let token = "drain-monitor-token-0123456789abcdef";
+    let sfu = Sfu::start(&["--max-nodes", "1", "--monitor-token", token]);
+    let pids = sfu.node_pids();
+    assert_eq!(pids.len(), 1, "one node at first: {pids:?}");
+    let monitor = crate::support::monitor_binary();
+    let drain = format!(
+        "{} --url {} --token {token} drain node-1",
+        monitor.display(),
+        sfu.monitor_url()
+    );
+    let url = format!("http://127.0.0.1:{}", sfu.port);
+    let stdout = run_browser_call(
+        &url,
+        &[
+            ("SFU_PAGES", "alice,bob,carol"),
+            ("SFU_DRAIN_CMD", &drain),
+            ("SFU_MAX_GAP_MS", "500"),
+            ("SFU_EXPECT_MOVES", "3"),
+        ],
+    );
+    assert!(
+        stdout.contains("draining node-1: 3 peers to move"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("node drained    node-1"), "{stdout}");
+    // The drained node exits; its replacement serves the room.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while pids.iter().any(|p| sfu.node_pids().contains(p)) {
+        assert!(std::time::Instant::now() < deadline, "node 1 did not exit");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(sfu.node_pids().len(), 1, "its replacement runs");
+}

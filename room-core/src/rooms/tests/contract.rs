@@ -41,7 +41,7 @@ pub(super) fn replies(outputs: &[Output]) -> Vec<(PeerId, u64, Result<Answer, Cl
         .collect()
 }
 
-fn calls(outputs: &[Output]) -> Vec<(Ticket, NodeId, call::Request)> {
+pub(super) fn calls(outputs: &[Output]) -> Vec<(Ticket, NodeId, call::Request)> {
     outputs
         .iter()
         .filter_map(|o| match o {
@@ -65,7 +65,7 @@ fn join_input(peer: PeerId, id: u64, room: &str, name: &str) -> Input {
     }
 }
 
-fn router_created() -> Response {
+pub(super) fn router_created() -> Response {
     Response::RouterCreated(call::RouterCreated {
         rtp_capabilities: Json(router_caps().to_string()),
     })
@@ -73,7 +73,7 @@ fn router_created() -> Response {
 
 /// Gives the core ready nodes for the room's new router and answers its `createRouter`;
 /// returns the outputs after that.
-fn open_with(
+pub(super) fn open_with(
     core: &mut RoomCore,
     find: Ticket,
     ready: &[(NodeId, u32)],

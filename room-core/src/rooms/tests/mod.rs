@@ -6,6 +6,7 @@
 mod answered;
 mod contract;
 mod data;
+mod drain;
 mod media;
 mod membership;
 mod model;

@@ -302,6 +302,17 @@ impl Rooms {
                 }
                 Output::Metric(MetricChange::Joined) => self.metrics.joined(),
                 Output::Metric(MetricChange::DataThrottled) => self.metrics.data_throttled(),
+                Output::Metric(MetricChange::PeerMoved) => self.metrics.peer_moved(),
+                Output::Metric(MetricChange::NodeDrained { forced }) => {
+                    self.metrics.node_drained(forced)
+                }
+                Output::NodeDrained { node } => {
+                    self.pool.retire(node);
+                    // Other hosts' routers lent on it go with it.
+                    if let Some(remote) = self.remote.get() {
+                        remote.local_node_lost(node, "drained");
+                    }
+                }
                 Output::Call {
                     ticket,
                     node,
@@ -483,6 +494,16 @@ impl Rooms {
             remote.local_node_lost(node, reason);
         }
         self.on_remote_node_lost(node, reason);
+    }
+
+    /// An operator drains `node` of this host: its peers move to other nodes, make before
+    /// break, then it stops (see `room_core::rooms` drain). The peers to move, or `None` for
+    /// a node the pool does not have.
+    pub fn drain(self: &Arc<Self>, node: NodeId) -> Option<u32> {
+        self.pool.link(node)?;
+        let peers = self.state().core.peers_on_node(node);
+        self.input(Input::Drain { node });
+        Some(peers)
     }
 
     /// In a cluster: another host owns `room` now; its peers here are told to move.

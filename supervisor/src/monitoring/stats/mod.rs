@@ -74,6 +74,18 @@ impl Stats {
             .collect()
     }
 
+    /// Drains the node named `node` (`node-2`, or `2`): the peers it moves, or `None` for no
+    /// such node of this host.
+    pub fn drain(&self, node: &str) -> Option<monitor_api::DrainStarted> {
+        let number = node.strip_prefix("node-").unwrap_or(node);
+        let id = room_core::NodeId(number.parse().ok()?);
+        let peers = self.rooms.drain(id)?;
+        Some(monitor_api::DrainStarted {
+            node: id.to_string(),
+            peers,
+        })
+    }
+
     /// Every ready node with its workers.
     pub fn nodes(&self) -> Vec<NodeInfo> {
         node_infos(&self.counts(None), &self.samples())
