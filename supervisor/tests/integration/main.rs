@@ -10,6 +10,7 @@ mod cluster_failover;
 mod cluster_spanning;
 mod data_channels;
 mod diagnostics;
+mod drain;
 mod faults;
 mod feedback;
 mod fuzz;

@@ -7,6 +7,7 @@ pub mod channels;
 pub mod cluster;
 pub mod codecs;
 pub mod monitor_events;
+pub mod moving;
 pub mod peer;
 pub mod process;
 pub mod raw_ws;

@@ -58,7 +58,7 @@ pub struct TestPeer {
     pub peer_id: PeerId,
     /// Its display name.
     pub name: String,
-    pts: PayloadTypes,
+    pub(super) pts: PayloadTypes,
     /// The codec it publishes video in.
     pub video: VideoCodec,
     /// The audio level its audio packets carry, when it declared the ssrc-audio-level
@@ -72,13 +72,15 @@ pub struct TestPeer {
     pub send_id: TransportId,
     /// The receive transport's id.
     pub recv_id: TransportId,
-    seq: u64,
+    pub(super) seq: u64,
     /// Its producers: audio, then video.
     pub producers: Vec<Produced>,
     /// Its consumers, in the order they were opened.
     pub consumers: Vec<Consumed>,
     /// The join answer.
     pub joined: Joined,
+    /// What it had before its media moved in a drain (`support::moving`).
+    pub moved: Option<super::moving::Left>,
 }
 
 /// How test peers join: where, trusting what, with which token, asking for RTCP feedback
@@ -166,80 +168,19 @@ impl<'a> Joining<'a> {
         pts.feedback = self.feedback;
         let (send_id, send) = transport(&mut signaling, Direction::Send, pts, self.data).await;
         let (recv_id, recv) = transport(&mut signaling, Direction::Recv, pts, self.data).await;
-        let mut producers = Vec::new();
-        for (mid, kind, mime, pt, clock, ssrc) in [
-            ("0", Kind::Audio, "audio/opus", pts.opus, 48000, ssrc),
-            (
-                "1",
-                Kind::Video,
-                self.video.mime(),
-                pts.video(self.video),
-                90000,
-                ssrc + 1,
-            ),
-        ] {
-            let layers: Vec<u32> = match (kind, self.simulcast) {
-                (Kind::Video, true) => (ssrc..ssrc + 3).collect(),
-                _ => vec![ssrc],
-            };
-            let rtcp_feedback = if kind == Kind::Audio {
-                send.declare_send(mid, None, MediaKind::Audio, ssrc);
-                Vec::new()
-            } else {
-                for (index, layer) in layers.iter().enumerate() {
-                    let rid = (layers.len() > 1).then(|| index.to_string());
-                    send.declare_send(mid, rid.as_deref(), MediaKind::Video, *layer);
-                }
-                pts.video_feedback()
-            };
-            let codec = CodecParameters {
-                mime_type: mime.into(),
-                payload_type: pt,
-                clock_rate: clock,
-                channels: (kind == Kind::Audio).then_some(2),
-                parameters: match kind {
-                    Kind::Audio => Default::default(),
-                    Kind::Video => self.video.parameters(),
-                },
-                rtcp_feedback,
-            };
-            let rtp = RtpParameters {
-                mid: mid.into(),
-                codecs: vec![codec],
-                header_extensions: if kind == Kind::Audio && self.audio_levels {
-                    vec![serde_json::json!({
-                        "uri": AUDIO_LEVEL_URI,
-                        "id": 1,
-                        "encrypt": false,
-                        "parameters": {},
-                    })]
-                } else {
-                    Vec::new()
-                },
-                encodings: layers
-                    .iter()
-                    .map(|&ssrc| Encoding { ssrc, rtx: None })
-                    .collect(),
-                rtcp: Rtcp {
-                    cname: name.into(),
-                    reduced_size: true,
-                },
-            };
-            let produced = signaling
-                .ok(&ProduceArgs {
-                    transport_id: send_id.to_string(),
-                    kind,
-                    rtp_parameters: media::object(&rtp),
-                    app_data: None,
-                })
-                .await;
-            producers.push(Produced {
-                id: produced.producer_id,
-                kind,
-                ssrc,
-                layers,
-            });
-        }
+        let layers: Vec<u32> = match self.simulcast {
+            true => (ssrc + 1..ssrc + 4).collect(),
+            false => vec![ssrc + 1],
+        };
+        let how = Publishing {
+            name,
+            pts,
+            video: self.video,
+            audio_levels: self.audio_levels,
+            audio: ssrc,
+            layers,
+        };
+        let producers = publish(&mut signaling, &send, send_id, &how).await;
         TestPeer {
             signaling,
             peer_id: joined.peer_id,
@@ -255,6 +196,7 @@ impl<'a> Joining<'a> {
             producers,
             consumers: Vec::new(),
             joined,
+            moved: None,
         }
     }
 
@@ -301,7 +243,108 @@ impl<'a> Joining<'a> {
     }
 }
 
-async fn transport(
+/// What a test peer publishes: its audio on `audio`, its video on `layers` (one, or three
+/// simulcast layers, lowest first).
+pub(super) struct Publishing<'a> {
+    pub(super) name: &'a str,
+    pub(super) pts: PayloadTypes,
+    pub(super) video: VideoCodec,
+    pub(super) audio_levels: bool,
+    pub(super) audio: u32,
+    pub(super) layers: Vec<u32>,
+}
+
+/// Declares the audio and video tracks of `how` on `send` and produces them on transport
+/// `send_id`: audio, then video.
+pub(super) async fn publish(
+    signaling: &mut Client,
+    send: &RtcTransport,
+    send_id: TransportId,
+    how: &Publishing<'_>,
+) -> Vec<Produced> {
+    let pts = how.pts;
+    let mut producers = Vec::new();
+    for (mid, kind, mime, pt, clock, layers) in [
+        (
+            "0",
+            Kind::Audio,
+            "audio/opus",
+            pts.opus,
+            48000,
+            vec![how.audio],
+        ),
+        (
+            "1",
+            Kind::Video,
+            how.video.mime(),
+            pts.video(how.video),
+            90000,
+            how.layers.clone(),
+        ),
+    ] {
+        let ssrc = layers[0];
+        let rtcp_feedback = if kind == Kind::Audio {
+            send.declare_send(mid, None, MediaKind::Audio, ssrc);
+            Vec::new()
+        } else {
+            for (index, layer) in layers.iter().enumerate() {
+                let rid = (layers.len() > 1).then(|| index.to_string());
+                send.declare_send(mid, rid.as_deref(), MediaKind::Video, *layer);
+            }
+            pts.video_feedback()
+        };
+        let codec = CodecParameters {
+            mime_type: mime.into(),
+            payload_type: pt,
+            clock_rate: clock,
+            channels: (kind == Kind::Audio).then_some(2),
+            parameters: match kind {
+                Kind::Audio => Default::default(),
+                Kind::Video => how.video.parameters(),
+            },
+            rtcp_feedback,
+        };
+        let rtp = RtpParameters {
+            mid: mid.into(),
+            codecs: vec![codec],
+            header_extensions: if kind == Kind::Audio && how.audio_levels {
+                vec![serde_json::json!({
+                    "uri": AUDIO_LEVEL_URI,
+                    "id": 1,
+                    "encrypt": false,
+                    "parameters": {},
+                })]
+            } else {
+                Vec::new()
+            },
+            encodings: layers
+                .iter()
+                .map(|&ssrc| Encoding { ssrc, rtx: None })
+                .collect(),
+            rtcp: Rtcp {
+                cname: how.name.into(),
+                reduced_size: true,
+            },
+        };
+        let produced = signaling
+            .ok(&ProduceArgs {
+                transport_id: send_id.to_string(),
+                kind,
+                rtp_parameters: media::object(&rtp),
+                app_data: None,
+            })
+            .await;
+        producers.push(Produced {
+            id: produced.producer_id,
+            kind,
+            ssrc,
+            layers,
+        });
+    }
+    producers
+}
+
+pub(super) async fn transport(
     signaling: &mut Client,
     direction: Direction,
     pts: PayloadTypes,
@@ -395,6 +438,15 @@ impl TestPeer {
         let (audio, video) = (&self.producers[0], &self.producers[1]);
         let mut opus = b"opus".to_vec();
         opus.extend_from_slice(&tag(audio.ssrc, seq));
+        if let Some(old) = self.moved.as_ref().and_then(|m| m.send.as_ref()) {
+            old.write(
+                audio.ssrc,
+                self.pts.opus,
+                seq,
+                (seq * 960) as u32,
+                opus.clone(),
+            );
+        }
         self.send.write_with_level(
             audio.ssrc,
             self.pts.opus,
@@ -415,6 +467,10 @@ impl TestPeer {
             let mut frame = self.video.key_frame();
             frame.extend_from_slice(&tag(*layer, seq));
             let pt = self.pts.video(self.video);
+            // While moving, on the old transport too (the same packets).
+            if let Some(old) = self.moved.as_ref().and_then(|m| m.send.as_ref()) {
+                old.write(*layer, pt, seq, (seq * 3000) as u32, frame.clone());
+            }
             self.send.write(*layer, pt, seq, (seq * 3000) as u32, frame);
         }
     }
