@@ -29,6 +29,10 @@ down() {
         ip link delete "$link" 2>/dev/null || true
     done
     for ns in $(ip netns list 2>/dev/null | awk '/^sfu-h[0-9]+/ {print $1}'); do
+        # A supervisor drains its host on SIGTERM; a second one stops it at once (the whole
+        # demo cluster goes, there is nowhere to move to).
+        ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
+        sleep 0.2
         ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
         ip netns delete "$ns" 2>/dev/null || true
     done

@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 /// Version of the link's messages; both ends must agree (checked in the handshake).
-pub const LINK_VERSION: u32 = 2;
+pub const LINK_VERSION: u32 = 3;
 
 /// A relayed session on a link, numbered by the host that opened it: the dialing side of the
 /// link uses odd numbers, the accepting side even ones, so both may open sessions at once.
@@ -105,6 +105,13 @@ pub enum LinkMessage {
         node: u32,
         /// Why.
         reason: String,
+    },
+    /// The sender drains these nodes of its own (an operator's drain, or the host stops):
+    /// the receiver moves its rooms' peers off its routers there, make before break, and
+    /// places nothing new on them.
+    Draining {
+        /// The nodes, as the sender numbers them.
+        nodes: Vec<u32>,
     },
     /// Whether the sender has no lease (it cannot reach etcd): sent when the link comes up and
     /// whenever it changes. When every host is fenced nobody can move a room, so joins into

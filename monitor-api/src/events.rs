@@ -188,6 +188,15 @@ pub enum EventKind {
         /// Whether its deadline came first (peers still there lost what they had on it).
         forced: bool,
     },
+    /// A drained host has no node left (or its deadline came): it may stop.
+    HostDrained {
+        /// The host.
+        host: String,
+        /// How long the drain took.
+        ms: u64,
+        /// Nodes still running (0 unless the deadline came first).
+        nodes_left: u32,
+    },
     /// An event of a newer supervisor than this program knows: shown as such, so that a
     /// monitor keeps following a supervisor that was upgraded before it.
     #[serde(other)]
@@ -216,6 +225,7 @@ impl EventKind {
             | EventKind::WorkerDied { .. }
             | EventKind::NodeDraining { .. }
             | EventKind::NodeDrained { .. }
+            | EventKind::HostDrained { .. }
             | EventKind::Unknown => None,
         }
     }

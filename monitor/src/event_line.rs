@@ -90,6 +90,14 @@ pub fn event(event: &Event) -> String {
             "peer moved      {room}: {} from {from} to {to}",
             short(peer_id)
         ),
+        EventKind::HostDrained {
+            host,
+            ms,
+            nodes_left,
+        } => match nodes_left {
+            0 => format!("host drained    {host} in {ms} ms"),
+            n => format!("host drained    {host} in {ms} ms, {n} nodes still running (deadline)"),
+        },
         EventKind::NodeDrained { node, ms, forced } => {
             let how = if *forced {
                 " (deadline: peers left behind lost their media there)"

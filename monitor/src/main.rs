@@ -102,9 +102,11 @@ enum Command {
     /// Drain a node (a rolling upgrade of nodes): its peers move to other nodes while their
     /// media goes on (make before break), then it stops and the pool replaces it with the
     /// node binary installed now. Prints each move and returns once the node is drained
-    /// (within 30 s: what a peer has not moved by then is closed).
+    /// (within 30 s: what a peer has not moved by then is closed). In a cluster, the id of
+    /// the host the monitor is connected to drains that host: every node of it, the other
+    /// hosts moving their peers off its nodes too, and no node started again.
     Drain {
-        /// The node, as `monitor nodes` names it (`node-2`).
+        /// The node, as `monitor nodes` names it (`node-2`), or this host's id.
         node: String,
     },
 }
@@ -214,9 +216,17 @@ async fn drain(client: &mut Client, node: String, json: bool) -> Result<(), Conn
         let ServerMessage::Event(e) = message else {
             continue;
         };
+        // A node's moves and end; a host's (all its nodes') moves, nodes and end.
+        let host = !started.node.starts_with("node-");
         let (ours, done) = match &e.event.kind {
-            EventKind::PeerMoved { from, .. } => (*from == started.node, false),
-            EventKind::NodeDrained { node, .. } => (*node == started.node, *node == started.node),
+            EventKind::PeerMoved { from, .. } => (host || *from == started.node, false),
+            EventKind::NodeDrained { node, .. } => (
+                host || *node == started.node,
+                !host && *node == started.node,
+            ),
+            EventKind::HostDrained { host: name, .. } => {
+                (*name == started.node, *name == started.node)
+            }
             _ => (false, false),
         };
         if ours {

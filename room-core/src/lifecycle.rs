@@ -43,6 +43,8 @@ pub enum Input {
     NodeExited(NodeId),
     /// A drained node was asked to stop: not a death, and its replacement starts at once.
     NodeRetired(NodeId),
+    /// This host stops (it is drained): no node is started any more.
+    Leaving,
     /// The instant of the last [`Output::Timeout`] came (or passed).
     Timeout,
 }
@@ -161,6 +163,10 @@ impl Lifecycle {
             Input::NodeRetired(id) => {
                 self.nodes.remove(&id);
                 self.top_up(Duration::ZERO, SpawnOrigin::Warm)
+            }
+            Input::Leaving => {
+                self.warm = 0;
+                Vec::new()
             }
             Input::NodeExited(id) => {
                 if self.nodes.remove(&id).is_none() {

@@ -244,8 +244,30 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let stopping = Arc::new(tokio::sync::Notify::new());
     let shutdown = {
         let (rooms, pool, stopping) = (rooms.clone(), pool.clone(), stopping.clone());
+        let routing = routing.clone();
         async move {
             wait_for_stop_signal().await;
+            if let Some(routing) = routing {
+                // In a cluster the others carry on: move what this host carries to them
+                // first (a second signal stops at once).
+                tracing::info!("stopping: draining this host first (SIGTERM again stops at once)");
+                routing.start_draining();
+                rooms.drain_host(routing.me().to_string());
+                // Past its deadline the core closes what is left; a little more for the nodes.
+                let limit = room_core::rooms::DRAIN_DEADLINE + Duration::from_secs(10);
+                let drained = tokio::time::timeout(limit, async {
+                    while pool.running() > 0 {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                });
+                tokio::select! {
+                    done = drained => match done {
+                        Ok(()) => tracing::info!("drained: every node of this host stopped"),
+                        Err(_) => tracing::warn!("the drain did not end in time: stopping anyway"),
+                    },
+                    () = wait_for_stop_signal() => tracing::warn!("stopping without waiting for the drain"),
+                }
+            }
             tracing::info!("stopping: no new joins, closing nodes");
             rooms.start_shutdown();
             pool.shutdown_all();

@@ -143,6 +143,9 @@ pub enum Input {
         /// The node.
         node: NodeId,
     },
+    /// This host stops (its nodes are drained one by one): no node starts for a new
+    /// router any more; rooms go to other hosts' nodes.
+    Leaving,
     /// The instant of the last [`Output::Timeout`] came.
     Timeout,
     /// The SFU is stopping.
@@ -259,6 +262,7 @@ impl RoomCore {
                 self.forget_drain(node);
             }
             Input::Drain { node } => self.handle_drain(node, now),
+            Input::Leaving => self.leaving = true,
             Input::RoomLost { room, reason } => self.handle_room_lost(&room, &reason),
             Input::Timeout => self.handle_timeout(now),
             Input::Shutdown => self.handle_shutdown(),

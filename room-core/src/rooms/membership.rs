@@ -224,7 +224,10 @@ impl RoomCore {
         // either, so that its replacement may start (a rolling upgrade).
         let open = |id: &NodeId| !self.draining.contains_key(id);
         let drained = ready.iter().filter(|(id, _)| !open(id)).count() as u32;
-        let running = running.saturating_sub(drained);
+        let running = match self.leaving {
+            true => self.limits.max_nodes,
+            false => running.saturating_sub(drained),
+        };
         let views: Vec<NodeView> = ready
             .iter()
             .filter(|(id, _)| open(id))

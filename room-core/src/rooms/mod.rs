@@ -42,6 +42,7 @@ use signaling_api::{
 
 pub use contract::{Input, Ticket};
 pub use data::{PendingConsumeData, PendingProduceData};
+pub use drain::DRAIN_DEADLINE;
 pub use media::{PendingConsume, PendingProduce};
 pub use membership::JoinStep;
 pub use pipes::PipeError;
@@ -399,6 +400,8 @@ pub struct RoomCore {
     timeout_told: bool,
     /// Nodes being drained: no new router goes there, their peers move away.
     draining: BTreeMap<NodeId, drain::Draining>,
+    /// This host stops: no node starts for a new router.
+    leaving: bool,
 }
 
 /// The refusal of a request that needs a room, from a peer in none.
@@ -507,6 +510,7 @@ impl RoomCore {
             now: Instant::now(),
             timeout_told: false,
             draining: BTreeMap::new(),
+            leaving: false,
         }
     }
 

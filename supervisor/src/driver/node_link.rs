@@ -51,6 +51,8 @@ pub enum LinkEvent {
     Closed(NodeId, String),
     /// A drained node left the pool and was asked to stop.
     Retired(NodeId),
+    /// The host stops: no node is started any more.
+    Leaving,
 }
 
 /// Why a node's read loop ended.

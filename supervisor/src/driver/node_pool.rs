@@ -167,6 +167,11 @@ impl NodePool {
         let _ = self.events.send(LinkEvent::Retired(id));
     }
 
+    /// The host stops: no node is started any more (not even to replace one).
+    pub fn leaving(&self) {
+        let _ = self.events.send(LinkEvent::Leaving);
+    }
+
     /// Kills a node (a hung one: SIGKILL works on a stopped process too).
     pub fn kill(&self, id: NodeId) {
         if let Some(link) = self.nodes().get(&id).cloned() {

@@ -45,6 +45,7 @@ pub async fn watch(
                 Some(LinkEvent::Retired(node)) => {
                     lifecycle.handle(Input::NodeRetired(node), now);
                 }
+                Some(LinkEvent::Leaving) => lifecycle.handle(Input::Leaving, now),
                 Some(LinkEvent::Closed(node, reason)) => {
                     if pool.remove(node) {
                         tracing::error!(%node, "media node lost: {reason}");

@@ -38,4 +38,8 @@ pub trait RemoteNodes: Send + Sync {
     fn lent_event(&self, node: NodeId, event: &NodeEvent) -> bool;
     /// This host's `node` is gone: the hosts with routers on it hear it.
     fn local_node_lost(&self, node: NodeId, reason: &str);
+    /// This host drains its `nodes`: the hosts with routers on them move their peers off.
+    fn drain_local(&self, nodes: &[NodeId]);
+    /// Routers other hosts' rooms still have on this host's `node`.
+    fn lent_on(&self, node: NodeId) -> usize;
 }

@@ -339,9 +339,21 @@ async fn answer_query(
             });
             Answer::ok(request.id, serde_json::json!({}))
         }
-        Query::Drain { node } => match monitor.stats.drain(&node) {
-            Some(started) => ok(id, started),
-            None => Answer::error(
+        Query::Drain { node } => match (monitor.stats.drain(&node), &monitor.routing) {
+            (Some(started), _) => ok(id, started),
+            // In a cluster, this host by its id.
+            (None, Some(routing)) if routing.me().as_str() == node => {
+                routing.start_draining();
+                ok(id, monitor.stats.drain_host(&node))
+            }
+            (None, Some(_)) => Answer::error(
+                Some(id),
+                ApiError::new(
+                    ApiErrorCode::NotFound,
+                    format!("no node {node:?} on this host, and it is not this host's id: a host is drained through its own monitor API"),
+                ),
+            ),
+            (None, None) => Answer::error(
                 Some(id),
                 ApiError::new(
                     ApiErrorCode::NotFound,

@@ -567,6 +567,11 @@ impl Links {
                         remote.remote_gone(link, node, &reason);
                     }
                 }
+                LinkMessage::Draining { nodes } => {
+                    if let Some(remote) = self.remote.get() {
+                        remote.remote_draining(link, &nodes);
+                    }
+                }
                 LinkMessage::Fenced(fenced) => {
                     self.peers_fenced
                         .lock()

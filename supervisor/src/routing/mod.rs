@@ -65,9 +65,23 @@ pub struct Routing {
     pub(crate) metrics: Metrics,
     /// The rooms told of the hosts' signaling URLs.
     rooms: std::sync::OnceLock<std::sync::Weak<crate::driver::rooms::Rooms>>,
+    /// This host is drained: its record offers no headroom and no node to the others.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl Routing {
+    /// This host is drained from now on: new rooms go to other hosts, and other hosts place
+    /// nothing new on its nodes (its record says so within a second).
+    pub fn start_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether this host is drained.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// The rooms whose join and resume answers list the hosts' signaling URLs.
     pub fn set_rooms(&self, rooms: &Arc<crate::driver::rooms::Rooms>) {
         let _ = self.rooms.set(Arc::downgrade(rooms));
@@ -89,6 +103,7 @@ impl Routing {
             hosts: Mutex::new(BTreeMap::new()),
             metrics,
             rooms: std::sync::OnceLock::new(),
+            draining: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

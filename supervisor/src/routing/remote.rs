@@ -279,6 +279,29 @@ impl Remote {
         }
     }
 
+    /// `link`'s host drains its nodes `nodes`: this host's rooms move their peers off them.
+    pub fn remote_draining(&self, link: &Arc<Link>, nodes: &[u32]) {
+        let aliases: Vec<NodeId> = {
+            let state = self.state();
+            (nodes.iter())
+                .filter_map(|node| {
+                    let borrowed = Borrowed {
+                        host: link.peer().clone(),
+                        link: link.id(),
+                        node: *node,
+                    };
+                    state.aliases.get(&borrowed).copied()
+                })
+                .collect()
+        };
+        tracing::info!(host = %link.peer(), ?nodes, used = aliases.len(), "another host drains its nodes: moving this host's peers off them");
+        if let Some(rooms) = self.rooms() {
+            for alias in aliases {
+                rooms.drain_borrowed(alias);
+            }
+        }
+    }
+
     /// `link`'s host lost its node `node`, with this host's routers there.
     pub fn remote_gone(&self, link: &Arc<Link>, node: u32, reason: &str) {
         let borrowed = Borrowed {
@@ -388,6 +411,41 @@ impl RemoteNodes for Remote {
             _ => {}
         }
         true
+    }
+
+    /// This host drains its nodes `nodes`: the hosts whose rooms have routers there are
+    /// asked to move their peers off them.
+    fn drain_local(&self, nodes: &[NodeId]) {
+        let hosts: Vec<(HostId, u64)> = {
+            let state = self.state();
+            let mut hosts: Vec<(HostId, u64)> = (state.lent.values())
+                .filter(|l| nodes.contains(&l.node))
+                .map(|l| (l.host.clone(), l.link))
+                .collect();
+            hosts.sort();
+            hosts.dedup();
+            hosts
+        };
+        let numbers: Vec<u32> = nodes.iter().map(|n| n.0).collect();
+        for (host, link_id) in hosts {
+            if let Some(link) = self.links.link(&host).filter(|l| l.id() == link_id) {
+                let draining = LinkMessage::Draining {
+                    nodes: numbers.clone(),
+                };
+                if !link.try_send(draining) {
+                    tracing::warn!(%host, "cannot tell the host of a drain: its link is full");
+                }
+            }
+        }
+    }
+
+    /// Routers other hosts' rooms still have on this host's node `node`.
+    fn lent_on(&self, node: NodeId) -> usize {
+        self.state()
+            .lent
+            .values()
+            .filter(|l| l.node == node)
+            .count()
     }
 
     fn local_node_lost(&self, node: NodeId, reason: &str) {

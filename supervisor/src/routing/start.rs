@@ -106,6 +106,9 @@ impl Connected {
             move || {
                 let summary = stats.summary();
                 let consumers = u64::from(summary.consumers);
+                // Drained: nothing new comes here (rooms, or others' routers).
+                let draining = routing.is_draining();
+                let capacity = if draining { 0 } else { capacity };
                 HostRecord {
                     id: me.clone(),
                     cluster_addr,
@@ -116,7 +119,11 @@ impl Connected {
                     headroom: u32::try_from(capacity.saturating_sub(consumers)).unwrap_or(u32::MAX),
                     rooms_owned: routing.owned().len() as u32,
                     lease: String::new(),
-                    lent: Remote::lendable(&pool),
+                    lent: if draining {
+                        Vec::new()
+                    } else {
+                        Remote::lendable(&pool)
+                    },
                 }
             }
         };

@@ -25,7 +25,7 @@ pub const SMALL: &[&str] = &[
 ];
 
 /// The server-side ports of `peer`'s transports, as `host`'s monitor shows them.
-fn media_ports(host: &crate::support::Sfu, room: &str, name: &str) -> Vec<u16> {
+pub(crate) fn media_ports(host: &crate::support::Sfu, room: &str, name: &str) -> Vec<u16> {
     let seen = tokio::task::block_in_place(|| monitor(host, &["peer", room, name]));
     let transports = seen["transports"].as_array().expect("transports");
     transports
@@ -106,7 +106,7 @@ async fn a_room_whose_owner_is_full_spans_a_second_host_and_every_peer_gets_ever
 
 /// Waits until `host`'s view of the cluster lists the second host's node (records are
 /// refreshed every second): only then is it offered for a spill.
-async fn wait_second_host_listed(host: &crate::support::Sfu) {
+pub(crate) async fn wait_second_host_listed(host: &crate::support::Sfu) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let hosts = tokio::task::block_in_place(|| monitor(host, &["hosts"]));

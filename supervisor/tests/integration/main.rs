@@ -6,6 +6,7 @@ mod bad_input;
 mod browser;
 mod call;
 mod cluster;
+mod cluster_drain;
 mod cluster_failover;
 mod cluster_spanning;
 mod data_channels;

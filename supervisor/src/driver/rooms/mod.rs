@@ -12,7 +12,7 @@ mod sessions;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ipc::messages::{NodeErrorCode, NodeEvent, RoomId, RouterId};
 use tokio::sync::{oneshot, watch};
@@ -306,13 +306,7 @@ impl Rooms {
                 Output::Metric(MetricChange::NodeDrained { forced }) => {
                     self.metrics.node_drained(forced)
                 }
-                Output::NodeDrained { node } => {
-                    self.pool.retire(node);
-                    // Other hosts' routers lent on it go with it.
-                    if let Some(remote) = self.remote.get() {
-                        remote.local_node_lost(node, "drained");
-                    }
-                }
+                Output::NodeDrained { node } => self.retire_when_unused(node),
                 Output::Call {
                     ticket,
                     node,
@@ -503,7 +497,65 @@ impl Rooms {
         self.pool.link(node)?;
         let peers = self.state().core.peers_on_node(node);
         self.input(Input::Drain { node });
+        // Other hosts' rooms with routers there move their peers too.
+        if let Some(remote) = self.remote.get() {
+            remote.drain_local(&[node]);
+        }
         Some(peers)
+    }
+
+    /// This host stops, drained: no node starts any more, every node of it is drained (the
+    /// peers move to other hosts' nodes; other hosts move theirs off it) and stops, then
+    /// `host_drained` is published as `host`'s. The peers this host's rooms move.
+    pub fn drain_host(self: &Arc<Self>, host: String) -> u32 {
+        let nodes: Vec<NodeId> = self.pool.ready().iter().map(|l| l.id).collect();
+        let started = Instant::now();
+        self.pool.leaving();
+        self.input(Input::Leaving);
+        let peers = nodes.iter().map(|n| self.drain(*n).unwrap_or(0)).sum();
+        let this = self.clone();
+        tokio::spawn(async move {
+            let deadline = started + room_core::rooms::DRAIN_DEADLINE + Duration::from_secs(5);
+            while this.pool.running() > 0 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let left = this.pool.running();
+            let ms = started.elapsed().as_millis() as u64;
+            tracing::info!(ms, nodes_left = left, "host drained");
+            this.monitor.publish(EventKind::HostDrained {
+                host,
+                ms,
+                nodes_left: left,
+            });
+        });
+        peers
+    }
+
+    /// In a cluster: another host drains its node that this host knows as `alias`: this
+    /// host's peers there move off it.
+    pub fn drain_borrowed(self: &Arc<Self>, alias: NodeId) {
+        self.input(Input::Drain { node: alias });
+    }
+
+    /// A drained node of this host stops once no other host's room has a router there
+    /// either (or at the drain's deadline); another host's node needs nothing here.
+    fn retire_when_unused(self: &Arc<Self>, node: NodeId) {
+        if self.pool.link(node).is_none() {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let deadline = Instant::now() + room_core::rooms::DRAIN_DEADLINE;
+            let lent = || this.remote.get().map_or(0, |r| r.lent_on(node));
+            while lent() > 0 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            this.pool.retire(node);
+            // Whatever other hosts still have there goes with it.
+            if let Some(remote) = this.remote.get() {
+                remote.local_node_lost(node, "drained");
+            }
+        });
     }
 
     /// In a cluster: another host owns `room` now; its peers here are told to move.
