@@ -13,6 +13,7 @@
 mod contract;
 mod data;
 mod drain;
+mod handoff;
 mod joins;
 mod media;
 mod membership;
@@ -43,6 +44,7 @@ use signaling_api::{
 pub use contract::{Input, Ticket};
 pub use data::{PendingConsumeData, PendingProduceData};
 pub use drain::DRAIN_DEADLINE;
+pub use handoff::{HandoffError, RoomExport, RouterExport};
 pub use media::{PendingConsume, PendingProduce};
 pub use membership::JoinStep;
 pub use pipes::PipeError;

@@ -25,8 +25,8 @@ pub type TokenSource = Box<dyn FnMut() -> String + Send>;
 #[derive(Default)]
 pub(crate) struct Resumption {
     /// The valid token of each peer that has one, and back.
-    peer_of: HashMap<String, PeerId>,
-    token_of: HashMap<PeerId, String>,
+    pub(super) peer_of: HashMap<String, PeerId>,
+    pub(super) token_of: HashMap<PeerId, String>,
     /// Detached peers whose room moved meanwhile (so they are in no room): the room, the
     /// notification they missed, and when their grace period ends.
     missed_move: HashMap<PeerId, (String, Notification, Instant)>,
@@ -34,7 +34,7 @@ pub(crate) struct Resumption {
 
 impl Resumption {
     /// Makes `token` the one valid token of `peer`.
-    fn grant(&mut self, peer: PeerId, token: String) {
+    pub(super) fn grant(&mut self, peer: PeerId, token: String) {
         if let Some(old) = self.token_of.insert(peer, token.clone()) {
             self.peer_of.remove(&old);
         }

@@ -7,6 +7,7 @@ mod answered;
 mod contract;
 mod data;
 mod drain;
+mod handoff;
 mod media;
 mod membership;
 mod model;
