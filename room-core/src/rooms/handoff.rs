@@ -48,10 +48,14 @@ pub struct RoomExport {
     pub routers: Vec<RouterExport>,
     /// Its links between routers on different nodes: the pair and their pipe transports
     /// (`None`: not up yet).
-    pub links: Vec<(RouterId, RouterId, Option<(TransportId, TransportId)>)>,
+    pub links: Vec<LinkExport>,
     /// Its peers.
     pub peers: Vec<PeerExport>,
 }
+
+/// A link of an exported room: its two routers and their pipe transports (`None`: not up
+/// yet).
+pub type LinkExport = (RouterId, RouterId, Option<(TransportId, TransportId)>);
 
 /// A router of an exported room. `node` is the exporting core's number for its node; the
 /// hosts translate it through `host` (which host's node, and its number there).
