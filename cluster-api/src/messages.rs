@@ -113,6 +113,43 @@ pub enum LinkMessage {
         /// The nodes, as the sender numbers them.
         nodes: Vec<u32>,
     },
+    /// The sender, drained, hands its room `room` to the receiver, whole: `export` is the
+    /// room's state (room-core's `RoomExport`, JSON, each router's node named by its host),
+    /// `revision` the create revision of the room's key. Answered with
+    /// [`LinkMessage::HandoffDone`] once the receiver owns the room (or why not).
+    Handoff {
+        /// Chosen by the sender, given back with the answer.
+        id: u64,
+        /// The room.
+        room: String,
+        /// The create revision of the room's key (its release is fenced by it).
+        revision: i64,
+        /// The room's state.
+        export: String,
+    },
+    /// The answer to [`LinkMessage::Handoff`] `id`.
+    HandoffDone {
+        /// The handoff's id.
+        id: u64,
+        /// Taken, or why not.
+        result: Result<(), String>,
+    },
+    /// Routers the receiver created on its nodes for the sender's rooms belong to host
+    /// `to`'s rooms now (the sender handed them over): only `to` may drive them from now on.
+    LentMoved {
+        /// The routers.
+        routers: Vec<ipc::messages::RouterId>,
+        /// Their rooms' new host.
+        to: ids::HostId,
+    },
+    /// Peers that resumed through the sender are served by host `to` now (their room was
+    /// handed over): a `resume` with one of these tokens goes there.
+    Forward {
+        /// The resume tokens.
+        tokens: Vec<String>,
+        /// Where they go now.
+        to: ids::HostId,
+    },
     /// Whether the sender has no lease (it cannot reach etcd): sent when the link comes up and
     /// whenever it changes. When every host is fenced nobody can move a room, so joins into
     /// rooms with a known owner may go on.
@@ -136,6 +173,10 @@ impl LinkMessage {
                 postcard::experimental::serialized_size(self).unwrap_or(0)
             }
             Self::NodeGone { reason, .. } => reason.len(),
+            Self::Handoff { export, room, .. } => export.len() + room.len(),
+            Self::HandoffDone { result, .. } => result.as_ref().err().map_or(0, String::len),
+            Self::LentMoved { routers, .. } => routers.len() * 16,
+            Self::Forward { tokens, .. } => tokens.iter().map(String::len).sum(),
             _ => 0,
         }
     }

@@ -196,6 +196,29 @@ pub enum EventKind {
         ms: u64,
         /// Nodes still running (0 unless the deadline came first).
         nodes_left: u32,
+        /// Rooms it still owns (0 unless one could not be handed over).
+        #[serde(default)]
+        rooms_left: u32,
+    },
+    /// A drained host handed a room to another host, live (its peers resume there).
+    RoomHandedOver {
+        /// The room.
+        room: String,
+        /// The host that serves it now.
+        to: String,
+        /// Its peers.
+        peers: u32,
+        /// How long the handoff took.
+        ms: u64,
+    },
+    /// This host took a room over from a drained host.
+    RoomTakenOver {
+        /// The room.
+        room: String,
+        /// The drained host.
+        from: String,
+        /// Its peers.
+        peers: u32,
     },
     /// An event of a newer supervisor than this program knows: shown as such, so that a
     /// monitor keeps following a supervisor that was upgraded before it.
@@ -218,7 +241,9 @@ impl EventKind {
             | EventKind::ProducerClosed { room, .. }
             | EventKind::QualityDegraded { room, .. }
             | EventKind::QualityRecovered { room, .. }
-            | EventKind::PeerMoved { room, .. } => Some(room),
+            | EventKind::PeerMoved { room, .. }
+            | EventKind::RoomHandedOver { room, .. }
+            | EventKind::RoomTakenOver { room, .. } => Some(room),
             EventKind::NodeSpawned { .. }
             | EventKind::NodeRespawned { .. }
             | EventKind::NodeExited { .. }

@@ -94,10 +94,22 @@ pub fn event(event: &Event) -> String {
             host,
             ms,
             nodes_left,
-        } => match nodes_left {
-            0 => format!("host drained    {host} in {ms} ms"),
-            n => format!("host drained    {host} in {ms} ms, {n} nodes still running (deadline)"),
+            rooms_left,
+        } => match (nodes_left, rooms_left) {
+            (0, 0) => format!("host drained    {host} in {ms} ms"),
+            (n, r) => format!(
+                "host drained    {host} in {ms} ms, {n} nodes still running (deadline), {r} rooms not handed over"
+            ),
         },
+        EventKind::RoomHandedOver {
+            room,
+            to,
+            peers,
+            ms,
+        } => format!("room handed over {room} to {to} ({peers} peers) in {ms} ms"),
+        EventKind::RoomTakenOver { room, from, peers } => {
+            format!("room taken over {room} from {from} ({peers} peers)")
+        }
         EventKind::NodeDrained { node, ms, forced } => {
             let how = if *forced {
                 " (deadline: peers left behind lost their media there)"

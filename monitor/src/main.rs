@@ -224,6 +224,7 @@ async fn drain(client: &mut Client, node: String, json: bool) -> Result<(), Conn
                 host || *node == started.node,
                 !host && *node == started.node,
             ),
+            EventKind::RoomHandedOver { .. } => (host, false),
             EventKind::HostDrained { host: name, .. } => {
                 (*name == started.node, *name == started.node)
             }

@@ -251,18 +251,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 // In a cluster the others carry on: move what this host carries to them
                 // first (a second signal stops at once).
                 tracing::info!("stopping: draining this host first (SIGTERM again stops at once)");
-                routing.start_draining();
-                rooms.drain_host(routing.me().to_string());
-                // Past its deadline the core closes what is left; a little more for the nodes.
-                let limit = room_core::rooms::DRAIN_DEADLINE + Duration::from_secs(10);
-                let drained = tokio::time::timeout(limit, async {
-                    while pool.running() > 0 {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                });
+                routing.drain_host();
+                // Past its deadline the core closes what is left; then the rooms' handoffs.
+                let limit = room_core::rooms::DRAIN_DEADLINE + Duration::from_secs(30);
+                let drained = tokio::time::timeout(limit, routing.drained());
                 tokio::select! {
                     done = drained => match done {
-                        Ok(()) => tracing::info!("drained: every node of this host stopped"),
+                        Ok(()) => tracing::info!("drained: nodes stopped, rooms handed over"),
                         Err(_) => tracing::warn!("the drain did not end in time: stopping anyway"),
                     },
                     () = wait_for_stop_signal() => tracing::warn!("stopping without waiting for the drain"),

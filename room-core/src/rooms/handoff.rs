@@ -184,7 +184,7 @@ fn export_peer(id: PeerId, p: &Peer, token: Option<String>) -> PeerExport {
     }
 }
 
-fn import_peer(p: &PeerExport, now: Instant, until: Instant) -> Peer {
+fn import_peer(p: &PeerExport, now: Instant, away: Option<Instant>) -> Peer {
     Peer {
         router: p.router,
         display_name: p.display_name.clone(),
@@ -196,7 +196,7 @@ fn import_peer(p: &PeerExport, now: Instant, until: Instant) -> Peer {
         token_expires_at: p.token_expires_at,
         joined_at: now,
         // Its connection was the old host's: it comes back with `resume`, or leaves.
-        detached_until: Some(until),
+        detached_until: away,
         epoch: 1,
         transports: p.transports.iter().map(|(t, d, _)| (*t, *d)).collect(),
         moved_from: (p.transports.iter())
@@ -311,6 +311,21 @@ impl RoomCore {
     /// Takes a room another host exported (its nodes numbered as this core numbers them):
     /// served here from now on, its peers detached until they `resume`.
     pub fn import_room(&mut self, export: RoomExport, now: Instant) -> Result<(), HandoffError> {
+        self.insert_room(export, now, true)
+    }
+
+    /// Takes back a room this core exported and nobody took: its peers' connections are
+    /// still this host's.
+    pub fn restore_room(&mut self, export: RoomExport, now: Instant) -> Result<(), HandoffError> {
+        self.insert_room(export, now, false)
+    }
+
+    fn insert_room(
+        &mut self,
+        export: RoomExport,
+        now: Instant,
+        detached: bool,
+    ) -> Result<(), HandoffError> {
         let room_id = RoomId(export.room.clone());
         let taken = self.rooms.contains_key(&room_id)
             || export
@@ -322,6 +337,7 @@ impl RoomCore {
             return Err(HandoffError::Exists(export.room));
         }
         let until = now + self.resume_grace;
+        let away = detached.then_some(until);
         let routers: BTreeMap<RouterId, RouterState> = (export.routers.iter())
             .map(|r| {
                 let state = RouterState {
@@ -348,7 +364,7 @@ impl RoomCore {
         let mut peers = BTreeMap::new();
         let mut tokens: HashMap<PeerId, String> = HashMap::new();
         for p in &export.peers {
-            peers.insert(p.peer, import_peer(p, now, until));
+            peers.insert(p.peer, import_peer(p, now, away));
             if let Some(token) = &p.resume_token {
                 tokens.insert(p.peer, token.clone());
             }
@@ -374,7 +390,9 @@ impl RoomCore {
             },
         );
         // Those who do not come back leave when their grace period ends.
-        self.deadlines.insert(until);
+        if detached {
+            self.deadlines.insert(until);
+        }
         Ok(())
     }
 }

@@ -343,8 +343,8 @@ async fn answer_query(
             (Some(started), _) => ok(id, started),
             // In a cluster, this host by its id.
             (None, Some(routing)) if routing.me().as_str() == node => {
-                routing.start_draining();
-                ok(id, monitor.stats.drain_host(&node))
+                let peers = routing.drain_host();
+                ok(id, monitor_api::DrainStarted { node, peers })
             }
             (None, Some(_)) => Answer::error(
                 Some(id),

@@ -26,6 +26,8 @@ struct Shared {
     overflow: Arc<Notify>,
     /// Set when another connection resumed this session's peer.
     evicted: AtomicBool,
+    /// The session's room moved to another host ([`Outbox::move_away`]).
+    moved: AtomicBool,
 }
 
 /// The sending side of a session's queue (clones share it).
@@ -59,6 +61,7 @@ impl Outbox {
             capacity,
             overflow: overflow.clone(),
             evicted: AtomicBool::new(false),
+            moved: AtomicBool::new(false),
         });
         let inbox = Inbox {
             frames: queued,
@@ -104,6 +107,18 @@ impl Outbox {
     pub fn evict(&self) {
         self.shared.evicted.store(true, Ordering::Relaxed);
         self.shared.overflow.notify_one();
+    }
+
+    /// The session's room was handed to another host: its session is told to close, so
+    /// that its client resumes there.
+    pub fn move_away(&self) {
+        self.shared.moved.store(true, Ordering::Relaxed);
+        self.evict();
+    }
+
+    /// Whether [`Outbox::move_away`] was called.
+    pub fn is_moved(&self) -> bool {
+        self.shared.moved.load(Ordering::Relaxed)
     }
 
     /// Whether [`Outbox::evict`] was called.

@@ -30,6 +30,8 @@ const WRITE_BATCH: usize = 64;
 const CLOSE_TOO_SLOW: u16 = 1013;
 /// Close code of a session whose peer another connection resumed.
 const CLOSE_RESUMED_ELSEWHERE: u16 = 4000;
+/// Close code of a session whose room was handed to another host (a drain): resume there.
+pub(crate) const CLOSE_ROOM_MOVED: u16 = 1012;
 /// How long one write (or flush) to a client's socket may take: a client that takes nothing
 /// for this long is dropped rather than holding the writer (and its queue) for ever.
 const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -162,6 +164,11 @@ pub async fn serve(socket: WebSocket, session: Session) {
         let message = tokio::select! {
             biased;
             () = overflow.notified() => {
+                if outbox.is_moved() {
+                    tracing::info!(peer = %asker.peer, "closing a connection whose room another host serves now");
+                    close(&mut closing, CLOSE_ROOM_MOVED, "the room moved to another host: resume");
+                    break;
+                }
                 if outbox.is_evicted() {
                     tracing::info!(peer = %asker.peer, "closing a connection whose peer resumed on another one");
                     close(&mut closing, CLOSE_RESUMED_ELSEWHERE, "resumed on another connection");

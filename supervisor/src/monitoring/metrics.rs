@@ -39,6 +39,8 @@ pub struct Metrics {
     pub(crate) stats_collections: Counter,
     pub(crate) data_throttles: Counter,
     pub(crate) peers_moved: Counter,
+    pub(crate) rooms_handed_over: Counter,
+    pub(crate) rooms_taken_over: Counter,
     pub(crate) drains: Family<ForcedLabels, Counter>,
     pub(crate) signaling_errors: Family<CodeLabels, Counter>,
     pub(crate) node_requests: LatencyFamily,
@@ -65,6 +67,8 @@ impl Default for Metrics {
             stats_collections: Counter::default(),
             data_throttles: Counter::default(),
             peers_moved: Counter::default(),
+            rooms_handed_over: Counter::default(),
+            rooms_taken_over: Counter::default(),
             drains: Family::default(),
             signaling_errors: Family::default(),
             node_requests: Family::new_with_constructor(latency_histogram),
@@ -119,6 +123,16 @@ impl Metrics {
     /// A peer's media moved off a drained node.
     pub fn peer_moved(&self) {
         self.peers_moved.inc();
+    }
+
+    /// A room of this drained host went to another host.
+    pub fn room_handed_over(&self) {
+        self.rooms_handed_over.inc();
+    }
+
+    /// A drained host's room came to this host.
+    pub fn room_taken_over(&self) {
+        self.rooms_taken_over.inc();
     }
 
     /// A drained node had nothing left (`forced`: its deadline came first).

@@ -80,6 +80,16 @@ pub fn registry(metrics: &Metrics, stats: Arc<Stats>, cluster: bool) -> Registry
         metrics.peers_moved.clone(),
     );
     registry.register(
+        "sfu_rooms_handed_over",
+        "Rooms this drained host handed to another host, live",
+        metrics.rooms_handed_over.clone(),
+    );
+    registry.register(
+        "sfu_rooms_taken_over",
+        "Rooms a drained host handed to this host, live",
+        metrics.rooms_taken_over.clone(),
+    );
+    registry.register(
         "sfu_node_drains",
         "Nodes drained (forced: peers were still there at the 30 s deadline)",
         metrics.drains.clone(),

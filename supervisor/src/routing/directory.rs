@@ -164,6 +164,39 @@ impl Directory {
         owner_in(&response, "the room's key vanished during the reclaim").map(Err)
     }
 
+    /// Takes `room` over from host `from`, which handed it to this host: its key, still
+    /// `from`'s (same create revision), names this host and lives under this host's lease
+    /// from now on, in one transaction; `Ok(Err(owner))` when it is not `from`'s any more.
+    pub async fn take_over(
+        &self,
+        room: &RoomId,
+        from: &HostId,
+        revision: i64,
+    ) -> Result<Result<(), HostId>, DirectoryError> {
+        let lease = self.lease.load(Ordering::Acquire);
+        if lease == 0 {
+            return Err(DirectoryError::NoLease);
+        }
+        let key = self.keys.room(&room.0);
+        let txn = Txn::new()
+            .when([
+                Compare::value(key.clone(), CompareOp::Equal, from.as_str()),
+                Compare::create_revision(key.clone(), CompareOp::Equal, revision),
+            ])
+            .and_then([TxnOp::put(
+                key.clone(),
+                self.me.as_str(),
+                Some(PutOptions::new().with_lease(lease)),
+            )])
+            .or_else([TxnOp::get(key, None)]);
+        let mut client = self.client.clone();
+        let response = timed(client.txn(txn)).await?;
+        if response.succeeded() {
+            return Ok(Ok(()));
+        }
+        owner_in(&response, "the room's key is gone: its lease expired").map(Err)
+    }
+
     /// Deletes `room`'s key if it is still the one this host created at `revision`.
     pub async fn release(&self, room: &RoomId, revision: i64) {
         let key = self.keys.room(&room.0);

@@ -268,6 +268,11 @@ impl Links {
             .copied()
     }
 
+    /// Both sides of rooms spanning hosts, once set.
+    pub fn remote(&self) -> Option<&Arc<Remote>> {
+        self.remote.get()
+    }
+
     /// The link to `host`, when it is up.
     pub fn link(&self, host: &HostId) -> Option<Arc<Link>> {
         self.state().links.get(host).cloned()
@@ -565,6 +570,32 @@ impl Links {
                 LinkMessage::NodeGone { node, reason } => {
                     if let Some(remote) = self.remote.get() {
                         remote.remote_gone(link, node, &reason);
+                    }
+                }
+                LinkMessage::Handoff {
+                    id,
+                    room,
+                    revision,
+                    export,
+                } => {
+                    if let Some(server) = self.server.get() {
+                        let routing = server.routing.clone();
+                        tokio::spawn(routing.take_over(link.clone(), id, room, revision, export));
+                    }
+                }
+                LinkMessage::HandoffDone { id, result } => {
+                    if let Some(server) = self.server.get() {
+                        server.routing.handoff_done(id, result);
+                    }
+                }
+                LinkMessage::LentMoved { routers, to } => {
+                    if let Some(remote) = self.remote.get() {
+                        remote.lent_moved(link, &routers, &to);
+                    }
+                }
+                LinkMessage::Forward { tokens, to } => {
+                    if let Some(server) = self.server.get() {
+                        server.routing.forward(&tokens, &to);
                     }
                 }
                 LinkMessage::Draining { nodes } => {

@@ -8,6 +8,7 @@
 //! A single host never builds any of this: `Rooms` and the edge take `Option<Arc<Routing>>`.
 
 pub mod directory;
+mod handoff;
 mod link_writer;
 pub mod links;
 pub mod relayed;
@@ -67,6 +68,8 @@ pub struct Routing {
     rooms: std::sync::OnceLock<std::sync::Weak<crate::driver::rooms::Rooms>>,
     /// This host is drained: its record offers no headroom and no node to the others.
     draining: std::sync::atomic::AtomicBool,
+    /// Rooms handed over and taken over.
+    pub(crate) handoffs: handoff::Handoffs,
 }
 
 impl Routing {
@@ -104,6 +107,7 @@ impl Routing {
             metrics,
             rooms: std::sync::OnceLock::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
+            handoffs: handoff::Handoffs::default(),
         }
     }
 
@@ -158,6 +162,12 @@ impl Routing {
 
     /// Where a `resume` with `token` goes: its token names the host that issued it.
     pub fn route_resume(&self, token: &str) -> Route {
+        // A room handed over by a drained host: where it went.
+        match self.forwarded(token) {
+            Some(host) if host == self.me => return Route::Local,
+            Some(host) => return Route::Relay(host),
+            None => {}
+        }
         let Some((host, _)) = token.split_once(':') else {
             return Route::Local;
         };

@@ -76,6 +76,9 @@ impl RelayServer {
             let text = tokio::select! {
                 biased;
                 () = overflow.notified() => {
+                    if outbox.is_moved() {
+                        break (crate::edge::signaling::CLOSE_ROOM_MOVED, "the room moved to another host: resume");
+                    }
                     if outbox.is_evicted() {
                         break (CLOSE_RESUMED_ELSEWHERE, "resumed on another connection");
                     }

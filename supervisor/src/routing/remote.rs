@@ -21,6 +21,8 @@ use ipc::calls::{self as call, Request};
 use ipc::messages::{NodeError, NodeErrorCode, NodeEvent, Response, RouterId};
 use tokio::sync::oneshot;
 
+use room_core::rooms::RoomExport;
+
 use super::links::{Link, Links};
 use super::Routing;
 use crate::driver::node_link::{LinkError, NodeId, Sent};
@@ -243,6 +245,84 @@ impl Remote {
                 rooms.on_remote_node_lost(alias, &reason);
             }
         }
+    }
+
+    // ---- handing a room over ----
+
+    /// Names each router's node of `export` (numbered as this host numbers nodes) by its
+    /// host and its number there, for another host to take the room.
+    pub fn globalize(&self, export: &mut RoomExport) {
+        let state = self.state();
+        for router in &mut export.routers {
+            let node = NodeId(router.node);
+            match state.borrowed.get(&node) {
+                Some(borrowed) => {
+                    router.host = borrowed.host.to_string();
+                    router.node = borrowed.node;
+                }
+                None => router.host = self.me.to_string(),
+            }
+        }
+    }
+
+    /// Numbers each router's node of `export` (named by host) as this host does: its own
+    /// nodes as they are, another host's under an alias through its link. The routers on
+    /// this host's nodes, lent to the room's old host until now, are this host's own from
+    /// now on. Fails when a router's host has no link here.
+    pub fn localize(&self, export: &mut RoomExport) -> Result<(), String> {
+        let mut state = self.state();
+        for router in &mut export.routers {
+            let host = HostId::parse(&router.host)
+                .map_err(|e| format!("router {}: host {:?}: {e}", router.router, router.host))?;
+            router.host = String::new();
+            if host == self.me {
+                state.lent.remove(&router.router);
+                continue;
+            }
+            let link = self.links.link(&host).ok_or_else(|| {
+                format!("no link to host {host}, which has router {}", router.router)
+            })?;
+            let borrowed = Borrowed {
+                host,
+                link: link.id(),
+                node: router.node,
+            };
+            router.node = Self::alias(&mut state, borrowed).0;
+        }
+        Ok(())
+    }
+
+    /// The hosts (other than this one and `to`) whose nodes have routers of `export` (named
+    /// by host), with those routers.
+    pub fn lenders(&self, export: &RoomExport, to: &HostId) -> Vec<(HostId, Vec<RouterId>)> {
+        let mut by_host: HashMap<HostId, Vec<RouterId>> = HashMap::new();
+        for router in &export.routers {
+            if let Ok(host) = HostId::parse(&router.host) {
+                if host != self.me && host != *to {
+                    by_host.entry(host).or_default().push(router.router);
+                }
+            }
+        }
+        by_host.into_iter().collect()
+    }
+
+    /// `link`'s host handed rooms with routers on this host's nodes to host `to`: only `to`
+    /// drives them from now on (a router of another host's is left alone).
+    pub fn lent_moved(&self, link: &Arc<Link>, routers: &[RouterId], to: &HostId) {
+        let Some(to_link) = self.links.link(to) else {
+            tracing::warn!(from = %link.peer(), %to, "routers handed to a host without a link here");
+            return;
+        };
+        let mut state = self.state();
+        for router in routers {
+            if let Some(lent) = state.lent.get_mut(router) {
+                if lent.host == *link.peer() && lent.link == link.id() {
+                    lent.host = to.clone();
+                    lent.link = to_link.id();
+                }
+            }
+        }
+        tracing::info!(from = %link.peer(), %to, routers = routers.len(), "lent routers handed to another host");
     }
 
     // ---- borrowing: answers and events from the hosts that lend ----

@@ -15,7 +15,7 @@ use crate::support::monitor_binary;
 use crate::support::moving::assert_continuous;
 use crate::support::peer::{exchange_media, Joining};
 use crate::support::process::wait_output_within;
-use crate::support::signaling::notified;
+use crate::support::signaling::{notified, Expect};
 
 /// Waits until `host`'s view of the cluster lists every host with its node (records are
 /// refreshed every second): only then are they offered for a spill.
@@ -121,4 +121,112 @@ async fn a_drained_host_sees_the_peer_it_served_moved_to_another_host_without_lo
     assert!(cluster[0]
         .log_text()
         .contains("another host drains its nodes"));
+}
+
+/// One node of one big worker per host: a whole room fits on either.
+const ROOMY: &[&str] = &[
+    "--nodes",
+    "1",
+    "--max-nodes",
+    "1",
+    "--workers-per-node",
+    "1",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_owner_hands_its_room_to_another_host_live_and_its_peers_resume_there() {
+    let etcd = Etcd::start();
+    let cluster = hosts_with(&etcd, &["h1", "h2"], ROOMY).await;
+    let (h1, h2) = (&cluster[0], &cluster[1]);
+    wait_all_listed(h1, 2).await;
+    let (mut alice, mut bob) = Joining::new(&h1.ws_url())
+        .pair("handed", ["Alice", "Bob"], 4100)
+        .await;
+    let pace = Duration::from_millis(300);
+    exchange_media(&mut [&mut alice, &mut bob], pace).await;
+    let drain = Command::new(monitor_binary())
+        .args([
+            "--url",
+            &h1.monitor_url(),
+            "--token",
+            MONITOR_TOKEN,
+            "drain",
+            "h1",
+        ])
+        .env_remove("MONITOR_TOKEN")
+        .env_remove("MONITOR_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("monitor drain");
+    // h1's node is drained: both move their media to h2's node, make before break.
+    let for_alice = notified!(alice.signaling, Notification::MediaMoving { peers } => peers);
+    let for_bob = notified!(bob.signaling, Notification::MediaMoving { peers } => peers);
+    alice.move_receive(&for_alice).await;
+    bob.move_receive(&for_bob).await;
+    exchange_media(&mut [&mut alice, &mut bob], pace).await;
+    alice.move_send().await;
+    bob.consume_announced(2).await;
+    bob.move_send().await;
+    alice.consume_announced(2).await;
+    exchange_media(&mut [&mut alice, &mut bob], pace).await;
+    alice.close_old().await;
+    bob.close_old().await;
+    exchange_media(&mut [&mut alice, &mut bob], pace).await;
+    // Then the room itself goes to h2: h1 closes their signaling (1012), they resume at h2
+    // with the tokens they had, and their media never stopped.
+    for peer in [&mut alice, &mut bob] {
+        let closed = peer.signaling.wait_closed(Duration::from_secs(20)).await;
+        assert_eq!(closed.and_then(|c| c.code), Some(1012), "{}", peer.name);
+        let token = peer.joined.resume_token.clone();
+        peer.signaling = crate::support::signaling::connect(&h2.ws_url(), None).await;
+        let resumed = peer
+            .signaling
+            .ok(&signaling_api::ResumeArgs {
+                resume_token: token,
+            })
+            .await;
+        assert!(resumed.joined, "{} resumed into its room at h2", peer.name);
+        assert_eq!(resumed.transports.len(), 2, "{resumed:?}");
+    }
+    exchange_media(&mut [&mut alice, &mut bob], pace).await;
+    assert_continuous(&[&alice, &bob]).await;
+    // h2 serves it: a request is answered there, and its monitor says who is in it.
+    let consumer = bob
+        .consumers
+        .last()
+        .expect("a consumer of the new producers")
+        .id;
+    bob.signaling
+        .ok(&signaling_api::calls::PauseConsumer(
+            signaling_api::ConsumerArgs {
+                consumer_id: consumer.to_string(),
+            },
+        ))
+        .await;
+    let detail = tokio::task::block_in_place(|| monitor(h2, &["room", "handed"]));
+    assert_eq!(
+        detail["participants"].as_array().map(Vec::len),
+        Some(2),
+        "{detail}"
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        wait_output_within(drain, Duration::from_secs(60), "monitor drain")
+    })
+    .await
+    .expect("monitor drain ran");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    println!("{printed}");
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        printed.contains("draining h1: 2 peers to move"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("room handed over handed to h2 (2 peers)"),
+        "{printed}"
+    );
+    assert!(printed.contains("host drained    h1 in"), "{printed}");
+    assert!(!printed.contains("not handed over"), "{printed}");
+    assert_eq!(cluster::metric(h2, "sfu_rooms_taken_over_total"), Some(1.0));
 }

@@ -292,11 +292,21 @@ impl Rooms {
                         }
                     }
                 }
-                Output::Monitor(event) => {
+                Output::Monitor(mut event) => {
                     if let (Some(closed), EventKind::RoomClosed { room, .. }) =
                         (&self.closed_rooms, &event)
                     {
                         let _ = closed.send(RoomId(room.clone()));
+                    }
+                    // Another host's node by its host and number there, not this host's alias.
+                    match &mut event {
+                        EventKind::PeerMoved { from, to, .. } => {
+                            *from = self.node_name(from);
+                            *to = self.node_name(to);
+                        }
+                        EventKind::NodeDraining { node, .. }
+                        | EventKind::NodeDrained { node, .. } => *node = self.node_name(node),
+                        _ => {}
                     }
                     self.monitor.publish(event)
                 }
@@ -504,31 +514,79 @@ impl Rooms {
         Some(peers)
     }
 
-    /// This host stops, drained: no node starts any more, every node of it is drained (the
-    /// peers move to other hosts' nodes; other hosts move theirs off it) and stops, then
-    /// `host_drained` is published as `host`'s. The peers this host's rooms move.
-    pub fn drain_host(self: &Arc<Self>, host: String) -> u32 {
+    /// This host stops, drained: no node starts any more, and every node of it is drained
+    /// (the peers move to other hosts' nodes; other hosts move theirs off it) and stops. The
+    /// peers this host's rooms move.
+    pub fn drain_host(self: &Arc<Self>) -> u32 {
         let nodes: Vec<NodeId> = self.pool.ready().iter().map(|l| l.id).collect();
-        let started = Instant::now();
         self.pool.leaving();
         self.input(Input::Leaving);
-        let peers = nodes.iter().map(|n| self.drain(*n).unwrap_or(0)).sum();
-        let this = self.clone();
-        tokio::spawn(async move {
-            let deadline = started + room_core::rooms::DRAIN_DEADLINE + Duration::from_secs(5);
-            while this.pool.running() > 0 && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+        nodes.iter().map(|n| self.drain(*n).unwrap_or(0)).sum()
+    }
+
+    /// In a cluster: takes `room` out of this host's core for another host (see
+    /// `room_core::rooms::RoomCore::export_room`).
+    pub fn export_room(
+        &self,
+        room: &RoomId,
+    ) -> Result<room_core::rooms::RoomExport, room_core::rooms::HandoffError> {
+        self.state().core.export_room(room)
+    }
+
+    /// In a cluster: serves a room another host handed over (its nodes numbered as this
+    /// host numbers them).
+    pub fn import_room(
+        self: &Arc<Self>,
+        export: room_core::rooms::RoomExport,
+    ) -> Result<(), room_core::rooms::HandoffError> {
+        let tasks = {
+            let mut state = self.state();
+            state.core.import_room(export, Instant::now())?;
+            self.deliver(&mut state)
+        };
+        for task in tasks {
+            self.spawn(task);
+        }
+        Ok(())
+    }
+
+    /// In a cluster: serves again a room this host exported and nobody took.
+    pub fn restore_room(
+        &self,
+        export: room_core::rooms::RoomExport,
+    ) -> Result<(), room_core::rooms::HandoffError> {
+        self.state().core.restore_room(export, Instant::now())
+    }
+
+    /// The connections of `peers` (their room was handed to another host) close, so that
+    /// their clients resume there.
+    pub fn move_sessions_away(&self, peers: &[PeerId]) {
+        let state = self.state();
+        for peer in peers {
+            if let Some(outbox) = state.outboxes.get(peer) {
+                outbox.move_away();
             }
-            let left = this.pool.running();
-            let ms = started.elapsed().as_millis() as u64;
-            tracing::info!(ms, nodes_left = left, "host drained");
-            this.monitor.publish(EventKind::HostDrained {
-                host,
-                ms,
-                nodes_left: left,
-            });
-        });
-        peers
+        }
+    }
+
+    /// Nodes of this host running or starting.
+    pub fn nodes_running(&self) -> u32 {
+        self.pool.running()
+    }
+
+    /// Publishes a monitor event.
+    pub fn publish(&self, event: EventKind) {
+        self.monitor.publish(event);
+    }
+
+    /// `node-N` as the monitor shows it: `host/node-M` for another host's node.
+    fn node_name(&self, name: &str) -> String {
+        let alias = name.strip_prefix("node-").and_then(|n| n.parse().ok());
+        let place = alias.and_then(|n| self.remote.get()?.place(NodeId(n)));
+        match place {
+            Some(place) => format!("{}/{}", place.host, place.node),
+            None => name.to_string(),
+        }
     }
 
     /// In a cluster: another host drains its node that this host knows as `alias`: this

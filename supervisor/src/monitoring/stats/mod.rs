@@ -86,15 +86,6 @@ impl Stats {
         })
     }
 
-    /// Drains this host (named `host`): the peers its rooms move.
-    pub fn drain_host(&self, host: &str) -> monitor_api::DrainStarted {
-        let peers = self.rooms.drain_host(host.to_string());
-        monitor_api::DrainStarted {
-            node: host.to_string(),
-            peers,
-        }
-    }
-
     /// Every ready node with its workers.
     pub fn nodes(&self) -> Vec<NodeInfo> {
         node_infos(&self.counts(None), &self.samples())
