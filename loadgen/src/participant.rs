@@ -110,6 +110,8 @@ pub struct Record {
     pub error: Mutex<Option<(String, String)>>,
     /// Its transports' counters.
     pub transports: Mutex<Vec<Arc<Shared>>>,
+    /// Sessions taken back (`resume`) after its signaling connection closed.
+    pub resumes: std::sync::atomic::AtomicU32,
 }
 
 impl Record {
@@ -121,6 +123,7 @@ impl Record {
             join_latency: Mutex::new(None),
             error: Mutex::new(None),
             transports: Mutex::new(Vec::new()),
+            resumes: std::sync::atomic::AtomicU32::new(0),
         }
     }
 
@@ -129,6 +132,12 @@ impl Record {
         if let Ok(mut latency) = self.join_latency.lock() {
             *latency = Some(self.started.elapsed());
         }
+    }
+
+    /// Its session was taken back on a new connection.
+    pub fn resumed(&self) {
+        self.resumes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Keeps the first error.

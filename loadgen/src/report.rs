@@ -51,6 +51,9 @@ pub struct Summary {
     pub peers: usize,
     /// Participants whose join was answered.
     pub peers_joined: usize,
+    /// Sessions taken back (`resume`, through the same or another host) after a signaling
+    /// connection closed.
+    pub resumes: u32,
     /// (subscriber, publisher, kind) triples that should flow.
     pub streams_expected: usize,
     /// Of those, the ones that delivered their publisher's packets in the flowing window.
@@ -133,6 +136,7 @@ pub fn summarize(records: &[std::sync::Arc<Record>], window: &Window) -> Summary
         target: window.target,
         peers: records.len(),
         peers_joined: 0,
+        resumes: 0,
         streams_expected: 0,
         streams_received: 0,
         packets_received: 0,
@@ -164,6 +168,9 @@ pub fn summarize(records: &[std::sync::Arc<Record>], window: &Window) -> Summary
     let mut media_packets = 0;
     for members in rooms.values() {
         for subscriber in members {
+            summary.resumes += subscriber
+                .resumes
+                .load(std::sync::atomic::Ordering::Relaxed);
             if let Ok(Some(latency)) = subscriber.join_latency.lock().map(|l| *l) {
                 summary.peers_joined += 1;
                 joins.push(ms(latency));
@@ -281,6 +288,9 @@ pub fn table(summary: &Summary) -> String {
         "participants",
         format!("{} joined of {}", summary.peers_joined, summary.peers),
     );
+    if summary.resumes > 0 {
+        row("resumes", summary.resumes.to_string());
+    }
     row(
         "streams",
         format!(

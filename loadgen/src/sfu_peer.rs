@@ -138,6 +138,13 @@ async fn participate(
     record.joined();
     let pts = PayloadTypes::from_router(&joined.router_rtp_capabilities)
         .map_err(|e| failed("malformed", e))?;
+    // Where to take the session back when the connection closes (a host stopped or was
+    // drained): the host it had, then the others the join answer and `hostsChanged` list.
+    let mut session = Session {
+        url: target.url.clone(),
+        hosts: joined.hosts.clone(),
+        token: joined.resume_token.clone(),
+    };
     let mut names: HashMap<PeerId, String> = HashMap::new();
     let mut existing = Vec::new();
     for peer in joined.peers {
@@ -195,7 +202,12 @@ async fn participate(
             }
             notification = signaling.notifications.recv() => {
                 let Some(notification) = notification else {
-                    return Err(failed("connection", "the SFU closed the signaling connection"));
+                    // Only signaling dropped: the media goes on; take the session back.
+                    let resumed = session.resume(target).await?;
+                    signaling = resumed.0;
+                    record.resumed();
+                    receiver.reconcile(&mut signaling, &resumed.1, &mut names, record.started).await?;
+                    continue;
                 };
                 match notification {
                     Notification::PeerJoined { peer_id, display_name } => {
@@ -216,6 +228,7 @@ async fn participate(
                     Notification::ShuttingDown { .. } => {
                         return Err(failed("shuttingDown", "the SFU is stopping"));
                     }
+                    Notification::HostsChanged { urls } => session.hosts = urls,
                     // Scores, layers, speakers, others' leaves: nothing a participant acts on.
                     _ => {}
                 }
@@ -227,6 +240,69 @@ async fn participate(
     Ok(())
 }
 
+/// What a participant needs to take its session back on a new connection.
+struct Session {
+    /// The signaling URL it uses now.
+    url: String,
+    /// Every host's signaling URL, as the SFU last listed them.
+    hosts: Vec<String>,
+    /// The resume token of the last join or resume answer.
+    token: String,
+}
+
+/// How long a participant keeps trying to take its session back.
+const RESUME_WITHIN: Duration = Duration::from_secs(20);
+
+impl Session {
+    /// Reconnects (its URL first, then each other host in turn, backing off) and resumes; the
+    /// new connection and the answer.
+    async fn resume(
+        &mut self,
+        target: &SfuTarget,
+    ) -> Result<(Client, signaling_api::Resumed), Failed> {
+        let deadline = Instant::now() + RESUME_WITHIN;
+        let mut candidates: Vec<String> = std::iter::once(self.url.clone())
+            .chain(self.hosts.iter().filter(|h| **h != self.url).cloned())
+            .collect();
+        candidates.dedup();
+        let mut delay = Duration::from_millis(100);
+        let mut last = failed("connection", "the SFU closed the signaling connection");
+        for url in candidates.iter().cycle() {
+            if Instant::now() > deadline {
+                break;
+            }
+            let attempt = async {
+                let mut client = Client::connect(url, Some(target.tls.clone())).await?;
+                let args = signaling_api::ResumeArgs {
+                    resume_token: self.token.clone(),
+                };
+                let resumed = client.call(&args).await?;
+                Ok::<_, Failed>((client, resumed))
+            };
+            match attempt.await {
+                Ok((client, resumed)) if resumed.joined => {
+                    if let Some(token) = &resumed.resume_token {
+                        self.token = token.clone();
+                    }
+                    if !resumed.hosts.is_empty() {
+                        self.hosts = resumed.hosts.clone();
+                    }
+                    self.url = url.clone();
+                    return Ok((client, resumed));
+                }
+                // Its room moved while it was away: what a `roomMoved` means here.
+                Ok(_) => return Err(failed("roomMoved", "the room moved while resuming")),
+                // A refused token is final; a host that cannot be reached is not.
+                Err(e) if e.code == "unauthorized" => return Err(e),
+                Err(e) => last = e,
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+        Err(last)
+    }
+}
+
 struct Receiver {
     transport_id: String,
     transport: Transport,
@@ -236,6 +312,46 @@ struct Receiver {
 }
 
 impl Receiver {
+    /// After a resume: consumers closed while away are forgotten, producers that came
+    /// meanwhile are consumed.
+    async fn reconcile(
+        &mut self,
+        signaling: &mut Client,
+        resumed: &signaling_api::Resumed,
+        names: &mut HashMap<PeerId, String>,
+        reference: Instant,
+    ) -> Result<(), Failed> {
+        let alive: std::collections::HashSet<String> = (resumed.consumers.iter())
+            .map(|c| c.consumer_id.to_string())
+            .collect();
+        let gone: Vec<String> = (self.mids.keys())
+            .filter(|id| !alive.contains(*id))
+            .cloned()
+            .collect();
+        for id in gone {
+            if let Some(mid) = self.mids.remove(&id) {
+                self.transport.forget(&mid).await;
+            }
+        }
+        let consumed: std::collections::HashSet<ProducerId> =
+            resumed.consumers.iter().map(|c| c.producer_id).collect();
+        for peer in &resumed.peers {
+            names.insert(peer.peer_id, peer.display_name.clone());
+            for producer in &peer.producers {
+                if !consumed.contains(&producer.producer_id) {
+                    self.consume(
+                        signaling,
+                        producer.producer_id,
+                        &peer.display_name,
+                        reference,
+                    )
+                    .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn consume(
         &mut self,
         signaling: &mut Client,

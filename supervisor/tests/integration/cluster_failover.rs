@@ -405,3 +405,59 @@ async fn join_retrying(
         }
     }
 }
+
+/// The loadgen's participants signal through h2 to a room h1 owns; h2 dies mid-run: each
+/// takes its session back through h1 (the `hosts` of its join answer), and every stream
+/// flows on through the run's last seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loadgen_participants_whose_host_dies_resume_through_another_and_every_stream_flows_on() {
+    let etcd = Etcd::start();
+    let mut cluster = crate::support::cluster::hosts(&etcd, &["h1", "h2"]).await;
+    // A watcher opens the room through h1: h1 owns it.
+    let mut watcher = signaling::connect(&cluster[0].ws_url(), None).await;
+    watcher.ok(&signaling::join("lg-0", "watcher")).await;
+    let url = cluster[1].ws_url();
+    let run = crate::load::loadgen(&[
+        "--url",
+        &url,
+        "--room-prefix",
+        "lg",
+        "--publishers",
+        "2",
+        "--duration",
+        "9",
+        "--flowing-window",
+        "3",
+        "--json",
+        "--quiet",
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("loadgen");
+    // Both joined (through h2), then h2 goes.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while participants(&cluster[0], "lg-0").len() < 3 {
+        assert!(Instant::now() < deadline, "the loadgen did not join");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    drop(cluster.remove(1));
+    let out = tokio::task::spawn_blocking(move || {
+        crate::support::process::wait_output_within(run, Duration::from_secs(60), "loadgen")
+    })
+    .await
+    .expect("loadgen ran");
+    let summary = crate::load::summary(&out);
+    println!("{summary:#}");
+    assert_eq!(summary["resumes"], 2, "{summary:#}");
+    assert_eq!(summary["errors"], serde_json::json!({}), "{summary:#}");
+    assert_eq!(
+        summary["streams_received"], summary["streams_expected"],
+        "{summary:#}"
+    );
+    assert_eq!(summary["streams_expected"], 4, "{summary:#}");
+    // Only signaling went through h2: not a packet of the media was lost.
+    assert_eq!(summary["packets_lost"], 0, "{summary:#}");
+    assert!(out.status.success(), "{summary:#}");
+}

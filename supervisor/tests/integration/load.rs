@@ -23,7 +23,7 @@ fn loadgen_binary() -> PathBuf {
     loadgen
 }
 
-fn loadgen(args: &[&str]) -> Command {
+pub(crate) fn loadgen(args: &[&str]) -> Command {
     let mut command = Command::new(loadgen_binary());
     command
         .args(args)
@@ -43,7 +43,7 @@ impl WithinAMinute for Command {
     }
 }
 
-fn summary(output: &Output) -> Value {
+pub(crate) fn summary(output: &Output) -> Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
         panic!(
             "loadgen printed no JSON ({e}); stderr:\n{}",
