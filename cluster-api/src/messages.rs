@@ -134,6 +134,15 @@ pub enum LinkMessage {
         /// Taken, or why not.
         result: Result<(), String>,
     },
+    /// The sender owns `room`, which has routers on the receiver's nodes: the room's latest
+    /// state (as in [`LinkMessage::Handoff`]), for the receiver to adopt the room should the
+    /// sender die. Sent when it changed, at most every second.
+    Standby {
+        /// The room.
+        room: String,
+        /// Its state.
+        export: String,
+    },
     /// Routers the receiver created on its nodes for the sender's rooms belong to host
     /// `to`'s rooms now (the sender handed them over): only `to` may drive them from now on.
     LentMoved {
@@ -173,7 +182,9 @@ impl LinkMessage {
                 postcard::experimental::serialized_size(self).unwrap_or(0)
             }
             Self::NodeGone { reason, .. } => reason.len(),
-            Self::Handoff { export, room, .. } => export.len() + room.len(),
+            Self::Handoff { export, room, .. } | Self::Standby { export, room } => {
+                export.len() + room.len()
+            }
             Self::HandoffDone { result, .. } => result.as_ref().err().map_or(0, String::len),
             Self::LentMoved { routers, .. } => routers.len() * 16,
             Self::Forward { tokens, .. } => tokens.iter().map(String::len).sum(),

@@ -211,6 +211,18 @@ pub enum EventKind {
         /// How long the handoff took.
         ms: u64,
     },
+    /// This host adopted the room of a host that died: what survived on other hosts goes
+    /// on (its peers resume here), the peers whose routers died with it join again.
+    RoomAdopted {
+        /// The room.
+        room: String,
+        /// The dead host.
+        from: String,
+        /// Its peers as last known.
+        peers: u32,
+        /// Its routers that died with the host.
+        routers_lost: u32,
+    },
     /// This host took a room over from a drained host.
     RoomTakenOver {
         /// The room.
@@ -243,7 +255,8 @@ impl EventKind {
             | EventKind::QualityRecovered { room, .. }
             | EventKind::PeerMoved { room, .. }
             | EventKind::RoomHandedOver { room, .. }
-            | EventKind::RoomTakenOver { room, .. } => Some(room),
+            | EventKind::RoomTakenOver { room, .. }
+            | EventKind::RoomAdopted { room, .. } => Some(room),
             EventKind::NodeSpawned { .. }
             | EventKind::NodeRespawned { .. }
             | EventKind::NodeExited { .. }

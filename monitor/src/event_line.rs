@@ -107,6 +107,14 @@ pub fn event(event: &Event) -> String {
             peers,
             ms,
         } => format!("room handed over {room} to {to} ({peers} peers) in {ms} ms"),
+        EventKind::RoomAdopted {
+            room,
+            from,
+            peers,
+            routers_lost,
+        } => format!(
+            "room adopted    {room} from lost host {from} ({peers} peers, {routers_lost} routers lost with it)"
+        ),
         EventKind::RoomTakenOver { room, from, peers } => {
             format!("room taken over {room} from {from} ({peers} peers)")
         }

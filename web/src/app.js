@@ -46,6 +46,10 @@ let joinInFlight = -1; // generation of the join running now, -1 when none
 let retriedAlreadyJoined = false;
 let mediaError = ''; // why there is no local media, reset by each Join click
 let resumeToken = null; // from the last join or resume answer: takes the session back
+// How long a resume refused `cluster_unavailable` (the room being adopted by another host
+// after its owner died) is tried again before joining afresh.
+const RESUME_PATIENCE_MS = 30000;
+let resumeUntil = 0;
 const remote = new Remote({
   request: (method, data) => request(method, data),
   container: $('tiles'),
@@ -154,6 +158,7 @@ function socketClosed(event) {
   if (next === 'resume') {
     // Only signaling dropped: the transports go straight to the media node and keep
     // their media. Keep everything and take the session back on a new connection.
+    if (!state.resuming) resumeUntil = Date.now() + RESUME_PATIENCE_MS;
     state.resuming = true;
     scheduleResume(state.resumes ? reconnectDelay : 0);
     reconnectDelay = nextDelay(reconnectDelay);
@@ -208,6 +213,12 @@ async function resumeSession() {
     info = await request('resume', { resumeToken });
   } catch (e) {
     if (e.message === 'connection closed') return; // dropped again: its handler retries
+    if (e.code === 'cluster_unavailable' && Date.now() < resumeUntil) {
+      // The host of our session died and another is adopting its room (once the dead
+      // host's lease expires, seconds): try again soon, without backing off.
+      scheduleResume(500);
+      return;
+    }
     console.warn('resume refused; joining again', e);
     resumeToken = null;
     state.resuming = false;

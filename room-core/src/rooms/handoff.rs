@@ -266,9 +266,27 @@ impl RoomCore {
         if busy {
             return Err(HandoffError::Busy(name()));
         }
+        let export = self
+            .snapshot_room(room_id)
+            .ok_or_else(|| HandoffError::Unknown(name()))?;
         let Some(room) = self.rooms.remove(room_id) else {
             return Err(HandoffError::Unknown(name()));
         };
+        for id in room.peers.keys() {
+            self.resumption.forget(*id);
+            self.peer_room.remove(id);
+        }
+        for router in room.routers.keys() {
+            self.router_room.remove(router);
+        }
+        tracing::info!(room = %room_id, peers = export.peers.len(), "room exported for another host");
+        Ok(export)
+    }
+
+    /// A copy of `room` as [`RoomCore::export_room`] would take it, the room staying here:
+    /// what a standby host keeps to adopt the room should this host die.
+    pub fn snapshot_room(&self, room_id: &RoomId) -> Option<RoomExport> {
+        let room = self.rooms.get(room_id)?;
         let routers = (room.routers.iter())
             .map(|(id, s)| RouterExport {
                 router: *id,
@@ -288,20 +306,12 @@ impl RoomCore {
                 (*low, *high, transports)
             })
             .collect();
-        let mut peers = Vec::new();
-        for (id, p) in &room.peers {
-            let token = self.resumption.token_of.get(id).cloned();
-            peers.push(export_peer(*id, p, token));
-            self.resumption.forget(*id);
-            self.peer_room.remove(id);
-        }
-        for router in room.routers.keys() {
-            self.router_room.remove(router);
-        }
-        tracing::info!(room = %room_id, peers = peers.len(), "room exported for another host");
-        Ok(RoomExport {
+        let peers = (room.peers.iter())
+            .map(|(id, p)| export_peer(*id, p, self.resumption.token_of.get(id).cloned()))
+            .collect();
+        Some(RoomExport {
             room: room_id.0.clone(),
-            rtp_capabilities: room.rtp_capabilities,
+            rtp_capabilities: room.rtp_capabilities.clone(),
             routers,
             links,
             peers,

@@ -554,8 +554,10 @@ async fn dispatch(
         }
         Request::Resume(args) => {
             if let (Some(routing), false) = (asker.routing, asker.relayed) {
-                if let Route::Relay(host) = routing.route_resume(&args.resume_token) {
-                    return Ok(Some(host));
+                match routing.route_resume(&args.resume_token) {
+                    Route::Relay(host) => return Ok(Some(host)),
+                    Route::Refused(error) => return Err(error),
+                    Route::Local => {}
                 }
             }
             asker.peer = rooms.resume(session, peer, id, args.resume_token).await;

@@ -41,6 +41,7 @@ pub struct Metrics {
     pub(crate) peers_moved: Counter,
     pub(crate) rooms_handed_over: Counter,
     pub(crate) rooms_taken_over: Counter,
+    pub(crate) rooms_adopted: Counter,
     pub(crate) drains: Family<ForcedLabels, Counter>,
     pub(crate) signaling_errors: Family<CodeLabels, Counter>,
     pub(crate) node_requests: LatencyFamily,
@@ -69,6 +70,7 @@ impl Default for Metrics {
             peers_moved: Counter::default(),
             rooms_handed_over: Counter::default(),
             rooms_taken_over: Counter::default(),
+            rooms_adopted: Counter::default(),
             drains: Family::default(),
             signaling_errors: Family::default(),
             node_requests: Family::new_with_constructor(latency_histogram),
@@ -128,6 +130,11 @@ impl Metrics {
     /// A room of this drained host went to another host.
     pub fn room_handed_over(&self) {
         self.rooms_handed_over.inc();
+    }
+
+    /// This host adopted a dead host's room.
+    pub fn room_adopted(&self) {
+        self.rooms_adopted.inc();
     }
 
     /// A drained host's room came to this host.

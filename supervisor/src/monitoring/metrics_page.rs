@@ -90,6 +90,11 @@ pub fn registry(metrics: &Metrics, stats: Arc<Stats>, cluster: bool) -> Registry
         metrics.rooms_taken_over.clone(),
     );
     registry.register(
+        "sfu_rooms_adopted",
+        "Rooms of a dead host this host adopted (what survived on other hosts kept its media)",
+        metrics.rooms_adopted.clone(),
+    );
+    registry.register(
         "sfu_node_drains",
         "Nodes drained (forced: peers were still there at the 30 s deadline)",
         metrics.drains.clone(),

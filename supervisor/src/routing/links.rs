@@ -588,6 +588,11 @@ impl Links {
                         server.routing.handoff_done(id, result);
                     }
                 }
+                LinkMessage::Standby { room, export } => {
+                    if let Some(remote) = self.remote.get() {
+                        remote.standby(link, room, export);
+                    }
+                }
                 LinkMessage::LentMoved { routers, to } => {
                     if let Some(remote) = self.remote.get() {
                         remote.lent_moved(link, &routers, &to);

@@ -13,6 +13,7 @@ mod link_writer;
 pub mod links;
 pub mod relayed;
 pub mod remote;
+mod standby;
 pub mod start;
 
 use std::collections::{BTreeMap, HashMap};
@@ -70,7 +71,13 @@ pub struct Routing {
     draining: std::sync::atomic::AtomicBool,
     /// Rooms handed over and taken over.
     pub(crate) handoffs: handoff::Handoffs,
+    /// Hosts that left the directory, and when (their sessions' resumes wait a moment).
+    gone: Mutex<HashMap<HostId, Instant>>,
 }
+
+/// How long after a host left the directory its sessions' resumes are told to wait (its
+/// rooms may be adopted meanwhile).
+const GONE_WINDOW: Duration = Duration::from_secs(30);
 
 impl Routing {
     /// This host is drained from now on: new rooms go to other hosts, and other hosts place
@@ -108,6 +115,7 @@ impl Routing {
             rooms: std::sync::OnceLock::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
             handoffs: handoff::Handoffs::default(),
+            gone: Mutex::new(HashMap::new()),
         }
     }
 
@@ -162,7 +170,7 @@ impl Routing {
 
     /// Where a `resume` with `token` goes: its token names the host that issued it.
     pub fn route_resume(&self, token: &str) -> Route {
-        // A room handed over by a drained host: where it went.
+        // A room handed over by a drained host, or adopted: where it went.
         match self.forwarded(token) {
             Some(host) if host == self.me => return Route::Local,
             Some(host) => return Route::Relay(host),
@@ -171,13 +179,31 @@ impl Routing {
         let Some((host, _)) = token.split_once(':') else {
             return Route::Local;
         };
-        match HostId::parse(host) {
-            Ok(host) if host == self.me => Route::Local,
-            Ok(host) if self.links.knows(&host) => Route::Relay(host),
-            // A token of a host that is gone, or not a token at all: this host's core
-            // refuses it as unknown.
-            _ => Route::Local,
+        let Ok(host) = HostId::parse(host) else {
+            return Route::Local;
+        };
+        if host == self.me {
+            return Route::Local;
         }
+        if self.links.link(&host).is_some() {
+            return Route::Relay(host);
+        }
+        // Its host is out of reach, or died a moment ago: its rooms may be taken over
+        // (adopted) soon; the token is then forwarded.
+        if self.links.knows(&host) || self.recently_gone(&host) {
+            return Route::Refused(ClientError::new(
+                ClientErrorCode::ClusterUnavailable,
+                format!("host {host}, which served this session, is out of reach: its room may move to another host; resume again in a moment"),
+            ));
+        }
+        // A token of a host long gone, or not a token at all: this host's core refuses it.
+        Route::Local
+    }
+
+    /// Whether `host` left the directory within the last [`GONE_WINDOW`].
+    fn recently_gone(&self, host: &HostId) -> bool {
+        let gone = self.gone.lock().unwrap_or_else(|p| p.into_inner());
+        gone.get(host).is_some_and(|at| at.elapsed() < GONE_WINDOW)
     }
 
     /// A room of this host closed (its last peer left): release its key if it owns it.
@@ -275,6 +301,15 @@ impl Routing {
                 headroom: h.headroom,
             })
             .collect();
+        {
+            let listed: Vec<&HostId> = hosts.iter().map(|h| &h.id).collect();
+            let before = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+            let mut gone = self.gone.lock().unwrap_or_else(|p| p.into_inner());
+            gone.retain(|_, at| at.elapsed() < GONE_WINDOW);
+            for host in before.keys().filter(|h| !listed.contains(h)) {
+                gone.insert(host.clone(), Instant::now());
+            }
+        }
         self.links.hosts_changed(&hosts);
         self.metrics.cluster_hosts(hosts.len());
         if let Some(rooms) = self.rooms.get().and_then(std::sync::Weak::upgrade) {
@@ -311,13 +346,26 @@ impl Routing {
 
     /// One room's owner changed.
     pub(crate) fn owner_changed(self: &Arc<Self>, room: RoomId, owner: Option<HostId>) {
-        let mut state = self.state();
-        match &owner {
-            Some(host) => state.owners.insert(room.clone(), host.clone()),
-            None => state.owners.remove(&room),
-        };
-        self.feed(&mut state, Input::Owner { room, owner });
-        self.metrics.rooms_owned(state.machine.owned().len());
+        let gone = owner.is_none();
+        {
+            let mut state = self.state();
+            match &owner {
+                Some(host) => state.owners.insert(room.clone(), host.clone()),
+                None => state.owners.remove(&room),
+            };
+            self.feed(
+                &mut state,
+                Input::Owner {
+                    room: room.clone(),
+                    owner,
+                },
+            );
+            self.metrics.rooms_owned(state.machine.owned().len());
+        }
+        // Its owner's lease expired: this host may adopt what survives of it.
+        if gone {
+            self.maybe_adopt(&room);
+        }
     }
 
     /// This host's lease is held (or lost).

@@ -49,7 +49,23 @@ struct Lent {
     host: HostId,
     link: u64,
     node: NodeId,
+    /// Its host's link ended while a standby of its room was here: kept for an adoption
+    /// until then, closed after.
+    orphaned_until: Option<std::time::Instant>,
 }
+
+/// A room another host owns, as it last sent it (`LinkMessage::Standby`).
+struct Standby {
+    from: HostId,
+    export: String,
+}
+
+/// Bytes of standbys kept at most (a bound on what other hosts can make this one hold).
+const MAX_STANDBY_BYTES: usize = 16 << 20;
+
+/// How long routers of a dead host's rooms are kept for an adoption: its lease expires, then
+/// this host claims the room.
+const ORPHAN_GRACE: Duration = Duration::from_secs(30);
 
 /// A call to another host's node: the host, the link it went on, where its answer goes.
 type Waiting = (HostId, u64, oneshot::Sender<Result<Response, NodeError>>);
@@ -64,6 +80,8 @@ struct State {
     next_call: u64,
     /// Routers other hosts created here.
     lent: HashMap<RouterId, Lent>,
+    /// Other hosts' rooms with routers here, as their owners last sent them.
+    standbys: HashMap<String, Standby>,
 }
 
 /// Both sides of rooms spanning hosts, for this host.
@@ -146,6 +164,7 @@ impl Remote {
             host: host.clone(),
             link: link.id(),
             node,
+            orphaned_until: None,
         };
         let allowed = authorize(&mut self.state().lent, caller, &request);
         let sent = allowed.and_then(|()| match self.pool.link(node) {
@@ -188,17 +207,35 @@ impl Remote {
 
     /// A link ended: what lived on it ends. Routers lent through it are closed here; nodes
     /// borrowed through it are lost to this host's rooms.
-    pub fn link_down(&self, host: &HostId, link: u64) {
+    pub fn link_down(self: &Arc<Self>, host: &HostId, link: u64) {
         let (closing, lost, calls) = {
             let mut state = self.state();
-            let closing: Vec<(RouterId, NodeId)> = state
-                .lent
-                .iter()
-                .filter(|(_, l)| &l.host == host && l.link == link)
-                .map(|(r, l)| (*r, l.node))
-                .collect();
+            // Routers of its rooms this host keeps a standby of wait for an adoption.
+            let standby = Self::standby_routers(&state, host);
+            let until = std::time::Instant::now() + ORPHAN_GRACE;
+            let mut closing: Vec<(RouterId, NodeId)> = Vec::new();
+            let mut orphaned = 0;
+            for (router, lent) in state.lent.iter_mut() {
+                if &lent.host != host || lent.link != link {
+                    continue;
+                }
+                if standby.contains(router) {
+                    lent.orphaned_until = Some(until);
+                    orphaned += 1;
+                } else {
+                    closing.push((*router, lent.node));
+                }
+            }
             for (router, _) in &closing {
                 state.lent.remove(router);
+            }
+            if orphaned > 0 {
+                tracing::warn!(%host, routers = orphaned, "keeping the routers of a lost host's rooms for an adoption");
+                let this = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(ORPHAN_GRACE).await;
+                    this.close_orphans();
+                });
             }
             let lost: Vec<NodeId> = state
                 .borrowed
@@ -245,6 +282,95 @@ impl Remote {
                 rooms.on_remote_node_lost(alias, &reason);
             }
         }
+    }
+
+    // ---- standbys and adoption ----
+
+    /// The routers of the rooms `host` sent standbys of.
+    fn standby_routers(state: &State, host: &HostId) -> std::collections::HashSet<RouterId> {
+        (state.standbys.values())
+            .filter(|s| &s.from == host)
+            .filter_map(|s| serde_json::from_str::<RoomExport>(&s.export).ok())
+            .flat_map(|e| e.routers.into_iter().map(|r| r.router))
+            .collect()
+    }
+
+    /// Closes the routers kept for an adoption that did not come.
+    fn close_orphans(&self) {
+        let now = std::time::Instant::now();
+        let closing: Vec<(RouterId, NodeId)> = {
+            let mut state = self.state();
+            let late: Vec<(RouterId, NodeId)> = (state.lent.iter())
+                .filter(|(_, l)| l.orphaned_until.is_some_and(|t| t <= now))
+                .map(|(r, l)| (*r, l.node))
+                .collect();
+            for (router, _) in &late {
+                state.lent.remove(router);
+            }
+            late
+        };
+        if !closing.is_empty() {
+            tracing::warn!(
+                routers = closing.len(),
+                "closing routers of a lost host's rooms: nobody adopted them"
+            );
+        }
+        for (router, node) in closing {
+            if let Some(local) = self.pool.link(node) {
+                let close: Request = call::CloseRouter { router }.into();
+                if let Ok(sent) = local.send(close) {
+                    tokio::spawn(async move {
+                        let _ = sent.answer().await;
+                    });
+                }
+            }
+        }
+    }
+
+    /// `link`'s host sent the latest state of its room `room`.
+    pub fn standby(&self, link: &Arc<Link>, room: String, export: String) {
+        let mut state = self.state();
+        let held: usize = state.standbys.values().map(|s| s.export.len()).sum();
+        if held + export.len() > MAX_STANDBY_BYTES && !state.standbys.contains_key(&room) {
+            tracing::warn!(host = %link.peer(), room, "standby dropped: this host holds {held} bytes of them");
+            return;
+        }
+        let from = link.peer().clone();
+        state.standbys.insert(room, Standby { from, export });
+    }
+
+    /// This host's standby of `room`, if its owner `from` (not linked any more) sent one.
+    pub fn orphan_standby(&self, room: &str) -> Option<(HostId, String)> {
+        let state = self.state();
+        let standby = state.standbys.get(room)?;
+        if self.links.link(&standby.from).is_some() {
+            return None;
+        }
+        Some((standby.from.clone(), standby.export.clone()))
+    }
+
+    /// Forgets the standby of `room` (adopted, or another host has it).
+    pub fn drop_standby(&self, room: &str) {
+        self.state().standbys.remove(room);
+    }
+
+    /// [`Remote::localize`] for an adoption: the routers on hosts without a link (the dead
+    /// owner's) are numbered `gone`, to be lost at once.
+    pub fn localize_adopted(&self, export: &mut RoomExport, gone: NodeId) -> usize {
+        let mut lost = 0;
+        for router in &mut export.routers {
+            let linked = HostId::parse(&router.host)
+                .is_ok_and(|h| h == self.me || self.links.link(&h).is_some());
+            if !linked {
+                router.host = self.me.to_string();
+                router.node = gone.0;
+                lost += 1;
+            }
+        }
+        if let Err(e) = self.localize(export) {
+            tracing::error!("adopting a room: {e}");
+        }
+        lost
     }
 
     // ---- handing a room over ----
@@ -610,6 +736,7 @@ mod tests {
             host: host(id),
             link: 1,
             node: NodeId(node),
+            orphaned_until: None,
         }
     }
 

@@ -98,6 +98,7 @@ impl Connected {
         serving.rooms.set_remote(remote);
         tokio::spawn(routing.links.clone().accept_loop(listener));
         tokio::spawn(routing.clone().follow_peers_fenced());
+        tokio::spawn(routing.clone().send_standbys());
         let record = {
             let (me, stats, routing) = (settings.host.clone(), serving.stats, routing.clone());
             let pool = serving.pool.clone();

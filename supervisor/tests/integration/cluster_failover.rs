@@ -221,16 +221,27 @@ async fn three_browser_pages_get_every_stream_back_when_a_host_under_their_spann
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_browser_pages_get_every_stream_back_when_the_owner_of_their_room_is_killed() {
     // h1 owns the room and holds Alice's and Bob's router: once its lease (3 s) expires,
-    // another host takes the room and every page joins again there.
+    // the host that lent Carol's router adopts the room. Carol's media never stopped: she
+    // resumes there; Alice and Bob, whose router died with h1, join again.
     let out = browser_call_losing_host(1, "3").await;
-    for page in ["alice", "bob", "carol"] {
+    let lines = |page: &str| {
+        out.lines()
+            .filter(|l| l.starts_with(&format!("{page}: longest gap")))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    for page in ["alice", "bob"] {
         assert!(
-            out.lines()
-                .filter(|l| l.starts_with(&format!("{page}: longest gap")))
-                .all(|l| l.contains("joins 1 → 2")),
+            lines(page).iter().all(|l| l.contains("joins 1 → 2")),
             "{page} did not join again: {out}"
         );
     }
+    assert!(
+        lines("carol")
+            .iter()
+            .all(|l| l.contains("joins 1 → 1") && l.contains("resumes 0 → 1")),
+        "carol's room was not adopted: {out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -460,4 +471,124 @@ async fn loadgen_participants_whose_host_dies_resume_through_another_and_every_s
     // Only signaling went through h2: not a packet of the media was lost.
     assert_eq!(summary["packets_lost"], 0, "{summary:#}");
     assert!(out.status.success(), "{summary:#}");
+}
+
+/// Resumes `peer` at `url` with the token of its last join or resume, trying again while
+/// the host answers `cluster_unavailable` (its room is being adopted); the answer.
+async fn resume_when_adopted(peer: &mut TestPeer, url: &str) -> signaling_api::Resumed {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        peer.signaling = signaling::connect(url, None).await;
+        let args = ResumeArgs {
+            resume_token: peer.joined.resume_token.clone(),
+        };
+        match peer.signaling.call(&args).await {
+            Ok(resumed) => return resumed,
+            Err(e) if e.code() == "cluster_unavailable" && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("{} could not resume: {e}", peer.name),
+        }
+    }
+}
+
+/// The room's owner h1 dies under a room spanning h2: h2, which lent it a router and kept
+/// its standby, adopts the room once h1's lease expires. Carol and Dave, whose router is on
+/// h2 and whose signaling went through h2, keep every packet of each other's media through
+/// the death and the adoption, and resume at h2 with the tokens they had; Alice and Bob's
+/// router died with h1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_owner_dies_the_host_that_lent_it_a_router_adopts_the_room_and_its_peers_there_keep_every_packet(
+) {
+    let etcd = Etcd::start();
+    // 10 consumers a worker: Alice and Bob fill h1's one worker for a third peer; Carol's
+    // router and then Dave's open on h2's two workers.
+    let cap = [
+        "--nodes",
+        "1",
+        "--max-nodes",
+        "1",
+        "--max-consumers-per-worker",
+        "10",
+    ];
+    let mut h1 = Some(
+        host(
+            &etcd,
+            "h1",
+            &[&cap[..], &["--workers-per-node", "1"]].concat(),
+        )
+        .await,
+    );
+    let h2 = host(
+        &etcd,
+        "h2",
+        &[&cap[..], &["--workers-per-node", "2"]].concat(),
+    )
+    .await;
+    let h1_url = h1.as_ref().map(|h| h.ws_url()).unwrap_or_default();
+    let mut alice = Joining::new(&h1_url)
+        .join_call("adopted", "Alice", 1000, &mut [])
+        .await;
+    let mut bob = Joining::new(&h1_url)
+        .join_call("adopted", "Bob", 2000, &mut [&mut alice])
+        .await;
+    crate::cluster_spanning::wait_second_host_listed(h1.as_ref().expect("h1")).await;
+    // h1's worker is full: Carol's router opens on h2's node, and Dave's next to it.
+    let mut carol = Joining::new(&h2.ws_url())
+        .join_call("adopted", "Carol", 3000, &mut [&mut alice, &mut bob])
+        .await;
+    let mut dave = Joining::new(&h2.ws_url())
+        .join_call(
+            "adopted",
+            "Dave",
+            4000,
+            &mut [&mut alice, &mut bob, &mut carol],
+        )
+        .await;
+    exchange_media(&mut [&mut carol, &mut dave], Duration::from_millis(600)).await;
+    // A standby of the room reaches h2 (within a second of a change).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    drop(h1.take());
+    let killed = Instant::now();
+    // Their media goes on meanwhile; their signaling (through h2 to h1) ends.
+    for peer in [&mut carol, &mut dave] {
+        exchange_media(&mut [peer], Duration::from_millis(100)).await;
+        let closed = peer.signaling.wait_closed(Duration::from_secs(10)).await;
+        assert_eq!(closed.and_then(|c| c.code), Some(1012), "{}", peer.name);
+    }
+    let mut resumed = Vec::new();
+    for peer in [&mut carol, &mut dave] {
+        let answer = resume_when_adopted(peer, &h2.ws_url()).await;
+        exchange_media(&mut [peer], Duration::from_millis(100)).await;
+        resumed.push(answer);
+    }
+    println!("resumed at h2 {:?} after the kill", killed.elapsed());
+    for answer in &resumed {
+        assert!(answer.joined, "{answer:?}");
+        assert_eq!(
+            answer.transports.len(),
+            2,
+            "their transports survived: {answer:?}"
+        );
+        assert_eq!(
+            answer.peers.len(),
+            1,
+            "Alice and Bob died with h1: {answer:?}"
+        );
+        assert_eq!(
+            answer.consumers.len(),
+            2,
+            "each other's audio and video: {answer:?}"
+        );
+    }
+    exchange_media(&mut [&mut carol, &mut dave], Duration::from_millis(600)).await;
+    assert_exact_media(&[&carol, &dave], &[&carol, &dave]).await;
+    let detail = tokio::task::block_in_place(|| monitor(&h2, &["room", "adopted"]));
+    assert_eq!(
+        detail["participants"].as_array().map(Vec::len),
+        Some(2),
+        "{detail}"
+    );
+    assert_eq!(cluster::metric(&h2, "sfu_rooms_adopted_total"), Some(1.0));
+    assert!(h2.log_text().contains("adopted the room of a lost host"));
 }

@@ -550,6 +550,11 @@ impl Rooms {
         Ok(())
     }
 
+    /// In a cluster: a copy of `room`'s state, for a standby host.
+    pub fn snapshot_room(&self, room: &RoomId) -> Option<room_core::rooms::RoomExport> {
+        self.state().core.snapshot_room(room)
+    }
+
     /// In a cluster: serves again a room this host exported and nobody took.
     pub fn restore_room(
         &self,
