@@ -222,6 +222,17 @@ pub enum EventKind {
         peers: u32,
         /// Its routers that died with the host.
         routers_lost: u32,
+        /// From the loss of the host (its link) to the room served here again.
+        #[serde(default)]
+        ms: u64,
+    },
+    /// A host left the cluster without a drain (its lease expired: it died, or it was cut
+    /// off from etcd); the rooms it owned are taken over or adopted by others.
+    HostLost {
+        /// The host.
+        host: String,
+        /// The rooms it owned, as this host last knew.
+        rooms: u32,
     },
     /// This host took a room over from a drained host.
     RoomTakenOver {
@@ -264,6 +275,7 @@ impl EventKind {
             | EventKind::NodeDraining { .. }
             | EventKind::NodeDrained { .. }
             | EventKind::HostDrained { .. }
+            | EventKind::HostLost { .. }
             | EventKind::Unknown => None,
         }
     }

@@ -112,9 +112,13 @@ pub fn event(event: &Event) -> String {
             from,
             peers,
             routers_lost,
+            ms,
         } => format!(
-            "room adopted    {room} from lost host {from} ({peers} peers, {routers_lost} routers lost with it)"
+            "room adopted    {room} from lost host {from} {ms} ms after its loss ({peers} peers, {routers_lost} routers lost with it)"
         ),
+        EventKind::HostLost { host, rooms } => {
+            format!("host lost       {host} (it owned {rooms} rooms)")
+        }
         EventKind::RoomTakenOver { room, from, peers } => {
             format!("room taken over {room} from {from} ({peers} peers)")
         }

@@ -42,6 +42,7 @@ pub struct Metrics {
     pub(crate) rooms_handed_over: Counter,
     pub(crate) rooms_taken_over: Counter,
     pub(crate) rooms_adopted: Counter,
+    pub(crate) hosts_lost: Counter,
     pub(crate) drains: Family<ForcedLabels, Counter>,
     pub(crate) signaling_errors: Family<CodeLabels, Counter>,
     pub(crate) node_requests: LatencyFamily,
@@ -71,6 +72,7 @@ impl Default for Metrics {
             rooms_handed_over: Counter::default(),
             rooms_taken_over: Counter::default(),
             rooms_adopted: Counter::default(),
+            hosts_lost: Counter::default(),
             drains: Family::default(),
             signaling_errors: Family::default(),
             node_requests: Family::new_with_constructor(latency_histogram),
@@ -130,6 +132,11 @@ impl Metrics {
     /// A room of this drained host went to another host.
     pub fn room_handed_over(&self) {
         self.rooms_handed_over.inc();
+    }
+
+    /// A host left the cluster's directory (its lease ended).
+    pub fn host_lost(&self) {
+        self.hosts_lost.inc();
     }
 
     /// This host adopted a dead host's room.

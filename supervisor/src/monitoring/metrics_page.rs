@@ -90,6 +90,11 @@ pub fn registry(metrics: &Metrics, stats: Arc<Stats>, cluster: bool) -> Registry
         metrics.rooms_taken_over.clone(),
     );
     registry.register(
+        "sfu_hosts_lost",
+        "Hosts that left the cluster's directory (their lease ended: died, cut off, or stopped)",
+        metrics.hosts_lost.clone(),
+    );
+    registry.register(
         "sfu_rooms_adopted",
         "Rooms of a dead host this host adopted (what survived on other hosts kept its media)",
         metrics.rooms_adopted.clone(),

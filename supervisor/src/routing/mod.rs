@@ -301,13 +301,31 @@ impl Routing {
                 headroom: h.headroom,
             })
             .collect();
-        {
+        let lost: Vec<HostId> = {
             let listed: Vec<&HostId> = hosts.iter().map(|h| &h.id).collect();
             let before = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
             let mut gone = self.gone.lock().unwrap_or_else(|p| p.into_inner());
             gone.retain(|_, at| at.elapsed() < GONE_WINDOW);
-            for host in before.keys().filter(|h| !listed.contains(h)) {
+            let lost: Vec<HostId> = (before.keys())
+                .filter(|h| !listed.contains(h) && **h != self.me)
+                .cloned()
+                .collect();
+            for host in &lost {
                 gone.insert(host.clone(), Instant::now());
+            }
+            lost
+        };
+        if let Some(rooms) = self.rooms.get().and_then(std::sync::Weak::upgrade) {
+            for host in lost {
+                let owned = (self.state().owners.values())
+                    .filter(|o| **o == host)
+                    .count() as u32;
+                tracing::warn!(%host, rooms = owned, "a host left the cluster");
+                self.metrics.host_lost();
+                rooms.publish(monitor_api::EventKind::HostLost {
+                    host: host.to_string(),
+                    rooms: owned,
+                });
             }
         }
         self.links.hosts_changed(&hosts);

@@ -58,6 +58,8 @@ struct Lent {
 struct Standby {
     from: HostId,
     export: String,
+    /// When the link to its owner ended, if it did.
+    lost_at: Option<std::time::Instant>,
 }
 
 /// Bytes of standbys kept at most (a bound on what other hosts can make this one hold).
@@ -212,6 +214,10 @@ impl Remote {
             let mut state = self.state();
             // Routers of its rooms this host keeps a standby of wait for an adoption.
             let standby = Self::standby_routers(&state, host);
+            let now = std::time::Instant::now();
+            for s in state.standbys.values_mut().filter(|s| &s.from == host) {
+                s.lost_at.get_or_insert(now);
+            }
             let until = std::time::Instant::now() + ORPHAN_GRACE;
             let mut closing: Vec<(RouterId, NodeId)> = Vec::new();
             let mut orphaned = 0;
@@ -336,17 +342,30 @@ impl Remote {
             return;
         }
         let from = link.peer().clone();
-        state.standbys.insert(room, Standby { from, export });
+        let standby = Standby {
+            from,
+            export,
+            lost_at: None,
+        };
+        state.standbys.insert(room, standby);
     }
 
-    /// This host's standby of `room`, if its owner `from` (not linked any more) sent one.
-    pub fn orphan_standby(&self, room: &str) -> Option<(HostId, String)> {
+    /// This host's standby of `room`, if its owner (not linked any more) sent one: the
+    /// owner, the state, and when its link ended.
+    pub fn orphan_standby(
+        &self,
+        room: &str,
+    ) -> Option<(HostId, String, Option<std::time::Instant>)> {
         let state = self.state();
         let standby = state.standbys.get(room)?;
         if self.links.link(&standby.from).is_some() {
             return None;
         }
-        Some((standby.from.clone(), standby.export.clone()))
+        Some((
+            standby.from.clone(),
+            standby.export.clone(),
+            standby.lost_at,
+        ))
     }
 
     /// Forgets the standby of `room` (adopted, or another host has it).

@@ -88,14 +88,14 @@ impl Routing {
         let Some(remote) = self.links.remote() else {
             return;
         };
-        let Some((from, export)) = remote.orphan_standby(&room.0) else {
+        let Some((from, export, lost_at)) = remote.orphan_standby(&room.0) else {
             return;
         };
-        tokio::spawn(self.clone().adopt(room.clone(), from, export));
+        let lost_at = lost_at.unwrap_or_else(Instant::now);
+        tokio::spawn(self.clone().adopt(room.clone(), from, export, lost_at));
     }
 
-    async fn adopt(self: Arc<Self>, room: RoomId, from: HostId, export: String) {
-        let started = Instant::now();
+    async fn adopt(self: Arc<Self>, room: RoomId, from: HostId, export: String, lost_at: Instant) {
         let (Some(rooms), Some(remote)) = (
             self.rooms.get().and_then(std::sync::Weak::upgrade),
             self.links.remote().cloned(),
@@ -151,7 +151,8 @@ impl Routing {
                 let _ = link.try_send(forward);
             }
         }
-        let ms = started.elapsed().as_millis() as u64;
+        // From the owner's loss (its link) to the room served here again.
+        let ms = lost_at.elapsed().as_millis() as u64;
         tracing::info!(room = %room, %from, peers, lost_routers, ms, "adopted the room of a lost host");
         self.metrics.room_adopted();
         rooms.publish(EventKind::RoomAdopted {
@@ -159,6 +160,7 @@ impl Routing {
             from: from.to_string(),
             peers,
             routers_lost: lost_routers as u32,
+            ms,
         });
     }
 }

@@ -590,5 +590,11 @@ async fn when_the_owner_dies_the_host_that_lent_it_a_router_adopts_the_room_and_
         "{detail}"
     );
     assert_eq!(cluster::metric(&h2, "sfu_rooms_adopted_total"), Some(1.0));
-    assert!(h2.log_text().contains("adopted the room of a lost host"));
+    assert_eq!(cluster::metric(&h2, "sfu_hosts_lost_total"), Some(1.0));
+    let log = h2.log_text();
+    let adopted = log
+        .lines()
+        .find(|l| l.contains("adopted the room of a lost host"))
+        .unwrap_or_else(|| panic!("no adoption in h2's log:\n{log}"));
+    println!("{adopted}");
 }
