@@ -112,6 +112,8 @@ pub struct Record {
     pub transports: Mutex<Vec<Arc<Shared>>>,
     /// Sessions taken back (`resume`) after its signaling connection closed.
     pub resumes: std::sync::atomic::AtomicU32,
+    /// Moves of its media to another server in a drain (`mediaMoving`).
+    pub moves: std::sync::atomic::AtomicU32,
 }
 
 impl Record {
@@ -124,6 +126,7 @@ impl Record {
             error: Mutex::new(None),
             transports: Mutex::new(Vec::new()),
             resumes: std::sync::atomic::AtomicU32::new(0),
+            moves: std::sync::atomic::AtomicU32::new(0),
         }
     }
 
@@ -137,6 +140,12 @@ impl Record {
     /// Its session was taken back on a new connection.
     pub fn resumed(&self) {
         self.resumes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Its media moved to another server (a drain).
+    pub fn moved(&self) {
+        self.moves
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 

@@ -54,6 +54,8 @@ pub struct Summary {
     /// Sessions taken back (`resume`, through the same or another host) after a signaling
     /// connection closed.
     pub resumes: u32,
+    /// Media moves to another server in a drain (`mediaMoving`).
+    pub moves: u32,
     /// (subscriber, publisher, kind) triples that should flow.
     pub streams_expected: usize,
     /// Of those, the ones that delivered their publisher's packets in the flowing window.
@@ -137,6 +139,7 @@ pub fn summarize(records: &[std::sync::Arc<Record>], window: &Window) -> Summary
         peers: records.len(),
         peers_joined: 0,
         resumes: 0,
+        moves: 0,
         streams_expected: 0,
         streams_received: 0,
         packets_received: 0,
@@ -171,6 +174,7 @@ pub fn summarize(records: &[std::sync::Arc<Record>], window: &Window) -> Summary
             summary.resumes += subscriber
                 .resumes
                 .load(std::sync::atomic::Ordering::Relaxed);
+            summary.moves += subscriber.moves.load(std::sync::atomic::Ordering::Relaxed);
             if let Ok(Some(latency)) = subscriber.join_latency.lock().map(|l| *l) {
                 summary.peers_joined += 1;
                 joins.push(ms(latency));
@@ -290,6 +294,9 @@ pub fn table(summary: &Summary) -> String {
     );
     if summary.resumes > 0 {
         row("resumes", summary.resumes.to_string());
+    }
+    if summary.moves > 0 {
+        row("moves (drains)", summary.moves.to_string());
     }
     row(
         "streams",

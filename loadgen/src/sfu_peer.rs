@@ -153,51 +153,30 @@ async fn participate(
         }
         names.insert(peer.peer_id, peer.display_name);
     }
-    let _send = if plan.publish {
-        let (id, send) = open_transport(target, &mut signaling, Direction::Send, pts).await?;
-        record.add_transport(send.shared.clone());
-        for (i, kind) in plan.kinds().into_iter().enumerate() {
-            let mid = i.to_string();
-            let pt = match kind {
-                Kind::Audio => pts.opus,
-                Kind::Video => pts.vp8,
-            };
-            let track = plan.send_track(kind, &mid, pt, true);
-            signaling
-                .call(&ProduceArgs {
-                    transport_id: id.clone(),
-                    kind: match kind {
-                        Kind::Audio => signaling_api::Kind::Audio,
-                        Kind::Video => signaling_api::Kind::Video,
-                    },
-                    rtp_parameters: media::object(&rtp_parameters(&track, pts, &plan.name)),
-                    app_data: None,
-                })
-                .await?;
-            send.send(track).await;
-        }
-        Some(send)
-    } else {
-        None
-    };
-    let (recv_id, recv) = open_transport(target, &mut signaling, Direction::Recv, pts).await?;
-    record.add_transport(recv.shared.clone());
-    let mut receiver = Receiver {
-        transport_id: recv_id,
-        transport: recv,
-        pts,
-        mids: HashMap::new(),
-    };
+    let mut send = publish(target, &mut signaling, record, pts).await?;
+    let mut receiver = Receiver::open(target, &mut signaling, record, pts).await?;
+    // After a move (mediaMoving): the old transports, closed once the others had time to
+    // take this participant's new producers.
+    let mut retiring: Option<(tokio::time::Instant, Vec<(String, Transport)>)> = None;
     for (producer, name) in existing {
         receiver
             .consume(&mut signaling, producer, &name, record.started)
             .await?;
     }
     loop {
+        let retire_at = retiring.as_ref().map(|(at, _)| *at);
         tokio::select! {
             changed = stop.changed() => {
                 if changed.is_err() || *stop.borrow() {
                     break;
+                }
+            }
+            () = sleep_until(retire_at) => {
+                for (id, _transport) in retiring.take().map(|(_, t)| t).unwrap_or_default() {
+                    let close = signaling_api::calls::CloseTransport(signaling_api::TransportArgs {
+                        transport_id: id,
+                    });
+                    signaling.call(&close).await?;
                 }
             }
             notification = signaling.notifications.recv() => {
@@ -229,6 +208,24 @@ async fn participate(
                         return Err(failed("shuttingDown", "the SFU is stopping"));
                     }
                     Notification::HostsChanged { urls } => session.hosts = urls,
+                    Notification::MediaMoving { peers } => {
+                        // Make before break: a new receive transport consuming what is
+                        // listed, a new send transport publishing again; the old ones
+                        // close a moment later.
+                        let mut fresh = Receiver::open(target, &mut signaling, record, pts).await?;
+                        for peer in peers {
+                            names.insert(peer.peer_id, peer.display_name.clone());
+                            for p in peer.producers {
+                                fresh.consume(&mut signaling, p.producer_id, &peer.display_name, Instant::now()).await?;
+                            }
+                        }
+                        let old_recv = std::mem::replace(&mut receiver, fresh);
+                        let new_send = publish(target, &mut signaling, record, pts).await?;
+                        let old_send = std::mem::replace(&mut send, new_send);
+                        let old = old_send.into_iter().chain([(old_recv.transport_id, old_recv.transport)]).collect();
+                        retiring = Some((tokio::time::Instant::now() + MOVE_LINGER, old));
+                        record.moved();
+                    }
                     // Scores, layers, speakers, others' leaves: nothing a participant acts on.
                     _ => {}
                 }
@@ -238,6 +235,53 @@ async fn participate(
     // Leaving is a courtesy: the SFU closes what a vanished participant had anyway.
     let _ = signaling.call(&Leave {}).await;
     Ok(())
+}
+
+/// How long the old transports keep working after a move, for the others to switch.
+const MOVE_LINGER: Duration = Duration::from_millis(1500);
+
+/// Resolves at `at`, never without one.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Opens a send transport and produces the plan's tracks on it (nothing for a subscriber).
+async fn publish(
+    target: &SfuTarget,
+    signaling: &mut Client,
+    record: &Record,
+    pts: PayloadTypes,
+) -> Result<Option<(String, Transport)>, Failed> {
+    let plan = &record.plan;
+    if !plan.publish {
+        return Ok(None);
+    }
+    let (id, send) = open_transport(target, signaling, Direction::Send, pts).await?;
+    record.add_transport(send.shared.clone());
+    for (i, kind) in plan.kinds().into_iter().enumerate() {
+        let mid = i.to_string();
+        let pt = match kind {
+            Kind::Audio => pts.opus,
+            Kind::Video => pts.vp8,
+        };
+        let track = plan.send_track(kind, &mid, pt, true);
+        signaling
+            .call(&ProduceArgs {
+                transport_id: id.clone(),
+                kind: match kind {
+                    Kind::Audio => signaling_api::Kind::Audio,
+                    Kind::Video => signaling_api::Kind::Video,
+                },
+                rtp_parameters: media::object(&rtp_parameters(&track, pts, &plan.name)),
+                app_data: None,
+            })
+            .await?;
+        send.send(track).await;
+    }
+    Ok(Some((id, send)))
 }
 
 /// What a participant needs to take its session back on a new connection.
@@ -312,6 +356,24 @@ struct Receiver {
 }
 
 impl Receiver {
+    /// A new receive transport.
+    async fn open(
+        target: &SfuTarget,
+        signaling: &mut Client,
+        record: &Record,
+        pts: PayloadTypes,
+    ) -> Result<Receiver, Failed> {
+        let (transport_id, transport) =
+            open_transport(target, signaling, Direction::Recv, pts).await?;
+        record.add_transport(transport.shared.clone());
+        Ok(Receiver {
+            transport_id,
+            transport,
+            pts,
+            mids: HashMap::new(),
+        })
+    }
+
     /// After a resume: consumers closed while away are forgotten, producers that came
     /// meanwhile are consumed.
     async fn reconcile(

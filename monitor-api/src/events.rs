@@ -226,6 +226,16 @@ pub enum EventKind {
         #[serde(default)]
         ms: u64,
     },
+    /// A room of a lost host is served by this host now, claimed anew (nothing to adopt):
+    /// its peers join again here.
+    RoomFailedOver {
+        /// The room.
+        room: String,
+        /// The lost host.
+        from: String,
+        /// From the loss of its key (the lost host's lease expired) to this host's claim.
+        ms: u64,
+    },
     /// A host left the cluster without a drain (its lease expired: it died, or it was cut
     /// off from etcd); the rooms it owned are taken over or adopted by others.
     HostLost {
@@ -267,7 +277,8 @@ impl EventKind {
             | EventKind::PeerMoved { room, .. }
             | EventKind::RoomHandedOver { room, .. }
             | EventKind::RoomTakenOver { room, .. }
-            | EventKind::RoomAdopted { room, .. } => Some(room),
+            | EventKind::RoomAdopted { room, .. }
+            | EventKind::RoomFailedOver { room, .. } => Some(room),
             EventKind::NodeSpawned { .. }
             | EventKind::NodeRespawned { .. }
             | EventKind::NodeExited { .. }

@@ -116,6 +116,9 @@ pub fn event(event: &Event) -> String {
         } => format!(
             "room adopted    {room} from lost host {from} {ms} ms after its loss ({peers} peers, {routers_lost} routers lost with it)"
         ),
+        EventKind::RoomFailedOver { room, from, ms } => {
+            format!("room failed over {room} from lost host {from}, claimed {ms} ms after its key went")
+        }
         EventKind::HostLost { host, rooms } => {
             format!("host lost       {host} (it owned {rooms} rooms)")
         }

@@ -43,6 +43,7 @@ pub struct Metrics {
     pub(crate) rooms_taken_over: Counter,
     pub(crate) rooms_adopted: Counter,
     pub(crate) hosts_lost: Counter,
+    pub(crate) rooms_failed_over: Counter,
     pub(crate) drains: Family<ForcedLabels, Counter>,
     pub(crate) signaling_errors: Family<CodeLabels, Counter>,
     pub(crate) node_requests: LatencyFamily,
@@ -73,6 +74,7 @@ impl Default for Metrics {
             rooms_taken_over: Counter::default(),
             rooms_adopted: Counter::default(),
             hosts_lost: Counter::default(),
+            rooms_failed_over: Counter::default(),
             drains: Family::default(),
             signaling_errors: Family::default(),
             node_requests: Family::new_with_constructor(latency_histogram),
@@ -132,6 +134,11 @@ impl Metrics {
     /// A room of this drained host went to another host.
     pub fn room_handed_over(&self) {
         self.rooms_handed_over.inc();
+    }
+
+    /// A lost host's room is served by this host now (claimed anew, its peers joining again).
+    pub fn room_failed_over(&self) {
+        self.rooms_failed_over.inc();
     }
 
     /// A host left the cluster's directory (its lease ended).

@@ -95,6 +95,11 @@ pub fn registry(metrics: &Metrics, stats: Arc<Stats>, cluster: bool) -> Registry
         metrics.hosts_lost.clone(),
     );
     registry.register(
+        "sfu_rooms_failed_over",
+        "Rooms of a lost host this host serves now, claimed anew (their peers joined again)",
+        metrics.rooms_failed_over.clone(),
+    );
+    registry.register(
         "sfu_rooms_adopted",
         "Rooms of a dead host this host adopted (what survived on other hosts kept its media)",
         metrics.rooms_adopted.clone(),

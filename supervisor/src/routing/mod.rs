@@ -54,6 +54,9 @@ struct State {
     /// Every room's owner as last listed (to tell the machine of rooms that went while the
     /// watch was down).
     owners: HashMap<RoomId, HostId>,
+    /// Rooms whose owner was lost (its key went while its link was down), and when: a
+    /// claim of one is a failover.
+    orphans: HashMap<RoomId, (HostId, Instant)>,
 }
 
 /// The cluster as this host takes part in it.
@@ -105,6 +108,7 @@ impl Routing {
                 next_ticket: 1,
                 waiters: HashMap::new(),
                 claims: HashMap::new(),
+                orphans: HashMap::new(),
                 owners: HashMap::new(),
             }),
             me,
@@ -200,6 +204,20 @@ impl Routing {
         Route::Local
     }
 
+    /// This host claimed `room`, whose owner `from` was lost (`lost_at`: when its key went).
+    fn failed_over(&self, room: &RoomId, from: &HostId, lost_at: Instant) {
+        let ms = lost_at.elapsed().as_millis() as u64;
+        tracing::warn!(room = %room, %from, ms, "a lost host's room is served here now (failover)");
+        self.metrics.room_failed_over();
+        if let Some(rooms) = self.rooms.get().and_then(std::sync::Weak::upgrade) {
+            rooms.publish(monitor_api::EventKind::RoomFailedOver {
+                room: room.0.clone(),
+                from: from.to_string(),
+                ms,
+            });
+        }
+    }
+
     /// Whether `host` left the directory within the last [`GONE_WINDOW`].
     fn recently_gone(&self, host: &HostId) -> bool {
         let gone = self.gone.lock().unwrap_or_else(|p| p.into_inner());
@@ -246,8 +264,15 @@ impl Routing {
     async fn claim(self: Arc<Self>, room: RoomId) {
         let input = match self.directory.claim(&room).await {
             Ok(Ok(revision)) => {
-                self.state().claims.insert(room.clone(), revision);
+                let orphan = {
+                    let mut state = self.state();
+                    state.claims.insert(room.clone(), revision);
+                    state.orphans.remove(&room)
+                };
                 tracing::info!(room = %room, "this host owns the room now");
+                if let Some((from, lost_at)) = orphan {
+                    self.failed_over(&room, &from, lost_at);
+                }
                 Input::Claimed {
                     room,
                     result: Ok(()),
@@ -367,10 +392,23 @@ impl Routing {
         let gone = owner.is_none();
         {
             let mut state = self.state();
-            match &owner {
+            let before = match &owner {
                 Some(host) => state.owners.insert(room.clone(), host.clone()),
                 None => state.owners.remove(&room),
             };
+            // Its owner's key went with its lease, the owner out of reach: whoever claims
+            // it next fails it over.
+            state
+                .orphans
+                .retain(|_, (_, at)| at.elapsed() < GONE_WINDOW);
+            match before {
+                Some(lost) if gone && lost != self.me && self.links.link(&lost).is_none() => {
+                    state.orphans.insert(room.clone(), (lost, Instant::now()));
+                }
+                _ => {
+                    state.orphans.remove(&room);
+                }
+            }
             self.feed(
                 &mut state,
                 Input::Owner {

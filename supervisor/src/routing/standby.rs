@@ -135,6 +135,7 @@ impl Routing {
         {
             let mut state = self.state();
             state.claims.insert(room.clone(), revision);
+            state.orphans.remove(&room);
             let owner = Input::Owner {
                 room: room.clone(),
                 owner: Some(self.me.clone()),

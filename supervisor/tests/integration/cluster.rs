@@ -221,6 +221,11 @@ async fn when_the_owner_dies_its_relayed_clients_are_told_and_another_host_takes
         started.elapsed()
     );
     assert_eq!(participants(&cluster[0], "orphaned"), ["Bob"]);
+    // Counted as a failover (nothing to adopt: the room was all on h1), and h1 as lost.
+    let h2 = &cluster[0];
+    assert_eq!(metric(h2, "sfu_rooms_failed_over_total"), Some(1.0));
+    assert_eq!(metric(h2, "sfu_hosts_lost_total"), Some(1.0));
+    assert_eq!(metric(h2, "sfu_rooms_adopted_total"), Some(0.0));
     drop(rejoined);
 }
 

@@ -95,3 +95,68 @@ async fn a_drained_nodes_peers_move_make_before_break_and_not_one_packet_is_lost
     );
     assert!(sfu.log_text().contains("node drained"));
 }
+
+/// The loadgen's participants move too: a node drained under a loadgen call, each
+/// participant makes new transports, consumes and publishes there, closes its old ones, and
+/// every stream flows through the run's last seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loadgen_participants_on_a_drained_node_move_and_every_stream_flows_on() {
+    let sfu = Sfu::start(&["--max-nodes", "1", "--monitor-token", TOKEN]);
+    let run = crate::load::loadgen(&[
+        "--url",
+        &sfu.ws_url(),
+        "--publishers",
+        "2",
+        "--duration",
+        "9",
+        "--flowing-window",
+        "3",
+        "--json",
+        "--quiet",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("loadgen");
+    // Once both publish, the node goes.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let drain = Command::new(monitor_binary())
+        .args([
+            "--url",
+            &sfu.monitor_url(),
+            "--token",
+            TOKEN,
+            "drain",
+            "node-1",
+        ])
+        .env_remove("MONITOR_TOKEN")
+        .env_remove("MONITOR_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("monitor drain");
+    let drained = tokio::task::spawn_blocking(move || {
+        wait_output_within(drain, Duration::from_secs(40), "monitor drain")
+    });
+    let out = tokio::task::spawn_blocking(move || {
+        wait_output_within(run, Duration::from_secs(60), "loadgen")
+    })
+    .await
+    .expect("loadgen ran");
+    let drained = drained.await.expect("monitor drain ran");
+    let printed = String::from_utf8_lossy(&drained.stdout);
+    println!("{printed}");
+    assert!(
+        printed.contains("draining node-1: 2 peers to move"),
+        "{printed}"
+    );
+    assert!(!printed.contains("deadline"), "{printed}");
+    let summary = crate::load::summary(&out);
+    println!("{summary:#}");
+    assert_eq!(summary["moves"], 2, "{summary:#}");
+    assert_eq!(summary["errors"], serde_json::json!({}), "{summary:#}");
+    assert_eq!(summary["streams_expected"], 4, "{summary:#}");
+    assert_eq!(summary["streams_received"], 4, "{summary:#}");
+    assert_eq!(summary["packets_lost"], 0, "{summary:#}");
+    assert!(out.status.success(), "{summary:#}");
+}
