@@ -269,16 +269,7 @@ impl Remote {
         if !closing.is_empty() {
             tracing::warn!(%host, routers = closing.len(), "closing the routers another host's rooms had here: its link is down");
         }
-        for (router, node) in closing {
-            if let Some(local) = self.pool.link(node) {
-                let close: Request = call::CloseRouter { router }.into();
-                if let Ok(sent) = local.send(close) {
-                    tokio::spawn(async move {
-                        let _ = sent.answer().await;
-                    });
-                }
-            }
-        }
+        self.close_lent(closing);
         if !lost.is_empty() || calls > 0 {
             tracing::warn!(%host, nodes = lost.len(), calls, "the link to a host whose nodes this host's rooms use is down");
         }
@@ -286,6 +277,20 @@ impl Remote {
             let reason = format!("the link to host {host} is down");
             for alias in lost {
                 rooms.on_remote_node_lost(alias, &reason);
+            }
+        }
+    }
+
+    /// Closes routers this host's nodes had for other hosts' rooms (answers ignored).
+    fn close_lent(&self, routers: Vec<(RouterId, NodeId)>) {
+        for (router, node) in routers {
+            if let Some(local) = self.pool.link(node) {
+                let close: Request = call::CloseRouter { router }.into();
+                if let Ok(sent) = local.send(close) {
+                    tokio::spawn(async move {
+                        let _ = sent.answer().await;
+                    });
+                }
             }
         }
     }
@@ -321,16 +326,7 @@ impl Remote {
                 "closing routers of a lost host's rooms: nobody adopted them"
             );
         }
-        for (router, node) in closing {
-            if let Some(local) = self.pool.link(node) {
-                let close: Request = call::CloseRouter { router }.into();
-                if let Ok(sent) = local.send(close) {
-                    tokio::spawn(async move {
-                        let _ = sent.answer().await;
-                    });
-                }
-            }
-        }
+        self.close_lent(closing);
     }
 
     /// `link`'s host sent the latest state of its room `room`.

@@ -4,17 +4,16 @@
 //! of every track reaches every other peer through one consumer or another, and the drained
 //! host ends with no node and offers none.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use signaling_api::Notification;
 
 use crate::cluster_spanning::{media_ports, SMALL};
 use crate::support::cluster::{self, hosts_with, monitor, Etcd, MONITOR_TOKEN};
-use crate::support::monitor_binary;
+use crate::support::draining::{drain_output, start_drain, wait_nodes_gone};
 use crate::support::moving::assert_continuous;
 use crate::support::peer::{exchange_media, Joining};
-use crate::support::process::wait_output_within;
 use crate::support::signaling::{notified, Expect};
 
 /// Waits until `host`'s view of the cluster lists every host with its node (records are
@@ -59,20 +58,7 @@ async fn a_drained_host_sees_the_peer_it_served_moved_to_another_host_without_lo
     let pace = Duration::from_millis(300);
     exchange_media(&mut [&mut alice, &mut bob, &mut carol], pace).await;
     let name = format!("h{}", lender + 1);
-    let drain = Command::new(monitor_binary())
-        .args([
-            "--url",
-            &cluster[lender].monitor_url(),
-            "--token",
-            MONITOR_TOKEN,
-        ])
-        .args(["drain", &name])
-        .env_remove("MONITOR_TOKEN")
-        .env_remove("MONITOR_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("monitor drain");
+    let drain = start_drain(&cluster[lender].monitor_url(), MONITOR_TOKEN, &name);
     let listed = notified!(carol.signaling, Notification::MediaMoving { peers } => peers);
     assert_eq!(listed.len(), 2, "{listed:?}");
     carol.move_receive(&listed).await;
@@ -92,14 +78,7 @@ async fn a_drained_host_sees_the_peer_it_served_moved_to_another_host_without_lo
             other + 1
         );
     }
-    let out = tokio::task::spawn_blocking(move || {
-        wait_output_within(drain, Duration::from_secs(45), "monitor drain")
-    })
-    .await
-    .expect("monitor drain ran");
-    let printed = String::from_utf8_lossy(&out.stdout);
-    println!("{printed}");
-    assert!(out.status.success(), "{out:?}");
+    let printed = drain_output(drain, Duration::from_secs(45)).await;
     assert!(
         printed.contains(&format!("draining {name}: 0 peers to move")),
         "{printed}"
@@ -110,14 +89,8 @@ async fn a_drained_host_sees_the_peer_it_served_moved_to_another_host_without_lo
     );
     assert!(!printed.contains("still running"), "{printed}");
     // The drained host's node exits, and the owner's log tells why Carol moved.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !cluster[lender].node_pids().is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the drained host's node runs on"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let pids = cluster[lender].node_pids();
+    wait_nodes_gone(&cluster[lender], &pids).await;
     assert!(cluster[0]
         .log_text()
         .contains("another host drains its nodes"));
@@ -144,21 +117,7 @@ async fn a_drained_owner_hands_its_room_to_another_host_live_and_its_peers_resum
         .await;
     let pace = Duration::from_millis(300);
     exchange_media(&mut [&mut alice, &mut bob], pace).await;
-    let drain = Command::new(monitor_binary())
-        .args([
-            "--url",
-            &h1.monitor_url(),
-            "--token",
-            MONITOR_TOKEN,
-            "drain",
-            "h1",
-        ])
-        .env_remove("MONITOR_TOKEN")
-        .env_remove("MONITOR_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("monitor drain");
+    let drain = start_drain(&h1.monitor_url(), MONITOR_TOKEN, "h1");
     // h1's node is drained: both move their media to h2's node, make before break.
     let for_alice = notified!(alice.signaling, Notification::MediaMoving { peers } => peers);
     let for_bob = notified!(bob.signaling, Notification::MediaMoving { peers } => peers);
@@ -210,14 +169,7 @@ async fn a_drained_owner_hands_its_room_to_another_host_live_and_its_peers_resum
         Some(2),
         "{detail}"
     );
-    let out = tokio::task::spawn_blocking(move || {
-        wait_output_within(drain, Duration::from_secs(60), "monitor drain")
-    })
-    .await
-    .expect("monitor drain ran");
-    let printed = String::from_utf8_lossy(&out.stdout);
-    println!("{printed}");
-    assert!(out.status.success(), "{out:?}");
+    let printed = drain_output(drain, Duration::from_secs(60)).await;
     assert!(
         printed.contains("draining h1: 2 peers to move"),
         "{printed}"

@@ -4,17 +4,18 @@
 //! other through one consumer or another; the drained node exits and the monitor and
 //! `/metrics` say what happened. The same with real browsers, timed: `browser`.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use signaling_api::Notification;
 
 use crate::support::cluster::metric;
+use crate::support::draining::{drain_output, start_drain, wait_nodes_gone};
 use crate::support::moving::assert_continuous;
 use crate::support::peer::{exchange_media, Joining};
 use crate::support::process::wait_output_within;
 use crate::support::signaling::notified;
-use crate::support::{monitor_binary, Sfu};
+use crate::support::Sfu;
 
 const TOKEN: &str = "drain-monitor-token-0123456789abcdef";
 
@@ -29,21 +30,7 @@ async fn a_drained_nodes_peers_move_make_before_break_and_not_one_packet_is_lost
         .await;
     let pace = Duration::from_millis(300);
     exchange_media(&mut [&mut alice, &mut bob], pace).await;
-    let drain = Command::new(monitor_binary())
-        .args([
-            "--url",
-            &sfu.monitor_url(),
-            "--token",
-            TOKEN,
-            "drain",
-            "node-1",
-        ])
-        .env_remove("MONITOR_TOKEN")
-        .env_remove("MONITOR_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("monitor drain");
+    let drain = start_drain(&sfu.monitor_url(), TOKEN, "node-1");
     let for_alice = notified!(alice.signaling, Notification::MediaMoving { peers } => peers);
     let for_bob = notified!(bob.signaling, Notification::MediaMoving { peers } => peers);
     // Each is offered the other's producers on its new router at once.
@@ -67,13 +54,7 @@ async fn a_drained_nodes_peers_move_make_before_break_and_not_one_packet_is_lost
     exchange_media(&mut [&mut alice, &mut bob], pace).await;
     assert_continuous(&[&alice, &bob]).await;
     // The drain ended by itself, nobody left behind.
-    let out = tokio::task::spawn_blocking(move || {
-        wait_output_within(drain, Duration::from_secs(30), "monitor drain")
-    });
-    let out = out.await.expect("monitor drain ran");
-    let printed = String::from_utf8_lossy(&out.stdout);
-    println!("{printed}");
-    assert!(out.status.success(), "{out:?}");
+    let printed = drain_output(drain, Duration::from_secs(30)).await;
     assert!(
         printed.contains("draining node-1: 2 peers to move"),
         "{printed}"
@@ -82,11 +63,7 @@ async fn a_drained_nodes_peers_move_make_before_break_and_not_one_packet_is_lost
     assert!(printed.contains("node drained    node-1 in"), "{printed}");
     assert!(!printed.contains("deadline"), "{printed}");
     // Node 1 exits; its replacement carries the call.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while first.iter().any(|p| sfu.node_pids().contains(p)) {
-        assert!(std::time::Instant::now() < deadline, "node 1 did not exit");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_nodes_gone(&sfu, &first).await;
     assert_eq!(metric(&sfu, "sfu_peers_moved_total"), Some(2.0));
     let page = crate::support::http_get(sfu.port, "/metrics");
     assert!(
@@ -120,32 +97,14 @@ async fn loadgen_participants_on_a_drained_node_move_and_every_stream_flows_on()
     .expect("loadgen");
     // Once both publish, the node goes.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let drain = Command::new(monitor_binary())
-        .args([
-            "--url",
-            &sfu.monitor_url(),
-            "--token",
-            TOKEN,
-            "drain",
-            "node-1",
-        ])
-        .env_remove("MONITOR_TOKEN")
-        .env_remove("MONITOR_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("monitor drain");
-    let drained = tokio::task::spawn_blocking(move || {
-        wait_output_within(drain, Duration::from_secs(40), "monitor drain")
-    });
+    let drain = start_drain(&sfu.monitor_url(), TOKEN, "node-1");
+    let drained = tokio::spawn(drain_output(drain, Duration::from_secs(40)));
     let out = tokio::task::spawn_blocking(move || {
         wait_output_within(run, Duration::from_secs(60), "loadgen")
     })
     .await
     .expect("loadgen ran");
-    let drained = drained.await.expect("monitor drain ran");
-    let printed = String::from_utf8_lossy(&drained.stdout);
-    println!("{printed}");
+    let printed = drained.await.expect("monitor drain ran");
     assert!(
         printed.contains("draining node-1: 2 peers to move"),
         "{printed}"

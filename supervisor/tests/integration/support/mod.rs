@@ -6,6 +6,7 @@ pub mod bystanders;
 pub mod channels;
 pub mod cluster;
 pub mod codecs;
+pub mod draining;
 pub mod monitor_events;
 pub mod moving;
 pub mod peer;
