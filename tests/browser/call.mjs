@@ -154,6 +154,11 @@ try {
     if (prefilled !== room) throw new Error(`${name}: room field is ${prefilled}, not ${room}`);
     await page.click('[data-testid=join]');
     pages[name] = page;
+    // SFU_JOIN_IN_TURN=1: each page is in the room before the next opens (in a cluster, the
+    // first page's host is then the room's owner).
+    if (process.env.SFU_JOIN_IN_TURN === '1') {
+      await page.waitForFunction(() => window.demo?.state?.joined, null, { timeout: 20_000 });
+    }
   }
   console.log(`checking: room ${room} at ${base}; each of ${names.length} pages must decode more than`
     + ` ${WANT} video frames and receive more than ${WANT} audio packets of every other page,`

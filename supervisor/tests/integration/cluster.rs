@@ -284,6 +284,8 @@ async fn three_browser_pages_served_by_two_hosts_in_a_room_spanning_both_see_and
             &[
                 ("SFU_PAGES", "alice,bob,carol"),
                 ("SFU_PAGE_URLS", &pages),
+                // In page order: the first page's host owns the room.
+                ("SFU_JOIN_IN_TURN", "1"),
                 ("SFU_SECURE_ORIGINS", &origins),
             ],
         )

@@ -228,6 +228,8 @@ async fn three_browser_pages_keep_every_stream_when_their_rooms_host_is_stopped_
             &[
                 ("SFU_PAGES", "alice,bob,carol"),
                 ("SFU_PAGE_URLS", &format!("{h1},{h2},{h1}")),
+                // Alice's join first: h1 owns the room.
+                ("SFU_JOIN_IN_TURN", "1"),
                 ("SFU_SECURE_ORIGINS", &format!("{h1},{h2}")),
                 ("SFU_DRAIN_CMD", &stop),
                 ("SFU_MAX_GAP_MS", "500"),

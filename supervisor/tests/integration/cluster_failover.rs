@@ -185,6 +185,8 @@ async fn browser_call_losing_host(killed: usize, lease_secs: &str) -> String {
             &[
                 ("SFU_PAGES", "alice,bob,carol"),
                 ("SFU_PAGE_URLS", &pages),
+                // In page order: the first page's host owns the room.
+                ("SFU_JOIN_IN_TURN", "1"),
                 ("SFU_SECURE_ORIGINS", &origins),
                 ("SFU_KILL_HOST", &pids),
                 ("SFU_MAX_GAP_MS", MAX_GAP_MS),
