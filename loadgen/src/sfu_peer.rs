@@ -133,6 +133,8 @@ async fn participate(
             room: plan.room.clone(),
             display_name: plan.name.clone(),
             token: target.token.clone(),
+            // A subscriber only watches: no publishing room is kept for it.
+            watch_only: !plan.publish,
         })
         .await?;
     record.joined();

@@ -117,6 +117,7 @@ mod tests {
             room: "r".into(),
             display_name: "n".into(),
             token: None,
+            watch_only: false,
         };
         let data = serde_json::to_value(&join).unwrap();
         assert_eq!(data, serde_json::json!({"room": "r", "displayName": "n"}));

@@ -256,6 +256,10 @@ pub struct JoinArgs {
     /// Join token (a JWT), when the SFU requires one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// Only watches (a webinar's audience): publishes nothing (`produce` is refused
+    /// `forbidden`), so no publishing room is reserved for it on the worker.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub watch_only: bool,
 }
 
 /// Arguments of `resume`.

@@ -81,7 +81,8 @@ impl RoomCore {
         if !self.draining.contains_key(&node) {
             return true;
         }
-        let Some(to) = self.router_for_newcomer(room, now) else {
+        let publishes = p.rights.publish;
+        let Some(to) = self.router_for_newcomer(room, now, publishes) else {
             return false;
         };
         let to_node = room.routers.get(&to).map(|r| r.node);

@@ -360,6 +360,19 @@ impl RoomCore {
         }
     }
 
+    /// Whether the join (or move) at the head of `room`'s queue may publish: a viewer's new
+    /// router needs no room for pipes of its producers.
+    pub(super) fn first_waiting_publishes(&self, room: &RoomId) -> bool {
+        let first = self.joins.get(room).and_then(|j| j.waiting.front());
+        match first {
+            Some(Waiting::Join(join)) => join.credentials.rights.publish && !join.args.watch_only,
+            Some(Waiting::Move(peer)) => (self.rooms.get(room))
+                .and_then(|r| r.peers.get(peer))
+                .is_none_or(|p| p.rights.publish),
+            None => true,
+        }
+    }
+
     /// Joins waiting for a router (the model test's view).
     #[cfg(test)]
     pub(crate) fn waiting_joins(&self) -> usize {

@@ -47,7 +47,11 @@ impl RoomCore {
         credentials: impl Into<Credentials>,
         now: Instant,
     ) -> Result<JoinStep, ClientError> {
-        let credentials = credentials.into();
+        let mut credentials = credentials.into();
+        // A viewer that said so publishes nothing, and is reserved no room for it.
+        if args.watch_only {
+            credentials.rights.publish = false;
+        }
         validate_room(&args.room)?;
         let display_name = validate_display_name(&args.display_name)?;
         if self.shutting_down {
@@ -75,7 +79,8 @@ impl RoomCore {
                 ),
             ));
         }
-        let Some(router) = self.router_for_newcomer(room, now) else {
+        let publishes = credentials.rights.publish;
+        let Some(router) = self.router_for_newcomer(room, now, publishes) else {
             return Ok(JoinStep::NeedsRouter);
         };
         let room = self.rooms.get(&room_id).ok_or_else(not_joined)?;
@@ -133,30 +138,44 @@ impl RoomCore {
     }
 
     /// Producers a newcomer to `room` will consume: every peer's, counting a recent peer
-    /// that has not produced yet as [`ASSUMED_PRODUCERS`].
+    /// that has not produced yet, and may, as [`ASSUMED_PRODUCERS`] (a viewer: none).
     fn expected_producers(room: &Room, now: Instant) -> u32 {
         room.peers
             .values()
             .map(|p| {
                 let recent = now.saturating_duration_since(p.joined_at) < PUBLISH_GRACE;
                 match p.producers.len() as u32 {
-                    0 if recent => ASSUMED_PRODUCERS,
+                    0 if recent && p.rights.publish => ASSUMED_PRODUCERS,
                     n => n,
                 }
             })
             .sum()
     }
 
+    /// Producers a newcomer that `publishes` (or not: a viewer) is assumed to add.
+    fn assumed(publishes: bool) -> u32 {
+        if publishes {
+            ASSUMED_PRODUCERS
+        } else {
+            0
+        }
+    }
+
     /// Consumers a newcomer adds on the worker of a router with `mates` peers: its own, of
-    /// every producer, and its mates' of its own producers.
-    fn newcomer_load(room: &Room, mates: u32, now: Instant) -> u32 {
-        Self::expected_producers(room, now) + mates * ASSUMED_PRODUCERS
+    /// every producer, and its mates' of its own producers (none for a viewer).
+    fn newcomer_load(room: &Room, mates: u32, now: Instant, publishes: bool) -> u32 {
+        Self::expected_producers(room, now) + mates * Self::assumed(publishes)
     }
 
     /// The ready router of `room` whose worker keeps the most headroom once the newcomer's
     /// consumers are counted there; a router without peers was opened for this join and
     /// takes it.
-    pub(super) fn router_for_newcomer(&self, room: &Room, now: Instant) -> Option<RouterId> {
+    pub(super) fn router_for_newcomer(
+        &self,
+        room: &Room,
+        now: Instant,
+        publishes: bool,
+    ) -> Option<RouterId> {
         let cap = self.limits.max_consumers_per_worker;
         room.routers
             .iter()
@@ -164,7 +183,7 @@ impl RoomCore {
             .filter_map(|(id, r)| {
                 let mates = Self::peers_on(room, *id).len() as u32;
                 let load = self.worker_load(r.node, r.worker);
-                let after = load + Self::newcomer_load(room, mates, now);
+                let after = load + Self::newcomer_load(room, mates, now, publishes);
                 let fits = mates == 0 || (load < cap && after <= cap);
                 fits.then_some((
                     i64::from(cap) - i64::from(after),
@@ -253,8 +272,9 @@ impl RoomCore {
             .collect();
         // Its first peer's consumers, and a pipe consumer of each of its producers per
         // router of the room.
+        let publishes = self.first_waiting_publishes(room);
         let needed = existing.map_or(0, |r| {
-            Self::expected_producers(r, now) + ASSUMED_PRODUCERS * r.routers.len() as u32
+            Self::expected_producers(r, now) + Self::assumed(publishes) * r.routers.len() as u32
         });
         let prefer = existing
             .and_then(|r| {

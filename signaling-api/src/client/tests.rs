@@ -98,6 +98,7 @@ async fn calls_get_typed_answers_and_refusals_with_their_code() {
         room: "r".into(),
         display_name: "n".into(),
         token: None,
+        watch_only: false,
     };
     let answer = client.call(&join).await.unwrap();
     assert_eq!((answer.peer_id, answer.room.as_str()), (peer_id, "r"));

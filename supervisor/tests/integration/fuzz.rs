@@ -102,6 +102,7 @@ fn request(rng: &mut Rng, draw: u64, id: u64, known: &Known) -> Message {
                 room: format!("fuzz-{}", rng.below(4)),
                 display_name: format!("f{}", rng.below(100)),
                 token: None,
+                watch_only: rng.below(2) == 0,
             };
             Message::text(request_frame(id, &join).expect("a join frame"))
         }

@@ -228,3 +228,38 @@ fn bad_arguments_are_refused_with_a_reason() {
     assert!(stdout.contains("connection ×2"), "{stdout}");
     assert!(stdout.contains("FAIL"), "{stdout}");
 }
+
+/// A webinar's audience joins watching only (the loadgen's subscribers say so): no
+/// publishing room is kept for them, so one worker of 64 consumers takes 30 viewers of one
+/// publisher's two tracks (60 consumers), where viewers counted as publishers to come would
+/// have been refused long before.
+#[test]
+fn a_webinar_audience_that_only_watches_fits_one_worker() {
+    let sfu = Sfu::start(&[
+        "--nodes",
+        "1",
+        "--max-nodes",
+        "1",
+        "--workers-per-node",
+        "1",
+        "--max-consumers-per-worker",
+        "64",
+    ]);
+    let output = loadgen(&[
+        "--url",
+        &sfu.ws_url(),
+        "--publishers",
+        "1",
+        "--subscribers",
+        "30",
+        "--duration",
+        "4",
+        "--json",
+        "--quiet",
+    ])
+    .output_within_a_minute();
+    let summary = summary(&output);
+    // 30 viewers × (audio + video) of the one publisher.
+    assert_complete(&summary, 31, 60, 0.0, &sfu.log_text());
+    assert!(output.status.success(), "loadgen failed: {summary:#}");
+}

@@ -318,3 +318,82 @@ fn a_peer_that_leaves_tells_the_monitor_of_each_producer_closed_then_of_its_leav
     assert!(events[..2].contains(&closed(first)) && events[..2].contains(&closed(second)));
     assert_eq!(events[2], left, "producerClosed first, then peerLeft");
 }
+
+/// Joins `name` to "webinar" watching only; `None` when no router of it can take it.
+fn watch(core: &mut RoomCore, name: &str) -> Option<PeerId> {
+    let peer = Uuid::new_v4();
+    let mut args = args("webinar", name);
+    args.watch_only = true;
+    match core.handle_join(peer, &args, Rights::ALL, Instant::now()) {
+        Ok(JoinStep::Joined(_)) => Some(peer),
+        Ok(JoinStep::NeedsRouter) => None,
+        Err(e) => panic!("{name}: {e}"),
+    }
+}
+
+#[test]
+fn viewers_who_only_watch_are_reserved_no_publishing_room_and_may_not_publish() {
+    let limits = Limits {
+        max_peers_per_room: 100,
+        max_consumers_per_worker: 20,
+        ..limits()
+    };
+    let mut core = new_core(limits);
+    let host = join(&mut core, "webinar", "Host");
+    let send = transport(&mut core, host, Direction::Send);
+    produce(&mut core, host, send);
+    produce(&mut core, host, send);
+    // Each viewer consumes the host's two tracks: ten fill the worker's 20 consumers, all on
+    // the host's router (a publishing newcomer would have been counted 2 producers more,
+    // and 2 consumers per mate, from the second one on).
+    let mut viewers = Vec::new();
+    for i in 0..10 {
+        let viewer = watch(&mut core, &format!("v{i}")).unwrap_or_else(|| panic!("v{i} fits"));
+        let recv = transport(&mut core, viewer, Direction::Recv);
+        let (_, room) = core.room_of_peer(host).unwrap();
+        let producers: Vec<ProducerId> = room.peers[&host].producers.keys().copied().collect();
+        for producer in producers {
+            consume(&mut core, viewer, recv, producer);
+        }
+        viewers.push(viewer);
+    }
+    assert_eq!(core.rooms()[&RoomId("webinar".into())].routers.len(), 1);
+    assert!(watch(&mut core, "v10").is_none(), "the worker is full");
+    // A viewer may not publish.
+    let viewer = viewers[0];
+    let send = transport(&mut core, viewer, Direction::Send);
+    let refused = core.begin_produce(viewer, produce_args(send, Kind::Audio));
+    assert_eq!(refused.unwrap_err().code, ClientErrorCode::Forbidden);
+}
+
+#[test]
+fn publishing_newcomers_are_reserved_room_for_what_they_will_send() {
+    let limits = Limits {
+        max_peers_per_room: 100,
+        max_consumers_per_worker: 20,
+        ..limits()
+    };
+    let mut core = new_core(limits);
+    let host = join(&mut core, "webinar", "Host");
+    let send = transport(&mut core, host, Direction::Send);
+    produce(&mut core, host, send);
+    produce(&mut core, host, send);
+    // The same joins, without watchOnly: the worker counts them as publishers to come.
+    let mut joined = 0;
+    for i in 0..10 {
+        let peer = Uuid::new_v4();
+        match core.handle_join(
+            peer,
+            &args("webinar", &format!("p{i}")),
+            Rights::ALL,
+            Instant::now(),
+        ) {
+            Ok(JoinStep::Joined(_)) => joined += 1,
+            _ => break,
+        }
+    }
+    assert!(
+        joined < 10,
+        "{joined} publishing newcomers fit where 10 viewers do"
+    );
+}

@@ -60,6 +60,7 @@ pub(super) fn args(room: &str, name: &str) -> JoinArgs {
         room: room.into(),
         display_name: name.into(),
         token: None,
+        watch_only: false,
     }
 }
 

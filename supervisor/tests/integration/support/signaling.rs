@@ -149,6 +149,7 @@ pub fn join(room: &str, name: &str) -> JoinArgs {
         room: room.into(),
         display_name: name.into(),
         token: None,
+        watch_only: false,
     }
 }
 
