@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use monitor_api::EventKind;
 
-use super::{not_joined, RoomCore};
+use super::{not_joined, Output, RoomCore};
 use signaling_api::notifications::Notification;
 use signaling_api::{
     ClientError, ClientErrorCode, ConsumerInfo, DataConsumerInfo, DataProducerInfo, PeerId,
@@ -86,6 +86,75 @@ pub struct Resume {
 }
 
 impl RoomCore {
+    /// A `resume`: the answer, after the connection is attached to the peer.
+    pub(super) fn resume_input(
+        &mut self,
+        session: PeerId,
+        asker: PeerId,
+        id: u64,
+        token: &str,
+        unix_now: u64,
+        now: Instant,
+    ) {
+        if self.resume_grace.is_zero() {
+            let off = ClientError::new(
+                ClientErrorCode::Unauthorized,
+                "resume is off on this SFU (--resume-grace-secs 0): join again",
+            );
+            return self.reply(session, id, Err(off));
+        }
+        if self.is_joined(asker) {
+            let joined = ClientError::new(
+                ClientErrorCode::AlreadyJoined,
+                "this connection is in a room already: resume on a new connection",
+            );
+            return self.reply(session, id, Err(joined));
+        }
+        match self.handle_resume(token, now, unix_now) {
+            Ok(resume) => {
+                // Requests of the connection it had are not this one's.
+                self.bump_epoch(resume.peer);
+                self.outputs.push_back(Output::Attach {
+                    session,
+                    from: asker,
+                    to: resume.peer,
+                });
+                self.reply(session, id, Ok(Answer::Resumed(resume.answer)));
+                if let Some(missed) = resume.missed {
+                    self.notify(vec![resume.peer], missed);
+                }
+            }
+            Err(e) => self.reply(session, id, Err(e)),
+        }
+    }
+
+    /// A connection dropped: its peer stays resumable for the grace period, or leaves.
+    pub(super) fn detach_input(&mut self, peer: PeerId, now: Instant) {
+        self.bump_epoch(peer);
+        match self.handle_detached(peer, now, self.resume_grace) {
+            Some(until) => {
+                self.deadlines.insert(until);
+            }
+            None => {
+                if self.is_joined(peer) {
+                    let _ = self.handle_leave(peer);
+                }
+            }
+        }
+    }
+
+    /// Grace periods that ended: their peers leave.
+    pub(super) fn handle_timeout(&mut self, now: Instant) {
+        let later = self
+            .deadlines
+            .split_off(&(now + std::time::Duration::from_nanos(1)));
+        self.deadlines = later;
+        for peer in self.resume_expired(now) {
+            self.handle_resume_expired(peer, now);
+        }
+        self.drain_deadlines(now);
+    }
+
     /// A fresh resume token for `peer`, replacing the one it had.
     pub(super) fn issue_resume_token(&mut self, peer: PeerId) -> String {
         let token = (self.tokens)();
