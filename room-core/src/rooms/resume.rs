@@ -13,7 +13,7 @@ use monitor_api::EventKind;
 use super::{not_joined, Output, RoomCore};
 use signaling_api::notifications::Notification;
 use signaling_api::{
-    ClientError, ClientErrorCode, ConsumerInfo, DataConsumerInfo, DataProducerInfo, PeerId,
+    Answer, ClientError, ClientErrorCode, ConsumerInfo, DataConsumerInfo, DataProducerInfo, PeerId,
     PeerInfo, ProducerInfo, Resumed, TransportInfo,
 };
 
