@@ -16,6 +16,7 @@ pub mod participant;
 pub mod report;
 pub mod run;
 pub mod sfu_peer;
+pub mod sfu_session;
 pub mod stream_stats;
 pub mod transport;
 pub mod ws;
