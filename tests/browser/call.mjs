@@ -19,9 +19,9 @@
 // must have moved their media (mediaMoving).
 //
 // Exits non-zero on failure, after printing what each page saw and its console.
-import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { chromium } from 'playwright-core';
+import { hostDisruption, longestGap } from './disruption.mjs';
 
 const base = process.env.SFU_URL;
 if (!base) {
@@ -79,33 +79,7 @@ if (process.env.SFU_CUT_SIGNALING === '1') {
 // to the next: how long no new frame was seen (sampling delays with frames in between do
 // not count; a count that restarts from zero after a re-join is a stall until it grows).
 function longestStall(samples) {
-  let longest = 0;
-  let start = null;
-  for (let i = 1; i < samples.length; i++) {
-    if (samples[i][1] > samples[i - 1][1]) {
-      start = null;
-      continue;
-    }
-    start ??= samples[i - 1][0];
-    longest = Math.max(longest, samples[i][0] - start);
-  }
-  return longest;
-}
-
-// The longest run of samples ([time, value]) in which `advanced(before, now)` never held
-// from one sample to the next.
-function longestGap(samples, advanced) {
-  let longest = 0;
-  let start = null;
-  for (let i = 1; i < samples.length; i++) {
-    if (advanced(samples[i - 1][1], samples[i][1])) {
-      start = null;
-      continue;
-    }
-    start ??= samples[i - 1][0];
-    longest = Math.max(longest, samples[i][0] - start);
-  }
-  return longest;
+  return longestGap(samples, (before, now) => now > before);
 }
 
 const browser = await chromium.launch({
@@ -456,102 +430,8 @@ try {
   // through another host of the list, or its room re-joined on a surviving host). Each
   // page's longest gap in each other page's video (sampled every 250 ms) is printed and must
   // stay below SFU_MAX_GAP_MS.
-  const drainCmd = process.env.SFU_DRAIN_CMD;
-  if (!failed && (process.env.SFU_KILL_HOST || drainCmd)) {
-    const maxGap = Number(process.env.SFU_MAX_GAP_MS || 10_000);
-    const series = Object.fromEntries(names.map((n) => [n, Object.fromEntries(
-      names.filter((o) => o !== n).map((o) => [o, []]))]));
-    // Each sample: [time, {consumerId: frames decoded}] of one other page's video.
-    const sampleAll = async () => {
-      for (const [name, page] of Object.entries(pages)) {
-        const stats = await page.evaluate(() => window.demo.stats());
-        last[name] = stats;
-        for (const other of Object.keys(series[name])) {
-          series[name][other].push([Date.now(), stats.byPeer?.[other]?.videoConsumers ?? {}]);
-        }
-      }
-    };
-    // Whether any consumer of the stream decoded a frame between two samples.
-    const advanced = (before, now) => Object.entries(now).some(([id, n]) => n > (before[id] ?? 0));
-    // Decoding now: a frame within the last second.
-    const flowing = (points) => {
-      const now = points[points.length - 1];
-      const before = points.findLast((p) => p[0] <= now[0] - 1000);
-      return Boolean(before) && advanced(before[1], now[1]);
-    };
-    for (let i = 0; i < 8; i++) {
-      await sampleAll();
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    const before = { ...last };
-    let drained = null;
-    if (drainCmd) {
-      // In the background: the pages are sampled while the drain runs.
-      drained = new Promise((resolve) => {
-        const child = spawn('sh', ['-c', drainCmd], { stdio: ['ignore', 'pipe', 'pipe'] });
-        let out = '';
-        child.stdout.on('data', (d) => { out += d; });
-        child.stderr.on('data', (d) => { out += d; });
-        child.on('close', (code) => resolve({ code, out }));
-      });
-      console.log(`drain: ${drainCmd}`);
-    } else {
-      for (const pid of process.env.SFU_KILL_HOST.split(',')) {
-        try {
-          process.kill(Number(pid), 'SIGKILL');
-        } catch (e) {
-          console.log(`kill ${pid}: ${e.message}`);
-        }
-      }
-      console.log(`killed the host's processes ${process.env.SFU_KILL_HOST}`);
-    }
-    const killedAt = Date.now();
-    let drainResult = null;
-    drained?.then((r) => { drainResult = r; });
-    let recovered = null;
-    const recoverBy = killedAt + 45_000;
-    while (Date.now() < recoverBy) {
-      await sampleAll();
-      const all = names.every((n) => Object.values(series[n]).every(flowing));
-      const over = drainCmd ? drainResult !== null : Date.now() - killedAt > 1500;
-      if (all && over) {
-        recovered = Date.now() - killedAt;
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    const what = drainCmd ? 'the drain began' : 'the kill';
-    console.log(`recovered: ${recovered === null ? 'never' : `every page decodes every other page's video ${recovered} ms after ${what}`}`);
-    if (recovered === null) failed = true;
-    if (drainCmd) {
-      console.log(`drain ${drainResult ? `exited ${drainResult.code}` : 'did not end'}:\n${drainResult?.out ?? ''}`);
-      if (drainResult?.code !== 0) failed = true;
-    }
-    for (let i = 0; i < 8; i++) {
-      await sampleAll();
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    for (const name of names) {
-      for (const [other, points] of Object.entries(series[name])) {
-        const gap = longestGap(points, advanced);
-        console.log(`${name}: longest gap in ${other}'s video ${gap} ms; joins ${before[name].joins} → ${last[name].joins}, resumes ${before[name].resumes} → ${last[name].resumes}, moves ${before[name].moves} → ${last[name].moves}`);
-        if (gap >= maxGap) {
-          failed = true;
-          // What each consumer of the stream did, to tell a late new one from an early close.
-          const t0 = points[0][0];
-          for (const [t, v] of points) console.log(`  ${t - t0} ms ${JSON.stringify(Object.fromEntries(Object.entries(v).map(([id, n]) => [id.slice(0, 8), n])))}`);
-        }
-      }
-    }
-    const expectMoves = Number(process.env.SFU_EXPECT_MOVES || 0);
-    const moved = names.filter((n) => last[n].moves > before[n].moves).length;
-    if (drainCmd) console.log(`moved: ${moved} of ${names.length} pages moved their media`);
-    if (moved < expectMoves) failed = true;
-    // A drain moves media without a re-join.
-    if (drainCmd && names.some((n) => last[n].joins !== before[n].joins)) {
-      console.log('a page joined again during the drain');
-      failed = true;
-    }
+  if (!failed && (process.env.SFU_KILL_HOST || process.env.SFU_DRAIN_CMD)) {
+    if (!(await hostDisruption({ pages, names, last }))) failed = true;
   }
   // SFU_SWITCH_MIC=1: the first page picks another microphone in its Microphone list: its
   // local stream takes that device, and the others go on hearing it (another second of its
