@@ -28,6 +28,10 @@ use crate::driver::rooms::Rooms;
 /// How long a handoff waits for its successor's word.
 const HANDOFF_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A room's state sent over a link at most (a larger link frame would end the link): a
+/// room of some hundreds of peers; a larger one is not handed over (nor kept on standby).
+pub(crate) const MAX_EXPORT_BYTES: usize = cluster_api::sealed::MAX_MESSAGE_BYTES - 4096;
+
 /// Resume tokens forwarded at most (a bound on what other hosts can make this one keep).
 const MAX_FORWARDS: usize = 100_000;
 
@@ -240,6 +244,12 @@ impl Routing {
     ) -> Result<(), String> {
         let link = self.links.link(to).ok_or("its link is down")?;
         let json = serde_json::to_string(export).map_err(|e| e.to_string())?;
+        if json.len() > MAX_EXPORT_BYTES {
+            return Err(format!(
+                "its state is {} bytes, more than a link message carries ({MAX_EXPORT_BYTES})",
+                json.len()
+            ));
+        }
         let id = self.handoffs.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.handoffs.waiting().insert(id, tx);

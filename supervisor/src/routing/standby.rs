@@ -37,6 +37,7 @@ impl Routing {
     /// Sends the standbys of this host's rooms that span hosts, for as long as it lives.
     pub(crate) async fn send_standbys(self: Arc<Self>) {
         let mut sent: HashMap<RoomId, String> = HashMap::new();
+        let mut too_large: Vec<RoomId> = Vec::new();
         let mut tick = tokio::time::interval(STANDBY_EVERY);
         loop {
             tick.tick().await;
@@ -48,6 +49,7 @@ impl Routing {
             };
             let owned = self.owned();
             sent.retain(|room, _| owned.contains(room));
+            too_large.retain(|room| owned.contains(room));
             for room in owned {
                 let Some(mut export) = rooms.snapshot_room(&room) else {
                     continue;
@@ -61,6 +63,14 @@ impl Routing {
                     continue;
                 };
                 if sent.get(&room) == Some(&json) {
+                    continue;
+                }
+                if json.len() > super::handoff::MAX_EXPORT_BYTES {
+                    // Too large for one link message: this room cannot be adopted.
+                    if !too_large.contains(&room) {
+                        tracing::warn!(room = %room, bytes = json.len(), "the room's state is too large to keep on standby: it cannot be adopted should this host die");
+                        too_large.push(room.clone());
+                    }
                     continue;
                 }
                 for host in lenders {
