@@ -99,6 +99,8 @@ impl Routing {
             return;
         };
         let Some((from, export, lost_at)) = remote.orphan_standby(&room.0) else {
+            // Its owner, alive, released it (its last peer left): the standby is stale.
+            remote.drop_standby(&room.0);
             return;
         };
         let lost_at = lost_at.unwrap_or_else(Instant::now);
