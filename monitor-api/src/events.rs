@@ -233,7 +233,7 @@ pub enum EventKind {
         room: String,
         /// The lost host.
         from: String,
-        /// From the loss of its key (the lost host's lease expired) to this host's claim.
+        /// From the lost host leaving the directory (its lease ended) to this host's claim.
         ms: u64,
     },
     /// A host left the cluster without a drain (its lease expired: it died, or it was cut

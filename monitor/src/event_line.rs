@@ -117,7 +117,7 @@ pub fn event(event: &Event) -> String {
             "room adopted    {room} from lost host {from} {ms} ms after its loss ({peers} peers, {routers_lost} routers lost with it)"
         ),
         EventKind::RoomFailedOver { room, from, ms } => {
-            format!("room failed over {room} from lost host {from}, claimed {ms} ms after its key went")
+            format!("room failed over {room} from lost host {from}, claimed {ms} ms after the host left")
         }
         EventKind::HostLost { host, rooms } => {
             format!("host lost       {host} (it owned {rooms} rooms)")

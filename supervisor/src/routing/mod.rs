@@ -54,9 +54,9 @@ struct State {
     /// Every room's owner as last listed (to tell the machine of rooms that went while the
     /// watch was down).
     owners: HashMap<RoomId, HostId>,
-    /// Rooms whose owner was lost (its key went while its link was down), and when: a
-    /// claim of one is a failover.
-    orphans: HashMap<RoomId, (HostId, Instant)>,
+    /// The last owner this host learned of each room (the watch, or a claim another host
+    /// won): a claim of a room whose last owner is lost is a failover.
+    last_owner: HashMap<RoomId, HostId>,
 }
 
 /// The cluster as this host takes part in it.
@@ -108,7 +108,7 @@ impl Routing {
                 next_ticket: 1,
                 waiters: HashMap::new(),
                 claims: HashMap::new(),
-                orphans: HashMap::new(),
+                last_owner: HashMap::new(),
                 owners: HashMap::new(),
             }),
             me,
@@ -204,9 +204,13 @@ impl Routing {
         Route::Local
     }
 
-    /// This host claimed `room`, whose owner `from` was lost (`lost_at`: when its key went).
-    fn failed_over(&self, room: &RoomId, from: &HostId, lost_at: Instant) {
-        let ms = lost_at.elapsed().as_millis() as u64;
+    /// This host claimed `room`, whose owner `from` was lost.
+    fn failed_over(&self, room: &RoomId, from: &HostId) {
+        // From when the host left the directory (its lease ended), if it did.
+        let since = (self.gone.lock().unwrap_or_else(|p| p.into_inner()))
+            .get(from)
+            .copied();
+        let ms = since.map_or(0, |at| at.elapsed().as_millis() as u64);
         tracing::warn!(room = %room, %from, ms, "a lost host's room is served here now (failover)");
         self.metrics.room_failed_over();
         if let Some(rooms) = self.rooms.get().and_then(std::sync::Weak::upgrade) {
@@ -264,14 +268,14 @@ impl Routing {
     async fn claim(self: Arc<Self>, room: RoomId) {
         let input = match self.directory.claim(&room).await {
             Ok(Ok(revision)) => {
-                let orphan = {
+                let before = {
                     let mut state = self.state();
                     state.claims.insert(room.clone(), revision);
-                    state.orphans.remove(&room)
+                    state.last_owner.remove(&room)
                 };
                 tracing::info!(room = %room, "this host owns the room now");
-                if let Some((from, lost_at)) = orphan {
-                    self.failed_over(&room, &from, lost_at);
+                if let Some(from) = before.filter(|h| self.is_lost(h)) {
+                    self.failed_over(&room, &from);
                 }
                 Input::Claimed {
                     room,
@@ -280,6 +284,7 @@ impl Routing {
             }
             Ok(Err(owner)) => {
                 tracing::debug!(room = %room, %owner, "another host claimed the room first");
+                self.note_owner(&mut self.state(), &room, Some(owner.clone()));
                 Input::Claimed {
                     room,
                     result: Err(owner),
@@ -342,7 +347,7 @@ impl Routing {
         };
         if let Some(rooms) = self.rooms.get().and_then(std::sync::Weak::upgrade) {
             for host in lost {
-                let owned = (self.state().owners.values())
+                let owned = (self.state().last_owner.values())
                     .filter(|o| **o == host)
                     .count() as u32;
                 tracing::warn!(%host, rooms = owned, "a host left the cluster");
@@ -367,16 +372,22 @@ impl Routing {
     /// Every room's owner as listed now (after a (re)start of the watch).
     pub(crate) fn owners_listed(self: &Arc<Self>, owners: HashMap<RoomId, HostId>) {
         let mut state = self.state();
-        let gone: Vec<RoomId> = state
+        let gone: Vec<(RoomId, HostId)> = state
             .owners
-            .keys()
-            .filter(|room| !owners.contains_key(*room))
-            .cloned()
+            .iter()
+            .filter(|(room, _)| !owners.contains_key(*room))
+            .map(|(room, owner)| (room.clone(), owner.clone()))
             .collect();
-        for room in gone {
+        let mut orphaned = Vec::new();
+        for (room, before) in gone {
+            if self.is_lost(&before) {
+                orphaned.push(room.clone());
+            }
+            self.note_owner(&mut state, &room, None);
             self.feed(&mut state, Input::Owner { room, owner: None });
         }
         for (room, owner) in &owners {
+            self.note_owner(&mut state, room, Some(owner.clone()));
             let input = Input::Owner {
                 room: room.clone(),
                 owner: Some(owner.clone()),
@@ -385,6 +396,44 @@ impl Routing {
         }
         state.owners = owners;
         self.metrics.rooms_owned(state.machine.owned().len());
+        drop(state);
+        for room in orphaned {
+            self.maybe_adopt(&room);
+        }
+    }
+
+    /// Records what this host learned of `room`'s owner (`None`: its key went). A room whose
+    /// owner released it (alive and linked) is forgotten; one whose owner is lost is kept,
+    /// for the next claim of it to be counted a failover.
+    fn note_owner(&self, state: &mut State, room: &RoomId, owner: Option<HostId>) {
+        if state.last_owner.len() > 100_000 {
+            state.last_owner.clear();
+        }
+        match owner {
+            // This host's claim (the watch may tell it before the claim's answer does): a
+            // lost owner before it makes it a failover.
+            Some(owner) if owner == self.me => {
+                if let Some(before) = state.last_owner.remove(room) {
+                    if self.is_lost(&before) {
+                        self.failed_over(room, &before);
+                    }
+                }
+            }
+            Some(owner) => {
+                state.last_owner.insert(room.clone(), owner);
+            }
+            None => {
+                let released = (state.last_owner.get(room)).is_some_and(|h| !self.is_lost(h));
+                if released {
+                    state.last_owner.remove(room);
+                }
+            }
+        }
+    }
+
+    /// Whether `host` is another host out of reach now, or gone from the directory lately.
+    fn is_lost(&self, host: &HostId) -> bool {
+        *host != self.me && (self.links.link(host).is_none() || self.recently_gone(host))
     }
 
     /// One room's owner changed.
@@ -396,19 +445,10 @@ impl Routing {
                 Some(host) => state.owners.insert(room.clone(), host.clone()),
                 None => state.owners.remove(&room),
             };
-            // Its owner's key went with its lease, the owner out of reach: whoever claims
-            // it next fails it over.
-            state
-                .orphans
-                .retain(|_, (_, at)| at.elapsed() < GONE_WINDOW);
-            match before {
-                Some(lost) if gone && lost != self.me && self.links.link(&lost).is_none() => {
-                    state.orphans.insert(room.clone(), (lost, Instant::now()));
-                }
-                _ => {
-                    state.orphans.remove(&room);
-                }
+            if let Some(before) = before {
+                state.last_owner.entry(room.clone()).or_insert(before);
             }
+            self.note_owner(&mut state, &room, owner.clone());
             self.feed(
                 &mut state,
                 Input::Owner {

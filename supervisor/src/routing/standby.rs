@@ -122,6 +122,9 @@ impl Routing {
                 return;
             }
         };
+        // An adoption, not a failover (the watch may say this host owns it before the claim
+        // answers).
+        self.state().last_owner.remove(&room);
         let revision = match self.directory.claim(&room).await {
             Ok(Ok(revision)) => revision,
             Ok(Err(owner)) => {
@@ -147,7 +150,6 @@ impl Routing {
         {
             let mut state = self.state();
             state.claims.insert(room.clone(), revision);
-            state.orphans.remove(&room);
             let owner = Input::Owner {
                 room: room.clone(),
                 owner: Some(self.me.clone()),

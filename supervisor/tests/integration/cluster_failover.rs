@@ -593,6 +593,10 @@ async fn when_the_owner_dies_the_host_that_lent_it_a_router_adopts_the_room_and_
     );
     assert_eq!(cluster::metric(&h2, "sfu_rooms_adopted_total"), Some(1.0));
     assert_eq!(cluster::metric(&h2, "sfu_hosts_lost_total"), Some(1.0));
+    assert_eq!(
+        cluster::metric(&h2, "sfu_rooms_failed_over_total"),
+        Some(0.0)
+    );
     let log = h2.log_text();
     let adopted = log
         .lines()
