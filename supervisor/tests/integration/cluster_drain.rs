@@ -16,23 +16,6 @@ use crate::support::moving::assert_continuous;
 use crate::support::peer::{exchange_media, Joining};
 use crate::support::signaling::{notified, Expect};
 
-/// Waits until `host`'s view of the cluster lists every host with its node (records are
-/// refreshed every second): only then are they offered for a spill.
-async fn wait_all_listed(host: &crate::support::Sfu, count: usize) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let hosts = tokio::task::block_in_place(|| monitor(host, &["hosts"]));
-        let listed = hosts
-            .as_array()
-            .map_or(0, |h| h.iter().filter(|h| h["nodes"] == 1).count());
-        if listed == count {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "{hosts}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drained_host_sees_the_peer_it_served_moved_to_another_host_without_losing_a_packet() {
     let etcd = Etcd::start();
@@ -46,7 +29,7 @@ async fn a_drained_host_sees_the_peer_it_served_moved_to_another_host_without_lo
     let mut bob = Joining::new(&h1_url)
         .join_call("drained", "Bob", 2000, &mut [&mut alice])
         .await;
-    wait_all_listed(&cluster[0], 3).await;
+    cluster::wait_listed(&cluster[0], 3).await;
     let mut carol = Joining::new(&h1_url)
         .join_call("drained", "Carol", 3000, &mut [&mut alice, &mut bob])
         .await;
@@ -111,7 +94,7 @@ async fn a_drained_owner_hands_its_room_to_another_host_live_and_its_peers_resum
     let etcd = Etcd::start();
     let cluster = hosts_with(&etcd, &["h1", "h2"], ROOMY).await;
     let (h1, h2) = (&cluster[0], &cluster[1]);
-    wait_all_listed(h1, 2).await;
+    cluster::wait_listed(h1, 2).await;
     let (mut alice, mut bob) = Joining::new(&h1.ws_url())
         .pair("handed", ["Alice", "Bob"], 4100)
         .await;

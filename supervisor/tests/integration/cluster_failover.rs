@@ -534,7 +534,7 @@ async fn when_the_owner_dies_the_host_that_lent_it_a_router_adopts_the_room_and_
     let mut bob = Joining::new(&h1_url)
         .join_call("adopted", "Bob", 2000, &mut [&mut alice])
         .await;
-    crate::cluster_spanning::wait_second_host_listed(h1.as_ref().expect("h1")).await;
+    cluster::wait_listed(h1.as_ref().expect("h1"), 2).await;
     // h1's worker is full: Carol's router opens on h2's node, and Dave's next to it.
     let mut carol = Joining::new(&h2.ws_url())
         .join_call("adopted", "Carol", 3000, &mut [&mut alice, &mut bob])

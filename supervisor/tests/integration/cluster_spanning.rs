@@ -55,7 +55,7 @@ async fn a_room_whose_owner_is_full_spans_a_second_host_and_every_peer_gets_ever
     let mut bob = Joining::new(&h2_url)
         .join_call("span", "Bob", 2000, &mut [&mut alice])
         .await;
-    wait_second_host_listed(h1).await;
+    cluster::wait_listed(h1, 2).await;
     // Carol reaches h1, whose worker is full and whose pool may not grow: her router opens
     // on h2's node.
     let mut carol = Joining::new(&h1_url)
@@ -104,20 +104,6 @@ async fn a_room_whose_owner_is_full_spans_a_second_host_and_every_peer_gets_ever
         .contains("lent a router to another host's room"));
 }
 
-/// Waits until `host`'s view of the cluster lists the second host's node (records are
-/// refreshed every second): only then is it offered for a spill.
-pub(crate) async fn wait_second_host_listed(host: &crate::support::Sfu) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let hosts = tokio::task::block_in_place(|| monitor(host, &["hosts"]));
-        if hosts[1]["nodes"] == 1 {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "{hosts}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_host_lending_a_router_dies_only_its_peers_move_and_the_rest_keep_every_stream() {
     let etcd = Etcd::start();
@@ -130,7 +116,7 @@ async fn when_the_host_lending_a_router_dies_only_its_peers_move_and_the_rest_ke
     let mut bob = Joining::new(&h1_url)
         .join_call("lender", "Bob", 2000, &mut [&mut alice])
         .await;
-    wait_second_host_listed(&cluster[0]).await;
+    cluster::wait_listed(&cluster[0], 2).await;
     let mut carol = Joining::new(&h1_url)
         .join_call("lender", "Carol", 3000, &mut [&mut alice, &mut bob])
         .await;
@@ -193,7 +179,7 @@ async fn when_the_owner_dies_the_host_that_lent_it_a_router_closes_it() {
     let mut bob = Joining::new(&h1_url)
         .join_call("orphan", "Bob", 2000, &mut [&mut alice])
         .await;
-    wait_second_host_listed(&cluster[0]).await;
+    cluster::wait_listed(&cluster[0], 2).await;
     let _carol = Joining::new(&h1_url)
         .join_call("orphan", "Carol", 3000, &mut [&mut alice, &mut bob])
         .await;

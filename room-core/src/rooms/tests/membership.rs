@@ -319,6 +319,21 @@ fn a_peer_that_leaves_tells_the_monitor_of_each_producer_closed_then_of_its_leav
     assert_eq!(events[2], left, "producerClosed first, then peerLeft");
 }
 
+/// A room "webinar" on a worker of 20 consumers, whose host publishes two tracks.
+fn webinar_host() -> (RoomCore, PeerId) {
+    let limits = Limits {
+        max_peers_per_room: 100,
+        max_consumers_per_worker: 20,
+        ..limits()
+    };
+    let mut core = new_core(limits);
+    let host = join(&mut core, "webinar", "Host");
+    let send = transport(&mut core, host, Direction::Send);
+    produce(&mut core, host, send);
+    produce(&mut core, host, send);
+    (core, host)
+}
+
 /// Joins `name` to "webinar" watching only; `None` when no router of it can take it.
 fn watch(core: &mut RoomCore, name: &str) -> Option<PeerId> {
     let peer = Uuid::new_v4();
@@ -333,16 +348,7 @@ fn watch(core: &mut RoomCore, name: &str) -> Option<PeerId> {
 
 #[test]
 fn viewers_who_only_watch_are_reserved_no_publishing_room_and_may_not_publish() {
-    let limits = Limits {
-        max_peers_per_room: 100,
-        max_consumers_per_worker: 20,
-        ..limits()
-    };
-    let mut core = new_core(limits);
-    let host = join(&mut core, "webinar", "Host");
-    let send = transport(&mut core, host, Direction::Send);
-    produce(&mut core, host, send);
-    produce(&mut core, host, send);
+    let (mut core, host) = webinar_host();
     // Each viewer consumes the host's two tracks: ten fill the worker's 20 consumers, all on
     // the host's router (a publishing newcomer would have been counted 2 producers more,
     // and 2 consumers per mate, from the second one on).
@@ -368,16 +374,7 @@ fn viewers_who_only_watch_are_reserved_no_publishing_room_and_may_not_publish() 
 
 #[test]
 fn publishing_newcomers_are_reserved_room_for_what_they_will_send() {
-    let limits = Limits {
-        max_peers_per_room: 100,
-        max_consumers_per_worker: 20,
-        ..limits()
-    };
-    let mut core = new_core(limits);
-    let host = join(&mut core, "webinar", "Host");
-    let send = transport(&mut core, host, Direction::Send);
-    produce(&mut core, host, send);
-    produce(&mut core, host, send);
+    let (mut core, _) = webinar_host();
     // The same joins, without watchOnly: the worker counts them as publishers to come.
     let mut joined = 0;
     for i in 0..10 {

@@ -173,6 +173,21 @@ pub async fn hosts_with(etcd: &Etcd, ids: &[&str], extra: &[&str]) -> Vec<Sfu> {
     started
 }
 
+/// Waits (at most 10 s) until `host`'s view of the cluster lists `count` hosts with their
+/// node (records are refreshed every second): only then are they offered for a spill.
+pub async fn wait_listed(host: &Sfu, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let hosts = tokio::task::block_in_place(|| monitor(host, &["hosts"]));
+        let listed = (hosts.as_array()).map_or(0, |h| h.iter().filter(|h| h["nodes"] == 1).count());
+        if listed == count {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{hosts}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// `monitor --json <args>` asked of `sfu`.
 pub fn monitor(sfu: &Sfu, args: &[&str]) -> serde_json::Value {
     let url = sfu.monitor_url();
