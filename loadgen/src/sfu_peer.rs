@@ -136,6 +136,7 @@ async fn participate(
             token: target.token.clone(),
             // A subscriber only watches: no publishing room is kept for it.
             watch_only: !plan.publish,
+            last_n: None,
         })
         .await?;
     record.joined();

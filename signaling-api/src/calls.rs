@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     ConnectTransportArgs, ConsumeArgs, ConsumeDataArgs, Consumed, ConsumerArgs,
-    CreateTransportArgs, DataConsumed, DataProduced, Done, IceRestarted, JoinArgs, Joined, Method,
-    PreferredLayersArgs, ProduceArgs, ProduceDataArgs, Produced, ProducerArgs, ResumeArgs, Resumed,
-    RouterCapabilities, TransportArgs, TransportCreated,
+    CreateTransportArgs, DataConsumed, DataProduced, Done, IceRestarted, JoinArgs, Joined,
+    LastNArgs, Method, PreferredLayersArgs, ProduceArgs, ProduceDataArgs, Produced, ProducerArgs,
+    ResumeArgs, Resumed, RouterCapabilities, TransportArgs, TransportCreated,
 };
 
 /// A request of the protocol: its method, and what a success answers.
@@ -94,6 +94,7 @@ calls! {
     PreferredLayersArgs => SetConsumerPreferredLayers -> Done;
     ProduceDataArgs => ProduceData -> DataProduced;
     ConsumeDataArgs => ConsumeData -> DataConsumed;
+    LastNArgs => SetLastN -> Done;
 }
 
 #[cfg(test)]
@@ -118,6 +119,7 @@ mod tests {
             display_name: "n".into(),
             token: None,
             watch_only: false,
+            last_n: None,
         };
         let data = serde_json::to_value(&join).unwrap();
         assert_eq!(data, serde_json::json!({"room": "r", "displayName": "n"}));

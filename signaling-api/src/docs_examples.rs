@@ -113,7 +113,8 @@ fn how_documented(method: Method) -> Documented {
         | Method::ResumeConsumer
         | Method::SetConsumerPreferredLayers
         | Method::ProduceData
-        | Method::ConsumeData => Documented::Example,
+        | Method::ConsumeData
+        | Method::SetLastN => Documented::Example,
         Method::CloseTransport
         | Method::PauseProducer
         | Method::ResumeProducer

@@ -92,6 +92,13 @@ pub enum Notification {
         /// Which producer.
         producer_id: ProducerId,
     },
+    /// Which peers' videos this peer receives now (it asked for last-N): the others' video
+    /// consumers are paused by the SFU until they are among them again.
+    #[serde(rename_all = "camelCase")]
+    ForwardedVideos {
+        /// The peers, the most recent speaker first, then the pinned.
+        peer_ids: Vec<PeerId>,
+    },
     /// Another peer sends on a data channel: `consumeData` it to receive it.
     #[serde(rename_all = "camelCase")]
     NewDataProducer {
@@ -209,6 +216,9 @@ mod tests {
             Notification::ActiveSpeaker {
                 peer_id,
                 producer_id,
+            },
+            Notification::ForwardedVideos {
+                peer_ids: vec![peer_id],
             },
             Notification::NewDataProducer {
                 peer_id,

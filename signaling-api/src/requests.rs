@@ -50,11 +50,13 @@ pub enum Method {
     ProduceData,
     /// Receive another peer's data channel.
     ConsumeData,
+    /// How many videos to receive (last-N) and which to keep regardless (pins).
+    SetLastN,
 }
 
 impl Method {
     /// Every method (a test holds it to docs/protocol.md).
-    pub const ALL: [Method; 19] = [
+    pub const ALL: [Method; 20] = [
         Method::Join,
         Method::Resume,
         Method::Leave,
@@ -74,6 +76,7 @@ impl Method {
         Method::SetConsumerPreferredLayers,
         Method::ProduceData,
         Method::ConsumeData,
+        Method::SetLastN,
     ];
 
     /// The method named `name`, or `unknown_method`.
@@ -137,6 +140,8 @@ pub enum Request {
         /// What to do.
         action: ProducerAction,
     },
+    /// `setLastN`.
+    SetLastN(LastNArgs),
     /// `pauseConsumer`, `resumeConsumer`, `closeConsumer`, `setConsumerPreferredLayers`.
     Consumer {
         /// Which consumer.
@@ -192,6 +197,7 @@ impl Request {
             Method::Consume => Ok(Request::Consume(args(method, data)?)),
             Method::ProduceData => Ok(Request::ProduceData(args(method, data)?)),
             Method::ConsumeData => Ok(Request::ConsumeData(args(method, data)?)),
+            Method::SetLastN => Ok(Request::SetLastN(args(method, data)?)),
             Method::PauseProducer => producer(ProducerAction::Pause, data),
             Method::ResumeProducer => producer(ProducerAction::Resume, data),
             Method::CloseProducer => producer(ProducerAction::Close, data),
@@ -260,7 +266,29 @@ pub struct JoinArgs {
     /// `forbidden`), so no publishing room is reserved for it on the worker.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub watch_only: bool,
+    /// How many others' videos to receive: the most recent speakers' (see `setLastN`).
+    /// Absent: every video.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_n: Option<u32>,
 }
+
+/// Arguments of `setLastN`: receive the videos of the `lastN` most recent speakers plus
+/// those of `pinned`; the others' video consumers are paused by the SFU (no bandwidth) and
+/// the client is told which peers' videos it gets (`forwardedVideos`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastNArgs {
+    /// How many speakers' videos; absent (`null`): every video.
+    #[serde(default)]
+    pub last_n: Option<u32>,
+    /// Peers whose video is received whether they speak or not (at most
+    /// [`MAX_PINNED`]).
+    #[serde(default)]
+    pub pinned: Vec<super::PeerId>,
+}
+
+/// At most this many pins in `setLastN`.
+pub const MAX_PINNED: usize = 16;
 
 /// Arguments of `resume`.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -8,6 +8,7 @@ import { Controls } from './controls.js';
 import { afterClose, closeMessage, nextDelay, reconcile } from './session.js';
 import { Signaling, signalingUrl } from './signaling.js';
 import { receptionStats } from './stats.js';
+import { LastN } from './lastn.js';
 import { moveMedia } from './move.js';
 import { Remote } from './remote.js';
 import { SIMULCAST, tileMarks } from './tiles.js';
@@ -56,6 +57,10 @@ const remote = new Remote({
   render: () => render(),
   ignorable: (e) => ignorable(e),
 });
+const lastN = new LastN(
+  { request: (method, data) => request(method, data), container: $('tiles'), ignorable: (e) => ignorable(e) },
+  remote,
+);
 const localMarks = tileMarks();
 $('local-tile').append(localMarks.marks);
 const chat = new Chat({
@@ -322,7 +327,7 @@ async function join() {
     }
     await connectSocket();
     check();
-    const data = { room: $('room').value.trim(), displayName: $('name').value };
+    const data = { room: $('room').value.trim(), displayName: $('name').value, ...lastN.joinArgs() };
     if (token) data.token = token;
     const info = await request('join', data);
     check();
@@ -547,6 +552,9 @@ async function onNotification(name, data) {
       break;
     case 'activeSpeaker':
       remote.showSpeaker(data.peerId);
+      break;
+    case 'forwardedVideos':
+      lastN.forwarded(data.peerIds);
       break;
     case 'roomMoved':
       // The room's media node failed and the room was re-created elsewhere. The server has

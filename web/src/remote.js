@@ -43,6 +43,7 @@ export class Remote {
     }
     this.showPaused(consumer.id, info.producerPaused);
     if (info.type === 'simulcast') this.followTileSize(consumer.id, peer.video);
+    if (consumer.kind === 'video') this.showIfForwarded(peerId, peer);
     const element = consumer.kind === 'video' ? peer.video : peer.audio;
     const stream = element.srcObject || new MediaStream();
     stream.addTrack(consumer.track);
@@ -94,6 +95,20 @@ export class Remote {
     showQuality(peer.quality, score?.score ?? 0);
   }
 
+  // Last-N: only the tiles of peers whose video is forwarded are shown (a peer without
+  // video keeps its tile: its audio and name).
+  showForwarded(peerIds) {
+    this.forwarded = peerIds;
+    for (const [id, peer] of this.peers) this.showIfForwarded(id, peer);
+  }
+
+  showIfForwarded(peerId, peer) {
+    const hasVideo = [...this.consumers.values()].some(
+      (e) => e.peerId === peerId && !e.screen && e.consumer.kind === 'video',
+    );
+    peer.tile.hidden = Boolean(this.forwarded && hasVideo && !this.forwarded.has(peerId));
+  }
+
   showSpeaker(peerId) {
     for (const [id, peer] of this.peers) peer.tile.classList.toggle('speaking', id === peerId);
   }
@@ -124,6 +139,7 @@ export class Remote {
   }
 
   clear() {
+    this.forwarded = null;
     for (const id of [...this.consumers.keys()]) this.removeConsumer(id);
     for (const id of [...this.peers.keys()]) this.removePeer(id);
   }

@@ -86,3 +86,13 @@ test('a quality mark shows the score and its level', () => {
   showQuality(mark, 4);
   assert.equal(mark.dataset.level, 'poor');
 });
+
+test('last-N asks for as many videos as tiles fit, less the page\'s own, at least one', async () => {
+  const { tilesThatFit } = await import('../src/lastn.js');
+  // 1280 × 720: four 288 px columns → tiles 310 × 174, three rows: 12 tiles, 11 others.
+  assert.equal(tilesThatFit({ width: 1280, height: 720 }), 11);
+  // One column of one row: still one other video.
+  assert.equal(tilesThatFit({ width: 300, height: 100 }), 1);
+  // 1000 × 400: three columns, two rows: 5 others.
+  assert.equal(tilesThatFit({ width: 1000, height: 400 }), 5);
+});

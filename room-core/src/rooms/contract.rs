@@ -169,6 +169,11 @@ pub(crate) enum Pending {
         router: RouterId,
         producer: ProducerId,
     },
+    /// A pause or resume of a consumer for last-N: a failure is only logged.
+    Hold {
+        router: RouterId,
+        consumer: ipc::messages::ConsumerId,
+    },
     /// A room's new router (see `joins`).
     Router {
         room: ipc::messages::RoomId,
@@ -269,6 +274,7 @@ impl RoomCore {
         }
         // Whatever happened may have settled (or failed) a router that joins wait for.
         self.advance_joins(now);
+        self.refresh_last_n();
     }
 
     pub(super) fn reply(&mut self, session: PeerId, id: u64, result: Result<Answer, ClientError>) {
@@ -417,11 +423,24 @@ impl RoomCore {
                 };
                 Ok(Begun::Call(target.node, c, step))
             }
+            Request::SetLastN(args) => {
+                self.set_last_n(peer, args)?;
+                Ok(Begun::Now(Answer::Done(Done {})))
+            }
             Request::Consumer {
                 consumer_id,
                 action,
             } => {
                 let (target, consumer) = self.consumer_request(peer, &consumer_id, action)?;
+                let pause = match action {
+                    ConsumerAction::Pause => Some(true),
+                    ConsumerAction::Resume => Some(false),
+                    _ => None,
+                };
+                // Held by last-N: paused at the node already; the client's wish is kept.
+                if pause.is_some_and(|pause| !self.client_pauses(peer, consumer, pause)) {
+                    return Ok(Begun::Now(Answer::Done(Done {})));
+                }
                 let router = target.router;
                 let c: call::Request = match action {
                     ConsumerAction::Pause => call::PauseConsumer { router, consumer }.into(),
@@ -481,6 +500,11 @@ impl RoomCore {
             Pending::Relay { router, producer } => {
                 if let Err(e) = result {
                     tracing::warn!(%producer, %router, "relaying a pause or resume to a copy failed: {e}");
+                }
+            }
+            Pending::Hold { router, consumer } => {
+                if let Err(e) = result {
+                    tracing::warn!(%consumer, %router, "a last-N pause or resume failed: {e}");
                 }
             }
             Pending::Router {

@@ -105,6 +105,12 @@ pub struct PeerExport {
     pub data_consumers: Vec<(DataConsumerId, DataProducerId, TransportId)>,
     /// Its resume token (the successor takes it back with it).
     pub resume_token: Option<String>,
+    /// Its last-N choice (`setLastN`).
+    #[serde(default)]
+    pub last_n: Option<u32>,
+    /// Its pins (`setLastN`).
+    #[serde(default)]
+    pub pinned: Vec<PeerId>,
 }
 
 /// A producer of an exported peer.
@@ -181,6 +187,8 @@ fn export_peer(id: PeerId, p: &Peer, token: Option<String>) -> PeerExport {
             .map(|(id, c)| (*id, c.data_producer, c.transport))
             .collect(),
         resume_token: token,
+        last_n: p.view.last_n,
+        pinned: p.view.pinned.clone(),
     }
 }
 
@@ -216,10 +224,14 @@ fn import_peer(p: &PeerExport, now: Instant, away: Option<Instant>) -> Peer {
             .collect(),
         consumers: (p.consumers.iter())
             .map(|(id, producer, transport, kind)| {
+                // Under last-N its video consumers may be paused at the node: taken as held,
+                // the first refresh resumes those it forwards.
                 let entry = ConsumerEntry {
                     producer: *producer,
                     transport: *transport,
                     kind: *kind,
+                    client_paused: false,
+                    held: p.last_n.is_some() && *kind == MediaKind::Video,
                 };
                 (*id, entry)
             })
@@ -245,6 +257,7 @@ fn import_peer(p: &PeerExport, now: Instant, away: Option<Instant>) -> Peer {
                 (*id, entry)
             })
             .collect(),
+        view: super::last_n::VideoView::new(p.last_n, p.pinned.clone()),
     }
 }
 
@@ -260,7 +273,9 @@ impl RoomCore {
         let busy = self.joins.contains_key(room_id)
             || self.tickets.values().any(|pending| match pending {
                 Pending::Client { peer, .. } => room.peers.contains_key(peer),
-                Pending::Relay { router, .. } => room.routers.contains_key(router),
+                Pending::Relay { router, .. } | Pending::Hold { router, .. } => {
+                    room.routers.contains_key(router)
+                }
                 Pending::Router { room: r, .. } | Pending::Opening { room: r, .. } => r == room_id,
             });
         if busy {
@@ -389,6 +404,7 @@ impl RoomCore {
             self.resumption.grant(peer, token);
         }
         tracing::info!(room = %room_id, peers = peers.len(), routers = routers.len(), "room taken over from another host");
+        self.last_n_dirty.insert(room_id.clone());
         self.rooms.insert(
             room_id,
             Room {
@@ -397,6 +413,7 @@ impl RoomCore {
                 rtp_capabilities: export.rtp_capabilities,
                 created_at: now,
                 peers,
+                speakers: Vec::new(),
             },
         );
         // Those who do not come back leave when their grace period ends.

@@ -257,6 +257,9 @@ impl RoomCore {
         let kind = pending.entry.kind;
         let app_data = pending.entry.app_data.clone();
         p.producers.insert(producer, pending.entry);
+        if kind == Kind::Video {
+            self.last_n_dirty.insert(room_id.clone());
+        }
         let Some(room) = self.rooms.get_mut(&room_id) else {
             return Err(not_joined());
         };
@@ -382,21 +385,36 @@ impl RoomCore {
                 .find_map(|p| p.producers.get(&producer))
                 .and_then(|e| e.app_data.clone())
         });
-        let Some((_, p)) = self.peer_still_at(peer, at) else {
+        if self.peer_still_at(peer, at).is_none() {
             let close = call::CloseConsumer {
                 router: at.router,
                 consumer,
             };
             self.cleanup_if_router(at, Cleanup::CloseConsumer(close));
             return Err(not_joined());
-        };
+        }
         if !producer_alive {
             return Err(not_found("producer", producer));
         }
-        let entry = ConsumerEntry {
+        let mut entry = ConsumerEntry {
             producer,
             transport: pending.call.transport,
             kind: answer.kind,
+            client_paused: true,
+            held: false,
+        };
+        let owner = self.room_of_peer(peer).ok().and_then(|(_, r)| {
+            (r.peers.iter())
+                .find(|(_, p)| p.producers.contains_key(&producer))
+                .map(|(id, _)| *id)
+        });
+        if let (MediaKind::Video, Some(owner), Some(room)) =
+            (answer.kind, owner, self.peer_room.get(&peer))
+        {
+            entry.held = self.held_at_creation(room, peer, owner);
+        }
+        let Some((_, p)) = self.peer_still_at(peer, at) else {
+            return Err(not_joined());
         };
         p.consumers.insert(consumer, entry);
         Ok(Consumed {

@@ -117,9 +117,13 @@ impl RoomCore {
                 consumers: HashMap::new(),
                 data_producers: HashMap::new(),
                 data_consumers: HashMap::new(),
+                view: super::last_n::VideoView::new(args.last_n, Vec::new()),
             },
         );
         self.peer_room.insert(peer, room_id.clone());
+        if args.last_n.is_some() {
+            self.last_n_dirty.insert(room_id.clone());
+        }
         self.notify(
             others,
             Notification::PeerJoined {
@@ -330,6 +334,7 @@ impl RoomCore {
                     rtp_capabilities,
                     created_at: now,
                     peers: BTreeMap::new(),
+                    speakers: Vec::new(),
                 },
             );
         } else {

@@ -15,6 +15,7 @@ mod data;
 mod drain;
 mod handoff;
 mod joins;
+mod last_n;
 mod media;
 mod membership;
 mod node_events;
@@ -122,6 +123,8 @@ pub(crate) struct Room {
     rtp_capabilities: Value,
     pub(crate) created_at: Instant,
     pub(crate) peers: BTreeMap<PeerId, Peer>,
+    /// Who spoke, the most recent first (see [`last_n`]).
+    pub(crate) speakers: Vec<PeerId>,
 }
 
 /// One router of a room.
@@ -167,6 +170,8 @@ pub(crate) struct Peer {
     pub(crate) consumers: HashMap<ConsumerId, ConsumerEntry>,
     pub(crate) data_producers: HashMap<DataProducerId, data::DataProducerEntry>,
     pub(crate) data_consumers: HashMap<DataConsumerId, data::DataConsumerEntry>,
+    /// Its last-N choice.
+    pub(crate) view: last_n::VideoView,
 }
 
 impl Peer {
@@ -222,6 +227,10 @@ pub(crate) struct ConsumerEntry {
     pub(crate) producer: ProducerId,
     pub(crate) transport: TransportId,
     pub(crate) kind: MediaKind,
+    /// Its client paused it (a consumer is created paused, until the client resumes it).
+    pub(crate) client_paused: bool,
+    /// Last-N holds it: paused at the node whatever its client wants.
+    pub(crate) held: bool,
 }
 
 /// Where a request goes: a router and its node.
@@ -261,6 +270,8 @@ pub struct RoomCore {
     draining: BTreeMap<NodeId, drain::Draining>,
     /// This host stops: no node starts for a new router.
     leaving: bool,
+    /// Rooms whose last-N forwarded sets may have changed.
+    last_n_dirty: BTreeSet<RoomId>,
 }
 
 /// The refusal of a request that needs a room, from a peer in none.
@@ -370,6 +381,7 @@ impl RoomCore {
             timeout_told: false,
             draining: BTreeMap::new(),
             leaving: false,
+            last_n_dirty: BTreeSet::new(),
         }
     }
 
@@ -529,6 +541,7 @@ impl RoomCore {
             peer_id: owner.to_string(),
             producer_id: producer.to_string(),
         });
+        self.last_n_dirty.insert(room_id.clone());
         let Some(room) = self.rooms.get_mut(room_id) else {
             return;
         };

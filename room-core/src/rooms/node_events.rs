@@ -44,12 +44,12 @@ impl RoomCore {
             (_, None) => return,
         };
         // A late event of a router that is gone.
-        let Some(room_id) = self.router_room.get(&router) else {
+        let Some(room_id) = self.router_room.get(&router).cloned() else {
             return;
         };
         let Some(room) = self
             .rooms
-            .get_mut(room_id)
+            .get_mut(&room_id)
             .filter(|r| r.routers.get(&router).is_some_and(|s| s.node == node))
         else {
             return;
@@ -144,11 +144,13 @@ impl RoomCore {
                 let Some(owner) = producer_owner(room, producer) else {
                     return;
                 };
+                let to = room.peers.keys().copied().collect();
+                self.note_speaker(&room_id, owner);
                 let speaker = Notification::ActiveSpeaker {
                     peer_id: owner,
                     producer_id: producer,
                 };
-                (room.peers.keys().copied().collect(), speaker)
+                (to, speaker)
             }
             NodeEvent::DataConsumerClosed {
                 data_consumer,

@@ -99,6 +99,7 @@ async fn calls_get_typed_answers_and_refusals_with_their_code() {
         display_name: "n".into(),
         token: None,
         watch_only: false,
+        last_n: None,
     };
     let answer = client.call(&join).await.unwrap();
     assert_eq!((answer.peer_id, answer.room.as_str()), (peer_id, "r"));

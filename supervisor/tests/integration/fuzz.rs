@@ -103,6 +103,7 @@ fn request(rng: &mut Rng, draw: u64, id: u64, known: &Known) -> Message {
                 display_name: format!("f{}", rng.below(100)),
                 token: None,
                 watch_only: rng.below(2) == 0,
+                last_n: None,
             };
             Message::text(request_frame(id, &join).expect("a join frame"))
         }

@@ -17,6 +17,7 @@ mod feedback;
 mod fuzz;
 mod hostile;
 mod keepalive;
+mod last_n;
 mod layers;
 mod leaks;
 mod limits;

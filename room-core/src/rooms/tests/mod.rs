@@ -8,6 +8,7 @@ mod contract;
 mod data;
 mod drain;
 mod handoff;
+mod last_n;
 mod media;
 mod membership;
 mod model;
@@ -61,6 +62,7 @@ pub(super) fn args(room: &str, name: &str) -> JoinArgs {
         display_name: name.into(),
         token: None,
         watch_only: false,
+        last_n: None,
     }
 }
 

@@ -150,6 +150,7 @@ pub fn join(room: &str, name: &str) -> JoinArgs {
         display_name: name.into(),
         token: None,
         watch_only: false,
+        last_n: None,
     }
 }
 
