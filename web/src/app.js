@@ -676,4 +676,6 @@ window.demo = {
   state,
   // What each consumer receives, from getStats (see stats.js).
   stats: () => receptionStats(remote.consumers, remote.peers, state),
+  // How many videos the page asked for (last-N), null before it joined.
+  lastN: () => lastN.sent,
 };
