@@ -58,6 +58,10 @@ pub struct Args {
     /// Publish audio only.
     #[arg(long)]
     pub audio_only: bool,
+    /// Each participant asks the SFU for the videos of this many speakers only (last-N):
+    /// only those are expected to flow. Janus has no last-N: ignored there.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=1_000))]
+    pub last_n: Option<u32>,
     /// Join and open transports, but publish nothing (the idle cost of participants).
     #[arg(long, conflicts_with_all = ["audio_only", "simulcast"])]
     pub idle: bool,

@@ -20,6 +20,8 @@ pub struct Plan {
     pub name: String,
     /// It publishes (everyone subscribes).
     pub publish: bool,
+    /// How many videos it asks for (last-N); `None`: every video.
+    pub last_n: Option<u32>,
     /// What it publishes.
     pub media: MediaPlan,
 }
@@ -114,6 +116,8 @@ pub struct Record {
     pub resumes: std::sync::atomic::AtomicU32,
     /// Moves of its media to another server in a drain (`mediaMoving`).
     pub moves: std::sync::atomic::AtomicU32,
+    /// Under last-N: the names of the peers whose video the SFU last said it forwards.
+    pub forwarded: Mutex<Option<std::collections::BTreeSet<String>>>,
 }
 
 impl Record {
@@ -127,6 +131,7 @@ impl Record {
             transports: Mutex::new(Vec::new()),
             resumes: std::sync::atomic::AtomicU32::new(0),
             moves: std::sync::atomic::AtomicU32::new(0),
+            forwarded: Mutex::new(None),
         }
     }
 
@@ -141,6 +146,20 @@ impl Record {
     pub fn resumed(&self) {
         self.resumes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The SFU forwards it the videos of `names` (last-N).
+    pub fn forwarded(&self, names: std::collections::BTreeSet<String>) {
+        if let Ok(mut forwarded) = self.forwarded.lock() {
+            *forwarded = Some(names);
+        }
+    }
+
+    /// Whether the video of `publisher` is expected: every video, or last-N's.
+    pub fn expects_video_of(&self, publisher: &str) -> bool {
+        (self.forwarded.lock().ok())
+            .and_then(|f| f.as_ref().map(|names| names.contains(publisher)))
+            .unwrap_or(true)
     }
 
     /// Its media moved to another server (a drain).

@@ -60,6 +60,8 @@ pub struct Summary {
     pub streams_expected: usize,
     /// Of those, the ones that delivered their publisher's packets in the flowing window.
     pub streams_received: usize,
+    /// Videos the SFU holds under last-N (`--last-n`): consumed, not expected to flow.
+    pub streams_held: usize,
     /// Unique RTP packets received on expected streams.
     pub packets_received: u64,
     /// Their payload bytes.
@@ -142,6 +144,7 @@ pub fn summarize(records: &[std::sync::Arc<Record>], window: &Window) -> Summary
         moves: 0,
         streams_expected: 0,
         streams_received: 0,
+        streams_held: 0,
         packets_received: 0,
         bytes_received: 0,
         packets_lost: 0,
@@ -216,6 +219,11 @@ pub fn summarize(records: &[std::sync::Arc<Record>], window: &Window) -> Summary
                 }
                 let tag = publisher_tag(&publisher.plan.name);
                 for kind in publisher.plan.kinds() {
+                    // Held by the SFU under last-N: not expected to flow.
+                    if kind == Kind::Video && !subscriber.expects_video_of(&publisher.plan.name) {
+                        summary.streams_held += 1;
+                        continue;
+                    }
                     summary.streams_expected += 1;
                     let got = streams
                         .iter()
@@ -297,6 +305,9 @@ pub fn table(summary: &Summary) -> String {
     }
     if summary.moves > 0 {
         row("moves (drains)", summary.moves.to_string());
+    }
+    if summary.streams_held > 0 {
+        row("videos held (last-N)", summary.streams_held.to_string());
     }
     row(
         "streams",
@@ -380,6 +391,7 @@ mod tests {
             room: "r".into(),
             name: name.into(),
             publish,
+            last_n: None,
             media: MediaPlan {
                 audio_only: true,
                 simulcast: false,

@@ -38,6 +38,7 @@ pub fn plans(args: &Args) -> Vec<Plan> {
                     room: room.clone(),
                     name: format!("{room}-{prefix}{i}"),
                     publish,
+                    last_n: args.last_n,
                     media,
                 });
             }

@@ -136,7 +136,7 @@ async fn participate(
             token: target.token.clone(),
             // A subscriber only watches: no publishing room is kept for it.
             watch_only: !plan.publish,
-            last_n: None,
+            last_n: plan.last_n,
         })
         .await?;
     record.joined();
@@ -193,8 +193,14 @@ async fn participate(
                     continue;
                 };
                 match notification {
-                    Notification::PeerJoined { peer_id, display_name } => {
-                        names.insert(peer_id, display_name);
+                    Notification::PeersChanged { joined, .. } => {
+                        for peer in joined {
+                            names.insert(peer.peer_id, peer.display_name);
+                        }
+                    }
+                    Notification::ForwardedVideos { peer_ids } => {
+                        let forwarded = peer_ids.iter().filter_map(|id| names.get(id).cloned());
+                        record.forwarded(forwarded.collect());
                     }
                     Notification::NewProducer { peer_id, producer_id, .. } => {
                         let name = names.get(&peer_id).cloned().unwrap_or_default();

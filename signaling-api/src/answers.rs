@@ -48,8 +48,12 @@ pub struct Joined {
     pub room: String,
     /// For `device.load`.
     pub router_rtp_capabilities: Value,
-    /// The peers already there, with what they produce.
+    /// The peers already there, with what they produce (in a room larger than the SFU lists
+    /// watchers in, those who only watch are counted in `watching` instead).
     pub peers: Vec<PeerInfo>,
+    /// How many peers only watch, uncounted in `peers` (in large rooms only; else absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watching: Option<u32>,
     /// Presented by `resume` on a new connection after this one drops; single-use.
     pub resume_token: String,
     /// In a cluster: every host's signaling URL, where to reconnect (and `resume`) when this

@@ -17,7 +17,7 @@ mod requests;
 
 pub use calls::Call;
 pub use ids::{ConsumerId, DataConsumerId, DataProducerId, ProducerId, TransportId};
-pub use notifications::Notification;
+pub use notifications::{JoinedPeer, Notification};
 
 use serde::Serialize;
 use serde_json::{json, Value};

@@ -11,19 +11,18 @@ use crate::{Kind, PeerId};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "notification", content = "data", rename_all = "camelCase")]
 pub enum Notification {
-    /// Another peer joined the room.
+    /// Who joined and who left the room since this peer joined or was last told: the room's
+    /// joins and leaves of a short tick, in one frame.
     #[serde(rename_all = "camelCase")]
-    PeerJoined {
-        /// Its id.
-        peer_id: PeerId,
-        /// Its name.
-        display_name: String,
-    },
-    /// Another peer left (or its connection dropped).
-    #[serde(rename_all = "camelCase")]
-    PeerLeft {
-        /// Its id.
-        peer_id: PeerId,
+    PeersChanged {
+        /// Peers that joined.
+        joined: Vec<JoinedPeer>,
+        /// Peers that left (or whose connection dropped and did not come back in time).
+        left: Vec<PeerId>,
+        /// In a room larger than the SFU lists watchers in: how many peers only watch (they
+        /// are counted here, never listed). Absent in smaller rooms.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        watching: Option<u32>,
     },
     /// Another peer produces: `consume` it to receive it.
     #[serde(rename_all = "camelCase")]
@@ -158,6 +157,16 @@ pub enum Notification {
     },
 }
 
+/// A peer that joined, in [`Notification::PeersChanged`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinedPeer {
+    /// Its id.
+    pub peer_id: PeerId,
+    /// Its name.
+    pub display_name: String,
+}
+
 impl Notification {
     /// The frame to send.
     pub fn to_frame(&self) -> String {
@@ -183,11 +192,14 @@ mod tests {
             ConsumerId(uuid::Uuid::nil()),
         );
         vec![
-            Notification::PeerJoined {
-                peer_id,
-                display_name: "Alice".into(),
+            Notification::PeersChanged {
+                joined: vec![JoinedPeer {
+                    peer_id,
+                    display_name: "Alice".into(),
+                }],
+                left: vec![peer_id],
+                watching: Some(740),
             },
-            Notification::PeerLeft { peer_id },
             Notification::NewProducer {
                 peer_id,
                 producer_id,

@@ -128,6 +128,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             max_consumers_per_peer: config.max_consumers_per_peer,
             max_consumers_per_worker: config.max_consumers_per_worker,
             max_nodes: config.max_nodes(),
+            list_watchers_up_to: config.list_watchers_up_to,
         },
         Duration::from_secs(config.resume_grace_secs),
         monitor_events.clone(),

@@ -124,6 +124,12 @@ pub struct Config {
     /// Peers allowed in one room.
     #[arg(long, env = "MAX_PEERS_PER_ROOM", default_value_t = 50)]
     pub max_peers_per_room: usize,
+    /// Rooms up to this many peers announce everyone who joins and leaves; in larger rooms
+    /// (webinars) peers that may not publish (`watchOnly`, or a token without canPublish) are
+    /// only counted ("and 740 watching"), which keeps 1,000 joins from costing a million
+    /// announcements.
+    #[arg(long, env = "LIST_WATCHERS_UP_TO", default_value_t = 100)]
+    pub list_watchers_up_to: usize,
     /// Producers (tracks) one peer may publish.
     #[arg(long, env = "MAX_PRODUCERS_PER_PEER", default_value_t = 4)]
     pub max_producers_per_peer: usize,

@@ -28,6 +28,7 @@ const state = {
   moves: 0, // media moved to another server in a drain (mediaMoving)
   resuming: false, // the socket dropped while joined: reconnecting to resume
   room: null,
+  watching: null, // in a large room: how many only watch (counted, not listed)
   transports: { send: 'new', recv: 'new' },
   retryAt: 0, // when the next reconnect attempt starts (ms since epoch), 0 when none
 };
@@ -95,7 +96,8 @@ function render() {
   if (state.resuming) parts.push('reconnecting…');
   else if (state.resumes && state.socket === 'open') parts.push('reconnected');
   if (state.joined) {
-    parts.push(`room: ${state.room} (${remote.peers.size + 1} here)`);
+    const watching = state.watching ? ` and ${state.watching} watching` : '';
+    parts.push(`room: ${state.room} (${remote.peers.size + 1} here${watching})`);
     parts.push(`send: ${state.transports.send}`, `receive: ${state.transports.recv}`);
   } else if (state.wantJoined) {
     parts.push('joining…');
@@ -332,6 +334,7 @@ async function join() {
     const info = await request('join', data);
     check();
     resumeToken = info.resumeToken || null;
+    state.watching = info.watching ?? null;
     signaling.setHosts(info.hosts);
     state.joined = true;
     state.joins += 1;
@@ -518,12 +521,15 @@ function producerOf(kind) {
 
 async function onNotification(name, data) {
   switch (name) {
-    case 'peerJoined':
-      if (state.joined) remote.addPeer(data.peerId, data.displayName);
-      break;
-    case 'peerLeft':
-      queuedProducers = queuedProducers.filter((p) => p.peerId !== data.peerId);
-      remote.removePeer(data.peerId);
+    case 'peersChanged':
+      // The room's joins and leaves of a tick; watchers of a large room only counted.
+      for (const peerId of data.left || []) {
+        queuedProducers = queuedProducers.filter((p) => p.peerId !== peerId);
+        remote.removePeer(peerId);
+      }
+      if (state.joined) for (const p of data.joined || []) remote.addPeer(p.peerId, p.displayName);
+      state.watching = data.watching ?? null;
+      render();
       break;
     case 'newProducer':
       if (state.joined) await consume(data.producerId, data.peerId, data.appData);

@@ -275,6 +275,7 @@ impl RoomCore {
         // Whatever happened may have settled (or failed) a router that joins wait for.
         self.advance_joins(now);
         self.refresh_last_n();
+        self.announce_due(now);
     }
 
     pub(super) fn reply(&mut self, session: PeerId, id: u64, result: Result<Answer, ClientError>) {
@@ -613,10 +614,9 @@ impl RoomCore {
 
     /// When to give [`Input::Timeout`]: the first grace period to end, else in an hour.
     pub(super) fn next_timeout(&self) -> Instant {
-        self.deadlines
-            .first()
-            .copied()
-            .unwrap_or(self.now + std::time::Duration::from_secs(3600))
+        let deadline = (self.deadlines.first().copied())
+            .unwrap_or(self.now + std::time::Duration::from_secs(3600));
+        self.announce_at.map_or(deadline, |at| at.min(deadline))
     }
 
     /// Requests waiting for a node (the model test's view).

@@ -168,6 +168,8 @@ impl RoomCore {
             producer_id: id.to_string(),
             kind: "data".into(),
         });
+        // Its peer is known before its data producer is.
+        self.announce_room(&room_id);
         self.notify(mates, notification);
         for to in elsewhere {
             self.order_pipe(&room_id, Relayed::Data(id), at.router, to);

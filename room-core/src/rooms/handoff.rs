@@ -111,6 +111,9 @@ pub struct PeerExport {
     /// Its pins (`setLastN`).
     #[serde(default)]
     pub pinned: Vec<PeerId>,
+    /// Counted among those watching, not listed.
+    #[serde(default)]
+    pub watcher: bool,
 }
 
 /// A producer of an exported peer.
@@ -189,6 +192,7 @@ fn export_peer(id: PeerId, p: &Peer, token: Option<String>) -> PeerExport {
         resume_token: token,
         last_n: p.view.last_n,
         pinned: p.view.pinned.clone(),
+        watcher: !p.listed,
     }
 }
 
@@ -258,6 +262,9 @@ fn import_peer(p: &PeerExport, now: Instant, away: Option<Instant>) -> Peer {
             })
             .collect(),
         view: super::last_n::VideoView::new(p.last_n, p.pinned.clone()),
+        listed: !p.watcher,
+        // Told every announcement of its new host.
+        announce_seq: 0,
     }
 }
 
@@ -414,6 +421,7 @@ impl RoomCore {
                 created_at: now,
                 peers,
                 speakers: Vec::new(),
+                announce: Default::default(),
             },
         );
         // Those who do not come back leave when their grace period ends.

@@ -291,6 +291,8 @@ impl RoomCore {
             producer_id: producer.to_string(),
             kind: media_kind(kind).as_str().into(),
         });
+        // Its peer is known before its producer is.
+        self.announce_room(&room_id);
         self.notify(
             mates,
             Notification::NewProducer {

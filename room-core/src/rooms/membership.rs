@@ -15,7 +15,6 @@ use super::{
 };
 use crate::placement::{place_router, NodeView, Placement, RouterAsk, WorkerView};
 use crate::NodeId;
-use signaling_api::notifications::Notification;
 use signaling_api::{
     validate_display_name, validate_room, ClientError, ClientErrorCode, JoinArgs, Joined, PeerId,
 };
@@ -84,7 +83,8 @@ impl RoomCore {
             return Ok(JoinStep::NeedsRouter);
         };
         let room = self.rooms.get(&room_id).ok_or_else(not_joined)?;
-        let others: Vec<PeerId> = room.peers.keys().copied().collect();
+        let listed = self.listed_on_join(room.peers.len(), publishes);
+        let watching = room.watching_told();
         // What can be consumed on the newcomer's router now; the rest is announced
         // (`newProducer`) as its pipe completes.
         let peers = Self::peer_infos(room, peer, router);
@@ -95,10 +95,12 @@ impl RoomCore {
             room: room_id.0.clone(),
             router_rtp_capabilities,
             peers,
+            watching,
             resume_token,
             // The driver fills it in a cluster.
             hosts: Vec::new(),
         };
+        let seq = self.next_announce_seq();
         let room = self.rooms.get_mut(&room_id).ok_or_else(not_joined)?;
         room.peers.insert(
             peer,
@@ -118,19 +120,15 @@ impl RoomCore {
                 data_producers: HashMap::new(),
                 data_consumers: HashMap::new(),
                 view: super::last_n::VideoView::new(args.last_n, Vec::new()),
+                listed,
+                announce_seq: seq,
             },
         );
         self.peer_room.insert(peer, room_id.clone());
         if args.last_n.is_some() {
             self.last_n_dirty.insert(room_id.clone());
         }
-        self.notify(
-            others,
-            Notification::PeerJoined {
-                peer_id: peer,
-                display_name: display_name.clone(),
-            },
-        );
+        self.announce_join(&room_id, peer, &display_name, seq);
         tracing::info!(room = %room_id, %peer, %router, name = %display_name, "peer joined");
         self.outputs.push_back(Output::Metric(MetricChange::Joined));
         self.monitor(EventKind::PeerJoined {
@@ -335,6 +333,7 @@ impl RoomCore {
                     created_at: now,
                     peers: BTreeMap::new(),
                     speakers: Vec::new(),
+                    announce: Default::default(),
                 },
             );
         } else {
@@ -391,16 +390,14 @@ impl RoomCore {
         let Some(gone) = room.peers.remove(&peer) else {
             return Ok(());
         };
-        let others: Vec<PeerId> = room.peers.keys().copied().collect();
         // Its router, and those it left transports on in a drain.
         let mut routers: BTreeMap<RouterId, Vec<ipc::messages::TransportId>> = BTreeMap::new();
         for transport in gone.transports.keys() {
             (routers.entry(gone.router_of(*transport)).or_default()).push(*transport);
         }
         routers.entry(gone.router).or_default();
-        // As before the core existed (and as mediasoup's demo does): `peerLeft` first, then
-        // `consumerClosed` for what it sent.
-        self.notify(others, Notification::PeerLeft { peer_id: peer });
+        // Told with the tick's other joins and leaves; `consumerClosed` for what it sent, now.
+        self.announce_leave(&room_id, peer, gone.listed);
         for (producer, entry) in &gone.producers {
             self.producer_gone(&room_id, peer, *producer, &entry.copies);
         }

@@ -10,6 +10,7 @@
 //! pipes between them are orders too ([`Output::Link`], [`Output::Pipe`]), whose results
 //! come back as inputs. The supervisor's driver performs the outputs.
 
+mod announce;
 mod contract;
 mod data;
 mod drain;
@@ -41,6 +42,7 @@ use crate::NodeId;
 use signaling_api::notifications::Notification;
 use signaling_api::{ClientError, ClientErrorCode, Direction, Kind, PeerId, MAX_APP_DATA_BYTES};
 
+pub use announce::ANNOUNCE_TICK;
 pub use contract::{Input, Ticket};
 pub use data::{PendingConsumeData, PendingProduceData};
 pub use drain::DRAIN_DEADLINE;
@@ -67,6 +69,9 @@ pub struct Limits {
     pub max_consumers_per_worker: u32,
     /// Node processes the pool may grow to.
     pub max_nodes: u32,
+    /// Rooms up to this size list every peer; in larger ones a peer that may not publish is
+    /// counted (`watching`), not announced.
+    pub list_watchers_up_to: usize,
 }
 
 /// What a peer may do in its room: its join token's grant, or everything when the SFU runs
@@ -125,6 +130,8 @@ pub(crate) struct Room {
     pub(crate) peers: BTreeMap<PeerId, Peer>,
     /// Who spoke, the most recent first (see [`last_n`]).
     pub(crate) speakers: Vec<PeerId>,
+    /// Joins and leaves not yet told (see [`announce`]).
+    pub(crate) announce: announce::Announcements,
 }
 
 /// One router of a room.
@@ -172,6 +179,10 @@ pub(crate) struct Peer {
     pub(crate) data_consumers: HashMap<DataConsumerId, data::DataConsumerEntry>,
     /// Its last-N choice.
     pub(crate) view: last_n::VideoView,
+    /// Announced to the others (else counted among those `watching`).
+    pub(crate) listed: bool,
+    /// The announcement sequence number of its join: it is told what came after.
+    pub(crate) announce_seq: u64,
 }
 
 impl Peer {
@@ -272,6 +283,11 @@ pub struct RoomCore {
     leaving: bool,
     /// Rooms whose last-N forwarded sets may have changed.
     last_n_dirty: BTreeSet<RoomId>,
+    /// The last announcement sequence number.
+    announce_seq: u64,
+    /// When the rooms in `announcing` tell what they gathered.
+    announce_at: Option<Instant>,
+    announcing: BTreeSet<RoomId>,
 }
 
 /// The refusal of a request that needs a room, from a peer in none.
@@ -382,6 +398,9 @@ impl RoomCore {
             draining: BTreeMap::new(),
             leaving: false,
             last_n_dirty: BTreeSet::new(),
+            announce_seq: 0,
+            announce_at: None,
+            announcing: BTreeSet::new(),
         }
     }
 

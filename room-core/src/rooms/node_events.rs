@@ -355,8 +355,8 @@ impl RoomCore {
             .map(|r| r.peers.keys().copied().collect())
             .unwrap_or_default();
         if !remaining.is_empty() {
-            for peer in moved {
-                self.notify(remaining.clone(), Notification::PeerLeft { peer_id: peer });
+            for (peer, state) in &gone {
+                self.announce_leave(room_id, *peer, state.listed);
             }
         }
         let routers_left = self

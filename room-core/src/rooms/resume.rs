@@ -379,7 +379,8 @@ impl RoomCore {
     ) -> Vec<PeerInfo> {
         room.peers
             .iter()
-            .filter(|(id, _)| **id != viewer)
+            // Watchers counted rather than listed publish nothing: nothing to show of them.
+            .filter(|(id, p)| **id != viewer && p.listed)
             .map(|(id, p)| {
                 let mut producers: Vec<ProducerInfo> = p
                     .producers

@@ -144,11 +144,10 @@ async fn requests_in_flight_together_are_answered_by_id_in_any_order() {
 async fn a_wait_for_one_kind_of_notification_skips_the_others_keeps_them_and_ends_in_time() {
     let peer_id = PeerId::from_u128(9);
     let url = serve(move |mut server, _| async move {
-        let joined = Notification::PeerJoined {
-            peer_id,
-            display_name: "A".into(),
+        let joined = Notification::ForwardedVideos {
+            peer_ids: vec![peer_id],
         };
-        let left = Notification::PeerLeft { peer_id };
+        let left = gone(peer_id);
         for notification in [joined, left] {
             let frame = notification.to_frame();
             server.send(Message::text(frame)).await.unwrap();
@@ -160,7 +159,7 @@ async fn a_wait_for_one_kind_of_notification_skips_the_others_keeps_them_and_end
     let within = Duration::from_secs(5);
     let left = client
         .notification(within, |n| match n {
-            Notification::PeerLeft { peer_id } => Some(peer_id),
+            Notification::PeersChanged { left, .. } => left.first().copied(),
             _ => None,
         })
         .await;
@@ -169,14 +168,19 @@ async fn a_wait_for_one_kind_of_notification_skips_the_others_keeps_them_and_end
     let none = client.notification(short, |_| Some(())).await;
     assert_eq!(none, Err(WaitError::TimedOut(short)));
     // The one skipped is kept, in order, with the one picked.
-    let joined = Notification::PeerJoined {
-        peer_id,
-        display_name: "A".into(),
+    let joined = Notification::ForwardedVideos {
+        peer_ids: vec![peer_id],
     };
-    assert_eq!(
-        client.seen(),
-        &[joined, Notification::PeerLeft { peer_id }][..]
-    );
+    assert_eq!(client.seen(), &[joined, gone(peer_id)][..]);
+}
+
+/// `peersChanged` of one peer that left.
+fn gone(peer_id: PeerId) -> Notification {
+    Notification::PeersChanged {
+        joined: Vec::new(),
+        left: vec![peer_id],
+        watching: None,
+    }
 }
 
 #[tokio::test]
@@ -284,9 +288,7 @@ async fn an_aborted_client_ends_at_once_without_a_close_frame() {
 
 #[test]
 fn frames_are_read_whatever_the_order_of_their_keys() {
-    let note = Notification::PeerLeft {
-        peer_id: PeerId::nil(),
-    };
+    let note = gone(PeerId::nil());
     let read = |text: &str| match read_incoming(text) {
         Incoming::Notification(n) => Ok(Some(n)),
         Incoming::Answer(a) => Err(a.id),
@@ -294,7 +296,8 @@ fn frames_are_read_whatever_the_order_of_their_keys() {
     };
     assert_eq!(read(&note.to_frame()), Ok(Some(note.clone())));
     let nil = "00000000-0000-0000-0000-000000000000";
-    let data_first = format!(r#"{{"data":{{"peerId":"{nil}"}},"notification":"peerLeft"}}"#);
+    let data_first =
+        format!(r#"{{"data":{{"joined":[],"left":["{nil}"]}},"notification":"peersChanged"}}"#);
     assert_eq!(read(&data_first), Ok(Some(note)));
     assert_eq!(read(r#"{"id":1,"ok":true,"data":{}}"#), Err(Some(1)));
     assert_eq!(read(r#"{"notification":"fly","data":{}}"#), Ok(None));

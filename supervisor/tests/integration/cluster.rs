@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use cluster_api::handshake::{self, ClusterSecret};
 use ids::HostId;
-use signaling_api::{ClientErrorCode, Notification, ResumeArgs};
+use signaling_api::{ClientErrorCode, ResumeArgs};
 
 use crate::support::cluster::{self, hosts, metric, monitor, participants, Etcd};
 use crate::support::peer::{assert_exact_media, exchange_media, Joining};
@@ -97,7 +97,7 @@ async fn a_client_of_another_host_joins_through_a_relay_and_the_media_flows_exac
     // Notifications cross the relay too: Bob leaves, Alice hears of it.
     drain_notifications(&mut alice.signaling);
     bob.signaling.ok(&signaling_api::calls::Leave {}).await;
-    let left = signaling::notified!(alice.signaling, Notification::PeerLeft { peer_id } => peer_id);
+    let left = signaling::next_left(&mut alice.signaling).await;
     assert_eq!(left, bob.peer_id);
     // On the same connection Bob joins a room h2 owns: h2 serves it, no longer relaying.
     let mut carol = signaling::connect(&h2_url, None).await;

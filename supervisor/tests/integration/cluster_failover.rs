@@ -378,7 +378,7 @@ async fn a_partitioned_owner_never_acts_as_a_second_owner_and_after_the_heal_the
     // a client does.
     let again = join_retrying(h1, "split", "Alice", cut_at, Duration::from_secs(30)).await;
     let healed_after = cut_at.elapsed();
-    let joined = notified!(carol, Notification::PeerJoined { display_name, .. } => display_name);
+    let (_, joined) = crate::support::signaling::next_joined(&mut carol).await;
     assert_eq!(joined, "Alice");
     let h1_log = std::fs::read_to_string("/tmp/sfu-cluster/h1.log").unwrap_or_default();
     let h2_log = std::fs::read_to_string("/tmp/sfu-cluster/h2.log").unwrap_or_default();

@@ -150,9 +150,7 @@ async fn when_the_host_lending_a_router_dies_only_its_peers_move_and_the_rest_ke
     assert_exact_media(&[&alice, &bob], &[&alice, &bob]).await;
     for peer in [&mut alice, &mut bob] {
         assert!(
-            peer.signaling.seen().contains(&Notification::PeerLeft {
-                peer_id: carol.peer_id
-            }),
+            crate::support::signaling::told_left(peer.signaling.seen(), carol.peer_id),
             "{} was told Carol left: {:?}",
             peer.name,
             peer.signaling.seen()

@@ -5,14 +5,17 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use signaling_api::calls::{GetRouterRtpCapabilities, Leave};
+use signaling_api::calls::{CloseProducer, GetRouterRtpCapabilities};
 use signaling_api::client::request_frame;
-use signaling_api::Notification;
+use signaling_api::{media, Direction, Kind, ProduceArgs, ProducerArgs};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::bystanders::Bystanders;
-use crate::support::signaling::{self, join, notified, Expect};
+use crate::support::rtc::PayloadTypes;
+
+use crate::support::peer::opus_parameters;
+use crate::support::signaling::{self, join, Expect};
 use crate::support::Sfu;
 
 /// A client that joins `room` as `name` and then never reads its socket (so it answers no
@@ -54,12 +57,9 @@ async fn a_client_that_answers_no_ping_is_dropped_and_leaves_its_room() {
     let mut watcher = signaling::connect(&sfu.ws_url(), None).await;
     watcher.ok(&join("keepalive", "Watcher")).await;
     let mute = mute_client(&sfu, "keepalive", "Mute").await;
-    let (mute_id, name) = notified!(
-        watcher,
-        Notification::PeerJoined { peer_id, display_name } => (peer_id, display_name)
-    );
+    let (mute_id, name) = signaling::next_joined(&mut watcher).await;
     assert_eq!(name, "Mute");
-    let left = notified!(watcher, Notification::PeerLeft { peer_id } => peer_id);
+    let left = signaling::next_left(&mut watcher).await;
     assert_eq!(left, mute_id, "the silent client left the room");
     // The watcher reads, so it answers every ping: well past the limit it is still in.
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -70,8 +70,10 @@ async fn a_client_that_answers_no_ping_is_dropped_and_leaves_its_room() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_does_not_read_is_closed_with_1013_instead_of_missing_notifications() {
-    // The flooder joins and leaves as fast as it can: no request or join rate limit here.
-    // Closed, the flooder's peer is kept a second for a resume, then leaves.
+    // The flooder publishes and unpublishes as fast as it can (each `newProducer` is a frame
+    // for every peer; joins and leaves are coalesced per tick, so they would not flood): no
+    // request or join rate limit here. Closed, the mute peer is kept a second for a resume,
+    // then leaves.
     let sfu = Sfu::start(&[
         "--requests-per-second",
         "1000000",
@@ -85,15 +87,32 @@ async fn a_client_that_does_not_read_is_closed_with_1013_instead_of_missing_noti
     let mut observer = signaling::connect(&url, None).await;
     observer.ok(&join("flood", "Observer")).await;
     let mut mute = mute_client(&sfu, "flood", "Mute").await;
-    let mute_id = notified!(observer, Notification::PeerJoined { peer_id, .. } => peer_id);
-    // Every join and leave of the flooder is a notification for the mute client.
+    let (mute_id, _) = signaling::next_joined(&mut observer).await;
+    // Every producer of the flooder is a notification for the mute client.
     let flood = tokio::spawn({
         let url = url.clone();
         async move {
             let mut flooder = signaling::connect(&url, None).await;
-            for _ in 0..20_000 {
-                flooder.ok(&join("flood", "Flooder")).await;
-                flooder.ok(&Leave {}).await;
+            let joined = flooder.ok(&join("flood", "Flooder")).await;
+            let pt = PayloadTypes::from_router(&joined.router_rtp_capabilities).opus;
+            let send = flooder.ok(&signaling::transport(Direction::Send)).await;
+            for ssrc in 1..20_000 {
+                let produce = ProduceArgs {
+                    transport_id: send.transport_id.to_string(),
+                    kind: Kind::Audio,
+                    rtp_parameters: media::object(&opus_parameters(
+                        &ssrc.to_string(),
+                        pt,
+                        ssrc,
+                        "flood",
+                    )),
+                    app_data: None,
+                };
+                let produced = flooder.ok(&produce).await;
+                let close = CloseProducer(ProducerArgs {
+                    producer_id: produced.producer_id.to_string(),
+                });
+                flooder.ok(&close).await;
             }
         }
     });
@@ -142,7 +161,7 @@ async fn a_client_that_does_not_read_is_closed_with_1013_instead_of_missing_noti
             tokio::time::Instant::now() < deadline,
             "the room never heard the mute client leave"
         );
-        let left = notified!(observer, Notification::PeerLeft { peer_id } => peer_id);
+        let left = signaling::next_left(&mut observer).await;
         if left == mute_id {
             break;
         }

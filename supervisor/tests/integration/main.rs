@@ -2,6 +2,7 @@
 //! crate does): every test starts the real `supervisor`, which spawns real `node` processes,
 //! and talks to it as clients do (str0m peers, the `monitor` and `loadgen` binaries, Chromium).
 
+mod announcements;
 mod bad_input;
 mod browser;
 mod call;

@@ -258,7 +258,7 @@ async fn killing_the_node_of_one_router_moves_only_its_peers_and_the_others_keep
         peer.consume_announced(2).await;
         let told = peer.signaling.seen().to_vec();
         assert!(
-            told.contains(&Notification::PeerLeft { peer_id: d_id }),
+            crate::support::signaling::told_left(&told, d_id),
             "{} was told D left: {told:?}",
             peer.name
         );

@@ -8,16 +8,14 @@ use serde_json::{Map, Value};
 use signaling_api::calls::GetRouterRtpCapabilities;
 use signaling_api::client::{CallError, Client};
 use signaling_api::media;
-use signaling_api::{
-    ConsumeArgs, Consumed, Direction, Kind, Notification, ProduceArgs, ProducerId, ResumeArgs,
-};
+use signaling_api::{ConsumeArgs, Consumed, Direction, Kind, ProduceArgs, ProducerId, ResumeArgs};
 use supervisor::join_tokens::{sign_with_secret, unix_now, Claims};
 
 use crate::support::bystanders::Bystanders;
 use crate::support::peer::{opus_parameters, Joining};
 use crate::support::process::output_within;
 use crate::support::rtc::PayloadTypes;
-use crate::support::signaling::{self, join, join_with_token, notified, transport, Expect};
+use crate::support::signaling::{self, join, join_with_token, transport, Expect};
 use crate::support::Sfu;
 
 /// A command that prints a token or refuses to start is done in well under this.
@@ -188,10 +186,7 @@ async fn a_token_fixes_the_name_and_what_its_holder_may_publish_and_receive() {
             &viewer_token,
         ))
         .await;
-    let told = notified!(
-        speaker.signaling,
-        Notification::PeerJoined { display_name, .. } => display_name
-    );
+    let (_, told) = crate::support::signaling::next_joined(&mut speaker.signaling).await;
     assert_eq!(told, "Viewer", "the token's name, not the client's");
     let caps = PayloadTypes::from_router(&joined.router_rtp_capabilities).device_capabilities();
     let caps = media::object(&caps);
@@ -241,7 +236,7 @@ async fn without_a_name_in_its_token_a_peer_is_shown_by_its_identity_to_peers_an
     mallory
         .ok(&join_with_token("town", "Host", &mallory_token))
         .await;
-    let told = notified!(host, Notification::PeerJoined { display_name, .. } => display_name);
+    let (_, told) = crate::support::signaling::next_joined(&mut host).await;
     assert_eq!(
         told, "mallory@example.org",
         "the token's identity, not the name the client chose"

@@ -172,8 +172,11 @@ fn joins_of_one_room_wait_behind_its_new_router_and_each_is_answered_before_it_h
     let finds = find_nodes(&out);
     assert_eq!(finds.len(), 1, "one router for both: {out:?}");
     assert_eq!(core.waiting_joins(), 2);
-    let out = open_with(&mut core, finds[0], &[(NODE, 1)], now);
-    // Alice's answer, then Bob's, and Alice hears of Bob only after her own answer.
+    let mut out = open_with(&mut core, finds[0], &[(NODE, 1)], now);
+    // Alice's answer, then Bob's; Alice hears of Bob at the end of the tick, Bob of nobody.
+    core.handle(Input::Timeout, now + ANNOUNCE_TICK);
+    out.extend(outputs(&mut core).0);
+    assert!(told(&out, bob).is_empty(), "{out:?}");
     let order: Vec<String> = out
         .iter()
         .filter_map(|o| match o {
@@ -181,7 +184,7 @@ fn joins_of_one_room_wait_behind_its_new_router_and_each_is_answered_before_it_h
             Output::Reply { session, .. } if *session == bob => Some("reply bob".into()),
             Output::Notify {
                 to,
-                notification: Notification::PeerJoined { .. },
+                notification: Notification::PeersChanged { .. },
             } if to.contains(&alice) => Some("alice hears peerJoined".into()),
             Output::Notify { to, .. } if to.contains(&alice) => Some("alice hears more".into()),
             _ => None,
@@ -189,7 +192,7 @@ fn joins_of_one_room_wait_behind_its_new_router_and_each_is_answered_before_it_h
         .collect();
     assert_eq!(
         order,
-        ["reply alice", "alice hears peerJoined", "reply bob"]
+        ["reply alice", "reply bob", "alice hears peerJoined"]
     );
     assert_eq!(core.waiting_joins(), 0);
 }
@@ -388,6 +391,7 @@ fn a_dropped_peer_leaves_when_its_timeout_comes_unless_it_resumed() {
     let now = Instant::now();
     let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
     room_of(&mut core, "room", &[alice, bob], now);
+    drain(&mut core);
     core.handle(Input::Detached { peer: alice }, now);
     let (_, at) = outputs(&mut core);
     assert_eq!(
@@ -399,8 +403,15 @@ fn a_dropped_peer_leaves_when_its_timeout_comes_unless_it_resumed() {
     core.handle(Input::Detached { peer: bob }, now + Duration::from_secs(1));
     resume_elsewhere(&mut core, bob, now + Duration::from_secs(2));
     core.handle(Input::Timeout, at);
+    let (_, tick) = outputs(&mut core);
+    assert_eq!(
+        tick,
+        at + ANNOUNCE_TICK,
+        "the leave is told at the end of the tick"
+    );
+    core.handle(Input::Timeout, tick);
     let (out, next) = outputs(&mut core);
-    assert_eq!(told(&out, bob), [Notification::PeerLeft { peer_id: alice }]);
+    assert_eq!(told(&out, bob), [left(&[alice])]);
     assert!(!core.is_joined(alice));
     // Bob's deadline comes and goes: he stays.
     core.handle(Input::Timeout, next);
@@ -415,6 +426,8 @@ fn a_dropped_peer_leaves_at_once_without_resume() {
     let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
     room_of(&mut core, "room", &[alice, bob], now);
     core.handle(Input::Detached { peer: alice }, now);
+    let (_, tick) = outputs(&mut core);
+    core.handle(Input::Timeout, tick);
     let (out, _) = outputs(&mut core);
-    assert_eq!(told(&out, bob), [Notification::PeerLeft { peer_id: alice }]);
+    assert_eq!(told(&out, bob), [left(&[alice])]);
 }

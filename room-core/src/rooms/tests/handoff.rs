@@ -105,7 +105,7 @@ fn a_handed_over_peer_that_never_comes_back_leaves_when_its_grace_ends() {
     drain(&mut next);
     next.handle(Input::Timeout, now + GRACE + Duration::from_millis(1));
     let outputs = drain(&mut next);
-    assert!(told(&outputs, alice).contains(&Notification::PeerLeft { peer_id: bob }));
+    assert!(told(&outputs, alice).contains(&left(&[bob])));
     assert!(!next.is_joined(bob));
     assert!(next.is_joined(alice));
 }

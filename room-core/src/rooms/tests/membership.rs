@@ -73,13 +73,7 @@ fn joining_an_existing_room_lists_its_peers_and_tells_them() {
     );
     assert_eq!(peers[0].producers[0].producer_id, producer);
     let outputs = drain(&mut core);
-    assert_eq!(
-        told(&outputs, alice),
-        vec![Notification::PeerJoined {
-            peer_id: bob,
-            display_name: "Bob".into()
-        }]
-    );
+    assert_eq!(told(&outputs, alice), vec![joined(bob, "Bob")]);
     assert!(
         told(&outputs, bob).is_empty(),
         "a joiner is not told of itself"
@@ -238,17 +232,14 @@ fn a_peer_leaving_closes_its_transports_and_the_consumers_of_what_it_sent() {
     assert_eq!(
         told(&outputs, bob),
         vec![
-            Notification::PeerLeft { peer_id: alice },
             Notification::ConsumerClosed {
                 consumer_id: consumer,
                 producer_id: producer
-            }
+            },
+            left(&[alice]),
         ]
     );
-    assert_eq!(
-        told(&outputs, carol),
-        vec![Notification::PeerLeft { peer_id: alice }]
-    );
+    assert_eq!(told(&outputs, carol), vec![left(&[alice])]);
     let closes = cleanups(&outputs);
     assert_eq!(closes.len(), 1, "Alice's one transport: {closes:?}");
     assert!(matches!(closes[0], (NODE, Cleanup::CloseTransport(_))));

@@ -3,6 +3,7 @@
 //! Helpers here; joining and leaving in `membership`, media and node events in `media`, data
 //! channels in `data`.
 
+mod announce;
 mod answered;
 mod contract;
 mod data;
@@ -53,6 +54,7 @@ pub(super) fn limits() -> Limits {
         max_consumers_per_peer: 100,
         max_consumers_per_worker: 100,
         max_nodes: 2,
+        list_watchers_up_to: 100,
     }
 }
 
@@ -66,8 +68,31 @@ pub(super) fn args(room: &str, name: &str) -> JoinArgs {
     }
 }
 
+/// What the core says, with the joins and leaves it gathered told (their tick is over).
 pub(super) fn drain(core: &mut RoomCore) -> Vec<Output> {
+    core.announce_due(Instant::now() + std::time::Duration::from_secs(3600));
     std::iter::from_fn(|| core.poll_queued()).collect()
+}
+
+/// `peersChanged` of peers that left.
+pub(super) fn left(peers: &[PeerId]) -> Notification {
+    Notification::PeersChanged {
+        joined: Vec::new(),
+        left: peers.to_vec(),
+        watching: None,
+    }
+}
+
+/// `peersChanged` of one peer that joined.
+pub(super) fn joined(peer: PeerId, name: &str) -> Notification {
+    Notification::PeersChanged {
+        joined: vec![signaling_api::JoinedPeer {
+            peer_id: peer,
+            display_name: name.into(),
+        }],
+        left: Vec::new(),
+        watching: None,
+    }
 }
 
 /// The notifications `peer` was sent among `outputs`.

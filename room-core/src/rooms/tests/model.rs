@@ -131,6 +131,7 @@ impl World {
             max_consumers_per_peer: 8,
             max_consumers_per_worker: 10_000,
             max_nodes: 1,
+            list_watchers_up_to: 100,
         };
         World {
             core: new_core(limits),

@@ -134,10 +134,7 @@ fn when_the_grace_period_ends_the_peer_leaves_and_the_others_are_told() {
     assert_eq!(core.resume_expired(start + GRACE), vec![bob]);
     assert!(core.handle_resume_expired(bob, start + GRACE));
     let outputs = drain(&mut core);
-    assert_eq!(
-        told(&outputs, alice),
-        vec![Notification::PeerLeft { peer_id: bob }]
-    );
+    assert_eq!(told(&outputs, alice), vec![left(&[bob])]);
     assert!(
         monitor_events(&outputs).contains(&EventKind::ResumeExpired {
             room: "demo".into(),

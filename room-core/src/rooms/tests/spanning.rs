@@ -21,6 +21,7 @@ fn cap8() -> Limits {
         max_consumers_per_worker: 8,
         max_peers_per_room: 10,
         max_nodes: 2,
+        list_watchers_up_to: 100,
         ..limits()
     }
 }
@@ -391,10 +392,7 @@ fn losing_a_node_moves_only_the_peers_of_its_routers_and_closes_its_links() {
     ));
     for m in &members[..3] {
         let news = told(&outputs, m.peer);
-        assert!(
-            news.contains(&Notification::PeerLeft { peer_id: d }),
-            "{news:?}"
-        );
+        assert!(news.contains(&left(&[d])), "{news:?}");
         let closed = news
             .iter()
             .filter(|n| matches!(n, Notification::ConsumerClosed { producer_id, .. } if d_producers.contains(producer_id)))

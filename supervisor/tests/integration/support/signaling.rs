@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use signaling_api::client::{CallError, Client, RawAnswer};
 use signaling_api::{
-    Call, ConsumerArgs, ConsumerId, CreateTransportArgs, Direction, JoinArgs, Notification,
+    Call, ConsumerArgs, ConsumerId, CreateTransportArgs, Direction, JoinArgs, Notification, PeerId,
     ProducerArgs, ProducerId, TransportArgs, TransportId,
 };
 
@@ -110,8 +110,34 @@ pub async fn next_notification<T>(
     picked.unwrap_or_else(|e| panic!("no {what} notification: {e}"))
 }
 
+/// The next peer `client` is told left (a `peersChanged` with a leave), skipping others.
+pub async fn next_left(client: &mut Client) -> PeerId {
+    next_notification(client, "peersChanged with a leave", |n| match n {
+        Notification::PeersChanged { left, .. } => left.first().copied(),
+        _ => None,
+    })
+    .await
+}
+
+/// The next peer `client` is told joined (a `peersChanged` with a join): its id and name.
+pub async fn next_joined(client: &mut Client) -> (PeerId, String) {
+    next_notification(client, "peersChanged with a join", |n| match n {
+        Notification::PeersChanged { joined, .. } => {
+            (joined.into_iter().next()).map(|j| (j.peer_id, j.display_name))
+        }
+        _ => None,
+    })
+    .await
+}
+
+/// Whether `told` says `peer` left.
+pub fn told_left(told: &[Notification], peer: PeerId) -> bool {
+    told.iter()
+        .any(|n| matches!(n, Notification::PeersChanged { left, .. } if left.contains(&peer)))
+}
+
 /// Waits for the next notification matching a pattern of [`Notification`], skipping others:
-/// `notified!(peer.signaling, Notification::PeerLeft { peer_id } => peer_id)`.
+/// `notified!(peer.signaling, Notification::NewProducer { producer_id, .. } => producer_id)`.
 macro_rules! notified {
     ($client:expr, $pattern:pat => $value:expr) => {
         $crate::support::signaling::next_notification(
