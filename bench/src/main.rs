@@ -71,6 +71,9 @@ fn main() -> anyhow::Result<()> {
     for &scenario in &scenarios {
         for &sfu in &sfus {
             for step in scenario.steps(args.quick) {
+                if step.ours_only && sfu != Sfu::Ours {
+                    continue;
+                }
                 eprintln!("bench: {:?} {} {} …", scenario, sfu.label(), step.label);
                 let row = run_step(&setup, scenario, sfu, &step)
                     .with_context(|| format!("{scenario:?} {} {}", sfu.label(), step.label))?;

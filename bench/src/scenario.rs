@@ -20,6 +20,12 @@ pub enum Scenario {
     /// One room of 4 publishers and 100 subscribers on one router, then spread over two
     /// workers' routers (same core): what piping costs.
     Spanning,
+    /// A meeting of 50, everyone publishing audio and video: every video, then each peer
+    /// asking for 9 (last-N; ours only, Janus has none).
+    LastN,
+    /// A webinar: 1 publisher, N viewers (watch only) joining at 50 a second; join → first
+    /// frame percentiles.
+    Webinar,
 }
 
 /// One step of a scenario.
@@ -34,6 +40,8 @@ pub struct Step {
     /// Our SFU's workers and admission flags for this step, instead of the default (one
     /// worker, no consumer cap); Janus ignores them.
     pub sfu_args: Vec<String>,
+    /// A step of a feature Janus lacks: run against our SFU only.
+    pub ours_only: bool,
 }
 
 fn step(label: String, x: u32, args: &[&str]) -> Step {
@@ -42,18 +50,21 @@ fn step(label: String, x: u32, args: &[&str]) -> Step {
         x,
         args: args.iter().map(|a| a.to_string()).collect(),
         sfu_args: Vec::new(),
+        ours_only: false,
     }
 }
 
 impl Scenario {
     /// Every scenario, in the order.
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::Audio,
         Scenario::Fanout,
         Scenario::Meetings,
         Scenario::JoinStorm,
         Scenario::Idle,
         Scenario::Spanning,
+        Scenario::LastN,
+        Scenario::Webinar,
     ];
 
     /// Its title in the results.
@@ -70,6 +81,12 @@ impl Scenario {
             Scenario::Idle => "Idle cost: 100 joined peers without media (10 rooms × 10)",
             Scenario::Spanning => {
                 "One room of 4 publishers (audio + video) and 100 subscribers: one router, then two workers' routers piped together (both workers on the SFU's one core)"
+            }
+            Scenario::LastN => {
+                "Meeting of 50, everyone publishing (Opus + 150 kbit/s VP8): every video, then last-N 9 (ours only)"
+            }
+            Scenario::Webinar => {
+                "Webinar: 1 publisher (600 kbit/s VP8 + Opus) → N viewers (watch only) joining at 50 a second"
             }
         }
     }
@@ -191,6 +208,45 @@ impl Scenario {
                             .map(String::from)
                             .to_vec(),
                         ..step(label.into(), x, &load)
+                    })
+                    .collect()
+            }
+            Scenario::LastN => {
+                let load = [
+                    "--publishers",
+                    "50",
+                    "--video-kbps",
+                    "150",
+                    "--ramp",
+                    "25",
+                    "--duration",
+                    duration,
+                ];
+                let every = step("every video".into(), 49, &load);
+                let mut last_n = load.to_vec();
+                last_n.extend(["--last-n", "9"]);
+                let nine = Step {
+                    ours_only: true,
+                    ..step("last-N 9".into(), 9, &last_n)
+                };
+                vec![every, nine]
+            }
+            Scenario::Webinar => {
+                let ns: &[u32] = if quick { &[100] } else { &[300, 600, 1000] };
+                ns.iter()
+                    .map(|&n| {
+                        let viewers = n.to_string();
+                        let load = [
+                            "--publishers",
+                            "1",
+                            "--subscribers",
+                            &viewers,
+                            "--ramp",
+                            "50",
+                            "--duration",
+                            duration,
+                        ];
+                        step(format!("1 → {n}"), n, &load)
                     })
                     .collect()
             }
