@@ -22,6 +22,7 @@ mod membership;
 mod node_events;
 mod outputs;
 mod pipes;
+mod requests;
 mod resume;
 #[cfg(test)]
 mod tests;

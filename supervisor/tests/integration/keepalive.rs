@@ -88,7 +88,10 @@ async fn a_client_that_does_not_read_is_closed_with_1013_instead_of_missing_noti
     observer.ok(&join("flood", "Observer")).await;
     let mut mute = mute_client(&sfu, "flood", "Mute").await;
     let (mute_id, _) = signaling::next_joined(&mut observer).await;
-    // Every producer of the flooder is a notification for the mute client.
+    // Every producer of the flooder is a notification for the mute client, made large by its
+    // app data (fewer producers for the node to make: a loaded CI node must keep up).
+    let mut pad = serde_json::Map::new();
+    pad.insert("pad".into(), "x".repeat(900).into());
     let flood = tokio::spawn({
         let url = url.clone();
         async move {
@@ -106,7 +109,7 @@ async fn a_client_that_does_not_read_is_closed_with_1013_instead_of_missing_noti
                         ssrc,
                         "flood",
                     )),
-                    app_data: None,
+                    app_data: Some(pad.clone()),
                 };
                 let produced = flooder.ok(&produce).await;
                 let close = CloseProducer(ProducerArgs {
