@@ -21,6 +21,10 @@ use super::{Room, RoomCore};
 /// How long a room's joins and leaves are gathered before they are told.
 pub const ANNOUNCE_TICK: Duration = Duration::from_millis(50);
 
+/// A change of the watcher count alone is told at most this often per room: an audience of
+/// 1,000 arriving at 50 a second would otherwise be a frame per peer per tick.
+pub const COUNT_TICK: Duration = Duration::from_secs(1);
+
 /// A join or a leave not yet told.
 #[derive(Clone, Debug)]
 struct Event {
@@ -36,6 +40,8 @@ pub(crate) struct Announcements {
     events: Vec<Event>,
     /// A watcher that is counted, not listed, came or went.
     watching_changed: bool,
+    /// When the count was last told.
+    count_told_at: Option<Instant>,
 }
 
 impl Room {
@@ -100,29 +106,66 @@ impl RoomCore {
 
     fn schedule_announcements(&mut self, room_id: RoomId) {
         self.announcing.insert(room_id);
-        if self.announce_at.is_none() {
-            self.announce_at = Some(self.now + ANNOUNCE_TICK);
-        }
+        self.announce_at_most(self.now + ANNOUNCE_TICK);
     }
 
-    /// Tells what every room gathered, if its tick is over at `now`.
+    /// Announcements are due at `at`, or earlier.
+    fn announce_at_most(&mut self, at: Instant) {
+        self.announce_at = Some(self.announce_at.map_or(at, |due| due.min(at)));
+    }
+
+    /// Tells what every room gathered, if its tick is over at `now`; a room whose only news
+    /// is its watcher count told less than [`COUNT_TICK`] ago waits.
     pub(crate) fn announce_due(&mut self, now: Instant) {
         if self.announce_at.is_some_and(|at| at <= now) {
             self.announce_at = None;
             for room_id in std::mem::take(&mut self.announcing) {
-                self.announce_room(&room_id);
+                if let Some(later) = self.tell_room(&room_id, Some(now)) {
+                    self.announcing.insert(room_id);
+                    self.announce_at_most(later);
+                }
             }
+        }
+    }
+
+    /// Tells what every room gathered, now, counts included (the scenario tests' end of
+    /// every tick).
+    #[cfg(test)]
+    pub(crate) fn announce_all(&mut self) {
+        self.announce_at = None;
+        for room_id in std::mem::take(&mut self.announcing) {
+            self.tell_room(&room_id, None);
         }
     }
 
     /// Tells `room_id`'s peers what it gathered, now.
     pub(crate) fn announce_room(&mut self, room_id: &RoomId) {
-        let Some(room) = self.rooms.get_mut(room_id) else {
-            return;
+        self.tell_room(room_id, None);
+    }
+
+    /// Tells `room_id`'s peers what it gathered; with `throttle_at`, a count alone told too
+    /// recently is not: when it may be told instead.
+    fn tell_room(&mut self, room_id: &RoomId, throttle_at: Option<Instant>) -> Option<Instant> {
+        let room = self.rooms.get_mut(room_id)?;
+        let announce = &mut room.announce;
+        if announce.events.is_empty() {
+            if !announce.watching_changed {
+                return None;
+            }
+            let next = (announce.count_told_at).map(|at| at + COUNT_TICK);
+            if let (Some(now), Some(next)) = (throttle_at, next) {
+                if now < next {
+                    return Some(next);
+                }
+            }
+        }
+        let pending = Announcements {
+            events: std::mem::take(&mut announce.events),
+            watching_changed: std::mem::take(&mut announce.watching_changed),
+            count_told_at: None,
         };
-        let pending = std::mem::take(&mut room.announce);
-        if pending.events.is_empty() && !pending.watching_changed {
-            return;
+        if pending.watching_changed {
+            announce.count_told_at = Some(throttle_at.unwrap_or(self.now));
         }
         let watching = match pending.watching_changed {
             true => Some(room.watching()),
@@ -146,6 +189,7 @@ impl RoomCore {
         for (to, frame) in frames {
             self.notify(to, frame);
         }
+        None
     }
 }
 

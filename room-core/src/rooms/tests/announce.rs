@@ -2,7 +2,11 @@
 //! peer, each peer hears only what came after its own join, watchers of a large room are
 //! counted rather than listed, and a peer is announced before its first producer.
 
+use std::time::Duration;
+
 use signaling_api::JoinedPeer;
+
+use super::super::announce::COUNT_TICK;
 
 use super::*;
 
@@ -139,4 +143,45 @@ fn a_peer_is_announced_before_its_first_producer() {
         ),
         "{news:?}"
     );
+}
+
+#[test]
+fn a_change_of_the_watcher_count_alone_is_told_at_most_once_a_second() {
+    let mut core = new_core(Limits {
+        max_peers_per_room: 10,
+        list_watchers_up_to: 1,
+        ..limits()
+    });
+    let alice = join(&mut core, "webinar", "Alice");
+    drain(&mut core);
+    let t0 = Instant::now();
+    let watch = |core: &mut RoomCore, name: &str| {
+        let mut args = args("webinar", name);
+        args.watch_only = true;
+        let step = core.handle_join(Uuid::new_v4(), &args, Rights::ALL, t0);
+        assert!(matches!(step, Ok(JoinStep::Joined(_))), "{step:?}");
+    };
+    let told_now = |core: &mut RoomCore, at: Instant| {
+        core.announce_due(at);
+        let outputs: Vec<Output> = std::iter::from_fn(|| core.poll_queued()).collect();
+        changes(&outputs, alice)
+    };
+    watch(&mut core, "V1");
+    assert_eq!(
+        told_now(&mut core, t0 + ANNOUNCE_TICK),
+        vec![(vec![], vec![], Some(1))]
+    );
+    // A second viewer within the second: not yet.
+    watch(&mut core, "V2");
+    assert!(told_now(&mut core, t0 + 2 * ANNOUNCE_TICK).is_empty());
+    assert!(told_now(&mut core, t0 + Duration::from_millis(900)).is_empty());
+    // A publisher joins meanwhile: told at once, with the count.
+    let bob = enter(&mut core, "webinar", "Bob");
+    let at = t0 + Duration::from_millis(950);
+    assert_eq!(told_now(&mut core, at), vec![(vec![bob], vec![], Some(2))]);
+    // The next count change waits a second from then.
+    watch(&mut core, "V3");
+    assert!(told_now(&mut core, at + Duration::from_millis(500)).is_empty());
+    let later = at + COUNT_TICK;
+    assert_eq!(told_now(&mut core, later), vec![(vec![], vec![], Some(3))]);
 }

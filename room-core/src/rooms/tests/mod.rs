@@ -70,7 +70,7 @@ pub(super) fn args(room: &str, name: &str) -> JoinArgs {
 
 /// What the core says, with the joins and leaves it gathered told (their tick is over).
 pub(super) fn drain(core: &mut RoomCore) -> Vec<Output> {
-    core.announce_due(Instant::now() + std::time::Duration::from_secs(3600));
+    core.announce_all();
     std::iter::from_fn(|| core.poll_queued()).collect()
 }
 
