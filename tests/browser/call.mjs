@@ -20,7 +20,7 @@
 //
 // Exits non-zero on failure, after printing what each page saw and its console.
 import net from 'node:net';
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 import { hostDisruption, longestGap } from './disruption.mjs';
 
 const base = process.env.SFU_URL;
@@ -34,18 +34,8 @@ const WANT = 30; // more than this many frames decoded and audio packets receive
 // Generous on a loaded 2-core machine: a call normally gets there in 3 to 5 s.
 const timeoutMs = Number(process.env.SFU_CALL_TIMEOUT_MS || 45_000);
 
-const args = [
-  '--use-fake-device-for-media-stream',
-  '--use-fake-ui-for-media-stream',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required',
-];
+// Beyond the common flags (chromium.mjs).
+const args = [];
 if (insecure) args.push('--ignore-certificate-errors');
 // Plain-HTTP pages on addresses other than localhost (a cluster in network namespaces) may
 // use the camera only when the browser is told to treat them as secure.
@@ -82,11 +72,7 @@ function longestStall(samples) {
   return longestGap(samples, (before, now) => now > before);
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args,
-});
+const browser = await launch(args);
 const names = (process.env.SFU_PAGES || 'alice,bob').split(',');
 const logs = Object.fromEntries(names.map((n) => [n, []]));
 let failed = false;

@@ -6,25 +6,14 @@
 //   SFU_PORT=8000 node insecure.mjs
 //
 // Exits non-zero when the page does not explain.
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const port = process.env.SFU_PORT;
 if (!port) {
   console.error('set SFU_PORT, the port of a plain-HTTP supervisor on 127.0.0.1');
   process.exit(2);
 }
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: [
-    '--host-resolver-rules=MAP sfu.test 127.0.0.1',
-    '--use-fake-device-for-media-stream',
-    '--use-fake-ui-for-media-stream',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--no-first-run',
-  ],
-});
+const browser = await launch(['--host-resolver-rules=MAP sfu.test 127.0.0.1']);
 let failed = false;
 try {
   const page = await browser.newPage();

@@ -8,7 +8,7 @@
 //   SFU_URL=http://127.0.0.1:8000 node last_n.mjs
 //
 // Exits non-zero on failure, after printing what each page showed and its console.
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const base = process.env.SFU_URL;
 if (!base) {
@@ -21,22 +21,7 @@ const [width, height] = (process.env.SFU_VIEWPORT || '640x700').split('x').map(N
 const TILES = 3;
 const SPEAKER_MS = 30_000; // speaker detection weighs seconds of levels; a loaded CI is slow
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: [
-    '--use-fake-device-for-media-stream',
-    '--use-fake-ui-for-media-stream',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--autoplay-policy=no-user-gesture-required',
-  ],
-});
+const browser = await launch();
 const logs = Object.fromEntries(names.map((n) => [n, []]));
 const pages = {};
 let failed = false;

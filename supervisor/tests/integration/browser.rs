@@ -41,21 +41,32 @@ pub(crate) fn check_prerequisites() {
 /// Runs tests/browser/call.mjs against `url` with `envs`; its output.
 pub(crate) fn run_browser_call(url: &str, envs: &[(&str, &str)]) -> String {
     // Two Chromium pages need some 20 s on this machine; three minutes means a hang.
+    run_browser_script("call.mjs", url, envs, Duration::from_secs(180))
+}
+
+/// Runs tests/browser/`script` against `url` with `envs` (at most `within`); its output,
+/// after asserting it succeeded.
+pub(crate) fn run_browser_script(
+    script: &str,
+    url: &str,
+    envs: &[(&str, &str)],
+    within: Duration,
+) -> String {
     let out = output_within(
         Command::new("node")
-            .arg("call.mjs")
+            .arg(script)
             .current_dir(repo().join("tests/browser"))
             .env("SFU_URL", url)
             .envs(envs.iter().copied()),
-        Duration::from_secs(180),
-        "node tests/browser/call.mjs",
+        within,
+        &format!("node tests/browser/{script}"),
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}{stderr}");
     assert!(
         out.status.success(),
-        "browser call failed:\n{stdout}\n{stderr}"
+        "tests/browser/{script} failed:\n{stdout}\n{stderr}"
     );
     stdout.into_owned()
 }

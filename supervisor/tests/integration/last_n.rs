@@ -219,22 +219,9 @@ async fn subscribers_asking_for_four_videos_get_the_latest_speakers_and_every_au
 fn eight_browser_tabs_with_room_for_three_tiles_show_the_three_latest_speakers() {
     crate::browser::check_prerequisites();
     let sfu = Sfu::start(&[]);
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let out = crate::support::process::output_within(
-        std::process::Command::new("node")
-            .arg("last_n.mjs")
-            .current_dir(repo.join("tests/browser"))
-            .env("SFU_URL", format!("http://127.0.0.1:{}", sfu.port)),
-        Duration::from_secs(240),
-        "node tests/browser/last_n.mjs",
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}{stderr}");
-    assert!(
-        out.status.success(),
-        "last-N in the browser failed:\n{stdout}\n{stderr}"
-    );
+    let url = format!("http://127.0.0.1:{}", sfu.port);
+    let stdout =
+        crate::browser::run_browser_script("last_n.mjs", &url, &[], Duration::from_secs(240));
     assert!(
         stdout.contains("last-N: every page shows the 3 latest speakers and decodes their video"),
         "{stdout}"
