@@ -119,6 +119,9 @@ pub struct Window {
     pub start: Instant,
     /// Media period started (everyone joined).
     pub media_start: Instant,
+    /// Packets received by then ([`received_packets`]): the packet rate is the media
+    /// period's alone, as the CPU it is compared with.
+    pub packets_at_media_start: u64,
     /// End of the measurement.
     pub end: Instant,
     /// A stream must have delivered after this.
@@ -127,6 +130,19 @@ pub struct Window {
     pub cpu_pct: f64,
     /// Its cores.
     pub cores: usize,
+}
+
+/// Unique packets received so far by every transport of `records`.
+pub fn received_packets(records: &[std::sync::Arc<Record>]) -> u64 {
+    (records.iter())
+        .filter_map(|r| r.transports.lock().ok().map(|t| t.clone()))
+        .flatten()
+        .map(|t| {
+            t.streams
+                .lock()
+                .map_or(0, |s| s.values().map(|s| s.packets).sum())
+        })
+        .sum()
 }
 
 /// Counts `records` against the plan: each participant must receive every other publisher
@@ -171,7 +187,6 @@ pub fn summarize(records: &[std::sync::Arc<Record>], window: &Window) -> Summary
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let (mut joins, mut first_packets, mut video_frames, mut audio_frames) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut media_packets = 0;
     for members in rooms.values() {
         for subscriber in members {
             summary.resumes += subscriber
@@ -250,7 +265,6 @@ pub fn summarize(records: &[std::sync::Arc<Record>], window: &Window) -> Summary
                         summary.packets_received += s.packets;
                         summary.bytes_received += s.bytes;
                         summary.packets_lost += s.lost();
-                        media_packets += s.packets;
                         first_packets.extend(s.first_packet_delay().map(ms));
                         let frames = match kind {
                             Kind::Audio => &mut audio_frames,
@@ -271,7 +285,8 @@ pub fn summarize(records: &[std::sync::Arc<Record>], window: &Window) -> Summary
         .saturating_duration_since(window.media_start)
         .as_secs_f64();
     if media_secs > 0.0 {
-        summary.packets_per_s = media_packets as f64 / media_secs;
+        let in_media = received_packets(records).saturating_sub(window.packets_at_media_start);
+        summary.packets_per_s = in_media as f64 / media_secs;
     }
     summary.join_ms = Percentiles::of(joins);
     summary.first_packet_ms = Percentiles::of(first_packets);
@@ -420,6 +435,7 @@ mod tests {
             target: TargetKind::Sfu,
             start,
             media_start: start,
+            packets_at_media_start: 0,
             end: start + Duration::from_secs(2),
             flowing_since: start + Duration::from_secs(1),
             cpu_pct: 10.0,

@@ -138,6 +138,7 @@ pub async fn run(args: &Args, tls: Arc<rustls::ClientConfig>) -> anyhow::Result<
         );
     }
     let media_start = Instant::now();
+    let packets_at_media_start = crate::report::received_packets(&records);
     let duration = Duration::from_secs_f64(args.duration);
     tokio::time::sleep(duration).await;
     let end = Instant::now();
@@ -148,6 +149,7 @@ pub async fn run(args: &Args, tls: Arc<rustls::ClientConfig>) -> anyhow::Result<
             target: args.target,
             start,
             media_start,
+            packets_at_media_start,
             end,
             flowing_since: end - Duration::from_secs_f64(args.flowing_window),
             cpu_pct: cpu,

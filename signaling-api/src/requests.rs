@@ -285,6 +285,11 @@ pub struct LastNArgs {
     /// [`MAX_PINNED`]).
     #[serde(default)]
     pub pinned: Vec<super::PeerId>,
+    /// Audio of this many most recent speakers only (plus the pinned), for rooms where
+    /// everyone may speak but few do; absent (`null`): every audio. A peer is heard once the
+    /// room finds it speaking (its first syllables are not), so meetings keep the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loudest: Option<u32>,
 }
 
 /// At most this many pins in `setLastN`.

@@ -111,6 +111,9 @@ pub struct PeerExport {
     /// Its pins (`setLastN`).
     #[serde(default)]
     pub pinned: Vec<PeerId>,
+    /// Its choice of the loudest few (`setLastN`).
+    #[serde(default)]
+    pub loudest: Option<u32>,
     /// Counted among those watching, not listed.
     #[serde(default)]
     pub watcher: bool,
@@ -192,6 +195,7 @@ fn export_peer(id: PeerId, p: &Peer, token: Option<String>) -> PeerExport {
         resume_token: token,
         last_n: p.view.last_n,
         pinned: p.view.pinned.clone(),
+        loudest: p.view.loudest,
         watcher: !p.listed,
     }
 }
@@ -228,14 +232,17 @@ fn import_peer(p: &PeerExport, now: Instant, away: Option<Instant>) -> Peer {
             .collect(),
         consumers: (p.consumers.iter())
             .map(|(id, producer, transport, kind)| {
-                // Under last-N its video consumers may be paused at the node: taken as held,
-                // the first refresh resumes those it forwards.
+                // Under last-N its consumers may be paused at the node: taken as held, the
+                // first refresh resumes those it forwards.
                 let entry = ConsumerEntry {
                     producer: *producer,
                     transport: *transport,
                     kind: *kind,
                     client_paused: false,
-                    held: p.last_n.is_some() && *kind == MediaKind::Video,
+                    held: match kind {
+                        MediaKind::Video => p.last_n.is_some(),
+                        MediaKind::Audio => p.loudest.is_some(),
+                    },
                 };
                 (*id, entry)
             })
@@ -261,7 +268,7 @@ fn import_peer(p: &PeerExport, now: Instant, away: Option<Instant>) -> Peer {
                 (*id, entry)
             })
             .collect(),
-        view: super::last_n::VideoView::new(p.last_n, p.pinned.clone()),
+        view: super::last_n::VideoView::new(p.last_n, p.pinned.clone(), p.loudest),
         listed: !p.watcher,
         // Told every announcement of its new host.
         announce_seq: 0,

@@ -1,7 +1,8 @@
 //! Last-N video: a peer that asked for it (`setLastN`, or `lastN` at join) receives the
 //! videos of the N most recent speakers of its room plus those it pinned; its other video
 //! consumers stay paused on the node (no bandwidth, nothing for it to decode), and it is told
-//! whose videos flow (`forwardedVideos`). The speakers' order is the room's: the primary
+//! whose videos flow (`forwardedVideos`). Audio likewise when it asks for the `loudest` few:
+//! the audio of the K most recent speakers (only peers that spoke) plus the pinned. The speakers' order is the room's: the primary
 //! router's active speaker observer sees every producer of the room, so the order is the same
 //! for a room spread over routers, nodes and hosts. Peers who never spoke follow in the order
 //! they joined.
@@ -28,8 +29,10 @@ use crate::NodeId;
 pub(crate) struct VideoView {
     /// How many speakers' videos; `None`: every video.
     pub(crate) last_n: Option<u32>,
-    /// Videos it keeps regardless.
+    /// Videos (and audio) it keeps regardless.
     pub(crate) pinned: Vec<PeerId>,
+    /// How many speakers' audio; `None`: every audio.
+    pub(crate) loudest: Option<u32>,
     /// The forwarded set it was last told, while it uses last-N (or has to be told that it no
     /// longer does).
     told: Option<Vec<PeerId>>,
@@ -39,10 +42,11 @@ pub(crate) struct VideoView {
 
 impl VideoView {
     /// A view with `last_n` and `pinned`, never told anything.
-    pub(crate) fn new(last_n: Option<u32>, pinned: Vec<PeerId>) -> Self {
+    pub(crate) fn new(last_n: Option<u32>, pinned: Vec<PeerId>, loudest: Option<u32>) -> Self {
         VideoView {
             last_n,
             pinned,
+            loudest,
             told: None,
             ask: last_n.is_some(),
         }
@@ -50,7 +54,7 @@ impl VideoView {
 
     /// Whether the room must look at this peer: it uses last-N, or stopped using it.
     fn active(&self) -> bool {
-        self.last_n.is_some() || self.told.is_some() || self.ask
+        self.last_n.is_some() || self.told.is_some() || self.ask || self.loudest.is_some()
     }
 }
 
@@ -78,19 +82,65 @@ fn video_order(room: &Room) -> Vec<PeerId> {
     order
 }
 
+/// The room's peers with audio that spoke, the most recent first.
+fn audio_order(room: &Room) -> Vec<PeerId> {
+    let mut seen = BTreeSet::new();
+    (room.speakers.iter().copied())
+        .filter(|id| {
+            room.peers
+                .get(id)
+                .is_some_and(|p| p.producers.values().any(|e| e.kind == Kind::Audio))
+        })
+        .filter(|id| seen.insert(*id))
+        .collect()
+}
+
 /// Whose videos `viewer` gets with `view`: `None` for every video.
 fn forwarded(order: &[PeerId], viewer: PeerId, view: &VideoView) -> Option<Vec<PeerId>> {
-    let n = view.last_n? as usize;
+    chosen(order, viewer, view.last_n?, &view.pinned)
+}
+
+/// Whose audio `viewer` gets with `view` (`order` from [`audio_order`]; pins that have audio
+/// are in `with_audio`): `None` for every audio.
+fn audible(
+    order: &[PeerId],
+    with_audio: &BTreeSet<PeerId>,
+    viewer: PeerId,
+    view: &VideoView,
+) -> Option<Vec<PeerId>> {
+    let pinned: Vec<PeerId> = (view.pinned.iter().copied())
+        .filter(|id| with_audio.contains(id))
+        .collect();
+    let mut set = chosen(order, viewer, view.loudest?, &[])?;
+    for pin in pinned {
+        if pin != viewer && !set.contains(&pin) {
+            set.push(pin);
+        }
+    }
+    Some(set)
+}
+
+/// The first `n` of `order` but `viewer`, then the pins in `order`.
+fn chosen(order: &[PeerId], viewer: PeerId, n: u32, pinned: &[PeerId]) -> Option<Vec<PeerId>> {
+    let n = n as usize;
     let mut set: Vec<PeerId> = (order.iter().copied())
         .filter(|id| *id != viewer)
         .take(n)
         .collect();
-    for pin in &view.pinned {
+    for pin in pinned {
         if *pin != viewer && order.contains(pin) && !set.contains(pin) {
             set.push(*pin);
         }
     }
     Some(set)
+}
+
+/// The room's peers that publish audio.
+fn with_audio(room: &Room) -> BTreeSet<PeerId> {
+    (room.peers.iter())
+        .filter(|(_, p)| p.producers.values().any(|e| e.kind == Kind::Audio))
+        .map(|(id, _)| *id)
+        .collect()
 }
 
 /// A node call that pauses or resumes one consumer for last-N.
@@ -120,6 +170,7 @@ impl RoomCore {
             .ok_or_else(super::not_joined)?;
         p.view.last_n = args.last_n;
         p.view.pinned = args.pinned;
+        p.view.loudest = args.loudest;
         // An unchanged set is told again: the client asked.
         p.view.ask = true;
         self.last_n_dirty.insert(room_id);
@@ -140,18 +191,30 @@ impl RoomCore {
         self.last_n_dirty.insert(room_id.clone());
     }
 
-    /// Whether `viewer`'s new consumer of `owner`'s video is held by last-N.
-    pub(crate) fn held_at_creation(&self, room_id: &RoomId, viewer: PeerId, owner: PeerId) -> bool {
+    /// Whether `viewer`'s new consumer of `owner`'s `kind` is held by last-N.
+    pub(crate) fn held_at_creation(
+        &self,
+        room_id: &RoomId,
+        viewer: PeerId,
+        owner: PeerId,
+        kind: MediaKind,
+    ) -> bool {
         let Some(room) = self.rooms.get(room_id) else {
             return false;
         };
         let Some(view) = room.peers.get(&viewer).map(|p| &p.view) else {
             return false;
         };
-        if view.last_n.is_none() {
-            return false;
-        }
-        forwarded(&video_order(room), viewer, view).is_some_and(|set| !set.contains(&owner))
+        let set = match kind {
+            MediaKind::Video if view.last_n.is_some() => {
+                forwarded(&video_order(room), viewer, view)
+            }
+            MediaKind::Audio if view.loudest.is_some() => {
+                audible(&audio_order(room), &with_audio(room), viewer, view)
+            }
+            _ => None,
+        };
+        set.is_some_and(|set| !set.contains(&owner))
     }
 
     /// A client's pause or resume of its consumer: recorded; `false` when last-N holds it
@@ -190,6 +253,8 @@ impl RoomCore {
             return;
         }
         let order = video_order(room);
+        let speaking = audio_order(room);
+        let with_audio = with_audio(room);
         let owners: HashMap<ProducerId, PeerId> = (room.peers.iter())
             .flat_map(|(id, p)| p.producers.keys().map(move |producer| (*producer, *id)))
             .collect();
@@ -202,14 +267,16 @@ impl RoomCore {
                 continue;
             }
             let set = forwarded(&order, *viewer, &p.view);
+            let heard = audible(&speaking, &with_audio, *viewer, &p.view);
             let moved_from = &p.moved_from;
             let router_of = |t| moved_from.get(&t).copied().unwrap_or(p.router);
             for (id, c) in p.consumers.iter_mut() {
-                if c.kind != MediaKind::Video {
-                    continue;
-                }
+                let set = match c.kind {
+                    MediaKind::Video => &set,
+                    MediaKind::Audio => &heard,
+                };
                 let owner = owners.get(&c.producer);
-                let hold = match (&set, owner) {
+                let hold = match (set, owner) {
                     (Some(set), Some(owner)) => !set.contains(owner),
                     _ => false,
                 };

@@ -257,9 +257,8 @@ impl RoomCore {
         let kind = pending.entry.kind;
         let app_data = pending.entry.app_data.clone();
         p.producers.insert(producer, pending.entry);
-        if kind == Kind::Video {
-            self.last_n_dirty.insert(room_id.clone());
-        }
+        // A new video changes who is forwarded; a new audio may belong to a speaker.
+        self.last_n_dirty.insert(room_id.clone());
         let Some(room) = self.rooms.get_mut(&room_id) else {
             return Err(not_joined());
         };
@@ -410,10 +409,8 @@ impl RoomCore {
                 .find(|(_, p)| p.producers.contains_key(&producer))
                 .map(|(id, _)| *id)
         });
-        if let (MediaKind::Video, Some(owner), Some(room)) =
-            (answer.kind, owner, self.peer_room.get(&peer))
-        {
-            entry.held = self.held_at_creation(room, peer, owner);
+        if let (Some(owner), Some(room)) = (owner, self.peer_room.get(&peer)) {
+            entry.held = self.held_at_creation(room, peer, owner, answer.kind);
         }
         let Some((_, p)) = self.peer_still_at(peer, at) else {
             return Err(not_joined());

@@ -119,7 +119,7 @@ impl RoomCore {
                 consumers: HashMap::new(),
                 data_producers: HashMap::new(),
                 data_consumers: HashMap::new(),
-                view: super::last_n::VideoView::new(args.last_n, Vec::new()),
+                view: super::last_n::VideoView::new(args.last_n, Vec::new(), None),
                 listed,
                 announce_seq: seq,
             },

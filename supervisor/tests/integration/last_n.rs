@@ -88,6 +88,7 @@ async fn subscribers_asking_for_four_videos_get_the_latest_speakers_and_every_au
         let args = LastNArgs {
             last_n: Some(LAST_N),
             pinned: Vec::new(),
+            loudest: None,
         };
         peers[s].signaling.ok(&args).await;
         let theirs: Vec<ProducerId> = (owners.iter())
@@ -174,6 +175,7 @@ async fn subscribers_asking_for_four_videos_get_the_latest_speakers_and_every_au
     let args = LastNArgs {
         last_n: Some(LAST_N),
         pinned: vec![ids[pinned]],
+        loudest: None,
     };
     peers[0].signaling.ok(&args).await;
     talk_until(&mut peers, 0, "the pinned video", |set| {

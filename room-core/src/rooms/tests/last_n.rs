@@ -18,6 +18,7 @@ struct Meeting {
     publishers: Vec<(PeerId, ProducerId, ProducerId)>,
     viewer: PeerId,
     videos: Vec<ConsumerId>,
+    recv: TransportId,
 }
 
 fn producer_of(core: &mut RoomCore, peer: PeerId, send: TransportId, kind: Kind) -> ProducerId {
@@ -70,6 +71,7 @@ fn meeting(publishers: usize, last_n: Option<u32>) -> Meeting {
         publishers: list,
         viewer,
         videos,
+        recv,
     }
 }
 
@@ -93,7 +95,33 @@ impl Meeting {
     }
 
     fn set(&mut self, last_n: Option<u32>, pinned: Vec<PeerId>) -> Vec<Output> {
-        self.request(Request::SetLastN(LastNArgs { last_n, pinned }))
+        self.request(Request::SetLastN(LastNArgs {
+            last_n,
+            pinned,
+            loudest: None,
+        }))
+    }
+
+    /// The viewer consumes every publisher's audio: its consumers, by publisher.
+    fn consume_audio(&mut self) -> Vec<ConsumerId> {
+        let mut audio = Vec::new();
+        for i in 0..self.publishers.len() {
+            let producer = self.publishers[i].1;
+            let pending = (self.core)
+                .begin_consume(self.viewer, consume_args(self.recv, producer))
+                .unwrap();
+            let answer = call::Consumed {
+                kind: MediaKind::Audio,
+                ..consumed_answer()
+            };
+            let consumed = self.core.handle_consumed(self.viewer, pending, answer);
+            audio.push(consumed.unwrap().consumer_id);
+        }
+        drain(&mut self.core);
+        for consumer in &audio {
+            self.resume(*consumer);
+        }
+        audio
     }
 
     /// Publisher `i` speaks (the room's primary router says so).
@@ -276,4 +304,40 @@ fn the_forwarded_set_follows_a_video_that_closes_and_one_that_arrives() {
         o,
         Output::Reply { result: Err(e), .. } if e.code == ClientErrorCode::InvalidArgument
     )));
+}
+
+#[test]
+fn with_the_loudest_two_only_the_two_latest_speakers_are_heard_and_video_is_untouched() {
+    let mut m = meeting(4, None);
+    let audio = m.consume_audio();
+    let out = m.request(Request::SetLastN(LastNArgs {
+        last_n: None,
+        pinned: vec![],
+        loudest: Some(2),
+    }));
+    // Nobody spoke yet: every audio is held, no video.
+    let mut paused = holds(&out);
+    paused.sort();
+    let mut expected: Vec<_> = audio.iter().map(|c| (*c, true)).collect();
+    expected.sort();
+    assert_eq!(paused, expected);
+    assert_eq!(holds(&m.speaks(0)), vec![(audio[0], false)]);
+    assert_eq!(holds(&m.speaks(1)), vec![(audio[1], false)]);
+    // A third speaker: the least recent of the two is held again.
+    let mut changed = holds(&m.speaks(2));
+    changed.sort();
+    let mut expected = vec![(audio[2], false), (audio[0], true)];
+    expected.sort();
+    assert_eq!(changed, expected);
+    assert!(m
+        .videos
+        .iter()
+        .all(|v| !changed.iter().any(|(c, _)| c == v)));
+    // Back to every audio: the held ones resume.
+    let out = m.request(Request::SetLastN(LastNArgs::default()));
+    let mut resumed = holds(&out);
+    resumed.sort();
+    let mut expected = vec![(audio[0], false), (audio[3], false)];
+    expected.sort();
+    assert_eq!(resumed, expected);
 }
