@@ -49,8 +49,10 @@ impl Routers {
             MediaKind::Audio => mediasoup::prelude::MediaKind::Audio,
             MediaKind::Video => mediasoup::prelude::MediaKind::Video,
         };
+        let mut options = ProducerOptions::new(media_kind, rtp_parameters);
+        options.key_frame_request_delay = super::KEY_FRAME_REQUEST_DELAY_MS;
         let producer = transport
-            .produce(ProducerOptions::new(media_kind, rtp_parameters))
+            .produce(options)
             .await
             .map_err(|e| media_error("produce", e))?;
         let id = ProducerId(producer.id().into());

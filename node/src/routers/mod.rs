@@ -28,6 +28,13 @@ use tokio::sync::mpsc;
 use crate::media_config::{router_codecs, DataLimits, MediaListen};
 use crate::workers::WorkerSlot;
 
+/// A video producer asks its publisher for a key frame at most once per this many ms: the
+/// first request goes at once, those that follow within the window become one at its end.
+/// Without it every viewer that joins makes the publisher send a key frame (a webinar of
+/// 1,000 joining at 50 a second: ~35 a second, each fanned out to everyone), and browsers drop
+/// requests that come sooner than 300 ms after their last key frame anyway.
+pub(crate) const KEY_FRAME_REQUEST_DELAY_MS: u32 = 100;
+
 /// Every router of the node, by the id the supervisor gave it.
 pub struct Routers {
     state: Mutex<HashMap<RouterId, Hosted>>,

@@ -190,6 +190,7 @@ impl Routers {
         let mut options =
             ProducerOptions::new_pipe_transport(mediasoup_id(producer)?, kind, rtp_parameters);
         options.paused = paused;
+        options.key_frame_request_delay = super::KEY_FRAME_REQUEST_DELAY_MS;
         let piped = pipe
             .produce(options)
             .await
