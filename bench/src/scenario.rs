@@ -78,7 +78,9 @@ impl Scenario {
             Scenario::JoinStorm => {
                 "Join storm: 200 peers join within 2 s (20 rooms × 1 publisher + 9 subscribers)"
             }
-            Scenario::Idle => "Idle cost: 100 joined peers without media (10 rooms × 10)",
+            Scenario::Idle => {
+                "Idle cost: 100 joined peers without media (10 rooms × 10): joined only (an idle Janus participant has no PeerConnection), then with connected send and receive transports (ours only)"
+            }
             Scenario::Spanning => {
                 "One room of 4 publishers (audio + video) and 100 subscribers: one router, then two workers' routers piped together (both workers on the SFU's one core)"
             }
@@ -250,10 +252,8 @@ impl Scenario {
                     })
                     .collect()
             }
-            Scenario::Idle => vec![step(
-                "100 peers".into(),
-                100,
-                &[
+            Scenario::Idle => {
+                let joined = [
                     "--rooms",
                     "10",
                     "--publishers",
@@ -263,8 +263,15 @@ impl Scenario {
                     "50",
                     "--duration",
                     duration,
-                ],
-            )],
+                ];
+                let mut only = joined.to_vec();
+                only.push("--no-transports");
+                let transports = Step {
+                    ours_only: true,
+                    ..step("100 peers with transports".into(), 100, &joined)
+                };
+                vec![step("100 peers joined".into(), 100, &only), transports]
+            }
         }
     }
 }

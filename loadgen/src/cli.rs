@@ -65,6 +65,10 @@ pub struct Args {
     /// Join and open transports, but publish nothing (the idle cost of participants).
     #[arg(long, conflicts_with_all = ["audio_only", "simulcast"])]
     pub idle: bool,
+    /// With --idle: join only, open no transport (what an idle Janus participant is: a joined
+    /// handle without a PeerConnection), for an idle cost compared like for like.
+    #[arg(long, requires = "idle")]
+    pub no_transports: bool,
     /// Publish video as three simulcast layers (1/16, 1/4 and all of --video-kbps).
     #[arg(long)]
     pub simulcast: bool,

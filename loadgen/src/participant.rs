@@ -37,6 +37,8 @@ pub struct MediaPlan {
     pub video_kbps: u32,
     /// Publish nothing (transports only).
     pub idle: bool,
+    /// Not even transports: joined only.
+    pub no_transports: bool,
 }
 
 impl Plan {

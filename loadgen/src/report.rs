@@ -412,6 +412,7 @@ mod tests {
                 simulcast: false,
                 video_kbps: 600,
                 idle: false,
+                no_transports: false,
             },
         }))
     }

@@ -26,6 +26,7 @@ pub fn plans(args: &Args) -> Vec<Plan> {
         simulcast: args.simulcast,
         video_kbps: args.video_kbps,
         idle: args.idle,
+        no_transports: args.no_transports,
     };
     let mut plans = Vec::new();
     for r in 0..args.rooms {

@@ -157,6 +157,9 @@ async fn participate(
         }
         names.insert(peer.peer_id, peer.display_name);
     }
+    if plan.media.no_transports {
+        return stay_joined(signaling, stop).await;
+    }
     let mut send = publish(target, &mut signaling, record, pts).await?;
     let mut receiver = Receiver::open(target, &mut signaling, record, pts).await?;
     // After a move (mediaMoving): the old transports, closed once the others had time to
@@ -259,6 +262,24 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 }
 
 /// Opens a send transport and produces the plan's tracks on it (nothing for a subscriber).
+/// A participant without transports: reads what the SFU says until told to stop.
+async fn stay_joined(mut signaling: Client, mut stop: watch::Receiver<bool>) -> Result<(), Failed> {
+    loop {
+        tokio::select! {
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    return Ok(());
+                }
+            }
+            notification = signaling.notifications.recv() => {
+                if notification.is_none() {
+                    return Err(failed("signaling", "the SFU closed the connection"));
+                }
+            }
+        }
+    }
+}
+
 async fn publish(
     target: &SfuTarget,
     signaling: &mut Client,
