@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid};
-use str0m::{Rtc, RtcConfig};
+use str0m::Rtc;
 use tokio::net::UdpSocket;
 use tokio::sync::{watch, Mutex};
 
@@ -225,7 +225,7 @@ async fn handle_event(
 }
 
 fn sdp_rtc() -> Rtc {
-    RtcConfig::new()
+    crate::transport::rtc_config()
         .set_rtp_mode(true)
         .clear_codecs()
         .enable_opus(true, false)

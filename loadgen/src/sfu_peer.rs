@@ -21,7 +21,7 @@ use signaling_api::{
 use str0m::config::{DtlsVersion, Fingerprint as DtlsFingerprint};
 use str0m::format::{Codec, FormatParams};
 use str0m::media::{Frequency, Pt};
-use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
+use str0m::{Candidate, IceCreds, Rtc};
 use tokio::sync::watch;
 
 use crate::media::{publisher_tag, Kind};
@@ -517,7 +517,7 @@ fn direct_rtc(
     pts: PayloadTypes,
     host: Candidate,
 ) -> Result<(Rtc, DtlsParameters), Failed> {
-    let mut config = RtcConfig::new()
+    let mut config = crate::transport::rtc_config()
         .set_ice_lite(false)
         .set_rtp_mode(true)
         .set_dtls_version(DtlsVersion::Dtls12)

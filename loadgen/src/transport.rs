@@ -103,6 +103,24 @@ impl Shared {
     }
 }
 
+/// A str0m configuration whose DTLS certificate is the loadgen's one (made once): generating
+/// an EC key and signing a certificate for every transport made the loadgen, not the SFU, the
+/// bottleneck of a join storm. Falls back to str0m's own per-transport certificate.
+pub fn rtc_config() -> str0m::RtcConfig {
+    use std::sync::OnceLock;
+    static CERT: OnceLock<Option<str0m::crypto::dtls::DtlsCert>> = OnceLock::new();
+    let cert = CERT.get_or_init(|| {
+        str0m::crypto::from_feature_flags()
+            .dtls_provider
+            .generate_certificate()
+    });
+    let config = str0m::RtcConfig::new();
+    match cert {
+        Some(cert) => config.set_dtls_cert(cert.clone()),
+        None => config,
+    }
+}
+
 /// A handle on a running transport; dropping it stops the task.
 pub struct Transport {
     commands: mpsc::Sender<Command>,
