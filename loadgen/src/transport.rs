@@ -212,7 +212,7 @@ fn media_kind(kind: Kind) -> MediaKind {
 }
 
 async fn drive(
-    mut rtc: Rtc,
+    rtc: Rtc,
     socket: UdpSocket,
     mut commands: mpsc::Receiver<Command>,
     shared: Arc<Shared>,
@@ -221,132 +221,162 @@ async fn drive(
         Ok(local) => local,
         Err(e) => return shared.fail(format!("UDP socket: {e}")),
     };
-    let mut senders: Vec<Sender> = Vec::new();
-    let mut mids_by_ssrc: HashMap<u32, String> = HashMap::new();
-    let mut buf = vec![0u8; 2048];
-    loop {
-        let timeout = match poll(&mut rtc, &socket, &shared, &mut senders, &mut mids_by_ssrc).await
-        {
-            Ok(timeout) => timeout,
-            Err(why) => return shared.fail(why),
-        };
-        let wake = senders
-            .iter()
-            .map(|s| s.due)
-            .min()
-            .map_or(timeout, |due| due.min(timeout));
-        tokio::select! {
-            got = socket.recv_from(&mut buf) => {
-                let (n, source) = match got {
-                    Ok(got) => got,
-                    // ICMP "port unreachable" of a closed peer: keep going.
-                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
-                    Err(e) => return shared.fail(format!("UDP receive: {e}")),
-                };
-                if let Err(why) = receive(&mut rtc, local, source, &buf[..n]) {
-                    return shared.fail(why);
-                }
-                // Whatever else has arrived is taken now, without a trip through the timer and
-                // the select per datagram: at thousands of streams per loadgen core that trip
-                // cost more than the packet. str0m holds one received RTP packet at a time, so
-                // its output is drained after each.
-                for _ in 0..RECEIVE_BATCH {
-                    if let Err(why) = poll(&mut rtc, &socket, &shared, &mut senders, &mut mids_by_ssrc).await {
-                        return shared.fail(why);
-                    }
-                    let (n, source) = match socket.try_recv_from(&mut buf) {
-                        Ok(got) => got,
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
-                        Err(e) => return shared.fail(format!("UDP receive: {e}")),
-                    };
-                    if let Err(why) = receive(&mut rtc, local, source, &buf[..n]) {
-                        return shared.fail(why);
-                    }
-                }
-            }
-            command = commands.recv() => {
-                let Some(command) = command else { return };
-                apply(&mut rtc, &mut senders, &shared, command);
-            }
-            _ = tokio::time::sleep_until(wake.into()) => {}
-        }
-        let now = Instant::now();
-        if shared.connected.load(Ordering::Relaxed) {
-            send_due(&mut rtc, &mut senders, &shared, now);
-        }
-        if let Err(e) = rtc.handle_input(Input::Timeout(now)) {
-            return shared.fail(format!("str0m: {e}"));
-        }
+    let mut driver = Driver {
+        rtc,
+        socket,
+        local,
+        shared,
+        senders: Vec::new(),
+        mids_by_ssrc: HashMap::new(),
+    };
+    if let Err(why) = driver.run(&mut commands).await {
+        driver.shared.fail(why);
     }
 }
 
-/// Gives one datagram to str0m (what is not for it, e.g. a stray packet, is dropped).
-fn receive(
-    rtc: &mut Rtc,
+/// What a poll of str0m ended on.
+enum Polled {
+    /// Nothing more until then.
+    Timeout(Instant),
+    /// It gave the received RTP packet (polling was asked to stop there).
+    Packet,
+}
+
+/// One transport's str0m, socket and media, driven by its task.
+struct Driver {
+    rtc: Rtc,
+    socket: UdpSocket,
     local: SocketAddr,
-    source: SocketAddr,
-    datagram: &[u8],
-) -> Result<(), String> {
-    if let Ok(contents) = Receive::new(Protocol::Udp, source, local, datagram) {
-        let input = Input::Receive(Instant::now(), contents);
-        if rtc.accepts(&input) {
-            rtc.handle_input(input).map_err(|e| format!("str0m: {e}"))?;
-        }
-    }
-    Ok(())
+    shared: Arc<Shared>,
+    senders: Vec<Sender>,
+    mids_by_ssrc: HashMap<u32, String>,
 }
 
-/// Hands str0m's output to the socket and the statistics until it asks to wait.
-async fn poll(
-    rtc: &mut Rtc,
-    socket: &UdpSocket,
-    shared: &Shared,
-    senders: &mut [Sender],
-    mids_by_ssrc: &mut HashMap<u32, String>,
-) -> Result<Instant, String> {
-    loop {
-        match rtc.poll_output().map_err(|e| format!("str0m: {e}"))? {
-            Output::Timeout(at) => return Ok(at),
-            Output::Transmit(t) => send_datagram(socket, &t.contents, t.destination).await?,
-            Output::Event(event) => match event {
-                Event::Connected => shared.connected.store(true, Ordering::Relaxed),
-                Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                    shared.connected.store(false, Ordering::Relaxed);
-                }
-                Event::KeyframeRequest(KeyframeRequest { mid, rid, .. }) => {
-                    shared.key_frame_requests.fetch_add(1, Ordering::Relaxed);
-                    for sender in senders.iter_mut() {
-                        if sender.mid == mid && (rid.is_none() || sender.rid == rid) {
-                            if let Source::Vp8(source) = &mut sender.source {
-                                source.request_key_frame();
-                                // Answer now rather than at the next frame time.
-                                sender.due = Instant::now();
-                            }
-                        }
+impl Driver {
+    async fn run(&mut self, commands: &mut mpsc::Receiver<Command>) -> Result<(), String> {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            // str0m's timeout and its transmits are looked at once per wake-up, not per
+            // packet: both walk every stream, which at ~100 streams per transport cost more
+            // than the packet itself.
+            let Polled::Timeout(rtc_due) = self.poll(false).await? else {
+                continue;
+            };
+            let wake =
+                (self.senders.iter().map(|s| s.due).min()).map_or(rtc_due, |d| d.min(rtc_due));
+            tokio::select! {
+                got = self.socket.recv_from(&mut buf) => {
+                    let (n, source) = match got {
+                        Ok(got) => got,
+                        // ICMP "port unreachable" of a closed peer: keep going.
+                        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
+                        Err(e) => return Err(format!("UDP receive: {e}")),
+                    };
+                    self.take(source, &buf[..n]).await?;
+                    // Whatever else has arrived is taken now, without a trip through the
+                    // timer and the select per datagram.
+                    for _ in 0..RECEIVE_BATCH {
+                        let (n, source) = match self.socket.try_recv_from(&mut buf) {
+                            Ok(got) => got,
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
+                            Err(e) => return Err(format!("UDP receive: {e}")),
+                        };
+                        self.take(source, &buf[..n]).await?;
                     }
                 }
-                Event::RtpPacket(packet) => {
-                    let ssrc = *packet.header.ssrc;
-                    if let Entry::Vacant(slot) = mids_by_ssrc.entry(ssrc) {
-                        // First packet of an SSRC: learn its mid once (SDP-negotiated streams).
-                        if let Some(stream) = rtc.direct_api().stream_rx(&packet.header.ssrc) {
-                            slot.insert(stream.mid().to_string());
-                        }
-                    }
-                    let mut streams = shared.streams.lock().map_err(|e| e.to_string())?;
-                    match mids_by_ssrc.get(&ssrc).and_then(|mid| streams.get_mut(mid)) {
-                        Some(stats) => {
-                            stats.handle_packet(packet.timestamp, *packet.seq_no, &packet.payload)
-                        }
-                        None => {
-                            shared.unexpected.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
+                command = commands.recv() => {
+                    let Some(command) = command else { return Ok(()) };
+                    apply(&mut self.rtc, &mut self.senders, &self.shared, command);
                 }
-                _ => {}
-            },
+                _ = tokio::time::sleep_until(wake.into()) => {}
+            }
+            let now = Instant::now();
+            let wrote = self.shared.connected.load(Ordering::Relaxed)
+                && send_due(&mut self.rtc, &mut self.senders, &self.shared, now);
+            if wrote || now >= rtc_due {
+                (self.rtc)
+                    .handle_input(Input::Timeout(now))
+                    .map_err(|e| format!("str0m: {e}"))?;
+            }
         }
+    }
+
+    /// Gives one datagram to str0m (what is not for it, e.g. a stray packet, is dropped) and
+    /// takes the RTP packet it makes out: str0m holds one received packet at a time.
+    async fn take(&mut self, source: SocketAddr, datagram: &[u8]) -> Result<(), String> {
+        if let Ok(contents) = Receive::new(Protocol::Udp, source, self.local, datagram) {
+            let input = Input::Receive(Instant::now(), contents);
+            if self.rtc.accepts(&input) {
+                (self.rtc)
+                    .handle_input(input)
+                    .map_err(|e| format!("str0m: {e}"))?;
+                self.poll(true).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands str0m's output to the socket and the statistics until it asks to wait, or, with
+    /// `until_packet`, until it gave a received RTP packet.
+    async fn poll(&mut self, until_packet: bool) -> Result<Polled, String> {
+        loop {
+            match self.rtc.poll_output().map_err(|e| format!("str0m: {e}"))? {
+                Output::Timeout(at) => return Ok(Polled::Timeout(at)),
+                Output::Transmit(t) => {
+                    send_datagram(&self.socket, &t.contents, t.destination).await?
+                }
+                Output::Event(event) => {
+                    let packet = matches!(event, Event::RtpPacket(_));
+                    self.handle_event(event)?;
+                    if packet && until_packet {
+                        return Ok(Polled::Packet);
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle_event(&mut self, event: Event) -> Result<(), String> {
+        let shared = &self.shared;
+        match event {
+            Event::Connected => shared.connected.store(true, Ordering::Relaxed),
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                shared.connected.store(false, Ordering::Relaxed);
+            }
+            Event::KeyframeRequest(KeyframeRequest { mid, rid, .. }) => {
+                shared.key_frame_requests.fetch_add(1, Ordering::Relaxed);
+                for sender in self.senders.iter_mut() {
+                    if sender.mid == mid && (rid.is_none() || sender.rid == rid) {
+                        if let Source::Vp8(source) = &mut sender.source {
+                            source.request_key_frame();
+                            // Answer now rather than at the next frame time.
+                            sender.due = Instant::now();
+                        }
+                    }
+                }
+            }
+            Event::RtpPacket(packet) => {
+                let ssrc = *packet.header.ssrc;
+                if let Entry::Vacant(slot) = self.mids_by_ssrc.entry(ssrc) {
+                    // First packet of an SSRC: learn its mid once (SDP-negotiated streams).
+                    if let Some(stream) = self.rtc.direct_api().stream_rx(&packet.header.ssrc) {
+                        slot.insert(stream.mid().to_string());
+                    }
+                }
+                let mut streams = shared.streams.lock().map_err(|e| e.to_string())?;
+                match (self.mids_by_ssrc.get(&ssrc)).and_then(|mid| streams.get_mut(mid)) {
+                    Some(stats) => {
+                        stats.handle_packet(packet.timestamp, *packet.seq_no, &packet.payload)
+                    }
+                    None => {
+                        shared.unexpected.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
     }
 }
 
@@ -427,8 +457,9 @@ fn apply(rtc: &mut Rtc, senders: &mut Vec<Sender>, shared: &Shared, command: Com
     }
 }
 
-/// Writes the frames whose time has come.
-fn send_due(rtc: &mut Rtc, senders: &mut [Sender], shared: &Shared, now: Instant) {
+/// Writes the frames whose time has come; whether it wrote any.
+fn send_due(rtc: &mut Rtc, senders: &mut [Sender], shared: &Shared, now: Instant) -> bool {
+    let mut wrote = false;
     let mut api = rtc.direct_api();
     for sender in senders.iter_mut() {
         if sender.due > now {
@@ -462,6 +493,8 @@ fn send_due(rtc: &mut Rtc, senders: &mut [Sender], shared: &Shared, now: Instant
             );
             sender.seq += 1;
             shared.packets_sent.fetch_add(1, Ordering::Relaxed);
+            wrote = true;
         }
     }
+    wrote
 }
