@@ -22,8 +22,16 @@ use super::{Room, RoomCore};
 pub const ANNOUNCE_TICK: Duration = Duration::from_millis(50);
 
 /// A change of the watcher count alone is told at most this often per room: an audience of
-/// 1,000 arriving at 50 a second would otherwise be a frame per peer per tick.
+/// 1,000 arriving at 50 a second would otherwise be a frame per peer per tick. Larger rooms
+/// wait longer ([`count_tick`]).
 pub const COUNT_TICK: Duration = Duration::from_secs(1);
+
+/// How often a room of `peers` is told a new watcher count at most: [`COUNT_TICK`], or 5 ms
+/// per peer when that is longer, so that telling the count costs a room at most ~200 frames
+/// a second whatever its size (1,000 peers: every 5 s).
+pub fn count_tick(peers: usize) -> Duration {
+    COUNT_TICK.max(Duration::from_millis(5).saturating_mul(peers.try_into().unwrap_or(u32::MAX)))
+}
 
 /// A join or a leave not yet told.
 #[derive(Clone, Debug)]
@@ -147,12 +155,13 @@ impl RoomCore {
     /// recently is not: when it may be told instead.
     fn tell_room(&mut self, room_id: &RoomId, throttle_at: Option<Instant>) -> Option<Instant> {
         let room = self.rooms.get_mut(room_id)?;
+        let tick = count_tick(room.peers.len());
         let announce = &mut room.announce;
         if announce.events.is_empty() {
             if !announce.watching_changed {
                 return None;
             }
-            let next = (announce.count_told_at).map(|at| at + COUNT_TICK);
+            let next = (announce.count_told_at).map(|at| at + tick);
             if let (Some(now), Some(next)) = (throttle_at, next) {
                 if now < next {
                     return Some(next);

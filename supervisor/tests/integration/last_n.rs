@@ -1,7 +1,8 @@
 //! Last-N video with real str0m peers: twelve publishers, two of which receive everyone but
 //! ask for four videos (`setLastN`). Exactly four videos arrive and every audio; when another
 //! publisher speaks (the audio levels its packets carry) its video replaces the least recent
-//! speaker's, the SFU asking its publisher for a key frame; a pinned video stays whoever speaks.
+//! speaker's, the SFU asking its publisher for a key frame; a pinned video stays whoever speaks;
+//! asking for the loudest one's audio leaves only the speaker's audio flowing.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -212,6 +213,27 @@ async fn subscribers_asking_for_four_videos_get_the_latest_speakers_and_every_au
     // P1 was never told of P0's pin: its set is its own.
     let p1 = forwarded(&mut peers[1]).expect("a set");
     assert_eq!(p1.len(), LAST_N as usize, "{p1:?}");
+
+    // P1 asks for the audio of the loudest one only: the current speaker's alone flows.
+    let args = LastNArgs {
+        last_n: Some(LAST_N),
+        pinned: Vec::new(),
+        loudest: Some(1),
+    };
+    peers[1].signaling.ok(&args).await;
+    talk(&mut peers, Duration::from_millis(500)).await;
+    let before = received(&peers[1], &owners, Kind::Audio);
+    talk(&mut peers, Duration::from_secs(1)).await;
+    let after = received(&peers[1], &owners, Kind::Audio);
+    let grew: Vec<PeerId> = (after.iter())
+        .filter(|(id, n)| before.get(*id).is_some_and(|b| *n > b))
+        .map(|(id, _)| *id)
+        .collect();
+    assert_eq!(
+        grew,
+        vec![ids[next]],
+        "only the speaker's audio flows to P1"
+    );
 }
 
 /// Eight Chromium pages, each with room for three remote tiles (tests/browser/last_n.mjs):

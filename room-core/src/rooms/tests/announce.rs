@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use signaling_api::JoinedPeer;
 
-use super::super::announce::COUNT_TICK;
+use super::super::announce::{count_tick, COUNT_TICK};
 
 use super::*;
 
@@ -184,4 +184,16 @@ fn a_change_of_the_watcher_count_alone_is_told_at_most_once_a_second() {
     assert!(told_now(&mut core, at + Duration::from_millis(500)).is_empty());
     let later = at + COUNT_TICK;
     assert_eq!(told_now(&mut core, later), vec![(vec![], vec![], Some(3))]);
+}
+
+#[test]
+fn a_large_room_is_told_its_count_at_most_about_200_times_a_second_in_all() {
+    assert_eq!(count_tick(10), COUNT_TICK);
+    assert_eq!(count_tick(200), COUNT_TICK);
+    assert_eq!(count_tick(1_000), Duration::from_secs(5));
+    // Frames per second for the whole room stay bounded as it grows.
+    for peers in [300usize, 1_000, 5_000, 20_000] {
+        let per_second = peers as f64 / count_tick(peers).as_secs_f64();
+        assert!(per_second <= 200.0, "{peers} peers: {per_second} frames/s");
+    }
 }
