@@ -369,6 +369,7 @@ async fn subscribe(
                 ssrc: None,
                 tag: publisher_tag(&name),
                 reference,
+                consumed: None,
             })
             .await;
         mids.push(stream.mid);
@@ -388,5 +389,6 @@ async fn subscribe(
         .wait_connected(CONNECT_TIMEOUT)
         .await
         .map_err(|e| failed("ice_dtls", e))?;
+    record.connected();
     Ok(Subscription { transport, mids })
 }

@@ -110,6 +110,8 @@ pub struct Record {
     pub started: Instant,
     /// Start → join answered.
     pub join_latency: Mutex<Option<Duration>>,
+    /// Start of the join → its receive transport connected (ICE and DTLS).
+    pub connect_latency: Mutex<Option<Duration>>,
     /// The first error it met: (code, message).
     pub error: Mutex<Option<(String, String)>>,
     /// Its transports' counters.
@@ -129,11 +131,19 @@ impl Record {
             plan,
             started: Instant::now(),
             join_latency: Mutex::new(None),
+            connect_latency: Mutex::new(None),
             error: Mutex::new(None),
             transports: Mutex::new(Vec::new()),
             resumes: std::sync::atomic::AtomicU32::new(0),
             moves: std::sync::atomic::AtomicU32::new(0),
             forwarded: Mutex::new(None),
+        }
+    }
+
+    /// Its receive transport is connected now.
+    pub fn connected(&self) {
+        if let Ok(mut latency) = self.connect_latency.lock() {
+            latency.get_or_insert(self.started.elapsed());
         }
     }
 

@@ -84,6 +84,12 @@ pub struct Summary {
     pub first_packet_ms: Option<Percentiles>,
     /// Join (or announcement) → first key frame (video; audio: first packet when audio only).
     pub first_frame_ms: Option<Percentiles>,
+    /// Where the first frame's time goes, first part: start of the join → the participant's
+    /// receive transport connected (signaling, transport creation, ICE, DTLS).
+    pub connect_ms: Option<Percentiles>,
+    /// Second part: the SFU answered `consume` → first key frame (video; audio: first packet
+    /// when audio only): the resume, the key frame request and the publisher's answer.
+    pub consumed_to_frame_ms: Option<Percentiles>,
     /// Participants that failed, by error code.
     pub errors: BTreeMap<String, u64>,
     /// A few of those errors in full.
@@ -172,6 +178,8 @@ pub fn summarize(records: &[std::sync::Arc<Record>], window: &Window) -> Summary
         join_ms: None,
         first_packet_ms: None,
         first_frame_ms: None,
+        connect_ms: None,
+        consumed_to_frame_ms: None,
         errors: BTreeMap::new(),
         error_examples: Vec::new(),
         missing_streams: Vec::new(),
@@ -187,12 +195,17 @@ pub fn summarize(records: &[std::sync::Arc<Record>], window: &Window) -> Summary
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let (mut joins, mut first_packets, mut video_frames, mut audio_frames) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut connects, mut video_after_consume, mut audio_after_consume) =
+        (Vec::new(), Vec::new(), Vec::new());
     for members in rooms.values() {
         for subscriber in members {
             summary.resumes += subscriber
                 .resumes
                 .load(std::sync::atomic::Ordering::Relaxed);
             summary.moves += subscriber.moves.load(std::sync::atomic::Ordering::Relaxed);
+            if let Ok(Some(latency)) = subscriber.connect_latency.lock().map(|l| *l) {
+                connects.push(ms(latency));
+            }
             if let Ok(Some(latency)) = subscriber.join_latency.lock().map(|l| *l) {
                 summary.peers_joined += 1;
                 joins.push(ms(latency));
@@ -271,6 +284,11 @@ pub fn summarize(records: &[std::sync::Arc<Record>], window: &Window) -> Summary
                             Kind::Video => &mut video_frames,
                         };
                         frames.extend(s.first_frame_delay().map(ms));
+                        let after_consume = match kind {
+                            Kind::Audio => &mut audio_after_consume,
+                            Kind::Video => &mut video_after_consume,
+                        };
+                        after_consume.extend(s.consumed_to_frame().map(ms));
                     }
                 }
             }
@@ -294,6 +312,12 @@ pub fn summarize(records: &[std::sync::Arc<Record>], window: &Window) -> Summary
         audio_frames
     } else {
         video_frames
+    });
+    summary.connect_ms = Percentiles::of(connects);
+    summary.consumed_to_frame_ms = Percentiles::of(if video_after_consume.is_empty() {
+        audio_after_consume
+    } else {
+        video_after_consume
     });
     summary
 }
@@ -351,6 +375,14 @@ pub fn table(summary: &Summary) -> String {
     row("join", percentiles(summary.join_ms));
     row("join → first packet", percentiles(summary.first_packet_ms));
     row("join → first frame", percentiles(summary.first_frame_ms));
+    row(
+        "join → receive transport connected",
+        percentiles(summary.connect_ms),
+    );
+    row(
+        "consume answered → first frame",
+        percentiles(summary.consumed_to_frame_ms),
+    );
     row("key frame requests", summary.key_frame_requests.to_string());
     row(
         "loadgen CPU",
@@ -490,6 +522,33 @@ mod tests {
             "{:?}",
             summary.missing_streams
         );
+    }
+
+    #[test]
+    fn the_packet_rate_is_the_media_periods_and_the_first_frame_is_split_in_two() {
+        let start = Instant::now();
+        let (alice, bob) = (record("alice", true), record("bob", true));
+        received(&alice, "bob", start);
+        received(&bob, "alice", start);
+        // 20 packets arrived before the media period: 0 during it.
+        let mut w = window(start);
+        w.packets_at_media_start = received_packets(&[alice.clone(), bob.clone()]);
+        assert_eq!(w.packets_at_media_start, 20);
+        let summary = summarize(&[alice.clone(), bob.clone()], &w);
+        assert_eq!(summary.packets_per_s, 0.0);
+        assert_eq!(summary.connect_ms, None, "nobody connected a transport");
+        assert_eq!(summary.consumed_to_frame_ms, None, "nothing was consumed");
+        alice.connected();
+        for t in alice.transports.lock().unwrap().iter() {
+            for stats in t.streams.lock().unwrap().values_mut() {
+                stats.consumed = Some(start - Duration::from_millis(30));
+            }
+        }
+        let summary = summarize(&[alice, bob], &window(start));
+        assert_eq!(summary.packets_per_s, 10.0, "20 packets over 2 s");
+        assert!(summary.connect_ms.is_some());
+        let after = summary.consumed_to_frame_ms.expect("alice consumed");
+        assert!((after.p50 - 30.0).abs() < 1.0, "{after:?}");
     }
 
     #[test]

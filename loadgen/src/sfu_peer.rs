@@ -333,6 +333,7 @@ impl Receiver {
     ) -> Result<Receiver, Failed> {
         let (transport_id, transport) =
             open_transport(target, signaling, Direction::Recv, pts).await?;
+        record.connected();
         record.add_transport(transport.shared.clone());
         Ok(Receiver {
             transport_id,
@@ -396,6 +397,7 @@ impl Receiver {
                 rtp_capabilities: self.pts.device_capabilities(),
             })
             .await?;
+        let answered = Instant::now();
         let kind = match consumed.kind {
             signaling_api::Kind::Audio => Kind::Audio,
             signaling_api::Kind::Video => Kind::Video,
@@ -414,6 +416,7 @@ impl Receiver {
                 ssrc: Some((encoding.ssrc, encoding.rtx.as_ref().map(|r| r.ssrc))),
                 tag: publisher_tag(publisher),
                 reference,
+                consumed: Some(answered),
             })
             .await;
         let consumer_id = consumed.consumer_id.to_string();

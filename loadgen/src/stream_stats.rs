@@ -30,6 +30,9 @@ pub struct StreamStats {
     pub first_packet: Option<Instant>,
     /// Time of the first packet that starts a key frame.
     pub first_key_frame: Option<Instant>,
+    /// When the SFU answered its `consume` (the subscriber then resumes it): the part of the
+    /// first frame's delay that is the SFU's and the publisher's, not the join's.
+    pub consumed: Option<Instant>,
     /// Time of the last packet.
     pub last_packet: Option<Instant>,
     /// Its producer was closed: it is no longer expected to flow.
@@ -52,6 +55,7 @@ impl StreamStats {
             foreign: 0,
             first_packet: None,
             first_key_frame: None,
+            consumed: None,
             last_packet: None,
             closed: false,
             first_seq: 0,
@@ -127,6 +131,15 @@ impl StreamStats {
         }
     }
 
+    /// Consume answered → first key frame (audio: first packet).
+    pub fn consumed_to_frame(&self) -> Option<Duration> {
+        let frame = match self.kind {
+            Kind::Audio => self.first_packet,
+            Kind::Video => self.first_key_frame,
+        };
+        Some(frame?.saturating_duration_since(self.consumed?))
+    }
+
     /// The stream is flowing: a packet of the right publisher arrived at or after `since`.
     pub fn flowing_since(&self, since: Instant) -> bool {
         self.last_packet.is_some_and(|t| t >= since)
@@ -197,6 +210,9 @@ mod tests {
         stats.handle_packet(t0 + Duration::from_millis(50), 2, &key[0].payload);
         assert_eq!(stats.first_packet_delay(), Some(Duration::from_millis(10)));
         assert_eq!(stats.first_frame_delay(), Some(Duration::from_millis(50)));
+        assert_eq!(stats.consumed_to_frame(), None, "never consumed");
+        stats.consumed = Some(t0 + Duration::from_millis(20));
+        assert_eq!(stats.consumed_to_frame(), Some(Duration::from_millis(30)));
     }
 
     #[test]

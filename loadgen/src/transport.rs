@@ -70,6 +70,8 @@ pub struct RecvTrack {
     pub tag: u32,
     /// When it could first be expected.
     pub reference: Instant,
+    /// When the SFU answered the consume (`None`: not consumed by request, e.g. Janus).
+    pub consumed: Option<Instant>,
 }
 
 enum Command {
@@ -441,10 +443,9 @@ fn apply(rtc: &mut Rtc, senders: &mut Vec<Sender>, shared: &Shared, command: Com
                 api.expect_stream_rx(Ssrc::from(ssrc), rtx.map(Ssrc::from), mid, None);
             }
             if let Ok(mut streams) = shared.streams.lock() {
-                streams.insert(
-                    track.mid,
-                    StreamStats::new(track.kind, track.tag, track.reference),
-                );
+                let mut stats = StreamStats::new(track.kind, track.tag, track.reference);
+                stats.consumed = track.consumed;
+                streams.insert(track.mid, stats);
             }
         }
         Command::Forget(mid) => {
