@@ -261,7 +261,6 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// Opens a send transport and produces the plan's tracks on it (nothing for a subscriber).
 /// A participant without transports: reads what the SFU says until told to stop.
 async fn stay_joined(mut signaling: Client, mut stop: watch::Receiver<bool>) -> Result<(), Failed> {
     loop {
@@ -280,6 +279,7 @@ async fn stay_joined(mut signaling: Client, mut stop: watch::Receiver<bool>) -> 
     }
 }
 
+/// Opens a send transport and produces the plan's tracks on it (nothing for a subscriber).
 async fn publish(
     target: &SfuTarget,
     signaling: &mut Client,
