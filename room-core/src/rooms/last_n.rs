@@ -2,10 +2,10 @@
 //! videos of the N most recent speakers of its room plus those it pinned; its other video
 //! consumers stay paused on the node (no bandwidth, nothing for it to decode), and it is told
 //! whose videos flow (`forwardedVideos`). Audio likewise when it asks for the `loudest` few:
-//! the audio of the K most recent speakers (only peers that spoke) plus the pinned. The speakers' order is the room's: the primary
-//! router's active speaker observer sees every producer of the room, so the order is the same
-//! for a room spread over routers, nodes and hosts. Peers who never spoke follow in the order
-//! they joined.
+//! the audio of the K most recent speakers (only peers that spoke) plus the pinned. The
+//! speakers' order is the room's: the primary router's active speaker observer sees every
+//! producer of the room, so the order is the same for a room spread over routers, nodes and
+//! hosts. Peers who never spoke follow in the order they joined (for video).
 //!
 //! A consumer's state at the node is paused when its client paused it or last-N holds it:
 //! the two are kept apart ([`super::ConsumerEntry`]), so that a client's `resumeConsumer` of
