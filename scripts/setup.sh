@@ -35,6 +35,9 @@ if [ "$want_tests" = 1 ]; then
     [ -x /usr/sbin/nginx ] || debs+=(nginx)
     # caddy: the same with Debian's Caddy (its own config; the service is never started).
     [ -x /usr/bin/caddy ] || debs+=(caddy)
+    # GStreamer's webrtcbin: the WHIP tests' publisher (tests/whip/gst_whip.py).
+    /usr/bin/python3 -c 'import gi; gi.require_version("GstWebRTC", "1.0"); from gi.repository import GstWebRTC' 2>/dev/null \
+        || debs+=(python3-gst-1.0 gir1.2-gst-plugins-bad-1.0 gstreamer1.0-plugins-bad gstreamer1.0-nice gstreamer1.0-plugins-good gstreamer1.0-plugins-base)
 fi
 if [ "${#debs[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
@@ -19,13 +18,13 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::Connector;
 
-use crate::{Call, Method, Notification};
+use crate::frames::AnswerFrame;
+pub use crate::frames::{request_frame, CallError, ANSWER_TIMEOUT};
+use crate::{Call, Notification};
 
 #[cfg(test)]
 mod tests;
 
-/// A request waits this long for its answer.
-pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
 /// Notifications queued before the reader waits for the client to take them.
 const NOTIFICATION_QUEUE: usize = 1024;
 /// Frames queued for sending; a client sends a few requests at a time.
@@ -33,68 +32,6 @@ const OUTGOING_QUEUE: usize = 64;
 /// Answers to no pending call kept for [`Client::raw_answer`]; past this they are dropped
 /// (logged), so a client that never reads them cannot stall its notifications.
 const UNMATCHED_QUEUE: usize = 256;
-
-/// Why a request did not get its success answer.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum CallError {
-    /// The SFU refused the request.
-    #[error("{code}: {message}")]
-    Refused {
-        /// The error code (docs/protocol.md).
-        code: String,
-        /// Its explanation.
-        message: String,
-    },
-    /// The connection could not be opened, failed or closed.
-    #[error("signaling: {0}")]
-    Connection(String),
-    /// The server answered the WebSocket upgrade with an HTTP error (403, 429, 503, …).
-    #[error("signaling: the WebSocket upgrade was refused with HTTP {status}")]
-    Upgrade {
-        /// The HTTP status.
-        status: u16,
-    },
-    /// No answer in time.
-    #[error("no answer to {} within {ANSWER_TIMEOUT:?}", .0.name())]
-    Timeout(Method),
-    /// The answer did not have the documented shape.
-    #[error("malformed answer to {}: {reason}", method.name())]
-    Malformed {
-        /// The request.
-        method: Method,
-        /// Why.
-        reason: String,
-    },
-}
-
-impl CallError {
-    /// The error code of a refusal, or what kind of failure it was (`connection`,
-    /// `timeout`, `malformed`; a refused upgrade is a `connection` failure).
-    pub fn code(&self) -> &str {
-        match self {
-            CallError::Refused { code, .. } => code,
-            CallError::Connection(_) | CallError::Upgrade { .. } => "connection",
-            CallError::Timeout(_) => "timeout",
-            CallError::Malformed { .. } => "malformed",
-        }
-    }
-
-    /// The explanation of a refusal (`None` for the other failures).
-    pub fn message(&self) -> Option<&str> {
-        match self {
-            CallError::Refused { message, .. } => Some(message),
-            _ => None,
-        }
-    }
-
-    /// The HTTP status of a refused upgrade.
-    pub fn http_status(&self) -> Option<u16> {
-        match self {
-            CallError::Upgrade { status } => Some(*status),
-            _ => None,
-        }
-    }
-}
 
 /// Why a wait for a notification or an answer ended empty-handed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -130,63 +67,6 @@ impl RawAnswer {
     /// The error code, `None` for a success.
     pub fn code(&self) -> Option<&str> {
         self.outcome.as_ref().err().map(CallError::code)
-    }
-}
-
-/// A request frame: `{"id","method","data"}`.
-#[derive(serde::Serialize)]
-struct RequestFrame<'a, T> {
-    id: u64,
-    method: Method,
-    data: &'a T,
-}
-
-/// The text of request `id` sending `call`, for a client that writes its own frames (a test
-/// whose client never reads, a fuzzer); [`Client::call`] and [`Client::send`] number theirs.
-pub fn request_frame<C: Call>(id: u64, call: &C) -> Result<String, CallError> {
-    let method = C::METHOD;
-    serde_json::to_string(&RequestFrame {
-        id,
-        method,
-        data: call,
-    })
-    .map_err(|e| CallError::Malformed {
-        method,
-        reason: format!("cannot serialize the request: {e}"),
-    })
-}
-
-/// An answer frame: `{"id","ok":true,"data"}` or `{"id","ok":false,"error"}`.
-#[derive(Debug, Deserialize)]
-struct AnswerFrame {
-    id: Option<u64>,
-    #[serde(default)]
-    ok: bool,
-    #[serde(default)]
-    data: Value,
-    error: Option<ErrorBody>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ErrorBody {
-    code: String,
-    message: String,
-}
-
-impl AnswerFrame {
-    /// Its `data`, or its refusal.
-    fn outcome(self) -> Result<Value, CallError> {
-        if self.ok {
-            return Ok(self.data);
-        }
-        let error = self.error.unwrap_or(ErrorBody {
-            code: "malformed".into(),
-            message: "an error answer without its error".into(),
-        });
-        Err(CallError::Refused {
-            code: error.code,
-            message: error.message,
-        })
     }
 }
 

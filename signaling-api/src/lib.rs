@@ -9,6 +9,7 @@ pub mod calls;
 pub mod client;
 #[cfg(test)]
 mod docs_examples;
+pub mod frames;
 pub mod media;
 pub mod notifications;
 #[cfg(test)]

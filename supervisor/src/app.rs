@@ -238,6 +238,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 routing.is_some(),
             )),
             metrics,
+            whip: crate::edge::whip::sessions(),
             monitor,
         },
         web_dir,

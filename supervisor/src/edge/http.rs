@@ -1,5 +1,5 @@
 //! The HTTP routes of the supervisor's one port: the demo page, `/ws`, `/monitor`,
-//! `/metrics`, `/healthz`.
+//! `/metrics`, `/healthz`, WHIP and WHEP (`/whip/{room}`, `/whep/{room}`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -57,6 +57,8 @@ pub struct AppState {
     pub monitor: Monitor,
     /// The cluster, when there is one.
     pub routing: Option<Arc<crate::routing::Routing>>,
+    /// The running WHIP and WHEP sessions.
+    pub whip: Arc<crate::edge::whip::Sessions>,
 }
 
 /// The WebSocket layer's cap on a message and on a frame: the protocol's own. A frame whose
@@ -75,6 +77,7 @@ pub fn router(state: AppState, web_dir: Option<PathBuf>) -> Router {
         .route("/monitor", get(monitor))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
+        .merge(crate::edge::whip::routes())
         .with_state(state)
         .merge(page)
 }

@@ -36,3 +36,4 @@ mod support;
 mod timeouts;
 mod tokens;
 mod watch;
+mod whip;

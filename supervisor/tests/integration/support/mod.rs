@@ -172,8 +172,11 @@ impl Sfu {
                 .env("TLS_MODE", "1")
                 .env("TLS_CERT_PATH", cert.dir.join("cert.pem"))
                 .env("TLS_KEY_PATH", cert.dir.join("key.pem"))
-                .env("PUBLIC_IP", "127.0.0.1")
-                .args(["--rtc-ip", "127.0.0.1"]);
+                .env("PUBLIC_IP", "127.0.0.1");
+            // Media on loopback unless the test says where (`--public-ip` wins over the env).
+            if !args.contains(&"--rtc-ip") {
+                command.args(["--rtc-ip", "127.0.0.1"]);
+            }
         }
         let child = command.spawn().expect("start supervisor");
         let sfu = Sfu {

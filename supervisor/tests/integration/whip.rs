@@ -1,0 +1,520 @@
+//! WHIP and WHEP: GStreamer's webrtcbin (a WebRTC stack we did not write,
+//! tests/whip/gst_whip.py) publishes into a room over plain HTTP and over TLS, and a str0m
+//! peer of the room receives it; a str0m WHEP player watches it; bad input gets a clear
+//! status and leaves nobody behind.
+
+use std::net::UdpSocket;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpAnswer;
+use str0m::media::{Direction, MediaKind};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+use supervisor::join_tokens::{sign_with_secret, unix_now, Claims};
+
+use crate::support::peer::TestPeer;
+use crate::support::signaling::notified;
+use crate::support::{monitor_query, Sfu, TestCert};
+use signaling_api::client::Client;
+use signaling_api::{JoinArgs, Notification};
+
+const TOKEN: &str = "whip-monitor-token-whip-monitor-token";
+
+/// This machine's first global IPv4 address. libnice (GStreamer's ICE) gathers no loopback
+/// candidates, so the SFU's media listens and is announced there for these tests; the
+/// packets still never leave the machine.
+fn host_ip() -> String {
+    let output = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .expect("ip addr");
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .map(str::to_string)
+        .expect("a global IPv4 address for GStreamer's ICE (libnice skips loopback)")
+}
+
+/// The arguments that make the SFU's media reachable by libnice, with `extra`.
+fn media_args(ip: &str, extra: &[&'static str]) -> Vec<String> {
+    let mut args: Vec<String> = ["--rtc-ip", ip, "--public-ip", ip]
+        .map(String::from)
+        .to_vec();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/whip/gst_whip.py")
+}
+
+/// The GStreamer WHIP publisher, publishing to `url` for `seconds`.
+fn publisher(url: &str, seconds: u32, ca: Option<&PathBuf>) -> tokio::process::Child {
+    let mut command = tokio::process::Command::new("/usr/bin/python3");
+    command
+        .arg(script())
+        .arg(url)
+        .args(["--seconds", &seconds.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(ca) = ca {
+        command.arg("--cafile").arg(ca);
+    }
+    command
+        .spawn()
+        .expect("GStreamer's WHIP client (scripts/setup.sh --tests installs it)")
+}
+
+/// The publisher's output once it ended; fails the test if it did not succeed.
+async fn finished(child: tokio::process::Child) -> String {
+    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("the WHIP client ends")
+        .expect("the WHIP client's output");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "the WHIP client failed:\n{text}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    text
+}
+
+/// One plain HTTP/1.1 request to 127.0.0.1:`port`: status, headers (lower-case names) and
+/// body.
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("read timeout");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).expect("request");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("response");
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, body.to_string())
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The display names of `room`'s participants, as the monitor shows them.
+fn participants(sfu: &Sfu, cert: &TestCert, room: &str) -> Vec<(String, usize)> {
+    let detail = monitor_query(sfu, cert, TOKEN, &["room", room]);
+    detail["participants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let name = p["displayName"].as_str().unwrap_or_default().to_string();
+            let producers = p["producers"].as_array().map_or(0, Vec::len);
+            (name, producers)
+        })
+        .collect()
+}
+
+async fn wait_participants(
+    sfu: &Sfu,
+    cert: &TestCert,
+    room: &str,
+    what: impl Fn(&[(String, usize)]) -> bool,
+) -> Vec<(String, usize)> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = participants(sfu, cert, room);
+        if what(&now) || Instant::now() > deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// The peers that left, told to `peer` in the next `peersChanged` that has any.
+async fn someone_left(peer: &mut TestPeer) -> Vec<signaling_api::PeerId> {
+    loop {
+        let left = notified!(peer.signaling, Notification::PeersChanged { left, .. } => left);
+        if !left.is_empty() {
+            return left;
+        }
+    }
+}
+
+/// A room peer consumes the WHIP publisher's two producers and receives packets of both.
+async fn received_by_a_peer(
+    ws: &str,
+    ca: Option<&str>,
+    room: &str,
+    url: &str,
+    tls_ca: Option<&PathBuf>,
+    sfu: &Sfu,
+    cert: &TestCert,
+) {
+    let mut viewer = TestPeer::join(ws, ca, room, "Viewer", 7000).await;
+    let child = publisher(url, 8, tls_ca);
+    viewer.consume_announced(2).await;
+    let whip = wait_participants(sfu, cert, room, |p| {
+        p.iter().any(|(n, c)| n == "WHIP publisher" && *c == 2)
+    })
+    .await;
+    assert!(
+        whip.iter().any(|(n, c)| n == "WHIP publisher" && *c == 2),
+        "the monitor shows the WHIP publisher with its two producers: {whip:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let counts = loop {
+        let counts = (viewer.arrivals(0).count(), viewer.arrivals(1).count());
+        if (counts.0 > 100 && counts.1 > 100) || Instant::now() > deadline {
+            break counts;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    println!("{url}: the room peer received {counts:?} packets of the WHIP publisher's two tracks");
+    assert!(
+        counts.0 > 100 && counts.1 > 100,
+        "packets of both tracks arrive: {counts:?}"
+    );
+    let output = finished(child).await;
+    assert!(output.contains("delete 200"), "{output}");
+    let left = someone_left(&mut viewer).await;
+    assert_eq!(left.len(), 1, "the WHIP publisher left at its DELETE");
+    let after = participants(sfu, cert, room);
+    assert_eq!(
+        after,
+        [("Viewer".to_string(), 2)],
+        "nothing of the session is left"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gstreamer_whip_publisher_reaches_the_room_over_http_and_over_tls() {
+    let cert = TestCert::new("whip");
+    let ip = host_ip();
+    let args = media_args(&ip, &["--monitor-token", TOKEN]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let plain = Sfu::start(&args);
+    let tls = Sfu::start_tls(&cert, &args);
+    let room = format!("whip-{}", std::process::id());
+    // The monitor speaks TLS only: the plain supervisor's room is checked by its peer alone.
+    let url = format!("http://127.0.0.1:{}/whip/{room}", plain.port);
+    let mut viewer = TestPeer::join(&plain.ws_url(), None, &room, "Viewer", 7000).await;
+    let child = publisher(&url, 6, None);
+    viewer.consume_announced(2).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let counts = (viewer.arrivals(0).count(), viewer.arrivals(1).count());
+    println!("plain HTTP: the room peer received {counts:?} packets");
+    assert!(
+        counts.0 > 50 && counts.1 > 50,
+        "packets of both tracks: {counts:?}"
+    );
+    let output = finished(child).await;
+    assert!(
+        output.contains("status 201") && output.contains("delete 200"),
+        "{output}"
+    );
+    drop(viewer);
+
+    let ca = cert.dir.join("cert.pem");
+    let url = format!("https://127.0.0.1:{}/whip/{room}", tls.port);
+    received_by_a_peer(
+        &tls.ws_url(),
+        Some(&cert.cert_pem),
+        &room,
+        &url,
+        Some(&ca),
+        &tls,
+        &cert,
+    )
+    .await;
+}
+
+/// A str0m WHEP player: offers to receive audio and video, then counts the frames of each
+/// for `seconds`. Returns (audio frames, video frames, the session's URL).
+fn whep_player(port: u16, path: &str, seconds: u64) -> (u64, u64, String) {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let local = socket.local_addr().expect("address");
+    let mut rtc = Rtc::builder().build(Instant::now());
+    rtc.add_local_candidate(Candidate::host(local, "udp").expect("candidate"));
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    let (offer, pending) = api.apply().expect("an offer");
+    let (status, headers, body) = http(
+        port,
+        "POST",
+        path,
+        &[("Content-Type", "application/sdp")],
+        &offer.to_sdp_string(),
+    );
+    assert_eq!(status, 201, "WHEP POST: {body}");
+    let location = header(&headers, "location").expect("Location").to_string();
+    let answer = SdpAnswer::from_sdp_string(&body).expect("the answer is SDP");
+    rtc.sdp_api()
+        .accept_answer(pending, answer)
+        .expect("str0m takes the answer");
+    let (mut audio, mut video) = (0, 0);
+    let end = Instant::now() + Duration::from_secs(seconds);
+    let mut buf = vec![0u8; 2000];
+    while Instant::now() < end {
+        let timeout = match rtc.poll_output().expect("str0m") {
+            Output::Timeout(at) => at,
+            Output::Transmit(t) => {
+                let _ = socket.send_to(&t.contents, t.destination);
+                continue;
+            }
+            Output::Event(event) => {
+                match event {
+                    Event::MediaData(data) if data.params.spec().codec.is_audio() => audio += 1,
+                    Event::MediaData(_) => video += 1,
+                    Event::IceConnectionStateChange(state) => {
+                        println!("WHEP player: ICE {state:?}")
+                    }
+                    Event::Connected => println!("WHEP player: connected"),
+                    _ => {}
+                }
+                continue;
+            }
+        };
+        let wait = timeout
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        socket.set_read_timeout(Some(wait)).expect("timeout");
+        match socket.recv_from(&mut buf) {
+            Ok((n, source)) => {
+                let Ok(contents) = buf[..n].try_into() else {
+                    continue;
+                };
+                let input = Input::Receive(
+                    Instant::now(),
+                    Receive {
+                        proto: Protocol::Udp,
+                        source,
+                        destination: local,
+                        contents,
+                    },
+                );
+                rtc.handle_input(input).expect("str0m input");
+            }
+            Err(_) => rtc
+                .handle_input(Input::Timeout(Instant::now()))
+                .expect("str0m timeout"),
+        }
+    }
+    (audio, video, location)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whep_player_watches_the_whip_publisher_and_delete_ends_it() {
+    let ip = host_ip();
+    let args = media_args(&ip, &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let plain = Sfu::start(&args);
+    let room = format!("whep-{}", std::process::id());
+    let child = publisher(
+        &format!("http://127.0.0.1:{}/whip/{room}", plain.port),
+        12,
+        None,
+    );
+    // The player comes once the publisher is in.
+    let mut watcher = TestPeer::join(&plain.ws_url(), None, &room, "Watcher", 8000).await;
+    watcher.consume_announced(2).await;
+    let port = plain.port;
+    let path = format!("/whep/{room}");
+    let (audio, video, location) = tokio::task::spawn_blocking(move || whep_player(port, &path, 4))
+        .await
+        .expect("the player");
+    println!("the WHEP player assembled {audio} audio and {video} video frames");
+    assert!(audio > 50, "Opus frames: {audio}");
+    assert!(video > 30, "VP8 frames: {video}");
+    let (location_room, id) = location.split_once('/').expect("Location is `{room}/{id}`");
+    assert_eq!(location_room, room, "Location is relative to the endpoint");
+    let session = format!("/whep/{room}/{id}");
+    let frag = [("Content-Type", "application/trickle-ice-sdpfrag")];
+    let restart = "a=ice-ufrag:newu\r\na=ice-pwd:newpasswordnewpassword1\r\n";
+    let (status, _, text) = http(port, "PATCH", &session, &frag, restart);
+    assert_eq!(status, 428, "a PATCH without If-Match: {text}");
+    let wrong = [frag[0], ("If-Match", "\"not-the-etag\"")];
+    let (status, _, text) = http(port, "PATCH", &session, &wrong, restart);
+    assert_eq!(status, 412, "a PATCH with a wrong ETag: {text}");
+    let (status, _, text) = http(port, "DELETE", &session, &[], "");
+    assert_eq!(status, 200, "DELETE ends the session: {text}");
+    let left = someone_left(&mut watcher).await;
+    assert_eq!(
+        left.len(),
+        1,
+        "the WHEP viewer left at its DELETE: {left:?}"
+    );
+    let (status, _, _) = http(port, "DELETE", &session, &[], "");
+    assert_eq!(status, 404, "a session ended is unknown");
+    finished(child).await;
+}
+
+fn bad(port: u16, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    let (status, _, body) = http(port, "POST", path, headers, body);
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_offers_tokens_and_etags_get_clear_statuses_and_leave_nobody_behind() {
+    const SECRET: &str = "whip-secret-whip-secret-whip-secret!";
+    let plain = Sfu::start(&["--join-secret", SECRET]);
+    let room = format!("whipbad-{}", std::process::id());
+    let path = format!("/whip/{room}");
+    let token = |publish: bool| {
+        let claims = Claims {
+            room: room.clone(),
+            sub: "encoder".into(),
+            name: None,
+            can_publish: Some(publish),
+            can_subscribe: None,
+            exp: unix_now() + 600,
+            nbf: None,
+        };
+        sign_with_secret(SECRET.as_bytes(), &claims).expect("sign")
+    };
+    let publisher_token = format!("Bearer {}", token(true));
+    let viewer_token = format!("Bearer {}", token(false));
+    let sdp = [
+        ("Content-Type", "application/sdp"),
+        ("Authorization", publisher_token.as_str()),
+    ];
+    // What is sent, its headers and body, and the status and words of the answer.
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, String, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "not SDP",
+            sdp.to_vec(),
+            "hello".into(),
+            400,
+            "not an SDP offer",
+        ),
+        (
+            "the wrong type",
+            vec![
+                ("Content-Type", "text/plain"),
+                ("Authorization", &publisher_token),
+            ],
+            "v=0\r\n".into(),
+            415,
+            "application/sdp",
+        ),
+        (
+            "no media",
+            sdp.to_vec(),
+            OFFER_HEAD.to_string(),
+            400,
+            "ice-ufrag",
+        ),
+        (
+            "only a codec nobody forwards",
+            sdp.to_vec(),
+            format!("{OFFER_HEAD}{}", section("video", "96 AV1/90000")),
+            406,
+            "AV1",
+        ),
+        (
+            "no token",
+            vec![("Content-Type", "application/sdp")],
+            offer(),
+            401,
+            "token",
+        ),
+        (
+            "a token that may not publish",
+            vec![
+                ("Content-Type", "application/sdp"),
+                ("Authorization", &viewer_token),
+            ],
+            offer(),
+            403,
+            "publish",
+        ),
+    ];
+    for (what, headers, body, status, says) in cases {
+        let (got, text) = bad(plain.port, &path, &headers, &body);
+        println!("{what}: {got} {}", text.trim());
+        assert_eq!(got, status, "{what}: {text}");
+        assert!(text.contains(says), "{what}: the body says why: {text}");
+    }
+    let (status, _, text) = http(
+        plain.port,
+        "PATCH",
+        &format!("{path}/00000000-0000-0000-0000-000000000000"),
+        &[
+            ("Content-Type", "application/trickle-ice-sdpfrag"),
+            ("If-Match", "*"),
+        ],
+        "a=ice-ufrag:x\r\na=ice-pwd:y\r\n",
+    );
+    assert_eq!(status, 404, "an unknown session: {text}");
+    let (status, headers, _) = http(plain.port, "OPTIONS", &path, &[], "");
+    assert_eq!(status, 204);
+    assert_eq!(header(&headers, "accept-post"), Some("application/sdp"));
+    // Nobody was left in the room by any of them: the next to join finds it empty.
+    let mut client = Client::connect(&plain.ws_url(), None)
+        .await
+        .expect("connect");
+    let joined = client
+        .call(&JoinArgs {
+            room: room.clone(),
+            display_name: "Checker".into(),
+            token: Some(token(false)),
+            watch_only: true,
+            last_n: None,
+        })
+        .await
+        .expect("join");
+    assert!(
+        joined.peers.is_empty(),
+        "nobody is left behind: {:?}",
+        joined.peers
+    );
+}
+
+/// A session-level head of an offer with ICE and DTLS but no media.
+const OFFER_HEAD: &str = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n";
+
+fn section(media: &str, rtpmap: &str) -> String {
+    let pt = rtpmap.split(' ').next().unwrap_or("96");
+    format!(
+        "m={media} 9 UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=fingerprint:sha-256 AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB\r\na=setup:actpass\r\na=rtcp-mux\r\na=rtpmap:{rtpmap}\r\na=ssrc:1234 cname:x\r\n"
+    )
+}
+
+/// An offer of one Opus track.
+fn offer() -> String {
+    format!("{OFFER_HEAD}{}", section("audio", "111 opus/48000/2"))
+}
