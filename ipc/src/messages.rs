@@ -220,6 +220,16 @@ pub enum NodeEvent {
         /// How long it stays paused.
         paused_ms: u32,
     },
+    /// A client's WebRTC transport connected (DTLS up, or ICE back after a loss), lost its
+    /// client (ICE consent expired), or failed or closed at the DTLS level.
+    TransportState {
+        /// The router.
+        router: RouterId,
+        /// The transport.
+        transport: TransportId,
+        /// What happened.
+        state: TransportState,
+    },
     /// A mediasoup worker died; its rooms are gone and the node exits.
     WorkerDied {
         /// Index of the worker.
@@ -227,6 +237,19 @@ pub enum NodeEvent {
         /// What mediasoup said.
         message: String,
     },
+}
+
+/// What became of a client's transport ([`NodeEvent::TransportState`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TransportState {
+    /// Media can flow: DTLS connected, or ICE came back after a loss.
+    Connected,
+    /// The client went silent: no ICE consent checks for the consent timeout.
+    Disconnected,
+    /// DTLS failed (a bad fingerprint, an alert).
+    Failed,
+    /// The client closed DTLS.
+    Closed,
 }
 
 impl NodeEvent {
@@ -241,7 +264,8 @@ impl NodeEvent {
             | Self::ProducerScore { router, .. }
             | Self::ActiveSpeaker { router, .. }
             | Self::DataConsumerClosed { router, .. }
-            | Self::DataProducerThrottled { router, .. } => Some(*router),
+            | Self::DataProducerThrottled { router, .. }
+            | Self::TransportState { router, .. } => Some(*router),
             Self::WorkerDied { .. } => None,
         }
     }

@@ -18,7 +18,7 @@ mod requests;
 
 pub use calls::Call;
 pub use ids::{ConsumerId, DataConsumerId, DataProducerId, ProducerId, TransportId};
-pub use notifications::{JoinedPeer, Notification};
+pub use notifications::{JoinedPeer, Notification, TransportState};
 
 use serde::Serialize;
 use serde_json::{json, Value};

@@ -148,6 +148,17 @@ pub enum Notification {
         /// `newProducer`.
         peers: Vec<crate::PeerInfo>,
     },
+    /// One of this peer's transports connected (DTLS up, or ICE back after a loss), lost its
+    /// client (no ICE consent checks for the consent timeout: its network is gone), or failed
+    /// or was closed at the DTLS level. A lost transport sends nothing until ICE comes back
+    /// (`restartIce` helps).
+    #[serde(rename_all = "camelCase")]
+    TransportState {
+        /// Which transport.
+        transport_id: ids::TransportId,
+        /// What happened.
+        state: TransportState,
+    },
     /// The SFU is stopping; the socket closes within seconds.
     ShuttingDown {},
     /// In a cluster: the hosts changed (one joined or left); every host's signaling URL.
@@ -155,6 +166,20 @@ pub enum Notification {
         /// The URLs, as in the join answer's `hosts`.
         urls: Vec<String>,
     },
+}
+
+/// What became of a transport, in [`Notification::TransportState`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TransportState {
+    /// Media flows.
+    Connected,
+    /// The client went silent (ICE consent expired).
+    Disconnected,
+    /// DTLS failed.
+    Failed,
+    /// The client closed DTLS.
+    Closed,
 }
 
 /// A peer that joined, in [`Notification::PeersChanged`].
@@ -254,6 +279,10 @@ mod tests {
             },
             Notification::MediaMoving { peers: Vec::new() },
             Notification::ShuttingDown {},
+            Notification::TransportState {
+                transport_id: ids::TransportId(uuid::Uuid::nil()),
+                state: TransportState::Disconnected,
+            },
             Notification::HostsChanged {
                 urls: vec!["wss://sfu1.example.org/ws".into()],
             },
@@ -294,6 +323,7 @@ mod tests {
             .split("## Notifications")
             .nth(1)
             .and_then(|s| s.split("\n## ").next())
+            .and_then(|s| s.split("\n# ").next())
             .expect("a Notifications section");
         let documented: BTreeSet<String> = section
             .lines()

@@ -5,9 +5,12 @@ use event_listener_primitives::HandlerId;
 use ipc::calls as call;
 use ipc::messages::{
     ConsumerId, Json, MediaKind, NodeError, NodeErrorCode, NodeEvent, ProducerId, Response,
-    RouterId, TransportId,
+    RouterId, TransportId, TransportState,
 };
 use mediasoup::prelude::*;
+use mediasoup::types::data_structures::{DtlsState, IceState};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use super::{ipc_kind, media_error, not_found, parse, to_json, Answer, Entry, Routers};
 
@@ -20,6 +23,7 @@ impl Routers {
             .await
             .map_err(|e| media_error("create WebRTC transport", e))?;
         let id = TransportId(transport.id().into());
+        let handlers = self.watch_transport(router, id, &transport);
         let answer = Response::TransportCreated(call::TransportCreated {
             transport: id,
             ice_parameters: to_json(transport.ice_parameters())?,
@@ -32,8 +36,54 @@ impl Routers {
         });
         self.with_router(router, |r| {
             r.transports.insert(id, transport);
+            r.transport_handlers.insert(id, handlers);
             Ok(answer)
         })
+    }
+
+    /// Tells the supervisor when `transport` connects, loses its client (ICE consent) or
+    /// fails: a client without a socket of its own (WHIP, WHEP) is alive only through it.
+    fn watch_transport(
+        &self,
+        router: RouterId,
+        transport: TransportId,
+        webrtc: &WebRtcTransport,
+    ) -> Vec<HandlerId> {
+        let send = {
+            let events = self.events.clone();
+            move |state| {
+                let _ = events.send(NodeEvent::TransportState {
+                    router,
+                    transport,
+                    state,
+                });
+            }
+        };
+        // ICE coming back after a loss is a connection again; its first connection is
+        // told by DTLS.
+        let lost = Arc::new(AtomicBool::new(false));
+        let ice = webrtc.on_ice_state_change({
+            let send = send.clone();
+            move |state| match state {
+                IceState::Disconnected => {
+                    lost.store(true, Ordering::Relaxed);
+                    send(TransportState::Disconnected);
+                }
+                IceState::Connected | IceState::Completed => {
+                    if lost.swap(false, Ordering::Relaxed) {
+                        send(TransportState::Connected);
+                    }
+                }
+                IceState::New => {}
+            }
+        });
+        let dtls = webrtc.on_dtls_state_change(move |state| match state {
+            DtlsState::Connected => send(TransportState::Connected),
+            DtlsState::Failed => send(TransportState::Failed),
+            DtlsState::Closed => send(TransportState::Closed),
+            DtlsState::New | DtlsState::Connecting => {}
+        });
+        vec![ice, dtls]
     }
 
     pub(super) async fn produce(

@@ -52,6 +52,8 @@ struct Hosted {
     speaker: ActiveSpeakerObserver,
     _speaker_handler: HandlerId,
     transports: HashMap<TransportId, WebRtcTransport>,
+    /// Each client transport's state subscriptions (dropped with it).
+    transport_handlers: HashMap<TransportId, Vec<HandlerId>>,
     /// Pipe transports to routers of the same room on other nodes.
     pipe_transports: HashMap<TransportId, PipeTransport>,
     /// Clients' producers, and producers piped in from the room's other routers (same id as
@@ -206,6 +208,7 @@ impl Routers {
                     // A client's or a pipe. Dropping closes it, and with it its producers and
                     // consumers in the worker.
                     let webrtc = r.transports.remove(&transport).is_some();
+                    r.transport_handlers.remove(&transport);
                     let pipe = r.pipe_transports.remove(&transport).is_some();
                     if !webrtc && !pipe {
                         return Err(not_found("transport", transport));
@@ -437,6 +440,7 @@ impl Routers {
             speaker,
             _speaker_handler: speaker_handler,
             transports: HashMap::new(),
+            transport_handlers: HashMap::new(),
             pipe_transports: HashMap::new(),
             producers: HashMap::new(),
             consumers: HashMap::new(),

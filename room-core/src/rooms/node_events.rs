@@ -10,7 +10,7 @@ use monitor_api::EventKind;
 use super::{json_value, Cleanup, Link, Room, RoomCore};
 use crate::NodeId;
 use signaling_api::notifications::Notification;
-use signaling_api::PeerId;
+use signaling_api::{PeerId, TransportState};
 
 fn consumer_owner(room: &Room, consumer: ConsumerId) -> Option<PeerId> {
     room.peers
@@ -190,6 +190,29 @@ impl RoomCore {
                     paused_ms,
                 };
                 (vec![owner], throttled)
+            }
+            NodeEvent::TransportState {
+                transport, state, ..
+            } => {
+                let Some(owner) = room
+                    .peers
+                    .iter()
+                    .find(|(_, p)| p.transports.contains_key(&transport))
+                    .map(|(id, _)| *id)
+                else {
+                    return;
+                };
+                let state = match state {
+                    ipc::messages::TransportState::Connected => TransportState::Connected,
+                    ipc::messages::TransportState::Disconnected => TransportState::Disconnected,
+                    ipc::messages::TransportState::Failed => TransportState::Failed,
+                    ipc::messages::TransportState::Closed => TransportState::Closed,
+                };
+                let told = Notification::TransportState {
+                    transport_id: transport,
+                    state,
+                };
+                (vec![owner], told)
             }
             NodeEvent::WorkerDied { .. } => return,
         };

@@ -351,8 +351,18 @@ async fn a_whep_player_watches_the_whip_publisher_and_delete_ends_it() {
     // The player comes once the publisher is in.
     let mut watcher = TestPeer::join(&plain.ws_url(), None, &room, "Watcher", 8000).await;
     watcher.consume_announced(2).await;
+    // The watcher publishes too (silently): the player asks for the WHIP publisher by id.
+    let publisher_id = watcher
+        .signaling
+        .seen()
+        .iter()
+        .find_map(|n| match n {
+            Notification::NewProducer { peer_id, .. } => Some(*peer_id),
+            _ => None,
+        })
+        .expect("the WHIP publisher's producers were announced");
     let port = plain.port;
-    let path = format!("/whep/{room}");
+    let path = format!("/whep/{room}?peer={publisher_id}");
     let (audio, video, location) = tokio::task::spawn_blocking(move || whep_player(port, &path, 4))
         .await
         .expect("the player");
@@ -469,6 +479,31 @@ async fn bad_offers_tokens_and_etags_get_clear_statuses_and_leave_nobody_behind(
         assert_eq!(got, status, "{what}: {text}");
         assert!(text.contains(says), "{what}: the body says why: {text}");
     }
+    // WHEP: a player that would receive nothing, and a room where nobody publishes.
+    let whep = format!("/whep/{room}");
+    let viewer_sdp = [
+        ("Content-Type", "application/sdp"),
+        ("Authorization", viewer_token.as_str()),
+    ];
+    let (status, text) = bad(plain.port, &whep, &viewer_sdp, &offer());
+    println!("WHEP offer that only sends: {status} {}", text.trim());
+    assert_eq!(status, 422, "{text}");
+    let (status, text) = bad(
+        plain.port,
+        &whep,
+        &viewer_sdp,
+        &offer().replace("a=sendonly", "a=recvonly"),
+    );
+    println!("WHEP in an empty room: {status} {}", text.trim());
+    assert_eq!(status, 404, "{text}");
+    assert!(text.contains("nobody publishes"), "{text}");
+    let (status, text) = bad(
+        plain.port,
+        &format!("{whep}?peer=someone"),
+        &viewer_sdp,
+        &offer(),
+    );
+    assert_eq!(status, 400, "`peer` that is no id: {text}");
     let (status, _, text) = http(
         plain.port,
         "PATCH",
@@ -517,4 +552,41 @@ fn section(media: &str, rtpmap: &str) -> String {
 /// An offer of one Opus track.
 fn offer() -> String {
     format!("{OFFER_HEAD}{}", section("audio", "111 opus/48000/2"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whip_publisher_that_vanishes_leaves_when_its_ice_consent_expires() {
+    let ip = host_ip();
+    let args = media_args(&ip, &["--ice-consent-timeout-secs", "10"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let sfu = Sfu::start(&args);
+    let room = format!("whip-gone-{}", std::process::id());
+    let mut viewer = TestPeer::join(&sfu.ws_url(), None, &room, "Viewer", 7000).await;
+    let mut child = publisher(
+        &format!("http://127.0.0.1:{}/whip/{room}", sfu.port),
+        60,
+        None,
+    );
+    viewer.consume_announced(2).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        viewer.arrivals(1).count() > 10,
+        "the publisher's video arrives"
+    );
+    // Gone without a DELETE, as an encoder whose machine lost power.
+    child.kill().await.expect("kill the WHIP client");
+    let killed = Instant::now();
+    let left = tokio::time::timeout(Duration::from_secs(30), someone_left(&mut viewer))
+        .await
+        .expect("the vanished publisher leaves within the consent timeout and a little");
+    println!(
+        "the vanished WHIP publisher left {:.1} s after it went silent",
+        killed.elapsed().as_secs_f64()
+    );
+    assert_eq!(left.len(), 1);
+    assert!(
+        sfu.wait_log("ICE consent expired", Duration::from_secs(5))
+            .await,
+        "the log says why it left"
+    );
 }

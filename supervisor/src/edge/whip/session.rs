@@ -12,7 +12,7 @@ use signaling_api::frames::CallError;
 use signaling_api::media::RtpCapabilities;
 use signaling_api::{
     ConnectTransportArgs, ConsumeArgs, ConsumerArgs, CreateTransportArgs, Direction, JoinArgs,
-    Joined, Kind, Notification, PeerId, ProduceArgs, TransportArgs,
+    Joined, Kind, Notification, PeerId, ProduceArgs, TransportArgs, TransportState,
 };
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -236,7 +236,7 @@ pub async fn start(
         },
     );
     tracing::info!(session = %id, peer = %client.peer, room = %request.room, kind = request.role.name(), client = %request.client, "session started");
-    let running = Running {
+    let mut running = Running {
         id,
         role: request.role,
         room: request.room,
@@ -250,7 +250,12 @@ pub async fn start(
         transport_id,
         server,
         etag: etag.clone(),
+        connected: false,
     };
+    // What came while it was set up (its transport may be connected already).
+    for notification in seen {
+        running.observe(&notification);
+    }
     tokio::spawn(run(sessions.clone(), client, running, queue, slot));
     Ok(Started { id, etag, answer })
 }
@@ -444,6 +449,35 @@ struct Running {
     transport_id: String,
     server: ServerTransport,
     etag: String,
+    /// Whether its transport has connected.
+    connected: bool,
+}
+
+/// How long a session's client has to connect its media after the answer.
+const CONNECT_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Running {
+    /// Takes a notification of its peer in; why the session ends, if it does.
+    fn observe(&mut self, notification: &Notification) -> Option<&'static str> {
+        match notification {
+            Notification::RoomMoved { .. } => Some("its room moved (its node failed)"),
+            Notification::TransportState {
+                transport_id,
+                state,
+            } if transport_id.to_string() == self.transport_id => match state {
+                TransportState::Connected => {
+                    self.connected = true;
+                    None
+                }
+                TransportState::Disconnected => {
+                    Some("its client went silent (ICE consent expired)")
+                }
+                TransportState::Failed => Some("DTLS failed"),
+                TransportState::Closed => Some("its client closed DTLS"),
+            },
+            _ => None,
+        }
+    }
 }
 
 /// A session's life after its POST: PATCHes, its DELETE, or the SFU closing it.
@@ -454,12 +488,20 @@ async fn run(
     mut commands: mpsc::Receiver<Command>,
     slot: ConnectionSlot,
 ) {
+    let connect_by = tokio::time::Instant::now() + CONNECT_WITHIN;
     let reason = loop {
         tokio::select! {
+            () = tokio::time::sleep_until(connect_by), if !running.connected => {
+                break "its media did not connect within 30 s";
+            }
             command = commands.recv() => match command {
                 Some(Command::Patch { fragment, if_match, reply }) => {
-                    let outcome = patch(&mut client, &mut running, fragment, if_match).await;
+                    let mut seen = Vec::new();
+                    let outcome = patch(&mut client, &mut running, fragment, if_match, &mut seen).await;
                     let _ = reply.send(outcome);
+                    if let Some(reason) = seen.iter().find_map(|n| running.observe(n)) {
+                        break reason;
+                    }
                 }
                 Some(Command::Delete { reply }) => {
                     sessions.entries().remove(&running.id);
@@ -472,8 +514,11 @@ async fn run(
                 None => break "the session was dropped",
             },
             notification = client.notification() => match notification {
-                Some(Notification::RoomMoved { .. }) => break "its room moved to another host",
-                Some(_) => {}
+                Some(notification) => {
+                    if let Some(reason) = running.observe(&notification) {
+                        break reason;
+                    }
+                }
                 None => break "the SFU closed it",
             },
         }
@@ -489,6 +534,7 @@ async fn patch(
     running: &mut Running,
     fragment: Fragment,
     if_match: Option<String>,
+    seen: &mut Vec<Notification>,
 ) -> Result<Patched, Problem> {
     match if_match.as_deref() {
         None => {
@@ -509,13 +555,12 @@ async fn patch(
     if !fragment.restarts(&running.client_ufrag) {
         return Ok(Patched::Trickled);
     }
-    let mut seen = Vec::new();
     let restarted = client
         .call(
             &signaling_api::calls::RestartIce(TransportArgs {
                 transport_id: running.transport_id.clone(),
             }),
-            &mut seen,
+            seen,
         )
         .await?;
     running.server.ice = signaling_api::media::read(&restarted.ice_parameters)
