@@ -8,12 +8,16 @@ use mediasoup::prelude::*;
 
 /// Codecs of every room's router: Opus for audio; VP8, VP9 and H.264 for video, which
 /// covers every browser. Feedback (NACK, PLI, transport-cc) is added by mediasoup.
+///
+/// Payload types as Chromium numbers them (Opus 111, VP8 96, H.264 108): mediasoup's consumers send
+/// the router's payload types, and a WHEP player, which offers first, takes only its own
+/// (clients of `/ws` follow the router's, whatever they are). RTX keeps mediasoup's.
 pub fn router_codecs() -> Vec<RtpCodecCapability> {
     let hz = |rate| NonZeroU32::new(rate).expect("non-zero clock rate");
     vec![
         RtpCodecCapability::Audio {
             mime_type: MimeTypeAudio::Opus,
-            preferred_payload_type: None,
+            preferred_payload_type: Some(111),
             clock_rate: hz(48_000),
             channels: NonZeroU8::new(2).expect("two channels"),
             parameters: RtpCodecParametersParameters::from_iter([("useinbandfec", 1_u32.into())]),
@@ -21,13 +25,14 @@ pub fn router_codecs() -> Vec<RtpCodecCapability> {
         },
         RtpCodecCapability::Video {
             mime_type: MimeTypeVideo::Vp8,
-            preferred_payload_type: None,
+            preferred_payload_type: Some(96),
             clock_rate: hz(90_000),
             parameters: RtpCodecParametersParameters::default(),
             rtcp_feedback: vec![],
         },
         RtpCodecCapability::Video {
             mime_type: MimeTypeVideo::Vp9,
+            // Chromium's 100 is taken by VP8's RTX (mediasoup numbers RTX as it goes).
             preferred_payload_type: None,
             clock_rate: hz(90_000),
             parameters: RtpCodecParametersParameters::from_iter([("profile-id", 2_u32.into())]),
@@ -35,7 +40,7 @@ pub fn router_codecs() -> Vec<RtpCodecCapability> {
         },
         RtpCodecCapability::Video {
             mime_type: MimeTypeVideo::H264,
-            preferred_payload_type: None,
+            preferred_payload_type: Some(108),
             clock_rate: hz(90_000),
             parameters: RtpCodecParametersParameters::from_iter([
                 ("packetization-mode", 1_u32.into()),

@@ -267,7 +267,7 @@ fn taken(router: &RtpCapabilities, kind: Kind) -> String {
 
 /// Whether the router's codec `cap` takes the offered `codec` (as mediasoup matches a
 /// producer's codec: name, clock rate, channels, and the parameters that change the stream).
-fn matches(codec: &Codec, cap: &CodecCapability) -> bool {
+pub(crate) fn matches(codec: &Codec, cap: &CodecCapability) -> bool {
     if !codec.mime_type.eq_ignore_ascii_case(&cap.mime_type) || codec.clock_rate != cap.clock_rate {
         return false;
     }

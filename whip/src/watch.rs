@@ -11,7 +11,8 @@ use signaling_api::Kind;
 use crate::offer::Offer;
 use crate::Refusal;
 
-/// What a WHEP session consumes with.
+/// What a WHEP session consumes with: only the player's codecs that it numbers as the router
+/// does (Chromium's numbers, which the SFU's routers use; RTX as mediasoup numbers it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Watch {
     /// The player's capabilities, for `consume`.
@@ -65,11 +66,16 @@ impl Offer {
             *taken = true;
             media.push(m.kind);
             for codec in &m.codecs {
-                let Some(known) = router
-                    .codecs
-                    .iter()
-                    .find(|c| c.mime_type.eq_ignore_ascii_case(&codec.mime_type))
-                else {
+                // mediasoup's consumers send the router's payload types: a codec the player
+                // numbers otherwise would arrive under a number it does not expect.
+                let Some(known) = router.codecs.iter().find(|c| {
+                    c.preferred_payload_type == Some(codec.payload_type)
+                        && c.mime_type.eq_ignore_ascii_case(&codec.mime_type)
+                        && (!codec.is_rtx()
+                            || c.parameters.get("apt").and_then(serde_json::Value::as_u64)
+                                == codec.apt().map(u64::from))
+                        && (codec.is_rtx() || crate::publish::matches(codec, c))
+                }) else {
                     continue;
                 };
                 capabilities.codecs.push(CodecCapability {

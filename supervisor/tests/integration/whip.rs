@@ -261,6 +261,32 @@ async fn a_gstreamer_whip_publisher_reaches_the_room_over_http_and_over_tls() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_receives_a_whip_publisher_on_the_demo_page_and_plays_it_with_whep() {
+    crate::browser::check_prerequisites();
+    let ip = host_ip();
+    let args = media_args(&ip, &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let sfu = Sfu::start(&args);
+    let room = format!("whip-browser-{}", std::process::id());
+    let base = format!("http://127.0.0.1:{}", sfu.port);
+    let child = publisher(&format!("{base}/whip/{room}"), 50, None);
+    let output = tokio::task::spawn_blocking(move || {
+        crate::browser::run_browser_script(
+            "whip.mjs",
+            &base,
+            &[("SFU_ROOM", room.as_str())],
+            Duration::from_secs(120),
+        )
+    })
+    .await
+    .expect("the browser script");
+    println!("{output}");
+    assert!(output.contains("demo page: WHIP publisher decoded"), "{output}");
+    assert!(output.contains("DELETE 200, again 404"), "{output}");
+    drop(child);
+}
+
 /// A str0m WHEP player: offers to receive audio and video, then counts the frames of each
 /// for `seconds`. Returns (audio frames, video frames, the session's URL).
 fn whep_player(port: u16, path: &str, seconds: u64) -> (u64, u64, String) {
