@@ -282,7 +282,10 @@ async fn chromium_receives_a_whip_publisher_on_the_demo_page_and_plays_it_with_w
     .await
     .expect("the browser script");
     println!("{output}");
-    assert!(output.contains("demo page: WHIP publisher decoded"), "{output}");
+    assert!(
+        output.contains("demo page: WHIP publisher decoded"),
+        "{output}"
+    );
     assert!(output.contains("DELETE 200, again 404"), "{output}");
     drop(child);
 }
