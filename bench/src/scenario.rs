@@ -26,6 +26,9 @@ pub enum Scenario {
     /// A webinar: 1 publisher, N viewers (watch only) joining at 50 a second; join → first
     /// frame percentiles.
     Webinar,
+    /// 20 rooms of 1 publisher and 10 viewers over `/ws`, then the same with WHIP publishers
+    /// and WHEP viewers (ours only: Janus needs a separate service).
+    Whip,
 }
 
 /// One step of a scenario.
@@ -56,7 +59,7 @@ fn step(label: String, x: u32, args: &[&str]) -> Step {
 
 impl Scenario {
     /// Every scenario, in the order.
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::Audio,
         Scenario::Fanout,
         Scenario::Meetings,
@@ -65,6 +68,7 @@ impl Scenario {
         Scenario::Spanning,
         Scenario::LastN,
         Scenario::Webinar,
+        Scenario::Whip,
     ];
 
     /// Its title in the results.
@@ -89,6 +93,9 @@ impl Scenario {
             }
             Scenario::Webinar => {
                 "Webinar: 1 publisher (600 kbit/s VP8 + Opus) → N viewers (watch only) joining at 50 a second"
+            }
+            Scenario::Whip => {
+                "WHIP in, WHEP out: 20 rooms × (1 publisher + 10 viewers) over /ws, then 20 WHIP publishers and 200 WHEP viewers (ours only)"
             }
         }
     }
@@ -251,6 +258,27 @@ impl Scenario {
                         step(format!("1 → {n}"), n, &load)
                     })
                     .collect()
+            }
+            Scenario::Whip => {
+                let load = [
+                    "--rooms",
+                    "20",
+                    "--publishers",
+                    "1",
+                    "--subscribers",
+                    "10",
+                    "--ramp",
+                    "50",
+                    "--duration",
+                    duration,
+                ];
+                let mut http = load.to_vec();
+                http.extend(["--whip", "--whep"]);
+                let whip = Step {
+                    ours_only: true,
+                    ..step("WHIP → WHEP".into(), 2, &http)
+                };
+                vec![step("/ws".into(), 1, &load), whip]
             }
             Scenario::Idle => {
                 let joined = [

@@ -27,7 +27,8 @@ audio and video; the exit status is 1 when a stream that should flow does not, a
 carries another publisher's payload, or a participant fails, and 2 for bad arguments.\n\n\
 Examples:\n  loadgen --rooms 2 --publishers 3 --duration 5\n  \
 loadgen --url wss://sfu.example.com/ws --ca cert.pem --publishers 1 --subscribers 100 --ramp 20\n  \
-loadgen --target janus --url ws://127.0.0.1:8188 --publishers 1 --subscribers 50 --json"
+loadgen --target janus --url ws://127.0.0.1:8188 --publishers 1 --subscribers 50 --json\n  \
+loadgen --rooms 20 --publishers 1 --subscribers 10 --whip --whep   (WHIP in, WHEP out)"
 )]
 pub struct Args {
     /// The SFU under test.
@@ -93,6 +94,14 @@ pub struct Args {
     /// Room names are PREFIX-0, PREFIX-1, … (Janus: numeric ids from a hash of them).
     #[arg(long, default_value = "load")]
     pub room_prefix: String,
+    /// Publishers publish with WHIP (`POST /whip/{room}` on the SFU's HTTP port) instead of
+    /// `/ws`; they receive nothing. Needs --publishers 1.
+    #[arg(long)]
+    pub whip: bool,
+    /// Subscribers watch with WHEP (`POST /whep/{room}`): each receives its room's one
+    /// publisher. Needs --publishers 1.
+    #[arg(long)]
+    pub whep: bool,
     /// Local address of the participants' media sockets.
     #[arg(long, default_value = "127.0.0.1")]
     pub local_ip: IpAddr,
@@ -134,6 +143,19 @@ impl Args {
         }
         if self.simulcast && self.target == TargetKind::Janus {
             return Err("--simulcast is only implemented against our SFU".into());
+        }
+        if self.whip || self.whep {
+            if self.target == TargetKind::Janus {
+                return Err(
+                    "--whip and --whep are for our SFU (Janus needs a separate service)".into(),
+                );
+            }
+            if self.publishers != 1 {
+                return Err("--whip and --whep need --publishers 1: a WHEP viewer watches one publisher, a WHIP publisher receives nothing".into());
+            }
+            if self.simulcast || self.idle || self.last_n.is_some() {
+                return Err("--whip and --whep go without --simulcast, --idle and --last-n".into());
+            }
         }
         let url = self.url();
         if !(url.starts_with("ws://") || url.starts_with("wss://")) {

@@ -1,7 +1,7 @@
 //! `loadgen`: many real WebRTC participants (str0m) in one process, for load tests and
-//! benchmarks of the SFU, and of Janus' VideoRoom for comparison. It speaks only `/ws`
-//! (through `signaling-api`'s typed client, the protocol's one definition) and Janus'
-//! WebSocket API, never mediasoup.
+//! benchmarks of the SFU, and of Janus' VideoRoom for comparison. It speaks `/ws` (through
+//! `signaling-api`'s typed client, the protocol's one definition), WHIP and WHEP (plain
+//! HTTP and SDP), and Janus' WebSocket API, never mediasoup.
 //!
 //! Every participant publishes synthetic but realistic media ([`media`]) and checks every
 //! packet it receives ([`stream_stats`]); [`report`] says whether every stream that should
@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod cpu;
+pub mod http;
 pub mod janus_api;
 pub mod janus_peer;
 pub mod media;
@@ -19,4 +20,5 @@ pub mod sfu_peer;
 pub mod sfu_session;
 pub mod stream_stats;
 pub mod transport;
+pub mod whip_peer;
 pub mod ws;

@@ -13,6 +13,7 @@ use crate::janus_peer::{self, JanusTarget};
 use crate::participant::{MediaPlan, Plan, Record};
 use crate::report::{summarize, Summary, Window};
 use crate::sfu_peer::{self, SfuTarget};
+use crate::whip_peer::{self, WhipTarget};
 
 /// Everyone must have joined (or failed) within this after the last join started.
 const JOIN_DEADLINE: Duration = Duration::from_secs(30);
@@ -49,7 +50,8 @@ pub fn plans(args: &Args) -> Vec<Plan> {
 }
 
 enum Target {
-    Sfu(Arc<SfuTarget>),
+    /// `/ws`, and WHIP/WHEP for the participants `--whip`/`--whep` pick.
+    Sfu(Arc<SfuTarget>, Option<Arc<WhipTarget>>),
     Janus(Arc<JanusTarget>),
 }
 
@@ -57,12 +59,22 @@ enum Target {
 pub async fn run(args: &Args, tls: Arc<rustls::ClientConfig>) -> anyhow::Result<Summary> {
     let plans = plans(args);
     let target = match args.target {
-        TargetKind::Sfu => Target::Sfu(Arc::new(SfuTarget {
-            url: args.url(),
-            tls,
-            token: args.token.clone(),
-            local_ip: args.local_ip,
-        })),
+        TargetKind::Sfu => Target::Sfu(
+            Arc::new(SfuTarget {
+                url: args.url(),
+                tls: tls.clone(),
+                token: args.token.clone(),
+                local_ip: args.local_ip,
+            }),
+            (args.whip || args.whep).then(|| {
+                Arc::new(WhipTarget {
+                    base: whip_peer::http_base(&args.url()),
+                    tls,
+                    token: args.token.clone(),
+                    local_ip: args.local_ip,
+                })
+            }),
+        ),
         TargetKind::Janus => {
             let rooms: Vec<String> = (0..args.rooms)
                 .map(|r| format!("{}-{r}", args.room_prefix))
@@ -101,7 +113,12 @@ pub async fn run(args: &Args, tls: Arc<rustls::ClientConfig>) -> anyhow::Result<
         }
         let stop = stop.clone();
         match &target {
-            Target::Sfu(t) => tasks.spawn(sfu_peer::run(t.clone(), record, stop)),
+            Target::Sfu(_, Some(w))
+                if (record.plan.publish && args.whip) || (!record.plan.publish && args.whep) =>
+            {
+                tasks.spawn(whip_peer::run(w.clone(), record, stop))
+            }
+            Target::Sfu(t, _) => tasks.spawn(sfu_peer::run(t.clone(), record, stop)),
             Target::Janus(t) => tasks.spawn(janus_peer::run(t.clone(), record, stop)),
         };
     }

@@ -3,7 +3,9 @@
 //    peer named "WHIP publisher";
 // 2. a WHEP player, a page using the browser's own RTCPeerConnection and fetch (no library),
 //    POSTs an offer to /whep/SFU_ROOM, must decode its video and receive its audio, then
-//    DELETEs its session (200).
+//    DELETEs its session (200);
+// 3. Chromium itself publishes with WHIP (three simulcast layers of its fake camera) into
+//    SFU_ROOM-simulcast, and a demo page there must decode it.
 //
 //   SFU_URL=http://127.0.0.1:8000 SFU_ROOM=room1 node whip.mjs
 //
@@ -104,6 +106,51 @@ try {
   console.log(`WHEP player: ICE ${outcome.ice}, decoded ${outcome.frames} frames, ${outcome.audio} audio packets; DELETE ${outcome.deleted}, again ${outcome.again}`);
   if (!(outcome.frames > WANT && outcome.audio > WANT)) throw new Error('the WHEP player did not decode the publisher');
   if (outcome.deleted !== 200 || outcome.again !== 404) throw new Error('DELETE did not end the session');
+
+  // 3. Chromium as a WHIP publisher, with simulcast.
+  const encoder = await context.newPage();
+  await encoder.goto(`${base}/`);
+  const simulcastRoom = `${room}-simulcast`;
+  const published = await encoder.evaluate(async ({ room }) => {
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 1280, height: 720 } });
+    const pc = new RTCPeerConnection();
+    window.whipPc = pc;
+    pc.addTransceiver(stream.getAudioTracks()[0], { direction: 'sendonly' });
+    pc.addTransceiver(stream.getVideoTracks()[0], {
+      direction: 'sendonly',
+      sendEncodings: [{ rid: 'q', scaleResolutionDownBy: 4 }, { rid: 'h', scaleResolutionDownBy: 2 }, { rid: 'f' }],
+    });
+    await pc.setLocalDescription(await pc.createOffer());
+    const response = await fetch(`/whip/${room}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/sdp' },
+      body: pc.localDescription.sdp,
+    });
+    const answer = await response.text();
+    if (response.status !== 201) return { error: `WHIP POST: ${response.status} ${answer}` };
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+    return { ok: true };
+  }, { room: simulcastRoom });
+  if (published.error) throw new Error(published.error);
+  const viewer = await context.newPage();
+  await viewer.goto(`${base}/?room=${simulcastRoom}&name=Viewer`);
+  await viewer.click('[data-testid=join]');
+  const until = Date.now() + timeoutMs;
+  let seen = null;
+  for (;;) {
+    const stats = await viewer.evaluate(() => window.demo?.stats?.()).catch(() => null);
+    seen = stats?.byPeer?.['WHIP publisher'];
+    if (seen && seen.framesDecoded > WANT && seen.audioPacketsReceived > WANT) break;
+    if (Date.now() > until) throw new Error(`the demo page did not receive Chromium's WHIP simulcast: ${JSON.stringify(seen)}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const layers = await encoder.evaluate(async () => {
+    const report = await window.whipPc.getStats();
+    const sent = [];
+    report.forEach((s) => { if (s.type === 'outbound-rtp' && s.kind === 'video') sent.push(`${s.rid}:${s.framesEncoded || 0}`); });
+    return sent.sort().join(' ');
+  });
+  console.log(`Chromium WHIP simulcast (${layers}): the demo page decoded ${seen.framesDecoded} frames, ${seen.frameWidth} px wide`);
 } catch (e) {
   failed = e;
 } finally {

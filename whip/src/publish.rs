@@ -61,6 +61,8 @@ struct ProduceParameters {
 struct HeaderExtension {
     uri: String,
     id: u8,
+    /// RFC 6904 encryption, which WebRTC does not use (mediasoup needs the field).
+    encrypt: bool,
 }
 
 #[derive(Serialize)]
@@ -217,6 +219,7 @@ fn produce(
             .map(|e| HeaderExtension {
                 uri: e.uri.clone(),
                 id: e.id,
+                encrypt: false,
             })
             .collect(),
         encodings,

@@ -109,6 +109,41 @@ fn two_rooms_of_three_receive_every_stream_without_loss() {
 }
 
 #[test]
+fn whip_publishers_reach_whep_viewers_over_tls_without_loss() {
+    let cert = TestCert::new("load-whip");
+    let sfu = Sfu::start_tls(&cert, &[]);
+    let ca = cert.dir.join("cert.pem");
+    let output = loadgen(&[
+        "--url",
+        &sfu.ws_url(),
+        "--ca",
+        &ca.to_string_lossy(),
+        "--rooms",
+        "2",
+        "--publishers",
+        "1",
+        "--subscribers",
+        "3",
+        "--whip",
+        "--whep",
+        "--duration",
+        "4",
+        "--json",
+        "--quiet",
+    ])
+    .output_within_a_minute();
+    let summary = summary(&output);
+    // 2 rooms × 3 WHEP viewers × (audio + video) of their room's WHIP publisher.
+    assert_complete(&summary, 8, 12, 0.0, &sfu.log_text());
+    assert!(output.status.success(), "loadgen failed: {summary:#}");
+    // Every session was DELETEd at the end: the rooms are empty.
+    assert!(
+        !sfu.log_text().contains("session ended: "),
+        "no session ended by itself"
+    );
+}
+
+#[test]
 fn subscribers_over_tls_receive_simulcast() {
     let cert = TestCert::new("load");
     let sfu = Sfu::start_tls(&cert, &[]);

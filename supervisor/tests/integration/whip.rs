@@ -262,7 +262,7 @@ async fn a_gstreamer_whip_publisher_reaches_the_room_over_http_and_over_tls() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chromium_receives_a_whip_publisher_on_the_demo_page_and_plays_it_with_whep() {
+async fn chromium_receives_a_whip_publisher_plays_it_with_whep_and_publishes_simulcast_with_whip() {
     crate::browser::check_prerequisites();
     let ip = host_ip();
     let args = media_args(&ip, &[]);
@@ -287,6 +287,7 @@ async fn chromium_receives_a_whip_publisher_on_the_demo_page_and_plays_it_with_w
         "{output}"
     );
     assert!(output.contains("DELETE 200, again 404"), "{output}");
+    assert!(output.contains("Chromium WHIP simulcast"), "{output}");
     drop(child);
 }
 
