@@ -179,6 +179,9 @@ pub struct Participant {
     /// Who its join token says it is (the token's `sub`); absent without join tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
+    /// `whip` or `whep` for a session of those; absent for `/ws`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
     /// Seconds since it joined.
     pub joined_secs: u64,
     /// Set while its signaling connection is gone: seconds left to resume before it leaves.

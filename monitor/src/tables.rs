@@ -202,7 +202,10 @@ pub fn room(detail: &RoomDetail) -> String {
         .participants
         .iter()
         .map(|p| {
-            let who = who(&p.display_name, p.identity.as_deref());
+            let mut who = who(&p.display_name, p.identity.as_deref());
+            if let Some(client) = &p.client {
+                who = format!("{who} [{}]", client.to_uppercase());
+            }
             let name = match p.resumable_secs {
                 Some(secs) => format!("{who} (disconnected, resumable for {secs} s)"),
                 None => who,
@@ -535,13 +538,14 @@ mod tests {
     }
 
     #[test]
-    fn a_disconnected_participant_shows_how_long_it_may_resume() {
+    fn a_disconnected_participant_shows_how_long_it_may_resume_and_a_whip_one_how_it_came() {
         let detail = RoomDetail {
             room: "demo".into(),
             participants: vec![
                 Participant {
                     display_name: "Alice".into(),
                     peer_id: "a".repeat(36),
+                    client: Some("whip".into()),
                     ..Participant::default()
                 },
                 Participant {
@@ -559,6 +563,8 @@ mod tests {
             "{out}"
         );
         assert!(!out.contains("Alice (disconnected"), "{out}");
+        assert!(out.contains("Alice [WHIP]"), "{out}");
+        assert!(!out.contains("Bob ["), "a /ws peer is not marked: {out}");
     }
 
     #[test]

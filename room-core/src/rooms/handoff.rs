@@ -93,6 +93,9 @@ pub struct PeerExport {
     pub identity: Option<String>,
     /// Its join token's expiry (Unix seconds).
     pub token_expires_at: Option<u64>,
+    /// How it came.
+    #[serde(default)]
+    pub via: super::Via,
     /// Its transports; with the router of those left on another in a drain.
     pub transports: Vec<(TransportId, Direction, Option<RouterId>)>,
     /// Its producers: id, kind, transport, codec, app data, copies.
@@ -163,6 +166,7 @@ fn export_peer(id: PeerId, p: &Peer, token: Option<String>) -> PeerExport {
         rights: (p.rights.publish, p.rights.subscribe),
         identity: p.identity.clone(),
         token_expires_at: p.token_expires_at,
+        via: p.via,
         transports: (p.transports.iter())
             .map(|(t, d)| (*t, *d, p.moved_from.get(t).copied()))
             .collect(),
@@ -210,6 +214,7 @@ fn import_peer(p: &PeerExport, now: Instant, away: Option<Instant>) -> Peer {
         },
         identity: p.identity.clone(),
         token_expires_at: p.token_expires_at,
+        via: p.via,
         joined_at: now,
         // Its connection was the old host's: it comes back with `resume`, or leaves.
         detached_until: away,

@@ -110,6 +110,7 @@ impl RoomCore {
                 rights: credentials.rights,
                 identity: credentials.identity,
                 token_expires_at: credentials.expires_at,
+                via: credentials.via,
                 joined_at: now,
                 detached_until: None,
                 epoch: 0,

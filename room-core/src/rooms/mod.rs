@@ -37,6 +37,7 @@ use ipc::messages::{
     TransportId,
 };
 use monitor_api::EventKind;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::NodeId;
@@ -103,6 +104,32 @@ pub struct Credentials {
     pub identity: Option<String>,
     /// The token's `exp`, seconds since the Unix epoch; `None` without join tokens.
     pub expires_at: Option<u64>,
+    /// How it came: `/ws`, WHIP or WHEP.
+    pub via: Via,
+}
+
+/// How a peer reached the SFU, for the monitor (its rights and limits are the same).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// The `/ws` protocol (the demo page, mediasoup-client apps, the loadgen).
+    #[default]
+    Ws,
+    /// A WHIP publisher.
+    Whip,
+    /// A WHEP player.
+    Whep,
+}
+
+impl Via {
+    /// `whip` or `whep`; `None` for `/ws`, the usual way.
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            Via::Ws => None,
+            Via::Whip => Some("whip"),
+            Via::Whep => Some("whep"),
+        }
+    }
 }
 
 impl Default for Rights {
@@ -117,6 +144,7 @@ impl From<Rights> for Credentials {
             rights,
             identity: None,
             expires_at: None,
+            via: Via::Ws,
         }
     }
 }
@@ -164,6 +192,8 @@ pub(crate) struct Peer {
     pub(crate) identity: Option<String>,
     /// When its join token expires (Unix seconds): no resume after that.
     pub(crate) token_expires_at: Option<u64>,
+    /// How it came.
+    pub(crate) via: Via,
     pub(crate) joined_at: Instant,
     /// Set while its signaling connection is gone: when its resume grace period ends.
     pub(crate) detached_until: Option<Instant>,

@@ -44,6 +44,8 @@ pub struct PeerView {
     pub display_name: String,
     /// Its join token's identity, when tokens are on.
     pub identity: Option<String>,
+    /// How it came (`/ws`, WHIP, WHEP).
+    pub via: super::Via,
     /// When it joined.
     pub joined_at: Instant,
     /// While its signaling connection is gone: when its grace period ends.
@@ -121,6 +123,7 @@ fn view(room: &Room) -> RoomView {
                     router: p.router,
                     display_name: p.display_name.clone(),
                     identity: p.identity.clone(),
+                    via: p.via,
                     joined_at: p.joined_at,
                     detached_until: p.detached_until,
                     transports: p.transports.clone(),

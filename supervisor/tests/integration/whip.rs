@@ -132,7 +132,8 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// The display names of `room`'s participants, as the monitor shows them.
+/// `room`'s participants as the monitor shows them: display name (with how it came, for a
+/// WHIP or WHEP session) and how many producers.
 fn participants(sfu: &Sfu, cert: &TestCert, room: &str) -> Vec<(String, usize)> {
     let detail = monitor_query(sfu, cert, TOKEN, &["room", room]);
     detail["participants"]
@@ -140,7 +141,10 @@ fn participants(sfu: &Sfu, cert: &TestCert, room: &str) -> Vec<(String, usize)> 
         .into_iter()
         .flatten()
         .map(|p| {
-            let name = p["displayName"].as_str().unwrap_or_default().to_string();
+            let mut name = p["displayName"].as_str().unwrap_or_default().to_string();
+            if let Some(client) = p["client"].as_str() {
+                name = format!("{name} [{client}]");
+            }
             let producers = p["producers"].as_array().map_or(0, Vec::len);
             (name, producers)
         })
@@ -187,11 +191,13 @@ async fn received_by_a_peer(
     let child = publisher(url, 8, tls_ca);
     viewer.consume_announced(2).await;
     let whip = wait_participants(sfu, cert, room, |p| {
-        p.iter().any(|(n, c)| n == "WHIP publisher" && *c == 2)
+        p.iter()
+            .any(|(n, c)| n == "WHIP publisher [whip]" && *c == 2)
     })
     .await;
     assert!(
-        whip.iter().any(|(n, c)| n == "WHIP publisher" && *c == 2),
+        whip.iter()
+            .any(|(n, c)| n == "WHIP publisher [whip]" && *c == 2),
         "the monitor shows the WHIP publisher with its two producers: {whip:?}"
     );
     let deadline = Instant::now() + Duration::from_secs(10);

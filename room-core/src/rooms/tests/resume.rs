@@ -218,6 +218,7 @@ fn a_session_whose_join_token_expired_is_not_resumed() {
         rights: Rights::ALL,
         identity: Some("someone".into()),
         expires_at: Some(peer_expires),
+        via: Via::Ws,
     };
     for (peer, name) in [(alice, "Alice"), (bob, "Bob")] {
         let step = core.handle_join(

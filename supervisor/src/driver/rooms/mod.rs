@@ -41,6 +41,8 @@ struct State {
     core: RoomCore,
     /// Each connection's frames, by the connection (replies go there).
     sessions: HashMap<PeerId, Outbox>,
+    /// How the sessions that did not come by `/ws` came (WHIP, WHEP).
+    via: HashMap<PeerId, room_core::rooms::Via>,
     /// Each peer's connection's frames, by the peer (notifications go there).
     outboxes: HashMap<PeerId, Outbox>,
     /// Requests whose connections wait for their reply, by connection and request id; the
@@ -142,6 +144,7 @@ impl Rooms {
             state: Mutex::new(State {
                 core,
                 sessions: HashMap::new(),
+                via: HashMap::new(),
                 outboxes: HashMap::new(),
                 waiters: HashMap::new(),
                 attached: HashMap::new(),

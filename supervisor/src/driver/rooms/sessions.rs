@@ -9,16 +9,25 @@ use std::sync::Arc;
 use super::Rooms;
 use crate::edge::join_tokens::unix_now;
 use crate::edge::outbox::Outbox;
-use room_core::rooms::{Credentials, Input, Rights};
+use room_core::rooms::{Credentials, Input, Rights, Via};
 use signaling_api::{ClientError, ClientErrorCode, JoinArgs, PeerId, Request};
 
 impl Rooms {
     /// A client connected: its connection `session` speaks for the peer of the same id, and
     /// what the core says to either goes to `outbox`.
     pub fn connected(&self, session: PeerId, outbox: Outbox) {
+        self.connected_via(session, outbox, Via::Ws);
+    }
+
+    /// [`Rooms::connected`] for a session that came by `via` (WHIP, WHEP): its peer is
+    /// shown so.
+    pub fn connected_via(&self, session: PeerId, outbox: Outbox, via: Via) {
         let mut state = self.state();
         state.sessions.insert(session, outbox.clone());
         state.outboxes.insert(session, outbox);
+        if via != Via::Ws {
+            state.via.insert(session, via);
+        }
     }
 
     /// Request `id` of `session` (speaking for `peer`), answered on its outbox once the core
@@ -56,7 +65,8 @@ impl Rooms {
         id: u64,
         args: JoinArgs,
     ) -> Result<(), ClientError> {
-        let (args, credentials) = self.admit(args)?;
+        let (args, mut credentials) = self.admit(args)?;
+        credentials.via = self.state().via.get(&session).copied().unwrap_or_default();
         let input = Input::Join {
             session,
             peer,
@@ -95,6 +105,7 @@ impl Rooms {
         {
             let mut state = self.state();
             state.sessions.remove(&session);
+            state.via.remove(&session);
             state.waiters.retain(|(s, _), _| *s != session);
             state.attached.remove(&session);
             if !state.outboxes.get(&peer).is_some_and(|o| o.same_as(outbox)) {
@@ -133,6 +144,7 @@ impl Rooms {
                     rights,
                     identity: Some(grant.identity),
                     expires_at: Some(grant.expires_at),
+                    via: Via::Ws,
                 };
                 Ok((args, credentials))
             }

@@ -18,6 +18,7 @@ use crate::edge::outbox::{Inbox, Outbox, OUTBOX_BYTES};
 use crate::edge::signaling::{handle, Asker, Handled};
 use crate::monitoring::metrics::Metrics;
 use crate::routing::Routing;
+use room_core::rooms::Via;
 
 /// Why a call of a local client failed.
 #[derive(Debug, thiserror::Error)]
@@ -55,10 +56,11 @@ impl LocalClient {
         joins: Arc<AddressBuckets>,
         routing: Option<Arc<Routing>>,
         client: IpAddr,
+        via: Via,
     ) -> LocalClient {
         let peer = Uuid::new_v4();
         let (outbox, inbox) = Outbox::new(OUTBOX_BYTES);
-        rooms.connected(peer, outbox.clone());
+        rooms.connected_via(peer, outbox.clone(), via);
         LocalClient {
             rooms,
             metrics,

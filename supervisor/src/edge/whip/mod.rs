@@ -148,6 +148,10 @@ async fn start(
         state.joins.clone(),
         state.routing.clone(),
         client,
+        match role {
+            Role::Publish => room_core::rooms::Via::Whip,
+            Role::Watch => room_core::rooms::Via::Whep,
+        },
     );
     let request = session::Request {
         role,

@@ -156,6 +156,7 @@ fn room_detail(
                     peer_id: peer_id.to_string(),
                     display_name: p.display_name.clone(),
                     identity: p.identity.clone(),
+                    client: p.via.name().map(str::to_string),
                     joined_secs: p.joined_at.elapsed().as_secs(),
                     resumable_secs: p.detached_until.map(|until| {
                         until
