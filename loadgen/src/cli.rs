@@ -102,6 +102,10 @@ pub struct Args {
     /// publisher. Needs --publishers 1.
     #[arg(long)]
     pub whep: bool,
+    /// Where the SFU's HTTP endpoints are, for --whip and --whep (`https://example.com/conference`
+    /// behind a proxy's prefix) [default: --url's origin and path without `/ws`].
+    #[arg(long, value_name = "URL")]
+    pub http_url: Option<String>,
     /// Local address of the participants' media sockets.
     #[arg(long, default_value = "127.0.0.1")]
     pub local_ip: IpAddr,

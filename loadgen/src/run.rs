@@ -68,7 +68,11 @@ pub async fn run(args: &Args, tls: Arc<rustls::ClientConfig>) -> anyhow::Result<
             }),
             (args.whip || args.whep).then(|| {
                 Arc::new(WhipTarget {
-                    base: whip_peer::http_base(&args.url()),
+                    base: args
+                        .http_url
+                        .clone()
+                        .map(|u| u.trim_end_matches('/').to_string())
+                        .unwrap_or_else(|| whip_peer::http_base(&args.url())),
                     tls,
                     token: args.token.clone(),
                     local_ip: args.local_ip,

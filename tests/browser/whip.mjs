@@ -5,7 +5,8 @@
 //    POSTs an offer to /whep/SFU_ROOM, must decode its video and receive its audio, then
 //    DELETEs its session (200);
 // 3. Chromium itself publishes with WHIP (three simulcast layers of its fake camera) into
-//    SFU_ROOM-simulcast, and a demo page there must decode it.
+//    SFU_ROOM-simulcast, and a demo page there must decode it;
+// 4. a WHEP player of that publisher must decode a layer of it.
 //
 //   SFU_URL=http://127.0.0.1:8000 SFU_ROOM=room1 node whip.mjs
 //
@@ -151,6 +152,43 @@ try {
     return sent.sort().join(' ');
   });
   console.log(`Chromium WHIP simulcast (${layers}): the demo page decoded ${seen.framesDecoded} frames, ${seen.frameWidth} px wide`);
+
+  // 4. A WHEP player of that simulcast publisher: mediasoup picks the layer its bandwidth
+  //    estimate allows.
+  const simulcastPlayer = await context.newPage();
+  await simulcastPlayer.goto(`${base}/`);
+  const played = await simulcastPlayer.evaluate(async ({ room, want, timeoutMs }) => {
+    const pc = new RTCPeerConnection();
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    await pc.setLocalDescription(await pc.createOffer());
+    const response = await fetch(`/whep/${room}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/sdp' },
+      body: pc.localDescription.sdp,
+    });
+    const answer = await response.text();
+    if (response.status !== 201) return { error: `WHEP POST: ${response.status} ${answer}` };
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+    const end = Date.now() + timeoutMs;
+    let frames = 0;
+    let width = 0;
+    while (Date.now() < end) {
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'video') {
+          frames = s.framesDecoded || 0;
+          width = Math.max(width, s.frameWidth || 0);
+        }
+      });
+      // A few seconds of it: the layer may step up as the estimate grows.
+      if (frames > 3 * want) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    return { frames, width };
+  }, { room: simulcastRoom, want: WANT, timeoutMs });
+  if (played.error) throw new Error(played.error);
+  console.log(`WHEP player of the simulcast publisher: decoded ${played.frames} frames, up to ${played.width} px wide`);
+  if (!(played.frames > WANT)) throw new Error('the WHEP player did not decode the simulcast publisher');
 } catch (e) {
   failed = e;
 } finally {

@@ -181,6 +181,39 @@ fn two_browser_tabs_call_through_nginx_with_signaling_on_a_path() {
     let page = format!("http://127.0.0.1:{}/conference", nginx.port);
     let stdout = run_browser_call(&page, &[("SFU_WS", "/api/conference")]);
     assert!(stdout.contains("ok: 2 pages"), "{stdout}");
+    whip_and_whep_through(nginx.port);
+}
+
+/// WHIP publishers and WHEP viewers (the loadgen's) through the proxy on `port`, under its
+/// `/conference` prefix: the session URLs (relative `Location`s) stay under it.
+fn whip_and_whep_through(port: u16) {
+    let mut loadgen = crate::load::loadgen(&[
+        "--url",
+        &format!("ws://127.0.0.1:{port}/api/conference"),
+        "--http-url",
+        &format!("http://127.0.0.1:{port}/conference"),
+        "--publishers",
+        "1",
+        "--subscribers",
+        "2",
+        "--whip",
+        "--whep",
+        "--duration",
+        "3",
+        "--json",
+        "--quiet",
+    ]);
+    let output = crate::support::process::output_within(
+        &mut loadgen,
+        std::time::Duration::from_secs(60),
+        "loadgen",
+    );
+    let summary = crate::load::summary(&output);
+    assert!(
+        output.status.success(),
+        "WHIP and WHEP through the proxy: {summary:#}"
+    );
+    assert_eq!(summary["streams_received"], 4, "{summary:#}");
 }
 
 #[test]
@@ -191,4 +224,5 @@ fn two_browser_tabs_call_through_caddy_with_signaling_on_a_path() {
     let page = format!("http://127.0.0.1:{}/conference/", caddy.port);
     let stdout = run_browser_call(&page, &[("SFU_WS", "/api/conference")]);
     assert!(stdout.contains("ok: 2 pages"), "{stdout}");
+    whip_and_whep_through(caddy.port);
 }

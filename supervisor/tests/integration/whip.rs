@@ -294,12 +294,16 @@ async fn chromium_receives_a_whip_publisher_plays_it_with_whep_and_publishes_sim
     );
     assert!(output.contains("DELETE 200, again 404"), "{output}");
     assert!(output.contains("Chromium WHIP simulcast"), "{output}");
+    assert!(
+        output.contains("WHEP player of the simulcast publisher"),
+        "{output}"
+    );
     drop(child);
 }
 
 /// A str0m WHEP player: offers to receive audio and video, then counts the frames of each
 /// for `seconds`. Returns (audio frames, video frames, the session's URL).
-fn whep_player(port: u16, path: &str, seconds: u64) -> (u64, u64, String) {
+fn whep_player(port: u16, path: &str, seconds: u64) -> (u64, u64, String, String) {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let local = socket.local_addr().expect("address");
     let mut rtc = Rtc::builder().build(Instant::now());
@@ -317,6 +321,7 @@ fn whep_player(port: u16, path: &str, seconds: u64) -> (u64, u64, String) {
     );
     assert_eq!(status, 201, "WHEP POST: {body}");
     let location = header(&headers, "location").expect("Location").to_string();
+    let etag = header(&headers, "etag").expect("ETag").to_string();
     let answer = SdpAnswer::from_sdp_string(&body).expect("the answer is SDP");
     rtc.sdp_api()
         .accept_answer(pending, answer)
@@ -369,11 +374,11 @@ fn whep_player(port: u16, path: &str, seconds: u64) -> (u64, u64, String) {
                 .expect("str0m timeout"),
         }
     }
-    (audio, video, location)
+    (audio, video, location, etag)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_whep_player_watches_the_whip_publisher_and_delete_ends_it() {
+async fn a_whep_player_watches_the_whip_publisher_restarts_ice_with_its_etag_and_delete_ends_it() {
     let ip = host_ip();
     let args = media_args(&ip, &[]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -399,9 +404,10 @@ async fn a_whep_player_watches_the_whip_publisher_and_delete_ends_it() {
         .expect("the WHIP publisher's producers were announced");
     let port = plain.port;
     let path = format!("/whep/{room}?peer={publisher_id}");
-    let (audio, video, location) = tokio::task::spawn_blocking(move || whep_player(port, &path, 4))
-        .await
-        .expect("the player");
+    let (audio, video, location, etag) =
+        tokio::task::spawn_blocking(move || whep_player(port, &path, 4))
+            .await
+            .expect("the player");
     println!("the WHEP player assembled {audio} audio and {video} video frames");
     assert!(audio > 50, "Opus frames: {audio}");
     assert!(video > 30, "VP8 frames: {video}");
@@ -415,6 +421,21 @@ async fn a_whep_player_watches_the_whip_publisher_and_delete_ends_it() {
     let wrong = [frag[0], ("If-Match", "\"not-the-etag\"")];
     let (status, _, text) = http(port, "PATCH", &session, &wrong, restart);
     assert_eq!(status, 412, "a PATCH with a wrong ETag: {text}");
+    let right = [frag[0], ("If-Match", etag.as_str())];
+    // Candidates alone: trickle, which the ICE-lite SFU takes and needs not.
+    let trickle = "a=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host\r\n";
+    let (status, _, text) = http(port, "PATCH", &session, &right, trickle);
+    assert_eq!(status, 204, "trickled candidates: {text}");
+    let (status, headers, text) = http(port, "PATCH", &session, &right, restart);
+    assert_eq!(status, 200, "an ICE restart: {text}");
+    let new_etag = header(&headers, "etag").expect("a new ETag").to_string();
+    assert_ne!(new_etag, etag, "an ICE restart changes the ETag");
+    assert!(
+        text.contains("a=ice-ufrag:") && text.contains("a=candidate:"),
+        "the SFU's new credentials and candidates: {text}"
+    );
+    let (status, _, _) = http(port, "PATCH", &session, &right, restart);
+    assert_eq!(status, 412, "the old ETag no longer matches");
     let (status, _, text) = http(port, "DELETE", &session, &[], "");
     assert_eq!(status, 200, "DELETE ends the session: {text}");
     let left = someone_left(&mut watcher).await;
