@@ -647,3 +647,44 @@ async fn a_whip_publisher_that_vanishes_leaves_when_its_ice_consent_expires() {
         "the log says why it left"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whip_publisher_over_ice_tcp_leaves_without_taking_its_node_down() {
+    // Media on loopback: libnice gathers no loopback candidates, so its UDP checks cannot
+    // reach the SFU and GStreamer connects over ICE-TCP (its active TCP candidates).
+    let sfu = Sfu::start(&[]);
+    let nodes = sfu.wait_nodes(1, Duration::from_secs(10)).await;
+    let room = format!("whip-tcp-{}", std::process::id());
+    let mut viewer = TestPeer::join(&sfu.ws_url(), None, &room, "Viewer", 7000).await;
+    let child = publisher(
+        &format!("http://127.0.0.1:{}/whip/{room}", sfu.port),
+        5,
+        None,
+    );
+    viewer.consume_announced(2).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let counts = (viewer.arrivals(0).count(), viewer.arrivals(1).count());
+    println!("over ICE-TCP: the room peer received {counts:?} packets");
+    assert!(
+        counts.0 > 30 && counts.1 > 30,
+        "packets of both tracks over TCP: {counts:?}"
+    );
+    let output = finished(child).await;
+    assert!(output.contains("delete 200"), "{output}");
+    someone_left(&mut viewer).await;
+    // mediasoup 3.15's worker crashed closing a transport with a TCP tuple
+    // (mediasoup-build-kit/patches): the node must still be the same one.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        sfu.node_pids(),
+        nodes,
+        "the node survived:\n{}",
+        sfu.log_text()
+    );
+    assert!(
+        !sfu.log_text().contains("media node lost"),
+        "{}",
+        sfu.log_text()
+    );
+    viewer.assert_healthy();
+}

@@ -414,13 +414,7 @@ async fn transport(
             seen,
         )
         .await?;
-    let mut server = ServerTransport::from_created(&created).map_err(|e| Problem::new(502, e))?;
-    // UDP only: mediasoup's worker (3.15, mediasoup-sys 0.24) crashes closing a WebRTC
-    // transport that has an ICE-TCP tuple, and WHIP clients (libnice) connect TCP candidates
-    // alongside UDP ones. Firewalled WHIP clients wait for TURN (#32) or a fixed worker.
-    server
-        .candidates
-        .retain(|c| c.protocol.eq_ignore_ascii_case("udp"));
+    let server = ServerTransport::from_created(&created).map_err(|e| Problem::new(502, e))?;
     let transport_id = created.transport_id.to_string();
     client
         .call(
