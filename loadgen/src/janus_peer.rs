@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer};
-use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::Rtc;
 use tokio::net::UdpSocket;
@@ -21,7 +20,7 @@ use crate::janus_api::{
 };
 use crate::media::{publisher_tag, Kind};
 use crate::participant::{self, failed, Failed, Record};
-use crate::transport::{RecvTrack, Transport};
+use crate::transport::{sdp_payload_types, sdp_rtc, RecvTrack, Transport};
 
 /// ICE and DTLS must be up within this.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -224,15 +223,6 @@ async fn handle_event(
     Ok(())
 }
 
-fn sdp_rtc() -> Rtc {
-    crate::transport::rtc_config()
-        .set_rtp_mode(true)
-        .clear_codecs()
-        .enable_opus(true, false)
-        .enable_vp8(true)
-        .build(Instant::now())
-}
-
 /// A socket for one PeerConnection, its host candidate already given to `rtc`.
 async fn local_socket(target: &JanusTarget, rtc: &mut Rtc) -> Result<UdpSocket, Failed> {
     let (socket, host) = participant::local_socket(target.local_ip).await?;
@@ -288,14 +278,7 @@ async fn publish(
     rtc.sdp_api()
         .accept_answer(pending, answer)
         .map_err(|e| failed("sdp", format!("accepting Janus' answer: {e}")))?;
-    let pt = |codec: Codec| {
-        rtc.codec_config()
-            .params()
-            .iter()
-            .find(|p| p.spec().codec == codec)
-            .map(|p| *p.pt())
-    };
-    let (opus, vp8) = (pt(Codec::Opus), pt(Codec::Vp8));
+    let (opus, vp8) = sdp_payload_types(&rtc);
     let transport = Transport::spawn(rtc, socket);
     record.add_transport(transport.shared.clone());
     for (kind, mid) in mids {

@@ -123,6 +123,32 @@ pub fn rtc_config() -> str0m::RtcConfig {
     }
 }
 
+/// A PeerConnection negotiated by SDP (Janus, WHIP, WHEP): RTP mode (the loadgen writes its
+/// own packets), Opus and VP8 only.
+pub fn sdp_rtc() -> Rtc {
+    rtc_config()
+        .set_rtp_mode(true)
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+        .build(std::time::Instant::now())
+}
+
+/// The payload types an SDP-negotiated `rtc` settled on for Opus and VP8.
+pub fn sdp_payload_types(rtc: &Rtc) -> (Option<u8>, Option<u8>) {
+    let pt = |codec: str0m::format::Codec| {
+        rtc.codec_config()
+            .params()
+            .iter()
+            .find(|p| p.spec().codec == codec)
+            .map(|p| *p.pt())
+    };
+    (
+        pt(str0m::format::Codec::Opus),
+        pt(str0m::format::Codec::Vp8),
+    )
+}
+
 /// A handle on a running transport; dropping it stops the task.
 pub struct Transport {
     commands: mpsc::Sender<Command>,

@@ -8,15 +8,13 @@ use std::time::{Duration, Instant};
 
 use hyper::Method;
 use str0m::change::SdpAnswer;
-use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid};
-use str0m::Rtc;
 use tokio::sync::watch;
 
 use crate::http::{request, Answer};
 use crate::media::{publisher_tag, Kind};
 use crate::participant::{self, failed, Failed, Record};
-use crate::transport::{RecvTrack, Transport};
+use crate::transport::{sdp_payload_types, sdp_rtc, RecvTrack, Transport};
 
 /// ICE and DTLS must be up within this.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -91,15 +89,6 @@ fn headers(target: &WhipTarget, content_type: Option<&str>) -> Vec<(&'static str
     headers
 }
 
-fn sdp_rtc() -> Rtc {
-    crate::transport::rtc_config()
-        .set_rtp_mode(true)
-        .clear_codecs()
-        .enable_opus(true, false)
-        .enable_vp8(true)
-        .build(Instant::now())
-}
-
 /// Sets the session up: its transport and its URL.
 async fn participate(target: &WhipTarget, record: &Record) -> Result<(Transport, String), Failed> {
     let plan = &record.plan;
@@ -159,14 +148,7 @@ async fn participate(target: &WhipTarget, record: &Record) -> Result<(Transport,
     rtc.sdp_api()
         .accept_answer(pending, sdp)
         .map_err(|e| failed("sdp", format!("accepting the SFU's answer: {e}")))?;
-    let pt = |codec: Codec| {
-        rtc.codec_config()
-            .params()
-            .iter()
-            .find(|p| p.spec().codec == codec)
-            .map(|p| *p.pt())
-    };
-    let (opus, vp8) = (pt(Codec::Opus), pt(Codec::Vp8));
+    let (opus, vp8) = sdp_payload_types(&rtc);
     let transport = Transport::spawn(rtc, socket);
     record.add_transport(transport.shared.clone());
     // A WHEP viewer watches its room's one publisher (`--publishers 1`).

@@ -116,6 +116,14 @@ impl Codec {
             .and_then(|apt| u8::try_from(apt).ok())
     }
 
+    /// Its fmtp parameters as the signaling types hold them.
+    pub fn parameter_map(&self) -> std::collections::HashMap<String, Value> {
+        self.parameters
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     /// Its `a=rtpmap` value.
     pub fn rtpmap(&self) -> String {
         let name = self.mime_type.split('/').nth(1).unwrap_or_default();

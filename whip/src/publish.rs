@@ -2,8 +2,6 @@
 //! client's first choice among them, with its RTX), the header extensions both know, and the
 //! encodings (simulcast rids, or the SSRC and its RTX); the RTP parameters `produce` takes.
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use signaling_api::media::{CodecCapability, CodecParameters, Rtcp, RtpCapabilities};
@@ -244,11 +242,7 @@ fn codec_parameters(codec: &Codec) -> CodecParameters {
         payload_type: codec.payload_type,
         clock_rate: codec.clock_rate,
         channels: codec.channels.filter(|_| !codec.is_rtx()),
-        parameters: codec
-            .parameters
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect::<HashMap<_, _>>(),
+        parameters: codec.parameter_map(),
         rtcp_feedback: codec.feedback.clone(),
     }
 }

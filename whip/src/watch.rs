@@ -2,8 +2,6 @@
 //! numbered as it numbers them, so that mediasoup's consumers send what its offer expects)
 //! and which of its sections receive the audio and the video.
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 use signaling_api::media::{CodecCapability, RtpCapabilities};
 use signaling_api::Kind;
@@ -84,11 +82,7 @@ impl Offer {
                     preferred_payload_type: Some(codec.payload_type),
                     clock_rate: codec.clock_rate,
                     channels: codec.channels.filter(|_| m.kind == Some(Kind::Audio)),
-                    parameters: codec
-                        .parameters
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect::<HashMap<_, _>>(),
+                    parameters: codec.parameter_map(),
                     rtcp_feedback: codec.feedback.clone(),
                 });
             }

@@ -240,6 +240,10 @@ fn bad_arguments_are_refused_with_a_reason() {
             &["--simulcast", "--audio-only"][..],
             "--simulcast needs video",
         ),
+        (
+            &["--whep", "--publishers", "2"][..],
+            "--whip and --whep need --publishers 1",
+        ),
     ] {
         let output = loadgen(args).output_within_a_minute();
         let stderr = String::from_utf8_lossy(&output.stderr);
