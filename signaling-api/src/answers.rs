@@ -54,6 +54,10 @@ pub struct Joined {
     /// How many peers only watch, uncounted in `peers` (in large rooms only; else absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watching: Option<u32>,
+    /// The room's most recent speaker, as the last `activeSpeaker` told it (absent until
+    /// someone spoke): whose video to show first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_speaker: Option<PeerId>,
     /// Presented by `resume` on a new connection after this one drops; single-use.
     pub resume_token: String,
     /// In a cluster: every host's signaling URL, where to reconnect (and `resume`) when this

@@ -89,6 +89,7 @@ impl RoomCore {
         // (`newProducer`) as its pipe completes.
         let peers = Self::peer_infos(room, peer, router);
         let router_rtp_capabilities = room.rtp_capabilities.clone();
+        let active_speaker = room.speakers.first().copied();
         let resume_token = self.issue_resume_token(peer);
         let answer = Joined {
             peer_id: peer,
@@ -96,6 +97,7 @@ impl RoomCore {
             router_rtp_capabilities,
             peers,
             watching,
+            active_speaker,
             resume_token,
             // The driver fills it in a cluster.
             hosts: Vec::new(),

@@ -226,6 +226,27 @@ fn node_events_reach_only_the_peers_they_concern() {
 }
 
 #[test]
+fn a_newcomer_is_told_the_rooms_active_speaker_in_its_join_answer() {
+    let (mut core, alice, _bob, producer, _consumer) = call_of_two();
+    let carol = Uuid::new_v4();
+    let quiet = core.handle_join(carol, &args("demo", "Carol"), Rights::ALL, Instant::now());
+    let Ok(JoinStep::Joined(answer)) = quiet else {
+        panic!("{quiet:?}")
+    };
+    assert_eq!(answer.active_speaker, None, "nobody spoke yet");
+    core.handle_leave(carol).unwrap();
+    let router = target_of(&core, alice).router;
+    core.handle_node_event(NODE, NodeEvent::ActiveSpeaker { router, producer });
+    drain(&mut core);
+    let dave = Uuid::new_v4();
+    let spoken = core.handle_join(dave, &args("demo", "Dave"), Rights::ALL, Instant::now());
+    let Ok(JoinStep::Joined(answer)) = spoken else {
+        panic!("{spoken:?}")
+    };
+    assert_eq!(answer.active_speaker, Some(alice));
+}
+
+#[test]
 fn a_producer_with_no_codec_the_router_takes_is_refused_naming_what_it_takes() {
     let mut core = new_core(limits());
     let alice = join(&mut core, "demo", "Alice");

@@ -312,11 +312,18 @@ async fn watch(
             .iter()
             .find(|p| p.peer_id == wanted)
             .ok_or_else(|| Problem::new(404, format!("no peer {wanted} in the room")))?,
-        // The first who sends video, else the first who sends anything.
+        // The active speaker if it sends video, else the first who sends video, else the
+        // first who sends anything.
         None => joined
             .peers
             .iter()
-            .find(|p| p.producers.iter().any(|pr| pr.kind == Kind::Video))
+            .find(|p| {
+                Some(p.peer_id) == joined.active_speaker
+                    && p.producers.iter().any(|pr| pr.kind == Kind::Video)
+            })
+            .or_else(|| {
+                (joined.peers.iter()).find(|p| p.producers.iter().any(|pr| pr.kind == Kind::Video))
+            })
             .or_else(|| joined.peers.iter().find(|p| !p.producers.is_empty()))
             .ok_or_else(|| Problem::new(404, "nobody publishes in this room yet"))?,
     };
