@@ -278,19 +278,10 @@ async fn publish(
     rtc.sdp_api()
         .accept_answer(pending, answer)
         .map_err(|e| failed("sdp", format!("accepting Janus' answer: {e}")))?;
-    let (opus, vp8) = sdp_payload_types(&rtc);
+    let pts = sdp_payload_types(&rtc);
     let transport = Transport::spawn(rtc, socket);
     record.add_transport(transport.shared.clone());
-    for (kind, mid) in mids {
-        let pt = match kind {
-            Kind::Audio => opus,
-            Kind::Video => vp8,
-        }
-        .ok_or_else(|| failed("sdp", "no payload type for our codec"))?;
-        transport
-            .send(plan.send_track(kind, &mid.to_string(), pt, false))
-            .await;
-    }
+    plan.send_negotiated(&transport, &mids, pts).await?;
     transport
         .wait_connected(CONNECT_TIMEOUT)
         .await

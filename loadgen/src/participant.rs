@@ -9,7 +9,7 @@ use str0m::Candidate;
 use tokio::net::UdpSocket;
 
 use crate::media::{publisher_tag, Kind};
-use crate::transport::{Layer, SendTrack, Shared};
+use crate::transport::{Layer, SendTrack, Shared, Transport};
 
 /// What one participant does.
 #[derive(Clone, Debug)]
@@ -42,6 +42,27 @@ pub struct MediaPlan {
 }
 
 impl Plan {
+    /// Sends its tracks on an SDP-negotiated `transport` (Janus, WHIP): each `mids` entry
+    /// with the payload type the negotiation gave Opus or VP8.
+    pub async fn send_negotiated(
+        &self,
+        transport: &Transport,
+        mids: &[(Kind, str0m::media::Mid)],
+        (opus, vp8): (Option<u8>, Option<u8>),
+    ) -> Result<(), Failed> {
+        for (kind, mid) in mids {
+            let pt = match kind {
+                Kind::Audio => opus,
+                Kind::Video => vp8,
+            }
+            .ok_or_else(|| failed("sdp", "no payload type for our codec"))?;
+            transport
+                .send(self.send_track(*kind, &mid.to_string(), pt, false))
+                .await;
+        }
+        Ok(())
+    }
+
     /// The tag of this participant's payloads.
     pub fn tag(&self) -> u32 {
         publisher_tag(&self.name)

@@ -148,26 +148,19 @@ async fn participate(target: &WhipTarget, record: &Record) -> Result<(Transport,
     rtc.sdp_api()
         .accept_answer(pending, sdp)
         .map_err(|e| failed("sdp", format!("accepting the SFU's answer: {e}")))?;
-    let (opus, vp8) = sdp_payload_types(&rtc);
+    let pts = sdp_payload_types(&rtc);
     let transport = Transport::spawn(rtc, socket);
     record.add_transport(transport.shared.clone());
-    // A WHEP viewer watches its room's one publisher (`--publishers 1`).
-    let publisher = format!("{}-p0", plan.room);
-    for (kind, mid) in mids {
-        if plan.publish {
-            let pt = match kind {
-                Kind::Audio => opus,
-                Kind::Video => vp8,
-            }
-            .ok_or_else(|| failed("sdp", "no payload type for our codec"))?;
-            transport
-                .send(plan.send_track(kind, &mid.to_string(), pt, false))
-                .await;
-        } else {
+    if plan.publish {
+        plan.send_negotiated(&transport, &mids, pts).await?;
+    } else {
+        // A WHEP viewer watches its room's one publisher (`--publishers 1`).
+        let publisher = format!("{}-p0", plan.room);
+        for (kind, mid) in &mids {
             transport
                 .receive(RecvTrack {
                     mid: mid.to_string(),
-                    kind,
+                    kind: *kind,
                     ssrc: None,
                     tag: publisher_tag(&publisher),
                     reference: record.started,

@@ -37,6 +37,16 @@ fn server() -> ServerTransport {
     }
 }
 
+/// The answer of the SFU receiving every section `publish` produces.
+fn receiving(offer: &Offer, publish: whip::Publish) -> String {
+    let media: Vec<AnswerMedia> = publish
+        .media
+        .into_iter()
+        .map(|m| AnswerMedia::Receive(m.expect("produced")))
+        .collect();
+    answer(offer, &server(), &media).expect("an answer")
+}
+
 #[test]
 fn gstreamer_publishes_vp8_and_opus_with_its_ssrcs_and_gets_an_answer_it_can_read() {
     let offer = Offer::read(GSTREAMER).expect("GStreamer's offer reads");
@@ -78,12 +88,7 @@ fn gstreamer_publishes_vp8_and_opus_with_its_ssrcs_and_gets_an_answer_it_can_rea
     assert_eq!(produced[1].codecs[0].mime_type, "audio/OPUS");
     assert_eq!(rtp["rtcp"]["cname"], offer.media[0].cname.clone().unwrap());
 
-    let media: Vec<AnswerMedia> = publish
-        .media
-        .into_iter()
-        .map(|m| AnswerMedia::Receive(m.expect("produced")))
-        .collect();
-    let text = answer(&offer, &server(), &media).expect("an answer");
+    let text = receiving(&offer, publish);
     for line in [
         "a=ice-lite",
         "a=group:BUNDLE video0 audio1",
@@ -120,12 +125,7 @@ fn chromium_simulcast_becomes_three_rid_encodings_lowest_first() {
     );
     assert_eq!(video.codecs[0].payload_type, 96, "VP8, Chromium's first");
     assert_eq!(video.codecs[1].mime_type, "video/rtx");
-    let media: Vec<AnswerMedia> = publish
-        .media
-        .into_iter()
-        .map(|m| AnswerMedia::Receive(m.expect("produced")))
-        .collect();
-    let text = answer(&offer, &server(), &media).expect("an answer");
+    let text = receiving(&offer, publish);
     assert!(text.contains("a=simulcast:recv q;h;f"), "{text}");
     assert!(text.contains("a=rid:h recv"), "{text}");
     assert!(text.contains("a=extmap-allow-mixed"), "echoed: {text}");

@@ -39,13 +39,16 @@ fn host_ip() -> String {
         .expect("a global IPv4 address for GStreamer's ICE (libnice skips loopback)")
 }
 
-/// The arguments that make the SFU's media reachable by libnice, with `extra`.
-fn media_args(ip: &str, extra: &[&'static str]) -> Vec<String> {
-    let mut args: Vec<String> = ["--rtc-ip", ip, "--public-ip", ip]
-        .map(String::from)
-        .to_vec();
-    args.extend(extra.iter().map(|a| a.to_string()));
-    args
+/// An SFU whose media libnice reaches (on [`host_ip`]), with `extra` arguments; over TLS
+/// with `cert`.
+fn start_for_libnice(extra: &[&str], cert: Option<&TestCert>) -> Sfu {
+    let ip = host_ip();
+    let mut args = vec!["--rtc-ip", ip.as_str(), "--public-ip", ip.as_str()];
+    args.extend_from_slice(extra);
+    match cert {
+        Some(cert) => Sfu::start_tls(cert, &args),
+        None => Sfu::start(&args),
+    }
 }
 
 fn script() -> PathBuf {
@@ -228,11 +231,8 @@ async fn received_by_a_peer(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gstreamer_whip_publisher_reaches_the_room_over_http_and_over_tls() {
     let cert = TestCert::new("whip");
-    let ip = host_ip();
-    let args = media_args(&ip, &["--monitor-token", TOKEN]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let plain = Sfu::start(&args);
-    let tls = Sfu::start_tls(&cert, &args);
+    let plain = start_for_libnice(&["--monitor-token", TOKEN], None);
+    let tls = start_for_libnice(&["--monitor-token", TOKEN], Some(&cert));
     let room = format!("whip-{}", std::process::id());
     // The monitor speaks TLS only: the plain supervisor's room is checked by its peer alone.
     let url = format!("http://127.0.0.1:{}/whip/{room}", plain.port);
@@ -270,10 +270,7 @@ async fn a_gstreamer_whip_publisher_reaches_the_room_over_http_and_over_tls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_receives_a_whip_publisher_plays_it_with_whep_and_publishes_simulcast_with_whip() {
     crate::browser::check_prerequisites();
-    let ip = host_ip();
-    let args = media_args(&ip, &[]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let sfu = Sfu::start(&args);
+    let sfu = start_for_libnice(&[], None);
     let room = format!("whip-browser-{}", std::process::id());
     let base = format!("http://127.0.0.1:{}", sfu.port);
     let child = publisher(&format!("{base}/whip/{room}"), 50, None);
@@ -379,10 +376,7 @@ fn whep_player(port: u16, path: &str, seconds: u64) -> (u64, u64, String, String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whep_player_watches_the_whip_publisher_restarts_ice_with_its_etag_and_delete_ends_it() {
-    let ip = host_ip();
-    let args = media_args(&ip, &[]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let plain = Sfu::start(&args);
+    let plain = start_for_libnice(&[], None);
     let room = format!("whep-{}", std::process::id());
     let child = publisher(
         &format!("http://127.0.0.1:{}/whip/{room}", plain.port),
@@ -613,10 +607,7 @@ fn offer() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whip_publisher_that_vanishes_leaves_when_its_ice_consent_expires() {
-    let ip = host_ip();
-    let args = media_args(&ip, &["--ice-consent-timeout-secs", "10"]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let sfu = Sfu::start(&args);
+    let sfu = start_for_libnice(&["--ice-consent-timeout-secs", "10"], None);
     let room = format!("whip-gone-{}", std::process::id());
     let mut viewer = TestPeer::join(&sfu.ws_url(), None, &room, "Viewer", 7000).await;
     let mut child = publisher(
