@@ -31,6 +31,10 @@ if [ "$want_tests" = 1 ]; then
     done
     # etcd: the cluster tests start their own (Debian's etcd-server, 3.4).
     [ -x /usr/bin/etcd ] || debs+=(etcd-server)
+    # coturn: the TURN tests run Debian's turnserver in a namespace of their own.
+    [ -x /usr/bin/turnserver ] || debs+=(coturn)
+    # iptables-legacy: the firewall tests drop a client namespace's UDP (this kernel has no nft).
+    [ -x /usr/sbin/iptables-legacy ] || debs+=(iptables)
     # nginx: the reverse-proxy test runs the demo behind it (its own config, never the service).
     [ -x /usr/sbin/nginx ] || debs+=(nginx)
     # caddy: the same with Debian's Caddy (its own config; the service is never started).

@@ -94,6 +94,10 @@ pub struct TransportDiagnostics {
     pub ice_state: String,
     /// The pair in use, `local ⇄ remote (protocol)`, once ICE has one.
     pub selected_tuple: Option<String>,
+    /// The client's address of that pair (a TURN server's when relayed).
+    pub remote_ip: Option<std::net::IpAddr>,
+    /// `udp` or `tcp`: that pair's protocol.
+    pub protocol: Option<String>,
     /// DTLS state.
     pub dtls_state: String,
     /// Bytes received and sent.

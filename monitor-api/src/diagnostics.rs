@@ -41,6 +41,10 @@ pub struct TransportDiagnostics {
     pub ice_state: String,
     /// The candidate pair in use, `local ⇄ remote (protocol)`.
     pub selected_tuple: Option<String>,
+    /// How the client's media comes: `udp`, `tcp` (ICE-TCP) or `relayed` (through one of the
+    /// SFU's TURN servers); absent before ICE connects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     /// `new`, `connecting`, `connected`, `failed` or `closed`.
     pub dtls_state: String,
     /// Bytes received.

@@ -373,6 +373,7 @@ pub fn peer(d: &PeerDiagnostics) -> String {
                 short(&t.id),
                 t.ice_state.clone(),
                 t.dtls_state.clone(),
+                t.path.clone().unwrap_or_else(|| "-".into()),
                 t.selected_tuple.clone().unwrap_or_else(|| "-".into()),
                 format!("{} / {}", bytes(t.bytes_received), bytes(t.bytes_sent)),
                 bitrate(t.available_outgoing_bitrate.map(u64::from)),
@@ -431,6 +432,7 @@ pub fn peer(d: &PeerDiagnostics) -> String {
                 "ID",
                 "ICE",
                 "DTLS",
+                "PATH",
                 "SELECTED PAIR",
                 "BYTES IN / OUT",
                 "AVAILABLE OUT"

@@ -43,6 +43,11 @@ struct Args {
     /// Highest port of media sockets.
     #[arg(long, env = "RTC_MAX_PORT", default_value_t = 49999)]
     rtc_max_port: u16,
+    /// One port per worker: worker i listens on this port + i (UDP and TCP) and every
+    /// transport on it shares them; without it each transport takes its own port from the
+    /// range above.
+    #[arg(long)]
+    rtc_port: Option<u16>,
     /// Local address of pipe transports, which carry a room's media to its routers on other
     /// nodes (loopback while every node runs on this machine).
     #[arg(long, env = "PIPE_IP", default_value = "127.0.0.1")]
@@ -91,6 +96,15 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    if let Some(port) = args.rtc_port {
+        if u32::from(port) + args.workers - 1 > u32::from(u16::MAX) {
+            eprintln!(
+                "node: error: --rtc-port {port} leaves no port for {} workers",
+                args.workers
+            );
+            return ExitCode::from(2);
+        }
+    }
     die_with_parent();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -136,24 +150,34 @@ fn die_with_parent() {
 
 async fn run(args: Args) -> anyhow::Result<Stop> {
     let manager = mediasoup::worker_manager::WorkerManager::new();
-    let ports = args.rtc_min_port..=args.rtc_max_port;
-    let workers = workers::start_workers(&manager, args.workers, ports.clone())
-        .await
-        .context("starting mediasoup workers")?;
-    tracing::info!(
-        pid = std::process::id(),
-        workers = args.workers,
-        "node started"
-    );
-    // Unbounded because mediasoup's callbacks cannot wait; the service loop drains it without
-    // ever waiting itself (it exits instead when the supervisor stops reading).
-    let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
     let listen = MediaListen {
         ice_consent_timeout_secs: args.ice_consent_timeout_secs,
         ip: args.rtc_ip,
         announced_address: args.public_ip.clone(),
-        ports,
+        ports: args.rtc_min_port..=args.rtc_max_port,
+        port: args.rtc_port,
     };
+    let workers = workers::start_workers(&manager, args.workers, &listen)
+        .await
+        .context("starting mediasoup workers")?;
+    match args.rtc_port {
+        Some(port) => tracing::info!(
+            pid = std::process::id(),
+            workers = args.workers,
+            "node started: worker media on ports {port}–{} (UDP and TCP), shared by every transport",
+            u32::from(port) + args.workers - 1
+        ),
+        None => tracing::info!(
+            pid = std::process::id(),
+            workers = args.workers,
+            "node started: each transport takes its own port in {}–{}",
+            args.rtc_min_port,
+            args.rtc_max_port
+        ),
+    }
+    // Unbounded because mediasoup's callbacks cannot wait; the service loop drains it without
+    // ever waiting itself (it exits instead when the supervisor stops reading).
+    let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
     let data = DataLimits {
         max_message_bytes: args.max_data_message_bytes,
         max_messages_per_sec: args.max_data_messages_per_sec,

@@ -85,6 +85,9 @@ pub struct MediaListen {
     pub announced_address: Option<String>,
     /// Ports the sockets may take.
     pub ports: RangeInclusive<u16>,
+    /// One-port-per-worker mode: worker `i` listens on this port + `i`, UDP and TCP, and
+    /// every transport on it shares them (mediasoup's `WebRtcServer`).
+    pub port: Option<u16>,
     /// Seconds without consent checks before a transport's ICE is `disconnected`.
     pub ice_consent_timeout_secs: u8,
 }
@@ -104,12 +107,40 @@ impl MediaListen {
         }
     }
 
-    /// Options of a client's WebRTC transport: UDP preferred, TCP as a fallback for
-    /// networks that block UDP; with `data`, SCTP for data channels, messages up to its size.
-    pub fn webrtc_transport_options(&self, data: Option<DataLimits>) -> WebRtcTransportOptions {
-        let infos = WebRtcTransportListenInfos::new(self.listen_info(Protocol::Udp))
-            .insert(self.listen_info(Protocol::Tcp));
-        let mut options = WebRtcTransportOptions::new(infos);
+    /// The port worker `index` listens on in the one-port-per-worker mode (checked against
+    /// overflow when the node starts).
+    pub fn worker_port(&self, index: u32) -> Option<u16> {
+        let port = u32::from(self.port?) + index;
+        u16::try_from(port).ok()
+    }
+
+    /// A worker's `WebRtcServer`: UDP and TCP on `port`.
+    pub fn webrtc_server_options(&self, port: u16) -> WebRtcServerOptions {
+        let on_port = |protocol| ListenInfo {
+            port: Some(port),
+            port_range: None,
+            ..self.listen_info(protocol)
+        };
+        WebRtcServerOptions::new(
+            WebRtcServerListenInfos::new(on_port(Protocol::Udp)).insert(on_port(Protocol::Tcp)),
+        )
+    }
+
+    /// Options of a client's WebRTC transport: on the worker's shared ports when it has a
+    /// `server`, else on ports of its own; UDP preferred, TCP as a fallback for networks that
+    /// block UDP; with `data`, SCTP for data channels, messages up to its size.
+    pub fn webrtc_transport_options(
+        &self,
+        server: Option<&WebRtcServer>,
+        data: Option<DataLimits>,
+    ) -> WebRtcTransportOptions {
+        let mut options = match server {
+            Some(server) => WebRtcTransportOptions::new_with_server(server.clone()),
+            None => WebRtcTransportOptions::new(
+                WebRtcTransportListenInfos::new(self.listen_info(Protocol::Udp))
+                    .insert(self.listen_info(Protocol::Tcp)),
+            ),
+        };
         options.enable_udp = true;
         options.enable_tcp = true;
         options.prefer_udp = true;

@@ -6,10 +6,15 @@ use std::sync::Arc;
 use mediasoup::prelude::*;
 use mediasoup::worker::{WorkerLogLevel, WorkerLogTag};
 
+use crate::media_config::MediaListen;
+
 /// One running worker and the id of the thread it runs on.
 pub struct WorkerSlot {
     /// The mediasoup worker.
     pub worker: Worker,
+    /// Its one UDP and one TCP port that every WebRTC transport on it shares, in the
+    /// one-port-per-worker mode (`--rtc-port`); `None` when each transport takes its own.
+    pub webrtc_server: Option<WebRtcServer>,
     /// Linux thread id of the worker's event loop (0 until the thread has started).
     thread_id: Arc<AtomicI32>,
 }
@@ -45,11 +50,12 @@ fn thread_cpu_ticks(stat: &str) -> Option<u64> {
 /// Clock ticks per second of `/proc` times: fixed at 100 for user space on Linux.
 const USER_HZ: u64 = 100;
 
-/// Starts `count` workers whose sockets take ports from `ports`.
+/// Starts `count` workers whose sockets take ports from `ports`; with `listen.port`, worker
+/// `i` also listens on that port + `i` (UDP and TCP) for every transport.
 pub async fn start_workers(
     manager: &WorkerManager,
     count: u32,
-    ports: std::ops::RangeInclusive<u16>,
+    listen: &MediaListen,
 ) -> anyhow::Result<Vec<WorkerSlot>> {
     let mut slots = Vec::new();
     for index in 0..count {
@@ -57,7 +63,7 @@ pub async fn start_workers(
         let mut settings = WorkerSettings::default();
         settings.log_level = WorkerLogLevel::Warn;
         settings.log_tags = vec![WorkerLogTag::Ice, WorkerLogTag::Dtls, WorkerLogTag::Srtp];
-        settings.rtc_port_range = ports.clone();
+        settings.rtc_port_range = listen.ports.clone();
         settings.thread_initializer = Some(Arc::new({
             let thread_id = thread_id.clone();
             move || thread_id.store(nix::unistd::gettid().as_raw(), Ordering::Relaxed)
@@ -66,7 +72,25 @@ pub async fn start_workers(
             .create_worker(settings)
             .await
             .map_err(|e| anyhow::anyhow!("mediasoup worker {index} failed to start: {e}"))?;
-        slots.push(WorkerSlot { worker, thread_id });
+        let webrtc_server = match listen.worker_port(index) {
+            Some(port) => Some(
+                worker
+                    .create_webrtc_server(listen.webrtc_server_options(port))
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "mediasoup worker {index} cannot listen on {}:{port} (UDP and TCP): {e}",
+                            listen.ip
+                        )
+                    })?,
+            ),
+            None => None,
+        };
+        slots.push(WorkerSlot {
+            worker,
+            webrtc_server,
+            thread_id,
+        });
     }
     Ok(slots)
 }

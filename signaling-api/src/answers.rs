@@ -64,6 +64,24 @@ pub struct Joined {
     /// connection's host goes away; kept current by `hostsChanged`. Absent on a single host.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,
+    /// STUN/TURN servers for the client's transports (`RTCPeerConnection`'s `iceServers`),
+    /// with credentials of this peer's that expire (absent when the SFU has none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ice_servers: Vec<IceServer>,
+}
+
+/// A STUN/TURN server as `RTCIceServer` takes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IceServer {
+    /// `turn:`, `turns:` or `stun:` URLs of one server.
+    pub urls: Vec<String>,
+    /// TURN username: `expiry:peerId` (the expiry in Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN password, valid until the username's expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
 }
 
 /// The answer to `resume`: the peer as it is now, for the client to reconcile with what it

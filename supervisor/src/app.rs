@@ -83,6 +83,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         pipe_ip: config.pipe_ip,
         public_ip: config.public_ip.clone(),
         rtc_ports: (config.rtc_min_port, config.rtc_max_port),
+        rtc_port: config.rtc_port,
+        max_nodes: config.max_nodes(),
         ice_consent_timeout_secs: config.ice_consent_timeout_secs,
         max_data_message_bytes: config.max_data_message_bytes,
         max_data_messages_per_sec: config.max_data_messages_per_sec,
@@ -135,7 +137,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         metrics.clone(),
         cluster.as_ref().map(|c| c.routing.me()),
     )
-    .with_join_verifier(config.join_verifier()?);
+    .with_join_verifier(config.join_verifier()?)
+    .with_turn_servers(match config.turn.servers()? {
+        Some(mut turn) => {
+            turn.resolve().await;
+            Some(turn)
+        }
+        None => None,
+    });
     let (rooms, closed_rooms) = match &cluster {
         Some(_) => {
             let (tx, rx) = mpsc::unbounded_channel();

@@ -10,6 +10,7 @@ use crate::edge::join_tokens::JoinVerifier;
 
 pub mod cluster;
 pub mod secrets;
+pub mod turn;
 
 /// The SFU's public entry point: serves the demo page (`/`), WebSocket signaling (`/ws`) and
 /// `/healthz` on one port, places rooms on media nodes, and spawns, watches and respawns the
@@ -47,6 +48,12 @@ pub struct Config {
     /// Highest UDP/TCP port for media.
     #[arg(long, env = "RTC_MAX_PORT", default_value_t = 49999)]
     pub rtc_max_port: u16,
+    /// One port per worker instead of a port per transport: worker i of this host listens
+    /// on RTC_PORT + i, UDP and TCP, and every client transport on it shares them (for
+    /// firewalls and Kubernetes: open RTC_PORT … RTC_PORT + MAX_NODES × WORKERS_PER_NODE − 1).
+    /// A respawned node takes the ports of the one it replaces.
+    #[arg(long, env = "RTC_PORT")]
+    pub rtc_port: Option<u16>,
     /// Seconds without ICE consent checks (RFC 7675) from a client before its media
     /// transport counts as `disconnected` (the monitor shows it); 10 to 60, 0: off.
     #[arg(long, env = "ICE_CONSENT_TIMEOUT_SECS", default_value_t = 30, value_parser = ice_consent_timeout)]
@@ -207,6 +214,9 @@ pub struct Config {
     /// Cluster mode (on with ETCD_ENDPOINTS).
     #[command(flatten)]
     pub cluster: cluster::ClusterArgs,
+    /// TURN servers for clients behind firewalls (TURN_URLS, TURN_SECRET).
+    #[command(flatten)]
+    pub turn: turn::TurnArgs,
     /// What to do instead of serving (nothing: serve).
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -285,6 +295,14 @@ pub enum ConfigError {
     /// Empty port range.
     #[error("--rtc-min-port {0} is above --rtc-max-port {1}")]
     PortRange(u16, u16),
+    /// Not enough ports above RTC_PORT for every worker the pool may run.
+    #[error("RTC_PORT {port} leaves no room for {workers} workers (MAX_NODES × WORKERS_PER_NODE): ports end at 65535")]
+    WorkerPorts {
+        /// The first port.
+        port: u16,
+        /// Workers the pool may run.
+        workers: u32,
+    },
     /// A monitor token that cannot travel in an HTTP header.
     #[error("MONITOR_TOKEN (--monitor-token) must be visible ASCII characters without spaces")]
     MonitorToken,
@@ -310,6 +328,9 @@ pub enum ConfigError {
     /// A join token key that cannot be used.
     #[error("{0}")]
     JoinKey(String),
+    /// TURN settings that cannot work.
+    #[error("{0}")]
+    Turn(String),
     /// Cluster settings that cannot work.
     #[error("{0}")]
     Cluster(String),
@@ -324,6 +345,7 @@ impl Config {
         if let Some(path) = &self.monitor_token_file {
             self.monitor_token = Some(secrets::read_secret_file(path, "MONITOR_TOKEN_FILE")?);
         }
+        self.turn.load_secret()?;
         self.cluster.load_secret()
     }
 
@@ -340,6 +362,12 @@ impl Config {
         if self.rtc_min_port > self.rtc_max_port {
             return Err(ConfigError::PortRange(self.rtc_min_port, self.rtc_max_port));
         }
+        if let Some(port) = self.rtc_port {
+            let workers = self.max_nodes() * self.workers_per_node;
+            if u32::from(port) + workers - 1 > u32::from(u16::MAX) {
+                return Err(ConfigError::WorkerPorts { port, workers });
+            }
+        }
         if let Some(token) = &self.monitor_token {
             secrets::check_monitor_token(token)?;
         }
@@ -348,6 +376,7 @@ impl Config {
         }
         self.join_verifier()?;
         self.cluster_settings()?;
+        self.turn.servers()?;
         if self.ws_idle_timeout_secs <= self.ws_ping_interval_secs {
             return Err(ConfigError::Keepalive(
                 self.ws_idle_timeout_secs,

@@ -16,10 +16,14 @@ use super::{ipc_kind, media_error, not_found, parse, to_json, Answer, Entry, Rou
 
 impl Routers {
     pub(super) async fn create_transport(&self, router: RouterId, enable_sctp: bool) -> Answer {
-        let r = self.with_router(router, |h| Ok(h.router.clone()))?;
+        let (r, worker) = self.with_router(router, |h| Ok((h.router.clone(), h.worker)))?;
         let data = enable_sctp.then_some(self.data);
+        let server = self
+            .workers
+            .get(worker as usize)
+            .and_then(|w| w.webrtc_server.as_ref());
         let transport = r
-            .create_webrtc_transport(self.listen.webrtc_transport_options(data))
+            .create_webrtc_transport(self.listen.webrtc_transport_options(server, data))
             .await
             .map_err(|e| media_error("create WebRTC transport", e))?;
         let id = TransportId(transport.id().into());

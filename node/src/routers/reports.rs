@@ -171,6 +171,11 @@ impl Routers {
                 transport: id,
                 ice_state: state_name(stat.ice_state),
                 selected_tuple: stat.ice_selected_tuple.as_ref().map(tuple),
+                remote_ip: stat.ice_selected_tuple.as_ref().and_then(remote_ip),
+                protocol: stat
+                    .ice_selected_tuple
+                    .as_ref()
+                    .map(|t| state_name(t.protocol())),
                 dtls_state: state_name(stat.dtls_state),
                 bytes_received: stat.bytes_received,
                 bytes_sent: stat.bytes_sent,
@@ -249,6 +254,13 @@ fn state_name(state: impl std::fmt::Debug) -> String {
 }
 
 /// `local:port ⇄ remote:port (udp)`.
+fn remote_ip(tuple: &TransportTuple) -> Option<std::net::IpAddr> {
+    match tuple {
+        TransportTuple::WithRemote { remote_ip, .. } => Some(*remote_ip),
+        TransportTuple::LocalOnly { .. } => None,
+    }
+}
+
 fn tuple(tuple: &TransportTuple) -> String {
     let protocol = state_name(tuple.protocol());
     match tuple {

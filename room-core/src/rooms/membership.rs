@@ -99,8 +99,9 @@ impl RoomCore {
             watching,
             active_speaker,
             resume_token,
-            // The driver fills it in a cluster.
+            // The driver fills these: every host in a cluster, the TURN servers.
             hosts: Vec::new(),
+            ice_servers: Vec::new(),
         };
         let seq = self.next_announce_seq();
         let room = self.rooms.get_mut(&room_id).ok_or_else(not_joined)?;

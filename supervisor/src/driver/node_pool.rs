@@ -1,6 +1,6 @@
 //! The node processes: spawning them, connecting to them, and noticing their death.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -34,6 +34,10 @@ pub struct NodeSpec {
     pub public_ip: Option<String>,
     /// Media port range.
     pub rtc_ports: (u16, u16),
+    /// One-port-per-worker mode: the first worker port of this host (`RTC_PORT`).
+    pub rtc_port: Option<u16>,
+    /// Most nodes the pool runs: with `rtc_port`, the number of port slots.
+    pub max_nodes: u32,
     /// Seconds without ICE consent checks before a client's transport is `disconnected`.
     pub ice_consent_timeout_secs: u8,
     /// Largest data channel message, in bytes.
@@ -83,9 +87,48 @@ pub fn socket_parent() -> PathBuf {
         .unwrap_or_else(std::env::temp_dir)
 }
 
+/// Which blocks of worker ports (`RTC_PORT + slot × workers per node`) running node
+/// processes hold. A slot is taken when a node is spawned and given back when its process
+/// has exited (its sockets are closed then), so a replacement takes the ports of the node it
+/// replaces: the lowest free slot.
+#[derive(Debug, Default)]
+struct PortSlots {
+    taken: BTreeSet<u32>,
+}
+
+impl PortSlots {
+    /// The lowest free slot below `limit`, now taken; `None` when all are.
+    fn take(&mut self, limit: u32) -> Option<u32> {
+        let slot = (0..limit).find(|slot| !self.taken.contains(slot))?;
+        self.taken.insert(slot);
+        Some(slot)
+    }
+
+    fn give_back(&mut self, slot: u32) {
+        self.taken.remove(&slot);
+    }
+}
+
+/// A port slot held by a node process; given back when dropped.
+struct HeldSlot {
+    slots: Arc<Mutex<PortSlots>>,
+    slot: u32,
+}
+
+impl Drop for HeldSlot {
+    fn drop(&mut self) {
+        lock(&self.slots).give_back(self.slot);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The running nodes.
 pub struct NodePool {
     spec: NodeSpec,
+    port_slots: Arc<Mutex<PortSlots>>,
     next_id: AtomicU32,
     starting: AtomicU32,
     nodes: Mutex<BTreeMap<NodeId, Arc<NodeLink>>>,
@@ -106,6 +149,7 @@ impl NodePool {
     ) -> Self {
         Self {
             spec,
+            port_slots: Arc::default(),
             next_id: AtomicU32::new(1),
             starting: AtomicU32::new(0),
             nodes: Mutex::new(BTreeMap::new()),
@@ -214,9 +258,34 @@ impl NodePool {
         result
     }
 
+    /// A slot of worker ports for a new node, in the one-port-per-worker mode. A node that
+    /// died may still be exiting when its replacement starts: wait for its slot a while.
+    async fn take_port_slot(&self) -> anyhow::Result<Option<HeldSlot>> {
+        if self.spec.rtc_port.is_none() {
+            return Ok(None);
+        }
+        let deadline = tokio::time::Instant::now() + self.spec.start_timeout;
+        loop {
+            if let Some(slot) = lock(&self.port_slots).take(self.spec.max_nodes) {
+                return Ok(Some(HeldSlot {
+                    slots: self.port_slots.clone(),
+                    slot,
+                }));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(anyhow!(
+                    "every block of worker ports (RTC_PORT, {} nodes) is held by a running node",
+                    self.spec.max_nodes
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn spawn_inner(&self) -> anyhow::Result<Arc<NodeLink>> {
         let id = NodeId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let spec = &self.spec;
+        let port_slot = self.take_port_slot().await?;
         let socket = spec.socket_dir.join(format!("{id}.sock"));
         let listener = ipc::socket::listen(&socket)
             .with_context(|| format!("cannot listen on {}", socket.display()))?;
@@ -248,6 +317,11 @@ impl NodePool {
             .kill_on_drop(true);
         if let Some(public_ip) = &spec.public_ip {
             command.arg("--public-ip").arg(public_ip);
+        }
+        if let (Some(port), Some(held)) = (spec.rtc_port, &port_slot) {
+            // Checked by the configuration: every slot's ports fit below 65536.
+            let first = u32::from(port) + held.slot * spec.workers;
+            command.arg("--rtc-port").arg(first.to_string());
         }
         let mut child = command
             .spawn()
@@ -289,6 +363,8 @@ impl NodePool {
         // through this handle, so the signal goes to the process spawned, whatever it says.
         let events = self.events.clone();
         tokio::spawn(async move {
+            // The ports are free once the process is gone.
+            let _port_slot = port_slot;
             let status = tokio::select! {
                 status = child.wait() => status,
                 () = kill.killed() => {
@@ -312,6 +388,20 @@ impl NodePool {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn a_replacement_node_takes_the_ports_of_the_node_that_died() {
+        let mut slots = PortSlots::default();
+        assert_eq!(slots.take(3), Some(0));
+        assert_eq!(slots.take(3), Some(1));
+        assert_eq!(slots.take(3), Some(2));
+        assert_eq!(slots.take(3), None, "every slot held");
+        slots.give_back(1);
+        assert_eq!(slots.take(3), Some(1), "the dead node's ports");
+        slots.give_back(0);
+        slots.give_back(2);
+        assert_eq!(slots.take(3), Some(0), "the lowest free first");
+    }
 
     #[test]
     fn the_socket_folder_is_private_fresh_and_never_an_existing_one() {

@@ -12,4 +12,5 @@ pub mod page;
 pub mod serve;
 pub mod signaling;
 pub mod tls;
+pub mod turn;
 pub mod whip;

@@ -21,7 +21,8 @@ use tokio::sync::{oneshot, watch};
 use crate::driver::node_link::{LinkError, NodeId};
 use crate::driver::node_pool::NodePool;
 use crate::driver::remote::RemoteNodes;
-use crate::edge::join_tokens::JoinVerifier;
+use crate::edge::join_tokens::{unix_now, JoinVerifier};
+use crate::edge::turn::TurnServers;
 use crate::monitoring::event_bus::EventBus;
 use crate::monitoring::metrics::Metrics;
 use monitor_api::EventKind;
@@ -71,6 +72,8 @@ pub struct Rooms {
     metrics: Metrics,
     /// Checks join tokens, when they are on.
     join_verifier: Option<JoinVerifier>,
+    /// TURN servers each joining peer is handed, with credentials of its own.
+    turn: Option<TurnServers>,
     /// When the core wants its next timeout; the timer task follows it.
     timeout: watch::Sender<Option<Instant>>,
     timer_started: std::sync::atomic::AtomicBool,
@@ -152,6 +155,7 @@ impl Rooms {
             monitor,
             metrics,
             join_verifier: None,
+            turn: None,
             timeout: watch::channel(None).0,
             timer_started: std::sync::atomic::AtomicBool::new(false),
             closed_rooms: None,
@@ -182,8 +186,11 @@ impl Rooms {
         }
     }
 
-    /// Lists the cluster's hosts in a join or resume answer.
+    /// Lists the cluster's hosts in a join or resume answer, and a join's TURN servers.
     fn with_hosts(&self, answer: &mut signaling_api::Answer) {
+        if let (signaling_api::Answer::Joined(joined), Some(turn)) = (&mut *answer, &self.turn) {
+            joined.ice_servers = turn.ice_servers(&joined.peer_id.to_string(), unix_now());
+        }
         let hosts = match answer {
             signaling_api::Answer::Joined(joined) => &mut joined.hosts,
             signaling_api::Answer::Resumed(resumed) => &mut resumed.hosts,
@@ -218,6 +225,17 @@ impl Rooms {
     pub fn with_join_verifier(mut self, verifier: Option<JoinVerifier>) -> Self {
         self.join_verifier = verifier;
         self
+    }
+
+    /// Every peer that joins is handed `turn`'s servers with credentials for it.
+    pub fn with_turn_servers(mut self, turn: Option<TurnServers>) -> Self {
+        self.turn = turn;
+        self
+    }
+
+    /// The TURN servers handed to peers, if any.
+    pub fn turn_servers(&self) -> Option<&TurnServers> {
+        self.turn.as_ref()
     }
 
     fn state(&self) -> MutexGuard<'_, State> {

@@ -67,15 +67,39 @@ impl IntoResponse for Problem {
     }
 }
 
-async fn options() -> Response {
-    (
+async fn options(State(state): State<AppState>) -> Response {
+    let mut response = (
         StatusCode::NO_CONTENT,
         [
             (header::ALLOW, "OPTIONS, POST"),
             (header::HeaderName::from_static("accept-post"), whip::SDP),
         ],
     )
-        .into_response()
+        .into_response();
+    let identity = format!("whip-{}", Uuid::new_v4().simple());
+    add_ice_server_links(&state, &identity, response.headers_mut());
+    response
+}
+
+/// The TURN servers as RFC 9725 hands them to WHIP and WHEP clients: one `Link` header per
+/// URL, with credentials for `identity`.
+fn add_ice_server_links(state: &AppState, identity: &str, headers: &mut HeaderMap) {
+    let Some(turn) = state.rooms.turn_servers() else {
+        return;
+    };
+    for server in turn.ice_servers(identity, crate::edge::join_tokens::unix_now()) {
+        for url in &server.urls {
+            let mut link = format!("<{url}>; rel=\"ice-server\"");
+            if let (Some(username), Some(credential)) = (&server.username, &server.credential) {
+                link.push_str(&format!(
+                    "; username=\"{username}\"; credential=\"{credential}\"; credential-type=\"password\""
+                ));
+            }
+            if let Ok(value) = HeaderValue::from_str(&link) {
+                headers.append(header::LINK, value);
+            }
+        }
+    }
 }
 
 async fn post_whip(
@@ -176,6 +200,7 @@ async fn start(
                     headers.insert(name, value);
                 }
             }
+            add_ice_server_links(&state, &started.id.to_string(), headers);
             response
         }
         Err(problem) => {

@@ -163,12 +163,16 @@ impl Stats {
                 .map_err(|_| PeerError::Node(format!("no answer within {COLLECT_DEADLINE:?}")))?
                 .map_err(|e| PeerError::Node(e.to_string()))?
                 .diagnostics;
-        Ok(assemble(plan, diagnosed))
+        Ok(assemble(plan, diagnosed, self.rooms.turn_servers()))
     }
 }
 
 /// The monitor's view: the directory's names and links, the worker's numbers.
-fn assemble(plan: Plan, diagnosed: wire::Diagnostics) -> PeerDiagnostics {
+fn assemble(
+    plan: Plan,
+    diagnosed: wire::Diagnostics,
+    turn: Option<&crate::edge::turn::TurnServers>,
+) -> PeerDiagnostics {
     let Plan {
         mut diagnostics,
         transports,
@@ -189,6 +193,11 @@ fn assemble(plan: Plan, diagnosed: wire::Diagnostics) -> PeerDiagnostics {
             },
             ice_state: t.ice_state.clone(),
             selected_tuple: t.selected_tuple.clone(),
+            path: match (t.remote_ip, &t.protocol) {
+                (Some(ip), _) if turn.is_some_and(|turn| turn.relays(ip)) => Some("relayed".into()),
+                (_, Some(protocol)) => Some(protocol.clone()),
+                _ => None,
+            },
             dtls_state: t.dtls_state.clone(),
             bytes_received: t.bytes_received,
             bytes_sent: t.bytes_sent,
