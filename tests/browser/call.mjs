@@ -29,7 +29,8 @@ if (!base) {
   process.exit(2);
 }
 const insecure = process.env.SFU_INSECURE === '1';
-const room = `browser-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+// SFU_ROOM: the room (else a fresh one), for a test that looks at it with the monitor.
+const room = process.env.SFU_ROOM || `browser-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 const WANT = 30; // more than this many frames decoded and audio packets received, each
 // Generous on a loaded 2-core machine: a call normally gets there in 3 to 5 s.
 const timeoutMs = Number(process.env.SFU_CALL_TIMEOUT_MS || 45_000);
@@ -106,10 +107,12 @@ try {
     const token = tokens[name] ? `&token=${encodeURIComponent(tokens[name])}` : '';
     // SFU_WS: the signaling URL the page is told (?ws=), e.g. a reverse proxy's path.
     const ws = process.env.SFU_WS ? `&ws=${encodeURIComponent(process.env.SFU_WS)}` : '';
+    // SFU_RELAY=1: the pages send and receive only through the SFU's TURN servers (?relay=1).
+    const relay = process.env.SFU_RELAY === '1' ? '&relay=1' : '';
     // SFU_PAGE_URLS: each page's own base URL, in page order (pages served by different
     // hosts of a cluster, each signaling to its own host); unset: every page from SFU_URL.
     const own = (process.env.SFU_PAGE_URLS || '').split(',')[names.indexOf(name)] || pageBase;
-    await page.goto(`${own}/?room=${room}&name=${name}${token}${ws}`);
+    await page.goto(`${own}/?room=${room}&name=${name}${token}${ws}${relay}`);
     const prefilled = await page.inputValue('#room');
     if (prefilled !== room) throw new Error(`${name}: room field is ${prefilled}, not ${room}`);
     await page.click('[data-testid=join]');
@@ -151,6 +154,17 @@ try {
         }
       }
       if (!failed) console.log('tiles: each page shows one remote tile per other page, named after it');
+      // How each page's media goes (the selected candidate pairs), e.g. `relay/udp via tls`.
+      for (const [name, page] of Object.entries(pages)) {
+        const paths = await page.evaluate(() => window.demo.paths());
+        console.log(`${name}: path send ${paths.send} recv ${paths.recv}`);
+      }
+      // SFU_HOLD_MS: the call goes on this long before the pages leave (for a test to look
+      // at it from the outside meanwhile).
+      if (process.env.SFU_HOLD_MS) {
+        console.log(`holding the call for ${process.env.SFU_HOLD_MS} ms`);
+        await new Promise((r) => setTimeout(r, Number(process.env.SFU_HOLD_MS)));
+      }
       if (narrow) {
         for (const [name, page] of Object.entries(pages)) {
           const width = await page.evaluate(() => document.documentElement.scrollWidth);

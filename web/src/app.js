@@ -7,7 +7,7 @@ import { Chat } from './chat.js';
 import { Controls } from './controls.js';
 import { afterClose, closeMessage, nextDelay, reconcile } from './session.js';
 import { Signaling, signalingUrl } from './signaling.js';
-import { receptionStats } from './stats.js';
+import { candidatePath, receptionStats } from './stats.js';
 import { LastN } from './lastn.js';
 import { moveMedia } from './move.js';
 import { Remote } from './remote.js';
@@ -18,6 +18,11 @@ const params = new URLSearchParams(location.search);
 $('room').value = params.get('room') || 'demo';
 $('name').value = params.get('name') || `guest-${Math.floor(1000 + Math.random() * 9000)}`;
 const token = params.get('token'); // a signed join token, for an SFU with JOIN_SECRET
+// ?relay=1: media only through the SFU's TURN servers (to try them, or for networks where
+// nothing else gets through).
+const iceTransportPolicy = params.get('relay') === '1' ? 'relay' : 'all';
+// The SFU's TURN servers with this peer's credentials, from the join answer.
+let iceServers = [];
 
 const state = {
   socket: 'closed', // signaling WebSocket: closed | connecting | open
@@ -334,6 +339,7 @@ async function join() {
     const info = await request('join', data);
     check();
     resumeToken = info.resumeToken || null;
+    iceServers = info.iceServers || [];
     state.watching = info.watching ?? null;
     signaling.setHosts(info.hosts);
     state.joined = true;
@@ -450,6 +456,8 @@ async function createTransport(direction) {
     iceCandidates: info.iceCandidates,
     dtlsParameters: info.dtlsParameters,
     sctpParameters: info.sctpParameters,
+    iceServers,
+    iceTransportPolicy,
   };
   const transport = direction === 'send' ? device.createSendTransport(options) : device.createRecvTransport(options);
   transport.on('connect', ({ dtlsParameters }, ok, fail) => {
@@ -682,6 +690,11 @@ window.demo = {
   state,
   // What each consumer receives, from getStats (see stats.js).
   stats: () => receptionStats(remote.consumers, remote.peers, state),
+  // How each transport's media goes: the selected candidate pair's kind and protocol.
+  paths: async () => ({
+    send: await candidatePath(sendTransport),
+    recv: await candidatePath(recvTransport),
+  }),
   // How many videos the page asked for (last-N), null before it joined.
   lastN: () => lastN.sent,
 };

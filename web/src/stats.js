@@ -42,3 +42,20 @@ export async function receptionStats(consumers, peers, state) {
     joined: state.joined, joins: state.joins, resumes: state.resumes, moves: state.moves,
   };
 }
+
+// The candidate pair `transport` uses: its local candidate's type (host, srflx, relay) and
+// protocol, e.g. `relay/udp via tls` (TURN over TLS), `host/tcp` (ICE-TCP); null before ICE
+// has one.
+export async function candidatePath(transport) {
+  if (!transport || transport.closed) return null;
+  const report = await transport.getStats().catch(() => new Map());
+  let pairId = null;
+  report.forEach((s) => {
+    if (s.type === 'transport' && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
+  });
+  const pair = pairId && report.get(pairId);
+  const local = pair && report.get(pair.localCandidateId);
+  if (!local) return null;
+  const relayed = local.candidateType === 'relay' && local.relayProtocol ? ` via ${local.relayProtocol}` : '';
+  return `${local.candidateType}/${local.protocol}${relayed}`;
+}

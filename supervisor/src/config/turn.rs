@@ -27,9 +27,9 @@ pub struct TurnArgs {
     /// --turn-secret.
     #[arg(long, env = "TURN_SECRET_FILE")]
     pub turn_secret_file: Option<PathBuf>,
-    /// How long a client's TURN credentials last, in seconds (60 to 604800): longer than a
+    /// How long a client's TURN credentials last, in seconds (10 to 604800): longer than a
     /// call, since a TURN server refuses to refresh an allocation with expired ones.
-    #[arg(long, env = "TURN_TTL_SECS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(60..=604_800))]
+    #[arg(long, env = "TURN_TTL_SECS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(10..=604_800))]
     pub turn_ttl_secs: u64,
 }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::support::process::output_within;
 use crate::support::{Sfu, TestCert};
 
-fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
@@ -52,9 +52,20 @@ pub(crate) fn run_browser_script(
     envs: &[(&str, &str)],
     within: Duration,
 ) -> String {
+    run_browser_script_with(Command::new("node"), script, url, envs, within)
+}
+
+/// Runs tests/browser/`script` as [`run_browser_script`] does, with `node` (a command that
+/// runs node: in a network namespace, say).
+pub(crate) fn run_browser_script_with(
+    mut node: Command,
+    script: &str,
+    url: &str,
+    envs: &[(&str, &str)],
+    within: Duration,
+) -> String {
     let out = output_within(
-        Command::new("node")
-            .arg(script)
+        node.arg(script)
             .current_dir(repo().join("tests/browser"))
             .env("SFU_URL", url)
             .envs(envs.iter().copied()),

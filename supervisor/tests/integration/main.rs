@@ -15,6 +15,7 @@ mod diagnostics;
 mod drain;
 mod faults;
 mod feedback;
+mod firewalls;
 mod fuzz;
 mod hostile;
 mod keepalive;

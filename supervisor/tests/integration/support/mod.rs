@@ -4,6 +4,7 @@
 
 pub mod bystanders;
 pub mod channels;
+pub mod client_net;
 pub mod cluster;
 pub mod codecs;
 pub mod draining;
@@ -309,6 +310,11 @@ impl Sfu {
 /// `GET path` over plain HTTP/1.1 to 127.0.0.1:`port`: the whole response, status line and
 /// headers included (at most 15 s: a hung server fails the test).
 pub fn http_get(port: u16, path: &str) -> String {
+    http_request(port, "GET", path)
+}
+
+/// Sends a `method` request without a body to `path` on 127.0.0.1:`port`; the whole response.
+pub fn http_request(port: u16, method: &str, path: &str) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream
@@ -316,7 +322,7 @@ pub fn http_get(port: u16, path: &str) -> String {
         .expect("read timeout");
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
     )
     .expect("request");
     let mut text = String::new();
