@@ -109,6 +109,10 @@ pub struct Args {
     /// Local address of the participants' media sockets.
     #[arg(long, default_value = "127.0.0.1")]
     pub local_ip: IpAddr,
+    /// Media over ICE-TCP: each transport one TCP connection to the SFU's passive TCP
+    /// candidate, as a client behind a firewall that drops UDP (our SFU over `/ws` only).
+    #[arg(long)]
+    pub ice_tcp: bool,
 }
 
 impl Args {
@@ -147,6 +151,9 @@ impl Args {
         }
         if self.simulcast && self.target == TargetKind::Janus {
             return Err("--simulcast is only implemented against our SFU".into());
+        }
+        if self.ice_tcp && (self.target == TargetKind::Janus || self.whip || self.whep) {
+            return Err("--ice-tcp is for our SFU over /ws (not Janus, WHIP or WHEP)".into());
         }
         if self.whip || self.whep {
             if self.target == TargetKind::Janus {

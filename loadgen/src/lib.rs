@@ -12,6 +12,7 @@ pub mod cpu;
 pub mod http;
 pub mod janus_api;
 pub mod janus_peer;
+pub mod link;
 pub mod media;
 pub mod participant;
 pub mod report;

@@ -65,6 +65,7 @@ pub async fn run(args: &Args, tls: Arc<rustls::ClientConfig>) -> anyhow::Result<
                 tls: tls.clone(),
                 token: args.token.clone(),
                 local_ip: args.local_ip,
+                ice_tcp: args.ice_tcp,
             }),
             (args.whip || args.whep).then(|| {
                 Arc::new(WhipTarget {

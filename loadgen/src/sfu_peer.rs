@@ -21,9 +21,11 @@ use signaling_api::{
 use str0m::config::{DtlsVersion, Fingerprint as DtlsFingerprint};
 use str0m::format::{Codec, FormatParams};
 use str0m::media::{Frequency, Pt};
+use str0m::net::{Protocol, TcpType};
 use str0m::{Candidate, IceCreds, Rtc};
 use tokio::sync::watch;
 
+use crate::link::Link;
 use crate::media::{publisher_tag, Kind};
 use crate::participant::{failed, local_socket, Failed, Record};
 use crate::sfu_session::Session;
@@ -43,6 +45,8 @@ pub struct SfuTarget {
     pub token: Option<String>,
     /// Local address of the media sockets.
     pub local_ip: std::net::IpAddr,
+    /// Media over ICE-TCP (one TCP connection per transport) instead of UDP.
+    pub ice_tcp: bool,
 }
 
 /// Payload types the router gave our codecs.
@@ -496,9 +500,18 @@ async fn open_transport(
             data: false,
         })
         .await?;
-    let (socket, host) = local_socket(target.local_ip).await?;
-    let (rtc, dtls_parameters) = direct_rtc(&server, pts, host)?;
-    let transport = Transport::spawn(rtc, socket);
+    let (link, host) = if target.ice_tcp {
+        let remote = server_candidate(&server, "tcp")?;
+        Link::connect_tcp(target.local_ip, remote)
+            .await
+            .map_err(|e| failed("socket", format!("TCP to {remote}: {e}")))?
+    } else {
+        let (socket, host) = local_socket(target.local_ip).await?;
+        (Link::Udp(socket), host)
+    };
+    let protocol = link.protocol();
+    let (rtc, dtls_parameters) = direct_rtc(&server, pts, host, protocol)?;
+    let transport = Transport::spawn(rtc, link);
     let transport_id = server.transport_id.to_string();
     signaling
         .call(&ConnectTransportArgs {
@@ -513,12 +526,31 @@ async fn open_transport(
     Ok((transport_id, transport))
 }
 
+/// The address of the server's candidate over `protocol` (`udp` or `tcp`).
+fn server_candidate(server: &TransportCreated, protocol: &str) -> Result<SocketAddr, Failed> {
+    let candidates: Vec<IceCandidate> = media::read(&server.ice_candidates)
+        .map_err(|e| failed("malformed", format!("ICE candidates: {e}")))?;
+    let found = candidates
+        .iter()
+        .find(|c| c.protocol == protocol)
+        .ok_or_else(|| {
+            failed(
+                "malformed",
+                format!("the transport has no {protocol} candidate"),
+            )
+        })?;
+    format!("{}:{}", found.address, found.port)
+        .parse()
+        .map_err(|e| failed("malformed", format!("candidate address: {e}")))
+}
+
 /// A str0m `Rtc` set up against a mediasoup WebRtcTransport: we are ICE controlling (the
 /// server is ICE lite) and the DTLS client.
 fn direct_rtc(
     server: &TransportCreated,
     pts: PayloadTypes,
     host: Candidate,
+    protocol: Protocol,
 ) -> Result<(Rtc, DtlsParameters), Failed> {
     let mut config = crate::transport::rtc_config()
         .set_ice_lite(false)
@@ -545,20 +577,19 @@ fn direct_rtc(
     let mut rtc = config.build(Instant::now());
     rtc.add_local_candidate(host);
     let malformed = |what: &str, e: serde_json::Error| failed("malformed", format!("{what}: {e}"));
-    let candidates: Vec<IceCandidate> =
-        media::read(&server.ice_candidates).map_err(|e| malformed("ICE candidates", e))?;
     let ice: IceParameters =
         media::read(&server.ice_parameters).map_err(|e| malformed("ICE parameters", e))?;
     let dtls: DtlsParameters =
         media::read(&server.dtls_parameters).map_err(|e| malformed("DTLS parameters", e))?;
-    let remote = candidates
-        .iter()
-        .find(|c| c.protocol == "udp")
-        .ok_or_else(|| failed("malformed", "the transport has no UDP candidate"))?;
-    let address: SocketAddr = format!("{}:{}", remote.address, remote.port)
-        .parse()
-        .map_err(|e| failed("malformed", format!("candidate address: {e}")))?;
-    let remote = Candidate::host(address, "udp").map_err(|e| failed("malformed", e.to_string()))?;
+    let remote = match protocol {
+        Protocol::Tcp => Candidate::builder()
+            .tcp()
+            .host(server_candidate(server, "tcp")?)
+            .tcptype(TcpType::Passive)
+            .build(),
+        _ => Candidate::host(server_candidate(server, "udp")?, "udp"),
+    }
+    .map_err(|e| failed("malformed", e.to_string()))?;
     rtc.add_remote_candidate(remote);
     let fingerprint = dtls
         .fingerprints

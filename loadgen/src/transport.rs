@@ -11,10 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use str0m::media::{KeyframeRequest, MediaKind, Mid, Pt, Rid};
-use str0m::net::{Protocol, Receive};
+use str0m::net::Receive;
 use str0m::rtp::{RtpWrite, SeqNo, Ssrc};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
+
+use crate::link::Link;
 use tokio::sync::mpsc;
 
 use crate::media::{Kind, OpusSource, Packet, Vp8Source};
@@ -191,10 +193,10 @@ impl Sender {
 impl Transport {
     /// Starts driving `rtc` (already given its local candidate and remote parameters) on
     /// `socket`.
-    pub fn spawn(rtc: Rtc, socket: UdpSocket) -> Transport {
+    pub fn spawn(rtc: Rtc, link: impl Into<Link>) -> Transport {
         let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
         let shared = Arc::new(Shared::default());
-        tokio::spawn(drive(rtc, socket, rx, shared.clone()));
+        tokio::spawn(drive(rtc, link.into(), rx, shared.clone()));
         Transport { commands, shared }
     }
 
@@ -239,19 +241,14 @@ fn media_kind(kind: Kind) -> MediaKind {
     }
 }
 
-async fn drive(
-    rtc: Rtc,
-    socket: UdpSocket,
-    mut commands: mpsc::Receiver<Command>,
-    shared: Arc<Shared>,
-) {
-    let local = match socket.local_addr() {
+async fn drive(rtc: Rtc, link: Link, mut commands: mpsc::Receiver<Command>, shared: Arc<Shared>) {
+    let local = match link.local_addr() {
         Ok(local) => local,
-        Err(e) => return shared.fail(format!("UDP socket: {e}")),
+        Err(e) => return shared.fail(format!("socket: {e}")),
     };
     let mut driver = Driver {
         rtc,
-        socket,
+        link,
         local,
         shared,
         senders: Vec::new(),
@@ -273,7 +270,7 @@ enum Polled {
 /// One transport's str0m, socket and media, driven by its task.
 struct Driver {
     rtc: Rtc,
-    socket: UdpSocket,
+    link: Link,
     local: SocketAddr,
     shared: Arc<Shared>,
     senders: Vec<Sender>,
@@ -293,22 +290,22 @@ impl Driver {
             let wake =
                 (self.senders.iter().map(|s| s.due).min()).map_or(rtc_due, |d| d.min(rtc_due));
             tokio::select! {
-                got = self.socket.recv_from(&mut buf) => {
+                got = self.link.recv(&mut buf) => {
                     let (n, source) = match got {
                         Ok(got) => got,
                         // ICMP "port unreachable" of a closed peer: keep going.
                         Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
-                        Err(e) => return Err(format!("UDP receive: {e}")),
+                        Err(e) => return Err(format!("{} receive: {e}", self.link.protocol())),
                     };
                     self.take(source, &buf[..n]).await?;
                     // Whatever else has arrived is taken now, without a trip through the
                     // timer and the select per datagram.
                     for _ in 0..RECEIVE_BATCH {
-                        let (n, source) = match self.socket.try_recv_from(&mut buf) {
+                        let (n, source) = match self.link.try_recv(&mut buf) {
                             Ok(got) => got,
                             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                             Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
-                            Err(e) => return Err(format!("UDP receive: {e}")),
+                            Err(e) => return Err(format!("{} receive: {e}", self.link.protocol())),
                         };
                         self.take(source, &buf[..n]).await?;
                     }
@@ -333,7 +330,7 @@ impl Driver {
     /// Gives one datagram to str0m (what is not for it, e.g. a stray packet, is dropped) and
     /// takes the RTP packet it makes out: str0m holds one received packet at a time.
     async fn take(&mut self, source: SocketAddr, datagram: &[u8]) -> Result<(), String> {
-        if let Ok(contents) = Receive::new(Protocol::Udp, source, self.local, datagram) {
+        if let Ok(contents) = Receive::new(self.link.protocol(), source, self.local, datagram) {
             let input = Input::Receive(Instant::now(), contents);
             if self.rtc.accepts(&input) {
                 (self.rtc)
@@ -351,9 +348,7 @@ impl Driver {
         loop {
             match self.rtc.poll_output().map_err(|e| format!("str0m: {e}"))? {
                 Output::Timeout(at) => return Ok(Polled::Timeout(at)),
-                Output::Transmit(t) => {
-                    send_datagram(&self.socket, &t.contents, t.destination).await?
-                }
+                Output::Transmit(t) => send(&mut self.link, &t.contents, t.destination).await?,
                 Output::Event(event) => {
                     let packet = matches!(event, Event::RtpPacket(_));
                     self.handle_event(event)?;
@@ -408,12 +403,18 @@ impl Driver {
     }
 }
 
-async fn send_datagram(socket: &UdpSocket, contents: &[u8], to: SocketAddr) -> Result<(), String> {
-    match socket.send_to(contents, to).await {
-        Ok(_) => Ok(()),
+async fn send(link: &mut Link, contents: &[u8], to: SocketAddr) -> Result<(), String> {
+    match link.send(contents, to).await {
+        Ok(()) => Ok(()),
         // The other side is gone (ICMP): the statistics will show it; do not stop.
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Ok(()),
-        Err(e) => Err(format!("UDP send to {to}: {e}")),
+        Err(e) => Err(format!("{} send to {to}: {e}", link.protocol())),
+    }
+}
+
+impl From<UdpSocket> for Link {
+    fn from(socket: UdpSocket) -> Link {
+        Link::Udp(socket)
     }
 }
 

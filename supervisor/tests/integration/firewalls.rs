@@ -349,3 +349,63 @@ async fn turn_credentials_from_the_join_answer_are_coturns_to_check_and_expire_a
         "{options}"
     );
 }
+
+#[test]
+fn loadgen_participants_whose_udp_is_dropped_call_over_ice_tcp_and_fail_without_it() {
+    let net = ClientNet::create(4);
+    for chain in ["OUTPUT", "INPUT"] {
+        net.iptables(&["-A", chain, "-p", "udp", "-j", "DROP"]);
+    }
+    let sfu = sfu_for(&net, &[]);
+    let url = format!("ws://{}:{}/ws", net.host_ip, sfu.port);
+    let client_ip = net.client_ip.to_string();
+    let loadgen = |extra: &[&str]| {
+        let mut args = vec![
+            "--url",
+            &url,
+            "--local-ip",
+            &client_ip,
+            "--rooms",
+            "2",
+            "--publishers",
+            "2",
+            "--subscribers",
+            "1",
+            "--duration",
+            "4",
+            "--json",
+            "--quiet",
+        ];
+        args.extend_from_slice(extra);
+        let mut command = net.command(
+            crate::load::loadgen(&[])
+                .get_program()
+                .to_str()
+                .expect("UTF-8 path"),
+        );
+        command.args(&args);
+        crate::support::process::output_within(&mut command, Duration::from_secs(90), "loadgen")
+    };
+    let over_tcp = loadgen(&["--ice-tcp"]);
+    let summary = crate::load::summary(&over_tcp);
+    println!(
+        "--ice-tcp: {} peers, {}/{} streams, loss {} %",
+        summary["peers_joined"],
+        summary["streams_received"],
+        summary["streams_expected"],
+        summary["loss_pct"]
+    );
+    // 2 rooms × 3 receivers (2 publishers and a subscriber) of 1 or 2 publishers × 2 kinds.
+    assert_eq!(summary["peers_joined"], 6, "{summary:#}");
+    assert_eq!(
+        summary["streams_received"], summary["streams_expected"],
+        "{summary:#}"
+    );
+    assert_eq!(summary["errors"], serde_json::json!({}), "{summary:#}");
+    assert!(over_tcp.status.success(), "{summary:#}");
+    // The same over UDP gets nowhere: the namespace really drops it.
+    let over_udp = loadgen(&[]);
+    let summary = crate::load::summary(&over_udp);
+    assert!(!over_udp.status.success(), "{summary:#}");
+    println!("over UDP: errors {}", summary["errors"]);
+}
