@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks of the SFU side by side with Janus (Debian's janus 1.1.2):
-#   bench/run.sh [--quick] [--no-janus] [audio|fanout|meetings|join-storm|idle|spanning|last-n|webinar|whip …]
+#   bench/run.sh [--quick] [--no-janus] [audio|fanout|meetings|join-storm|idle|spanning|last-n|webinar|whip|ice-paths …]
 # Builds release binaries, then runs each scenario against our SFU and against Janus, one
 # after the other, the SFU under test pinned to core 0 and the loadgen to core 1, and writes
 # markdown tables, the raw JSON and a chart under bench/results/. Never part of the tests.

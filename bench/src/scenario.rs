@@ -29,6 +29,9 @@ pub enum Scenario {
     /// 20 rooms of 1 publisher and 10 viewers over `/ws`, then the same with WHIP publishers
     /// and WHEP viewers (ours only: Janus needs a separate service).
     Whip,
+    /// 20 rooms of 1 publisher and 10 subscribers: a port per transport, then one port per
+    /// worker (`RTC_PORT`), each over UDP and over ICE-TCP (Janus: UDP, a port per transport).
+    IcePaths,
 }
 
 /// One step of a scenario.
@@ -59,7 +62,7 @@ fn step(label: String, x: u32, args: &[&str]) -> Step {
 
 impl Scenario {
     /// Every scenario, in the order.
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::Audio,
         Scenario::Fanout,
         Scenario::Meetings,
@@ -69,6 +72,7 @@ impl Scenario {
         Scenario::LastN,
         Scenario::Webinar,
         Scenario::Whip,
+        Scenario::IcePaths,
     ];
 
     /// Its title in the results.
@@ -96,6 +100,9 @@ impl Scenario {
             }
             Scenario::Whip => {
                 "WHIP in, WHEP out: 20 rooms × (1 publisher + 10 viewers) over /ws, then 20 WHIP publishers and 200 WHEP viewers (ours only)"
+            }
+            Scenario::IcePaths => {
+                "Ports and ICE-TCP: 20 rooms × (1 publisher + 10 subscribers), a port per transport then one port per worker (RTC_PORT), over UDP then over ICE-TCP (ours only past the first)"
             }
         }
     }
@@ -279,6 +286,45 @@ impl Scenario {
                     ..step("WHIP → WHEP".into(), 2, &http)
                 };
                 vec![step("/ws".into(), 1, &load), whip]
+            }
+            Scenario::IcePaths => {
+                let udp = [
+                    "--rooms",
+                    "20",
+                    "--publishers",
+                    "1",
+                    "--subscribers",
+                    "10",
+                    "--ramp",
+                    "50",
+                    "--duration",
+                    duration,
+                ];
+                let mut tcp = udp.to_vec();
+                tcp.push("--ice-tcp");
+                // The default one worker without a cap, and its port below the ephemeral
+                // range (nothing else takes it).
+                let one_port = [
+                    "--workers-per-node",
+                    "1",
+                    "--max-consumers-per-worker",
+                    "1000000",
+                    "--rtc-port",
+                    "31700",
+                ]
+                .map(String::from)
+                .to_vec();
+                let ours = |label: &str, x: u32, args: &[&str], sfu_args: Vec<String>| Step {
+                    ours_only: true,
+                    sfu_args,
+                    ..step(label.into(), x, args)
+                };
+                vec![
+                    step("port range, UDP".into(), 1, &udp),
+                    ours("RTC_PORT, UDP", 2, &udp, one_port.clone()),
+                    ours("port range, ICE-TCP", 3, &tcp, Vec::new()),
+                    ours("RTC_PORT, ICE-TCP", 4, &tcp, one_port),
+                ]
             }
             Scenario::Idle => {
                 let joined = [
