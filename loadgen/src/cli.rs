@@ -111,8 +111,13 @@ pub struct Args {
     pub local_ip: IpAddr,
     /// Media over ICE-TCP: each transport one TCP connection to the SFU's passive TCP
     /// candidate, as a client behind a firewall that drops UDP (our SFU over `/ws` only).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "turn")]
     pub ice_tcp: bool,
+    /// Media through the TURN server the SFU's join answer names (`iceServers`: its first
+    /// `turn:` URL over UDP, with the participant's own credentials), an allocation per
+    /// transport, as a client whose only way out is TURN (our SFU over `/ws` only).
+    #[arg(long)]
+    pub turn: bool,
 }
 
 impl Args {
@@ -152,8 +157,12 @@ impl Args {
         if self.simulcast && self.target == TargetKind::Janus {
             return Err("--simulcast is only implemented against our SFU".into());
         }
-        if self.ice_tcp && (self.target == TargetKind::Janus || self.whip || self.whep) {
-            return Err("--ice-tcp is for our SFU over /ws (not Janus, WHIP or WHEP)".into());
+        if (self.ice_tcp || self.turn)
+            && (self.target == TargetKind::Janus || self.whip || self.whep)
+        {
+            return Err(
+                "--ice-tcp and --turn are for our SFU over /ws (not Janus, WHIP or WHEP)".into(),
+            );
         }
         if self.whip || self.whep {
             if self.target == TargetKind::Janus {

@@ -21,5 +21,6 @@ pub mod sfu_peer;
 pub mod sfu_session;
 pub mod stream_stats;
 pub mod transport;
+pub mod turn;
 pub mod whip_peer;
 pub mod ws;

@@ -1,6 +1,7 @@
-//! How a participant's transport reaches the SFU: its own UDP socket, or one TCP connection
-//! to the SFU's passive ICE-TCP candidate (what a client behind a firewall that drops UDP
-//! does), every STUN, DTLS and SRTP packet framed with a 2-byte length (RFC 4571).
+//! How a participant's transport reaches the SFU: its own UDP socket; one TCP connection to
+//! the SFU's passive ICE-TCP candidate (what a client behind a firewall that drops UDP does),
+//! every STUN, DTLS and SRTP packet framed with a 2-byte length (RFC 4571); or a TURN
+//! allocation (`turn.rs`).
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -12,6 +13,8 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpSocket, UdpSocket};
 use tokio::sync::mpsc;
 
+use crate::turn::TurnLink;
+
 /// Frames read ahead of the transport's task; past it the reader waits (TCP then slows the
 /// sender down).
 const FRAME_QUEUE: usize = 1024;
@@ -22,6 +25,8 @@ pub enum Link {
     Udp(UdpSocket),
     /// One TCP connection to the SFU.
     Tcp(TcpLink),
+    /// An allocation on a TURN server, relaying to the SFU (boxed: its credentials are large).
+    Turn(Box<TurnLink>),
 }
 
 /// A TCP connection to an ICE-TCP candidate.
@@ -79,7 +84,7 @@ impl Link {
     /// The protocol str0m is told packets came over.
     pub fn protocol(&self) -> Protocol {
         match self {
-            Link::Udp(_) => Protocol::Udp,
+            Link::Udp(_) | Link::Turn(_) => Protocol::Udp,
             Link::Tcp(_) => Protocol::Tcp,
         }
     }
@@ -89,6 +94,8 @@ impl Link {
         match self {
             Link::Udp(socket) => socket.local_addr(),
             Link::Tcp(tcp) => Ok(tcp.local),
+            // What str0m's relayed candidate stands for.
+            Link::Turn(turn) => Ok(turn.relayed()),
         }
     }
 
@@ -96,6 +103,7 @@ impl Link {
     pub async fn recv(&mut self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         match self {
             Link::Udp(socket) => socket.recv_from(buf).await,
+            Link::Turn(turn) => turn.recv(buf).await,
             Link::Tcp(tcp) => {
                 let frame = tcp.frames.recv().await;
                 tcp.take(frame, buf)
@@ -107,6 +115,7 @@ impl Link {
     pub fn try_recv(&mut self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         match self {
             Link::Udp(socket) => socket.try_recv_from(buf),
+            Link::Turn(turn) => turn.try_recv(buf),
             Link::Tcp(tcp) => match tcp.frames.try_recv() {
                 Ok(frame) => tcp.take(Some(frame), buf),
                 Err(mpsc::error::TryRecvError::Empty) => Err(io::ErrorKind::WouldBlock.into()),
@@ -119,6 +128,8 @@ impl Link {
     pub async fn send(&mut self, contents: &[u8], to: SocketAddr) -> io::Result<()> {
         match self {
             Link::Udp(socket) => socket.send_to(contents, to).await.map(|_| ()),
+            // The one peer: the SFU.
+            Link::Turn(turn) => turn.send(contents).await,
             Link::Tcp(tcp) => {
                 let len = u16::try_from(contents.len())
                     .map_err(|_| io::Error::other("a packet above 65535 bytes"))?;

@@ -12,7 +12,7 @@ use crate::cpu::{usable_cores, CpuSample};
 use crate::janus_peer::{self, JanusTarget};
 use crate::participant::{MediaPlan, Plan, Record};
 use crate::report::{summarize, Summary, Window};
-use crate::sfu_peer::{self, SfuTarget};
+use crate::sfu_peer::{self, MediaPath, SfuTarget};
 use crate::whip_peer::{self, WhipTarget};
 
 /// Everyone must have joined (or failed) within this after the last join started.
@@ -65,7 +65,13 @@ pub async fn run(args: &Args, tls: Arc<rustls::ClientConfig>) -> anyhow::Result<
                 tls: tls.clone(),
                 token: args.token.clone(),
                 local_ip: args.local_ip,
-                ice_tcp: args.ice_tcp,
+                path: if args.ice_tcp {
+                    MediaPath::Tcp
+                } else if args.turn {
+                    MediaPath::Turn(None)
+                } else {
+                    MediaPath::Udp
+                },
             }),
             (args.whip || args.whep).then(|| {
                 Arc::new(WhipTarget {

@@ -15,8 +15,8 @@ use signaling_api::media::{
     IceParameters, Rtcp, RtcpFeedback, RtpCapabilities, RtpParameters, RtxSsrc,
 };
 use signaling_api::{
-    ConnectTransportArgs, ConsumeArgs, ConsumerArgs, CreateTransportArgs, Direction, JoinArgs,
-    Notification, PeerId, ProduceArgs, ProducerId, TransportCreated,
+    ConnectTransportArgs, ConsumeArgs, ConsumerArgs, CreateTransportArgs, Direction, IceServer,
+    JoinArgs, Notification, PeerId, ProduceArgs, ProducerId, TransportCreated,
 };
 use str0m::config::{DtlsVersion, Fingerprint as DtlsFingerprint};
 use str0m::format::{Codec, FormatParams};
@@ -30,6 +30,7 @@ use crate::media::{publisher_tag, Kind};
 use crate::participant::{failed, local_socket, Failed, Record};
 use crate::sfu_session::Session;
 use crate::transport::{RecvTrack, Transport};
+use crate::turn::TurnLink;
 
 /// ICE and DTLS must be up within this.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,8 +46,68 @@ pub struct SfuTarget {
     pub token: Option<String>,
     /// Local address of the media sockets.
     pub local_ip: std::net::IpAddr,
-    /// Media over ICE-TCP (one TCP connection per transport) instead of UDP.
-    pub ice_tcp: bool,
+    /// How media reaches the SFU.
+    pub path: MediaPath,
+}
+
+/// How a participant's transports reach the SFU.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MediaPath {
+    /// UDP, a socket per transport.
+    Udp,
+    /// ICE-TCP, a connection per transport.
+    Tcp,
+    /// Through the TURN server of the join answer (over UDP), an allocation per transport;
+    /// its address and credentials once joined.
+    Turn(Option<TurnCredentials>),
+}
+
+/// A TURN server and a participant's credentials for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TurnCredentials {
+    server: SocketAddr,
+    username: String,
+    password: String,
+}
+
+/// The first TURN server over UDP among the join answer's `iceServers`, resolved.
+async fn turn_credentials(servers: &[IceServer]) -> Result<TurnCredentials, Failed> {
+    for server in servers {
+        let (Some(username), Some(password)) = (&server.username, &server.credential) else {
+            continue;
+        };
+        for url in &server.urls {
+            let Some(rest) = url.strip_prefix("turn:") else {
+                continue;
+            };
+            let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
+            if !(query.is_empty() || query == "transport=udp") {
+                continue;
+            }
+            let with_port = if authority
+                .rsplit_once(':')
+                .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+            {
+                authority.to_string()
+            } else {
+                format!("{authority}:3478")
+            };
+            let server = tokio::net::lookup_host(with_port.as_str())
+                .await
+                .ok()
+                .and_then(|mut found| found.next())
+                .ok_or_else(|| failed("turn", format!("cannot resolve {url}")))?;
+            return Ok(TurnCredentials {
+                server,
+                username: username.clone(),
+                password: password.clone(),
+            });
+        }
+    }
+    Err(failed(
+        "turn",
+        "the join answer has no turn: URL over UDP with credentials (is TURN_URLS set?)",
+    ))
 }
 
 /// Payload types the router gave our codecs.
@@ -146,6 +207,17 @@ async fn participate(
     record.joined();
     let pts = PayloadTypes::from_router(&joined.router_rtp_capabilities)
         .map_err(|e| failed("malformed", e))?;
+    // Through TURN: with this participant's credentials from its join answer.
+    let with_turn;
+    let target = if target.path == MediaPath::Turn(None) {
+        with_turn = SfuTarget {
+            path: MediaPath::Turn(Some(turn_credentials(&joined.ice_servers).await?)),
+            ..target.clone()
+        };
+        &with_turn
+    } else {
+        target
+    };
     // Where to take the session back when the connection closes (a host stopped or was
     // drained): the host it had, then the others the join answer and `hostsChanged` list.
     let mut session = Session {
@@ -500,14 +572,36 @@ async fn open_transport(
             data: false,
         })
         .await?;
-    let (link, host) = if target.ice_tcp {
-        let remote = server_candidate(&server, "tcp")?;
-        Link::connect_tcp(target.local_ip, remote)
+    let (link, host) = match &target.path {
+        MediaPath::Tcp => {
+            let remote = server_candidate(&server, "tcp")?;
+            Link::connect_tcp(target.local_ip, remote)
+                .await
+                .map_err(|e| failed("socket", format!("TCP to {remote}: {e}")))?
+        }
+        MediaPath::Turn(Some(turn)) => {
+            let peer = server_candidate(&server, "udp")?;
+            let link = TurnLink::allocate(
+                target.local_ip,
+                turn.server,
+                &turn.username,
+                &turn.password,
+                peer,
+            )
             .await
-            .map_err(|e| failed("socket", format!("TCP to {remote}: {e}")))?
-    } else {
-        let (socket, host) = local_socket(target.local_ip).await?;
-        (Link::Udp(socket), host)
+            .map_err(|e| failed("turn", format!("{}: {e}", turn.server)))?;
+            let local = link
+                .local_addr()
+                .map_err(|e| failed("socket", e.to_string()))?;
+            let host = Candidate::relayed(link.relayed(), local, "udp")
+                .map_err(|e| failed("turn", e.to_string()))?;
+            (Link::Turn(Box::new(link)), host)
+        }
+        MediaPath::Turn(None) => return Err(failed("turn", "no TURN credentials")),
+        MediaPath::Udp => {
+            let (socket, host) = local_socket(target.local_ip).await?;
+            (Link::Udp(socket), host)
+        }
     };
     let protocol = link.protocol();
     let (rtc, dtls_parameters) = direct_rtc(&server, pts, host, protocol)?;

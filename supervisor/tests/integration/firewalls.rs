@@ -350,6 +350,57 @@ async fn turn_credentials_from_the_join_answer_are_coturns_to_check_and_expire_a
     );
 }
 
+/// Runs the loadgen in `net` against `sfu`: 2 rooms of 2 publishers and a subscriber for
+/// 4 s, with `extra` flags.
+fn loadgen_in(net: &ClientNet, sfu: &Sfu, extra: &[&str]) -> std::process::Output {
+    let url = format!("ws://{}:{}/ws", net.host_ip, sfu.port);
+    let client_ip = net.client_ip.to_string();
+    let mut args = vec![
+        "--url",
+        &url,
+        "--local-ip",
+        &client_ip,
+        "--rooms",
+        "2",
+        "--publishers",
+        "2",
+        "--subscribers",
+        "1",
+        "--duration",
+        "4",
+        "--json",
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    let mut command = net.command(
+        crate::load::loadgen(&[])
+            .get_program()
+            .to_str()
+            .expect("UTF-8 path"),
+    );
+    command.args(&args);
+    crate::support::process::output_within(&mut command, Duration::from_secs(90), "loadgen")
+}
+
+/// The loadgen's summary shows every stream of its 6 participants received, no error.
+fn assert_every_stream(output: &std::process::Output, how: &str) {
+    let summary = crate::load::summary(output);
+    println!(
+        "{how}: {} peers, {}/{} streams, loss {} %",
+        summary["peers_joined"],
+        summary["streams_received"],
+        summary["streams_expected"],
+        summary["loss_pct"]
+    );
+    assert_eq!(summary["peers_joined"], 6, "{summary:#}");
+    assert_eq!(
+        summary["streams_received"], summary["streams_expected"],
+        "{summary:#}"
+    );
+    assert_eq!(summary["errors"], serde_json::json!({}), "{summary:#}");
+    assert!(output.status.success(), "{summary:#}");
+}
+
 #[test]
 fn loadgen_participants_whose_udp_is_dropped_call_over_ice_tcp_and_fail_without_it() {
     let net = ClientNet::create(4);
@@ -357,55 +408,50 @@ fn loadgen_participants_whose_udp_is_dropped_call_over_ice_tcp_and_fail_without_
         net.iptables(&["-A", chain, "-p", "udp", "-j", "DROP"]);
     }
     let sfu = sfu_for(&net, &[]);
-    let url = format!("ws://{}:{}/ws", net.host_ip, sfu.port);
-    let client_ip = net.client_ip.to_string();
-    let loadgen = |extra: &[&str]| {
-        let mut args = vec![
-            "--url",
-            &url,
-            "--local-ip",
-            &client_ip,
-            "--rooms",
-            "2",
-            "--publishers",
-            "2",
-            "--subscribers",
-            "1",
-            "--duration",
-            "4",
-            "--json",
-            "--quiet",
-        ];
-        args.extend_from_slice(extra);
-        let mut command = net.command(
-            crate::load::loadgen(&[])
-                .get_program()
-                .to_str()
-                .expect("UTF-8 path"),
-        );
-        command.args(&args);
-        crate::support::process::output_within(&mut command, Duration::from_secs(90), "loadgen")
-    };
+    let loadgen = |extra: &[&str]| loadgen_in(&net, &sfu, extra);
     let over_tcp = loadgen(&["--ice-tcp"]);
-    let summary = crate::load::summary(&over_tcp);
-    println!(
-        "--ice-tcp: {} peers, {}/{} streams, loss {} %",
-        summary["peers_joined"],
-        summary["streams_received"],
-        summary["streams_expected"],
-        summary["loss_pct"]
-    );
-    // 2 rooms × 3 receivers (2 publishers and a subscriber) of 1 or 2 publishers × 2 kinds.
-    assert_eq!(summary["peers_joined"], 6, "{summary:#}");
-    assert_eq!(
-        summary["streams_received"], summary["streams_expected"],
-        "{summary:#}"
-    );
-    assert_eq!(summary["errors"], serde_json::json!({}), "{summary:#}");
-    assert!(over_tcp.status.success(), "{summary:#}");
+    assert_every_stream(&over_tcp, "--ice-tcp");
     // The same over UDP gets nowhere: the namespace really drops it.
     let over_udp = loadgen(&[]);
     let summary = crate::load::summary(&over_udp);
     assert!(!over_udp.status.success(), "{summary:#}");
     println!("over UDP: errors {}", summary["errors"]);
+}
+
+#[test]
+fn loadgen_participants_that_reach_only_turn_call_through_coturn_and_fail_without_it() {
+    let net = ClientNet::create(5);
+    let turn_ip = Ipv4Addr::new(10, 79, 5, 3);
+    net.add_host_address(turn_ip);
+    let cert = TestCert::new("coturn-loadgen");
+    let _coturn = Coturn::start(turn_ip, net.host_ip, &cert);
+    let urls = format!("turn:{turn_ip}:3478?transport=udp");
+    let sfu = sfu_for(&net, &["--turn-urls", &urls, "--turn-secret", SECRET]);
+    // Out of the client's network: signaling, and coturn over UDP.
+    let port = sfu.port.to_string();
+    let (sfu_ip, turn) = (net.host_ip.to_string(), turn_ip.to_string());
+    net.iptables(&["-A", "OUTPUT", "-o", "lo", "-j", "ACCEPT"]);
+    net.iptables(&[
+        "-A",
+        "OUTPUT",
+        "-m",
+        "state",
+        "--state",
+        "ESTABLISHED,RELATED",
+        "-j",
+        "ACCEPT",
+    ]);
+    net.iptables(&[
+        "-A", "OUTPUT", "-p", "tcp", "-d", &sfu_ip, "--dport", &port, "-j", "ACCEPT",
+    ]);
+    net.iptables(&[
+        "-A", "OUTPUT", "-p", "udp", "-d", &turn, "--dport", "3478", "-j", "ACCEPT",
+    ]);
+    net.iptables(&["-P", "OUTPUT", "DROP"]);
+    let through_turn = loadgen_in(&net, &sfu, &["--turn"]);
+    assert_every_stream(&through_turn, "--turn");
+    let direct = loadgen_in(&net, &sfu, &[]);
+    let summary = crate::load::summary(&direct);
+    assert!(!direct.status.success(), "{summary:#}");
+    println!("straight to the SFU: errors {}", summary["errors"]);
 }
