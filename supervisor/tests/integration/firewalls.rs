@@ -162,9 +162,7 @@ fn page_path<'a>(out: &'a str, page: &str) -> &'a str {
 #[test]
 fn chromium_whose_udp_is_dropped_calls_over_ice_tcp() {
     let net = ClientNet::create(1);
-    for chain in ["OUTPUT", "INPUT"] {
-        net.iptables(&["-A", chain, "-p", "udp", "-j", "DROP"]);
-    }
+    net.drop_udp();
     let sfu = sfu_for(&net, &[]);
     let (out, paths) = call_from(&net, &sfu, "no-udp", &[]);
     assert!(
@@ -199,26 +197,7 @@ fn chromium_that_reaches_only_turn_over_tls_on_443_calls_through_coturn() {
     let sfu = sfu_for(&net, &["--turn-urls", &turn_url, "--turn-secret", SECRET]);
     // Out of the client's network: the SFU's signaling port and TURN over TLS, nothing else
     // (no UDP at all, no TCP to the media ports).
-    let port = sfu.port.to_string();
-    let (sfu_ip, turn) = (net.host_ip.to_string(), turn_ip.to_string());
-    net.iptables(&["-A", "OUTPUT", "-o", "lo", "-j", "ACCEPT"]);
-    net.iptables(&[
-        "-A",
-        "OUTPUT",
-        "-m",
-        "state",
-        "--state",
-        "ESTABLISHED,RELATED",
-        "-j",
-        "ACCEPT",
-    ]);
-    net.iptables(&[
-        "-A", "OUTPUT", "-p", "tcp", "-d", &sfu_ip, "--dport", &port, "-j", "ACCEPT",
-    ]);
-    net.iptables(&[
-        "-A", "OUTPUT", "-p", "tcp", "-d", &turn, "--dport", "443", "-j", "ACCEPT",
-    ]);
-    net.iptables(&["-P", "OUTPUT", "DROP"]);
+    net.allow_only(&[("tcp", net.host_ip, sfu.port), ("tcp", turn_ip, 443)]);
     // The test certificate is self-signed: SFU_INSECURE lets Chromium accept it.
     let (out, paths) = call_from(
         &net,
@@ -404,9 +383,7 @@ fn assert_every_stream(output: &std::process::Output, how: &str) {
 #[test]
 fn loadgen_participants_whose_udp_is_dropped_call_over_ice_tcp_and_fail_without_it() {
     let net = ClientNet::create(4);
-    for chain in ["OUTPUT", "INPUT"] {
-        net.iptables(&["-A", chain, "-p", "udp", "-j", "DROP"]);
-    }
+    net.drop_udp();
     let sfu = sfu_for(&net, &[]);
     let loadgen = |extra: &[&str]| loadgen_in(&net, &sfu, extra);
     let over_tcp = loadgen(&["--ice-tcp"]);
@@ -428,26 +405,7 @@ fn loadgen_participants_that_reach_only_turn_call_through_coturn_and_fail_withou
     let urls = format!("turn:{turn_ip}:3478?transport=udp");
     let sfu = sfu_for(&net, &["--turn-urls", &urls, "--turn-secret", SECRET]);
     // Out of the client's network: signaling, and coturn over UDP.
-    let port = sfu.port.to_string();
-    let (sfu_ip, turn) = (net.host_ip.to_string(), turn_ip.to_string());
-    net.iptables(&["-A", "OUTPUT", "-o", "lo", "-j", "ACCEPT"]);
-    net.iptables(&[
-        "-A",
-        "OUTPUT",
-        "-m",
-        "state",
-        "--state",
-        "ESTABLISHED,RELATED",
-        "-j",
-        "ACCEPT",
-    ]);
-    net.iptables(&[
-        "-A", "OUTPUT", "-p", "tcp", "-d", &sfu_ip, "--dport", &port, "-j", "ACCEPT",
-    ]);
-    net.iptables(&[
-        "-A", "OUTPUT", "-p", "udp", "-d", &turn, "--dport", "3478", "-j", "ACCEPT",
-    ]);
-    net.iptables(&["-P", "OUTPUT", "DROP"]);
+    net.allow_only(&[("tcp", net.host_ip, sfu.port), ("udp", turn_ip, 3478)]);
     let through_turn = loadgen_in(&net, &sfu, &["--turn"]);
     assert_every_stream(&through_turn, "--turn");
     let direct = loadgen_in(&net, &sfu, &[]);

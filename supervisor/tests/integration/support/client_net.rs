@@ -95,6 +95,29 @@ impl ClientNet {
         self.exec(&full);
     }
 
+    /// Drops every UDP packet in and out of the namespace.
+    pub fn drop_udp(&self) {
+        for chain in ["OUTPUT", "INPUT"] {
+            self.iptables(&["-A", chain, "-p", "udp", "-j", "DROP"]);
+        }
+    }
+
+    /// Lets out of the namespace only (protocol, address, port) of `outgoing` (and answers to
+    /// them): a network that reaches nothing else.
+    pub fn allow_only(&self, outgoing: &[(&str, Ipv4Addr, u16)]) {
+        self.iptables(&["-A", "OUTPUT", "-o", "lo", "-j", "ACCEPT"]);
+        let answers = ["-m", "state", "--state", "ESTABLISHED,RELATED"];
+        self.iptables(&[&["-A", "OUTPUT"][..], &answers, &["-j", "ACCEPT"]].concat());
+        for (protocol, ip, port) in outgoing {
+            let (ip, port) = (ip.to_string(), port.to_string());
+            let rule = [
+                "-A", "OUTPUT", "-p", protocol, "-d", &ip, "--dport", &port, "-j", "ACCEPT",
+            ];
+            self.iptables(&rule);
+        }
+        self.iptables(&["-P", "OUTPUT", "DROP"]);
+    }
+
     /// A command to run `program` in the namespace.
     pub fn command(&self, program: &str) -> Command {
         let mut command = Command::new("ip");
