@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/setup.sh
-# --all-targets: the same feature set as the test suite, so the two share one build.
-cargo build --workspace --all-targets --locked
+# Only what runs: the supervisor, the node it spawns and the monitor (the test suite builds
+# every test and benchmark on its own, scripts/test.sh).
+cargo build --locked --bin supervisor --bin node --bin monitor
 exec target/debug/supervisor "$@"

@@ -33,6 +33,8 @@ if [ "$want_tests" = 1 ]; then
     [ -x /usr/bin/etcd ] || debs+=(etcd-server)
     # coturn: the TURN tests run Debian's turnserver in a namespace of their own.
     [ -x /usr/bin/turnserver ] || debs+=(coturn)
+    # prometheus (with promtool): the observability test scrapes an SFU with it.
+    [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] || debs+=(prometheus)
     # iptables-legacy: the firewall tests drop a client namespace's UDP (this kernel has no nft).
     [ -x /usr/sbin/iptables-legacy ] || debs+=(iptables)
     # nginx: the reverse-proxy test runs the demo behind it (its own config, never the service).

@@ -128,8 +128,25 @@ async fn participate(target: &WhipTarget, record: &Record) -> Result<(Transport,
         )
         .await
         .map_err(|e| failed("connection", e))?;
-        if plan.publish || answer.status != 404 || Instant::now() > give_up {
+        let waiting = match answer.status {
+            404 => true,
+            // The publisher is in but has not produced everything yet (its video comes a
+            // moment after its audio): the SFU rejected a section; leave and ask again.
+            201 => rejects_a_section(&answer.body),
+            _ => false,
+        };
+        if plan.publish || !waiting || Instant::now() > give_up {
             break answer;
+        }
+        if let (201, Some(location)) = (answer.status, &answer.location) {
+            let _ = request(
+                &target.tls,
+                Method::DELETE,
+                location,
+                &headers(target, None),
+                String::new(),
+            )
+            .await;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
@@ -177,9 +194,25 @@ async fn participate(target: &WhipTarget, record: &Record) -> Result<(Transport,
     Ok((transport, location))
 }
 
+/// Whether an SDP answer rejects one of the offer's sections (port 0).
+fn rejects_a_section(sdp: &str) -> bool {
+    sdp.lines().any(|line| {
+        line.strip_prefix("m=")
+            .and_then(|m| m.split_whitespace().nth(1))
+            .is_some_and(|port| port == "0")
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::http_base;
+    use super::{http_base, rejects_a_section};
+
+    #[test]
+    fn an_answer_with_a_port_0_section_rejects_it() {
+        let answer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nm=video 0 UDP/TLS/RTP/SAVPF 96\r\n";
+        assert!(rejects_a_section(answer));
+        assert!(!rejects_a_section(&answer.replace("video 0", "video 9")));
+    }
 
     #[test]
     fn the_http_base_is_the_signaling_urls_origin_and_prefix() {

@@ -160,21 +160,23 @@ async fn run(args: Args) -> anyhow::Result<Stop> {
     let workers = workers::start_workers(&manager, args.workers, &listen)
         .await
         .context("starting mediasoup workers")?;
-    match args.rtc_port {
-        Some(port) => tracing::info!(
-            pid = std::process::id(),
-            workers = args.workers,
-            "node started: worker media on ports {port}–{} (UDP and TCP), shared by every transport",
+    // The message stays "node started" (log searches rely on it); the ports are fields.
+    let media = match args.rtc_port {
+        Some(port) => format!(
+            "worker ports {port}-{} (UDP and TCP), shared by every transport",
             u32::from(port) + args.workers - 1
         ),
-        None => tracing::info!(
-            pid = std::process::id(),
-            workers = args.workers,
-            "node started: each transport takes its own port in {}–{}",
-            args.rtc_min_port,
-            args.rtc_max_port
+        None => format!(
+            "a port per transport in {}-{}",
+            args.rtc_min_port, args.rtc_max_port
         ),
-    }
+    };
+    tracing::info!(
+        pid = std::process::id(),
+        workers = args.workers,
+        media = %media,
+        "node started"
+    );
     // Unbounded because mediasoup's callbacks cannot wait; the service loop drains it without
     // ever waiting itself (it exits instead when the supervisor stops reading).
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();

@@ -266,13 +266,23 @@ fn section(media_type: &str, protocol: &str) -> MediaDescription {
     }
 }
 
-/// The answer's section for a rejected one: port 0, its first format, its mid.
+/// The answer's section for a rejected one: port 0, its first format (with its `rtpmap`:
+/// strict parsers, str0m's among them, want one for every format), its mid.
 fn rejected(offered: &crate::offer::Media) -> MediaDescription {
     let mut m = section(&offered.media_type, &offered.protocol);
     m.media_name.port.value = 0;
     m.media_name.formats = offered.formats.iter().take(1).cloned().collect();
     m.attributes
         .push(Attribute::new("mid".into(), Some(offered.mid.clone())));
+    let first = offered.formats.first();
+    if let Some(codec) = offered
+        .codecs
+        .iter()
+        .find(|c| first.is_some_and(|f| *f == c.payload_type.to_string()))
+    {
+        m.attributes
+            .push(Attribute::new("rtpmap".into(), Some(codec.rtpmap())));
+    }
     m.attributes.push(Attribute::new("inactive".into(), None));
     m
 }

@@ -26,6 +26,7 @@ mod limits;
 mod load;
 mod methods;
 mod monitor;
+mod observability;
 mod ports;
 mod proxies;
 mod public_keys;

@@ -649,12 +649,18 @@ async fn a_whip_publisher_over_ice_tcp_leaves_without_taking_its_node_down() {
     let mut viewer = TestPeer::join(&sfu.ws_url(), None, &room, "Viewer", 7000).await;
     let child = publisher(
         &format!("http://127.0.0.1:{}/whip/{room}", sfu.port),
-        5,
+        8,
         None,
     );
     viewer.consume_announced(2).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let counts = (viewer.arrivals(0).count(), viewer.arrivals(1).count());
+    // ICE-TCP connects later than UDP would, later still on a loaded machine: wait for the
+    // packets rather than a fixed time (the publisher sends for 8 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(7);
+    let mut counts = (0, 0);
+    while std::time::Instant::now() < deadline && !(counts.0 > 30 && counts.1 > 30) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        counts = (viewer.arrivals(0).count(), viewer.arrivals(1).count());
+    }
     println!("over ICE-TCP: the room peer received {counts:?} packets");
     assert!(
         counts.0 > 30 && counts.1 > 30,
