@@ -50,6 +50,23 @@ pub struct Step {
     pub ours_only: bool,
 }
 
+/// The loadgen's arguments for 20 rooms of 1 publisher and 10 subscribers, joining at 50 a
+/// second (the `whip` and `ice-paths` scenarios).
+fn twenty_rooms_of_one_to_ten(duration: &str) -> [&str; 10] {
+    [
+        "--rooms",
+        "20",
+        "--publishers",
+        "1",
+        "--subscribers",
+        "10",
+        "--ramp",
+        "50",
+        "--duration",
+        duration,
+    ]
+}
+
 fn step(label: String, x: u32, args: &[&str]) -> Step {
     Step {
         label,
@@ -267,18 +284,7 @@ impl Scenario {
                     .collect()
             }
             Scenario::Whip => {
-                let load = [
-                    "--rooms",
-                    "20",
-                    "--publishers",
-                    "1",
-                    "--subscribers",
-                    "10",
-                    "--ramp",
-                    "50",
-                    "--duration",
-                    duration,
-                ];
+                let load = twenty_rooms_of_one_to_ten(duration);
                 let mut http = load.to_vec();
                 http.extend(["--whip", "--whep"]);
                 let whip = Step {
@@ -288,18 +294,7 @@ impl Scenario {
                 vec![step("/ws".into(), 1, &load), whip]
             }
             Scenario::IcePaths => {
-                let udp = [
-                    "--rooms",
-                    "20",
-                    "--publishers",
-                    "1",
-                    "--subscribers",
-                    "10",
-                    "--ramp",
-                    "50",
-                    "--duration",
-                    duration,
-                ];
+                let udp = twenty_rooms_of_one_to_ten(duration);
                 let mut tcp = udp.to_vec();
                 tcp.push("--ice-tcp");
                 // The default one worker without a cap, and its port below the ephemeral

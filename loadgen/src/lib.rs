@@ -14,6 +14,7 @@ pub mod janus_api;
 pub mod janus_peer;
 pub mod link;
 pub mod media;
+pub mod media_path;
 pub mod participant;
 pub mod report;
 pub mod run;

@@ -3,7 +3,6 @@
 //! and consumes every producer of its room as the demo page does.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,12 +10,12 @@ use serde_json::{json, Map, Value};
 use signaling_api::calls::{Leave, ResumeConsumer};
 use signaling_api::client::{CallError, Client};
 use signaling_api::media::{
-    self, CodecCapability, CodecParameters, DtlsParameters, Encoding, Fingerprint, IceCandidate,
-    IceParameters, Rtcp, RtcpFeedback, RtpCapabilities, RtpParameters, RtxSsrc,
+    self, CodecCapability, CodecParameters, DtlsParameters, Encoding, Fingerprint, IceParameters,
+    Rtcp, RtcpFeedback, RtpCapabilities, RtpParameters, RtxSsrc,
 };
 use signaling_api::{
-    ConnectTransportArgs, ConsumeArgs, ConsumerArgs, CreateTransportArgs, Direction, IceServer,
-    JoinArgs, Notification, PeerId, ProduceArgs, ProducerId, TransportCreated,
+    ConnectTransportArgs, ConsumeArgs, ConsumerArgs, CreateTransportArgs, Direction, JoinArgs,
+    Notification, PeerId, ProduceArgs, ProducerId, TransportCreated,
 };
 use str0m::config::{DtlsVersion, Fingerprint as DtlsFingerprint};
 use str0m::format::{Codec, FormatParams};
@@ -25,12 +24,12 @@ use str0m::net::{Protocol, TcpType};
 use str0m::{Candidate, IceCreds, Rtc};
 use tokio::sync::watch;
 
-use crate::link::Link;
 use crate::media::{publisher_tag, Kind};
-use crate::participant::{failed, local_socket, Failed, Record};
+use crate::media_path;
+pub use crate::media_path::MediaPath;
+use crate::participant::{failed, Failed, Record};
 use crate::sfu_session::Session;
 use crate::transport::{RecvTrack, Transport};
-use crate::turn::TurnLink;
 
 /// ICE and DTLS must be up within this.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,66 +47,6 @@ pub struct SfuTarget {
     pub local_ip: std::net::IpAddr,
     /// How media reaches the SFU.
     pub path: MediaPath,
-}
-
-/// How a participant's transports reach the SFU.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum MediaPath {
-    /// UDP, a socket per transport.
-    Udp,
-    /// ICE-TCP, a connection per transport.
-    Tcp,
-    /// Through the TURN server of the join answer (over UDP), an allocation per transport;
-    /// its address and credentials once joined.
-    Turn(Option<TurnCredentials>),
-}
-
-/// A TURN server and a participant's credentials for it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TurnCredentials {
-    server: SocketAddr,
-    username: String,
-    password: String,
-}
-
-/// The first TURN server over UDP among the join answer's `iceServers`, resolved.
-async fn turn_credentials(servers: &[IceServer]) -> Result<TurnCredentials, Failed> {
-    for server in servers {
-        let (Some(username), Some(password)) = (&server.username, &server.credential) else {
-            continue;
-        };
-        for url in &server.urls {
-            let Some(rest) = url.strip_prefix("turn:") else {
-                continue;
-            };
-            let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
-            if !(query.is_empty() || query == "transport=udp") {
-                continue;
-            }
-            let with_port = if authority
-                .rsplit_once(':')
-                .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-            {
-                authority.to_string()
-            } else {
-                format!("{authority}:3478")
-            };
-            let server = tokio::net::lookup_host(with_port.as_str())
-                .await
-                .ok()
-                .and_then(|mut found| found.next())
-                .ok_or_else(|| failed("turn", format!("cannot resolve {url}")))?;
-            return Ok(TurnCredentials {
-                server,
-                username: username.clone(),
-                password: password.clone(),
-            });
-        }
-    }
-    Err(failed(
-        "turn",
-        "the join answer has no turn: URL over UDP with credentials (is TURN_URLS set?)",
-    ))
 }
 
 /// Payload types the router gave our codecs.
@@ -211,7 +150,9 @@ async fn participate(
     let with_turn;
     let target = if target.path == MediaPath::Turn(None) {
         with_turn = SfuTarget {
-            path: MediaPath::Turn(Some(turn_credentials(&joined.ice_servers).await?)),
+            path: MediaPath::Turn(Some(
+                media_path::turn_credentials(&joined.ice_servers).await?,
+            )),
             ..target.clone()
         };
         &with_turn
@@ -572,37 +513,7 @@ async fn open_transport(
             data: false,
         })
         .await?;
-    let (link, host) = match &target.path {
-        MediaPath::Tcp => {
-            let remote = server_candidate(&server, "tcp")?;
-            Link::connect_tcp(target.local_ip, remote)
-                .await
-                .map_err(|e| failed("socket", format!("TCP to {remote}: {e}")))?
-        }
-        MediaPath::Turn(Some(turn)) => {
-            let peer = server_candidate(&server, "udp")?;
-            let link = TurnLink::allocate(
-                target.local_ip,
-                turn.server,
-                &turn.username,
-                &turn.password,
-                peer,
-            )
-            .await
-            .map_err(|e| failed("turn", format!("{}: {e}", turn.server)))?;
-            let local = link
-                .local_addr()
-                .map_err(|e| failed("socket", e.to_string()))?;
-            let host = Candidate::relayed(link.relayed(), local, "udp")
-                .map_err(|e| failed("turn", e.to_string()))?;
-            (Link::Turn(Box::new(link)), host)
-        }
-        MediaPath::Turn(None) => return Err(failed("turn", "no TURN credentials")),
-        MediaPath::Udp => {
-            let (socket, host) = local_socket(target.local_ip).await?;
-            (Link::Udp(socket), host)
-        }
-    };
+    let (link, host) = media_path::open(&target.path, target.local_ip, &server).await?;
     let protocol = link.protocol();
     let (rtc, dtls_parameters) = direct_rtc(&server, pts, host, protocol)?;
     let transport = Transport::spawn(rtc, link);
@@ -618,24 +529,6 @@ async fn open_transport(
         .await
         .map_err(|e| failed("ice_dtls", e))?;
     Ok((transport_id, transport))
-}
-
-/// The address of the server's candidate over `protocol` (`udp` or `tcp`).
-fn server_candidate(server: &TransportCreated, protocol: &str) -> Result<SocketAddr, Failed> {
-    let candidates: Vec<IceCandidate> = media::read(&server.ice_candidates)
-        .map_err(|e| failed("malformed", format!("ICE candidates: {e}")))?;
-    let found = candidates
-        .iter()
-        .find(|c| c.protocol == protocol)
-        .ok_or_else(|| {
-            failed(
-                "malformed",
-                format!("the transport has no {protocol} candidate"),
-            )
-        })?;
-    format!("{}:{}", found.address, found.port)
-        .parse()
-        .map_err(|e| failed("malformed", format!("candidate address: {e}")))
 }
 
 /// A str0m `Rtc` set up against a mediasoup WebRtcTransport: we are ICE controlling (the
@@ -678,10 +571,10 @@ fn direct_rtc(
     let remote = match protocol {
         Protocol::Tcp => Candidate::builder()
             .tcp()
-            .host(server_candidate(server, "tcp")?)
+            .host(media_path::server_candidate(server, "tcp")?)
             .tcptype(TcpType::Passive)
             .build(),
-        _ => Candidate::host(server_candidate(server, "udp")?, "udp"),
+        _ => Candidate::host(media_path::server_candidate(server, "udp")?, "udp"),
     }
     .map_err(|e| failed("malformed", e.to_string()))?;
     rtc.add_remote_candidate(remote);
