@@ -4,12 +4,16 @@
 #   build kit's tools (mediasoup-build-kit/prepare), and the npm packages of the demo page
 #   and of the browser tests, into the project's own folders. Safe to run again.
 #   scripts/setup.sh            what running the SFU needs
-#   scripts/setup.sh --tests    plus what the test suite needs (Chromium, Janus, tmux, etcd)
+#   scripts/setup.sh --package  plus what scripts/package.sh needs (help2man, dpkg-dev)
+#   scripts/setup.sh --tests    plus what the test suite needs (Chromium, Janus, tmux, etcd,
+#                               and the package's tools: a test builds and installs it)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 want_tests=0
-[ "${1:-}" = "--tests" ] && want_tests=1
+want_package=0
+[ "${1:-}" = "--tests" ] && want_tests=1 && want_package=1
+[ "${1:-}" = "--package" ] && want_package=1
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -24,6 +28,12 @@ done
 command -v protoc >/dev/null 2>&1 || debs+=(protobuf-compiler)
 # OpenSSL headers: the test peer's DTLS (and the build kit's static libraries).
 dpkg-query -W -f='${Status}' libssl-dev 2>/dev/null | grep -q "ok installed" || debs+=(libssl-dev)
+if [ "$want_package" = 1 ]; then
+    # help2man: the man pages from --help; dpkg-shlibdeps: the package's library dependencies.
+    for cmd_pkg in help2man:help2man dpkg-shlibdeps:dpkg-dev strip:binutils; do
+        command -v "${cmd_pkg%%:*}" >/dev/null 2>&1 || debs+=("${cmd_pkg#*:}")
+    done
+fi
 if [ "$want_tests" = 1 ]; then
     # janus: the load tests compare with it (bench/janus.sh builds a small shim with cc).
     for cmd_pkg in chromium:chromium tmux:tmux janus:janus cc:gcc; do

@@ -39,14 +39,25 @@ fn listen(address: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListe
     socket.listen(ACCEPT_BACKLOG)
 }
 
+/// The node executable installed with this supervisor: `../lib/sfu/node` from its folder as
+/// the Debian package lays it out (`/usr/bin/sfu-supervisor`, `/usr/lib/sfu/node`, since
+/// `/usr/bin/node` is Node.js), else `node` beside it as cargo builds it.
 fn sibling_node_binary() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot locate the supervisor executable")?;
-    Ok(exe.with_file_name("node"))
+    let packaged = exe
+        .parent()
+        .and_then(|bin| bin.parent())
+        .map(|prefix| prefix.join("lib/sfu/node"));
+    Ok(match packaged {
+        Some(packaged) if packaged.is_file() => packaged,
+        _ => exe.with_file_name("node"),
+    })
 }
 
 /// Runs the supervisor with `config` until SIGTERM or Ctrl-C: starts the warm nodes, then
 /// serves HTTP(S), `/ws`, `/monitor` and `/metrics`.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    let metrics = Metrics::default();
     let tls = if config.tls_mode {
         // validate() made sure both paths are there.
         let (cert, key) = match (&config.tls_cert_path, &config.tls_key_path) {
@@ -54,8 +65,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             _ => anyhow::bail!("TLS_MODE=1 needs TLS_CERT_PATH and TLS_KEY_PATH"),
         };
         let store = Arc::new(tls::CertStore::load(cert, key)?);
+        metrics.tls_certificate_expires(store.not_after());
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(store.server_config()?));
-        tokio::spawn(tls::reload_on_sighup(store));
+        tokio::spawn(tls::reload_on_sighup(store, metrics.clone()));
         Some(acceptor)
     } else {
         None
@@ -97,7 +109,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // (`node_link::NODE_EVENT_BUDGET`) and the pool by --max-nodes.
     let (link_events, link_rx) = mpsc::unbounded_channel();
     let monitor_events = EventBus::default();
-    let metrics = Metrics::default();
     let pool = Arc::new(NodePool::new(
         spec,
         link_events,
@@ -245,6 +256,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 &metrics,
                 stats.clone(),
                 routing.is_some(),
+                tls.is_some(),
             )),
             metrics,
             whip: crate::edge::whip::sessions(),

@@ -9,6 +9,7 @@ use clap::Parser;
 use crate::edge::join_tokens::JoinVerifier;
 
 pub mod cluster;
+pub mod env_file;
 pub mod secrets;
 pub mod turn;
 
@@ -247,6 +248,9 @@ pub enum Command {
     /// Print a join token signed with JOIN_SECRET (what the page takes as `?token=` and a
     /// client sends in `join`).
     Token(TokenArgs),
+    /// Print every setting as a commented `NAME=default` line under its help: the template
+    /// of an environment file (the Debian package's /etc/sfu/sfu.env).
+    EnvFile,
 }
 
 /// `supervisor token`.

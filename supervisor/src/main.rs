@@ -12,6 +12,10 @@ fn main() -> ExitCode {
         eprintln!("supervisor: error: {e}");
         return ExitCode::from(2);
     }
+    if let Some(Command::EnvFile) = &config.command {
+        print!("{}", supervisor::config::env_file::env_file());
+        return ExitCode::SUCCESS;
+    }
     if let Some(Command::Token(args)) = &config.command {
         let token = join_tokens::token_command(
             config.join_secret.as_deref(),

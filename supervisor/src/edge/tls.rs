@@ -91,6 +91,21 @@ impl CertStore {
         Ok(())
     }
 
+    /// When the served leaf certificate expires, in Unix seconds (0 when its validity cannot
+    /// be read, which makes the expiry alert fire: better a page than a silent expiry).
+    pub fn not_after(&self) -> i64 {
+        let current = self
+            .current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        current
+            .cert
+            .first()
+            .and_then(|leaf| x509_parser::parse_x509_certificate(leaf).ok())
+            .map_or(0, |(_, leaf)| leaf.validity().not_after.timestamp())
+    }
+
     /// A server configuration that always serves the current pair.
     pub fn server_config(self: &Arc<Self>) -> Result<rustls::ServerConfig, TlsConfigError> {
         let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(provider()))
@@ -114,8 +129,9 @@ impl ResolvesServerCert for CertStore {
     }
 }
 
-/// Reloads `store` at every SIGHUP (certificates renew every 60–90 days), logging the outcome.
-pub async fn reload_on_sighup(store: Arc<CertStore>) {
+/// Reloads `store` at every SIGHUP (certificates renew every 60–90 days), logging the outcome
+/// and telling `metrics` the new expiry.
+pub async fn reload_on_sighup(store: Arc<CertStore>, metrics: crate::monitoring::metrics::Metrics) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hangups = match signal(SignalKind::hangup()) {
         Ok(hangups) => hangups,
@@ -126,10 +142,15 @@ pub async fn reload_on_sighup(store: Arc<CertStore>) {
     };
     while hangups.recv().await.is_some() {
         match store.reload() {
-            Ok(()) => tracing::info!(
-                cert = %store.cert_path.display(),
-                "SIGHUP: reloaded the TLS certificate; new connections get it"
-            ),
+            Ok(()) => {
+                let not_after = store.not_after();
+                metrics.tls_certificate_expires(not_after);
+                tracing::info!(
+                    cert = %store.cert_path.display(),
+                    not_after,
+                    "SIGHUP: reloaded the TLS certificate; new connections get it"
+                )
+            }
             Err(e) => {
                 tracing::error!("SIGHUP: refused the new TLS certificate, keeping the old one: {e}")
             }

@@ -47,6 +47,8 @@ pub struct Metrics {
     pub(crate) drains: Family<ForcedLabels, Counter>,
     pub(crate) signaling_errors: Family<CodeLabels, Counter>,
     pub(crate) node_requests: LatencyFamily,
+    /// When the served TLS certificate expires (Unix seconds; registered with TLS on).
+    pub(crate) tls_certificate_expiry: Gauge,
     /// Cluster mode only (registered when it is on).
     pub(crate) cluster: ClusterMetrics,
 }
@@ -78,6 +80,7 @@ impl Default for Metrics {
             drains: Family::default(),
             signaling_errors: Family::default(),
             node_requests: Family::new_with_constructor(latency_histogram),
+            tls_certificate_expiry: Gauge::default(),
             cluster: ClusterMetrics {
                 hosts: Gauge::default(),
                 rooms_owned: Gauge::default(),
@@ -174,6 +177,11 @@ impl Metrics {
         self.node_requests
             .get_or_create(&RequestLabels { request })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// The served certificate is valid until `unix_seconds`.
+    pub fn tls_certificate_expires(&self, unix_seconds: i64) {
+        self.tls_certificate_expiry.set(unix_seconds);
     }
 
     /// The directory lists `n` hosts.

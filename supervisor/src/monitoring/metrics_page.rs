@@ -22,8 +22,16 @@ struct WorkerLabels {
 }
 
 /// Everything `/metrics` shows.
-pub fn registry(metrics: &Metrics, stats: Arc<Stats>, cluster: bool) -> Registry {
+pub fn registry(metrics: &Metrics, stats: Arc<Stats>, cluster: bool, tls: bool) -> Registry {
     let mut registry = Registry::default();
+    if tls {
+        registry.register_with_unit(
+            "sfu_tls_certificate_expiry",
+            "When the served TLS certificate expires (Unix time; SIGHUP reloads renewed files)",
+            Unit::Seconds,
+            metrics.tls_certificate_expiry.clone(),
+        );
+    }
     if cluster {
         let c = &metrics.cluster;
         registry.register(

@@ -54,7 +54,13 @@ pub(crate) fn summary(output: &Output) -> Value {
 
 /// Every expected stream flowed, with at most `max_loss_pct` lost and only its publisher's
 /// packets.
-fn assert_complete(summary: &Value, peers: u64, streams: u64, max_loss_pct: f64, log: &str) {
+pub(crate) fn assert_complete(
+    summary: &Value,
+    peers: u64,
+    streams: u64,
+    max_loss_pct: f64,
+    log: &str,
+) {
     let context = format!("summary: {summary:#}\nsupervisor log:\n{log}");
     assert_eq!(summary["peers_joined"], peers, "{context}");
     assert_eq!(summary["streams_expected"], streams, "{context}");

@@ -27,6 +27,7 @@ mod load;
 mod methods;
 mod monitor;
 mod observability;
+mod package;
 mod ports;
 mod proxies;
 mod public_keys;

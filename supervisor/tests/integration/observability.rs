@@ -2,7 +2,8 @@
 //! deploy/prometheus/alerts.yml; Debian's Prometheus scrapes a running SFU (a cluster of one
 //! host, so the cluster's metrics exist) under the loadgen; every query of
 //! deploy/grafana/sfu.json returns data, every metric an alert reads exists, and a node
-//! killed under it makes the node-restart alert's expression true.
+//! killed under it makes the node-restart alert's expression true, and a TLS host with a
+//! certificate near expiry makes the certificate alert's, until a renewal and SIGHUP.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::cluster::{self, Etcd};
-use crate::support::{free_port, http_get, signal, Sfu};
+use crate::support::{free_port, http_get, signal, Sfu, TestCert};
 
 /// Debian's Prometheus scraping `sfu` every second with the alerts loaded; killed when dropped.
 struct Prometheus {
@@ -21,14 +22,17 @@ struct Prometheus {
 }
 
 impl Prometheus {
-    fn start(sfu: &Sfu, alerts: &Path) -> Prometheus {
+    /// Scrapes `sfu` as job `sfu`, and `tls_sfu` over HTTPS (its self-signed certificate
+    /// accepted) as job `sfu-tls`.
+    fn start(sfu: &Sfu, tls_sfu: &Sfu, alerts: &Path) -> Prometheus {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("sfu-test-prometheus-{port}"));
         std::fs::create_dir_all(&dir).expect("prometheus dir");
         let config = format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: sfu\n    static_configs:\n      - targets: [\"127.0.0.1:{}\"]\n",
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: sfu\n    static_configs:\n      - targets: [\"127.0.0.1:{}\"]\n  - job_name: sfu-tls\n    scheme: https\n    tls_config:\n      insecure_skip_verify: true\n    static_configs:\n      - targets: [\"127.0.0.1:{}\"]\n",
             alerts.display(),
-            sfu.port
+            sfu.port,
+            tls_sfu.port
         );
         std::fs::write(dir.join("prometheus.yml"), config).expect("prometheus.yml");
         let log = std::fs::File::create(dir.join("log")).expect("log");
@@ -152,7 +156,11 @@ async fn every_dashboard_query_and_alert_reads_metrics_a_real_prometheus_scrapes
 
     let etcd = Etcd::start();
     let sfu = cluster::host(&etcd, "h1", &[]).await;
-    let prometheus = tokio::task::block_in_place(|| Prometheus::start(&sfu, &alerts_path));
+    // A TLS host whose certificate expires in 3 days: the certificate alert's case.
+    let expiring = TestCert::expiring_in("expiring", 3);
+    let tls_sfu = Sfu::start_tls(&expiring, &[]);
+    let prometheus =
+        tokio::task::block_in_place(|| Prometheus::start(&sfu, &tls_sfu, &alerts_path));
     // Media, joins and producers; a refused request (a signaling error); a node killed.
     let url = sfu.ws_url();
     let load = tokio::task::block_in_place(|| {
@@ -244,4 +252,33 @@ async fn every_dashboard_query_and_alert_reads_metrics_a_real_prometheus_scrapes
         1,
         "the node-restart alert's expression is true"
     );
+
+    // The certificate alert fires for the 3-day certificate; a renewed one (90 days) written
+    // over it and SIGHUP (systemctl reload) clear it.
+    let expires_soon = alert_expressions(&alerts)
+        .into_iter()
+        .find(|(name, _)| name == "SfuCertificateExpiresSoon")
+        .expect("the certificate alert");
+    let firing = tokio::task::block_in_place(|| prometheus.query(&expires_soon.1));
+    println!("{}: {firing:?}", expires_soon.1);
+    assert_eq!(
+        firing.len(),
+        1,
+        "the 3-day certificate makes the alert true"
+    );
+    let renewed = TestCert::expiring_in("renewed", 90);
+    for file in ["cert.pem", "key.pem"] {
+        std::fs::copy(renewed.dir.join(file), expiring.dir.join(file)).expect("renew");
+    }
+    signal(tls_sfu.pid(), "HUP");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !tokio::task::block_in_place(|| prometheus.query(&expires_soon.1)).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the renewed certificate still makes the alert true:\n{}",
+            tls_sfu.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    println!("after renewal and SIGHUP: the certificate alert is clear");
 }

@@ -33,9 +33,17 @@ pub struct TestCert {
 impl TestCert {
     /// A self-signed certificate for 127.0.0.1 and localhost.
     pub fn new(name: &str) -> TestCert {
-        let certified =
-            rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
-                .expect("generate certificate");
+        Self::expiring_in(name, 365)
+    }
+
+    /// A self-signed certificate for 127.0.0.1 and localhost, valid for `days` from now.
+    pub fn expiring_in(name: &str, days: i64) -> TestCert {
+        let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+        let mut params = rcgen::CertificateParams::new(names).expect("certificate names");
+        params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(days);
+        let signing_key = rcgen::KeyPair::generate().expect("key pair");
+        let cert = params.self_signed(&signing_key).expect("self-sign");
+        let certified = rcgen::CertifiedKey { cert, signing_key };
         let dir = std::env::temp_dir().join(format!("sfu-test-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let cert_pem = certified.cert.pem();
