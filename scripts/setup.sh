@@ -26,6 +26,11 @@ for cmd_pkg in node:nodejs npm:npm pkg-config:pkg-config; do
 done
 # protoc: the etcd client's gRPC stubs (cluster mode) are generated at build time.
 command -v protoc >/dev/null 2>&1 || debs+=(protobuf-compiler)
+# GStreamer (headers for gstreamer-rs; the RTP depacketizers, parsers and muxers at run time):
+# the recorder process writes recorded tracks with it.
+for deb in libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-good gstreamer1.0-plugins-bad; do
+    dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q "ok installed" || debs+=("$deb")
+done
 # OpenSSL headers: the test peer's DTLS (and the build kit's static libraries).
 dpkg-query -W -f='${Status}' libssl-dev 2>/dev/null | grep -q "ok installed" || debs+=(libssl-dev)
 if [ "$want_package" = 1 ]; then
@@ -39,6 +44,8 @@ if [ "$want_tests" = 1 ]; then
     for cmd_pkg in chromium:chromium tmux:tmux janus:janus cc:gcc; do
         command -v "${cmd_pkg%%:*}" >/dev/null 2>&1 || debs+=("${cmd_pkg#*:}")
     done
+    # ffmpeg/ffprobe: the recording tests send test patterns and read back what was written.
+    command -v ffprobe >/dev/null 2>&1 || debs+=(ffmpeg)
     # etcd: the cluster tests start their own (Debian's etcd-server, 3.4).
     [ -x /usr/bin/etcd ] || debs+=(etcd-server)
     # coturn: the TURN tests run Debian's turnserver in a namespace of their own.

@@ -119,6 +119,27 @@ answers! {
         /// `srtp`: the other side connects with them.
         srtp: Option<Json>,
     }
+    /// A recording tap exists: a plain RTP transport with a paused consumer of the producer.
+    RecordingCreated {
+        /// The tap's transport (what [`ConnectRecording`] and [`CloseRecording`] name).
+        transport: TransportId,
+        /// Its consumer.
+        consumer: ConsumerId,
+        /// Audio or video.
+        kind: MediaKind,
+        /// The codec the recorder receives (`audio/opus`, `video/VP8`, …).
+        mime_type: String,
+        /// Its payload type.
+        payload_type: u8,
+        /// Its RTP clock rate.
+        clock_rate: u32,
+        /// The SSRC the consumer sends with.
+        ssrc: u32,
+        /// The address the tap sends from (the node's `--pipe-ip`).
+        ip: String,
+        /// Its UDP port (RTP and RTCP).
+        port: u16,
+    }
     /// A router's media statistics, collected for this request.
     MediaStats {
         /// Its producers', consumers' and transports'.
@@ -231,6 +252,11 @@ macro_rules! calls {
                 Response::Consumed(c) => CloseConsumer {
                     router,
                     consumer: c.consumer,
+                }
+                .into(),
+                Response::RecordingCreated(t) => CloseRecording {
+                    router,
+                    transport: t.transport,
                 }
                 .into(),
                 Response::DataProduced(d) => CloseDataProducer {
@@ -496,6 +522,32 @@ calls! {
         transport: TransportId,
         /// The producer.
         producer: ProducerId,
+    }
+    /// A recording tap of `producer`: a plain RTP transport and a paused consumer, which
+    /// [`ConnectRecording`] points at the recorder.
+    RecordProducer => RecordingCreated, "record_producer" {
+        /// The router.
+        router: RouterId,
+        /// The producer.
+        producer: ProducerId,
+    }
+    /// Points a tap at the recorder's socket, resumes it and asks a key frame.
+    ConnectRecording => (), "connect_recording" {
+        /// The router.
+        router: RouterId,
+        /// The tap's transport.
+        transport: TransportId,
+        /// The recorder's address.
+        ip: String,
+        /// The recorder's UDP port for this track.
+        port: u16,
+    }
+    /// Closes a tap.
+    CloseRecording => (), "close_recording" {
+        /// The router.
+        router: RouterId,
+        /// The tap's transport.
+        transport: TransportId,
     }
     /// Receives a producer of another node through a pipe transport, under the same id.
     PipeProduce => (), "pipe_produce" {

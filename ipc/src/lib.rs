@@ -4,6 +4,7 @@
 //!   async read/write helpers;
 //! - [`messages`]: what travels: the hello with its protocol version, requests and their
 //!   answers, node events and load reports;
+//! - [`recorder`]: the supervisor ⇄ recorder messages, on the same frames and socket;
 //! - [`socket`]: the Unix-domain (interprocess local socket) transport;
 //! - [`rpc`]: the supervisor's side of request/answer: ids, one answer each, timeouts, and
 //!   failing everything in flight when the node goes away.
@@ -19,6 +20,7 @@ pub mod calls;
 pub mod error;
 pub mod frame;
 pub mod messages;
+pub mod recorder;
 #[cfg(feature = "transport")]
 pub mod rpc;
 #[cfg(feature = "transport")]

@@ -19,7 +19,7 @@ pub use crate::stats::{
 };
 
 /// Version of this wire protocol; bump it on any change to the types of this module.
-pub const PROTOCOL_VERSION: u32 = 7;
+pub const PROTOCOL_VERSION: u32 = 8;
 
 /// How often a node sends its load report. The supervisor treats silence of several
 /// intervals as a hung node.

@@ -10,6 +10,7 @@
 mod data;
 mod media;
 mod pipes;
+mod recording;
 mod reports;
 
 use std::collections::HashMap;
@@ -56,6 +57,8 @@ struct Hosted {
     transport_handlers: HashMap<TransportId, Vec<HandlerId>>,
     /// Pipe transports to routers of the same room on other nodes.
     pipe_transports: HashMap<TransportId, PipeTransport>,
+    /// Recording taps, by their plain transport.
+    taps: HashMap<TransportId, recording::Tap>,
     /// Clients' producers, and producers piped in from the room's other routers (same id as
     /// the original; `transport` is the pipe transport, or [`LOCAL_PIPE`]).
     producers: HashMap<ProducerId, Entry<Producer>>,
@@ -222,6 +225,18 @@ impl Routers {
                         .retain(|_, e| e.transport != transport);
                     Ok(Response::Done)
                 })
+            }
+            Request::RecordProducer(call::RecordProducer { router, producer }) => {
+                self.record_producer(router, producer).await
+            }
+            Request::ConnectRecording(call::ConnectRecording {
+                router,
+                transport,
+                ip,
+                port,
+            }) => self.connect_recording(router, transport, &ip, port).await,
+            Request::CloseRecording(call::CloseRecording { router, transport }) => {
+                self.close_recording(router, transport)
             }
             Request::Produce(call::Produce {
                 router,
@@ -442,6 +457,7 @@ impl Routers {
             transports: HashMap::new(),
             transport_handlers: HashMap::new(),
             pipe_transports: HashMap::new(),
+            taps: HashMap::new(),
             producers: HashMap::new(),
             consumers: HashMap::new(),
             pipe_consumers: HashMap::new(),
