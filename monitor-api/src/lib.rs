@@ -10,6 +10,7 @@ mod cluster;
 mod diagnostics;
 mod events;
 mod messages;
+mod recordings;
 mod request;
 mod views;
 
@@ -17,6 +18,7 @@ pub use cluster::*;
 pub use diagnostics::*;
 pub use events::*;
 pub use messages::*;
+pub use recordings::*;
 pub use request::*;
 pub use views::*;
 

@@ -23,6 +23,9 @@ pub enum ApiErrorCode {
     Unauthorized,
     /// Too many failed logins from this address (HTTP 429, with `Retry-After`).
     RateLimited,
+    /// The SFU cannot do it as configured (recording without `RECORD_DIR`, an unwritable
+    /// folder); the message says what to change.
+    Refused,
 }
 
 /// The body of an HTTP refusal of `/monitor` (401, 404 when the API is off, 429, 503), before

@@ -52,6 +52,24 @@ pub enum Query {
         /// The node, as `monitor nodes` names it (`node-2`).
         node: String,
     },
+    /// Starts recording a room (with `peer`, only that participant): every track to its own
+    /// file under `RECORD_DIR`. Answered with the [`RecordingManifest`] as it starts, or
+    /// `not_found` (no such room), `refused` (recording is off, or the folder unwritable).
+    RecordStart {
+        /// The room.
+        room: String,
+        /// Only this participant (display name or peer id).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
+    },
+    /// Stops recording a room: every file is ended. Answered with the final
+    /// [`RecordingManifest`], or `not_found` (not recording).
+    RecordStop {
+        /// The room.
+        room: String,
+    },
+    /// The recordings under `RECORD_DIR`, running and finished: `Vec<`[`RecordingManifest`]`>`.
+    Recordings,
 }
 
 impl Query {
@@ -67,6 +85,9 @@ impl Query {
             Query::Unsubscribe => "unsubscribe",
             Query::Hosts => "hosts",
             Query::Drain { .. } => "drain",
+            Query::RecordStart { .. } => "recordStart",
+            Query::RecordStop { .. } => "recordStop",
+            Query::Recordings => "recordings",
         }
     }
 }
@@ -89,6 +110,13 @@ struct RoomArgs {
 #[derive(Deserialize)]
 struct DrainArgs {
     node: String,
+}
+
+#[derive(Deserialize)]
+struct RecordArgs {
+    room: String,
+    #[serde(default)]
+    peer: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -143,6 +171,15 @@ impl Request {
                 let DrainArgs { node } = args(id, &method, data)?;
                 Query::Drain { node }
             }
+            "recordStart" => {
+                let RecordArgs { room, peer } = args(id, &method, data)?;
+                Query::RecordStart { room, peer }
+            }
+            "recordStop" => {
+                let RoomArgs { room } = args(id, &method, data)?;
+                Query::RecordStop { room }
+            }
+            "recordings" => Query::Recordings,
             _ => {
                 return Err((
                     Some(id),

@@ -5,6 +5,7 @@
 mod connection;
 mod dashboard;
 mod event_line;
+mod recording_tables;
 mod tables;
 
 use std::path::PathBuf;
@@ -12,8 +13,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use monitor_api::{
-    DrainStarted, EventKind, HostView, NodeInfo, PeerDiagnostics, Query, RoomDetail, RoomInfo,
-    ServerMessage, Summary,
+    DrainStarted, EventKind, HostView, NodeInfo, PeerDiagnostics, Query, RecordingManifest,
+    RoomDetail, RoomInfo, ServerMessage, Summary,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -109,6 +110,32 @@ enum Command {
         /// The node, as `monitor nodes` names it (`node-2`), or this host's id.
         node: String,
     },
+    /// Record a room: every participant's tracks, each to its own file under the
+    /// supervisor's RECORD_DIR, with a manifest.json that puts them back in sync.
+    Record {
+        #[command(subcommand)]
+        action: RecordAction,
+    },
+}
+
+/// `monitor record …`.
+#[derive(Debug, Subcommand)]
+enum RecordAction {
+    /// Start recording a room (tracks that start later are recorded too).
+    Start {
+        /// The room's name.
+        room: String,
+        /// Only this participant (display name or peer id).
+        #[arg(long)]
+        peer: Option<String>,
+    },
+    /// Stop recording a room: every file is ended; prints its tracks.
+    Stop {
+        /// The room's name.
+        room: String,
+    },
+    /// The recordings, running and finished.
+    List,
 }
 
 fn main() -> ExitCode {
@@ -182,6 +209,27 @@ async fn run(cli: Cli) -> Result<(), ConnectError> {
         Command::Drain { node } => return drain(&mut client, node, cli.json).await,
         Command::Hosts => (Query::Hosts, |d| {
             Ok(tables::hosts(&decode::<Vec<HostView>>(d)?))
+        }),
+        Command::Record {
+            action: RecordAction::Start { room, peer },
+        } => (Query::RecordStart { room, peer }, |d| {
+            Ok(recording_tables::recording(&decode::<RecordingManifest>(
+                d,
+            )?))
+        }),
+        Command::Record {
+            action: RecordAction::Stop { room },
+        } => (Query::RecordStop { room }, |d| {
+            Ok(recording_tables::recording(&decode::<RecordingManifest>(
+                d,
+            )?))
+        }),
+        Command::Record {
+            action: RecordAction::List,
+        } => (Query::Recordings, |d| {
+            Ok(recording_tables::recordings(&decode::<
+                Vec<RecordingManifest>,
+            >(d)?))
         }),
     };
     let data = client.call(query).await?;

@@ -54,6 +54,13 @@ fn sibling_node_binary() -> anyhow::Result<PathBuf> {
     })
 }
 
+/// The recorder installed with this supervisor, found as [`sibling_node_binary`] finds the
+/// node.
+fn sibling_recorder_binary() -> anyhow::Result<PathBuf> {
+    let node = sibling_node_binary()?;
+    Ok(node.with_file_name("recorder"))
+}
+
 /// Runs the supervisor with `config` until SIGTERM or Ctrl-C: starts the warm nodes, then
 /// serves HTTP(S), `/ws`, `/monitor` and `/metrics`.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -227,12 +234,30 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ping_every: Duration::from_secs(config.ws_ping_interval_secs),
         silence_limit: Duration::from_secs(config.ws_idle_timeout_secs),
     };
+    let recorder_binary = match &config.recorder_binary {
+        Some(path) => path.clone(),
+        None => sibling_recorder_binary()?,
+    };
+    let (recorder_news, recorder_news_rx) = mpsc::unbounded_channel();
+    let recordings = Arc::new(crate::driver::recordings::Recordings::new(
+        config.record_dir.clone(),
+        config.pipe_ip,
+        crate::driver::recorder_link::RecorderLink::new(
+            recorder_binary,
+            socket_dir.clone(),
+            config.log_format.as_str(),
+            recorder_news,
+        ),
+        Arc::downgrade(&rooms),
+    ));
+    tokio::spawn(recordings.clone().follow_recorder(recorder_news_rx));
     let monitor = Monitor {
         token: config.monitor_token.clone(),
         keepalive,
         stats: stats.clone(),
         events: monitor_events,
         routing: routing.clone(),
+        recordings,
     };
     if let Some(routing) = &routing {
         routing.links.set_monitor(monitor.clone());

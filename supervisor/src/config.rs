@@ -89,6 +89,14 @@ pub struct Config {
     /// The `node` executable (default: `node` next to this executable).
     #[arg(long, env = "NODE_BINARY")]
     pub node_binary: Option<PathBuf>,
+    /// Folder of recordings (`monitor record start ROOM`): one folder per room and start,
+    /// a file per track and a `manifest.json`. Unset: recording is off.
+    #[arg(long, env = "RECORD_DIR")]
+    pub record_dir: Option<PathBuf>,
+    /// The `recorder` executable, started when a recording starts (default: `recorder` next
+    /// to this executable).
+    #[arg(long, env = "RECORDER_BINARY")]
+    pub recorder_binary: Option<PathBuf>,
     /// Serve the demo page from this folder instead of the build embedded in the binary
     /// (e.g. web/dist while working on the page).
     #[arg(long, env = "WEB_DIR")]

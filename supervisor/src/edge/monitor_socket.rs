@@ -37,6 +37,8 @@ pub struct Monitor {
     pub events: EventBus,
     /// The cluster, when there is one (`summary`, `room` and `hosts` answer for it).
     pub routing: Option<Arc<crate::routing::Routing>>,
+    /// The rooms' recordings (`recordStart`, `recordStop`, `recordings`).
+    pub recordings: Arc<crate::driver::recordings::Recordings>,
 }
 
 /// Whether the `Authorization: Bearer <token>` header carries `expected`, compared in
@@ -297,6 +299,16 @@ pub async fn answer_here(monitor: &Monitor, request: &str) -> Answer {
     }
 }
 
+/// A recording refusal as the monitor API says it.
+fn recording_error(error: crate::driver::recordings::RecordingError) -> ApiError {
+    use crate::driver::recordings::RecordingError as E;
+    let code = match error {
+        E::Off | E::Unwritable { .. } | E::AlreadyRecording(_) => ApiErrorCode::Refused,
+        E::UnknownRoom(_) | E::UnknownPeer { .. } | E::NotRecording(_) => ApiErrorCode::NotFound,
+    };
+    ApiError::new(code, error.to_string())
+}
+
 async fn answer_query(
     monitor: &Monitor,
     request: Request,
@@ -360,6 +372,18 @@ async fn answer_query(
                     format!("no node {node:?} on this host (see `monitor nodes`)"),
                 ),
             ),
+        },
+        Query::RecordStart { room, peer } => match monitor.recordings.start(&room, peer) {
+            Ok(manifest) => ok(id, manifest),
+            Err(e) => Answer::error(Some(id), recording_error(e)),
+        },
+        Query::RecordStop { room } => match monitor.recordings.stop(&room).await {
+            Ok(manifest) => ok(id, manifest),
+            Err(e) => Answer::error(Some(id), recording_error(e)),
+        },
+        Query::Recordings => match monitor.recordings.list() {
+            Ok(list) => ok(id, list),
+            Err(e) => Answer::error(Some(id), recording_error(e)),
         },
         Query::Unsubscribe => {
             *subscription = None;

@@ -31,6 +31,7 @@ mod package;
 mod ports;
 mod proxies;
 mod public_keys;
+mod recording;
 mod resume;
 mod spanning;
 mod speakers;

@@ -41,7 +41,7 @@ fn host_ip() -> String {
 
 /// An SFU whose media libnice reaches (on [`host_ip`]), with `extra` arguments; over TLS
 /// with `cert`.
-fn start_for_libnice(extra: &[&str], cert: Option<&TestCert>) -> Sfu {
+pub(crate) fn start_for_libnice(extra: &[&str], cert: Option<&TestCert>) -> Sfu {
     let ip = host_ip();
     let mut args = vec!["--rtc-ip", ip.as_str(), "--public-ip", ip.as_str()];
     args.extend_from_slice(extra);
@@ -56,7 +56,7 @@ fn script() -> PathBuf {
 }
 
 /// The GStreamer WHIP publisher, publishing to `url` for `seconds`.
-fn publisher(url: &str, seconds: u32, ca: Option<&PathBuf>) -> tokio::process::Child {
+pub(crate) fn publisher(url: &str, seconds: u32, ca: Option<&PathBuf>) -> tokio::process::Child {
     let mut command = tokio::process::Command::new("/usr/bin/python3");
     command
         .arg(script())
@@ -74,7 +74,7 @@ fn publisher(url: &str, seconds: u32, ca: Option<&PathBuf>) -> tokio::process::C
 }
 
 /// The publisher's output once it ended; fails the test if it did not succeed.
-async fn finished(child: tokio::process::Child) -> String {
+pub(crate) async fn finished(child: tokio::process::Child) -> String {
     let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
         .await
         .expect("the WHIP client ends")

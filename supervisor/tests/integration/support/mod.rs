@@ -252,7 +252,13 @@ impl Sfu {
 
     /// Pids of this supervisor's node processes.
     pub fn node_pids(&self) -> Vec<u32> {
+        self.children_named("node")
+    }
+
+    /// The pids of its child processes whose command is `comm` (`node`, `recorder`).
+    pub fn children_named(&self, comm: &str) -> Vec<u32> {
         let parent = self.child.id().to_string();
+        let comm = format!("({comm})");
         let mut pids = Vec::new();
         for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
             let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
@@ -266,7 +272,7 @@ impl Sfu {
             };
             let ppid = rest.split_whitespace().nth(1);
             // Zombies count: a child the supervisor did not reap is a defect to see.
-            if ppid == Some(parent.as_str()) && stat.contains("(node)") {
+            if ppid == Some(parent.as_str()) && stat.contains(&comm) {
                 pids.push(pid);
             }
         }

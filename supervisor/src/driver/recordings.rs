@@ -1,0 +1,555 @@
+//! Recordings of rooms: which rooms record, and keeping their tracks in step with the room.
+//! A recording reconciles twice a second: every producer of the room (or of the one peer
+//! asked for) gets a track (a node's tap sending RTP to the recorder, which writes a file),
+//! a producer gone ends its track, and the room gone stops the recording. Reconciling rather
+//! than reacting to each event keeps it right after anything: a late producer, a node moved
+//! by a drain, a recorder that died. Stopping ends every file and writes `manifest.json`.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, SystemTime};
+
+use ipc::calls as call;
+use ipc::messages::{ProducerId, RoomId, RouterId, TransportId};
+use ipc::recorder::{RecorderAnswer, RecorderEvent, RecorderRequest};
+use monitor_api::{RecordedTrack, RecordingManifest};
+use tokio::sync::mpsc;
+
+use crate::driver::node_link::NodeId;
+use crate::driver::recorder_link::{RecorderLink, RecorderNews};
+use crate::driver::rooms::Rooms;
+
+/// How often a recording catches up with its room.
+const RECONCILE_EVERY: Duration = Duration::from_millis(500);
+
+/// Why a recording cannot start or stop.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    /// No `RECORD_DIR`.
+    #[error("recording is off: set RECORD_DIR (--record-dir) to the folder recordings go to")]
+    Off,
+    /// No such room here.
+    #[error("no room {0:?}")]
+    UnknownRoom(String),
+    /// The room has no participant by that name or id.
+    #[error("no participant {peer:?} in room {room:?}")]
+    UnknownPeer {
+        /// The room.
+        room: String,
+        /// Who was asked for.
+        peer: String,
+    },
+    /// The room records already.
+    #[error("room {0:?} is being recorded already (monitor record stop first)")]
+    AlreadyRecording(String),
+    /// The room does not record.
+    #[error("room {0:?} is not being recorded")]
+    NotRecording(String),
+    /// The folder cannot be made or written.
+    #[error("cannot write recordings to {path}: {reason}")]
+    Unwritable {
+        /// The folder.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A track being recorded.
+struct Track {
+    id: u64,
+    node: NodeId,
+    router: RouterId,
+    tap: TransportId,
+    entry: RecordedTrack,
+}
+
+/// A room being recorded.
+struct Recording {
+    folder: PathBuf,
+    manifest: RecordingManifest,
+    tracks: HashMap<ProducerId, Track>,
+    /// Producers being tapped right now, or that cannot be recorded (never retried).
+    busy: HashSet<ProducerId>,
+    /// Tracks that ended, for the manifest, with their start (Unix ms) when known.
+    ended: Vec<(RecordedTrack, Option<i64>)>,
+}
+
+/// The recordings of this host.
+pub struct Recordings {
+    dir: Option<PathBuf>,
+    /// Where the recorder listens and the nodes' taps send from (the pipe address).
+    ip: IpAddr,
+    link: RecorderLink,
+    rooms: Weak<Rooms>,
+    state: Mutex<HashMap<RoomId, Recording>>,
+    next_track: AtomicU64,
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// `text` as a file name part: letters, digits, `-` and `_`, at most 40 characters.
+fn file_part(text: &str) -> String {
+    let cleaned: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    if cleaned.is_empty() {
+        "_".into()
+    } else {
+        cleaned
+    }
+}
+
+impl Recordings {
+    /// Recordings into `dir` (`None`: off), through `link`, of `rooms`' rooms. `news` is
+    /// the link's; [`Recordings::follow_recorder`] consumes it.
+    pub fn new(dir: Option<PathBuf>, ip: IpAddr, link: RecorderLink, rooms: Weak<Rooms>) -> Self {
+        Self {
+            dir,
+            ip,
+            link,
+            rooms,
+            state: Mutex::new(HashMap::new()),
+            next_track: AtomicU64::new(1),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, HashMap<RoomId, Recording>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts recording `room` (only `peer`'s tracks, when given).
+    pub fn start(
+        self: &Arc<Self>,
+        room: &str,
+        peer: Option<String>,
+    ) -> Result<RecordingManifest, RecordingError> {
+        let dir = self.dir.as_ref().ok_or(RecordingError::Off)?;
+        let rooms = self.rooms.upgrade().ok_or(RecordingError::Off)?;
+        let room_id = RoomId(room.to_string());
+        let views = rooms.views(Some(&room_id));
+        let view = views
+            .get(&room_id)
+            .ok_or_else(|| RecordingError::UnknownRoom(room.into()))?;
+        if let Some(peer) = &peer {
+            let known = view
+                .peers
+                .iter()
+                .any(|(id, p)| p.display_name == *peer || id.to_string() == *peer);
+            if !known {
+                return Err(RecordingError::UnknownPeer {
+                    room: room.into(),
+                    peer: peer.clone(),
+                });
+            }
+        }
+        if self.state().contains_key(&room_id) {
+            return Err(RecordingError::AlreadyRecording(room.into()));
+        }
+        let started = now_rfc3339();
+        let folder = dir.join(file_part(room)).join(started.replace(':', "-"));
+        let manifest = RecordingManifest {
+            room: room.into(),
+            folder: folder.display().to_string(),
+            started,
+            stopped: None,
+            peer,
+            error: None,
+            tracks: Vec::new(),
+        };
+        // Made and written now, so that an unwritable folder is refused at once.
+        std::fs::create_dir_all(&folder)
+            .and_then(|()| write_manifest(&folder, &manifest))
+            .map_err(|e| RecordingError::Unwritable {
+                path: folder.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        tracing::info!(room, folder = %folder.display(), "recording started");
+        self.state().insert(
+            room_id.clone(),
+            Recording {
+                folder,
+                manifest: manifest.clone(),
+                tracks: HashMap::new(),
+                busy: HashSet::new(),
+                ended: Vec::new(),
+            },
+        );
+        let recordings = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(RECONCILE_EVERY);
+            loop {
+                every.tick().await;
+                let Some(recordings) = recordings.upgrade() else {
+                    return;
+                };
+                if !recordings.reconcile(&room_id).await {
+                    return;
+                }
+            }
+        });
+        Ok(manifest)
+    }
+
+    /// Stops recording `room`: every file is ended and the manifest written.
+    pub async fn stop(&self, room: &str) -> Result<RecordingManifest, RecordingError> {
+        let recording = self
+            .state()
+            .remove(&RoomId(room.to_string()))
+            .ok_or_else(|| RecordingError::NotRecording(room.into()))?;
+        Ok(self.finish(recording, None).await)
+    }
+
+    /// Every recording under `RECORD_DIR`: those running, then the finished ones' manifests.
+    pub fn list(&self) -> Result<Vec<RecordingManifest>, RecordingError> {
+        let dir = self.dir.as_ref().ok_or(RecordingError::Off)?;
+        let running: Vec<RecordingManifest> =
+            self.state().values().map(|r| r.manifest.clone()).collect();
+        let mut found = running.clone();
+        let folders = std::fs::read_dir(dir).into_iter().flatten().flatten();
+        for room in folders {
+            for recording in std::fs::read_dir(room.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let path = recording.path().join("manifest.json");
+                let Ok(text) = std::fs::read_to_string(&path) else {
+                    continue;
+                };
+                let Ok(manifest) = serde_json::from_str::<RecordingManifest>(&text) else {
+                    continue;
+                };
+                if !running.iter().any(|r| r.folder == manifest.folder) {
+                    found.push(manifest);
+                }
+            }
+        }
+        found.sort_by(|a, b| a.started.cmp(&b.started).then(a.room.cmp(&b.room)));
+        Ok(found)
+    }
+
+    /// Whether `room` records now.
+    pub fn is_recording(&self, room: &RoomId) -> bool {
+        self.state().contains_key(room)
+    }
+
+    /// Follows what the recorder reports: a track that failed ends (and, since its disk is
+    /// what failed, its recording stops); a recorder that died stops every recording.
+    pub async fn follow_recorder(self: Arc<Self>, mut news: mpsc::UnboundedReceiver<RecorderNews>) {
+        while let Some(news) = news.recv().await {
+            match news {
+                RecorderNews::Event(RecorderEvent::TrackFailed { track, summary }) => {
+                    let room = self
+                        .state()
+                        .iter()
+                        .find(|(_, r)| r.tracks.values().any(|t| t.id == track))
+                        .map(|(room, _)| room.clone());
+                    let Some(room) = room else { continue };
+                    let error = summary
+                        .error
+                        .clone()
+                        .unwrap_or_else(|| "a track stopped".into());
+                    tracing::error!(%room, track, "recording stops: {error}");
+                    let recording = self.state().remove(&room);
+                    if let Some(recording) = recording {
+                        self.finish(recording, Some(error)).await;
+                    }
+                }
+                RecorderNews::Died(reason) => {
+                    let all: Vec<Recording> = self.state().drain().map(|(_, r)| r).collect();
+                    for recording in all {
+                        tracing::error!(room = %recording.manifest.room, "recording stops: the recorder died ({reason})");
+                        self.finish(recording, Some(format!("the recorder died: {reason}")))
+                            .await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Brings `room`'s recording in step with the room; `false` once it is over.
+    async fn reconcile(self: &Arc<Self>, room: &RoomId) -> bool {
+        let Some(rooms) = self.rooms.upgrade() else {
+            return false;
+        };
+        let views = rooms.views(Some(room));
+        let Some(view) = views.get(room) else {
+            // The room closed: the recording ends with it.
+            let recording = self.state().remove(room);
+            if let Some(recording) = recording {
+                self.finish(recording, None).await;
+            }
+            return false;
+        };
+        let (wanted, gone) = {
+            let mut state = self.state();
+            let Some(recording) = state.get_mut(room) else {
+                return false;
+            };
+            let only = recording.manifest.peer.clone();
+            let mut wanted = Vec::new();
+            let mut present = HashSet::new();
+            for (peer_id, peer) in &view.peers {
+                let chosen = only
+                    .as_ref()
+                    .is_none_or(|p| *p == peer.display_name || *p == peer_id.to_string());
+                for (producer, p) in &peer.producers {
+                    present.insert(*producer);
+                    if !chosen
+                        || recording.tracks.contains_key(producer)
+                        || recording.busy.contains(producer)
+                    {
+                        continue;
+                    }
+                    let Some(router) = view.routers.get(&peer.router) else {
+                        continue;
+                    };
+                    recording.busy.insert(*producer);
+                    wanted.push((
+                        *producer,
+                        peer.router,
+                        router.node,
+                        peer.display_name.clone(),
+                        match p.kind {
+                            signaling_api::Kind::Audio => "audio".to_string(),
+                            signaling_api::Kind::Video => "video".to_string(),
+                        },
+                    ));
+                }
+            }
+            let gone: Vec<ProducerId> = recording
+                .tracks
+                .keys()
+                .filter(|p| !present.contains(p))
+                .copied()
+                .collect();
+            let gone: Vec<Track> = gone
+                .iter()
+                .filter_map(|p| recording.tracks.remove(p))
+                .collect();
+            (wanted, gone)
+        };
+        for track in gone {
+            let entry = self.end_track(track).await;
+            self.with_recording(room, |r| r.ended.push(entry));
+        }
+        for (producer, router, node, peer, kind) in wanted {
+            let folder = match self.state().get(room) {
+                Some(r) => r.folder.clone(),
+                None => return false,
+            };
+            match self
+                .open_track(&rooms, &folder, producer, router, node, &peer, &kind)
+                .await
+            {
+                Ok(track) => {
+                    tracing::info!(%room, %producer, file = %track.entry.file, "recording a track");
+                    let kept = self.with_recording(room, |r| {
+                        r.busy.remove(&producer);
+                        r.tracks.insert(producer, track)
+                    });
+                    if kept.is_none() {
+                        // Stopped meanwhile: nobody will end this track otherwise.
+                        return false;
+                    }
+                }
+                Err(e) => {
+                    // Left in `busy`: a producer that cannot be recorded is not retried.
+                    tracing::warn!(%room, %producer, "cannot record a track: {e:#}");
+                }
+            }
+        }
+        true
+    }
+
+    fn with_recording<T>(&self, room: &RoomId, f: impl FnOnce(&mut Recording) -> T) -> Option<T> {
+        self.state().get_mut(room).map(f)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn open_track(
+        &self,
+        rooms: &Rooms,
+        folder: &Path,
+        producer: ProducerId,
+        router: RouterId,
+        node: NodeId,
+        peer: &str,
+        kind: &str,
+    ) -> anyhow::Result<Track> {
+        let tap = rooms
+            .node_call(node, call::RecordProducer { router, producer })
+            .await?;
+        let close_tap = || {
+            rooms.node_call(
+                node,
+                call::CloseRecording {
+                    router,
+                    transport: tap.transport,
+                },
+            )
+        };
+        let extension = if tap.mime_type.eq_ignore_ascii_case("video/h264") {
+            "mkv"
+        } else {
+            "webm"
+        };
+        let id = self.next_track.fetch_add(1, Ordering::Relaxed);
+        let short: String = producer.to_string().chars().take(8).collect();
+        let file = format!("{}-{kind}-{short}.{extension}", file_part(peer));
+        let opened = self
+            .link
+            .call(RecorderRequest::OpenTrack {
+                track: id,
+                mime_type: tap.mime_type.clone(),
+                payload_type: tap.payload_type,
+                clock_rate: tap.clock_rate,
+                ip: self.ip.to_string(),
+                path: folder.join(&file).display().to_string(),
+            })
+            .await;
+        let port = match opened {
+            Ok(RecorderAnswer::TrackOpened { port }) => port,
+            other => {
+                let _ = close_tap().await;
+                anyhow::bail!("the recorder did not open the track: {other:?}");
+            }
+        };
+        let connected = rooms
+            .node_call(
+                node,
+                call::ConnectRecording {
+                    router,
+                    transport: tap.transport,
+                    ip: self.ip.to_string(),
+                    port,
+                },
+            )
+            .await;
+        if let Err(e) = connected {
+            let _ = close_tap().await;
+            let _ = self
+                .link
+                .call(RecorderRequest::CloseTrack { track: id })
+                .await;
+            return Err(e.into());
+        }
+        Ok(Track {
+            id,
+            node,
+            router,
+            tap: tap.transport,
+            entry: RecordedTrack {
+                file,
+                peer: peer.into(),
+                kind: kind.into(),
+                codec: tap.mime_type,
+                producer: producer.to_string(),
+                offset_ms: None,
+                duration_ms: None,
+                lost_packets: None,
+                error: None,
+            },
+        })
+    }
+
+    /// Ends a track's file and closes its tap; what the manifest says of it, and when it
+    /// started (Unix ms) when the recorder knows.
+    async fn end_track(&self, track: Track) -> (RecordedTrack, Option<i64>) {
+        let mut entry = track.entry;
+        let mut started = None;
+        match self
+            .link
+            .call(RecorderRequest::CloseTrack { track: track.id })
+            .await
+        {
+            Ok(RecorderAnswer::TrackClosed(summary)) => {
+                entry.duration_ms = Some(summary.duration_ms);
+                entry.lost_packets = Some(summary.lost);
+                entry.error = summary.error.clone();
+                started = summary.started_unix_ms;
+            }
+            Ok(other) => entry.error = Some(format!("unexpected answer {other:?}")),
+            Err(e) => entry.error = Some(e.to_string()),
+        }
+        if let Some(rooms) = self.rooms.upgrade() {
+            let _ = rooms
+                .node_call(
+                    track.node,
+                    call::CloseRecording {
+                        router: track.router,
+                        transport: track.tap,
+                    },
+                )
+                .await;
+        }
+        (entry, started)
+    }
+
+    /// Ends every track of `recording` and writes its final manifest.
+    async fn finish(&self, recording: Recording, error: Option<String>) -> RecordingManifest {
+        let Recording {
+            folder,
+            mut manifest,
+            tracks,
+            mut ended,
+            ..
+        } = recording;
+        for (_, track) in tracks {
+            ended.push(self.end_track(track).await);
+        }
+        // Offsets from the earliest start; tracks without a known start have none.
+        let earliest = ended.iter().filter_map(|(_, start)| *start).min();
+        let mut tracks: Vec<RecordedTrack> = ended
+            .into_iter()
+            .map(|(mut track, start)| {
+                track.offset_ms = start.zip(earliest).map(|(s, e)| s - e);
+                track
+            })
+            .collect();
+        tracks.sort_by_key(|t| t.offset_ms.unwrap_or(i64::MAX));
+        manifest.tracks = tracks;
+        manifest.stopped = Some(now_rfc3339());
+        manifest.error = error;
+        if let Err(e) = write_manifest(&folder, &manifest) {
+            tracing::error!(folder = %folder.display(), "cannot write the recording's manifest: {e}");
+        }
+        tracing::info!(room = %manifest.room, tracks = manifest.tracks.len(), error = ?manifest.error, "recording stopped");
+        manifest
+    }
+}
+
+fn write_manifest(folder: &Path, manifest: &RecordingManifest) -> std::io::Result<()> {
+    let text = serde_json::to_string_pretty(manifest)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    // Written aside and renamed: a crash never leaves half a manifest.
+    let temporary = folder.join("manifest.json.tmp");
+    std::fs::write(&temporary, text)?;
+    std::fs::rename(&temporary, folder.join("manifest.json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_keep_letters_digits_dashes_and_underscores_only() {
+        assert_eq!(file_part("Alice Smith/../x"), "Alice_Smith____x");
+        assert_eq!(file_part(""), "_");
+        assert_eq!(file_part(&"é".repeat(50)).len(), 40);
+    }
+}
