@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the SFU's Debian package (dpkg-deb, Debian's own tool): sfu_VERSION_ARCH.deb with
 #   /usr/bin/sfu-supervisor, sfu-monitor, sfu-loadgen   (the page is inside the supervisor)
-#   /usr/lib/sfu/node                                   (spawned by the supervisor; /usr/bin/node
+#   /usr/lib/sfu/node, /usr/lib/sfu/recorder            (spawned by the supervisor; /usr/bin/node
 #                                                        is Node.js, hence the prefix and folder)
 #   /lib/systemd/system/sfu.service                     (deploy/debian/sfu.service)
 #   /etc/sfu/sfu.env                                    (every setting, commented: a conffile)
@@ -47,7 +47,7 @@ case "$compression" in xz|zstd|gzip|none) ;; *) die "--compression is xz, zstd, 
 
 if [ -z "$bin" ]; then
     scripts/setup.sh --package
-    flags=(--locked --bin supervisor --bin node --bin monitor --bin loadgen)
+    flags=(--locked --bin supervisor --bin node --bin monitor --bin loadgen --bin recorder)
     [ "$profile" = release ] && flags+=(--release)
     say "building ($profile)"
     cargo build "${flags[@]}" >&2
@@ -57,7 +57,7 @@ else
         command -v "$tool" >/dev/null || die "$tool is missing: scripts/setup.sh --package"
     done
 fi
-for b in supervisor node monitor loadgen; do
+for b in supervisor node monitor loadgen recorder; do
     [ -x "$bin/$b" ] || die "$bin/$b is not built (run without --bin-dir)"
 done
 arch=$(dpkg --print-architecture)
@@ -71,8 +71,10 @@ install -d "$root/DEBIAN" "$root/usr/bin" "$root/usr/lib/sfu" "$root/lib/systemd
 for b in supervisor monitor loadgen; do
     strip --strip-unneeded -o "$root/usr/bin/sfu-$b" "$bin/$b"
 done
-strip --strip-unneeded -o "$root/usr/lib/sfu/node" "$bin/node"
-chmod 0755 "$root"/usr/bin/* "$root/usr/lib/sfu/node"
+for b in node recorder; do
+    strip --strip-unneeded -o "$root/usr/lib/sfu/$b" "$bin/$b"
+done
+chmod 0755 "$root"/usr/bin/* "$root"/usr/lib/sfu/*
 
 install -m 0644 deploy/debian/sfu.service "$root/lib/systemd/system/sfu.service"
 {
@@ -124,7 +126,7 @@ install -d "$stage/src/debian"
 printf 'Source: sfu\n\nPackage: sfu\nArchitecture: any\n' > "$stage/src/debian/control"
 depends=$(cd "$stage/src" && dpkg-shlibdeps -O \
     -e"$root/usr/bin/sfu-supervisor" -e"$root/usr/bin/sfu-monitor" \
-    -e"$root/usr/bin/sfu-loadgen" -e"$root/usr/lib/sfu/node" 2>/dev/null \
+    -e"$root/usr/bin/sfu-loadgen" -e"$root/usr/lib/sfu/node" -e"$root/usr/lib/sfu/recorder" 2>/dev/null \
     | sed -n 's/^shlibs:Depends=//p')
 [ -n "$depends" ] || die "dpkg-shlibdeps found no dependencies"
 
@@ -135,7 +137,7 @@ Version: $version
 Architecture: $arch
 Maintainer: SFU developers <sfu@localhost>
 Installed-Size: $size
-Depends: $depends, passwd, init-system-helpers (>= 1.54)
+Depends: $depends, gstreamer1.0-plugins-good, gstreamer1.0-plugins-bad, passwd, init-system-helpers (>= 1.54)
 Section: net
 Priority: optional
 Homepage: https://localhost/sfu

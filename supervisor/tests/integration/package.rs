@@ -71,7 +71,9 @@ impl Drop for Uninstall {
     fn drop(&mut self) {
         let _ = Command::new("dpkg").args(["--purge", "sfu"]).output();
         let _ = Command::new("userdel").arg("sfu").output();
+        let _ = std::fs::remove_dir_all("/var/lib/sfu");
         let _ = std::fs::remove_dir_all("/run/sfu");
+        let _ = std::fs::remove_dir_all("/var/cache/sfu");
     }
 }
 
@@ -118,11 +120,14 @@ impl Service {
         env.extend(env_vars(
             &std::fs::read_to_string(&env_file).expect("the env file"),
         ));
-        // RuntimeDirectory=sfu, RuntimeDirectoryMode=0700.
+        // RuntimeDirectory=sfu and CacheDirectory=sfu, made as systemd makes them.
         assert_eq!(unit_values(&unit, "RuntimeDirectory"), ["sfu"]);
-        std::fs::create_dir_all("/run/sfu").expect("/run/sfu");
-        run("chown", &[&format!("{user}:{group}"), "/run/sfu"]);
-        run("chmod", &["0700", "/run/sfu"]);
+        assert_eq!(unit_values(&unit, "CacheDirectory"), ["sfu"]);
+        for folder in ["/run/sfu", "/var/cache/sfu"] {
+            std::fs::create_dir_all(folder).expect(folder);
+            run("chown", &[&format!("{user}:{group}"), folder]);
+            run("chmod", &["0700", folder]);
+        }
 
         let argv: Vec<&str> = exec_start.split_whitespace().collect();
         let log_file = std::fs::File::create(log).expect("log");
@@ -162,6 +167,12 @@ impl Service {
 
     /// Its node processes: (pid, executable, uid).
     fn nodes(&self) -> Vec<(u32, String, String)> {
+        self.children("node")
+    }
+
+    /// Its child processes whose command is `comm`: (pid, executable, uid).
+    fn children(&self, comm: &str) -> Vec<(u32, String, String)> {
+        let comm = format!("({comm})");
         let mut nodes = Vec::new();
         for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
             let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
@@ -173,7 +184,7 @@ impl Service {
                 .rsplit_once(')')
                 .and_then(|(_, rest)| rest.split_whitespace().nth(1))
                 .and_then(|p| p.parse::<u32>().ok());
-            if ppid != Some(self.child.id()) {
+            if ppid != Some(self.child.id()) || !stat.contains(&comm) {
                 continue;
             }
             let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
@@ -210,6 +221,48 @@ impl Drop for Service {
 
 /// A 4-second call of 2 publishers and a subscriber through the installed loadgen.
 fn call(port: u16, log: &str) {
+    call_for(port, 4, log);
+}
+
+/// `sfu-monitor --json <args>` against the installed SFU: its data, or its error line.
+fn monitor(port: u16, token: &str, args: &[&str]) -> Result<serde_json::Value, String> {
+    let url = format!("ws://127.0.0.1:{port}/monitor");
+    let output = output_within(
+        Command::new("/usr/bin/sfu-monitor")
+            .args(["--url", &url, "--token", token, "--json"])
+            .args(args),
+        Duration::from_secs(30),
+        "sfu-monitor",
+    );
+    if output.status.success() {
+        serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+/// A call recorded for 3 s (`sfu-monitor record start|stop`): the installed recorder writes
+/// its tracks under the unit's RECORD_DIR, as the service's user.
+fn recorded_call(port: u16, token: &str, log: &str) -> monitor_api::RecordingManifest {
+    let log = log.to_string();
+    let call = std::thread::spawn(move || call_for(port, 8, &log));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while let Err(e) = monitor(port, token, &["record", "start", "load-0"]) {
+        assert!(
+            e.contains("no room") && Instant::now() < deadline,
+            "record start: {e}"
+        );
+        blocking_pause(Duration::from_millis(200));
+    }
+    blocking_pause(Duration::from_secs(3));
+    let stopped = monitor(port, token, &["record", "stop", "load-0"]).expect("record stop");
+    call.join().expect("the call");
+    serde_json::from_value(stopped).expect("a manifest")
+}
+
+/// A call of `seconds` of 2 publishers and a subscriber through the installed loadgen.
+fn call_for(port: u16, seconds: u32, log: &str) {
+    let seconds = seconds.to_string();
     let url = format!("ws://127.0.0.1:{port}/ws");
     let output = output_within(
         Command::new("/usr/bin/sfu-loadgen").args([
@@ -222,7 +275,7 @@ fn call(port: u16, log: &str) {
             "--subscribers",
             "1",
             "--duration",
-            "4",
+            &seconds,
             "--json",
             "--quiet",
         ]),
@@ -254,6 +307,7 @@ fn the_debian_package_installs_runs_as_its_unit_upgrades_live_and_removes_cleanl
         "/usr/bin/sfu-monitor",
         "/usr/bin/sfu-loadgen",
         "/usr/lib/sfu/node",
+        "/usr/lib/sfu/recorder",
     ] {
         let mode = run("stat", &["-c", "%a %U", file]);
         assert_eq!(mode.trim(), "755 root", "{file}");
@@ -316,7 +370,24 @@ fn the_debian_package_installs_runs_as_its_unit_upgrades_live_and_removes_cleanl
 
     let log = out.join("service.log");
     let service = Service::start(&log);
-    call(port, &service.log_text());
+    let recording = recorded_call(port, token, &service.log_text());
+    println!("recorded through the installed SFU: {recording:?}");
+    assert!(
+        recording
+            .folder
+            .starts_with("/var/lib/sfu/recordings/load-0/"),
+        "{recording:?}"
+    );
+    assert_eq!(recording.error, None);
+    assert_eq!(recording.tracks.len(), 4, "2 publishers' audio and video");
+    for track in &recording.tracks {
+        let file = Path::new(&recording.folder).join(&track.file);
+        assert_eq!(
+            run("stat", &["-c", "%U", file.to_str().expect("path")]).trim(),
+            "sfu",
+            "{track:?}"
+        );
+    }
     let nodes = service.nodes();
     let sfu_uid = uid.to_string();
     assert!(
@@ -325,6 +396,14 @@ fn the_debian_package_installs_runs_as_its_unit_upgrades_live_and_removes_cleanl
                 .iter()
                 .all(|(_, exe, u)| exe == "/usr/lib/sfu/node" && *u == sfu_uid),
         "the nodes run /usr/lib/sfu/node as sfu: {nodes:?}"
+    );
+    let recorders = service.children("recorder");
+    assert!(
+        recorders.len() == 1
+            && recorders
+                .iter()
+                .all(|(_, exe, u)| exe == "/usr/lib/sfu/recorder" && *u == sfu_uid),
+        "the recorder runs /usr/lib/sfu/recorder as sfu: {recorders:?}"
     );
     let monitor = run(
         "/usr/bin/sfu-monitor",
@@ -384,8 +463,20 @@ fn the_debian_package_installs_runs_as_its_unit_upgrades_live_and_removes_cleanl
     assert!(Path::new(ENV_FILE).exists(), "dpkg -r keeps the settings");
     std::fs::remove_file("/etc/sfu/monitor-token").expect("the operator's token file");
     println!("{}", run("dpkg", &["--purge", "sfu"]));
-    for gone in ["/etc/sfu", "/var/lib/sfu"] {
+    for gone in ["/etc/sfu", "/var/cache/sfu"] {
         assert!(!Path::new(gone).exists(), "{gone} left after dpkg --purge");
     }
+    // Recordings are the operator's: a purge keeps them (and nothing else).
+    assert!(
+        Path::new(&recording.folder).join("manifest.json").exists(),
+        "dpkg --purge removed the recordings"
+    );
+    let left: Vec<String> = std::fs::read_dir("/var/lib/sfu")
+        .expect("/var/lib/sfu")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["recordings"], "only the recordings stay");
+    std::fs::remove_dir_all("/var/lib/sfu").expect("the recordings");
     let _ = std::fs::remove_dir_all(&out);
 }
