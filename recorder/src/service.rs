@@ -56,12 +56,15 @@ fn open_track(
     Track::start(ip, format, PathBuf::from(path)).map_err(|e| e.to_string())
 }
 
-/// Carries out one request.
-async fn handle(
+/// Carries out request `id`, answering through `out`. Ending a file (a few milliseconds to
+/// seconds) happens on a task of its own, so that other tracks' requests do not wait for it.
+fn handle(
     tracks: &mut HashMap<u64, Track>,
+    id: u64,
     request: RecorderRequest,
-) -> anyhow::Result<Result<RecorderAnswer, String>> {
-    Ok(match request {
+    out: &mpsc::Sender<FromRecorder>,
+) -> Result<(), mpsc::error::TrySendError<FromRecorder>> {
+    let result = match request {
         RecorderRequest::OpenTrack {
             track,
             mime_type,
@@ -88,21 +91,30 @@ async fn handle(
         },
         RecorderRequest::CloseTrack { track } => match tracks.remove(&track) {
             Some(open) => {
-                let report = tokio::task::spawn_blocking(move || open.stop())
-                    .await
-                    .context("a track's end panicked")?;
-                tracing::info!(
-                    track,
-                    path = %report.path.display(),
-                    packets = report.packets,
-                    lost = report.lost,
-                    "track ended"
-                );
-                Ok(RecorderAnswer::TrackClosed(summary(report)))
+                let out = out.clone();
+                tokio::spawn(async move {
+                    let result = match tokio::task::spawn_blocking(move || open.stop()).await {
+                        Ok(report) => {
+                            tracing::info!(
+                                track,
+                                path = %report.path.display(),
+                                packets = report.packets,
+                                lost = report.lost,
+                                "track ended"
+                            );
+                            Ok(RecorderAnswer::TrackClosed(summary(report)))
+                        }
+                        Err(e) => Err(format!("ending track {track} failed: {e}")),
+                    };
+                    // A supervisor that stopped reading is noticed by the main loop.
+                    let _ = out.try_send(FromRecorder::Answer { id, result });
+                });
+                return Ok(());
             }
             None => Err(format!("no track {track}")),
         },
-    })
+    };
+    out.try_send(FromRecorder::Answer { id, result })
 }
 
 /// Serves the supervisor on `socket` until it goes away.
@@ -147,8 +159,7 @@ pub async fn serve(socket: &std::path::Path) -> anyhow::Result<()> {
                     Err(e) => break Err(anyhow::Error::from(e)),
                 };
                 let (id, request) = request;
-                let result = handle(&mut tracks, request).await?;
-                if out_tx.try_send(FromRecorder::Answer { id, result }).is_err() {
+                if handle(&mut tracks, id, request, &out_tx).is_err() {
                     break Err(anyhow::anyhow!("the supervisor stopped reading"));
                 }
             }

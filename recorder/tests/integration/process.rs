@@ -138,6 +138,7 @@ async fn a_closed_track_is_a_complete_file_and_its_summary_says_so() {
         .call(RecorderRequest::CloseTrack { track: 1 })
         .await;
     assert_eq!(again, Err("no track 1".into()));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
@@ -158,6 +159,7 @@ async fn a_recorder_killed_mid_way_leaves_a_file_that_plays_up_to_the_kill() {
     // About 3 s at 30 fps were written before the kill (the start takes a moment).
     assert!((60..=95).contains(&frames), "{frames} frames");
     assert_eq!(decode_errors(&path), "");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
@@ -188,4 +190,6 @@ async fn a_track_that_cannot_be_written_or_read_is_refused_with_the_reason() {
     // Still serving after refusals.
     let port = recorder.open_vp8(3, &dir.join("ok.webm")).await;
     assert!(port.is_ok(), "{port:?}");
+    drop(recorder);
+    let _ = std::fs::remove_dir_all(&dir);
 }

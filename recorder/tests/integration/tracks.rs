@@ -12,7 +12,7 @@ use recorder::writer::{Codec, TrackFormat};
 use crate::support::{decode_errors, ffmpeg_rtp, probe, temp_dir};
 
 fn record(codec: Codec, payload_type: u8, clock_rate: u32, seconds: u32) -> PathBuf {
-    let dir = temp_dir(codec.extension());
+    let dir = temp_dir(&format!("{codec:?}"));
     let path = dir.join(format!("{codec:?}.{}", codec.extension()));
     let format = TrackFormat {
         codec,
@@ -44,6 +44,7 @@ fn vp8_rtp_becomes_a_webm_file_with_every_frame_that_decodes_cleanly() {
     assert!((145..=150).contains(&frames), "{frames} frames");
     assert!((duration - 5.0).abs() < 0.1, "{duration} s");
     assert_eq!(decode_errors(&path), "");
+    let _ = std::fs::remove_dir_all(path.parent().expect("its folder"));
 }
 
 #[test]
@@ -54,6 +55,7 @@ fn opus_rtp_becomes_a_webm_file_of_the_right_length() {
     assert_eq!(codec, "opus");
     assert!((duration - 5.0).abs() < 0.1, "{duration} s");
     assert_eq!(decode_errors(&path), "");
+    let _ = std::fs::remove_dir_all(path.parent().expect("its folder"));
 }
 
 #[test]
