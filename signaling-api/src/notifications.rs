@@ -166,6 +166,12 @@ pub enum Notification {
         /// The URLs, as in the join answer's `hosts`.
         urls: Vec<String>,
     },
+    /// The room is being recorded (`active`), told when it starts and to whoever joins while
+    /// it lasts, or no longer (`active: false`).
+    Recording {
+        /// Whether it records now.
+        active: bool,
+    },
 }
 
 /// What became of a transport, in [`Notification::TransportState`].
@@ -286,6 +292,7 @@ mod tests {
             Notification::HostsChanged {
                 urls: vec!["wss://sfu1.example.org/ws".into()],
             },
+            Notification::Recording { active: true },
         ]
     }
 

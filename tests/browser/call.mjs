@@ -161,9 +161,20 @@ try {
       }
       // SFU_HOLD_MS: the call goes on this long before the pages leave (for a test to look
       // at it from the outside meanwhile).
+      // Meanwhile each page's recording mark is watched: every change is printed
+      // (`alice: recording mark on`), for a test that records the room.
       if (process.env.SFU_HOLD_MS) {
         console.log(`holding the call for ${process.env.SFU_HOLD_MS} ms`);
-        await new Promise((r) => setTimeout(r, Number(process.env.SFU_HOLD_MS)));
+        const marks = {};
+        const until = Date.now() + Number(process.env.SFU_HOLD_MS);
+        while (Date.now() < until) {
+          for (const [name, page] of Object.entries(pages)) {
+            const on = await page.evaluate(() => window.demo.recording());
+            if (marks[name] !== on) console.log(`${name}: recording mark ${on ? 'on' : 'off'}`);
+            marks[name] = on;
+          }
+          await new Promise((r) => setTimeout(r, 250));
+        }
       }
       if (narrow) {
         for (const [name, page] of Object.entries(pages)) {

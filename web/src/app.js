@@ -34,6 +34,7 @@ const state = {
   resuming: false, // the socket dropped while joined: reconnecting to resume
   room: null,
   watching: null, // in a large room: how many only watch (counted, not listed)
+  recording: false, // the room is being recorded (the `recording` notification)
   transports: { send: 'new', recv: 'new' },
   retryAt: 0, // when the next reconnect attempt starts (ms since epoch), 0 when none
 };
@@ -108,6 +109,7 @@ function render() {
     parts.push('joining…');
   }
   $('status').textContent = parts.join(' · ');
+  $('recording').hidden = !(state.joined && state.recording);
   $('status').dataset.state = state.joined ? 'joined' : state.wantJoined ? 'joining' : 'idle';
   $('join').disabled = state.wantJoined;
   $('leave').disabled = !state.wantJoined;
@@ -588,6 +590,10 @@ async function onNotification(name, data) {
     case 'hostsChanged':
       signaling.setHosts(data.urls);
       break;
+    case 'recording':
+      state.recording = data.active;
+      render();
+      break;
     default:
       break;
   }
@@ -635,6 +641,7 @@ function teardown() {
   generation += 1;
   state.joined = false;
   state.resuming = false;
+  state.recording = false; // told again by the room we join next
   controls.forget(); // published again unmuted, without the share
   chat.forget();
   state.transports = { send: 'new', recv: 'new' };
@@ -697,4 +704,6 @@ window.demo = {
   }),
   // How many videos the page asked for (last-N), null before it joined.
   lastN: () => lastN.sent,
+  // Whether the page shows that the room is being recorded.
+  recording: () => !document.getElementById('recording').hidden,
 };

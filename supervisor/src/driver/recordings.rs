@@ -16,6 +16,7 @@ use ipc::calls as call;
 use ipc::messages::{ProducerId, RoomId, RouterId, TransportId};
 use ipc::recorder::{RecorderAnswer, RecorderEvent, RecorderRequest};
 use monitor_api::{RecordedTrack, RecordingManifest};
+use signaling_api::{Notification, PeerId};
 use tokio::sync::mpsc;
 
 use crate::driver::node_link::NodeId;
@@ -76,6 +77,8 @@ struct Recording {
     busy: HashSet<ProducerId>,
     /// Tracks that ended, for the manifest, with their start (Unix ms) when known.
     ended: Vec<(RecordedTrack, Option<i64>)>,
+    /// Peers told that the room records (everyone in it, late joiners too).
+    told: HashSet<PeerId>,
 }
 
 /// The recordings of this host.
@@ -186,6 +189,7 @@ impl Recordings {
                 tracks: HashMap::new(),
                 busy: HashSet::new(),
                 ended: Vec::new(),
+                told: HashSet::new(),
             },
         );
         let recordings = Arc::downgrade(self);
@@ -295,11 +299,17 @@ impl Recordings {
             }
             return false;
         };
-        let (wanted, gone) = {
+        let (wanted, gone, untold) = {
             let mut state = self.state();
             let Some(recording) = state.get_mut(room) else {
                 return false;
             };
+            let untold: Vec<PeerId> = view
+                .peers
+                .keys()
+                .filter(|p| recording.told.insert(**p))
+                .copied()
+                .collect();
             let only = recording.manifest.peer.clone();
             let mut wanted = Vec::new();
             let mut present = HashSet::new();
@@ -341,8 +351,11 @@ impl Recordings {
                 .iter()
                 .filter_map(|p| recording.tracks.remove(p))
                 .collect();
-            (wanted, gone)
+            (wanted, gone, untold)
         };
+        if !untold.is_empty() {
+            rooms.notify(&untold, &Notification::Recording { active: true });
+        }
         for track in gone {
             let entry = self.end_track(track).await;
             self.with_recording(room, |r| r.ended.push(entry));
@@ -500,15 +513,20 @@ impl Recordings {
         (entry, started)
     }
 
-    /// Ends every track of `recording` and writes its final manifest.
+    /// Ends every track of `recording`, tells the room, and writes its final manifest.
     async fn finish(&self, recording: Recording, error: Option<String>) -> RecordingManifest {
         let Recording {
             folder,
             mut manifest,
             tracks,
             mut ended,
+            told,
             ..
         } = recording;
+        if let Some(rooms) = self.rooms.upgrade() {
+            let told: Vec<PeerId> = told.into_iter().collect();
+            rooms.notify(&told, &Notification::Recording { active: false });
+        }
         for (_, track) in tracks {
             ended.push(self.end_track(track).await);
         }

@@ -367,6 +367,15 @@ fn chromiums_camera_and_microphone_through_5_percent_loss_are_recorded_on_one_ti
     println!("{out}\n{stopped:#?}");
     assert_eq!(stopped.error, None);
     assert_eq!(stopped.tracks.len(), 2, "alice's audio and video only");
+    // Everyone in the room saw the page's recording mark, and saw it go at the stop.
+    for page in ["alice", "bob"] {
+        let on = out.find(&format!("{page}: recording mark on"));
+        let off = out.find(&format!("{page}: recording mark off"));
+        assert!(
+            on.is_some() && off.is_some() && on < off,
+            "{page}'s page did not show the recording on, then off:\n{out}"
+        );
+    }
     let folder = PathBuf::from(&stopped.folder);
     // (offset, duration) of audio and video.
     let mut timeline = std::collections::HashMap::new();

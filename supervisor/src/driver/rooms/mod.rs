@@ -491,6 +491,20 @@ impl Rooms {
         self.input(Input::Shutdown);
     }
 
+    /// Tells `peers` (whoever of them has a connection) `notification`, outside the room
+    /// core's order: for what the core does not decide, such as a recording's state.
+    pub fn notify(&self, peers: &[PeerId], notification: &signaling_api::Notification) {
+        let frame = notification.to_frame();
+        let state = self.state();
+        for peer in peers {
+            if let Some(outbox) = state.outboxes.get(peer) {
+                if !outbox.push(frame.clone()) {
+                    tracing::warn!(%peer, "a client that does not keep up: its session closes");
+                }
+            }
+        }
+    }
+
     /// The room `only`, or every room, as they are now (a snapshot: the core's lock is held
     /// only while it is taken).
     pub fn views(&self, only: Option<&RoomId>) -> HashMap<RoomId, RoomView> {
