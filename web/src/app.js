@@ -10,6 +10,7 @@ import { Signaling, signalingUrl } from './signaling.js';
 import { candidatePath, receptionStats } from './stats.js';
 import { LastN } from './lastn.js';
 import { moveMedia } from './move.js';
+import { openTransport } from './transports.js';
 import { Remote } from './remote.js';
 import { SIMULCAST, tileMarks } from './tiles.js';
 
@@ -449,44 +450,16 @@ async function consumeQueued() {
   }
 }
 
-async function createTransport(direction) {
-  // data: the transport carries the chat's data channels too.
-  const info = await request('createWebRtcTransport', { direction, data: true });
-  const options = {
-    id: info.transportId,
-    iceParameters: info.iceParameters,
-    iceCandidates: info.iceCandidates,
-    dtlsParameters: info.dtlsParameters,
-    sctpParameters: info.sctpParameters,
+function createTransport(direction) {
+  return openTransport(device, direction, {
+    request,
     iceServers,
     iceTransportPolicy,
-  };
-  const transport = direction === 'send' ? device.createSendTransport(options) : device.createRecvTransport(options);
-  transport.on('connect', ({ dtlsParameters }, ok, fail) => {
-    request('connectWebRtcTransport', { transportId: transport.id, dtlsParameters }).then(() => ok(), fail);
+    onState(connectionState) {
+      state.transports[direction] = connectionState;
+      render();
+    },
   });
-  if (direction === 'send') {
-    transport.on('produce', ({ kind, rtpParameters, appData }, ok, fail) => {
-      const data = { transportId: transport.id, kind, rtpParameters };
-      if (appData && Object.keys(appData).length) data.appData = appData;
-      request('produce', data).then(({ producerId }) => ok({ id: producerId }), fail);
-    });
-    transport.on('producedata', ({ sctpStreamParameters, label, protocol }, ok, fail) => {
-      const data = { transportId: transport.id, sctpStreamParameters, label, protocol };
-      request('produceData', data).then(({ dataProducerId }) => ok({ id: dataProducerId }), fail);
-    });
-  }
-  transport.on('connectionstatechange', (connectionState) => {
-    if (transport.closed) return;
-    state.transports[direction] = connectionState;
-    render();
-    if (connectionState === 'failed') {
-      request('restartIce', { transportId: transport.id })
-        .then(({ iceParameters }) => transport.restartIce({ iceParameters }))
-        .catch((e) => console.warn('ICE restart failed', e));
-    }
-  });
-  return transport;
 }
 
 async function consume(producerId, peerId, appData) {
