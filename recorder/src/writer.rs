@@ -68,7 +68,9 @@ impl Codec {
         match self {
             Codec::Opus => "rtpopusdepay ! opusparse ! webmmux",
             Codec::Vp8 => "rtpvp8depay request-keyframe=true wait-for-keyframe=true ! webmmux",
-            Codec::Vp9 => "rtpvp9depay request-keyframe=true wait-for-keyframe=true ! webmmux",
+            Codec::Vp9 => {
+                "rtpvp9depay request-keyframe=true wait-for-keyframe=true ! vp9parse ! webmmux"
+            }
             Codec::H264 => {
                 "rtph264depay request-keyframe=true wait-for-keyframe=true ! h264parse ! matroskamux"
             }

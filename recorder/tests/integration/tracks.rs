@@ -48,6 +48,29 @@ fn vp8_rtp_becomes_a_webm_file_with_every_frame_that_decodes_cleanly() {
 }
 
 #[test]
+fn vp9_rtp_becomes_a_webm_file_with_every_frame_that_decodes_cleanly() {
+    let path = record(Codec::Vp9, 98, 90_000, 5);
+    let (codec, frames, duration) = probe(&path);
+    println!("{}: {codec}, {frames} frames, {duration} s", path.display());
+    assert_eq!(codec, "vp9");
+    assert!((145..=150).contains(&frames), "{frames} frames");
+    assert_eq!(decode_errors(&path), "");
+    let _ = std::fs::remove_dir_all(path.parent().expect("its folder"));
+}
+
+#[test]
+fn h264_rtp_becomes_a_matroska_file_with_every_frame_that_decodes_cleanly() {
+    let path = record(Codec::H264, 102, 90_000, 5);
+    assert!(path.extension().is_some_and(|e| e == "mkv"));
+    let (codec, frames, duration) = probe(&path);
+    println!("{}: {codec}, {frames} frames, {duration} s", path.display());
+    assert_eq!(codec, "h264");
+    assert!((145..=150).contains(&frames), "{frames} frames");
+    assert_eq!(decode_errors(&path), "");
+    let _ = std::fs::remove_dir_all(path.parent().expect("its folder"));
+}
+
+#[test]
 fn opus_rtp_becomes_a_webm_file_of_the_right_length() {
     let path = record(Codec::Opus, 111, 48_000, 5);
     let (codec, frames, duration) = probe(&path);
