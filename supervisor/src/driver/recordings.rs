@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::driver::node_link::NodeId;
 use crate::driver::recorder_link::{RecorderLink, RecorderNews};
+use crate::driver::recording_plan::{plan, Has, Wanted};
 use crate::driver::rooms::Rooms;
 
 /// How often a recording catches up with its room.
@@ -304,54 +305,24 @@ impl Recordings {
             let Some(recording) = state.get_mut(room) else {
                 return false;
             };
-            let untold: Vec<PeerId> = view
-                .peers
-                .keys()
-                .filter(|p| recording.told.insert(**p))
-                .copied()
-                .collect();
-            let only = recording.manifest.peer.clone();
-            let mut wanted = Vec::new();
-            let mut present = HashSet::new();
-            for (peer_id, peer) in &view.peers {
-                let chosen = only
-                    .as_ref()
-                    .is_none_or(|p| *p == peer.display_name || *p == peer_id.to_string());
-                for (producer, p) in &peer.producers {
-                    present.insert(*producer);
-                    if !chosen
-                        || recording.tracks.contains_key(producer)
-                        || recording.busy.contains(producer)
-                    {
-                        continue;
-                    }
-                    let Some(router) = view.routers.get(&peer.router) else {
-                        continue;
-                    };
-                    recording.busy.insert(*producer);
-                    wanted.push((
-                        *producer,
-                        peer.router,
-                        router.node,
-                        peer.display_name.clone(),
-                        match p.kind {
-                            signaling_api::Kind::Audio => "audio".to_string(),
-                            signaling_api::Kind::Video => "video".to_string(),
-                        },
-                    ));
-                }
-            }
-            let gone: Vec<ProducerId> = recording
-                .tracks
-                .keys()
-                .filter(|p| !present.contains(p))
-                .copied()
-                .collect();
-            let gone: Vec<Track> = gone
+            let recorded: HashSet<ProducerId> = recording.tracks.keys().copied().collect();
+            let plan = plan(
+                view,
+                &Has {
+                    only: recording.manifest.peer.as_deref(),
+                    recorded: &recorded,
+                    busy: &recording.busy,
+                    told: &recording.told,
+                },
+            );
+            recording.told.extend(plan.tell.iter().copied());
+            recording.busy.extend(plan.tap.iter().map(|w| w.producer));
+            let gone: Vec<Track> = plan
+                .end
                 .iter()
                 .filter_map(|p| recording.tracks.remove(p))
                 .collect();
-            (wanted, gone, untold)
+            (plan.tap, gone, plan.tell)
         };
         if !untold.is_empty() {
             rooms.notify(&untold, &Notification::Recording { active: true });
@@ -360,13 +331,20 @@ impl Recordings {
             let entry = self.end_track(track).await;
             self.with_recording(room, |r| r.ended.push(entry));
         }
-        for (producer, router, node, peer, kind) in wanted {
+        for Wanted {
+            producer,
+            router,
+            node,
+            peer,
+            kind,
+        } in wanted
+        {
             let folder = match self.state().get(room) {
                 Some(r) => r.folder.clone(),
                 None => return false,
             };
             match self
-                .open_track(&rooms, &folder, producer, router, node, &peer, &kind)
+                .open_track(&rooms, &folder, producer, router, node, &peer, kind)
                 .await
             {
                 Ok(track) => {
