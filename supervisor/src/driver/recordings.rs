@@ -160,39 +160,58 @@ impl Recordings {
                 });
             }
         }
-        if self.state().contains_key(&room_id) {
-            return Err(RecordingError::AlreadyRecording(room.into()));
-        }
         let started = now_rfc3339();
-        let folder = dir.join(file_part(room)).join(started.replace(':', "-"));
         let manifest = RecordingManifest {
             room: room.into(),
-            folder: folder.display().to_string(),
-            started,
+            folder: String::new(),
+            started: started.clone(),
             stopped: None,
             peer,
             error: None,
             tracks: Vec::new(),
         };
+        // Claimed under the lock, so that two starts of one room cannot both go on.
+        {
+            let mut state = self.state();
+            if state.contains_key(&room_id) {
+                return Err(RecordingError::AlreadyRecording(room.into()));
+            }
+            state.insert(
+                room_id.clone(),
+                Recording {
+                    folder: PathBuf::new(),
+                    manifest: manifest.clone(),
+                    tracks: HashMap::new(),
+                    busy: HashSet::new(),
+                    ended: Vec::new(),
+                    told: HashSet::new(),
+                },
+            );
+        }
         // Made and written now, so that an unwritable folder is refused at once.
-        std::fs::create_dir_all(&folder)
-            .and_then(|()| write_manifest(&folder, &manifest))
-            .map_err(|e| RecordingError::Unwritable {
-                path: folder.display().to_string(),
-                reason: e.to_string(),
-            })?;
+        let parent = dir.join(file_part(room));
+        let made = new_folder(&parent, &started.replace(':', "-")).and_then(|folder| {
+            let manifest = RecordingManifest {
+                folder: folder.display().to_string(),
+                ..manifest
+            };
+            write_manifest(&folder, &manifest).map(|()| (folder, manifest))
+        });
+        let (folder, manifest) = match made {
+            Ok(made) => made,
+            Err(e) => {
+                self.state().remove(&room_id);
+                return Err(RecordingError::Unwritable {
+                    path: parent.display().to_string(),
+                    reason: e.to_string(),
+                });
+            }
+        };
         tracing::info!(room, folder = %folder.display(), "recording started");
-        self.state().insert(
-            room_id.clone(),
-            Recording {
-                folder,
-                manifest: manifest.clone(),
-                tracks: HashMap::new(),
-                busy: HashSet::new(),
-                ended: Vec::new(),
-                told: HashSet::new(),
-            },
-        );
+        self.with_recording(&room_id, |r| {
+            r.folder = folder.clone();
+            r.manifest = manifest.clone();
+        });
         let recordings = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut every = tokio::time::interval(RECONCILE_EVERY);
@@ -349,12 +368,16 @@ impl Recordings {
             {
                 Ok(track) => {
                     tracing::info!(%room, %producer, file = %track.entry.file, "recording a track");
-                    let kept = self.with_recording(room, |r| {
+                    let mut track = Some(track);
+                    self.with_recording(room, |r| {
                         r.busy.remove(&producer);
-                        r.tracks.insert(producer, track)
+                        if let Some(track) = track.take() {
+                            r.tracks.insert(producer, track);
+                        }
                     });
-                    if kept.is_none() {
-                        // Stopped meanwhile: nobody will end this track otherwise.
+                    if let Some(track) = track {
+                        // Stopped meanwhile: nobody else would end this track.
+                        self.end_track(track).await;
                         return false;
                     }
                 }
@@ -529,6 +552,27 @@ impl Recordings {
     }
 }
 
+/// A new folder `name` under `parent` (`name-2`, `name-3`, … when a recording of the same
+/// second exists: a stop and a start within a second must not share files).
+fn new_folder(parent: &Path, name: &str) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(parent)?;
+    for n in 1..100 {
+        let folder = if n == 1 {
+            parent.join(name)
+        } else {
+            parent.join(format!("{name}-{n}"))
+        };
+        match std::fs::create_dir(&folder) {
+            Ok(()) => return Ok(folder),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other(
+        "99 recordings of this room in one second",
+    ))
+}
+
 fn write_manifest(folder: &Path, manifest: &RecordingManifest) -> std::io::Result<()> {
     let text = serde_json::to_string_pretty(manifest)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
@@ -541,6 +585,16 @@ fn write_manifest(folder: &Path, manifest: &RecordingManifest) -> std::io::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recording_started_in_the_same_second_as_another_gets_a_folder_of_its_own() {
+        let parent = std::env::temp_dir().join(format!("sfu-new-folder-{}", std::process::id()));
+        let first = new_folder(&parent, "2026-12-07T09-18-19Z").expect("first");
+        let second = new_folder(&parent, "2026-12-07T09-18-19Z").expect("second");
+        assert_ne!(first, second);
+        assert!(second.ends_with("2026-12-07T09-18-19Z-2"), "{second:?}");
+        let _ = std::fs::remove_dir_all(&parent);
+    }
 
     #[test]
     fn file_names_keep_letters_digits_dashes_and_underscores_only() {

@@ -85,16 +85,10 @@ fn decode_errors(path: &Path) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-fn record_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sfu-test-rec-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("record dir");
-    dir
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_track_of_a_room_is_recorded_to_a_file_that_plays_with_its_offset_in_the_manifest() {
-    let dir = record_dir("files");
+/// An SFU recording into a fresh folder `name`, and GStreamer's WHIP publisher sending into
+/// `room` for `seconds`.
+fn publishing(name: &str, room: &str, seconds: u32) -> (PathBuf, Sfu, tokio::process::Child) {
+    let dir = record_dir(name);
     let sfu = start_for_libnice(
         &[
             "--record-dir",
@@ -104,8 +98,21 @@ async fn each_track_of_a_room_is_recorded_to_a_file_that_plays_with_its_offset_i
         ],
         None,
     );
-    let url = format!("http://127.0.0.1:{}/whip/lesson", sfu.port);
-    let whip = publisher(&url, 18, None);
+    let url = format!("http://127.0.0.1:{}/whip/{room}", sfu.port);
+    let whip = publisher(&url, seconds, None);
+    (dir, sfu, whip)
+}
+
+fn record_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sfu-test-rec-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("record dir");
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_track_of_a_room_is_recorded_to_a_file_that_plays_with_its_offset_in_the_manifest() {
+    let (dir, sfu, whip) = publishing("files", "lesson", 18);
     let started = start_when_the_room_exists(&sfu, "lesson").await;
     assert!(started.stopped.is_none());
     assert!(started.folder.starts_with(dir.to_str().expect("path")));
@@ -177,18 +184,7 @@ async fn each_track_of_a_room_is_recorded_to_a_file_that_plays_with_its_offset_i
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorder_killed_mid_way_leaves_files_that_play_and_recording_starts_again() {
-    let dir = record_dir("kill");
-    let sfu = start_for_libnice(
-        &[
-            "--record-dir",
-            dir.to_str().expect("path"),
-            "--monitor-token",
-            TOKEN,
-        ],
-        None,
-    );
-    let url = format!("http://127.0.0.1:{}/whip/class", sfu.port);
-    let whip = publisher(&url, 20, None);
+    let (dir, sfu, whip) = publishing("kill", "class", 20);
     let first = start_when_the_room_exists(&sfu, "class").await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let recorders = sfu.children_named("recorder");
