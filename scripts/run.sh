@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/setup.sh
-# Only what runs: the supervisor, the node it spawns and the monitor (the test suite builds
+# Only what runs: the supervisor, the node and recorder it spawns, and the monitor (the test suite builds
 # every test and benchmark on its own, scripts/test.sh).
-cargo build --locked --bin supervisor --bin node --bin monitor
+cargo build --locked --bin supervisor --bin node --bin monitor --bin recorder
 exec target/debug/supervisor "$@"
