@@ -244,8 +244,12 @@ fn eight_browser_tabs_with_room_for_three_tiles_show_the_three_latest_speakers()
     crate::browser::check_prerequisites();
     let sfu = Sfu::start(&[]);
     let url = format!("http://127.0.0.1:{}", sfu.port);
-    let stdout =
-        crate::browser::run_browser_script("last_n.mjs", &url, &[], Duration::from_secs(240));
+    let stdout = crate::browser::run_browser_script(
+        "last_n.mjs",
+        &url,
+        &[("SFU_EXCLUSIVE", "1")],
+        Duration::from_secs(240),
+    );
     assert!(
         stdout.contains("last-N: every page shows the 3 latest speakers and decodes their video"),
         "{stdout}"

@@ -331,6 +331,8 @@ fn chromiums_camera_and_microphone_through_5_percent_loss_are_recorded_on_one_ti
         ("SFU_SECURE_ORIGINS".into(), url.clone()),
         // The call lasts while it is recorded.
         ("SFU_HOLD_MS".into(), "16000".into()),
+        // Its timeline is measured: no other pages' load beside it.
+        ("SFU_EXCLUSIVE".into(), "1".into()),
     ];
     let node = net.command("node");
     let browser = std::thread::spawn(move || {
