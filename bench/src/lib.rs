@@ -4,6 +4,7 @@
 
 pub mod chart;
 pub mod measure;
+pub mod recording;
 pub mod report;
 pub mod scenario;
 pub mod sut;

@@ -11,6 +11,7 @@ use anyhow::Context;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::recording::{Recording, Written};
 use crate::scenario::{Scenario, Step};
 use crate::sut::{clock_ticks, Running, Setup, Sfu};
 
@@ -51,6 +52,10 @@ pub struct Row {
     pub loadgen_cpu_pct: f64,
     /// The loadgen was the bottleneck.
     pub loadgen_saturated: bool,
+    /// CPU of our recorder process alone, percent of one core (recording steps).
+    pub recorder_cpu_pct: Option<f64>,
+    /// What a recording step wrote.
+    pub written: Option<Written>,
     /// Every stream flowed and nobody failed.
     pub passed: bool,
     /// The loadgen's summary, as printed.
@@ -61,6 +66,7 @@ struct Sample {
     at: Instant,
     root: u64,
     all: u64,
+    recorder: u64,
 }
 
 fn pair(v: &Value) -> Option<(f64, f64)> {
@@ -69,7 +75,17 @@ fn pair(v: &Value) -> Option<(f64, f64)> {
 
 /// Runs `step` of `scenario` against `sfu`.
 pub fn run_step(setup: &Setup, scenario: Scenario, sfu: Sfu, step: &Step) -> anyhow::Result<Row> {
-    let mut running = Running::start(sfu, setup, &step.sfu_args)?;
+    let recording = step
+        .record
+        .then(|| Recording::prepare(setup, sfu, &step.label))
+        .transpose()?;
+    let mut sfu_args = step.sfu_args.clone();
+    let mut load_args = step.args.clone();
+    if let Some(recording) = &recording {
+        sfu_args.extend(recording.sfu_args.iter().cloned());
+        load_args.extend(recording.loadgen_args.iter().cloned());
+    }
+    let mut running = Running::start(sfu, setup, &sfu_args)?;
     let at_start = running.cpu_ticks();
     let target = match sfu {
         Sfu::Ours => "sfu",
@@ -80,7 +96,7 @@ pub fn run_step(setup: &Setup, scenario: Scenario, sfu: Sfu, step: &Step) -> any
         .arg(setup.bin_dir.join("loadgen"))
         .args(["--target", target, "--url", &running.url, "--json"])
         .args(["--room-prefix", &format!("bench-{}", std::process::id())])
-        .args(&step.args)
+        .args(&load_args)
         .env_remove("SFU_JOIN_TOKEN")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -107,6 +123,7 @@ pub fn run_step(setup: &Setup, scenario: Scenario, sfu: Sfu, step: &Step) -> any
                 at: Instant::now(),
                 root,
                 all,
+                recorder: running.cpu_ticks_named("recorder"),
             };
             if first.is_none() {
                 first = Some(sample);
@@ -120,6 +137,10 @@ pub fn run_step(setup: &Setup, scenario: Scenario, sfu: Sfu, step: &Step) -> any
     let output = child
         .wait_with_output()
         .context("waiting for the loadgen")?;
+    // The loadgen left: the rooms closed and their recordings ended.
+    if let Some(recording) = &recording {
+        recording.wait_finished(sfu);
+    }
     let peak_rss = running.peak_rss();
     let at_end = running.cpu_ticks();
     let supervisor_share_pct = (sfu == Sfu::Ours && at_end.1 > at_start.1)
@@ -138,17 +159,23 @@ pub fn run_step(setup: &Setup, scenario: Scenario, sfu: Sfu, step: &Step) -> any
         )
     })?;
     let ticks = clock_ticks();
-    let (cpu_pct, supervisor_cpu_pct) = match (&first, &last) {
+    let (cpu_pct, supervisor_cpu_pct, recorder_cpu_pct) = match (&first, &last) {
         (Some(a), Some(b)) => {
             let secs = b.at.duration_since(a.at).as_secs_f64().max(1e-3);
             let pct = |t: u64| t as f64 / ticks / secs * 100.0;
             (
-                pct(b.all - a.all),
-                (sfu == Sfu::Ours).then(|| pct(b.root - a.root)),
+                pct(b.all.saturating_sub(a.all)),
+                (sfu == Sfu::Ours).then(|| pct(b.root.saturating_sub(a.root))),
+                (sfu == Sfu::Ours && recording.is_some())
+                    .then(|| pct(b.recorder.saturating_sub(a.recorder))),
             )
         }
-        _ => (0.0, None),
+        _ => (0.0, None, None),
     };
+    let written = recording.as_ref().map(|r| r.written(sfu));
+    if let Some(recording) = &recording {
+        recording.remove();
+    }
     let packets_per_s = raw["packets_per_s"].as_f64().unwrap_or(0.0);
     let cpu_us_per_packet =
         (packets_per_s > 0.0 && cpu_pct > 0.0).then(|| cpu_pct / 100.0 / packets_per_s * 1e6);
@@ -173,6 +200,8 @@ pub fn run_step(setup: &Setup, scenario: Scenario, sfu: Sfu, step: &Step) -> any
         peak_rss_mb: peak_rss as f64 / 1e6,
         loadgen_cpu_pct: raw["loadgen_cpu_pct"].as_f64().unwrap_or(0.0),
         loadgen_saturated: raw["loadgen_saturated"].as_bool().unwrap_or(false),
+        recorder_cpu_pct,
+        written,
         passed: output.status.success(),
         raw,
     })

@@ -17,6 +17,9 @@ fn latency(v: Option<(f64, f64)>) -> String {
 
 /// The table of `scenario`.
 pub fn table(scenario: Scenario, rows: &[Row]) -> String {
+    if scenario == Scenario::Recording {
+        return recording_table(rows);
+    }
     let mut out = String::new();
     let _ = writeln!(out, "### {}\n", scenario.title());
     let _ = writeln!(
@@ -66,6 +69,62 @@ pub fn table(scenario: Scenario, rows: &[Row]) -> String {
             out,
             "\nJanus' CPU per forwarded packet over ours (above 1: ours is cheaper): {}",
             ratios.join(", ")
+        );
+    }
+    out
+}
+
+/// The recording scenario: each recorded step beside the same load unrecorded, the CPU a
+/// recorded track adds, and how many tracks a core would record at that cost.
+fn recording_table(rows: &[Row]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "### {}\n", Scenario::Recording.title());
+    let _ = writeln!(
+        out,
+        "| SFU | step | tracks written | MB written | CPU % of one core | added by recording, CPU % per track | recorder process CPU % | tracks per core at that cost | lost for good (packets) | failed tracks | subscribers' loss % | ok |"
+    );
+    let _ = writeln!(
+        out,
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    );
+    let recording = rows.iter().filter(|r| r.scenario == Scenario::Recording);
+    for row in recording.clone() {
+        let written = row.written.clone().unwrap_or_default();
+        let plain = row.written.as_ref().and_then(|_| {
+            let label = row.step.trim_end_matches(" recorded");
+            recording
+                .clone()
+                .find(|r| r.sfu == row.sfu && r.step == label && r.written.is_none())
+        });
+        let per_track = plain
+            .filter(|_| written.tracks > 0)
+            .map(|p| (row.cpu_pct - p.cpu_pct) / written.tracks as f64);
+        // Ours: the recorder alone (it is a process that could have a core of its own);
+        // Janus: what recording added to Janus.
+        let cost = match row.recorder_cpu_pct {
+            Some(recorder) if written.tracks > 0 => Some(recorder / written.tracks as f64),
+            _ => per_track,
+        };
+        let per_core = cost.filter(|c| *c > 0.0).map(|c| 100.0 / c);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {:.2} | {} |",
+            row.sfu.label(),
+            row.step,
+            row.written
+                .as_ref()
+                .map_or("–".into(), |w| w.tracks.to_string()),
+            row.written
+                .as_ref()
+                .map_or("–".into(), |w| format!("{:.1}", w.bytes as f64 / 1e6)),
+            row.cpu_pct,
+            opt(per_track, 2),
+            opt(row.recorder_cpu_pct, 1),
+            opt(per_core, 0),
+            written.lost_packets.map_or("–".into(), |l| l.to_string()),
+            written.failed_tracks.map_or("–".into(), |f| f.to_string()),
+            row.loss_pct,
+            if row.passed { "yes" } else { "**no**" },
         );
     }
     out

@@ -32,6 +32,9 @@ pub enum Scenario {
     /// 20 rooms of 1 publisher and 10 subscribers: a port per transport, then one port per
     /// worker (`RTC_PORT`), each over UDP and over ICE-TCP (Janus: UDP, a port per transport).
     IcePaths,
+    /// R rooms of 1 publisher and 1 subscriber, then the same with every room recorded:
+    /// what a recorded track costs, and how many one core records without loss.
+    Recording,
 }
 
 /// One step of a scenario.
@@ -48,6 +51,8 @@ pub struct Step {
     pub sfu_args: Vec<String>,
     /// A step of a feature Janus lacks: run against our SFU only.
     pub ours_only: bool,
+    /// Every room is recorded (see `recording`).
+    pub record: bool,
 }
 
 /// The loadgen's arguments for 20 rooms of 1 publisher and 10 subscribers, joining at 50 a
@@ -74,12 +79,13 @@ fn step(label: String, x: u32, args: &[&str]) -> Step {
         args: args.iter().map(|a| a.to_string()).collect(),
         sfu_args: Vec::new(),
         ours_only: false,
+        record: false,
     }
 }
 
 impl Scenario {
     /// Every scenario, in the order.
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 11] = [
         Scenario::Audio,
         Scenario::Fanout,
         Scenario::Meetings,
@@ -90,6 +96,7 @@ impl Scenario {
         Scenario::Webinar,
         Scenario::Whip,
         Scenario::IcePaths,
+        Scenario::Recording,
     ];
 
     /// Its title in the results.
@@ -117,6 +124,9 @@ impl Scenario {
             }
             Scenario::Whip => {
                 "WHIP in, WHEP out: 20 rooms × (1 publisher + 10 viewers) over /ws, then 20 WHIP publishers and 200 WHEP viewers (ours only)"
+            }
+            Scenario::Recording => {
+                "Recording: R rooms × (1 publisher of Opus + 600 kbit/s VP8, 1 subscriber), then every room recorded (2 tracks a room; ours: the recorder process, WebM files; Janus: its VideoRoom's `.mjr` RTP dumps, which need janus-pp-rec afterwards)"
             }
             Scenario::IcePaths => {
                 "Ports and ICE-TCP: 20 rooms × (1 publisher + 10 subscribers), a port per transport then one port per worker (RTC_PORT), over UDP then over ICE-TCP (ours only past the first)"
@@ -320,6 +330,45 @@ impl Scenario {
                     ours("port range, ICE-TCP", 3, &tcp, Vec::new()),
                     ours("RTC_PORT, ICE-TCP", 4, &tcp, one_port),
                 ]
+            }
+            Scenario::Recording => {
+                let rs: &[u32] = if quick { &[10] } else { &[10, 25, 50, 100] };
+                // The default SFU arguments, which the recording arguments are added to.
+                let sfu_args = ["--workers-per-node", "1", "--max-consumers-per-worker"]
+                    .into_iter()
+                    .chain(["1000000"])
+                    .map(String::from)
+                    .collect::<Vec<_>>();
+                let mut steps = Vec::new();
+                for &r in rs {
+                    let rooms = r.to_string();
+                    let load = [
+                        "--rooms",
+                        &rooms,
+                        "--publishers",
+                        "1",
+                        "--subscribers",
+                        "1",
+                        "--ramp",
+                        "50",
+                        "--duration",
+                        duration,
+                    ];
+                    let plain = Step {
+                        sfu_args: sfu_args.clone(),
+                        ..step(format!("R={r}"), 2 * r, &load)
+                    };
+                    let recorded = Step {
+                        record: true,
+                        ..step(format!("R={r} recorded"), 2 * r, &load)
+                    };
+                    steps.push(plain.clone());
+                    steps.push(Step {
+                        sfu_args: plain.sfu_args,
+                        ..recorded
+                    });
+                }
+                steps
             }
             Scenario::Idle => {
                 let joined = [

@@ -146,6 +146,17 @@ impl Running {
         (root, all)
     }
 
+    /// CPU ticks of the processes below the root whose command is `comm` (our `recorder`).
+    pub fn cpu_ticks_named(&self, comm: &str) -> u64 {
+        descendants(self.pid())
+            .into_iter()
+            .filter(|p| {
+                fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == comm)
+            })
+            .filter_map(stat_ticks)
+            .sum()
+    }
+
     /// Peak resident memory of the whole tree (sum of each process' VmHWM), in bytes.
     pub fn peak_rss(&self) -> u64 {
         let mut pids = descendants(self.pid());

@@ -118,6 +118,14 @@ pub struct Args {
     /// transport, as a client whose only way out is TURN (our SFU over `/ws` only).
     #[arg(long)]
     pub turn: bool,
+    /// Record every room: its first publisher starts the recording once it publishes
+    /// (`startRecording`; the SFU needs RECORD_DIR and --token must grant canRecord); with
+    /// --target janus the rooms are created with Janus' recording on.
+    #[arg(long)]
+    pub record: bool,
+    /// Where Janus writes the recordings (`.mjr`) of --record [default: Janus' own folder].
+    #[arg(long, value_name = "DIR", requires = "record")]
+    pub janus_rec_dir: Option<String>,
 }
 
 impl Args {

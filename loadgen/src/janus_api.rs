@@ -95,6 +95,12 @@ pub enum VideoRoomRequest {
         permanent: bool,
         /// Shown in `list`.
         is_private: bool,
+        /// Record every publisher (`.mjr` files).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        record: bool,
+        /// Where the recordings go.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rec_dir: Option<String>,
     },
     /// Destroy a room.
     Destroy {

@@ -48,6 +48,7 @@ impl JanusTarget {
         tls: Arc<rustls::ClientConfig>,
         local_ip: IpAddr,
         rooms: &[String],
+        recording: Option<Option<String>>,
     ) -> anyhow::Result<JanusTarget> {
         let mut session = JanusSession::open(url, &tls).await.map_err(|e| {
             anyhow::anyhow!("{e} (is Janus running with its WebSocket transport at {url}?)")
@@ -71,6 +72,8 @@ impl JanusTarget {
                         videocodec: "vp8",
                         permanent: false,
                         is_private: false,
+                        record: recording.is_some(),
+                        rec_dir: recording.clone().flatten(),
                     },
                     None,
                 )

@@ -24,6 +24,8 @@ pub struct Plan {
     pub last_n: Option<u32>,
     /// What it publishes.
     pub media: MediaPlan,
+    /// It starts the recording of its room once it publishes.
+    pub record: bool,
 }
 
 /// The media of a publisher.

@@ -446,6 +446,7 @@ mod tests {
                 idle: false,
                 no_transports: false,
             },
+            record: false,
         }))
     }
 

@@ -42,6 +42,7 @@ pub fn plans(args: &Args) -> Vec<Plan> {
                     publish,
                     last_n: args.last_n,
                     media,
+                    record: args.record && publish && i == 0,
                 });
             }
         }
@@ -90,7 +91,9 @@ pub async fn run(args: &Args, tls: Arc<rustls::ClientConfig>) -> anyhow::Result<
             let rooms: Vec<String> = (0..args.rooms)
                 .map(|r| format!("{}-{r}", args.room_prefix))
                 .collect();
-            let target = JanusTarget::prepare(&args.url(), tls, args.local_ip, &rooms).await?;
+            let recording = args.record.then(|| args.janus_rec_dir.clone());
+            let target =
+                JanusTarget::prepare(&args.url(), tls, args.local_ip, &rooms, recording).await?;
             Target::Janus(Arc::new(target))
         }
     };

@@ -178,6 +178,11 @@ async fn participate(
         return stay_joined(signaling, stop).await;
     }
     let mut send = publish(target, &mut signaling, record, pts).await?;
+    if plan.record {
+        signaling
+            .call(&signaling_api::StartRecordingArgs::default())
+            .await?;
+    }
     let mut receiver = Receiver::open(target, &mut signaling, record, pts).await?;
     // After a move (mediaMoving): the old transports, closed once the others had time to
     // take this participant's new producers.

@@ -9,7 +9,7 @@ use crate::{
     ConnectTransportArgs, ConsumeArgs, ConsumeDataArgs, Consumed, ConsumerArgs,
     CreateTransportArgs, DataConsumed, DataProduced, Done, IceRestarted, JoinArgs, Joined,
     LastNArgs, Method, PreferredLayersArgs, ProduceArgs, ProduceDataArgs, Produced, ProducerArgs,
-    ResumeArgs, Resumed, RouterCapabilities, TransportArgs, TransportCreated,
+    ResumeArgs, Resumed, RouterCapabilities, StartRecordingArgs, TransportArgs, TransportCreated,
 };
 
 /// A request of the protocol: its method, and what a success answers.
@@ -39,6 +39,10 @@ macro_rules! calls {
 /// A request without arguments: `leave`.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct Leave {}
+
+/// A request without arguments: `stopRecording`.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct StopRecording {}
 
 /// A request without arguments: `getRouterRtpCapabilities`.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
@@ -95,6 +99,8 @@ calls! {
     ProduceDataArgs => ProduceData -> DataProduced;
     ConsumeDataArgs => ConsumeData -> DataConsumed;
     LastNArgs => SetLastN -> Done;
+    StartRecordingArgs => StartRecording -> Done;
+    StopRecording => StopRecording -> Done;
 }
 
 #[cfg(test)]

@@ -114,7 +114,9 @@ fn how_documented(method: Method) -> Documented {
         | Method::SetConsumerPreferredLayers
         | Method::ProduceData
         | Method::ConsumeData
-        | Method::SetLastN => Documented::Example,
+        | Method::SetLastN
+        | Method::StartRecording
+        | Method::StopRecording => Documented::Example,
         Method::CloseTransport
         | Method::PauseProducer
         | Method::ResumeProducer

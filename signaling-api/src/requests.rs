@@ -52,11 +52,15 @@ pub enum Method {
     ConsumeData,
     /// How many videos to receive (last-N) and which to keep regardless (pins).
     SetLastN,
+    /// Record the room (a join token with `canRecord`).
+    StartRecording,
+    /// Stop recording the room (a join token with `canRecord`).
+    StopRecording,
 }
 
 impl Method {
     /// Every method (a test holds it to docs/protocol.md).
-    pub const ALL: [Method; 20] = [
+    pub const ALL: [Method; 22] = [
         Method::Join,
         Method::Resume,
         Method::Leave,
@@ -77,6 +81,8 @@ impl Method {
         Method::ProduceData,
         Method::ConsumeData,
         Method::SetLastN,
+        Method::StartRecording,
+        Method::StopRecording,
     ];
 
     /// The method named `name`, or `unknown_method`.
@@ -142,6 +148,10 @@ pub enum Request {
     },
     /// `setLastN`.
     SetLastN(LastNArgs),
+    /// `startRecording`.
+    StartRecording(StartRecordingArgs),
+    /// `stopRecording`.
+    StopRecording,
     /// `pauseConsumer`, `resumeConsumer`, `closeConsumer`, `setConsumerPreferredLayers`.
     Consumer {
         /// Which consumer.
@@ -198,6 +208,8 @@ impl Request {
             Method::ProduceData => Ok(Request::ProduceData(args(method, data)?)),
             Method::ConsumeData => Ok(Request::ConsumeData(args(method, data)?)),
             Method::SetLastN => Ok(Request::SetLastN(args(method, data)?)),
+            Method::StartRecording => Ok(Request::StartRecording(args(method, data)?)),
+            Method::StopRecording => Ok(Request::StopRecording),
             Method::PauseProducer => producer(ProducerAction::Pause, data),
             Method::ResumeProducer => producer(ProducerAction::Resume, data),
             Method::CloseProducer => producer(ProducerAction::Close, data),
@@ -290,6 +302,15 @@ pub struct LastNArgs {
     /// room finds it speaking (its first syllables are not), so meetings keep the default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loudest: Option<u32>,
+}
+
+/// Arguments of `startRecording`: every track of the room, or only `peer`'s.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartRecordingArgs {
+    /// Record only this participant (its peer id or display name); absent: everyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
 }
 
 /// At most this many pins in `setLastN`.

@@ -251,6 +251,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Arc::downgrade(&rooms),
     ));
     tokio::spawn(recordings.clone().follow_recorder(recorder_news_rx));
+    rooms.set_recordings(recordings.clone());
     let monitor = Monitor {
         token: config.monitor_token.clone(),
         keepalive,

@@ -282,6 +282,10 @@ pub struct TokenArgs {
     /// The holder may not subscribe (`consume` is refused `forbidden`).
     #[arg(long)]
     pub no_subscribe: bool,
+    /// The holder may start and stop the recording of its room (`startRecording`,
+    /// `stopRecording`; needs RECORD_DIR).
+    #[arg(long)]
+    pub can_record: bool,
 }
 
 fn ice_consent_timeout(text: &str) -> Result<u8, String> {

@@ -60,6 +60,9 @@ impl Routers {
             .map_err(|e| media_error("create recording transport", e))?;
         let mut options = ConsumerOptions::new(source.id(), recorder_capabilities(&r)?);
         options.paused = true;
+        // mediasoup keeps NACK (and a retransmission buffer) for audio consumers only with
+        // this on; the capabilities hold no RTX codec, so nothing is sent as RTX.
+        options.enable_rtx = Some(true);
         let consumer = transport
             .consume(options)
             .await

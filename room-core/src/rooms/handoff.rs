@@ -89,6 +89,9 @@ pub struct PeerExport {
     pub display_name: String,
     /// May publish / subscribe.
     pub rights: (bool, bool),
+    /// May record (absent from a host that predates recording: no).
+    #[serde(default)]
+    pub may_record: bool,
     /// Its join token's identity.
     pub identity: Option<String>,
     /// Its join token's expiry (Unix seconds).
@@ -164,6 +167,7 @@ fn export_peer(id: PeerId, p: &Peer, token: Option<String>) -> PeerExport {
         router: p.router,
         display_name: p.display_name.clone(),
         rights: (p.rights.publish, p.rights.subscribe),
+        may_record: p.rights.record,
         identity: p.identity.clone(),
         token_expires_at: p.token_expires_at,
         via: p.via,
@@ -211,6 +215,7 @@ fn import_peer(p: &PeerExport, now: Instant, away: Option<Instant>) -> Peer {
         rights: Rights {
             publish: p.rights.0,
             subscribe: p.rights.1,
+            record: p.may_record,
         },
         identity: p.identity.clone(),
         token_expires_at: p.token_expires_at,

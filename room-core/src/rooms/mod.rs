@@ -76,21 +76,31 @@ pub struct Limits {
     pub list_watchers_up_to: usize,
 }
 
-/// What a peer may do in its room: its join token's grant, or everything when the SFU runs
-/// without join tokens.
+/// What a peer may do in its room: its join token's grant, or [`Rights::OPEN`] when the SFU
+/// runs without join tokens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rights {
     /// May produce.
     pub publish: bool,
     /// May consume.
     pub subscribe: bool,
+    /// May start and stop the room's recording.
+    pub record: bool,
 }
 
 impl Rights {
-    /// Publish and subscribe.
+    /// Publish, subscribe and record.
     pub const ALL: Rights = Rights {
         publish: true,
         subscribe: true,
+        record: true,
+    };
+    /// Without join tokens: publish and subscribe; recording is the admin's (the monitor),
+    /// so that nobody who merely reaches the port can fill the SFU's disk.
+    pub const OPEN: Rights = Rights {
+        publish: true,
+        subscribe: true,
+        record: false,
     };
 }
 
@@ -134,7 +144,7 @@ impl Via {
 
 impl Default for Rights {
     fn default() -> Self {
-        Rights::ALL
+        Rights::OPEN
     }
 }
 

@@ -9,8 +9,23 @@ use signaling_api::{
 use super::contract::Step;
 use super::{RoomCore, Target};
 use crate::NodeId;
+use ipc::messages::RoomId;
 
 impl RoomCore {
+    /// The room `peer` may start or stop recording: the recording itself runs outside the
+    /// core (a recorder process, files), so the driver asks this first.
+    pub fn recording_room(&self, peer: PeerId) -> Result<RoomId, ClientError> {
+        let (room, _) = self.room_of_peer(peer)?;
+        let (_, me) = self.peer(peer)?;
+        if !me.rights.record {
+            return Err(ClientError::new(
+                ClientErrorCode::Forbidden,
+                "the join token does not allow recording (canRecord)",
+            ));
+        }
+        Ok(room.clone())
+    }
+
     pub(super) fn begin(&mut self, peer: PeerId, request: Request) -> Result<Begun, ClientError> {
         let done = |target: Target, request: call::Request| {
             Ok(Begun::Call(target.node, request, Step::Done))
@@ -19,6 +34,10 @@ impl RoomCore {
             Request::Join(_) | Request::Resume(_) => Err(ClientError::new(
                 ClientErrorCode::Internal,
                 "join and resume are inputs of their own",
+            )),
+            Request::StartRecording(_) | Request::StopRecording => Err(ClientError::new(
+                ClientErrorCode::Internal,
+                "recordings are the driver's (see RoomCore::recording_room)",
             )),
             Request::Leave => {
                 self.handle_leave(peer)?;

@@ -36,6 +36,9 @@ pub struct Claims {
     /// May subscribe (consume); true when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub can_subscribe: Option<bool>,
+    /// May start and stop the room's recording; false when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub can_record: Option<bool>,
     /// Expiry, seconds since the Unix epoch (required).
     pub exp: u64,
     /// Not valid before, seconds since the Unix epoch.
@@ -54,6 +57,8 @@ pub struct Grant {
     pub can_publish: bool,
     /// `canSubscribe`.
     pub can_subscribe: bool,
+    /// `canRecord`.
+    pub can_record: bool,
     /// `exp`: a session admitted with it is not resumed after this (Unix seconds).
     pub expires_at: u64,
 }
@@ -185,6 +190,7 @@ impl JoinVerifier {
             name: claims.name,
             can_publish: claims.can_publish.unwrap_or(true),
             can_subscribe: claims.can_subscribe.unwrap_or(true),
+            can_record: claims.can_record.unwrap_or(false),
             expires_at: claims.exp,
         })
     }
@@ -216,6 +222,7 @@ pub fn token_command(
         name: args.name.clone(),
         can_publish: args.no_publish.then_some(false),
         can_subscribe: args.no_subscribe.then_some(false),
+        can_record: args.can_record.then_some(true),
         exp: now.saturating_add(args.ttl.as_secs()),
         nbf: None,
     };
@@ -243,6 +250,7 @@ mod tests {
             name: Some("Alice".into()),
             can_publish: None,
             can_subscribe: Some(false),
+            can_record: None,
             exp: NOW + 3600,
             nbf: None,
         }
@@ -264,6 +272,7 @@ mod tests {
                 name: Some("Alice".into()),
                 can_publish: true,
                 can_subscribe: false,
+                can_record: false,
                 expires_at: NOW + 3600,
             })
         );

@@ -32,6 +32,7 @@ mod ports;
 mod proxies;
 mod public_keys;
 mod recording;
+mod recording_participants;
 mod resume;
 mod spanning;
 mod speakers;

@@ -49,6 +49,7 @@ fn signed(algorithm: Algorithm, key: &EncodingKey, room: &str, identity: &str) -
         name: None,
         can_publish: None,
         can_subscribe: None,
+        can_record: None,
         exp: unix_now() + 600,
         nbf: None,
     };

@@ -52,7 +52,7 @@ async fn start_when_the_room_exists(sfu: &Sfu, room: &str) -> RecordingManifest 
 }
 
 /// ffprobe's codec, decoded frame count and duration (s) of a file's one stream.
-fn probe(path: &Path) -> (String, u64, f64) {
+pub(crate) fn probe(path: &Path) -> (String, u64, f64) {
     let output = Command::new("ffprobe")
         .args(["-v", "error", "-count_frames", "-show_entries"])
         .arg("stream=codec_name,nb_read_frames:format=duration")
@@ -75,7 +75,7 @@ fn probe(path: &Path) -> (String, u64, f64) {
 }
 
 /// What ffmpeg prints decoding the whole file (nothing when it decodes cleanly).
-fn decode_errors(path: &Path) -> String {
+pub(crate) fn decode_errors(path: &Path) -> String {
     let output = Command::new("ffmpeg")
         .args(["-hide_banner", "-v", "error", "-i"])
         .arg(path)

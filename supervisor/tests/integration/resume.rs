@@ -270,6 +270,7 @@ async fn a_room_that_moved_while_away_is_told_on_resume_and_no_join_token_is_ask
         name: None,
         can_publish: None,
         can_subscribe: None,
+        can_record: None,
         exp: unix_now() + 600,
         nbf: None,
     };

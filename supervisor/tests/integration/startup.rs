@@ -196,6 +196,7 @@ async fn secrets_read_from_files_work_as_the_variables_do() {
         name: None,
         can_publish: None,
         can_subscribe: None,
+        can_record: None,
         exp: supervisor::join_tokens::unix_now() + 600,
         nbf: None,
     };

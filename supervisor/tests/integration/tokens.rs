@@ -57,6 +57,7 @@ fn crafted(secret: &str, room: &str, edit: impl FnOnce(&mut Claims)) -> String {
         name: None,
         can_publish: None,
         can_subscribe: None,
+        can_record: None,
         exp: unix_now() + 600,
         nbf: None,
     };

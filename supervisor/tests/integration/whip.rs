@@ -461,6 +461,7 @@ async fn bad_offers_tokens_and_etags_get_clear_statuses_and_leave_nobody_behind(
             name: None,
             can_publish: Some(publish),
             can_subscribe: None,
+            can_record: None,
             exp: unix_now() + 600,
             nbf: None,
         };

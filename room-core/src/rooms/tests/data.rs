@@ -409,6 +409,7 @@ fn data_channels_need_the_same_grants_as_media() {
         Rights {
             publish: false,
             subscribe: true,
+            record: false,
         },
     );
     let listener_send = transport(&mut core, listener, Direction::Send);
@@ -424,6 +425,7 @@ fn data_channels_need_the_same_grants_as_media() {
         Rights {
             publish: true,
             subscribe: false,
+            record: false,
         },
     );
     let speaker_recv = transport(&mut core, speaker, Direction::Recv);

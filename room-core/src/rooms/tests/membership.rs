@@ -138,6 +138,7 @@ fn a_token_without_publish_or_subscribe_rights_is_forbidden_that() {
     let listen_only = Rights {
         publish: false,
         subscribe: true,
+        record: false,
     };
     assert!(matches!(
         core.handle_join(viewer, &args("demo", "Viewer"), listen_only, Instant::now()),
@@ -155,6 +156,7 @@ fn a_token_without_publish_or_subscribe_rights_is_forbidden_that() {
     let speak_only = Rights {
         publish: true,
         subscribe: false,
+        record: false,
     };
     assert!(matches!(
         core.handle_join(
@@ -172,6 +174,31 @@ fn a_token_without_publish_or_subscribe_rights_is_forbidden_that() {
     assert!(core
         .begin_produce(speaker, produce_args(speaker_send, Kind::Audio))
         .is_ok());
+}
+
+#[test]
+fn only_a_token_with_can_record_may_start_the_rooms_recording() {
+    let mut core = new_core(limits());
+    join(&mut core, "demo", "Alice");
+    let stranger = Uuid::new_v4();
+    assert_eq!(
+        core.recording_room(stranger).unwrap_err().code,
+        ClientErrorCode::NotJoined
+    );
+    let guest = Uuid::new_v4();
+    assert!(matches!(
+        core.handle_join(guest, &args("demo", "Guest"), Rights::OPEN, Instant::now()),
+        Ok(JoinStep::Joined(_))
+    ));
+    let refused = core.recording_room(guest).unwrap_err();
+    assert_eq!(refused.code, ClientErrorCode::Forbidden);
+    assert!(refused.message.contains("canRecord"), "{refused:?}");
+    let host = Uuid::new_v4();
+    assert!(matches!(
+        core.handle_join(host, &args("demo", "Host"), Rights::ALL, Instant::now()),
+        Ok(JoinStep::Joined(_))
+    ));
+    assert_eq!(core.recording_room(host), Ok(RoomId("demo".into())));
 }
 
 #[test]

@@ -9,6 +9,7 @@
 
 mod drain;
 mod pipes;
+mod recording;
 mod sessions;
 
 use std::collections::HashMap;
@@ -85,6 +86,8 @@ pub struct Rooms {
     cluster_urls: Mutex<Vec<String>>,
     /// In a cluster: other hosts' nodes (a room spans hosts when this one is full).
     remote: std::sync::OnceLock<Arc<dyn RemoteNodes>>,
+    /// This host's recordings, for participants who start and stop them.
+    recordings: std::sync::OnceLock<Arc<crate::driver::recordings::Recordings>>,
 }
 
 /// 256 random bits from the system, base64url: a resume token nobody guesses (the room core
@@ -160,6 +163,7 @@ impl Rooms {
             timer_started: std::sync::atomic::AtomicBool::new(false),
             closed_rooms: None,
             remote: std::sync::OnceLock::new(),
+            recordings: std::sync::OnceLock::new(),
             host: host.cloned(),
             cluster_urls: Mutex::new(Vec::new()),
         }

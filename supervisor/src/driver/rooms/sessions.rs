@@ -47,6 +47,17 @@ impl Rooms {
         id: u64,
         request: Request,
     ) {
+        let request = match request {
+            Request::StartRecording(args) => {
+                return self
+                    .client_recording((session, peer, id), Some(args.peer))
+                    .await
+            }
+            Request::StopRecording => {
+                return self.client_recording((session, peer, id), None).await;
+            }
+            request => request,
+        };
         let input = Input::Request {
             session,
             peer,
@@ -121,7 +132,7 @@ impl Rooms {
     /// token gives; everything, and the name asked for, when join tokens are off.
     fn admit(&self, mut args: JoinArgs) -> Result<(JoinArgs, Credentials), ClientError> {
         let Some(verifier) = &self.join_verifier else {
-            return Ok((args, Rights::ALL.into()));
+            return Ok((args, Rights::OPEN.into()));
         };
         match verifier.verify(args.token.as_deref(), &args.room, unix_now()) {
             Ok(grant) => {
@@ -130,6 +141,7 @@ impl Rooms {
                     identity = %grant.identity,
                     publish = grant.can_publish,
                     subscribe = grant.can_subscribe,
+                    record = grant.can_record,
                     "join token accepted"
                 );
                 // An identity longer than a display name may be shows its first 64 characters.
@@ -139,6 +151,7 @@ impl Rooms {
                 let rights = Rights {
                     publish: grant.can_publish,
                     subscribe: grant.can_subscribe,
+                    record: grant.can_record,
                 };
                 let credentials = Credentials {
                     rights,

@@ -43,6 +43,8 @@ enum Command {
         payload: Vec<u8>,
         /// The audio level (dBov, 0 loudest to -127) in the ssrc-audio-level extension.
         audio_level: Option<i8>,
+        /// The RTP marker bit (the last packet of a video frame).
+        marker: bool,
     },
     /// New ICE credentials of the server (after `restartIce`).
     RemoteIce(IceCreds),
@@ -299,6 +301,28 @@ impl RtcTransport {
             time,
             payload,
             audio_level,
+            marker: true,
+        });
+    }
+
+    /// One packet of a frame that spans several: `marker` on its last.
+    pub fn write_part(
+        &self,
+        ssrc: u32,
+        pt: u8,
+        seq: u64,
+        time: u32,
+        payload: Vec<u8>,
+        marker: bool,
+    ) {
+        self.command(Command::Write {
+            ssrc,
+            pt,
+            seq,
+            time,
+            payload,
+            audio_level: None,
+            marker,
         });
     }
 
@@ -551,6 +575,7 @@ fn apply(rtc: &mut Rtc, command: Command) -> Result<(), String> {
             time,
             payload,
             audio_level,
+            marker,
         } => {
             let stream = api
                 .stream_tx(&Ssrc::from(ssrc))
@@ -562,7 +587,7 @@ fn apply(rtc: &mut Rtc, command: Command) -> Result<(), String> {
                 Instant::now(),
                 payload,
             )
-            .marker(true);
+            .marker(marker);
             if let Some(level) = audio_level {
                 write = write.ext_vals(ExtensionValues {
                     audio_level: Some(level),

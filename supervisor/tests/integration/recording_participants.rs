@@ -1,0 +1,323 @@
+//! Recording started by a participant (`startRecording`, `stopRecording`, a join token with
+//! `canRecord`) and a str0m publisher sending a known pattern (ffmpeg's test card in VP8, a
+//! 440 Hz tone in Opus): the files hold every frame sent, last the time sent and decode
+//! cleanly, also when 5 % of what reaches the recorder is dropped (iptables' statistic
+//! match on its ports: NACK to mediasoup recovers it).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use monitor_api::RecordingManifest;
+use signaling_api::calls::StopRecording;
+use signaling_api::client::{CallError, Client};
+use signaling_api::{Notification, StartRecordingArgs};
+
+use crate::recording::{decode_errors, probe};
+use crate::support::pattern::{scratch, Pattern};
+use crate::support::peer::{Joining, TestPeer};
+use crate::support::process::output_within;
+use crate::support::signaling::{self, join_with_token, next_notification, Expect};
+use crate::support::Sfu;
+
+const SECRET: &str = "recording-participants-secret-0123456789";
+const SECONDS: u32 = 10;
+
+/// `supervisor token` for `room` as `identity`, with `extra` flags.
+fn token(room: &str, identity: &str, extra: &[&str]) -> String {
+    let out = output_within(
+        Command::new(env!("CARGO_BIN_EXE_supervisor"))
+            .args(["token", "--room", room, "--identity", identity])
+            .args(extra)
+            .env("JOIN_SECRET", SECRET),
+        Duration::from_secs(30),
+        "supervisor token",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// An SFU with join tokens recording into `dir`; the pattern encoded into `dir`.
+fn recording_sfu(dir: &Path) -> (Sfu, Pattern) {
+    let records = dir.join("recordings");
+    let sfu = Sfu::start(&[
+        "--join-secret",
+        SECRET,
+        "--record-dir",
+        records.to_str().expect("path"),
+    ]);
+    (sfu, Pattern::encode(dir, SECONDS))
+}
+
+/// The one recording folder of `room` once it holds `files` track files.
+async fn files_open(dir: &Path, room: &str, files: usize) -> PathBuf {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let folders = std::fs::read_dir(dir.join("recordings").join(room))
+            .into_iter()
+            .flatten()
+            .flatten();
+        for folder in folders {
+            let tracks = std::fs::read_dir(folder.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|f| f.path().extension().is_some_and(|e| e == "webm"))
+                .count();
+            if tracks == files {
+                return folder.path();
+            }
+        }
+        assert!(Instant::now() < deadline, "no {files} track files in 20 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The pattern's files in `folder`, checked against what was sent: every video frame, the
+/// tone's every packet, the length sent within 2 %, clean decodes, nothing lost for good.
+fn assert_pattern_recorded(folder: &Path, pattern: &Pattern) {
+    let text = std::fs::read_to_string(folder.join("manifest.json")).expect("manifest.json");
+    let manifest: RecordingManifest = serde_json::from_str(&text).expect("a manifest");
+    assert_eq!(manifest.tracks.len(), 2, "{manifest:?}");
+    for track in &manifest.tracks {
+        let path = folder.join(&track.file);
+        let (codec, frames, duration) = probe(&path);
+        println!(
+            "{}: {codec}, {frames} frames, {duration:.3} s, lost for good {:?}, offset {:?} ms",
+            track.file, track.lost_packets, track.offset_ms
+        );
+        let expected = match track.kind.as_str() {
+            "video" => ("vp8", pattern.video.len() as u64),
+            _ => ("opus", pattern.audio.len() as u64),
+        };
+        assert_eq!((codec.as_str(), frames), expected, "{track:?}");
+        assert!(
+            (duration - f64::from(SECONDS)).abs() <= 0.02 * f64::from(SECONDS),
+            "{duration} s"
+        );
+        assert_eq!(track.lost_packets, Some(0), "{track:?}");
+        assert_eq!(decode_errors(&path), "", "{}", track.file);
+    }
+    // Audio and video were sent from the same instant: the manifest's offsets (RTP time
+    // mapped through the sender reports) say so.
+    let offsets: Vec<i64> = manifest.tracks.iter().filter_map(|t| t.offset_ms).collect();
+    assert_eq!(offsets.len(), 2, "{manifest:?}");
+    assert!(
+        (offsets[0] - offsets[1]).abs() <= 100,
+        "audio and video offsets {offsets:?} ms"
+    );
+    let audio = manifest.tracks.iter().find(|t| t.kind == "audio");
+    let audio = folder.join(&audio.expect("an audio track").file);
+    let volume = mean_volume(&audio);
+    println!("the tone's mean volume: {volume} dB");
+    assert!(
+        volume > -30.0,
+        "the recorded audio is not the tone: {volume} dB"
+    );
+}
+
+/// ffmpeg's `volumedetect` mean volume of `path`, in dB.
+fn mean_volume(path: &Path) -> f64 {
+    let output = Command::new("ffmpeg")
+        .args(["-hide_banner", "-i"])
+        .arg(path)
+        .args(["-af", "volumedetect", "-f", "null", "-"])
+        .output()
+        .expect("ffmpeg");
+    let text = String::from_utf8_lossy(&output.stderr);
+    text.lines()
+        .find_map(|l| l.split("mean_volume: ").nth(1))
+        .and_then(|v| v.trim_end_matches(" dB").trim().parse().ok())
+        .unwrap_or(f64::NEG_INFINITY)
+}
+
+fn refusal(error: CallError) -> (String, String) {
+    match error {
+        CallError::Refused { code, message } => (code, message),
+        other => panic!("not a refusal: {other}"),
+    }
+}
+
+async fn recording_told(client: &mut Client) -> bool {
+    next_notification(client, "recording", |n| match n {
+        Notification::Recording { active } => Some(active),
+        _ => None,
+    })
+    .await
+}
+
+/// The teacher (a token with `canRecord`) publishing the pattern's two tracks in `room`.
+async fn teacher(sfu: &Sfu, room: &str) -> TestPeer {
+    let url = sfu.ws_url();
+    let token = token(room, "teacher", &["--can-record"]);
+    Joining::new(&url)
+        .token(Some(&token))
+        .peer(room, "Teacher", 7000)
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_with_can_record_records_a_str0m_publishers_pattern_frame_for_frame() {
+    let dir = scratch("rec-pattern");
+    let (sfu, pattern) = tokio::task::block_in_place(|| recording_sfu(&dir));
+    let mut teacher = teacher(&sfu, "class").await;
+    let mut guest = signaling::connect(&sfu.ws_url(), None).await;
+    let guest_token = token("class", "guest", &[]);
+    guest
+        .ok(&join_with_token("class", "Guest", &guest_token))
+        .await;
+
+    let (code, message) = refusal(guest.refused(&StartRecordingArgs::default()).await);
+    println!("a guest's startRecording: {code}: {message}");
+    assert_eq!(code, "forbidden");
+    assert!(message.contains("canRecord"), "{message}");
+    let (code, _) = refusal(guest.refused(&StopRecording {}).await);
+    assert_eq!(code, "forbidden");
+
+    teacher.signaling.ok(&StartRecordingArgs::default()).await;
+    assert!(recording_told(&mut guest).await, "the guest is told");
+    assert!(
+        recording_told(&mut teacher.signaling).await,
+        "the teacher is told"
+    );
+    let (code, message) = refusal(
+        teacher
+            .signaling
+            .refused(&StartRecordingArgs::default())
+            .await,
+    );
+    println!("a second startRecording: {code}: {message}");
+    assert_eq!(code, "invalid_argument");
+
+    // The taps are open before the first frame: the files start with it.
+    let folder = files_open(&dir, "class", 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    pattern.send(&teacher).await;
+    teacher.send.assert_healthy("the teacher's send transport");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    teacher.signaling.ok(&StopRecording {}).await;
+    assert!(
+        !recording_told(&mut guest).await,
+        "the guest is told it ended"
+    );
+    let (code, message) = refusal(teacher.signaling.refused(&StopRecording {}).await);
+    println!("a second stopRecording: {code}: {message}");
+    assert_eq!(code, "not_found");
+
+    tokio::task::block_in_place(|| assert_pattern_recorded(&folder, &pattern));
+    let log = sfu.log_text();
+    assert!(log.contains("recording started by a participant"), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Drops 5 % of the UDP arriving at `ports` on loopback while it lives.
+struct Lossy {
+    rules: Vec<Vec<String>>,
+}
+
+impl Lossy {
+    fn on(ports: &[u16]) -> Lossy {
+        let rules: Vec<Vec<String>> = ports
+            .iter()
+            .map(|port| {
+                ["-i", "lo", "-p", "udp", "--dport", &port.to_string()]
+                    .into_iter()
+                    .chain(["-m", "statistic", "--mode", "random", "--probability"])
+                    .chain(["0.05", "-j", "DROP"])
+                    .map(str::to_string)
+                    .collect()
+            })
+            .collect();
+        for rule in &rules {
+            let status = Command::new("iptables-legacy")
+                .args(["-I", "INPUT"])
+                .args(rule)
+                .status()
+                .expect("iptables-legacy");
+            assert!(status.success(), "iptables-legacy -I INPUT {rule:?}");
+        }
+        Lossy { rules }
+    }
+
+    /// Packets its rules dropped so far.
+    fn dropped(&self) -> u64 {
+        let output = Command::new("iptables-legacy")
+            .args(["-L", "INPUT", "-v", "-n", "-x"])
+            .output()
+            .expect("iptables-legacy");
+        let ports: Vec<String> = (self.rules.iter())
+            .map(|rule| format!("dpt:{}", rule[5]))
+            .collect();
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|line| {
+                line.contains("statistic") && ports.iter().any(|p| line.contains(p.as_str()))
+            })
+            .filter_map(|line| line.split_whitespace().next()?.parse::<u64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for Lossy {
+    fn drop(&mut self) {
+        for rule in &self.rules {
+            let _ = Command::new("iptables-legacy")
+                .args(["-D", "INPUT"])
+                .args(rule)
+                .status();
+        }
+    }
+}
+
+/// The UDP ports process `pid` listens on (`ss`).
+fn udp_ports_of(pid: u32) -> Vec<u16> {
+    let output = Command::new("ss")
+        .args(["-Hulpn"])
+        .output()
+        .expect("ss (iproute2)");
+    let owner = format!("pid={pid},");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| line.contains(&owner))
+        .filter_map(|line| {
+            line.split_whitespace()
+                .nth(3)?
+                .rsplit(':')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_percent_loss_on_the_way_to_the_recorder_is_recovered_by_nack() {
+    let dir = scratch("rec-loss");
+    let (sfu, pattern) = tokio::task::block_in_place(|| recording_sfu(&dir));
+    let mut teacher = teacher(&sfu, "lossy").await;
+    teacher.signaling.ok(&StartRecordingArgs::default()).await;
+    let folder = files_open(&dir, "lossy", 2).await;
+    let recorder = sfu.children_named("recorder");
+    assert_eq!(recorder.len(), 1, "one recorder process");
+    let ports = udp_ports_of(recorder[0]);
+    println!("the recorder's ports: {ports:?}");
+    assert_eq!(ports.len(), 2, "a port per track");
+    let lossy = Lossy::on(&ports);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    pattern.send(&teacher).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    teacher.signaling.ok(&StopRecording {}).await;
+    let dropped = lossy.dropped();
+    drop(lossy);
+    println!("iptables dropped {dropped} packets on their way to the recorder");
+    assert!(
+        dropped >= 20,
+        "{dropped} packets dropped: the loss did not happen"
+    );
+    tokio::task::block_in_place(|| assert_pattern_recorded(&folder, &pattern));
+    let _ = std::fs::remove_dir_all(&dir);
+}
