@@ -9,7 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/setup.sh --tests
 [ "$(nproc)" -ge 2 ] || { echo "bench: needs 2 cores (SFU and loadgen apart)" >&2; exit 1; }
-cargo build --release --locked -p supervisor -p node -p recorder -p loadgen -p bench
+cargo build --release --locked -p supervisor -p node -p recorder -p monitor -p loadgen -p bench
 # A fan-out of 1000 needs a few thousand sockets in the loadgen and in Janus.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 exec target/release/bench "$@"

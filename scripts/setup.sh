@@ -46,6 +46,9 @@ if [ "$want_tests" = 1 ]; then
     done
     # ffmpeg/ffprobe: the recording tests send test patterns and read back what was written.
     command -v ffprobe >/dev/null 2>&1 || debs+=(ffmpeg)
+    # janus-pp-rec and GNU time: the recording benchmark times Janus' post-processing.
+    command -v janus-pp-rec >/dev/null 2>&1 || debs+=(janus-tools)
+    [ -x /usr/bin/time ] || debs+=(time)
     # etcd: the cluster tests start their own (Debian's etcd-server, 3.4).
     [ -x /usr/bin/etcd ] || debs+=(etcd-server)
     # coturn: the TURN tests run Debian's turnserver in a namespace of their own.

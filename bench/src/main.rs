@@ -38,7 +38,7 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    for bin in ["supervisor", "node", "recorder", "loadgen"] {
+    for bin in ["supervisor", "node", "recorder", "monitor", "loadgen"] {
         let path = args.bin_dir.join(bin);
         anyhow::ensure!(
             executable(&path),

@@ -75,9 +75,17 @@ fn pair(v: &Value) -> Option<(f64, f64)> {
 
 /// Runs `step` of `scenario` against `sfu`.
 pub fn run_step(setup: &Setup, scenario: Scenario, sfu: Sfu, step: &Step) -> anyhow::Result<Row> {
+    let rooms = step
+        .args
+        .iter()
+        .position(|a| a == "--rooms")
+        .and_then(|i| step.args.get(i + 1)?.parse::<u32>().ok())
+        .unwrap_or(1);
+    let prefix = format!("bench-{}", std::process::id());
+    let room_names = (0..rooms).map(|r| format!("{prefix}-{r}")).collect();
     let recording = step
         .record
-        .then(|| Recording::prepare(setup, sfu, &step.label))
+        .then(|| Recording::prepare(setup, sfu, &step.label, room_names))
         .transpose()?;
     let mut sfu_args = step.sfu_args.clone();
     let mut load_args = step.args.clone();
@@ -95,7 +103,7 @@ pub fn run_step(setup: &Setup, scenario: Scenario, sfu: Sfu, step: &Step) -> any
         .args(["-c", &setup.load_core.to_string()])
         .arg(setup.bin_dir.join("loadgen"))
         .args(["--target", target, "--url", &running.url, "--json"])
-        .args(["--room-prefix", &format!("bench-{}", std::process::id())])
+        .args(["--room-prefix", &prefix])
         .args(&load_args)
         .env_remove("SFU_JOIN_TOKEN")
         .stdin(Stdio::null())
@@ -116,7 +124,14 @@ pub fn run_step(setup: &Setup, scenario: Scenario, sfu: Sfu, step: &Step) -> any
     let mut first: Option<Sample> = None;
     let mut last: Option<Sample> = None;
     let mut log = Vec::new();
+    let mut recording_error = None;
     for line in lines.iter() {
+        if line.contains("media period of") {
+            // Everyone joined: the rooms exist, and are recorded from now on.
+            if let Some(Err(e)) = recording.as_ref().map(|r| r.start(&running.url)) {
+                recording_error = Some(e);
+            }
+        }
         if line.contains("media period of") || (first.is_some() && line.starts_with('[')) {
             let (root, all) = running.cpu_ticks();
             let sample = Sample {
@@ -137,15 +152,17 @@ pub fn run_step(setup: &Setup, scenario: Scenario, sfu: Sfu, step: &Step) -> any
     let output = child
         .wait_with_output()
         .context("waiting for the loadgen")?;
-    // The loadgen left: the rooms closed and their recordings ended.
-    if let Some(recording) = &recording {
-        recording.wait_finished(sfu);
+    if let Some(Err(e)) = recording.as_ref().map(|r| r.stop(&running.url)) {
+        recording_error.get_or_insert(e);
     }
     let peak_rss = running.peak_rss();
     let at_end = running.cpu_ticks();
     let supervisor_share_pct = (sfu == Sfu::Ours && at_end.1 > at_start.1)
         .then(|| (at_end.0 - at_start.0) as f64 * 100.0 / (at_end.1 - at_start.1) as f64);
     running.stop();
+    if let Some(e) = recording_error {
+        return Err(e.context("recording the rooms"));
+    }
     let raw: Value = serde_json::from_slice(&output.stdout).with_context(|| {
         format!(
             "the loadgen printed no summary; its last lines:\n{}",

@@ -81,11 +81,11 @@ fn recording_table(rows: &[Row]) -> String {
     let _ = writeln!(out, "### {}\n", Scenario::Recording.title());
     let _ = writeln!(
         out,
-        "| SFU | step | tracks written | MB written | CPU % of one core | added by recording, CPU % per track | recorder process CPU % | tracks per core at that cost | lost for good (packets) | failed tracks | subscribers' loss % | ok |"
+        "| SFU | step | tracks written | MB written | CPU % of one core | added by recording, CPU % per track | recorder process CPU % | post-processing CPU % per track | tracks per core at that cost | lost for good (packets) | failed tracks | subscribers' loss % | ok |"
     );
     let _ = writeln!(
         out,
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     );
     let recording = rows.iter().filter(|r| r.scenario == Scenario::Recording);
     for row in recording.clone() {
@@ -100,15 +100,16 @@ fn recording_table(rows: &[Row]) -> String {
             .filter(|_| written.tracks > 0)
             .map(|p| (row.cpu_pct - p.cpu_pct) / written.tracks as f64);
         // Ours: the recorder alone (it is a process that could have a core of its own);
-        // Janus: what recording added to Janus.
+        // Janus: what recording added to Janus, and janus-pp-rec's work to make files that
+        // play.
         let cost = match row.recorder_cpu_pct {
             Some(recorder) if written.tracks > 0 => Some(recorder / written.tracks as f64),
-            _ => per_track,
+            _ => per_track.map(|c| c + written.postprocess_pct_per_track.unwrap_or(0.0)),
         };
         let per_core = cost.filter(|c| *c > 0.0).map(|c| 100.0 / c);
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {:.2} | {} |",
+            "| {} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {} | {:.2} | {} |",
             row.sfu.label(),
             row.step,
             row.written
@@ -120,6 +121,7 @@ fn recording_table(rows: &[Row]) -> String {
             row.cpu_pct,
             opt(per_track, 2),
             opt(row.recorder_cpu_pct, 1),
+            opt(written.postprocess_pct_per_track, 2),
             opt(per_core, 0),
             written.lost_packets.map_or("–".into(), |l| l.to_string()),
             written.failed_tracks.map_or("–".into(), |f| f.to_string()),
