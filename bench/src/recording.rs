@@ -188,7 +188,11 @@ fn postprocess(dir: &Path) -> Option<f64> {
         .filter(|f| f.extension().is_some_and(|e| e == "mjr"))
     {
         let name = dump.file_name()?.to_string_lossy().into_owned();
-        let out = dump.with_extension(if name.contains("audio") { "opus" } else { "webm" });
+        let out = dump.with_extension(if name.contains("audio") {
+            "opus"
+        } else {
+            "webm"
+        });
         let timed = Command::new("/usr/bin/time")
             .args(["-f", "cpu %U %S"])
             .arg("janus-pp-rec")
@@ -204,7 +208,14 @@ fn postprocess(dir: &Path) -> Option<f64> {
             .filter_map(|v| v.parse::<f64>().ok())
             .sum::<f64>();
         let probed = Command::new("ffprobe")
-            .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"])
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "format=duration",
+                "-of",
+                "csv=p=0",
+            ])
             .arg(&out)
             .output()
             .ok()?;

@@ -253,6 +253,24 @@ pub enum EventKind {
         /// Its peers.
         peers: u32,
     },
+    /// A room's recording started (by the monitor or a participant with `canRecord`).
+    RecordingStarted {
+        /// The room.
+        room: String,
+        /// Where its files go.
+        folder: String,
+    },
+    /// A room's recording ended: stopped, the room closed, or a failure (`error`: the
+    /// recorder died, a file could not be written) — the calls go on either way.
+    RecordingStopped {
+        /// The room.
+        room: String,
+        /// Track files written.
+        tracks: u32,
+        /// Why it ended early, if it did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// An event of a newer supervisor than this program knows: shown as such, so that a
     /// monitor keeps following a supervisor that was upgraded before it.
     #[serde(other)]
@@ -278,7 +296,9 @@ impl EventKind {
             | EventKind::RoomHandedOver { room, .. }
             | EventKind::RoomTakenOver { room, .. }
             | EventKind::RoomAdopted { room, .. }
-            | EventKind::RoomFailedOver { room, .. } => Some(room),
+            | EventKind::RoomFailedOver { room, .. }
+            | EventKind::RecordingStarted { room, .. }
+            | EventKind::RecordingStopped { room, .. } => Some(room),
             EventKind::NodeSpawned { .. }
             | EventKind::NodeRespawned { .. }
             | EventKind::NodeExited { .. }

@@ -101,6 +101,17 @@ pub fn event(event: &Event) -> String {
                 "host drained    {host} in {ms} ms, {n} nodes still running (deadline), {r} rooms not handed over"
             ),
         },
+        EventKind::RecordingStarted { room, folder } => {
+            format!("recording       {room} into {folder}")
+        }
+        EventKind::RecordingStopped {
+            room,
+            tracks,
+            error,
+        } => match error {
+            None => format!("recording ended {room}: {tracks} tracks"),
+            Some(error) => format!("recording ended {room}: {tracks} tracks; {error}"),
+        },
         EventKind::RoomHandedOver {
             room,
             to,

@@ -208,6 +208,10 @@ impl Recordings {
             }
         };
         tracing::info!(room, folder = %folder.display(), "recording started");
+        rooms.publish(monitor_api::EventKind::RecordingStarted {
+            room: room.into(),
+            folder: folder.display().to_string(),
+        });
         self.with_recording(&room_id, |r| {
             r.folder = folder.clone();
             r.manifest = manifest.clone();
@@ -547,7 +551,21 @@ impl Recordings {
         if let Err(e) = write_manifest(&folder, &manifest) {
             tracing::error!(folder = %folder.display(), "cannot write the recording's manifest: {e}");
         }
-        tracing::info!(room = %manifest.room, tracks = manifest.tracks.len(), error = ?manifest.error, "recording stopped");
+        match &manifest.error {
+            None => {
+                tracing::info!(room = %manifest.room, tracks = manifest.tracks.len(), "recording stopped")
+            }
+            Some(error) => {
+                tracing::warn!(room = %manifest.room, tracks = manifest.tracks.len(), %error, "recording stopped early; the calls go on")
+            }
+        }
+        if let Some(rooms) = self.rooms.upgrade() {
+            rooms.publish(monitor_api::EventKind::RecordingStopped {
+                room: manifest.room.clone(),
+                tracks: u32::try_from(manifest.tracks.len()).unwrap_or(u32::MAX),
+                error: manifest.error.clone(),
+            });
+        }
         manifest
     }
 }

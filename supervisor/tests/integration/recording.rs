@@ -185,6 +185,7 @@ async fn each_track_of_a_room_is_recorded_to_a_file_that_plays_with_its_offset_i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorder_killed_mid_way_leaves_files_that_play_and_recording_starts_again() {
     let (dir, sfu, whip) = publishing("kill", "class", 20);
+    let mut events = crate::support::monitor_events::follow(&sfu, None, TOKEN).await;
     let first = start_when_the_room_exists(&sfu, "class").await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let recorders = sfu.children_named("recorder");
@@ -229,6 +230,27 @@ async fn a_recorder_killed_mid_way_leaves_files_that_play_and_recording_starts_a
         assert_eq!(decode_errors(&path), "", "{} decodes cleanly", track.file);
     }
     assert_eq!(killed.tracks.len(), 2);
+    // The monitor's events said it: started, then ended early with the reason.
+    let started = events
+        .seen_or_wait(Duration::from_secs(5), |e| e["type"] == "recordingStarted")
+        .await
+        .expect("a recordingStarted event");
+    assert_eq!(started["folder"], first.folder.as_str(), "{started}");
+    let ended = events
+        .seen_or_wait(Duration::from_secs(5), |e| e["type"] == "recordingStopped")
+        .await
+        .expect("a recordingStopped event");
+    println!("event: {ended}");
+    assert_eq!(
+        (&ended["room"], &ended["tracks"]),
+        (&"class".into(), &2.into())
+    );
+    assert!(
+        ended["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("recorder died")),
+        "{ended}"
+    );
     // Asked again: a new recorder, new files.
     let second = start_when_the_room_exists(&sfu, "class").await;
     assert_ne!(second.folder, first.folder);
