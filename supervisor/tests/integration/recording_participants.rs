@@ -2,7 +2,8 @@
 //! `canRecord`) and a str0m publisher sending a known pattern (ffmpeg's test card in VP8, a
 //! 440 Hz tone in Opus): the files hold every frame sent, last the time sent and decode
 //! cleanly, also when 5 % of what reaches the recorder is dropped (iptables' statistic
-//! match on its ports: NACK to mediasoup recovers it).
+//! match on its ports: NACK to mediasoup recovers it); a disk that fills (a small tmpfs)
+//! stops the recording, and the room is told, while the call goes on.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -319,5 +320,103 @@ async fn five_percent_loss_on_the_way_to_the_recorder_is_recovered_by_nack() {
         "{dropped} packets dropped: the loss did not happen"
     );
     tokio::task::block_in_place(|| assert_pattern_recorded(&folder, &pattern));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A tmpfs of `kib` KiB mounted on `dir` while it lives: a disk that fills.
+struct SmallDisk {
+    dir: PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(dir: &Path, kib: u32) -> SmallDisk {
+        std::fs::create_dir_all(dir).expect("mount point");
+        let status = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={kib}k"),
+                "sfu-test-full",
+            ])
+            .arg(dir)
+            .status()
+            .expect("mount");
+        assert!(status.success(), "mount -t tmpfs on {}", dir.display());
+        SmallDisk {
+            dir: dir.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        // Lazily: a process still holding a file there cannot keep the mount alive.
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_that_fills_stops_the_recording_with_an_event_and_the_call_goes_on() {
+    let dir = scratch("rec-full");
+    let pattern = tokio::task::block_in_place(|| Pattern::encode(&dir, SECONDS));
+    // 10 s of the pattern are about 600 KB: this disk is full after a few seconds.
+    let disk = SmallDisk::mount(&dir.join("recordings"), 256);
+    let records = dir.join("recordings");
+    let sfu = Sfu::start(&[
+        "--join-secret",
+        SECRET,
+        "--record-dir",
+        records.to_str().expect("path"),
+    ]);
+    let mut teacher = teacher(&sfu, "full").await;
+    let url = sfu.ws_url();
+    let guest_token = token("full", "guest", &[]);
+    let mut guest = Joining::new(&url)
+        .token(Some(&guest_token))
+        .join_call("full", "Guest", 8000, &mut [&mut teacher])
+        .await;
+    teacher.signaling.ok(&StartRecordingArgs::default()).await;
+    assert!(recording_told(&mut guest.signaling).await);
+    let started = Instant::now();
+    // The pattern goes on while the guest hears that the recording ended.
+    let (_, ended) = tokio::join!(pattern.send(&teacher), async {
+        let ended = guest
+            .signaling
+            .notification(Duration::from_secs(15), |n| match n {
+                Notification::Recording { active: false } => Some(()),
+                _ => None,
+            })
+            .await;
+        (ended, started.elapsed())
+    });
+    let (told, after) = ended;
+    told.expect("the guest is told the recording ended when the disk filled");
+    println!("recording ended {after:?} into the call");
+    assert!(after < Duration::from_secs(SECONDS.into()), "{after:?}");
+    // The call went on: the guest received the teacher's whole pattern.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let video = guest.consumer_of(&teacher.producers[1].id);
+    let sent = pattern
+        .video
+        .iter()
+        .map(|f| f.len().div_ceil(1100) as u64)
+        .sum::<u64>();
+    let received = guest.arrivals(video).count();
+    println!("the guest received {received} of the {sent} video packets sent");
+    assert!(received * 100 >= sent * 99, "{received} of {sent}");
+    teacher.send.assert_healthy("the teacher's send transport");
+    let log = sfu.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("recording stops"))
+        .unwrap_or_else(|| panic!("no log line says the recording stopped:\n{log}"));
+    println!("{line}");
+    assert!(line.to_lowercase().contains("space"), "{line}");
+    // The recording is over: a stop says so.
+    let (code, _) = refusal(teacher.signaling.refused(&StopRecording {}).await);
+    assert_eq!(code, "not_found");
+    drop(sfu);
+    drop(disk);
     let _ = std::fs::remove_dir_all(&dir);
 }
