@@ -196,3 +196,67 @@ async fn when_the_owner_dies_the_host_that_lent_it_a_router_closes_it() {
         h2.log_text()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_spanning_two_hosts_is_recorded_whole_by_its_owner() {
+    let dir = crate::support::pattern::scratch("rec-cluster");
+    let pattern = tokio::task::block_in_place(|| crate::support::pattern::Pattern::encode(&dir, 6));
+    let records = dir.join("recordings");
+    let mut args = SMALL.to_vec();
+    args.extend(["--record-dir", records.to_str().expect("path")]);
+    let etcd = Etcd::start();
+    let cluster = hosts_with(&etcd, &["h1", "h2"], &args).await;
+    let h1 = &cluster[0];
+    let h1_url = h1.ws_url();
+    let mut alice = Joining::new(&h1_url)
+        .join_call("rec", "Alice", 1000, &mut [])
+        .await;
+    let mut bob = Joining::new(&h1_url)
+        .join_call("rec", "Bob", 2000, &mut [&mut alice])
+        .await;
+    cluster::wait_listed(h1, 2).await;
+    // Carol's router opens on h2's node: her tracks are tapped there.
+    let carol = Joining::new(&h1_url)
+        .join_call("rec", "Carol", 3000, &mut [&mut alice, &mut bob])
+        .await;
+    for port in media_ports(h1, "rec", "Carol") {
+        assert!(cluster::rtc_ports(1).contains(&port), "{port} is not h2's");
+    }
+    let started = tokio::task::block_in_place(|| monitor(h1, &["record", "start", "rec"]));
+    let folder = std::path::PathBuf::from(started["folder"].as_str().expect("a folder"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_dir(&folder).map_or(0, |d| d.count()) < 7 {
+        assert!(
+            Instant::now() < deadline,
+            "six track files and the manifest"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    pattern.send(&carol).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stopped = tokio::task::block_in_place(|| monitor(h1, &["record", "stop", "rec"]));
+    let tracks = stopped["tracks"].as_array().expect("tracks");
+    assert_eq!(tracks.len(), 6, "{stopped}");
+    for kind in ["audio", "video"] {
+        let track = tracks
+            .iter()
+            .find(|t| t["peer"] == "Carol" && t["kind"] == kind)
+            .unwrap_or_else(|| panic!("Carol's {kind} in {stopped}"));
+        let path = folder.join(track["file"].as_str().expect("a file"));
+        let (codec, frames, duration) = crate::recording::probe(&path);
+        println!(
+            "{}: {codec}, {frames} frames, {duration:.3} s",
+            path.display()
+        );
+        let sent = match kind {
+            "audio" => pattern.audio.len(),
+            _ => pattern.video.len(),
+        };
+        assert_eq!(frames, sent as u64, "{track}");
+        assert_eq!(crate::recording::decode_errors(&path), "");
+        assert_eq!(track["lostPackets"], 0, "{track}");
+    }
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&dir);
+}
