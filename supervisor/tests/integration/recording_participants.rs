@@ -42,16 +42,20 @@ fn token(room: &str, identity: &str, extra: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// An SFU with join tokens recording into `dir`; the pattern encoded into `dir`.
-fn recording_sfu(dir: &Path) -> (Sfu, Pattern) {
+/// An SFU with join tokens recording into `dir`'s `recordings`.
+fn sfu_recording_into(dir: &Path) -> Sfu {
     let records = dir.join("recordings");
-    let sfu = Sfu::start(&[
+    Sfu::start(&[
         "--join-secret",
         SECRET,
         "--record-dir",
         records.to_str().expect("path"),
-    ]);
-    (sfu, Pattern::encode(dir, SECONDS))
+    ])
+}
+
+/// [`sfu_recording_into`] `dir`, and the pattern encoded into `dir`.
+fn recording_sfu(dir: &Path) -> (Sfu, Pattern) {
+    (sfu_recording_into(dir), Pattern::encode(dir, SECONDS))
 }
 
 /// The one recording folder of `room` once it holds `files` track files.
@@ -362,13 +366,7 @@ async fn a_disk_that_fills_stops_the_recording_with_an_event_and_the_call_goes_o
     let pattern = tokio::task::block_in_place(|| Pattern::encode(&dir, SECONDS));
     // 10 s of the pattern are about 600 KB: this disk is full after a few seconds.
     let disk = SmallDisk::mount(&dir.join("recordings"), 256);
-    let records = dir.join("recordings");
-    let sfu = Sfu::start(&[
-        "--join-secret",
-        SECRET,
-        "--record-dir",
-        records.to_str().expect("path"),
-    ]);
+    let sfu = sfu_recording_into(&dir);
     let mut teacher = teacher(&sfu, "full").await;
     let url = sfu.ws_url();
     let guest_token = token("full", "guest", &[]);

@@ -294,15 +294,7 @@ impl RtcTransport {
         payload: Vec<u8>,
         audio_level: Option<i8>,
     ) {
-        self.command(Command::Write {
-            ssrc,
-            pt,
-            seq,
-            time,
-            payload,
-            audio_level,
-            marker: true,
-        });
+        self.queue_write((ssrc, pt, seq, time), payload, audio_level, true);
     }
 
     /// One packet of a frame that spans several: `marker` on its last.
@@ -315,13 +307,23 @@ impl RtcTransport {
         payload: Vec<u8>,
         marker: bool,
     ) {
+        self.queue_write((ssrc, pt, seq, time), payload, None, marker);
+    }
+
+    fn queue_write(
+        &self,
+        (ssrc, pt, seq, time): (u32, u8, u64, u32),
+        payload: Vec<u8>,
+        audio_level: Option<i8>,
+        marker: bool,
+    ) {
         self.command(Command::Write {
             ssrc,
             pt,
             seq,
             time,
             payload,
-            audio_level: None,
+            audio_level,
             marker,
         });
     }
