@@ -7,6 +7,7 @@ pub mod node_link;
 pub mod node_pool;
 pub mod node_watch;
 pub mod recorder_link;
+pub mod recording_files;
 pub mod recording_plan;
 pub mod recordings;
 pub mod remote;

@@ -9,6 +9,14 @@ use signaling_api::{error_answer, ok_answer, Answer, ClientError, ClientErrorCod
 use super::Rooms;
 use crate::driver::recordings::{RecordingError, Recordings};
 
+/// What a participant asks of its room's recording.
+pub(super) enum Asked {
+    /// `startRecording`: everyone's tracks, or only `only`'s.
+    Start { only: Option<String> },
+    /// `stopRecording`.
+    Stop,
+}
+
 /// A recording's refusal, as its client hears it.
 fn client_error(error: RecordingError) -> ClientError {
     let code = match &error {
@@ -37,14 +45,14 @@ impl Rooms {
         let _ = self.recordings.set(recordings);
     }
 
-    /// `startRecording` (with `peer`: only that participant's tracks) or, when `start` is
-    /// `None`, `stopRecording`, from `peer`; answered to `session` as request `id`.
+    /// `startRecording` or `stopRecording` from `peer`, answered to `session` as request
+    /// `id`.
     pub(super) async fn client_recording(
         self: &Arc<Self>,
         (session, peer, id): (PeerId, PeerId, u64),
-        start: Option<Option<String>>,
+        asked: Asked,
     ) {
-        let result = self.carry_out_recording(peer, start).await;
+        let result = self.carry_out_recording(peer, asked).await;
         let frame = match &result {
             Ok(()) => ok_answer(id, &Answer::Done(Done {})),
             Err(error) => {
@@ -60,22 +68,18 @@ impl Rooms {
         }
     }
 
-    async fn carry_out_recording(
-        &self,
-        peer: PeerId,
-        start: Option<Option<String>>,
-    ) -> Result<(), ClientError> {
+    async fn carry_out_recording(&self, peer: PeerId, asked: Asked) -> Result<(), ClientError> {
         // The core's lock is released before the recordings look at the rooms.
         let room = self.state().core.recording_room(peer)?;
         let recordings = self.recordings.get().ok_or_else(|| {
             ClientError::new(ClientErrorCode::Forbidden, "recording is off on this SFU")
         })?;
-        match start {
-            Some(only) => {
+        match asked {
+            Asked::Start { only } => {
                 recordings.start(&room.0, only).map_err(client_error)?;
                 tracing::info!(room = %room.0, %peer, "recording started by a participant");
             }
-            None => {
+            Asked::Stop => {
                 recordings.stop(&room.0).await.map_err(client_error)?;
                 tracing::info!(room = %room.0, %peer, "recording stopped by a participant");
             }

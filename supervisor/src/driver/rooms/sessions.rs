@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use super::recording::Asked;
 use super::Rooms;
 use crate::edge::join_tokens::unix_now;
 use crate::edge::outbox::Outbox;
@@ -47,24 +48,22 @@ impl Rooms {
         id: u64,
         request: Request,
     ) {
-        let request = match request {
-            Request::StartRecording(args) => {
-                return self
-                    .client_recording((session, peer, id), Some(args.peer))
-                    .await
+        // Recordings run outside the core (a recorder process, files).
+        let asked = match request {
+            Request::StartRecording(args) => Asked::Start { only: args.peer },
+            Request::StopRecording => Asked::Stop,
+            request => {
+                let input = Input::Request {
+                    session,
+                    peer,
+                    id,
+                    request,
+                };
+                self.ask(session, id, input).await;
+                return;
             }
-            Request::StopRecording => {
-                return self.client_recording((session, peer, id), None).await;
-            }
-            request => request,
         };
-        let input = Input::Request {
-            session,
-            peer,
-            id,
-            request,
-        };
-        self.ask(session, id, input).await;
+        self.client_recording((session, peer, id), asked).await;
     }
 
     /// `join`: refused here if its token is not good, else answered by the core once the peer
