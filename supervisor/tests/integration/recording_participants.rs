@@ -311,13 +311,17 @@ async fn five_percent_loss_on_the_way_to_the_recorder_is_recovered_by_nack() {
     let ports = udp_ports_of(recorder[0]);
     println!("the recorder's ports: {ports:?}");
     assert_eq!(ports.len(), 2, "a port per track");
-    let lossy = Lossy::on(&ports);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    pattern.send(&teacher).await;
+    // The loss covers the pattern but its first and last half second: a receiver learns of a
+    // lost packet from the next one, so the very first or last packet of a stream lost on
+    // the way is lost to any NACK (seen in CI: 500 of 501 audio frames when the first was).
+    let (_, dropped) = tokio::join!(pattern.send(&teacher), async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let lossy = Lossy::on(&ports);
+        tokio::time::sleep(Duration::from_secs(u64::from(SECONDS) - 1)).await;
+        lossy.dropped()
+    });
     tokio::time::sleep(Duration::from_millis(800)).await;
     teacher.signaling.ok(&StopRecording {}).await;
-    let dropped = lossy.dropped();
-    drop(lossy);
     println!("iptables dropped {dropped} packets on their way to the recorder");
     assert!(
         dropped >= 20,
