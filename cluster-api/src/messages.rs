@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 /// Version of the link's messages; both ends must agree (checked in the handshake).
-pub const LINK_VERSION: u32 = 3;
+pub const LINK_VERSION: u32 = 4;
 
 /// A relayed session on a link, numbered by the host that opened it: the dialing side of the
 /// link uses odd numbers, the accepting side even ones, so both may open sessions at once.
@@ -159,6 +159,55 @@ pub enum LinkMessage {
         /// Where they go now.
         to: ids::HostId,
     },
+    /// Record `producer` of `router`, which the sender created on the receiver's node `node`
+    /// (the room spans both hosts), with the receiver's own recorder into the receiver's
+    /// `RECORD_DIR`: `<room>/<folder>/<name>.<extension>` there, the names made safe by the
+    /// receiver. Answered with [`LinkMessage::TrackRecording`].
+    RecordTrack {
+        /// The sender's number for the track (the receiver keeps it apart from its own).
+        track: u64,
+        /// The node, as the receiver numbers its own nodes.
+        node: u32,
+        /// The router.
+        router: ipc::messages::RouterId,
+        /// The producer to record.
+        producer: ipc::messages::ProducerId,
+        /// The room (its folder).
+        room: String,
+        /// The recording's folder, under the room's.
+        folder: String,
+        /// The file's name, without its extension (the codec decides it).
+        name: String,
+    },
+    /// The answer to [`LinkMessage::RecordTrack`] `track`: the file's name and the track's
+    /// codec, or why not.
+    TrackRecording {
+        /// The sender's number for the track.
+        track: u64,
+        /// The file (in the recording's folder) and the codec, or why not.
+        result: Result<(String, String), String>,
+    },
+    /// End the file of the track the sender asked the receiver to record: answered with
+    /// [`LinkMessage::TrackEnded`].
+    EndTrack {
+        /// The track.
+        track: u64,
+    },
+    /// The answer to [`LinkMessage::EndTrack`]: what the file holds, or why not.
+    TrackEnded {
+        /// The track.
+        track: u64,
+        /// What the recorder wrote.
+        result: Result<ipc::recorder::TrackSummary, String>,
+    },
+    /// A track the receiver asked the sender to record stopped on its own (the sender's disk
+    /// failed it): its file holds what came before.
+    RecordedTrackFailed {
+        /// The receiver's number for the track.
+        track: u64,
+        /// What was written, and the error.
+        summary: ipc::recorder::TrackSummary,
+    },
     /// Whether the sender has no lease (it cannot reach etcd): sent when the link comes up and
     /// whenever it changes. When every host is fenced nobody can move a room, so joins into
     /// rooms with a known owner may go on.
@@ -188,6 +237,20 @@ impl LinkMessage {
             Self::HandoffDone { result, .. } => result.as_ref().err().map_or(0, String::len),
             Self::LentMoved { routers, .. } => routers.len() * 16,
             Self::Forward { tokens, .. } => tokens.iter().map(String::len).sum(),
+            Self::RecordTrack {
+                room, folder, name, ..
+            } => room.len() + folder.len() + name.len(),
+            Self::TrackRecording { result, .. } => match result {
+                Ok((file, codec)) => file.len() + codec.len(),
+                Err(e) => e.len(),
+            },
+            Self::TrackEnded { result, .. } => match result {
+                Ok(summary) => summary.path.len() + summary.error.as_ref().map_or(0, String::len),
+                Err(e) => e.len(),
+            },
+            Self::RecordedTrackFailed { summary, .. } => {
+                summary.path.len() + summary.error.as_ref().map_or(0, String::len)
+            }
             _ => 0,
         }
     }

@@ -42,6 +42,11 @@ pub struct RecordedTrack {
     pub codec: String,
     /// The producer it records.
     pub producer: String,
+    /// In a cluster, the host whose `RECORD_DIR` holds the file (in the same folder under it)
+    /// when it is not the host of this manifest: a track is recorded on the host of its
+    /// router.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     /// Where the track starts, in milliseconds after the recording's earliest track (from the
     /// RTP timestamps and the SFU's sender reports): play each file delayed by its offset.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,5 +1,5 @@
-//! Recordings as tables: one recording's tracks (file, participant, codec, offset, length,
-//! loss), and the list of recordings.
+//! Recordings as tables: one recording's tracks (file, the host holding it in a cluster,
+//! participant, codec, offset, length, loss), and the list of recordings.
 
 use monitor_api::RecordingManifest;
 
@@ -33,6 +33,7 @@ pub fn recording(manifest: &RecordingManifest) -> String {
         .map(|t| {
             vec![
                 t.file.clone(),
+                t.host.clone().unwrap_or_else(|| "-".into()),
                 t.peer.clone(),
                 t.codec.clone(),
                 t.offset_ms.map_or("-".into(), |o| format!("{o} ms")),
@@ -44,7 +45,9 @@ pub fn recording(manifest: &RecordingManifest) -> String {
         })
         .collect();
     out.push_str(&table(
-        &["FILE", "PEER", "CODEC", "OFFSET", "LENGTH", "LOST", "ERROR"],
+        &[
+            "FILE", "HOST", "PEER", "CODEC", "OFFSET", "LENGTH", "LOST", "ERROR",
+        ],
         &rows,
     ));
     out

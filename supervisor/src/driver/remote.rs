@@ -1,9 +1,13 @@
 //! Other hosts' nodes, as the rooms of this host see them in a cluster: a room whose host is
 //! full opens routers on another host's node, and calls it through that host's supervisor.
 //! To the room core such a node is a node like any other, under a number of this host's
-//! ([`NodeId`] aliases); the cluster layer (`routing::remote`) implements this.
+//! ([`NodeId`] aliases); the cluster layer (`routing::remote`) implements this. A track of
+//! such a node is recorded by that host's recorder, asked through the same trait.
 
-use ipc::messages::{NodeEvent, Request};
+use ids::HostId;
+use ipc::messages::{NodeEvent, ProducerId, Request, RouterId};
+use ipc::recorder::TrackSummary;
+use tokio::sync::oneshot;
 
 use crate::driver::node_link::{LinkError, NodeId, Sent};
 
@@ -25,6 +29,30 @@ pub struct Place {
     pub node: NodeId,
 }
 
+/// A track for another host to record: a producer of a router this host created on its node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteTrack {
+    /// This host's number for the track.
+    pub track: u64,
+    /// The router.
+    pub router: RouterId,
+    /// The producer.
+    pub producer: ProducerId,
+    /// The room.
+    pub room: String,
+    /// The recording's folder (its last part).
+    pub folder: String,
+    /// The file's name without its extension.
+    pub name: String,
+}
+
+/// What the other host answers to a [`RemoteTrack`]: its file's name and the codec, or why
+/// not.
+pub type RecordedThere = oneshot::Receiver<Result<(String, String), String>>;
+
+/// What the other host answers when its track ends: what the file holds, or why not.
+pub type EndedThere = oneshot::Receiver<Result<TrackSummary, String>>;
+
 /// Other hosts' nodes, and this host's nodes as other hosts use them.
 pub trait RemoteNodes: Send + Sync {
     /// Other hosts' nodes a new router may go on (their link is up).
@@ -42,4 +70,12 @@ pub trait RemoteNodes: Send + Sync {
     fn drain_local(&self, nodes: &[NodeId]);
     /// Routers other hosts' rooms still have on this host's `node`.
     fn lent_on(&self, node: NodeId) -> usize;
+    /// Asks the host of `node` (`None`: not another host's) to record `track` with its own
+    /// recorder; also where the track is recorded.
+    fn record(&self, node: NodeId, track: RemoteTrack) -> Option<(Place, RecordedThere)>;
+    /// Ends the track `track` that `host` records for this host.
+    fn end_recorded(&self, host: &HostId, track: u64) -> EndedThere;
+    /// A track this host records for `host` (through its link `link`, as that host numbers
+    /// it: `track`) stopped on its own: that host hears it.
+    fn recorded_failed(&self, host: &HostId, link: u64, track: u64, summary: TrackSummary);
 }

@@ -9,6 +9,7 @@ mod call;
 mod cluster;
 mod cluster_drain;
 mod cluster_failover;
+mod cluster_recording;
 mod cluster_spanning;
 mod data_channels;
 mod diagnostics;

@@ -1,7 +1,7 @@
 //! Recording started by a participant (`startRecording`, `stopRecording`, a join token with
-//! `canRecord`) and a str0m publisher sending a known pattern (ffmpeg's test card in VP8, a
-//! 440 Hz tone in Opus): the files hold every frame sent, last the time sent and decode
-//! cleanly, also when 5 % of what reaches the recorder is dropped (iptables' statistic
+//! `canRecord`) and a str0m publisher sending a known pattern (ffmpeg's test card in VP8, VP9
+//! or H.264, a 440 Hz tone in Opus): the files hold every frame sent, last the time sent and
+//! decode cleanly, also when 5 % of what reaches the recorder is dropped (iptables' statistic
 //! match on its ports: NACK to mediasoup recovers it); a disk that fills (a small tmpfs)
 //! stops the recording, and the room is told, while the call goes on.
 
@@ -15,6 +15,7 @@ use signaling_api::client::{CallError, Client};
 use signaling_api::{Notification, StartRecordingArgs};
 
 use crate::recording::{decode_errors, probe};
+use crate::support::codecs::VideoCodec;
 use crate::support::pattern::{scratch, Pattern};
 use crate::support::peer::{Joining, TestPeer};
 use crate::support::process::output_within;
@@ -71,7 +72,7 @@ async fn files_open(dir: &Path, room: &str, files: usize) -> PathBuf {
                 .into_iter()
                 .flatten()
                 .flatten()
-                .filter(|f| f.path().extension().is_some_and(|e| e == "webm"))
+                .filter(|f| (f.path().extension()).is_some_and(|e| e == "webm" || e == "mkv"))
                 .count();
             if tracks == files {
                 return folder.path();
@@ -82,9 +83,10 @@ async fn files_open(dir: &Path, room: &str, files: usize) -> PathBuf {
     }
 }
 
-/// The pattern's files in `folder`, checked against what was sent: every video frame, the
-/// tone's every packet, the length sent within 2 %, clean decodes, nothing lost for good.
-fn assert_pattern_recorded(folder: &Path, pattern: &Pattern) {
+/// The pattern's files in `folder`, checked against what was sent (`seconds` of it): every
+/// video frame in its own codec and container, the tone's every packet, the length sent
+/// within 2 %, clean decodes, nothing lost for good.
+fn assert_pattern_recorded(folder: &Path, pattern: &Pattern, seconds: u32) {
     let text = std::fs::read_to_string(folder.join("manifest.json")).expect("manifest.json");
     let manifest: RecordingManifest = serde_json::from_str(&text).expect("a manifest");
     assert_eq!(manifest.tracks.len(), 2, "{manifest:?}");
@@ -95,15 +97,16 @@ fn assert_pattern_recorded(folder: &Path, pattern: &Pattern) {
             "{}: {codec}, {frames} frames, {duration:.3} s, lost for good {:?}, offset {:?} ms",
             track.file, track.lost_packets, track.offset_ms
         );
-        let expected = match track.kind.as_str() {
-            "video" => ("vp8", pattern.video.len() as u64),
-            _ => ("opus", pattern.audio.len() as u64),
+        let (expected, extension) = match (track.kind.as_str(), pattern.codec) {
+            ("video", VideoCodec::Vp8) => (("vp8", pattern.video.len()), "webm"),
+            ("video", VideoCodec::Vp9) => (("vp9", pattern.video.len()), "webm"),
+            ("video", VideoCodec::H264) => (("h264", pattern.video.len()), "mkv"),
+            _ => (("opus", pattern.audio.len()), "webm"),
         };
-        assert_eq!((codec.as_str(), frames), expected, "{track:?}");
-        assert!(
-            (duration - f64::from(SECONDS)).abs() <= 0.02 * f64::from(SECONDS),
-            "{duration} s"
-        );
+        assert_eq!((codec.as_str(), frames as usize), expected, "{track:?}");
+        assert!(track.file.ends_with(extension), "{track:?}");
+        let sent = f64::from(seconds);
+        assert!((duration - sent).abs() <= 0.02 * sent, "{duration} s");
         assert_eq!(track.lost_packets, Some(0), "{track:?}");
         assert_eq!(decode_errors(&path), "", "{}", track.file);
     }
@@ -157,12 +160,39 @@ async fn recording_told(client: &mut Client) -> bool {
 
 /// The teacher (a token with `canRecord`) publishing the pattern's two tracks in `room`.
 async fn teacher(sfu: &Sfu, room: &str) -> TestPeer {
+    teacher_in(sfu, room, VideoCodec::Vp8).await
+}
+
+/// [`teacher`], publishing video in `codec`.
+async fn teacher_in(sfu: &Sfu, room: &str, codec: VideoCodec) -> TestPeer {
     let url = sfu.ws_url();
     let token = token(room, "teacher", &["--can-record"]);
     Joining::new(&url)
         .token(Some(&token))
+        .video(codec)
         .peer(room, "Teacher", 7000)
         .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vp9_and_h264_publishers_are_recorded_frame_for_frame_in_their_own_codec() {
+    const SHORT: u32 = 4;
+    let dir = scratch("rec-codecs");
+    let sfu = tokio::task::block_in_place(|| sfu_recording_into(&dir));
+    for (codec, room) in [(VideoCodec::Vp9, "vp9"), (VideoCodec::H264, "h264")] {
+        let encoded = dir.join(room);
+        std::fs::create_dir_all(&encoded).expect("a folder");
+        let pattern = tokio::task::block_in_place(|| Pattern::encode_in(&encoded, SHORT, codec));
+        let mut teacher = teacher_in(&sfu, room, codec).await;
+        teacher.signaling.ok(&StartRecordingArgs::default()).await;
+        let folder = files_open(&dir, room, 2).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        pattern.send(&teacher).await;
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        teacher.signaling.ok(&StopRecording {}).await;
+        tokio::task::block_in_place(|| assert_pattern_recorded(&folder, &pattern, SHORT));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,7 +243,7 @@ async fn a_participant_with_can_record_records_a_str0m_publishers_pattern_frame_
     println!("a second stopRecording: {code}: {message}");
     assert_eq!(code, "not_found");
 
-    tokio::task::block_in_place(|| assert_pattern_recorded(&folder, &pattern));
+    tokio::task::block_in_place(|| assert_pattern_recorded(&folder, &pattern, SECONDS));
     let log = sfu.log_text();
     assert!(log.contains("recording started by a participant"), "{log}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -327,7 +357,7 @@ async fn five_percent_loss_on_the_way_to_the_recorder_is_recovered_by_nack() {
         dropped >= 20,
         "{dropped} packets dropped: the loss did not happen"
     );
-    tokio::task::block_in_place(|| assert_pattern_recorded(&folder, &pattern));
+    tokio::task::block_in_place(|| assert_pattern_recorded(&folder, &pattern, SECONDS));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -214,6 +214,11 @@ impl Rooms {
         let _ = self.remote.set(remote);
     }
 
+    /// In a cluster: other hosts' nodes, and this host's as they use them.
+    pub fn remote(&self) -> Option<&Arc<dyn RemoteNodes>> {
+        self.remote.get()
+    }
+
     /// Where `node` is when it is another host's.
     pub fn remote_place(&self, node: NodeId) -> Option<crate::driver::remote::Place> {
         self.remote.get()?.place(node)

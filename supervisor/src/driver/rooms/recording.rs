@@ -45,6 +45,11 @@ impl Rooms {
         let _ = self.recordings.set(recordings);
     }
 
+    /// This host's recordings (set at start).
+    pub fn recordings(&self) -> Option<&Arc<Recordings>> {
+        self.recordings.get()
+    }
+
     /// `startRecording` or `stopRecording` from `peer`, answered to `session` as request
     /// `id`.
     pub(super) async fn client_recording(

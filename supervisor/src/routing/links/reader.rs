@@ -1,6 +1,6 @@
 //! The reading half of a link: every message the peer sends, dispatched — relayed
 //! sessions and their frames, monitor asks, node calls and events for rooms spanning hosts,
-//! drains, handoffs and standbys, the peer's fenced state, pings.
+//! drains, handoffs and standbys, recorded tracks, the peer's fenced state, pings.
 
 use super::*;
 
@@ -131,6 +131,47 @@ impl Links {
                 LinkMessage::Draining { nodes } => {
                     if let Some(remote) = self.remote.get() {
                         remote.remote_draining(link, &nodes);
+                    }
+                }
+                LinkMessage::RecordTrack {
+                    track,
+                    node,
+                    router,
+                    producer,
+                    room,
+                    folder,
+                    name,
+                } => {
+                    if let Some(remote) = self.remote.get() {
+                        let order = crate::driver::remote::RemoteTrack {
+                            track,
+                            router,
+                            producer,
+                            room,
+                            folder,
+                            name,
+                        };
+                        remote.record_track(link, node, order);
+                    }
+                }
+                LinkMessage::TrackRecording { track, result } => {
+                    if let Some(remote) = self.remote.get() {
+                        remote.track_recording(link, track, result);
+                    }
+                }
+                LinkMessage::EndTrack { track } => {
+                    if let Some(remote) = self.remote.get() {
+                        remote.end_track(link, track);
+                    }
+                }
+                LinkMessage::TrackEnded { track, result } => {
+                    if let Some(remote) = self.remote.get() {
+                        remote.track_ended(link, track, result);
+                    }
+                }
+                LinkMessage::RecordedTrackFailed { track, summary } => {
+                    if let Some(remote) = self.remote.get() {
+                        remote.recorded_track_failed(link, track, summary);
                     }
                 }
                 LinkMessage::Fenced(fenced) => {

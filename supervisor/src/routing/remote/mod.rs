@@ -24,11 +24,13 @@ use tokio::sync::oneshot;
 use super::links::{Link, Links};
 
 mod handover;
+mod recorded;
 use super::Routing;
 use crate::driver::node_link::{LinkError, NodeId, Sent};
 use crate::driver::node_pool::NodePool;
-use crate::driver::remote::{Offered, Place, RemoteNodes};
+use crate::driver::remote::{EndedThere, Offered, Place, RecordedThere, RemoteNodes, RemoteTrack};
 use crate::driver::rooms::Rooms;
+use ipc::recorder::TrackSummary;
 
 /// The first number given to another host's node (this host's own count up from 1).
 pub const FIRST_ALIAS: u32 = 1 << 31;
@@ -84,6 +86,8 @@ struct State {
     lent: HashMap<RouterId, Lent>,
     /// Other hosts' rooms with routers here, as their owners last sent them.
     standbys: HashMap<String, Standby>,
+    /// Calls to other hosts about tracks they record for this host's rooms.
+    records: recorded::RecordCalls,
 }
 
 /// Both sides of rooms spanning hosts, for this host.
@@ -264,12 +268,16 @@ impl Remote {
             for id in &calls {
                 state.calls.remove(id);
             }
+            state.records.link_down(host, link);
             (closing, lost, calls.len())
         };
         if !closing.is_empty() {
             tracing::warn!(%host, routers = closing.len(), "closing the routers another host's rooms had here: its link is down");
         }
         self.close_lent(closing);
+        if let Some(recordings) = self.rooms().and_then(|r| r.recordings().cloned()) {
+            recordings.end_all_for(host, link);
+        }
         if !lost.is_empty() || calls > 0 {
             tracing::warn!(%host, nodes = lost.len(), calls, "the link to a host whose nodes this host's rooms use is down");
         }
@@ -496,6 +504,18 @@ impl RemoteNodes for Remote {
             .values()
             .filter(|l| l.node == node)
             .count()
+    }
+
+    fn record(&self, node: NodeId, track: RemoteTrack) -> Option<(Place, RecordedThere)> {
+        self.ask_record(node, track)
+    }
+
+    fn end_recorded(&self, host: &HostId, track: u64) -> EndedThere {
+        self.ask_end(host, track)
+    }
+
+    fn recorded_failed(&self, host: &HostId, link: u64, track: u64, summary: TrackSummary) {
+        self.tell_failed(host, link, track, summary);
     }
 
     fn local_node_lost(&self, node: NodeId, reason: &str) {

@@ -154,8 +154,10 @@ pub async fn hosts_with(etcd: &Etcd, ids: &[&str], extra: &[&str]) -> Vec<Sfu> {
     for (index, id) in ids.iter().enumerate() {
         let ports = rtc_ports(index);
         let (low, high) = (ports.start().to_string(), ports.end().to_string());
+        // `{host}` in an argument is the host's id (a folder of its own, say).
+        let extra: Vec<String> = (extra.iter()).map(|a| a.replace("{host}", id)).collect();
         let mut args = vec!["--rtc-min-port", &low, "--rtc-max-port", &high];
-        args.extend_from_slice(extra);
+        args.extend(extra.iter().map(String::as_str));
         started.push(host(etcd, id, &args).await);
     }
     let links = ids.len() - 1;

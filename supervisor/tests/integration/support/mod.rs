@@ -10,6 +10,7 @@ pub mod codecs;
 pub mod draining;
 pub mod monitor_events;
 pub mod moving;
+pub mod packetize;
 pub mod pattern;
 pub mod peer;
 pub mod process;

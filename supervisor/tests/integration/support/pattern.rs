@@ -1,55 +1,81 @@
-//! A known pattern for a str0m publisher to send: ffmpeg encodes a test card (VP8, IVF) and
-//! a 440 Hz tone (Opus, Ogg) once; the test peer sends those frames in real time, each video
-//! frame packetized as RFC 7741 says (a one-byte descriptor, the marker on its last packet),
-//! so that what comes out of the SFU can be counted and decoded like a real camera's.
+//! A known pattern for a str0m publisher to send: ffmpeg encodes a test card (VP8 or VP9 in
+//! IVF, H.264 in Annex B) and a 440 Hz tone (Opus, Ogg) once; the test peer sends those
+//! frames in real time, each video frame packetized as its RTP payload format says
+//! (`packetize.rs`), so that what comes out of the SFU can be counted and decoded like a real
+//! camera's.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use super::codecs::VideoCodec;
+use super::packetize::{h264_access_units, ivf_frames, payloads};
 use super::peer::TestPeer;
 
 /// Video frames per second of the pattern.
 pub const FPS: u64 = 30;
 /// Audio frames per second (20 ms each).
 pub const AUDIO_FPS: u64 = 50;
-/// The largest RTP payload a video packet carries.
-const MAX_PAYLOAD: usize = 1100;
 
 /// The encoded pattern: one payload per frame, in order.
 pub struct Pattern {
-    /// VP8 frames, a key frame every second.
+    /// The video's codec.
+    pub codec: VideoCodec,
+    /// Video frames, a key frame every second.
     pub video: Vec<Vec<u8>>,
     /// Opus packets of 20 ms.
     pub audio: Vec<Vec<u8>>,
 }
 
 impl Pattern {
-    /// `seconds` of pattern, encoded by ffmpeg into `dir`.
+    /// `seconds` of pattern in VP8, encoded by ffmpeg into `dir`.
     pub fn encode(dir: &Path, seconds: u32) -> Pattern {
-        let ivf = dir.join("pattern.ivf");
+        Self::encode_in(dir, seconds, VideoCodec::Vp8)
+    }
+
+    /// `seconds` of pattern with its video in `codec` (VP9: profile 2, 10 bits, as the
+    /// router declares it; H.264: constrained baseline), encoded by ffmpeg into `dir`.
+    pub fn encode_in(dir: &Path, seconds: u32, codec: VideoCodec) -> Pattern {
+        let file = dir.join(match codec {
+            VideoCodec::H264 => "pattern.h264",
+            _ => "pattern.ivf",
+        });
         let ogg = dir.join("pattern.ogg");
         let video = format!("testsrc=size=320x240:rate={FPS}:duration={seconds}");
-        ffmpeg(
-            &[
-                "-f",
-                "lavfi",
-                "-i",
-                &video,
+        let encoder: &[&str] = match codec {
+            VideoCodec::Vp8 => &["-c:v", "libvpx", "-deadline", "realtime", "-f", "ivf"],
+            VideoCodec::Vp9 => &[
                 "-c:v",
-                "libvpx",
+                "libvpx-vp9",
+                "-pix_fmt",
+                "yuv420p10le",
+                "-profile:v",
+                "2",
                 "-deadline",
                 "realtime",
-                "-g",
-                "30",
-                "-b:v",
-                "400k",
+                "-lag-in-frames",
+                "0",
                 "-f",
                 "ivf",
             ],
-            &ivf,
-        );
+            VideoCodec::H264 => &[
+                "-c:v",
+                "libx264",
+                "-profile:v",
+                "baseline",
+                "-level",
+                "3.1",
+                "-pix_fmt",
+                "yuv420p",
+                "-tune",
+                "zerolatency",
+                "-f",
+                "h264",
+            ],
+        };
+        let mut args = vec!["-f", "lavfi", "-i", &video, "-g", "30", "-b:v", "400k"];
+        args.extend_from_slice(encoder);
+        ffmpeg(&args, &file);
         let audio = format!("sine=frequency=440:sample_rate=48000:duration={seconds}");
         ffmpeg(
             &[
@@ -68,15 +94,20 @@ impl Pattern {
             ],
             &ogg,
         );
-        let video = ivf_frames(&std::fs::read(&ivf).expect("the IVF file"));
+        let bytes = std::fs::read(&file).expect("the video file");
+        let video = match codec {
+            VideoCodec::H264 => h264_access_units(&bytes),
+            _ => ivf_frames(&bytes),
+        };
         let audio = ogg_packets(&std::fs::read(&ogg).expect("the Ogg file"));
-        assert_eq!(video.len() as u64, FPS * u64::from(seconds), "IVF frames");
+        assert_eq!(video.len() as u64, FPS * u64::from(seconds), "video frames");
         // Ogg's first two packets are the Opus headers.
         assert!(
             audio.len() as u64 >= AUDIO_FPS * u64::from(seconds),
             "Opus packets"
         );
         Pattern {
+            codec,
             video,
             audio: audio[2..].to_vec(),
         }
@@ -86,7 +117,7 @@ impl Pattern {
     /// video at [`FPS`]), RTP timestamps and sequence numbers running from 0 and 1.
     pub async fn send(&self, peer: &TestPeer) {
         let (audio, video) = (&peer.producers[0], &peer.producers[1]);
-        let (opus, vp8) = (peer.pts.opus, peer.pts.video(VideoCodec::Vp8));
+        let (opus, pt) = (peer.pts.opus, peer.pts.video(self.codec));
         let mut ticks = tokio::time::interval(Duration::from_millis(10));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         let (mut audio_seq, mut video_seq) = (0u64, 0u64);
@@ -105,14 +136,12 @@ impl Pattern {
             while next_video < self.video.len() && next_video as u64 * 1000 / FPS <= elapsed_ms {
                 let time = (next_video as u64 * 90_000 / FPS) as u32;
                 let frame = &self.video[next_video];
-                let parts = frame.chunks(MAX_PAYLOAD).count();
-                for (i, chunk) in frame.chunks(MAX_PAYLOAD).enumerate() {
-                    // RFC 7741's descriptor: S (start of partition) on the first packet.
-                    let mut payload = vec![if i == 0 { 0x10 } else { 0x00 }];
-                    payload.extend_from_slice(chunk);
+                let parts = payloads(self.codec, next_video, frame);
+                let count = parts.len();
+                for (i, payload) in parts.into_iter().enumerate() {
                     video_seq += 1;
                     peer.send
-                        .write_part(video.ssrc, vp8, video_seq, time, payload, i + 1 == parts);
+                        .write_part(video.ssrc, pt, video_seq, time, payload, i + 1 == count);
                 }
                 next_video += 1;
             }
@@ -129,20 +158,6 @@ fn ffmpeg(args: &[&str], out: &Path) {
         .status()
         .expect("ffmpeg (Debian's: scripts/setup.sh --tests)");
     assert!(status.success(), "ffmpeg could not write {}", out.display());
-}
-
-/// The frames of an IVF file (a 32-byte header, then each frame's 12-byte header and data).
-fn ivf_frames(bytes: &[u8]) -> Vec<Vec<u8>> {
-    assert_eq!(bytes.get(..4), Some(&b"DKIF"[..]), "an IVF file");
-    let mut frames = Vec::new();
-    let mut at = 32;
-    while at + 12 <= bytes.len() {
-        let size = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
-        at += 12;
-        frames.push(bytes[at..at + size].to_vec());
-        at += size;
-    }
-    frames
 }
 
 /// The packets of an Ogg stream: each page's segments, joined until a segment shorter than

@@ -7,22 +7,21 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-use ipc::calls as call;
-use ipc::messages::{ProducerId, RoomId, RouterId, TransportId};
-use ipc::recorder::{RecorderAnswer, RecorderEvent, RecorderRequest};
+use ids::HostId;
+use ipc::messages::{ProducerId, RoomId};
+use ipc::recorder::{RecorderEvent, TrackSummary};
 use monitor_api::{RecordedTrack, RecordingManifest};
 use signaling_api::{Notification, PeerId};
 use tokio::sync::mpsc;
 
-use crate::driver::node_link::NodeId;
 use crate::driver::recorder_link::{RecorderLink, RecorderNews};
 use crate::driver::recording_files::{file_part, new_folder, now_rfc3339, write_manifest};
-use crate::driver::recording_plan::{plan, Has, Wanted};
+use crate::driver::recording_plan::{plan, Has};
 use crate::driver::rooms::Rooms;
 
 /// How often a recording catches up with its room.
@@ -61,12 +60,13 @@ pub enum RecordingError {
     },
 }
 
+mod tracks;
+
 /// A track being recorded.
 struct Track {
+    /// The recorder's number for it (the host's that records it).
     id: u64,
-    node: NodeId,
-    router: RouterId,
-    tap: TransportId,
+    at: tracks::At,
     entry: RecordedTrack,
 }
 
@@ -91,6 +91,8 @@ pub struct Recordings {
     link: RecorderLink,
     rooms: Weak<Rooms>,
     state: Mutex<HashMap<RoomId, Recording>>,
+    /// Tracks this host records for other hosts' rooms, by this host's recorder's number.
+    lent: Mutex<HashMap<u64, tracks::Lent>>,
     next_track: AtomicU64,
 }
 
@@ -104,6 +106,7 @@ impl Recordings {
             link,
             rooms,
             state: Mutex::new(HashMap::new()),
+            lent: Mutex::new(HashMap::new()),
             next_track: AtomicU64::new(1),
         }
     }
@@ -258,23 +261,12 @@ impl Recordings {
         while let Some(news) = news.recv().await {
             match news {
                 RecorderNews::Event(RecorderEvent::TrackFailed { track, summary }) => {
-                    let room = self
-                        .state()
-                        .iter()
-                        .find(|(_, r)| r.tracks.values().any(|t| t.id == track))
-                        .map(|(room, _)| room.clone());
-                    let Some(room) = room else { continue };
-                    let error = summary
-                        .error
-                        .clone()
-                        .unwrap_or_else(|| "a track stopped".into());
-                    tracing::error!(%room, track, "recording stops: {error}");
-                    let recording = self.state().remove(&room);
-                    if let Some(recording) = recording {
-                        self.finish(recording, Some(error)).await;
+                    if !self.lent_failed(Some(track), &summary).await {
+                        self.track_failed(None, track, summary).await;
                     }
                 }
                 RecorderNews::Died(reason) => {
+                    self.lent_failed(None, &Self::died(&reason)).await;
                     let all: Vec<Recording> = self.state().drain().map(|(_, r)| r).collect();
                     for recording in all {
                         tracing::error!(room = %recording.manifest.room, "recording stops: the recorder died ({reason})");
@@ -283,6 +275,38 @@ impl Recordings {
                     }
                 }
             }
+        }
+    }
+
+    /// Track `track` stopped on its own, written by this host's recorder (`host` `None`) or
+    /// by `host`'s: its recording stops, since its disk is what failed.
+    pub async fn track_failed(&self, host: Option<&HostId>, track: u64, summary: TrackSummary) {
+        let room = self
+            .state()
+            .iter()
+            .find(|(_, r)| {
+                r.tracks.values().any(|t| {
+                    t.id == track
+                        && match (&t.at, host) {
+                            (tracks::At::Here(_), None) => true,
+                            (tracks::At::There(at), Some(host)) => at == host,
+                            _ => false,
+                        }
+                })
+            })
+            .map(|(room, _)| room.clone());
+        let Some(room) = room else { return };
+        let error = summary
+            .error
+            .clone()
+            .unwrap_or_else(|| "a track stopped".into());
+        match host {
+            Some(host) => tracing::error!(%room, track, %host, "recording stops: {error}"),
+            None => tracing::error!(%room, track, "recording stops: {error}"),
+        }
+        let recording = self.state().remove(&room);
+        if let Some(recording) = recording {
+            self.finish(recording, Some(error)).await;
         }
     }
 
@@ -331,22 +355,13 @@ impl Recordings {
             let entry = self.end_track(track).await;
             self.with_recording(room, |r| r.ended.push(entry));
         }
-        for Wanted {
-            producer,
-            router,
-            node,
-            peer,
-            kind,
-        } in wanted
-        {
+        for wanted in wanted {
+            let producer = wanted.producer;
             let folder = match self.state().get(room) {
                 Some(r) => r.folder.clone(),
                 None => return false,
             };
-            match self
-                .open_track(&rooms, &folder, producer, router, node, &peer, kind)
-                .await
-            {
+            match self.open_track(&rooms, &room.0, &folder, &wanted).await {
                 Ok(track) => {
                     tracing::info!(%room, %producer, file = %track.entry.file, "recording a track");
                     let mut track = Some(track);
@@ -373,126 +388,6 @@ impl Recordings {
 
     fn with_recording<T>(&self, room: &RoomId, f: impl FnOnce(&mut Recording) -> T) -> Option<T> {
         self.state().get_mut(room).map(f)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn open_track(
-        &self,
-        rooms: &Rooms,
-        folder: &Path,
-        producer: ProducerId,
-        router: RouterId,
-        node: NodeId,
-        peer: &str,
-        kind: &str,
-    ) -> anyhow::Result<Track> {
-        let tap = rooms
-            .node_call(node, call::RecordProducer { router, producer })
-            .await?;
-        let close_tap = || {
-            rooms.node_call(
-                node,
-                call::CloseRecording {
-                    router,
-                    transport: tap.transport,
-                },
-            )
-        };
-        let extension = if tap.mime_type.eq_ignore_ascii_case("video/h264") {
-            "mkv"
-        } else {
-            "webm"
-        };
-        let id = self.next_track.fetch_add(1, Ordering::Relaxed);
-        let short: String = producer.to_string().chars().take(8).collect();
-        let file = format!("{}-{kind}-{short}.{extension}", file_part(peer));
-        let opened = self
-            .link
-            .call(RecorderRequest::OpenTrack {
-                track: id,
-                mime_type: tap.mime_type.clone(),
-                payload_type: tap.payload_type,
-                clock_rate: tap.clock_rate,
-                ip: self.ip.to_string(),
-                path: folder.join(&file).display().to_string(),
-            })
-            .await;
-        let port = match opened {
-            Ok(RecorderAnswer::TrackOpened { port }) => port,
-            other => {
-                let _ = close_tap().await;
-                anyhow::bail!("the recorder did not open the track: {other:?}");
-            }
-        };
-        let connected = rooms
-            .node_call(
-                node,
-                call::ConnectRecording {
-                    router,
-                    transport: tap.transport,
-                    ip: self.ip.to_string(),
-                    port,
-                },
-            )
-            .await;
-        if let Err(e) = connected {
-            let _ = close_tap().await;
-            let _ = self
-                .link
-                .call(RecorderRequest::CloseTrack { track: id })
-                .await;
-            return Err(e.into());
-        }
-        Ok(Track {
-            id,
-            node,
-            router,
-            tap: tap.transport,
-            entry: RecordedTrack {
-                file,
-                peer: peer.into(),
-                kind: kind.into(),
-                codec: tap.mime_type,
-                producer: producer.to_string(),
-                offset_ms: None,
-                duration_ms: None,
-                lost_packets: None,
-                error: None,
-            },
-        })
-    }
-
-    /// Ends a track's file and closes its tap; what the manifest says of it, and when it
-    /// started (Unix ms) when the recorder knows.
-    async fn end_track(&self, track: Track) -> (RecordedTrack, Option<i64>) {
-        let mut entry = track.entry;
-        let mut started = None;
-        match self
-            .link
-            .call(RecorderRequest::CloseTrack { track: track.id })
-            .await
-        {
-            Ok(RecorderAnswer::TrackClosed(summary)) => {
-                entry.duration_ms = Some(summary.duration_ms);
-                entry.lost_packets = Some(summary.lost);
-                entry.error = summary.error.clone();
-                started = summary.started_unix_ms;
-            }
-            Ok(other) => entry.error = Some(format!("unexpected answer {other:?}")),
-            Err(e) => entry.error = Some(e.to_string()),
-        }
-        if let Some(rooms) = self.rooms.upgrade() {
-            let _ = rooms
-                .node_call(
-                    track.node,
-                    call::CloseRecording {
-                        router: track.router,
-                        transport: track.tap,
-                    },
-                )
-                .await;
-        }
-        (entry, started)
     }
 
     /// Ends every track of `recording`, tells the room, and writes its final manifest.
