@@ -5,10 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::cluster_spanning::{media_ports, SMALL};
-use crate::support::cluster::{self, hosts_with, monitor, Etcd};
-use crate::support::peer::{Joining, TestPeer};
-use crate::support::Sfu;
+use crate::cluster_spanning::spanning_room;
+use crate::support::cluster::monitor;
 
 /// Track files (not the manifest) in `folder`.
 fn track_files(folder: &Path) -> usize {
@@ -17,30 +15,6 @@ fn track_files(folder: &Path) -> usize {
             .filter(|f| f.path().extension().is_some_and(|e| e == "webm"))
             .count()
     })
-}
-
-/// Two hosts of one worker each, started with `extra`, and room `rec` on h1 with Alice and
-/// Bob on h1's node and Carol on h2's (h1's worker is full).
-async fn spanning_room(extra: &[&str]) -> (Vec<Sfu>, Etcd, [TestPeer; 3]) {
-    let mut args = SMALL.to_vec();
-    args.extend_from_slice(extra);
-    let etcd = Etcd::start();
-    let cluster = hosts_with(&etcd, &["h1", "h2"], &args).await;
-    let h1_url = cluster[0].ws_url();
-    let mut alice = Joining::new(&h1_url)
-        .join_call("rec", "Alice", 1000, &mut [])
-        .await;
-    let mut bob = Joining::new(&h1_url)
-        .join_call("rec", "Bob", 2000, &mut [&mut alice])
-        .await;
-    cluster::wait_listed(&cluster[0], 2).await;
-    let carol = Joining::new(&h1_url)
-        .join_call("rec", "Carol", 3000, &mut [&mut alice, &mut bob])
-        .await;
-    for port in media_ports(&cluster[0], "rec", "Carol") {
-        assert!(cluster::rtc_ports(1).contains(&port), "{port} is not h2's");
-    }
-    (cluster, etcd, [alice, bob, carol])
 }
 
 /// Waits (at most 20 s) until `folders` hold `counts` track files.
@@ -66,7 +40,7 @@ async fn a_room_spanning_two_hosts_is_recorded_on_each_tracks_host_under_one_man
     // Each host records into a folder of its own, as on two machines.
     let records = dir.join("recordings-{host}");
     let (cluster, _etcd, [alice, _bob, carol]) =
-        spanning_room(&["--record-dir", records.to_str().expect("path")]).await;
+        spanning_room("rec", &["--record-dir", records.to_str().expect("path")]).await;
     let h1 = &cluster[0];
     let started = tokio::task::block_in_place(|| monitor(h1, &["record", "start", "rec"]));
     let folder = PathBuf::from(started["folder"].as_str().expect("a folder"));
@@ -147,7 +121,7 @@ async fn a_host_that_cannot_record_leaves_its_tracks_to_the_owners_recorder() {
     std::fs::write(dir.join("recordings-h2"), "not a folder").expect("a file");
     let records = dir.join("recordings-{host}");
     let (cluster, _etcd, _peers) =
-        spanning_room(&["--record-dir", records.to_str().expect("path")]).await;
+        spanning_room("rec", &["--record-dir", records.to_str().expect("path")]).await;
     let h1 = &cluster[0];
     let started = tokio::task::block_in_place(|| monitor(h1, &["record", "start", "rec"]));
     let folder = PathBuf::from(started["folder"].as_str().expect("a folder"));

@@ -11,6 +11,7 @@ use signaling_api::Notification;
 use crate::support::cluster::{self, hosts_with, monitor, Etcd};
 use crate::support::peer::{assert_exact_media, exchange_media, Joining, TestPeer};
 use crate::support::signaling::notified;
+use crate::support::Sfu;
 
 /// One small worker per host: two peers fill it (each consumes the other's audio and video).
 pub const SMALL: &[&str] = &[
@@ -161,6 +162,30 @@ async fn when_the_host_lending_a_router_dies_only_its_peers_move_and_the_rest_ke
         .contains("the link to a host whose nodes this host's rooms use is down"));
 }
 
+/// Two hosts of one worker each ([`SMALL`]), started with `extra`, and `room` on h1 with
+/// Alice and Bob on h1's node and Carol on h2's (h1's worker is full).
+pub(crate) async fn spanning_room(room: &str, extra: &[&str]) -> (Vec<Sfu>, Etcd, [TestPeer; 3]) {
+    let mut args = SMALL.to_vec();
+    args.extend_from_slice(extra);
+    let etcd = Etcd::start();
+    let cluster = hosts_with(&etcd, &["h1", "h2"], &args).await;
+    let h1_url = cluster[0].ws_url();
+    let mut alice = Joining::new(&h1_url)
+        .join_call(room, "Alice", 1000, &mut [])
+        .await;
+    let mut bob = Joining::new(&h1_url)
+        .join_call(room, "Bob", 2000, &mut [&mut alice])
+        .await;
+    cluster::wait_listed(&cluster[0], 2).await;
+    let carol = Joining::new(&h1_url)
+        .join_call(room, "Carol", 3000, &mut [&mut alice, &mut bob])
+        .await;
+    for port in media_ports(&cluster[0], room, "Carol") {
+        assert!(cluster::rtc_ports(1).contains(&port), "{port} is not h2's");
+    }
+    (cluster, etcd, [alice, bob, carol])
+}
+
 /// Lets the steady peers send for a moment after the loss.
 async fn exchange_media_for_a_while() {
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -168,19 +193,7 @@ async fn exchange_media_for_a_while() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_owner_dies_the_host_that_lent_it_a_router_closes_it() {
-    let etcd = Etcd::start();
-    let mut cluster = hosts_with(&etcd, &["h1", "h2"], SMALL).await;
-    let h1_url = cluster[0].ws_url();
-    let mut alice = Joining::new(&h1_url)
-        .join_call("orphan", "Alice", 1000, &mut [])
-        .await;
-    let mut bob = Joining::new(&h1_url)
-        .join_call("orphan", "Bob", 2000, &mut [&mut alice])
-        .await;
-    cluster::wait_listed(&cluster[0], 2).await;
-    let _carol = Joining::new(&h1_url)
-        .join_call("orphan", "Carol", 3000, &mut [&mut alice, &mut bob])
-        .await;
+    let (mut cluster, _etcd, _peers) = spanning_room("orphan", &[]).await;
     let h2 = cluster.remove(1);
     assert!(h2
         .log_text()
