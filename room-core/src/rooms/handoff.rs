@@ -439,6 +439,7 @@ impl RoomCore {
                 peers,
                 speakers: Vec::new(),
                 announce: Default::default(),
+                consumer_owners: Default::default(),
             },
         );
         // Those who do not come back leave when their grace period ends.

@@ -412,10 +412,13 @@ impl RoomCore {
         if let (Some(owner), Some(room)) = (owner, self.peer_room.get(&peer)) {
             entry.held = self.held_at_creation(room, peer, owner, answer.kind);
         }
-        let Some((_, p)) = self.peer_still_at(peer, at) else {
+        let Some((room_id, p)) = self.peer_still_at(peer, at) else {
             return Err(not_joined());
         };
         p.consumers.insert(consumer, entry);
+        if let Some(room) = self.rooms.get_mut(&room_id) {
+            room.consumer_owners.insert(consumer, peer);
+        }
         Ok(Consumed {
             consumer_id: consumer,
             producer_id: producer,

@@ -338,6 +338,7 @@ impl RoomCore {
                     peers: BTreeMap::new(),
                     speakers: Vec::new(),
                     announce: Default::default(),
+                    consumer_owners: Default::default(),
                 },
             );
         } else {

@@ -12,11 +12,32 @@ use crate::NodeId;
 use signaling_api::notifications::Notification;
 use signaling_api::{PeerId, TransportState};
 
-fn consumer_owner(room: &Room, consumer: ConsumerId) -> Option<PeerId> {
-    room.peers
+/// Most consumers a room remembers the owner of, past which it forgets them all (the ids
+/// of closed consumers would otherwise pile up in a long meeting).
+const MAX_REMEMBERED_OWNERS: usize = 100_000;
+
+fn consumer_owner(room: &mut Room, consumer: ConsumerId) -> Option<PeerId> {
+    let owns = |room: &Room, peer: &PeerId| {
+        (room.peers.get(peer)).is_some_and(|p| p.consumers.contains_key(&consumer))
+    };
+    if let Some(peer) = room.consumer_owners.get(&consumer).copied() {
+        if owns(room, &peer) {
+            return Some(peer);
+        }
+    }
+    let owner = room
+        .peers
         .iter()
         .find(|(_, p)| p.consumers.contains_key(&consumer))
-        .map(|(id, _)| *id)
+        .map(|(id, _)| *id);
+    if room.consumer_owners.len() >= MAX_REMEMBERED_OWNERS {
+        room.consumer_owners.clear();
+    }
+    match owner {
+        Some(owner) => room.consumer_owners.insert(consumer, owner),
+        None => room.consumer_owners.remove(&consumer),
+    };
+    owner
 }
 
 fn producer_owner(room: &Room, producer: ProducerId) -> Option<PeerId> {
@@ -64,6 +85,7 @@ impl RoomCore {
                 if let Some(p) = room.peers.get_mut(&owner) {
                     p.consumers.remove(&consumer);
                 }
+                room.consumer_owners.remove(&consumer);
                 let closed = Notification::ConsumerClosed {
                     consumer_id: consumer,
                     producer_id: producer,

@@ -309,3 +309,39 @@ fn a_producers_app_data_reaches_the_others_and_is_bounded() {
     let refused = core.begin_produce(alice, args).unwrap_err();
     assert_eq!(refused.code, ClientErrorCode::InvalidArgument);
 }
+
+#[test]
+fn a_consumers_events_reach_its_owner_whether_or_not_the_room_remembers_who_that_is() {
+    let (mut core, alice, bob, producer, consumer) = call_of_two();
+    let router = target_of(&core, alice).router;
+    let paused = |consumer| NodeEvent::ConsumerPaused { router, consumer };
+    let room = RoomId("demo".into());
+    let remembered = |core: &RoomCore| core.rooms[&room].consumer_owners.get(&consumer).copied();
+    // Remembered when it was made: its events need no search through the room.
+    assert_eq!(remembered(&core), Some(bob));
+    drain(&mut core);
+    core.handle_node_event(NODE, paused(consumer));
+    let paused_told = vec![Notification::ConsumerPaused {
+        consumer_id: consumer,
+    }];
+    assert_eq!(told(&drain(&mut core), bob), paused_told);
+    // Forgotten (a room past its bound forgets them all): found again, and remembered.
+    core.rooms.get_mut(&room).unwrap().consumer_owners.clear();
+    core.handle_node_event(NODE, paused(consumer));
+    assert_eq!(told(&drain(&mut core), bob), paused_told);
+    assert_eq!(remembered(&core), Some(bob));
+    // Closed: forgotten, and its later events reach nobody.
+    core.handle_node_event(
+        NODE,
+        NodeEvent::ConsumerClosed {
+            router,
+            consumer,
+            producer,
+        },
+    );
+    drain(&mut core);
+    assert_eq!(remembered(&core), None);
+    core.handle_node_event(NODE, paused(consumer));
+    let outputs = drain(&mut core);
+    assert!(told(&outputs, bob).is_empty() && told(&outputs, alice).is_empty());
+}
