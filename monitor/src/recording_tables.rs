@@ -76,3 +76,49 @@ pub fn recordings(list: &[RecordingManifest]) -> String {
         &rows,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use monitor_api::RecordedTrack;
+
+    use super::*;
+
+    fn track(peer: &str, host: Option<&str>) -> RecordedTrack {
+        RecordedTrack {
+            file: format!("{peer}-audio-6aff4e6c.webm"),
+            peer: peer.into(),
+            kind: "audio".into(),
+            codec: "audio/opus".into(),
+            producer: "6aff4e6c".into(),
+            host: host.map(str::to_string),
+            offset_ms: Some(0),
+            duration_ms: Some(9980),
+            lost_packets: Some(0),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_recording_spanning_hosts_says_which_host_holds_each_file() {
+        let manifest = RecordingManifest {
+            room: "rec".into(),
+            folder: "/var/lib/sfu/recordings/rec/2026-12-07T09-18-19Z".into(),
+            started: "2026-12-07T09:18:19Z".into(),
+            stopped: Some("2026-12-07T09:18:29Z".into()),
+            peer: None,
+            error: None,
+            tracks: vec![track("Alice", None), track("Carol", Some("h2"))],
+        };
+        let table = recording(&manifest);
+        let line = |peer: &str| {
+            (table.lines().find(|l| l.contains(peer)))
+                .unwrap_or_else(|| panic!("{peer} in {table}"))
+                .split_whitespace()
+                .collect::<Vec<_>>()
+        };
+        assert!(table.contains("HOST"), "{table}");
+        // The file, then where it is ("-": this host).
+        assert_eq!(line("Carol")[..2], ["Carol-audio-6aff4e6c.webm", "h2"]);
+        assert_eq!(line("Alice")[..2], ["Alice-audio-6aff4e6c.webm", "-"]);
+    }
+}

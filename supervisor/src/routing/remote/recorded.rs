@@ -191,3 +191,45 @@ fn take_waiter<T>(
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(id: &str) -> HostId {
+        HostId::parse(id).expect("a valid host id")
+    }
+
+    #[test]
+    fn a_link_that_goes_down_answers_only_the_recording_calls_that_went_on_it() {
+        let mut calls = RecordCalls::default();
+        let (opening, mut opened) = oneshot::channel();
+        let (ending, mut ended) = oneshot::channel();
+        let (other, mut kept) = oneshot::channel();
+        calls.opening.insert(1, (host("h2"), 7, opening));
+        calls.ending.insert(2, (host("h2"), 7, ending));
+        // The same host through a newer link, and another host: not this link's.
+        calls.opening.insert(3, (host("h2"), 8, other));
+        let (elsewhere, mut away) = oneshot::channel();
+        calls.ending.insert(4, (host("h3"), 7, elsewhere));
+        calls.link_down(&host("h2"), 7);
+        // Their callers hear it at once (the sender is gone), not at their timeout.
+        assert!(matches!(
+            opened.try_recv(),
+            Err(oneshot::error::TryRecvError::Closed)
+        ));
+        assert!(matches!(
+            ended.try_recv(),
+            Err(oneshot::error::TryRecvError::Closed)
+        ));
+        assert!(matches!(
+            kept.try_recv(),
+            Err(oneshot::error::TryRecvError::Empty)
+        ));
+        assert!(matches!(
+            away.try_recv(),
+            Err(oneshot::error::TryRecvError::Empty)
+        ));
+        assert_eq!((calls.opening.len(), calls.ending.len()), (1, 1));
+    }
+}
