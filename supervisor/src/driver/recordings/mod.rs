@@ -93,6 +93,9 @@ pub struct Recordings {
     state: Mutex<HashMap<RoomId, Recording>>,
     /// Tracks this host records for other hosts' rooms, by this host's recorder's number.
     lent: Mutex<HashMap<u64, tracks::Lent>>,
+    /// Lent tracks being opened (host, link, its number), and whether their end was asked
+    /// meanwhile (their host gave up waiting): ended as soon as they are open.
+    opening: Mutex<HashMap<(HostId, u64, u64), bool>>,
     next_track: AtomicU64,
 }
 
@@ -107,6 +110,7 @@ impl Recordings {
             rooms,
             state: Mutex::new(HashMap::new()),
             lent: Mutex::new(HashMap::new()),
+            opening: Mutex::new(HashMap::new()),
             next_track: AtomicU64::new(1),
         }
     }

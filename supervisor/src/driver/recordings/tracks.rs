@@ -287,37 +287,75 @@ impl Recordings {
         let dir = (self.dir.as_ref()).ok_or("recording is off on this host (no RECORD_DIR)")?;
         let rooms = self.rooms.upgrade().ok_or("this host is stopping")?;
         let asked = |l: &Lent| &l.host == host && l.link == link && l.track == order.track;
-        if self.lent().values().any(asked) {
-            return Err(format!("track {} is being recorded already", order.track));
+        let key = (host.clone(), link, order.track);
+        {
+            let mut opening = self.opening();
+            if self.lent().values().any(asked) || opening.contains_key(&key) {
+                return Err(format!("track {} is being recorded already", order.track));
+            }
+            opening.insert(key.clone(), false);
         }
+        let opened = self.open_lent(dir, &rooms, node, &order).await;
+        let (id, tap, file, codec) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                self.opening().remove(&key);
+                return Err(e);
+            }
+        };
+        // Out of `opening` and into `lent` under one lock: an end asked meanwhile finds it in
+        // one or the other.
+        let ended_meanwhile = {
+            let mut opening = self.opening();
+            let ended = opening.remove(&key).unwrap_or(false);
+            if !ended {
+                let lent = Lent {
+                    host: host.clone(),
+                    link,
+                    track: order.track,
+                    tap: tap.clone(),
+                };
+                self.lent().insert(id, lent);
+            }
+            ended
+        };
+        if ended_meanwhile {
+            // Its host gave up waiting and asked for the end before the open was done.
+            let _ = self.untap_here(id, &tap).await;
+            return Err(format!("track {} was ended while it opened", order.track));
+        }
+        tracing::info!(%host, room = %order.room, file, "recording a track of another host's room");
+        Ok((file, codec))
+    }
+
+    fn opening(&self) -> MutexGuard<'_, std::collections::HashMap<(HostId, u64, u64), bool>> {
+        self.opening.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Opens a lent track: its folder under `dir`, the tap and this host's recorder.
+    async fn open_lent(
+        &self,
+        dir: &Path,
+        rooms: &Rooms,
+        node: NodeId,
+        order: &RemoteTrack,
+    ) -> Result<(u64, Tap, String, String), String> {
         // Names another host sends are made safe here: no path leaves RECORD_DIR.
         let folder = dir
             .join(file_part(&order.room))
             .join(file_part(&order.folder));
         std::fs::create_dir_all(&folder)
             .map_err(|e| format!("cannot write recordings to {}: {e}", folder.display()))?;
-        let (id, tap, file, codec) = self
-            .tap_here(
-                &rooms,
-                &folder,
-                &file_part(&order.name),
-                node,
-                order.router,
-                order.producer,
-            )
-            .await
-            .map_err(|e| format!("{e:#}"))?;
-        tracing::info!(%host, room = %order.room, folder = %folder.display(), file, "recording a track of another host's room");
-        self.lent().insert(
-            id,
-            Lent {
-                host: host.clone(),
-                link,
-                track: order.track,
-                tap,
-            },
-        );
-        Ok((file, codec))
+        self.tap_here(
+            rooms,
+            &folder,
+            &file_part(&order.name),
+            node,
+            order.router,
+            order.producer,
+        )
+        .await
+        .map_err(|e| format!("{e:#}"))
     }
 
     /// Ends the track `track` this host records for `host`: what its file holds.
@@ -328,11 +366,24 @@ impl Recordings {
         track: u64,
     ) -> Result<TrackSummary, String> {
         let found = {
+            let mut opening = self.opening();
             let mut lent = self.lent();
             let id = (lent.iter())
                 .find(|(_, l)| &l.host == host && l.link == link && l.track == track)
                 .map(|(id, _)| *id);
-            id.and_then(|id| lent.remove(&id).map(|l| (id, l)))
+            match id.and_then(|id| lent.remove(&id).map(|l| (id, l))) {
+                Some(found) => Some(found),
+                None => match opening.get_mut(&(host.clone(), link, track)) {
+                    // Still opening: it is ended as soon as it is open.
+                    Some(ended) => {
+                        *ended = true;
+                        return Err(format!(
+                            "track {track} was still opening: it ends once open"
+                        ));
+                    }
+                    None => None,
+                },
+            }
         };
         let (id, lent) = found.ok_or_else(|| format!("no track {track} of host {host} here"))?;
         self.untap_here(id, &lent.tap).await
