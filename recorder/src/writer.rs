@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gstreamer as gst;
@@ -174,6 +174,12 @@ impl TrackWriter {
             });
         }
 
+        if let Some(mux) = pipeline.by_name("mux") {
+            for pad in mux.sink_pads() {
+                keep_timestamps_increasing(&pad);
+            }
+        }
+
         let writer = TrackWriter {
             pipeline,
             src,
@@ -275,6 +281,39 @@ impl TrackWriter {
             _ => Err(WriterError::Finish(self.path.clone())),
         }
     }
+}
+
+/// The muxers write milliseconds, and a player refuses two frames at the same one ("non
+/// monotonically increasing dts"): a sender's clock may put two frames under a millisecond
+/// apart (or on the same RTP timestamp), and a frame cut by a loss the depacketizer gave up on
+/// can come out on the timestamp of the next. Every buffer reaching the muxer is therefore
+/// kept at least a millisecond after the one before it; dropping it instead would break every
+/// frame predicted from it until the next key frame.
+fn keep_timestamps_increasing(pad: &gst::Pad) {
+    const STEP: gst::ClockTime = gst::ClockTime::MSECOND;
+    // Only the pad's streaming thread takes it.
+    let last: Mutex<Option<gst::ClockTime>> = Mutex::new(None);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(gst::PadProbeData::Buffer(buffer)) = &mut info.data {
+            if let Some(pts) = buffer.pts() {
+                let mut last = last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let earliest = last.map(|l| l + STEP);
+                let pts = match earliest {
+                    Some(earliest) if pts < earliest => {
+                        let buffer = buffer.make_mut();
+                        buffer.set_pts(earliest);
+                        if buffer.dts().is_some() {
+                            buffer.set_dts(earliest);
+                        }
+                        earliest
+                    }
+                    _ => pts,
+                };
+                *last = Some(pts);
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
 }
 
 impl Drop for TrackWriter {

@@ -3,4 +3,5 @@
 
 mod process;
 mod support;
+mod timestamps;
 mod tracks;

@@ -79,7 +79,10 @@ pub(crate) fn decode_errors(path: &Path) -> String {
     let output = Command::new("ffmpeg")
         .args(["-hide_banner", "-v", "error", "-i"])
         .arg(path)
-        .args(["-f", "null", "-"])
+        // Frames keep the file's own timestamps (milliseconds): by default ffmpeg's null
+        // output counts in frames of the guessed rate and calls two frames of a variable-rate
+        // camera in one such tick "non monotonically increasing".
+        .args(["-enc_time_base", "-1", "-f", "null", "-"])
         .output()
         .expect("ffmpeg");
     String::from_utf8_lossy(&output.stderr).into_owned()
