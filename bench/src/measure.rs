@@ -48,6 +48,10 @@ pub struct Row {
     pub join_ms: Option<(f64, f64)>,
     /// Peak resident memory of the SFU's processes.
     pub peak_rss_mb: f64,
+    /// Their resident memory once started, before anyone joined.
+    pub rss_before_mb: f64,
+    /// Their resident memory at the end of the media period, everyone still there.
+    pub rss_joined_mb: Option<f64>,
     /// The loadgen's CPU (percent of one core).
     pub loadgen_cpu_pct: f64,
     /// The loadgen was the bottleneck.
@@ -94,6 +98,9 @@ pub fn run_step(setup: &Setup, scenario: Scenario, sfu: Sfu, step: &Step) -> any
         load_args.extend(recording.loadgen_args.iter().cloned());
     }
     let mut running = Running::start(sfu, setup, &sfu_args)?;
+    // Its workers settle (allocations of the first seconds) before the baseline is taken.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let rss_before = running.rss();
     let at_start = running.cpu_ticks();
     let target = match sfu {
         Sfu::Ours => "sfu",
@@ -125,6 +132,7 @@ pub fn run_step(setup: &Setup, scenario: Scenario, sfu: Sfu, step: &Step) -> any
     let mut last: Option<Sample> = None;
     let mut log = Vec::new();
     let mut recording_error = None;
+    let mut rss_joined = None;
     for line in lines.iter() {
         if line.contains("media period of") {
             // Everyone joined: the rooms exist, and are recorded from now on.
@@ -144,6 +152,7 @@ pub fn run_step(setup: &Setup, scenario: Scenario, sfu: Sfu, step: &Step) -> any
                 first = Some(sample);
             } else {
                 last = Some(sample);
+                rss_joined = Some(running.rss());
             }
         }
         log.push(line);
@@ -215,6 +224,8 @@ pub fn run_step(setup: &Setup, scenario: Scenario, sfu: Sfu, step: &Step) -> any
         first_frame_ms: pair(&raw["first_frame_ms"]),
         join_ms: pair(&raw["join_ms"]),
         peak_rss_mb: peak_rss as f64 / 1e6,
+        rss_before_mb: rss_before as f64 / 1e6,
+        rss_joined_mb: rss_joined.map(|b| b as f64 / 1e6),
         loadgen_cpu_pct: raw["loadgen_cpu_pct"].as_f64().unwrap_or(0.0),
         loadgen_saturated: raw["loadgen_saturated"].as_bool().unwrap_or(false),
         recorder_cpu_pct,

@@ -20,6 +20,9 @@ pub fn table(scenario: Scenario, rows: &[Row]) -> String {
     if scenario == Scenario::Recording {
         return recording_table(rows);
     }
+    if scenario == Scenario::Idle {
+        return idle_table(rows);
+    }
     let mut out = String::new();
     let _ = writeln!(out, "### {}\n", scenario.title());
     let _ = writeln!(
@@ -69,6 +72,40 @@ pub fn table(scenario: Scenario, rows: &[Row]) -> String {
             out,
             "\nJanus' CPU per forwarded packet over ours (above 1: ours is cheaper): {}",
             ratios.join(", ")
+        );
+    }
+    out
+}
+
+/// The idle scenario: what each joined peer costs, CPU and the memory it adds to the SFU's
+/// processes (resident memory with everyone joined, less before anyone joined).
+fn idle_table(rows: &[Row]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "### {}\n", Scenario::Idle.title());
+    let _ = writeln!(
+        out,
+        "| SFU | step | peers | CPU % of one core | CPU per peer, % of a core | RSS before MB | RSS joined MB | RSS per peer KB | peak RSS MB | join p50 / p99 ms | ok |"
+    );
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    for row in rows.iter().filter(|r| r.scenario == Scenario::Idle) {
+        let per_peer = |total: f64| (row.peers > 0).then(|| total / row.peers as f64);
+        let added_kb = row
+            .rss_joined_mb
+            .and_then(|joined| per_peer((joined - row.rss_before_mb) * 1e3));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.1} | {} | {:.1} | {} | {} | {:.0} | {} | {} |",
+            row.sfu.label(),
+            row.step,
+            row.peers,
+            row.cpu_pct,
+            opt(per_peer(row.cpu_pct), 4),
+            row.rss_before_mb,
+            opt(row.rss_joined_mb, 1),
+            opt(added_kb, 1),
+            row.peak_rss_mb,
+            latency(row.join_ms),
+            if row.passed { "yes" } else { "**no**" },
         );
     }
     out

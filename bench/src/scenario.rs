@@ -111,7 +111,7 @@ impl Scenario {
                 "Join storm: 200 peers join within 2 s (20 rooms × 1 publisher + 9 subscribers)"
             }
             Scenario::Idle => {
-                "Idle cost: 100 joined peers without media (10 rooms × 10): joined only (an idle Janus participant has no PeerConnection), then with connected send and receive transports (ours only)"
+                "Idle cost: 100 and 1,000 joined peers without media (rooms of 10): joined only (an idle Janus participant has no PeerConnection), then with connected send and receive transports (ours only); memory per peer is what everyone joined adds to the SFU's resident memory"
             }
             Scenario::Spanning => {
                 "One room of 4 publishers (audio + video) and 100 subscribers: one router, then two workers' routers piped together (both workers on the SFU's one core)"
@@ -371,24 +371,32 @@ impl Scenario {
                 steps
             }
             Scenario::Idle => {
-                let joined = [
-                    "--rooms",
-                    "10",
-                    "--publishers",
-                    "10",
-                    "--idle",
-                    "--ramp",
-                    "50",
-                    "--duration",
-                    duration,
-                ];
-                let mut only = joined.to_vec();
-                only.push("--no-transports");
-                let transports = Step {
-                    ours_only: true,
-                    ..step("100 peers with transports".into(), 100, &joined)
-                };
-                vec![step("100 peers joined".into(), 100, &only), transports]
+                let ns: &[u32] = if quick { &[100] } else { &[100, 1000] };
+                let mut joined_only = Vec::new();
+                let mut with_transports = Vec::new();
+                for &n in ns {
+                    let rooms = (n / 10).to_string();
+                    let joined = [
+                        "--rooms",
+                        &rooms,
+                        "--publishers",
+                        "10",
+                        "--idle",
+                        "--ramp",
+                        "50",
+                        "--duration",
+                        duration,
+                    ];
+                    let mut only = joined.to_vec();
+                    only.push("--no-transports");
+                    joined_only.push(step(format!("{n} peers joined"), n, &only));
+                    with_transports.push(Step {
+                        ours_only: true,
+                        ..step(format!("{n} peers with transports"), n, &joined)
+                    });
+                }
+                joined_only.extend(with_transports);
+                joined_only
             }
         }
     }

@@ -159,9 +159,21 @@ impl Running {
 
     /// Peak resident memory of the whole tree (sum of each process' VmHWM), in bytes.
     pub fn peak_rss(&self) -> u64 {
+        self.tree_status("VmHWM:")
+    }
+
+    /// Resident memory of the whole tree now (sum of each process' VmRSS), in bytes.
+    pub fn rss(&self) -> u64 {
+        self.tree_status("VmRSS:")
+    }
+
+    fn tree_status(&self, field: &str) -> u64 {
         let mut pids = descendants(self.pid());
         pids.push(self.pid());
-        pids.iter().filter_map(|&p| vm_hwm(p)).sum()
+        pids.iter()
+            .filter_map(|&p| status_kib(p, field))
+            .sum::<u64>()
+            * 1024
     }
 
     /// Stops it: SIGTERM, then SIGKILL after 5 s.
@@ -203,11 +215,11 @@ fn stat_ticks(pid: u32) -> Option<u64> {
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
-fn vm_hwm(pid: u32) -> Option<u64> {
+/// A `kB` field of `/proc/PID/status` (`VmHWM:`, `VmRSS:`).
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Every process below `root`.

@@ -350,7 +350,7 @@ impl RoomCore {
             .collect();
         Some(RoomExport {
             room: room_id.0.clone(),
-            rtp_capabilities: room.rtp_capabilities.clone(),
+            rtp_capabilities: Value::clone(&room.rtp_capabilities),
             routers,
             links,
             peers,
@@ -434,7 +434,7 @@ impl RoomCore {
             Room {
                 routers,
                 links,
-                rtp_capabilities: export.rtp_capabilities,
+                rtp_capabilities: std::sync::Arc::new(export.rtp_capabilities),
                 created_at: now,
                 peers,
                 speakers: Vec::new(),

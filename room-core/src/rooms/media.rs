@@ -60,7 +60,7 @@ impl RoomCore {
     ) -> Result<RouterCapabilities, ClientError> {
         let (_, room) = self.room_of_peer(peer)?;
         Ok(RouterCapabilities {
-            router_rtp_capabilities: room.rtp_capabilities.clone(),
+            router_rtp_capabilities: Value::clone(&room.rtp_capabilities),
         })
     }
 

@@ -10,8 +10,8 @@ use ipc::messages::{Json, RoomId, RouterId};
 use monitor_api::EventKind;
 
 use super::{
-    json_value, not_joined, Cleanup, Credentials, Link, LinkOrder, MetricChange, Output, Peer,
-    Room, RoomCore, RouterState, Target,
+    not_joined, Cleanup, Credentials, Link, LinkOrder, MetricChange, Output, Peer, Room, RoomCore,
+    RouterState, Target,
 };
 use crate::placement::{place_router, NodeView, Placement, RouterAsk, WorkerView};
 use crate::NodeId;
@@ -88,7 +88,7 @@ impl RoomCore {
         // What can be consumed on the newcomer's router now; the rest is announced
         // (`newProducer`) as its pipe completes.
         let peers = Self::peer_infos(room, peer, router);
-        let router_rtp_capabilities = room.rtp_capabilities.clone();
+        let router_rtp_capabilities = serde_json::Value::clone(&room.rtp_capabilities);
         let active_speaker = room.speakers.first().copied();
         let resume_token = self.issue_resume_token(peer);
         let answer = Joined {
@@ -314,7 +314,7 @@ impl RoomCore {
         now: Instant,
     ) -> Result<(), ClientError> {
         let (node, worker) = at;
-        let rtp_capabilities = match json_value(rtp_capabilities) {
+        let rtp_capabilities = match self.router_caps(rtp_capabilities) {
             Ok(caps) => caps,
             Err(e) => {
                 self.cleanup(node, Cleanup::CloseRouter(call::CloseRouter { router }));

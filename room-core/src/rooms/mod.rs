@@ -29,6 +29,7 @@ mod tests;
 mod view;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipc::calls as call;
@@ -164,7 +165,8 @@ pub(crate) struct Room {
     pub(crate) routers: BTreeMap<RouterId, RouterState>,
     /// Pipe transport pairs between its routers on different nodes, by (lower, higher) id.
     pub(crate) links: BTreeMap<(RouterId, RouterId), Link>,
-    rtp_capabilities: Value,
+    /// Shared by every room whose routers have the same (see [`RoomCore::router_caps`]).
+    rtp_capabilities: Arc<Value>,
     pub(crate) created_at: Instant,
     pub(crate) peers: BTreeMap<PeerId, Peer>,
     /// Who spoke, the most recent first (see [`last_n`]).
@@ -331,6 +333,8 @@ pub struct RoomCore {
     last_n_dirty: BTreeSet<RoomId>,
     /// The last announcement sequence number.
     announce_seq: u64,
+    /// The last routers' RTP capabilities, as the node sent them and parsed.
+    router_caps: Option<(String, Arc<Value>)>,
     /// When the rooms in `announcing` tell what they gathered.
     announce_at: Option<Instant>,
     announcing: BTreeSet<RoomId>,
@@ -407,6 +411,22 @@ fn bounded_app_data(
     Ok(Some(data))
 }
 
+impl RoomCore {
+    /// The routers' RTP capabilities in `json`, parsed once: routers made with the same codecs
+    /// (every one of a deployment) have the same, and a parsed copy per room (~30 KB) was a
+    /// tenth of an idle peer's memory in rooms of ten.
+    fn router_caps(&mut self, json: &Json) -> Result<Arc<Value>, ClientError> {
+        if let Some((text, caps)) = &self.router_caps {
+            if *text == json.0 {
+                return Ok(caps.clone());
+            }
+        }
+        let caps = Arc::new(json_value(json)?);
+        self.router_caps = Some((json.0.clone(), caps.clone()));
+        Ok(caps)
+    }
+}
+
 fn json_value(json: &Json) -> Result<Value, ClientError> {
     serde_json::from_str(&json.0).map_err(|e| {
         ClientError::new(
@@ -445,6 +465,7 @@ impl RoomCore {
             leaving: false,
             last_n_dirty: BTreeSet::new(),
             announce_seq: 0,
+            router_caps: None,
             announce_at: None,
             announcing: BTreeSet::new(),
         }

@@ -295,7 +295,7 @@ impl RoomCore {
             room: room_id.0.clone(),
             joined: true,
             resume_token: Some(fresh),
-            router_rtp_capabilities: room.rtp_capabilities.clone(),
+            router_rtp_capabilities: serde_json::Value::clone(&room.rtp_capabilities),
             peers: Self::peer_infos(room, peer, router),
             transports,
             producers,

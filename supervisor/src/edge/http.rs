@@ -23,8 +23,9 @@ use crate::monitoring::metrics::Metrics;
 #[derive(Clone, Copy, Debug)]
 pub struct RemoteAddr(pub SocketAddr);
 
-/// Read buffer reserved per WebSocket session (it grows for a larger frame).
-const WS_READ_BUFFER: usize = 8 * 1024;
+/// Read buffer reserved per WebSocket session: it grows for a larger frame, and most are
+/// small (8 KiB here was a third of an idle peer's memory; `bench/run.sh idle`).
+const WS_READ_BUFFER: usize = 1024;
 /// Bytes a session buffers before writing to its socket (it also writes at each flush).
 const WS_WRITE_BUFFER: usize = 16 * 1024;
 

@@ -52,7 +52,8 @@ pub struct Keepalive {
 enum Control {
     /// A ping with this payload.
     Ping([u8; 16]),
-    Close(CloseFrame),
+    /// Boxed: the channel reserves its slots per session, and a close is sent once.
+    Close(Box<CloseFrame>),
 }
 
 /// Pings whose pong still counts (a late pong answers one of the last few).
@@ -145,10 +146,10 @@ pub async fn serve(socket: WebSocket, session: Session) {
     let mut closing = false;
     let close = |closing: &mut bool, code, reason: &str| {
         if !std::mem::replace(closing, true) {
-            let _ = control_tx.try_send(Control::Close(CloseFrame {
+            let _ = control_tx.try_send(Control::Close(Box::new(CloseFrame {
                 code,
                 reason: reason.to_string().into(),
-            }));
+            })));
         }
     };
     let mut ping = tokio::time::interval(keepalive.ping_every);
@@ -247,17 +248,19 @@ pub async fn serve(socket: WebSocket, session: Session) {
                         );
                         break;
                     }
-                    match handle(&rooms, &metrics, &mut asker, text.as_str()).await {
+                    // Boxed: a request's future is large and lives only while it is handled;
+                    // inline, every idle session's task would carry its space (~6 KB each).
+                    match Box::pin(handle(&rooms, &metrics, &mut asker, text.as_str())).await {
                         Handled::Answer(answer) => answer,
                         Handled::Done => continue,
                         Handled::Relay(host) => {
-                            match start_relay(
+                            match Box::pin(start_relay(
                                 routing.as_ref(),
                                 &host,
                                 client,
                                 &outbox,
                                 text.to_string(),
-                            )
+                            ))
                             .await
                             {
                                 Ok(session) => {
@@ -364,7 +367,7 @@ async fn write_frames(
             biased;
             Some(control) = control_rx.recv() => match control {
                 Control::Close(frame) => {
-                    return write(sink.send(Message::Close(Some(frame)))).await;
+                    return write(sink.send(Message::Close(Some(*frame)))).await;
                 }
                 Control::Ping(payload) => {
                     write(sink.send(Message::Ping(payload.to_vec().into()))).await?

@@ -412,3 +412,31 @@ fn publishing_newcomers_are_reserved_room_for_what_they_will_send() {
         "{joined} publishing newcomers fit where 10 viewers do"
     );
 }
+
+#[test]
+fn rooms_whose_routers_have_the_same_capabilities_share_one_copy_and_others_keep_their_own() {
+    let mut core = new_core(limits());
+    create_room(&mut core, "one", NODE);
+    create_room(&mut core, "two", NODE);
+    let other_caps =
+        Json(json!({"codecs": [{"kind": "audio", "mimeType": "audio/opus"}]}).to_string());
+    core.handle_router_created(
+        RoomId("three".into()),
+        RouterId(Uuid::new_v4()),
+        (NODE, 1),
+        &other_caps,
+        Instant::now(),
+    )
+    .unwrap();
+    let caps = |room: &str| core.rooms[&RoomId(room.into())].rtp_capabilities.clone();
+    assert!(std::sync::Arc::ptr_eq(&caps("one"), &caps("two")));
+    assert_eq!(*caps("one"), router_caps());
+    assert!(!std::sync::Arc::ptr_eq(&caps("one"), &caps("three")));
+    assert_eq!(
+        *caps("three"),
+        json!({"codecs": [{"kind": "audio", "mimeType": "audio/opus"}]})
+    );
+    // Each room's joiners are still given their own router's.
+    let alice = join(&mut core, "three", "Alice");
+    assert!(core.is_joined(alice));
+}
