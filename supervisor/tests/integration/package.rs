@@ -241,20 +241,42 @@ fn monitor(port: u16, token: &str, args: &[&str]) -> Result<serde_json::Value, S
     }
 }
 
-/// A call recorded for 3 s (`sfu-monitor record start|stop`): the installed recorder writes
-/// its tracks under the unit's RECORD_DIR, as the service's user.
+/// A call recorded (`sfu-monitor record start|stop`) until its 4 tracks have been written
+/// to for a second: the installed recorder writes them under the unit's RECORD_DIR, as the
+/// service's user.
 fn recorded_call(port: u16, token: &str, log: &str) -> monitor_api::RecordingManifest {
     let log = log.to_string();
-    let call = std::thread::spawn(move || call_for(port, 8, &log));
+    let call = std::thread::spawn(move || call_for(port, 15, &log));
     let deadline = Instant::now() + Duration::from_secs(20);
-    while let Err(e) = monitor(port, token, &["record", "start", "load-0"]) {
-        assert!(
-            e.contains("no room") && Instant::now() < deadline,
-            "record start: {e}"
-        );
+    let started = loop {
+        match monitor(port, token, &["record", "start", "load-0"]) {
+            Ok(started) => break started,
+            Err(e) => assert!(
+                e.contains("no room") && Instant::now() < deadline,
+                "record start: {e}"
+            ),
+        }
+        blocking_pause(Duration::from_millis(200));
+    };
+    let started: monitor_api::RecordingManifest =
+        serde_json::from_value(started).expect("a manifest");
+    // The installed recorder's first start scans GStreamer's plugins into the unit's empty
+    // cache, and the publishers' producers come after the room: wait for the files rather
+    // than for a fixed time.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let written = |folder: &str| {
+        std::fs::read_dir(folder)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|f| f.file_name().to_string_lossy().ends_with(".webm"))
+            .filter(|f| f.metadata().is_ok_and(|m| m.len() > 0))
+            .count()
+    };
+    while written(&started.folder) < 4 && Instant::now() < deadline {
         blocking_pause(Duration::from_millis(200));
     }
-    blocking_pause(Duration::from_secs(3));
+    blocking_pause(Duration::from_secs(1));
     let stopped = monitor(port, token, &["record", "stop", "load-0"]).expect("record stop");
     call.join().expect("the call");
     serde_json::from_value(stopped).expect("a manifest")
