@@ -428,13 +428,14 @@ impl RoomCore {
             self.resumption.grant(peer, token);
         }
         tracing::info!(room = %room_id, peers = peers.len(), routers = routers.len(), "room taken over from another host");
+        let rtp_capabilities = self.shared_caps(export.rtp_capabilities);
         self.last_n_dirty.insert(room_id.clone());
         self.rooms.insert(
             room_id,
             Room {
                 routers,
                 links,
-                rtp_capabilities: std::sync::Arc::new(export.rtp_capabilities),
+                rtp_capabilities,
                 created_at: now,
                 peers,
                 speakers: Vec::new(),

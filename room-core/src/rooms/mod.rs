@@ -425,6 +425,15 @@ impl RoomCore {
         self.router_caps = Some((json.0.clone(), caps.clone()));
         Ok(caps)
     }
+
+    /// `caps` as a room taken over from another host has them: the shared copy when they
+    /// are the same.
+    fn shared_caps(&self, caps: Value) -> Arc<Value> {
+        match &self.router_caps {
+            Some((_, shared)) if **shared == caps => shared.clone(),
+            _ => Arc::new(caps),
+        }
+    }
 }
 
 fn json_value(json: &Json) -> Result<Value, ClientError> {

@@ -418,25 +418,42 @@ fn rooms_whose_routers_have_the_same_capabilities_share_one_copy_and_others_keep
     let mut core = new_core(limits());
     create_room(&mut core, "one", NODE);
     create_room(&mut core, "two", NODE);
-    let other_caps =
-        Json(json!({"codecs": [{"kind": "audio", "mimeType": "audio/opus"}]}).to_string());
+    let audio_only = json!({"codecs": [{"kind": "audio", "mimeType": "audio/opus"}]});
     core.handle_router_created(
         RoomId("three".into()),
         RouterId(Uuid::new_v4()),
         (NODE, 1),
-        &other_caps,
+        &Json(audio_only.to_string()),
         Instant::now(),
     )
     .unwrap();
-    let caps = |room: &str| core.rooms[&RoomId(room.into())].rtp_capabilities.clone();
-    assert!(std::sync::Arc::ptr_eq(&caps("one"), &caps("two")));
-    assert_eq!(*caps("one"), router_caps());
-    assert!(!std::sync::Arc::ptr_eq(&caps("one"), &caps("three")));
-    assert_eq!(
-        *caps("three"),
-        json!({"codecs": [{"kind": "audio", "mimeType": "audio/opus"}]})
-    );
-    // Each room's joiners are still given their own router's.
-    let alice = join(&mut core, "three", "Alice");
-    assert!(core.is_joined(alice));
+    let caps =
+        |core: &RoomCore, room: &str| core.rooms[&RoomId(room.into())].rtp_capabilities.clone();
+    assert!(std::sync::Arc::ptr_eq(
+        &caps(&core, "one"),
+        &caps(&core, "two")
+    ));
+    assert!(!std::sync::Arc::ptr_eq(
+        &caps(&core, "one"),
+        &caps(&core, "three")
+    ));
+    // What a joiner is told is its own room's routers' capabilities.
+    let told = |core: &mut RoomCore, room: &str| {
+        let peer = join(core, room, "Alice");
+        core.router_rtp_capabilities(peer)
+            .expect("joined")
+            .router_rtp_capabilities
+    };
+    assert_eq!(told(&mut core, "two"), router_caps());
+    assert_eq!(told(&mut core, "three"), audio_only);
+    // A room taken over from another host shares the copy when it has the same.
+    let export = core.export_room(&RoomId("one".into())).expect("exported");
+    let mut next = new_core(limits());
+    create_room(&mut next, "four", NODE);
+    next.import_room(export, Instant::now()).expect("imported");
+    assert!(std::sync::Arc::ptr_eq(
+        &caps(&next, "one"),
+        &caps(&next, "four")
+    ));
+    assert_eq!(told(&mut next, "one"), router_caps());
 }
