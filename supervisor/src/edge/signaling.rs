@@ -3,13 +3,13 @@
 //! dropped socket leaves it resumable for a while (`resume` on a new connection).
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::driver::rooms::Rooms;
@@ -52,8 +52,58 @@ pub struct Keepalive {
 enum Control {
     /// A ping with this payload.
     Ping([u8; 16]),
-    /// Boxed: the channel reserves its slots per session, and a close is sent once.
-    Close(Box<CloseFrame>),
+    /// The connection's last frame.
+    Close(CloseFrame),
+}
+
+/// The reader's requests to the writer: the latest ping not yet written and the close. Two
+/// slots rather than a channel, which would reserve 32 per session up front.
+#[derive(Default)]
+struct Controls {
+    slots: Mutex<ControlSlots>,
+    ready: Notify,
+}
+
+#[derive(Default)]
+struct ControlSlots {
+    ping: Option<[u8; 16]>,
+    close: Option<CloseFrame>,
+}
+
+impl Controls {
+    fn slots(&self) -> std::sync::MutexGuard<'_, ControlSlots> {
+        // Nothing panics while holding it.
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks for a ping; an unwritten older one is replaced (only recent pings count).
+    fn ping(&self, payload: [u8; 16]) {
+        self.slots().ping = Some(payload);
+        self.ready.notify_one();
+    }
+
+    /// Asks for the close frame (the first one asked wins).
+    fn close(&self, frame: CloseFrame) {
+        self.slots().close.get_or_insert(frame);
+        self.ready.notify_one();
+    }
+
+    /// The next request, the close first.
+    async fn next(&self) -> Control {
+        loop {
+            {
+                let mut slots = self.slots();
+                if let Some(frame) = slots.close.take() {
+                    return Control::Close(frame);
+                }
+                if let Some(payload) = slots.ping.take() {
+                    return Control::Ping(payload);
+                }
+            }
+            // A request between the check and this wait is kept as a permit.
+            self.ready.notified().await;
+        }
+    }
 }
 
 /// Pings whose pong still counts (a late pong answers one of the last few).
@@ -126,16 +176,18 @@ pub async fn serve(socket: WebSocket, session: Session) {
     };
     // Set once the session is relayed to the host that serves its room: every frame goes
     // there from then on.
-    let mut relay: Option<RelaySession> = None;
+    // Boxed: most sessions are never relayed, and the session's task would carry its space.
+    let mut relay: Option<Box<RelaySession>> = None;
     let overflow = inbox.overflow.clone();
-    let (control_tx, control_rx) = mpsc::channel::<Control>(2);
+    let controls = Arc::new(Controls::default());
     // Set when the writer ends (the socket failed or took nothing for WRITE_TIMEOUT): the
     // reader then stops too, whatever the client still sends.
     let writer_gone = Arc::new(Notify::new());
     let writer = tokio::spawn({
         let writer_gone = writer_gone.clone();
+        let controls = controls.clone();
         async move {
-            if let Err(e) = write_frames(&mut sink, inbox, control_rx).await {
+            if let Err(e) = write_frames(&mut sink, inbox, &controls).await {
                 tracing::debug!(%peer, "writing to the client ended: {e}");
             }
             writer_gone.notify_one();
@@ -146,10 +198,10 @@ pub async fn serve(socket: WebSocket, session: Session) {
     let mut closing = false;
     let close = |closing: &mut bool, code, reason: &str| {
         if !std::mem::replace(closing, true) {
-            let _ = control_tx.try_send(Control::Close(Box::new(CloseFrame {
+            controls.close(CloseFrame {
                 code,
                 reason: reason.to_string().into(),
-            })));
+            });
         }
     };
     let mut ping = tokio::time::interval(keepalive.ping_every);
@@ -196,7 +248,7 @@ pub async fn serve(socket: WebSocket, session: Session) {
                     pings.pop_front();
                 }
                 pings.push_back(payload);
-                let _ = control_tx.try_send(Control::Ping(payload));
+                controls.ping(payload);
                 continue;
             }
             closed = relay_closed(&mut relay) => {
@@ -233,7 +285,8 @@ pub async fn serve(socket: WebSocket, session: Session) {
                 RateVerdict::Allow => {
                     // A `join` for a room another host serves ends the relay here: the
                     // session is served or relayed anew, as a first join would be.
-                    if relay.is_some() && joins_elsewhere(routing.as_ref(), relay.as_ref(), &text) {
+                    if relay.is_some() && joins_elsewhere(routing.as_ref(), relay.as_deref(), &text)
+                    {
                         relay = None;
                     }
                     if let Some(relay) = &relay {
@@ -265,7 +318,7 @@ pub async fn serve(socket: WebSocket, session: Session) {
                             {
                                 Ok(session) => {
                                     tracing::info!(peer = %asker.peer, %host, "relaying the session to the host that serves its room");
-                                    relay = Some(session);
+                                    relay = Some(Box::new(session));
                                     continue;
                                 }
                                 Err(answer) => answer,
@@ -359,15 +412,15 @@ pub async fn serve(socket: WebSocket, session: Session) {
 async fn write_frames(
     sink: &mut SplitSink<WebSocket, Message>,
     mut queued: Inbox,
-    mut control_rx: mpsc::Receiver<Control>,
+    controls: &Controls,
 ) -> Result<(), WriteError> {
     loop {
         tokio::select! {
             // A close decided by the reader wins over the end of the queue it implies.
             biased;
-            Some(control) = control_rx.recv() => match control {
+            control = controls.next() => match control {
                 Control::Close(frame) => {
-                    return write(sink.send(Message::Close(Some(*frame)))).await;
+                    return write(sink.send(Message::Close(Some(frame)))).await;
                 }
                 Control::Ping(payload) => {
                     write(sink.send(Message::Ping(payload.to_vec().into()))).await?
@@ -411,7 +464,7 @@ async fn write(
 
 /// What the relay's serving host says when it closes the client (pending for ever without a
 /// relay).
-async fn relay_closed(relay: &mut Option<RelaySession>) -> (u16, String) {
+async fn relay_closed(relay: &mut Option<Box<RelaySession>>) -> (u16, String) {
     match relay {
         Some(relay) => relay.closed.recv().await.unwrap_or((
             CLOSE_HOST_GONE,
