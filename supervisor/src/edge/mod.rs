@@ -14,3 +14,4 @@ pub mod signaling;
 pub mod tls;
 pub mod turn;
 pub mod whip;
+pub mod writer;

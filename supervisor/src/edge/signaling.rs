@@ -3,18 +3,18 @@
 //! dropped socket leaves it resumable for a while (`resume` on a new connection).
 
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket};
-use futures_util::stream::SplitSink;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::driver::rooms::Rooms;
 use crate::edge::admission::{AddressBuckets, RateVerdict, RequestRate};
-use crate::edge::outbox::{Inbox, Outbox, OUTBOX_BYTES};
+use crate::edge::outbox::{Outbox, OUTBOX_BYTES};
+use crate::edge::writer::{write_frames, Controls};
 use crate::monitoring::metrics::Metrics;
 use crate::routing::links::{RelaySession, CLOSE_HOST_GONE};
 use crate::routing::{Route, Routing};
@@ -24,17 +24,12 @@ use signaling_api::{
     MAX_MESSAGE_BYTES,
 };
 
-/// Frames written before one flush.
-const WRITE_BATCH: usize = 64;
 /// Close code of a client that does not read its notifications ("try again later").
 const CLOSE_TOO_SLOW: u16 = 1013;
 /// Close code of a session whose peer another connection resumed.
 const CLOSE_RESUMED_ELSEWHERE: u16 = 4000;
 /// Close code of a session whose room was handed to another host (a drain): resume there.
 pub(crate) const CLOSE_ROOM_MOVED: u16 = 1012;
-/// How long one write (or flush) to a client's socket may take: a client that takes nothing
-/// for this long is dropped rather than holding the writer (and its queue) for ever.
-const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long a closing session waits for its last frames to be written.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
@@ -46,64 +41,6 @@ pub struct Keepalive {
     /// A client whose last answer to a ping is older than this is dropped, whatever else it
     /// sends.
     pub silence_limit: std::time::Duration,
-}
-
-/// What the reader asks of the writer.
-enum Control {
-    /// A ping with this payload.
-    Ping([u8; 16]),
-    /// The connection's last frame.
-    Close(CloseFrame),
-}
-
-/// The reader's requests to the writer: the latest ping not yet written and the close. Two
-/// slots rather than a channel, which would reserve 32 per session up front.
-#[derive(Default)]
-struct Controls {
-    slots: Mutex<ControlSlots>,
-    ready: Notify,
-}
-
-#[derive(Default)]
-struct ControlSlots {
-    ping: Option<[u8; 16]>,
-    close: Option<CloseFrame>,
-}
-
-impl Controls {
-    fn slots(&self) -> std::sync::MutexGuard<'_, ControlSlots> {
-        // Nothing panics while holding it.
-        self.slots.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Asks for a ping; an unwritten older one is replaced (only recent pings count).
-    fn ping(&self, payload: [u8; 16]) {
-        self.slots().ping = Some(payload);
-        self.ready.notify_one();
-    }
-
-    /// Asks for the close frame (the first one asked wins).
-    fn close(&self, frame: CloseFrame) {
-        self.slots().close.get_or_insert(frame);
-        self.ready.notify_one();
-    }
-
-    /// The next request, the close first.
-    async fn next(&self) -> Control {
-        loop {
-            {
-                let mut slots = self.slots();
-                if let Some(frame) = slots.close.take() {
-                    return Control::Close(frame);
-                }
-                if let Some(payload) = slots.ping.take() {
-                    return Control::Ping(payload);
-                }
-            }
-            // A request between the check and this wait is kept as a permit.
-            self.ready.notified().await;
-        }
-    }
 }
 
 /// Pings whose pong still counts (a late pong answers one of the last few).
@@ -405,61 +342,6 @@ pub async fn serve(socket: WebSocket, session: Session) {
         tracing::debug!(%peer, "connection dropped: the client did not take the close frame");
     }
     tracing::debug!(%peer, "client disconnected");
-}
-
-/// Writes the session's frames (batched, one flush per burst) and the reader's pings and
-/// close, until the queue ends, a close is written, or a write fails or times out.
-async fn write_frames(
-    sink: &mut SplitSink<WebSocket, Message>,
-    mut queued: Inbox,
-    controls: &Controls,
-) -> Result<(), WriteError> {
-    loop {
-        tokio::select! {
-            // A close decided by the reader wins over the end of the queue it implies.
-            biased;
-            control = controls.next() => match control {
-                Control::Close(frame) => {
-                    return write(sink.send(Message::Close(Some(frame)))).await;
-                }
-                Control::Ping(payload) => {
-                    write(sink.send(Message::Ping(payload.to_vec().into()))).await?
-                }
-            },
-            frame = queued.recv() => {
-                let Some(text) = frame else { return Ok(()) };
-                // Write what else is queued too, then flush once: one syscall for a burst of
-                // notifications instead of one per frame.
-                write(sink.feed(Message::Text(text.into()))).await?;
-                let mut batch = 1;
-                while batch < WRITE_BATCH {
-                    let Some(text) = queued.try_recv() else { break };
-                    write(sink.feed(Message::Text(text.into()))).await?;
-                    batch += 1;
-                }
-                write(sink.flush()).await?;
-            }
-        }
-    }
-}
-
-/// Why the writer stopped.
-#[derive(Debug, thiserror::Error)]
-enum WriteError {
-    #[error("the socket took nothing for {WRITE_TIMEOUT:?}")]
-    Timeout,
-    #[error("{0}")]
-    Socket(#[from] axum::Error),
-}
-
-/// One write to the socket, at most [`WRITE_TIMEOUT`].
-async fn write(
-    io: impl std::future::Future<Output = Result<(), axum::Error>>,
-) -> Result<(), WriteError> {
-    match tokio::time::timeout(WRITE_TIMEOUT, io).await {
-        Ok(result) => Ok(result?),
-        Err(_) => Err(WriteError::Timeout),
-    }
 }
 
 /// What the relay's serving host says when it closes the client (pending for ever without a
