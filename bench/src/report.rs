@@ -23,15 +23,9 @@ pub fn table(scenario: Scenario, rows: &[Row]) -> String {
     if scenario == Scenario::Idle {
         return idle_table(rows);
     }
-    let mut out = String::new();
-    let _ = writeln!(out, "### {}\n", scenario.title());
-    let _ = writeln!(
-        out,
-        "| SFU | step | peers | streams | packets/s out | CPU % of one core | CPU µs / packet | supervisor CPU % | supervisor share, joins included % | loss % | join → first frame p50 / p99 ms | join p50 / p99 ms | peak RSS MB | loadgen CPU % | ok |"
-    );
-    let _ = writeln!(
-        out,
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    let mut out = table_start(
+        scenario,
+        "SFU | step | peers | streams | packets/s out | CPU % of one core | CPU µs / packet | supervisor CPU % | supervisor share, joins included % | loss % | join → first frame p50 / p99 ms | join p50 / p99 ms | peak RSS MB | loadgen CPU % | ok",
     );
     for row in rows.iter().filter(|r| r.scenario == scenario) {
         let _ = writeln!(
@@ -77,16 +71,33 @@ pub fn table(scenario: Scenario, rows: &[Row]) -> String {
     out
 }
 
+/// A scenario's title and the head of its table: `columns` separated by ` | `; the first two
+/// (SFU, step) and the last (ok) read left-aligned, the numbers between right-aligned.
+fn table_start(scenario: Scenario, columns: &str) -> String {
+    let count = columns.split(" | ").count();
+    let align: Vec<&str> = (0..count)
+        .map(|i| {
+            if i < 2 || i + 1 == count {
+                "---"
+            } else {
+                "---:"
+            }
+        })
+        .collect();
+    format!(
+        "### {}\n\n| {columns} |\n|{}|\n",
+        scenario.title(),
+        align.join("|")
+    )
+}
+
 /// The idle scenario: what each joined peer costs, CPU and the memory it adds to the SFU's
 /// processes (resident memory with everyone joined, less before anyone joined).
 fn idle_table(rows: &[Row]) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "### {}\n", Scenario::Idle.title());
-    let _ = writeln!(
-        out,
-        "| SFU | step | peers | CPU % of one core | CPU per peer, % of a core | RSS before MB | RSS joined MB | RSS per peer KB | peak RSS MB | join p50 / p99 ms | ok |"
+    let mut out = table_start(
+        Scenario::Idle,
+        "SFU | step | peers | CPU % of one core | CPU per peer, % of a core | RSS before MB | RSS joined MB | RSS per peer KB | peak RSS MB | join p50 / p99 ms | ok",
     );
-    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for row in rows.iter().filter(|r| r.scenario == Scenario::Idle) {
         let per_peer = |total: f64| (row.peers > 0).then(|| total / row.peers as f64);
         let added_kb = row
@@ -114,15 +125,9 @@ fn idle_table(rows: &[Row]) -> String {
 /// The recording scenario: each recorded step beside the same load unrecorded, the CPU a
 /// recorded track adds, and how many tracks a core would record at that cost.
 fn recording_table(rows: &[Row]) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "### {}\n", Scenario::Recording.title());
-    let _ = writeln!(
-        out,
-        "| SFU | step | tracks written | MB written | CPU % of one core | added by recording, CPU % per track | recorder process CPU % | post-processing CPU % per track | tracks per core at that cost | lost for good (packets) | failed tracks | subscribers' loss % | ok |"
-    );
-    let _ = writeln!(
-        out,
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    let mut out = table_start(
+        Scenario::Recording,
+        "SFU | step | tracks written | MB written | CPU % of one core | added by recording, CPU % per track | recorder process CPU % | post-processing CPU % per track | tracks per core at that cost | lost for good (packets) | failed tracks | subscribers' loss % | ok",
     );
     let recording = rows.iter().filter(|r| r.scenario == Scenario::Recording);
     for row in recording.clone() {
@@ -181,4 +186,20 @@ pub fn fanout_capacity(rows: &[Row], sfu: Sfu) -> Option<&Row> {
                 && !r.loadgen_saturated
         })
         .max_by_key(|r| r.x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tables_head_aligns_sfu_step_and_ok_left_and_the_numbers_right() {
+        assert_eq!(
+            table_start(Scenario::Idle, "SFU | step | peers | RSS per peer KB | ok"),
+            format!(
+                "### {}\n\n| SFU | step | peers | RSS per peer KB | ok |\n|---|---|---:|---:|---|\n",
+                Scenario::Idle.title()
+            )
+        );
+    }
 }

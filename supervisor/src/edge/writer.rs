@@ -15,7 +15,7 @@ use crate::edge::outbox::Inbox;
 const WRITE_BATCH: usize = 64;
 /// How long one write (or flush) to a client's socket may take: a client that takes nothing
 /// for this long is dropped rather than holding the writer (and its queue) for ever.
-pub(crate) const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What the reader asks of the writer.
 enum Control {
