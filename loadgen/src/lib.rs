@@ -19,6 +19,7 @@ pub mod participant;
 pub mod report;
 pub mod run;
 pub mod sfu_peer;
+mod sfu_rtc;
 pub mod sfu_session;
 pub mod stream_stats;
 pub mod transport;

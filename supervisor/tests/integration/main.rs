@@ -43,3 +43,4 @@ mod timeouts;
 mod tokens;
 mod watch;
 mod whip;
+mod whip_edges;
