@@ -362,10 +362,10 @@ async fn subscribe(
         )
         .await?;
     record.add_transport(transport.shared.clone());
-    transport
+    let connected = transport
         .wait_connected(CONNECT_TIMEOUT)
         .await
         .map_err(|e| failed("ice_dtls", e))?;
-    record.connected();
+    record.connected(connected);
     Ok(Subscription { transport, mids })
 }

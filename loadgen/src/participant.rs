@@ -163,10 +163,10 @@ impl Record {
         }
     }
 
-    /// Its receive transport is connected now.
-    pub fn connected(&self) {
+    /// Its receive transport connected at `at` (the first time counts).
+    pub fn connected(&self, at: Instant) {
         if let Ok(mut latency) = self.connect_latency.lock() {
-            latency.get_or_insert(self.started.elapsed());
+            latency.get_or_insert(at.saturating_duration_since(self.started));
         }
     }
 

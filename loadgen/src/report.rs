@@ -539,7 +539,7 @@ mod tests {
         assert_eq!(summary.packets_per_s, 0.0);
         assert_eq!(summary.connect_ms, None, "nobody connected a transport");
         assert_eq!(summary.consumed_to_frame_ms, None, "nothing was consumed");
-        alice.connected();
+        alice.connected(Instant::now());
         for t in alice.transports.lock().unwrap().iter() {
             for stats in t.streams.lock().unwrap().values_mut() {
                 stats.consumed = Some(start - Duration::from_millis(30));

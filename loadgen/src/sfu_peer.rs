@@ -118,11 +118,14 @@ async fn participate(
     // After a move (mediaMoving): the old transports, closed once the others had time to
     // take this participant's new producers.
     let mut retiring: Option<(tokio::time::Instant, Vec<(String, Transport)>)> = None;
+    // Consumed while ICE and DTLS come up, as the demo page (mediasoup-client) does: the
+    // consumers' key frames are asked for once the transport is connected.
     for (producer, name) in existing {
         receiver
             .consume(&mut signaling, producer, &name, record.started)
             .await?;
     }
+    record.connected(connected(&receiver.transport).await?);
     loop {
         let retire_at = retiring.as_ref().map(|(at, _)| *at);
         tokio::select! {
@@ -185,6 +188,7 @@ async fn participate(
                                 fresh.consume(&mut signaling, p.producer_id, &peer.display_name, Instant::now()).await?;
                             }
                         }
+                        connected(&fresh.transport).await?;
                         let old_recv = std::mem::replace(&mut receiver, fresh);
                         let new_send = publish(target, &mut signaling, record, pts).await?;
                         let old_send = std::mem::replace(&mut send, new_send);
@@ -244,6 +248,7 @@ async fn publish(
         return Ok(None);
     }
     let (id, send) = open_transport(target, signaling, Direction::Send, pts).await?;
+    connected(&send).await?;
     record.add_transport(send.shared.clone());
     for (i, kind) in plan.kinds().into_iter().enumerate() {
         let mid = i.to_string();
@@ -286,7 +291,6 @@ impl Receiver {
     ) -> Result<Receiver, Failed> {
         let (transport_id, transport) =
             open_transport(target, signaling, Direction::Recv, pts).await?;
-        record.connected();
         record.add_transport(transport.shared.clone());
         Ok(Receiver {
             transport_id,
@@ -381,7 +385,8 @@ impl Receiver {
     }
 }
 
-/// Creates and connects a transport; returns its id and the running str0m side.
+/// Creates and connects a transport; returns its id and the running str0m side, whose ICE
+/// and DTLS may still be under way (see [`connected`]).
 async fn open_transport(
     target: &SfuTarget,
     signaling: &mut Client,
@@ -405,9 +410,10 @@ async fn open_transport(
             dtls_parameters: media::object(&dtls_parameters),
         })
         .await?;
-    transport
-        .wait_connected(CONNECT_TIMEOUT)
-        .await
-        .map_err(|e| failed("ice_dtls", e))?;
     Ok((transport_id, transport))
+}
+
+/// Waits for a transport's ICE and DTLS; when they came up.
+async fn connected(transport: &Transport) -> Result<Instant, Failed> {
+    (transport.wait_connected(CONNECT_TIMEOUT).await).map_err(|e| failed("ice_dtls", e))
 }

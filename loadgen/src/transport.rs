@@ -87,6 +87,8 @@ enum Command {
 pub struct Shared {
     /// ICE and DTLS are up.
     pub connected: AtomicBool,
+    /// When they first were.
+    pub connected_at: std::sync::OnceLock<Instant>,
     /// Receive streams by mid.
     pub streams: Mutex<HashMap<String, StreamStats>>,
     /// RTP packets sent (RTX excluded).
@@ -215,8 +217,8 @@ impl Transport {
         let _ = self.commands.send(Command::Forget(mid.into())).await;
     }
 
-    /// Waits up to `limit` for ICE and DTLS.
-    pub async fn wait_connected(&self, limit: Duration) -> Result<(), String> {
+    /// Waits up to `limit` for ICE and DTLS; when they came up.
+    pub async fn wait_connected(&self, limit: Duration) -> Result<Instant, String> {
         let deadline = Instant::now() + limit;
         while !self.shared.connected.load(Ordering::Relaxed) {
             if let Some(why) = self.shared.failure.lock().ok().and_then(|f| f.clone()) {
@@ -230,7 +232,7 @@ impl Transport {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        Ok(())
+        Ok(*self.shared.connected_at.get_or_init(Instant::now))
     }
 }
 
@@ -363,7 +365,10 @@ impl Driver {
     fn handle_event(&mut self, event: Event) -> Result<(), String> {
         let shared = &self.shared;
         match event {
-            Event::Connected => shared.connected.store(true, Ordering::Relaxed),
+            Event::Connected => {
+                let _ = shared.connected_at.set(Instant::now());
+                shared.connected.store(true, Ordering::Relaxed);
+            }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 shared.connected.store(false, Ordering::Relaxed);
             }

@@ -186,11 +186,11 @@ async fn participate(target: &WhipTarget, record: &Record) -> Result<(Transport,
                 .await;
         }
     }
-    transport
+    let connected = transport
         .wait_connected(CONNECT_TIMEOUT)
         .await
         .map_err(|e| failed("ice_dtls", e))?;
-    record.connected();
+    record.connected(connected);
     Ok((transport, location))
 }
 
