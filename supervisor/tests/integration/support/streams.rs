@@ -90,11 +90,22 @@ impl TestPeer {
 /// exactly once. Waits (at most 5 s) for the last packets in flight first. For calls whose
 /// consumers all existed before the first packet was sent.
 pub async fn assert_exact_media(receivers: &[&TestPeer], senders: &[&TestPeer]) {
+    assert_exact_media_from(receivers, senders, 1).await;
+}
+
+/// [`assert_exact_media`] for the packets numbered `from` on: those sent once the call was
+/// seen flowing.
+pub async fn assert_exact_media_from(receivers: &[&TestPeer], senders: &[&TestPeer], from: u64) {
     let deadline = Instant::now() + Duration::from_secs(5);
+    let counted = |receiver: &TestPeer, index: usize| {
+        let arrivals = receiver.arrivals(index);
+        arrivals.tags.iter().filter(|(_, seq)| *seq >= from).count() as u64
+    };
     for receiver in receivers {
         for index in receiver.consumers_of(senders) {
             let (sender, _) = producer_of(senders, &receiver.consumers[index].producer);
-            while receiver.arrivals(index).count() < sender.sent() && Instant::now() < deadline {
+            let expected = (sender.sent() + 1).saturating_sub(from);
+            while counted(receiver, index) < expected && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
@@ -106,8 +117,9 @@ pub async fn assert_exact_media(receivers: &[&TestPeer], senders: &[&TestPeer]) 
         for index in receiver.consumers_of(senders) {
             let consumer = &receiver.consumers[index];
             let (sender, _) = producer_of(senders, &consumer.producer);
-            let seqs = receiver.seqs_from(index, senders);
-            let expected: Vec<u64> = (1..=sender.sent()).collect();
+            let mut seqs = receiver.seqs_from(index, senders);
+            seqs.retain(|seq| *seq >= from);
+            let expected: Vec<u64> = (from..=sender.sent()).collect();
             if seqs != expected {
                 let missing: Vec<_> = expected
                     .iter()
